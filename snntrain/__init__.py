@@ -1,0 +1,10 @@
+"""snntrain: train spiking neural networks with surrogate gradients on JAX.
+
+Modules (one per concern): ``surrogates`` (spike functions), ``neurons`` (neuron contract and
+the time loop), ``encoding`` (input encoders), ``models`` (SNN models), ``data`` (datasets and
+the input pipeline), ``optim`` (optimizers), ``parallel`` (data parallelism), ``checkpoint``,
+``writers`` (metrics.jsonl, wandb), ``train`` (``train_and_evaluate``), ``report`` (sweep
+reports). ``python -m snntrain`` is the Hydra entry point.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""Checkpoints with orbax: atomic, asynchronous, pickle-free, and checked before use.
+
+A checkpoint ``<run dir>/checkpoints/<step>/`` holds ``state`` (parameters, optimizer state,
+step; orbax's tensorstore format, no pickle) and ``meta`` (JSON: epoch, position in the epoch,
+PRNG seed, and a fingerprint of the configuration that decides parameter shapes). Orbax writes
+into a temporary directory and renames it when complete, so a crash during a save leaves the
+previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used (incompatible, unreadable)."""
+
+
+def shapes_of(tree: Any) -> dict[str, list]:
+    """``{"path/to/leaf": [shape..., dtype]}`` for a pytree of arrays (the model's signature)."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(p): [*map(int, x.shape), str(x.dtype)] for p, x in flat}
+
+
+def describe_difference(saved: dict, current: dict) -> str:
+    """One line naming what differs between two :func:`shapes_of` / fingerprint dicts."""
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        if a != b:
+            return f"{key}: checkpoint has {a}, this run has {b}"
+    return "no difference"
+
+
+class Checkpoints:
+    """The checkpoints of one run directory (only the main process writes)."""
+
+    def __init__(self, directory: Path, keep: int = 3, async_save: bool = True,
+                 write: bool = True):
+        self.directory = Path(directory).absolute()
+        self.write = write
+        logging.getLogger("absl").setLevel(logging.WARNING)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=write, enable_async_checkpointing=async_save,
+            read_only=not write)
+        self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                             item_names=("state", "meta"))
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
+        if not self.write:
+            return
+        if step in self.manager.all_steps():
+            return
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        return self.manager.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore(self, target: Any, fingerprint: dict[str, Any], say=print,
+                step: int | None = None) -> tuple[Any, dict[str, Any]] | None:
+        """Restore the newest readable checkpoint into the structure of ``target``.
+
+        Falls back to older checkpoints when the newest cannot be read (saying so); raises
+        :class:`CheckpointError` when a checkpoint belongs to a different model/config.
+        Returns ``None`` when there is no checkpoint.
+        """
+        steps = [step] if step is not None else self.steps()[::-1]
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        for s in steps:
+            try:
+                meta = self.read_meta(s)
+            except Exception as e:  # noqa: BLE001
+                say(f"checkpoint {self.directory / str(s)} is unreadable "
+                    f"({type(e).__name__}); trying the previous one")
+                continue
+            saved_fp = meta.get("fingerprint", {})
+            if saved_fp != fingerprint:
+                raise CheckpointError(
+                    f"checkpoint {self.directory / str(s)} is from an incompatible run: "
+                    f"{describe_difference(saved_fp, fingerprint)} "
+                    "(use trainer.resume=never or a new run directory)")
+            try:
+                state = self.manager.restore(s, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract)))["state"]
+            except Exception as e:  # noqa: BLE001
+                say(f"checkpoint {self.directory / str(s)} is corrupt or truncated "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                    "trying the previous one")
+                continue
+            return state, meta
+        return None
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,190 @@
+"""Data parallelism: one step function, run on one device, sharded over a mesh, or pmapped.
+
+Every step function has the signature ``step(state, batch, key, surrogate, *, axis_name)``;
+it reduces its sums with ``lax.psum(..., axis_name)`` when ``axis_name`` is given (pmap) and
+relies on XLA's sharding propagation otherwise (``none`` and ``sharded``). The global batch is
+split along its first axis over the ``data`` axis of the devices; parameters and optimizer state
+are replicated, so all replicas stay identical.
+
+Modes (``trainer.parallel``):
+  * ``none``: one device, ``jax.jit``.
+  * ``sharded``: ``jax.jit`` over a ``jax.make_mesh`` 'data' axis with ``NamedSharding``
+    (the current JAX way).
+  * ``pmap``: a literal ``jax.pmap`` with ``lax.psum`` of gradient sums (the classic scheme).
+  * ``auto``: ``sharded`` when more than one device is used, else ``none``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+MODES = ("auto", "none", "sharded", "pmap")
+AXIS = "data"
+
+
+class ParallelError(ValueError):
+    """A data-parallel setting that cannot work (reported in one line at start-up)."""
+
+
+def nearest_divisible(batch_size: int, n: int) -> list[int]:
+    """The multiples of ``n`` just below and above ``batch_size``."""
+    below = (batch_size // n) * n
+    return [b for b in (below, below + n) if b > 0]
+
+
+def maybe_initialize_distributed(cfg: Any) -> None:
+    """Call ``jax.distributed.initialize`` for multi-host runs (``trainer.distributed``).
+
+    ``true`` initialises with ``coordinator_address``/``num_processes``/``process_id`` from the
+    config when set, otherwise from the environment JAX recognises (SLURM, TPU pods, ...);
+    ``auto`` initialises only when such an environment is detected.
+    """
+    mode = cfg.get("distributed", False)
+    if mode is False or mode in ("false", "none"):
+        return
+    env_detected = any(k in os.environ for k in ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES",
+                                                 "JAX_COORDINATOR_ADDRESS"))
+    if mode == "auto" and not env_detected:
+        return
+    if mode == "auto" and int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return
+    kwargs = {k: cfg.get(k) for k in ("coordinator_address", "num_processes", "process_id")
+              if cfg.get(k) is not None}
+    timeout = int(cfg.get("init_timeout_s", 300))
+    try:
+        jax.distributed.initialize(initialization_timeout=timeout, **kwargs)
+    except Exception as e:  # noqa: BLE001 - report in one line
+        raise ParallelError(f"jax.distributed.initialize({kwargs}) failed: {e}") from None
+
+
+class DataParallel:
+    """Places batches and state on devices and compiles step functions for one mode."""
+
+    def __init__(self, mode: str = "auto", devices: int | None = None, batch_size: int = 0):
+        if mode not in MODES:
+            raise ParallelError(f"trainer.parallel={mode!r}; valid: {', '.join(MODES)}")
+        local = jax.local_devices()
+        if devices is None or devices in (0, "all"):
+            devices = len(local)
+        devices = int(devices)
+        if not 1 <= devices <= len(local):
+            raise ParallelError(f"trainer.devices={devices}: this process has {len(local)} "
+                                f"local device(s); valid: 1..{len(local)}")
+        if mode == "auto":
+            mode = "sharded" if devices > 1 or jax.process_count() > 1 else "none"
+        if mode == "none" and devices > 1:
+            devices = 1
+        self.mode = mode
+        self.local_devices = local[:devices]
+        self.process_count = jax.process_count()
+        self.process_index = jax.process_index()
+        n_global = devices * self.process_count
+        self.n_devices = n_global
+        if batch_size and batch_size % n_global:
+            raise ParallelError(
+                f"batch size {batch_size} does not divide over {n_global} devices; "
+                f"nearest valid sizes: {', '.join(map(str, nearest_divisible(batch_size, n_global)))}"
+            )
+        self.batch_size = batch_size
+        if mode == "sharded":
+            all_devices = [d for d in jax.devices() if d in set(jax.devices())]
+            if self.process_count == 1:
+                all_devices = self.local_devices
+            self.mesh = jax.make_mesh((len(all_devices),), (AXIS,), axis_types=(AxisType.Auto,),
+                                      devices=all_devices)
+            self.batch_sharding = NamedSharding(self.mesh, PartitionSpec(AXIS))
+            self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+    @property
+    def local_rows(self) -> slice:
+        """This process's rows of every global batch."""
+        per = self.batch_size // self.process_count
+        return slice(self.process_index * per, (self.process_index + 1) * per)
+
+    @property
+    def is_main(self) -> bool:
+        return self.process_index == 0
+
+    # ---- placement -------------------------------------------------------------------------
+    def replicate(self, tree: Any) -> Any:
+        """Put ``tree`` on every device (the layout the compiled step expects)."""
+        if self.mode == "sharded":
+            return jax.device_put(tree, self.replicated)
+        if self.mode == "pmap":
+            return jax.device_put_replicated(tree, self.local_devices)
+        return jax.device_put(tree, self.local_devices[0])
+
+    def unreplicate(self, tree: Any) -> Any:
+        """One copy of a replicated tree (as host-independent arrays)."""
+        if self.mode == "pmap":
+            return jax.tree.map(lambda x: x[0], tree)
+        return tree
+
+    def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """Send this process's part of a global batch to its devices, already sharded."""
+        if self.mode == "sharded":
+            if self.process_count > 1:
+                return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
+                        for k, v in batch.items()}
+            return jax.device_put(batch, self.batch_sharding)
+        if self.mode == "pmap":
+            n = len(self.local_devices)
+            shards = {k: v.reshape(n, v.shape[0] // n, *v.shape[1:]) for k, v in batch.items()}
+            return jax.device_put_sharded(
+                [{k: v[i] for k, v in shards.items()} for i in range(n)], self.local_devices)
+        return jax.device_put(batch, self.local_devices[0])
+
+    def prefetch(self, host_batches: Iterable[dict], size: int = 2) -> Iterator[dict]:
+        """Yield device batches, keeping ``size`` transfers in flight ahead of the consumer."""
+        queue: list[dict] = []
+        for batch in host_batches:
+            queue.append(self.put_batch(batch))
+            if len(queue) >= size:
+                yield queue.pop(0)
+        yield from queue
+
+    # ---- compilation -----------------------------------------------------------------------
+    def compile(self, step: Callable, donate_state: bool = True) -> Callable:
+        """Compile ``step(state, batch, key, surrogate, *, axis_name)`` for this mode.
+
+        The returned function has signature ``(state, batch, key, surrogate)``; ``key`` and
+        ``surrogate`` are replicated (never split over devices).
+        """
+        donate = (0,) if donate_state else ()
+        if self.mode == "pmap":
+            fn = jax.pmap(functools.partial(step, axis_name=AXIS), axis_name=AXIS,
+                          in_axes=(0, 0, None, None), devices=self.local_devices,
+                          donate_argnums=donate)
+            return fn
+        fn = functools.partial(step, axis_name=None)
+        if self.mode == "sharded":
+            r, b = self.replicated, self.batch_sharding
+            return jax.jit(fn, in_shardings=(r, b, r, r), out_shardings=r, donate_argnums=donate)
+        return jax.jit(fn, donate_argnums=donate)
+
+    def metrics_to_host(self, metrics: Any) -> Any:
+        """Fetch (replicated) metrics to host numpy."""
+        if self.mode == "pmap":
+            metrics = jax.tree.map(lambda x: x[0], metrics)
+        return jax.device_get(metrics)
+
+
+def psum(x: Any, axis_name: str | None) -> Any:
+    """``lax.psum`` over ``axis_name`` when running under pmap, identity otherwise."""
+    return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def to_host(x: Any) -> Any:
+    return jax.tree.map(lambda a: np.asarray(jax.device_get(a)), x)
+
+
+__all__ = ["DataParallel", "ParallelError", "MODES", "psum", "maybe_initialize_distributed",
+           "nearest_divisible", "jnp"]

@@ -1,0 +1,148 @@
+"""Where metrics go: ``metrics.jsonl`` (always, flushed per line) and wandb (optional).
+
+A wandb failure never stops training: the local files are the record, wandb is a mirror.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plain(v: Any) -> Any:
+    """JSON-safe scalars (numpy → Python; NaN/Inf → strings JSON can hold)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (np.generic, np.ndarray)):
+        v = v.item() if np.ndim(v) == 0 else v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically (temp file + rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_plain(obj), indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class MetricsFile:
+    """Append-only JSON lines, one object per logged step/epoch, flushed line by line.
+
+    On resume, :meth:`truncate_after` drops lines written after the checkpoint being resumed,
+    so the file ends up identical to that of an uninterrupted run.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._f = None
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+            if rec.get("step", 0) <= step:
+                keep.append(line)
+        self.path.write_text("".join(k + "\n" for k in keep))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._f is None:
+            self._f = open(self.path, "a")  # noqa: SIM115 - kept open for the run
+        self._f.write(json.dumps(_plain(record), sort_keys=True) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def has_wandb_key() -> bool:
+    """Whether a wandb API key is configured (env var or ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+class Wandb:
+    """A wandb run that degrades to a no-op when wandb cannot start or keep going."""
+
+    def __init__(self, cfg: dict[str, Any], run_dir: Path, config: dict[str, Any],
+                 run_id: str, say=print):
+        self.run = None
+        self.say = say
+        mode = cfg.get("mode", "auto")
+        if mode == "auto":
+            mode = "online" if has_wandb_key() else "offline"
+            if mode == "offline":
+                say(f"wandb: no API key found, logging offline; upload later with "
+                    f"`wandb sync {run_dir / 'wandb'}/offline-run-*`")
+        self.mode = mode
+        if mode == "disabled":
+            return
+        try:
+            import wandb
+
+            (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
+            self.run = wandb.init(
+                project=cfg.get("project", "snntrain"), entity=cfg.get("entity"),
+                group=cfg.get("group"), name=cfg.get("name"), tags=list(cfg.get("tags") or []),
+                job_type=cfg.get("job_type", "train"), config=config, dir=str(run_dir),
+                id=run_id, resume="allow", mode=mode, reinit="finish_previous",
+                settings=wandb.Settings(init_timeout=float(cfg.get("init_timeout_s", 30)),
+                                        console="off", silent=True, x_disable_stats=True),
+            )
+        except Exception as e:  # noqa: BLE001 - wandb must never stop a run
+            say(f"wandb: could not start ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                "continuing with local logs only")
+            self.run = None
+
+    def _safe(self, fn, *args, **kwargs) -> None:
+        if self.run is None:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            self.say(f"wandb: {type(e).__name__}: {e}; continuing with local logs only")
+            self.run = None
+
+    def log(self, record: dict[str, Any], step: int) -> None:
+        self._safe(lambda: self.run.log(_plain(record), step=step))
+
+    def log_image(self, key: str, path: Path, step: int = 0) -> None:
+        def go():
+            import wandb
+
+            self.run.log({key: wandb.Image(str(path))}, step=step)
+
+        self._safe(go)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self._safe(lambda: self.run.summary.update(_plain(values)))
+
+    def finish(self, exit_code: int = 0, timeout_s: float = 60.0) -> None:
+        """Finish the run, but never wait more than ``timeout_s`` for wandb."""
+        if self.run is None:
+            return
+        t = threading.Thread(target=self._safe, args=(self.run.finish,),
+                             kwargs={"exit_code": exit_code}, daemon=True)
+        t.start()
+        t.join(timeout_s)
+        if t.is_alive():
+            print("wandb: finish timed out; local logs are complete", file=sys.stderr)
