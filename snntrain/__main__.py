@@ -13,12 +13,13 @@ from snntrain.paths import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def run(cfg: DictConfig) -> float | None:
     """Train one configuration; return ``summary[optimize_metric]`` for sweepers."""
+    from snntrain.checkpoint import CheckpointError
     from snntrain.config import ConfigError
     from snntrain.train import TrainingError, train_and_evaluate
 
     try:
         summary = train_and_evaluate(cfg)
-    except (ConfigError, TrainingError) as e:
+    except (ConfigError, TrainingError, CheckpointError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr, flush=True)
         sys.exit(getattr(e, "exit_code", 2))
     from snntrain.progress import print_summary

@@ -58,11 +58,25 @@ class Checkpoints:
             return
         if step in self.manager.all_steps():
             return
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        try:
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        except Exception as e:  # noqa: BLE001 - e.g. disk full; the previous save is intact
+            raise CheckpointError(self._failed(step, e)) from None
+
+    def _failed(self, step: int | str, e: Exception) -> str:
+        older = [s for s in self.steps() if s != step]
+        keep = (f"the previous checkpoint {self.directory / str(older[-1])} is intact"
+                if older else "no earlier checkpoint exists")
+        return (f"saving checkpoint {step} in {self.directory} failed "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); "
+                f"{keep}")
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - an asynchronous save failed
+            raise CheckpointError(self._failed("in progress", e)) from None
 
     def read_meta(self, step: int) -> dict[str, Any]:
         return self.manager.restore(step, args=ocp.args.Composite(
@@ -103,5 +117,5 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
+        self.wait()
         self.manager.close()

@@ -1,9 +1,15 @@
-"""Input encoders: static images ``x_BxD`` (values in [0, 1]) to time-major input ``x_TxBxD``.
+"""Input encoders: static images ``x_Bx...`` (values in [0, 1]) to time-major input ``x_TxBx...``.
 
 Every encoder is ``encode(x_Bx..., key_B, T) -> x_TxBx...``. Randomness is drawn per example
 from ``key_B`` (one key per example, derived from the step key and the example's position in
 the global batch), so the spikes an example receives do not depend on how the batch is split
 over devices.
+
+``direct`` returns a :class:`Repeated` instead of an array: the same ``x_Bx...`` at each of the
+``T`` steps, not yet broadcast. Models apply their first synaptic operation to ``x_Bx...`` once
+and broadcast the result over time (:func:`snntrain.models.fold_time`), which is exact and ``T``
+times cheaper than convolving ``T`` identical copies; anything else sees an ordinary array
+through ``jnp.asarray`` (``__jax_array__``) or :meth:`Repeated.materialize`.
 """
 
 from __future__ import annotations
@@ -25,10 +31,44 @@ def example_keys(key: Array, index_B: Array) -> Array:
 
 
 @dataclasses.dataclass(frozen=True)
+class Repeated:
+    """``x_Bx...`` presented unchanged at each of ``T`` steps: a lazy ``x_TxBx...``.
+
+    A pytree (``x_Bx`` is data, ``T`` static), so it passes through ``jit`` and ``vmap``.
+    """
+
+    x_Bx: Array
+    T: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.T, *self.x_Bx.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.x_Bx.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.x_Bx.ndim + 1
+
+    def materialize(self) -> Array:
+        """The ``x_TxBx...`` array this stands for."""
+        return jnp.broadcast_to(self.x_Bx[None], self.shape)
+
+    def __jax_array__(self) -> Array:
+        return self.materialize()
+
+
+jax.tree_util.register_dataclass(Repeated, data_fields=["x_Bx"], meta_fields=["T"])
+
+
+@dataclasses.dataclass(frozen=True)
 class Rate:
     """Bernoulli rate coding: at each step an input spikes with probability ``gain * x``.
 
-    ``P(s_t = 1) = clip(gain * x, 0, 1)`` independently for every step.
+    ``P(s_t = 1) = clip(gain * x, 0, 1)`` independently for every step, so the spike frequency
+    converges to ``clip(gain * x, 0, 1)`` as ``T`` grows (binomial error ``sqrt(p (1-p) / T)``).
 
     References:
       Gerstner et al., *Neuronal Dynamics*, 2014, §7.2 (Poisson / Bernoulli rate codes).
@@ -48,9 +88,89 @@ class Rate:
         return jnp.moveaxis(s_BxTxD, 1, 0).astype(x_BxD.dtype)
 
 
-ENCODERS: dict[str, type] = {"rate": Rate}
+LATENCY_MODES = ("linear", "log")
+
+
+@dataclasses.dataclass(frozen=True)
+class Latency:
+    """Time-to-first-spike coding: one spike per input, earlier for stronger input.
+
+    With ``x`` clipped to [0, 1], an input with ``x < threshold`` (``x <= threshold`` in ``log``
+    mode) never spikes; every other input spikes exactly once, at step
+
+    * ``linear``: ``t = round((1 - x) * (T - 1))`` — ``x = 1`` at step 0, ``x = 0`` at ``T - 1``;
+    * ``log``: ``t = min(round(tau * ln(x / (x - threshold))), T - 1)`` — the time an RC
+      membrane driven by a constant current ``x`` takes to charge up to ``threshold``
+      (snnTorch's ``spikegen.latency``), clamped to the last step.
+
+    ``round`` is round-half-to-even. The encoding is deterministic (``key_B`` is unused).
+
+    References:
+      Gerstner et al., *Neuronal Dynamics*, 2014, §7.6; Eshraghian et al., "Training spiking
+      neural networks using lessons from deep learning", Proc. IEEE 2023 (snnTorch).
+    """
+
+    mode: str = "linear"
+    threshold: float = 0.01
+    tau: float = 5.0
+    kind: ClassVar[str] = "latency"
+    stochastic: ClassVar[bool] = False
+
+    def __post_init__(self):
+        if self.mode not in LATENCY_MODES:
+            raise ValueError(f"latency: mode must be one of {LATENCY_MODES}, got {self.mode!r}")
+        if not 0.0 <= float(self.threshold) < 1.0:
+            raise ValueError(f"latency: threshold must be in [0, 1), got {self.threshold}")
+        if self.mode == "log" and not (float(self.threshold) > 0.0 and float(self.tau) > 0.0):
+            raise ValueError(
+                "latency: mode=log needs threshold > 0 and tau > 0, got "
+                f"threshold={self.threshold}, tau={self.tau}"
+            )
+
+    def spike_times(self, x_Bx: Array, T: int) -> Array:
+        """The spike step of every input (int32), ``T`` where the input does not spike."""
+        x = jnp.clip(x_Bx.astype(jnp.float32), 0.0, 1.0)
+        if self.mode == "linear":
+            fires = x >= self.threshold
+            t = jnp.round((1.0 - x) * (T - 1))
+        else:
+            fires = x > self.threshold
+            safe = jnp.where(fires, x, 1.0)
+            t = jnp.round(self.tau * jnp.log(safe / (safe - self.threshold)))
+        t = jnp.clip(t, 0, T - 1).astype(jnp.int32)
+        return jnp.where(fires, t, T)
+
+    def __call__(self, x_Bx: Array, key_B: Array, T: int) -> Array:
+        del key_B
+        t_Bx = self.spike_times(x_Bx, T)
+        steps = jnp.arange(T, dtype=jnp.int32).reshape((T,) + (1,) * x_Bx.ndim)
+        return (steps == t_Bx[None]).astype(x_Bx.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Direct:
+    """Direct (analog) coding: the input ``x`` is the current at every step, ``x_t = x``.
+
+    Returns a :class:`Repeated` so the first layer computes its synaptic operation once per
+    example instead of once per step; the spiking of the first neuron layer does the coding.
+
+    References:
+      Rueckauer et al., "Conversion of continuous-valued deep networks to efficient event-driven
+      networks for image classification", Front. Neurosci. 2017; Wu et al., "Direct training
+      for spiking neural networks: faster, larger, better", AAAI 2019.
+    """
+
+    kind: ClassVar[str] = "direct"
+    stochastic: ClassVar[bool] = False
+
+    def __call__(self, x_Bx: Array, key_B: Array, T: int) -> Repeated:
+        del key_B
+        return Repeated(x_Bx, int(T))
+
+
+ENCODERS: dict[str, type] = {"rate": Rate, "latency": Latency, "direct": Direct}
 
 
 def get(kind: str, **params: Any) -> Any:
-    """Build a encoder by config name, e.g. ``get("rate")``."""
+    """Build an encoder by config name, e.g. ``get("latency", mode="log")``."""
     return build(ENCODERS, kind, params, "encoder")

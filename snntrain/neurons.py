@@ -1,31 +1,38 @@
 """Spiking neurons: one contract, one time loop.
 
 Time convention (used everywhere in snntrain): arrays inside a model are **time-major**,
-``x_TxBx...``. A neuron is a small frozen dataclass with
+``x_TxBx...``. A neuron is a small frozen (hashable) dataclass holding static configuration, with
 
-* ``init_state(shape, dtype) -> state`` (a dict of arrays, one entry per state variable), and
+* ``default_params() -> dict``: its per-neuron parameters (``beta``, ``threshold``, ...), which a
+  model may turn into learnable arrays (:class:`snntrain.models.SpikingNeurons`);
+* ``init_state(shape, dtype) -> state``: a dict of arrays, one entry per state variable;
 * ``step(state, i_t, spike_fn, p) -> (state, s_t)``: one Euler step driven by the input current
   ``i_t`` (already through the synapse), returning the new state and the spikes ``s_t``.
 
-``p`` holds the neuron's (possibly learnable) per-neuron parameters, e.g. ``{"beta": ...,
-"threshold": ...}``; models own those as Flax parameters and pass them in, so the neuron itself
-holds only static configuration. :func:`run` is the single ``lax.scan`` that every model uses to
-unroll a neuron over time. Layers apply their synaptic operation to all ``T*B`` rows at once and
-scan only this cheap recurrence ("layer-batched time").
+:func:`run` is the single ``lax.scan`` that every model uses to unroll a neuron over time.
+Layers apply their synaptic operation to all ``T*B`` rows at once and scan only this cheap
+recurrence ("layer-batched time").
 
 The step order is charge → fire → reset (as in SpikingJelly's multi-step neurons)::
 
     v_t  = beta * v_{t-1} + i_t            # charge (beta = exp(-dt/tau): the decay *factor*)
-    s_t  = H(v_t - theta)                   # fire, H = Heaviside with a surrogate derivative
-    v_t <- v_t - s_t * theta                # reset "subtract"  (or v_t * (1 - s_t) for "zero")
+    s_t  = H(v_t - theta_t)                 # fire, H = Heaviside with a surrogate derivative
+    v_t <- v_t - s_t * theta_t              # reset "subtract"  (v_t * (1 - s_t) for "zero")
+
+``spike_fn`` is the surrogate (exact Heaviside forward, smooth derivative backward); it is an
+argument of every step, never stored in a neuron. ``detach_reset`` stops the gradient through
+``s_t`` in the reset term only (SpikingJelly's ``detach_reset``); the spike output keeps its
+surrogate gradient.
 
 Note on ``beta``: in snntrain ``beta`` is always the per-step decay factor of the membrane
-(snnTorch's meaning), never ``dt/tau``; ``tau`` configs are converted with ``beta = exp(-dt/tau)``.
+(snnTorch's meaning), never ``dt/tau`` (Norse's / SpikingJelly's ``1/tau``). Giving ``tau``
+(with ``dt``, default 1) sets ``beta = exp(-dt/tau)`` and overrides ``beta``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -47,6 +54,17 @@ def _check_reset(owner: str, reset: str) -> None:
         raise ValueError(f"{owner}: reset must be one of {RESETS}, got {reset!r}")
 
 
+def _decay(owner: str, name: str, value: float, tau: float | None, dt: float) -> float:
+    """``exp(-dt/tau)`` when ``tau`` is given, else ``value``; checked to lie in (0, 1]."""
+    if tau is not None:
+        if not (float(tau) > 0.0 and float(dt) > 0.0):
+            raise ValueError(f"{owner}: tau and dt must be > 0, got tau={tau}, dt={dt}")
+        value = math.exp(-float(dt) / float(tau))
+    if not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"{owner}: {name} must be in (0, 1], got {value}")
+    return float(value)
+
+
 def _reset(v: Array, s: Array, threshold: Array, mode: str, detach: bool) -> Array:
     """Apply the reset after a spike: subtract the threshold, set to zero, or nothing."""
     if detach:
@@ -63,8 +81,14 @@ class LIF:
     """Leaky integrate-and-fire neuron.
 
     ``v_t = beta * v_{t-1} + i_t``; ``s_t = H(v_t - threshold)``; then reset by subtraction
-    (``v_t - s_t * threshold``), to zero (``v_t * (1 - s_t)``) or not at all. With
-    ``detach_reset`` the reset term does not carry gradient (SpikingJelly's ``detach_reset``).
+    (``v_t - s_t * threshold``), to zero (``v_t * (1 - s_t)``) or not at all (``none``).
+
+    Args:
+      beta: membrane decay factor per step, in (0, 1].
+      tau, dt: if ``tau`` is given, ``beta = exp(-dt / tau)`` (overrides ``beta``).
+      threshold: firing threshold (> 0).
+      reset: ``subtract`` | ``zero`` | ``none``.
+      detach_reset: no gradient through the spike in the reset term.
 
     References:
       Gerstner et al., *Neuronal Dynamics*, 2014, ch. 1; Neftci, Mostafa & Zenke,
@@ -75,29 +99,137 @@ class LIF:
     threshold: float = 1.0
     reset: str = "subtract"
     detach_reset: bool = False
+    tau: float | None = None
+    dt: float = 1.0
 
     kind: ClassVar[str] = "lif"
 
     def __post_init__(self):
-        if not 0.0 < float(self.beta) <= 1.0:
-            raise ValueError(f"LIF: beta must be in (0, 1], got {self.beta}")
+        _decay(type(self).__name__, "beta", self.beta, self.tau, self.dt)
         if not float(self.threshold) > 0.0:
-            raise ValueError(f"LIF: threshold must be > 0, got {self.threshold}")
-        _check_reset("LIF", self.reset)
+            raise ValueError(f"{type(self).__name__}: threshold must be > 0, got {self.threshold}")
+        _check_reset(type(self).__name__, self.reset)
+
+    @property
+    def decay(self) -> float:
+        """The effective ``beta`` (from ``tau`` and ``dt`` when ``tau`` is given)."""
+        return _decay(type(self).__name__, "beta", self.beta, self.tau, self.dt)
 
     def default_params(self) -> dict[str, float]:
         """Per-neuron parameters a model may make learnable."""
-        return {"beta": self.beta, "threshold": self.threshold}
+        return {"beta": self.decay, "threshold": float(self.threshold)}
 
     def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> State:
         return {"v": jnp.zeros(shape, dtype)}
 
     def step(self, state: State, i_t: Array, spike_fn: SpikeFn, p: dict) -> tuple[State, Array]:
-        beta, theta = p["beta"], p["threshold"]
-        v = beta * state["v"] + i_t
+        theta = p["threshold"]
+        v = p["beta"] * state["v"] + i_t
+        s = spike_fn(v - theta)
+        return {"v": _reset(v, s, theta, self.reset, self.detach_reset)}, s
+
+
+@dataclasses.dataclass(frozen=True)
+class IF:
+    """Integrate-and-fire neuron: :class:`LIF` without leak (``beta = 1``).
+
+    ``v_t = v_{t-1} + i_t``; ``s_t = H(v_t - threshold)``; reset as in :class:`LIF`. It has no
+    ``beta`` parameter, so a model's ``learn_beta`` does not apply to it.
+
+    References:
+      Lapicque, 1907; Gerstner et al., *Neuronal Dynamics*, 2014, §1.3.
+    """
+
+    threshold: float = 1.0
+    reset: str = "subtract"
+    detach_reset: bool = False
+
+    kind: ClassVar[str] = "if"
+
+    def __post_init__(self):
+        if not float(self.threshold) > 0.0:
+            raise ValueError(f"IF: threshold must be > 0, got {self.threshold}")
+        _check_reset("IF", self.reset)
+
+    def default_params(self) -> dict[str, float]:
+        return {"threshold": float(self.threshold)}
+
+    def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> State:
+        return {"v": jnp.zeros(shape, dtype)}
+
+    def step(self, state: State, i_t: Array, spike_fn: SpikeFn, p: dict) -> tuple[State, Array]:
+        theta = p["threshold"]
+        v = state["v"] + i_t
+        s = spike_fn(v - theta)
+        return {"v": _reset(v, s, theta, self.reset, self.detach_reset)}, s
+
+
+@dataclasses.dataclass(frozen=True)
+class ALIF(LIF):
+    """Adaptive LIF (the LSNN neuron): the threshold rises after each spike and decays back.
+
+    With ``a_0 = 0`` and ``s_0 = 0``, step ``t = 1, 2, ...`` computes::
+
+        a_t     = rho * a_{t-1} + s_{t-1}          # adaptation: the spike of the previous step
+        theta_t = threshold + b * a_t              # adaptive threshold
+        v_t     = beta * v_{t-1} + i_t
+        s_t     = H(v_t - theta_t)
+        v_t    <- v_t - s_t * theta_t              # (or zero / none; the reset uses theta_t)
+
+    so a spike at step ``t`` raises the threshold by ``b`` from step ``t + 1`` on, decaying by
+    ``rho = exp(-dt / tau_a)`` per step. The state stores ``a_{t+1} = rho * a_t + s_t`` (the
+    value the next step uses), so ``step`` needs no extra spike variable. Bellec et al. write
+    ``b_t = rho b_{t-1} + (1 - rho) s_{t-1}`` and ``theta_t = threshold + beta_a * b_t``; that is
+    this neuron with ``b = beta_a * (1 - rho)``. The gradient flows through ``a`` (it is not
+    detached); ``detach_reset`` affects the reset term only.
+
+    Args:
+      beta, tau, dt, threshold, reset, detach_reset: as in :class:`LIF`.
+      rho: adaptation decay per step, in (0, 1].
+      tau_a: if given, ``rho = exp(-dt / tau_a)`` (overrides ``rho``).
+      b: threshold increment per spike (>= 0).
+
+    References:
+      Bellec, Salaj, Subramoney, Legenstein & Maass, "Long short-term memory and
+      learning-to-learn in networks of spiking neurons", NeurIPS 2018.
+    """
+
+    rho: float = 0.95
+    tau_a: float | None = None
+    b: float = 0.2
+
+    kind: ClassVar[str] = "alif"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _decay("ALIF", "rho", self.rho, self.tau_a, self.dt)
+        if not float(self.b) >= 0.0:
+            raise ValueError(f"ALIF: b must be >= 0, got {self.b}")
+
+    def default_params(self) -> dict[str, float]:
+        return {
+            **super().default_params(),
+            "rho": _decay("ALIF", "rho", self.rho, self.tau_a, self.dt),
+            "b": float(self.b),
+        }
+
+    def init_state(self, shape: tuple[int, ...], dtype: Any = jnp.float32) -> State:
+        return {"v": jnp.zeros(shape, dtype), "a": jnp.zeros(shape, dtype)}
+
+    def step(self, state: State, i_t: Array, spike_fn: SpikeFn, p: dict) -> tuple[State, Array]:
+        a = state["a"]
+        theta = p["threshold"] + p["b"] * a
+        v = p["beta"] * state["v"] + i_t
         s = spike_fn(v - theta)
         v = _reset(v, s, theta, self.reset, self.detach_reset)
-        return {"v": v}, s
+        return {"v": v, "a": p["rho"] * a + s}, s
+
+
+def init_carry(neuron: Any, shape: tuple[int, ...], dtype: Any, recurrent: bool = False) -> Any:
+    """The state :func:`run` starts from: ``neuron.init_state`` (plus zero previous spikes
+    when the layer is recurrent)."""
+    state = neuron.init_state(shape, dtype)
+    return (state, jnp.zeros(shape, dtype)) if recurrent else state
 
 
 def run(
@@ -108,54 +240,74 @@ def run(
     *,
     recurrent: Callable[[Array], Array] | None = None,
     remat: bool = False,
-) -> Array:
+    carry: Any = None,
+    return_carry: bool = False,
+) -> Array | tuple[Array, Any]:
     """Unroll ``neuron`` over the leading (time) axis with one ``lax.scan``.
 
     Args:
       neuron: an object following the neuron contract (``init_state`` / ``step``).
-      p: per-neuron parameters passed to every ``step``.
-      i_TxBxN: input current, time-major.
+      p: per-neuron parameters passed to every ``step`` (arrays broadcast against ``N``).
+      i_TxBxN: input current, time-major; ``N`` may be several axes (e.g. ``HxWxC``).
       spike_fn: the spike nonlinearity (a surrogate instance).
       recurrent: optional ``s_{t-1} -> extra current`` added before each step (RLIF).
-      remat: rematerialise each step in the backward pass (``jax.checkpoint``), so the scan
-        keeps only the carried state per step instead of every intermediate.
+      remat: rematerialise each step in the backward pass (``jax.checkpoint`` on the scan
+        body), so the scan keeps only the carried state per step instead of every
+        intermediate; the gradients are the same.
+      carry: the state to start from (default :func:`init_carry`, the resting state).
+      return_carry: also return the final carry, to continue the run on the next time block.
 
     Returns:
-      spikes_TxBxN with the dtype of ``i_TxBxN``.
+      spikes_TxBxN with the dtype of ``i_TxBxN`` (and the final carry with ``return_carry``).
     """
     shape, dtype = i_TxBxN.shape[1:], i_TxBxN.dtype
-    state0 = neuron.init_state(shape, dtype)
+    if carry is None:
+        carry = init_carry(neuron, shape, dtype, recurrent is not None)
 
-    def body(carry, i_t):
-        state, s_prev = carry
-        if recurrent is not None:
-            i_t = i_t + recurrent(s_prev)
-        state, s_t = neuron.step(state, i_t, spike_fn, p)
-        return (state, s_t.astype(dtype)), s_t.astype(dtype)
+    if recurrent is None:
 
-    if remat:
-        body = jax.checkpoint(body)
-    _, spikes_TxBxN = lax.scan(body, (state0, jnp.zeros(shape, dtype)), i_TxBxN)
-    return spikes_TxBxN
+        def body(state, i_t):
+            state, s_t = neuron.step(state, i_t, spike_fn, p)
+            return state, s_t.astype(dtype)
+    else:  # carry the previous spikes, which feed back through ``recurrent``
+
+        def body(carry, i_t):
+            state, s_prev = carry
+            state, s_t = neuron.step(state, i_t + recurrent(s_prev), spike_fn, p)
+            s_t = s_t.astype(dtype)
+            return (state, s_t), s_t
+
+    carry, spikes_TxBxN = lax.scan(jax.checkpoint(body) if remat else body, carry, i_TxBxN)
+    return (spikes_TxBxN, carry) if return_carry else spikes_TxBxN
 
 
-def leaky_integrate(i_TxBxN: Array, beta: Array | float) -> Array:
+def leaky_integrate(i_TxBxN: Array, beta: Array | float, v0: Array | None = None) -> Array:
     """Membrane trace of a non-spiking leaky integrator, ``v_t = beta * v_{t-1} + i_t``.
 
     Computed as one matmul with the causal kernel ``K[t, k] = beta**(t-k)`` for ``k <= t``
-    (else 0), which is exact and cheaper than a scan for the short ``T`` of SNN training.
+    (else exactly 0), which is exact and cheaper than a scan for the short ``T`` of SNN
+    training. ``v0`` is the membrane before the first step (default 0): it adds
+    ``beta**(t+1) * v0``.
     """
     T = i_TxBxN.shape[0]
     t = jnp.arange(T)
     lag_TxT = t[:, None] - t[None, :]
     beta = jnp.asarray(beta, i_TxBxN.dtype)
     kernel_TxT = jnp.where(lag_TxT >= 0, beta ** jnp.maximum(lag_TxT, 0), 0).astype(i_TxBxN.dtype)
-    return jnp.einsum("tk,k...->t...", kernel_TxT, i_TxBxN)
+    v_TxBxN = jnp.einsum("tk,k...->t...", kernel_TxT, i_TxBxN)
+    if v0 is not None:
+        decay_T = (beta ** (t + 1)).astype(i_TxBxN.dtype)
+        v_TxBxN = v_TxBxN + decay_T.reshape((T,) + (1,) * v0.ndim) * v0
+    return v_TxBxN
 
 
-NEURONS: dict[str, type] = {"lif": LIF}
+NEURONS: dict[str, type] = {"lif": LIF, "if": IF, "alif": ALIF}
 
 
 def get(kind: str, **params: Any) -> Any:
-    """Build a neuron by config name, e.g. ``get("lif")``."""
+    """Build a neuron by config name, e.g. ``get("alif", tau_a=20.0)``.
+
+    In Hydra, pick the neuron with ``model/neuron=<kind>`` (which also swaps in that neuron's
+    parameters) rather than ``model.neuron.kind=<kind>``.
+    """
     return build(NEURONS, kind, params, "neuron")

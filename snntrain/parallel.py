@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
@@ -94,12 +93,12 @@ class DataParallel:
                 f"nearest valid sizes: {', '.join(map(str, nearest_divisible(batch_size, n_global)))}"
             )
         self.batch_size = batch_size
-        if mode == "sharded":
-            all_devices = [d for d in jax.devices() if d in set(jax.devices())]
-            if self.process_count == 1:
-                all_devices = self.local_devices
-            self.mesh = jax.make_mesh((len(all_devices),), (AXIS,), axis_types=(AxisType.Auto,),
-                                      devices=all_devices)
+        if mode in ("sharded", "pmap"):
+            # pmap only ever sees this process's devices; the sharded mesh spans all processes.
+            mesh_devices = (jax.devices() if mode == "sharded" and self.process_count > 1
+                            else self.local_devices)
+            self.mesh = jax.make_mesh((len(mesh_devices),), (AXIS,),
+                                      axis_types=(AxisType.Auto,), devices=mesh_devices)
             self.batch_sharding = NamedSharding(self.mesh, PartitionSpec(AXIS))
             self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
@@ -118,8 +117,10 @@ class DataParallel:
         """Put ``tree`` on every device (the layout the compiled step expects)."""
         if self.mode == "sharded":
             return jax.device_put(tree, self.replicated)
-        if self.mode == "pmap":
-            return jax.device_put_replicated(tree, self.local_devices)
+        if self.mode == "pmap":  # one copy per device along a leading axis
+            n = len(self.local_devices)
+            return jax.device_put(jax.tree.map(lambda x: np.stack([np.asarray(x)] * n), tree),
+                                  self.batch_sharding)
         return jax.device_put(tree, self.local_devices[0])
 
     def unreplicate(self, tree: Any) -> Any:
@@ -135,11 +136,11 @@ class DataParallel:
                 return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
                         for k, v in batch.items()}
             return jax.device_put(batch, self.batch_sharding)
-        if self.mode == "pmap":
+        if self.mode == "pmap":  # [n_devices, B / n_devices, ...]
             n = len(self.local_devices)
-            shards = {k: v.reshape(n, v.shape[0] // n, *v.shape[1:]) for k, v in batch.items()}
-            return jax.device_put_sharded(
-                [{k: v[i] for k, v in shards.items()} for i in range(n)], self.local_devices)
+            return jax.device_put(
+                {k: v.reshape(n, v.shape[0] // n, *v.shape[1:]) for k, v in batch.items()},
+                self.batch_sharding)
         return jax.device_put(batch, self.local_devices[0])
 
     def prefetch(self, host_batches: Iterable[dict], size: int = 2) -> Iterator[dict]:
@@ -182,9 +183,4 @@ def psum(x: Any, axis_name: str | None) -> Any:
     return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
-def to_host(x: Any) -> Any:
-    return jax.tree.map(lambda a: np.asarray(jax.device_get(a)), x)
 
-
-__all__ = ["DataParallel", "ParallelError", "MODES", "psum", "maybe_initialize_distributed",
-           "nearest_divisible", "jnp"]

@@ -1,0 +1,90 @@
+"""``python -m snntrain`` end to end, as a user runs it."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from _workers import cli
+
+
+def test_cli_end_to_end_with_offline_wandb(tmp_path):
+    p = cli("surrogate=softsign", "surrogate.alpha=2", "trainer.epochs=1", "logger.mode=offline",
+            "model.hidden=[32]", "T=6", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (tmp_path / "metrics.jsonl").stat().st_size > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["surrogate"] == "SoftSign(alpha=2.0)"
+    assert 0.0 < summary["test_accuracy"] <= 1.0
+    assert any((tmp_path / "checkpoints").iterdir())
+    assert "test_accuracy" in p.stdout  # the final table
+    from test_sweeps import read_wandb_run
+
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    logged = read_wandb_run(runs[0])
+    assert logged["config"]["surrogate"] == {"name": "softsign", "alpha": 2.0}
+    assert logged["summary"]["test_accuracy"] == summary["test_accuracy"]
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert cfg["surrogate"] == {"name": "softsign", "alpha": 2.0}
+
+
+def test_cli_help_and_cfg_job():
+    p = cli("--help")
+    assert p.returncode == 0 and "surrogate:" in p.stdout and "softsign" in p.stdout
+    p = cli("--cfg", "job", "surrogate=arctan", "surrogate.alpha=4")
+    assert p.returncode == 0
+    job = yaml.safe_load(p.stdout)
+    assert job["surrogate"] == {"name": "arctan", "alpha": 4.0}
+    assert job["trainer"]["epochs"] == 30
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("trainer.epochs=-1", "trainer.epochs=-1 is invalid: must be an integer >= 1"),
+    ("surrogate.alpha=0", "alpha must be finite and > 0, got 0.0"),
+    ("optimizer.lr=abc", "optimizer.lr='abc' is invalid: must be a finite number > 0.0"),
+    ("model.hidden=[]", "model.hidden=[] is invalid: must be a non-empty list of integers >= 1"),
+    ("trainer.parallel=magic", "trainer.parallel='magic' is invalid: must be one of auto, none"),
+    ("+surrogate.gamma=2", "takes no parameter 'gamma'"),
+])
+def test_bad_values_give_one_line_errors(tmp_path, override, expected):
+    p = cli("logger=none", override, f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 2, p.stderr[-2000:]
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("snntrain: error: ") and expected in last, last
+    assert "Traceback" not in p.stderr
+
+
+def test_unknown_group_choice_lists_choices(tmp_path):
+    p = cli("surrogate=nope", f"hydra.run.dir={tmp_path}")
+    assert p.returncode != 0
+    assert "Could not find 'surrogate/nope'" in p.stderr and "softsign" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    assert shutil.which("snntrain") is not None
+    assert shutil.which("snntrain-report") is not None
+
+
+def test_configs_found_from_an_installed_wheel(tmp_path):
+    """Build the wheel, install it into a fresh venv's site dir and compose from there."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-w", str(wheel_dir), str(root)], check=True, capture_output=True)
+    wheel = next(wheel_dir.glob("snntrain-*.whl"))
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target",
+                    str(target), str(wheel)], check=True, capture_output=True)
+    code = ("import snntrain.paths as p; print(p.CONFIG_DIR); "
+            "assert (p.CONFIG_DIR / 'config.yaml').is_file()")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, text=True,
+                         capture_output=True, env={"PYTHONPATH": str(target), "PATH": "/usr/bin"})
+    assert out.stdout.strip() == str(target / "snntrain" / "conf")
+    assert (target / "snntrain" / "conf" / "surrogate" / "softsign.yaml").is_file()

@@ -1,0 +1,420 @@
+"""Models: shapes and parameter counts, causality, remat, layer-batched == step-by-step,
+direct input, readouts, and every model/neuron/encoder/readout config training one step."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+from snntrain import encoding, models
+
+T, B = 6, 3  # T != B everywhere, so a time/batch mix-up changes results
+
+
+@jax.custom_jvp
+def spike(x):
+    """Heaviside forward; fast-sigmoid derivative 1 / (1 + 5|x|)^2 (never zero) backward."""
+    return (x >= 0).astype(x.dtype)
+
+
+@spike.defjvp
+def _spike_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return spike(x), t / (1 + 5 * jnp.abs(x)) ** 2
+
+
+def _n_params(model) -> int:
+    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def _input(shape, seed=0, scale=3.0):
+    """Continuous time-major input (gradients w.r.t. it are informative)."""
+    return scale * jax.random.uniform(jax.random.PRNGKey(seed), (T, B, *shape))
+
+
+# ---- layers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize(("k", "c"), [(5, 1), (3, 3), (4, 2), (1, 2)])
+def test_conv2d_equals_lax_conv(padding, k, c):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 7, c))
+    w = jax.random.normal(jax.random.PRNGKey(1), (k, k, c, 5))
+    ref = lax.conv_general_dilated(
+        x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    np.testing.assert_allclose(models.conv2d(x, w, padding), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_max_pool_equals_reduce_window(k):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 9, 3))
+    ref = lax.reduce_window(x, -jnp.inf, lax.max, (1, k, k, 1), (1, k, k, 1), "VALID")
+    np.testing.assert_array_equal(models.max_pool(x, k), ref)
+
+
+# ---- the conv model -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "padding", "expected"),
+    [
+        # conv0 5*5*1*12 + 12 = 312; conv1 5*5*12*64 + 64 = 19264; readout flat*10 + 10
+        ((28, 28, 1), "SAME", 312 + 19264 + (7 * 7 * 64) * 10 + 10),  # 28 -> 14 -> 7
+        ((28, 28, 1), "VALID", 312 + 19264 + (4 * 4 * 64) * 10 + 10),  # 24 -> 12 -> 8 -> 4
+        ((8, 8, 1), "SAME", 312 + 19264 + (2 * 2 * 64) * 10 + 10),  # 8 -> 4 -> 2
+        ((32, 32, 3), "SAME", (5 * 5 * 3 * 12 + 12) + 19264 + (8 * 8 * 64) * 10 + 10),
+    ],
+)
+def test_classic_conv_parameter_count_and_output_shapes(in_shape, padding, expected):
+    model = models.create("conv", in_shape, 10, seed=0, padding=padding)
+    assert _n_params(model) == expected
+    x = jax.ShapeDtypeStruct((T, B, *in_shape), jnp.float32)
+    (trace, aux), (logits, _) = jax.eval_shape(
+        lambda x: (model.trace(x, spike), model(x, spike)), x
+    )
+    assert trace.shape == (T, B, 10) and logits.shape == (B, 10)
+    assert sorted(aux["rates"]) == ["lif0", "lif1"]
+    assert all(r.shape == (B,) for r in aux["rates"].values())
+    assert all(c.shape == (B,) for c in aux["spike_counts"].values())
+
+
+def test_conv_rejects_shapes_that_leave_no_pixels():
+    with pytest.raises(ValueError, match="leaves no pixels"):
+        models.create("conv", (8, 8, 1), 10, seed=0, padding="VALID")
+
+
+# ---- small models used by the numerical tests ---------------------------------------------
+
+SMALL = {
+    "mlp": ("mlp", (8, 8, 1), {"hidden": [12, 10]}),
+    "recurrent": ("recurrent", (8, 8, 1), {"hidden": [12, 10]}),
+    "conv": ("conv", (8, 8, 1), {"channels": [4, 6], "dense": [7]}),
+    "conv_pool_after": (
+        "conv",
+        (8, 8, 1),
+        {"channels": [4, 6], "pool_before_neuron": False, "norm": "layer"},
+    ),
+    "conv_alif_learn": (
+        "conv",
+        (6, 6, 2),
+        {
+            "channels": [3],
+            "kernel_size": 3,
+            "neuron": {"kind": "alif"},
+            "learn_beta": True,
+            "learn_threshold": True,
+        },
+    ),
+}
+
+# neurons per spiking layer (pooling before the neuron shrinks the layer 4x)
+NEURONS = {
+    "mlp": {"lif0": 12, "lif1": 10},
+    "recurrent": {"lif0": 12, "lif1": 10},
+    "conv": {"lif0": 4 * 4 * 4, "lif1": 2 * 2 * 6, "lif2": 7},
+    "conv_pool_after": {"lif0": 8 * 8 * 4, "lif1": 4 * 4 * 6},
+    "conv_alif_learn": {"lif0": 3 * 3 * 3},
+}
+
+
+def _small(name, **kw):
+    kind, in_shape, cfg = SMALL[name]
+    return models.create(kind, in_shape, 5, seed=1, **{**cfg, **kw}), in_shape
+
+
+@pytest.mark.parametrize("name", ["mlp", "recurrent", "conv", "conv_pool_after"])
+def test_causality_no_gradient_from_future_inputs(name):
+    """d out[t] / d x[t'] is exactly 0 for t' > t (and not identically 0 for t' <= t)."""
+    model, in_shape = _small(name)
+    x = _input(in_shape)
+    _, vjp = jax.vjp(lambda x: model.trace(x, spike)[0], x)
+    cts = jnp.eye(T)[:, :, None, None] * jnp.ones((T, T, B, 5))  # one-hot in output time
+    (g_TxTxBx,) = jax.jit(jax.vmap(vjp))(cts)  # [output t, input t', B, ...]
+    g = np.abs(np.asarray(g_TxTxBx)).reshape(T, T, -1).max(-1)
+    future = np.triu(np.ones((T, T), bool), k=1)
+    assert (g[future] == 0).all(), g
+    assert (g[~future] > 0).all(), g
+
+
+@pytest.mark.parametrize(
+    ("name", "chunk"),
+    [("recurrent", 4), ("conv_pool_after", 2), ("conv_alif_learn", 4), ("conv", 0)],
+)
+def test_remat_gives_the_same_values_and_gradients(name, chunk):
+    """remat=True (time blocks of ``chunk`` steps under jax.checkpoint; chunk 0: checkpoint on
+    the neuron scan body) computes what remat=False computes, gradients included."""
+    model, in_shape = _small(name, remat_chunk=chunk)
+    graphdef, params = nnx.split(model, nnx.Param)
+    x, y = _input(in_shape), jnp.arange(B) % 5
+
+    def loss(params, remat):
+        out, aux = nnx.merge(graphdef, params).trace(x, spike, remat)
+        logits = model.readout.reduce(out)
+        ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1).mean()
+        return ce + sum(r.mean() for r in aux["rates"].values()), (out, aux)
+
+    (g0, (out0, aux0)), (g1, (out1, aux1)) = jax.jit(
+        lambda p: (jax.grad(loss, has_aux=True)(p, False), jax.grad(loss, has_aux=True)(p, True))
+    )(params)
+    np.testing.assert_allclose(out0, out1, rtol=1e-6, atol=1e-6)
+    for a, b in zip(jax.tree.leaves((g0, aux0)), jax.tree.leaves((g1, aux1)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 0
+
+
+# ---- layer-batched == a straightforward loop over time ------------------------------------
+
+
+def _reference_trace(model, x_TxBx):
+    """Step-by-step reference: at each t run the whole network on x[t] with ``lax.conv``,
+    ``reduce_window`` pooling, a hand-written LayerNorm and ``neuron.step``; the readout
+    membrane by recursion. No layer batching, no im2col, no scan."""
+    states, v_out, out = {}, 0.0, []
+
+    def neuron(name, i_t):
+        lif = getattr(model, name)
+        state = states.get(name, lif.neuron.init_state(i_t.shape))
+        states[name], s = lif.neuron.step(state, i_t, spike, lif.params(jnp.float32))
+        return s
+
+    def pool(z, k):
+        return lax.reduce_window(z, -jnp.inf, lax.max, (1, k, k, 1), (1, k, k, 1), "VALID")
+
+    for t in range(x_TxBx.shape[0]):
+        h = x_TxBx[t]
+        if isinstance(model, models.ConvSNN):
+            for i in range(model.n_conv):
+                conv, k = getattr(model, f"conv{i}"), model.pools[i]
+                z = lax.conv_general_dilated(
+                    h,
+                    conv.kernel[...],
+                    (1, 1),
+                    model.padding,
+                    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                )
+                z = z + conv.bias[...]
+                if model.pool_before_neuron:
+                    z = pool(z, k)
+                if model.norm == "layer":
+                    norm = getattr(model, f"norm{i}")
+                    mu = z.mean(axis=(1, 2, 3), keepdims=True)
+                    var = ((z - mu) ** 2).mean(axis=(1, 2, 3), keepdims=True)
+                    z = (z - mu) / jnp.sqrt(var + 1e-6) * norm.scale[...] + norm.bias[...]
+                h = neuron(f"lif{i}", z)
+                if not model.pool_before_neuron:
+                    h = pool(h, k)
+            n_fc, first = model.n_dense, model.n_conv
+        else:
+            n_fc, first = model.n_layers, 0
+        h = h.reshape(h.shape[0], -1)
+        for j in range(n_fc):
+            fc = getattr(model, f"fc{j}")
+            i_t = h @ fc.kernel[...] + fc.bias[...]
+            if getattr(model, "recurrent", False):
+                prev = states.get(f"s{j}", jnp.zeros(i_t.shape))
+                i_t = i_t + prev @ getattr(model, f"rec{j}").kernel[...]
+            h = neuron(f"lif{first + j}", i_t)
+            states[f"s{j}"] = h
+        lin = model.readout.linear
+        v_out = model.readout.beta * v_out + h @ lin.kernel[...] + lin.bias[...]
+        out.append(v_out)
+    return jnp.stack(out)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_layer_batched_model_equals_step_by_step_loop(name):
+    model, in_shape = _small(name)
+    x = _input(in_shape, seed=3)
+    trace, aux = jax.jit(lambda x: model.trace(x, spike))(x)
+    np.testing.assert_allclose(trace, _reference_trace(model, x), rtol=1e-5, atol=1e-5)
+    assert all(0 < float(r.mean()) < 1 for r in aux["rates"].values())  # spikes, not silence
+    for layer, n in NEURONS[name].items():  # spike count = rate * T * neurons in the layer
+        np.testing.assert_allclose(
+            aux["spike_counts"][layer], aux["rates"][layer] * T * n, rtol=1e-5
+        )
+
+
+# ---- direct input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv"])
+def test_direct_input_runs_the_first_layer_once_with_the_same_result(name):
+    model, in_shape = _small(name)
+    x_Bx = jax.random.uniform(jax.random.PRNGKey(4), (B, *in_shape))
+    rep = encoding.Direct()(x_Bx, None, T)
+    logits, _ = model(rep, spike)
+    ref, _ = model(rep.materialize(), spike)
+    np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-6)
+    # the first synaptic GEMM runs on B (not T*B) rows
+    eqns = jax.make_jaxpr(lambda r: model(r, spike))(rep).jaxpr.eqns
+    first_dot = next(e for e in eqns if e.primitive.name == "dot_general")
+    assert first_dot.outvars[0].aval.shape[0] == B
+
+
+# ---- readouts -----------------------------------------------------------------------------
+
+
+def test_readouts_reduce_the_trace_over_time():
+    x = _input((8, 8, 1), seed=5)
+    both = jax.jit(lambda m, x: (m.trace(x, spike)[0], m(x, spike)[0]))
+    mean = models.create("mlp", (8, 8, 1), 5, seed=2, hidden=[16])
+    trace, logits = both(mean, x)
+    np.testing.assert_allclose(logits, trace.sum(0) / T, rtol=1e-6)
+    for mode, reduce in (("membrane_max", lambda v: v.max(0)), ("membrane_last", lambda v: v[-1])):
+        m = models.create("mlp", (8, 8, 1), 5, seed=2, hidden=[16], readout=mode)
+        np.testing.assert_array_equal(both(m, x)[1], reduce(trace))
+    counts = models.create(
+        "mlp", (8, 8, 1), 5, seed=2, hidden=[16], readout="spike_count", readout_scale=0.5
+    )
+    s_out, logits = both(counts, x)
+    assert set(np.unique(np.asarray(s_out))) == {0.0, 1.0}
+    np.testing.assert_allclose(logits, 0.5 * s_out.sum(0))
+    with pytest.raises(ValueError, match="unknown readout"):
+        models.create("mlp", (8, 8, 1), 5, seed=2, readout="rate")
+
+
+def test_learnable_beta_and_threshold_are_per_neuron_parameters():
+    model, in_shape = _small("conv_alif_learn")
+    assert model.lif0.beta_logit.shape == (3,) and model.lif0.threshold.shape == (3,)  # channels
+    p = model.lif0.params(jnp.float32)
+    np.testing.assert_allclose(p["beta"], 0.9, rtol=1e-6)  # sigmoid(logit(0.9))
+    graphdef, params = nnx.split(model, nnx.Param)
+    x = _input(in_shape)
+    g = jax.grad(lambda p: nnx.merge(graphdef, p)(x, spike)[0].sum())(params)
+    assert float(jnp.abs(g["lif0"]["beta_logit"][...]).max()) > 0
+    assert float(jnp.abs(g["lif0"]["threshold"][...]).max()) > 0
+    # beta = sigmoid(w) stays in (0, 1) whatever the parameter
+    model.lif0.beta_logit[...] = jnp.array([-50.0, 0.0, 50.0])
+    beta = model.lif0.params(jnp.float32)["beta"]
+    assert float(beta.min()) >= 0.0 and float(beta.max()) <= 1.0
+
+
+# ---- every config composes and trains one step --------------------------------------------
+
+BASE = ("logger=none", "trainer.progress=false", "trainer.epochs=1", "T=4", "trainer.batch_size=8")
+SHRINK = {
+    "mlp": ("model.hidden=[16]",),
+    "recurrent": ("model.hidden=[16]",),
+    "conv": ("model.channels=[4,8]",),
+    "conv_vgg": ("model.channels=[4,4,8,8,8,8]", "model.dense=[16]"),
+}
+# Every model config, neuron (lif/if/alif, tau, resets, learnable parameters), encoder
+# (rate, latency linear/log, direct) and readout appears in at least one case.
+CASES = [
+    (
+        "model=mlp",
+        *SHRINK["mlp"],
+        "model.neuron.tau=5.0",
+        "model.neuron.reset=zero",
+        "model.neuron.detach_reset=true",
+        "model.learn_beta=true",
+        "model.learn_threshold=true",
+        "model.readout=membrane_max",
+    ),
+    (
+        "model=recurrent",
+        *SHRINK["recurrent"],
+        "model/neuron=alif",
+        "encoder=direct",
+        "model.readout=membrane_last",
+    ),
+    (
+        "model=conv",
+        *SHRINK["conv"],
+        "model/neuron=if",
+        "encoder=latency",
+        "model.readout=spike_count",
+        "model.neuron.reset=none",
+    ),
+    (
+        "model=conv",
+        *SHRINK["conv"],
+        "model/neuron=alif",
+        "model.pool_before_neuron=false",
+        "model.norm=layer",
+        "model.rate_reg.weight=0.1",
+        "encoder=latency",
+        "encoder.mode=log",
+    ),
+    ("model=conv_vgg", *SHRINK["conv_vgg"], "encoder=direct"),
+]
+
+
+def test_cases_cover_every_shipped_model_config():
+    from snntrain.paths import CONFIG_DIR
+
+    shipped = {p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")}
+    assert shipped == set(SHRINK) == {c[0].split("=")[1] for c in CASES}
+
+
+@pytest.mark.parametrize("overrides", CASES, ids=[" ".join(c) for c in CASES])
+def test_every_config_option_composes_and_runs_one_training_step(overrides):
+    from conftest import compose
+
+    from snntrain import data as data_lib
+    from snntrain import train
+
+    exp = train.build(compose(*BASE, *overrides, tiny=False))
+    batch = next(data_lib.batches(exp.data.train, exp.batch_size))
+    step = train.make_train_step(exp)
+    state, metrics = jax.jit(lambda st, b, k: step(st, b, k, exp.surrogate))(
+        exp.init_state(), batch, jax.random.PRNGKey(0)
+    )
+    assert np.isfinite(float(metrics["loss"])) and bool(metrics["finite"])
+    assert float(metrics["grad_norm"]) > 0
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(exp.params), jax.tree.leaves(state.params), strict=True)
+    ]
+    assert any(changed)
+
+
+def test_bfloat16_and_remat_train():
+    """bf16 compute (float32 parameters) with remat lowers the loss on a fixed batch."""
+    from conftest import compose
+
+    from snntrain import data as data_lib
+    from snntrain import train
+
+    exp = train.build(
+        compose(
+            *BASE,
+            "model=conv",
+            "model.channels=[4,8]",
+            "T=8",
+            "trainer.batch_size=32",
+            "trainer.dtype=bfloat16",
+            "trainer.remat=true",
+            "optimizer.lr=5e-3",
+            tiny=False,
+        )
+    )
+    batch = next(data_lib.batches(exp.data.train, exp.batch_size))
+    train_step = train.make_train_step(exp)
+    step = jax.jit(lambda st, b, k: train_step(st, b, k, exp.surrogate))
+    state, losses = exp.init_state(), []
+    for _ in range(12):  # the same step key every time: only the parameters change
+        state, m = step(state.replace(step=jnp.zeros((), jnp.int32)), batch, jax.random.PRNGKey(0))
+        losses.append(float(m["loss"]))
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state.params))
+    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0], losses
+
+
+@pytest.mark.slow
+def test_default_conv_reaches_98_percent_on_digits_within_two_minutes(tmp_path):
+    from conftest import compose
+
+    from snntrain import train
+
+    t0 = time.perf_counter()
+    summary = train.train_and_evaluate(
+        compose("logger=none", "trainer.progress=false", "model=conv", tiny=False), tmp_path
+    )
+    elapsed = time.perf_counter() - t0
+    assert summary["test_accuracy"] >= 0.98, summary
+    assert elapsed < 120, elapsed

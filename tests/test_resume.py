@@ -1,0 +1,145 @@
+"""Never lose a run: exact resume after SIGKILL, SIGTERM checkpoints, NaN, bad checkpoints."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from _workers import cli, popen
+from conftest import compose
+
+from snntrain import train
+from snntrain.train import params_of
+
+# Long enough (~40 steps/epoch) to be killed mid-epoch; small enough to run in seconds.
+RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=4", "trainer.batch_size=32",
+       "model.hidden=[128]", "T=10", "trainer.checkpoint_every=7", "trainer.log_every=1")
+TIMING = ("samples_per_s",)
+
+
+def _records(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k not in TIMING} for x in lines]
+
+
+def _assert_same_params(a: Path, b: Path) -> None:
+    for x, y in zip(jax.tree.leaves(params_of(a)), jax.tree.leaves(params_of(b)), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _wait_for_step(run_dir: Path, step: int, proc, timeout: float = 120) -> None:
+    t0 = time.time()
+    path = run_dir / "metrics.jsonl"
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early: {proc.stderr.read()[-3000:]}")
+        if path.exists():
+            lines = path.read_text().splitlines()
+            if lines and json.loads(lines[-1] if lines[-1].endswith("}") else lines[-2]
+                                    ).get("step", 0) >= step:
+                return
+        time.sleep(0.02)
+    raise AssertionError("run did not reach the step in time")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    p = cli(*RUN, f"hydra.run.dir={out}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
+    proc = popen(*RUN, f"hydra.run.dir={tmp_path}")
+    _wait_for_step(tmp_path, 60, proc)  # mid-epoch 2, past a few checkpoints
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "summary.json").exists()
+    p = cli(*RUN, f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "resuming from step" in p.stderr
+    _assert_same_params(uninterrupted, tmp_path)
+    assert _records(tmp_path) == _records(uninterrupted)
+    a = json.loads((uninterrupted / "summary.json").read_text())
+    b = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("test_accuracy", "test_loss", "train_loss", "best_val_accuracy", "steps"):
+        assert a[key] == b[key]
+
+
+def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path, uninterrupted):
+    run = [r for r in RUN if not r.startswith("trainer.checkpoint_every")]
+    proc = popen(*run, "trainer.checkpoint_every=0", f"hydra.run.dir={tmp_path}")
+    _wait_for_step(tmp_path, 50, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == train.PREEMPTED_EXIT_CODE, err[-3000:]
+    assert "saved a checkpoint at step" in err
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    last_logged = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert steps[-1] == last_logged and steps[-1] % 41 != 0  # mid-epoch, the step it stopped
+    p = cli(*run, "trainer.checkpoint_every=0", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    _assert_same_params(uninterrupted, tmp_path)
+
+
+def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
+    cfg = compose("trainer.epochs=2", "trainer.keep_checkpoints=3")
+    train.train_and_evaluate(cfg, tmp_path)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert len(steps) == 2
+    newest = tmp_path / "checkpoints" / str(steps[-1])
+    for f in newest.rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "meta" not in f.parts:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    messages = []
+    from snntrain.checkpoint import Checkpoints
+
+    exp = train.build(cfg)
+    state, meta = Checkpoints(tmp_path / "checkpoints").restore(
+        exp.init_state(), train.fingerprint(exp), messages.append)
+    assert meta["step"] == steps[0]
+    assert any("corrupt or truncated" in m for m in messages), messages
+
+
+def test_nan_stops_with_message_and_keeps_good_checkpoint(tmp_path):
+    p = cli("logger=none", "trainer.epochs=3", "trainer.checkpoint_every=5", "optimizer.lr=1e30",
+            "trainer.batch_size=64", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == train.DIVERGED_EXIT_CODE, p.stderr[-2000:]
+    line = p.stderr.strip().splitlines()[-1]
+    assert line.startswith("snntrain: error: loss or gradient became NaN/Inf at step ")
+    assert "last good checkpoint" in line or "no checkpoint was written yet" in line
+    for ckpt in (tmp_path / "checkpoints").glob("[0-9]*"):
+        params = params_of(tmp_path) if ckpt else None
+        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+
+
+def test_incompatible_checkpoint_is_reported(tmp_path):
+    train.train_and_evaluate(compose(), tmp_path)
+    p = cli("logger=none", "trainer.epochs=1", "model.hidden=[48]", "T=6",
+            "trainer.batch_size=64", f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 2
+    line = p.stderr.strip().splitlines()[-1]
+    assert "incompatible run" in line and "fc0" in line and "[32" in line and "48" in line
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    p = cli("logger=none", "trainer.epochs=1", f"hydra.run.dir={blocked}/run")
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr.splitlines()[-1]
+    assert str(blocked) in p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_readonly_output_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    p = cli("logger=none", "trainer.epochs=1", f"hydra.run.dir={ro}/run")
+    assert p.returncode != 0 and "not writable" in p.stderr

@@ -1,0 +1,433 @@
+"""Sweeps: experiment files, the optuna search, the wandb sweep file, and a real multirun.
+
+The multirun and optuna tests run ``python -m snntrain -m ...`` in subprocesses (marked slow);
+the rest compose configs in-process with Hydra's compose API.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import struct
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+from _workers import cli
+
+from snntrain import report
+from snntrain.paths import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+TINY = [
+    "logger=none",
+    "trainer.progress=false",
+    "trainer.epochs=1",
+    "model.hidden=[16]",
+    "T=4",
+    "trainer.batch_size=128",
+    "trainer.async_checkpointing=false",
+]
+
+
+def compose(overrides: list[str], hydra: bool = False):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=hydra)
+
+
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper launches for ``-m overrides`` (incl. hydra.sweeper.params).
+
+    Uses Hydra's own parser and BasicSweeper.split_arguments, so ``glob(*)`` expands exactly as
+    in ``python -m snntrain -m``.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        fixed = [
+            o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()
+        ]
+        cfg = hydra_compose("config", overrides=fixed, return_hydra_config=True)
+        params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
+        return BasicSweeper.split_arguments(parser.parse_overrides([*params, *overrides]), None)[0]
+
+
+def surrogate_configs() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "surrogate").glob("*.yaml"))
+
+
+# ---- experiments --------------------------------------------------------------------------
+
+
+def test_experiments_exist():
+    assert {"surrogate_comparison", "alpha_scan", "quick"} <= set(EXPERIMENTS)
+    for name in EXPERIMENTS:
+        text = (CONFIG_DIR / "experiment" / f"{name}.yaml").read_text()
+        assert text.startswith("# @package _global_"), name
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_runs_with_a_tiny_budget(name, tmp_path):
+    """``experiment=glob(*)``: every sweep point composes and builds; the first one trains."""
+    from snntrain.config import validate
+    from snntrain.train import build_surrogate, train_and_evaluate
+
+    jobs = expand_sweep([f"experiment={name}"])
+    assert len(jobs) > 1, f"{name} sweeps nothing"
+    seen = set()
+    for job in jobs:
+        no_seed = tuple(o for o in job if not o.startswith("seed="))
+        if no_seed in seen:
+            continue
+        seen.add(no_seed)
+        cfg = compose([f"experiment={name}", *job, *TINY])
+        validate(cfg)
+        build_surrogate(cfg.surrogate)  # e.g. no alpha forced onto a surrogate without one
+    cfg = compose([f"experiment={name}", *jobs[0], *TINY])
+    summary = train_and_evaluate(cfg, tmp_path / "run")
+    assert summary["status"] == "completed"
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_experiments_values_win_over_the_primary_config():
+    """An experiment sets top-level keys (T) and group keys; the command line beats both."""
+    cfg = compose(["experiment=quick"])
+    assert cfg.T == 10 and cfg.trainer.epochs == 5 and list(cfg.model.hidden) == [64]
+    cfg = compose(["experiment=quick", "T=3", "surrogate=softsign"])
+    assert cfg.T == 3 and cfg.surrogate.name == "softsign"
+
+
+def test_surrogate_comparison_covers_every_surrogate_at_defaults_with_3_seeds():
+    jobs = expand_sweep(["experiment=surrogate_comparison"])
+    pairs = {
+        (
+            dict(o.split("=", 1) for o in job)["surrogate"],
+            dict(o.split("=", 1) for o in job)["seed"],
+        )
+        for job in jobs
+    }
+    assert pairs == {(s, str(seed)) for s in surrogate_configs() for seed in (0, 1, 2)}
+    assert not any(o.startswith("surrogate.") for job in jobs for o in job)
+    cfg = compose(["experiment=surrogate_comparison"])
+    assert cfg.model.name == "mlp" and cfg.dataset.name == "digits"
+
+
+def test_alpha_scan_sweeps_one_surrogate_over_alphas_and_seeds():
+    jobs = expand_sweep(["experiment=alpha_scan"])
+    alphas = {float(dict(o.split("=", 1) for o in j)["surrogate.alpha"]) for j in jobs}
+    seeds = {dict(o.split("=", 1) for o in j)["seed"] for j in jobs}
+    assert len(alphas) >= 5 and seeds == {"0", "1", "2"}
+    assert len(jobs) == len(alphas) * 3
+    assert compose(["experiment=alpha_scan"]).surrogate.name == "sigmoid"
+    # Another surrogate from the command line; its alphas replace the experiment's.
+    jobs = expand_sweep(["experiment=alpha_scan", "surrogate=arctan", "surrogate.alpha=1,4"])
+    assert len(jobs) == 2 * 3
+
+
+# ---- optuna -------------------------------------------------------------------------------
+
+
+def _optuna_installed() -> bool:
+    try:
+        import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _register_optuna_stub() -> None:
+    """Without the `sweep` extra, stand-in configs for the sweeper so composing still works."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(
+        group="hydra/sweeper",
+        name="optuna",
+        node={
+            "_target_": "not_installed",
+            "defaults": [{"sampler": "tpe"}],
+            "sampler": None,
+            "direction": "minimize",
+            "storage": None,
+            "study_name": None,
+            "n_trials": 20,
+            "n_jobs": 2,
+            "max_failure_rate": 0.0,
+            "search_space": None,
+            "params": None,
+            "custom_search_space": None,
+        },
+        provider="test",
+    )
+    cs.store(
+        group="hydra/sweeper/sampler",
+        name="tpe",
+        node={"_target_": "not_installed", "seed": None, "n_startup_trials": 10},
+        provider="test",
+    )
+
+
+def test_optuna_config_composes():
+    """Always runs: with a stand-in for the plugin's configs when the extra is missing."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from snntrain import surrogates
+    from snntrain.config import validate
+    from snntrain.train import build_surrogate
+
+    if not _optuna_installed():
+        _register_optuna_stub()
+    cfg = compose(["hparams_search=optuna"], hydra=True)
+    assert cfg.optimize_metric == "best_val_accuracy"
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.direction == "maximize" and sweeper.n_trials >= 10
+    params = {
+        o.get_key_element(): o
+        for o in OverridesParser.create().parse_overrides(
+            [f"{k}={v}" for k, v in sweeper.params.items()]
+        )
+    }
+    assert set(params) == {"surrogate", "surrogate.alpha", "optimizer.lr", "model.neuron.beta"}
+    choices = list(params["surrogate"].sweep_string_iterator())
+    assert len(choices) >= 2 and set(choices) <= set(surrogates.available())
+    alpha = params["surrogate.alpha"].value()
+    lr = params["optimizer.lr"].value()
+    beta = params["model.neuron.beta"].value()
+    assert "log" in alpha.tags and "log" in lr.tags
+    assert 0 < lr.start < lr.end < 1 and 0 < beta.start < beta.end < 1
+    # Every candidate takes an alpha across the whole interval (no alpha-less surrogate).
+    for name in choices:
+        for a in (alpha.start, alpha.end):
+            job = compose(
+                [
+                    "hparams_search=optuna",
+                    f"surrogate={name}",
+                    f"surrogate.alpha={a}",
+                    f"optimizer.lr={lr.start}",
+                    f"model.neuron.beta={beta.end}",
+                    *TINY,
+                ]
+            )
+            validate(job)
+            assert build_surrogate(job.surrogate).alpha == pytest.approx(a)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not _optuna_installed(), reason="needs the `sweep` extra (pip install -e '.[sweep]')"
+)
+def test_optuna_runs_two_trials(tmp_path):
+    p = cli(
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    runs = sorted(d for d in tmp_path.iterdir() if (d / "summary.json").is_file())
+    assert len(runs) == 2
+    best = [json.loads((d / "summary.json").read_text())["best_val_accuracy"] for d in runs]
+    result = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert result["best_value"] == max(best)
+    assert set(result["best_params"]) == {
+        "surrogate",
+        "surrogate.alpha",
+        "optimizer.lr",
+        "model.neuron.beta",
+    }
+
+
+# ---- wandb sweep --------------------------------------------------------------------------
+
+
+def test_wandb_sweep_definition_gives_valid_hydra_overrides():
+    """Expand the command as ``wandb agent`` does; the overrides compose and validate."""
+    from wandb.sdk.launch.sweeps import utils as sweep_utils
+
+    from snntrain import surrogates
+    from snntrain.config import validate
+    from snntrain.train import build_surrogate
+
+    sweep = yaml.safe_load((ROOT / "scripts" / "wandb_sweep.yaml").read_text())
+    assert sweep["method"] == "bayes"
+    assert sweep["metric"] == {"name": "best_val_accuracy", "goal": "maximize"}
+    assert sweep["command"] == ["${env}", "python", "-m", "snntrain", "${args_no_hyphens}"]
+    names = sweep["parameters"]["surrogate"]["values"]
+    assert set(names) <= set(surrogates.available())
+    for pick in (0, -1):  # the low and the high end of every range
+        args = {}
+        for key, spec in sweep["parameters"].items():
+            if "value" in spec:
+                args[key] = {"value": spec["value"]}
+            elif "values" in spec:
+                args[key] = {"value": spec["values"][pick]}
+            else:
+                args[key] = {"value": [spec["min"], spec["max"]][pick]}
+        argv = []  # the loop in wandb_agent.Agent._command_run
+        macros = {**sweep_utils.create_sweep_command_args({"args": args}), "env": ["/usr/bin/env"]}
+        for c in sweep_utils.create_sweep_command(list(sweep["command"])):
+            argv += macros.get(c[2:-1], []) if c.startswith("${") else [c]
+        assert argv[:4] == ["/usr/bin/env", "python", "-m", "snntrain"]
+        cfg = compose(argv[4:])
+        validate(cfg)
+        assert build_surrogate(cfg.surrogate).alpha == pytest.approx(
+            args["surrogate.alpha"]["value"]
+        )
+        assert cfg.model.neuron.beta == pytest.approx(args["model.neuron.beta"]["value"])
+
+
+# ---- a real multirun ----------------------------------------------------------------------
+
+
+def wandb_records(path: Path):
+    """The protobuf records of a wandb ``.wandb`` file (LevelDB-log framing, 32 KiB blocks).
+
+    wandb 0.31 writes no ``files/config.yaml`` for offline runs; run, config and summary live
+    only in this file.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", "not a wandb run file"
+    pos, block, buf = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0 and length == 0:
+            pos += left
+            continue
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        buf = chunk if kind in (1, 2) else buf + chunk  # FULL/FIRST start a record
+        if kind in (1, 4):  # FULL/LAST end it
+            record = pb.Record()
+            record.ParseFromString(buf)
+            yield record
+
+
+def read_wandb_run(run_file: Path) -> dict:
+    """group, tags, config, summary and history keys of an offline wandb run."""
+    out = {"config": {}, "summary": {}, "history_keys": set()}
+    for r in wandb_records(run_file):
+        kind = r.WhichOneof("record_type")
+        if kind == "run":
+            out.update(group=r.run.run_group, tags=list(r.run.tags), name=r.run.display_name)
+            out["config"].update({i.key: json.loads(i.value_json) for i in r.run.config.update})
+        elif kind == "config":
+            out["config"].update({i.key: json.loads(i.value_json) for i in r.config.update})
+        elif kind == "summary":
+            out["summary"].update(
+                {
+                    (i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                    for i in r.summary.update
+                }
+            )
+        elif kind == "history":
+            out["history_keys"] |= {i.key or i.nested_key[0] for i in r.history.item}
+    return out
+
+
+GRID = {("sigmoid", 1.0), ("sigmoid", 2.0), ("softsign", 1.0), ("softsign", 2.0)}
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory) -> Path:
+    """``python -m snntrain -m`` over 2 surrogates x 2 alphas x 1 seed, 1 epoch each."""
+    sweep_dir = tmp_path_factory.mktemp("sweeps") / "multirun" / "grid-test"
+    p = cli(
+        "-m",
+        "surrogate=sigmoid,softsign",
+        "surrogate.alpha=1,2",
+        "trainer.epochs=1",
+        "model.hidden=[32]",
+        "T=5",
+        "dataset=digits",
+        "logger.mode=offline",
+        "trainer.progress=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    return sweep_dir
+
+
+@pytest.mark.slow
+def test_grid_multirun_writes_one_run_dir_per_job(grid_sweep):
+    runs = sorted(d for d in grid_sweep.iterdir() if d.is_dir())
+    assert len(runs) == 4
+    found = set()
+    for d in runs:
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        found.add((cfg["surrogate"]["name"], float(cfg["surrogate"]["alpha"])))
+        assert json.loads((d / "summary.json").read_text())["status"] == "completed"
+    assert found == GRID
+
+
+@pytest.mark.slow
+def test_grid_multirun_wandb_runs_share_a_group_and_carry_tags_and_config(grid_sweep):
+    runs = sorted(d for d in grid_sweep.iterdir() if d.is_dir())
+    for d in runs:
+        files = list(d.glob("wandb/offline-run-*/run-*.wandb"))
+        assert len(files) == 1, d
+        wb = read_wandb_run(files[0])
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        s = cfg["surrogate"]
+        assert wb["group"] == "grid-test"  # named after the sweep
+        assert {
+            f"surrogate={s['name']}",
+            f"alpha={float(s['alpha']):g}",
+            "model=mlp",
+            "dataset=digits",
+            "seed=0",
+        } <= set(wb["tags"])
+        assert wb["config"]["surrogate"] == s
+        assert wb["config"]["model"]["name"] == "mlp"
+        assert wb["config"]["dataset"]["name"] == "digits" and wb["config"]["seed"] == 0
+        summary = json.loads((d / "summary.json").read_text())
+        for key in ("best_val_accuracy", "test_accuracy"):
+            assert wb["summary"][key] == pytest.approx(summary[key])
+        assert {"surrogate/grad", "grad_norm/fc0", "rate/lif0"} <= wb["history_keys"]
+
+
+@pytest.mark.slow
+def test_report_on_the_multirun_matches_the_summaries(grid_sweep):
+    assert report.main([str(grid_sweep)]) == 0
+    out = grid_sweep / "report"
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    by_key = {(r["surrogate"], float(r["alpha"])): r for r in rows}
+    assert set(by_key) == GRID
+    for d in (d for d in grid_sweep.iterdir() if (d / "summary.json").is_file()):
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        summary = json.loads((d / "summary.json").read_text())
+        row = by_key[(cfg["surrogate"]["name"], float(cfg["surrogate"]["alpha"]))]
+        assert row["n"] == "1" and row["best_val_accuracy_std"] == ""
+        assert float(row["best_val_accuracy_mean"]) == summary["best_val_accuracy"]
+        assert float(row["test_accuracy_mean"]) == summary["test_accuracy"]
+        assert float(row["wall_time_s_mean"]) == summary["wall_time_s"]
+        rates = summary["firing_rates"]
+        assert float(row["firing_rate_mean"]) == pytest.approx(sum(rates.values()) / len(rates))
+    html = (out / "index.html").read_text()
+    for name, (h, w) in {
+        "accuracy_vs_alpha.png": (450, 1200),
+        "learning_curves.png": (300, 800),
+        "surrogate_gradients.png": (260, 640),
+    }.items():
+        img = matplotlib.image.imread(out / name)
+        assert img.shape[:2] == (h, w) and img.std() > 0.01, name
+        assert f'src="{name}"' in html
