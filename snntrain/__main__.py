@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -13,19 +14,42 @@ from snntrain.paths import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def run(cfg: DictConfig) -> float | None:
     """Train one configuration; return ``summary[optimize_metric]`` for sweepers."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from snntrain.checkpoint import CheckpointError
     from snntrain.config import ConfigError
-    from snntrain.train import TrainingError, train_and_evaluate
+    from snntrain.train import Preempted, TrainingError, train_and_evaluate
 
     try:
         summary = train_and_evaluate(cfg)
     except (ConfigError, TrainingError, CheckpointError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr, flush=True)
+        _record_failure(e)
+        if HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(e, Preempted):
+            raise  # one failed job, not the end of the sweep: Hydra records it and goes on
         sys.exit(getattr(e, "exit_code", 2))
+    except Exception as e:
+        _record_failure(e)
+        raise
     from snntrain.progress import print_summary
 
     print_summary(summary)
     return summary.get(cfg.get("optimize_metric", "test_accuracy"))
+
+
+def _record_failure(e: BaseException) -> None:
+    """Leave ``summary.json`` with the status and the error, so reports list the run as failed."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from snntrain.train import Diverged, Preempted
+    from snntrain.writers import write_json
+
+    path = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
+    if isinstance(e, Preempted) or path.exists():  # a pre-empted run wrote its own
+        return
+    status = "diverged" if isinstance(e, Diverged) else "failed"
+    write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
 
 
 def main() -> None:

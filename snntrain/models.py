@@ -6,7 +6,10 @@ The contract, for every model:
   array, or a :class:`snntrain.encoding.Repeated` from the ``direct`` encoder). ``spike_fn`` is
   the surrogate, passed at call time and never stored, so one set of parameters serves any
   surrogate (including one with traced parameters, for vmapped sweeps). ``remat`` is
-  ``trainer.remat``: ``jax.checkpoint`` on every neuron's scan body (same gradients, less memory).
+  ``trainer.remat``: when ``T > remat_chunk`` (a model option, default 25) time runs in blocks
+  of ``remat_chunk`` steps, each under ``jax.checkpoint``, so activation memory stays that of
+  one block however long ``T`` is; otherwise each neuron scan body is checkpointed. Either way
+  the values and gradients are those of ``remat=False``.
 * ``aux["rates"]``: ``{layer: rate_B}``, the firing rate of every hidden spiking layer per example
   (mean over time and neurons; the trainer masks, averages and regularises them);
   ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example.
@@ -377,6 +380,8 @@ class MLP(SNN):
       readout_beta: decay of the non-spiking output membrane.
       readout_scale: logits per output spike (``spike_count`` only).
       learn_beta, learn_threshold: make the neurons' ``beta`` / threshold per-neuron parameters.
+      remat_chunk: time steps per rematerialised block when called with ``remat=True``
+        (0: never split time; only the neuron scan bodies are checkpointed).
     """
 
     recurrent = False
@@ -464,7 +469,7 @@ def _per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:
 class ConvSNN(SNN):
     """Convolutional SNN for ``H x W x C`` images (channels-last)::
 
-        [conv k×k → (norm) → neuron → pool] × L → flatten → [Linear → neuron] × D → readout
+        [conv k×k → pool → (norm) → neuron] × L → flatten → [Linear → neuron] × D → readout
 
     With ``pool_before_neuron`` (default) each block is ``conv → pool → (norm) → neuron``:
     max-pooling the input *current* instead of the output spikes lets the neuron scan run on
@@ -485,8 +490,8 @@ class ConvSNN(SNN):
         ``H, W, C``, with per-channel scale and bias; time-local and per example, so it keeps
         causality and data-parallel equality, unlike batch norm).
       dense: sizes of spiking dense layers between the flatten and the readout.
-      neuron, readout, readout_beta, readout_scale, learn_beta, learn_threshold: as
-        :class:`MLP`; learnable ``beta`` / threshold are per channel in conv layers.
+      neuron, readout, readout_beta, readout_scale, learn_beta, learn_threshold, remat_chunk:
+        as :class:`MLP`; learnable ``beta`` / threshold are per channel in conv layers.
     """
 
     def __init__(

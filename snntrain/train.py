@@ -41,6 +41,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import encoding, models, optim, surrogates
 from snntrain import parallel as par
+from snntrain import report
 from snntrain.config import ConfigError, validate
 from snntrain.writers import MetricsFile, Wandb, write_json
 
@@ -367,8 +368,17 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
     logger_cfg.setdefault("name", None)
     if logger_cfg.get("name") in (None, "wandb"):
         logger_cfg["name"] = logger_cfg.get("run_name") or default_run_name(cfg)
+    # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
+    logger_cfg["group"] = logger_cfg.get("group") or report.hydra_sweep_group()
+    logger_cfg["tags"] = [*(logger_cfg.get("tags") or []), *report.run_tags(cfg)]
     wb = (Wandb(logger_cfg, run_dir, config_dict, _run_id(run_dir), say)
           if main and _cfg_dict(cfg.logger).get("name") != "none" else None)
+    if wb is not None and wb.run is not None and start_step == 0:
+        try:  # the surrogate's g'(x) for this run, once
+            png = report.surrogate_curve_png(exp.surrogate, run_dir / "surrogate_grad.png")
+            wb.log_image("surrogate/grad", png, step=0)
+        except Exception as e:  # noqa: BLE001 - a plot must never stop a run
+            say(f"wandb: no surrogate plot ({type(e).__name__}: {e})")
 
     key = jax.random.PRNGKey(int(cfg.seed))
     eval_key = jax.random.fold_in(key, EVAL_KEY)
