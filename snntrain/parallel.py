@@ -88,10 +88,9 @@ class DataParallel:
         n_global = devices * self.process_count
         self.n_devices = n_global
         if batch_size and batch_size % n_global:
-            raise ParallelError(
-                f"batch size {batch_size} does not divide over {n_global} devices; "
-                f"nearest valid sizes: {', '.join(map(str, nearest_divisible(batch_size, n_global)))}"
-            )
+            valid = ", ".join(map(str, nearest_divisible(batch_size, n_global)))
+            raise ParallelError(f"batch size {batch_size} does not divide over {n_global} "
+                                f"devices; nearest valid sizes: {valid}")
         self.batch_size = batch_size
         if mode in ("sharded", "pmap"):
             # pmap only ever sees this process's devices; the sharded mesh spans all processes.

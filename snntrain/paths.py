@@ -1,4 +1,4 @@
-"""Where the Hydra configs live: ``snntrain/conf`` in an installed wheel, ``conf/`` in a checkout."""
+"""Where the Hydra configs live: ``snntrain/conf`` in a wheel, top-level ``conf/`` in a checkout."""
 
 from __future__ import annotations
 

@@ -42,10 +42,11 @@ class Progress:
     def epoch_done(self, epoch: int, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        parts = [f"epoch {epoch}"]
-        for key in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
+        parts = [f"epoch {epoch:>3}"]
+        for key, label in (("train_loss", "loss"), ("train_accuracy", "train"),
+                           ("val_accuracy", "val"), ("test_accuracy", "test")):
             if key in record:
-                parts.append(f"{key} {record[key]:.4f}")
+                parts.append(f"{label} {record[key]:.4f}")
         self._bar.console.print("  ".join(parts))
 
     def __exit__(self, *exc) -> None:

@@ -17,9 +17,8 @@ config and seed, and resuming at step ``s`` reproduces the uninterrupted run bit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
-import os
 import platform
 import signal
 import socket
@@ -39,9 +38,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
-from snntrain import encoding, models, optim, surrogates
+from snntrain import encoding, models, optim, report, surrogates
 from snntrain import parallel as par
-from snntrain import report
 from snntrain.config import ConfigError, validate
 from snntrain.writers import MetricsFile, Wandb, write_json
 
@@ -214,6 +212,39 @@ def make_train_step(exp: Experiment):
     return train_step
 
 
+def make_epoch_fn(exp: Experiment, train_step):
+    """Run the steps of (the rest of) an epoch in one ``lax.scan`` with the dataset on device.
+
+    ``epoch_fn(state, x_Nx, y_N, order_SxB, mask_SxB, key, surrogate)`` gathers each batch from
+    the device-resident arrays by index, exactly as :func:`snntrain.data.batches` would, and
+    returns the new state and the per-step metrics stacked along a leading ``S`` axis. It
+    removes the per-step Python dispatch (``trainer.fused_epoch``).
+    """
+
+    def epoch_fn(state, x_Nx, y_N, order_SxB, mask_SxB, key, surrogate, *, axis_name=None):
+        index_B = jnp.arange(order_SxB.shape[1], dtype=jnp.int32)
+
+        def body(state, inputs):
+            idx_B, mask_B = inputs
+            batch = {"x": x_Nx[idx_B], "y": y_N[idx_B], "mask": mask_B, "index": index_B}
+            return train_step(state, batch, key, surrogate, axis_name=axis_name)
+
+        return jax.lax.scan(body, state, (order_SxB, mask_SxB))
+
+    return epoch_fn
+
+
+def epoch_plan(n: int, batch_size: int, seed: int, epoch: int, start: int):
+    """Row indices and masks of batches ``start..`` of ``epoch`` (as :func:`data.batches`)."""
+    order = data_lib.epoch_order(n, seed, epoch)
+    steps = data_lib.steps_per_epoch(n, batch_size)
+    last_chunk_first = order[(steps - 1) * batch_size]  # data.batches pads with this row
+    padded = np.concatenate([order, np.full(steps * batch_size - n, last_chunk_first)])
+    mask = (np.arange(steps * batch_size) < n).astype(np.float32)
+    return (padded.reshape(steps, batch_size)[start:].astype(np.int32),
+            mask.reshape(steps, batch_size)[start:])
+
+
 def make_eval_step(exp: Experiment):
     """``eval_step(params, batch, key, surrogate) -> sums`` (loss, correct, count, rates)."""
     forward = make_forward(exp)
@@ -237,10 +268,8 @@ class _Signals:
 
     def __enter__(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread (e.g. a notebook)
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. a notebook worker)
-                pass
         return self
 
     def _handle(self, signum, _frame):
@@ -292,8 +321,9 @@ def evaluate(exp: Experiment, eval_fn, params, source, key) -> dict[str, float]:
     """Mean loss, accuracy and firing rates over a whole split (padding masked out)."""
     totals: dict[str, float] = {}
     host = data_lib.batches(source, exp.batch_size, shuffle=False, rows=exp.parallel.local_rows)
-    for batch in exp.parallel.prefetch(host):
-        sums = exp.parallel.metrics_to_host(eval_fn(params, batch, key, exp.surrogate))
+    for k, batch in enumerate(exp.parallel.prefetch(host)):
+        batch_key = jax.random.fold_in(key, k)
+        sums = exp.parallel.metrics_to_host(eval_fn(params, batch, batch_key, exp.surrogate))
         for k, v in sums.items():
             totals[k] = totals.get(k, 0.0) + float(v)
     n = max(totals.pop("count"), 1.0)
@@ -382,6 +412,14 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
 
     key = jax.random.PRNGKey(int(cfg.seed))
     eval_key = jax.random.fold_in(key, EVAL_KEY)
+    fused = bool(tcfg.get("fused_epoch", False))
+    if fused:
+        if dp.mode != "none" or not isinstance(exp.data.train, data_lib.Arrays):
+            raise ConfigError("trainer.fused_epoch=true needs one device (trainer.parallel=none) "
+                              "and an in-memory dataset")
+        epoch_fn = jax.jit(make_epoch_fn(exp, make_train_step(exp)), donate_argnums=(0,))
+        x_all = jax.device_put(np.asarray(exp.data.train.x, np.float32))
+        y_all = jax.device_put(np.asarray(exp.data.train.y, np.int32))
     train_fn = dp.compile(make_train_step(exp))
     eval_fn = dp.compile(make_eval_step(exp), donate_state=False)
     state = dp.replicate(state)
@@ -407,6 +445,34 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
 
     from snntrain.progress import Progress
 
+    def flush(pending: list[tuple[int, Any]], epoch: int) -> None:
+        nonlocal last
+        if not pending:
+            return
+        fetched = dp.metrics_to_host([m for _, m in pending])
+        for (s, _), m in zip(pending, fetched, strict=True):
+            m = {k: float(v) for k, v in m.items()}
+            if not m.pop("finite"):
+                if on_nan == "stop":
+                    good = ckpts.steps()
+                    where = (f"last good checkpoint: {ckpts.directory / str(good[-1])}"
+                             if good else "no checkpoint was written yet")
+                    raise Diverged(f"loss or gradient became NaN/Inf at step {s} "
+                                   f"(loss={m['loss']}, grad_norm={m['grad_norm']}); "
+                                   f"{where}. Lower optimizer.lr or set "
+                                   "trainer.on_nan=skip_step")
+                say(f"step {s}: non-finite loss/gradient, update skipped")
+                continue
+            count = m.pop("count")
+            for k, v in m.items():
+                if not k.startswith("grad_norm/"):
+                    epoch_acc[k] = epoch_acc.get(k, 0.0) + v * count
+            epoch_acc["count"] = epoch_acc.get("count", 0.0) + count
+            if s % log_every == 0:
+                log({"step": s, "epoch": epoch + 1, "split": "train", **m})
+            last = m
+        pending.clear()
+
     compile_s = 0.0
     step = start_step
     epoch = step // spe
@@ -423,34 +489,19 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             pending: list[tuple[int, Any]] = []
             t0 = time.perf_counter()
 
-            def flush() -> None:
-                nonlocal last
-                if not pending:
-                    return
-                fetched = dp.metrics_to_host([m for _, m in pending])
-                for (s, _), m in zip(pending, fetched, strict=True):
-                    m = {k: float(v) for k, v in m.items()}
-                    if not m.pop("finite"):
-                        if on_nan == "stop":
-                            good = ckpts.steps()
-                            where = (f"last good checkpoint: {ckpts.directory / str(good[-1])}"
-                                     if good else "no checkpoint was written yet")
-                            raise Diverged(f"loss or gradient became NaN/Inf at step {s} "
-                                           f"(loss={m['loss']}, grad_norm={m['grad_norm']}); "
-                                           f"{where}. Lower optimizer.lr or set "
-                                           "trainer.on_nan=skip_step")
-                        say(f"step {s}: non-finite loss/gradient, update skipped")
-                        continue
-                    count = m.pop("count")
-                    for k, v in m.items():
-                        if not k.startswith("grad_norm/"):
-                            epoch_acc[k] = epoch_acc.get(k, 0.0) + v * count
-                    epoch_acc["count"] = epoch_acc.get("count", 0.0) + count
-                    if s % log_every == 0:
-                        log({"step": s, "epoch": epoch + 1, "split": "train", **m})
-                    last = m
-                pending.clear()
-
+            if fused:  # the whole (rest of the) epoch in one call; metrics come back stacked
+                order_SxB, mask_SxB = epoch_plan(len(exp.data.train), B, int(cfg.seed), epoch,
+                                                 first_batch)
+                state, stacked = epoch_fn(state, x_all, y_all, order_SxB, mask_SxB, key,
+                                          surrogate)
+                stacked = jax.device_get(stacked)
+                if compile_s == 0.0:
+                    compile_s = time.perf_counter() - t0
+                for i in range(len(order_SxB)):
+                    step += 1
+                    pending.append((step, {k: v[i] for k, v in stacked.items()}))
+                flush(pending, epoch)
+                host = ()
             for batch in dp.prefetch(host):
                 state, metrics = train_fn(state, batch, key, surrogate)
                 if compile_s == 0.0:  # the first call compiles; one step is ms next to that
@@ -462,7 +513,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                 at_ckpt = ckpt_every and step % ckpt_every == 0
                 if len(pending) >= min(MAX_STEPS_IN_FLIGHT, log_every) or at_ckpt or (
                         signals.received is not None):
-                    flush()
+                    flush(pending, epoch)
                     elapsed = time.perf_counter() - t0
                     bar.update(step, {**last, "samples_per_s": (step - epoch * spe - first_batch)
                                       * B / max(elapsed, 1e-9)})
@@ -470,7 +521,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                     save(step, epoch, step - epoch * spe)
                 if signals.received is not None:
                     break
-            flush()
+            flush(pending, epoch)
             t_train += time.perf_counter() - t0
             if signals.received is not None:
                 save(step, epoch, step - epoch * spe)
@@ -541,5 +592,5 @@ def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
     return restored[0].params
 
 
-__all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "TrainState",
-           "Experiment", "evaluate", "TrainingError", "ConfigError", "params_of", "math", "os"]
+__all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "make_epoch_fn",
+           "TrainState", "Experiment", "evaluate", "TrainingError", "ConfigError", "params_of"]

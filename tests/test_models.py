@@ -361,9 +361,8 @@ def test_every_config_option_composes_and_runs_one_training_step(overrides):
 
     exp = train.build(compose(*BASE, *overrides, tiny=False))
     batch = next(data_lib.batches(exp.data.train, exp.batch_size))
-    step = train.make_train_step(exp)
-    state, metrics = jax.jit(lambda st, b, k: step(st, b, k, exp.surrogate))(
-        exp.init_state(), batch, jax.random.PRNGKey(0)
+    state, metrics = jax.jit(train.make_train_step(exp))(
+        exp.init_state(), batch, jax.random.PRNGKey(0), exp.surrogate
     )
     assert np.isfinite(float(metrics["loss"])) and bool(metrics["finite"])
     assert float(metrics["grad_norm"]) > 0
@@ -375,7 +374,7 @@ def test_every_config_option_composes_and_runs_one_training_step(overrides):
 
 
 def test_bfloat16_and_remat_train():
-    """bf16 compute (float32 parameters) with remat lowers the loss on a fixed batch."""
+    """bf16 compute (float32 parameters) with chunked remat lowers the loss on a fixed batch."""
     from conftest import compose
 
     from snntrain import data as data_lib
@@ -390,16 +389,21 @@ def test_bfloat16_and_remat_train():
             "trainer.batch_size=32",
             "trainer.dtype=bfloat16",
             "trainer.remat=true",
+            "model.remat_chunk=4",  # two rematerialised time blocks
             "optimizer.lr=5e-3",
             tiny=False,
         )
     )
     batch = next(data_lib.batches(exp.data.train, exp.batch_size))
-    train_step = train.make_train_step(exp)
-    step = jax.jit(lambda st, b, k: train_step(st, b, k, exp.surrogate))
+    step = jax.jit(train.make_train_step(exp))
     state, losses = exp.init_state(), []
     for _ in range(12):  # the same step key every time: only the parameters change
-        state, m = step(state.replace(step=jnp.zeros((), jnp.int32)), batch, jax.random.PRNGKey(0))
+        state, m = step(
+            state.replace(step=jnp.zeros((), jnp.int32)),
+            batch,
+            jax.random.PRNGKey(0),
+            exp.surrogate,
+        )
         losses.append(float(m["loss"]))
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state.params))
     assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0], losses

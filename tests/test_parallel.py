@@ -97,7 +97,8 @@ import jax, numpy as np
 from conftest import compose
 from snntrain import train
 pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-cfg = compose("trainer.batch_size=64", "optimizer=sgd", "trainer.distributed=true", "trainer.num_processes=2",
+cfg = compose("trainer.batch_size=64", "optimizer=sgd", "trainer.distributed=true",
+              "trainer.num_processes=2",
               f"trainer.coordinator_address=127.0.0.1:{port}", f"trainer.process_id={pid}",
               "trainer.init_timeout_s=60")
 s = train.train_and_evaluate(cfg, out)

@@ -99,3 +99,17 @@ def test_default_config_reaches_97_percent(tmp_path):
     summary = train.train_and_evaluate(compose("logger=none", "trainer.progress=false",
                                                tiny=False), tmp_path)
     assert summary["test_accuracy"] >= 0.97, summary
+
+
+def test_fused_epoch_equals_per_step_loop(tmp_path):
+    """trainer.fused_epoch runs the same steps on the same batches (checked on parameters)."""
+    from snntrain.train import params_of
+
+    out = {}
+    for fused in (False, True):
+        d = tmp_path / str(fused)
+        train.train_and_evaluate(compose("trainer.epochs=2", "trainer.parallel=none",
+                                         f"trainer.fused_epoch={fused}"), d)
+        out[fused] = jax.tree.leaves(params_of(d))
+    for a, b in zip(out[False], out[True], strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=0)
