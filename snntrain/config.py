@@ -94,4 +94,6 @@ def validate(cfg: DictConfig) -> None:
     for k, v in surrogate.items():
         if k != "name" and (isinstance(v, bool) or not isinstance(v, (int, float))):
             _fail(f"surrogate.{k}", v, "a number")
-    _float(cfg, "dataset.val_fraction", 0.0, 1.0, lo_open=False, optional=True)
+    _float(cfg, "dataset.val_fraction", 0.0, 0.99, lo_open=False, optional=True)
+    _choice(cfg, "dataset.download", (True, False), optional=True)
+    _choice(cfg, "dataset.in_memory", (True, False, "auto"), optional=True)

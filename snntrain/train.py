@@ -418,7 +418,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             raise ConfigError("trainer.fused_epoch=true needs one device (trainer.parallel=none) "
                               "and an in-memory dataset")
         epoch_fn = jax.jit(make_epoch_fn(exp, make_train_step(exp)), donate_argnums=(0,))
-        x_all = jax.device_put(np.asarray(exp.data.train.x, np.float32))
+        x_all = jax.device_put(data_lib.to_unit(exp.data.train.x))
         y_all = jax.device_put(np.asarray(exp.data.train.y, np.int32))
     train_fn = dp.compile(make_train_step(exp))
     eval_fn = dp.compile(make_eval_step(exp), donate_state=False)
