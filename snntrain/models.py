@@ -334,30 +334,6 @@ class SNN(nnx.Module):
         return self.readout.reduce(out_TxBxC), aux
 
 
-def _readout(
-    n_in: int,
-    n_classes: int,
-    cell: Any,
-    readout: str,
-    readout_beta: float,
-    readout_scale: float,
-    learn_beta: bool,
-    learn_threshold: bool,
-    rngs: nnx.Rngs,
-) -> Readout:
-    return Readout(
-        n_in,
-        n_classes,
-        readout,
-        readout_beta,
-        neuron=cell,
-        learn_beta=learn_beta,
-        learn_threshold=learn_threshold,
-        scale=readout_scale,
-        rngs=rngs,
-    )
-
-
 def _remat_chunk(chunk: int) -> int:
     if isinstance(chunk, bool) or int(chunk) < 0:
         raise ValueError(f"model.remat_chunk must be an integer >= 0, got {chunk!r}")
@@ -413,16 +389,16 @@ class MLP(SNN):
             if self.recurrent:
                 setattr(self, f"rec{i}", nnx.Linear(n_out, n_out, use_bias=False, rngs=rngs))
             setattr(self, f"lif{i}", SpikingNeurons(cell, n_out, learn_beta, learn_threshold))
-        self.readout = _readout(
+        self.readout = Readout(
             sizes[-1],
             n_classes,
-            cell,
             readout,
             readout_beta,
-            readout_scale,
-            learn_beta,
-            learn_threshold,
-            rngs,
+            neuron=cell,
+            learn_beta=learn_beta,
+            learn_threshold=learn_threshold,
+            scale=readout_scale,
+            rngs=rngs,
         )
 
     def features(self, x_TxBx, spike_fn, remat, carry, aux):
@@ -570,16 +546,16 @@ class ConvSNN(SNN):
                 f"lif{self.n_conv + j}",
                 SpikingNeurons(cell, n_out, learn_beta, learn_threshold),
             )
-        self.readout = _readout(
+        self.readout = Readout(
             sizes[-1],
             n_classes,
-            cell,
             readout,
             readout_beta,
-            readout_scale,
-            learn_beta,
-            learn_threshold,
-            rngs,
+            neuron=cell,
+            learn_beta=learn_beta,
+            learn_threshold=learn_threshold,
+            scale=readout_scale,
+            rngs=rngs,
         )
 
     def features(self, x_TxBx, spike_fn, remat, carry, aux):

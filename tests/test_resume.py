@@ -13,12 +13,16 @@ from _workers import cli, popen
 from conftest import compose
 
 from snntrain import train
+from snntrain.checkpoint import Checkpoints
 from snntrain.train import params_of
 
 # Long enough (~40 steps/epoch) to be killed mid-epoch; small enough to run in seconds.
 RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=4", "trainer.batch_size=32",
        "model.hidden=[128]", "T=10", "trainer.checkpoint_every=7", "trainer.log_every=1")
 TIMING = ("samples_per_s",)
+# The CLI equivalent of conftest.TINY (what compose() uses by default).
+TINY_CLI = ("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=6",
+            "trainer.batch_size=64")
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -107,21 +111,24 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
 
 
 def test_nan_stops_with_message_and_keeps_good_checkpoint(tmp_path):
-    p = cli("logger=none", "trainer.epochs=3", "trainer.checkpoint_every=5", "optimizer.lr=1e30",
-            "trainer.batch_size=64", f"hydra.run.dir={tmp_path}")
+    """A good epoch, then the same run resumed with an absurd lr: it stops at the first bad
+    step, names the good checkpoint, and leaves it as it was."""
+    train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    good = params_of(tmp_path)
+    p = cli(*TINY_CLI, "trainer.epochs=3", "optimizer.lr=1e30", f"hydra.run.dir={tmp_path}")
     assert p.returncode == train.DIVERGED_EXIT_CODE, p.stderr[-2000:]
     line = p.stderr.strip().splitlines()[-1]
-    assert line.startswith("snntrain: error: loss or gradient became NaN/Inf at step ")
-    assert "last good checkpoint" in line or "no checkpoint was written yet" in line
-    for ckpt in (tmp_path / "checkpoints").glob("[0-9]*"):
-        params = params_of(tmp_path) if ckpt else None
-        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+    assert line.startswith("snntrain: error: loss or gradient became NaN/Inf at step 2")
+    assert f"last good checkpoint: {tmp_path / 'checkpoints' / '21'}" in line
+    steps = sorted(int(d.name) for d in (tmp_path / "checkpoints").iterdir() if d.name.isdigit())
+    assert steps == [21]
+    for a, b in zip(jax.tree.leaves(good), jax.tree.leaves(params_of(tmp_path)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_incompatible_checkpoint_is_reported(tmp_path):
     train.train_and_evaluate(compose(), tmp_path)
-    p = cli("logger=none", "trainer.epochs=1", "model.hidden=[48]", "T=6",
-            "trainer.batch_size=64", f"hydra.run.dir={tmp_path}")
+    p = cli(*TINY_CLI, "trainer.epochs=1", "model.hidden=[48]", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 2
     line = p.stderr.strip().splitlines()[-1]
     assert "incompatible run" in line and "fc0" in line and "[32" in line and "48" in line
@@ -143,3 +150,33 @@ def test_readonly_output_dir(tmp_path):
     ro.chmod(0o500)
     p = cli("logger=none", "trainer.epochs=1", f"hydra.run.dir={ro}/run")
     assert p.returncode != 0 and "not writable" in p.stderr
+
+
+def test_disk_full_during_save_is_one_line_and_keeps_previous(tmp_path, monkeypatch):
+    """A save that fails (here: ENOSPC injected into orbax) names the intact checkpoint."""
+    import errno
+
+    import orbax.checkpoint as ocp
+
+    from snntrain.checkpoint import CheckpointError
+
+    cfg = compose("trainer.epochs=2", "trainer.async_checkpointing=false")
+    calls = {"n": 0}
+    real_save = ocp.CheckpointManager.save
+
+    def failing_save(self, step, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", failing_save)
+    with pytest.raises(CheckpointError) as info:
+        train.train_and_evaluate(cfg, tmp_path)
+    msg = str(info.value)
+    assert "No space left on device" in msg and "is intact" in msg and "\n" not in msg
+    monkeypatch.undo()
+    exp = train.build(cfg)
+    state, meta = Checkpoints(tmp_path / "checkpoints").restore(exp.init_state(),
+                                                                train.fingerprint(exp))
+    assert meta["epoch"] == 1
