@@ -287,7 +287,7 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
     fp.update({"dataset": exp.data.name, "train examples": len(exp.data.train),
                "batch_size": exp.batch_size, "seed": int(exp.cfg.seed),
-               "optimizer": str(exp.cfg.optimizer.name)})  # not lr: resuming with a lower lr is fine
+               "optimizer": str(exp.cfg.optimizer.name)})  # not lr: may change on resume
     return fp
 
 
