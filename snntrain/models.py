@@ -22,8 +22,9 @@ synaptic operation (dense, convolution, pooling, norm) runs once on all ``T*B`` 
 (:func:`fold_time`), and only the cheap neuron recurrence is scanned
 (:func:`snntrain.neurons.run`). With ``direct`` input the first synaptic operation runs once on
 the ``B`` examples and is broadcast over time. Images are channels-last (``NHWC``); convolutions
-are im2col + one GEMM (:func:`conv2d`) and max-pooling is a max over ``k*k`` strided slices
-(:func:`max_pool`), the two formulations that are fastest on XLA:CPU (issue 9), and exact.
+are one GEMM (im2col, or a dense Toeplitz matrix for small images: :func:`conv2d`) and
+max-pooling is a max over ``k*k`` strided slices (:func:`max_pool`), the formulations that are
+fastest on XLA:CPU (issue 9), and exact.
 
 Parameters are named ``fc0, conv0, lif0, ...`` (string keys; no lists of modules) so
 checkpoints stay flat. Readouts (``model.readout``): ``membrane_mean`` (default),
@@ -77,19 +78,52 @@ def fold_time(fn: Callable[[Array], Array], x: Array | Repeated) -> Array:
     return y.reshape(T, B, *y.shape[1:])
 
 
-def conv2d(x_NxHxWxC: Array, w_KxKxCxO: Array, padding: str = "SAME") -> Array:
-    """Stride-1 2D convolution (cross-correlation, as ``lax.conv``) as im2col + one GEMM.
+def _shift_matrix(k: int, n_in: int, n_out: int, low: int) -> Array:
+    """``S[i, y, Y] = 1`` where input row ``y`` meets kernel row ``i`` for output row ``Y``."""
+    i, y, out = jnp.arange(k)[:, None, None], jnp.arange(n_in)[None, :, None], jnp.arange(n_out)
+    return (y == out[None, None, :] + i - low).astype(jnp.float32)
 
-    The ``kh*kw`` shifted views of the (padded) input are concatenated along channels, in the
-    order of ``w.reshape(kh*kw*C, O)``, and multiplied by the kernel. ``SAME`` pads
-    ``(k-1)//2`` before and ``k//2`` after (``lax`` convention). Equal to
-    ``lax.conv_general_dilated(x, w, (1, 1), padding, ('NHWC', 'HWIO', 'NHWC'))``.
+
+def conv2d(
+    x_NxHxWxC: Array, w_KxKxCxO: Array, padding: str = "SAME", method: str = "auto"
+) -> Array:
+    """Stride-1 2D convolution (cross-correlation, as ``lax.conv``) as one GEMM.
+
+    Equal (up to float rounding) to
+    ``lax.conv_general_dilated(x, w, (1, 1), padding, ('NHWC', 'HWIO', 'NHWC'))``, which is
+    several times slower on XLA:CPU. ``SAME`` pads ``(k-1)//2`` before and ``k//2`` after.
+    Two exact formulations (``method``):
+
+    * ``im2col``: the ``kh*kw`` shifted views of the (padded) input are concatenated along
+      channels, in the order of ``w.reshape(kh*kw*C, O)``, and multiplied by the kernel.
+    * ``dense``: the convolution as a dense block-Toeplitz matrix ``(H*W*C) x (H'*W'*O)``
+      built from ``w``, and one GEMM on the flattened images: no patches to copy, at the cost
+      of multiplying zeros, about ``H*W / (kh*kw)`` times the FLOPs. For small images it is
+      much faster (5-6x on 8x8 digits).
+    * ``auto`` (default): ``dense`` when ``H*W <= 4*kh*kw`` and the matrix is small, else
+      ``im2col``.
     """
     kh, kw, c, o = w_KxKxCxO.shape
+    n, h, w, _ = x_NxHxWxC.shape
+    same = padding == "SAME"
+    ho, wo = (h, w) if same else (h - kh + 1, w - kw + 1)
+    if method == "auto":
+        small = h * w <= 4 * kh * kw and h * w * c * ho * wo * o <= 4 * 2**20
+        method = "dense" if small else "im2col"
+    if method == "dense":
+        lh, lw = ((kh - 1) // 2, (kw - 1) // 2) if same else (0, 0)
+        sh, sw = _shift_matrix(kh, h, ho, lh), _shift_matrix(kw, w, wo, lw)
+        m = jnp.einsum(
+            "iyY,jxX,ijco->yxcYXo",
+            sh.astype(w_KxKxCxO.dtype),
+            sw.astype(w_KxKxCxO.dtype),
+            w_KxKxCxO,
+        )
+        y = x_NxHxWxC.reshape(n, h * w * c) @ m.reshape(h * w * c, ho * wo * o)
+        return y.reshape(n, ho, wo, o)
     x = x_NxHxWxC
-    if padding == "SAME":
+    if same:
         x = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
-    ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
     # two stages (kw shifts along W, then kh shifts of those rows along H): 2k copies of
     # contiguous runs instead of k*k narrow ones; the channel order is (i, j, c) either way
     rows = x if kw == 1 else jnp.concatenate([x[:, :, j : j + wo, :] for j in range(kw)], -1)
@@ -464,7 +498,9 @@ class ConvSNN(SNN):
       pool_before_neuron: pool the current before the neuron (true) or the spikes after it.
       norm: ``none`` | ``layer`` (LayerNorm of each image's current at each step, over
         ``H, W, C``, with per-channel scale and bias; time-local and per example, so it keeps
-        causality and data-parallel equality, unlike batch norm).
+        causality and data-parallel equality, unlike batch norm). The default ``layer`` made
+        the 12C5-MP2-64C5-MP2 net reach >= 98% on digits for every seed we tried (without it,
+        2 of 6 runs stayed below); ``none`` is the plain classic net.
       dense: sizes of spiking dense layers between the flatten and the readout.
       neuron, readout, readout_beta, readout_scale, learn_beta, learn_threshold, remat_chunk:
         as :class:`MLP`; learnable ``beta`` / threshold are per channel in conv layers.
@@ -480,7 +516,7 @@ class ConvSNN(SNN):
         padding: str = "SAME",
         pool: int | Sequence[int] = 2,
         pool_before_neuron: bool = True,
-        norm: str = "none",
+        norm: str = "layer",
         dense: Sequence[int] = (),
         neuron: dict | None = None,
         readout: str = "membrane_mean",
@@ -580,7 +616,7 @@ class ConvSNN(SNN):
 
 
 class Conv(nnx.Module):
-    """Stride-1 ``k x k`` convolution, channels-last, computed by :func:`conv2d` (im2col+GEMM).
+    """Stride-1 ``k x k`` convolution, channels-last, computed by :func:`conv2d` (one GEMM).
 
     Parameters ``kernel`` (``k x k x C_in x C_out``, LeCun-normal like ``nnx.Conv``) and
     ``bias`` (``C_out``).

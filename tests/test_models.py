@@ -1,7 +1,7 @@
 """Models: shapes and parameter counts, causality, remat, layer-batched == step-by-step,
 direct input, readouts, and every model/neuron/encoder/readout config training one step."""
 
-import time
+import math
 
 import jax
 import jax.numpy as jnp
@@ -39,18 +39,19 @@ def _input(shape, seed=0, scale=3.0):
 # ---- layers -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("method", ["im2col", "dense"])
 @pytest.mark.parametrize(
     ("padding", "k", "c"),
     [("SAME", 5, 1), ("VALID", 5, 1), ("SAME", 4, 2), ("VALID", 3, 3), ("SAME", 1, 2)],
 )
-def test_conv2d_equals_lax_conv(padding, k, c):
+def test_conv2d_equals_lax_conv(padding, k, c, method):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 7, c))
     w = jax.random.normal(jax.random.PRNGKey(1), (k, k, c, 5))
     ref = lax.conv_general_dilated(
         x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
-    conv = jax.jit(models.conv2d, static_argnames="padding")
-    np.testing.assert_allclose(conv(x, w, padding), ref, rtol=1e-5, atol=1e-5)
+    conv = jax.jit(models.conv2d, static_argnames=("padding", "method"))
+    np.testing.assert_allclose(conv(x, w, padding, method), ref, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -64,17 +65,19 @@ def test_max_pool_equals_reduce_window(k):
 
 
 @pytest.mark.parametrize(
-    ("in_shape", "padding", "expected"),
+    ("in_shape", "padding", "norm", "expected"),
     [
         # conv0 5*5*1*12 + 12 = 312; conv1 5*5*12*64 + 64 = 19264; readout flat*10 + 10
-        ((28, 28, 1), "SAME", 312 + 19264 + (7 * 7 * 64) * 10 + 10),  # 28 -> 14 -> 7
-        ((28, 28, 1), "VALID", 312 + 19264 + (4 * 4 * 64) * 10 + 10),  # 24 -> 12 -> 8 -> 4
-        ((8, 8, 1), "SAME", 312 + 19264 + (2 * 2 * 64) * 10 + 10),  # 8 -> 4 -> 2
-        ((32, 32, 3), "SAME", (5 * 5 * 3 * 12 + 12) + 19264 + (8 * 8 * 64) * 10 + 10),
+        ((28, 28, 1), "SAME", "none", 312 + 19264 + (7 * 7 * 64) * 10 + 10),  # 28 -> 14 -> 7
+        ((28, 28, 1), "VALID", "none", 312 + 19264 + (4 * 4 * 64) * 10 + 10),  # 24->12->8->4
+        ((8, 8, 1), "SAME", "none", 312 + 19264 + (2 * 2 * 64) * 10 + 10),  # 8 -> 4 -> 2
+        ((32, 32, 3), "SAME", "none", (5 * 5 * 3 * 12 + 12) + 19264 + (8 * 8 * 64) * 10 + 10),
+        # the default adds a LayerNorm (scale and bias per channel) before each spiking layer
+        ((8, 8, 1), "SAME", "layer", 312 + 19264 + 2570 + 2 * (12 + 64)),
     ],
 )
-def test_classic_conv_parameter_count_and_output_shapes(in_shape, padding, expected):
-    model = models.create("conv", in_shape, 10, seed=0, padding=padding)
+def test_classic_conv_parameter_count_and_output_shapes(in_shape, padding, norm, expected):
+    model = models.create("conv", in_shape, 10, seed=0, padding=padding, norm=norm)
     assert _n_params(model) == expected
     x = jax.ShapeDtypeStruct((T, B, *in_shape), jnp.float32)
     (trace, aux), (logits, _) = jax.eval_shape(
@@ -142,11 +145,11 @@ def test_causality_no_gradient_from_future_inputs(name):
 
 @pytest.mark.parametrize(
     ("name", "chunk"),
-    [("recurrent", 4), ("conv_pool_after", 2), ("conv_alif_learn", 4), ("conv", 0)],
+    [("recurrent", 0), ("conv_pool_after", 2), ("conv_alif_learn", 4)],
 )
 def test_remat_gives_the_same_values_and_gradients(name, chunk):
-    """remat=True (time blocks of ``chunk`` steps under jax.checkpoint; chunk 0: checkpoint on
-    the neuron scan body) computes what remat=False computes, gradients included."""
+    """remat=True computes what remat=False computes, gradients included: chunk 0 checkpoints
+    the neuron scan bodies; chunk 2 runs T=6 as three checkpointed blocks, chunk 4 as 4 + 2."""
     model, in_shape = _small(name, remat_chunk=chunk)
     graphdef, params = nnx.split(model, nnx.Param)
     x, y = _input(in_shape), jnp.arange(B) % 5
@@ -242,17 +245,35 @@ def test_layer_batched_model_equals_step_by_step_loop(name):
 # ---- direct input -------------------------------------------------------------------------
 
 
+def test_fold_time_runs_a_repeated_input_once_and_broadcasts():
+    x_Bx = jax.random.uniform(jax.random.PRNGKey(4), (B, 4, 4, 1))
+    calls = []
+
+    def synapse(z):
+        calls.append(z.shape)
+        return models.max_pool(z * 2.0, 2)
+
+    out = models.fold_time(synapse, encoding.Repeated(x_Bx, T))
+    assert calls == [(B, 4, 4, 1)]  # B rows, not T * B
+    np.testing.assert_array_equal(out, models.fold_time(synapse, jnp.stack([x_Bx] * T)))
+    assert calls[-1] == (T * B, 4, 4, 1)
+
+
 @pytest.mark.parametrize("name", ["mlp", "conv"])
-def test_direct_input_runs_the_first_layer_once_with_the_same_result(name):
+def test_direct_input_gives_the_same_result_as_the_repeated_array(name):
     model, in_shape = _small(name)
     x_Bx = jax.random.uniform(jax.random.PRNGKey(4), (B, *in_shape))
     rep = encoding.Direct()(x_Bx, None, T)
     logits, ref = jax.jit(lambda r: (model(r, spike)[0], model(r.materialize(), spike)[0]))(rep)
     np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-6)
-    # the first synaptic GEMM runs on B (not T*B) rows
+    # the first layer's GEMM runs on B (not T*B) rows
     eqns = jax.make_jaxpr(lambda r: model(r, spike))(rep).jaxpr.eqns
-    first_dot = next(e for e in eqns if e.primitive.name == "dot_general")
-    assert first_dot.outvars[0].aval.shape[0] == B
+    x_dots = [
+        e
+        for e in eqns
+        if e.primitive.name == "dot_general" and e.invars[0].aval.shape[-1] == math.prod(in_shape)
+    ]
+    assert x_dots and x_dots[0].outvars[0].aval.shape[0] == B
 
 
 # ---- readouts -----------------------------------------------------------------------------
@@ -409,18 +430,16 @@ def test_bfloat16_and_remat_train():
 
 
 @pytest.mark.slow
-def test_default_conv_reaches_98_percent_on_digits_within_two_minutes(tmp_path):
+def test_default_conv_reaches_98_percent_on_digits(tmp_path):
+    """Accuracy only: its time (38 s here) is reported by scripts/bench.py, not asserted."""
     from conftest import compose
 
     from snntrain import train
 
-    t0 = time.perf_counter()
     summary = train.train_and_evaluate(
         compose("logger=none", "trainer.progress=false", "model=conv", tiny=False), tmp_path
     )
-    elapsed = time.perf_counter() - t0
     assert summary["test_accuracy"] >= 0.98, summary
-    assert elapsed < 120, elapsed
 
 
 def test_remat_keeps_activation_memory_bounded_in_T():
