@@ -69,20 +69,39 @@ class Rate:
 
     ``P(s_t = 1) = clip(gain * x, 0, 1)`` independently for every step, so the spike frequency
     converges to ``clip(gain * x, 0, 1)`` as ``T`` grows (binomial error ``sqrt(p (1-p) / T)``).
+    With ``resolution=8`` (default) the probability is quantised to ``round(256 p) / 256``
+    (|error| <= 1/512, finer than 8-bit pixels) and drawn from 8-bit uniforms, four per 32-bit
+    random word: ~10x cheaper than ``resolution=32`` (``jax.random.bernoulli``), which
+    dominated the MLP training step on CPU.
 
     References:
       Gerstner et al., *Neuronal Dynamics*, 2014, §7.2 (Poisson / Bernoulli rate codes).
     """
 
     gain: float = 1.0
+    resolution: int = 8
     kind: ClassVar[str] = "rate"
     stochastic: ClassVar[bool] = True
 
+    def __post_init__(self):
+        if self.resolution not in (8, 32):
+            raise ValueError(f"rate encoder: resolution must be 8 or 32, got {self.resolution}")
+
     def __call__(self, x_BxD: Array, key_B: Array, T: int) -> Array:
         p_BxD = jnp.clip(self.gain * x_BxD, 0.0, 1.0)
-
-        def one(key, p_D):
-            return jax.random.bernoulli(key, p_D, (T,) + p_D.shape)
+        if self.resolution == 32:
+            def one(key, p_D):
+                return jax.random.bernoulli(key, p_D, (T,) + p_D.shape)
+        else:
+            def one(key, p_D):
+                # One 32-bit random word gives four 8-bit uniforms u in 0..255 (4x less PRNG
+                # work than bernoulli); spike iff u < round(256 p), so P = round(256 p) / 256.
+                p_N = p_D.reshape(-1)
+                n = p_N.shape[0]
+                words_TxM = jax.random.bits(key, (T, -(-n // 4)), jnp.uint32)
+                u_TxN = jax.lax.bitcast_convert_type(words_TxM, jnp.uint8).reshape(T, -1)[:, :n]
+                level_N = jnp.round(p_N.astype(jnp.float32) * 256).astype(jnp.int32)
+                return (u_TxN.astype(jnp.int32) < level_N).reshape((T,) + p_D.shape)
 
         s_BxTxD = jax.vmap(one)(key_B, p_BxD)
         return jnp.moveaxis(s_BxTxD, 1, 0).astype(x_BxD.dtype)

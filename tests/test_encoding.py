@@ -88,3 +88,22 @@ def test_get_builds_every_encoder_and_rejects_bad_names():
         encoding.get("delta")
     with pytest.raises(ValueError, match="mode"):
         encoding.get("latency", mode="exp")
+
+
+def test_rate_8bit_draws_match_their_quantised_probability():
+    """resolution=8: P = round(256 p)/256; 0 never fires, 1 always; frequencies within 4 sigma."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from snntrain.encoding import Rate, example_keys
+
+    p = jnp.array([[0.0, 1.0, 0.5, 0.1, 0.013, 0.77, 0.3333]])
+    T = 40000
+    for resolution in (8, 32):
+        s = Rate(resolution=resolution)(p, example_keys(jax.random.PRNGKey(3), jnp.arange(1)), T)
+        assert s.shape == (T, 1, 7) and s.dtype == p.dtype
+        freq = np.asarray(s.mean(0))[0]
+        q = np.round(np.asarray(p)[0] * 256) / 256 if resolution == 8 else np.asarray(p)[0]
+        assert freq[0] == 0.0 and freq[1] == 1.0
+        np.testing.assert_allclose(freq, q, atol=4 * np.sqrt(0.25 / T))
