@@ -198,15 +198,17 @@ def run_workload(name: str, npz: Path, steps: int, rounds: int, gemm: float) -> 
     return out
 
 
-def memory(name: str, npz: Path, T: int, remat: bool, dtype: str = "float32") -> float:
-    """Temporary buffer size (MiB) of the compiled training step: per step, not process-wide."""
+def memory(name: str, npz: Path, T: int, remat: bool, dtype: str = "float32",
+           steps: int = 5) -> tuple[float, float]:
+    """(temporary buffer MiB of the compiled step — per step, not process-wide — and steps/s)."""
     overrides, _ = workload_overrides(name, npz)
     overrides = [o for o in overrides if not o.startswith("T=")]
     fn, state, host, key, exp = snntrain_step(
         [*overrides, f"T={T}", f"trainer.remat={remat}", f"trainer.dtype={dtype}"])
     batch = exp.parallel.put_batch(host[0])
     stats = fn.lower(state, batch, key, exp.surrogate).compile().memory_analysis()
-    return stats.temp_size_in_bytes / 2**20
+    _, sps, _ = time_steps(fn, state, host, key, exp.surrogate, exp.parallel, steps)
+    return stats.temp_size_in_bytes / 2**20, sps
 
 
 def devices_section(npz: Path, steps: int) -> dict:
@@ -260,16 +262,22 @@ def main(argv=None) -> int:
                   f"{r.get('ratio_vs_ref', float('nan')):8.2f} {r['compile_s']:9.2f} "
                   f"{r['peak_rss_mb']:7.0f}")
         if not args.quick:
-            mem = {}
+            mem, speed = {}, {}
             for name in ("mlp", "conv"):
-                for T, remat in ((25, False), (100, False), (100, True)):
-                    mem[f"{name}/T{T}{'/remat' if remat else ''}"] = memory(name, npz, T, remat)
-                mem[f"{name}/T25/bf16"] = memory(name, npz, 25, False, "bfloat16")
-                mem[f"{name}/T100remat_vs_T25"] = (mem[f"{name}/T100/remat"]
-                                                   / mem[f"{name}/T25"])
+                for T, remat, dtype in ((25, False, "float32"), (25, True, "float32"),
+                                        (100, False, "float32"), (100, True, "float32"),
+                                        (25, False, "bfloat16"), (100, True, "bfloat16")):
+                    key = (f"{name}/T{T}{'/remat' if remat else ''}"
+                           f"{'/bf16' if dtype != 'float32' else ''}")
+                    mem[key], speed[key] = memory(name, npz, T, remat, dtype)
+                mem[f"{name}/T100remat_vs_T25"] = mem[f"{name}/T100/remat"] / mem[f"{name}/T25"]
             results["step_temp_memory_mib"] = mem
-            print("compiled-step temporary memory (MiB):",
-                  ", ".join(f"{k} {v:.2f}" for k, v in mem.items()))
+            results["steps_per_s_by_config"] = speed
+            print("config              temp MiB  steps/s")
+            for k, v in speed.items():
+                print(f"{k:18} {mem[k]:9.1f} {v:8.2f}")
+            print("T=100 remat / T=25 memory:",
+                  ", ".join(f"{k} {v:.2f}" for k, v in mem.items() if k.endswith("_vs_T25")))
         if not args.no_devices:
             dev = devices_section(npz, 8 if args.quick else 30)
             results["devices"] = dev
