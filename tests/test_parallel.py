@@ -135,8 +135,10 @@ def _params(run_dir):
 def test_two_processes_match_one_process(tmp_path):
     """2 processes x 2 devices (gloo on localhost) vs 1 device, one epoch of SGD.
 
-    SGD keeps the reduction-order rounding at float32 level (no 1/sqrt(v) amplification),
-    so 1e-5 absolute holds over the 21 steps.
+    SGD keeps reduction-order rounding at float32 level (no 1/sqrt(v) amplification), but a
+    membrane within rounding distance of the threshold can spike in one run and not the other,
+    which moves a few parameters by ~2e-5 over the 21 steps (seen once in CI). We allow 1e-4
+    absolute: a wrong gradient average (e.g. summing over the 2 processes) moves them by ~1e-2.
     """
     port, multi = _free_port(), tmp_path / "multi"
     procs = [subprocess.Popen([sys.executable, "-c", MULTIHOST, str(i), str(port), str(multi)],
@@ -153,4 +155,4 @@ def test_two_processes_match_one_process(tmp_path):
     single = tmp_path / "single"
     python(SINGLE.replace("{out}", str(single)))
     for a, b in zip(_params(single), _params(multi), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
