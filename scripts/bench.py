@@ -109,11 +109,27 @@ def machine_info() -> dict[str, Any]:
     import jax
 
     d = jax.devices()[0]
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "XLA_FLAGS", "GLIBC_TUNABLES",
-                                      "JAX_PLATFORMS", "OMP_NUM_THREADS") if k in os.environ}
-    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": d.platform,
-            "device_kind": d.device_kind, "devices": jax.device_count(), "jax": jax.__version__,
-            "python": platform.python_version(), "env": env}
+    env = {
+        k: os.environ[k]
+        for k in (
+            "OPENBLAS_CORETYPE",
+            "XLA_FLAGS",
+            "GLIBC_TUNABLES",
+            "JAX_PLATFORMS",
+            "OMP_NUM_THREADS",
+        )
+        if k in os.environ
+    }
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": d.platform,
+        "device_kind": d.device_kind,
+        "devices": jax.device_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "env": env,
+    }
 
 
 # ---- FLOP counting -------------------------------------------------------------------------
@@ -125,8 +141,16 @@ def dense_flop(B: int, T: int, sizes: list[int]) -> int:
     return sum((2 if i == 0 else 3) * 2 * B * T * a * b for i, (a, b) in enumerate(layers))
 
 
-def conv_flop(B: int, T: int, hw: int, c_in: int, convs: list[tuple[int, int]], pool: int,
-              n_classes: int, first_once: bool = False) -> int:
+def conv_flop(
+    B: int,
+    T: int,
+    hw: int,
+    c_in: int,
+    convs: list[tuple[int, int]],
+    pool: int,
+    n_classes: int,
+    first_once: bool = False,
+) -> int:
     """Training FLOP of ``[conv k x k (VALID) -> pool] x L -> dense`` over T steps.
 
     ``first_once``: the first layer sees the same input at every step (``direct`` encoding)
@@ -229,8 +253,10 @@ def reference_mlp(sizes: list[int], T: int = T_STEPS, epoch: bool = False):
 
     spike = _spike_fn()
     keys = jax.random.split(jax.random.PRNGKey(0), len(sizes) - 1)
-    params = [(jax.random.normal(k, (a, b)) / np.sqrt(a), jnp.zeros(b))
-              for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
+    params = [
+        (jax.random.normal(k, (a, b)) / np.sqrt(a), jnp.zeros(b))
+        for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)
+    ]
 
     def loss_fn(params, batch, key):
         x_BxD = batch["x"].reshape(batch["x"].shape[0], -1)
@@ -270,12 +296,14 @@ def conv_pool_im2col(x_NxHxWxC, w_KxKxCxO):
     k, _, c, o = w_KxKxCxO.shape
     n, h, w, _ = x_NxHxWxC.shape
     ho, wo = h - k + 1, w - k + 1
-    rows = jnp.concatenate([x_NxHxWxC[:, :, j:j + wo] for j in range(k)], -1)
-    patches = jnp.concatenate([rows[:, i:i + ho] for i in range(k)], -1)
+    rows = jnp.concatenate([x_NxHxWxC[:, :, j : j + wo] for j in range(k)], -1)
+    patches = jnp.concatenate([rows[:, i : i + ho] for i in range(k)], -1)
     y = patches @ w_KxKxCxO.reshape(k * k * c, o)
     hp, wp = ho // 2 * 2, wo // 2 * 2
-    return jnp.maximum(jnp.maximum(y[:, 0:hp:2, 0:wp:2], y[:, 0:hp:2, 1:wp:2]),
-                       jnp.maximum(y[:, 1:hp:2, 0:wp:2], y[:, 1:hp:2, 1:wp:2]))
+    return jnp.maximum(
+        jnp.maximum(y[:, 0:hp:2, 0:wp:2], y[:, 0:hp:2, 1:wp:2]),
+        jnp.maximum(y[:, 1:hp:2, 0:wp:2], y[:, 1:hp:2, 1:wp:2]),
+    )
 
 
 def conv_pool_s2d_nhwc(x_NxHxWxC, w_KxKxCxO):
@@ -289,11 +317,13 @@ def conv_pool_s2d_nhwc(x_NxHxWxC, w_KxKxCxO):
     r, ho, wo = (k + 1) // 2, (h - k + 1) // 2, (w - k + 1) // 2
     s = x_NxHxWxC.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
     s = s.reshape(n, h // 2, w // 2, 4 * c)
-    rows = jnp.concatenate([s[:, :, j:j + wo] for j in range(r)], -1)
-    patches = jnp.concatenate([rows[:, i:i + ho] for i in range(r)], -1)
+    rows = jnp.concatenate([s[:, :, j : j + wo] for j in range(r)], -1)
+    patches = jnp.concatenate([rows[:, i : i + ho] for i in range(r)], -1)
     y = patches @ pooled_conv_kernel(w_KxKxCxO)
-    return jnp.maximum(jnp.maximum(y[..., :o], y[..., o:2 * o]),
-                       jnp.maximum(y[..., 2 * o:3 * o], y[..., 3 * o:]))
+    return jnp.maximum(
+        jnp.maximum(y[..., :o], y[..., o : 2 * o]),
+        jnp.maximum(y[..., 2 * o : 3 * o], y[..., 3 * o :]),
+    )
 
 
 def conv_pool_s2d_chwn(x_CxHxWxN, w_KxKxCxO):
@@ -306,7 +336,7 @@ def conv_pool_s2d_chwn(x_CxHxWxN, w_KxKxCxO):
     r, ho, wo = (k + 1) // 2, (h - k + 1) // 2, (w - k + 1) // 2
     s = x_CxHxWxN.reshape(c, h // 2, 2, w // 2, 2, n).transpose(2, 4, 0, 1, 3, 5)
     s = s.reshape(4 * c, h // 2, w // 2, n)
-    patches = jnp.stack([s[:, i:i + ho, j:j + wo] for i in range(r) for j in range(r)], 0)
+    patches = jnp.stack([s[:, i : i + ho, j : j + wo] for i in range(r) for j in range(r)], 0)
     y = pooled_conv_kernel(w_KxKxCxO).T @ patches.reshape(r * r * 4 * c, ho * wo * n)
     y = y.reshape(4, o, ho, wo, n)
     return jnp.maximum(jnp.maximum(y[0], y[1]), jnp.maximum(y[2], y[3]))
@@ -315,8 +345,14 @@ def conv_pool_s2d_chwn(x_CxHxWxN, w_KxKxCxO):
 CONV_FORMULATIONS = ("chwn_s2d", "nhwc_s2d", "nhwc_im2col")
 
 
-def reference_conv(formulation: str = "chwn_s2d", channels=(12, 64), k: int = 5,
-                   hw: int = 28, n_classes: int = 10, T: int = T_STEPS):
+def reference_conv(
+    formulation: str = "chwn_s2d",
+    channels=(12, 64),
+    k: int = 5,
+    hw: int = 28,
+    n_classes: int = 10,
+    T: int = T_STEPS,
+):
     """The CONV workload by hand: both convolutions on all T*B images at once, scan only LIF.
 
     ``formulation``: ``chwn_s2d`` (fastest: pooled conv fused, examples minor),
@@ -334,12 +370,14 @@ def reference_conv(formulation: str = "chwn_s2d", channels=(12, 64), k: int = 5,
     keys = jax.random.split(jax.random.PRNGKey(0), len(channels) + 1)
     params, c, size = [], 1, hw
     for key, c_out in zip(keys, channels, strict=False):
-        params.append((jax.random.normal(key, (k, k, c, c_out)) / np.sqrt(k * k * c),
-                       jnp.zeros(c_out)))
+        params.append(
+            (jax.random.normal(key, (k, k, c, c_out)) / np.sqrt(k * k * c), jnp.zeros(c_out))
+        )
         c, size = c_out, (size - k + 1) // 2
     n_flat = size * size * c
-    params.append((jax.random.normal(keys[-1], (n_flat, n_classes)) / np.sqrt(n_flat),
-                   jnp.zeros(n_classes)))
+    params.append(
+        (jax.random.normal(keys[-1], (n_flat, n_classes)) / np.sqrt(n_flat), jnp.zeros(n_classes))
+    )
 
     def loss_nhwc(params, batch, key):
         B = batch["x"].shape[0]
@@ -380,14 +418,24 @@ def check_conv_formulations() -> dict[str, float]:
     for shape, wshape in (((64, 28, 28, 1), (5, 5, 1, 12)), ((64, 12, 12, 12), (5, 5, 12, 64))):
         x = jnp.asarray((rng.random(shape) < 0.3).astype(np.float32))
         w = jnp.asarray(rng.standard_normal(wshape).astype(np.float32) / 5)
-        y = lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=(
-            "NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST)
-        want = np.asarray(lax.reduce_window(y, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
-                                            "VALID"))
-        got = {"nhwc_im2col": jax.jit(conv_pool_im2col)(x, w),
-               "nhwc_s2d": jax.jit(conv_pool_s2d_nhwc)(x, w),
-               "chwn_s2d": jnp.transpose(jax.jit(conv_pool_s2d_chwn)(
-                   jnp.transpose(x, (3, 1, 2, 0)), w), (3, 1, 2, 0))}
+        y = lax.conv_general_dilated(
+            x,
+            w,
+            (1, 1),
+            "VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=lax.Precision.HIGHEST,
+        )
+        want = np.asarray(
+            lax.reduce_window(y, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        )
+        got = {
+            "nhwc_im2col": jax.jit(conv_pool_im2col)(x, w),
+            "nhwc_s2d": jax.jit(conv_pool_s2d_nhwc)(x, w),
+            "chwn_s2d": jnp.transpose(
+                jax.jit(conv_pool_s2d_chwn)(jnp.transpose(x, (3, 1, 2, 0)), w), (3, 1, 2, 0)
+            ),
+        }
         for name, v in got.items():
             err = float(np.abs(np.asarray(v) - want).max() / np.abs(want).max())
             out[name] = max(out.get(name, 0.0), err)
@@ -446,8 +494,9 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=overrides)
 
 
-def snntrain_runner(overrides: list[str], name: str = "snntrain", n_batches: int = 8,
-                    aot: bool = False):
+def snntrain_runner(
+    overrides: list[str], name: str = "snntrain", n_batches: int = 8, aot: bool = False
+):
     """(Runner, Experiment) for the real code path: config -> build -> compiled train step.
 
     ``aot``: compile ahead of time (``lower().compile()``, timed as ``compile_s``) and keep
@@ -528,19 +577,37 @@ def workloads(npz: Path) -> dict[str, Workload]:
     arrays = ["dataset=arrays", f"dataset.path={npz}", "dataset.val_fraction=0"]
     return {
         "mlp": Workload(
-            "mlp", [*base, *arrays, "model=mlp", "model.hidden=[128]", "trainer.batch_size=128"],
+            "mlp",
+            [*base, *arrays, "model=mlp", "model.hidden=[128]", "trainer.batch_size=128"],
             dense_flop(128, T_STEPS, [784, 128, 10]),
-            lambda: reference_mlp([784, 128, 10]), 60),
+            lambda: reference_mlp([784, 128, 10]),
+            60,
+        ),
         "conv": Workload(
-            "conv", [*base, *arrays, "model=conv", "model.padding=VALID", "model.norm=none",
-                     "model.channels=[12,64]", "model.kernel_size=5", "model.pool=2",
-                     "model.dense=[]", "trainer.batch_size=64"],
+            "conv",
+            [
+                *base,
+                *arrays,
+                "model=conv",
+                "model.padding=VALID",
+                "model.norm=none",
+                "model.channels=[12,64]",
+                "model.kernel_size=5",
+                "model.pool=2",
+                "model.dense=[]",
+                "trainer.batch_size=64",
+            ],
             conv_flop(64, T_STEPS, 28, 1, [(5, 12), (5, 64)], 2, 10),
-            lambda: reference_conv("chwn_s2d"), 8),
+            lambda: reference_conv("chwn_s2d"),
+            8,
+        ),
         "digits": Workload(
-            "digits", ["logger=none", "trainer.progress=false"],
+            "digits",
+            ["logger=none", "trainer.progress=false"],
             dense_flop(128, T_STEPS, [64, 256, 10]),
-            lambda: reference_mlp([64, 256, 10]), 150),
+            lambda: reference_mlp([64, 256, 10]),
+            150,
+        ),
     }
 
 
@@ -550,21 +617,35 @@ def run_workload(w: Workload, steps: int, rounds: int, gemm: float) -> dict[str,
     alternate([ours, ref], steps, rounds)
     gflop = w.flop / 1e9
     return {
-        "steps_per_s": ours.best, "samples_per_s": ours.best * exp.batch_size,
+        "steps_per_s": ours.best,
+        "samples_per_s": ours.best * exp.batch_size,
         "frac_peak": ours.best * gflop / gemm,
-        "ref_steps_per_s": ref.best, "ref_samples_per_s": ref.best * exp.batch_size,
-        "ref_frac_peak": ref.best * gflop / gemm, "ratio_vs_ref": ours.best / ref.best,
-        "compile_s": ours.compile_s, "ref_compile_s": ref.compile_s,
-        "peak_rss_mb": peak_rss_mb(), "flop_per_step": w.flop, "batch_size": exp.batch_size,
-        "T": int(exp.cfg.T), "rounds": ours.rates, "ref_rounds": ref.rates,
+        "ref_steps_per_s": ref.best,
+        "ref_samples_per_s": ref.best * exp.batch_size,
+        "ref_frac_peak": ref.best * gflop / gemm,
+        "ratio_vs_ref": ours.best / ref.best,
+        "compile_s": ours.compile_s,
+        "ref_compile_s": ref.compile_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "flop_per_step": w.flop,
+        "batch_size": exp.batch_size,
+        "T": int(exp.cfg.T),
+        "rounds": ours.rates,
+        "ref_rounds": ref.rates,
         "median_ratio": statistics.median(ours.rates) / statistics.median(ref.rates),
     }
 
 
 # ---- memory: T, remat, dtype ----------------------------------------------------------------
 
-MEMORY_CONFIGS = ((25, False, "float32"), (25, True, "float32"), (100, False, "float32"),
-                  (100, True, "float32"), (25, False, "bfloat16"), (100, True, "bfloat16"))
+MEMORY_CONFIGS = (
+    (25, False, "float32"),
+    (25, True, "float32"),
+    (100, False, "float32"),
+    (100, True, "float32"),
+    (25, False, "bfloat16"),
+    (100, True, "bfloat16"),
+)
 
 
 def memory_section(ws: dict[str, Workload], names: list[str], steps: int) -> dict[str, Any]:
@@ -574,18 +655,23 @@ def memory_section(ws: dict[str, Workload], names: list[str], steps: int) -> dic
         base = [o for o in ws[name].overrides if not o.startswith("T=")]
         for T, remat, dtype in MEMORY_CONFIGS:
             runner, _ = snntrain_runner(
-                [*base, f"T={T}", f"trainer.remat={remat}", f"trainer.dtype={dtype}"], aot=True)
+                [*base, f"T={T}", f"trainer.remat={remat}", f"trainer.dtype={dtype}"], aot=True
+            )
             mem, compile_s = runner.memory, runner.compile_s
             runner.warm()
             rate = runner.run(max(2, steps * 25 // T))
             key = f"{name}/T{T}{'/remat' if remat else ''}{'/bf16' if dtype != 'float32' else ''}"
-            out[key] = {"temp_mib": mem.temp_size_in_bytes / 2**20 if mem else float("nan"),
-                        "steps_per_s": rate, "compile_s": compile_s}
+            out[key] = {
+                "temp_mib": mem.temp_size_in_bytes / 2**20 if mem else float("nan"),
+                "steps_per_s": rate,
+                "compile_s": compile_s,
+            }
         for dtype in ("", "/bf16"):
             if f"{name}/T100/remat{dtype}" in out and f"{name}/T25{dtype}" in out:
                 out[f"{name}/T100_remat_vs_T25{dtype}"] = (
-                    out[f"{name}/T100/remat{dtype}"]["temp_mib"] / out[f"{name}/T25{dtype}"][
-                        "temp_mib"])
+                    out[f"{name}/T100/remat{dtype}"]["temp_mib"]
+                    / out[f"{name}/T25{dtype}"]["temp_mib"]
+                )
     return out
 
 
@@ -596,10 +682,19 @@ def devices_section(n: int, npz: Path, steps: int) -> dict[str, Any]:
     """Re-run this script with ``--xla_force_host_platform_device_count=n`` set before JAX
     starts (appended to any XLA_FLAGS already set; nothing is unset)."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                        f" --xla_force_host_platform_device_count={n}").strip()
-    cmd = [sys.executable, __file__, "--_devices-child", str(n), "--_npz", str(npz),
-           "--_steps", str(steps)]
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
+    ).strip()
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_devices-child",
+        str(n),
+        "--_npz",
+        str(npz),
+        "--_steps",
+        str(steps),
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
@@ -621,7 +716,8 @@ def devices_child(n: int, npz: Path, steps: int) -> dict[str, Any]:
         for mode, k in (("none", 1), ("sharded", n), ("pmap", n)):
             r, _ = snntrain_runner(
                 [*ws[name].overrides, f"trainer.parallel={mode}", f"trainer.devices={k}"],
-                name=f"{mode}x{k}")
+                name=f"{mode}x{k}",
+            )
             runners.append(r)
         n_steps = steps if name == "mlp" else max(3, steps // 8)
         alternate(runners, n_steps, 2)
@@ -698,12 +794,12 @@ def fused_epoch_section(epochs: int) -> dict[str, Any]:
     if hasattr(train, "make_epoch_fn"):
         dp = exp.parallel
         step_fn = dp.compile(train.make_train_step(exp))
-        epoch_fn = jax.jit(train.make_epoch_fn(exp, train.make_train_step(exp)),
-                           donate_argnums=(0,))
+        epoch_fn = jax.jit(
+            train.make_epoch_fn(exp, train.make_train_step(exp)), donate_argnums=(0,)
+        )
         sur = exp.surrogate
         plans_dev = [(jnp.asarray(o), jnp.asarray(m)) for o, m in plans]
-        host_b = [list(data.batches(exp.data.train, B, seed=0, epoch=e)) for e in
-                  range(epochs + 1)]
+        host_b = [list(data.batches(exp.data.train, B, seed=0, epoch=e)) for e in range(epochs + 1)]
 
         def ours_per_step(state, e):
             for batch in host_b[e]:
@@ -722,8 +818,9 @@ def fused_epoch_section(epochs: int) -> dict[str, Any]:
             rates["ours_fused"].append(rate)
         out["snntrain_per_step_steps_per_s"] = max(rates["ours_per_step"])
         out["snntrain_fused_steps_per_s"] = max(rates["ours_fused"])
-        out["snntrain_fused_gain"] = (out["snntrain_fused_steps_per_s"]
-                                      / out["snntrain_per_step_steps_per_s"])
+        out["snntrain_fused_gain"] = (
+            out["snntrain_fused_steps_per_s"] / out["snntrain_per_step_steps_per_s"]
+        )
     return out
 
 
@@ -733,11 +830,18 @@ def fused_epoch_section(epochs: int) -> dict[str, Any]:
 def conv_formulations_section(w: Workload, steps: int, rounds: int, gemm: float) -> dict:
     """The CONV reference in each formulation, plus snntrain, in alternating rounds."""
     ours, _ = snntrain_runner(w.overrides)
-    runners = [ours] + [reference_runner(reference_conv(f), ours.host, name=f)
-                        for f in CONV_FORMULATIONS]
+    runners = [ours] + [
+        reference_runner(reference_conv(f), ours.host, name=f) for f in CONV_FORMULATIONS
+    ]
     alternate(runners, steps, rounds)
-    out = {r.name: {"steps_per_s": r.best, "frac_peak": r.best * w.flop / 1e9 / gemm,
-                    "compile_s": r.compile_s} for r in runners}
+    out = {
+        r.name: {
+            "steps_per_s": r.best,
+            "frac_peak": r.best * w.flop / 1e9 / gemm,
+            "compile_s": r.compile_s,
+        }
+        for r in runners
+    }
     out["max_rel_error_vs_lax_conv"] = check_conv_formulations()
     return out
 
@@ -748,9 +852,13 @@ def direct_section(w: Workload, steps: int, rounds: int, gemm: float) -> dict:
     rate, _ = snntrain_runner(w.overrides, name="rate")
     alternate([ours, rate], steps, rounds)
     flop = conv_flop(64, T_STEPS, 28, 1, [(5, 12), (5, 64)], 2, 10, first_once=True)
-    return {"direct_steps_per_s": ours.best, "rate_steps_per_s": rate.best,
-            "direct_vs_rate": ours.best / rate.best, "direct_flop_per_step": flop,
-            "direct_frac_peak": ours.best * flop / 1e9 / gemm}
+    return {
+        "direct_steps_per_s": ours.best,
+        "rate_steps_per_s": rate.best,
+        "direct_vs_rate": ours.best / rate.best,
+        "direct_flop_per_step": flop,
+        "direct_frac_peak": ours.best * flop / 1e9 / gemm,
+    }
 
 
 def hugepage_section(names: list[str]) -> dict[str, Any]:
@@ -764,36 +872,60 @@ def hugepage_section(names: list[str]) -> dict[str, Any]:
     env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), HUGEPAGE_TUNABLE]))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hp.json"
-        cmd = [sys.executable, __file__, "--sections", "workloads", "--workloads",
-               ",".join(names), "--json", str(path), "--_steps-scale", "0.5"]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--sections",
+            "workloads",
+            "--workloads",
+            ",".join(names),
+            "--json",
+            str(path),
+            "--_steps-scale",
+            "0.5",
+        ]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if res.returncode != 0 or not path.exists():
             return {"error": (res.stderr or res.stdout).strip().splitlines()[-1:]}
         got = json.loads(path.read_text())["workloads"]
-    return {name: {"steps_per_s": v["steps_per_s"], "ref_steps_per_s": v["ref_steps_per_s"]}
-            for name, v in got.items()}
+    return {
+        name: {"steps_per_s": v["steps_per_s"], "ref_steps_per_s": v["ref_steps_per_s"]}
+        for name, v in got.items()
+    }
 
 
 # ---- main ---------------------------------------------------------------------------------
 
 
 def _row(name: str, r: dict[str, Any]) -> str:
-    return (f"{name:8} {r['steps_per_s']:9.2f} {r['samples_per_s']:10.0f} "
-            f"{r['flop_per_step'] / 1e9:8.2f} {r['frac_peak']:9.3f} {r['ref_steps_per_s']:9.2f} "
-            f"{r['ref_frac_peak']:8.3f} {r['ratio_vs_ref']:8.2f} {r['compile_s']:8.2f} "
-            f"{r['ref_compile_s']:8.2f} {r['peak_rss_mb']:7.0f}")
+    return (
+        f"{name:8} {r['steps_per_s']:9.2f} {r['samples_per_s']:10.0f} "
+        f"{r['flop_per_step'] / 1e9:8.2f} {r['frac_peak']:9.3f} {r['ref_steps_per_s']:9.2f} "
+        f"{r['ref_frac_peak']:8.3f} {r['ratio_vs_ref']:8.2f} {r['compile_s']:8.2f} "
+        f"{r['ref_compile_s']:8.2f} {r['peak_rss_mb']:7.0f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="the three workloads with few steps, no other section (< 1 minute)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="the three workloads with few steps, no other section (< 1 minute)",
+    )
     ap.add_argument("--json", type=Path, help="write the results to this file")
     ap.add_argument("--workloads", default="mlp,conv,digits", help="comma-separated subset")
-    ap.add_argument("--devices", type=int, default=4,
-                    help="virtual CPU devices for the 1-vs-N section (0: skip)")
-    ap.add_argument("--sections", default=",".join(SECTIONS),
-                    help=f"comma-separated subset of {','.join(SECTIONS)} (--quick: workloads)")
+    ap.add_argument(
+        "--devices",
+        type=int,
+        default=4,
+        help="virtual CPU devices for the 1-vs-N section (0: skip)",
+    )
+    ap.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (--quick: workloads)",
+    )
     ap.add_argument("--_devices-child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--_npz", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--_steps", type=int, default=40, help=argparse.SUPPRESS)
@@ -811,18 +943,27 @@ def main(argv: list[str] | None = None) -> int:
     device_gemm = None
     if info["platform"] != "cpu":  # the roofline is the accelerator's, not numpy's
         gemm = device_gemm = device_gemm_gflops()
-    print(f"machine: {info['cpu']}, {info['cpu_count']} cores; JAX {info['jax']} on "
-          f"{info['devices']} {info['platform']} device(s) ({info['device_kind']})")
+    print(
+        f"machine: {info['cpu']}, {info['cpu_count']} cores; JAX {info['jax']} on "
+        f"{info['devices']} {info['platform']} device(s) ({info['device_kind']})"
+    )
     for k, v in info["env"].items():
-        print(f"note: {k}={v}" + ("  (affects numpy's GEMM peak)" if k == "OPENBLAS_CORETYPE"
-                                 else ""))
+        print(
+            f"note: {k}={v}" + ("  (affects numpy's GEMM peak)" if k == "OPENBLAS_CORETYPE" else "")
+        )
     print(f"float32 GEMM peak (numpy 2048^3, best of 5): {cpu_gemm:.1f} GFLOP/s")
     if device_gemm:
-        print(f"float32 GEMM on {info['device_kind']} (jnp 4096^3): {device_gemm:.1f} GFLOP/s "
-              "(frac_peak uses this; default matmul precision)")
+        print(
+            f"float32 GEMM on {info['device_kind']} (jnp 4096^3): {device_gemm:.1f} GFLOP/s "
+            "(frac_peak uses this; default matmul precision)"
+        )
     print()
-    results: dict[str, Any] = {"gemm_gflops": gemm, "cpu_gemm_gflops": cpu_gemm,
-                               "machine": info, "workloads": {}}
+    results: dict[str, Any] = {
+        "gemm_gflops": gemm,
+        "cpu_gemm_gflops": cpu_gemm,
+        "machine": info,
+        "workloads": {},
+    }
 
     rounds = 2 if args.quick else 3
     scale = (0.25 if args.quick else 1.0) * args._steps_scale
@@ -832,9 +973,11 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in ws]
         if unknown:
             raise SystemExit(f"unknown workload(s) {unknown}; valid: {', '.join(ws)}")
-        print(f"{'workload':8} {'steps/s':>9} {'samples/s':>10} {'GFLOP':>8} {'frac_peak':>9} "
-              f"{'ref st/s':>9} {'ref frac':>8} {'ours/ref':>8} {'compile':>8} {'ref comp':>8} "
-              f"{'RSS MB':>7}")
+        print(
+            f"{'workload':8} {'steps/s':>9} {'samples/s':>10} {'GFLOP':>8} {'frac_peak':>9} "
+            f"{'ref st/s':>9} {'ref frac':>8} {'ours/ref':>8} {'compile':>8} {'ref comp':>8} "
+            f"{'RSS MB':>7}"
+        )
         for name in names if "workloads" in sections else []:
             r = run_workload(ws[name], max(2, int(ws[name].steps * scale)), rounds, gemm)
             results["workloads"][name] = r
@@ -842,60 +985,92 @@ def main(argv: list[str] | None = None) -> int:
         print("(best of alternating rounds; compile = first call; RSS = process-wide peak)")
 
         if "memory" in sections:
-            print("\nper-step temporary memory of the compiled snntrain step "
-                  "(memory_analysis, not process-wide):")
+            print(
+                "\nper-step temporary memory of the compiled snntrain step "
+                "(memory_analysis, not process-wide):"
+            )
             mem = memory_section(ws, [n for n in ("mlp", "conv") if n in names], 20)
             results["memory"] = mem
             print(f"{'config':20} {'temp MiB':>9} {'steps/s':>8} {'compile s':>9}")
             for k, v in mem.items():
                 if isinstance(v, dict):
-                    print(f"{k:20} {v['temp_mib']:9.1f} {v['steps_per_s']:8.2f} "
-                          f"{v['compile_s']:9.2f}")
-            print("T=100 remat / T=25 temp memory: " + ", ".join(
-                f"{k.split('/')[0]}{'/bf16' if k.endswith('bf16') else ''} {v:.2f}"
-                for k, v in mem.items() if "_vs_" in k))
+                    print(
+                        f"{k:20} {v['temp_mib']:9.1f} {v['steps_per_s']:8.2f} {v['compile_s']:9.2f}"
+                    )
+            print(
+                "T=100 remat / T=25 temp memory: "
+                + ", ".join(
+                    f"{k.split('/')[0]}{'/bf16' if k.endswith('bf16') else ''} {v:.2f}"
+                    for k, v in mem.items()
+                    if "_vs_" in k
+                )
+            )
 
         if "devices" in sections and args.devices > 1:
             dev = devices_section(args.devices, npz, 40)
             results["devices"] = dev
-            print(f"\n1 vs {args.devices} virtual devices (steps/s, subprocess): " + ", ".join(
-                f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in dev.items()))
+            print(
+                f"\n1 vs {args.devices} virtual devices (steps/s, subprocess): "
+                + ", ".join(
+                    f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in dev.items()
+                )
+            )
 
         if "fused" in sections and "digits" in names:
             fe = fused_epoch_section(epochs=8)
             results["fused_epoch"] = fe
-            print("\nwhole-epoch lax.scan vs per-step dispatch, digits MLP (steps/s): "
-                  f"reference {fe['ref_per_step_steps_per_s']:.0f} -> "
-                  f"{fe['ref_fused_steps_per_s']:.0f} ({fe['ref_fused_gain']:.2f}x)" + (
-                      f"; snntrain {fe['snntrain_per_step_steps_per_s']:.0f} -> "
-                      f"{fe['snntrain_fused_steps_per_s']:.0f} "
-                      f"({fe['snntrain_fused_gain']:.2f}x)"
-                      if "snntrain_fused_gain" in fe else ""))
+            print(
+                "\nwhole-epoch lax.scan vs per-step dispatch, digits MLP (steps/s): "
+                f"reference {fe['ref_per_step_steps_per_s']:.0f} -> "
+                f"{fe['ref_fused_steps_per_s']:.0f} ({fe['ref_fused_gain']:.2f}x)"
+                + (
+                    f"; snntrain {fe['snntrain_per_step_steps_per_s']:.0f} -> "
+                    f"{fe['snntrain_fused_steps_per_s']:.0f} "
+                    f"({fe['snntrain_fused_gain']:.2f}x)"
+                    if "snntrain_fused_gain" in fe
+                    else ""
+                )
+            )
 
         if "experiments" in sections and "conv" in names:
             exps: dict[str, Any] = {}
-            exps["conv_formulations"] = cf = conv_formulations_section(
-                ws["conv"], 6, 3, gemm)
-            print("\nCONV formulations (steps/s, frac of peak; alternating rounds): " + ", ".join(
-                f"{k} {v['steps_per_s']:.2f} ({v['frac_peak']:.3f})" for k, v in cf.items()
-                if "steps_per_s" in v))
-            print("  max relative error of conv+pool vs lax.conv+reduce_window: " + ", ".join(
-                f"{k} {v:.1e}" for k, v in cf["max_rel_error_vs_lax_conv"].items()))
+            exps["conv_formulations"] = cf = conv_formulations_section(ws["conv"], 6, 3, gemm)
+            print(
+                "\nCONV formulations (steps/s, frac of peak; alternating rounds): "
+                + ", ".join(
+                    f"{k} {v['steps_per_s']:.2f} ({v['frac_peak']:.3f})"
+                    for k, v in cf.items()
+                    if "steps_per_s" in v
+                )
+            )
+            print(
+                "  max relative error of conv+pool vs lax.conv+reduce_window: "
+                + ", ".join(f"{k} {v:.1e}" for k, v in cf["max_rel_error_vs_lax_conv"].items())
+            )
             exps["conv_direct"] = d = direct_section(ws["conv"], 6, 2, gemm)
-            print(f"CONV encoder=direct (first conv once per example): "
-                  f"{d['direct_steps_per_s']:.2f} vs rate {d['rate_steps_per_s']:.2f} steps/s "
-                  f"({d['direct_vs_rate']:.2f}x; {d['direct_flop_per_step'] / 1e9:.2f} GFLOP/step"
-                  f", frac {d['direct_frac_peak']:.3f})")
+            print(
+                f"CONV encoder=direct (first conv once per example): "
+                f"{d['direct_steps_per_s']:.2f} vs rate {d['rate_steps_per_s']:.2f} steps/s "
+                f"({d['direct_vs_rate']:.2f}x; {d['direct_flop_per_step'] / 1e9:.2f} GFLOP/step"
+                f", frac {d['direct_frac_peak']:.3f})"
+            )
             exps["hugepages"] = hp = hugepage_section(names)
             for k, v in hp.items():
                 if isinstance(v, dict) and k in results["workloads"]:
                     v["gain"] = v["steps_per_s"] / results["workloads"][k]["steps_per_s"]
-                    v["ref_gain"] = v["ref_steps_per_s"] / results["workloads"][k][
-                        "ref_steps_per_s"]
-            print(f"with GLIBC_TUNABLES={HUGEPAGE_TUNABLE} (subprocess): " + ", ".join(
-                f"{k} {v['steps_per_s']:.2f} ({v.get('gain', float('nan')):.2f}x; reference "
-                f"{v['ref_steps_per_s']:.2f}, {v.get('ref_gain', float('nan')):.2f}x)"
-                if isinstance(v, dict) else f"{k}: {v}" for k, v in hp.items()))
+                    v["ref_gain"] = (
+                        v["ref_steps_per_s"] / results["workloads"][k]["ref_steps_per_s"]
+                    )
+            print(
+                f"with GLIBC_TUNABLES={HUGEPAGE_TUNABLE} (subprocess): "
+                + ", ".join(
+                    f"{k} {v['steps_per_s']:.2f} ({v.get('gain', float('nan')):.2f}x; reference "
+                    f"{v['ref_steps_per_s']:.2f}, {v.get('ref_gain', float('nan')):.2f}x)"
+                    if isinstance(v, dict)
+                    else f"{k}: {v}"
+                    for k, v in hp.items()
+                )
+            )
             results["experiments"] = exps
 
     if args.json:
