@@ -51,6 +51,7 @@ Array = jax.Array
 READOUTS = ("membrane_mean", "membrane_max", "membrane_last", "spike_count")
 NORMS = ("none", "layer")
 PADDINGS = ("SAME", "VALID")
+CONV_METHODS = ("auto", "s2d", "dense")
 
 
 def _logit(p: float) -> float:
@@ -84,55 +85,97 @@ def _shift_matrix(k: int, n_in: int, n_out: int, low: int) -> Array:
     return (y == out[None, None, :] + i - low).astype(jnp.float32)
 
 
-def conv2d(
-    x_NxHxWxC: Array, w_KxKxCxO: Array, padding: str = "SAME", method: str = "auto"
-) -> Array:
-    """Stride-1 2D convolution (cross-correlation, as ``lax.conv``) as one GEMM.
+def pooled_kernel(w_KxKxCxO: Array, p: int) -> Array:
+    """The kernel of ``maxpool_p(conv_k(x))`` as one GEMM in space-to-depth coordinates.
 
-    Equal (up to float rounding) to
-    ``lax.conv_general_dilated(x, w, (1, 1), padding, ('NHWC', 'HWIO', 'NHWC'))``, which is
-    several times slower on XLA:CPU. ``SAME`` pads ``(k-1)//2`` before and ``k//2`` after.
-    Two exact formulations (``method``):
-
-    * ``im2col``: the ``kh*kw`` shifted views of the (padded) input are concatenated along
-      channels, in the order of ``w.reshape(kh*kw*C, O)``, and multiplied by the kernel.
-    * ``dense``: the convolution as a dense block-Toeplitz matrix ``(H*W*C) x (H'*W'*O)``
-      built from ``w``, and one GEMM on the flattened images: no patches to copy, at the cost
-      of multiplying zeros, about ``H*W / (kh*kw)`` times the FLOPs. For small images it is
-      much faster (5-6x on 8x8 digits).
-    * ``auto`` (default): ``dense`` when ``H*W <= 4*kh*kw`` and the matrix is small, else
-      ``im2col``.
+    A pooled output cell sees an input window of ``k + p - 1`` pixels per axis, i.e.
+    ``r = ceil((k + p - 1) / p)`` cells of ``p x p`` pixels. Each of the ``p^2`` pooling phases
+    ``(a, b)`` (the conv output at ``(pY + a, pX + b)``) is the kernel shifted by ``(a, b)`` in
+    that window, zero elsewhere. Returns ``(p^2 O) x (r^2 p^2 C)``: rows ordered
+    ``(phase, o)``, columns ``(cell_i, cell_j, a', b', c)`` for the window pixel
+    ``(p cell_i + a', p cell_j + b')``. For ``p = 1`` it is ``w`` itself, transposed.
     """
-    kh, kw, c, o = w_KxKxCxO.shape
-    n, h, w, _ = x_NxHxWxC.shape
+    k, _, c, o = w_KxKxCxO.shape
+    r = -(-(k + p - 1) // p)
+    pad = r * p - k  # >= p - 1 zeros, so a roll by a < p never wraps a weight around
+    w = jnp.pad(w_KxKxCxO, ((0, pad), (0, pad), (0, 0), (0, 0)))
+    phases = [jnp.roll(w, (a, b), axis=(0, 1)) for a in range(p) for b in range(p)]
+    w_big = jnp.stack(phases).reshape(p * p, r, p, r, p, c, o)  # (phase, i, a', j, b', c, o)
+    w_big = w_big.transpose(0, 6, 1, 3, 2, 4, 5)  # (phase, o, i, j, a', b', c)
+    return w_big.reshape(p * p * o, r * r * p * p * c)
+
+
+def conv_pool(
+    x_CxHxWxN: Array,
+    w_KxKxCxO: Array,
+    padding: str = "SAME",
+    pool: int = 1,
+    method: str = "auto",
+) -> Array:
+    """``maxpool_pool(conv(x))``: stride-1 2D convolution (cross-correlation, as ``lax.conv``)
+    then non-overlapping max-pooling, as one GEMM, with the examples as the minor axis.
+
+    Equal (up to float rounding) to ``lax.conv_general_dilated(x, w, (1, 1), padding,
+    ('CHWN', 'HWIO', 'CHWN'))`` followed by ``lax.reduce_window(max)`` (``VALID``: trailing
+    rows/columns that do not fill a window are dropped). ``SAME`` pads ``(k-1)//2`` before and
+    ``k//2`` after. Two exact formulations (``method``):
+
+    * ``s2d``: space-to-depth by ``pool``, then im2col over ``r x r`` cells and one GEMM with
+      :func:`pooled_kernel`, whose ``pool^2`` column groups are the pooling phases; the max
+      over them is the pooled output. The ``N = T*B`` examples are the minor axis, so every
+      patch copy moves contiguous runs of ``W' * N`` values and the GEMM is
+      ``(p^2 O x r^2 p^2 C) @ (r^2 p^2 C x H'W'N)``. It multiplies ``(r p / k)^2`` times the
+      kernel's FLOPs (zeros: 1.44x for k = 5, p = 2) and is still the fastest on XLA:CPU.
+    * ``dense``: the convolution as a dense block-Toeplitz matrix ``(O H' W') x (C H W)``
+      built from ``w`` and one GEMM on the flattened images, then the pooling as a max of
+      strided slices: no patches to copy, at the cost of multiplying zeros (about
+      ``H W / k^2`` times the FLOPs); much faster for small images (5-6x on 8x8 digits).
+    * ``auto`` (default): ``dense`` when ``H*W <= 4*k*k`` and the matrix is small, else
+      ``s2d``.
+
+    Returns ``O x H_p x W_p x N``.
+    """
+    k, _, c, o = w_KxKxCxO.shape
+    if method not in CONV_METHODS:
+        raise ValueError(f"unknown conv method {method!r}; valid: {', '.join(CONV_METHODS)}")
+    x = x_CxHxWxN
+    _, h, w, n = x.shape
     same = padding == "SAME"
-    ho, wo = (h, w) if same else (h - kh + 1, w - kw + 1)
+    ho, wo = (h, w) if same else (h - k + 1, w - k + 1)
     if method == "auto":
-        small = h * w <= 4 * kh * kw and h * w * c * ho * wo * o <= 4 * 2**20
-        method = "dense" if small else "im2col"
+        small = h * w <= 4 * k * k and h * w * c * ho * wo * o <= 4 * 2**20
+        method = "dense" if small else "s2d"
     if method == "dense":
-        lh, lw = ((kh - 1) // 2, (kw - 1) // 2) if same else (0, 0)
-        sh, sw = _shift_matrix(kh, h, ho, lh), _shift_matrix(kw, w, wo, lw)
-        m = jnp.einsum(
-            "iyY,jxX,ijco->yxcYXo",
-            sh.astype(w_KxKxCxO.dtype),
-            sw.astype(w_KxKxCxO.dtype),
-            w_KxKxCxO,
-        )
-        y = x_NxHxWxC.reshape(n, h * w * c) @ m.reshape(h * w * c, ho * wo * o)
-        return y.reshape(n, ho, wo, o)
-    x = x_NxHxWxC
+        low = (k - 1) // 2 if same else 0
+        sh, sw = _shift_matrix(k, h, ho, low), _shift_matrix(k, w, wo, low)
+        dt = w_KxKxCxO.dtype
+        m = jnp.einsum("iyY,jxX,ijco->oYXcyx", sh.astype(dt), sw.astype(dt), w_KxKxCxO)
+        y = m.reshape(o * ho * wo, c * h * w) @ x.reshape(c * h * w, n)
+        return max_pool(y.reshape(o, ho, wo, n), pool)
     if same:
-        x = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
-    # two stages (kw shifts along W, then kh shifts of those rows along H): 2k copies of
-    # contiguous runs instead of k*k narrow ones; the channel order is (i, j, c) either way
-    rows = x if kw == 1 else jnp.concatenate([x[:, :, j : j + wo, :] for j in range(kw)], -1)
-    patches = rows if kh == 1 else jnp.concatenate([rows[:, i : i + ho] for i in range(kh)], -1)
-    return patches @ w_KxKxCxO.reshape(kh * kw * c, o)
+        x = jnp.pad(x, ((0, 0), ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2), (0, 0)))
+    p = pool
+    r = -(-(k + p - 1) // p)
+    hp, wp = ho // p, wo // p
+    # crop or zero-pad to the (hp + r - 1) x (wp + r - 1) cells the pooled outputs read; the
+    # pixels added or dropped only ever meet the zero rows of the pooled kernel
+    hs, ws = hp + r - 1, wp + r - 1
+    x = x[:, : hs * p, : ws * p]
+    x = jnp.pad(x, ((0, 0), (0, hs * p - x.shape[1]), (0, ws * p - x.shape[2]), (0, 0)))
+    s = x.reshape(c, hs, p, ws, p, n).transpose(2, 4, 0, 1, 3, 5).reshape(p * p * c, hs, ws, n)
+    patches = jnp.stack([s[:, i : i + hp, j : j + wp] for i in range(r) for j in range(r)])
+    y = pooled_kernel(w_KxKxCxO, p) @ patches.reshape(r * r * p * p * c, hp * wp * n)
+    y = y.reshape(p * p, o, hp, wp, n)
+    out = y[0]
+    for phase in range(1, p * p):
+        out = jnp.maximum(out, y[phase])
+    return out
 
 
 def max_pool(x_NxHxWxC: Array, k: int) -> Array:
-    """Non-overlapping ``k x k`` max-pooling (``VALID``: trailing rows/columns are dropped).
+    """Non-overlapping ``k x k`` max-pooling over axes 1 and 2 (``VALID``: trailing
+    rows/columns are dropped); any layout with the two spatial axes there (``NHWC``,
+    ``CHWN``).
 
     Written as a max over the ``k*k`` strided slices: the same values as
     ``lax.reduce_window(max)``, and its gradient is several times faster on XLA:CPU. Where
@@ -149,9 +192,11 @@ def max_pool(x_NxHxWxC: Array, k: int) -> Array:
     return out
 
 
-def _record(aux: dict, name: str, s_TxBx: Array) -> None:
-    """Store a layer's per-example firing rate and spike count in ``aux``."""
-    axes = (0, *range(2, s_TxBx.ndim))
+def _record(aux: dict, name: str, s_TxBx: Array, batch_axis: int = 1) -> None:
+    """Store a layer's per-example firing rate and spike count in ``aux`` (the examples are
+    on ``batch_axis``: 1 for ``T x B x ...``, -1 for the conv layers' ``T x C x H x W x B``)."""
+    batch_axis %= s_TxBx.ndim
+    axes = tuple(a for a in range(s_TxBx.ndim) if a != batch_axis)
     aux["rates"][name] = s_TxBx.mean(axis=axes)
     aux["spike_counts"][name] = s_TxBx.sum(axis=axes)
 
@@ -161,15 +206,23 @@ class SpikingNeurons(nnx.Module):
 
     A learnable ``beta`` is stored as a logit (``beta = sigmoid(w)``), as in PLIF
     (Fang et al., ICCV 2021); a learnable threshold is stored directly. ``size`` is the shape
-    the parameters broadcast against: ``N`` for dense layers, ``(C,)`` (per channel) for
-    convolutions. Neurons without a ``beta`` (``if``) ignore ``learn_beta``.
+    the parameters are stored with: ``N`` for dense layers, ``(C,)`` (per channel) for
+    convolutions; ``broadcast`` is the shape they take to broadcast against the input's
+    non-time axes (``(C, 1, 1, 1)`` for the conv layers' ``C x H x W x B`` neurons). Neurons
+    without a ``beta`` (``if``) ignore ``learn_beta``.
     """
 
     def __init__(
-        self, neuron: Any, size: int | tuple[int, ...], learn_beta: bool, learn_threshold: bool
+        self,
+        neuron: Any,
+        size: int | tuple[int, ...],
+        learn_beta: bool,
+        learn_threshold: bool,
+        broadcast: tuple[int, ...] | None = None,
     ):
         self.neuron = neuron
         shape = (size,) if isinstance(size, int) else tuple(size)
+        self.broadcast = tuple(broadcast or shape)
         defaults = neuron.default_params()
         self.learn_beta = learn_beta and "beta" in defaults
         self.learn_threshold = learn_threshold and "threshold" in defaults
@@ -185,9 +238,9 @@ class SpikingNeurons(nnx.Module):
     def params(self, dtype: Any) -> dict[str, Any]:
         p = dict(self.neuron.default_params())
         if self.learn_beta:
-            p["beta"] = jax.nn.sigmoid(self.beta_logit[...]).astype(dtype)
+            p["beta"] = jax.nn.sigmoid(self.beta_logit[...]).astype(dtype).reshape(self.broadcast)
         if self.learn_threshold:
-            p["threshold"] = self.threshold[...].astype(dtype)
+            p["threshold"] = self.threshold[...].astype(dtype).reshape(self.broadcast)
         return p
 
     def __call__(
@@ -298,12 +351,13 @@ class SNN(nnx.Module):
         carry: dict,
         aux: dict,
         recurrent: Callable | None = None,
+        batch_axis: int = 1,
     ) -> Array:
         """Run the spiking layer ``name`` from ``carry[name]``; record its rate and count."""
         s_TxBx, carry[name] = getattr(self, name)(
             i_TxBx, spike_fn, remat, recurrent, carry.get(name), return_carry=True
         )
-        _record(aux, name, s_TxBx)
+        _record(aux, name, s_TxBx, batch_axis)
         return s_TxBx
 
     def _block(self, x_TxBx, spike_fn: Callable, remat: bool, carry: dict | None):
@@ -487,6 +541,12 @@ class ConvSNN(SNN):
     ``false`` it is ``conv → (norm) → neuron → pool`` (pooling spikes: an OR over the window).
     The norm always sits directly before the neuron.
 
+    Inputs and the flattened features are channels-last (``T x B x H x W x C``); inside the
+    conv blocks the examples are the minor axis: the synaptic ops run on ``C x H x W x (T*B)``
+    (:func:`conv_pool` fuses each conv with its pooling into one GEMM) and the neurons scan
+    ``T x C x H x W x B``, the fastest layout on XLA:CPU (issue 9); the values are those of
+    the step-by-step network (``tests/test_models.py``).
+
     Args:
       in_shape: ``(H, W, C)`` or ``(H, W)`` of one example.
       n_classes: number of output classes.
@@ -570,7 +630,11 @@ class ConvSNN(SNN):
                     f"norm{i}",
                     nnx.LayerNorm(c_out, reduction_axes=(-3, -2, -1), feature_axes=-1, rngs=rngs),
                 )
-            setattr(self, f"lif{i}", SpikingNeurons(cell, (c_out,), learn_beta, learn_threshold))
+            setattr(
+                self,
+                f"lif{i}",
+                SpikingNeurons(cell, (c_out,), learn_beta, learn_threshold, (c_out, 1, 1, 1)),
+            )
             if not self.pool_before_neuron:
                 h, w = h // p, w // p
             c = c_out
@@ -595,31 +659,60 @@ class ConvSNN(SNN):
         )
 
     def features(self, x_TxBx, spike_fn, remat, carry, aux):
-        h = x_TxBx
+        repeated = isinstance(x_TxBx, Repeated)  # direct input: the first conv runs on B rows
+        if repeated:
+            (B, *_), T = x_TxBx.x_Bx.shape, x_TxBx.T
+            h_CxHxWxN = x_TxBx.x_Bx.transpose(3, 1, 2, 0)
+        else:
+            T, B = x_TxBx.shape[:2]
+            h_CxHxWxN = _to_examples_minor(x_TxBx)
         for i in range(self.n_conv):
             conv, p = getattr(self, f"conv{i}"), self.pools[i]
-            norm = getattr(self, f"norm{i}") if self.norm == "layer" else None
-
-            def synapse(z, conv=conv, p=p, norm=norm):
-                z = conv(z)
-                if self.pool_before_neuron:
-                    z = max_pool(z, p)
-                return z if norm is None else norm(z)
-
-            s = self._spiking(f"lif{i}", fold_time(synapse, h), spike_fn, remat, carry, aux)
-            h = s if self.pool_before_neuron else fold_time(lambda z, p=p: max_pool(z, p), s)
+            z = conv(h_CxHxWxN, p if self.pool_before_neuron else 1)
+            if self.norm == "layer":
+                z = _layer_norm(z, getattr(self, f"norm{i}"))
+            if repeated and i == 0:
+                i_TxCxHxWxB = jnp.broadcast_to(z[None], (T, *z.shape))
+            else:
+                i_TxCxHxWxB = jnp.moveaxis(z.reshape(*z.shape[:3], T, B), 3, 0)
+            s = self._spiking(f"lif{i}", i_TxCxHxWxB, spike_fn, remat, carry, aux, batch_axis=-1)
+            h_CxHxWxN = jnp.moveaxis(s, 0, 3).reshape(*s.shape[1:4], T * B)
+            if not self.pool_before_neuron:
+                h_CxHxWxN = max_pool(h_CxHxWxN, p)
+        c, hh, ww, _ = h_CxHxWxN.shape
+        h = h_CxHxWxN.reshape(c, hh, ww, T, B).transpose(3, 4, 1, 2, 0).reshape(T, B, hh * ww * c)
         for j in range(self.n_dense):
             fc = getattr(self, f"fc{j}")
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             h = self._spiking(f"lif{self.n_conv + j}", i_TxBxN, spike_fn, remat, carry, aux)
-        return h.reshape(*h.shape[:2], math.prod(h.shape[2:]))
+        return h
+
+
+def _to_examples_minor(x_TxBxHxWxC: Array) -> Array:
+    """``T x B x H x W x C -> C x H x W x (T*B)`` (time-major examples as the minor axis)."""
+    T, B, H, W, C = x_TxBxHxWxC.shape
+    return x_TxBxHxWxC.transpose(4, 2, 3, 0, 1).reshape(C, H, W, T * B)
+
+
+def _layer_norm(z_CxHxWxN: Array, norm: nnx.LayerNorm) -> Array:
+    """LayerNorm of each example over ``C, H, W`` with ``norm``'s per-channel scale and bias
+    (``nnx.LayerNorm`` parameters, applied in the examples-minor layout); statistics in
+    float32, as Flax does."""
+    z = z_CxHxWxN.astype(jnp.promote_types(z_CxHxWxN.dtype, jnp.float32))
+    mu = z.mean(axis=(0, 1, 2), keepdims=True)
+    var = jnp.square(z - mu).mean(axis=(0, 1, 2), keepdims=True)
+    y = (z - mu) * jax.lax.rsqrt(var + norm.epsilon)
+    y = y * norm.scale[...][:, None, None, None] + norm.bias[...][:, None, None, None]
+    return y.astype(z_CxHxWxN.dtype)
 
 
 class Conv(nnx.Module):
-    """Stride-1 ``k x k`` convolution, channels-last, computed by :func:`conv2d` (one GEMM).
+    """Stride-1 ``k x k`` convolution and ``pool x pool`` max-pooling on examples-minor
+    ``C x H x W x N`` input, computed by :func:`conv_pool` (one GEMM).
 
     Parameters ``kernel`` (``k x k x C_in x C_out``, LeCun-normal like ``nnx.Conv``) and
-    ``bias`` (``C_out``).
+    ``bias`` (``C_out``, added after the pooling: the same values, ``max(a_i + b) =
+    max(a_i) + b``).
     """
 
     def __init__(
@@ -639,9 +732,10 @@ class Conv(nnx.Module):
         self.kernel = nnx.Param(init(rngs.params(), shape, jnp.float32))
         self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32))
 
-    def __call__(self, x_NxHxWxC: Array) -> Array:
-        kernel = self.kernel[...].astype(x_NxHxWxC.dtype)
-        return conv2d(x_NxHxWxC, kernel, self.padding) + self.bias[...].astype(kernel.dtype)
+    def __call__(self, x_CxHxWxN: Array, pool: int = 1) -> Array:
+        kernel = self.kernel[...].astype(x_CxHxWxN.dtype)
+        y = conv_pool(x_CxHxWxN, kernel, self.padding, pool)
+        return y + self.bias[...].astype(kernel.dtype)[:, None, None, None]
 
 
 MODELS: dict[str, type] = {"mlp": MLP, "recurrent": RecurrentMLP, "conv": ConvSNN}

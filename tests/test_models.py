@@ -31,19 +31,52 @@ def _input(shape, seed=0, scale=3.0):
 # ---- layers -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["im2col", "dense"])
+@pytest.mark.parametrize("method", ["s2d", "dense"])
 @pytest.mark.parametrize(
-    ("padding", "k", "c"),
-    [("SAME", 5, 1), ("VALID", 5, 1), ("SAME", 4, 2), ("VALID", 3, 3), ("SAME", 1, 2)],
+    ("padding", "k", "c", "pool"),
+    [
+        ("SAME", 5, 1, 2),
+        ("VALID", 5, 1, 2),
+        ("SAME", 4, 2, 2),
+        ("VALID", 3, 3, 1),
+        ("SAME", 1, 2, 3),
+        ("VALID", 2, 2, 3),
+        ("SAME", 3, 2, 1),
+    ],
 )
-def test_conv2d_equals_lax_conv(padding, k, c, method):
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 7, c))
+def test_conv_pool_equals_lax_conv_then_reduce_window(padding, k, c, pool, method):
+    """Odd and even kernels, pools 1-3, and 9x7 images whose conv outputs leave trailing
+    rows/columns for the pooling to drop."""
+    x_NxHxWxC = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 7, c))
     w = jax.random.normal(jax.random.PRNGKey(1), (k, k, c, 5))
-    ref = lax.conv_general_dilated(
-        x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    y = lax.conv_general_dilated(
+        x_NxHxWxC,
+        w,
+        (1, 1),
+        padding,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=lax.Precision.HIGHEST,
     )
-    conv = jax.jit(models.conv2d, static_argnames=("padding", "method"))
-    np.testing.assert_allclose(conv(x, w, padding, method), ref, rtol=1e-5, atol=1e-5)
+    ref = lax.reduce_window(y, -jnp.inf, lax.max, (1, pool, pool, 1), (1, pool, pool, 1), "VALID")
+    conv = jax.jit(models.conv_pool, static_argnames=("padding", "pool", "method"))
+    got = conv(x_NxHxWxC.transpose(3, 1, 2, 0), w, padding, pool, method)
+    np.testing.assert_allclose(got.transpose(3, 1, 2, 0), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
+    w = jnp.arange(2 * 2 * 1 * 1, dtype=jnp.float32).reshape(2, 2, 1, 1) + 1  # [[1, 2], [3, 4]]
+    # k = 2, p = 2: a 3-pixel window, r = 2 cells of 2 pixels; phase (a, b) = w shifted by it
+    big = models.pooled_kernel(w, 2).reshape(4, 2, 2, 2, 2)  # (phase, i, j, a', b')
+    window = big.transpose(0, 1, 3, 2, 4).reshape(4, 4, 4)  # (phase, row, col) of the window
+    expected = np.zeros((4, 4, 4), np.float32)
+    for phase, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        expected[phase, a : a + 2, b : b + 2] = [[1, 2], [3, 4]]
+    np.testing.assert_array_equal(window, expected)
+
+
+def test_conv_pool_rejects_an_unknown_method():
+    with pytest.raises(ValueError, match="'im2col'.*auto"):
+        models.conv_pool(jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 1, 4)), method="im2col")
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -258,14 +291,16 @@ def test_direct_input_gives_the_same_result_as_the_repeated_array(name):
     rep = encoding.Direct()(x_Bx, None, T)
     logits, ref = jax.jit(lambda r: (model(r, spike)[0], model(r.materialize(), spike)[0]))(rep)
     np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-6)
-    # the first layer's GEMM runs on B (not T*B) rows
+    # the first layer's GEMM runs on B (not T*B) examples
     eqns = jax.make_jaxpr(lambda r: model(r, spike))(rep).jaxpr.eqns
     x_dots = [
         e
         for e in eqns
         if e.primitive.name == "dot_general" and e.invars[0].aval.shape[-1] == math.prod(in_shape)
     ]
-    assert x_dots and x_dots[0].outvars[0].aval.shape[0] == B
+    assert x_dots
+    out = x_dots[0].outvars[0].aval.shape  # examples on the rows (mlp) or columns (conv)
+    assert B in (out[0], out[-1]) and T * B not in out, out
 
 
 # ---- readouts -----------------------------------------------------------------------------
