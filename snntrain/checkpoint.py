@@ -9,6 +9,7 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class Checkpoints:
             return
         if step in self.manager.all_steps():
             return
+        # a snapshot: the save is asynchronous, and the caller goes on mutating its dicts
+        # (the epoch's running sums), which would otherwise be written as of a later step
+        meta = json.loads(json.dumps(meta))
         try:
             self.manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)

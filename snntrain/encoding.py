@@ -10,6 +10,12 @@ over devices.
 and broadcast the result over time (:func:`snntrain.models.fold_time`), which is exact and ``T``
 times cheaper than convolving ``T`` identical copies; anything else sees an ordinary array
 through ``jnp.asarray`` (``__jax_array__``) or :meth:`Repeated.materialize`.
+
+``rate`` and ``latency`` also draw any window of steps on its own (``steps(x, key_B, start,
+length, T)``; step ``t`` of example ``b`` depends only on ``key_B[b]`` and ``t``), so under
+``trainer.remat`` the trainer hands the model an :class:`Encoded` and each rematerialised time
+block draws (and redraws in the backward pass) only its own steps: input memory stays that of
+one block however long ``T`` is.
 """
 
 from __future__ import annotations
@@ -64,6 +70,58 @@ jax.tree_util.register_dataclass(Repeated, data_fields=["x_Bx"], meta_fields=["T
 
 
 @dataclasses.dataclass(frozen=True)
+class Encoded:
+    """``encoder(x_Bx, key_B, T)[start : start + length]``, not yet drawn: a lazy
+    ``x_LxBx...`` (``L = length``). :meth:`window` narrows it, :meth:`materialize` draws it.
+
+    A pytree (``x_Bx``, ``key_B`` and ``start`` are data, so ``start`` may be traced, e.g. the
+    block index of a ``lax.scan`` over time blocks; the rest is static).
+    """
+
+    encoder: Any
+    x_Bx: Array
+    key_B: Array
+    T: int  # the whole run's number of steps (latency codes depend on it)
+    start: Any = 0
+    length: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.T if self.length is None else self.length, *self.x_Bx.shape)
+
+    def window(self, start: Any, length: int) -> Encoded:
+        """Steps ``[start, start + length)`` of this window."""
+        return dataclasses.replace(self, start=self.start + start, length=int(length))
+
+    def materialize(self) -> Array:
+        """The ``x_LxBx...`` array this stands for."""
+        L = self.shape[0]
+        if L == 0:
+            return jnp.zeros(self.shape, self.x_Bx.dtype)
+        return self.encoder.steps(self.x_Bx, self.key_B, self.start, L, self.T)
+
+
+jax.tree_util.register_dataclass(
+    Encoded, data_fields=["x_Bx", "key_B", "start"], meta_fields=["encoder", "T", "length"]
+)
+
+
+def realize(x: Array | Repeated | Encoded) -> Array | Repeated:
+    """An :class:`Encoded` drawn; arrays and :class:`Repeated` as they are."""
+    return x.materialize() if isinstance(x, Encoded) else x
+
+
+def window(x: Array | Repeated | Encoded, start: Any, length: int) -> Array | Repeated | Encoded:
+    """Steps ``[start, start + length)`` of a time-major input (``start`` may be traced, except
+    for a plain array, which is sliced)."""
+    if isinstance(x, Repeated):
+        return Repeated(x.x_Bx, int(length))
+    if isinstance(x, Encoded):
+        return x.window(start, length)
+    return jax.lax.dynamic_slice_in_dim(x, start, length)
+
+
+@dataclasses.dataclass(frozen=True)
 class Rate:
     """Bernoulli rate coding: at each step an input spikes with probability ``gain * x``.
 
@@ -88,23 +146,37 @@ class Rate:
             raise ValueError(f"rate encoder: resolution must be 8 or 32, got {self.resolution}")
 
     def __call__(self, x_BxD: Array, key_B: Array, T: int) -> Array:
+        return self.steps(x_BxD, key_B, 0, T, T)
+
+    def steps(self, x_BxD: Array, key_B: Array, start: Any, length: int, T: int) -> Array:
+        """Steps ``[start, start + length)``: step ``t`` of example ``b`` is drawn with
+        ``fold_in(key_B[b], t)``, so any window can be drawn on its own."""
+        del T
         p_BxD = jnp.clip(self.gain * x_BxD, 0.0, 1.0)
+        t_L = start + jnp.arange(length)
+
         if self.resolution == 32:
+
             def one(key, p_D):
-                return jax.random.bernoulli(key, p_D, (T,) + p_D.shape)
+                return jax.vmap(lambda t: jax.random.bernoulli(jax.random.fold_in(key, t), p_D))(
+                    t_L
+                )
         else:
+
             def one(key, p_D):
                 # One 32-bit random word gives four 8-bit uniforms u in 0..255 (4x less PRNG
                 # work than bernoulli); spike iff u < round(256 p), so P = round(256 p) / 256.
                 p_N = p_D.reshape(-1)
                 n = p_N.shape[0]
-                words_TxM = jax.random.bits(key, (T, -(-n // 4)), jnp.uint32)
-                u_TxN = jax.lax.bitcast_convert_type(words_TxM, jnp.uint8).reshape(T, -1)[:, :n]
+                words_LxM = jax.vmap(
+                    lambda t: jax.random.bits(jax.random.fold_in(key, t), (-(-n // 4),), jnp.uint32)
+                )(t_L)
+                u_LxN = jax.lax.bitcast_convert_type(words_LxM, jnp.uint8).reshape(length, -1)
                 level_N = jnp.round(p_N.astype(jnp.float32) * 256).astype(jnp.int32)
-                return (u_TxN.astype(jnp.int32) < level_N).reshape((T,) + p_D.shape)
+                return (u_LxN[:, :n].astype(jnp.int32) < level_N).reshape((length,) + p_D.shape)
 
-        s_BxTxD = jax.vmap(one)(key_B, p_BxD)
-        return jnp.moveaxis(s_BxTxD, 1, 0).astype(x_BxD.dtype)
+        s_BxLxD = jax.vmap(one)(key_B, p_BxD)
+        return jnp.moveaxis(s_BxLxD, 1, 0).astype(x_BxD.dtype)
 
 
 LATENCY_MODES = ("linear", "log")
@@ -160,10 +232,14 @@ class Latency:
         return jnp.where(fires, t, T)
 
     def __call__(self, x_Bx: Array, key_B: Array, T: int) -> Array:
+        return self.steps(x_Bx, key_B, 0, T, T)
+
+    def steps(self, x_Bx: Array, key_B: Array, start: Any, length: int, T: int) -> Array:
+        """Steps ``[start, start + length)`` of the ``T``-step code."""
         del key_B
         t_Bx = self.spike_times(x_Bx, T)
-        steps = jnp.arange(T, dtype=jnp.int32).reshape((T,) + (1,) * x_Bx.ndim)
-        return (steps == t_Bx[None]).astype(x_Bx.dtype)
+        t_L = start + jnp.arange(length, dtype=jnp.int32)
+        return (t_L.reshape((length,) + (1,) * x_Bx.ndim) == t_Bx[None]).astype(x_Bx.dtype)
 
 
 @dataclasses.dataclass(frozen=True)

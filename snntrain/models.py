@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from snntrain import neurons as neurons_lib
-from snntrain.encoding import Repeated
+from snntrain.encoding import Encoded, Repeated, realize, window
 from snntrain.registry import build
 
 Array = jax.Array
@@ -364,14 +364,14 @@ class SNN(nnx.Module):
         """``(out_TxBxC, carry, aux)`` of one time block, starting from ``carry``."""
         carry = dict(carry or {})
         aux: dict[str, dict[str, Array]] = {"rates": {}, "spike_counts": {}}
-        s_TxBxN = self.features(x_TxBx, spike_fn, remat, carry, aux)
+        s_TxBxN = self.features(realize(x_TxBx), spike_fn, remat, carry, aux)
         out_TxBxC, carry["readout"] = self.readout.trace(
             s_TxBxN, spike_fn, remat, carry.get("readout")
         )
         return out_TxBxC, carry, aux
 
     def trace(
-        self, x_TxBx: Array | Repeated, spike_fn: Callable, remat: bool = False
+        self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
         """``(out_TxBxC, aux)``: the readout trace over time, before the reduction."""
         T, chunk = x_TxBx.shape[0], int(self.remat_chunk)
@@ -386,37 +386,31 @@ class SNN(nnx.Module):
         recomputes one block at a time, so activation memory is that of ``chunk`` steps."""
         T = x_TxBx.shape[0]
         n, rest = divmod(T, chunk)
-
-        def piece(start: int, length: int):
-            if isinstance(x_TxBx, Repeated):
-                return Repeated(x_TxBx.x_Bx, length)
-            return x_TxBx[start : start + length]
-
         block = jax.checkpoint(lambda x, c: self._block(x, spike_fn, False, c))
-        carry0 = self._block(piece(0, 0), spike_fn, False, None)[1]  # resting states
+        carry0 = self._block(window(x_TxBx, 0, 0), spike_fn, False, None)[1]  # resting states
+        if isinstance(x_TxBx, jax.Array):  # scan over the blocks of the array
+            xs = x_TxBx[: n * chunk].reshape(n, chunk, *x_TxBx.shape[1:])
+        else:  # a Repeated or an Encoded input: scan over the block starts, draw inside
+            xs = jnp.arange(n) * chunk
 
         def body(carry, x):
-            out, carry, aux = block(piece(0, chunk) if x is None else x, carry)
+            x = x if isinstance(x_TxBx, jax.Array) else window(x_TxBx, x, chunk)
+            out, carry, aux = block(x, carry)
             return carry, (out, aux)
 
-        xs = (
-            None
-            if isinstance(x_TxBx, Repeated)
-            else x_TxBx[: n * chunk].reshape(n, chunk, *x_TxBx.shape[1:])
-        )
         carry, (out, aux) = jax.lax.scan(body, carry0, xs, length=n)
         out = out.reshape(n * chunk, *out.shape[2:])
         rates = {k: r.sum(0) * chunk for k, r in aux["rates"].items()}
         counts = {k: c.sum(0) for k, c in aux["spike_counts"].items()}
         if rest:
-            out_r, _, aux_r = block(piece(n * chunk, rest), carry)
+            out_r, _, aux_r = block(window(x_TxBx, n * chunk, rest), carry)
             out = jnp.concatenate([out, out_r])
             rates = {k: r + aux_r["rates"][k] * rest for k, r in rates.items()}
             counts = {k: c + aux_r["spike_counts"][k] for k, c in counts.items()}
         return out, {"rates": {k: r / T for k, r in rates.items()}, "spike_counts": counts}
 
     def __call__(
-        self, x_TxBx: Array | Repeated, spike_fn: Callable, remat: bool = False
+        self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
         out_TxBxC, aux = self.trace(x_TxBx, spike_fn, remat)
         return self.readout.reduce(out_TxBxC), aux

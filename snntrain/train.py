@@ -147,7 +147,11 @@ def make_forward(exp: Experiment):
             params = jax.tree.map(lambda p: p.astype(dtype), params)
         model = nnx.merge(graphdef, params, rest)
         keys_B = encoding.example_keys(key, batch["index"])
-        x_TxBx = encoder(batch["x"].astype(dtype), keys_B, T)
+        x_Bx = batch["x"].astype(dtype)
+        if remat and hasattr(encoder, "steps"):  # each remat block draws its own steps
+            x_TxBx = encoding.Encoded(encoder, x_Bx, keys_B, T)
+        else:
+            x_TxBx = encoder(x_Bx, keys_B, T)
         logits_BxC, aux = model(x_TxBx, surrogate, remat)
         return logits_BxC.astype(jnp.float32), aux
 

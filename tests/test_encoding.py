@@ -107,3 +107,23 @@ def test_rate_8bit_draws_match_their_quantised_probability():
         q = np.round(np.asarray(p)[0] * 256) / 256 if resolution == 8 else np.asarray(p)[0]
         assert freq[0] == 0.0 and freq[1] == 1.0
         np.testing.assert_allclose(freq, q, atol=4 * np.sqrt(0.25 / T))
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [encoding.Rate(), encoding.Rate(resolution=32), encoding.Latency(), encoding.Latency("log")],
+    ids=["rate8", "rate32", "latency", "latency-log"],
+)
+def test_a_window_of_steps_equals_the_same_steps_of_the_whole_code(encoder):
+    """``Encoded`` windows (a traced start, as in the remat scan) draw exactly the steps the
+    whole ``T``-step code has there; drawing nothing gives an empty array."""
+    T, x = 9, jax.random.uniform(jax.random.PRNGKey(1), (3, 5, 2))
+    whole = encoder(x, _keys(3), T)
+    lazy = encoding.Encoded(encoder, x, _keys(3), T)
+    assert lazy.shape == whole.shape
+    np.testing.assert_array_equal(lazy.materialize(), whole)
+    pieces = jax.jit(lambda e, s: e.window(s, 4).materialize())
+    for start in (0, 2, 5):
+        np.testing.assert_array_equal(pieces(lazy, start), whole[start : start + 4])
+    np.testing.assert_array_equal(lazy.window(2, 5).window(1, 2).materialize(), whole[3:5])
+    assert lazy.window(0, 0).materialize().shape == (0, 3, 5, 2)

@@ -169,18 +169,33 @@ def test_causality_no_gradient_from_future_inputs(name):
 
 
 @pytest.mark.parametrize(
-    ("name", "chunk"),
-    [("recurrent", 0), ("conv_pool_after", 2), ("conv_alif_learn", 4)],
+    ("name", "chunk", "rate"),
+    [
+        ("recurrent", 0, False),
+        ("conv_pool_after", 2, False),
+        ("conv_alif_learn", 4, False),
+        ("mlp", 4, True),
+        ("conv", 2, True),
+    ],
 )
-def test_remat_gives_the_same_values_and_gradients(name, chunk):
+def test_remat_gives_the_same_values_and_gradients(name, chunk, rate):
     """remat=True computes what remat=False computes, gradients included: chunk 0 checkpoints
-    the neuron scan bodies; chunk 2 runs T=6 as three checkpointed blocks, chunk 4 as 4 + 2."""
+    the neuron scan bodies; chunk 2 runs T=6 as three checkpointed blocks, chunk 4 as 4 + 2.
+    With ``rate`` the remat run gets a lazy ``Encoded`` rate code, drawn block by block (as
+    the trainer passes it), and the plain run the whole drawn array."""
     model, in_shape = _small(name, remat_chunk=chunk)
     graphdef, params = nnx.split(model, nnx.Param)
     x, y = _input(in_shape), jnp.arange(B) % 5
+    x_remat = x
+    if rate:
+        x_Bx, keys_B = x[0] / 3, encoding.example_keys(jax.random.PRNGKey(7), jnp.arange(B))
+        x, x_remat = (
+            encoding.Rate()(x_Bx, keys_B, T),
+            encoding.Encoded(encoding.Rate(), x_Bx, keys_B, T),
+        )
 
     def loss(params, remat):
-        out, aux = nnx.merge(graphdef, params).trace(x, spike, remat)
+        out, aux = nnx.merge(graphdef, params).trace(x_remat if remat else x, spike, remat)
         logits = model.readout.reduce(out)
         ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1).mean()
         return ce + sum(r.mean() for r in aux["rates"].values()), (out, aux)
@@ -486,3 +501,26 @@ def test_remat_keeps_activation_memory_bounded_in_T():
     base = temp_bytes(8, False)
     assert temp_bytes(32, True) <= 1.5 * base
     assert temp_bytes(32, False) >= 3 * base
+
+
+def test_remat_with_a_lazy_rate_code_keeps_input_memory_bounded_in_T():
+    """An MLP on 28x28 rate-coded input, where the drawn input dominates memory: with the
+    lazy ``Encoded`` input and remat, T = 4 * remat_chunk needs about the memory of
+    T = remat_chunk; drawing the whole code first (the eager input) grows about 4x."""
+    model = models.create("mlp", (28, 28), 10, seed=0, hidden=[16], remat_chunk=8)
+    graphdef, params = nnx.split(model, nnx.Param)
+    rate = encoding.Rate()
+
+    def temp_bytes(T, remat, lazy):
+        def loss(params, x_Bx, key):
+            keys_B = encoding.example_keys(key, jnp.arange(x_Bx.shape[0]))
+            x = encoding.Encoded(rate, x_Bx, keys_B, T) if lazy else rate(x_Bx, keys_B, T)
+            return nnx.merge(graphdef, params)(x, spike, remat)[0].sum()
+
+        args = (params, jax.ShapeDtypeStruct((64, 28, 28), jnp.float32), jax.random.PRNGKey(0))
+        compiled = jax.jit(jax.grad(loss)).lower(*args).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    base = temp_bytes(8, False, False)
+    assert temp_bytes(32, True, True) <= 1.5 * base
+    assert temp_bytes(32, True, False) >= 3 * base

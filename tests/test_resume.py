@@ -180,3 +180,18 @@ def test_disk_full_during_save_is_one_line_and_keeps_previous(tmp_path, monkeypa
     state, meta = Checkpoints(tmp_path / "checkpoints").restore(exp.init_state(),
                                                                 train.fingerprint(exp))
     assert meta["epoch"] == 1
+
+
+def test_checkpoint_meta_is_saved_as_of_the_call_not_as_mutated_afterwards(tmp_path):
+    """The save is asynchronous and the trainer keeps adding to its running epoch sums: the
+    checkpoint must hold the sums of its own step (a SIGKILL-resume once logged epoch means
+    that mixed in later steps)."""
+    from snntrain.checkpoint import Checkpoints
+
+    ckpts = Checkpoints(tmp_path / "checkpoints")
+    meta = {"step": 1, "epoch_acc": {"loss": 1.5, "count": 64.0}}
+    ckpts.save(1, {"w": np.arange(3.0)}, meta)
+    meta["epoch_acc"]["loss"] += 100.0
+    meta["epoch_acc"]["count"] = 128.0
+    ckpts.wait()
+    assert ckpts.read_meta(1)["epoch_acc"] == {"loss": 1.5, "count": 64.0}
