@@ -157,10 +157,8 @@ class Rate:
 
         if self.resolution == 32:
 
-            def one(key, p_D):
-                return jax.vmap(lambda t: jax.random.bernoulli(jax.random.fold_in(key, t), p_D))(
-                    t_L
-                )
+            def one(key, p_D):  # one example at one step
+                return jax.random.bernoulli(key, p_D)
         else:
 
             def one(key, p_D):
@@ -168,15 +166,16 @@ class Rate:
                 # work than bernoulli); spike iff u < round(256 p), so P = round(256 p) / 256.
                 p_N = p_D.reshape(-1)
                 n = p_N.shape[0]
-                words_LxM = jax.vmap(
-                    lambda t: jax.random.bits(jax.random.fold_in(key, t), (-(-n // 4),), jnp.uint32)
-                )(t_L)
-                u_LxN = jax.lax.bitcast_convert_type(words_LxM, jnp.uint8).reshape(length, -1)
+                words_M = jax.random.bits(key, (-(-n // 4),), jnp.uint32)
+                u_N = jax.lax.bitcast_convert_type(words_M, jnp.uint8).reshape(-1)[:n]
                 level_N = jnp.round(p_N.astype(jnp.float32) * 256).astype(jnp.int32)
-                return (u_LxN[:, :n].astype(jnp.int32) < level_N).reshape((length,) + p_D.shape)
+                return (u_N.astype(jnp.int32) < level_N).reshape(p_D.shape)
 
-        s_BxLxD = jax.vmap(one)(key_B, p_BxD)
-        return jnp.moveaxis(s_BxLxD, 1, 0).astype(x_BxD.dtype)
+        def at(t):  # all examples at step t, drawn time-major (no transpose afterwards)
+            keys_B = jax.vmap(jax.random.fold_in, in_axes=(0, None))(key_B, t)
+            return jax.vmap(one)(keys_B, p_BxD)
+
+        return jax.vmap(at)(t_L).astype(x_BxD.dtype)
 
 
 LATENCY_MODES = ("linear", "log")

@@ -21,10 +21,11 @@ Layers are *layer-batched in time* (the faster formulation on every backend we m
 synaptic operation (dense, convolution, pooling, norm) runs once on all ``T*B`` rows
 (:func:`fold_time`), and only the cheap neuron recurrence is scanned
 (:func:`snntrain.neurons.run`). With ``direct`` input the first synaptic operation runs once on
-the ``B`` examples and is broadcast over time. Images are channels-last (``NHWC``); convolutions
-are one GEMM (im2col, or a dense Toeplitz matrix for small images: :func:`conv2d`) and
-max-pooling is a max over ``k*k`` strided slices (:func:`max_pool`), the formulations that are
-fastest on XLA:CPU (issue 9), and exact.
+the ``B`` examples and is broadcast over time. Images come in channels-last
+(``T x B x H x W x C``); inside the conv blocks the examples are the minor axis
+(``C x H x W x (T*B)``), each convolution and its max-pooling are one GEMM in space-to-depth
+coordinates (:func:`conv_pool`; a dense Toeplitz matrix for small images) and the neurons scan
+``T x C x H x W x B``: the formulation that was fastest on XLA:CPU (issue 9), and exact.
 
 Parameters are named ``fc0, conv0, lif0, ...`` (string keys; no lists of modules) so
 checkpoints stay flat. Readouts (``model.readout``): ``membrane_mean`` (default),
