@@ -1,6 +1,6 @@
 """Speed of snntrain's training step, measured against hand-written JAX and the GEMM peak.
 
-    python scripts/bench.py                      # everything (~10 minutes on 2 CPU cores)
+    python scripts/bench.py                      # everything (~5 minutes on 2 CPU cores)
     python scripts/bench.py --quick              # the three workloads only, under a minute
     python scripts/bench.py --json bench.json --workloads mlp,conv --devices 0
 
@@ -28,7 +28,8 @@ Other sections (skipped with ``--quick``): per-step temporary memory of the comp
 (``memory_analysis()``: per step, not process-wide) at T = 25/100, with and without
 ``trainer.remat``, float32/bfloat16; 1 vs N virtual CPU devices (a subprocess with
 ``--xla_force_host_platform_device_count``); whole-epoch ``lax.scan`` vs per-step dispatch on
-digits; and experiments (convolution formulations, ``direct`` encoding, huge-page malloc).
+digits; and experiments (convolution formulations, ``direct`` encoding, and the gain of
+huge-page malloc, which this script turns on as the snntrain CLI does: ``--no-hugepages``).
 Peak RSS is ``ru_maxrss`` of this process: process-wide and monotone, so a workload's value
 includes everything that ran before it.
 """
