@@ -1,0 +1,53 @@
+"""scripts/bench.py: FLOP counts match issue 9, the hand-written conv formulations are exact,
+and ``--quick --json`` writes the issue's keys with consistent ratios."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench  # noqa: E402
+
+
+def test_flop_counts_are_the_issues():
+    # issue 9: "one training step ~ 1.31 GFLOP" (MLP), "~ 13.0 GFLOP per step" (CONV)
+    assert bench.dense_flop(128, 25, [784, 128, 10]) == 2 * 128 * 25 * (
+        2 * 784 * 128 + 3 * 128 * 10
+    )
+    assert round(bench.dense_flop(128, 25, [784, 128, 10]) / 1e9, 2) == 1.31
+    assert round(bench.conv_flop(64, 25, 28, 1, [(5, 12), (5, 64)], 2, 10) / 1e9, 1) == 13.0
+
+
+def test_hand_written_conv_formulations_equal_lax_conv_and_reduce_window():
+    errors = bench.check_conv_formulations()
+    assert set(errors) == set(bench.CONV_FORMULATIONS)
+    assert max(errors.values()) < 1e-5, errors
+
+
+def test_quick_json_has_the_issues_keys(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--workloads", "digits"]
+    res = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(out.read_text())
+    assert got["gemm_gflops"] > 0
+    d = got["workloads"]["digits"]
+    for key in (
+        "steps_per_s",
+        "samples_per_s",
+        "frac_peak",
+        "ref_steps_per_s",
+        "compile_s",
+        "peak_rss_mb",
+    ):
+        assert d[key] > 0, key
+    assert d["samples_per_s"] == pytest.approx(d["steps_per_s"] * d["batch_size"])
+    flop = bench.dense_flop(128, 25, [64, 256, 10])
+    assert d["flop_per_step"] == flop
+    assert d["frac_peak"] == pytest.approx(d["steps_per_s"] * flop / 1e9 / got["gemm_gflops"])
+    assert d["ratio_vs_ref"] == pytest.approx(d["steps_per_s"] / d["ref_steps_per_s"])
