@@ -4,7 +4,7 @@ Modules (one per concern): ``surrogates`` (spike functions), ``neurons`` (neuron
 the time loop), ``encoding`` (input encoders), ``models`` (SNN models), ``data`` (datasets and
 the input pipeline), ``optim`` (optimizers), ``parallel`` (data parallelism), ``checkpoint``,
 ``writers`` (metrics.jsonl, wandb), ``train`` (``train_and_evaluate``), ``report`` (sweep
-reports), ``hostenv`` (huge-page malloc for XLA:CPU). ``python -m snntrain`` is the Hydra
+reports), ``plots``, ``hostenv`` (huge-page malloc for XLA:CPU). ``python -m snntrain`` is the Hydra
 entry point.
 """
 

@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
-from snntrain import encoding, models, optim, report, surrogates
+from snntrain import encoding, models, optim, plots, report, surrogates
 from snntrain import parallel as par
 from snntrain.config import ConfigError, validate
 from snntrain.writers import MetricsFile, Wandb, write_json
@@ -409,7 +409,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
           if main and _cfg_dict(cfg.logger).get("name") != "none" else None)
     if wb is not None and wb.run is not None and start_step == 0:
         try:  # the surrogate's g'(x) for this run, once
-            png = report.surrogate_curve_png(exp.surrogate, run_dir / "surrogate_grad.png")
+            png = plots.surrogate_curve_png(exp.surrogate, run_dir / "surrogate_grad.png")
             wb.log_image("surrogate/grad", png, step=0)
         except Exception as e:  # noqa: BLE001 - a plot must never stop a run
             say(f"wandb: no surrogate plot ({type(e).__name__}: {e})")

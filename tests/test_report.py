@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from snntrain import report
+from snntrain import plots, report
 
 SURROGATES = {"sigmoid": [1.0, 4.0], "arctan": [2.0, 8.0]}
 SEEDS = [0, 1, 2]
@@ -273,7 +273,7 @@ class _FakeSurrogate:
 
 
 def test_surrogate_curve_png(tmp_path):
-    path = report.surrogate_curve_png(_FakeSurrogate(), tmp_path / "g.png")
+    path = plots.surrogate_curve_png(_FakeSurrogate(), tmp_path / "g.png")
     img = matplotlib.image.imread(path)
     assert img.shape[:2] == (300, 400) and img.std() > 0.01
 
