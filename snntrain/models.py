@@ -52,7 +52,7 @@ Array = jax.Array
 READOUTS = ("membrane_mean", "membrane_max", "membrane_last", "spike_count")
 NORMS = ("none", "layer")
 PADDINGS = ("SAME", "VALID")
-CONV_METHODS = ("auto", "s2d", "dense")
+CONV_METHODS = ("auto", "s2d", "dense", "lax")
 
 
 def _logit(p: float) -> float:
@@ -131,8 +131,11 @@ def conv_pool(
       built from ``w`` and one GEMM on the flattened images, then the pooling as a max of
       strided slices: no patches to copy, at the cost of multiplying zeros (about
       ``H W / k^2`` times the FLOPs); much faster for small images (5-6x on 8x8 digits).
-    * ``auto`` (default): ``dense`` when ``H*W <= 4*k*k`` and the matrix is small, else
-      ``s2d``.
+    * ``lax``: ``lax.conv_general_dilated`` then :func:`max_pool`: XLA's own convolution,
+      which is what cuDNN / the TPU convolution units run best.
+    * ``auto`` (default): on CPU, ``dense`` when ``H*W <= 4*k*k`` and the matrix is small,
+      else ``s2d`` (measured, issue 9); on GPU/TPU, ``lax`` (not measured here: no
+      accelerator; the vendor convolutions are the safe default there).
 
     Returns ``O x H_p x W_p x N``.
     """
@@ -143,9 +146,15 @@ def conv_pool(
     _, h, w, n = x.shape
     same = padding == "SAME"
     ho, wo = (h, w) if same else (h - k + 1, w - k + 1)
+    if method == "auto" and jax.default_backend() != "cpu":
+        method = "lax"
     if method == "auto":
         small = h * w <= 4 * k * k and h * w * c * ho * wo * o <= 4 * 2**20
         method = "dense" if small else "s2d"
+    if method == "lax":
+        dims = ("CHWN", "HWIO", "CHWN")
+        y = jax.lax.conv_general_dilated(x, w_KxKxCxO, (1, 1), padding, dimension_numbers=dims)
+        return max_pool(y, pool)
     if method == "dense":
         low = (k - 1) // 2 if same else 0
         sh, sw = _shift_matrix(k, h, ho, low), _shift_matrix(k, w, wo, low)
@@ -556,6 +565,9 @@ class ConvSNN(SNN):
         causality and data-parallel equality, unlike batch norm). The default ``layer`` made
         the 12C5-MP2-64C5-MP2 net reach >= 98% on digits for every seed we tried (without it,
         2 of 6 runs stayed below); ``none`` is the plain classic net.
+      conv_method: how :func:`conv_pool` computes conv + pool: ``auto`` (the measured fastest
+        formulation on CPU, XLA's convolution on GPU/TPU), ``s2d``, ``dense`` or ``lax``; the
+        same values either way.
       dense: sizes of spiking dense layers between the flatten and the readout.
       neuron, readout, readout_beta, readout_scale, learn_beta, learn_threshold, remat_chunk:
         as :class:`MLP`; learnable ``beta`` / threshold are per channel in conv layers.
@@ -572,6 +584,7 @@ class ConvSNN(SNN):
         pool: int | Sequence[int] = 2,
         pool_before_neuron: bool = True,
         norm: str = "layer",
+        conv_method: str = "auto",
         dense: Sequence[int] = (),
         neuron: dict | None = None,
         readout: str = "membrane_mean",
@@ -608,7 +621,7 @@ class ConvSNN(SNN):
         self.pool_before_neuron, self.norm = bool(pool_before_neuron), norm
         h, w, c = in_shape
         for i, (c_out, k, p) in enumerate(zip(channels, kernels, pools, strict=True)):
-            setattr(self, f"conv{i}", Conv(c, c_out, k, padding, rngs=rngs))
+            setattr(self, f"conv{i}", Conv(c, c_out, k, padding, conv_method, rngs=rngs))
             if padding == "VALID":
                 h, w = h - k + 1, w - k + 1
             if min(h, w) < 1 or min(h // p, w // p) < 1:
@@ -716,12 +729,15 @@ class Conv(nnx.Module):
         out_channels: int,
         kernel_size: int,
         padding: str = "SAME",
+        method: str = "auto",
         *,
         rngs: nnx.Rngs,
     ):
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-        self.padding = padding
+        if method not in CONV_METHODS:
+            raise ValueError(f"model.conv_method must be one of {CONV_METHODS}, got {method!r}")
+        self.padding, self.method = padding, method
         init = nnx.initializers.lecun_normal()
         shape = (kernel_size, kernel_size, in_channels, out_channels)
         self.kernel = nnx.Param(init(rngs.params(), shape, jnp.float32))
@@ -729,7 +745,7 @@ class Conv(nnx.Module):
 
     def __call__(self, x_CxHxWxN: Array, pool: int = 1) -> Array:
         kernel = self.kernel[...].astype(x_CxHxWxN.dtype)
-        y = conv_pool(x_CxHxWxN, kernel, self.padding, pool)
+        y = conv_pool(x_CxHxWxN, kernel, self.padding, pool, self.method)
         return y + self.bias[...].astype(kernel.dtype)[:, None, None, None]
 
 

@@ -31,7 +31,7 @@ def _input(shape, seed=0, scale=3.0):
 # ---- layers -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["s2d", "dense"])
+@pytest.mark.parametrize("method", ["s2d", "dense", "lax"])
 @pytest.mark.parametrize(
     ("padding", "k", "c", "pool"),
     [
@@ -72,6 +72,19 @@ def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
     for phase, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
         expected[phase, a : a + 2, b : b + 2] = [[1, 2], [3, 4]]
     np.testing.assert_array_equal(window, expected)
+
+
+@pytest.mark.parametrize(("backend", "conv"), [("cpu", False), ("gpu", True), ("tpu", True)])
+def test_auto_uses_xla_convolution_on_accelerators_only(monkeypatch, backend, conv):
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    x, w = jnp.zeros((1, 28, 28, 4)), jnp.zeros((5, 5, 1, 8))
+    eqns = jax.make_jaxpr(lambda x, w: models.conv_pool(x, w, "SAME", 2))(x, w).eqns
+    assert any(e.primitive.name == "conv_general_dilated" for e in eqns) == conv
+
+
+def test_conv_model_rejects_an_unknown_conv_method():
+    with pytest.raises(ValueError, match="conv_method.*'auto', 's2d', 'dense', 'lax'.*'im2col'"):
+        models.create("conv", (8, 8, 1), 10, seed=0, conv_method="im2col")
 
 
 def test_conv_pool_rejects_an_unknown_method():
@@ -399,6 +412,7 @@ CASES = [
         "model/neuron=alif",
         "model.pool_before_neuron=false",
         "model.norm=layer",
+        "model.conv_method=lax",
         "model.rate_reg.weight=0.1",
         "encoder=latency",
         "encoder.mode=log",
