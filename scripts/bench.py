@@ -574,8 +574,9 @@ class Workload:
     steps: int  # per round (full run)
 
 
-def workloads(npz: Path) -> dict[str, Workload]:
-    base = ["logger=none", "trainer.progress=false", f"T={T_STEPS}"]
+def workloads(npz: Path, extra: list[str] = ()) -> dict[str, Workload]:
+    """The workloads; ``extra`` Hydra overrides go to every snntrain run (not the references)."""
+    base = ["logger=none", "trainer.progress=false", f"T={T_STEPS}", *extra]
     arrays = ["dataset=arrays", f"dataset.path={npz}", "dataset.val_fraction=0"]
     return {
         "mlp": Workload(
@@ -605,7 +606,7 @@ def workloads(npz: Path) -> dict[str, Workload]:
         ),
         "digits": Workload(
             "digits",
-            ["logger=none", "trainer.progress=false"],
+            ["logger=none", "trainer.progress=false", *extra],
             dense_flop(128, T_STEPS, [64, 256, 10]),
             lambda: reference_mlp([64, 256, 10]),
             150,
@@ -920,6 +921,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated subset of {','.join(SECTIONS)} (--quick: workloads)",
     )
     ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Hydra override for every snntrain run, e.g. model.conv_method=lax (repeat)",
+    )
+    ap.add_argument(
         "--no-hugepages",
         action="store_true",
         help="keep glibc's default malloc (the CLI's switch: SNNTRAIN_HUGEPAGES=0)",
@@ -969,7 +977,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = (0.25 if args.quick else 1.0) * args._steps_scale
     with tempfile.TemporaryDirectory() as tmp:
         npz = synthetic_npz(Path(tmp) / "mnist_like.npz")
-        ws = workloads(npz)
+        ws = workloads(npz, args.override)
         unknown = [n for n in names if n not in ws]
         if unknown:
             raise SystemExit(f"unknown workload(s) {unknown}; valid: {', '.join(ws)}")
