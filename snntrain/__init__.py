@@ -2,10 +2,10 @@
 
 Modules (one per concern): ``surrogates`` (spike functions), ``neurons`` (neuron contract and
 the time loop), ``encoding`` (input encoders), ``models`` (SNN models), ``data`` (datasets and
-the input pipeline), ``optim`` (optimizers), ``parallel`` (data parallelism), ``checkpoint``,
-``writers`` (metrics.jsonl, wandb), ``train`` (``train_and_evaluate``), ``report`` (sweep
-reports), ``plots``, ``hostenv`` (huge-page malloc for XLA:CPU). ``python -m snntrain`` is the Hydra
-entry point.
+the input pipeline), ``tfds_data`` (tensorflow-datasets loading), ``optim`` (optimizers),
+``parallel`` (data parallelism), ``checkpoint``, ``writers`` (metrics.jsonl, wandb), ``train``
+(``train_and_evaluate``), ``report`` (sweep reports), ``plots``, ``hostenv`` (huge-page malloc
+for XLA:CPU). ``python -m snntrain`` is the Hydra entry point.
 """
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ import tensorflow_datasets as tfds
 from conftest import compose
 from PIL import Image
 
-from snntrain import data, train
+from snntrain import data, tfds_data, train
 from snntrain.config import ConfigError
 
 TFDS_CONFIGS = ["mnist", "fashion_mnist", "kmnist", "emnist_letters", "cifar10", "svhn"]
@@ -70,7 +70,7 @@ def _emnist_letters_source(self, split, **_):
 def mock_tfds(monkeypatch):
     """``tfds.testing.mock_data`` for ``N_MOCK`` examples per split (mocked, nothing to
     download: the network probe is not needed)."""
-    monkeypatch.setattr(data, "network_problem", lambda: None)
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: None)
 
     def enter(name: str = "mnist"):
         fn = _emnist_letters_source if name == "emnist_letters" else None
@@ -148,7 +148,7 @@ class SnntrainTinyImages(tfds.core.GeneratorBasedBuilder):
 @pytest.fixture
 def tiny_dir(tmp_path, monkeypatch):
     """A data_dir with ``snntrain_tiny_images`` prepared (array_record) by snntrain itself."""
-    monkeypatch.setattr(data, "network_problem", lambda: None)  # nothing to download
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: None)  # nothing to download
     assert data.main(["prepare", "snntrain_tiny_images", "--data_dir", str(tmp_path)]) == 0
     return str(tmp_path)
 
@@ -218,7 +218,7 @@ def test_in_memory_and_streaming_give_identical_batches(mock_tfds):
     with mock_tfds():
         mem = _load_config("cifar10", "dataset.in_memory=true", seed=3)
         disk = _load_config("cifar10", "dataset.in_memory=false", seed=3)
-    assert isinstance(mem.train, data.Arrays) and isinstance(disk.train, data.Records)
+    assert isinstance(mem.train, data.Arrays) and isinstance(disk.train, tfds_data.Records)
     for a, b in ((mem.train, disk.train), (mem.val, disk.val), (mem.test, disk.test)):
         kw = dict(seed=3, epoch=1)
         _assert_batches_equal(list(data.batches(b, 16, **kw)), list(data.batches(a, 16, **kw)))
@@ -307,7 +307,7 @@ def test_offline_download_fails_in_seconds_through_the_trainer(tmp_path, monkeyp
     in seconds, instead of tfds's ~205 s of download retries."""
     for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "PROBE_ADDRESS", ("snntrain-offline-test.invalid", 443))
+    monkeypatch.setattr(tfds_data, "PROBE_ADDRESS", ("snntrain-offline-test.invalid", 443))
     t0 = time.perf_counter()
     with pytest.raises(ConfigError) as err:
         train.build(compose("dataset=fashion_mnist", f"dataset.data_dir={tmp_path}"))
@@ -325,12 +325,12 @@ def test_network_probe_goes_through_the_https_proxy(monkeypatch):
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # the discard port: nothing listens
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     t0 = time.perf_counter()
-    assert data.network_problem(timeout=2.0).startswith("cannot reach 127.0.0.1:9")
+    assert tfds_data.network_problem(timeout=2.0).startswith("cannot reach 127.0.0.1:9")
     assert time.perf_counter() - t0 < 5
 
 
 def test_prepare_cli_offline(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(data, "network_problem", lambda: "cannot reach x:443: no route")
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: "cannot reach x:443: no route")
     assert data.main(["prepare", "kmnist", "--data_dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("snntrain.data: error: kmnist is not prepared in ")
@@ -339,14 +339,14 @@ def test_prepare_cli_offline(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.skipif(HAS_TF, reason="TensorFlow is installed")
 def test_preparing_without_tensorflow_names_the_extra(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "network_problem", lambda: None)
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: None)
     monkeypatch.setattr(SnntrainTinyImages, "encode_png", False)  # tfds must encode: needs TF
     with pytest.raises(
         data.TensorFlowMissing,
         match=r"needs TensorFlow, which is not "
         r"installed: pip install 'snntrain\[tfds\]'",
     ):
-        data.prepare("snntrain_tiny_images", str(tmp_path))
+        tfds_data.prepare("snntrain_tiny_images", str(tmp_path))
 
 
 def test_tfrecord_dataset_needs_tensorflow(tiny_dir, capsys):
