@@ -119,7 +119,7 @@ def conv_pool(
     Equal (up to float rounding) to ``lax.conv_general_dilated(x, w, (1, 1), padding,
     ('CHWN', 'HWIO', 'CHWN'))`` followed by ``lax.reduce_window(max)`` (``VALID``: trailing
     rows/columns that do not fill a window are dropped). ``SAME`` pads ``(k-1)//2`` before and
-    ``k//2`` after. Two exact formulations (``method``):
+    ``k//2`` after. Three exact formulations (``method``):
 
     * ``s2d``: space-to-depth by ``pool``, then im2col over ``r x r`` cells and one GEMM with
       :func:`pooled_kernel`, whose ``pool^2`` column groups are the pooling phases; the max
@@ -138,6 +138,10 @@ def conv_pool(
       accelerator; the vendor convolutions are the safe default there).
 
     Returns ``O x H_p x W_p x N``.
+
+    References:
+      Chellapilla, Puri & Simard, "High performance convolutional neural networks for document
+      processing", IWFHR 2006 (convolution unfolded into one matrix product).
     """
     k, _, c, o = w_KxKxCxO.shape
     if method not in CONV_METHODS:
