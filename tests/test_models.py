@@ -83,13 +83,14 @@ def test_auto_uses_xla_convolution_on_accelerators_only(monkeypatch, backend, co
 
 
 def test_conv_model_rejects_an_unknown_conv_method():
-    with pytest.raises(ValueError, match="conv_method.*'auto', 's2d', 'dense', 'lax'.*'im2col'"):
-        models.create("conv", (8, 8, 1), 10, seed=0, conv_method="im2col")
+    valid = "'auto', 's2d', 'dense', 'lax'"
+    with pytest.raises(ValueError, match=f"conv_method.*{valid}.*'fft'"):
+        models.create("conv", (8, 8, 1), 10, seed=0, conv_method="fft")
 
 
 def test_conv_pool_rejects_an_unknown_method():
-    with pytest.raises(ValueError, match="'im2col'.*auto"):
-        models.conv_pool(jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 1, 4)), method="im2col")
+    with pytest.raises(ValueError, match="'fft'; valid: auto, s2d, dense, lax"):
+        models.conv_pool(jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 1, 4)), method="fft")
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -150,6 +151,23 @@ SMALL = {
             "learn_threshold": True,
         },
     ),
+    # images large enough for the CPU's GEMM formulations (not the small-image Toeplitz one)
+    "conv_s2d": (
+        "conv",
+        (12, 10, 2),
+        {"channels": [3, 4], "kernel_size": 3, "padding": "VALID", "conv_method": "s2d"},
+    ),
+    "conv_s2d_pool_after": (
+        "conv",
+        (12, 10, 2),
+        {
+            "channels": [3, 4],
+            "kernel_size": [3, 2],
+            "padding": "VALID",
+            "conv_method": "s2d",
+            "pool_before_neuron": False,
+        },
+    ),
 }
 
 # neurons per spiking layer (pooling before the neuron shrinks the layer 4x)
@@ -159,6 +177,8 @@ NEURONS = {
     "conv": {"lif0": 4 * 4 * 4, "lif1": 2 * 2 * 6, "lif2": 7},
     "conv_pool_after": {"lif0": 8 * 8 * 4, "lif1": 4 * 4 * 6},
     "conv_alif_learn": {"lif0": 3 * 3 * 3},
+    "conv_s2d": {"lif0": 5 * 4 * 3, "lif1": 1 * 1 * 4},
+    "conv_s2d_pool_after": {"lif0": 10 * 8 * 3, "lif1": 4 * 3 * 4},
 }
 
 
