@@ -52,10 +52,21 @@ def _record_failure(e: BaseException) -> None:
     write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
 
 
+def started_from_the_command_line() -> bool:
+    """True under ``python -m snntrain`` and the ``snntrain`` script; False when some other
+    program imported this module and calls :func:`main` (a notebook kernel, say), whose
+    process must not be replaced by the huge-page restart."""
+    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return arg0.name == "snntrain" or (
+        arg0.name == "__main__.py" and arg0.parent.name == "snntrain"
+    )
+
+
 def main() -> None:
     from snntrain.hostenv import reexec_with_hugepages
 
-    reexec_with_hugepages()  # (XLA:CPU's per-step temporaries fault in 512x less often)
+    if started_from_the_command_line():
+        reexec_with_hugepages()  # (XLA:CPU's per-step temporaries fault in 512x less often)
     run()
 
 

@@ -47,3 +47,20 @@ def test_reexec_is_off_with_the_switch_or_when_the_tunable_is_set():
     assert before == [pid] and tunables == []
     before, (pid, tunables) = _run({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
     assert before == [pid] and tunables == "glibc.malloc.hugetlb=0"
+
+
+@pytest.mark.parametrize(
+    ("argv0", "cli"),
+    [
+        ("/venv/lib/python3.11/site-packages/snntrain/__main__.py", True),  # python -m snntrain
+        ("/venv/bin/snntrain", True),  # the console script
+        ("/venv/lib/python3.11/site-packages/ipykernel_launcher.py", False),  # a notebook
+        ("/somewhere/else/__main__.py", False),
+        ("", False),  # python -c / an embedded interpreter
+    ],
+)
+def test_only_the_command_line_entry_restarts_its_process(monkeypatch, argv0, cli):
+    from snntrain import __main__ as entry
+
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert entry.started_from_the_command_line() == cli
