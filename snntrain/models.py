@@ -3,7 +3,8 @@
 The contract, for every model:
 
 * ``model(x_TxBx..., spike_fn, remat=False) -> (logits_BxC, aux)``. Input is time-major (an
-  array, or a :class:`snntrain.encoding.Repeated` from the ``direct`` encoder). ``spike_fn`` is
+  array, a :class:`snntrain.encoding.Repeated` from the ``direct`` encoder, or a lazy
+  :class:`snntrain.encoding.Encoded` that each remat block draws its own steps of). ``spike_fn`` is
   the surrogate, passed at call time and never stored, so one set of parameters serves any
   surrogate (including one with traced parameters, for vmapped sweeps). ``remat`` is
   ``trainer.remat``: when ``T > remat_chunk`` (a model option, default 25) time runs in blocks
