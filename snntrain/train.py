@@ -40,7 +40,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import encoding, models, optim, plots, report, surrogates
 from snntrain import parallel as par
-from snntrain.config import ConfigError, validate
+from snntrain.config import ConfigError, named, validate
 from snntrain.writers import MetricsFile, Wandb, write_json
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again" — SLURM requeue resumes the run
@@ -118,8 +118,9 @@ def build(cfg: DictConfig) -> Experiment:
         dataset = _cfg_dict(cfg.dataset)
         data = data_lib.load(dataset.pop("name"), seed=int(cfg.seed), **dataset)
         model_cfg = _cfg_dict(cfg.model)
-        model = models.create(model_cfg.pop("name"), data.image_shape, data.n_classes,
-                              int(cfg.seed), **model_cfg)
+        with named("model", model_cfg):
+            model = models.create(model_cfg.pop("name"), data.image_shape, data.n_classes,
+                                  int(cfg.seed), **model_cfg)
         surrogate = build_surrogate(cfg.surrogate)
         enc_cfg = _cfg_dict(cfg.encoder)
         encoder = encoding.get(enc_cfg.pop("name"), **enc_cfg)
@@ -179,8 +180,8 @@ def make_train_step(exp: Experiment):
     is reported, and the host decides whether to stop).
     """
     forward, tx = make_forward(exp), exp.tx
-    reg = exp.cfg.model.get("rate_reg") or {}
-    reg_weight, reg_target = float(reg.get("weight", 0.0)), float(reg.get("target", 0.0))
+    reg = exp.cfg.loss.rate_reg
+    reg_weight, reg_target = float(reg.weight), float(reg.target)
 
     def train_step(state: TrainState, batch, key, surrogate, *, axis_name=None):
         step_key = jax.random.fold_in(key, state.step)
