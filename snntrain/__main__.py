@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from snntrain.config import moved
+from snntrain.config import moved_in_overrides
 from snntrain.paths import CONFIG_DIR
 from snntrain.startup import fail, started_from_the_command_line
 
@@ -79,19 +79,9 @@ def _record_failure(e: BaseException) -> bool:
     return False
 
 
-def _moved_override(argv: list[str]) -> str | None:
-    """The error for a command-line override of a key that moved (Hydra would only say that
-    the old key is not in the config)."""
-    for arg in argv:
-        key = arg.lstrip("+~").split("=", 1)[0]
-        if "=" in arg and (err := moved(key)) is not None:
-            return str(err)
-    return None
-
-
 def main() -> None:
-    if (message := _moved_override(sys.argv[1:])) is not None:
-        fail(message)
+    if (err := moved_in_overrides(sys.argv[1:])) is not None:
+        fail(str(err))
     run()
 
 

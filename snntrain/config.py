@@ -205,6 +205,9 @@ GROUP_RULES: dict[str, Rule] = {
 
 
 def _show(v: Any) -> str:
+    """``v`` as one types it in an override (``'abc'``, ``true``, ``null``, ``[1, 2]``)."""
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "null"}[v]
     return repr(v) if isinstance(v, str) else str(v)
 
 
@@ -242,6 +245,15 @@ def moved(key: str) -> ConfigError | None:
     return None
 
 
+def moved_in_overrides(overrides: list[str]) -> ConfigError | None:
+    """The error for the first command-line override (``[+~]key=value``) of a moved key:
+    Hydra alone would only say that the old key is not in the config."""
+    for arg in overrides:
+        if "=" in arg and (err := moved(arg.lstrip("+~").split("=", 1)[0])) is not None:
+            return err
+    return None
+
+
 @contextlib.contextmanager
 def named(group: str, params: Mapping[str, Any]) -> Iterator[None]:
     """Re-raise a ``ValueError``/``TypeError`` of building ``group`` from ``params`` as a
@@ -256,6 +268,11 @@ def named(group: str, params: Mapping[str, Any]) -> Iterator[None]:
         raise _name_error(group, params, e) from None
 
 
+def _scalars(v: Any) -> list[Any]:
+    items = v if isinstance(v, list) else [v]
+    return [x for x in items if isinstance(x, (str, int, float)) and not isinstance(x, bool)]
+
+
 def _name_error(group: str, params: Mapping[str, Any], e: Exception) -> ConfigError:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     top = group.split(".")[0]
@@ -264,8 +281,8 @@ def _name_error(group: str, params: Mapping[str, Any], e: Exception) -> ConfigEr
     hits = [(m.start(), k) for k in params if k not in ("name", "kind")
             for m in [re.search(rf"(?<![\w.]){re.escape(k)}(?![\w(])", msg)] if m]
     if not hits:  # no key named: the key whose value the message quotes
-        hits = [(0, k) for k, v in params.items() if isinstance(v, (str, int, float))
-                and not isinstance(v, bool) and re.search(rf"(?<![\w.]){re.escape(repr(v))}", msg)]
+        hits = [(0, k) for k, v in params.items()
+                if any(re.search(rf"(?<![\w.]){re.escape(repr(x))}", msg) for x in _scalars(v))]
     if len(hits) == 1 or (hits and hits[0][0] > 0):
         key = min(hits)[1]
         return ConfigError(f"{group}.{key}={_show(params[key])} is invalid: {msg}")
@@ -353,20 +370,17 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
         group, _, k = key.partition(".")
         if k in d[group]:
             _check(key, d[group][k], rule)
-    logger_keys = _shipped_keys("logger", d["logger"]["name"])
-    if logger_keys is not None:
-        _no_unknown("logger", d["logger"], logger_keys)
+    _no_unknown("logger", d["logger"], _shipped_keys("logger"))
     return RunConfig(**top, trainer=trainer, loss=loss,
                      **{g: d[g] for g in ("logger", "surrogate", "model", "dataset",
                                           "encoder", "optimizer")})
 
 
-def _shipped_keys(group: str, name: str) -> set[str] | None:
-    """The keys of ``conf/<group>/<name>.yaml`` (for a group with no class to ask)."""
-    path = CONFIG_DIR / group / f"{name}.yaml"
-    if not path.is_file():
-        return None
-    return {k for k in OmegaConf.load(path) if k != "defaults"}
+def _shipped_keys(group: str) -> set[str]:
+    """The keys of every ``conf/<group>/*.yaml`` (for a group with no class to ask: any of
+    them may be set whichever is chosen, e.g. an experiment's ``logger.tags``)."""
+    return {k for path in (CONFIG_DIR / group).glob("*.yaml")
+            for k in OmegaConf.load(path) if k != "defaults"}
 
 
 # ---- the groups, checked against their registries ------------------------------------------
@@ -405,14 +419,23 @@ def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in drop}
 
 
+# Model checks before the data is loaded build on this input: large enough that no conv stack
+# fails on it that would not fail on the real (smaller) images; shape errors of the real data
+# are reported when the model is built for it.
+STAND_IN_SHAPE, STAND_IN_CLASSES = (256, 256, 3), 10
+
+
 def check_groups(run: RunConfig) -> None:
-    """Check each group's keys against what its ``name`` accepts, and build the parts that
-    need no data (surrogate, encoder, neuron, optimizer) once. Imports JAX; loads nothing.
+    """Check each group's keys against what its ``name`` accepts, and build each part once:
+    surrogate, encoder, neuron and optimizer as they are, the model abstractly
+    (``nnx.eval_shape``) on a stand-in input. Imports JAX; loads no data, allocates nothing.
 
     Raises:
       ConfigError: an unknown name or key (the closest valid one suggested), or a value the
         builder rejects (its message, prefixed with the key).
     """
+    from flax import nnx
+
     from snntrain import data, encoding, models, neurons, optim, surrogates
 
     name = run.surrogate["name"]
@@ -437,6 +460,9 @@ def check_groups(run: RunConfig) -> None:
         _keys("model.neuron", _without(neuron, selector), cls)
         with named("model.neuron", neuron):
             models.make_neuron(dict(neuron))
+    with named("model", params):  # abstractly (nothing allocated), on a stand-in input
+        nnx.eval_shape(lambda: models.create(run.model["name"], STAND_IN_SHAPE,
+                                             STAND_IN_CLASSES, 0, **params))
 
     _keys("dataset", _without(run.dataset, "name"),
           _pick("dataset.name", run.dataset["name"], data.LOADERS), skip=("seed", "display_name"))
