@@ -429,14 +429,13 @@ def check_groups(run: RunConfig) -> None:
     """Check each group's keys against what its ``name`` accepts, and build each part once:
     surrogate, encoder, neuron and optimizer as they are, the model abstractly
     (``nnx.eval_shape``) on a stand-in input. Imports JAX; loads no data, allocates nothing.
+    The lighter imports come first, so most errors come sooner.
 
     Raises:
       ConfigError: an unknown name or key (the closest valid one suggested), or a value the
         builder rejects (its message, prefixed with the key).
     """
-    from flax import nnx
-
-    from snntrain import data, encoding, models, neurons, optim, surrogates
+    from snntrain import encoding, neurons, surrogates
 
     name = run.surrogate["name"]
     params = _without(run.surrogate, "name")
@@ -450,19 +449,16 @@ def check_groups(run: RunConfig) -> None:
     with named("encoder", params):
         encoding.get(run.encoder["name"], **params)
 
-    params = _without(run.model, "name")
-    _keys("model", params, _pick("model.name", run.model["name"], models.MODELS),
-          skip=("in_shape", "n_classes", "rngs"))
-    neuron = params.get("neuron")
+    neuron = run.model.get("neuron")
     if isinstance(neuron, Mapping):
         selector = "name" if "name" in neuron else "kind"
-        cls = _pick(f"model.neuron.{selector}", neuron.get(selector), neurons.NEURONS)
-        _keys("model.neuron", _without(neuron, selector), cls)
-        with named("model.neuron", neuron):
-            models.make_neuron(dict(neuron))
-    with named("model", params):  # abstractly (nothing allocated), on a stand-in input
-        nnx.eval_shape(lambda: models.create(run.model["name"], STAND_IN_SHAPE,
-                                             STAND_IN_CLASSES, 0, **params))
+        params = _without(neuron, selector)
+        _keys("model.neuron", params,
+              _pick(f"model.neuron.{selector}", neuron.get(selector), neurons.NEURONS))
+        with named("model.neuron", params):
+            neurons.get(neuron[selector], **params)
+
+    from snntrain import data, optim
 
     _keys("dataset", _without(run.dataset, "name"),
           _pick("dataset.name", run.dataset["name"], data.LOADERS), skip=("seed", "display_name"))
@@ -472,6 +468,17 @@ def check_groups(run: RunConfig) -> None:
     _keys("optimizer", params, optim.make, ctor, skip=("name", "total_steps", "learning_rate"))
     with named("optimizer", params):
         optim.make(run.optimizer["name"], total_steps=1, **params)
+
+    from flax import nnx
+
+    from snntrain import models
+
+    params = _without(run.model, "name")
+    _keys("model", params, _pick("model.name", run.model["name"], models.MODELS),
+          skip=("in_shape", "n_classes", "rngs"))
+    with named("model", params):  # abstractly (nothing allocated), on a stand-in input
+        nnx.eval_shape(lambda: models.create(run.model["name"], STAND_IN_SHAPE,
+                                             STAND_IN_CLASSES, 0, **params))
 
 
 def validate(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:

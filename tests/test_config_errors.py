@@ -237,12 +237,13 @@ def test_rate_reg_is_read_from_loss():
     from snntrain import data as data_lib
     from snntrain import train
 
+    exp = train.build(compose("optimizer=sgd"))
+    batch = next(data_lib.batches(exp.data.train, exp.batch_size))
     params = []
     for weight in (0.0, 10.0):
-        exp = train.build(compose("optimizer=sgd", f"loss.rate_reg.weight={weight}"))
-        batch = next(data_lib.batches(exp.data.train, exp.batch_size))
-        state, _ = jax.jit(train.make_train_step(exp))(
-            exp.init_state(), batch, jax.random.PRNGKey(0), exp.surrogate)
+        cfg = compose("optimizer=sgd", f"loss.rate_reg.weight={weight}")
+        step = jax.jit(train.make_train_step(dataclasses.replace(exp, cfg=cfg)))
+        state, _ = step(exp.init_state(), batch, jax.random.PRNGKey(0), exp.surrogate)
         params.append(jax.tree.leaves(state.params))
     assert any(not np.array_equal(a, b) for a, b in zip(*params, strict=True))
 
