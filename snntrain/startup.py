@@ -5,14 +5,15 @@
 
 1. :func:`snntrain.config.parse` (no JAX imported): a bad value is reported in about a second;
 2. the output directory is checked (writable, or creatable) without creating it;
-3. the process restarts once with huge-page malloc (:mod:`snntrain.hostenv`; only when started
-   as the ``snntrain`` command), so a bad value never pays for the restart;
-4. :func:`snntrain.config.check_groups` (imports JAX; builds no model, loads no data).
+3. :func:`snntrain.config.check_groups` (imports JAX; loads no data, compiles nothing);
+4. the process restarts once with huge-page malloc (:mod:`snntrain.hostenv`; only when started
+   as the ``snntrain`` command), and the restarted process goes through 1-3 again.
 
-A failure prints ``snntrain: error: <one line>`` and exits with status 2, leaving no run
-directory behind. ``on_multirun_start`` does 1-3 for the sweep's base config and directory;
-each job is checked again by the task function, which records a failure in its
-``summary.json``.
+So a bad value never pays for the restart (which costs more than a second: the imports run
+again, slower on huge pages); a good run pays one JAX import before it. A failure prints
+``snntrain: error: <one line>`` and exits with status 2, leaving no run directory behind.
+``on_multirun_start`` does 1, 2 and 4 for the sweep's base config and directory; each job is
+checked again by the task function, which records a failure in its ``summary.json``.
 """
 
 from __future__ import annotations
@@ -96,9 +97,9 @@ class Startup(Callback):
             out = _output_dir(config, dir_key)
             if out is not None:
                 check_output_dir(out)
-            _restart_with_hugepages()
             if groups:
                 check_groups(run)
+            _restart_with_hugepages()
         except UnresolvedConfig:
             return  # (e.g. ${hydra:job.num}: resolvable once the job starts; checked then)
         except ConfigError as e:
