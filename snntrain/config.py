@@ -4,8 +4,8 @@
   JAX (a bad value is reported in about a second). Defaults live in ``conf/`` only: a key the
   config lacks is an error naming it, never filled in here.
 * :func:`check_groups` checks what needs the registries (and so JAX): every group's keys
-  against the parameters its class or function accepts, and the surrogate, encoder, neuron and
-  optimizer built once. It loads no data and compiles nothing.
+  against the parameters its class or function accepts; the surrogate, encoder, neuron and
+  optimizer are built once, the model abstractly. It loads no data and compiles nothing.
 * :func:`validate` is both; :func:`named` re-raises a builder's ``ValueError`` naming the key.
 
 Every error is a :class:`ConfigError` with one line naming the key the user typed, the value
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import inspect
 import math
 import re
@@ -63,6 +64,8 @@ def _is_number(v: Any) -> bool:
 
 
 def integer(lo: int, *, null: bool = False) -> Rule:
+    """An int (not a bool) ``>= lo`` (or None)."""
+
     def rule(v: Any) -> str | None:
         if (v is None and null) or (_is_int(v) and v >= lo):
             return None
@@ -73,6 +76,8 @@ def integer(lo: int, *, null: bool = False) -> Rule:
 
 def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = True,
            hi_open: bool = False, null: bool = False) -> Rule:
+    """A finite int or float within the bounds (or None)."""
+
     def rule(v: Any) -> str | None:
         ok = (v is None and null) or (
             _is_number(v)
@@ -89,6 +94,8 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
 
 
 def one_of(*choices: Any) -> Rule:
+    """One of ``choices``, type included (``1`` is not ``True``)."""
+
     def rule(v: Any) -> str | None:
         if any(v == c and type(v) is type(c) for c in choices):
             return None
@@ -99,6 +106,8 @@ def one_of(*choices: Any) -> Rule:
 
 
 def text(*, null: bool = False) -> Rule:
+    """A non-empty string (or None)."""
+
     def rule(v: Any) -> str | None:
         if (v is None and null) or (isinstance(v, str) and v):
             return None
@@ -278,15 +287,15 @@ def _name_error(group: str, params: Mapping[str, Any], e: Exception) -> ConfigEr
     top = group.split(".")[0]
     if re.search(rf"\b{re.escape(top)}\.\w", msg):
         return ConfigError(msg)
-    hits = [(m.start(), k) for k in params if k not in ("name", "kind")
-            for m in [re.search(rf"(?<![\w.]){re.escape(k)}(?![\w(])", msg)] if m]
-    if not hits:  # no key named: the key whose value the message quotes
-        hits = [(0, k) for k, v in params.items()
-                if any(re.search(rf"(?<![\w.]){re.escape(repr(x))}", msg) for x in _scalars(v))]
-    if len(hits) == 1 or (hits and hits[0][0] > 0):
-        key = min(hits)[1]
-        return ConfigError(f"{group}.{key}={_show(params[key])} is invalid: {msg}")
-    return ConfigError(f"{group}: {msg}")
+    mentioned = sorted((m.start(), k) for k in params if k not in ("name", "kind")
+                       for m in [re.search(rf"(?<![\w.]){re.escape(k)}(?![\w(])", msg)] if m)
+    # else the key whose value the message quotes, if only one does
+    quoted = [k for k, v in params.items()
+              if any(re.search(rf"(?<![\w.]){re.escape(repr(x))}", msg) for x in _scalars(v))]
+    key = mentioned[0][1] if mentioned else quoted[0] if len(quoted) == 1 else None
+    if key is None:
+        return ConfigError(f"{group}: {msg}")
+    return ConfigError(f"{group}.{key}={_show(params[key])} is invalid: {msg}")
 
 
 # ---- parse --------------------------------------------------------------------------------
@@ -331,7 +340,9 @@ def _typed(cls: type, d: Mapping[str, Any], prefix: str, keys: Mapping[str, str]
 
 
 def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
-    """Check a composed config (without importing JAX) and return it typed.
+    """Check a composed config (without importing JAX) and return it typed: the top-level
+    values, ``trainer`` and ``loss`` field by field, the other groups' names,
+    :data:`GROUP_RULES` and the logger's keys.
 
     Raises:
       ConfigError: the first missing, unknown, moved or invalid key (one line naming it).
@@ -376,11 +387,12 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
                                           "encoder", "optimizer")})
 
 
-def _shipped_keys(group: str) -> set[str]:
+@functools.cache
+def _shipped_keys(group: str) -> frozenset[str]:
     """The keys of every ``conf/<group>/*.yaml`` (for a group with no class to ask: any of
     them may be set whichever is chosen, e.g. an experiment's ``logger.tags``)."""
-    return {k for path in (CONFIG_DIR / group).glob("*.yaml")
-            for k in OmegaConf.load(path) if k != "defaults"}
+    return frozenset(k for path in (CONFIG_DIR / group).glob("*.yaml")
+                     for k in OmegaConf.load(path) if k != "defaults")
 
 
 # ---- the groups, checked against their registries ------------------------------------------

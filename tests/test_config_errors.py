@@ -223,11 +223,15 @@ def test_optimize_metric_names_numbers_every_summary_has():
         assert key in TIMING or isinstance(summary[key], (int, float)), key
 
 
-def test_parse_imports_no_jax():
+def test_parse_imports_no_jax_and_validate_starts_no_backend():
+    """parse is the fast path (no JAX); validate imports JAX but starts no XLA backend, so
+    ``jax.distributed.initialize`` (multi-host runs) can still follow it."""
     code = ("import sys; sys.path.insert(0, 'tests'); from conftest import compose; "
             "from snntrain import config; config.parse(compose()); "
-            "print(sorted(m for m in ('jax', 'flax', 'optax') if m in sys.modules))")
-    assert python(code).stdout.strip() == "[]"
+            "print(sorted(m for m in ('jax', 'flax', 'optax') if m in sys.modules)); "
+            "config.validate(compose('model=conv', tiny=False)); "
+            "from jax._src import xla_bridge; print(xla_bridge.backends_are_initialized())")
+    assert python(code).stdout.split("\n")[:2] == ["[]", "False"]
 
 
 def test_rate_reg_is_read_from_loss():
