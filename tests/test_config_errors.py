@@ -234,6 +234,7 @@ def test_parse_imports_no_jax_and_validate_starts_no_backend():
     assert python(code).stdout.split("\n")[:2] == ["[]", "False"]
 
 
+@pytest.mark.slow
 def test_rate_reg_is_read_from_loss():
     """The moved key does reach the loss: one SGD step with the regulariser differs."""
     import jax
