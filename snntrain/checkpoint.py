@@ -43,20 +43,26 @@ class Checkpoints:
     def __init__(self, directory: Path, keep: int = 3, async_save: bool = True,
                  write: bool = True):
         self.directory = Path(directory).absolute()
-        self.write = write
+        self.write, self.keep, self.async_save = write, keep, async_save
         logging.getLogger("absl").setLevel(logging.WARNING)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=write, enable_async_checkpointing=async_save,
             read_only=not write)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "meta"))
+        self._in_flight: int | None = None
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
+        """Start saving checkpoint ``step`` (asynchronously unless disabled).
+
+        A failure of the previous asynchronous save is raised first, naming that checkpoint.
+        """
         if not self.write:
             return
+        self.poll(wait=True)
         if step in self.manager.all_steps():
             return
         # a snapshot: the save is asynchronous, and the caller goes on mutating its dicts
@@ -66,6 +72,23 @@ class Checkpoints:
             self.manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         except Exception as e:  # noqa: BLE001 - e.g. disk full; the previous save is intact
+            raise CheckpointError(self._failed(step, e)) from None
+        self._in_flight = step
+
+    def poll(self, wait: bool = False) -> None:
+        """Raise :class:`CheckpointError` if the save in flight has failed.
+
+        Cheap when nothing is in flight or it is still running (``wait=False``): the loop calls
+        it between steps, so a failed save is reported as soon as it is known.
+        """
+        step = self._in_flight
+        if step is None or (not wait and self.manager.is_saving_in_progress()):
+            return
+        self._in_flight = None
+        try:
+            self.manager.wait_until_finished()
+            self.manager.check_for_errors()
+        except Exception as e:  # noqa: BLE001 - the asynchronous save of `step` failed
             raise CheckpointError(self._failed(step, e)) from None
 
     def _failed(self, step: int | str, e: Exception) -> str:
@@ -77,10 +100,8 @@ class Checkpoints:
                 f"{keep}")
 
     def wait(self) -> None:
-        try:
-            self.manager.wait_until_finished()
-        except Exception as e:  # noqa: BLE001 - an asynchronous save failed
-            raise CheckpointError(self._failed("in progress", e)) from None
+        """Block until the save in flight is complete (raising if it failed)."""
+        self.poll(wait=True)
 
     def read_meta(self, step: int) -> dict[str, Any]:
         return self.manager.restore(step, args=ocp.args.Composite(
@@ -121,5 +142,7 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
-        self.wait()
-        self.manager.close()
+        try:
+            self.wait()
+        finally:
+            self.manager.close()
