@@ -9,6 +9,7 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -44,13 +45,16 @@ class Checkpoints:
                  write: bool = True):
         self.directory = Path(directory).absolute()
         self.write, self.keep, self.async_save = write, keep, async_save
-        logging.getLogger("absl").setLevel(logging.WARNING)
+        # orbax logs failures of its background threads with tracebacks; they are reported
+        # here instead, in one line naming the checkpoint (see poll)
+        logging.getLogger("absl").setLevel(logging.CRITICAL)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=write, enable_async_checkpointing=async_save,
             read_only=not write)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "meta"))
         self._in_flight: int | None = None
+        self._closed = False
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -82,14 +86,18 @@ class Checkpoints:
         it between steps, so a failed save is reported as soon as it is known.
         """
         step = self._in_flight
-        if step is None or (not wait and self.manager.is_saving_in_progress()):
+        if step is None:
             return
-        self._in_flight = None
         try:
-            self.manager.wait_until_finished()
-            self.manager.check_for_errors()
+            self.manager.check_for_errors()  # cheap: the background save's recorded error
+            if wait:
+                self.manager.wait_until_finished()
+                self.manager.check_for_errors()
         except Exception as e:  # noqa: BLE001 - the asynchronous save of `step` failed
+            self._in_flight = None
             raise CheckpointError(self._failed(step, e)) from None
+        if wait or not self.manager.is_saving_in_progress():
+            self._in_flight = None
 
     def _failed(self, step: int | str, e: Exception) -> str:
         older = [s for s in self.steps() if s != step]
@@ -142,7 +150,15 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
+        """Wait for the save in flight (raising if it failed), then release orbax's threads."""
         try:
             self.wait()
         finally:
-            self.manager.close()
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Release orbax's threads without reporting errors (idempotent; for error paths)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self.manager.close()

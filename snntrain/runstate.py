@@ -3,9 +3,10 @@
 * :class:`MetricSums`: count-weighted sums of per-step metrics over (part of) an epoch.
 * :class:`RunProgress`: the one definition of a run's position, written into every checkpoint
   and read back on resume: the global ``step``, the ``epoch`` being trained (counted from 0),
-  how many of its batches are done (``batch_in_epoch``), the epoch's running sums, and the
-  best-validation history. ``batch_in_epoch == steps_per_epoch`` means the epoch's batches are
-  done but its end (means, evaluation, epoch record) is not: a resumed run does it next.
+  how many of its batches are done (``batch_in_epoch``), the epoch's running sums, the
+  best-validation history and the last epoch record (what the summary reports).
+  ``batch_in_epoch == steps_per_epoch`` means the epoch's batches are done but its end (means,
+  evaluation, epoch record) is not: a resumed run does it next.
 * :class:`DivergencePolicy`: what a non-finite step means (``trainer.on_nan``).
 """
 
@@ -71,6 +72,7 @@ class RunProgress:
     epoch_sums: MetricSums = dataclasses.field(default_factory=MetricSums)
     best_val_accuracy: float | None = None
     best_val_epoch: int | None = None
+    last_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)  # its epoch record
 
     def advance(self, n: int = 1) -> None:
         self.step += n
@@ -92,14 +94,16 @@ class RunProgress:
             history["best_val_epoch"] = self.best_val_epoch
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "seed": seed, "prng_key": np.asarray(key).tolist(), "fingerprint": fingerprint,
-                "epoch_acc": self.epoch_sums.to_meta(), "history": history}
+                "epoch_acc": self.epoch_sums.to_meta(), "history": history,
+                "last_epoch": self.last_epoch}
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], steps_per_epoch: int) -> RunProgress:
         history = meta.get("history") or {}
         p = cls(int(meta["step"]), int(meta["epoch"]), int(meta["batch_in_epoch"]),
                 MetricSums.from_meta(meta.get("epoch_acc") or {}),
-                history.get("best_val_accuracy"), history.get("best_val_epoch"))
+                history.get("best_val_accuracy"), history.get("best_val_epoch"),
+                dict(meta.get("last_epoch") or {}))
         if p.step != p.epoch * steps_per_epoch + p.batch_in_epoch:
             raise ValueError(f"checkpoint position is inconsistent: step {p.step} is not epoch "
                              f"{p.epoch} x {steps_per_epoch} steps + batch {p.batch_in_epoch}")

@@ -39,8 +39,8 @@ from snntrain.config import ConfigError
 from snntrain.experiment import Experiment, build, device_info, fingerprint, group_dict
 from snntrain.progress import Progress
 from snntrain.runstate import (
-    DivergencePolicy,
     Diverged,
+    DivergencePolicy,
     Preempted,
     RunProgress,
     TrainingError,
@@ -182,6 +182,7 @@ def end_of_epoch(exp: Experiment, eval_fn, params, progress: RunProgress, key,
     epoch = progress.epoch + 1  # epochs are numbered from 1 in records and messages
     record = {"step": progress.step, "epoch": epoch, "split": "epoch", **progress.end_epoch(),
               "samples_per_s": samples_per_s}
+    progress.last_epoch = record
     if exp.data.val is not None:
         val = evaluate(exp, eval_fn, params, exp.data.val, key)
         record.update({f"val_{k}": v for k, v in val.items()})
@@ -271,6 +272,9 @@ class _Signals:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
+    def received_any(self) -> bool:
+        return self.received is not None
+
     def _handle(self, signum, _frame):
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
@@ -295,61 +299,29 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
     """
     t_start = time.time()
     par.maybe_initialize_distributed(cfg.trainer)
-    exp = build(cfg)
-    dp, tcfg = exp.parallel, cfg.trainer
     run_dir = resolve_run_dir(run_dir)
-    say = _say if dp.is_main else (lambda _m: None)
-    with rundir.RunLock(run_dir, enabled=dp.is_main):
+    with rundir.RunLock(run_dir, enabled=jax.process_index() == 0):
+        exp = build(cfg)
+        dp = exp.parallel
+        say = _say if dp.is_main else (lambda _m: None)
         rec = writers.RunRecorder(run_dir, OmegaConf.to_container(cfg, resolve=True),
                                   wandb_settings(cfg), enabled=dp.is_main, say=say)
-        ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", keep=int(tcfg.keep_checkpoints),
-                                     async_save=bool(tcfg.async_checkpointing))
-        state, progress, ckpts = restore_or_start(exp, ckpts, say)
-        start_step = progress.step
-        rec.resume_at(start_step)
-        if start_step == 0:
-            rec.log_surrogate(exp.surrogate)
-        key = jax.random.PRNGKey(exp.seed)
-        Runner = FusedRunner if tcfg.fused_epoch else StepRunner
-        runner = Runner(exp, dp.replicate(state), key)
-        eval_fn = dp.compile(make_eval_step(exp), donate_state=False)
-        policy = DivergencePolicy(str(tcfg.on_nan), lambda: _last_good(ckpts), say)
-
-        def save() -> None:
-            ckpts.save(progress.step, dp.unreplicate(runner.state),
-                       progress.to_meta(exp.seed, key, fingerprint(exp)))
-
-        last: dict[str, Any] = {}
-        with _Signals() as signals, Progress(exp.total_steps, exp.steps_per_epoch,
-                                             enabled=dp.is_main and bool(tcfg.progress)) as bar:
-            bar.update(progress.step, {})
-            stop = lambda: signals.received is not None
-            while progress.epoch < exp.epochs:
-                for step, m in runner.epoch(progress, stop):
-                    progress.advance()
-                    if policy.accept(step, m):
-                        progress.epoch_sums.add(m, m.pop("count"))
-                        if step % max(1, tcfg.log_every) == 0:
-                            rec.log({"step": step, "epoch": progress.epoch + 1, "split": "train",
-                                     **m})
-                        last = m
-                    bar.update(step, {**last, "samples_per_s": runner.samples_per_s})
-                    if _periodic_save_due(progress, runner, exp):
-                        save()
-                    ckpts.poll()
-                if stop():
-                    break  # checkpoint below; a resumed run finishes the epoch (and its end)
-                last = end_of_epoch(exp, eval_fn, runner.state.params, progress,
-                                    jax.random.fold_in(key, EVAL_KEY), runner.samples_per_s)
-                rec.log(last)
-                save()
-                bar.update(progress.step, last)
-                bar.epoch_done(progress.epoch, last)
-            status = "preempted" if progress.epoch < exp.epochs else "completed"
-            if status == "preempted":
-                save()
-        ckpts.close()
-        summary = summarize(exp, progress, last, runner, status, run_dir, t_start, start_step)
+        ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints),
+                                     async_save=bool(cfg.trainer.async_checkpointing))
+        try:
+            state, progress, ckpts = restore_or_start(exp, ckpts, say)
+            start_step = progress.step
+            rec.resume_at(start_step)
+            if start_step == 0:
+                rec.log_surrogate(exp.surrogate)
+            Runner = FusedRunner if cfg.trainer.fused_epoch else StepRunner
+            runner = Runner(exp, dp.replicate(state), jax.random.PRNGKey(exp.seed))
+            with _Signals() as signals:
+                status = train_epochs(exp, runner, progress, rec, ckpts, signals.received_any, say)
+            ckpts.close()
+        finally:
+            ckpts.abandon()  # never leave orbax's threads running (they block the exit)
+        summary = summarize(exp, progress, runner, status, run_dir, t_start, start_step)
         rec.finish(summary)
     if status == "preempted":
         raise Preempted(f"received signal {signals.received}: saved a checkpoint at step "
@@ -358,7 +330,48 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
     return summary
 
 
-def _periodic_save_due(progress: RunProgress, runner: StepRunner, exp: Experiment) -> bool:
+def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
+                 rec: writers.RunRecorder, ckpts: ckpt_lib.Checkpoints,
+                 stop: Callable[[], bool], say) -> str:
+    """Per epoch: train, evaluate, record, checkpoint; ``completed`` or ``preempted``."""
+    tcfg, fp = exp.cfg.trainer, fingerprint(exp)
+    eval_fn = exp.parallel.compile(make_eval_step(exp), donate_state=False)
+    eval_key = jax.random.fold_in(runner.key, EVAL_KEY)
+    policy = DivergencePolicy(str(tcfg.on_nan), lambda: _last_good(ckpts), say)
+
+    def save() -> None:
+        ckpts.save(progress.step, exp.parallel.unreplicate(runner.state),
+                   progress.to_meta(exp.seed, runner.key, fp))
+
+    with Progress(exp.total_steps, exp.steps_per_epoch,
+                  enabled=exp.parallel.is_main and bool(tcfg.progress)) as bar:
+        bar.update(progress.step, {})
+        while progress.epoch < exp.epochs:
+            for step, m in runner.epoch(progress, stop):
+                progress.advance()
+                if policy.accept(step, m):
+                    progress.epoch_sums.add(m, m.pop("count"))
+                    if step % max(1, tcfg.log_every) == 0:
+                        rec.log({"step": step, "epoch": progress.epoch + 1, "split": "train", **m})
+                    bar.update(step, {**m, "samples_per_s": runner.samples_per_s})
+                if _periodic_save_due(progress, exp):
+                    save()
+                ckpts.poll()
+            if stop():
+                break  # checkpoint below; a resumed run finishes the epoch (and its end)
+            record = end_of_epoch(exp, eval_fn, runner.state.params, progress, eval_key,
+                                  runner.samples_per_s)
+            rec.log(record)
+            save()
+            bar.update(progress.step, record)
+            bar.epoch_done(progress.epoch, record)
+    if progress.epoch < exp.epochs:
+        save()
+        return "preempted"
+    return "completed"
+
+
+def _periodic_save_due(progress: RunProgress, exp: Experiment) -> bool:
     """``trainer.checkpoint_every``, except on an epoch's last step: the epoch-end save
     follows it, after the evaluation, so a checkpoint never holds a finished epoch's sums."""
     every = int(exp.cfg.trainer.checkpoint_every or 0)
@@ -379,9 +392,10 @@ def resume_command(run_dir: Path) -> str:
                      shlex.quote(f"hydra.run.dir={Path(run_dir).absolute()}")])
 
 
-def summarize(exp: Experiment, progress: RunProgress, last: dict[str, Any], runner: StepRunner,
-              status: str, run_dir: Path, t_start: float, start_step: int) -> dict[str, Any]:
-    """``summary.json``: final metrics, best validation, timing, what ran and where."""
+def summarize(exp: Experiment, progress: RunProgress, runner: StepRunner, status: str,
+              run_dir: Path, t_start: float, start_step: int) -> dict[str, Any]:
+    """``summary.json``: the last epoch's metrics, best validation, timing, what ran, where."""
+    last = progress.last_epoch
     return {
         "status": status, "steps": progress.step, "epochs": progress.epoch,
         "test_accuracy": last.get("test_accuracy"), "test_loss": last.get("test_loss"),

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import compose
 
 GOLDEN = Path(__file__).parent / "golden"
