@@ -80,3 +80,89 @@ def set_aside(path: Path) -> Path | None:
     new = path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
     path.rename(new)
     return new
+
+
+# ---- naming: stable across a SLURM requeue, never nested by a '/' in an override ----------
+
+MAX_NAME = 80
+
+
+def stamp() -> str:
+    """``slurm-<job>[_<task>]`` under SLURM (stable across requeues), else ``<date>/<time>``."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if job:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{job}" + (f"_{task}" if task and os.environ.get("SLURM_ARRAY_JOB_ID")
+                                 else "")
+    return time.strftime("%Y-%m-%d/%H-%M-%S")
+
+
+def dirname(overrides: str) -> str:
+    """Hydra's ``override_dirname`` made one safe path component of at most 80 characters.
+
+    Characters other than letters, digits and ``._=,+-`` become ``_`` (so an absolute path in
+    an override does not nest the directory); a long name keeps its start and a hash of all.
+    """
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._=,+\-]+", "_", str(overrides)).strip("_")
+    if len(safe) <= MAX_NAME:
+        return safe
+    return f"{safe[:MAX_NAME - 9]}-{hashlib.sha1(safe.encode()).hexdigest()[:8]}"
+
+
+def register_resolvers() -> None:
+    """``${snntrain.stamp:}`` and ``${snntrain.dirname:...}`` for conf/config.yaml."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("snntrain.stamp"):
+        OmegaConf.register_new_resolver("snntrain.stamp", stamp, use_cache=True)
+        OmegaConf.register_new_resolver("snntrain.dirname", dirname)
+
+
+# ---- resuming by default: the newest unfinished run of the same command -------------------
+
+UNFINISHED = ("preempted", "failed")
+
+
+def _status(run_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "failed"
+
+
+def find_unfinished(root: Path, overrides: list[str], config: dict, exclude: Path) -> Path | None:
+    """The newest run directory under ``root/*/*`` of the same overrides and resolved config
+    that has checkpoints and did not complete (no summary, or pre-empted/failed)."""
+    from omegaconf import OmegaConf
+
+    found = []
+    for cfg_file in root.glob("*/*/config.yaml"):
+        d = cfg_file.parent
+        if d.resolve() == exclude.resolve() or not any((d / "checkpoints").glob("[0-9]*")):
+            continue
+        if _status(d) not in (None, *UNFINISHED):
+            continue
+        try:
+            same = (list(OmegaConf.load(d / ".hydra" / "overrides.yaml")) == list(overrides)
+                    and OmegaConf.to_container(OmegaConf.load(cfg_file)) == config)
+        except Exception:  # noqa: BLE001 - an unreadable directory is not this run
+            continue
+        if same:
+            found.append((cfg_file.stat().st_mtime, d))
+    return max(found)[1] if found else None
+
+
+def discard_if_empty(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but Hydra's own files."""
+    import shutil
+
+    if run_dir.is_dir() and all(p.name in (".hydra", LOCK_NAME) or p.suffix == ".log"
+                                for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)

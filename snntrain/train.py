@@ -55,6 +55,10 @@ PREEMPTED_EXIT_CODE = Preempted.exit_code
 DIVERGED_EXIT_CODE = Diverged.exit_code
 
 
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 # ---- epoch runners: the same (step, metrics) stream, two ways ------------------------------
 
 
@@ -247,16 +251,41 @@ def wandb_settings(cfg: DictConfig) -> dict[str, Any] | None:
     return logger
 
 
-def resolve_run_dir(run_dir: str | Path | None) -> Path:
-    """``run_dir``, else Hydra's output directory, else ``outputs/<date>/<time>``."""
+def resolve_run_dir(cfg: DictConfig, run_dir: str | Path | None, say=_say) -> Path:
+    """``run_dir``; else Hydra's output directory, or the unfinished run it continues; else
+    ``outputs/<date>/<time>``."""
     if run_dir is None:
         try:
             from hydra.core.hydra_config import HydraConfig
 
-            run_dir = HydraConfig.get().runtime.output_dir
+            run_dir = continue_unfinished(cfg, HydraConfig.get(), say)
         except ValueError:
             run_dir = Path("outputs") / time.strftime("%Y-%m-%d/%H-%M-%S")
     return rundir.prepare(run_dir, f".write_test{jax.process_index()}")
+
+
+def continue_unfinished(cfg: DictConfig, hydra_cfg: Any, say) -> Path:
+    """Hydra's new run directory, or (``trainer.resume=auto``, a single run in the default
+    timestamped layout) the newest unfinished run of the same command, which it continues.
+
+    Under SLURM the default directory is named after the job and is the same after a requeue;
+    an explicit ``hydra.run.dir`` is always used as given.
+    """
+    from hydra.types import RunMode
+
+    new = Path(hydra_cfg.runtime.output_dir)
+    explicit = any(o.startswith("hydra.run.dir=") for o in hydra_cfg.overrides.hydra)
+    if (cfg.trainer.resume != "auto" or hydra_cfg.mode != RunMode.RUN or explicit
+            or rundir.stamp().startswith("slurm-") or (new / "checkpoints").exists()):
+        return new
+    old = rundir.find_unfinished(new.parents[1], list(hydra_cfg.overrides.task),
+                                 OmegaConf.to_container(cfg, resolve=True), exclude=new)
+    if old is None:
+        return new
+    rundir.discard_if_empty(new)
+    say(f"continuing the unfinished run of the same command in {old} "
+        "(trainer.resume=never starts a new one)")
+    return old
 
 
 class _Signals:
@@ -285,10 +314,6 @@ class _Signals:
             signal.signal(sig, old)
 
 
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 # ---- the loop ------------------------------------------------------------------------------
 
 
@@ -299,7 +324,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
     """
     t_start = time.time()
     par.maybe_initialize_distributed(cfg.trainer)
-    run_dir = resolve_run_dir(run_dir)
+    run_dir = resolve_run_dir(cfg, run_dir)
     with rundir.RunLock(run_dir, enabled=jax.process_index() == 0):
         exp = build(cfg)
         dp = exp.parallel

@@ -210,3 +210,36 @@ def test_a_completed_summary_is_never_overwritten(tmp_path):
     rec = writers.RunRecorder(tmp_path, {"a": 1}, None)
     rec.finish({"status": "failed"})
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+TINY_CLI = ("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=6",
+            "trainer.batch_size=64", "trainer.epochs=1")
+
+
+def test_rerunning_the_same_command_continues_its_unfinished_run(tmp_path):
+    p = cli(*TINY_CLI, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    (first,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    summary = json.loads((first / "summary.json").read_text())
+    writers.write_json(first / "summary.json", {**summary, "status": "preempted"})
+    p = cli(*TINY_CLI, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"continuing the unfinished run of the same command in {first}" in p.stderr
+    assert list((tmp_path / "outputs" / "runs").glob("*/*")) == [first]  # no new directory
+    assert json.loads((first / "summary.json").read_text())["status"] == "completed"
+    p = cli(*TINY_CLI, "trainer.resume=never", cwd=tmp_path)  # a different command: new run
+    assert p.returncode == 0 and "continuing" not in p.stderr
+    assert len(list((tmp_path / "outputs" / "runs").glob("*/*"))) == 2
+
+
+def test_run_directory_names(monkeypatch):
+    assert rundir.dirname("dataset.path=/data/x y.npz,seed=1") == "dataset.path=_data_x_y.npz,seed=1"
+    long = rundir.dirname("a=" + "x" * 200)
+    assert len(long) == rundir.MAX_NAME and "/" not in long
+    assert long != rundir.dirname("a=" + "x" * 199)  # the hash keeps long names apart
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    assert rundir.stamp() == "slurm-4242"
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert rundir.stamp() == "slurm-4200_3"
