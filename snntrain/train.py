@@ -19,6 +19,7 @@ any checkpoint reproduces the uninterrupted run bit for bit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shlex
 import signal
 import sys
@@ -46,6 +47,10 @@ from snntrain.runstate import (
     TrainingError,
 )
 from snntrain.steps import TrainState, make_epoch_fn, make_eval_step, make_train_step
+
+# JAX logs, at INFO, each accelerator backend it did not find ("Unable to initialize backend
+# 'tpu'"); under Hydra's INFO logging that is noise on every CPU run.
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 # Block on results at least this often: many un-awaited collective steps in flight deadlock
 # XLA's virtual CPU devices ("rendezvous ... only 3 arrived").
@@ -435,6 +440,8 @@ def summarize(exp: Experiment, progress: RunProgress, runner: StepRunner, status
         "samples_per_s": (progress.step - start_step) * exp.batch_size / max(runner.train_s,
                                                                              1e-9),
         "surrogate": repr(exp.surrogate), "dataset": exp.data.describe(),
+        "model": str(exp.cfg.model.name), "encoder": str(exp.cfg.encoder.name), "T": exp.T,
+        "seed": exp.seed,
         "run_dir": str(run_dir.absolute()), "device": device_info(exp.parallel),
         "n_params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(exp.params))),
     }
