@@ -181,13 +181,19 @@ def windows(samples: Sequence[dict[str, np.ndarray]], binning: Binning):
     """``(lo_N, hi_N)``: each sample's window in microseconds (finite timestamps only; an
     empty sample gets ``[0, 0]``)."""
     n = len(samples)
+    lens = np.array([len(s["t"]) for s in samples], np.int64)
     lo, hi = np.zeros(n), np.zeros(n)
-    for i, s in enumerate(samples):
-        t = np.asarray(s["t"], np.float64)
-        t = t[np.isfinite(t)]
-        if len(t):
-            lo[i] = t.min() if binning.origin == "first" else 0.0
-            hi[i] = max(t.max(), lo[i])
+    full = np.flatnonzero(lens)
+    if not len(full):
+        return lo, hi
+    t = np.concatenate([np.asarray(samples[i]["t"], np.float64).reshape(-1) for i in full])
+    starts = np.concatenate([[0], np.cumsum(lens[full])[:-1]])
+    finite = np.isfinite(t)
+    t_max = np.maximum.reduceat(np.where(finite, t, -np.inf), starts)
+    has = np.isfinite(t_max)
+    if binning.origin == "first":
+        lo[full[has]] = np.minimum.reduceat(np.where(finite, t, np.inf), starts)[has]
+    hi[full[has]] = np.maximum(t_max[has], lo[full[has]])
     return lo, hi
 
 
@@ -229,18 +235,19 @@ def bin_events(
     else:  # fixed-width bins from lo, cropped to T
         b = np.floor(rel / (float(binning.dt_ms) * 1e3))
         inside = (b >= 0) & (b < T)
-    b = np.where(inside, b, 0).astype(np.int64)
-    idx = (sid * T + b) * step
-    x = cat("x").astype(np.int64)[finite]
+    itype = np.int32 if n * T * step < 2**31 else np.int64
+    b = np.where(inside, b, 0).astype(itype)
+    idx = (sid.astype(itype) * T + b) * step
+    x = cat("x").astype(itype)[finite]
     if len(sensor) == 1:
         idx += x * frame[0] // sensor[0]
     else:
         w, h, _ = sensor
         h2, w2, p2 = frame
-        y = cat("y").astype(np.int64)[finite]
+        y = cat("y").astype(itype)[finite]
         idx += ((y * h2 // h) * w2 + x * w2 // w) * p2
         if p2 > 1:
-            idx += cat("p").astype(np.int64)[finite]
+            idx += cat("p").astype(itype)[finite]
     counts = np.bincount(idx[inside], minlength=n * T * step).reshape(n, T, *frame)
     if binning.binary:
         counts = np.minimum(counts, 1)
