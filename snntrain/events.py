@@ -808,7 +808,8 @@ def _missing(name: str, looked: Path, what: str) -> EventDataError:
         )
     return EventDataError(
         f"{name}: {what} not found in {looked}; on a machine with internet run "
-        f"{prepare_cmd(name)} ({EVENTS_EXTRA}), copy DIR here and set dataset.data_dir=<copy>"
+        f"{prepare_cmd(name)} (after pip install -e '.[events]'), copy DIR here and set "
+        "dataset.data_dir=<copy>"
     )
 
 

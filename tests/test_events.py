@@ -413,6 +413,32 @@ TRAIN_CASES = [
 ]
 
 
+def test_event_experiments_compose_every_sweep_point():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from snntrain.config import validate
+    from snntrain.paths import CONFIG_DIR
+    from snntrain.train import build_surrogate
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        for name in ("shd_surrogate_comparison", "shd_recurrent", "nmnist_conv",
+                     "dvs_gesture_conv"):
+            assert (CONFIG_DIR / "experiment" / f"{name}.yaml").read_text().startswith(
+                "# @package _global_")
+            cfg = hydra_compose("config", [f"experiment={name}"])
+            assert cfg.encoder.name == "none" and cfg.dataset.T == cfg.T
+        cfg = hydra_compose("config", ["experiment=shd_surrogate_comparison"],
+                            return_hydra_config=True)
+        assert cfg.hydra.sweeper.params == {"surrogate": "glob(*)", "seed": "0,1,2"}
+        for surrogate in sorted(p.stem for p in (CONFIG_DIR / "surrogate").glob("*.yaml")):
+            cfg = hydra_compose("config", ["experiment=shd_surrogate_comparison",
+                                           f"surrogate={surrogate}"])
+            validate(cfg)
+            build_surrogate(cfg.surrogate)
+    assert (cfg.T, cfg.dataset.downsample, list(cfg.model.hidden)) == (128, 256, [128, 128])
+
+
 @pytest.mark.parametrize("dataset,overrides", TRAIN_CASES,
                          ids=["shd-mlp", "shd-recurrent", "nmnist-conv", "dvs-conv", "npz-mlp"])
 def test_one_training_epoch(tmp_path, dataset, overrides):
