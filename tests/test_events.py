@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import compose
 
-from snntrain import data, encoding, events
+from snntrain import data, encoding, event_formats, events
 from snntrain.config import ConfigError
 
 h5py = pytest.importorskip("h5py")
@@ -107,11 +107,11 @@ def make_npz(path: Path, n=10, n_events=30, seed=0, **override):
 def test_nmnist_decodes_the_bytes_written():
     # x=3, y=5, on, t=0x012345 is the bytes 03 05 81 23 45 (polarity bit 7, 23-bit time).
     assert nmnist_bytes([3], [5], [1], [0x012345]) == bytes([0x03, 0x05, 0x81, 0x23, 0x45])
-    ev = events.decode_nmnist(bytes([0x03, 0x05, 0x81, 0x23, 0x45]))
+    ev = event_formats.decode_nmnist(bytes([0x03, 0x05, 0x81, 0x23, 0x45]))
     assert (ev["x"][0], ev["y"][0], ev["p"][0], ev["t"][0]) == (3, 5, 1, 0x012345)
     # An overflow marker (y == 240) is removed and adds 2^13 us to every later event.
     raw = nmnist_bytes([1, 0, 2], [2, 240, 3], [0, 0, 1], [10, 0, 20])
-    ev = events.decode_nmnist(raw)
+    ev = event_formats.decode_nmnist(raw)
     np.testing.assert_array_equal(ev["x"], [1, 2])
     np.testing.assert_array_equal(ev["t"], [10, 20 + 2**13])
 
