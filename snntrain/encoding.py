@@ -262,7 +262,31 @@ class Direct:
         return Repeated(x_Bx, int(T))
 
 
-ENCODERS: dict[str, type] = {"rate": Rate, "latency": Latency, "direct": Direct}
+@dataclasses.dataclass(frozen=True)
+class Passthrough:
+    """No encoding (``encoder=none``): the data is already spikes, binned into ``T`` steps per
+    sample (event datasets, :mod:`snntrain.events`). ``x_BxTx... -> x_TxBx...``, no randomness.
+    """
+
+    kind: ClassVar[str] = "none"
+    stochastic: ClassVar[bool] = False
+
+    def __call__(self, x_BxTx: Array, key_B: Array, T: int) -> Array:
+        del key_B
+        if x_BxTx.ndim < 2 or x_BxTx.shape[1] != T:
+            from snntrain.config import ConfigError
+
+            steps = x_BxTx.shape[1] if x_BxTx.ndim >= 2 else "no"
+            raise ConfigError(
+                f"encoder none: the data has {steps} time steps per sample but T={T}; "
+                "bin the events into T steps (dataset.T: ${T}) or set T to the data's steps"
+            )
+        return jnp.swapaxes(x_BxTx, 0, 1)
+
+
+ENCODERS: dict[str, type] = {
+    "rate": Rate, "latency": Latency, "direct": Direct, "none": Passthrough,
+}
 
 
 def get(kind: str, **params: Any) -> Any:
