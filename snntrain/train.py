@@ -462,3 +462,10 @@ def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
 __all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "make_epoch_fn",
            "TrainState", "Experiment", "evaluate", "TrainingError", "ConfigError", "params_of",
            "StepRunner", "FusedRunner", "end_of_epoch", "restore_or_start", "summarize"]
+
+
+def build_surrogate(cfg: Any):  # TEMP until surrogates.from_config lands
+    from snntrain import surrogates
+
+    d = group_dict(cfg)
+    return surrogates.get(d.pop("name"), **d)
