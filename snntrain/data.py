@@ -412,11 +412,34 @@ class _LoadTfds:
 
 
 _load_tfds = _LoadTfds()
+
+
+class _LoadEvents:
+    """``snntrain.events.LOADERS[name]`` (events imports this module), imported on first use;
+    ``inspect.signature`` sees its parameters."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        from snntrain import events
+
+        return inspect.signature(events.LOADERS[self.name])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Splits:
+        from snntrain import events
+
+        return events.LOADERS[self.name](*args, **kwargs)
+
+
+EVENT_DATASETS = ("shd", "ssc", "nmnist", "dvs_gesture", "events")
 LOADERS = {
     "digits": load_digits,
     **{k: functools.partial(_load_tfds, display_name=k, **v) for k, v in TFDS_DATASETS.items()},
     "tfds": _load_tfds,
     "arrays": load_arrays,
+    **{k: _LoadEvents(k) for k in EVENT_DATASETS},
 }
 
 
@@ -473,6 +496,8 @@ def batches(
 
 
 def _batches(source, batch_size, seed, epoch, start, shuffle, rows):
+    if hasattr(source, "at_epoch"):  # sources whose reads depend on the epoch (augmentation)
+        source = source.at_epoch(seed, epoch)
     n = len(source)
     order = epoch_order(n, seed, epoch, shuffle)
     rows = rows or slice(0, batch_size)
@@ -550,15 +575,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "names",
         nargs="+",
         metavar="NAME",
-        help=f"a dataset config ({', '.join(TFDS_DATASETS)}) or any tfds name",
+        help=f"a dataset config ({', '.join([*TFDS_DATASETS, *EVENT_DATASETS[:-1]])}) or "
+        "any tfds name",
     )
     p.add_argument(
         "--data_dir",
         default=None,
-        help="tfds data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
+        help="tfds data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets); for "
+        "event datasets Tonic's save_to directory (default: ./data)",
     )
     args = parser.parse_args(argv)
     for name in args.names:
+        if name in EVENT_DATASETS[:-1]:  # event datasets: Tonic's layout, see snntrain.events
+            from snntrain import events
+
+            try:
+                print(events.prepare(name, args.data_dir))
+            except DatasetError as e:
+                print(f"snntrain.data: error: {e}", file=sys.stderr)
+                return 2
+            continue
         try:
             builder = prepare(name, args.data_dir)
         except DatasetError as e:
