@@ -93,14 +93,15 @@ class Startup(Callback):
     @staticmethod
     def _start(config: DictConfig, dir_key: str, groups: bool) -> None:
         try:
-            run = parse(config)
+            try:
+                run = parse(config)
+            except UnresolvedConfig:  # e.g. ${hydra:job.num}: the task function checks it
+                run = None
             out = _output_dir(config, dir_key)
             if out is not None:
                 check_output_dir(out)
-            if groups:
+            if groups and run is not None:
                 check_groups(run)
-            _restart_with_hugepages()
-        except UnresolvedConfig:
-            return  # (e.g. ${hydra:job.num}: resolvable once the job starts; checked then)
         except ConfigError as e:
             fail(str(e))
+        _restart_with_hugepages()
