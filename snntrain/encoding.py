@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from snntrain.registry import build
+from snntrain.registry import Registry
 
 Array = jax.Array
 
@@ -138,7 +138,7 @@ class Rate:
 
     gain: float = 1.0
     resolution: int = 8
-    kind: ClassVar[str] = "rate"
+    name: ClassVar[str] = "rate"
     stochastic: ClassVar[bool] = True
 
     def __post_init__(self):
@@ -203,7 +203,7 @@ class Latency:
     mode: str = "linear"
     threshold: float = 0.01
     tau: float = 5.0
-    kind: ClassVar[str] = "latency"
+    name: ClassVar[str] = "latency"
     stochastic: ClassVar[bool] = False
 
     def __post_init__(self):
@@ -254,7 +254,7 @@ class Direct:
       for spiking neural networks: faster, larger, better", AAAI 2019.
     """
 
-    kind: ClassVar[str] = "direct"
+    name: ClassVar[str] = "direct"
     stochastic: ClassVar[bool] = False
 
     def __call__(self, x_Bx: Array, key_B: Array, T: int) -> Repeated:
@@ -262,9 +262,14 @@ class Direct:
         return Repeated(x_Bx, int(T))
 
 
-ENCODERS: dict[str, type] = {"rate": Rate, "latency": Latency, "direct": Direct}
+ENCODERS: Registry[Any] = Registry("encoder", {"rate": Rate, "latency": Latency, "direct": Direct})
 
 
-def get(kind: str, **params: Any) -> Any:
+def get(name: str, **params: Any) -> Any:
     """Build an encoder by config name, e.g. ``get("latency", mode="log")``."""
-    return build(ENCODERS, kind, params, "encoder")
+    return ENCODERS.create(name, **params)
+
+
+def from_config(cfg: Any) -> Any:
+    """The encoder of an ``encoder`` config group (``name`` + its parameters)."""
+    return ENCODERS.build(cfg)

@@ -31,7 +31,6 @@ import dataclasses
 import inspect
 import math
 import numbers
-import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
@@ -39,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy import special as jsp_special
+
+from snntrain.registry import Registry
 
 Array = jax.Array
 
@@ -151,8 +152,7 @@ def _sigmoid_grad(x: Array, alpha: Any) -> Array:
 
 
 _S = TypeVar("_S", bound=type[Surrogate])
-_CLASSES: dict[str, type[Surrogate]] = {}
-REGISTRY: Mapping[str, type[Surrogate]] = types.MappingProxyType(_CLASSES)
+REGISTRY: Registry[type[Surrogate]] = Registry("surrogate", owner="{name}")
 
 
 @dataclass_transform(frozen_default=True)
@@ -176,8 +176,7 @@ def _register(cls: _S) -> _S:
         return obj
 
     jax.tree_util.register_pytree_with_keys(cls, flatten, unflatten)
-    _CLASSES[cls.name] = cls
-    return cls
+    return REGISTRY.add(cls.name, cls)
 
 
 @_register
@@ -654,18 +653,12 @@ class Boxcar(Surrogate):
 
 def available() -> tuple[str, ...]:
     """The config names, sorted (one ``conf/surrogate/<name>.yaml`` each)."""
-    return tuple(sorted(_CLASSES))
-
-
-def _lookup(name: str) -> type[Surrogate]:
-    if name not in _CLASSES:
-        raise ValueError(f"unknown surrogate {name!r}; valid: {', '.join(available())}")
-    return _CLASSES[name]
+    return REGISTRY.names()
 
 
 def param_names(name: str) -> tuple[str, ...]:
     """The parameters of surrogate ``name``, in declaration order."""
-    return tuple(f.name for f in dataclasses.fields(_lookup(name)))
+    return tuple(f.name for f in dataclasses.fields(REGISTRY.lookup(name)))
 
 
 def get(name: str, **params: Any) -> Surrogate:
@@ -675,13 +668,13 @@ def get(name: str, **params: Any) -> Surrogate:
       ValueError: an unknown name (lists all names), an unknown parameter (names it and the
         valid ones) or an invalid value (names class, parameter and value).
     """
-    valid = param_names(name)
-    for key in params:
-        if key not in valid:
-            raise ValueError(
-                f"{name} takes no parameter {key!r}; valid: {', '.join(valid) or '(none)'}"
-            )
-    return _lookup(name)(**params)
+    return REGISTRY.create(name, **params)
+
+
+def from_config(cfg: Mapping[str, Any]) -> Surrogate:
+    """The surrogate of a ``surrogate`` config group: ``{"name": ..., <its parameters>}``
+    (a dict or a ``DictConfig``); errors as :func:`get`."""
+    return REGISTRY.build(cfg)
 
 
 def _functional(cls: type[Surrogate], fname: str) -> Callable[..., Array]:
