@@ -39,11 +39,15 @@ def plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 def parameters(fn: Callable[..., Any]) -> tuple[str, ...] | None:
     """The keyword parameters ``fn`` accepts, in declaration order (``None``: any, ``**kw``).
 
-    A dataclass gives its init fields; anything else its call signature (without ``self``).
+    A dataclass gives its init fields, another class its ``__init__`` (a metaclass, such as
+    flax's, may hide it behind ``*args, **kwargs``), anything else its call signature.
     """
-    if dataclasses.is_dataclass(fn) and isinstance(fn, type):
-        return tuple(f.name for f in dataclasses.fields(fn) if f.init)
-    params = inspect.signature(fn).parameters.values()
+    if isinstance(fn, type):
+        if dataclasses.is_dataclass(fn):
+            return tuple(f.name for f in dataclasses.fields(fn) if f.init)
+        params = list(inspect.signature(fn.__init__).parameters.values())[1:]  # without self
+    else:
+        params = list(inspect.signature(fn).parameters.values())
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     return tuple(
