@@ -62,8 +62,6 @@ from snntrain.sources import (  # noqa: F401 - re-exported: the names callers kn
 )
 from snntrain.tfds_data import TFDS_DATASETS  # noqa: F401 - re-exported
 
-DIGITS_TEST_SEED = TEST_SEED
-
 
 def from_arrays(
     name: str, x_train, y_train, x_test, y_test, n_classes: int, val_fraction: float, seed: int
@@ -302,8 +300,7 @@ def batches(
     (multi-host data loading). Sources read from disk (``source.prefetch``) are read ahead in
     a background thread; the batches are the same either way.
     """
-    plan = batch_plan(len(source), batch_size, seed=seed, epoch=epoch, start=start,
-                      shuffle=shuffle)
+    plan = batch_plan(len(source), batch_size, seed=seed, epoch=epoch, start=start, shuffle=shuffle)
     gen = _read_batches(source, *plan, rows or slice(0, batch_size))
     return _in_background(gen) if getattr(source, "prefetch", False) else gen
 

@@ -112,7 +112,7 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def lookup(self, name: str) -> T:
         """The builder of ``name``, or the one-line error listing the valid names."""
-        if name not in self._entries:
+        if not isinstance(name, str) or name not in self._entries:
             raise self.error(
                 f"unknown {self.what} {name!r}; valid: {', '.join(self.names())}{self.hint}"
             )
@@ -134,14 +134,12 @@ class Registry(Mapping[str, T], Generic[T]):
     def build(self, cfg: Mapping[str, Any], /, **given: Any) -> Any:
         """Build from a config group's dict: ``self[cfg["name"]](**rest_of_cfg, **given)``.
 
-        ``given`` are arguments the caller supplies (shapes, seeds); a config key that
-        ``names`` one of them is rejected like any unknown parameter.
+        ``given`` are arguments the caller supplies (shapes, seeds); a config key that names
+        one of them is rejected like any unknown parameter.
         """
         params = plain(cfg)
         if KEY not in params:
-            raise self.error(
-                f"{self.what}.{KEY} is missing; valid: {', '.join(self.names())}"
-            )
+            raise self.error(f"{self.what}.{KEY} is missing; valid: {', '.join(self.names())}")
         name = params.pop(KEY)
         self.check(name, params, given)
         return self._entries[name](**params, **given)
