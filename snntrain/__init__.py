@@ -9,3 +9,7 @@ for XLA:CPU). ``python -m snntrain`` is the Hydra entry point.
 """
 
 __version__ = "0.1.0"
+
+from snntrain.rundir import register_resolvers as _register_resolvers  # noqa: E402
+
+_register_resolvers()  # ${snntrain.stamp:} and ${snntrain.dirname:...} in conf/config.yaml

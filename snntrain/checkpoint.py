@@ -9,6 +9,7 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -43,20 +44,29 @@ class Checkpoints:
     def __init__(self, directory: Path, keep: int = 3, async_save: bool = True,
                  write: bool = True):
         self.directory = Path(directory).absolute()
-        self.write = write
-        logging.getLogger("absl").setLevel(logging.WARNING)
+        self.write, self.keep, self.async_save = write, keep, async_save
+        # orbax logs failures of its background threads with tracebacks; they are reported
+        # here instead, in one line naming the checkpoint (see poll)
+        logging.getLogger("absl").setLevel(logging.CRITICAL)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=write, enable_async_checkpointing=async_save,
             read_only=not write)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "meta"))
+        self._in_flight: int | None = None
+        self._closed = False
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
+        """Start saving checkpoint ``step`` (asynchronously unless disabled).
+
+        A failure of the previous asynchronous save is raised first, naming that checkpoint.
+        """
         if not self.write:
             return
+        self.poll(wait=True)
         if step in self.manager.all_steps():
             return
         # a snapshot: the save is asynchronous, and the caller goes on mutating its dicts
@@ -67,6 +77,27 @@ class Checkpoints:
                 state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         except Exception as e:  # noqa: BLE001 - e.g. disk full; the previous save is intact
             raise CheckpointError(self._failed(step, e)) from None
+        self._in_flight = step
+
+    def poll(self, wait: bool = False) -> None:
+        """Raise :class:`CheckpointError` if the save in flight has failed.
+
+        Cheap when nothing is in flight or it is still running (``wait=False``): the loop calls
+        it between steps, so a failed save is reported as soon as it is known.
+        """
+        step = self._in_flight
+        if step is None:
+            return
+        try:
+            self.manager.check_for_errors()  # cheap: the background save's recorded error
+            if wait:
+                self.manager.wait_until_finished()
+                self.manager.check_for_errors()
+        except Exception as e:  # noqa: BLE001 - the asynchronous save of `step` failed
+            self._in_flight = None
+            raise CheckpointError(self._failed(step, e)) from None
+        if wait or not self.manager.is_saving_in_progress():
+            self._in_flight = None
 
     def _failed(self, step: int | str, e: Exception) -> str:
         older = [s for s in self.steps() if s != step]
@@ -77,10 +108,8 @@ class Checkpoints:
                 f"{keep}")
 
     def wait(self) -> None:
-        try:
-            self.manager.wait_until_finished()
-        except Exception as e:  # noqa: BLE001 - an asynchronous save failed
-            raise CheckpointError(self._failed("in progress", e)) from None
+        """Block until the save in flight is complete (raising if it failed)."""
+        self.poll(wait=True)
 
     def read_meta(self, step: int) -> dict[str, Any]:
         return self.manager.restore(step, args=ocp.args.Composite(
@@ -121,5 +150,15 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
-        self.wait()
-        self.manager.close()
+        """Wait for the save in flight (raising if it failed), then release orbax's threads."""
+        try:
+            self.wait()
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Release orbax's threads without reporting errors (idempotent; for error paths)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self.manager.close()

@@ -12,18 +12,20 @@ defined in :mod:`snntrain.sources` (shared with :mod:`snntrain.tfds_data`) and r
 Loaders (``conf/dataset/<name>.yaml`` ↔ :data:`LOADERS`): ``digits`` (scikit-learn, offline),
 ``mnist``, ``fashion_mnist``, ``kmnist``, ``emnist_letters``, ``cifar10``, ``svhn`` and any other
 tfds image classification dataset (``tfds``) through ``tfds.data_source`` — no TensorFlow needed
-to read a prepared dataset; loaded by :mod:`snntrain.tfds_data` — and ``arrays``, a user's
-``.npz`` file. A dataset that is missing, cannot be downloaded (no network: detected in seconds,
+to read a prepared dataset; loaded by :mod:`snntrain.tfds_data` — ``arrays``, a user's
+``.npz`` file, and the event datasets of :mod:`snntrain.events` (``shd``, ``ssc``, ``nmnist``,
+``dvs_gesture``, ``events``). A dataset that is missing, cannot be downloaded (no network: detected in seconds,
 not after tfds's 3-minute retry loop) or needs TensorFlow to prepare raises a one-line
 :class:`DatasetError` (a ``ValueError``) that says how to fix it; ``python -m snntrain.data
 prepare NAME`` prepares one ahead of time.
 
-The pipeline (:func:`batches`, from the rows of :func:`batch_plan`) is index based and therefore
-resumable: the order of epoch ``e`` is ``permutation(seed, e)``, and batch ``k`` of it is rows
-``order[k*B:(k+1)*B]``. Every batch
-has exactly ``B`` rows; the last partial batch of an epoch is padded (repeating its first row)
-and carries ``mask_B`` (1 for real rows, 0 for padding) so that losses and metrics ignore the
-padding, no example is dropped, and no new shape is ever compiled.
+The pipeline (:func:`batches`, reading the rows of :func:`batch_plan`) is index based and
+therefore resumable: the order of epoch ``e`` is ``permutation(seed, e)``, and batch ``k`` of it
+is rows ``order[k*B:(k+1)*B]``. Every batch has exactly ``B`` rows; the last partial batch of an
+epoch is padded (repeating its first row) and carries ``mask_B`` (1 for real rows, 0 for
+padding) so that losses and metrics ignore the padding, no example is dropped, and no new shape
+is ever compiled. A source whose reads depend on the epoch (augmentation) defines
+``at_epoch(seed, epoch) -> source``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from snntrain import tfds_data
+from snntrain import events, tfds_data
 from snntrain.registry import Registry
 from snntrain.sources import (  # noqa: F401 - re-exported: the names callers know from here
     TEST_SEED,
@@ -227,6 +229,7 @@ LOADERS: Registry[Any] = Registry(
         },
         "tfds": tfds_data.load_tfds,
         "arrays": load_arrays,
+        **events.LOADERS,
     },
     error=DatasetError,
     hint=" (any other tfds dataset: dataset=tfds dataset.tfds_name=<name>)",
@@ -300,6 +303,8 @@ def batches(
     (multi-host data loading). Sources read from disk (``source.prefetch``) are read ahead in
     a background thread; the batches are the same either way.
     """
+    if hasattr(source, "at_epoch"):  # sources whose reads depend on the epoch (augmentation)
+        source = source.at_epoch(seed, epoch)
     plan = batch_plan(len(source), batch_size, seed=seed, epoch=epoch, start=start, shuffle=shuffle)
     gen = _read_batches(source, *plan, rows or slice(0, batch_size))
     return _in_background(gen) if getattr(source, "prefetch", False) else gen
@@ -374,15 +379,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "names",
         nargs="+",
         metavar="NAME",
-        help=f"a dataset config ({', '.join(TFDS_DATASETS)}) or any tfds name",
+        help=f"a dataset config ({', '.join([*TFDS_DATASETS, *events.DATASETS])}) or "
+        "any tfds name",
     )
     p.add_argument(
         "--data_dir",
         default=None,
-        help="tfds data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
+        help="tfds data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets); for "
+        "event datasets Tonic's save_to directory (default: ./data)",
     )
     args = parser.parse_args(argv)
     for name in args.names:
+        if name in events.DATASETS:  # event datasets: Tonic's layout, see snntrain.events
+            try:
+                print(events.prepare(name, args.data_dir))
+            except DatasetError as e:
+                print(f"snntrain.data: error: {e}", file=sys.stderr)
+                return 2
+            continue
         try:
             builder = tfds_data.prepare(name, args.data_dir)
         except DatasetError as e:

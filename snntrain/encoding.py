@@ -21,6 +21,7 @@ one block however long ``T`` is.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
 import jax
@@ -129,21 +130,33 @@ class Rate:
     converges to ``clip(gain * x, 0, 1)`` as ``T`` grows (binomial error ``sqrt(p (1-p) / T)``).
     With ``resolution=8`` (default) the probability is quantised to ``round(256 p) / 256``
     (|error| <= 1/512, finer than 8-bit pixels) and drawn from 8-bit uniforms, four per 32-bit
-    random word: ~10x cheaper than ``resolution=32`` (``jax.random.bernoulli``), which
-    dominated the MLP training step on CPU.
+    random word; ``resolution=32`` is ``jax.random.bernoulli``.
+
+    ``generator`` makes the 8-bit words: ``hash`` (default) is a counter-based generator, a
+    hash of (example key, step, word index) with two rounds of Wellons' ``lowbias32`` integer
+    mixer, about 10 integer operations per word; ``threefry`` draws them with
+    ``jax.random.bits`` (20 Threefry rounds per word), which took about 40% of the MLP step on
+    CPU. Both are pure functions of the example's key and the step, so resume and windowed
+    (remat) drawing are exact either way.
 
     References:
-      Gerstner et al., *Neuronal Dynamics*, 2014, §7.2 (Poisson / Bernoulli rate codes).
+      Gerstner et al., *Neuronal Dynamics*, 2014, §7.2 (Poisson / Bernoulli rate codes);
+      Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011 (counter-based
+      generators); C. Wellons, "Prospecting for hash functions", 2018 (``lowbias32``).
     """
 
     gain: float = 1.0
     resolution: int = 8
+    generator: str = "hash"
     name: ClassVar[str] = "rate"
     stochastic: ClassVar[bool] = True
 
     def __post_init__(self):
         if self.resolution not in (8, 32):
             raise ValueError(f"rate encoder: resolution must be 8 or 32, got {self.resolution}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"rate encoder: generator must be one of {', '.join(GENERATORS)}, "
+                             f"got {self.generator!r}")
 
     def __call__(self, x_BxD: Array, key_B: Array, T: int) -> Array:
         return self.steps(x_BxD, key_B, 0, T, T)
@@ -154,6 +167,8 @@ class Rate:
         del T
         p_BxD = jnp.clip(self.gain * x_BxD, 0.0, 1.0)
         t_L = start + jnp.arange(length)
+        if self.resolution == 8 and self.generator == "hash":
+            return _hashed_spikes(p_BxD, key_B, t_L).astype(x_BxD.dtype)
 
         if self.resolution == 32:
 
@@ -168,14 +183,51 @@ class Rate:
                 n = p_N.shape[0]
                 words_M = jax.random.bits(key, (-(-n // 4),), jnp.uint32)
                 u_N = jax.lax.bitcast_convert_type(words_M, jnp.uint8).reshape(-1)[:n]
-                level_N = jnp.round(p_N.astype(jnp.float32) * 256).astype(jnp.int32)
-                return (u_N.astype(jnp.int32) < level_N).reshape(p_D.shape)
+                return (u_N.astype(jnp.int32) < _levels(p_N)).reshape(p_D.shape)
 
         def at(t):  # all examples at step t, drawn time-major (no transpose afterwards)
             keys_B = jax.vmap(jax.random.fold_in, in_axes=(0, None))(key_B, t)
             return jax.vmap(one)(keys_B, p_BxD)
 
         return jax.vmap(at)(t_L).astype(x_BxD.dtype)
+
+
+GENERATORS = ("hash", "threefry")
+
+
+def _levels(p: Array) -> Array:
+    """``round(256 p)``: spike iff an 8-bit uniform ``u`` is below it (``P = level / 256``)."""
+    return jnp.round(p.astype(jnp.float32) * 256).astype(jnp.int32)
+
+
+def lowbias32(x: Array) -> Array:
+    """Wellons' ``lowbias32`` integer hash of uint32 ``x`` (a bijection; bias ~0.17)."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def hash_words(key_B: Array, t_L: Array, n_words: int) -> Array:
+    """Counter-based random words ``w_LxBxM``: word ``m`` of example ``b`` at step ``t`` is
+    ``lowbias32(lowbias32((t*M + m) ^ k0_b) + k1_b)`` with ``(k0_b, k1_b)`` the key's 64 bits.
+
+    Each round is a bijection of the counter, so no two words of one example collide.
+    """
+    k_Bx2 = jax.random.key_data(key_B).reshape(key_B.shape[0], -1)[:, :2].astype(jnp.uint32)
+    c_LxM = (t_L.astype(jnp.uint32)[:, None] * jnp.uint32(n_words)
+             + jnp.arange(n_words, dtype=jnp.uint32)[None, :])
+    x_LxBxM = lowbias32(c_LxM[:, None, :] ^ k_Bx2[None, :, 0, None])
+    return lowbias32(x_LxBxM + k_Bx2[None, :, 1, None])
+
+
+def _hashed_spikes(p_BxD: Array, key_B: Array, t_L: Array) -> Array:
+    B, n = p_BxD.shape[0], math.prod(p_BxD.shape[1:])
+    words_LxBxM = hash_words(key_B, t_L, -(-n // 4))
+    u_LxBxN = jax.lax.bitcast_convert_type(words_LxBxM, jnp.uint8).reshape(len(t_L), B, -1)
+    spikes = u_LxBxN[..., :n].astype(jnp.int32) < _levels(p_BxD.reshape(B, n))[None]
+    return spikes.reshape(len(t_L), *p_BxD.shape)
 
 
 LATENCY_MODES = ("linear", "log")
@@ -262,7 +314,31 @@ class Direct:
         return Repeated(x_Bx, int(T))
 
 
-ENCODERS: Registry[Any] = Registry("encoder", {"rate": Rate, "latency": Latency, "direct": Direct})
+@dataclasses.dataclass(frozen=True)
+class Passthrough:
+    """No encoding (``encoder=none``): the data is already spikes, binned into ``T`` steps per
+    sample (event datasets, :mod:`snntrain.events`). ``x_BxTx... -> x_TxBx...``, no randomness.
+    """
+
+    name: ClassVar[str] = "none"
+    stochastic: ClassVar[bool] = False
+
+    def __call__(self, x_BxTx: Array, key_B: Array, T: int) -> Array:
+        del key_B
+        if x_BxTx.ndim < 2 or x_BxTx.shape[1] != T:
+            from snntrain.config import ConfigError
+
+            steps = x_BxTx.shape[1] if x_BxTx.ndim >= 2 else "no"
+            raise ConfigError(
+                f"encoder none: the data has {steps} time steps per sample but T={T}; "
+                "bin the events into T steps (dataset.T: ${T}) or set T to the data's steps"
+            )
+        return jnp.swapaxes(x_BxTx, 0, 1)
+
+
+ENCODERS: Registry[Any] = Registry(
+    "encoder", {"rate": Rate, "latency": Latency, "direct": Direct, "none": Passthrough}
+)
 
 
 def get(name: str, **params: Any) -> Any:

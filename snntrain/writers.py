@@ -146,3 +146,85 @@ class Wandb:
         t.join(timeout_s)
         if t.is_alive():
             print("wandb: finish timed out; local logs are complete", file=sys.stderr)
+
+
+def default_run_name(surrogate_cfg: dict[str, Any], seed: int) -> str:
+    """``sigmoid(alpha=4.0)-seed0``: the surrogate, its parameters and the seed."""
+    params = ",".join(f"{k}={v}" for k, v in surrogate_cfg.items() if k != "name")
+    return f"{surrogate_cfg['name']}({params})-seed{seed}"
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The run's wandb id, kept in ``wandb_id.txt`` so a resumed run continues the same run."""
+    path = run_dir / "wandb_id.txt"
+    if path.exists():
+        return path.read_text().strip()
+    import uuid
+
+    rid = uuid.uuid4().hex[:12]
+    path.write_text(rid)
+    return rid
+
+
+class RunRecorder:
+    """What a run writes besides checkpoints: ``config.yaml``, ``metrics.jsonl``, wandb.
+
+    Only the main process records (``enabled``); the others get a recorder that does nothing.
+    ``logger`` is the resolved ``logger`` config group with the wandb run's ``name``, ``group``
+    and ``tags`` already decided, or None for no wandb.
+    """
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], logger: dict[str, Any] | None,
+                 enabled: bool = True, say=print):
+        self.run_dir, self.enabled, self.say = Path(run_dir), enabled, say
+        self.metrics = MetricsFile(self.run_dir / "metrics.jsonl")
+        self.wandb: Wandb | None = None
+        if not enabled:
+            return
+        from omegaconf import OmegaConf
+
+        OmegaConf.save(OmegaConf.create(config), self.run_dir / "config.yaml")
+        if logger is not None:
+            self.wandb = Wandb(logger, self.run_dir, config, wandb_run_id(self.run_dir), say)
+
+    def resume_at(self, step: int) -> None:
+        """Drop records written after ``step`` (the checkpoint being resumed)."""
+        if self.enabled:
+            self.metrics.truncate_after(step)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            self.metrics.write(record)
+            if self.wandb:
+                self.wandb.log({k: v for k, v in record.items() if k != "step"}, record["step"])
+
+    def log_surrogate(self, surrogate: Any) -> None:
+        """The surrogate's g'(x) as an image in wandb, once per run."""
+        if not (self.wandb and self.wandb.run is not None):
+            return
+        try:
+            from snntrain import plots
+
+            png = plots.surrogate_curve_png(surrogate, self.run_dir / "surrogate_grad.png")
+            self.wandb.log_image("surrogate/grad", png, step=0)
+        except Exception as e:  # noqa: BLE001 - a plot must never stop a run
+            self.say(f"wandb: no surrogate plot ({type(e).__name__}: {e})")
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json`` (never replacing a completed one) and close wandb."""
+        self.metrics.close()
+        if not self.enabled:
+            return
+        path = self.run_dir / "summary.json"
+        if not (summary.get("status") != "completed" and _completed(path)):
+            write_json(path, summary)
+        if self.wandb:
+            self.wandb.summary({k: v for k, v in summary.items() if not isinstance(v, dict)})
+            self.wandb.finish(exit_code=0 if summary.get("status") == "completed" else 1)
+
+
+def _completed(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False

@@ -3,21 +3,22 @@ and summary recorded before the training loop was restructured.
 
 On the CPU model that recorded them the comparison is exact. XLA:CPU may choose other kernels
 on another microarchitecture (float sums in another order), so elsewhere losses and rates are
-compared to 1e-4 relative and accuracies to one example of the split.
+compared to 1e-4 relative and accuracies to one example of the split. The runs pin the rate
+encoder's ``threefry`` generator, the one the fixtures were recorded with (the default is now
+the counter-based ``hash`` generator, a different but equally valid random stream).
 """
 
 import json
 from pathlib import Path
 
 import pytest
-
 from conftest import compose
 
 GOLDEN = Path(__file__).parent / "golden"
 TIMING = {"samples_per_s", "wall_time_s", "train_time_s", "compile_time_s", "run_dir"}
 RUNS = {
-    "default": ("trainer.epochs=2", "seed=0"),
-    "conv": ("model=conv", "trainer.epochs=1", "seed=0"),
+    "default": ("trainer.epochs=2", "seed=0", "encoder.generator=threefry"),
+    "conv": ("model=conv", "trainer.epochs=1", "seed=0", "encoder.generator=threefry"),
 }
 
 

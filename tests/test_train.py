@@ -9,7 +9,7 @@ import pytest
 from conftest import compose
 
 from snntrain import data as data_lib
-from snntrain import train
+from snntrain import steps, train
 
 
 def _batch(exp, n=None):
@@ -59,7 +59,7 @@ def test_gradient_of_masked_mean_equals_mean_over_real_rows():
     batch["mask"][6:] = 0.0
     key = jax.random.PRNGKey(2)
     _, m = jax.jit(train.make_train_step(exp))(exp.init_state(), batch, key, exp.surrogate)
-    logits, _ = train.make_forward(exp)(exp.params, batch, jax.random.fold_in(key, 0),
+    logits, _ = steps.make_forward(exp)(exp.params, batch, jax.random.fold_in(key, 0),
                                         exp.surrogate)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits[:6], batch["y"][:6])
     np.testing.assert_allclose(float(m["loss"]), float(ce.mean()), rtol=1e-6)

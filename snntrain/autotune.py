@@ -1,0 +1,122 @@
+"""Pick the fastest of several exact formulations on the machine a run is on, once.
+
+:func:`fastest` times each candidate (compiled, forward and backward) on the run's real shapes
+for a fraction of a second, keeps the winner, and remembers it per device kind, JAX version
+and shapes in ``$SNNTRAIN_CACHE_DIR`` (default ``~/.cache/snntrain``) ``/autotune.json``, so a
+later run on the same machine and shapes pays nothing. The choice is logged once per process.
+``SNNTRAIN_AUTOTUNE=0`` turns timing off (each caller then uses its own fixed rule). A corrupt
+cache file is ignored, with a message, and rewritten.
+
+The candidates must compute the same values (tests check every formulation the tuner may pick
+against a reference); only their speed may differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ENV_SWITCH = "SNNTRAIN_AUTOTUNE"
+_memory: dict[str, str] = {}
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def cache_path() -> Path:
+    root = os.environ.get("SNNTRAIN_CACHE_DIR") or Path.home() / ".cache" / "snntrain"
+    return Path(root) / "autotune.json"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        table = json.loads(path.read_text())
+        if not isinstance(table, dict):
+            raise ValueError("not a JSON object")
+        return table
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        print(f"snntrain: ignoring the unreadable autotune cache {path} ({e}); it will be "
+              "rewritten", file=sys.stderr)
+        return {}
+
+
+def _store(path: Path, key: str, entry: dict[str, Any]) -> None:
+    try:
+        table = _load(path)
+        table[key] = entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: tune again next time
+
+
+def cache_key(what: str, shapes: Sequence[Any]) -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}:{device.device_kind}|jax {jax.__version__}|{what}|{shapes}"
+
+
+def _time(fn: Callable, args: tuple, budget_s: float, max_runs: int = 50) -> float:
+    """Best wall time of ``fn(*args)`` after a first (compiling) call: at least 3 runs, more
+    while within ``budget_s``."""
+    jax.block_until_ready(fn(*args))
+    best, spent, runs = float("inf"), 0.0, 0
+    while runs < 3 or (spent < budget_s and runs < max_runs):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        dt = time.perf_counter() - t0
+        best, spent, runs = min(best, dt), spent + dt, runs + 1
+    return best
+
+
+def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
+            make_args: Callable[[], tuple], budget_s: float = 0.3) -> str:
+    """The name of the fastest candidate ``fn(*args) -> array`` (timed as value and gradient
+    of its sum with respect to every argument), cached as described in the module doc."""
+    key = cache_key(what, shapes)
+    if key in _memory:
+        return _memory[key]
+    path = cache_path()
+    entry = _load(path).get(key)
+    if isinstance(entry, dict) and entry.get("choice") in candidates:
+        _memory[key] = entry["choice"]
+        return entry["choice"]
+    with jax.ensure_compile_time_eval():
+        args = make_args()
+        times = {}
+        for name, fn in candidates.items():
+            grad = jax.jit(jax.value_and_grad(lambda *a, f=fn: jnp.sum(f(*a)),
+                                              argnums=tuple(range(len(args)))))
+            try:
+                times[name] = _time(grad, args, budget_s)
+            except Exception:  # noqa: BLE001 - e.g. out of memory: not a candidate here
+                continue
+    choice = min(times, key=times.get)
+    _memory[key] = choice
+    _store(path, key, {"choice": choice, "ms": {k: round(v * 1e3, 3) for k, v in times.items()}})
+    print(f"snntrain: autotune {what} {shapes}: {choice} ("
+          + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in sorted(times.items(), key=lambda x: x[1]))
+          + f"; cached in {path})", file=sys.stderr)
+    return choice
+
+
+def random_args(*shapes_dtypes: tuple[tuple[int, ...], Any], seed: int = 0) -> tuple:
+    """Concrete random arrays of the given shapes and dtypes (0/1 spikes for ``bool``)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for shape, dtype in shapes_dtypes:
+        out.append(jnp.asarray(rng.standard_normal(shape), dtype))
+    return tuple(out)

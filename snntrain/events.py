@@ -1,0 +1,700 @@
+"""Event datasets: SHD, SSC, N-MNIST, DVS128 Gesture and a user's ``.npz`` of events.
+
+Each sample is a list of events (time, channel or pixel, polarity). It is binned into exactly
+``T`` time steps (:func:`bin_events`) and stored time-major per sample, ``x_NxTx...`` (uint8
+counts; uint16 if a bin holds more than 255 events), so a batch is ``x_BxTx...`` and the
+``none`` encoder hands the model ``x_TxBx...``. The frame of one step is ``C`` channels (SHD,
+SSC, ``(t, unit)`` events) or ``H x W x P`` pixels (cameras: polarity as channels,
+channels-last), which is what :attr:`snntrain.sources.Splits.image_shape` holds.
+
+Binning (``dataset.*``; :class:`Binning`):
+
+* window: ``[t_lo, t_hi]`` with ``t_lo`` the sample's first event (``origin: first``) or 0
+  (``origin: zero``); by default ``t_hi`` is its last event and the window is split into ``T``
+  equal bins, ``bin = min(floor((t - t_lo) T / (t_hi - t_lo)), T - 1)``, so every event lands
+  in a bin; with ``dt_ms`` the bins are ``dt_ms`` wide, ``bin = floor((t - t_lo) / dt)``,
+  and the window is cropped (or zero-padded) to ``T`` bins.
+* Only the bin index is floored, never the timestamps: the sum of a sample's tensor is the
+  number of its events inside the window (Tonic issue #313: ``Downsample(time_factor)``
+  floors the timestamps and can empty frames). Non-finite timestamps are dropped and counted.
+* ``downsample``: the target size (SHD ``700 -> 140`` channels: ``140``; DVS ``128 -> 32``:
+  ``32`` or ``[32, 32]``); coordinate ``c`` maps to ``c * out // in`` (exact integers).
+* ``binary``: 1 where a bin holds any event; ``polarity: false`` sums the two polarities.
+
+Augmentations (``dataset.augment``, all off by default; :class:`Augment`) act on the events of
+training samples before binning, drawn from ``default_rng([seed, epoch, row])`` for the
+sample in row ``row`` of the training file, so a run is reproducible and resumes mid-epoch to
+the same batches. Binned samples are cached once per binning config as ``.npy`` files
+(``<data_dir>/<Dataset>/snntrain_cache/``, keyed by a hash of the binning config and the source
+files' names, sizes and modification times) and memory-mapped: in memory when they fit
+(``in_memory: auto``: below 2 GiB), else read by index, a batch at a time.
+
+On-disk formats (read by :mod:`snntrain.event_formats`) are those Tonic's ``save_to`` writes
+(``<data_dir>/SHD/shd_train.h5``, ``<data_dir>/NMNIST/Train/<label>/<id>.bin``, ...); nothing
+is ever downloaded here: a missing dataset raises a one-line :class:`EventDataError` naming
+where it looked and the ``python -m snntrain.data prepare NAME --data_dir DIR`` command
+(:func:`prepare`, which uses Tonic on a machine with internet).
+
+References:
+  Cramer et al., "The Heidelberg spiking data sets for the systematic evaluation of spiking
+  neural networks", IEEE TNNLS 2020 (SHD, SSC); Orchard et al., "Converting static image
+  datasets to spiking neuromorphic datasets using saccades", Front. Neurosci. 2015 (N-MNIST);
+  Amir et al., "A low power, fully event-based gesture recognition system", CVPR 2017 (DVS128
+  Gesture); Lenz et al., Tonic (github.com/neuromorphs/tonic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import tarfile
+import threading
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snntrain.event_formats import (
+    EVENTS_EXTRA,
+    EventDataError,
+    GestureReader,
+    HDF5Reader,
+    NMNISTReader,
+    Reader,
+    read_npz,
+)
+from snntrain.sources import Splits, split_indices
+
+log = logging.getLogger(__name__)
+
+IN_MEMORY_MAX_BYTES = 2 * 2**30
+CACHE_VERSION = 1
+ORIGINS = ("first", "zero")
+# Bound the temporary int64 counts and the events held at once while binning.
+_CHUNK_CELLS = 2**23
+_CHUNK_EVENTS = 2**23
+
+
+# ---- binning ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Binning:
+    """How events become ``T`` frames (see the module docstring for the formulas)."""
+
+    T: int
+    dt_ms: float | None = None
+    origin: str = "first"
+    binary: bool = False
+    downsample: tuple[int, ...] | None = None
+    polarity: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.T, bool) or int(self.T) < 1:
+            raise EventDataError(f"T={self.T!r} is invalid: must be an integer >= 1")
+        if self.dt_ms is not None and not (math.isfinite(self.dt_ms) and self.dt_ms > 0):
+            raise EventDataError(f"dataset.dt_ms={self.dt_ms!r} is invalid: must be > 0 or null")
+        if self.origin not in ORIGINS:
+            raise EventDataError(
+                f"dataset.origin={self.origin!r} is invalid: must be one of {', '.join(ORIGINS)}"
+            )
+
+    def frame_shape(self, sensor: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one step: ``(C',)`` for a ``(C,)`` sensor, ``(H', W', P')`` for a
+        camera of Tonic's ``sensor_size`` ``(W, H, P)``."""
+        if len(sensor) == 1:
+            return (self._target(sensor, 1)[0],)
+        w, h, p = sensor
+        h2, w2 = self._target((h, w), 2)
+        return (h2, w2, p if self.polarity else 1)
+
+    def _target(self, native: tuple[int, ...], n: int) -> tuple[int, ...]:
+        if self.downsample is None:
+            return tuple(native)
+        d = tuple(int(v) for v in self.downsample)
+        d = d * n if len(d) == 1 else d
+        if len(d) != n or any(not 1 <= a <= b for a, b in zip(d, native, strict=True)):
+            want = "C" if n == 1 else "N or [H, W]"
+            raise EventDataError(
+                f"dataset.downsample={list(self.downsample)} is invalid for a sensor of "
+                f"{'x'.join(map(str, native))}: must be {want} target sizes between 1 and the "
+                "native size"
+            )
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Training-time augmentations of the events (all 0 = off).
+
+    * ``time_shift_ms``: every event of a sample moves by one ``s ~ U[-a, a]`` (the window
+      stays; events moved out of it are cropped);
+    * ``jitter_ms``: every event moves by its own ``N(0, sigma^2)``;
+    * ``drop``: every event is dropped with this probability;
+    * ``channel_shift``: the channels (x and y on a camera) move by integers ``~ U{-k..k}``
+      per sample; events moved off the sensor are dropped (SHD: Cramer et al. 2020).
+    """
+
+    time_shift_ms: float = 0.0
+    jitter_ms: float = 0.0
+    drop: float = 0.0
+    channel_shift: int = 0
+
+    def __post_init__(self):
+        for k in ("time_shift_ms", "jitter_ms", "channel_shift"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not (math.isfinite(v) and v >= 0):
+                raise EventDataError(f"dataset.augment.{k}={v!r} is invalid: must be >= 0")
+        if not 0.0 <= self.drop < 1.0:
+            raise EventDataError(
+                f"dataset.augment.drop={self.drop!r} is invalid: must be in [0, 1)"
+            )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.time_shift_ms or self.jitter_ms or self.drop or self.channel_shift)
+
+
+def _augment(cols: dict, aug: Augment, rng: np.random.Generator, sensor) -> dict:
+    t, keep = cols["t"].copy(), np.ones(len(cols["t"]), bool)
+    if aug.time_shift_ms:
+        t += rng.uniform(-aug.time_shift_ms, aug.time_shift_ms) * 1e3
+    if aug.jitter_ms:
+        t += rng.normal(0.0, aug.jitter_ms * 1e3, len(t))
+    if aug.drop:
+        keep &= rng.random(len(t)) >= aug.drop
+    out = dict(cols, t=t)
+    if aug.channel_shift:
+        k = int(aug.channel_shift)
+        for axis, size in (("x", sensor[0]), ("y", sensor[1] if len(sensor) > 1 else None)):
+            if size is not None:
+                out[axis] = cols[axis] + int(rng.integers(-k, k + 1))
+                keep &= (out[axis] >= 0) & (out[axis] < size)
+    return {k: v[keep] for k, v in out.items()}
+
+
+def windows(samples: Sequence[dict[str, np.ndarray]], binning: Binning):
+    """``(lo_N, hi_N)``: each sample's window in microseconds (finite timestamps only; an
+    empty sample gets ``[0, 0]``)."""
+    n = len(samples)
+    lens = np.array([len(s["t"]) for s in samples], np.int64)
+    lo, hi = np.zeros(n), np.zeros(n)
+    full = np.flatnonzero(lens)
+    if not len(full):
+        return lo, hi
+    t = np.concatenate([np.asarray(samples[i]["t"], np.float64).reshape(-1) for i in full])
+    starts = np.concatenate([[0], np.cumsum(lens[full])[:-1]])
+    finite = np.isfinite(t)
+    t_max = np.maximum.reduceat(np.where(finite, t, -np.inf), starts)
+    has = np.isfinite(t_max)
+    if binning.origin == "first":
+        lo[full[has]] = np.minimum.reduceat(np.where(finite, t, np.inf), starts)[has]
+    hi[full[has]] = np.maximum(t_max[has], lo[full[has]])
+    return lo, hi
+
+
+def bin_events(
+    samples: Sequence[dict[str, np.ndarray]],
+    sensor: tuple[int, ...],
+    binning: Binning,
+    window: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin samples of events into ``frames_NxTx...`` (int64 counts, or 0/1 if ``binary``).
+
+    Each sample is a dict of equal-length columns: ``t`` (microseconds), ``x`` (channel or
+    column), and on a camera ``y`` (row) and ``p`` (polarity). ``window`` (default:
+    :func:`windows` of ``samples``) is each sample's ``(lo_N, hi_N)``. Returns ``(frames,
+    kept_N, nonfinite_N)``: the number of events inside the window (``frames[i].sum() ==
+    kept[i]`` unless ``binary``) and of events dropped for a non-finite timestamp.
+    """
+    n, T = len(samples), int(binning.T)
+    frame = binning.frame_shape(sensor)
+    step = math.prod(frame)
+    lo, hi = windows(samples, binning) if window is None else window
+    lens = np.array([len(s["t"]) for s in samples], np.int64)
+    sid = np.repeat(np.arange(n), lens)
+
+    def cat(key: str) -> np.ndarray:
+        parts = [np.asarray(s[key]).reshape(-1) for s in samples]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    t = cat("t").astype(np.float64)
+    finite = np.isfinite(t)
+    nonfinite = np.bincount(sid[~finite], minlength=n)
+    t, sid = t[finite], sid[finite]
+    rel = t - lo[sid]
+    if binning.dt_ms is None:  # the window split into T bins; t == hi goes to the last one
+        span = (hi - lo)[sid]
+        b = np.floor(np.divide(rel * T, span, out=np.zeros_like(rel), where=span > 0))
+        inside = (rel >= 0) & (t <= hi[sid])
+        b = np.minimum(b, T - 1)
+    else:  # fixed-width bins from lo, cropped to T
+        b = np.floor(rel / (float(binning.dt_ms) * 1e3))
+        inside = (b >= 0) & (b < T)
+    itype = np.int32 if n * T * step < 2**31 else np.int64
+    b = np.where(inside, b, 0).astype(itype)
+    idx = (sid.astype(itype) * T + b) * step
+    x = cat("x").astype(itype)[finite]
+    if len(sensor) == 1:
+        idx += x * frame[0] // sensor[0]
+    else:
+        w, h, _ = sensor
+        h2, w2, p2 = frame
+        y = cat("y").astype(itype)[finite]
+        idx += ((y * h2 // h) * w2 + x * w2 // w) * p2
+        if p2 > 1:
+            idx += cat("p").astype(itype)[finite]
+    counts = np.bincount(idx[inside], minlength=n * T * step).reshape(n, T, *frame)
+    if binning.binary:
+        counts = np.minimum(counts, 1)
+    return counts, np.bincount(sid[inside], minlength=n), nonfinite
+
+
+# ---- binned splits, cached ----------------------------------------------------------------
+
+
+def _blocks(reader: Reader, cells: int):
+    """Rows of ``reader`` in blocks that bound the temporary counts and events."""
+    n = len(reader)
+    per_block = max(1, min(512, _CHUNK_CELLS // max(cells, 1)))
+    for start in range(0, n, per_block):
+        rows = list(range(start, min(n, start + per_block)))
+        samples = reader.read(rows)
+        group, size = [], 0
+        for r, s in zip(rows, samples, strict=True):
+            if group and size + len(s["t"]) > _CHUNK_EVENTS:
+                yield group
+                group, size = [], 0
+            group.append((r, s))
+            size += len(s["t"])
+        if group:
+            yield group
+
+
+def _bin_into(out: np.ndarray, reader: Reader, binning: Binning) -> dict[str, int] | None:
+    """Fill ``out`` (``N x T x ...``) with the binned samples; ``None`` if a count does not fit
+    ``out``'s dtype. Returns the event counts (total, inside the window, non-finite)."""
+    cells = math.prod(out.shape[1:])
+    top = np.iinfo(out.dtype).max
+    stats = {"events": 0, "in_window": 0, "nonfinite": 0}
+    for group in _blocks(reader, cells):
+        rows = [r for r, _ in group]
+        counts, kept, nonfinite = bin_events([s for _, s in group], reader.sensor, binning)
+        if counts.size and counts.max() > top:
+            return None
+        out[rows[0] : rows[-1] + 1] = counts
+        stats["events"] += sum(len(s["t"]) for _, s in group)
+        stats["in_window"] += int(kept.sum())
+        stats["nonfinite"] += int(nonfinite.sum())
+    return stats
+
+
+def _cache_key(reader: Reader, binning: Binning) -> str:
+    spec = {"version": CACHE_VERSION, "binning": dataclasses.asdict(binning),
+            "sensor": list(reader.sensor), "files": reader.fingerprint()}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def binned(
+    reader: Reader, binning: Binning, cache_dir: Path | None, tag: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(frames_NxTx..., stats)`` of one split: read from ``cache_dir`` if this binning of these
+    files was cached (memory-mapped), else binned (and cached when ``cache_dir`` is writable)."""
+    shape = (len(reader), int(binning.T), *binning.frame_shape(reader.sensor))
+    path = meta_path = None
+    if cache_dir is not None:
+        path = cache_dir / f"{tag}_{_cache_key(reader, binning)}.npy"
+        meta_path = path.with_suffix(".json")
+        if path.exists() and meta_path.exists():
+            try:
+                x = np.load(path, mmap_mode="r", allow_pickle=False)
+                meta = json.loads(meta_path.read_text())
+                if x.shape == shape:
+                    return x, meta
+            except (OSError, ValueError):  # unreadable: bin again
+                pass
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+            tmp.touch()
+        except OSError:
+            log.info("%s: cache directory %s is not writable; binning in memory", tag, cache_dir)
+            path = None
+    where = f" (cached in {path.parent})" if path is not None else ""
+    log.info("%s: binning %d samples into %d steps%s", tag, shape[0], shape[1], where)
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if path is not None:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        else:
+            out = np.zeros(shape, dtype)
+        stats = _bin_into(out, reader, binning)
+        if stats is not None:
+            break
+    stats["dtype"] = np.dtype(out.dtype).name
+    if path is None:
+        return out, stats
+    out.flush()
+    del out
+    os.replace(tmp, path)
+    meta_path.write_text(json.dumps(stats))
+    return np.load(path, mmap_mode="r", allow_pickle=False), stats
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Frames:
+    """A source of binned event samples: ``source[idx] -> (x_BxTx... float32 counts, y_B)``.
+
+    ``x`` holds a whole split file (``N x T x ...`` counts, possibly memory-mapped), ``rows``
+    the rows this source serves (train or val). With an active ``augment`` each sample is read
+    from ``reader`` and binned again with its own draw, ``default_rng([seed, epoch, row])``;
+    :meth:`at_epoch` sets the epoch (``snntrain.data.batches`` calls it).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    rows: np.ndarray
+    prefetch: bool = False
+    reader: Reader | None = None
+    binning: Binning | None = None
+    augment: Augment | None = None
+    seed: int = 0
+    epoch: int = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = self.rows[np.asarray(idx)]
+        if self.augment is not None and self.augment.active:
+            return self._augmented(r), self.y[r]
+        if isinstance(self.x, np.memmap):  # read each row once, in file order
+            u, inv = np.unique(r, return_inverse=True)
+            return np.asarray(self.x[u], np.float32)[inv], self.y[r]
+        return np.asarray(self.x[r], np.float32), self.y[r]
+
+    def _augmented(self, rows: np.ndarray) -> np.ndarray:
+        samples = self.reader.read(rows)
+        lo, hi = windows(samples, self.binning)
+        moved = [
+            _augment(s, self.augment, np.random.default_rng([self.seed, self.epoch, int(r)]),
+                     self.reader.sensor)
+            for r, s in zip(rows, samples, strict=True)
+        ]
+        return bin_events(moved, self.reader.sensor, self.binning, (lo, hi))[0].astype(
+            np.float32)
+
+    def at_epoch(self, seed: int, epoch: int) -> Frames:
+        """This source as epoch ``epoch`` of a run with ``seed`` reads it (augmentation draws)."""
+        if self.augment is None or not self.augment.active:
+            return self
+        return dataclasses.replace(self, seed=int(seed), epoch=int(epoch))
+
+
+# ---- the datasets -------------------------------------------------------------------------
+
+# name -> (Tonic class / folder under data_dir, splits on disk, classes)
+DATASETS: dict[str, tuple[str, tuple[str, ...], int]] = {
+    "shd": ("SHD", ("train", "test"), 20),
+    "ssc": ("SSC", ("train", "valid", "test"), 35),
+    "nmnist": ("NMNIST", ("train", "test"), 10),
+    "dvs_gesture": ("DVSGesture", ("train", "test"), 11),
+}
+DEFAULT_DATA_DIR = "data"
+
+
+def prepare_cmd(name: str) -> str:
+    return f"`python -m snntrain.data prepare {name} --data_dir DIR`"
+
+
+def _missing(name: str, looked: Path, what: str) -> EventDataError:
+    archives = sorted(p.name for p in looked.glob("*") if p.suffix in (".zip", ".gz", ".tar"))
+    if archives:
+        return EventDataError(
+            f"{name}: {what} not found in {looked}, only the archive {archives[0]}: run "
+            f"{prepare_cmd(name).replace('DIR', str(looked.parent))} to extract it (no download)"
+        )
+    return EventDataError(
+        f"{name}: {what} not found in {looked}; on a machine with internet run "
+        f"{prepare_cmd(name)} (after pip install -e '.[events]'), copy DIR here and set "
+        "dataset.data_dir=<copy>"
+    )
+
+
+def readers(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Reader]:
+    """The splits of ``name`` in Tonic's ``save_to`` layout under ``data_dir``, without reading
+    the events (raises :class:`EventDataError` if a split is missing)."""
+    folder, splits, _ = DATASETS[name]
+    root = Path(os.path.expanduser(str(data_dir or DEFAULT_DATA_DIR))).absolute() / folder
+    out: dict[str, Reader] = {}
+    for split in splits:
+        if name in ("shd", "ssc"):
+            path = root / f"{name}_{split}.h5"
+            if not path.exists():
+                raise _missing(name, root, path.name)
+            out[split] = HDF5Reader(path)
+        elif name == "nmnist":
+            sub = root / split.capitalize()
+            files = sorted(sub.glob("*/*.bin"))
+            if not files:
+                raise _missing(name, root, f"{sub.name}/<label>/*.bin")
+            labels = []
+            for f in files:
+                if not (f.parent.name.isdigit() and int(f.parent.name) < 10):
+                    raise EventDataError(
+                        f"{f}: its folder {f.parent.name!r} is not a class 0..9 "
+                        f"(N-MNIST is {sub}/<label>/<id>.bin)"
+                    )
+                labels.append(int(f.parent.name))
+            out[split] = NMNISTReader(files, labels, str(sub))
+        else:
+            sub = root / f"ibmGesture{split.capitalize()}"
+            files = sorted(sub.glob("user*/*.npy"))
+            if not files:
+                raise _missing(name, root, f"{sub.name}/user*/<label>.npy")
+            labels = []
+            for f in files:
+                if not (f.stem.isdigit() and int(f.stem) < 11):
+                    raise EventDataError(
+                        f"{f}: {f.stem!r} is not a class 0..10 (DVS Gesture files are "
+                        "<label>.npy)"
+                    )
+                labels.append(int(f.stem))
+            out[split] = GestureReader(files, labels, str(sub))
+    return out
+
+
+def _as_augment(augment: Any) -> Augment:
+    if augment is None:
+        return Augment()
+    if isinstance(augment, Augment):
+        return augment
+    fields = {f.name for f in dataclasses.fields(Augment)}
+    bad = sorted(set(augment) - fields)
+    if bad:
+        raise EventDataError(
+            f"dataset.augment has no option {bad[0]!r}; valid: {', '.join(sorted(fields))}"
+        )
+    return Augment(**augment)
+
+
+def build_splits(
+    name: str,
+    splits: dict[str, Reader],
+    *,
+    T: int,
+    seed: int,
+    val_fraction: float,
+    n_classes: int | None,
+    binning: dict[str, Any],
+    augment: Any,
+    cache: bool,
+    cache_dir: str | os.PathLike | None,
+    default_cache_dir: Path,
+    in_memory: bool | str,
+) -> Splits:
+    """Bin (or load the cache of) every split and return them as :class:`Splits` of
+    :class:`Frames` (``val``: the ``valid`` split if there is one, else carved from train with
+    ``seed``)."""
+    b = Binning(T=int(T), **binning)
+    aug = _as_augment(augment)
+    if in_memory not in (True, False, "auto"):
+        raise EventDataError(f"dataset.in_memory={in_memory!r} is invalid: must be auto, true "
+                             "or false")
+    where = None
+    if cache:
+        where = Path(os.path.expanduser(str(cache_dir))) if cache_dir else default_cache_dir
+    labels = {s: r.labels for s, r in splits.items()}
+    n_classes = int(n_classes) if n_classes else int(max(y.max() for y in labels.values())) + 1
+    for split, y in labels.items():
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise EventDataError(
+                f"{splits[split].where}: labels span {y.min()}..{y.max()}, outside "
+                f"0..{n_classes - 1} (dataset.n_classes={n_classes})"
+            )
+    sources = {}
+    for split, reader in splits.items():
+        x, stats = binned(reader, b, where, f"{name}_{split}")
+        if stats.get("nonfinite"):
+            log.info("%s %s: dropped %d events with non-finite timestamps", name, split,
+                     stats["nonfinite"])
+        if in_memory is True or (in_memory == "auto" and x.nbytes < IN_MEMORY_MAX_BYTES):
+            x = np.array(x)
+        sources[split] = (x, labels[split].astype(np.int32), reader, stats)
+
+    def source(split: str, rows: np.ndarray, augmented: bool) -> Frames:
+        x, y, reader, stats = sources[split]
+        return Frames(x, y, np.asarray(rows, np.int64), prefetch=isinstance(x, np.memmap) or (
+            augmented and aug.active), reader=reader, binning=b,
+            augment=aug if augmented else None)
+
+    n_train = len(splits["train"])
+    if "valid" in splits:
+        train = source("train", np.arange(n_train), True)
+        val = source("valid", np.arange(len(splits["valid"])), False)
+    else:
+        rest, held = split_indices(n_train, val_fraction, seed)
+        train = source("train", np.sort(rest), True)
+        val = source("train", np.sort(held), False) if len(held) else None
+    test = source("test", np.arange(len(splits["test"])), False)
+    frame = b.frame_shape(splits["train"].sensor)
+    return Splits(name, train, val, test, frame, n_classes)
+
+
+def _load(name: str, data_dir, T, seed, val_fraction, cache, cache_dir, in_memory, augment,
+          **binning) -> Splits:
+    splits = readers(name, data_dir)
+    root = Path(os.path.expanduser(str(data_dir or DEFAULT_DATA_DIR))).absolute()
+    return build_splits(
+        name, splits, T=T, seed=seed, val_fraction=val_fraction, n_classes=DATASETS[name][2],
+        binning=binning, augment=augment, cache=cache, cache_dir=cache_dir,
+        default_cache_dir=root / DATASETS[name][0] / "snntrain_cache", in_memory=in_memory)
+
+
+def load_shd(
+    data_dir: str | None = None, *, T: int, seed: int = 0, val_fraction: float = 0.1,
+    dt_ms: float | None = None, origin: str = "first", binary: bool = False,
+    downsample: int | None = None, augment: dict | None = None, cache: bool = True,
+    cache_dir: str | None = None, in_memory: bool | str = "auto",
+) -> Splits:
+    """Spiking Heidelberg Digits from ``<data_dir>/SHD/shd_{train,test}.h5`` (700 channels,
+    20 classes), binned into ``T`` steps; ``val_fraction`` of train is carved with ``seed``."""
+    return _load("shd", data_dir, T, seed, val_fraction, cache, cache_dir, in_memory, augment,
+                 dt_ms=dt_ms, origin=origin, binary=binary, downsample=_ds(downsample))
+
+
+def load_ssc(
+    data_dir: str | None = None, *, T: int, seed: int = 0, dt_ms: float | None = None,
+    origin: str = "first", binary: bool = False, downsample: int | None = None,
+    augment: dict | None = None, cache: bool = True, cache_dir: str | None = None,
+    in_memory: bool | str = "auto",
+) -> Splits:
+    """Spiking Speech Commands from ``<data_dir>/SSC/ssc_{train,valid,test}.h5`` (700 channels,
+    35 classes); ``val`` is its own ``valid`` split."""
+    return _load("ssc", data_dir, T, seed, 0.0, cache, cache_dir, in_memory, augment,
+                 dt_ms=dt_ms, origin=origin, binary=binary, downsample=_ds(downsample))
+
+
+def load_nmnist(
+    data_dir: str | None = None, *, T: int, seed: int = 0, val_fraction: float = 0.1,
+    dt_ms: float | None = None, origin: str = "first", binary: bool = False,
+    downsample: int | Sequence[int] | None = None, polarity: bool = True,
+    augment: dict | None = None, cache: bool = True, cache_dir: str | None = None,
+    in_memory: bool | str = "auto",
+) -> Splits:
+    """N-MNIST from ``<data_dir>/NMNIST/{Train,Test}/<label>/<id>.bin`` (34x34x2, 10 classes)."""
+    return _load("nmnist", data_dir, T, seed, val_fraction, cache, cache_dir, in_memory,
+                 augment, dt_ms=dt_ms, origin=origin, binary=binary,
+                 downsample=_ds(downsample), polarity=bool(polarity))
+
+
+def load_dvs_gesture(
+    data_dir: str | None = None, *, T: int, seed: int = 0, val_fraction: float = 0.1,
+    dt_ms: float | None = None, origin: str = "first", binary: bool = False,
+    downsample: int | Sequence[int] | None = None, polarity: bool = True,
+    augment: dict | None = None, cache: bool = True, cache_dir: str | None = None,
+    in_memory: bool | str = "auto",
+) -> Splits:
+    """DVS128 Gesture from ``<data_dir>/DVSGesture/ibmGesture{Train,Test}/user*/<label>.npy``
+    (Tonic's files; 128x128x2, 11 classes)."""
+    return _load("dvs_gesture", data_dir, T, seed, val_fraction, cache, cache_dir, in_memory,
+                 augment, dt_ms=dt_ms, origin=origin, binary=binary,
+                 downsample=_ds(downsample), polarity=bool(polarity))
+
+
+def load_events(
+    path: str | None = None, *, T: int, seed: int = 0, val_fraction: float = 0.1,
+    n_classes: int | None = None, time_unit: str = "us", dt_ms: float | None = None,
+    origin: str = "first", binary: bool = False, downsample: int | Sequence[int] | None = None,
+    polarity: bool = True, augment: dict | None = None, cache: bool = True,
+    cache_dir: str | None = None, in_memory: bool | str = "auto",
+) -> Splits:
+    """A user's ``.npz`` of events (layout: :func:`read_npz`), binned into ``T`` steps;
+    ``n_classes`` defaults to the largest label + 1."""
+    splits = read_npz(path, time_unit)
+    p = splits["train"].path
+    return build_splits(
+        f"events:{p.name}", splits, T=T, seed=seed, val_fraction=val_fraction,
+        n_classes=n_classes, binning=dict(dt_ms=dt_ms, origin=origin, binary=binary,
+                                          downsample=_ds(downsample), polarity=bool(polarity)),
+        augment=augment, cache=cache, cache_dir=cache_dir,
+        default_cache_dir=p.parent / "snntrain_cache", in_memory=in_memory)
+
+
+def _ds(downsample) -> tuple[int, ...] | None:
+    if downsample is None:
+        return None
+    values = [downsample] if isinstance(downsample, (int, float)) else list(downsample)
+    if not values or any(isinstance(v, bool) or int(v) != v for v in values):
+        raise EventDataError(
+            f"dataset.downsample={downsample!r} is invalid: must be a target size or [H, W]"
+        )
+    return tuple(int(v) for v in values)
+
+
+LOADERS = {"shd": load_shd, "ssc": load_ssc, "nmnist": load_nmnist,
+           "dvs_gesture": load_dvs_gesture, "events": load_events}
+
+
+# ---- python -m snntrain.data prepare shd --data_dir DIR -------------------------------------
+
+
+def _extract(root: Path) -> list[str]:
+    """Extract the archives Tonic downloaded into ``root`` (no network); their names."""
+    done = []
+    for archive in sorted(root.glob("*")):
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(root)
+        elif archive.name.endswith((".tar.gz", ".tgz", ".tar")):
+            with tarfile.open(archive) as t:
+                t.extractall(root, filter="data")
+        else:
+            continue
+        done.append(archive.name)
+    return done
+
+
+def prepare(name: str, data_dir: str | None = None) -> str:
+    """Make ``name`` readable under ``data_dir`` (Tonic's layout): extract archives already
+    there, else download with Tonic (needs internet and :data:`EVENTS_EXTRA`). Returns a
+    one-line summary."""
+    folder = DATASETS[name][0]
+    base = Path(os.path.expanduser(str(data_dir or DEFAULT_DATA_DIR))).absolute()
+    try:
+        found = readers(name, base)
+    except EventDataError:
+        extracted = _extract(base / folder) if (base / folder).is_dir() else []
+        if not extracted:
+            _download(name, base)
+        found = readers(name, base)
+    sizes = ", ".join(f"{s} {len(r)}" for s, r in found.items())
+    return (f"{name}: ready in {base / folder} ({sizes}). Without internet elsewhere: copy "
+            f"{base} there and set dataset.data_dir=<copy>")
+
+
+def _download(name: str, base: Path) -> None:
+    try:
+        import tonic.datasets as tds
+    except ImportError:
+        raise EventDataError(f"prepare {name} downloads with Tonic: {EVENTS_EXTRA}") from None
+    from snntrain.tfds_data import network_problem
+
+    problem = network_problem()
+    if problem:
+        raise EventDataError(
+            f"{name}: cannot download into {base} ({problem}); run this on a machine with "
+            "internet, copy the directory here and set dataset.data_dir=<copy>"
+        )
+    cls = getattr(tds, DATASETS[name][0])
+    for split in DATASETS[name][1]:
+        log.info("%s: downloading the %s split with Tonic into %s", name, split, base)
+        if name == "ssc":
+            cls(save_to=str(base), split=split)
+        else:
+            cls(save_to=str(base), train=split == "train")

@@ -1,0 +1,114 @@
+"""A built run: :func:`build` turns a composed config into an :class:`Experiment`.
+
+The experiment holds everything the steps and the loop need (data, model split into graph and
+parameters, optimizer, surrogate, encoder, device layout, and the settings the steps read:
+``T``, remat, dtype, the rate regulariser), so nothing downstream re-reads the config. Usable
+from a notebook without Hydra::
+
+    exp = build(cfg); state = exp.init_state()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import socket
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from omegaconf import DictConfig, OmegaConf
+
+from snntrain import checkpoint as ckpt_lib
+from snntrain import data as data_lib
+from snntrain import encoding, models, optim, surrogates
+from snntrain import parallel as par
+from snntrain.config import ConfigError, validate
+from snntrain.losses import RateRegularizer
+from snntrain.steps import TrainState
+
+
+@dataclasses.dataclass
+class Experiment:
+    """A built run: what the config describes, ready to train."""
+
+    cfg: DictConfig
+    data: data_lib.Splits
+    graphdef: Any
+    rest: Any
+    params: Any
+    tx: optax.GradientTransformation
+    surrogate: surrogates.Surrogate
+    encoder: Any
+    parallel: par.DataParallel
+    batch_size: int
+    steps_per_epoch: int
+    epochs: int
+    seed: int
+    T: int
+    remat: bool
+    dtype: Any
+    rate_reg: RateRegularizer
+
+    def init_state(self) -> TrainState:
+        return TrainState(jnp.zeros((), jnp.int32), self.params, self.tx.init(self.params))
+
+    def model(self, params: Any | None = None) -> nnx.Module:
+        return nnx.merge(self.graphdef, self.params if params is None else params, self.rest)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def group_dict(node: Any) -> dict[str, Any]:
+    """A config group as a plain, resolved dict."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(
+        node or {})
+
+
+def build(cfg: DictConfig) -> Experiment:
+    """Everything a run needs, from a composed config (validated first)."""
+    validate(cfg)
+    trainer, seed = cfg.trainer, int(cfg.seed)
+    batch_size = int(trainer.batch_size)
+    try:
+        dp = par.DataParallel(trainer.parallel, trainer.devices, batch_size)
+        dataset = group_dict(cfg.dataset)
+        data = data_lib.load(dataset.pop("name"), seed=seed, **dataset)
+        model_cfg = group_dict(cfg.model)
+        model = models.create(model_cfg.pop("name"), data.image_shape, data.n_classes, seed,
+                              **model_cfg)
+        surrogate_cfg = group_dict(cfg.surrogate)
+        surrogate = surrogates.get(surrogate_cfg.pop("name"), **surrogate_cfg)
+        enc_cfg = group_dict(cfg.encoder)
+        encoder = encoding.get(enc_cfg.pop("name"), **enc_cfg)
+        rate_reg = RateRegularizer(float(cfg.loss.rate_reg.weight),
+                                   float(cfg.loss.rate_reg.target))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    spe = data_lib.steps_per_epoch(len(data.train), batch_size)
+    opt_cfg = group_dict(cfg.optimizer)
+    tx = optim.make(opt_cfg.pop("name"), total_steps=spe * int(trainer.epochs), **opt_cfg)
+    return Experiment(cfg, data, graphdef, rest, params, tx, surrogate, encoder, dp, batch_size,
+                      spe, int(trainer.epochs), seed, int(cfg.T), bool(trainer.remat),
+                      jnp.dtype(trainer.dtype), rate_reg)
+
+
+def fingerprint(exp: Experiment) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed: parameter shapes and the data layout."""
+    fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
+    fp.update({"dataset": exp.data.name, "train examples": len(exp.data.train),
+               "batch_size": exp.batch_size, "seed": exp.seed,
+               "optimizer": str(exp.cfg.optimizer.name)})  # not lr: may change on resume
+    return fp
+
+
+def device_info(dp: par.DataParallel) -> dict[str, Any]:
+    d = dp.local_devices[0]
+    return {"platform": d.platform, "device_kind": d.device_kind, "devices": dp.n_devices,
+            "processes": dp.process_count, "parallel": dp.mode, "jax": jax.__version__,
+            "host": socket.gethostname(), "python": platform.python_version()}

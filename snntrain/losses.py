@@ -1,0 +1,44 @@
+"""The training objective and its masked batch sums.
+
+Every quantity is a *sum* over the batch with padding rows masked out (``mask_B == 0``), so a
+data-parallel step can ``psum`` the sums of its shards and divide by the global example count:
+
+* cross-entropy ``sum_b mask_b * CE(logits_b, y_b)``, correct predictions, the example count;
+* per spiking layer, the firing rate ``rate/<layer>`` (fraction of neuron-steps that spiked);
+* the firing-rate regulariser ``weight * mean_l (rate_l - target)^2`` (``loss.rate_reg``), a
+  penalty on the global-batch rate of each spiking layer (e.g. Zenke & Vogels 2021).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class RateRegularizer:
+    """``weight * mean_l (rate_l - target)^2`` over the spiking layers (``loss.rate_reg``)."""
+
+    weight: float = 0.0
+    target: float = 0.0
+
+    def __call__(self, rates: dict[str, jax.Array]) -> jax.Array:
+        if not self.weight or not rates:
+            return jnp.zeros((), jnp.float32)
+        penalty = sum((r - self.target) ** 2 for r in rates.values())
+        return self.weight * penalty / len(rates)
+
+
+def batch_sums(logits_BxC: jax.Array, aux: dict, batch: dict) -> dict[str, jax.Array]:
+    """Masked sums over the batch: ``loss``, ``correct``, ``count`` and ``rate/<layer>``."""
+    mask_B = batch["mask"]
+    ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, batch["y"])
+    correct_B = (jnp.argmax(logits_BxC, -1) == batch["y"]).astype(jnp.float32)
+    sums = {"loss": (ce_B * mask_B).sum(), "correct": (correct_B * mask_B).sum(),
+            "count": mask_B.sum()}
+    for name, rate_B in aux["rates"].items():
+        sums[f"rate/{name}"] = (rate_B.astype(jnp.float32) * mask_B).sum()
+    return sums

@@ -1,0 +1,168 @@
+"""The run directory: writable, held by one run at a time, and found again to resume.
+
+* :func:`prepare` creates it and checks it is writable (one-line error otherwise).
+* :class:`RunLock` holds an OS-level lock (``fcntl.flock`` on ``<run dir>/.lock``) for the
+  whole run. The kernel releases it when the process exits in any way, SIGKILL included, so a
+  stale lock never blocks a resume; a second live run on the same directory stops at once,
+  naming the process that holds it, and touches nothing.
+* :func:`set_aside` moves files of a run that cannot be continued out of the way (never deletes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+
+from snntrain.config import ConfigError
+
+LOCK_NAME = ".lock"
+
+
+class RunDirBusy(ConfigError):
+    """Another live run holds this run directory."""
+
+
+def prepare(run_dir: str | Path, probe_name: str = ".write_test") -> Path:
+    """Create ``run_dir`` and check it is writable."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f"{probe_name}{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"output directory {run_dir} is not writable: {e.strerror}") from None
+    return run_dir
+
+
+class RunLock:
+    """Exclusive, non-blocking lock on ``<run_dir>/.lock`` for the lifetime of a run."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.enabled = enabled
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        if not self.enabled:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunDirBusy(f"run directory {self.path.parent} is in use by {holder}; wait "
+                             "for it to end (or stop it), or choose another hydra.run.dir"
+                             ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+
+def set_aside(path: Path) -> Path | None:
+    """Rename ``path`` to ``<name>.set-aside-<time>`` (kept, not deleted); return the new path."""
+    if not path.exists():
+        return None
+    new = path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(new)
+    return new
+
+
+# ---- naming: stable across a SLURM requeue, never nested by a '/' in an override ----------
+
+MAX_NAME = 80
+
+
+def stamp() -> str:
+    """``slurm-<job>[_<task>]`` under SLURM (stable across requeues), else ``<date>/<time>``."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if job:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{job}" + (f"_{task}" if task and os.environ.get("SLURM_ARRAY_JOB_ID")
+                                 else "")
+    return time.strftime("%Y-%m-%d/%H-%M-%S")
+
+
+def dirname(overrides: str) -> str:
+    """Hydra's ``override_dirname`` made one safe path component of at most 80 characters.
+
+    Characters other than letters, digits and ``._=,+-`` become ``_`` (so an absolute path in
+    an override does not nest the directory); a long name keeps its start and a hash of all.
+    """
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._=,+\-]+", "_", str(overrides)).strip("_")
+    if len(safe) <= MAX_NAME:
+        return safe
+    return f"{safe[:MAX_NAME - 9]}-{hashlib.sha1(safe.encode()).hexdigest()[:8]}"
+
+
+def register_resolvers() -> None:
+    """``${snntrain.stamp:}`` and ``${snntrain.dirname:...}`` for conf/config.yaml."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("snntrain.stamp"):
+        OmegaConf.register_new_resolver("snntrain.stamp", stamp, use_cache=True)
+        OmegaConf.register_new_resolver("snntrain.dirname", dirname)
+
+
+# ---- resuming by default: the newest unfinished run of the same command -------------------
+
+UNFINISHED = ("preempted", "failed")
+
+
+def _status(run_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "failed"
+
+
+def find_unfinished(root: Path, overrides: list[str], config: dict, exclude: Path) -> Path | None:
+    """The newest run directory under ``root/*/*`` of the same overrides and resolved config
+    that has checkpoints and did not complete (no summary, or pre-empted/failed)."""
+    from omegaconf import OmegaConf
+
+    found = []
+    for cfg_file in root.glob("*/*/config.yaml"):
+        d = cfg_file.parent
+        if d.resolve() == exclude.resolve() or not any((d / "checkpoints").glob("[0-9]*")):
+            continue
+        if _status(d) not in (None, *UNFINISHED):
+            continue
+        try:
+            same = (list(OmegaConf.load(d / ".hydra" / "overrides.yaml")) == list(overrides)
+                    and OmegaConf.to_container(OmegaConf.load(cfg_file)) == config)
+        except Exception:  # noqa: BLE001 - an unreadable directory is not this run
+            continue
+        if same:
+            found.append((cfg_file.stat().st_mtime, d))
+    return max(found)[1] if found else None
+
+
+def discard_if_empty(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but Hydra's own files."""
+    import shutil
+
+    if run_dir.is_dir() and all(p.name in (".hydra", LOCK_NAME) or p.suffix == ".log"
+                                for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)

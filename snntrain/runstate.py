@@ -1,0 +1,134 @@
+"""Where a run is, and what the loop decides from one step's metrics.
+
+* :class:`MetricSums`: count-weighted sums of per-step metrics over (part of) an epoch.
+* :class:`RunProgress`: the one definition of a run's position, written into every checkpoint
+  and read back on resume: the global ``step``, the ``epoch`` being trained (counted from 0),
+  how many of its batches are done (``batch_in_epoch``), the epoch's running sums, the
+  best-validation history and the last epoch record (what the summary reports).
+  ``batch_in_epoch == steps_per_epoch`` means the epoch's batches are done but its end (means,
+  evaluation, epoch record) is not: a resumed run does it next.
+* :class:`DivergencePolicy`: what a non-finite step means (``trainer.on_nan``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+class TrainingError(RuntimeError):
+    """A run that stopped for a reason the user must act on (reported in one line)."""
+
+    exit_code = 1
+
+
+class Diverged(TrainingError):
+    exit_code = 3
+
+
+class Preempted(TrainingError):
+    exit_code = 75  # EX_TEMPFAIL: "try again"; a SLURM requeue resumes the run
+
+
+# Per-step metrics that are not averaged into the epoch record.
+NOT_SUMMED = ("grad_norm/",)
+
+
+@dataclasses.dataclass
+class MetricSums:
+    """``sum_s count_s * metric_s`` per metric, and ``sum_s count_s``, over accepted steps."""
+
+    sums: dict[str, float] = dataclasses.field(default_factory=dict)
+    count: float = 0.0
+
+    def add(self, metrics: dict[str, float], count: float) -> None:
+        for k, v in metrics.items():
+            if not k.startswith(NOT_SUMMED):
+                self.sums[k] = self.sums.get(k, 0.0) + v * count
+        self.count += count
+
+    def means(self, prefix: str = "") -> dict[str, float]:
+        n = max(self.count, 1.0)
+        return {f"{prefix}{k}": v / n for k, v in self.sums.items()}
+
+    def to_meta(self) -> dict[str, float]:
+        return {**self.sums, "count": self.count} if self.count or self.sums else {}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, float]) -> MetricSums:
+        sums = dict(meta)
+        return cls(sums, float(sums.pop("count", 0.0)))
+
+
+@dataclasses.dataclass
+class RunProgress:
+    """A run's position and the state the loop carries between epochs (see module doc)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    epoch_sums: MetricSums = dataclasses.field(default_factory=MetricSums)
+    best_val_accuracy: float | None = None
+    best_val_epoch: int | None = None
+    last_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)  # its epoch record
+
+    def advance(self, n: int = 1) -> None:
+        self.step += n
+        self.batch_in_epoch += n
+
+    def end_epoch(self) -> dict[str, float]:
+        """Close the epoch: return its train means and start the next one."""
+        means = self.epoch_sums.means("train_")
+        self.epoch, self.batch_in_epoch, self.epoch_sums = self.epoch + 1, 0, MetricSums()
+        return means
+
+    def record_val(self, accuracy: float, epoch: int) -> None:
+        if self.best_val_accuracy is None or accuracy > self.best_val_accuracy:
+            self.best_val_accuracy, self.best_val_epoch = accuracy, epoch
+
+    def to_meta(self, seed: int, key: Any, fingerprint: dict[str, Any]) -> dict[str, Any]:
+        history = {"best_val_accuracy": self.best_val_accuracy}
+        if self.best_val_epoch is not None:
+            history["best_val_epoch"] = self.best_val_epoch
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "seed": seed, "prng_key": np.asarray(key).tolist(), "fingerprint": fingerprint,
+                "epoch_acc": self.epoch_sums.to_meta(), "history": history,
+                "last_epoch": self.last_epoch}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], steps_per_epoch: int) -> RunProgress:
+        history = meta.get("history") or {}
+        p = cls(int(meta["step"]), int(meta["epoch"]), int(meta["batch_in_epoch"]),
+                MetricSums.from_meta(meta.get("epoch_acc") or {}),
+                history.get("best_val_accuracy"), history.get("best_val_epoch"),
+                dict(meta.get("last_epoch") or {}))
+        if p.step != p.epoch * steps_per_epoch + p.batch_in_epoch:
+            raise ValueError(f"checkpoint position is inconsistent: step {p.step} is not epoch "
+                             f"{p.epoch} x {steps_per_epoch} steps + batch {p.batch_in_epoch}")
+        return p
+
+
+@dataclasses.dataclass
+class DivergencePolicy:
+    """``trainer.on_nan``: ``stop`` raises :class:`Diverged`; ``skip_step`` drops the step.
+
+    The step itself already left parameters and optimizer state unchanged (see
+    :func:`snntrain.steps.make_train_step`); this decides what the host does about it.
+    """
+
+    on_nan: str
+    last_good: Any = None  # () -> str: where the newest checkpoint is, for the message
+    say: Any = print
+
+    def accept(self, step: int, metrics: dict[str, float]) -> bool:
+        if metrics.pop("finite"):
+            return True
+        if self.on_nan == "stop":
+            where = self.last_good() if self.last_good else "no checkpoint was written yet"
+            raise Diverged(f"loss or gradient became NaN/Inf at step {step} "
+                           f"(loss={metrics['loss']}, grad_norm={metrics['grad_norm']}); "
+                           f"{where}. Lower optimizer.lr or set trainer.on_nan=skip_step")
+        self.say(f"step {step}: non-finite loss/gradient, update skipped")
+        return False

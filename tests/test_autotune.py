@@ -1,0 +1,58 @@
+"""The autotuner: picks a candidate by timing, caches per device and shapes, survives a corrupt
+cache, and never times twice for the same key."""
+
+import json
+
+import jax.numpy as jnp
+import pytest
+
+from snntrain import autotune
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNTRAIN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(autotune, "_memory", {})
+    return tmp_path / "autotune.json"
+
+
+def test_fastest_is_cached_per_shape_and_not_timed_again(cache, monkeypatch):
+    calls = []
+    times = iter([2.0, 1.0, 1.0, 3.0])
+    monkeypatch.setattr(autotune, "_time", lambda fn, args, budget_s: (calls.append(1),
+                                                                          next(times))[1])
+    cands = {"a": jnp.sin, "b": jnp.cos}
+    args = lambda: autotune.random_args(((4, 3), jnp.float32))
+    assert autotune.fastest("op", [(4, 3)], cands, args) == "b"  # a 2.0, b 1.0
+    assert autotune.fastest("op", [(4, 3)], cands, args) == "b"
+    assert len(calls) == 2  # the second call was answered from memory
+    assert autotune.fastest("op", [(5, 3)], cands, args) == "a"  # another shape: timed
+    assert len(calls) == 4
+    table = json.loads(cache.read_text())
+    assert sorted(v["choice"] for v in table.values()) == ["a", "b"]
+    autotune._memory.clear()  # a new process: answered from the file, no timing
+    assert autotune.fastest("op", [(4, 3)], cands, args) == "b" and len(calls) == 4
+
+
+def test_corrupt_cache_is_ignored_with_a_message(cache, capsys, monkeypatch):
+    cache.write_text("{not json")
+    monkeypatch.setattr(autotune, "_time", lambda fn, args, budget_s: 1.0)
+    choice = autotune.fastest("op", [(2,)], {"a": jnp.sin},
+                              lambda: autotune.random_args(((2,), jnp.float32)))
+    assert choice == "a"
+    assert "ignoring the unreadable autotune cache" in capsys.readouterr().err
+    assert json.loads(cache.read_text())  # rewritten as valid JSON
+
+
+def test_switch(monkeypatch):
+    monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "0")
+    assert not autotune.enabled()
+    monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "1")
+    assert autotune.enabled()
+
+
+def test_real_timing_picks_the_faster(cache):
+    slow = lambda x: sum(jnp.sin(x * i) for i in range(1, 30)) * 0 + jnp.sin(x)
+    choice = autotune.fastest("op", [(256, 256)], {"fast": jnp.sin, "slow": slow},
+                              lambda: autotune.random_args(((256, 256), jnp.float32)))
+    assert choice == "fast"

@@ -1,0 +1,245 @@
+"""Never lose a run, part 2: checkpoint boundaries, two runs on one directory, every checkpoint
+unreadable, a failed asynchronous save, and never overwriting a completed summary.
+
+The reference is one uninterrupted run that checkpoints after every step (the cadence of
+checkpoints does not change the numbers); each boundary test resumes a copy of one of its
+checkpoints in a fresh directory and must reproduce the rest of the run exactly.
+"""
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from _workers import cli
+from conftest import compose
+
+from snntrain import rundir, runstate, train, writers
+from snntrain.checkpoint import CheckpointError
+
+# digits: 1294 training examples, batch 64 -> 21 steps per epoch, 42 in all
+SPE, EPOCHS = 21, 2
+RUN = ("trainer.epochs=2", "trainer.log_every=1", "trainer.keep_checkpoints=100")
+TIMING = ("samples_per_s",)
+
+
+def _records(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k not in TIMING} for x in lines]
+
+
+def _summary(run_dir: Path) -> dict:
+    s = json.loads((run_dir / "summary.json").read_text())
+    return {k: s[k] for k in ("status", "steps", "epochs", "test_accuracy", "test_loss",
+                              "train_loss", "val_accuracy", "best_val_accuracy",
+                              "best_val_epoch", "firing_rates")}
+
+
+def _params(run_dir: Path) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves(train.params_of(run_dir))]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    train.train_and_evaluate(compose(*RUN, "trainer.checkpoint_every=1"), out)
+    return out
+
+
+def _resume_from(reference: Path, step: int, run_dir: Path) -> None:
+    shutil.copytree(reference / "checkpoints" / str(step), run_dir / "checkpoints" / str(step))
+    train.train_and_evaluate(compose(*RUN, "trainer.checkpoint_every=1"), run_dir)
+
+
+def _assert_continues(reference: Path, run_dir: Path, after: int) -> None:
+    assert _records(run_dir) == [r for r in _records(reference) if r["step"] > after]
+    assert _summary(run_dir) == _summary(reference)
+    for a, b in zip(_params(reference), _params(run_dir), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_epoch_end_checkpoint_holds_no_finished_epoch_sums(reference):
+    """A periodic save never lands on an epoch's last step before its evaluation: the one
+    checkpoint at that step is the epoch-end one, positioned at the next epoch's start."""
+    from snntrain.checkpoint import Checkpoints
+
+    meta = Checkpoints(reference / "checkpoints", write=False).read_meta(SPE)
+    assert (meta["epoch"], meta["batch_in_epoch"], meta["epoch_acc"]) == (1, 0, {})
+    assert meta["last_epoch"]["epoch"] == 1
+    mid = Checkpoints(reference / "checkpoints", write=False).read_meta(SPE + 1)
+    assert (mid["epoch"], mid["batch_in_epoch"], mid["epoch_acc"]["count"]) == (1, 1, 64.0)
+
+
+@pytest.mark.parametrize("step", [SPE])
+def test_resume_at_epoch_end(reference, tmp_path, step):
+    _resume_from(reference, step, tmp_path)
+    _assert_continues(reference, tmp_path, step)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", [1, SPE - 1, SPE + 1, SPE * EPOCHS - 1, SPE * EPOCHS])
+def test_resume_at_every_boundary(reference, tmp_path, step):
+    """First step, just before an epoch's end, first step of an epoch, the run's last step
+    before its end, and the finished run (nothing left to train: the summary is the same)."""
+    _resume_from(reference, step, tmp_path)
+    _assert_continues(reference, tmp_path, step)
+
+
+def test_preempted_on_an_epochs_last_step_resumes_exactly(reference, tmp_path, monkeypatch):
+    """SIGTERM on the last step of epoch 1: the checkpoint holds the whole epoch's sums and
+    ``batch_in_epoch == steps_per_epoch``; the resumed run evaluates that epoch first."""
+    real_accept = runstate.DivergencePolicy.accept
+
+    def accept(self, step, metrics):
+        if step == SPE:
+            signal.raise_signal(signal.SIGTERM)
+        return real_accept(self, step, metrics)
+
+    monkeypatch.setattr(runstate.DivergencePolicy, "accept", accept)
+    with pytest.raises(runstate.Preempted, match=f"at step {SPE} ") as info:
+        train.train_and_evaluate(compose(*RUN), tmp_path)
+    assert "hydra.run.dir=" in str(info.value)
+    monkeypatch.undo()
+    from snntrain.checkpoint import Checkpoints
+
+    meta = Checkpoints(tmp_path / "checkpoints", write=False).read_meta(SPE)
+    assert (meta["epoch"], meta["batch_in_epoch"], meta["epoch_acc"]["count"]) == (0, SPE, 1294)
+    train.train_and_evaluate(compose(*RUN), tmp_path)
+    assert _records(tmp_path) == _records(reference)
+    assert _summary(tmp_path) == _summary(reference)
+
+
+def test_crash_during_evaluation_resumes_exactly(reference, tmp_path, monkeypatch):
+    real_evaluate, calls = train.evaluate, {"n": 0}
+
+    def evaluate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # epoch 2's validation (epoch 1: val, test)
+            raise RuntimeError("killed during evaluation")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    with pytest.raises(RuntimeError, match="killed during evaluation"):
+        train.train_and_evaluate(compose(*RUN, "trainer.checkpoint_every=5"), tmp_path)
+    monkeypatch.undo()
+    train.train_and_evaluate(compose(*RUN, "trainer.checkpoint_every=5"), tmp_path)
+    assert _records(tmp_path) == _records(reference)
+    assert _summary(tmp_path) == _summary(reference)
+
+
+def test_second_run_on_a_held_directory_stops_and_touches_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    train.train_and_evaluate(compose("trainer.epochs=1"), run_dir)
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")
+              if p.is_file() and ".hydra" not in p.parts and p.name != ".lock"}
+    with rundir.RunLock(run_dir):  # this live process holds the directory
+        p = cli("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=6",
+                "trainer.batch_size=64", "trainer.epochs=2", f"hydra.run.dir={run_dir}")
+    assert p.returncode == 2, p.stderr[-2000:]
+    line = p.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in p.stderr
+    assert line.startswith("snntrain: error: run directory") and "in use by process" in line
+    import os
+
+    assert f"process {os.getpid()} " in line
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert after == before
+
+
+def test_lock_is_free_again_after_the_holder_exits(tmp_path):
+    with rundir.RunLock(tmp_path), pytest.raises(rundir.RunDirBusy), rundir.RunLock(tmp_path):
+        pass
+    with rundir.RunLock(tmp_path):  # released on exit
+        pass
+
+
+def test_every_checkpoint_unreadable_starts_afresh_and_keeps_the_old_files(tmp_path, capfd):
+    cfg = compose("trainer.epochs=2")
+    train.train_and_evaluate(cfg, tmp_path)
+    reference = _records(tmp_path)
+    for f in (tmp_path / "checkpoints").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    (tmp_path / "summary.json").unlink()
+    capfd.readouterr()
+    train.train_and_evaluate(cfg, tmp_path)
+    err = capfd.readouterr().err
+    assert "no usable checkpoint in" in err and "starting from step 0" in err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    kept = sorted(p.name for p in tmp_path.iterdir() if ".set-aside-" in p.name)
+    assert [k.split(".set-aside-")[0] for k in kept] == ["checkpoints", "metrics.jsonl"]
+    assert _records(tmp_path) == reference
+    old = [json.loads(x) for x in (tmp_path / kept[1]).read_text().splitlines()]
+    assert [r["step"] for r in old] == [r["step"] for r in reference]
+
+
+def test_failed_async_save_is_reported_at_once_naming_its_checkpoint(tmp_path, monkeypatch):
+    """The save of checkpoint 7 fails in the background: the error names 7 and stops the run
+    within the next chunk of steps, not at a later save."""
+    import orbax.checkpoint as ocp
+
+    real = ocp.CheckpointManager.check_for_errors
+    failing = {"armed": False}
+    real_save = ocp.CheckpointManager.save
+
+    def save(self, step, *args, **kwargs):
+        failing["armed"] = step == 7
+        return real_save(self, step, *args, **kwargs)
+
+    def check_for_errors(self):
+        if failing["armed"]:
+            raise OSError(28, "No space left on device")
+        return real(self)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+    monkeypatch.setattr(ocp.CheckpointManager, "check_for_errors", check_for_errors)
+    with pytest.raises(CheckpointError) as info:
+        train.train_and_evaluate(compose("trainer.epochs=2", "trainer.checkpoint_every=7",
+                                         "trainer.log_every=1"), tmp_path)
+    msg = str(info.value)
+    assert msg.startswith("saving checkpoint 7 in ") and "No space left" in msg
+    last = _records(tmp_path)[-1]["step"] if (tmp_path / "metrics.jsonl").exists() else 0
+    assert last < 14  # reported before the next save would have been attempted
+
+
+def test_a_completed_summary_is_never_overwritten(tmp_path):
+    writers.write_json(tmp_path / "summary.json", {"status": "completed", "test_accuracy": 0.9})
+    rec = writers.RunRecorder(tmp_path, {"a": 1}, None)
+    rec.finish({"status": "failed"})
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+TINY_CLI = ("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=6",
+            "trainer.batch_size=64", "trainer.epochs=1")
+
+
+def test_rerunning_the_same_command_continues_its_unfinished_run(tmp_path):
+    p = cli(*TINY_CLI, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    (first,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    summary = json.loads((first / "summary.json").read_text())
+    writers.write_json(first / "summary.json", {**summary, "status": "preempted"})
+    p = cli(*TINY_CLI, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"continuing the unfinished run of the same command in {first}" in p.stderr
+    assert list((tmp_path / "outputs" / "runs").glob("*/*")) == [first]  # no new directory
+    assert json.loads((first / "summary.json").read_text())["status"] == "completed"
+    p = cli(*TINY_CLI, "trainer.resume=never", cwd=tmp_path)  # a different command: new run
+    assert p.returncode == 0 and "continuing" not in p.stderr
+    assert len(list((tmp_path / "outputs" / "runs").glob("*/*"))) == 2
+
+
+def test_run_directory_names(monkeypatch):
+    assert rundir.dirname("dataset.path=/data/x y.npz,seed=1") == "dataset.path=_data_x_y.npz,seed=1"
+    long = rundir.dirname("a=" + "x" * 200)
+    assert len(long) == rundir.MAX_NAME and "/" not in long
+    assert long != rundir.dirname("a=" + "x" * 199)  # the hash keeps long names apart
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    assert rundir.stamp() == "slurm-4242"
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert rundir.stamp() == "slurm-4200_3"
