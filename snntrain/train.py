@@ -37,8 +37,9 @@ from snntrain import data as data_lib
 from snntrain import parallel as par
 from snntrain import rundir, writers
 from snntrain.config import ConfigError
-from snntrain.experiment import Experiment, build, device_info, fingerprint, group_dict
+from snntrain.experiment import Experiment, build, device_info, fingerprint
 from snntrain.progress import Progress
+from snntrain.registry import plain
 from snntrain.runstate import (
     Diverged,
     DivergencePolicy,
@@ -141,9 +142,9 @@ class FusedRunner(StepRunner):
         exp = self.exp
         if progress.batch_in_epoch >= exp.steps_per_epoch:
             return
-        idx_SxB, mask_SxB = _batch_plan(len(exp.data.train), exp.batch_size,
-                                        seed=exp.seed, epoch=progress.epoch,
-                                        start=progress.batch_in_epoch)
+        idx_SxB, mask_SxB = data_lib.batch_plan(len(exp.data.train), exp.batch_size,
+                                                seed=exp.seed, epoch=progress.epoch,
+                                                start=progress.batch_in_epoch)
         t0 = time.perf_counter()
         self.state, stacked = self.epoch_fn(self.state, self.x_all, self.y_all, idx_SxB,
                                             mask_SxB, self.key, exp.surrogate)
@@ -155,16 +156,6 @@ class FusedRunner(StepRunner):
         self.samples_per_s = len(idx_SxB) * exp.batch_size / max(elapsed, 1e-9)
         for i in range(len(idx_SxB)):
             yield progress.step + 1 + i, {k: float(v[i]) for k, v in stacked.items()}
-
-
-def _batch_plan(n, batch_size, *, seed, epoch, start):  # TEMP until data.batch_plan
-    order = data_lib.epoch_order(n, seed, epoch)
-    steps = data_lib.steps_per_epoch(n, batch_size)
-    last_chunk_first = order[(steps - 1) * batch_size]
-    padded = np.concatenate([order, np.full(steps * batch_size - n, last_chunk_first)])
-    mask = (np.arange(steps * batch_size) < n).astype(np.float32)
-    return (padded.reshape(steps, batch_size)[start:].astype(np.int32),
-            mask.reshape(steps, batch_size)[start:])
 
 
 # ---- evaluation and the epoch record -------------------------------------------------------
@@ -243,11 +234,11 @@ def _set_aside_unusable(ckpts: ckpt_lib.Checkpoints, say) -> ckpt_lib.Checkpoint
 
 def wandb_settings(cfg: DictConfig) -> dict[str, Any] | None:
     """The logger group with the wandb run name, group and tags decided (None: no wandb)."""
-    logger = group_dict(cfg.logger)
+    logger = plain(cfg.logger)
     if logger.get("name") == "none":
         return None
     logger["name"] = logger.get("run_name") or writers.default_run_name(
-        group_dict(cfg.surrogate), int(cfg.seed))
+        plain(cfg.surrogate), int(cfg.seed))
     # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
     from snntrain import report  # TEMP until writers has these
 
@@ -463,9 +454,3 @@ __all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "
            "TrainState", "Experiment", "evaluate", "TrainingError", "ConfigError", "params_of",
            "StepRunner", "FusedRunner", "end_of_epoch", "restore_or_start", "summarize"]
 
-
-def build_surrogate(cfg: Any):  # TEMP until surrogates.from_config lands
-    from snntrain import surrogates
-
-    d = group_dict(cfg)
-    return surrogates.get(d.pop("name"), **d)

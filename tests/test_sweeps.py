@@ -84,7 +84,8 @@ def test_experiments_exist():
 def test_every_experiment_composes_and_runs_with_a_tiny_budget(name, tmp_path):
     """``experiment=glob(*)``: every sweep point composes and builds; the first one trains."""
     from snntrain.config import validate
-    from snntrain.train import build_surrogate, train_and_evaluate
+    from snntrain.surrogates import from_config as build_surrogate
+    from snntrain.train import train_and_evaluate
 
     jobs = expand_sweep([f"experiment={name}"])
     assert len(jobs) > 1, f"{name} sweeps nothing"
@@ -187,7 +188,7 @@ def test_optuna_config_composes():
 
     from snntrain import surrogates
     from snntrain.config import validate
-    from snntrain.train import build_surrogate
+    from snntrain.surrogates import from_config as build_surrogate
 
     if not _optuna_installed():
         _register_optuna_stub()
@@ -261,7 +262,7 @@ def test_wandb_sweep_definition_gives_valid_hydra_overrides():
 
     from snntrain import surrogates
     from snntrain.config import validate
-    from snntrain.train import build_surrogate
+    from snntrain.surrogates import from_config as build_surrogate
 
     sweep = yaml.safe_load((ROOT / "scripts" / "wandb_sweep.yaml").read_text())
     assert sweep["method"] == "bayes"

@@ -123,11 +123,11 @@ def devices_child(n: int, npz: Path, steps: int) -> dict[str, Any]:
 def fused_epoch_section(epochs: int) -> dict[str, Any]:
     """Digits MLP: one epoch as one jitted ``lax.scan`` over its steps (dataset on device)
     vs one dispatch per step, for the hand-written reference and for snntrain's
-    ``trainer.fused_epoch`` (``train.make_epoch_fn``)."""
+    ``trainer.fused_epoch`` (``steps.make_epoch_fn``)."""
     import jax
     import jax.numpy as jnp
 
-    from snntrain import data, train
+    from snntrain import data, steps, train
 
     exp = train.build(compose(["logger=none", "trainer.progress=false"]))
     B, spe = exp.batch_size, exp.steps_per_epoch
@@ -179,36 +179,33 @@ def fused_epoch_section(epochs: int) -> dict[str, Any]:
     out["ref_fused_gain"] = out["ref_fused_steps_per_s"] / out["ref_per_step_steps_per_s"]
 
     # snntrain: the trainer's own per-step step vs its fused epoch function, when present
-    if hasattr(train, "make_epoch_fn"):
-        dp = exp.parallel
-        step_fn = dp.compile(train.make_train_step(exp))
-        epoch_fn = jax.jit(
-            train.make_epoch_fn(exp, train.make_train_step(exp)), donate_argnums=(0,)
-        )
-        sur = exp.surrogate
-        plans_dev = [(jnp.asarray(o), jnp.asarray(m)) for o, m in plans]
-        host_b = [list(data.batches(exp.data.train, B, seed=0, epoch=e)) for e in range(epochs + 1)]
+    dp = exp.parallel
+    step_fn = dp.compile(steps.make_train_step(exp))
+    epoch_fn = jax.jit(steps.make_epoch_fn(steps.make_train_step(exp)), donate_argnums=(0,))
+    sur = exp.surrogate
+    plans_dev = [(jnp.asarray(o), jnp.asarray(m)) for o, m in plans]
+    host_b = [list(data.batches(exp.data.train, B, seed=0, epoch=e)) for e in range(epochs + 1)]
 
-        def ours_per_step(state, e):
-            for batch in host_b[e]:
-                state, m = step_fn(state, dp.put_batch(batch), key, sur)
-            return state, m
+    def ours_per_step(state, e):
+        for batch in host_b[e]:
+            state, m = step_fn(state, dp.put_batch(batch), key, sur)
+        return state, m
 
-        def ours_fused(state, e):
-            return epoch_fn(state, x_dev, y_dev, *plans_dev[e], key, sur)
+    def ours_fused(state, e):
+        return epoch_fn(state, x_dev, y_dev, *plans_dev[e], key, sur)
 
-        o1, o2 = (dp.replicate(jax.tree.map(jnp.copy, exp.init_state())) for _ in range(2))
-        rates.update(ours_per_step=[], ours_fused=[])
-        for _ in range(3):
-            rate, o1 = timed_epochs(ours_per_step, o1)
-            rates["ours_per_step"].append(rate)
-            rate, o2 = timed_epochs(ours_fused, o2)
-            rates["ours_fused"].append(rate)
-        out["snntrain_per_step_steps_per_s"] = max(rates["ours_per_step"])
-        out["snntrain_fused_steps_per_s"] = max(rates["ours_fused"])
-        out["snntrain_fused_gain"] = (
-            out["snntrain_fused_steps_per_s"] / out["snntrain_per_step_steps_per_s"]
-        )
+    o1, o2 = (dp.replicate(jax.tree.map(jnp.copy, exp.init_state())) for _ in range(2))
+    rates.update(ours_per_step=[], ours_fused=[])
+    for _ in range(3):
+        rate, o1 = timed_epochs(ours_per_step, o1)
+        rates["ours_per_step"].append(rate)
+        rate, o2 = timed_epochs(ours_fused, o2)
+        rates["ours_fused"].append(rate)
+    out["snntrain_per_step_steps_per_s"] = max(rates["ours_per_step"])
+    out["snntrain_fused_steps_per_s"] = max(rates["ours_fused"])
+    out["snntrain_fused_gain"] = (
+        out["snntrain_fused_steps_per_s"] / out["snntrain_per_step_steps_per_s"]
+    )
     return out
 
 
