@@ -70,11 +70,11 @@ class Metric:
             return text + " %"
         return f"{value:.4g}" + ("" if math.isnan(std) else f" ± {std:.2g}")
 
-    def points(self, value: float) -> str:
+    def points(self, value: float, unit: bool = True) -> str:
         """A difference: ``2.1 points`` (accuracy percentage points) or ``0.012``."""
         v = 100 * value if self.is_accuracy else value
         text = f"{v:.1f}" if abs(v) >= 0.1 or v == 0 else f"{v:.2g}"
-        return text + (" points" if self.is_accuracy else "")
+        return text + (" points" if self.is_accuracy and unit else "")
 
 
 def is_validation_metric(key: str) -> bool:
@@ -93,9 +93,8 @@ def selection_metric(declared: Sequence[str | None]) -> Metric:
         return Metric(names[0])
     if len(names) == 1:
         note = (
-            f"the sweep's optimize_metric is {names[0]}, which must not select a "
-            f"configuration (the test split would no longer be unbiased); ranked by "
-            f"{METRIC_NAMES[DEFAULT_METRIC]} instead"
+            f"ranked by {METRIC_NAMES[DEFAULT_METRIC]}, not by the sweep's optimize_metric "
+            f"({names[0]}): selecting on it would bias the number to quote"
         )
     elif names:
         note = (
@@ -190,7 +189,7 @@ def verdict(diff: Difference | None, metric: Metric, n: int, n_ref: int) -> str:
     word = "worse" if worse else "better"
     if math.isnan(diff.df):
         return f"{word} by {metric.points(abs(diff.diff))} (no spread over seeds)"
-    return f"{word} by {metric.points(abs(diff.diff))} ± {metric.points(diff.half_width)}"
+    return f"{word} by {metric.points(abs(diff.diff), False)} ± {metric.points(diff.half_width)}"
 
 
 def rank(rows: Sequence[Row], metric: Metric) -> list[Ranked]:

@@ -175,7 +175,6 @@ def plot_accuracy_vs_alpha(
                         mec="k",
                         ls="none",
                         zorder=5,
-                        label=f"{s}: best α",
                     )
                     if rng.claim and rng.low != rng.high:
                         ax.axvspan(rng.low, rng.high, color=color, alpha=0.12, lw=0)
@@ -240,45 +239,44 @@ def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | Non
 
 
 def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
-    """One panel per series: val (solid) and test (dashed) accuracy per epoch, seed means.
+    """One panel per series: val (solid) and test (dashed) accuracy per epoch, seed means; one
+    colour per alpha.
 
     Runs of fewer than three epochs also show the training accuracy of every logged step
     (thin line), on the same epoch axis (step / steps per epoch).
     """
+    from matplotlib.lines import Line2D
+
     series = list(dict.fromkeys(r.series for r in rows))
     nr, nc = _grid(len(series), 3)
     fig = _figure(4 * nc, 3 * nr)
     axes = np.atleast_1d(fig.subplots(nr, nc, squeeze=False, sharey=True)).ravel()
     for ax, s in zip(axes, series, strict=False):
         group = [r for r in rows if r.series == s and r.completed]
-        n_epochs = 0
+        n_epochs, handles, styles = 0, [], {}
         for j, row in enumerate(group):
             color = f"C{j % 10}"
             alpha = row.key["alpha"]
-            name = "" if alpha is None else f"α={alpha:g} "
-            for key, ls in (("val_accuracy", "-"), ("test_accuracy", "--")):
+            handles.append(
+                Line2D([], [], color=color, label="mean" if alpha is None else f"α={alpha:g}")
+            )
+            for key, ls, marker in (("val_accuracy", "-", "o"), ("test_accuracy", "--", "D")):
                 ep, m, _ = learning_curve(row.completed, key)
                 if ep.size:
                     n_epochs = max(n_epochs, int(ep.max()))
-                    ax.plot(
-                        ep,
-                        100 * m,
-                        ls=ls,
-                        color=color,
-                        marker="o" if ep.size < 3 else None,
-                        ms=5,
-                        label=f"{name}{key.split('_')[0]}",
+                    mark = {"marker": marker, "ms": 5} if ep.size < 3 else {}
+                    if marker == "D" and mark:
+                        mark["mfc"] = "none"
+                    ax.plot(ep, 100 * m, ls=ls, color=color, **mark)
+                    styles[key] = Line2D(
+                        [], [], color="0.3", ls=ls, label=key.split("_")[0], **mark
                     )
             spe = steps_per_epoch(row.completed)
             steps, m, _ = step_curve(row.completed, "accuracy")
             if spe and steps.size and n_epochs < 3:
-                ax.plot(
-                    steps / spe,
-                    100 * m,
-                    color=color,
-                    lw=0.8,
-                    alpha=0.6,
-                    label=f"{name}train (per logged step)",
+                ax.plot(steps / spe, 100 * m, color=color, lw=0.8, alpha=0.6)
+                styles["train"] = Line2D(
+                    [], [], color="0.3", lw=0.8, alpha=0.6, label="train (logged steps)"
                 )
         ax.set_title(s, fontsize=9)
         ax.set_xlabel("epoch")
@@ -289,8 +287,14 @@ def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel("accuracy % (mean over seeds)")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="lower right", framealpha=0.8)
+        if handles:
+            ax.legend(
+                handles=handles + list(styles.values()),
+                fontsize=6,
+                loc="lower right",
+                ncols=2 if len(handles) + len(styles) > 5 else 1,
+                framealpha=0.8,
+            )
     for ax in axes[len(series) :]:
         ax.set_visible(False)
     fig.savefig(path)

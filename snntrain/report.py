@@ -110,10 +110,26 @@ def _listed(labels: list[str]) -> str:
 
 
 def verdict_lines(
-    ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRange] = ()
+    ranked: Sequence[Ranked],
+    metric: Metric,
+    ranges: Sequence[AlphaRange] = (),
+    runs: Sequence[Run] = (),
 ) -> list[str]:
     """The conclusion in plain sentences: selected configuration, what is within noise of it,
-    what is worse, the test accuracy to quote, and per alpha scan the best alpha and range."""
+    what is worse, the test accuracy to quote, per alpha scan the best alpha and its range, and
+    how many of ``runs`` failed or are still running."""
+    lines = _verdict(ranked, metric, ranges)
+    failed = sum(r.status == FAILED for r in runs)
+    running = sum(r.status == RUNNING for r in runs)
+    if failed or running:
+        lines.append(
+            f"Not in the means: {failed} failed and {running} running of {len(runs)} runs "
+            "(listed with the reason under 'Runs not in the means')."
+        )
+    return lines
+
+
+def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRange]) -> list[str]:
     valued = [e for e in ranked if e.rank is not None]
     if not valued:
         hint = (
@@ -305,8 +321,9 @@ CSS = """body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222;max-w
 .verdict{background:#f3f7ff;border-left:5px solid #3a6fd8;padding:.6em 1.2em;margin:1em 0}
 .verdict p{margin:.45em 0} .verdict p:first-child{font-size:1.15em;font-weight:600}
 table{border-collapse:collapse;font-size:.9em} caption{text-align:left;padding:.3em 0}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#eee;position:sticky;top:0} tr.selected td{background:#fff6d6;font-weight:600}
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#eee;white-space:normal;max-width:9em;vertical-align:bottom}
+tr.selected td{background:#fff6d6;font-weight:600}
 td.verdict-cell{text-align:left} .notes{font-size:.85em;color:#555;max-width:75em}
 .scroll{overflow-x:auto} img{max-width:100%;border:1px solid #eee} figure{margin:1.2em 0}
 code{overflow-wrap:anywhere}"""
@@ -344,7 +361,8 @@ def write_html(
 </section>
 <p>{e(_counts(runs))}. Also as <a href="summary.csv">summary.csv</a> and
 <a href="summary.md">summary.md</a>.</p>
-<div class="scroll"><table><caption>Configurations, best {e(metric.title)} first</caption>
+<div class="scroll"><table><caption>Configurations ranked by {e(metric.title)}, the
+selected one (★) first</caption>
 <tr>{"".join(f"<th>{e(h)}</th>" for h in head)}</tr>
 {rows}</table></div>
 <p class="notes">{e(_notes())}</p>
@@ -386,7 +404,7 @@ def make_report(
     metric = selection_metric([r.config.get("optimize_metric") for r in runs if r.config])
     ranked = rank(rows, metric)
     ranges = alpha_ranges(rows, metric)
-    verdict = verdict_lines(ranked, metric, ranges)
+    verdict = verdict_lines(ranked, metric, ranges, runs)
     table = ranked_table(columns, ranked, metric, target, split)
     (out / "verdict.txt").write_text("\n".join(verdict) + "\n")
     write_csv(out / "summary.csv", columns, table)
