@@ -798,10 +798,15 @@ class QPseudoSpikePaper(Surrogate):
     alpha: float = 2.0
 
     def __post_init__(self) -> None:
+        a = self.alpha  # (α−1) divides: α must exceed 1
+        number = isinstance(a, (numbers.Real, np.ndarray, jax.Array)) and not isinstance(
+            a, (bool, np.bool_, jax.core.Tracer)
+        )
+        if number and np.asarray(a).dtype != bool and np.issubdtype(np.asarray(a).dtype, np.number):
+            values = np.asarray(a, np.float64)
+            if not np.all(np.isfinite(values) & (values > 1)):
+                raise ValueError(f"QPseudoSpikePaper: alpha must be finite and > 1, got {a!r}")
         super().__post_init__()
-        a = self.alpha
-        if not isinstance(a, jax.core.Tracer) and a is not None and np.any(np.asarray(a) <= 1):
-            raise ValueError(f"QPseudoSpikePaper: alpha must be finite and > 1, got {a!r}")
 
     def surrogate_grad(self, x: Array) -> Array:
         return (1 + 2 * jnp.abs(x) / (self.alpha - 1)) ** (-self.alpha)
