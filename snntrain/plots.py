@@ -233,7 +233,7 @@ def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | Non
     lo = min([100 * m for _, (m, _, _) in pairs if not math.isnan(m)] or [0])
     ax.set_xlim(max(0, lo - 5), 100)
     ax.set_xlabel("final test accuracy % (mean ± std over seeds)")
-    ax.set_ylabel("configuration (ranked by validation)")
+    ax.set_ylabel("configuration (ranked)", fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     fig.savefig(path)
 

@@ -92,6 +92,7 @@ class Progress:
             self._start = step
         if self._compiled is None and step > self._start:
             self.compiled(step, now)  # no compiled() call: the first update after a step
+            self._updates_after_compile = 1  # this one carried the spike; the next may show
         if self._compiled is None:
             return COMPILING
         f = self.fields
