@@ -119,6 +119,9 @@ def verdict_lines(
     what is worse, the test accuracy to quote, per alpha scan the best alpha and its range, and
     how many of ``runs`` failed or are still running."""
     lines = _verdict(ranked, metric, ranges)
+    scale = _scale_warning([e.row for e in ranked if e.rank is not None])
+    if scale:
+        lines.append(scale)
     failed = sum(r.status == FAILED for r in runs)
     running = sum(r.status == RUNNING for r in runs)
     if failed or running:
@@ -127,6 +130,26 @@ def verdict_lines(
             "(listed with the reason under 'Runs not in the means')."
         )
     return lines
+
+
+def _scale_warning(rows: Sequence[Any]) -> str:
+    """A line when the compared surrogates differ in scale (∫g′ by more than 1.5x)."""
+    scales = {}
+    for row in rows:
+        peak, integral = surrogate_scale(row.surrogate)
+        if not math.isnan(integral):
+            scales[row.label] = integral
+    if len(scales) < 2:
+        return ""
+    lo, hi = min(scales.values()), max(scales.values())
+    if lo > 0 and hi / lo <= 1.5:
+        return ""
+    span = "∞" if hi == math.inf else f"{hi:.3g}"
+    return (
+        f"Scale differs: the integral of g′(x) ranges from {lo:.3g} to {span} among these "
+        "surrogates, so differences may come from scale as much as from shape; "
+        "surrogate.normalize=true compares shapes at unit integral."
+    )
 
 
 def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRange]) -> list[str]:

@@ -645,3 +645,30 @@ def test_print_summary_names_what_ran_and_lists_existing_files_unwrapped(tmp_pat
     assert f"run directory: {run_dir}" in lines  # one line, although wider than the console
     assert "written: config.yaml, metrics.jsonl, summary.json, checkpoints/" in lines
     assert "wandb" not in buf.getvalue()
+
+
+def test_report_shows_each_surrogates_peak_and_integral_and_warns_on_mixed_scales(tmp_path):
+    configs = {("sigmoid", 4.0): [(0.9, 0.9)], ("fast_sigmoid", 25.0): [(0.8, 0.8)]}
+    root = _config_sweep(tmp_path / "s", {**configs, ("q_pseudo_spike", 2.0): [(0.7, 0.7)]})
+    out = report.make_report([root], tmp_path / "rep")
+    scale = {r["surrogate"]: (r["surrogate_peak"], r["surrogate_integral"]) for r in _csv_rows(out)}
+    # sigmoid: peak α/4 = 1, ∫ 1; fast_sigmoid: peak 1, ∫ 2/α; q_pseudo_spike: 1, (α+1)/(α−1)
+    assert {k: (float(p), float(i)) for k, (p, i) in scale.items()} == pytest.approx(
+        {"sigmoid": (1.0, 1.0), "fast_sigmoid": (1.0, 0.08), "q_pseudo_spike": (1.0, 3.0)}
+    )
+    assert (
+        "Scale differs: the integral of g′(x) ranges from 0.08 to 3"
+        in (out / "verdict.txt").read_text()
+    )
+    same = report.make_report(
+        [_config_sweep(tmp_path / "t", configs | {("arctan", 1.0): [(0.9, 0.9)]})]
+    )
+    assert "Scale differs" in (same / "verdict.txt").read_text()  # fast_sigmoid is still there
+    one = report.make_report(
+        [
+            _config_sweep(
+                tmp_path / "u", {("sigmoid", 4.0): [(0.9, 0.9)], ("arctan", 1.0): [(0.8, 0.8)]}
+            )
+        ]
+    )
+    assert "Scale differs" not in (one / "verdict.txt").read_text()  # both ∫ 1
