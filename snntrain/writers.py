@@ -184,7 +184,8 @@ def hydra_sweep_group() -> str | None:
 
 
 def run_tags(cfg: Any) -> list[str]:
-    """wandb tags ``surrogate=…``, ``alpha=…`` (if any), ``model=…``, ``dataset=…``, ``seed=…``."""
+    """wandb tags ``surrogate=…``, ``alpha=…`` (if any), ``normalized`` (if
+    ``surrogate.normalize``), ``model=…``, ``dataset=…``, ``seed=…``."""
     from omegaconf import OmegaConf
 
     c = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
@@ -196,6 +197,8 @@ def run_tags(cfg: Any) -> list[str]:
             if isinstance(s["alpha"], (int, float))
             else f"alpha={s['alpha']}"
         )
+    if s.get("normalize") is True:
+        tags.append("normalized")
     tags += [
         f"model={(c.get('model') or {}).get('name')}",
         f"dataset={(c.get('dataset') or {}).get('name')}",

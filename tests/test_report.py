@@ -348,6 +348,10 @@ def test_sweep_group_and_tags():
     ]
     cfg["surrogate"] = {"name": "straight_through"}
     assert "alpha" not in " ".join(writers.run_tags(cfg))
+    cfg["surrogate"] = {"name": "sigmoid", "alpha": 4.0, "normalize": True}
+    assert writers.run_tags(cfg)[:3] == ["surrogate=sigmoid", "alpha=4", "normalized"]
+    cfg["surrogate"]["normalize"] = False
+    assert "normalized" not in writers.run_tags(cfg)
 
 
 def test_preempted_run_is_failed_until_it_resumes(tmp_path):
