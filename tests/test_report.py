@@ -678,3 +678,19 @@ def test_report_shows_each_surrogates_peak_and_integral_and_warns_on_mixed_scale
         ]
     )
     assert "Scale differs" not in (one / "verdict.txt").read_text()  # both ∫ 1
+
+
+def test_normalized_runs_are_their_own_configurations_at_unit_integral(tmp_path):
+    root = tmp_path / "s"
+    for i, norm in enumerate([False, True]):
+        s = {"name": "fast_sigmoid", "alpha": 25.0, "normalize": norm}
+        write_run(root / str(i), s, 0, [0.9], [0.9], {"lif0": 0.1}, 1.0)
+    columns, table = report.summarize([runs.load_run(d) for d in runs.find_runs([root])])
+    assert [r["surrogate"] for r in table] == [
+        "fast_sigmoid(normalize=False)",
+        "fast_sigmoid(normalize=True)",
+    ]
+    assert runs.surrogate_scale({"name": "fast_sigmoid", "alpha": 25.0}) == pytest.approx((1, 0.08))
+    scaled = runs.surrogate_scale({"name": "fast_sigmoid", "alpha": 25.0, "normalize": True})
+    assert scaled == pytest.approx((12.5, 1.0))
+    assert np.isnan(runs.surrogate_scale({"name": "no_such_surrogate"})).all()
