@@ -63,7 +63,10 @@ class Progress:
     def __enter__(self) -> Progress:
         self._bar.__enter__()
         self._task = self._bar.add_task(
-            "train", total=self.total, epoch="-", status=COMPILING if self.enabled else ""
+            "train",
+            total=self.total,
+            epoch=self._epoch(0),
+            status=COMPILING if self.enabled else "",
         )
         return self
 
