@@ -157,7 +157,7 @@ def _heaviside_jvp(primals: tuple, tangents: tuple) -> tuple[Array, Array]:
 def _finite_names() -> str:
     """The surrogates whose g' has a finite, positive integral at their default parameters."""
     ok = []
-    for name, cls in sorted(_CLASSES.items()):
+    for name, cls in sorted(REGISTRY.items()):
         value = float(cls().integral())
         if math.isfinite(value) and value > 0:
             ok.append(name)
