@@ -91,7 +91,10 @@ def validate(cfg: DictConfig) -> None:
     surrogate = _get(cfg, "surrogate")
     if _get(cfg, "surrogate.name") is None:
         raise ConfigError("surrogate.name is missing: choose one with surrogate=<name>")
+    _choice(cfg, "surrogate.normalize", (True, False), optional=True)
     for k, v in surrogate.items():
+        if k == "normalize":
+            continue
         if k != "name" and (isinstance(v, bool) or not isinstance(v, (int, float))):
             _fail(f"surrogate.{k}", v, "a number")
     _float(cfg, "dataset.val_fraction", 0.0, 0.99, lo_open=False, optional=True)

@@ -240,10 +240,8 @@ def wandb_settings(cfg: DictConfig) -> dict[str, Any] | None:
     logger["name"] = logger.get("run_name") or writers.default_run_name(
         plain(cfg.surrogate), int(cfg.seed))
     # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
-    from snntrain import report  # TEMP until writers has these
-
-    logger["group"] = logger.get("group") or report.hydra_sweep_group()
-    logger["tags"] = [*(logger.get("tags") or []), *report.run_tags(cfg)]
+    logger["group"] = logger.get("group") or writers.hydra_sweep_group()
+    logger["tags"] = [*(logger.get("tags") or []), *writers.run_tags(cfg)]
     return logger
 
 
@@ -364,8 +362,8 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
         ckpts.save(progress.step, exp.parallel.unreplicate(runner.state),
                    progress.to_meta(exp.seed, runner.key, fp))
 
-    with Progress(exp.total_steps, exp.steps_per_epoch,
-                  enabled=exp.parallel.is_main and bool(tcfg.progress)) as bar:
+    with Progress(exp.total_steps, exp.steps_per_epoch, exp.parallel.is_main and tcfg.progress,
+                  batch_size=exp.batch_size) as bar:
         bar.update(progress.step, {})
         while progress.epoch < exp.epochs:
             for step, m in runner.epoch(progress, stop):
