@@ -127,7 +127,10 @@ def test_every_name_to_class_group_is_a_registry_with_the_config_files_names():
     ("build", "message"),
     [
         (lambda: neurons.get("izh"), "unknown neuron 'izh'; valid: alif, if, lif"),
-        (lambda: encoding.get("delta"), "unknown encoder 'delta'; valid: direct, latency, none, rate"),
+        (
+            lambda: encoding.get("delta"),
+            "unknown encoder 'delta'; valid: direct, latency, none, rate",
+        ),
         (
             lambda: models.create("transformer", (8, 8, 1), 10, seed=0),
             "unknown model 'transformer'; valid: conv, mlp, recurrent",
