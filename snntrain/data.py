@@ -13,10 +13,10 @@ Loaders (``conf/dataset/<name>.yaml`` ↔ :data:`LOADERS`): ``digits`` (scikit-l
 ``mnist``, ``fashion_mnist``, ``kmnist``, ``emnist_letters``, ``cifar10``, ``svhn`` and any other
 tfds image classification dataset (``tfds``) through ``tfds.data_source`` — no TensorFlow needed
 to read a prepared dataset; loaded by :mod:`snntrain.tfds_data` — ``arrays``, a user's
-``.npz`` file, and the event datasets of :mod:`snntrain.events` (``shd``, ``ssc``,
-``nmnist``, ``dvs_gesture``, ``events``). A dataset that is missing, cannot be downloaded (no
-network: detected in seconds, not after tfds's 3-minute retry loop) or needs TensorFlow to
-prepare raises a one-line :class:`DatasetError` (a ``ValueError``) that says how to fix it;
+``.npz`` file, and the event datasets of :mod:`snntrain.events` (``shd``, ``ssc``, ``nmnist``,
+``dvs_gesture``, ``events``). A dataset that is missing, cannot be downloaded (no network:
+detected in seconds, not after tfds's 3-minute retry loop) or needs TensorFlow to prepare
+raises a one-line :class:`DatasetError` (a ``ValueError``) that says how to fix it;
 ``python -m snntrain.data prepare NAME`` prepares one ahead of time.
 
 The pipeline (:func:`batches`, reading the rows of :func:`batch_plan`) is index based and
