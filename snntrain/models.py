@@ -13,7 +13,11 @@ The contract, for every model:
   the values and gradients are those of ``remat=False``.
 * ``aux["rates"]``: ``{layer: rate_B}``, the firing rate of every hidden spiking layer per example
   (mean over time and neurons; the trainer masks, averages and regularises them);
-  ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example.
+  ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example;
+  for :mod:`snntrain.synops`, ``aux["updates"]`` (neuron-state updates per example, readout
+  included) and, per synaptic layer of ``model.synapses()``, ``aux["in_counts"]`` (nonzero
+  inputs per example and input feature, summed over time), ``aux["in_steps"]`` and
+  ``aux["in_binary"]``.
 * ``model.trace(x, spike_fn, remat) -> (out_TxBxC, aux)``: the readout before the reduction
   over time (output membrane, or output spikes for ``spike_count``); ``__call__`` reduces it.
   Tests use it to check causality.
