@@ -5,13 +5,14 @@ represent is refused."""
 
 import jax
 import jax.numpy as jnp
-import nir
 import numpy as np
 import pytest
 from flax import nnx
 from jax import lax
 
-from snntrain import export, models, neurons, surrogates
+nir = pytest.importorskip("nir")
+
+from snntrain import export, models, neurons, surrogates  # noqa: E402
 
 spike = surrogates.FastSigmoid(alpha=5.0)
 T, B = 7, 3
@@ -282,3 +283,26 @@ def test_sum_pool_folds_into_the_conv():
     g.nodes["conv0"].bias = g.nodes["conv0"].bias / 4
     params = export.from_nir(g, _model("conv_same_avg_before", 1))
     np.testing.assert_allclose(params["conv0"]["kernel"][...], m.conv0.kernel[...], rtol=1e-6)
+
+
+def test_spyx_imports_our_graph():
+    """spyx's NIR importer reads our graph with our weights, beta and thresholds. Its LIF is not
+    NIR's: it fires from the previous step's membrane (a one-step delay per layer) and resets by
+    subtraction, so its spikes equal ours only delayed, on an input where no neuron would fire
+    twice (one input step, currents below 2 threshold / beta): then layer l fires at t + l."""
+    spyx_nir = pytest.importorskip("spyx.nir")
+    m = models.MLP((4,), 3, hidden=[5], readout="spike_count", rngs=nnx.Rngs(0),
+                   neuron=neuron_cfg(beta=0.8, threshold=1.0, reset="zero"))
+    rng = np.random.default_rng(0)
+    m.fc0.kernel[...] = jnp.asarray(rng.uniform(0.0, 1.2, (4, 5)), jnp.float32)
+    m.readout.linear.kernel[...] = jnp.asarray(rng.uniform(0.0, 0.45, (5, 3)), jnp.float32)
+    x = jnp.zeros((6, 2, 4)).at[0].set(jnp.array([[1.0, 1.0, 0, 0], [0, 0, 1.0, 1.0]]))
+    model, out = spyx_nir.from_nir(export.to_nir(m), x, dt=1.0)
+    fc0, lif0 = model.layers[0], model.layers[1]
+    np.testing.assert_array_equal(fc0.kernel[...], m.fc0.kernel[...])
+    np.testing.assert_allclose(lif0.beta[...], 0.8, rtol=1e-6)
+    np.testing.assert_array_equal(lif0.threshold, 1.0)
+    ours, _ = m.trace(x, spike)
+    assert float(ours.sum()) > 0
+    np.testing.assert_array_equal(np.asarray(out)[2:], np.asarray(ours)[:-2])
+    assert float(np.abs(np.asarray(out)[:2]).sum()) == 0 == float(ours[-2:].sum())
