@@ -16,8 +16,8 @@ The contract, for every model:
   ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example;
   for :mod:`snntrain.synops`, ``aux["updates"]`` (neuron-state updates per example, readout
   included) and, per synaptic layer of ``model.synapses()``, ``aux["in_counts"]`` (nonzero
-  inputs per example and input feature, summed over time), ``aux["in_steps"]`` and
-  ``aux["in_binary"]``.
+  inputs per example summed over time; per input pixel for convolutions), ``aux["in_steps"]``
+  and ``aux["in_binary"]``.
 * ``model.trace(x, spike_fn, remat) -> (out_TxBxC, aux)``: the readout before the reduction
   over time (output membrane, or output spikes for ``spike_count``); ``__call__`` reduces it.
   Tests use it to check causality.
@@ -222,19 +222,40 @@ def _record(aux: dict, name: str, s_TxBx: Array, batch_axis: int = 1) -> None:
     aux["updates"][name] = jnp.full((n_B,), s_TxBx.size // max(n_B, 1), jnp.float32)
 
 
-def _record_input(aux: dict, name: str, x: Array, step_axis: int = 0, batch_axis: int = 1) -> None:
+def _record_input(
+    aux: dict,
+    name: str,
+    x: Array,
+    step_axis: int = 0,
+    batch_axis: int = 1,
+    spikes: bool = False,
+    per_feature: bool = False,
+) -> None:
     """Store what entered the synaptic layer ``name`` (read by :mod:`snntrain.synops`) from all
     its evaluations ``x`` (``S`` of them on ``step_axis``: ``S = T``, or 1 for the ``direct``
-    input, whose first layer runs once; examples on ``batch_axis``): the nonzero inputs per
-    example and input feature summed over the evaluations (``in_counts``, ``B x F...``), ``S``
+    input, whose first layer runs once; examples on ``batch_axis``): the number of nonzero
+    inputs per example summed over the evaluations (``in_counts``: ``B``, or ``B x F...`` per
+    input feature with ``per_feature``, for a convolution's non-uniform fan-out), ``S``
     (``in_steps``, ``B``), and whether every input was 0 or 1 (``in_binary``, ``B``: spikes,
-    i.e. accumulates; else analog multiply-accumulates)."""
+    i.e. accumulates; else analog multiply-accumulates), checked unless ``spikes`` says so
+    (the output of a spiking layer, or its max-pooling: exactly 0 or 1 by construction)."""
     step_axis, batch_axis = step_axis % x.ndim, batch_axis % x.ndim
-    counts = (x != 0).astype(jnp.float32).sum(step_axis)
-    aux["in_counts"][name] = jnp.moveaxis(counts, batch_axis - (step_axis < batch_axis), 0)
-    aux["in_steps"][name] = jnp.full((x.shape[batch_axis],), x.shape[step_axis], jnp.float32)
     others = tuple(a for a in range(x.ndim) if a != batch_axis)
-    aux["in_binary"][name] = ((x == 0) | (x == 1)).all(axis=others).astype(jnp.float32)
+    if per_feature:  # an unrolled sum over the steps: XLA:CPU reduces a major axis ~20x slower
+        counts = jnp.zeros(x.shape[:step_axis] + x.shape[step_axis + 1 :], jnp.float32)
+        for t in range(x.shape[step_axis]):
+            counts = counts + (jax.lax.index_in_dim(x, t, step_axis, keepdims=False) != 0)
+        counts = jnp.moveaxis(counts, batch_axis - (step_axis < batch_axis), 0)
+    elif spikes:  # 0/1: the count is the sum (the same reduction as the layer's spike count)
+        counts = x.sum(axis=others).astype(jnp.float32)
+    else:
+        counts = (x != 0).astype(jnp.float32).sum(axis=others)
+    aux["in_counts"][name] = counts
+    aux["in_steps"][name] = jnp.full((x.shape[batch_axis],), x.shape[step_axis], jnp.float32)
+    if spikes:
+        aux["in_binary"][name] = jnp.ones((x.shape[batch_axis],), jnp.float32)
+    else:
+        aux["in_binary"][name] = ((x == 0) | (x == 1)).all(axis=others).astype(jnp.float32)
 
 
 def _evaluations(h: Array | Repeated) -> Array:
@@ -388,6 +409,7 @@ class SNN(nnx.Module):
 
     readout: Readout
     remat_chunk: int = 0
+    spiking_features: bool = True  # features() returns exact 0/1 spikes
 
     def features(
         self, x_TxBx: Array | Repeated, spike_fn: Callable, remat: bool, carry: dict, aux: dict
@@ -421,7 +443,7 @@ class SNN(nnx.Module):
         out_TxBxC, carry["readout"] = self.readout.trace(
             s_TxBxN, spike_fn, remat, carry.get("readout")
         )
-        _record_input(aux, "readout", s_TxBxN)
+        _record_input(aux, "readout", s_TxBxN, spikes=self.spiking_features)
         T, B, C = out_TxBxC.shape
         aux["updates"]["readout"] = jnp.full((B,), T * C, jnp.float32)
         return out_TxBxC, carry, aux
@@ -550,7 +572,8 @@ class MLP(SNN):
         for i in range(self.n_layers):
             fc = getattr(self, f"fc{i}")
             x_SxBx = _evaluations(h)
-            _record_input(aux, f"fc{i}", x_SxBx.reshape(*x_SxBx.shape[:2], fc.in_features))
+            x_SxBxF = x_SxBx.reshape(*x_SxBx.shape[:2], fc.in_features)
+            _record_input(aux, f"fc{i}", x_SxBxF, spikes=i > 0)
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             rec = None
             if self.recurrent:
@@ -560,7 +583,8 @@ class MLP(SNN):
             h = self._spiking(f"lif{i}", i_TxBxN, spike_fn, remat, carry, aux, rec)
             if self.recurrent:  # step t of the scan feeds back s_{t-1}
                 s_prev = jnp.zeros_like(h[:1]) if prev is None else prev[1][None]
-                _record_input(aux, f"rec{i}", jnp.concatenate([s_prev, h])[: h.shape[0]])
+                s_TxBxN = jnp.concatenate([s_prev, h])[: h.shape[0]]
+                _record_input(aux, f"rec{i}", s_TxBxN, spikes=True)
         return h
 
     def synapses(self) -> tuple[dict, ...]:
@@ -694,6 +718,8 @@ class ConvSNN(SNN):
         self.padding, self.pools = padding, tuple(pools)
         self.pool_before_neuron, self.norm = bool(pool_before_neuron), norm
         self.pool_mode, self.kernels = pool_mode, tuple(kernels)
+        # averaged spikes are not 0/1: the layer after them does multiply-accumulates
+        self.spiking_features = pool_mode == "max" or bool(pool_before_neuron) or bool(dense)
         h, w, c = in_shape
         conv_in = []  # (C, H, W) entering each conv layer
         for i, (c_out, k, p) in enumerate(zip(channels, kernels, pools, strict=True)):
@@ -752,13 +778,16 @@ class ConvSNN(SNN):
         else:
             T, B = x_TxBx.shape[:2]
             h_CxHxWxN = _to_examples_minor(x_TxBx)
+        # after a neuron, the next layer's inputs are spikes (0/1), unless averaged
+        spikes_in = self.pool_mode == "max" or self.pool_before_neuron
         for i in range(self.n_conv):
             conv, p = getattr(self, f"conv{i}"), self.pools[i]
             if repeated and i == 0:
-                _record_input(aux, "conv0", x_TxBx.x_Bx.transpose(0, 3, 1, 2)[None])
+                x_1xBxCxHxW = x_TxBx.x_Bx.transpose(0, 3, 1, 2)[None]
+                _record_input(aux, "conv0", x_1xBxCxHxW, per_feature=True)
             else:
                 x_CxHxWxTxB = h_CxHxWxN.reshape(*h_CxHxWxN.shape[:3], T, B)
-                _record_input(aux, f"conv{i}", x_CxHxWxTxB, step_axis=3, batch_axis=4)
+                _record_input(aux, f"conv{i}", x_CxHxWxTxB, 3, 4, i > 0 and spikes_in, True)
             p_now = p if self.pool_before_neuron else 1
             if self.pool_mode == "max":
                 z = conv(h_CxHxWxN, p_now)
@@ -779,7 +808,7 @@ class ConvSNN(SNN):
         h = h_CxHxWxN.reshape(c, hh, ww, T, B).transpose(3, 4, 1, 2, 0).reshape(T, B, hh * ww * c)
         for j in range(self.n_dense):
             fc = getattr(self, f"fc{j}")
-            _record_input(aux, f"fc{j}", h)
+            _record_input(aux, f"fc{j}", h, spikes=j > 0 or spikes_in)
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             h = self._spiking(f"lif{self.n_conv + j}", i_TxBxN, spike_fn, remat, carry, aux)
         return h

@@ -3,7 +3,8 @@
 What an evaluated SNN costs, per example, in NeuroBench's definitions (Yik et al. 2025), counted
 from the spikes a forward pass already computes (no second pass). Every model records, per
 synaptic layer of ``model.synapses()`` (``fc0``, ``rec0``, ``conv0``, ..., ``readout``), the
-number of nonzero inputs per example and input feature summed over time (``aux["in_counts"]``),
+number of nonzero inputs per example summed over time (``aux["in_counts"]``; per input pixel
+for convolutions, whose fan-out is not uniform),
 how many times the layer ran (``aux["in_steps"]``: ``T``, or 1 for the ``direct`` input, whose
 first layer runs once) and whether all its inputs were 0/1 (``aux["in_binary"]``). Because a
 synaptic operation is linear in its inputs, the counts are exact:
@@ -151,9 +152,14 @@ def eval_sums(aux: Mapping[str, Any], mask_B: Array, synapses: Any) -> dict[str,
     total = {"acs": 0.0, "macs": 0.0, "dense": 0.0, "ann_macs": 0.0}
     for syn in _synapses(synapses):
         name = syn["name"]
-        counts_BxF = aux["in_counts"][name].astype(jnp.float32)
-        f = jnp.asarray(fanout(syn), jnp.float32)
-        ops_B = (counts_BxF * f).reshape(counts_BxF.shape[0], -1).sum(-1)
+        counts = aux["in_counts"][name].astype(jnp.float32)
+        f = fanout(syn)
+        if counts.ndim == 1:  # per-example totals: the fan-out must be uniform (dense)
+            if f.size and not np.all(f == f.flat[0]):
+                raise ValueError(f"{name}: a non-uniform fan-out needs per-input counts")
+            ops_B = counts * float(f.flat[0] if f.size else 0)
+        else:
+            ops_B = (counts * jnp.asarray(f, jnp.float32)).reshape(counts.shape[0], -1).sum(-1)
         binary_B = aux["in_binary"][name].astype(jnp.float32)
         n_conn = float(connections(syn))
         sums = {
