@@ -306,3 +306,29 @@ def test_spyx_imports_our_graph():
     assert float(ours.sum()) > 0
     np.testing.assert_array_equal(np.asarray(out)[2:], np.asarray(ours)[:-2])
     assert float(np.abs(np.asarray(out)[:2]).sum()) == 0 == float(ours[-2:].sum())
+
+
+@pytest.mark.slow
+def test_cli_exports_a_trained_run(tmp_path, capsys):
+    """Train one tiny epoch, export with ``python -m snntrain.export``, load it back."""
+    from conftest import compose
+
+    from snntrain import train
+
+    cfg = compose("model.neuron.reset=zero", "T=4", "model.hidden=[8]")
+    run = tmp_path / "run"
+    train.train_and_evaluate(cfg, run)
+    out = tmp_path / "model.nir"
+    assert export.main([str(run), "--nir", str(out)]) == 0
+    graph = nir.read(out, type_check=True)
+    assert int(graph.metadata["T"]) == 4 and str(graph.metadata["encoder"]) == "rate"
+    params = train.params_of(run)
+    loaded = export.from_nir(out, train.build(cfg).model())
+    for p, q in zip(jax.tree.leaves(loaded), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+    assert export.main([str(tmp_path / "nothing"), "--nir", str(out)]) == 2
+    assert "snntrain: error:" in capsys.readouterr().err
+    bad = compose("T=4", "model.hidden=[8]")  # reset=subtract: refused with the fix
+    train.train_and_evaluate(bad, tmp_path / "sub")
+    assert export.main([str(tmp_path / "sub"), "--nir", str(out)]) == 2
+    assert "use model.neuron.reset=zero" in capsys.readouterr().err
