@@ -13,7 +13,11 @@ The contract, for every model:
   the values and gradients are those of ``remat=False``.
 * ``aux["rates"]``: ``{layer: rate_B}``, the firing rate of every hidden spiking layer per example
   (mean over time and neurons; the trainer masks, averages and regularises them);
-  ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example.
+  ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example;
+  for :mod:`snntrain.synops`, ``aux["updates"]`` (neuron-state updates per example, readout
+  included) and, per synaptic layer of ``model.synapses()``, ``aux["in_counts"]`` (nonzero
+  inputs per example summed over time; per input pixel for convolutions), ``aux["in_steps"]``
+  and ``aux["in_binary"]``.
 * ``model.trace(x, spike_fn, remat) -> (out_TxBxC, aux)``: the readout before the reduction
   over time (output membrane, or output spikes for ``spike_count``); ``__call__`` reduces it.
   Tests use it to check causality.
@@ -87,6 +91,57 @@ def _record(aux: dict, name: str, s_TxBx: Array, batch_axis: int = 1) -> None:
     axes = tuple(a for a in range(s_TxBx.ndim) if a != batch_axis)
     aux["rates"][name] = s_TxBx.mean(axis=axes)
     aux["spike_counts"][name] = s_TxBx.sum(axis=axes)
+    n_B = s_TxBx.shape[batch_axis]
+    aux["updates"][name] = jnp.full((n_B,), s_TxBx.size // max(n_B, 1), jnp.float32)
+
+
+def _record_input(
+    aux: dict,
+    name: str,
+    x: Array,
+    step_axis: int = 0,
+    batch_axis: int = 1,
+    spikes: bool = False,
+    per_feature: bool = False,
+) -> None:
+    """Store what entered the synaptic layer ``name`` (read by :mod:`snntrain.synops`) from all
+    its evaluations ``x`` (``S`` of them on ``step_axis``: ``S = T``, or 1 for the ``direct``
+    input, whose first layer runs once; examples on ``batch_axis``): the number of nonzero
+    inputs per example summed over the evaluations (``in_counts``: ``B``, or ``B x F...`` per
+    input feature with ``per_feature``, for a convolution's non-uniform fan-out), ``S``
+    (``in_steps``, ``B``), and whether every input was 0 or 1 (``in_binary``, ``B``: spikes,
+    i.e. accumulates; else analog multiply-accumulates), checked unless ``spikes`` says so
+    (the output of a spiking layer, or its max-pooling: exactly 0 or 1 by construction)."""
+    step_axis, batch_axis = step_axis % x.ndim, batch_axis % x.ndim
+    others = tuple(a for a in range(x.ndim) if a != batch_axis)
+    if per_feature:  # an unrolled sum over the steps: XLA:CPU reduces a major axis ~20x slower
+        counts = jnp.zeros(x.shape[:step_axis] + x.shape[step_axis + 1 :], jnp.float32)
+        for t in range(x.shape[step_axis]):
+            counts = counts + (jax.lax.index_in_dim(x, t, step_axis, keepdims=False) != 0)
+        counts = jnp.moveaxis(counts, batch_axis - (step_axis < batch_axis), 0)
+    elif spikes:  # 0/1: the count is the sum (the same reduction as the layer's spike count)
+        counts = x.sum(axis=others).astype(jnp.float32)
+    else:
+        counts = (x != 0).astype(jnp.float32).sum(axis=others)
+    aux["in_counts"][name] = counts
+    aux["in_steps"][name] = jnp.full((x.shape[batch_axis],), x.shape[step_axis], jnp.float32)
+    if spikes:
+        aux["in_binary"][name] = jnp.ones((x.shape[batch_axis],), jnp.float32)
+    else:
+        aux["in_binary"][name] = ((x == 0) | (x == 1)).all(axis=others).astype(jnp.float32)
+
+
+def _evaluations(h: Array | Repeated) -> Array:
+    """The inputs a layer's synaptic operation actually runs on, stacked: ``T x B x ...``, or
+    ``1 x B x ...`` for a :class:`Repeated` input (computed once, broadcast over time)."""
+    return h.x_Bx[None] if isinstance(h, Repeated) else h
+
+
+POOL_MODES = ("max", "avg")
+# what a forward pass records in ``aux`` (see the module docstring); the counts add up over
+# time blocks, ``rates`` is a mean and ``in_binary`` a logical and
+AUX_SUMMED = ("spike_counts", "updates", "in_counts", "in_steps")
+AUX_KEYS = ("rates", *AUX_SUMMED, "in_binary")
 
 
 class SpikingNeurons(nnx.Module):
@@ -189,6 +244,10 @@ class Readout(nnx.Module):
                 neuron or neurons_lib.LIF(), n_classes, learn_beta, learn_threshold
             )
 
+    def synapse(self) -> dict:
+        """The static description of the output synapses (see ``SNN.synapses``)."""
+        return _dense("readout", self.linear.in_features, self.linear.out_features)
+
     def trace(
         self, s_TxBxN: Array, spike_fn: Callable, remat: bool = False, carry: Any = None
     ) -> tuple[Array, Any]:
@@ -223,6 +282,7 @@ class SNN(nnx.Module):
 
     readout: Readout
     remat_chunk: int = 0
+    spiking_features: bool = True  # features() returns exact 0/1 spikes
 
     def features(
         self, x_TxBx: Array | Repeated, spike_fn: Callable, remat: bool, carry: dict, aux: dict
@@ -251,11 +311,14 @@ class SNN(nnx.Module):
     def _block(self, x_TxBx, spike_fn: Callable, remat: bool, carry: dict | None):
         """``(out_TxBxC, carry, aux)`` of one time block, starting from ``carry``."""
         carry = dict(carry or {})
-        aux: dict[str, dict[str, Array]] = {"rates": {}, "spike_counts": {}}
+        aux: dict[str, dict[str, Array]] = {k: {} for k in AUX_KEYS}
         s_TxBxN = self.features(realize(x_TxBx), spike_fn, remat, carry, aux)
         out_TxBxC, carry["readout"] = self.readout.trace(
             s_TxBxN, spike_fn, remat, carry.get("readout")
         )
+        _record_input(aux, "readout", s_TxBxN, spikes=self.spiking_features)
+        T, B, C = out_TxBxC.shape
+        aux["updates"]["readout"] = jnp.full((B,), T * C, jnp.float32)
         return out_TxBxC, carry, aux
 
     def trace(
@@ -289,19 +352,25 @@ class SNN(nnx.Module):
         carry, (out, aux) = jax.lax.scan(body, carry0, xs, length=n)
         out = out.reshape(n * chunk, *out.shape[2:])
         rates = {k: r.sum(0) * chunk for k, r in aux["rates"].items()}
-        counts = {k: c.sum(0) for k, c in aux["spike_counts"].items()}
+        totals = {g: {k: c.sum(0) for k, c in aux[g].items()} for g in AUX_SUMMED}
+        binary = {k: b.min(0) for k, b in aux["in_binary"].items()}
         if rest:
             out_r, _, aux_r = block(window(x_TxBx, n * chunk, rest), carry)
             out = jnp.concatenate([out, out_r])
             rates = {k: r + aux_r["rates"][k] * rest for k, r in rates.items()}
-            counts = {k: c + aux_r["spike_counts"][k] for k, c in counts.items()}
-        return out, {"rates": {k: r / T for k, r in rates.items()}, "spike_counts": counts}
+            totals = {g: {k: c + aux_r[g][k] for k, c in d.items()} for g, d in totals.items()}
+            binary = {k: jnp.minimum(b, aux_r["in_binary"][k]) for k, b in binary.items()}
+        return out, {"rates": {k: r / T for k, r in rates.items()}, **totals, "in_binary": binary}
 
     def __call__(
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
         out_TxBxC, aux = self.trace(x_TxBx, spike_fn, remat)
         return self.readout.reduce(out_TxBxC), aux
+
+
+def _dense(name: str, n_in: int, n_out: int) -> dict:
+    return {"name": name, "kind": "dense", "in_shape": (int(n_in),), "n_out": int(n_out)}
 
 
 def _remat_chunk(chunk: int) -> int:
@@ -375,13 +444,32 @@ class MLP(SNN):
         h = x_TxBx
         for i in range(self.n_layers):
             fc = getattr(self, f"fc{i}")
+            x_SxBx = _evaluations(h)
+            x_SxBxF = x_SxBx.reshape(*x_SxBx.shape[:2], fc.in_features)
+            _record_input(aux, f"fc{i}", x_SxBxF, spikes=i > 0)
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             rec = None
             if self.recurrent:
                 w_NxN = getattr(self, f"rec{i}").kernel[...]
                 rec = lambda s_BxN, w_NxN=w_NxN: s_BxN @ w_NxN
+                prev = carry.get(f"lif{i}")  # (state, s_{t-1}) at the block start
             h = self._spiking(f"lif{i}", i_TxBxN, spike_fn, remat, carry, aux, rec)
+            if self.recurrent:  # step t of the scan feeds back s_{t-1}
+                s_prev = jnp.zeros_like(h[:1]) if prev is None else prev[1][None]
+                s_TxBxN = jnp.concatenate([s_prev, h])[: h.shape[0]]
+                _record_input(aux, f"rec{i}", s_TxBxN, spikes=True)
         return h
+
+    def synapses(self) -> tuple[dict, ...]:
+        """A static description of every synaptic layer, in order (for
+        :mod:`snntrain.synops`): ``name``, ``kind`` (``dense``), ``in_shape``, ``n_out``."""
+        out = []
+        for i in range(self.n_layers):
+            fc = getattr(self, f"fc{i}")
+            out.append(_dense(f"fc{i}", fc.in_features, fc.out_features))
+            if self.recurrent:
+                out.append(_dense(f"rec{i}", fc.out_features, fc.out_features))
+        return (*out, self.readout.synapse())
 
 
 class RecurrentMLP(MLP):
@@ -438,6 +526,8 @@ class ConvSNN(SNN):
       pool: max-pool window (= stride) after each conv layer; one value or one per layer
         (1: no pooling).
       pool_before_neuron: pool the current before the neuron (true) or the spikes after it.
+      pool_mode: ``max`` (default) or ``avg`` (the mean over each window: linear, so the
+        network can be exported to NIR, whose pooling nodes are sum and average).
       norm: ``none`` | ``layer`` (LayerNorm of each image's current at each step, over
         ``H, W, C``, with per-channel scale and bias; time-local and per example, so it keeps
         causality and data-parallel equality, unlike batch norm). The default ``layer`` made
@@ -461,6 +551,7 @@ class ConvSNN(SNN):
         padding: str = "SAME",
         pool: int | Sequence[int] = 2,
         pool_before_neuron: bool = True,
+        pool_mode: str = "max",
         norm: str = "layer",
         conv_method: str = "auto",
         dense: Sequence[int] = (),
@@ -487,6 +578,8 @@ class ConvSNN(SNN):
             raise ValueError(f"model.padding must be one of {PADDINGS}, got {padding!r}")
         if norm not in NORMS:
             raise ValueError(f"model.norm must be one of {NORMS}, got {norm!r}")
+        if pool_mode not in POOL_MODES:
+            raise ValueError(f"model.pool_mode must be one of {POOL_MODES}, got {pool_mode!r}")
         dense = [int(d) for d in dense]
         if any(d < 1 for d in dense):
             raise ValueError(f"model.dense must be a list of sizes >= 1, got {dense}")
@@ -497,8 +590,13 @@ class ConvSNN(SNN):
         self.n_conv, self.n_dense = len(channels), len(dense)
         self.padding, self.pools = padding, tuple(pools)
         self.pool_before_neuron, self.norm = bool(pool_before_neuron), norm
+        self.pool_mode, self.kernels = pool_mode, tuple(kernels)
+        # averaged spikes are not 0/1: the layer after them does multiply-accumulates
+        self.spiking_features = pool_mode == "max" or bool(pool_before_neuron) or bool(dense)
         h, w, c = in_shape
+        conv_in = []  # (C, H, W) entering each conv layer
         for i, (c_out, k, p) in enumerate(zip(channels, kernels, pools, strict=True)):
+            conv_in.append((c, h, w))
             setattr(self, f"conv{i}", Conv(c, c_out, k, padding, conv_method, rngs=rngs))
             if padding == "VALID":
                 h, w = h - k + 1, w - k + 1
@@ -524,6 +622,7 @@ class ConvSNN(SNN):
             if not self.pool_before_neuron:
                 h, w = h // p, w // p
             c = c_out
+        self.conv_in_shapes = tuple(conv_in)
         sizes = [h * w * c, *dense]
         for j, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             setattr(self, f"fc{j}", nnx.Linear(n_in, n_out, rngs=rngs))
@@ -552,9 +651,21 @@ class ConvSNN(SNN):
         else:
             T, B = x_TxBx.shape[:2]
             h_CxHxWxN = _to_examples_minor(x_TxBx)
+        # after a neuron, the next layer's inputs are spikes (0/1), unless averaged
+        spikes_in = self.pool_mode == "max" or self.pool_before_neuron
         for i in range(self.n_conv):
             conv, p = getattr(self, f"conv{i}"), self.pools[i]
-            z = conv(h_CxHxWxN, p if self.pool_before_neuron else 1)
+            if repeated and i == 0:
+                x_1xBxCxHxW = x_TxBx.x_Bx.transpose(0, 3, 1, 2)[None]
+                _record_input(aux, "conv0", x_1xBxCxHxW, per_feature=True)
+            else:
+                x_CxHxWxTxB = h_CxHxWxN.reshape(*h_CxHxWxN.shape[:3], T, B)
+                _record_input(aux, f"conv{i}", x_CxHxWxTxB, 3, 4, i > 0 and spikes_in, True)
+            p_now = p if self.pool_before_neuron else 1
+            if self.pool_mode == "max":
+                z = conv(h_CxHxWxN, p_now)
+            else:
+                z = avg_pool(conv(h_CxHxWxN, 1), p_now)
             if self.norm == "layer":
                 z = _layer_norm(z, getattr(self, f"norm{i}"))
             if repeated and i == 0:
@@ -564,14 +675,33 @@ class ConvSNN(SNN):
             s = self._spiking(f"lif{i}", i_TxCxHxWxB, spike_fn, remat, carry, aux, batch_axis=-1)
             h_CxHxWxN = jnp.moveaxis(s, 0, 3).reshape(*s.shape[1:4], T * B)
             if not self.pool_before_neuron:
-                h_CxHxWxN = max_pool(h_CxHxWxN, p)
+                pool_fn = max_pool if self.pool_mode == "max" else avg_pool
+                h_CxHxWxN = pool_fn(h_CxHxWxN, p)
         c, hh, ww, _ = h_CxHxWxN.shape
         h = h_CxHxWxN.reshape(c, hh, ww, T, B).transpose(3, 4, 1, 2, 0).reshape(T, B, hh * ww * c)
         for j in range(self.n_dense):
             fc = getattr(self, f"fc{j}")
+            _record_input(aux, f"fc{j}", h, spikes=j > 0 or spikes_in)
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             h = self._spiking(f"lif{self.n_conv + j}", i_TxBxN, spike_fn, remat, carry, aux)
         return h
+
+    def synapses(self) -> tuple[dict, ...]:
+        """A static description of every synaptic layer, in order (for
+        :mod:`snntrain.synops`): ``name``, ``kind`` (``conv`` | ``dense``), ``in_shape``
+        (``(C, H, W)`` for convolutions), ``n_out``; convolutions also ``kernel``, ``padding``
+        and ``pool`` (the pooling applied to the conv output before the neuron, 1 if none:
+        conv outputs outside whole pooling windows are never needed)."""
+        out = []
+        for i, (shape, k) in enumerate(zip(self.conv_in_shapes, self.kernels, strict=True)):
+            n_out = int(getattr(self, f"conv{i}").kernel.shape[-1])
+            pool = self.pools[i] if self.pool_before_neuron else 1
+            out.append({"name": f"conv{i}", "kind": "conv", "in_shape": shape, "n_out": n_out,
+                        "kernel": k, "padding": self.padding, "pool": pool})
+        for j in range(self.n_dense):
+            fc = getattr(self, f"fc{j}")
+            out.append(_dense(f"fc{j}", fc.in_features, fc.out_features))
+        return (*out, self.readout.synapse())
 
 
 def _to_examples_minor(x_TxBxHxWxC: Array) -> Array:
@@ -590,6 +720,16 @@ def _layer_norm(z_CxHxWxN: Array, norm: nnx.LayerNorm) -> Array:
     y = (z - mu) * jax.lax.rsqrt(var + norm.epsilon)
     y = y * norm.scale[...][:, None, None, None] + norm.bias[...][:, None, None, None]
     return y.astype(z_CxHxWxN.dtype)
+
+
+def avg_pool(x_CxHxWxN: Array, k: int) -> Array:
+    """Non-overlapping ``k x k`` average pooling over axes 1 and 2 (``VALID``: trailing
+    rows/columns are dropped), the mean of each window (NIR's ``AvgPool2d``)."""
+    if k == 1:
+        return x_CxHxWxN
+    c, h, w, n = x_CxHxWxN.shape
+    x = x_CxHxWxN[:, : h // k * k, : w // k * k]
+    return x.reshape(c, h // k, k, w // k, k, n).mean(axis=(2, 4))
 
 
 class Conv(nnx.Module):
