@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
-from snntrain import encoding, models, optim, surrogates
+from snntrain import encoding, models, optim, surrogates, synops
 from snntrain import parallel as par
 from snntrain.config import ConfigError, validate
 from snntrain.losses import RateRegularizer
@@ -51,6 +51,8 @@ class Experiment:
     remat: bool
     dtype: Any
     rate_reg: RateRegularizer
+    synapses: Any = None  # static layer descriptions for the cost metrics (None: off)
+    energy: Any = None  # per-operation energies (metrics.energy)
 
     def init_state(self) -> TrainState:
         return TrainState(jnp.zeros((), jnp.int32), self.params, self.tx.init(self.params))
@@ -78,12 +80,21 @@ def build(cfg: DictConfig) -> Experiment:
                                    float(cfg.loss.rate_reg.target))
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
+    synapses = model.synapses() if cfg.metrics.synops and hasattr(model, "synapses") else None
+    if trainer.init_from:
+        from snntrain import export
+
+        try:
+            nnx.update(model, export.load(trainer.init_from, model))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"trainer.init_from={trainer.init_from}: {e}") from None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)
     tx = optim.from_config(cfg.optimizer, total_steps=spe * int(trainer.epochs))
     return Experiment(cfg, data, graphdef, rest, params, tx, surrogate, encoder, dp, batch_size,
                       spe, int(trainer.epochs), seed, int(cfg.T), bool(trainer.remat),
-                      jnp.dtype(trainer.dtype), rate_reg)
+                      jnp.dtype(trainer.dtype), rate_reg, synapses,
+                      synops.energy_from_config(cfg.metrics.energy))
 
 
 def fingerprint(exp: Experiment) -> dict[str, Any]:

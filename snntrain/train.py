@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import parallel as par
-from snntrain import rundir, writers
+from snntrain import rundir, synops, writers
 from snntrain.config import ConfigError
 from snntrain.experiment import Experiment, build, device_info, fingerprint
 from snntrain.progress import Progress
@@ -173,6 +173,8 @@ def evaluate(exp: Experiment, eval_fn, params, source, key) -> dict[str, float]:
     n = max(totals.pop("count"), 1.0)
     out = {"loss": totals.pop("loss") / n, "accuracy": totals.pop("correct") / n}
     out.update({k: v / n for k, v in totals.items()})
+    if exp.synapses is not None:  # per-example cost metrics, sparsity and energy
+        out.update(synops.finalize(totals, n, exp.energy))
     return out
 
 
@@ -424,6 +426,9 @@ def summarize(exp: Experiment, progress: RunProgress, runner: StepRunner, status
         "best_val_epoch": progress.best_val_epoch,
         "firing_rates": {k[len("test_rate/"):]: v for k, v in last.items()
                          if k.startswith("test_rate/")},
+        "cost": {k[len("test_"):]: v for k, v in last.items()
+                 if k.startswith(("test_synops/total/", "test_energy", "test_sparsity/total",
+                                  "test_spikes/total"))},
         "wall_time_s": time.time() - t_start, "train_time_s": runner.train_s,
         "compile_time_s": runner.compile_s or 0.0,
         "samples_per_s": (progress.step - start_step) * exp.batch_size / max(runner.train_s,
