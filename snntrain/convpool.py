@@ -16,7 +16,9 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-CONV_METHODS = ("auto", "s2d", "dense", "lax")
+CONV_METHODS = ("auto", "rule", "s2d", "dense", "lax")
+TUNED = ("s2d", "dense", "lax")  # what ``auto`` times
+MAX_DENSE = 2**26  # Toeplitz matrix entries beyond which ``dense`` is not a candidate
 
 
 def _shift_matrix(k: int, n_in: int, n_out: int, low: int) -> Array:
@@ -72,9 +74,11 @@ def conv_pool(
       ``H W / k^2`` times the FLOPs); much faster for small images (5-6x on 8x8 digits).
     * ``lax``: ``lax.conv_general_dilated`` then :func:`max_pool`: XLA's own convolution,
       which is what cuDNN / the TPU convolution units run best.
-    * ``auto`` (default): on CPU, ``dense`` when ``H*W <= 4*k*k`` and the matrix is small,
-      else ``s2d`` (the fastest in ``scripts/bench.py``); on GPU/TPU, ``lax`` (not measured:
-      no accelerator here; the vendor convolutions are the safe default there).
+    * ``auto`` (default): the fastest of ``s2d``, ``dense`` and ``lax`` for these shapes on
+      this device, timed once when the step is first traced and cached per device kind and
+      shapes (:mod:`snntrain.autotune`); with ``SNNTRAIN_AUTOTUNE=0``, ``rule``.
+    * ``rule``: a fixed rule: on CPU ``dense`` when ``H*W <= 4*k*k`` and the matrix is small,
+      else ``s2d``; on GPU/TPU ``lax``.
 
     Returns ``O x H_p x W_p x N``.
 
@@ -89,9 +93,11 @@ def conv_pool(
     _, h, w, n = x.shape
     same = padding == "SAME"
     ho, wo = (h, w) if same else (h - k + 1, w - k + 1)
-    if method == "auto" and jax.default_backend() != "cpu":
-        method = "lax"
     if method == "auto":
+        method = tuned_method(x.shape, w_KxKxCxO.shape, x.dtype, padding, pool)
+    if method == "rule" and jax.default_backend() != "cpu":
+        method = "lax"
+    if method == "rule":
         small = h * w <= 4 * k * k and h * w * c * ho * wo * o <= 4 * 2**20
         method = "dense" if small else "s2d"
     if method == "lax":
@@ -143,3 +149,23 @@ def max_pool(x_NxHxWxC: Array, k: int) -> Array:
             piece = x_NxHxWxC[:, i:h:k, j:w:k]
             out = piece if out is None else jnp.maximum(out, piece)
     return out
+
+
+def tuned_method(x_shape: tuple, w_shape: tuple, dtype, padding: str, pool: int) -> str:
+    """The fastest exact formulation of :func:`conv_pool` for these shapes on this device
+    (``rule`` when autotuning is off)."""
+    from snntrain import autotune
+
+    if not autotune.enabled():
+        return "rule"
+    c, h, w, n = x_shape
+    k, o = w_shape[0], w_shape[3]
+    candidates = {
+        m: (lambda x, wk, m=m: conv_pool(x, wk, padding, pool, m))
+        for m in TUNED
+        if m != "dense" or o * h * w * c * h * w <= MAX_DENSE
+    }
+    shapes = [tuple(x_shape), tuple(w_shape), str(jnp.dtype(dtype)), padding, pool]
+    return autotune.fastest(
+        "conv_pool", shapes, candidates,
+        lambda: autotune.random_args((tuple(x_shape), dtype), (tuple(w_shape), dtype)))

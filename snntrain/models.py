@@ -533,9 +533,9 @@ class ConvSNN(SNN):
         causality and data-parallel equality, unlike batch norm). The default ``layer`` made
         the 12C5-MP2-64C5-MP2 net reach >= 98% on digits for every seed we tried (without it,
         2 of 6 runs stayed below); ``none`` is the plain classic net.
-      conv_method: how :func:`conv_pool` computes conv + pool: ``auto`` (the measured fastest
-        formulation on CPU, XLA's convolution on GPU/TPU), ``s2d``, ``dense`` or ``lax``; the
-        same values either way.
+      conv_method: how :func:`conv_pool` computes conv + pool: ``auto`` (the fastest
+        formulation for each layer's shapes on this machine, timed once and cached), ``rule``
+        (a fixed rule), ``s2d``, ``dense`` or ``lax``; the same values either way.
       dense: sizes of spiking dense layers between the flatten and the readout.
       neuron, readout, readout_beta, readout_scale, learn_beta, learn_threshold, remat_chunk:
         as :class:`MLP`; learnable ``beta`` / threshold are per channel in conv layers.
