@@ -56,6 +56,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16",
+              "amx_tile", "asimd", "sve")
+
+
+def cpu_flags() -> str:
+    """The SIMD/matrix extensions of this CPU that XLA:CPU can use (from /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return " ".join(f for f in SIMD_FLAGS if f in have)
+    except OSError:
+        pass
+    return ""
+
+
 def machine_info() -> dict[str, Any]:
     import jax
 
@@ -73,6 +89,7 @@ def machine_info() -> dict[str, Any]:
     }
     return {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "platform": d.platform,
         "device_kind": d.device_kind,

@@ -7,7 +7,8 @@ from typing import Any
 
 def print_machine(info: dict[str, Any], cpu_gemm: float, device_gemm: float | None) -> None:
     print(
-        f"machine: {info['cpu']}, {info['cpu_count']} cores; JAX {info['jax']} on "
+        f"machine: {info['cpu']} ({info.get('cpu_flags') or 'no SIMD flags read'}), "
+        f"{info['cpu_count']} cores; JAX {info['jax']} on "
         f"{info['devices']} {info['platform']} device(s) ({info['device_kind']})"
     )
     for k, v in info["env"].items():
