@@ -48,7 +48,11 @@ SUMMARY_METRICS = (
 )
 # Keys that moved: a config still setting the old one gets a one-line error naming the new.
 MOVED = {"model.rate_reg": "loss.rate_reg"}
-GROUPS = ("surrogate", "model", "dataset", "encoder", "optimizer", "trainer", "loss", "logger")
+GROUPS = ("surrogate", "model", "dataset", "encoder", "optimizer", "trainer", "loss", "metrics",
+          "logger")
+# The groups read as plain dicts (their keys belong to what their ``name`` picks, or, for
+# metrics and logger, which have no name to ask, to the shipped ``conf/<group>/*.yaml``).
+DICT_GROUPS = ("logger", "surrogate", "model", "dataset", "encoder", "optimizer", "metrics")
 
 # ---- rules: each returns None for a good value, else what is allowed ---------------------
 
@@ -127,6 +131,12 @@ def _resume(v: Any) -> str | None:
     return "auto, never or an existing checkpoints/ directory"
 
 
+def _existing_file(v: Any) -> str | None:
+    if v is None or (isinstance(v, str) and Path(v).expanduser().is_file()):
+        return None
+    return "null or an existing file"
+
+
 def _field(rule: Rule) -> Any:
     return dataclasses.field(metadata={"rule": rule})
 
@@ -157,6 +167,7 @@ class TrainerConfig:
     dtype: str = _field(one_of("float32", "bfloat16"))
     progress: bool = _field(one_of(True, False))
     fused_epoch: bool = _field(one_of(True, False))
+    init_from: str | None = _field(_existing_file)  # a .nir graph to initialise the model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +199,7 @@ class RunConfig:
     dataset: dict[str, Any]
     encoder: dict[str, Any]
     optimizer: dict[str, Any]
+    metrics: dict[str, Any]
 
 
 _TOP_RULES: dict[str, Rule] = {
@@ -197,6 +209,7 @@ _TOP_RULES: dict[str, Rule] = {
 }
 # Group keys that nothing checks before data is loaded (applied when the key is present).
 GROUP_RULES: dict[str, Rule] = {
+    "surrogate.normalize": one_of(True, False),
     "optimizer.lr": number(0.0),
     "optimizer.grad_clip": number(0.0, null=True),
     "optimizer.weight_decay": number(0.0, lo_open=False),
@@ -207,6 +220,7 @@ GROUP_RULES: dict[str, Rule] = {
     "dataset.download": one_of(True, False),
     "dataset.in_memory": one_of(True, False, "auto"),
     "logger.mode": one_of("auto", "online", "offline", "disabled"),
+    "metrics.synops": one_of(True, False),
 }
 
 
@@ -378,53 +392,63 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
         if not isinstance(name, str):
             raise _invalid(f"{group}.name", name, f"a name (pick one with {group}=<name>)")
     for key, rule in GROUP_RULES.items():
-        group, _, k = key.partition(".")
-        if k in d[group]:
-            _check(key, d[group][k], rule)
-    _no_unknown("logger", d["logger"], _shipped_keys("logger"))
-    return RunConfig(**top, trainer=trainer, loss=loss,
-                     **{g: d[g] for g in ("logger", "surrogate", "model", "dataset",
-                                          "encoder", "optimizer")})
+        node: Any = d
+        for part in key.split("."):
+            node = node.get(part, _ABSENT) if isinstance(node, Mapping) else _ABSENT
+        if node is not _ABSENT:
+            _check(key, node, rule)
+    for group in ("logger", "metrics"):
+        _no_unknown_nested(group, d[group], _shipped_keys(group))
+    return RunConfig(**top, trainer=trainer, loss=loss, **{g: d[g] for g in DICT_GROUPS})
+
+
+_ABSENT = object()
+
+
+def _no_unknown_nested(prefix: str, d: Mapping[str, Any], valid: Mapping[str, Any]) -> None:
+    _no_unknown(prefix, d, valid)
+    for k, v in d.items():
+        if isinstance(v, Mapping) and isinstance(valid[k], Mapping):
+            _no_unknown_nested(f"{prefix}.{k}", v, valid[k])
 
 
 @functools.cache
-def _shipped_keys(group: str) -> frozenset[str]:
-    """The keys of every ``conf/<group>/*.yaml`` (for a group with no class to ask: any of
-    them may be set whichever is chosen, e.g. an experiment's ``logger.tags``)."""
-    return frozenset(k for path in (CONFIG_DIR / group).glob("*.yaml")
-                     for k in OmegaConf.load(path) if k != "defaults")
+def _shipped_keys(group: str) -> dict[str, Any]:
+    """The keys of every ``conf/<group>/*.yaml``, nested (for a group with no class to ask:
+    any of them may be set whichever is chosen, e.g. an experiment's ``logger.tags``)."""
+
+    def keys(node: Any) -> Any:
+        return {k: keys(v) for k, v in node.items()} if isinstance(node, Mapping) else None
+
+    out: dict[str, Any] = {}
+    for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+        for k, v in keys(OmegaConf.to_container(OmegaConf.load(path))).items():
+            if k != "defaults":
+                out[k] = {**(out.get(k) or {}), **v} if isinstance(v, dict) else out.get(k, v)
+    return out
 
 
 # ---- the groups, checked against their registries ------------------------------------------
 
 
-def accepted(factory: Any, *, skip: tuple[str, ...] = ()) -> tuple[set[str], bool]:
-    """The keyword parameters ``factory`` (a class or function) names, and whether it also
-    takes any other (``**kwargs``)."""
-    if dataclasses.is_dataclass(factory):
-        return {f.name for f in dataclasses.fields(factory) if f.init} - set(skip), False
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    params = inspect.signature(target).parameters.values()
-    names = {p.name for p in params if p.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
-    return names - {"self", *skip}, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+def _own_params(fn: Any, *skip: str) -> set[str]:
+    """The named keyword parameters of ``fn`` (its ``**kwargs`` aside)."""
+    return {p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - set(skip)
 
 
-def _pick(key: str, name: Any, table: Mapping[str, Any]) -> Any:
+def _pick(key: str, name: Any, table: Mapping[str, Any]) -> None:
     if not isinstance(name, str) or name not in table:
         raise _invalid(key, name, f"one of {', '.join(sorted(table))}")
-    return table[name]
 
 
-def _keys(prefix: str, d: Mapping[str, Any], *factories: Any, skip: tuple[str, ...] = ()) -> None:
-    """No key of ``d`` that none of ``factories`` takes (unchecked if one takes ``**kwargs``)."""
-    valid: set[str] = set()
-    for factory in factories:
-        names, open_ = accepted(factory, skip=skip)
-        if open_ and factory is factories[-1]:
-            return
-        valid |= names
-    _no_unknown(prefix, d, valid)
+def _keys(prefix: str, d: Mapping[str, Any], registry: Any, name: str,
+          given: tuple[str, ...] = (), also: tuple[str, ...] = ()) -> None:
+    """No key of ``d`` that ``registry[name]`` does not take (unchecked if it takes any)."""
+    _pick(f"{prefix}.name", name, registry)
+    valid = registry.params(name, given)
+    if valid is not None:
+        _no_unknown(prefix, _without(d, "name"), {*valid, *also})
 
 
 def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:
@@ -438,10 +462,10 @@ STAND_IN_SHAPE, STAND_IN_CLASSES = (256, 256, 3), 10
 
 
 def check_groups(run: RunConfig) -> None:
-    """Check each group's keys against what its ``name`` accepts, and build each part once:
-    surrogate, encoder, neuron and optimizer as they are, the model abstractly
-    (``nnx.eval_shape``) on a stand-in input. Imports JAX; loads no data, allocates nothing.
-    The lighter imports come first, so most errors come sooner.
+    """Check each group's keys against what its ``name`` accepts (its registry), and build
+    each part once: surrogate, encoder, neuron, optimizer and cost metrics as they are, the
+    model abstractly (``nnx.eval_shape``) on a stand-in input. Imports JAX; loads no data,
+    allocates nothing. The lighter imports come first, so most errors come sooner.
 
     Raises:
       ConfigError: an unknown name or key (the closest valid one suggested), or a value the
@@ -449,48 +473,42 @@ def check_groups(run: RunConfig) -> None:
     """
     from snntrain import encoding, neurons, surrogates
 
-    name = run.surrogate["name"]
-    params = _without(run.surrogate, "name")
-    _pick("surrogate.name", name, dict.fromkeys(surrogates.available()))
-    _no_unknown("surrogate", params, surrogates.param_names(name))
-    with named("surrogate", params):
-        surrogates.get(name, **params)
+    s = run.surrogate
+    _keys("surrogate", s, surrogates.REGISTRY, s["name"], also=("normalize",))
+    with named("surrogate", s):
+        surrogates.from_config(s)
 
-    params = _without(run.encoder, "name")
-    _keys("encoder", params, _pick("encoder.name", run.encoder["name"], encoding.ENCODERS))
-    with named("encoder", params):
-        encoding.get(run.encoder["name"], **params)
+    _keys("encoder", run.encoder, encoding.ENCODERS, run.encoder["name"])
+    with named("encoder", run.encoder):
+        encoding.from_config(run.encoder)
 
     neuron = run.model.get("neuron")
-    if isinstance(neuron, Mapping):
-        selector = "name" if "name" in neuron else "kind"
-        params = _without(neuron, selector)
-        _keys("model.neuron", params,
-              _pick(f"model.neuron.{selector}", neuron.get(selector), neurons.NEURONS))
-        with named("model.neuron", params):
-            neurons.get(neuron[selector], **params)
+    if isinstance(neuron, Mapping) and "kind" not in neuron:  # (kind: from_config says)
+        _keys("model.neuron", neuron, neurons.NEURONS, neuron.get("name"))
+    with named("model.neuron", neuron or {}):
+        neurons.from_config(neuron)
 
-    from snntrain import data, optim
+    from snntrain import data, optim, synops
 
-    _keys("dataset", _without(run.dataset, "name"),
-          _pick("dataset.name", run.dataset["name"], data.LOADERS), skip=("seed", "display_name"))
+    _keys("dataset", run.dataset, data.LOADERS, run.dataset["name"], given=("seed",))
 
-    params = _without(run.optimizer, "name")
-    ctor = _pick("optimizer.name", run.optimizer["name"], optim.OPTIMIZERS)
-    _keys("optimizer", params, optim.make, ctor, skip=("name", "total_steps", "learning_rate"))
-    with named("optimizer", params):
-        optim.make(run.optimizer["name"], total_steps=1, **params)
+    o = run.optimizer
+    _keys("optimizer", o, optim.OPTIMIZERS, o["name"], given=("learning_rate",),
+          also=tuple(_own_params(optim.make, "name", "total_steps")))
+    with named("optimizer", o):
+        optim.from_config(o, total_steps=1)
+
+    with named("metrics.energy", run.metrics.get("energy") or {}):
+        synops.energy_from_config(run.metrics.get("energy"))
 
     from flax import nnx
 
     from snntrain import models
 
-    params = _without(run.model, "name")
-    _keys("model", params, _pick("model.name", run.model["name"], models.MODELS),
-          skip=("in_shape", "n_classes", "rngs"))
-    with named("model", params):  # abstractly (nothing allocated), on a stand-in input
-        nnx.eval_shape(lambda: models.create(run.model["name"], STAND_IN_SHAPE,
-                                             STAND_IN_CLASSES, 0, **params))
+    _keys("model", run.model, models.MODELS, run.model["name"], given=("in_shape", "n_classes"))
+    with named("model", run.model):  # abstractly (nothing allocated), on a stand-in input
+        nnx.eval_shape(lambda: models.from_config(run.model, STAND_IN_SHAPE,
+                                                  STAND_IN_CLASSES, 0))
 
 
 def validate(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:

@@ -6,22 +6,26 @@ each with ``len(source)`` and ``source[indices] -> (x_Bx..., y_B)``; images are 
 held in memory are numpy arrays (:class:`Arrays`, uint8 pixels are scaled on read); datasets too
 large for memory are read from tfds's array_record files by index, a batch at a time
 (:class:`snntrain.tfds_data.Records`). ``val`` is always carved from train by seeded indices,
-so model selection never touches ``test``.
+so model selection never touches ``test``. Sources, :class:`Splits` and the dataset errors are
+defined in :mod:`snntrain.sources` (shared with :mod:`snntrain.tfds_data`) and re-exported here.
 
 Loaders (``conf/dataset/<name>.yaml`` ↔ :data:`LOADERS`): ``digits`` (scikit-learn, offline),
 ``mnist``, ``fashion_mnist``, ``kmnist``, ``emnist_letters``, ``cifar10``, ``svhn`` and any other
 tfds image classification dataset (``tfds``) through ``tfds.data_source`` — no TensorFlow needed
-to read a prepared dataset; loaded by :mod:`snntrain.tfds_data` — and ``arrays``, a user's
-``.npz`` file. A dataset that is missing, cannot be downloaded (no network: detected in seconds,
-not after tfds's 3-minute retry loop) or needs TensorFlow to prepare raises a one-line
-:class:`DatasetError` (a ``ValueError``) that says how to fix it; ``python -m snntrain.data
-prepare NAME`` prepares one ahead of time.
+to read a prepared dataset; loaded by :mod:`snntrain.tfds_data` — ``arrays``, a user's
+``.npz`` file, and the event datasets of :mod:`snntrain.events` (``shd``, ``ssc``, ``nmnist``,
+``dvs_gesture``, ``events``). A dataset that is missing, cannot be downloaded (no network:
+detected in seconds, not after tfds's 3-minute retry loop) or needs TensorFlow to prepare
+raises a one-line :class:`DatasetError` (a ``ValueError``) that says how to fix it;
+``python -m snntrain.data prepare NAME`` prepares one ahead of time.
 
-The pipeline (:func:`batches`) is index based and therefore resumable: the order of epoch ``e``
-is ``permutation(seed, e)``, and batch ``k`` of it is rows ``order[k*B:(k+1)*B]``. Every batch
-has exactly ``B`` rows; the last partial batch of an epoch is padded (repeating its first row)
-and carries ``mask_B`` (1 for real rows, 0 for padding) so that losses and metrics ignore the
-padding, no example is dropped, and no new shape is ever compiled.
+The pipeline (:func:`batches`, reading the rows of :func:`batch_plan`) is index based and
+therefore resumable: the order of epoch ``e`` is ``permutation(seed, e)``, and batch ``k`` of it
+is rows ``order[k*B:(k+1)*B]``. Every batch has exactly ``B`` rows; the last partial batch of an
+epoch is padded (repeating its first row) and carries ``mask_B`` (1 for real rows, 0 for
+padding) so that losses and metrics ignore the padding, no example is dropped, and no new shape
+is ever compiled. A source whose reads depend on the epoch (augmentation) defines
+``at_epoch(seed, epoch) -> source``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import inspect
 import math
 import os
 import queue
@@ -39,129 +42,36 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-# Fixed held-out test splits carved from train (digits; tfds datasets without a test split)
-# use this seed, the same for every run.
-TEST_SEED = 0
-DIGITS_TEST_SEED = TEST_SEED
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded; the message (one line) says why and how to fix it."""
-
-
-class NotPrepared(DatasetError):
-    """A tfds dataset that is not in ``data_dir`` and cannot be downloaded now."""
-
-
-class TensorFlowMissing(DatasetError):
-    """TensorFlow is needed (to prepare a tfds dataset) but not installed."""
-
-
-class BadArrays(DatasetError):
-    """A malformed ``.npz`` file for ``dataset=arrays``."""
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"
-
-
-# ---- sources ----------------------------------------------------------------------------
-
-
-class Source(Protocol):
-    def __len__(self) -> int: ...
-    def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-def to_unit(x: np.ndarray) -> np.ndarray:
-    """Pixels as float32 in [0, 1]: uint8 is divided by 255, floats are already in range."""
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255)
-    return x.astype(np.float32, copy=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class Arrays:
-    """An in-memory source: images ``x_NxHxWxC`` (uint8 0..255, or float32 in [0, 1]) and int32
-    labels ``y_N``; reading returns float32 in [0, 1]."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return to_unit(self.x[idx]), self.y[idx]
-
-
-def take(source: Source, idx: np.ndarray) -> Source:
-    """The rows ``idx`` of ``source`` as a source of the same kind."""
-    from snntrain.tfds_data import Records  # here: tfds_data imports this module
-
-    if isinstance(source, Records):
-        return dataclasses.replace(source, indices=source.indices[idx])
-    return Arrays(source.x[idx], source.y[idx])
-
-
-@dataclasses.dataclass(frozen=True)
-class Splits:
-    """The three splits of a dataset plus what a model needs to know about it."""
-
-    name: str
-    train: Source
-    val: Source | None
-    test: Source
-    image_shape: tuple[int, ...]
-    n_classes: int
-
-    def describe(self) -> str:
-        val = len(self.val) if self.val is not None else 0
-        return (
-            f"{self.name}: train {len(self.train)}, val {val}, test {len(self.test)}, "
-            f"image {self.image_shape}, {self.n_classes} classes"
-        )
-
-
-def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(rest, held)`` row indices with ``round(fraction * n)`` seeded rows held out."""
-    if not 0.0 <= fraction < 1.0:
-        raise DatasetError(f"split fraction must be in [0, 1), got {fraction}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_held = int(round(fraction * n))
-    return order[n_held:], order[:n_held]
-
-
-def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
-    """Split ``(x, y)`` into ``(rest, held)`` with ``round(fraction * N)`` seeded rows held out."""
-    rest, held = split_indices(len(y), fraction, seed)
-    return (x[rest], y[rest]), (x[held], y[held])
-
-
-def _splits(
-    name: str,
-    train: Source,
-    test: Source,
-    image_shape,
-    n_classes: int,
-    val_fraction: float,
-    seed: int,
-) -> Splits:
-    rest, held = split_indices(len(train), val_fraction, seed)
-    val = take(train, held) if len(held) else None
-    return Splits(name, take(train, rest), val, test, tuple(image_shape), int(n_classes))
+from snntrain import events, tfds_data
+from snntrain.registry import Registry
+from snntrain.sources import (  # noqa: F401 - re-exported: the names callers know from here
+    TEST_SEED,
+    Arrays,
+    BadArrays,
+    DatasetError,
+    NotPrepared,
+    Source,
+    Splits,
+    TensorFlowMissing,
+    first_line,
+    make_splits,
+    split_indices,
+    split_off,
+    take,
+    to_unit,
+)
+from snntrain.tfds_data import TFDS_DATASETS  # noqa: F401 - re-exported
 
 
 def from_arrays(
     name: str, x_train, y_train, x_test, y_test, n_classes: int, val_fraction: float, seed: int
 ) -> Splits:
     """Build :class:`Splits` from in-memory arrays, carving ``val`` from train with ``seed``."""
-    return _splits(
+    return make_splits(
         name,
         Arrays(x_train, y_train),
         Arrays(x_test, y_test),
@@ -235,7 +145,7 @@ def _check_npz(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise BadArrays(f"dataset.path={path}: no such file") from None
     except OSError as e:
-        raise BadArrays(f"{path} is not a readable .npz file ({_first_line(e)})") from None
+        raise BadArrays(f"{path} is not a readable .npz file ({first_line(e)})") from None
     if magic == b"\x93NUMPY":
         raise BadArrays(
             f"{path} is a single .npy array, not an .npz with x_train, y_train, "
@@ -246,7 +156,7 @@ def _check_npz(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise BadArrays(
             f"{path} is not a readable .npz file (truncated or not a zip archive: "
-            f"{_first_line(e)})"
+            f"{first_line(e)})"
         ) from None
     with archive:
         members = {n[:-4] if n.endswith(".npy") else n: n for n in archive.namelist()}
@@ -289,12 +199,12 @@ def _check_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarra
     except ValueError as e:
         if "pickle" in str(e).lower():
             raise BadArrays(
-                f"{where}: cannot read it without pickle ({_first_line(e)}); save "
+                f"{where}: cannot read it without pickle ({first_line(e)}); save "
                 "numeric arrays with np.savez"
             ) from None
-        raise BadArrays(f"{where} is not a .npy array ({_first_line(e)})") from None
+        raise BadArrays(f"{where} is not a .npy array ({first_line(e)})") from None
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
-        raise BadArrays(f"{where} is corrupt ({_first_line(e)})") from None
+        raise BadArrays(f"{where} is corrupt ({first_line(e)})") from None
 
 
 def _check_label_range(y: np.ndarray, path: str) -> None:
@@ -377,86 +287,33 @@ def load_arrays(
 
 # ---- registry ---------------------------------------------------------------------------
 
-# The tfds datasets with a config of their own (conf/dataset/<name>.yaml repeats these values).
-TFDS_DATASETS: dict[str, dict[str, Any]] = {
-    "mnist": dict(tfds_name="mnist", image_shape=(28, 28, 1), n_classes=10),
-    "fashion_mnist": dict(tfds_name="fashion_mnist", image_shape=(28, 28, 1), n_classes=10),
-    "kmnist": dict(tfds_name="kmnist", image_shape=(28, 28, 1), n_classes=10),
-    # tfds stores EMNIST letters as labels 1..26 (of 37 classes) and images transposed.
-    "emnist_letters": dict(
-        tfds_name="emnist/letters",
-        image_shape=(28, 28, 1),
-        n_classes=26,
-        label_offset=-1,
-        transpose=True,
-    ),
-    "cifar10": dict(tfds_name="cifar10", image_shape=(32, 32, 3), n_classes=10),
-    "svhn": dict(tfds_name="svhn_cropped", image_shape=(32, 32, 3), n_classes=10),
-}
-
-
-class _LoadTfds:
-    """:func:`snntrain.tfds_data.load_tfds`, imported on first use (tfds_data imports this
-    module); ``inspect.signature`` sees its parameters."""
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        from snntrain import tfds_data
-
-        return inspect.signature(tfds_data.load_tfds)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Splits:
-        from snntrain import tfds_data
-
-        return tfds_data.load_tfds(*args, **kwargs)
-
-
-_load_tfds = _LoadTfds()
-
-
-class _LoadEvents:
-    """``snntrain.events.LOADERS[name]`` (events imports this module), imported on first use;
-    ``inspect.signature`` sees its parameters."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        from snntrain import events
-
-        return inspect.signature(events.LOADERS[self.name])
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Splits:
-        from snntrain import events
-
-        return events.LOADERS[self.name](*args, **kwargs)
-
-
-EVENT_DATASETS = ("shd", "ssc", "nmnist", "dvs_gesture", "events")
-LOADERS = {
-    "digits": load_digits,
-    **{k: functools.partial(_load_tfds, display_name=k, **v) for k, v in TFDS_DATASETS.items()},
-    "tfds": _load_tfds,
-    "arrays": load_arrays,
-    **{k: _LoadEvents(k) for k in EVENT_DATASETS},
-}
+LOADERS: Registry[Any] = Registry(
+    "dataset",
+    {
+        "digits": load_digits,
+        **{
+            k: functools.partial(tfds_data.load_tfds, display_name=k, **v)
+            for k, v in TFDS_DATASETS.items()
+        },
+        "tfds": tfds_data.load_tfds,
+        "arrays": load_arrays,
+        **events.LOADERS,
+    },
+    error=DatasetError,
+    hint=" (any other tfds dataset: dataset=tfds dataset.tfds_name=<name>)",
+    internal=("display_name",),
+)
 
 
 def load(name: str, **kwargs: Any) -> Splits:
     """Load the dataset of ``conf/dataset/<name>.yaml`` (its keys are ``kwargs``)."""
-    if name not in LOADERS:
-        raise DatasetError(
-            f"unknown dataset {name!r}; valid: {', '.join(sorted(LOADERS))} "
-            "(any other tfds dataset: dataset=tfds dataset.tfds_name=<name>)"
-        )
-    valid = set(inspect.signature(LOADERS[name]).parameters) - {"display_name"}
-    bad = sorted(set(kwargs) - valid)
-    if bad:
-        raise DatasetError(
-            f"dataset {name!r} takes no parameter {bad[0]!r}; valid: {', '.join(sorted(valid))}"
-        )
-    return LOADERS[name](**kwargs)
+    return LOADERS.create(name, **kwargs)
+
+
+def from_config(cfg: Any, seed: int) -> Splits:
+    """The dataset of a ``dataset`` config group (``name`` + the loader's keys), with the run
+    ``seed`` (which carves ``val`` from train)."""
+    return LOADERS.build(cfg, seed=seed)
 
 
 # ---- the pipeline -----------------------------------------------------------------------
@@ -473,6 +330,29 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def batch_plan(
+    n: int, batch_size: int, *, seed: int, epoch: int, start: int = 0, shuffle: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and masks of batches ``start, start + 1, ...`` of ``epoch``.
+
+    Batch ``k`` is rows ``order[k*B:(k+1)*B]`` of ``order = epoch_order(n, seed, epoch)``; the
+    last, partial batch is padded to ``B`` rows by repeating its first row, and its mask is 1
+    for real rows and 0 for padding. This is the one batching rule of snntrain: the host
+    pipeline (:func:`batches`) and the on-device epoch read the same rows.
+
+    Returns:
+      ``(idx_SxB, mask_SxB)``: int32 row indices and float32 masks, ``S = steps - start``.
+    """
+    steps = steps_per_epoch(n, batch_size)
+    order = epoch_order(n, seed, epoch, shuffle)
+    if n:
+        pad = np.full(steps * batch_size - n, order[(steps - 1) * batch_size])
+        order = np.concatenate([order, pad])
+    idx_SxB = order.reshape(steps, batch_size)[start:].astype(np.int32)
+    mask_SxB = (np.arange(steps * batch_size) < n).astype(np.float32)
+    return idx_SxB, mask_SxB.reshape(steps, batch_size)[start:]
+
+
 def batches(
     source: Source,
     batch_size: int,
@@ -483,7 +363,7 @@ def batches(
     shuffle: bool = True,
     rows: slice | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Yield the batches of one epoch from batch index ``start`` on.
+    """Yield the batches of one epoch from batch index ``start`` on (:func:`batch_plan`).
 
     Each batch is ``{"x": x_Bx..., "y": y_B, "mask": mask_B, "index": index_B}`` with exactly
     ``batch_size`` rows; ``index`` is each row's position in the global batch (used to derive
@@ -491,28 +371,22 @@ def batches(
     (multi-host data loading). Sources read from disk (``source.prefetch``) are read ahead in
     a background thread; the batches are the same either way.
     """
-    gen = _batches(source, batch_size, seed, epoch, start, shuffle, rows)
+    if hasattr(source, "at_epoch"):  # sources whose reads depend on the epoch (augmentation)
+        source = source.at_epoch(seed, epoch)
+    plan = batch_plan(len(source), batch_size, seed=seed, epoch=epoch, start=start, shuffle=shuffle)
+    gen = _read_batches(source, *plan, rows or slice(0, batch_size))
     return _in_background(gen) if getattr(source, "prefetch", False) else gen
 
 
-def _batches(source, batch_size, seed, epoch, start, shuffle, rows):
-    if hasattr(source, "at_epoch"):  # sources whose reads depend on the epoch (augmentation)
-        source = source.at_epoch(seed, epoch)
-    n = len(source)
-    order = epoch_order(n, seed, epoch, shuffle)
-    rows = rows or slice(0, batch_size)
-    position = np.arange(batch_size, dtype=np.int32)[rows]
-    for k in range(start, steps_per_epoch(n, batch_size)):
-        chunk = order[k * batch_size : (k + 1) * batch_size]
-        mask = np.zeros(batch_size, np.float32)
-        mask[: len(chunk)] = 1.0
-        padded = np.concatenate([chunk, np.full(batch_size - len(chunk), chunk[0])])[rows]
-        x, y = source[padded]
+def _read_batches(source: Source, idx_SxB: np.ndarray, mask_SxB: np.ndarray, rows: slice):
+    index_B = np.arange(idx_SxB.shape[1], dtype=np.int32)[rows]
+    for idx_B, mask_B in zip(idx_SxB, mask_SxB, strict=True):
+        x, y = source[idx_B[rows]]
         yield {
             "x": np.asarray(x, np.float32),
             "y": np.asarray(y, np.int32),
-            "mask": mask[rows],
-            "index": position,
+            "mask": mask_B[rows],
+            "index": index_B,
         }
 
 
@@ -562,12 +436,10 @@ class _Failure:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from snntrain.tfds_data import TF_EXTRA, _root, prepare
-
     parser = argparse.ArgumentParser(
         prog="python -m snntrain.data",
         description="Prepare tfds datasets ahead of time, e.g. on a login node with internet "
-        "for compute nodes without it (needs TensorFlow: " + TF_EXTRA + ").",
+        "for compute nodes without it (needs TensorFlow: " + tfds_data.TF_EXTRA + ").",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="download and prepare datasets as array_record")
@@ -575,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "names",
         nargs="+",
         metavar="NAME",
-        help=f"a dataset config ({', '.join([*TFDS_DATASETS, *EVENT_DATASETS[:-1]])}) or "
+        help=f"a dataset config ({', '.join([*TFDS_DATASETS, *events.DATASETS])}) or "
         "any tfds name",
     )
     p.add_argument(
@@ -586,9 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     for name in args.names:
-        if name in EVENT_DATASETS[:-1]:  # event datasets: Tonic's layout, see snntrain.events
-            from snntrain import events
-
+        if name in events.DATASETS:  # event datasets: Tonic's layout, see snntrain.events
             try:
                 print(events.prepare(name, args.data_dir))
             except DatasetError as e:
@@ -596,20 +466,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             continue
         try:
-            builder = prepare(name, args.data_dir)
+            builder = tfds_data.prepare(name, args.data_dir)
         except DatasetError as e:
             print(f"snntrain.data: error: {e}", file=sys.stderr)
             return 2
         sizes = ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items())
         print(
             f"{name}: prepared in {builder.data_dir} ({sizes}). Without internet elsewhere: "
-            f"copy {_root(builder)} there and set dataset.data_dir=<copy>"
+            f"copy {tfds_data.data_root(builder)} there and set dataset.data_dir=<copy>"
         )
     return 0
 
 
 if __name__ == "__main__":
-    # Run the imported snntrain.data, not this __main__ copy: tfds_data raises its DatasetError.
-    from snntrain import data
-
-    sys.exit(data.main())
+    sys.exit(main())

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from snntrain.registry import build
+from snntrain.registry import Registry
 
 Array = jax.Array
 
@@ -148,7 +148,7 @@ class Rate:
     gain: float = 1.0
     resolution: int = 8
     generator: str = "hash"
-    kind: ClassVar[str] = "rate"
+    name: ClassVar[str] = "rate"
     stochastic: ClassVar[bool] = True
 
     def __post_init__(self):
@@ -257,7 +257,7 @@ class Latency:
     mode: str = "linear"
     threshold: float = 0.01
     tau: float = 5.0
-    kind: ClassVar[str] = "latency"
+    name: ClassVar[str] = "latency"
     stochastic: ClassVar[bool] = False
 
     def __post_init__(self):
@@ -308,7 +308,7 @@ class Direct:
       for spiking neural networks: faster, larger, better", AAAI 2019.
     """
 
-    kind: ClassVar[str] = "direct"
+    name: ClassVar[str] = "direct"
     stochastic: ClassVar[bool] = False
 
     def __call__(self, x_Bx: Array, key_B: Array, T: int) -> Repeated:
@@ -322,7 +322,7 @@ class Passthrough:
     sample (event datasets, :mod:`snntrain.events`). ``x_BxTx... -> x_TxBx...``, no randomness.
     """
 
-    kind: ClassVar[str] = "none"
+    name: ClassVar[str] = "none"
     stochastic: ClassVar[bool] = False
 
     def __call__(self, x_BxTx: Array, key_B: Array, T: int) -> Array:
@@ -338,11 +338,16 @@ class Passthrough:
         return jnp.swapaxes(x_BxTx, 0, 1)
 
 
-ENCODERS: dict[str, type] = {
-    "rate": Rate, "latency": Latency, "direct": Direct, "none": Passthrough,
-}
+ENCODERS: Registry[Any] = Registry(
+    "encoder", {"rate": Rate, "latency": Latency, "direct": Direct, "none": Passthrough}
+)
 
 
-def get(kind: str, **params: Any) -> Any:
+def get(name: str, **params: Any) -> Any:
     """Build an encoder by config name, e.g. ``get("latency", mode="log")``."""
-    return build(ENCODERS, kind, params, "encoder")
+    return ENCODERS.create(name, **params)
+
+
+def from_config(cfg: Any) -> Any:
+    """The encoder of an ``encoder`` config group (``name`` + its parameters)."""
+    return ENCODERS.build(cfg)

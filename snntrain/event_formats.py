@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snntrain.data import DatasetError
+from snntrain.sources import DatasetError, first_line
 
 EVENTS_EXTRA = "pip install 'snntrain[events]' (in a checkout: pip install -e '.[events]')"
 TIME_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
@@ -100,7 +100,7 @@ class HDF5Reader(Reader):
         try:
             self.labels = np.asarray(f["labels"][:]).astype(np.int64)
         except (OSError, ValueError) as e:
-            raise EventDataError(f"{self.path}: cannot read labels ({_first_line(e)})") from None
+            raise EventDataError(f"{self.path}: cannot read labels ({first_line(e)})") from None
         self.where = str(self.path)
 
     def _open(self):
@@ -110,7 +110,7 @@ class HDF5Reader(Reader):
                 self._file = h5py.File(self.path, "r")
             except OSError as e:
                 raise EventDataError(
-                    f"{self.path} is not a readable HDF5 file ({_first_line(e)}); it is "
+                    f"{self.path} is not a readable HDF5 file ({first_line(e)}); it is "
                     "truncated or corrupt: delete it and prepare again"
                 ) from None
         return self._file
@@ -130,7 +130,7 @@ class HDF5Reader(Reader):
                 except (OSError, ValueError) as e:
                     raise EventDataError(
                         f"{self.path}: cannot read samples {rows[0]}..{rows[-1]} "
-                        f"({_first_line(e)}); the file is truncated or corrupt"
+                        f"({first_line(e)}); the file is truncated or corrupt"
                     ) from None
                 pairs = list(zip(rows, ts, us, strict=True))
             else:
@@ -140,7 +140,7 @@ class HDF5Reader(Reader):
                         pairs.append((r, times[int(r)], units[int(r)]))
                     except (OSError, ValueError) as e:
                         raise EventDataError(
-                            f"{self.path}: cannot read sample {r} ({_first_line(e)}); the "
+                            f"{self.path}: cannot read sample {r} ({first_line(e)}); the "
                             "file is truncated or corrupt"
                         ) from None
         for r, t, u in pairs:
@@ -227,7 +227,7 @@ class GestureReader(FilesReader):
             a = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
             raise EventDataError(
-                f"{path}: not a readable .npy of events ({_first_line(e)}); the file is "
+                f"{path}: not a readable .npy of events ({first_line(e)}); the file is "
                 "truncated or corrupt: extract it again"
             ) from None
         if a.ndim != 2 or a.shape[1] != 4 or not np.issubdtype(a.dtype, np.number):
@@ -239,11 +239,6 @@ class GestureReader(FilesReader):
                 "y": a[:, 1].astype(np.int64), "p": a[:, 2].astype(np.int64)}
         _check_coords(cols, self.sensor, str(path))
         return cols
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 class ArraysReader(Reader):
@@ -299,7 +294,7 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
         raise EventDataError(f"{path} is a single .npy array, not an .npz; {NPZ_EXAMPLE}") from None
     except (OSError, ValueError, EOFError) as e:
         raise EventDataError(
-            f"{path} is not a readable .npz without pickle ({_first_line(e)}); {NPZ_EXAMPLE}"
+            f"{path} is not a readable .npz without pickle ({first_line(e)}); {NPZ_EXAMPLE}"
         ) from None
     if "sensor_size" not in arrays:
         raise EventDataError(f"{path} is missing sensor_size ([C] or [W, H, P]); {NPZ_EXAMPLE}")

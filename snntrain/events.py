@@ -5,7 +5,7 @@ Each sample is a list of events (time, channel or pixel, polarity). It is binned
 counts; uint16 if a bin holds more than 255 events), so a batch is ``x_BxTx...`` and the
 ``none`` encoder hands the model ``x_TxBx...``. The frame of one step is ``C`` channels (SHD,
 SSC, ``(t, unit)`` events) or ``H x W x P`` pixels (cameras: polarity as channels,
-channels-last), which is what :attr:`snntrain.data.Splits.image_shape` holds.
+channels-last), which is what :attr:`snntrain.sources.Splits.image_shape` holds.
 
 Binning (``dataset.*``; :class:`Binning`):
 
@@ -60,7 +60,6 @@ from typing import Any
 
 import numpy as np
 
-from snntrain.data import Splits, split_indices
 from snntrain.event_formats import (
     EVENTS_EXTRA,
     EventDataError,
@@ -70,6 +69,7 @@ from snntrain.event_formats import (
     Reader,
     read_npz,
 )
+from snntrain.sources import Splits, split_indices
 
 log = logging.getLogger(__name__)
 

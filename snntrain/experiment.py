@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
-from snntrain import encoding, models, optim, surrogates
+from snntrain import encoding, models, optim, surrogates, synops
 from snntrain import parallel as par
 from snntrain.config import ConfigError, validate
 from snntrain.losses import RateRegularizer
@@ -51,6 +51,8 @@ class Experiment:
     remat: bool
     dtype: Any
     rate_reg: RateRegularizer
+    synapses: Any = None  # static layer descriptions for the cost metrics (None: off)
+    energy: Any = None  # per-operation energies (metrics.energy)
 
     def init_state(self) -> TrainState:
         return TrainState(jnp.zeros((), jnp.int32), self.params, self.tx.init(self.params))
@@ -63,12 +65,6 @@ class Experiment:
         return self.epochs * self.steps_per_epoch
 
 
-def group_dict(node: Any) -> dict[str, Any]:
-    """A config group as a plain, resolved dict."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(
-        node or {})
-
-
 def build(cfg: DictConfig) -> Experiment:
     """Everything a run needs, from a composed config (validated first)."""
     validate(cfg)
@@ -76,26 +72,29 @@ def build(cfg: DictConfig) -> Experiment:
     batch_size = int(trainer.batch_size)
     try:
         dp = par.DataParallel(trainer.parallel, trainer.devices, batch_size)
-        dataset = group_dict(cfg.dataset)
-        data = data_lib.load(dataset.pop("name"), seed=seed, **dataset)
-        model_cfg = group_dict(cfg.model)
-        model = models.create(model_cfg.pop("name"), data.image_shape, data.n_classes, seed,
-                              **model_cfg)
-        surrogate_cfg = group_dict(cfg.surrogate)
-        surrogate = surrogates.get(surrogate_cfg.pop("name"), **surrogate_cfg)
-        enc_cfg = group_dict(cfg.encoder)
-        encoder = encoding.get(enc_cfg.pop("name"), **enc_cfg)
+        data = data_lib.from_config(cfg.dataset, seed)
+        model = models.from_config(cfg.model, data.image_shape, data.n_classes, seed)
+        surrogate = surrogates.from_config(cfg.surrogate)
+        encoder = encoding.from_config(cfg.encoder)
         rate_reg = RateRegularizer(float(cfg.loss.rate_reg.weight),
                                    float(cfg.loss.rate_reg.target))
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
+    synapses = model.synapses() if cfg.metrics.synops and hasattr(model, "synapses") else None
+    if trainer.init_from:
+        from snntrain import export
+
+        try:
+            nnx.update(model, export.load(trainer.init_from, model))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"trainer.init_from={trainer.init_from}: {e}") from None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)
-    opt_cfg = group_dict(cfg.optimizer)
-    tx = optim.make(opt_cfg.pop("name"), total_steps=spe * int(trainer.epochs), **opt_cfg)
+    tx = optim.from_config(cfg.optimizer, total_steps=spe * int(trainer.epochs))
     return Experiment(cfg, data, graphdef, rest, params, tx, surrogate, encoder, dp, batch_size,
                       spe, int(trainer.epochs), seed, int(cfg.T), bool(trainer.remat),
-                      jnp.dtype(trainer.dtype), rate_reg)
+                      jnp.dtype(trainer.dtype), rate_reg, synapses,
+                      synops.energy_from_config(cfg.metrics.energy))
 
 
 def fingerprint(exp: Experiment) -> dict[str, Any]:

@@ -13,7 +13,11 @@ The contract, for every model:
   the values and gradients are those of ``remat=False``.
 * ``aux["rates"]``: ``{layer: rate_B}``, the firing rate of every hidden spiking layer per example
   (mean over time and neurons; the trainer masks, averages and regularises them);
-  ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example.
+  ``aux["spike_counts"]``: ``{layer: count_B}``, the total number of spikes per example;
+  for :mod:`snntrain.synops`, ``aux["updates"]`` (neuron-state updates per example, readout
+  included) and, per synaptic layer of ``model.synapses()``, ``aux["in_counts"]`` (nonzero
+  inputs per example summed over time; per input pixel for convolutions), ``aux["in_steps"]``
+  and ``aux["in_binary"]``.
 * ``model.trace(x, spike_fn, remat) -> (out_TxBxC, aux)``: the readout before the reduction
   over time (output membrane, or output spikes for ``spike_count``); ``__call__`` reduces it.
   Tests use it to check causality.
@@ -25,8 +29,8 @@ synaptic operation (dense, convolution, pooling, norm) runs once on all ``T*B`` 
 the ``B`` examples and is broadcast over time. Images come in channels-last
 (``T x B x H x W x C``); inside the conv blocks the examples are the minor axis
 (``C x H x W x (T*B)``), each convolution and its max-pooling are one GEMM in space-to-depth
-coordinates (:func:`conv_pool`; a dense Toeplitz matrix for small images) and the neurons scan
-``T x C x H x W x B``: the formulation that was fastest on XLA:CPU (issue 9), and exact.
+coordinates (:func:`snntrain.convpool.conv_pool`; a dense Toeplitz matrix for small images) and
+the neurons scan ``T x C x H x W x B``: the formulation that was fastest on XLA:CPU, and exact.
 
 Parameters are named ``fc0, conv0, lif0, ...`` (string keys; no lists of modules) so
 checkpoints stay flat. Readouts (``model.readout``): ``membrane_mean`` (default),
@@ -45,15 +49,15 @@ import jax.numpy as jnp
 from flax import nnx
 
 from snntrain import neurons as neurons_lib
+from snntrain.convpool import CONV_METHODS, conv_pool, max_pool
 from snntrain.encoding import Encoded, Repeated, realize, window
-from snntrain.registry import build
+from snntrain.registry import Registry
 
 Array = jax.Array
 
 READOUTS = ("membrane_mean", "membrane_max", "membrane_last", "spike_count")
 NORMS = ("none", "layer")
 PADDINGS = ("SAME", "VALID")
-CONV_METHODS = ("auto", "s2d", "dense", "lax")
 
 
 def _logit(p: float) -> float:
@@ -61,9 +65,8 @@ def _logit(p: float) -> float:
 
 
 def make_neuron(cfg: dict | None) -> Any:
-    """A neuron from its config dict ``{"kind": "lif", ...}`` (default: LIF)."""
-    cfg = dict(cfg or {"kind": "lif"})
-    return neurons_lib.get(cfg.pop("kind", "lif"), **cfg)
+    """A neuron from its config dict ``{"name": "lif", ...}`` (default: LIF)."""
+    return neurons_lib.from_config(cfg)
 
 
 def fold_time(fn: Callable[[Array], Array], x: Array | Repeated) -> Array:
@@ -81,132 +84,6 @@ def fold_time(fn: Callable[[Array], Array], x: Array | Repeated) -> Array:
     return y.reshape(T, B, *y.shape[1:])
 
 
-def _shift_matrix(k: int, n_in: int, n_out: int, low: int) -> Array:
-    """``S[i, y, Y] = 1`` where input row ``y`` meets kernel row ``i`` for output row ``Y``."""
-    i, y, out = jnp.arange(k)[:, None, None], jnp.arange(n_in)[None, :, None], jnp.arange(n_out)
-    return (y == out[None, None, :] + i - low).astype(jnp.float32)
-
-
-def pooled_kernel(w_KxKxCxO: Array, p: int) -> Array:
-    """The kernel of ``maxpool_p(conv_k(x))`` as one GEMM in space-to-depth coordinates.
-
-    A pooled output cell sees an input window of ``k + p - 1`` pixels per axis, i.e.
-    ``r = ceil((k + p - 1) / p)`` cells of ``p x p`` pixels. Each of the ``p^2`` pooling phases
-    ``(a, b)`` (the conv output at ``(pY + a, pX + b)``) is the kernel shifted by ``(a, b)`` in
-    that window, zero elsewhere. Returns ``(p^2 O) x (r^2 p^2 C)``: rows ordered
-    ``(phase, o)``, columns ``(cell_i, cell_j, a', b', c)`` for the window pixel
-    ``(p cell_i + a', p cell_j + b')``. For ``p = 1`` it is ``w`` itself, transposed.
-    """
-    k, _, c, o = w_KxKxCxO.shape
-    r = -(-(k + p - 1) // p)
-    pad = r * p - k  # >= p - 1 zeros, so a roll by a < p never wraps a weight around
-    w = jnp.pad(w_KxKxCxO, ((0, pad), (0, pad), (0, 0), (0, 0)))
-    phases = [jnp.roll(w, (a, b), axis=(0, 1)) for a in range(p) for b in range(p)]
-    w_big = jnp.stack(phases).reshape(p * p, r, p, r, p, c, o)  # (phase, i, a', j, b', c, o)
-    w_big = w_big.transpose(0, 6, 1, 3, 2, 4, 5)  # (phase, o, i, j, a', b', c)
-    return w_big.reshape(p * p * o, r * r * p * p * c)
-
-
-def conv_pool(
-    x_CxHxWxN: Array,
-    w_KxKxCxO: Array,
-    padding: str = "SAME",
-    pool: int = 1,
-    method: str = "auto",
-) -> Array:
-    """``maxpool_pool(conv(x))``: stride-1 2D convolution (cross-correlation, as ``lax.conv``)
-    then non-overlapping max-pooling, as one GEMM, with the examples as the minor axis.
-
-    Equal (up to float rounding) to ``lax.conv_general_dilated(x, w, (1, 1), padding,
-    ('CHWN', 'HWIO', 'CHWN'))`` followed by ``lax.reduce_window(max)`` (``VALID``: trailing
-    rows/columns that do not fill a window are dropped). ``SAME`` pads ``(k-1)//2`` before and
-    ``k//2`` after. Three exact formulations (``method``):
-
-    * ``s2d``: space-to-depth by ``pool``, then im2col over ``r x r`` cells and one GEMM with
-      :func:`pooled_kernel`, whose ``pool^2`` column groups are the pooling phases; the max
-      over them is the pooled output. The ``N = T*B`` examples are the minor axis, so every
-      patch copy moves contiguous runs of ``W' * N`` values and the GEMM is
-      ``(p^2 O x r^2 p^2 C) @ (r^2 p^2 C x H'W'N)``. It multiplies ``(r p / k)^2`` times the
-      kernel's FLOPs (zeros: 1.44x for k = 5, p = 2) and is still the fastest on XLA:CPU.
-    * ``dense``: the convolution as a dense block-Toeplitz matrix ``(O H' W') x (C H W)``
-      built from ``w`` and one GEMM on the flattened images, then the pooling as a max of
-      strided slices: no patches to copy, at the cost of multiplying zeros (about
-      ``H W / k^2`` times the FLOPs); much faster for small images (5-6x on 8x8 digits).
-    * ``lax``: ``lax.conv_general_dilated`` then :func:`max_pool`: XLA's own convolution,
-      which is what cuDNN / the TPU convolution units run best.
-    * ``auto`` (default): on CPU, ``dense`` when ``H*W <= 4*k*k`` and the matrix is small,
-      else ``s2d`` (measured, issue 9); on GPU/TPU, ``lax`` (not measured here: no
-      accelerator; the vendor convolutions are the safe default there).
-
-    Returns ``O x H_p x W_p x N``.
-
-    References:
-      Chellapilla, Puri & Simard, "High performance convolutional neural networks for document
-      processing", IWFHR 2006 (convolution unfolded into one matrix product).
-    """
-    k, _, c, o = w_KxKxCxO.shape
-    if method not in CONV_METHODS:
-        raise ValueError(f"unknown conv method {method!r}; valid: {', '.join(CONV_METHODS)}")
-    x = x_CxHxWxN
-    _, h, w, n = x.shape
-    same = padding == "SAME"
-    ho, wo = (h, w) if same else (h - k + 1, w - k + 1)
-    if method == "auto" and jax.default_backend() != "cpu":
-        method = "lax"
-    if method == "auto":
-        small = h * w <= 4 * k * k and h * w * c * ho * wo * o <= 4 * 2**20
-        method = "dense" if small else "s2d"
-    if method == "lax":
-        dims = ("CHWN", "HWIO", "CHWN")
-        y = jax.lax.conv_general_dilated(x, w_KxKxCxO, (1, 1), padding, dimension_numbers=dims)
-        return max_pool(y, pool)
-    if method == "dense":
-        low = (k - 1) // 2 if same else 0
-        sh, sw = _shift_matrix(k, h, ho, low), _shift_matrix(k, w, wo, low)
-        dt = w_KxKxCxO.dtype
-        m = jnp.einsum("iyY,jxX,ijco->oYXcyx", sh.astype(dt), sw.astype(dt), w_KxKxCxO)
-        y = m.reshape(o * ho * wo, c * h * w) @ x.reshape(c * h * w, n)
-        return max_pool(y.reshape(o, ho, wo, n), pool)
-    if same:
-        x = jnp.pad(x, ((0, 0), ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2), (0, 0)))
-    p = pool
-    r = -(-(k + p - 1) // p)
-    hp, wp = ho // p, wo // p
-    # crop or zero-pad to the (hp + r - 1) x (wp + r - 1) cells the pooled outputs read; the
-    # pixels added or dropped only ever meet the zero rows of the pooled kernel
-    hs, ws = hp + r - 1, wp + r - 1
-    x = x[:, : hs * p, : ws * p]
-    x = jnp.pad(x, ((0, 0), (0, hs * p - x.shape[1]), (0, ws * p - x.shape[2]), (0, 0)))
-    s = x.reshape(c, hs, p, ws, p, n).transpose(2, 4, 0, 1, 3, 5).reshape(p * p * c, hs, ws, n)
-    patches = jnp.stack([s[:, i : i + hp, j : j + wp] for i in range(r) for j in range(r)])
-    y = pooled_kernel(w_KxKxCxO, p) @ patches.reshape(r * r * p * p * c, hp * wp * n)
-    y = y.reshape(p * p, o, hp, wp, n)
-    out = y[0]
-    for phase in range(1, p * p):
-        out = jnp.maximum(out, y[phase])
-    return out
-
-
-def max_pool(x_NxHxWxC: Array, k: int) -> Array:
-    """Non-overlapping ``k x k`` max-pooling over axes 1 and 2 (``VALID``: trailing
-    rows/columns are dropped); any layout with the two spatial axes there (``NHWC``,
-    ``CHWN``).
-
-    Written as a max over the ``k*k`` strided slices: the same values as
-    ``lax.reduce_window(max)``, and its gradient is several times faster on XLA:CPU. Where
-    several inputs of a window tie for the maximum, the gradient is shared among them.
-    """
-    if k == 1:
-        return x_NxHxWxC
-    h, w = x_NxHxWxC.shape[1] // k * k, x_NxHxWxC.shape[2] // k * k
-    out = None
-    for i in range(k):
-        for j in range(k):
-            piece = x_NxHxWxC[:, i:h:k, j:w:k]
-            out = piece if out is None else jnp.maximum(out, piece)
-    return out
-
-
 def _record(aux: dict, name: str, s_TxBx: Array, batch_axis: int = 1) -> None:
     """Store a layer's per-example firing rate and spike count in ``aux`` (the examples are
     on ``batch_axis``: 1 for ``T x B x ...``, -1 for the conv layers' ``T x C x H x W x B``)."""
@@ -214,6 +91,57 @@ def _record(aux: dict, name: str, s_TxBx: Array, batch_axis: int = 1) -> None:
     axes = tuple(a for a in range(s_TxBx.ndim) if a != batch_axis)
     aux["rates"][name] = s_TxBx.mean(axis=axes)
     aux["spike_counts"][name] = s_TxBx.sum(axis=axes)
+    n_B = s_TxBx.shape[batch_axis]
+    aux["updates"][name] = jnp.full((n_B,), s_TxBx.size // max(n_B, 1), jnp.float32)
+
+
+def _record_input(
+    aux: dict,
+    name: str,
+    x: Array,
+    step_axis: int = 0,
+    batch_axis: int = 1,
+    spikes: bool = False,
+    per_feature: bool = False,
+) -> None:
+    """Store what entered the synaptic layer ``name`` (read by :mod:`snntrain.synops`) from all
+    its evaluations ``x`` (``S`` of them on ``step_axis``: ``S = T``, or 1 for the ``direct``
+    input, whose first layer runs once; examples on ``batch_axis``): the number of nonzero
+    inputs per example summed over the evaluations (``in_counts``: ``B``, or ``B x F...`` per
+    input feature with ``per_feature``, for a convolution's non-uniform fan-out), ``S``
+    (``in_steps``, ``B``), and whether every input was 0 or 1 (``in_binary``, ``B``: spikes,
+    i.e. accumulates; else analog multiply-accumulates), checked unless ``spikes`` says so
+    (the output of a spiking layer, or its max-pooling: exactly 0 or 1 by construction)."""
+    step_axis, batch_axis = step_axis % x.ndim, batch_axis % x.ndim
+    others = tuple(a for a in range(x.ndim) if a != batch_axis)
+    if per_feature:  # an unrolled sum over the steps: XLA:CPU reduces a major axis ~20x slower
+        counts = jnp.zeros(x.shape[:step_axis] + x.shape[step_axis + 1 :], jnp.float32)
+        for t in range(x.shape[step_axis]):
+            counts = counts + (jax.lax.index_in_dim(x, t, step_axis, keepdims=False) != 0)
+        counts = jnp.moveaxis(counts, batch_axis - (step_axis < batch_axis), 0)
+    elif spikes:  # 0/1: the count is the sum (the same reduction as the layer's spike count)
+        counts = x.sum(axis=others).astype(jnp.float32)
+    else:
+        counts = (x != 0).astype(jnp.float32).sum(axis=others)
+    aux["in_counts"][name] = counts
+    aux["in_steps"][name] = jnp.full((x.shape[batch_axis],), x.shape[step_axis], jnp.float32)
+    if spikes:
+        aux["in_binary"][name] = jnp.ones((x.shape[batch_axis],), jnp.float32)
+    else:
+        aux["in_binary"][name] = ((x == 0) | (x == 1)).all(axis=others).astype(jnp.float32)
+
+
+def _evaluations(h: Array | Repeated) -> Array:
+    """The inputs a layer's synaptic operation actually runs on, stacked: ``T x B x ...``, or
+    ``1 x B x ...`` for a :class:`Repeated` input (computed once, broadcast over time)."""
+    return h.x_Bx[None] if isinstance(h, Repeated) else h
+
+
+POOL_MODES = ("max", "avg")
+# what a forward pass records in ``aux`` (see the module docstring); the counts add up over
+# time blocks, ``rates`` is a mean and ``in_binary`` a logical and
+AUX_SUMMED = ("spike_counts", "updates", "in_counts", "in_steps")
+AUX_KEYS = ("rates", *AUX_SUMMED, "in_binary")
 
 
 class SpikingNeurons(nnx.Module):
@@ -316,6 +244,10 @@ class Readout(nnx.Module):
                 neuron or neurons_lib.LIF(), n_classes, learn_beta, learn_threshold
             )
 
+    def synapse(self) -> dict:
+        """The static description of the output synapses (see ``SNN.synapses``)."""
+        return _dense("readout", self.linear.in_features, self.linear.out_features)
+
     def trace(
         self, s_TxBxN: Array, spike_fn: Callable, remat: bool = False, carry: Any = None
     ) -> tuple[Array, Any]:
@@ -350,6 +282,7 @@ class SNN(nnx.Module):
 
     readout: Readout
     remat_chunk: int = 0
+    spiking_features: bool = True  # features() returns exact 0/1 spikes
 
     def features(
         self, x_TxBx: Array | Repeated, spike_fn: Callable, remat: bool, carry: dict, aux: dict
@@ -378,11 +311,14 @@ class SNN(nnx.Module):
     def _block(self, x_TxBx, spike_fn: Callable, remat: bool, carry: dict | None):
         """``(out_TxBxC, carry, aux)`` of one time block, starting from ``carry``."""
         carry = dict(carry or {})
-        aux: dict[str, dict[str, Array]] = {"rates": {}, "spike_counts": {}}
+        aux: dict[str, dict[str, Array]] = {k: {} for k in AUX_KEYS}
         s_TxBxN = self.features(realize(x_TxBx), spike_fn, remat, carry, aux)
         out_TxBxC, carry["readout"] = self.readout.trace(
             s_TxBxN, spike_fn, remat, carry.get("readout")
         )
+        _record_input(aux, "readout", s_TxBxN, spikes=self.spiking_features)
+        T, B, C = out_TxBxC.shape
+        aux["updates"]["readout"] = jnp.full((B,), T * C, jnp.float32)
         return out_TxBxC, carry, aux
 
     def trace(
@@ -416,19 +352,25 @@ class SNN(nnx.Module):
         carry, (out, aux) = jax.lax.scan(body, carry0, xs, length=n)
         out = out.reshape(n * chunk, *out.shape[2:])
         rates = {k: r.sum(0) * chunk for k, r in aux["rates"].items()}
-        counts = {k: c.sum(0) for k, c in aux["spike_counts"].items()}
+        totals = {g: {k: c.sum(0) for k, c in aux[g].items()} for g in AUX_SUMMED}
+        binary = {k: b.min(0) for k, b in aux["in_binary"].items()}
         if rest:
             out_r, _, aux_r = block(window(x_TxBx, n * chunk, rest), carry)
             out = jnp.concatenate([out, out_r])
             rates = {k: r + aux_r["rates"][k] * rest for k, r in rates.items()}
-            counts = {k: c + aux_r["spike_counts"][k] for k, c in counts.items()}
-        return out, {"rates": {k: r / T for k, r in rates.items()}, "spike_counts": counts}
+            totals = {g: {k: c + aux_r[g][k] for k, c in d.items()} for g, d in totals.items()}
+            binary = {k: jnp.minimum(b, aux_r["in_binary"][k]) for k, b in binary.items()}
+        return out, {"rates": {k: r / T for k, r in rates.items()}, **totals, "in_binary": binary}
 
     def __call__(
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
         out_TxBxC, aux = self.trace(x_TxBx, spike_fn, remat)
         return self.readout.reduce(out_TxBxC), aux
+
+
+def _dense(name: str, n_in: int, n_out: int) -> dict:
+    return {"name": name, "kind": "dense", "in_shape": (int(n_in),), "n_out": int(n_out)}
 
 
 def _remat_chunk(chunk: int) -> int:
@@ -448,7 +390,7 @@ class MLP(SNN):
       in_shape: shape of one input example (flattened to ``prod(in_shape)`` features).
       n_classes: number of output classes.
       hidden: sizes of the spiking hidden layers.
-      neuron: neuron config (``{"kind": "lif", "beta": 0.9, ...}``, see ``conf/model/neuron``).
+      neuron: neuron config (``{"name": "lif", "beta": 0.9, ...}``, see ``conf/model/neuron``).
       readout: ``membrane_mean`` | ``membrane_max`` | ``membrane_last`` | ``spike_count``.
       readout_beta: decay of the non-spiking output membrane.
       readout_scale: logits per output spike (``spike_count`` only).
@@ -502,13 +444,32 @@ class MLP(SNN):
         h = x_TxBx
         for i in range(self.n_layers):
             fc = getattr(self, f"fc{i}")
+            x_SxBx = _evaluations(h)
+            x_SxBxF = x_SxBx.reshape(*x_SxBx.shape[:2], fc.in_features)
+            _record_input(aux, f"fc{i}", x_SxBxF, spikes=i > 0)
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             rec = None
             if self.recurrent:
                 w_NxN = getattr(self, f"rec{i}").kernel[...]
                 rec = lambda s_BxN, w_NxN=w_NxN: s_BxN @ w_NxN
+                prev = carry.get(f"lif{i}")  # (state, s_{t-1}) at the block start
             h = self._spiking(f"lif{i}", i_TxBxN, spike_fn, remat, carry, aux, rec)
+            if self.recurrent:  # step t of the scan feeds back s_{t-1}
+                s_prev = jnp.zeros_like(h[:1]) if prev is None else prev[1][None]
+                s_TxBxN = jnp.concatenate([s_prev, h])[: h.shape[0]]
+                _record_input(aux, f"rec{i}", s_TxBxN, spikes=True)
         return h
+
+    def synapses(self) -> tuple[dict, ...]:
+        """A static description of every synaptic layer, in order (for
+        :mod:`snntrain.synops`): ``name``, ``kind`` (``dense``), ``in_shape``, ``n_out``."""
+        out = []
+        for i in range(self.n_layers):
+            fc = getattr(self, f"fc{i}")
+            out.append(_dense(f"fc{i}", fc.in_features, fc.out_features))
+            if self.recurrent:
+                out.append(_dense(f"rec{i}", fc.out_features, fc.out_features))
+        return (*out, self.readout.synapse())
 
 
 class RecurrentMLP(MLP):
@@ -546,14 +507,14 @@ class ConvSNN(SNN):
 
     With ``pool_before_neuron`` (default) each block is ``conv → pool → (norm) → neuron``:
     max-pooling the input *current* instead of the output spikes lets the neuron scan run on
-    ``pool²`` times fewer neurons (the cheaper order, as in the issue-9 CONV workload); with
+    ``pool²`` times fewer neurons (the cheaper order, as in the bench's CONV workload); with
     ``false`` it is ``conv → (norm) → neuron → pool`` (pooling spikes: an OR over the window).
     The norm always sits directly before the neuron.
 
     Inputs and the flattened features are channels-last (``T x B x H x W x C``); inside the
     conv blocks the examples are the minor axis: the synaptic ops run on ``C x H x W x (T*B)``
     (:func:`conv_pool` fuses each conv with its pooling into one GEMM) and the neurons scan
-    ``T x C x H x W x B``, the fastest layout on XLA:CPU (issue 9); the values are those of
+    ``T x C x H x W x B``, the fastest layout on XLA:CPU; the values are those of
     the step-by-step network (``tests/test_models.py``).
 
     Args:
@@ -565,14 +526,16 @@ class ConvSNN(SNN):
       pool: max-pool window (= stride) after each conv layer; one value or one per layer
         (1: no pooling).
       pool_before_neuron: pool the current before the neuron (true) or the spikes after it.
+      pool_mode: ``max`` (default) or ``avg`` (the mean over each window: linear, so the
+        network can be exported to NIR, whose pooling nodes are sum and average).
       norm: ``none`` | ``layer`` (LayerNorm of each image's current at each step, over
         ``H, W, C``, with per-channel scale and bias; time-local and per example, so it keeps
         causality and data-parallel equality, unlike batch norm). The default ``layer`` made
         the 12C5-MP2-64C5-MP2 net reach >= 98% on digits for every seed we tried (without it,
         2 of 6 runs stayed below); ``none`` is the plain classic net.
-      conv_method: how :func:`conv_pool` computes conv + pool: ``auto`` (the measured fastest
-        formulation on CPU, XLA's convolution on GPU/TPU), ``s2d``, ``dense`` or ``lax``; the
-        same values either way.
+      conv_method: how :func:`conv_pool` computes conv + pool: ``auto`` (the fastest
+        formulation for each layer's shapes on this machine, timed once and cached), ``rule``
+        (a fixed rule), ``s2d``, ``dense`` or ``lax``; the same values either way.
       dense: sizes of spiking dense layers between the flatten and the readout.
       neuron, readout, readout_beta, readout_scale, learn_beta, learn_threshold, remat_chunk:
         as :class:`MLP`; learnable ``beta`` / threshold are per channel in conv layers.
@@ -588,6 +551,7 @@ class ConvSNN(SNN):
         padding: str = "SAME",
         pool: int | Sequence[int] = 2,
         pool_before_neuron: bool = True,
+        pool_mode: str = "max",
         norm: str = "layer",
         conv_method: str = "auto",
         dense: Sequence[int] = (),
@@ -614,6 +578,8 @@ class ConvSNN(SNN):
             raise ValueError(f"model.padding must be one of {PADDINGS}, got {padding!r}")
         if norm not in NORMS:
             raise ValueError(f"model.norm must be one of {NORMS}, got {norm!r}")
+        if pool_mode not in POOL_MODES:
+            raise ValueError(f"model.pool_mode must be one of {POOL_MODES}, got {pool_mode!r}")
         dense = [int(d) for d in dense]
         if any(d < 1 for d in dense):
             raise ValueError(f"model.dense must be a list of sizes >= 1, got {dense}")
@@ -624,8 +590,13 @@ class ConvSNN(SNN):
         self.n_conv, self.n_dense = len(channels), len(dense)
         self.padding, self.pools = padding, tuple(pools)
         self.pool_before_neuron, self.norm = bool(pool_before_neuron), norm
+        self.pool_mode, self.kernels = pool_mode, tuple(kernels)
+        # averaged spikes are not 0/1: the layer after them does multiply-accumulates
+        self.spiking_features = pool_mode == "max" or bool(pool_before_neuron) or bool(dense)
         h, w, c = in_shape
+        conv_in = []  # (C, H, W) entering each conv layer
         for i, (c_out, k, p) in enumerate(zip(channels, kernels, pools, strict=True)):
+            conv_in.append((c, h, w))
             setattr(self, f"conv{i}", Conv(c, c_out, k, padding, conv_method, rngs=rngs))
             if padding == "VALID":
                 h, w = h - k + 1, w - k + 1
@@ -651,6 +622,7 @@ class ConvSNN(SNN):
             if not self.pool_before_neuron:
                 h, w = h // p, w // p
             c = c_out
+        self.conv_in_shapes = tuple(conv_in)
         sizes = [h * w * c, *dense]
         for j, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             setattr(self, f"fc{j}", nnx.Linear(n_in, n_out, rngs=rngs))
@@ -679,9 +651,21 @@ class ConvSNN(SNN):
         else:
             T, B = x_TxBx.shape[:2]
             h_CxHxWxN = _to_examples_minor(x_TxBx)
+        # after a neuron, the next layer's inputs are spikes (0/1), unless averaged
+        spikes_in = self.pool_mode == "max" or self.pool_before_neuron
         for i in range(self.n_conv):
             conv, p = getattr(self, f"conv{i}"), self.pools[i]
-            z = conv(h_CxHxWxN, p if self.pool_before_neuron else 1)
+            if repeated and i == 0:
+                x_1xBxCxHxW = x_TxBx.x_Bx.transpose(0, 3, 1, 2)[None]
+                _record_input(aux, "conv0", x_1xBxCxHxW, per_feature=True)
+            else:
+                x_CxHxWxTxB = h_CxHxWxN.reshape(*h_CxHxWxN.shape[:3], T, B)
+                _record_input(aux, f"conv{i}", x_CxHxWxTxB, 3, 4, i > 0 and spikes_in, True)
+            p_now = p if self.pool_before_neuron else 1
+            if self.pool_mode == "max":
+                z = conv(h_CxHxWxN, p_now)
+            else:
+                z = avg_pool(conv(h_CxHxWxN, 1), p_now)
             if self.norm == "layer":
                 z = _layer_norm(z, getattr(self, f"norm{i}"))
             if repeated and i == 0:
@@ -691,14 +675,33 @@ class ConvSNN(SNN):
             s = self._spiking(f"lif{i}", i_TxCxHxWxB, spike_fn, remat, carry, aux, batch_axis=-1)
             h_CxHxWxN = jnp.moveaxis(s, 0, 3).reshape(*s.shape[1:4], T * B)
             if not self.pool_before_neuron:
-                h_CxHxWxN = max_pool(h_CxHxWxN, p)
+                pool_fn = max_pool if self.pool_mode == "max" else avg_pool
+                h_CxHxWxN = pool_fn(h_CxHxWxN, p)
         c, hh, ww, _ = h_CxHxWxN.shape
         h = h_CxHxWxN.reshape(c, hh, ww, T, B).transpose(3, 4, 1, 2, 0).reshape(T, B, hh * ww * c)
         for j in range(self.n_dense):
             fc = getattr(self, f"fc{j}")
+            _record_input(aux, f"fc{j}", h, spikes=j > 0 or spikes_in)
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             h = self._spiking(f"lif{self.n_conv + j}", i_TxBxN, spike_fn, remat, carry, aux)
         return h
+
+    def synapses(self) -> tuple[dict, ...]:
+        """A static description of every synaptic layer, in order (for
+        :mod:`snntrain.synops`): ``name``, ``kind`` (``conv`` | ``dense``), ``in_shape``
+        (``(C, H, W)`` for convolutions), ``n_out``; convolutions also ``kernel``, ``padding``
+        and ``pool`` (the pooling applied to the conv output before the neuron, 1 if none:
+        conv outputs outside whole pooling windows are never needed)."""
+        out = []
+        for i, (shape, k) in enumerate(zip(self.conv_in_shapes, self.kernels, strict=True)):
+            n_out = int(getattr(self, f"conv{i}").kernel.shape[-1])
+            pool = self.pools[i] if self.pool_before_neuron else 1
+            out.append({"name": f"conv{i}", "kind": "conv", "in_shape": shape, "n_out": n_out,
+                        "kernel": k, "padding": self.padding, "pool": pool})
+        for j in range(self.n_dense):
+            fc = getattr(self, f"fc{j}")
+            out.append(_dense(f"fc{j}", fc.in_features, fc.out_features))
+        return (*out, self.readout.synapse())
 
 
 def _to_examples_minor(x_TxBxHxWxC: Array) -> Array:
@@ -717,6 +720,16 @@ def _layer_norm(z_CxHxWxN: Array, norm: nnx.LayerNorm) -> Array:
     y = (z - mu) * jax.lax.rsqrt(var + norm.epsilon)
     y = y * norm.scale[...][:, None, None, None] + norm.bias[...][:, None, None, None]
     return y.astype(z_CxHxWxN.dtype)
+
+
+def avg_pool(x_CxHxWxN: Array, k: int) -> Array:
+    """Non-overlapping ``k x k`` average pooling over axes 1 and 2 (``VALID``: trailing
+    rows/columns are dropped), the mean of each window (NIR's ``AvgPool2d``)."""
+    if k == 1:
+        return x_CxHxWxN
+    c, h, w, n = x_CxHxWxN.shape
+    x = x_CxHxWxN[:, : h // k * k, : w // k * k]
+    return x.reshape(c, h // k, k, w // k, k, n).mean(axis=(2, 4))
 
 
 class Conv(nnx.Module):
@@ -754,7 +767,9 @@ class Conv(nnx.Module):
         return y + self.bias[...].astype(kernel.dtype)[:, None, None, None]
 
 
-MODELS: dict[str, type] = {"mlp": MLP, "recurrent": RecurrentMLP, "conv": ConvSNN}
+MODELS: Registry[Any] = Registry(
+    "model", {"mlp": MLP, "recurrent": RecurrentMLP, "conv": ConvSNN}, internal=("rngs",)
+)
 
 
 def create(
@@ -766,9 +781,10 @@ def create(
     and is ignored here.
     """
     kwargs.pop("rate_reg", None)
-    return build(
-        MODELS,
-        name,
-        {"in_shape": tuple(in_shape), "n_classes": n_classes, "rngs": nnx.Rngs(seed), **kwargs},
-        "model",
-    )
+    return from_config({"name": name, **kwargs}, in_shape, n_classes, seed)
+
+
+def from_config(cfg: Any, in_shape: Sequence[int], n_classes: int, seed: int) -> nnx.Module:
+    """The model of a ``model`` config group (``name`` + its parameters) for examples of shape
+    ``in_shape`` and ``n_classes`` classes, initialised from ``seed``."""
+    return MODELS.build(cfg, in_shape=tuple(in_shape), n_classes=n_classes, rngs=nnx.Rngs(seed))

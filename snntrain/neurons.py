@@ -40,7 +40,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from snntrain.registry import build
+from snntrain.config import ConfigError
+from snntrain.registry import Registry, plain
 
 Array = jax.Array
 State = dict[str, Array]
@@ -102,7 +103,7 @@ class LIF:
     tau: float | None = None
     dt: float = 1.0
 
-    kind: ClassVar[str] = "lif"
+    name: ClassVar[str] = "lif"
 
     def __post_init__(self):
         _decay(type(self).__name__, "beta", self.beta, self.tau, self.dt)
@@ -144,7 +145,7 @@ class IF:
     reset: str = "subtract"
     detach_reset: bool = False
 
-    kind: ClassVar[str] = "if"
+    name: ClassVar[str] = "if"
 
     def __post_init__(self):
         if not float(self.threshold) > 0.0:
@@ -198,7 +199,7 @@ class ALIF(LIF):
     tau_a: float | None = None
     b: float = 0.2
 
-    kind: ClassVar[str] = "alif"
+    name: ClassVar[str] = "alif"
 
     def __post_init__(self):
         super().__post_init__()
@@ -301,13 +302,25 @@ def leaky_integrate(i_TxBxN: Array, beta: Array | float, v0: Array | None = None
     return v_TxBxN
 
 
-NEURONS: dict[str, type] = {"lif": LIF, "if": IF, "alif": ALIF}
+NEURONS: Registry[Any] = Registry("neuron", {"lif": LIF, "if": IF, "alif": ALIF})
 
 
-def get(kind: str, **params: Any) -> Any:
+def get(name: str, **params: Any) -> Any:
     """Build a neuron by config name, e.g. ``get("alif", tau_a=20.0)``.
 
-    In Hydra, pick the neuron with ``model/neuron=<kind>`` (which also swaps in that neuron's
-    parameters) rather than ``model.neuron.kind=<kind>``.
+    In Hydra, pick the neuron with ``model/neuron=<name>`` (which also swaps in that neuron's
+    parameters) rather than ``model.neuron.name=<name>``.
     """
-    return build(NEURONS, kind, params, "neuron")
+    return NEURONS.create(name, **params)
+
+
+def from_config(cfg: Any = None) -> Any:
+    """The neuron of a ``model.neuron`` config group (``name`` + its parameters); no config
+    or no ``name`` means ``lif``."""
+    params = plain(cfg)
+    if "kind" in params:
+        raise ConfigError(
+            "model.neuron.kind was renamed to model.neuron.name "
+            f"(write name: {params['kind']} in the neuron config)"
+        )
+    return NEURONS.build({"name": "lif", **params})

@@ -6,8 +6,30 @@ from typing import Any
 
 import optax
 
-OPTIMIZERS = {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}
-SCHEDULES = ("constant", "cosine")
+from snntrain.registry import Registry, plain
+
+OPTIMIZERS: Registry[Any] = Registry(
+    "optimizer", {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}
+)
+
+
+def _constant(lr: float, total_steps: int, warmup_steps: int) -> float:
+    del total_steps, warmup_steps
+    return lr
+
+
+def _cosine(lr: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, 1))
+
+
+SCHEDULES: Registry[Any] = Registry(
+    "optimizer.schedule", {"constant": _constant, "cosine": _cosine}
+)
+
+
+# The keys of an ``optimizer`` config that :func:`make` reads itself (the rest go to optax).
+_OWN = ("lr", "schedule", "warmup_steps", "grad_clip", "weight_decay")
 
 
 def make(name: str = "adam", lr: float = 1e-3, *, weight_decay: float = 0.0,
@@ -23,16 +45,22 @@ def make(name: str = "adam", lr: float = 1e-3, *, weight_decay: float = 0.0,
       schedule: ``constant`` or ``cosine`` (warmup then cosine decay to 0 over the run).
       total_steps, warmup_steps: used by the cosine schedule.
       **kwargs: passed to the optax constructor (e.g. ``b1``, ``momentum``).
+
+    Raises:
+      ConfigError: an unknown optimizer, schedule or optax parameter (one line, valid ones
+        listed).
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown optimizer.schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
-    if schedule == "cosine":
-        lr = optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, 1))
     if name == "adamw":
         kwargs["weight_decay"] = weight_decay
-    opt = OPTIMIZERS[name](lr, **kwargs)
+    OPTIMIZERS.check(name, kwargs, given=("learning_rate",), also=_OWN)
+    rate = SCHEDULES.lookup(schedule)(lr, total_steps, warmup_steps)
+    opt = OPTIMIZERS[name](rate, **kwargs)
     if grad_clip:
         opt = optax.chain(optax.clip_by_global_norm(grad_clip), opt)
     return opt
+
+
+def from_config(cfg: Any, total_steps: int) -> optax.GradientTransformation:
+    """The optimizer of an ``optimizer`` config group for a run of ``total_steps`` steps."""
+    params = plain(cfg)
+    return make(params.pop("name", None), total_steps=total_steps, **params)

@@ -2,19 +2,35 @@
 state): accuracy vs alpha, accuracy by configuration, learning curves, firing rates and the
 surrogate gradients of a sweep (:func:`snntrain.report.make_report` draws them), and one run's
 surrogate derivative (:func:`surrogate_curve_png`, written by the trainer).
+
+Every axis is labelled and every legend sits inside its axes. Inputs are configurations
+(:class:`snntrain.runs.Row`) and, for the alpha plot, the ranking results of
+:mod:`snntrain.compare`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from snntrain.report import Row, _fmt_value, _num, learning_curve, mean_std
+from snntrain.compare import AlphaRange, Metric
+from snntrain.runs import (
+    Row,
+    as_float,
+    build_surrogate,
+    format_value,
+    learning_curve,
+    mean_std,
+    step_curve,
+    steps_per_epoch,
+)
 
 DPI = 100
+X_LABEL = "x = v − threshold"
 
 
 def _figure(width_in: float, height_in: float):
@@ -49,6 +65,15 @@ def _evaluate_surrogate(surrogate: Any, x: np.ndarray) -> tuple[np.ndarray, np.n
     return g, f
 
 
+def scale_label(surrogate: Any) -> str:
+    """``peak 1, ∫ 0.08`` of a surrogate's g'(x) (``∫ ∞`` for heavy tails)."""
+    try:
+        peak, area = float(surrogate.peak()), float(surrogate.integral())
+    except Exception:  # noqa: BLE001 - a duck-typed surrogate may not say
+        return ""
+    return f"peak {peak:.3g}, ∫ {'∞' if area == math.inf else f'{area:.3g}'}"
+
+
 def surrogate_curve_png(surrogate: Any, path: str | Path, x_range: float = 2.0) -> Path:
     """A small (400 x 300 px) plot of ``surrogate``'s g′(x) (and g(x), dashed) around x = 0.
 
@@ -60,28 +85,42 @@ def surrogate_curve_png(surrogate: Any, path: str | Path, x_range: float = 2.0) 
     g, f = _evaluate_surrogate(surrogate, x)
     fig = _figure(4, 3)
     ax = fig.add_subplot()
-    ax.plot(x, g, color="C0", label="g′(x)")
+    scale = scale_label(surrogate)
+    ax.plot(x, g, color="C0", label="$g'(x)$" + (f" ({scale})" if scale else ""))
     if f is not None:
         ax.plot(x, f, color="C1", ls="--", lw=1, label="g(x)")
     ax.step(x, (x >= 0).astype(float), where="post", color="0.6", lw=0.8, label="H(x)")
-    ax.set_xlabel("x = v − threshold")
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel("$g'(x)$, $g(x)$" if f is not None else "$g'(x)$ (no $g$ defined)")
     ax.set_title(repr(surrogate), fontsize=8)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     fig.savefig(path)
     return path
 
 
-def plot_accuracy_vs_alpha(path: Path, rows: list[Row], table: list[dict[str, Any]]) -> None:
-    """Best-val and test accuracy against alpha, one line per series, seed std as error bars.
+def _pct(metric: Metric) -> float:
+    return 100.0 if metric.is_accuracy else 1.0
+
+
+def plot_accuracy_vs_alpha(
+    path: Path,
+    rows: Sequence[Row],
+    metric: Metric | None = None,
+    ranges: Sequence[AlphaRange] = (),
+) -> None:
+    """The selection metric (left) and test accuracy (right) against alpha, one line per
+    series, seed std as error bars. On the left, a star marks each series' best alpha and a
+    band the range of alphas within noise of it (:func:`snntrain.compare.alpha_ranges`).
 
     Series without an alpha are drawn as a horizontal line with a ±std band. Series sharing
     an alpha are shifted sideways a little so that their error bars stay apart.
     """
     from matplotlib.ticker import FuncFormatter
 
+    metric = metric or Metric("best_val_accuracy")
     fig = _figure(12, 4.5)
-    axes = fig.subplots(1, 2, sharey=True)
+    axes = fig.subplots(1, 2, sharey=metric.is_accuracy)
     series = list(dict.fromkeys(r.series for r in rows))
     alphas = sorted({r.key["alpha"] for r in rows if r.key["alpha"] is not None})
     positive = [a for a in alphas if a > 0]
@@ -92,38 +131,57 @@ def plot_accuracy_vs_alpha(path: Path, rows: list[Row], table: list[dict[str, An
     for r in rows:
         if r.key["alpha"] is not None and r.series not in sharing.setdefault(r.key["alpha"], []):
             sharing[r.key["alpha"]].append(r.series)
-    for ax, metric, title in zip(
-        axes,
-        ("best_val_accuracy", "test_accuracy"),
-        ("best validation accuracy", "final test accuracy"),
-        strict=True,
-    ):
+    by_series = {r.series: r for r in ranges}
+
+    def shifted(a: np.ndarray, s: str) -> np.ndarray:
+        shift = np.array([_dodge(sharing[x], s) for x in a])
+        return a * 10 ** (shift * decades) if log else a + shift * span
+
+    unit = " %" if metric.is_accuracy else ""
+    panels = (
+        (metric.key, _pct(metric), f"{metric.title} (selects)", f"{metric.title}{unit}"),
+        ("test_accuracy", 100.0, "final test accuracy", "final test accuracy %"),
+    )
+    for ax, (key, scale, title, ylabel) in zip(axes, panels, strict=True):
         for i, s in enumerate(series):
-            pts = [
-                (r.key["alpha"], t[f"{metric}_mean"], t[f"{metric}_std"])
-                for r, t in zip(rows, table, strict=True)
-                if r.series == s and t["n"]
-            ]
+            pts = []
+            for r in rows:
+                if r.series == s and (vals := r.values(key)):
+                    m, sd, _ = mean_std(vals)
+                    pts.append((r.key["alpha"], m, sd))
             with_a = sorted(p for p in pts if p[0] is not None)
             # 10 colours, then the next marker / line style: >10 series stay distinguishable.
             color, marker, ls = f"C{i % 10}", "os^Dv"[i // 10 % 5], ("--", ":", "-.")[i // 10 % 3]
             if with_a:
                 a, m, sd = map(np.asarray, zip(*with_a, strict=True))
-                shift = np.array([_dodge(sharing[x], s) for x in a])
-                a = a * 10 ** (shift * decades) if log else a + shift * span
                 ax.errorbar(
-                    a,
-                    100 * m,
-                    yerr=100 * np.nan_to_num(sd),
+                    shifted(a, s),
+                    scale * m,
+                    yerr=scale * np.nan_to_num(sd),
                     marker=marker,
                     capsize=3,
                     color=color,
                     label=s,
                 )
+                rng = by_series.get(s)
+                if key == metric.key and rng is not None:
+                    best = np.array([rng.best_alpha])
+                    ax.plot(
+                        shifted(best, s),
+                        [scale * rng.best.mean],
+                        marker="*",
+                        ms=14,
+                        color=color,
+                        mec="k",
+                        ls="none",
+                        zorder=5,
+                    )
+                    if rng.claim and rng.low != rng.high:
+                        ax.axvspan(rng.low, rng.high, color=color, alpha=0.12, lw=0)
             for _, m, sd in (p for p in pts if p[0] is None):
-                ax.axhline(100 * m, color=color, ls=ls, label=f"{s} (no α)")
+                ax.axhline(scale * m, color=color, ls=ls, label=f"{s} (no α)")
                 if not math.isnan(sd):
-                    ax.axhspan(100 * (m - sd), 100 * (m + sd), color=color, alpha=0.12)
+                    ax.axhspan(scale * (m - sd), scale * (m + sd), color=color, alpha=0.12)
         if log and alphas[0] <= 0:  # symlog keeps alpha = 0 (log_tailed_relu) on the axis
             ax.set_xscale("symlog", linthresh=positive[0])
             ax.set_xlim(left=alphas[0] - 0.3 * positive[0])
@@ -135,73 +193,114 @@ def plot_accuracy_vs_alpha(path: Path, rows: list[Row], table: list[dict[str, An
         else:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("surrogate α")
+        ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy % (mean ± std over seeds)")
-    handles, labels = axes[1].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, fontsize=7, loc="outside right upper")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    if ranges:
+        axes[0].text(
+            0.01,
+            0.01,
+            "★ best α; band: α within noise of it (95% Welch CI)",
+            transform=axes[0].transAxes,
+            fontsize=7,
+            va="bottom",
+        )
     fig.savefig(path)
 
 
-def plot_accuracy_by_config(path: Path, rows: list[Row], table: list[dict[str, Any]]) -> None:
-    """Test accuracy of every configuration as horizontal bars (mean ± std)."""
-    pairs = [(r, t) for r, t in zip(rows, table, strict=True) if t["n"]]
-    pairs.sort(key=lambda p: p[1]["test_accuracy_mean"])
+def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | None = None) -> None:
+    """Test accuracy of every configuration as horizontal bars (mean ± std), in the given order
+    (the ranking, best first, at the top); the selected configuration in its own colour."""
+    pairs = [(r, mean_std(r.values("test_accuracy"))) for r in rows if r.completed]
     fig = _figure(8, 1.6 + 0.3 * max(len(pairs), 1))
     ax = fig.add_subplot()
     y = np.arange(len(pairs))
     ax.barh(
         y,
-        [100 * t["test_accuracy_mean"] for _, t in pairs],
-        xerr=_err([100 * t["test_accuracy_std"] for _, t in pairs]),
-        color="C0",
+        [100 * m for _, (m, _, _) in pairs],
+        xerr=_err([100 * sd for _, (_, sd, _) in pairs]),
+        color=["C1" if r is selected else "C0" for r, _ in pairs],
         capsize=2,
     )
-    ax.set_yticks(y, [f"{r.label} (n={t['n']})" for r, t in pairs], fontsize=7)
-    lo = min([100 * t["test_accuracy_mean"] for _, t in pairs] or [0])
+    ax.set_yticks(
+        y,
+        [f"{r.label} (n={n}){' — selected' if r is selected else ''}" for r, (_, _, n) in pairs],
+        fontsize=7,
+    )
+    ax.invert_yaxis()
+    lo = min([100 * m for _, (m, _, _) in pairs if not math.isnan(m)] or [0])
     ax.set_xlim(max(0, lo - 5), 100)
     ax.set_xlabel("final test accuracy % (mean ± std over seeds)")
+    ax.set_ylabel("configuration (ranked)", fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     fig.savefig(path)
 
 
-def plot_learning_curves(path: Path, rows: list[Row]) -> None:
-    """One panel per series: val (solid) and test (dashed) accuracy per epoch, seed means."""
+def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
+    """One panel per series: val (solid) and test (dashed) accuracy per epoch, seed means; one
+    colour per alpha.
+
+    Runs of fewer than three epochs also show the training accuracy of every logged step
+    (thin line), on the same epoch axis (step / steps per epoch).
+    """
+    from matplotlib.lines import Line2D
+
     series = list(dict.fromkeys(r.series for r in rows))
     nr, nc = _grid(len(series), 3)
     fig = _figure(4 * nc, 3 * nr)
     axes = np.atleast_1d(fig.subplots(nr, nc, squeeze=False, sharey=True)).ravel()
     for ax, s in zip(axes, series, strict=False):
         group = [r for r in rows if r.series == s and r.completed]
+        n_epochs, handles, styles = 0, [], {}
         for j, row in enumerate(group):
             color = f"C{j % 10}"
             alpha = row.key["alpha"]
-            name = "" if alpha is None else f"α={alpha:g} "
-            for key, ls in (("val_accuracy", "-"), ("test_accuracy", "--")):
+            handles.append(
+                Line2D([], [], color=color, label="mean" if alpha is None else f"α={alpha:g}")
+            )
+            for key, ls, marker in (("val_accuracy", "-", "o"), ("test_accuracy", "--", "D")):
                 ep, m, _ = learning_curve(row.completed, key)
                 if ep.size:
-                    ax.plot(
-                        ep,
-                        100 * m,
-                        ls=ls,
-                        color=color,
-                        marker="." if ep.size < 3 else None,
-                        label=f"{name}{key.split('_')[0]}",
+                    n_epochs = max(n_epochs, int(ep.max()))
+                    mark = {"marker": marker, "ms": 5} if ep.size < 3 else {}
+                    if marker == "D" and mark:
+                        mark["mfc"] = "none"
+                    ax.plot(ep, 100 * m, ls=ls, color=color, **mark)
+                    styles[key] = Line2D(
+                        [], [], color="0.3", ls=ls, label=key.split("_")[0], **mark
                     )
+            spe = steps_per_epoch(row.completed)
+            steps, m, _ = step_curve(row.completed, "accuracy")
+            if spe and steps.size and n_epochs < 3:
+                ax.plot(steps / spe, 100 * m, color=color, lw=0.8, alpha=0.6)
+                styles["train"] = Line2D(
+                    [], [], color="0.3", lw=0.8, alpha=0.6, label="train (logged steps)"
+                )
         ax.set_title(s, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        if 0 < n_epochs < 3:
+            ax.set_xlim(0, n_epochs + 0.15)
+            ax.set_xticks(range(n_epochs + 1))
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel("accuracy % (mean over seeds)")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
+        if handles:
+            ax.legend(
+                handles=handles + list(styles.values()),
+                fontsize=6,
+                loc="lower right",
+                ncols=2 if len(handles) + len(styles) > 5 else 1,
+                framealpha=0.8,
+            )
     for ax in axes[len(series) :]:
         ax.set_visible(False)
-    axes[0].set_ylabel("accuracy %")
     fig.savefig(path)
 
 
-def plot_firing_rates(path: Path, rows: list[Row]) -> None:
+def plot_firing_rates(path: Path, rows: Sequence[Row]) -> None:
     """Final test firing rate of each spiking layer, per configuration (mean ± std)."""
     rows = [r for r in rows if r.completed]
     layers = sorted(
@@ -214,7 +313,10 @@ def plot_firing_rates(path: Path, rows: list[Row]) -> None:
     for j, layer in enumerate(layers):
         stats = [
             mean_std(
-                [_num((run.summary.get("firing_rates") or {}).get(layer)) for run in r.completed]
+                [
+                    as_float((run.summary.get("firing_rates") or {}).get(layer))
+                    for run in r.completed
+                ]
             )
             for r in rows
         ]
@@ -230,14 +332,16 @@ def plot_firing_rates(path: Path, rows: list[Row]) -> None:
     ax.set_yticks(np.arange(len(rows)), [r.label for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("firing rate (spikes per neuron per step, test set, last epoch)")
+    ax.set_ylabel("configuration")
     ax.grid(alpha=0.3, axis="x")
     if layers:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="best", title="layer", title_fontsize=7)
     fig.savefig(path)
 
 
-def plot_surrogate_gradients(path: Path, rows: list[Row], x_range: float = 2.0) -> None:
-    """g′(x) of every compared surrogate configuration: one panel per surrogate name."""
+def plot_surrogate_gradients(path: Path, rows: Sequence[Row], x_range: float = 2.0) -> None:
+    """g′(x) of every compared surrogate configuration: one panel per surrogate name, each
+    curve labelled with its parameters, peak and integral."""
     by_name: dict[str, list[Row]] = {}
     for r in rows:
         by_name.setdefault(str(r.surrogate.get("name")), []).append(r)
@@ -249,13 +353,20 @@ def plot_surrogate_gradients(path: Path, rows: list[Row], x_range: float = 2.0) 
         seen: set[str] = set()
         for j, row in enumerate(group):
             params = {k: v for k, v in row.surrogate.items() if k != "name"}
-            label = ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(params.items()))
+            label = ", ".join(f"{k}={format_value(v)}" for k, v in sorted(params.items()))
             if label in seen:
                 continue
             seen.add(label)
             try:
-                g, _ = _evaluate_surrogate(_build_surrogate(row.surrogate), x)
-                ax.plot(x, g, color=f"C{j % 10}", label=label or "defaults")
+                s = build_surrogate(row.surrogate)
+                g, _ = _evaluate_surrogate(s, x)
+                scale = scale_label(s)
+                ax.plot(
+                    x,
+                    g,
+                    color=f"C{j % 10}",
+                    label=(label or "defaults") + (f"\n{scale}" if scale else ""),
+                )
             except Exception as e:  # noqa: BLE001 - a report must not die on one config
                 ax.text(
                     0.5,
@@ -266,18 +377,12 @@ def plot_surrogate_gradients(path: Path, rows: list[Row], x_range: float = 2.0) 
                     fontsize=7,
                 )
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("x = v − threshold", fontsize=8)
+        ax.set_xlabel(X_LABEL, fontsize=8)
+        ax.set_ylabel("$g'(x)$", fontsize=8)
         ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, loc="upper left", framealpha=0.8)
     for ax in axes[len(by_name) :]:
         ax.set_visible(False)
     fig.savefig(path)
-
-
-def _build_surrogate(cfg: dict[str, Any]) -> Any:
-    from snntrain import surrogates
-
-    params = {k: v for k, v in cfg.items() if k != "name"}
-    return surrogates.get(cfg["name"], **params)

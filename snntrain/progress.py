@@ -1,75 +1,249 @@
-"""A rich progress bar for training: epoch, step, loss, accuracy, throughput."""
+"""The console side of a run: a rich progress bar while it trains, a summary when it ends.
+
+The bar reads ``epoch e/E ━━━ s/S loss … acc … 12,345 samples/s ETA 0:01:02 0:00:41`` (the
+last is the time elapsed). Until the first step has compiled it says ``compiling…``;
+throughput and ETA are measured from the steps completed after that (wall time, evaluation
+included), so neither shows the compile time nor the spike of the first step after it.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
+COMPILING = "compiling…"
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
 
 class Progress:
-    """Shows ``epoch e/E | step s/S | loss | acc | samples/s``; silent when disabled."""
+    """Shows ``epoch e/E | step s/S | loss | acc | samples/s | ETA``; silent when disabled.
 
-    def __init__(self, total_steps: int, steps_per_epoch: int, enabled: bool = True):
-        self.total, self.spe, self.enabled = total_steps, steps_per_epoch, enabled
+    Call :meth:`compiled` once the first step has finished (else the first :meth:`update` past
+    the starting step counts as that); ``batch_size`` lets the bar measure samples/s itself
+    (otherwise it shows the ``samples_per_s`` it is given, from the second update on).
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        steps_per_epoch: int,
+        enabled: bool = True,
+        batch_size: int | None = None,
+    ):
+        self.total, self.spe, self.enabled = total_steps, max(steps_per_epoch, 1), enabled
+        self.batch_size = batch_size
         self.console = Console(stderr=True)
         self._bar = RichProgress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]} acc {task.fields[acc]} "
-                       "{task.fields[speed]} samples/s"),
-            TimeElapsedColumn(), console=self.console, disable=not enabled, transient=False)
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not enabled,
+            transient=False,
+        )
         self._task = None
+        self._start: int | None = None  # the step the bar started at (resume: not 0)
+        self._compiled: tuple[int, float] | None = None  # (step, time) when compiling ended
+        self._updates_after_compile = 0
+        self.fields = {"loss": "-", "acc": "-", "speed": "-", "eta": "-"}
 
     def __enter__(self) -> Progress:
         self._bar.__enter__()
-        self._task = self._bar.add_task("train", total=self.total, epoch="-", loss="-",
-                                        acc="-", speed="-")
+        self._task = self._bar.add_task(
+            "train",
+            total=self.total,
+            epoch=self._epoch(0),
+            status=COMPILING if self.enabled else "",
+        )
         return self
 
+    def compiled(self, step: int | None = None, now: float | None = None) -> None:
+        """The first step has compiled and finished; ``step`` is the step count after it.
+
+        Throughput and ETA are measured from here."""
+        if self._compiled is None:
+            step = step if step is not None else (self._start or 0) + 1
+            self._compiled = (step, time.time() if now is None else now)
+            if self.enabled and self._task is not None:
+                self._bar.update(self._task, status=self._text())
+
+    def _text(self) -> str:
+        f = self.fields
+        return f"loss {f['loss']} acc {f['acc']} {f['speed']} samples/s ETA {f['eta']}"
+
+    def _epoch(self, step: int) -> str:
+        epochs = max(self.total // self.spe, 1)
+        return f"{min(step // self.spe + 1, epochs)}/{epochs}"
+
+    def status(self, step: int, metrics: Mapping[str, Any], now: float | None = None) -> str:
+        """The text after the bar at ``step`` (remembers loss, accuracy, speed and ETA)."""
+        now = time.time() if now is None else now
+        if self._start is None:
+            self._start = step
+        if self._compiled is None and step > self._start:
+            self.compiled(step, now)  # no compiled() call: the first update after a step
+            self._updates_after_compile = 1  # this one carried the spike; the next may show
+        if self._compiled is None:
+            return COMPILING
+        f = self.fields
+        for key, alt, name, fmt in (
+            ("loss", "train_loss", "loss", "{:.3f}"),
+            ("accuracy", "train_accuracy", "acc", "{:.3f}"),
+        ):
+            v = metrics.get(key, metrics.get(alt))
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                f[name] = fmt.format(v)
+        step0, t0 = self._compiled
+        if step > step0 and now > t0:
+            rate = (step - step0) / (now - t0)  # steps/s since compiling, evaluation included
+            f["eta"] = _clock((self.total - step) / rate) if step < self.total else "0:00:00"
+            if self.batch_size:
+                f["speed"] = f"{rate * self.batch_size:,.0f}"
+            elif self._updates_after_compile > 0:  # not the first: it may hold the spike
+                v = metrics.get("samples_per_s")
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    f["speed"] = f"{v:,.0f}"
+            self._updates_after_compile += 1
+        return self._text()
+
     def update(self, step: int, metrics: dict[str, Any]) -> None:
-        fields = {"epoch": f"{min(step // max(self.spe, 1) + 1, self.total // self.spe)}"
-                           f"/{self.total // max(self.spe, 1)}"}
-        if "loss" in metrics:
-            fields["loss"] = f"{metrics['loss']:.4f}"
-        if "accuracy" in metrics:
-            fields["acc"] = f"{metrics['accuracy']:.3f}"
-        if "samples_per_s" in metrics:
-            fields["speed"] = f"{metrics['samples_per_s']:,.0f}"
-        self._bar.update(self._task, completed=step, **fields)
+        if not self.enabled or self._task is None:
+            return
+        self._bar.update(
+            self._task, completed=step, epoch=self._epoch(step), status=self.status(step, metrics)
+        )
 
     def epoch_done(self, epoch: int, record: dict[str, Any]) -> None:
+        """Print the line of epoch ``epoch`` (counted from 1)."""
         if not self.enabled:
             return
         parts = [f"epoch {epoch:>3}"]
-        for key, label in (("train_loss", "loss"), ("train_accuracy", "train"),
-                           ("val_accuracy", "val"), ("test_accuracy", "test")):
-            if key in record:
+        for key, label in (
+            ("train_loss", "loss"),
+            ("train_accuracy", "train"),
+            ("val_accuracy", "val"),
+            ("test_accuracy", "test"),
+        ):
+            if isinstance(record.get(key), (int, float)):
                 parts.append(f"{label} {record[key]:.4f}")
-        self._bar.console.print("  ".join(parts))
+        self._bar.console.print("  ".join(parts), soft_wrap=True, highlight=False)
 
     def __exit__(self, *exc) -> None:
         self._bar.__exit__(*exc)
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    """The end-of-run table: final metrics and where everything was written."""
+# ---- the end of a run ---------------------------------------------------------------------
+
+RUN_FILES = (
+    "config.yaml",
+    ".hydra",
+    "metrics.jsonl",
+    "summary.json",
+    "checkpoints",
+    "surrogate_grad.png",
+    "wandb",
+)
+
+
+def written_files(run_dir: str | Path) -> list[str]:
+    """The files a run wrote that exist in ``run_dir``, directories with a trailing ``/``:
+    the known ones in a fixed order, then any others (logs), sorted."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    present = {p.name: p.is_dir() for p in run_dir.iterdir()}
+    names = [n for n in RUN_FILES if n in present]
+    names += sorted(n for n in present if n not in RUN_FILES and not n.endswith(".tmp"))
+    return [n + ("/" if present[n] else "") for n in names]
+
+
+def what_ran(summary: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> str:
+    """``FastSigmoid(alpha=25.0) · model mlp [64] · digits · T=25 · seed 0``."""
+    config = config or {}
+    model = config.get("model") or {}
+    dataset = str(summary.get("dataset") or (config.get("dataset") or {}).get("name") or "?")
+    parts = [str(summary.get("surrogate") or (config.get("surrogate") or {}).get("name", "?"))]
+    if model:
+        size = model.get("hidden") or model.get("channels")
+        parts.append(f"model {model.get('name', '?')}" + (f" {list(size)}" if size else ""))
+    parts.append(dataset.split(":")[0])
+    if config.get("T") is not None:
+        parts.append(f"T={config['T']}")
+    if config.get("seed") is not None:
+        parts.append(f"seed {config['seed']}")
+    return " · ".join(parts)
+
+
+def _config_of(run_dir: str) -> dict[str, Any]:
+    from snntrain.runs import load_config
+
+    try:
+        return load_config(run_dir) if run_dir else {}
+    except Exception:  # noqa: BLE001 - a summary must print even without a readable config
+        return {}
+
+
+def print_summary(
+    summary: dict[str, Any],
+    console: Console | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """The end-of-run summary: what ran, the final metrics, and where its files are.
+
+    ``config`` (plain containers) names the model, T and seed; by default it is read from
+    ``<run_dir>/config.yaml``. Paths are printed unwrapped (one line each, also in SLURM logs),
+    and only files that exist are listed.
+    """
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=f"snntrain run {summary.get('status', '')}", show_header=True)
+    run_dir = str(summary.get("run_dir", ""))
+    config = config if config is not None else _config_of(run_dir)
+    console.print(
+        f"snntrain run {summary.get('status', '')}: {what_ran(summary, config)}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    table = Table(show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("train_loss", "train_accuracy", "best_val_accuracy", "val_accuracy",
-                "test_loss", "test_accuracy", "steps", "epochs", "samples_per_s",
-                "compile_time_s", "wall_time_s"):
+    for key in (
+        "train_loss",
+        "train_accuracy",
+        "best_val_accuracy",
+        "val_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "steps",
+        "epochs",
+        "samples_per_s",
+        "compile_time_s",
+        "wall_time_s",
+    ):
         v = summary.get(key)
         if v is not None:
             table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
     for name, rate in (summary.get("firing_rates") or {}).items():
         table.add_row(f"firing rate {name}", f"{rate:.4f}")
     console.print(table)
-    run_dir = summary.get("run_dir", "")
-    console.print(f"written to {run_dir}: config.yaml, metrics.jsonl, summary.json, "
-                  "checkpoints/, wandb/")
+    if run_dir:
+        files = written_files(run_dir)
+        console.print(f"run directory: {run_dir}", soft_wrap=True, highlight=False, markup=False)
+        if files:
+            console.print(
+                f"written: {', '.join(files)}", soft_wrap=True, highlight=False, markup=False
+            )

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from snntrain import encoding
+from snntrain import encoding, synops
 from snntrain import parallel as par
 from snntrain.losses import batch_sums
 
@@ -121,11 +121,16 @@ def make_epoch_fn(train_step):
 
 
 def make_eval_step(exp):
-    """``eval_step(params, batch, key, surrogate) -> sums`` (loss, correct, count, rates)."""
-    forward = make_forward(exp)
+    """``eval_step(params, batch, key, surrogate) -> sums``: loss, correct, count, rates and,
+    unless ``metrics.synops=false``, the cost counts of :func:`snntrain.synops.eval_sums`
+    (from the same forward pass)."""
+    forward, synapses = make_forward(exp), exp.synapses
 
     def eval_step(params, batch, key, surrogate, *, axis_name=None):
         logits_BxC, aux = forward(params, batch, key, surrogate)
-        return par.psum(batch_sums(logits_BxC, aux, batch), axis_name)
+        sums = batch_sums(logits_BxC, aux, batch)
+        if synapses is not None:
+            sums.update(synops.eval_sums(aux, batch["mask"], synapses))
+        return par.psum(sums, axis_name)
 
     return eval_step

@@ -3,6 +3,8 @@
 Every surrogate ``s`` is a small immutable object (a frozen dataclass and a JAX pytree):
 
 * ``s(v_BxN)`` returns the spikes ``1`` where ``v >= 0``, else ``0`` (same shape and dtype).
+  A neuron exactly at threshold fires, as in braintools and SpikingJelly; snnTorch, Norse and
+  spyx fire only above it (``v > 0``).
 * Backpropagating through ``s(v)`` gives ``upstream * s.surrogate_grad(v)``: one
   :func:`jax.custom_jvp` shared by all classes, so it works under ``grad``, ``jit``, ``vmap``,
   ``scan`` and ``checkpoint``, for float32, float64 and bfloat16 (16-bit inputs get g'
@@ -11,6 +13,14 @@ Every surrogate ``s`` is a small immutable object (a frozen dataclass and a JAX 
 * ``s.surrogate_grad(x)`` is the closed-form derivative g'(x) used backward, and
   ``s.surrogate_fun(x)`` the smooth function g(x) it is the derivative of (the five ``*Grad``
   classes define only g' and raise :class:`NotImplementedError`).
+
+Surrogates differ in scale as much as in shape: ``s.integral()`` is the closed-form ∫g'(x) dx
+(1 for sigmoid, softsign, arctan, erf; 2/α for fast_sigmoid; ``inf`` for heavy tails) and
+``s.peak()`` the height max g'(x). ``s.normalized()`` (:class:`Normalized`, config
+``surrogate.normalize=true``) rescales g' to unit integral, so shapes can be compared at equal
+scale. The catalogue follows braintools where it differs from the papers or SpikingJelly:
+:class:`QPseudoSpike` uses (α+1) where the paper uses (α−1) (:class:`QPseudoSpikePaper`), and
+:class:`SquarewaveFourierSeries` sums n terms where SpikingJelly sums n − 1.
 
 Instances with Python-number parameters are hashable and equal by value, so they can be static
 arguments of :func:`jax.jit`. Float parameters are pytree leaves, so one instance can also carry
@@ -31,7 +41,6 @@ import dataclasses
 import inspect
 import math
 import numbers
-import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
@@ -39,6 +48,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy import special as jsp_special
+
+from snntrain.registry import Registry, plain
 
 Array = jax.Array
 
@@ -111,6 +122,20 @@ class Surrogate:
             "it has no closed-form surrogate_fun g(x)"
         )
 
+    def integral(self) -> Any:
+        """The scale ∫g'(x) dx over the real line, in closed form (a traced value under jit or
+        vmap); ``inf`` when the tails do not vanish fast enough, NaN when it is undefined."""
+        raise NotImplementedError(f"{type(self).__name__} defines no integral()")
+
+    def peak(self) -> Any:
+        """The height max g'(x): g'(0) here, the maximum of every bump-shaped g' (classes whose
+        maximum can lie elsewhere override this)."""
+        return self.surrogate_grad(jnp.zeros(()))
+
+    def normalized(self) -> Normalized:
+        """This surrogate rescaled to unit integral (:class:`Normalized`); forward unchanged."""
+        return Normalized(self)
+
 
 @jax.custom_jvp
 def _heaviside(x: Array, surrogate: Surrogate) -> Array:
@@ -128,6 +153,82 @@ def _heaviside_jvp(primals: tuple, tangents: tuple) -> tuple[Array, Array]:
     # 16-bit inputs: evaluate g' in float32, then round once to x's dtype.
     grad = surrogate.surrogate_grad(x.astype(jnp.promote_types(x.dtype, jnp.float32)))
     return _heaviside(x, surrogate), grad.astype(x.dtype) * x_dot
+
+
+def _finite_names() -> str:
+    """The surrogates whose g' has a finite, positive integral at their default parameters."""
+    ok = []
+    for name, cls in sorted(REGISTRY.items()):
+        value = float(cls().integral())
+        if math.isfinite(value) and value > 0:
+            ok.append(name)
+    return ", ".join(ok)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalized(Surrogate):
+    """``base`` rescaled to unit integral, to compare surrogate *shapes* at equal scale.
+
+    g'_n(x) = g'(x) / I,   g_n(x) = ½ + (g(x) − g(0)) / I,   I = ``base.integral()``,
+
+    the closed-form integral, so the rescaling is exact and follows traced parameters under
+    ``jit`` and ``vmap``. The forward pass (the spike) is the base's exact step. The base needs
+    a finite, positive I (not ``leaky_relu``, ``straight_through``, ... whose g' does not
+    vanish in the tails). The config key ``surrogate.normalize=true`` builds one.
+
+    References:
+      Zenke & Vogels 2021 (Neural Computation 33(4)): the scale of a surrogate matters more
+      than its shape.
+    """
+
+    base: Surrogate
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, Surrogate):
+            raise ValueError(f"Normalized: base must be a Surrogate, got {self.base!r}")
+        try:
+            value = float(self.base.integral())
+        except (TypeError, jax.errors.ConcretizationTypeError):
+            return  # traced parameters: nothing to check
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"{type(self.base).__name__}: normalize=true needs a finite, positive integral "
+                f"of g'(x), but {self.base!r} has {value:g}; these can be normalized (at their "
+                f"defaults): {_finite_names()}"
+            )
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.base.name
+
+    def surrogate_grad(self, x: Array) -> Array:
+        return self.base.surrogate_grad(x) / self.base.integral()
+
+    def surrogate_fun(self, x: Array) -> Array:
+        g = self.base.surrogate_fun
+        return 0.5 + (g(x) - g(jnp.zeros_like(x))) / self.base.integral()
+
+    def integral(self) -> Any:
+        return 1.0
+
+    def peak(self) -> Any:
+        return self.base.peak() / self.base.integral()
+
+    def normalized(self) -> Normalized:
+        return self
+
+
+def _unflatten_normalized(_: None, children: tuple) -> Normalized:
+    obj = object.__new__(Normalized)  # JAX rebuilds from tracers or zeros: no validation
+    object.__setattr__(obj, "base", children[0])
+    return obj
+
+
+jax.tree_util.register_pytree_with_keys(
+    Normalized,
+    lambda n: (((jax.tree_util.GetAttrKey("base"), n.base),), None),
+    _unflatten_normalized,
+)
 
 
 def _normal(x: Array, mean: Any, std: Any) -> Array:
@@ -150,9 +251,23 @@ def _sigmoid_grad(x: Array, alpha: Any) -> Array:
     return alpha * jax.nn.sigmoid(alpha * x) * jax.nn.sigmoid(-alpha * x)
 
 
+def _where(cond: Any, a: Any, b: Any) -> Any:
+    """``a if cond else b``, for Python numbers and traced values alike."""
+    if isinstance(cond, (bool, np.bool_)):
+        return a if cond else b
+    return jnp.where(cond, a, b)
+
+
+def _maximum(a: Any, b: Any) -> Any:
+    return max(a, b) if isinstance(a, float) and isinstance(b, float) else jnp.maximum(a, b)
+
+
+def _sign_inf(c: Any) -> Any:
+    return _where(c > 0, math.inf, -math.inf)
+
+
 _S = TypeVar("_S", bound=type[Surrogate])
-_CLASSES: dict[str, type[Surrogate]] = {}
-REGISTRY: Mapping[str, type[Surrogate]] = types.MappingProxyType(_CLASSES)
+REGISTRY: Registry[type[Surrogate]] = Registry("surrogate", owner="{name}")
 
 
 @dataclass_transform(frozen_default=True)
@@ -176,8 +291,7 @@ def _register(cls: _S) -> _S:
         return obj
 
     jax.tree_util.register_pytree_with_keys(cls, flatten, unflatten)
-    _CLASSES[cls.name] = cls
-    return cls
+    return REGISTRY.add(cls.name, cls)
 
 
 @_register
@@ -199,6 +313,9 @@ class Sigmoid(Surrogate):
 
     def surrogate_fun(self, x: Array) -> Array:
         return jax.nn.sigmoid(self.alpha * x)
+
+    def integral(self) -> Any:
+        return 1.0
 
 
 @_register
@@ -222,6 +339,9 @@ class SoftSign(Surrogate):
         ax = self.alpha * x
         return 0.5 * (ax / (1 + jnp.abs(ax)) + 1)
 
+    def integral(self) -> Any:
+        return 1.0
+
 
 @_register
 class Arctan(Surrogate):
@@ -243,6 +363,9 @@ class Arctan(Surrogate):
     def surrogate_fun(self, x: Array) -> Array:
         return jnp.arctan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
 
+    def integral(self) -> Any:
+        return 1.0
+
 
 @_register
 class ERF(Surrogate):
@@ -263,6 +386,9 @@ class ERF(Surrogate):
 
     def surrogate_fun(self, x: Array) -> Array:
         return 0.5 * (1 + jsp_special.erf(self.alpha * x))
+
+    def integral(self) -> Any:
+        return 1.0
 
 
 @_register
@@ -288,6 +414,9 @@ class PiecewiseQuadratic(Surrogate):
         inner = -0.5 * a**2 * x * jnp.abs(x) + a * x + 0.5
         return jnp.where(a * jnp.abs(x) > 1, jnp.where(x < 0, 0.0, 1.0), inner)
 
+    def integral(self) -> Any:
+        return 1.0
+
 
 @_register
 class PiecewiseExp(Surrogate):
@@ -310,6 +439,9 @@ class PiecewiseExp(Surrogate):
         half_e = 0.5 * jnp.exp(-self.alpha * _abs(x))  # bounded on both branches: no inf
         return jnp.where(x < 0, half_e, 1 - half_e)
 
+    def integral(self) -> Any:
+        return 1.0
+
 
 @_register
 class NonzeroSignLog(Surrogate):
@@ -330,6 +462,9 @@ class NonzeroSignLog(Surrogate):
 
     def surrogate_fun(self, x: Array) -> Array:
         return _sign(x) * jnp.log1p(self.alpha * _abs(x))
+
+    def integral(self) -> Any:
+        return math.inf  # 1/|x| tails
 
 
 @_register
@@ -357,6 +492,12 @@ class PiecewiseLeakyRelu(Surrogate):
         outer = jnp.where(x < 0, c * x + c * w, c * x - c * w + 1)
         return jnp.where(jnp.abs(x) <= w, x / (2 * w) + 0.5, outer)
 
+    def integral(self) -> Any:
+        return _where(self.c == 0, 1.0, _sign_inf(self.c))  # the box, plus c over the real line
+
+    def peak(self) -> Any:
+        return _maximum(0.5 / self.w, self.c)
+
 
 @_register
 class LeakyRelu(Surrogate):
@@ -379,6 +520,12 @@ class LeakyRelu(Surrogate):
 
     def surrogate_fun(self, x: Array) -> Array:
         return jnp.where(x < 0, self.alpha * x, self.beta * x)
+
+    def integral(self) -> Any:
+        return _where(self.alpha >= 0, math.inf, math.nan)  # β·∞ (+ α·∞: undefined if α < 0)
+
+    def peak(self) -> Any:
+        return _maximum(self.alpha, self.beta)
 
 
 @_register
@@ -404,6 +551,12 @@ class LogTailedRelu(Surrogate):
         tail = 1 + jnp.log(jnp.where(x > 1, x, 1.0))  # no log(x <= 0), even untaken
         return jnp.where(x <= 0, self.alpha * x, jnp.where(x <= 1, x, tail))
 
+    def integral(self) -> Any:
+        return _where(self.alpha >= 0, math.inf, math.nan)  # the 1/x tail (+ α·∞)
+
+    def peak(self) -> Any:
+        return _maximum(self.alpha, 1.0)
+
 
 @_register
 class ReluGrad(Surrogate):
@@ -423,6 +576,9 @@ class ReluGrad(Surrogate):
     def surrogate_grad(self, x: Array) -> Array:
         return jnp.maximum(self.alpha * self.width - self.alpha * jnp.abs(x), 0.0)
 
+    def integral(self) -> Any:
+        return self.alpha * self.width**2
+
 
 @_register
 class GaussianGrad(Surrogate):
@@ -441,6 +597,9 @@ class GaussianGrad(Surrogate):
 
     def surrogate_grad(self, x: Array) -> Array:
         return self.alpha * _normal(x, 0.0, self.sigma)
+
+    def integral(self) -> Any:
+        return self.alpha
 
 
 @_register
@@ -469,6 +628,9 @@ class MultiGaussianGrad(Surrogate):
             center - h * _normal(x, self.sigma, wide) - h * _normal(x, -self.sigma, wide)
         )
 
+    def integral(self) -> Any:
+        return self.scale * (1 - self.h)  # (1 + h) − h − h Gaussians of unit area
+
 
 @_register
 class InvSquareGrad(Surrogate):
@@ -487,6 +649,9 @@ class InvSquareGrad(Surrogate):
     def surrogate_grad(self, x: Array) -> Array:
         return 1 / (self.alpha * jnp.abs(x) + 1) ** 2
 
+    def integral(self) -> Any:
+        return 2 / self.alpha
+
 
 @_register
 class SlayerGrad(Surrogate):
@@ -504,6 +669,9 @@ class SlayerGrad(Surrogate):
     def surrogate_grad(self, x: Array) -> Array:
         return jnp.exp(-self.alpha * jnp.abs(x))
 
+    def integral(self) -> Any:
+        return 2 / self.alpha
+
 
 @_register
 class SquarewaveFourierSeries(Surrogate):
@@ -511,7 +679,8 @@ class SquarewaveFourierSeries(Surrogate):
 
     g'(x) = (4/T) Σ_{i=1..n} cos((2i−1)ωx),   g(x) = ½ + (2/π) Σ_{i=1..n} sin((2i−1)ωx)/(2i−1),
     ω = 2π/T. Defaults n = 2 (an integer >= 1, static), T = t_period = 8. g' is periodic and
-    changes sign; larger n: a sharper step, larger T: wider.
+    changes sign; larger n: a sharper step, larger T: wider. The sums run over n terms, as in
+    braintools; SpikingJelly's ``SquarewaveFourierSeries`` sums n − 1 (its n = 3 is our n = 2).
 
     References:
       SpikingJelly / braintools docs (``SquarewaveFourierSeries``).
@@ -530,6 +699,13 @@ class SquarewaveFourierSeries(Surrogate):
         w = 2 * math.pi / self.t_period
         terms = sum(jnp.sin((2 * i - 1) * w * x) / (2 * i - 1) for i in range(1, self.n + 1))
         return 0.5 + 2 / math.pi * terms
+
+    def integral(self) -> Any:
+        """g' is periodic: its integral over the central lobe |x| <= T/(4n), where g rises
+        across the step, (4/π) Σ_{i=1..n} sin((2i−1)π/(2n))/(2i−1) (1.2004 for n = 2, → 1)."""
+        n = self.n
+        return 4 / math.pi * sum(math.sin((2 * i - 1) * math.pi / (2 * n)) / (2 * i - 1)
+                                 for i in range(1, n + 1))
 
 
 @_register
@@ -559,6 +735,12 @@ class S2NN(Surrogate):
         right = self.beta * jnp.log(jnp.where(x >= 0, x, 0.0) + 1 + self.epsilon) + 0.5
         return jnp.where(x < 0, jax.nn.sigmoid(self.alpha * x), right)
 
+    def integral(self) -> Any:
+        return math.inf  # the β/(x + 1) tail
+
+    def peak(self) -> Any:
+        return _maximum(self.alpha / 4, self.beta)  # sup of the sigmoid half, β at x = 0
+
 
 @_register
 class QPseudoSpike(Surrogate):
@@ -567,10 +749,15 @@ class QPseudoSpike(Surrogate):
     g'(x) = (1 + 2|x|/(α+1))^(−α),
     g(x) = ½ + sign(x)·(α+1)/(2(1−α))·[(1 + 2|x|/(α+1))^(1−α) − 1]  (α = 1: the limit
     ½ + sign(x)·((α+1)/2)·ln(1 + 2|x|/(α+1))).   Default α = 2; peak 1 for any α.
-    Smaller α: heavier tails; α → ∞ tends to exp(−2|x|).
+    Smaller α: heavier tails; α → ∞ tends to exp(−2|x|). Integral (α+1)/(α−1) for α > 1
+    (3 at the default), infinite for α <= 1.
+
+    This follows braintools, whose (α+1) differs from the paper and SpikingJelly, which use
+    (α−1) and so have unit integral for every α > 1: that one is
+    :class:`QPseudoSpikePaper` (``q_pseudo_spike_paper``).
 
     References:
-      Herranz-Celotti & Rouat 2024; braintools docs (``QPseudoSpike``).
+      Herranz-Celotti & Rouat 2024 (arXiv 2202.00282); braintools docs (``QPseudoSpike``).
     """
 
     name: ClassVar[str] = "q_pseudo_spike"
@@ -586,6 +773,49 @@ class QPseudoSpike(Surrogate):
         d = jnp.where(one, 1.0, 1 - a)
         ratio = jnp.where(one, log_base, jnp.expm1(d * log_base) / d)
         return 0.5 + _sign(x) * (a + 1) / 2 * ratio
+
+    def integral(self) -> Any:
+        a = self.alpha  # (α+1)/(α−1) for α > 1; the tails |x|^(−α) are not integrable else
+        return _where(a > 1, (a + 1) / _where(a > 1, a - 1, 1.0), math.inf)
+
+
+@_register
+class QPseudoSpikePaper(Surrogate):
+    """q-PseudoSpike as defined in the paper (and SpikingJelly): unit integral for every α.
+
+    g'(x) = (1 + 2|x|/(α−1))^(−α),
+    g(x) = ½ + sign(x)·½·[1 − (1 + 2|x|/(α−1))^(1−α)].   Default α = 2; α > 1 (the tail
+    fatness: g' decays as |x|^(−α)); peak 1 and ∫g' = 1 for any α. Smaller α: heavier tails;
+    α → ∞ tends to exp(−2|x|). :class:`QPseudoSpike` is braintools' variant with (α+1).
+
+    References:
+      Herranz-Celotti & Rouat 2024, "Stabilizing spiking neuron training" (arXiv 2202.00282),
+      the q-PseudoSpike; SpikingJelly docs (``QPseudoSpike``).
+    """
+
+    name: ClassVar[str] = "q_pseudo_spike_paper"
+    alpha: float = 2.0
+
+    def __post_init__(self) -> None:
+        a = self.alpha  # (α−1) divides: α must exceed 1
+        number = isinstance(a, (numbers.Real, np.ndarray, jax.Array)) and not isinstance(
+            a, (bool, np.bool_, jax.core.Tracer)
+        )
+        if number and np.asarray(a).dtype != bool and np.issubdtype(np.asarray(a).dtype, np.number):
+            values = np.asarray(a, np.float64)
+            if not np.all(np.isfinite(values) & (values > 1)):
+                raise ValueError(f"QPseudoSpikePaper: alpha must be finite and > 1, got {a!r}")
+        super().__post_init__()
+
+    def surrogate_grad(self, x: Array) -> Array:
+        return (1 + 2 * jnp.abs(x) / (self.alpha - 1)) ** (-self.alpha)
+
+    def surrogate_fun(self, x: Array) -> Array:
+        log_base = jnp.log1p(2 * _abs(x) / (self.alpha - 1))
+        return 0.5 - _sign(x) * 0.5 * jnp.expm1((1 - self.alpha) * log_base)
+
+    def integral(self) -> Any:
+        return 1.0
 
 
 @_register
@@ -608,6 +838,9 @@ class FastSigmoid(Surrogate):
     def surrogate_fun(self, x: Array) -> Array:
         return x / (1 + self.alpha * jnp.abs(x)) + 0.5
 
+    def integral(self) -> Any:
+        return 2 / self.alpha
+
 
 @_register
 class StraightThrough(Surrogate):
@@ -626,6 +859,9 @@ class StraightThrough(Surrogate):
 
     def surrogate_fun(self, x: Array) -> Array:
         return x + 0.5
+
+    def integral(self) -> Any:
+        return math.inf
 
 
 @_register
@@ -651,21 +887,18 @@ class Boxcar(Surrogate):
         inside = jnp.abs(x) < half
         return self.height * jnp.where(inside, x, jnp.where(x < 0, -half, half)) + 0.5
 
+    def integral(self) -> Any:
+        return self.height * self.width
+
 
 def available() -> tuple[str, ...]:
     """The config names, sorted (one ``conf/surrogate/<name>.yaml`` each)."""
-    return tuple(sorted(_CLASSES))
-
-
-def _lookup(name: str) -> type[Surrogate]:
-    if name not in _CLASSES:
-        raise ValueError(f"unknown surrogate {name!r}; valid: {', '.join(available())}")
-    return _CLASSES[name]
+    return REGISTRY.names()
 
 
 def param_names(name: str) -> tuple[str, ...]:
     """The parameters of surrogate ``name``, in declaration order."""
-    return tuple(f.name for f in dataclasses.fields(_lookup(name)))
+    return tuple(f.name for f in dataclasses.fields(REGISTRY.lookup(name)))
 
 
 def get(name: str, **params: Any) -> Surrogate:
@@ -675,13 +908,17 @@ def get(name: str, **params: Any) -> Surrogate:
       ValueError: an unknown name (lists all names), an unknown parameter (names it and the
         valid ones) or an invalid value (names class, parameter and value).
     """
-    valid = param_names(name)
-    for key in params:
-        if key not in valid:
-            raise ValueError(
-                f"{name} takes no parameter {key!r}; valid: {', '.join(valid) or '(none)'}"
-            )
-    return _lookup(name)(**params)
+    return REGISTRY.create(name, **params)
+
+
+def from_config(cfg: Mapping[str, Any]) -> Surrogate:
+    """The surrogate of a ``surrogate`` config group: ``{"name": ..., <its parameters>,
+    "normalize": bool}`` (a dict or a ``DictConfig``); ``normalize: true`` returns it rescaled
+    to unit integral (:meth:`Surrogate.normalized`). Errors as :func:`get`."""
+    params = plain(cfg)
+    normalize = params.pop("normalize", False)
+    s = REGISTRY.build(params)
+    return s.normalized() if normalize else s
 
 
 def _functional(cls: type[Surrogate], fname: str) -> Callable[..., Array]:
@@ -723,6 +960,7 @@ slayer_grad = _functional(SlayerGrad, "slayer_grad")
 squarewave_fourier_series = _functional(SquarewaveFourierSeries, "squarewave_fourier_series")
 s2nn = _functional(S2NN, "s2nn")
 q_pseudo_spike = _functional(QPseudoSpike, "q_pseudo_spike")
+q_pseudo_spike_paper = _functional(QPseudoSpikePaper, "q_pseudo_spike_paper")
 fast_sigmoid = _functional(FastSigmoid, "fast_sigmoid")
 straight_through = _functional(StraightThrough, "straight_through")
 boxcar = _functional(Boxcar, "boxcar")

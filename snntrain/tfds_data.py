@@ -1,14 +1,14 @@
-"""tensorflow-datasets: tfds image classification datasets as :class:`~snntrain.data.Splits`.
+"""tensorflow-datasets: tfds image classification datasets as :class:`~snntrain.sources.Splits`.
 
 :func:`load_tfds` reads a prepared dataset through ``tfds.data_source`` (array_record files,
 random access, no TensorFlow needed) either into memory (decoded once, cached as ``.npz`` next to
 the dataset) or a batch at a time from disk (:class:`Records`). A dataset that is missing is
 downloaded and prepared (that step needs TensorFlow); without network the failure comes in
 seconds, not after tfds's minutes of retries, and every failure is a one-line
-:class:`~snntrain.data.DatasetError` that says how to fix it. :func:`prepare` prepares a dataset
-ahead of time; its command line stays ``python -m snntrain.data prepare NAME``. The dataset
-registry (:data:`~snntrain.data.LOADERS`, :data:`~snntrain.data.TFDS_DATASETS`) and the input
-pipeline live in :mod:`snntrain.data`.
+:class:`~snntrain.sources.DatasetError` that says how to fix it. :func:`prepare` prepares a
+dataset ahead of time; its command line is ``python -m snntrain.data prepare NAME``.
+:data:`TFDS_DATASETS` lists the tfds datasets with a config of their own; the dataset registry
+(:data:`~snntrain.data.LOADERS`) and the input pipeline live in :mod:`snntrain.data`.
 """
 
 from __future__ import annotations
@@ -31,16 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from snntrain.data import (
+from snntrain.sources import (
     TEST_SEED,
-    TFDS_DATASETS,
     Arrays,
     DatasetError,
     NotPrepared,
     Splits,
     TensorFlowMissing,
-    _first_line,
-    _splits,
+    first_line,
+    make_splits,
     split_indices,
     take,
     to_unit,
@@ -52,6 +51,23 @@ IN_MEMORY_MAX_BYTES = 2 * 2**30
 PROBE_ADDRESS = ("storage.googleapis.com", 443)
 log = logging.getLogger(__name__)
 TF_EXTRA = "pip install 'snntrain[tfds]' (in a checkout: pip install -e '.[tfds]')"
+
+# The tfds datasets with a config of their own (conf/dataset/<name>.yaml repeats these values).
+TFDS_DATASETS: dict[str, dict[str, Any]] = {
+    "mnist": dict(tfds_name="mnist", image_shape=(28, 28, 1), n_classes=10),
+    "fashion_mnist": dict(tfds_name="fashion_mnist", image_shape=(28, 28, 1), n_classes=10),
+    "kmnist": dict(tfds_name="kmnist", image_shape=(28, 28, 1), n_classes=10),
+    # tfds stores EMNIST letters as labels 1..26 (of 37 classes) and images transposed.
+    "emnist_letters": dict(
+        tfds_name="emnist/letters",
+        image_shape=(28, 28, 1),
+        n_classes=26,
+        label_offset=-1,
+        transpose=True,
+    ),
+    "cifar10": dict(tfds_name="cifar10", image_shape=(32, 32, 3), n_classes=10),
+    "svhn": dict(tfds_name="svhn_cropped", image_shape=(32, 32, 3), n_classes=10),
+}
 
 
 # ---- sources read by index --------------------------------------------------------------
@@ -102,6 +118,10 @@ class Records:
     def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y = self.read(idx)
         return to_unit(x), y
+
+    def subset(self, idx: np.ndarray) -> Records:
+        """The rows ``idx`` of this source (sharing ``records``)."""
+        return dataclasses.replace(self, indices=self.indices[idx])
 
     def load(self, chunk: int = 1024) -> Arrays:
         """Read the whole source into memory (uint8 pixels)."""
@@ -205,7 +225,7 @@ def _builder(tfds_name: str, data_dir: str | None, name: str):
         )
         raise DatasetError(f"{name}: tfds has no dataset {tfds_name!r}; {hint}") from None
     except Exception as e:  # noqa: BLE001 - bad config/version: report in one line
-        raise DatasetError(f"{name}: tfds.builder({tfds_name!r}) failed: {_first_line(e)}") from e
+        raise DatasetError(f"{name}: tfds.builder({tfds_name!r}) failed: {first_line(e)}") from e
 
 
 def _is_prepared(builder) -> bool:
@@ -227,7 +247,7 @@ def _random_access(builder) -> bool:
     return bool(builder.info.available_file_formats() & set(formats))
 
 
-def _root(builder) -> str:
+def data_root(builder) -> str:
     """The tfds data directory holding ``builder``'s ``<name>/[<config>/]<version>``."""
     variant, parts = Path(builder.data_dir), Path(builder.info.full_name).parts
     if variant.parts[-len(parts) :] == parts:
@@ -241,7 +261,7 @@ def _prepare_cmd(name: str, root: str) -> str:
 
 def _download_and_prepare(builder, name: str, cli: bool = False) -> None:
     """Download and prepare ``builder`` as array_record (random access without TensorFlow)."""
-    root = _root(builder)
+    root = data_root(builder)
     if not getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) and (
         problem := network_problem()
     ):
@@ -260,13 +280,13 @@ def _download_and_prepare(builder, name: str, cli: bool = False) -> None:
         builder.download_and_prepare(file_format="array_record")
     except ImportError as e:
         if "tensorflow" not in str(e):
-            raise DatasetError(f"preparing {name} in {root} failed: {_first_line(e)}") from e
+            raise DatasetError(f"preparing {name} in {root} failed: {first_line(e)}") from e
         raise TensorFlowMissing(
             f"preparing {name} needs TensorFlow, which is not installed: "
             f"{TF_EXTRA}; or prepare it elsewhere and copy {root}"
         ) from e
     except Exception as e:  # noqa: BLE001 - network, disk, checksum...: one line, not a trace
-        raise DatasetError(f"preparing {name} in {root} failed: {_first_line(e)}") from e
+        raise DatasetError(f"preparing {name} in {root} failed: {first_line(e)}") from e
 
 
 class _Columns:
@@ -289,7 +309,7 @@ def _tfrecord_splits(builder, name: str, splits: list[str], in_memory: bool | st
         f"prepare an array_record copy (no TensorFlow, streamable): "
         f"`{_prepare_cmd(name, 'OTHER_DIR')}`"
     )
-    where = f"{name} in {_root(builder)} is stored as tfrecord"
+    where = f"{name} in {data_root(builder)} is stored as tfrecord"
     if importlib.util.find_spec("tensorflow") is None:
         raise TensorFlowMissing(f"{where}, which needs TensorFlow to read: {TF_EXTRA}; or {copy}")
     if in_memory is False:
@@ -304,7 +324,7 @@ def _ready_builder(tfds_name: str, name: str, data_dir: str | None, download: bo
     """A tfds builder whose data is prepared in a random-access format (or a one-line error)."""
     data_dir = os.path.expanduser(data_dir) if data_dir else None
     builder = _builder(tfds_name, data_dir, name)
-    root = _root(builder)
+    root = data_root(builder)
     if not _is_prepared(builder):
         if not download:
             raise NotPrepared(
@@ -385,7 +405,7 @@ def load_tfds(
       transpose: swap H and W (EMNIST is stored transposed).
       resize: ``(H, W)`` to resize every image to (bilinear), for variable-size datasets.
       train_split, test_split: tfds split names; ``test_split=None`` carves ``test_fraction``
-        of train as test with the fixed seed :data:`snntrain.data.TEST_SEED`.
+        of train as test with the fixed seed :data:`snntrain.sources.TEST_SEED`.
       image_key, label_key: feature names (``None``: tfds's ``supervised_keys``).
       normalize: ``"unit"``: pixels / 255, in [0, 1] (the only one rate coding can use).
       cache: keep the decoded in-memory arrays in ``snntrain_cache/`` inside the tfds
@@ -448,7 +468,7 @@ def load_tfds(
     except DatasetError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise DatasetError(f"{name}: reading {builder.data_dir} failed: {_first_line(e)}") from e
+        raise DatasetError(f"{name}: reading {builder.data_dir} failed: {first_line(e)}") from e
     _tensorflow_off_gpu()
     whole = [
         Records(
@@ -474,7 +494,7 @@ def load_tfds(
     else:
         rest, held = split_indices(len(train), test_fraction, TEST_SEED)
         train, test = take(train, rest), take(train, held)
-    return _splits(name, train, test, shape, n_classes, val_fraction, seed)
+    return make_splits(name, train, test, shape, n_classes, val_fraction, seed)
 
 
 # ---- python -m snntrain.data prepare NAME -----------------------------------------------
@@ -490,7 +510,7 @@ def prepare(name: str, data_dir: str | None = None) -> Any:
         _download_and_prepare(builder, name, cli=True)
     elif not _random_access(builder):  # tfds converts formats in place only with Apache Beam
         raise DatasetError(
-            f"{name} in {_root(builder)} is stored as tfrecord (tfds.load's format), which "
+            f"{name} in {data_root(builder)} is stored as tfrecord (tfds.load's format), which "
             "snntrain reads only with TensorFlow and only into memory; for an array_record copy "
             f"choose another directory: `{_prepare_cmd(name, 'OTHER_DIR')}`"
         )

@@ -35,10 +35,11 @@ from omegaconf import DictConfig, OmegaConf
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import parallel as par
-from snntrain import rundir, writers
+from snntrain import rundir, synops, writers
 from snntrain.config import ConfigError
-from snntrain.experiment import Experiment, build, device_info, fingerprint, group_dict
+from snntrain.experiment import Experiment, build, device_info, fingerprint
 from snntrain.progress import Progress
+from snntrain.registry import plain
 from snntrain.runstate import (
     Diverged,
     DivergencePolicy,
@@ -141,9 +142,9 @@ class FusedRunner(StepRunner):
         exp = self.exp
         if progress.batch_in_epoch >= exp.steps_per_epoch:
             return
-        idx_SxB, mask_SxB = _batch_plan(len(exp.data.train), exp.batch_size,
-                                        seed=exp.seed, epoch=progress.epoch,
-                                        start=progress.batch_in_epoch)
+        idx_SxB, mask_SxB = data_lib.batch_plan(len(exp.data.train), exp.batch_size,
+                                                seed=exp.seed, epoch=progress.epoch,
+                                                start=progress.batch_in_epoch)
         t0 = time.perf_counter()
         self.state, stacked = self.epoch_fn(self.state, self.x_all, self.y_all, idx_SxB,
                                             mask_SxB, self.key, exp.surrogate)
@@ -155,16 +156,6 @@ class FusedRunner(StepRunner):
         self.samples_per_s = len(idx_SxB) * exp.batch_size / max(elapsed, 1e-9)
         for i in range(len(idx_SxB)):
             yield progress.step + 1 + i, {k: float(v[i]) for k, v in stacked.items()}
-
-
-def _batch_plan(n, batch_size, *, seed, epoch, start):  # TEMP until data.batch_plan
-    order = data_lib.epoch_order(n, seed, epoch)
-    steps = data_lib.steps_per_epoch(n, batch_size)
-    last_chunk_first = order[(steps - 1) * batch_size]
-    padded = np.concatenate([order, np.full(steps * batch_size - n, last_chunk_first)])
-    mask = (np.arange(steps * batch_size) < n).astype(np.float32)
-    return (padded.reshape(steps, batch_size)[start:].astype(np.int32),
-            mask.reshape(steps, batch_size)[start:])
 
 
 # ---- evaluation and the epoch record -------------------------------------------------------
@@ -182,6 +173,8 @@ def evaluate(exp: Experiment, eval_fn, params, source, key) -> dict[str, float]:
     n = max(totals.pop("count"), 1.0)
     out = {"loss": totals.pop("loss") / n, "accuracy": totals.pop("correct") / n}
     out.update({k: v / n for k, v in totals.items()})
+    if exp.synapses is not None:  # per-example cost metrics, sparsity and energy
+        out.update(synops.finalize(totals, n, exp.energy))
     return out
 
 
@@ -243,16 +236,14 @@ def _set_aside_unusable(ckpts: ckpt_lib.Checkpoints, say) -> ckpt_lib.Checkpoint
 
 def wandb_settings(cfg: DictConfig) -> dict[str, Any] | None:
     """The logger group with the wandb run name, group and tags decided (None: no wandb)."""
-    logger = group_dict(cfg.logger)
+    logger = plain(cfg.logger)
     if logger.get("name") == "none":
         return None
     logger["name"] = logger.get("run_name") or writers.default_run_name(
-        group_dict(cfg.surrogate), int(cfg.seed))
+        plain(cfg.surrogate), int(cfg.seed))
     # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
-    from snntrain import report  # TEMP until writers has these
-
-    logger["group"] = logger.get("group") or report.hydra_sweep_group()
-    logger["tags"] = [*(logger.get("tags") or []), *report.run_tags(cfg)]
+    logger["group"] = logger.get("group") or writers.hydra_sweep_group()
+    logger["tags"] = [*(logger.get("tags") or []), *writers.run_tags(cfg)]
     return logger
 
 
@@ -373,8 +364,8 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
         ckpts.save(progress.step, exp.parallel.unreplicate(runner.state),
                    progress.to_meta(exp.seed, runner.key, fp))
 
-    with Progress(exp.total_steps, exp.steps_per_epoch,
-                  enabled=exp.parallel.is_main and bool(tcfg.progress)) as bar:
+    with Progress(exp.total_steps, exp.steps_per_epoch, exp.parallel.is_main and tcfg.progress,
+                  batch_size=exp.batch_size) as bar:
         bar.update(progress.step, {})
         while progress.epoch < exp.epochs:
             for step, m in runner.epoch(progress, stop):
@@ -435,6 +426,9 @@ def summarize(exp: Experiment, progress: RunProgress, runner: StepRunner, status
         "best_val_epoch": progress.best_val_epoch,
         "firing_rates": {k[len("test_rate/"):]: v for k, v in last.items()
                          if k.startswith("test_rate/")},
+        "cost": {k[len("test_"):]: v for k, v in last.items()
+                 if k.startswith(("test_synops/total/", "test_energy", "test_sparsity/total",
+                                  "test_spikes/total"))},
         "wall_time_s": time.time() - t_start, "train_time_s": runner.train_s,
         "compile_time_s": runner.compile_s or 0.0,
         "samples_per_s": (progress.step - start_step) * exp.batch_size / max(runner.train_s,
@@ -463,9 +457,3 @@ __all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "
            "TrainState", "Experiment", "evaluate", "TrainingError", "ConfigError", "params_of",
            "StepRunner", "FusedRunner", "end_of_epoch", "restore_or_start", "summarize"]
 
-
-def build_surrogate(cfg: Any):  # TEMP until surrogates.from_config lands
-    from snntrain import surrogates
-
-    d = group_dict(cfg)
-    return surrogates.get(d.pop("name"), **d)

@@ -150,8 +150,10 @@ class Wandb:
 
 def default_run_name(surrogate_cfg: dict[str, Any], seed: int) -> str:
     """``sigmoid(alpha=4.0)-seed0``: the surrogate, its parameters and the seed."""
-    params = ",".join(f"{k}={v}" for k, v in surrogate_cfg.items() if k != "name")
-    return f"{surrogate_cfg['name']}({params})-seed{seed}"
+    params = ",".join(f"{k}={v}" for k, v in surrogate_cfg.items()
+                      if k not in ("name", "normalize"))
+    scaled = "-normalized" if surrogate_cfg.get("normalize") else ""
+    return f"{surrogate_cfg['name']}({params}){scaled}-seed{seed}"
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -228,3 +230,62 @@ def _completed(path: Path) -> bool:
         return json.loads(path.read_text()).get("status") == "completed"
     except (OSError, ValueError):
         return False
+
+
+# ---- wandb names for sweeps ---------------------------------------------------------------
+
+
+def sweep_group(sweep_dir: str | Path, prefix: str | None = None) -> str:
+    """The wandb group of a Hydra sweep: its directory below ``.../multirun/`` (or its name).
+
+    ``outputs/multirun/2025-06-01/12-00-00`` → ``2025-06-01_12-00-00``, prefixed with the
+    experiment (or hparams_search) name when there is one: ``alpha_scan_2025-06-01_12-00-00``.
+    """
+    parts = Path(sweep_dir).parts
+    tail = (
+        parts[len(parts) - parts[::-1].index("multirun") :]
+        if "multirun" in parts[:-1]
+        else parts[-1:]
+    )
+    name = "_".join(tail) or "sweep"
+    return (f"{prefix}_{name}" if prefix else name)[:128]
+
+
+def hydra_sweep_group() -> str | None:
+    """:func:`sweep_group` of the current Hydra multirun job; None outside a multirun."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return None
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    choices = hc.runtime.choices
+    prefix = choices.get("experiment") or choices.get("hparams_search")
+    return sweep_group(hc.sweep.dir, None if prefix in (None, "null") else prefix)
+
+
+def run_tags(cfg: Any) -> list[str]:
+    """wandb tags ``surrogate=…``, ``alpha=…`` (if any), ``normalized`` (if
+    ``surrogate.normalize``), ``model=…``, ``dataset=…``, ``seed=…``."""
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    s, tags = c.get("surrogate") or {}, []
+    tags.append(f"surrogate={s.get('name')}")
+    if s.get("alpha") is not None:
+        tags.append(
+            f"alpha={s['alpha']:g}"
+            if isinstance(s["alpha"], (int, float))
+            else f"alpha={s['alpha']}"
+        )
+    if s.get("normalize") is True:
+        tags.append("normalized")
+    tags += [
+        f"model={(c.get('model') or {}).get('name')}",
+        f"dataset={(c.get('dataset') or {}).get('name')}",
+        f"seed={c.get('seed')}",
+    ]
+    return [t[:64] for t in tags]

@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Conv formulations by their fixed rule (the autotuner's timing would make runs slower and
+# their float rounding machine-dependent); tests/test_autotune.py switches it on.
+os.environ.setdefault("SNNTRAIN_AUTOTUNE", "0")
 
 import pytest  # noqa: E402
 

@@ -56,3 +56,26 @@ def test_real_timing_picks_the_faster(cache):
     choice = autotune.fastest("op", [(256, 256)], {"fast": jnp.sin, "slow": slow},
                               lambda: autotune.random_args(((256, 256), jnp.float32)))
     assert choice == "fast"
+
+
+def test_conv_pool_auto_times_the_formulations_and_equals_the_one_it_picked(cache, monkeypatch):
+    """``conv_method=auto`` on real shapes: one timing per shape (cached), and the result is
+    exactly that of the formulation it chose; every candidate is exact (test_models checks
+    s2d, dense and lax against lax.conv + reduce_window)."""
+    import jax
+    import numpy as np
+
+    from snntrain import convpool
+
+    monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "1")
+    x = jax.random.uniform(jax.random.PRNGKey(0), (2, 12, 12, 8))
+    w = jax.random.normal(jax.random.PRNGKey(1), (5, 5, 2, 4))
+    y = jax.jit(lambda x, w: convpool.conv_pool(x, w, "SAME", 2, "auto"))(x, w)
+    (entry,) = json.loads(cache.read_text()).values()
+    assert entry["choice"] in convpool.TUNED and set(entry["ms"]) == set(convpool.TUNED)
+    ref = convpool.conv_pool(x, w, "SAME", 2, entry["choice"])
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(ref))
+    convpool.conv_pool(x[:, :10, :10], w, "SAME", 2, "auto")  # a new shape: tuned again
+    assert len(json.loads(cache.read_text())) == 2
+    monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "0")
+    assert convpool.tuned_method(x.shape, w.shape, x.dtype, "SAME", 2) == "rule"

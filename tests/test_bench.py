@@ -1,5 +1,5 @@
-"""scripts/bench.py: FLOP counts match issue 9, the hand-written conv formulations are exact,
-and ``--quick --json`` writes the issue's keys with consistent ratios."""
+"""scripts/bench.py: FLOP counts by hand, the hand-written conv formulations are exact, and
+``--quick --json`` writes the documented keys with consistent ratios."""
 
 import json
 import subprocess
@@ -14,8 +14,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402
 
 
-def test_flop_counts_are_the_issues():
-    # issue 9: "one training step ~ 1.31 GFLOP" (MLP), "~ 13.0 GFLOP per step" (CONV)
+def test_flop_counts_by_hand():
+    # the bench's docstring: one training step is 1.31 GFLOP (mlp) and 13.0 GFLOP (conv)
     assert bench.dense_flop(128, 25, [784, 128, 10]) == 2 * 128 * 25 * (
         2 * 784 * 128 + 3 * 128 * 10
     )
@@ -29,7 +29,7 @@ def test_hand_written_conv_formulations_equal_lax_conv_and_reduce_window():
     assert max(errors.values()) < 1e-5, errors
 
 
-def test_quick_json_has_the_issues_keys(tmp_path):
+def test_quick_json_has_the_documented_keys(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--workloads", "digits"]
     res = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600)

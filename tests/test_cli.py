@@ -23,10 +23,10 @@ def test_cli_end_to_end_with_offline_wandb(tmp_path):
     runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1
     logged = read_wandb_run(runs[0])
-    assert logged["config"]["surrogate"] == {"name": "softsign", "alpha": 2.0}
+    assert logged["config"]["surrogate"] == {"name": "softsign", "alpha": 2.0, "normalize": False}
     assert logged["summary"]["test_accuracy"] == summary["test_accuracy"]
     cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert cfg["surrogate"] == {"name": "softsign", "alpha": 2.0}
+    assert cfg["surrogate"] == {"name": "softsign", "alpha": 2.0, "normalize": False}
 
 
 def test_cli_help_and_cfg_job():
@@ -35,7 +35,7 @@ def test_cli_help_and_cfg_job():
     p = cli("--cfg", "job", "surrogate=arctan", "surrogate.alpha=4")
     assert p.returncode == 0
     job = yaml.safe_load(p.stdout)
-    assert job["surrogate"] == {"name": "arctan", "alpha": 4.0}
+    assert job["surrogate"] == {"name": "arctan", "alpha": 4.0, "normalize": False}
     assert job["trainer"]["epochs"] == 30
 
 

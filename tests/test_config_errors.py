@@ -81,6 +81,13 @@ PARSE_CASES = [
                                        "logger.project?)"),
     ("+logger.entiti=x", "unknown key logger.entiti (did you mean logger.entity?)"),
     ("surrogate.name=7", "surrogate.name=7 is invalid"),
+    ("surrogate.normalize=maybe", "surrogate.normalize='maybe' is invalid: must be one of true"),
+    ("trainer.init_from=/no/such/net.nir", "trainer.init_from='/no/such/net.nir' is invalid: "
+                                           "must be null or an existing file"),
+    ("+metrics.foo=1", "unknown key metrics.foo; valid: energy, synops"),
+    ("+metrics.energy.acpj=1", "unknown key metrics.energy.acpj (did you mean "
+                               "metrics.energy.ac_pj?)"),
+    ("metrics.synops=maybe", "metrics.synops='maybe' is invalid"),
 ]
 
 # ---- caught by config.check_groups (the registries: JAX, but no data and no compile) ---------
@@ -126,6 +133,8 @@ GROUP_CASES = [
     ("optimizer.schedule=linear", "optimizer.schedule 'linear'; valid: constant, cosine"),
     ("+optimizer.bb1=0.9", "unknown key optimizer.bb1 (did you mean optimizer.b1?)"),
     ("optimizer=sgd +optimizer.b1=0.9", "unknown key optimizer.b1"),
+    ("metrics.energy.ac_pj=-1", "metrics.energy.ac_pj=-1"),
+    ("+model.neuron.kind=lif", "model.neuron.kind was renamed to model.neuron.name"),
 ]
 
 

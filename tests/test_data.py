@@ -570,6 +570,47 @@ def test_process_rows_concatenate_to_the_global_batch(n_processes):
             )
 
 
+def test_batch_plan_by_hand_without_shuffling():
+    idx_SxB, mask_SxB = data.batch_plan(10, 4, seed=0, epoch=0, shuffle=False)
+    assert idx_SxB.dtype == np.int32 and mask_SxB.dtype == np.float32
+    # rows 0..9 in order; the last batch [8, 9] is padded with its own first row, 8
+    np.testing.assert_array_equal(idx_SxB, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 8, 8]])
+    np.testing.assert_array_equal(mask_SxB, [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]])
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(37, 8), (32, 8), (5, 8), (1, 1)])
+def test_batch_plan_is_the_seeded_permutation_padded_with_the_last_batchs_first_row(
+    n, batch_size
+):
+    idx_SxB, mask_SxB = data.batch_plan(n, batch_size, seed=3, epoch=2)
+    steps = -(-n // batch_size)
+    assert idx_SxB.shape == mask_SxB.shape == (steps, batch_size)
+    order = np.random.default_rng([3, 2]).permutation(n)  # the documented epoch order
+    np.testing.assert_array_equal(idx_SxB.reshape(-1)[:n], order)
+    np.testing.assert_array_equal(mask_SxB.reshape(-1), np.arange(steps * batch_size) < n)
+    real = n - (steps - 1) * batch_size  # rows of the last batch
+    assert (idx_SxB[-1, real:] == order[(steps - 1) * batch_size]).all()
+
+
+def test_batch_plan_of_no_examples_is_empty():
+    idx_SxB, mask_SxB = data.batch_plan(0, 4, seed=0, epoch=0)
+    assert idx_SxB.shape == mask_SxB.shape == (0, 4)
+
+
+@pytest.mark.parametrize("start", [0, 2, 4, 5])
+def test_batch_plan_is_what_batches_read(start):
+    src = _id_source(37)  # label i for example i: the batches show the rows they read
+    idx_SxB, mask_SxB = data.batch_plan(37, 8, seed=5, epoch=1, start=start)
+    full_idx, full_mask = data.batch_plan(37, 8, seed=5, epoch=1)
+    np.testing.assert_array_equal(idx_SxB, full_idx[start:])  # start skips whole batches
+    np.testing.assert_array_equal(mask_SxB, full_mask[start:])
+    got = list(data.batches(src, 8, seed=5, epoch=1, start=start))
+    assert len(got) == len(idx_SxB) == 5 - start
+    for b, idx_B, mask_B in zip(got, idx_SxB, mask_SxB, strict=True):
+        np.testing.assert_array_equal(b["y"], idx_B)
+        np.testing.assert_array_equal(b["mask"], mask_B)
+
+
 def test_background_reading_stops_and_reports_errors():
     class Failing(data.Arrays):
         prefetch = True

@@ -83,7 +83,7 @@ def test_direct_is_identity_at_every_step():
 
 def test_get_builds_every_encoder_and_rejects_bad_names():
     for name in ("rate", "latency", "direct", "none"):
-        assert encoding.get(name).kind == name
+        assert encoding.get(name).name == name
     with pytest.raises(ValueError, match="valid: direct, latency, none, rate"):
         encoding.get("delta")
     with pytest.raises(ValueError, match="mode"):

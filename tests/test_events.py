@@ -419,7 +419,7 @@ def test_event_experiments_compose_every_sweep_point():
 
     from snntrain.config import validate
     from snntrain.paths import CONFIG_DIR
-    from snntrain.train import build_surrogate
+    from snntrain.surrogates import from_config as build_surrogate
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         for name in ("shd_surrogate_comparison", "shd_recurrent", "nmnist_conv",

@@ -233,7 +233,8 @@ def test_rerunning_the_same_command_continues_its_unfinished_run(tmp_path):
 
 
 def test_run_directory_names(monkeypatch):
-    assert rundir.dirname("dataset.path=/data/x y.npz,seed=1") == "dataset.path=_data_x_y.npz,seed=1"
+    safe = rundir.dirname("dataset.path=/data/x y.npz,seed=1")
+    assert safe == "dataset.path=_data_x_y.npz,seed=1"
     long = rundir.dirname("a=" + "x" * 200)
     assert len(long) == rundir.MAX_NAME and "/" not in long
     assert long != rundir.dirname("a=" + "x" * 199)  # the hash keeps long names apart

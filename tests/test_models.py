@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from snntrain import encoding, models, surrogates
+from snntrain import convpool, encoding, models, surrogates
 
 T, B = 6, 3  # T != B everywhere, so a time/batch mix-up changes results
 
@@ -58,7 +58,7 @@ def test_conv_pool_equals_lax_conv_then_reduce_window(padding, k, c, pool, metho
         precision=lax.Precision.HIGHEST,
     )
     ref = lax.reduce_window(y, -jnp.inf, lax.max, (1, pool, pool, 1), (1, pool, pool, 1), "VALID")
-    conv = jax.jit(models.conv_pool, static_argnames=("padding", "pool", "method"))
+    conv = jax.jit(convpool.conv_pool, static_argnames=("padding", "pool", "method"))
     got = conv(x_NxHxWxC.transpose(3, 1, 2, 0), w, padding, pool, method)
     np.testing.assert_allclose(got.transpose(3, 1, 2, 0), ref, rtol=1e-5, atol=1e-5)
 
@@ -66,7 +66,7 @@ def test_conv_pool_equals_lax_conv_then_reduce_window(padding, k, c, pool, metho
 def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
     w = jnp.arange(2 * 2 * 1 * 1, dtype=jnp.float32).reshape(2, 2, 1, 1) + 1  # [[1, 2], [3, 4]]
     # k = 2, p = 2: a 3-pixel window, r = 2 cells of 2 pixels; phase (a, b) = w shifted by it
-    big = models.pooled_kernel(w, 2).reshape(4, 2, 2, 2, 2)  # (phase, i, j, a', b')
+    big = convpool.pooled_kernel(w, 2).reshape(4, 2, 2, 2, 2)  # (phase, i, j, a', b')
     window = big.transpose(0, 1, 3, 2, 4).reshape(4, 4, 4)  # (phase, row, col) of the window
     expected = np.zeros((4, 4, 4), np.float32)
     for phase, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
@@ -78,7 +78,7 @@ def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
 def test_auto_uses_xla_convolution_on_accelerators_only(monkeypatch, backend, conv):
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     x, w = jnp.zeros((1, 28, 28, 4)), jnp.zeros((5, 5, 1, 8))
-    eqns = jax.make_jaxpr(lambda x, w: models.conv_pool(x, w, "SAME", 2))(x, w).eqns
+    eqns = jax.make_jaxpr(lambda x, w: convpool.conv_pool(x, w, "SAME", 2))(x, w).eqns
     assert any(e.primitive.name == "conv_general_dilated" for e in eqns) == conv
 
 
@@ -90,14 +90,14 @@ def test_conv_model_rejects_an_unknown_conv_method():
 
 def test_conv_pool_rejects_an_unknown_method():
     with pytest.raises(ValueError, match="'fft'; valid: auto, s2d, dense, lax"):
-        models.conv_pool(jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 1, 4)), method="fft")
+        convpool.conv_pool(jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 1, 4)), method="fft")
 
 
 @pytest.mark.parametrize("k", [2, 3])
 def test_max_pool_equals_reduce_window(k):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 9, 3))
     ref = lax.reduce_window(x, -jnp.inf, lax.max, (1, k, k, 1), (1, k, k, 1), "VALID")
-    np.testing.assert_array_equal(models.max_pool(x, k), ref)
+    np.testing.assert_array_equal(convpool.max_pool(x, k), ref)
 
 
 # ---- the conv model -----------------------------------------------------------------------
@@ -146,7 +146,7 @@ SMALL = {
         {
             "channels": [3],
             "kernel_size": 3,
-            "neuron": {"kind": "alif"},
+            "neuron": {"name": "alif"},
             "learn_beta": True,
             "learn_threshold": True,
         },
@@ -324,7 +324,7 @@ def test_fold_time_runs_a_repeated_input_once_and_broadcasts():
 
     def synapse(z):
         calls.append(z.shape)
-        return models.max_pool(z * 2.0, 2)
+        return convpool.max_pool(z * 2.0, 2)
 
     out = models.fold_time(synapse, encoding.Repeated(x_Bx, T))
     assert calls == [(B, 4, 4, 1)]  # B rows, not T * B

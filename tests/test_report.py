@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from snntrain import plots, report
+from snntrain import compare, plots, report, runs, writers
 
 SURROGATES = {"sigmoid": [1.0, 4.0], "arctan": [2.0, 8.0]}
 SEEDS = [0, 1, 2]
@@ -123,9 +123,9 @@ def sweep(tmp_path: Path) -> tuple[Path, dict]:
 
 def test_mean_and_sample_std_match_hand_computation(sweep):
     root, expected = sweep
-    runs = [report.load_run(d) for d in report.find_runs([root])]
-    assert len(runs) == 12 and all(r.status == "completed" for r in runs)
-    columns, table = report.summarize(runs, target=0.8)
+    loaded = [runs.load_run(d) for d in runs.find_runs([root])]
+    assert len(loaded) == 12 and all(r.status == "completed" for r in loaded)
+    columns, table = report.summarize(loaded, target=0.8)
     assert columns == ["surrogate", "alpha"]
     assert len(table) == 4
     for row in table:
@@ -166,12 +166,10 @@ def test_csv_holds_the_table_at_full_precision(sweep, tmp_path):
 
 
 def test_single_seed_has_no_std():
-    mean, std, n = report.mean_std([0.5])
+    mean, std, n = runs.mean_std([0.5])
     assert (mean, n) == (0.5, 1) and np.isnan(std)
-    assert report.mean_std([None, 0.2, 0.4])[:2] == pytest.approx(
-        (0.3, statistics.stdev([0.2, 0.4]))
-    )
-    assert np.isnan(report.mean_std([])[0])
+    assert runs.mean_std([None, 0.2, 0.4])[:2] == pytest.approx((0.3, statistics.stdev([0.2, 0.4])))
+    assert np.isnan(runs.mean_std([])[0])
 
 
 def test_epochs_to_target():
@@ -179,9 +177,9 @@ def test_epochs_to_target():
         {"epoch": 1, "val_accuracy": 0.5, "test_accuracy": 0.92},
         {"epoch": 2, "val_accuracy": 0.91, "test_accuracy": 0.95},
     ]
-    assert report.epochs_to_target(recs, 0.9) == 2
-    assert report.epochs_to_target(recs, 0.9, split="test") == 1
-    assert report.epochs_to_target(recs, 0.99) is None
+    assert runs.epochs_to_target(recs, 0.9) == 2
+    assert runs.epochs_to_target(recs, 0.9, split="test") == 1
+    assert runs.epochs_to_target(recs, 0.99) is None
 
 
 def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
@@ -205,8 +203,8 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
     (root / "5-nosummary-json" / "config.yaml").write_text(yaml.safe_dump({"seed": 5}))
     (root / "5-nosummary-json" / "summary.json").write_text("{not json")
 
-    runs = {r.path.name: r for r in map(report.load_run, report.find_runs([root]))}
-    assert {k: r.status for k, r in runs.items()} == {
+    by_name = {r.path.name: r for r in map(runs.load_run, runs.find_runs([root]))}
+    assert {k: r.status for k, r in by_name.items()} == {
         "0-ok": "completed",
         "1-diverged": "failed",
         "2-dead": "failed",
@@ -214,19 +212,19 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
         "4-broken": "failed",
         "5-nosummary-json": "failed",
     }
-    assert "diverged" in runs["1-diverged"].reason
-    assert "no summary.json" in runs["2-dead"].reason
-    assert "line 2" in runs["4-broken"].reason
+    assert "diverged" in by_name["1-diverged"].reason
+    assert "no summary.json" in by_name["2-dead"].reason
+    assert "line 2" in by_name["4-broken"].reason
 
     out = report.make_report([root])
     assert out == root / "report"
-    _, table = report.summarize(list(runs.values()))
+    _, table = report.summarize(list(by_name.values()))
     sig = next(r for r in table if r["surrogate"] == "sigmoid")
     assert (sig["n"], sig["n_failed"], sig["n_running"]) == (1, 3, 1)
     assert sig["test_accuracy_mean"] == 0.9 and np.isnan(sig["test_accuracy_std"])
     md = (out / "summary.md").read_text()
     html = (out / "index.html").read_text()
-    for name in runs:
+    for name in by_name:
         if name != "0-ok":
             assert name in md and name in html
     assert "**running**" in md and "**failed**" in md
@@ -253,7 +251,7 @@ def test_pngs_are_images_of_the_expected_size_and_in_the_html(sweep, tmp_path):
         assert img.shape[:2] == size, name
         assert img.std() > 0.01, f"{name} is blank"
         assert f'src="{name}"' in html
-    assert "<table>" in html and html.count("<tr>") == 5
+    assert "<table>" in html and html.count("<tr") == 5  # header + 4 configurations
 
 
 class _FakeSurrogate:
@@ -302,7 +300,7 @@ def test_varying_config_values_become_columns(tmp_path):
         {"lif0": 0.1},
         1.0,
     )
-    columns, table = report.summarize([report.load_run(d) for d in report.find_runs([root])])
+    columns, table = report.summarize([runs.load_run(d) for d in runs.find_runs([root])])
     # logger.run_name differs in every run but is bookkeeping; width varies only for
     # triangular, so it names that surrogate and is no column.
     assert columns == ["surrogate", "alpha", "optimizer.lr"]
@@ -323,25 +321,25 @@ def test_cli(sweep, tmp_path, capsys):
     assert report.main([str(root), "--out", str(tmp_path / "elsewhere")]) == 0
     assert (tmp_path / "elsewhere" / "summary.csv").is_file()
     # The report directory of an earlier report is not mistaken for runs.
-    assert len(report.find_runs([root])) == 12
+    assert len(runs.find_runs([root])) == 12
     assert report.main([str(tmp_path / "empty")]) == 2
 
 
 def test_sweep_group_and_tags():
-    assert report.sweep_group("outputs/multirun/2025-06-01/12-00-00") == "2025-06-01_12-00-00"
+    assert writers.sweep_group("outputs/multirun/2025-06-01/12-00-00") == "2025-06-01_12-00-00"
     assert (
-        report.sweep_group("/x/outputs/multirun/2025-06-01/12-00-00", "alpha_scan")
+        writers.sweep_group("/x/outputs/multirun/2025-06-01/12-00-00", "alpha_scan")
         == "alpha_scan_2025-06-01_12-00-00"
     )
-    assert report.sweep_group("/scratch/my_sweep") == "my_sweep"
-    assert report.hydra_sweep_group() is None  # not inside a Hydra job
+    assert writers.sweep_group("/scratch/my_sweep") == "my_sweep"
+    assert writers.hydra_sweep_group() is None  # not inside a Hydra job
     cfg = {
         "seed": 2,
         "surrogate": {"name": "sigmoid", "alpha": 4.0},
         "model": {"name": "mlp"},
         "dataset": {"name": "digits"},
     }
-    assert report.run_tags(cfg) == [
+    assert writers.run_tags(cfg) == [
         "surrogate=sigmoid",
         "alpha=4",
         "model=mlp",
@@ -349,7 +347,11 @@ def test_sweep_group_and_tags():
         "seed=2",
     ]
     cfg["surrogate"] = {"name": "straight_through"}
-    assert "alpha" not in " ".join(report.run_tags(cfg))
+    assert "alpha" not in " ".join(writers.run_tags(cfg))
+    cfg["surrogate"] = {"name": "sigmoid", "alpha": 4.0, "normalize": True}
+    assert writers.run_tags(cfg)[:3] == ["surrogate=sigmoid", "alpha=4", "normalized"]
+    cfg["surrogate"]["normalize"] = False
+    assert "normalized" not in writers.run_tags(cfg)
 
 
 def test_preempted_run_is_failed_until_it_resumes(tmp_path):
@@ -359,9 +361,336 @@ def test_preempted_run_is_failed_until_it_resumes(tmp_path):
     for dirpath, _, files in os.walk(run_dir):
         for f in [*files, "."]:
             os.utime(os.path.join(dirpath, f), (old, old))
-    run = report.load_run(run_dir)
+    run = runs.load_run(run_dir)
     assert run.status == "failed" and "pre-empted" in run.reason
     with open(run_dir / "metrics.jsonl", "a") as f:  # the requeued job resumed and writes
         f.write(json.dumps({"split": "train", "step": 11, "epoch": 2}) + "\n")
-    run = report.load_run(run_dir)
+    run = runs.load_run(run_dir)
     assert run.status == "running" and "resumed" in run.reason
+
+
+# ---- ranking, verdicts, alpha ranges -------------------------------------------------------
+
+
+def _config_sweep(root: Path, configs: dict, **config) -> Path:
+    """One run per (surrogate, alpha, seed): ``configs[(name, alpha)] = [(val, test), ...]``."""
+    num = 0
+    for (name, alpha), seeds in configs.items():
+        for seed, (val, test) in enumerate(seeds):
+            s = {"name": name} if alpha is None else {"name": name, "alpha": alpha}
+            write_run(root / str(num), s, seed, [val], [test], {"lif0": 0.1}, 1.0, **config)
+            num += 1
+    return root
+
+
+def _csv_rows(out: Path) -> list[dict]:
+    with open(out / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _welch_by_hand(x: list[float], ref: list[float]) -> tuple[float, float, float, float]:
+    """(diff, low, high, df): Welch's t interval written out, with only t's quantile from scipy."""
+    from scipy import stats as st
+
+    n1, n2 = len(x), len(ref)
+    v1, v2 = statistics.variance(x) / n1, statistics.variance(ref) / n2
+    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+    diff = statistics.mean(x) - statistics.mean(ref)
+    half = st.t.ppf(0.975, df) * (v1 + v2) ** 0.5
+    return diff, diff - half, diff + half, df
+
+
+def test_welch_interval_and_verdict_match_a_hand_computation(tmp_path):
+    winner = [0.95, 0.96, 0.94]
+    worse = [0.93, 0.91, 0.94, 0.92]
+    close = [0.94, 0.96, 0.95, 0.93]
+    root = _config_sweep(
+        tmp_path / "s",
+        {
+            ("sigmoid", 4.0): [(v, 0.9) for v in winner],
+            ("arctan", 1.0): [(v, 0.9) for v in worse],
+            ("erf", 1.0): [(v, 0.9) for v in close],
+        },
+    )
+    out = report.make_report([root], tmp_path / "rep")
+    rows = {r["surrogate"]: r for r in _csv_rows(out)}
+    assert [r["rank"] for r in _csv_rows(out)] == ["1", "2", "3"]
+    assert rows["sigmoid"]["verdict"] == "selected" and rows["sigmoid"]["diff_mean"] == ""
+    diff, low, high, df = _welch_by_hand(worse, winner)
+    assert df == pytest.approx(243 / 49, rel=1e-9)  # (7.5e-5)² / ((1e-4/3)²/2 + (5e-4/12)²/3)
+    got = rows["arctan"]
+    for key, want in (("diff_mean", diff), ("diff_low", low), ("diff_high", high), ("diff_df", df)):
+        assert float(got[key]) == pytest.approx(want, rel=1e-12), key
+    assert high < 0  # the interval excludes 0
+    half = 100 * (high - low) / 2
+    assert got["verdict"] == f"worse by 2.5 ± {half:.1f} points"
+    diff, low, high, df = _welch_by_hand(close, winner)
+    assert low < 0 < high and rows["erf"]["verdict"] == "within noise"
+    assert float(rows["erf"]["diff_low"]) == pytest.approx(low, rel=1e-12)
+    verdict = (out / "verdict.txt").read_text()
+    assert verdict.startswith("Selected by best validation accuracy (mean over seeds): sigmoid")
+    assert "Within noise of it" in verdict and "erf, α=1" in verdict
+    assert f"\nWorse: arctan, α=1 (worse by 2.5 ± {half:.1f} points).\n" in verdict
+
+
+def test_ranking_selects_on_validation_never_on_test(tmp_path):
+    """The best-test configuration loses when its validation accuracy is lower; the test
+    accuracy quoted is the selected one's, even with optimize_metric=test_accuracy."""
+    root = _config_sweep(
+        tmp_path / "s",
+        {
+            ("arctan", 1.0): [(0.97, 0.90), (0.96, 0.91), (0.97, 0.92)],  # best val
+            ("sigmoid", 4.0): [(0.93, 0.99), (0.94, 0.98), (0.93, 0.99)],  # best test
+        },
+        optimize_metric="test_accuracy",
+    )
+    out = report.make_report([root], tmp_path / "rep")
+    first = _csv_rows(out)[0]
+    assert (first["surrogate"], first["rank"], first["selection_metric"]) == (
+        "arctan",
+        "1",
+        "best_val_accuracy",
+    )
+    verdict = (out / "verdict.txt").read_text().splitlines()
+    assert "arctan, α=1" in verdict[0] and "sigmoid" not in verdict[0]
+    assert "not by the sweep's optimize_metric (test_accuracy)" in verdict[1]
+    quote = next(line for line in verdict if line.startswith("Test accuracy of the selected"))
+    assert f"{100 * statistics.mean([0.90, 0.91, 0.92]):.2f} ± " in quote
+    assert f"{100 * statistics.stdev([0.90, 0.91, 0.92]):.2f} %" in quote
+
+
+def test_a_validation_optimize_metric_is_used_and_losses_are_minimised():
+    def row(name: str, losses: list[float]) -> runs.Row:
+        done = [
+            runs.Run(Path(f"{name}{i}"), "completed", summary={"val_loss": v}, config={"seed": i})
+            for i, v in enumerate(losses)
+        ]
+        return runs.Row({"surrogate": name, "alpha": None}, {"name": name}, done)
+
+    metric = compare.selection_metric(["val_loss", "val_loss"])
+    assert metric.key == "val_loss" and not metric.higher_is_better and metric.note == ""
+    ranked = compare.rank([row("high", [0.5, 0.51, 0.52]), row("low", [0.2, 0.21, 0.22])], metric)
+    assert [e.row.key["surrogate"] for e in ranked] == ["low", "high"]
+    assert ranked[1].verdict.startswith("worse by 0.3 ± 0.0")  # a loss: no "points"
+    assert compare.selection_metric(["test_accuracy"]).key == "best_val_accuracy"
+    assert compare.selection_metric([None]).key == "best_val_accuracy"
+
+
+def test_one_seed_per_configuration_makes_no_claim(tmp_path):
+    root = _config_sweep(
+        tmp_path / "s", {("sigmoid", 4.0): [(0.95, 0.9)], ("arctan", 1.0): [(0.90, 0.9)]}
+    )
+    out = report.make_report([root], tmp_path / "rep")
+    rows = _csv_rows(out)
+    assert rows[1]["verdict"] == "1 seed: no claim can be made"
+    assert rows[1]["diff_low"] == rows[1]["diff_high"] == ""
+    verdict = (out / "verdict.txt").read_text()
+    assert "Every configuration ran with one seed, so no claim can be made" in verdict
+    assert "seed=0,1,2" in verdict and "Worse" not in verdict and "Within noise" not in verdict
+
+
+ALPHA_SCAN = {
+    ("sigmoid", 1.0): [0.800, 0.801, 0.799],
+    ("sigmoid", 2.0): [0.945, 0.955, 0.935],
+    ("sigmoid", 4.0): [0.950, 0.951, 0.949],
+    ("sigmoid", 8.0): [0.938, 0.958, 0.948],
+    ("sigmoid", 16.0): [0.900, 0.901, 0.899],
+    # Not contiguous: α = 2 is worse, α = 1 within noise (wide spread); the range is [4, 8].
+    ("arctan", 1.0): [0.90, 0.99, 0.95],
+    ("arctan", 2.0): [0.900, 0.901, 0.899],
+    ("arctan", 4.0): [0.960, 0.961, 0.959],
+    ("arctan", 8.0): [0.950, 0.965, 0.958],
+}
+
+
+def test_alpha_range_is_the_contiguous_within_noise_range_of_the_best_alpha(tmp_path):
+    # Expected from the hand-written Welch interval to each series' best alpha.
+    for name, best, within, worse in (
+        ("sigmoid", 4.0, (2.0, 8.0), (1.0, 16.0)),
+        ("arctan", 4.0, (1.0, 8.0), (2.0,)),
+    ):
+        ref = ALPHA_SCAN[(name, best)]
+        for a in within:
+            _, low, high, _ = _welch_by_hand(ALPHA_SCAN[(name, a)], ref)
+            assert low < 0 < high, (name, a)
+        for a in worse:
+            assert _welch_by_hand(ALPHA_SCAN[(name, a)], ref)[2] < 0, (name, a)
+    root = _config_sweep(
+        tmp_path / "s", {k: [(v, 0.9) for v in vs] for k, vs in ALPHA_SCAN.items()}
+    )
+    columns, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
+    ranges = {r.series: r for r in compare.alpha_ranges(rows, compare.Metric("best_val_accuracy"))}
+    assert (ranges["sigmoid"].best_alpha, ranges["sigmoid"].low, ranges["sigmoid"].high) == (
+        4,
+        2,
+        8,
+    )
+    assert (ranges["arctan"].best_alpha, ranges["arctan"].low, ranges["arctan"].high) == (4, 4, 8)
+    assert not ranges["sigmoid"].at_edge and ranges["arctan"].at_edge
+    out = report.make_report([root], tmp_path / "rep")
+    verdict = (out / "verdict.txt").read_text()
+    assert (
+        "Alpha scan, sigmoid: best α = 4 (95.00 ± 0.10 %, 3 seeds); within noise for α from 2 to 8."
+        in verdict
+    )
+    assert "arctan: best α = 4" in verdict and "from 4 to 8 (reaches the edge" in verdict
+    assert (out / "accuracy_vs_alpha.png").is_file()
+
+
+def test_alpha_range_with_one_seed_makes_no_claim(tmp_path):
+    root = _config_sweep(
+        tmp_path / "s", {("sigmoid", a): [(0.9 + a / 100, 0.9)] for a in (1.0, 2.0)}
+    )
+    columns, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
+    (rng,) = compare.alpha_ranges(rows, compare.Metric("best_val_accuracy"))
+    assert rng.best_alpha == 2 and not rng.claim
+    assert "too few seeds to say which alphas are within noise" in rng.text()
+
+
+def test_html_opens_with_the_verdict_then_the_table_then_the_plots(sweep, tmp_path):
+    root, _ = sweep
+    out = report.make_report([root], tmp_path / "rep")
+    page = (out / "index.html").read_text()
+    verdict = (out / "verdict.txt").read_text().splitlines()[0]
+    assert verdict.startswith("Selected by best validation accuracy")
+    assert page.index('id="verdict"') < page.index(verdict.split(":")[0]) < page.index("<table")
+    assert page.index("<table") < page.index("<img")
+    assert page.count("class=selected") == 1
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(sweep, tmp_path):
+    """The page in a real browser: the verdict is the first text and the screenshot is not blank."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium (Debian: apt-get install chromium)")
+    root, _ = sweep
+    out = report.make_report([root], tmp_path / "rep")
+    url = (out / "index.html").as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", "--window-size=1400,1800", url],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", url],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    body = dom[dom.index("<body>") :]
+    assert body.index("Selected by best validation accuracy") < body.index("<table")
+    img = matplotlib.image.imread(shot)
+    assert img.shape[:2] == (1800, 1400) and img.std() > 0.05
+    print(f"screenshot: {shot}")
+
+
+# ---- the console: progress bar and end-of-run summary --------------------------------------
+
+
+def test_progress_says_compiling_then_measures_speed_and_eta_after_it():
+    from snntrain.progress import COMPILING, Progress
+
+    bar = Progress(total_steps=100, steps_per_epoch=10, enabled=False, batch_size=32)
+    assert bar.status(0, {}, now=0.0) == COMPILING
+    bar.compiled(step=1, now=30.0)  # the first step compiled for 30 s
+    # Fewer steps than log_every in an epoch: only the epoch record's train_* values arrive.
+    text = bar.status(10, {"train_loss": 0.5, "train_accuracy": 0.8}, now=31.0)
+    assert "loss 0.500 acc 0.800" in text
+    assert f"{9 * 32 / 1.0:,.0f} samples/s" in text  # 9 steps after compiling in 1 s
+    assert "ETA 0:00:10" in text  # 90 steps left at 9 steps/s
+    text = bar.status(55, {"loss": 0.25, "accuracy": 0.9, "samples_per_s": 1e9}, now=36.0)
+    assert "loss 0.250 acc 0.900" in text and f"{54 * 32 / 6:,.0f} samples/s" in text
+
+
+def test_progress_without_batch_size_skips_the_first_reported_speed():
+    from snntrain.progress import COMPILING, Progress
+
+    bar = Progress(100, 10, enabled=False)
+    assert bar.status(0, {"samples_per_s": 5.0}, now=0.0) == COMPILING
+    first = bar.status(10, {"samples_per_s": 1e9}, now=20.0)  # no compiled(): inferred here
+    assert "- samples/s" in first and "ETA -" in first
+    assert "2,000 samples/s" in bar.status(30, {"samples_per_s": 2000.0}, now=22.0)
+
+
+def test_print_summary_names_what_ran_and_lists_existing_files_unwrapped(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from snntrain.progress import print_summary
+
+    run_dir = tmp_path / ("a-long-directory-name-" * 4 + "end")
+    (run_dir / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "metrics.jsonl", "summary.json"):
+        (run_dir / name).write_text("{}")
+    summary = {
+        "status": "completed",
+        "surrogate": "Sigmoid(alpha=4.0)",
+        "dataset": "digits: train 1294, val 144, test 359, image (8, 8, 1), 10 classes",
+        "test_accuracy": 0.9,
+        "run_dir": str(run_dir),
+    }
+    config = {"seed": 3, "T": 25, "model": {"name": "mlp", "hidden": [64]}}
+    buf = io.StringIO()
+    print_summary(summary, Console(file=buf, width=40), config=config)
+    lines = buf.getvalue().splitlines()
+    assert (
+        lines[0]
+        == "snntrain run completed: Sigmoid(alpha=4.0) · model mlp [64] · digits · T=25 · seed 3"
+    )
+    assert f"run directory: {run_dir}" in lines  # one line, although wider than the console
+    assert "written: config.yaml, metrics.jsonl, summary.json, checkpoints/" in lines
+    assert "wandb" not in buf.getvalue()
+
+
+def test_report_shows_each_surrogates_peak_and_integral_and_warns_on_mixed_scales(tmp_path):
+    configs = {("sigmoid", 4.0): [(0.9, 0.9)], ("fast_sigmoid", 25.0): [(0.8, 0.8)]}
+    root = _config_sweep(tmp_path / "s", {**configs, ("q_pseudo_spike", 2.0): [(0.7, 0.7)]})
+    out = report.make_report([root], tmp_path / "rep")
+    scale = {r["surrogate"]: (r["surrogate_peak"], r["surrogate_integral"]) for r in _csv_rows(out)}
+    # sigmoid: peak α/4 = 1, ∫ 1; fast_sigmoid: peak 1, ∫ 2/α; q_pseudo_spike: 1, (α+1)/(α−1)
+    want = {"sigmoid": (1.0, 1.0), "fast_sigmoid": (1.0, 0.08), "q_pseudo_spike": (1.0, 3.0)}
+    assert set(scale) == set(want)
+    for name, (peak, integral) in want.items():
+        assert float(scale[name][0]) == pytest.approx(peak)
+        assert float(scale[name][1]) == pytest.approx(integral)
+    assert (
+        "Scale differs: the integral of g′(x) ranges from 0.08 to 3"
+        in (out / "verdict.txt").read_text()
+    )
+    same = report.make_report(
+        [_config_sweep(tmp_path / "t", configs | {("arctan", 1.0): [(0.9, 0.9)]})]
+    )
+    assert "Scale differs" in (same / "verdict.txt").read_text()  # fast_sigmoid is still there
+    one = report.make_report(
+        [
+            _config_sweep(
+                tmp_path / "u", {("sigmoid", 4.0): [(0.9, 0.9)], ("arctan", 1.0): [(0.8, 0.8)]}
+            )
+        ]
+    )
+    assert "Scale differs" not in (one / "verdict.txt").read_text()  # both ∫ 1
+
+
+def test_normalized_runs_are_their_own_configurations_at_unit_integral(tmp_path):
+    root = tmp_path / "s"
+    for i, norm in enumerate([False, True]):
+        s = {"name": "fast_sigmoid", "alpha": 25.0, "normalize": norm}
+        write_run(root / str(i), s, 0, [0.9], [0.9], {"lif0": 0.1}, 1.0)
+    columns, table = report.summarize([runs.load_run(d) for d in runs.find_runs([root])])
+    assert [r["surrogate"] for r in table] == [
+        "fast_sigmoid(normalize=False)",
+        "fast_sigmoid(normalize=True)",
+    ]
+    assert runs.surrogate_scale({"name": "fast_sigmoid", "alpha": 25.0}) == pytest.approx((1, 0.08))
+    scaled = runs.surrogate_scale({"name": "fast_sigmoid", "alpha": 25.0, "normalize": True})
+    assert scaled == pytest.approx((12.5, 1.0))
+    assert np.isnan(runs.surrogate_scale({"name": "no_such_surrogate"})).all()

@@ -54,6 +54,7 @@ SPEC = {
     ),
     "s2nn": ("S2NN", "s2nn", {"alpha": 4.0, "beta": 1.0, "epsilon": 1e-8}),
     "q_pseudo_spike": ("QPseudoSpike", "q_pseudo_spike", {"alpha": 2.0}),
+    "q_pseudo_spike_paper": ("QPseudoSpikePaper", "q_pseudo_spike_paper", {"alpha": 2.0}),
     "fast_sigmoid": ("FastSigmoid", "fast_sigmoid", {"alpha": 25.0}),
     "straight_through": ("StraightThrough", "straight_through", {}),
     "boxcar": ("Boxcar", "boxcar", {"width": 1.0, "height": 1.0}),
@@ -68,6 +69,7 @@ MAY_BE_ZERO = {
     ("piecewise_leaky_relu", "c"),
 }
 NONNEGATIVE = {("s2nn", "epsilon")}
+ABOVE_ONE = {("q_pseudo_spike_paper", "alpha")}  # (α−1) divides
 
 
 def fields(name: str) -> tuple[dataclasses.Field, ...]:
@@ -86,6 +88,8 @@ EXTRA = [
     ("q_pseudo_spike", {"alpha": 1.0}),  # the logarithmic special case of g
     ("q_pseudo_spike", {"alpha": 1.0 + 1e-9}),  # next to it: g must stay accurate
     ("q_pseudo_spike", {"alpha": 0.5}),
+    ("q_pseudo_spike_paper", {"alpha": 1.1}),  # heavy tails, close to the pole at α = 1
+    ("q_pseudo_spike_paper", {"alpha": 7.0}),
     ("leaky_relu", {"alpha": -0.2, "beta": 0.5}),
     ("log_tailed_relu", {"alpha": 0.3}),
     ("s2nn", {"epsilon": 0.0}),
@@ -207,6 +211,12 @@ HAND_GRAD = [
     ("q_pseudo_spike", {}, -3.0, 1 / 9),
     ("q_pseudo_spike", {"alpha": 1.0}, 1.0, 0.5),
     ("q_pseudo_spike", {"alpha": 3.0}, 2.0, 1 / 8),
+    # The paper's (1 + 2|x|/(α−1))^(−α).
+    ("q_pseudo_spike_paper", {}, 0.0, 1.0),
+    ("q_pseudo_spike_paper", {}, 1.0, 1 / 9),
+    ("q_pseudo_spike_paper", {}, -1.5, 1 / 16),
+    ("q_pseudo_spike_paper", {"alpha": 3.0}, 0.5, (1 + 0.5) ** -3),
+    ("q_pseudo_spike_paper", {"alpha": 5.0}, -2.0, 2.0**-5),
     ("fast_sigmoid", {}, 0.0, 1.0),
     ("fast_sigmoid", {}, 0.04, 0.25),
     ("fast_sigmoid", {}, -0.12, 1 / 16),
@@ -258,6 +268,11 @@ HAND_FUN = [
     ("q_pseudo_spike", {}, 1.5, 1.25),
     ("q_pseudo_spike", {}, -1.5, -0.25),
     ("q_pseudo_spike", {"alpha": 1.0}, 1.0, 0.5 + math.log(2)),
+    # ½ + sign(x)·½·[1 − (1 + 2|x|/(α−1))^(1−α)]
+    ("q_pseudo_spike_paper", {}, 0.0, 0.5),
+    ("q_pseudo_spike_paper", {}, 1.0, 0.5 + 0.5 * (1 - 1 / 3)),
+    ("q_pseudo_spike_paper", {}, -1.5, 0.5 - 0.5 * (1 - 1 / 4)),
+    ("q_pseudo_spike_paper", {"alpha": 3.0}, 0.5, 0.5 + 0.5 * (1 - 1.5**-2)),
     ("fast_sigmoid", {}, 0.04, 0.52),
     ("fast_sigmoid", {}, -1.0, 0.5 - 1 / 26),
     ("straight_through", {}, 2.0, 2.5),
@@ -498,6 +513,8 @@ def test_vmapped_surrogate_inside_scan_and_checkpoint(name):
 def _rule(name: str, field: str) -> str:
     if field == "n":
         return "integer"
+    if (name, field) in ABOVE_ONE:
+        return "above_one"
     if (name, field) in MAY_BE_ZERO:
         return "finite"
     return "nonnegative" if (name, field) in NONNEGATIVE else "positive"
@@ -508,18 +525,21 @@ BAD = {
     "nonnegative": [-1e-3, math.nan, math.inf],
     "finite": [math.nan, math.inf, -math.inf],
     "integer": [0, -1, 1.5, math.nan, math.inf],
+    "above_one": [1.0, 0.5, 0.0, -1.0, math.nan, math.inf],
 }
 GOOD = {
     "positive": [1e-3, 7.0],
     "nonnegative": [0.0, 2.0],
     "finite": [0.0, -0.5, 3.0],
     "integer": [1, 5],
+    "above_one": [1.5, 7.0],
 }
 TEXT = {
     "positive": "finite and > 0",
     "nonnegative": "finite and >= 0",
     "finite": "finite",
     "integer": "an integer >= 1",
+    "above_one": "finite and > 1",
 }
 PARAMS = [(n, f.name) for n in NAMES for f in fields(n)]
 
@@ -610,6 +630,8 @@ def test_vmap_over_parameters_matches_separate_instances(name):
     """Three parameter sets as one instance holding arrays, or built from traced values."""
     cls = S.REGISTRY[name]
     varied = {k: [0.5 * d, d, 2 * d] if d else [0.0, 0.1, 0.2] for k, d in SPEC[name][2].items()}
+    if name == "q_pseudo_spike_paper":
+        varied["alpha"] = [1.5, 2.0, 4.0]  # α > 1
     varied.pop("n", None)  # static
     x = jnp.asarray(X)
     has_fun = name not in GRAD_ONLY
@@ -698,3 +720,167 @@ def test_config_builds_the_default_surrogate(name):
     assert s == S.REGISTRY[name]() and type(s).__name__ == SPEC[name][0]
     container = OmegaConf.to_container(cfg)
     assert S.get(container.pop("name"), **container) == s
+
+
+# ------------------------------------------------------------- scale: integral, peak, normalize
+
+# Surrogates whose g' is not integrable over the real line (tails that do not vanish, or vanish
+# as 1/|x|): integral() is inf at the defaults.
+INFINITE = {
+    "leaky_relu",
+    "log_tailed_relu",
+    "nonzero_sign_log",
+    "piecewise_leaky_relu",  # c = 0.01 > 0 outside the box
+    "s2nn",
+    "straight_through",
+}
+# The periodic squarewave has its own test; α = 1 + 1e-9 has an integral of 2e9 (tails |x|^-α).
+SCALE_CASES = [
+    (n, p)
+    for n, p in CASES
+    if n != "squarewave_fourier_series" and (n, p) != ("q_pseudo_spike", {"alpha": 1.0 + 1e-9})
+]
+
+
+def _quad(f, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """∫ f over [lo, hi] with scipy, split at the kinks of the catalogue (0, ±w, ±1/α...)."""
+    from scipy import integrate
+
+    kinks = sorted({0.0, *[s * k for k in (0.25, 0.5, 1.0, 2.0, 3.0) for s in (-1, 1)]})
+    edges = [lo, *[k for k in kinks if lo < k < hi], hi]
+    return sum(
+        integrate.quad(f, a, b, epsabs=1e-13, epsrel=1e-11, limit=400)[0]
+        for a, b in zip(edges, edges[1:], strict=False)
+    )
+
+
+def _g(s: S.Surrogate):
+    return lambda x: float(s.surrogate_grad(jnp.asarray(x, jnp.float64)))
+
+
+@pytest.mark.parametrize(("name", "params"), SCALE_CASES, ids=[f"{n}-{p}" for n, p in SCALE_CASES])
+def test_integral_is_the_integral_of_the_surrogate_gradient(name, params):
+    """The closed form against scipy's quadrature of g' over the real line, in float64."""
+    with jax.enable_x64(True):
+        s = S.get(name, **params)
+        closed = float(s.integral())
+        if math.isfinite(closed):
+            assert _quad(_g(s)) == pytest.approx(closed, rel=1e-7, abs=1e-10)
+        else:  # the integral over [−L, L] keeps growing (at least logarithmically)
+            assert name in INFINITE or (name == "q_pseudo_spike" and params["alpha"] <= 1)
+            grow = _quad(_g(s), -1e6, 1e6) - _quad(_g(s), -1e3, 1e3)
+            assert grow > 1.0
+
+
+def test_integrals_quoted_for_comparison():
+    """The scales the issue quotes: unit integral, 2/α at α = 25, (α+1)/(α−1) = 3 at α = 2."""
+    for name in ("sigmoid", "softsign", "arctan", "erf", "q_pseudo_spike_paper"):
+        assert S.get(name).integral() == 1.0
+    assert S.FastSigmoid(alpha=25.0).integral() == pytest.approx(0.08)
+    assert S.QPseudoSpike(alpha=2.0).integral() == pytest.approx(3.0)
+    assert S.get("piecewise_leaky_relu", c=0.0).integral() == 1.0
+    assert {n for n in NAMES if S.get(n).integral() == math.inf} == INFINITE
+
+
+def test_squarewave_integral_is_the_central_lobe():
+    """Periodic g': the integral over |x| <= T/(4n), where g rises across the step."""
+    with jax.enable_x64(True):
+        for n, t in ((1, 8.0), (2, 8.0), (5, 3.0)):
+            s = S.SquarewaveFourierSeries(n=n, t_period=t)
+            edge = t / (4 * n)
+            assert float(s.surrogate_grad(jnp.asarray(edge))) == pytest.approx(0, abs=1e-12)
+            lobe = float(s.surrogate_fun(jnp.asarray(edge)) - s.surrogate_fun(jnp.asarray(-edge)))
+            assert s.integral() == pytest.approx(lobe, rel=1e-12)
+    assert S.SquarewaveFourierSeries(n=1).integral() == pytest.approx(4 / math.pi)
+
+
+@pytest.mark.parametrize(("name", "params"), CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_peak_is_the_maximum_of_the_gradient(name, params):
+    with jax.enable_x64(True):
+        s = S.get(name, **params)
+        x = np.concatenate([np.linspace(-8, 8, 160_001), [-1e-12, 0.0, 1e-12]])
+        grid_max = float(np.max(np.asarray(s.surrogate_grad(jnp.asarray(x)))))
+        assert float(s.peak()) == pytest.approx(grid_max, rel=1e-6)
+
+
+NORMALIZABLE = [(n, p) for n, p in CASES if S.get(n, **p).integral() < 1e3]  # finite, not 2e9
+
+
+@pytest.mark.parametrize(
+    ("name", "params"), NORMALIZABLE, ids=[f"{n}-{p}" for n, p in NORMALIZABLE]
+)
+def test_normalized_has_unit_integral_and_the_same_spikes(name, params):
+    with jax.enable_x64(True):
+        base = S.get(name, **params)
+        s = base.normalized()
+        assert isinstance(s, S.Normalized) and s.base == base and s.name == name
+        if name == "squarewave_fourier_series":  # the central lobe
+            edge = base.t_period / (4 * base.n)
+            assert _quad(_g(s), -edge, edge) == pytest.approx(1.0, rel=1e-9)
+        else:
+            assert _quad(_g(s)) == pytest.approx(1.0, rel=1e-7)
+        x = jnp.asarray(XS)
+        np.testing.assert_array_equal(s(x), base(x))  # the forward pass is untouched
+        np.testing.assert_allclose(
+            jax.grad(lambda x: s(x).sum())(x),
+            base.surrogate_grad(x) / float(base.integral()),
+            rtol=1e-13,
+        )
+        assert float(s.peak()) == pytest.approx(float(base.peak()) / float(base.integral()))
+        if name not in GRAD_ONLY:  # g_n' = g'_n and g_n(0) = ½
+            d = jax.vmap(jax.grad(s.surrogate_fun))(x)
+            np.testing.assert_allclose(d, s.surrogate_grad(x), rtol=1e-9, atol=1e-12)
+            assert float(s.surrogate_fun(jnp.zeros(()))) == 0.5
+
+
+def test_normalized_is_exact_under_jit_and_vmap():
+    """Traced parameters: the integral follows them (fast_sigmoid: g'_n(0) = α/2)."""
+    alphas = jnp.asarray([5.0, 25.0, 100.0])
+    x = jnp.asarray(X)
+
+    @jax.jit
+    def grads(s):
+        return jax.vmap(lambda s: jax.grad(lambda x: s(x).sum())(x))(s)
+
+    got = grads(S.FastSigmoid(alpha=alphas).normalized())
+    for i, a in enumerate([5.0, 25.0, 100.0]):
+        want = S.FastSigmoid(alpha=a).surrogate_grad(x) * a / 2
+        np.testing.assert_allclose(got[i], want, rtol=1e-6)
+        assert float(got[i][X == 0][0]) == pytest.approx(a / 2)
+    traced = jax.jit(lambda a: S.FastSigmoid(alpha=a).normalized().surrogate_grad(0.0))
+    assert float(traced(25.0)) == pytest.approx(12.5)
+
+
+def test_normalized_is_a_hashable_pytree_value():
+    a, b = S.Sigmoid(2.0).normalized(), S.Normalized(S.Sigmoid(alpha=2))
+    assert a == b and hash(a) == hash(b) and a != S.Sigmoid(2.0).normalized().base
+    assert repr(a) == "Normalized(base=Sigmoid(alpha=2.0))"
+    assert a.normalized() is a
+    leaves, treedef = jax.tree.flatten(a)
+    assert leaves == [2.0] and jax.tree.unflatten(treedef, leaves) == a
+    zeros = jax.grad(lambda s: s(jnp.asarray(X)).sum())(a)  # parameters get no gradient
+    assert type(zeros) is S.Normalized and jax.tree.leaves(zeros) == [0.0]
+
+
+@pytest.mark.parametrize("name", sorted(INFINITE))
+def test_normalizing_an_infinite_integral_says_which_can(name):
+    with pytest.raises(ValueError) as err:
+        S.get(name).normalized()
+    text = str(err.value)
+    assert text.startswith(f"{S.REGISTRY[name].__name__}: normalize=true needs a finite")
+    assert "sigmoid" in text and name not in text.split("defaults): ")[1].split(", ")
+
+
+def test_q_pseudo_spike_paper_against_its_closed_form():
+    """(1 + 2|x|/(α−1))^(−α) through the spike, for several α, and its g is the antiderivative."""
+    with jax.enable_x64(True):
+        x = jnp.asarray(XS)
+        for alpha in (1.5, 2.0, 3.0, 10.0):
+            s = S.QPseudoSpikePaper(alpha=alpha)
+            want = (1 + 2 * np.abs(XS) / (alpha - 1)) ** (-alpha)
+            np.testing.assert_allclose(jax.grad(lambda x, s=s: s(x).sum())(x), want, rtol=1e-13)
+            ends = s.surrogate_fun(jnp.asarray([-1e12, 1e12]))
+            np.testing.assert_allclose(ends, [0.0, 1.0], atol=1e-6)  # ∫ g' = 1
+    # braintools' QPseudoSpike is a different function: (α+1) in place of (α−1).
+    assert float(S.QPseudoSpike(2.0).surrogate_grad(1.0)) == pytest.approx((1 + 2 / 3) ** -2)
+    assert float(S.QPseudoSpikePaper(2.0).surrogate_grad(1.0)) == pytest.approx(3.0**-2)

@@ -84,7 +84,8 @@ def test_experiments_exist():
 def test_every_experiment_composes_and_runs_with_a_tiny_budget(name, tmp_path):
     """``experiment=glob(*)``: every sweep point composes and builds; the first one trains."""
     from snntrain.config import validate
-    from snntrain.train import build_surrogate, train_and_evaluate
+    from snntrain.surrogates import from_config as build_surrogate
+    from snntrain.train import train_and_evaluate
 
     jobs = expand_sweep([f"experiment={name}"])
     assert len(jobs) > 1, f"{name} sweeps nothing"
@@ -187,7 +188,7 @@ def test_optuna_config_composes():
 
     from snntrain import surrogates
     from snntrain.config import validate
-    from snntrain.train import build_surrogate
+    from snntrain.surrogates import from_config as build_surrogate
 
     if not _optuna_installed():
         _register_optuna_stub()
@@ -261,7 +262,7 @@ def test_wandb_sweep_definition_gives_valid_hydra_overrides():
 
     from snntrain import surrogates
     from snntrain.config import validate
-    from snntrain.train import build_surrogate
+    from snntrain.surrogates import from_config as build_surrogate
 
     sweep = yaml.safe_load((ROOT / "scripts" / "wandb_sweep.yaml").read_text())
     assert sweep["method"] == "bayes"
@@ -348,6 +349,9 @@ def read_wandb_run(run_file: Path) -> dict:
 GRID = {("sigmoid", 1.0), ("sigmoid", 2.0), ("softsign", 1.0), ("softsign", 2.0)}
 
 
+GRID_STDOUT: dict[Path, str] = {}  # what the multirun printed (the sweep report's verdict)
+
+
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory) -> Path:
     """``python -m snntrain -m`` over 2 surrogates x 2 alphas x 1 seed, 1 epoch each."""
@@ -366,12 +370,17 @@ def grid_sweep(tmp_path_factory) -> Path:
         timeout=600,
     )
     assert p.returncode == 0, p.stderr[-3000:]
+    GRID_STDOUT[sweep_dir] = p.stdout
     return sweep_dir
+
+
+def _run_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(d for d in sweep_dir.iterdir() if (d / "config.yaml").is_file())
 
 
 @pytest.mark.slow
 def test_grid_multirun_writes_one_run_dir_per_job(grid_sweep):
-    runs = sorted(d for d in grid_sweep.iterdir() if d.is_dir())
+    runs = _run_dirs(grid_sweep)
     assert len(runs) == 4
     found = set()
     for d in runs:
@@ -383,7 +392,7 @@ def test_grid_multirun_writes_one_run_dir_per_job(grid_sweep):
 
 @pytest.mark.slow
 def test_grid_multirun_wandb_runs_share_a_group_and_carry_tags_and_config(grid_sweep):
-    runs = sorted(d for d in grid_sweep.iterdir() if d.is_dir())
+    runs = _run_dirs(grid_sweep)
     for d in runs:
         files = list(d.glob("wandb/offline-run-*/run-*.wandb"))
         assert len(files) == 1, d
@@ -435,3 +444,122 @@ def test_report_on_the_multirun_matches_the_summaries(grid_sweep):
         img = matplotlib.image.imread(out / name)
         assert img.shape[:2] == (h, w) and img.std() > 0.01, name
         assert f'src="{name}"' in html
+
+
+@pytest.mark.slow
+def test_multirun_ends_with_the_sweep_report(grid_sweep):
+    """The callback wrote <sweep dir>/report/ and printed the verdict and the path to open."""
+    out = grid_sweep / "report"
+    assert (out / "index.html").is_file() and (out / "verdict.txt").is_file()
+    printed = GRID_STDOUT[grid_sweep]
+    verdict = (out / "verdict.txt").read_text().strip()
+    assert verdict.splitlines()[0].startswith("Selected by best validation accuracy")
+    assert "one seed, so no claim can be made" in verdict
+    assert verdict in printed
+    assert f"report: {(out / 'index.html').resolve()}" in printed.splitlines()
+
+
+@pytest.mark.slow
+def test_a_failed_job_still_gets_the_sweep_report(tmp_path):
+    sweep_dir = tmp_path / "multirun" / "with-a-failure"
+    p = cli(
+        "-m",
+        "surrogate=sigmoid",
+        "surrogate.alpha=1,-1",
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+        timeout=600,
+    )
+    page = (sweep_dir / "report" / "index.html").read_text()
+    assert "Runs not in the means" in page and "alpha must be finite and &gt; 0" in page
+    assert "Not in the means: 1 failed and 0 running of 2 runs" in p.stdout
+    assert "report: " in p.stdout
+
+
+# ---- the sweep report callback, the help page, the sweep extra ------------------------------
+
+
+def test_report_callback_is_configured_and_writes_the_report(tmp_path, capsys):
+    from hydra.utils import instantiate
+    from test_report import write_run
+
+    from snntrain.callbacks import SweepReport
+
+    cfg = compose([], hydra=True)
+    callback = instantiate(cfg.hydra.callbacks.report)
+    assert isinstance(callback, SweepReport) and callback.enabled
+    for seed, val in enumerate([0.90, 0.92, 0.91]):
+        write_run(
+            tmp_path / str(seed),
+            {"name": "sigmoid", "alpha": 4.0},
+            seed,
+            [val],
+            [0.9],
+            {"lif0": 0.1},
+            1.0,
+        )
+    from omegaconf import OmegaConf
+
+    callback.on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    printed = capsys.readouterr().out
+    assert (tmp_path / "report" / "index.html").is_file()
+    assert "Selected by best validation accuracy (mean over seeds): sigmoid" in printed
+    assert f"report: {(tmp_path / 'report' / 'index.html').resolve()}" in printed
+
+
+def test_a_failing_report_never_fails_the_sweep(tmp_path, monkeypatch, capsys):
+    from snntrain import callbacks
+
+    assert callbacks.write_sweep_report(tmp_path / "empty") is None  # nothing there
+    assert "no finished runs under" in capsys.readouterr().err
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full\nmore")
+
+    monkeypatch.setattr(report, "make_report", broken)
+    assert callbacks.write_sweep_report(tmp_path) is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "snntrain: could not write the sweep report (RuntimeError: disk full); make it with "
+        f"`python -m snntrain.report {tmp_path}`"
+    ]
+
+
+def test_missing_sweep_extra_is_one_line_naming_the_extra(monkeypatch):
+    from snntrain import callbacks
+
+    monkeypatch.setattr(callbacks, "_installed", lambda module: False)
+    for arg in ("hparams_search=optuna", "+hparams_search=optuna", "hydra/sweeper=optuna"):
+        msg = callbacks.missing_sweep_extra(["-m", arg, "trainer.epochs=1"])
+        assert (
+            msg == f"{arg.lstrip('+')} needs the Optuna sweeper, which is not installed: "
+            "pip install -e '.[sweep]'"
+        )
+    msg = callbacks.missing_sweep_extra(["-m", "hydra/launcher=slurm_gpu"])
+    assert msg.startswith("hydra/launcher=slurm_gpu needs the submitit launcher")
+    assert callbacks.missing_sweep_extra(["-m", "surrogate=sigmoid,arctan"]) is None
+    monkeypatch.setattr(callbacks, "_installed", lambda module: True)
+    assert callbacks.missing_sweep_extra(["hparams_search=optuna"]) is None
+
+
+def test_help_is_our_own_page():
+    p = cli("--help", timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout
+    assert out.startswith("snntrain: train spiking neural networks with surrogate gradients")
+    assert "__main__" not in out and "Powered by Hydra" not in out
+    groups = dict(
+        line.split(": ", 1)
+        for line in out.split("== Configuration groups")[1].splitlines()[1:]
+        if ": " in line and not line.startswith(" ")
+    )
+    assert set(groups["surrogate"].split(", ")) == set(surrogate_configs())
+    assert {"model", "dataset", "encoder", "optimizer", "experiment", "hparams_search"} <= set(
+        groups
+    )
+    examples = [
+        line
+        for line in out.split("== Examples ==")[1].splitlines()
+        if line.startswith("  snntrain")
+    ]
+    assert len(examples) == 5

@@ -1,0 +1,286 @@
+"""Which configuration won a sweep, and is the difference real?
+
+Configurations (:class:`snntrain.runs.Row`) are ranked by the sweep's *selection metric*: its
+``optimize_metric`` when that is a validation metric, else ``best_val_accuracy`` — never a test
+metric, so the test accuracy of the selected configuration stays an unbiased number to quote.
+Every other configuration is compared with the selected one over its seeds: the difference of
+the means with a 95% confidence interval from Welch's t (unequal variances, Welch–Satterthwaite
+degrees of freedom; :func:`scipy.stats.ttest_ind` with ``equal_var=False``), and a verdict in
+plain words: "within noise" when the interval contains 0, else "worse by 2.1 ± 0.8 points"
+(± is the half-width of the interval). With fewer than two seeds on either side no claim can be
+made, and the verdict says so. Each interval stands alone (no correction for comparing many
+configurations with the winner).
+
+For an alpha scan, :func:`alpha_ranges` gives the best alpha of each series and the contiguous
+range of alphas around it that are within noise of it (the robustness to the steepness that
+Zenke & Vogels 2021 discuss).
+
+References:
+  Welch 1947, "The generalization of Student's problem when several different population
+  variances are involved", Biometrika 34; Zenke & Vogels 2021, "The remarkable robustness of
+  surrogate gradient learning for instilling complex function in spiking neural networks",
+  Neural Computation 33(4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from snntrain.runs import Row
+
+CONFIDENCE = 0.95
+DEFAULT_METRIC = "best_val_accuracy"
+METRIC_NAMES = {
+    "best_val_accuracy": "best validation accuracy",
+    "val_accuracy": "final validation accuracy",
+    "val_loss": "final validation loss",
+    "best_val_loss": "best validation loss",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """The selection metric: a ``summary.json`` key, its direction and how to print it."""
+
+    key: str
+    note: str = ""  # why this metric (e.g. the sweep's optimize_metric was a test metric)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return "loss" not in self.key
+
+    @property
+    def is_accuracy(self) -> bool:
+        return "accuracy" in self.key
+
+    @property
+    def title(self) -> str:
+        return METRIC_NAMES.get(self.key, self.key)
+
+    def fmt(self, value: float, std: float = math.nan) -> str:
+        """``97.50 ± 0.31 %`` for accuracies (fractions in the files), else ``0.1234 ± 0.0100``."""
+        if math.isnan(value):
+            return "—"
+        if self.is_accuracy:
+            text = f"{100 * value:.2f}" + ("" if math.isnan(std) else f" ± {100 * std:.2f}")
+            return text + " %"
+        return f"{value:.4g}" + ("" if math.isnan(std) else f" ± {std:.2g}")
+
+    def points(self, value: float, unit: bool = True) -> str:
+        """A difference: ``2.1 points`` (accuracy percentage points) or ``0.012``."""
+        v = 100 * value if self.is_accuracy else value
+        text = f"{v:.1f}" if abs(v) >= 0.1 or v == 0 else f"{v:.2g}"
+        return text + (" points" if self.is_accuracy and unit else "")
+
+
+def is_validation_metric(key: str) -> bool:
+    parts = key.split("_")
+    return "val" in parts and "test" not in parts
+
+
+def selection_metric(declared: Sequence[str | None]) -> Metric:
+    """The metric that selects, from the runs' ``optimize_metric`` values.
+
+    The sweep's own metric when all runs agree on one and it is a validation metric; otherwise
+    ``best_val_accuracy``, with a note saying why.
+    """
+    names = sorted({d for d in declared if d})
+    if len(names) == 1 and is_validation_metric(names[0]):
+        return Metric(names[0])
+    if len(names) == 1:
+        note = (
+            f"ranked by {METRIC_NAMES[DEFAULT_METRIC]}, not by the sweep's optimize_metric "
+            f"({names[0]}): selecting on it would bias the number to quote"
+        )
+    elif names:
+        note = (
+            f"the runs disagree on optimize_metric ({', '.join(names)}); ranked by {DEFAULT_METRIC}"
+        )
+    else:
+        note = ""
+    return Metric(DEFAULT_METRIC, note)
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """mean(row) − mean(reference) with its confidence interval, over seeds."""
+
+    diff: float
+    low: float
+    high: float
+    df: float  # Welch–Satterthwaite degrees of freedom (NaN when both sides have no spread)
+    confidence: float = CONFIDENCE
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    @property
+    def contains_zero(self) -> bool:
+        return self.low <= 0 <= self.high
+
+
+def welch(x: Sequence[float], ref: Sequence[float], confidence: float = CONFIDENCE) -> Difference:
+    """Welch's t interval for mean(x) − mean(ref); both need two values or more.
+
+    With no spread on either side the interval is the difference itself (df NaN).
+    """
+    from scipy import stats
+
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    if x.size < 2 or ref.size < 2:
+        raise ValueError("Welch's t needs at least two values on each side")
+    diff = float(x.mean() - ref.mean())
+    if x.var() == 0 and ref.var() == 0:
+        return Difference(diff, diff, diff, math.nan, confidence)
+    res = stats.ttest_ind(x, ref, equal_var=False)
+    ci = res.confidence_interval(confidence)
+    return Difference(diff, float(ci.low), float(ci.high), float(res.df), confidence)
+
+
+@dataclasses.dataclass
+class Ranked:
+    """One configuration's place in the ranking."""
+
+    row: Row
+    values: list[float]  # the selection metric of each completed seed
+    rank: int | None  # 1 = selected; None: no value to rank by
+    diff: Difference | None = None  # against the selected configuration
+    verdict: str = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else math.nan
+
+    @property
+    def within_noise(self) -> bool | None:
+        """True / False against the selected one; None when no claim can be made."""
+        if self.rank == 1:
+            return True
+        return None if self.diff is None else self.diff.contains_zero
+
+
+def _no_claim(n: int, n_ref: int) -> str:
+    if n == 0:
+        return "no completed run"
+    few = min(n, n_ref)
+    return f"{few} seed{'s' if few != 1 else ''}: no claim can be made"
+
+
+def verdict(diff: Difference | None, metric: Metric, n: int, n_ref: int) -> str:
+    """Plain words for one comparison with the selected configuration."""
+    if diff is None:
+        return _no_claim(n, n_ref)
+    if diff.contains_zero:
+        return "within noise"
+    worse = diff.diff < 0 if metric.higher_is_better else diff.diff > 0
+    word = "worse" if worse else "better"
+    if math.isnan(diff.df):
+        return f"{word} by {metric.points(abs(diff.diff))} (no spread over seeds)"
+    return f"{word} by {metric.points(abs(diff.diff), False)} ± {metric.points(diff.half_width)}"
+
+
+def rank(rows: Sequence[Row], metric: Metric) -> list[Ranked]:
+    """Rows ordered best first by the mean of ``metric`` over seeds, each compared with the first.
+
+    Rows without a value of the metric come last, unranked.
+    """
+    entries = [Ranked(r, r.values(metric.key), None) for r in rows]
+    valued = [e for e in entries if e.values]
+    sign = -1.0 if metric.higher_is_better else 1.0
+    valued.sort(key=lambda e: sign * e.mean)  # stable: ties keep the table's order
+    for i, e in enumerate(valued, 1):
+        e.rank = i
+    if valued:
+        best = valued[0]
+        best.verdict = "selected"
+        for e in valued[1:]:
+            if e.n >= 2 and best.n >= 2:
+                e.diff = welch(e.values, best.values)
+            e.verdict = verdict(e.diff, metric, e.n, best.n)
+    for e in entries:
+        if not e.values:
+            e.verdict = "no completed run with " + metric.key
+    return valued + [e for e in entries if not e.values]
+
+
+# ---- alpha scans --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class AlphaRange:
+    """The best alpha of one series and the alphas around it within noise of it."""
+
+    series: str
+    best: Ranked
+    alphas: list[float]  # every alpha of the series with a value, sorted
+    low: float | None  # the contiguous within-noise range around the best (None: no claim)
+    high: float | None
+    metric: Metric
+
+    @property
+    def best_alpha(self) -> float:
+        return float(self.best.row.key["alpha"])
+
+    @property
+    def claim(self) -> bool:
+        return self.low is not None
+
+    @property
+    def at_edge(self) -> bool:
+        """The range reaches the smallest or largest alpha scanned: it may extend beyond."""
+        return self.claim and (self.low == self.alphas[0] or self.high == self.alphas[-1])
+
+    def text(self) -> str:
+        head = (
+            f"{self.series}: best α = {self.best_alpha:g} "
+            f"({self.metric.fmt(self.best.mean, self.best.std)}, {self.best.n} seed"
+            f"{'s' if self.best.n != 1 else ''})"
+        )
+        if not self.claim:
+            return head + "; too few seeds to say which alphas are within noise of it"
+        if self.low == self.high:
+            return head + "; every neighbouring alpha is worse"
+        edge = " (reaches the edge of the scan: the range may be wider)" if self.at_edge else ""
+        return head + f"; within noise for α from {self.low:g} to {self.high:g}{edge}"
+
+
+def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
+    """For each series (a row label without alpha) with two or more alphas: the best alpha and
+    the contiguous range of alphas, in sorted order, whose Welch interval of the difference to
+    the best one contains 0 (needs two seeds on both sides at each step outwards)."""
+    by_series: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.key.get("alpha") is not None and r.values(metric.key):
+            by_series.setdefault(r.series, []).append(r)
+    out = []
+    for series, group in by_series.items():
+        if len({r.key["alpha"] for r in group}) < 2:
+            continue
+        ranked = rank(group, metric)
+        best = ranked[0]
+        by_alpha = sorted(ranked, key=lambda e: e.row.key["alpha"])
+        alphas = [float(e.row.key["alpha"]) for e in by_alpha]
+        i = by_alpha.index(best)
+        low = high = None
+        if best.n >= 2:
+            lo = hi = i
+            while lo > 0 and by_alpha[lo - 1].within_noise:
+                lo -= 1
+            while hi < len(by_alpha) - 1 and by_alpha[hi + 1].within_noise:
+                hi += 1
+            low, high = alphas[lo], alphas[hi]
+        out.append(AlphaRange(series, best, alphas, low, high, metric))
+    return out

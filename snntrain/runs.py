@@ -1,0 +1,445 @@
+"""Reading run directories: find runs, load one, group them into configurations, average seeds.
+
+A run directory is any directory holding ``config.yaml`` or ``.hydra/config.yaml``; a run
+writes ``metrics.jsonl`` (one JSON object per logged train step, ``split: train``, and per
+epoch, ``split: epoch``) and, when it ends, ``summary.json``. Nothing here needs wandb or the
+network, and nothing raises for a broken run: it becomes ``failed`` with the reason.
+
+A run is ``completed`` (``summary.json`` with status ``completed`` and a readable
+``metrics.jsonl``), ``running`` (no ``summary.json`` yet, written to within ``stale_after_s``)
+or ``failed`` (anything else).
+
+Configurations (:class:`Row`) are the surrogate (with any of its other parameters that vary
+within the sweep) × alpha × every other config value that varies across the runs, except the
+seed and bookkeeping (:data:`IGNORED_KEYS`). The numerics (:func:`mean_std`,
+:func:`epochs_to_target`, :func:`learning_curve`, :func:`step_curve`) are pure functions.
+:mod:`snntrain.report` and :mod:`snntrain.plots` both read runs through this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
+STALE_AFTER_S = 30 * 60
+# Config keys that never make two runs different configurations.
+IGNORED_KEYS = (
+    "seed",
+    "logger.",
+    "hydra.",
+    "optimize_metric",
+    "trainer.progress",
+    "trainer.resume",
+    "trainer.log_every",
+    "trainer.checkpoint_every",
+    "trainer.keep_checkpoints",
+    "trainer.async_checkpointing",
+    "trainer.init_timeout_s",
+    "trainer.distributed",
+    "trainer.coordinator_address",
+    "trainer.num_processes",
+    "trainer.process_id",
+    "trainer.devices",
+    "trainer.parallel",
+)
+SHORT_NAMES = {"model.name": "model", "dataset.name": "dataset"}
+
+
+# ---- reading runs -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory as a report sees it."""
+
+    path: Path
+    status: str  # completed | running | failed
+    reason: str = ""
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    epochs: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # "epoch" records
+    steps: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # "train" records
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+
+def natural_key(p: Path | str) -> list[Any]:
+    """Sort key that orders ``run-2`` before ``run-10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories under ``paths`` (a PATH may itself be one), sorted, without duplicates."""
+    found: set[Path] = set()
+    for root in map(Path, paths):
+        for dirpath, dirnames, _ in os.walk(root):
+            d = Path(dirpath)
+            if d.name != ".hydra" and (
+                (d / "config.yaml").is_file() or (d / ".hydra" / "config.yaml").is_file()
+            ):
+                found.add(d.resolve())
+                dirnames.clear()  # checkpoints/, wandb/ and .hydra/ hold no runs
+            else:
+                dirnames[:] = [n for n in dirnames if not n.startswith(".")]
+    return sorted(found, key=natural_key)
+
+
+def load_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's config as plain containers (resolved where possible); ``{}`` if there is none."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        if path.is_file():
+            cfg = OmegaConf.load(path)
+            try:
+                return OmegaConf.to_container(cfg, resolve=True)
+            except Exception:  # noqa: BLE001 - e.g. ${hydra:...} outside Hydra
+                return OmegaConf.to_container(cfg, resolve=False)
+    return {}
+
+
+def read_metrics(
+    path: Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None, int]:
+    """(epoch records, train records, number of the first unreadable line or None, lines)."""
+    epochs, steps, bad = [], [], None
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            bad = bad or i
+            continue
+        if isinstance(rec, dict) and rec.get("split") == "epoch":
+            epochs.append(rec)
+        elif isinstance(rec, dict) and rec.get("split") == "train":
+            steps.append(rec)
+    return epochs, steps, bad, len(lines)
+
+
+def last_activity(run_dir: Path) -> float:
+    """The newest modification time of anything in ``run_dir`` (seconds since the epoch)."""
+    newest = run_dir.stat().st_mtime
+    for dirpath, _, filenames in os.walk(run_dir):
+        for name in filenames:
+            # A live run may delete a file (an old checkpoint) while we walk.
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
+    return newest
+
+
+def ago(seconds: float) -> str:
+    """``95 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def load_run(
+    run_dir: str | Path, now: float | None = None, stale_after_s: float = STALE_AFTER_S
+) -> Run:
+    """Read one run directory; never raises for a broken run (it becomes ``failed``)."""
+    run_dir = Path(run_dir)
+    run = Run(run_dir, FAILED)
+    try:
+        run.config = load_config(run_dir)
+    except Exception as e:  # noqa: BLE001
+        run.reason = f"config.yaml unreadable ({type(e).__name__})"
+        return run
+    metrics = run_dir / "metrics.jsonl"
+    bad, n_lines = None, 0
+    if metrics.is_file():
+        run.epochs, run.steps, bad, n_lines = read_metrics(metrics)
+    summary_path = run_dir / "summary.json"
+    now = time.time() if now is None else now
+    if not summary_path.is_file():
+        age = now - last_activity(run_dir)
+        epochs = (run.config.get("trainer") or {}).get("epochs", "?")
+        done = f"epoch {len(run.epochs)}/{epochs}"
+        if bad is not None and bad < n_lines:  # only a live run's last line may be cut
+            run.reason = f"metrics.jsonl line {bad} is not JSON"
+        elif age < stale_after_s:
+            run.status, run.reason = RUNNING, f"{done}, last write {ago(age)} ago"
+        else:
+            run.reason = f"no summary.json, {done}, last write {ago(age)} ago (killed or crashed)"
+        return run
+    try:
+        run.summary = json.loads(summary_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        run.reason = "summary.json is not valid JSON"
+        return run
+    status = run.summary.get("status")
+    if status == "preempted":
+        # Requeued and resumed: the new attempt writes after the old summary.json.
+        written = last_activity(run_dir)
+        if written > summary_path.stat().st_mtime + 1 and now - written < stale_after_s:
+            run.status, run.reason = RUNNING, f"resumed after pre-emption, epoch {len(run.epochs)}"
+        else:
+            run.reason = "pre-empted; rerun its command to resume it"
+    elif status != COMPLETED:
+        error = run.summary.get("error")
+        run.reason = f"status {status!r}" + (f": {error}" if error else "")
+    elif not metrics.is_file():
+        run.reason = "metrics.jsonl is missing"
+    elif bad is not None:
+        run.reason = f"metrics.jsonl line {bad} is not JSON"
+    else:
+        run.status = COMPLETED
+    return run
+
+
+# ---- numbers ------------------------------------------------------------------------------
+
+
+def as_float(v: Any) -> float | None:
+    """A metric as a float (``summary.json`` stores NaN/Inf as strings); None when absent."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def format_value(v: Any) -> str:
+    """A config value for a label or table cell: ``—`` for None, ``%g`` for floats."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """(mean, sample std with ddof=1, n) over the values that are not None.
+
+    The std is NaN for fewer than two values; the mean is NaN for none.
+    """
+    xs = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if xs.size == 0:
+        return math.nan, math.nan, 0
+    std = float(np.std(xs, ddof=1)) if xs.size > 1 else math.nan
+    return float(np.mean(xs)), std, int(xs.size)
+
+
+def epochs_to_target(
+    epochs: Sequence[dict[str, Any]], target: float, split: str = "val"
+) -> int | None:
+    """The first epoch whose ``<split>_accuracy`` is at least ``target``; None if never."""
+    for rec in epochs:
+        acc = as_float(rec.get(f"{split}_accuracy"))
+        if acc is not None and acc >= target:
+            return int(rec["epoch"])
+    return None
+
+
+def _curve(
+    runs: Sequence[Run], key: str, records: str, x: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    by_x: dict[int, list[float]] = {}
+    for run in runs:
+        for rec in getattr(run, records):
+            v = as_float(rec.get(key))
+            if v is not None and rec.get(x) is not None:
+                by_x.setdefault(int(rec[x]), []).append(v)
+    xs = np.array(sorted(by_x), dtype=int)
+    stats = [mean_std(by_x[e]) for e in xs]
+    return xs, np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+
+
+def learning_curve(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, mean, std over runs) of ``key`` in the per-epoch records, aligned by epoch."""
+    return _curve(runs, key, "epochs", "epoch")
+
+
+def step_curve(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, std over runs) of ``key`` in the logged train records, aligned by step."""
+    return _curve(runs, key, "steps", "step")
+
+
+def steps_per_epoch(runs: Sequence[Run]) -> int | None:
+    """The step count at the end of epoch 1 (from the epoch records); None if unknown."""
+    for run in runs:
+        for rec in run.epochs:
+            if rec.get("epoch") == 1 and as_float(rec.get("step")):
+                return int(rec["step"])
+    return None
+
+
+# ---- grouping -----------------------------------------------------------------------------
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``; lists stay values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _hashable(v: Any) -> Any:
+    return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
+
+
+@dataclasses.dataclass
+class Row:
+    """One configuration (all seeds of it)."""
+
+    key: dict[str, Any]  # column -> value (surrogate label, alpha, other varying keys)
+    surrogate: dict[str, Any]  # the surrogate config of this row (name + parameters)
+    runs: list[Run]
+
+    @property
+    def completed(self) -> list[Run]:
+        return [r for r in self.runs if r.status == COMPLETED]
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.runs)
+
+    @property
+    def series(self) -> str:
+        """The row's label without alpha: one line in the accuracy-vs-alpha plot."""
+        return ", ".join(
+            [str(self.key["surrogate"])]
+            + [
+                f"{SHORT_NAMES.get(k, k)}={format_value(v)}"
+                for k, v in self.key.items()
+                if k not in ("surrogate", "alpha")
+            ]
+        )
+
+    @property
+    def label(self) -> str:
+        alpha = self.key.get("alpha")
+        label = self.series + ("" if alpha is None else f", α={alpha:g}")
+        return label if len(label) <= 60 else label[:59] + "…"
+
+    def values(self, metric: str) -> list[float]:
+        """``summary[metric]`` of every completed run that has it (one per seed)."""
+        vs = [as_float(r.summary.get(metric)) for r in self.completed]
+        return [v for v in vs if v is not None and math.isfinite(v)]
+
+    def stats(self, target: float, split: str = "val") -> dict[str, Any]:
+        done = self.completed
+        best = mean_std([as_float(r.summary.get("best_val_accuracy")) for r in done])
+        test = mean_std([as_float(r.summary.get("test_accuracy")) for r in done])
+        reach = [epochs_to_target(r.epochs, target, split) for r in done]
+        rates = [
+            np.mean(list(fr.values())) if (fr := r.summary.get("firing_rates")) else None
+            for r in done
+        ]
+        return {
+            "n": len(done),
+            "seeds": " ".join(str(r.seed) for r in done),
+            "best_val_accuracy_mean": best[0],
+            "best_val_accuracy_std": best[1],
+            "test_accuracy_mean": test[0],
+            "test_accuracy_std": test[1],
+            "epochs_to_target_mean": mean_std(reach)[0],
+            "reached_target": sum(e is not None for e in reach),
+            "firing_rate_mean": mean_std(rates)[0],
+            "wall_time_s_mean": mean_std([as_float(r.summary.get("wall_time_s")) for r in done])[0],
+            "n_failed": self.count(FAILED),
+            "n_running": self.count(RUNNING),
+        }
+
+
+def _is_ignored(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in IGNORED_KEYS)
+
+
+def group_runs(runs: Sequence[Run]) -> tuple[list[str], list[Row]]:
+    """Split runs into configurations; returns (key columns, rows sorted by key).
+
+    The key is the surrogate (named with those of its non-alpha parameters that vary among
+    runs of the same surrogate), alpha, and every other config value that varies across
+    ``runs`` apart from the seed and bookkeeping (:data:`IGNORED_KEYS`).
+    """
+    flat = [flatten(r.config) for r in runs]
+    known = [f for f in flat if f]  # a run with an unreadable config must not add columns
+    missing = object()
+    keys = sorted({k for f in known for k in f})
+    varying = [
+        k
+        for k in keys
+        if not k.startswith("surrogate.")
+        and not _is_ignored(k)
+        and len({_hashable(f.get(k, missing)) for f in known}) > 1
+    ]
+    # Surrogate parameters other than alpha that vary within one surrogate name.
+    by_name: dict[Any, list[dict[str, Any]]] = {}
+    for r in runs:
+        s = r.config.get("surrogate") or {}
+        by_name.setdefault(s.get("name"), []).append(s)
+    label_params = {
+        name: sorted(
+            k
+            for k in {k for s in ss for k in s}
+            if k not in ("name", "alpha") and len({_hashable(s.get(k)) for s in ss}) > 1
+        )
+        for name, ss in by_name.items()
+    }
+    rows: dict[tuple, Row] = {}
+    for run, f in zip(runs, flat, strict=True):
+        s = run.config.get("surrogate") or {}
+        name = s.get("name", "?")
+        params = label_params.get(s.get("name"), [])
+        label = (
+            f"{name}({', '.join(f'{p}={format_value(s.get(p))}' for p in params)})"
+            if params
+            else str(name)
+        )
+        key = {"surrogate": label, "alpha": as_float(s.get("alpha"))}
+        key.update({k: f.get(k) for k in varying})
+        hk = tuple(_hashable(v) for v in key.values())
+        if hk not in rows:
+            rows[hk] = Row(key, dict(s), [])
+        rows[hk].runs.append(run)
+
+    def order(row: Row) -> tuple:
+        return tuple(
+            (v is None, str(type(v)), v if isinstance(v, (int, float)) else str(v))
+            for v in row.key.values()
+        )
+
+    return ["surrogate", "alpha", *varying], sorted(rows.values(), key=order)
+
+
+# ---- the surrogate of a run ---------------------------------------------------------------
+
+
+def build_surrogate(cfg: dict[str, Any]) -> Any:
+    """The surrogate of a run's ``surrogate`` config (:func:`snntrain.surrogates.from_config`)."""
+    from snntrain import surrogates
+
+    return surrogates.from_config(cfg)
+
+
+def surrogate_scale(cfg: dict[str, Any]) -> tuple[float, float]:
+    """(peak, integral) of g'(x) for a run's ``surrogate`` config; NaNs if it cannot be built."""
+    try:
+        s = build_surrogate(cfg)
+        return float(s.peak()), float(s.integral())
+    except Exception:  # noqa: BLE001 - an unknown or old surrogate must not stop a report
+        return math.nan, math.nan

@@ -1,0 +1,138 @@
+"""Sources, splits and dataset errors: what every dataset loader builds on.
+
+A *source* is random access: ``len(source)`` and ``source[indices] -> (x_Bx..., y_B)`` with
+images float32 in [0, 1] (``N x H x W x C``) and int32 labels. A dataset is a :class:`Splits`
+of three sources (``train``, ``val``, ``test``) plus the image shape and class count;
+:func:`make_splits` carves ``val`` from train by seeded indices, so model selection never
+touches ``test``. Every loader failure is a one-line :class:`DatasetError` that says how to
+fix it.
+
+:mod:`snntrain.data` (the in-memory loaders, the registry and the pipeline) and
+:mod:`snntrain.tfds_data` (tfds datasets) both build on this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+# Fixed held-out test splits carved from train (digits; tfds datasets without a test split)
+# use this seed, the same for every run.
+TEST_SEED = 0
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; the message (one line) says why and how to fix it."""
+
+
+class NotPrepared(DatasetError):
+    """A tfds dataset that is not in ``data_dir`` and cannot be downloaded now."""
+
+
+class TensorFlowMissing(DatasetError):
+    """TensorFlow is needed (to prepare a tfds dataset) but not installed."""
+
+
+class BadArrays(DatasetError):
+    """A malformed ``.npz`` file for ``dataset=arrays``."""
+
+
+def first_line(e: BaseException) -> str:
+    """``"<ExceptionType>: <first line of its message>"``, for one-line error messages."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+class Source(Protocol):
+    """Random-access examples. A source may also define ``subset(idx) -> Source`` (the rows
+    ``idx`` as a source of its own kind), which :func:`take` uses."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def to_unit(x: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: uint8 is divided by 255, floats are already in range."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255)
+    return x.astype(np.float32, copy=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arrays:
+    """An in-memory source: images ``x_NxHxWxC`` (uint8 0..255, or float32 in [0, 1]) and int32
+    labels ``y_N``; reading returns float32 in [0, 1]."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return to_unit(self.x[idx]), self.y[idx]
+
+    def subset(self, idx: np.ndarray) -> Arrays:
+        return Arrays(self.x[idx], self.y[idx])
+
+
+def take(source: Source, idx: np.ndarray) -> Source:
+    """The rows ``idx`` of ``source`` as a source of the same kind (``source.subset``; a
+    source without it but with ``x`` and ``y`` arrays becomes :class:`Arrays`)."""
+    subset = getattr(source, "subset", None)
+    if subset is not None:
+        return subset(idx)
+    return Arrays(source.x[idx], source.y[idx])  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """The three splits of a dataset plus what a model needs to know about it."""
+
+    name: str
+    train: Source
+    val: Source | None
+    test: Source
+    image_shape: tuple[int, ...]
+    n_classes: int
+
+    def describe(self) -> str:
+        val = len(self.val) if self.val is not None else 0
+        return (
+            f"{self.name}: train {len(self.train)}, val {val}, test {len(self.test)}, "
+            f"image {self.image_shape}, {self.n_classes} classes"
+        )
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held)`` row indices with ``round(fraction * n)`` seeded rows held out."""
+    if not 0.0 <= fraction < 1.0:
+        raise DatasetError(f"split fraction must be in [0, 1), got {fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_held = int(round(fraction * n))
+    return order[n_held:], order[:n_held]
+
+
+def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Split ``(x, y)`` into ``(rest, held)`` with ``round(fraction * N)`` seeded rows held out."""
+    rest, held = split_indices(len(y), fraction, seed)
+    return (x[rest], y[rest]), (x[held], y[held])
+
+
+def make_splits(
+    name: str,
+    train: Source,
+    test: Source,
+    image_shape: Sequence[int],
+    n_classes: int,
+    val_fraction: float,
+    seed: int,
+) -> Splits:
+    """:class:`Splits` with ``val`` carved from ``train``: ``round(val_fraction * len(train))``
+    rows chosen by ``seed`` (``val`` is ``None`` when that is 0)."""
+    rest, held = split_indices(len(train), val_fraction, seed)
+    val = take(train, held) if len(held) else None
+    return Splits(name, take(train, rest), val, test, tuple(image_shape), int(n_classes))

@@ -1,0 +1,334 @@
+"""NIR export and import: round trips give identical parameters and outputs, the exported graph
+run by an independent forward-Euler NIR simulator (written here from NIR's node definitions)
+gives our spikes, foreign graphs load, files pass nir.read(type_check=True), and what NIR cannot
+represent is refused."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+nir = pytest.importorskip("nir")
+
+from snntrain import export, models, neurons, surrogates  # noqa: E402
+
+spike = surrogates.FastSigmoid(alpha=5.0)
+T, B = 7, 3
+
+
+def neuron_cfg(kind: str = "lif", **params) -> dict:
+    """A neuron config dict (the key naming the neuron is ``name`` or, before, ``kind``)."""
+    key = "name" if hasattr(neurons, "from_config") else "kind"
+    return {key: kind, **params}
+
+
+# ---- an independent NIR simulator ------------------------------------------------------------
+
+
+def simulate(graph: nir.NIRGraph, x_TxBx: np.ndarray, dt: float) -> dict[str, np.ndarray]:
+    """Every node's output at every step (``T x B x ...``): each node reads the sum of its
+    inputs; an input not computed yet at this step (a cycle) is the previous step's output.
+    Neurons take one Euler step of ``tau dv/dt = (v_leak - v) + R I`` and fire at
+    ``v > v_threshold`` (then ``v = v_reset``)."""
+    order, pred = ["input"], {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        pred[b].append(a)
+    while len(order) < len(graph.nodes):  # breadth-first from the input
+        order += [b for a, b in graph.edges if a in order and b not in order][:1]
+    out = {n: None for n in order}
+    state: dict[str, np.ndarray] = {}
+    trace = {n: [] for n in order}
+    for x_t in np.asarray(x_TxBx, np.float64):
+        done = {}
+        for name in order:
+            node = graph.nodes[name]
+            if name == "input":
+                done[name] = x_t
+                trace[name].append(x_t)
+                continue
+            ins = [done.get(p, out[p]) for p in pred[name]]
+            i = sum(v for v in ins if v is not None)
+            if isinstance(node, nir.Affine):
+                y = i @ node.weight.T + node.bias
+            elif isinstance(node, nir.Linear):
+                y = i @ node.weight.T
+            elif isinstance(node, nir.Conv2d):
+                pad = node.padding
+                pad = "SAME" if isinstance(pad, str) else [(int(p), int(p)) for p in pad]
+                y = lax.conv_general_dilated(jnp.asarray(i), jnp.asarray(node.weight), (1, 1), pad,
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                             precision=lax.Precision.HIGHEST)
+                y = np.asarray(y, np.float64) + node.bias[:, None, None]
+            elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+                k = int(node.kernel_size[0])
+                b_, c, h, w = i.shape
+                y = i[:, :, : h // k * k, : w // k * k].reshape(b_, c, h // k, k, w // k, k)
+                y = y.mean((3, 5)) if isinstance(node, nir.AvgPool2d) else y.sum((3, 5))
+            elif isinstance(node, nir.Flatten):
+                y = i.reshape(i.shape[0], -1)
+            elif isinstance(node, (nir.LIF, nir.LI, nir.IF, nir.I)):
+                v = state.get(name, np.zeros_like(i))
+                if isinstance(node, (nir.LIF, nir.LI)):
+                    v = v + dt / node.tau * (node.v_leak - v + node.r * i)
+                else:
+                    v = v + dt * node.r * i
+                if isinstance(node, (nir.LIF, nir.IF)):
+                    y = (v > node.v_threshold).astype(np.float64)
+                    v = np.where(y > 0, node.v_reset, v)
+                else:
+                    y = v
+                state[name] = v
+            elif isinstance(node, nir.Output):
+                y = i
+            else:
+                raise NotImplementedError(type(node).__name__)
+            done[name] = y
+            trace[name].append(y)
+        out = done
+    return {n: np.stack(v) for n, v in trace.items()}
+
+
+# ---- the models under test ---------------------------------------------------------------------
+
+CASES = {
+    "mlp_learned": (models.MLP, (4, 3, 1), dict(hidden=[6, 5], learn_beta=True,
+                                               learn_threshold=True)),
+    "recurrent_spike_count": (models.RecurrentMLP, (5,), dict(hidden=[6], readout="spike_count",
+                                                             learn_threshold=True)),
+    "conv_same_avg_before": (models.ConvSNN, (8, 7, 2), dict(
+        channels=[3, 4], kernel_size=[3, 2], pool=[2, 1], pool_mode="avg", norm="none",
+        dense=[5], learn_beta=True)),
+    "conv_valid_if_after": (models.ConvSNN, (9, 8, 1), dict(
+        channels=[3], kernel_size=3, padding="VALID", pool=2, pool_mode="avg",
+        pool_before_neuron=False, norm="none", readout_beta=1.0,
+        neuron=neuron_cfg("if", threshold=0.8, reset="zero"))),
+}
+
+
+def _model(case: str, seed: int) -> nnx.Module:
+    cls, shape, kw = CASES[case]
+    kw = {"neuron": neuron_cfg(beta=0.8, threshold=0.9, reset="zero"), **kw}
+    m = cls(shape, 3, rngs=nnx.Rngs(seed), **kw)
+    for name in ("conv0", "conv1", "fc0", "fc1", "rec0"):  # twice the init: every layer spikes
+        if hasattr(m, name):
+            getattr(m, name).kernel[...] = 2 * getattr(m, name).kernel[...]
+    rng = np.random.default_rng(seed)
+    for name in ("lif0", "lif1", "lif2", "out_neurons"):
+        layer = (m.readout.neurons if name == "out_neurons" and hasattr(m.readout, "neurons")
+                 else getattr(m, name, None))
+        if layer is None:
+            continue
+        if layer.learn_beta:  # spread per-neuron betas and thresholds
+            layer.beta_logit[...] = jnp.asarray(rng.normal(1.0, 1.0, layer.beta_logit.shape),
+                                                jnp.float32)
+        if layer.learn_threshold:
+            layer.threshold[...] = jnp.asarray(rng.uniform(0.5, 1.5, layer.threshold.shape),
+                                               jnp.float32)
+    return m
+
+
+def _spikes(shape, seed=0):
+    return jax.random.bernoulli(jax.random.PRNGKey(seed), 0.4, (T, B, *shape)).astype(jnp.float32)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_round_trip_and_simulator(case, tmp_path):
+    a = _model(case, 0)
+    path = tmp_path / "model.nir"
+    nir.write(path, export.to_nir(a))
+    graph = nir.read(path, type_check=True)
+    assert float(graph.metadata["dt"]) == 1.0
+    # import into a model of the same config but other initial weights
+    b = _model(case, 1)
+    params = export.from_nir(graph, b)
+    want = nnx.state(a, nnx.Param)
+    assert jax.tree.structure(params) == jax.tree.structure(want)
+    for p, q in zip(jax.tree.leaves(params), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+    graphdef, _, rest = nnx.split(b, nnx.Param, ...)
+    loaded = nnx.merge(graphdef, params, rest)
+    x = _spikes(CASES[case][1])
+    out_a, aux_a = a.trace(x, spike)
+    out_b, aux_b = loaded.trace(x, spike)
+    np.testing.assert_array_equal(out_a, out_b)
+    for k in aux_a["spike_counts"]:
+        np.testing.assert_array_equal(aux_a["spike_counts"][k], aux_b["spike_counts"][k])
+    # the graph means what our model computes: simulate it independently
+    x_nir = np.asarray(x)
+    if len(CASES[case][1]) == 3 and isinstance(a, models.ConvSNN):
+        x_nir = x_nir.transpose(0, 1, 4, 2, 3)  # channels-first
+    else:
+        x_nir = x_nir.reshape(T, B, -1)
+    sim = simulate(graph, x_nir, 1.0)
+    for k, c_B in aux_a["spike_counts"].items():
+        np.testing.assert_array_equal(sim[k].reshape(T, B, -1).sum((0, 2)), np.asarray(c_B))
+    np.testing.assert_allclose(sim["output"], np.asarray(out_a), rtol=1e-5, atol=1e-5)
+    assert all(float(c.sum()) > 0 for c in aux_a["spike_counts"].values())  # not silent
+
+
+def test_time_constants_and_dt():
+    """tau = dt / (1 - beta), R = tau / dt, v_leak = 0; beta 0.8 and dt 0.5 give tau 2.5 and
+    R 5; loading with the same dt gives beta back."""
+    m = models.MLP((2,), 2, hidden=[3], neuron=neuron_cfg(beta=0.8, reset="zero"),
+                   readout_beta=0.5, rngs=nnx.Rngs(0))
+    g = export.to_nir(m, dt=0.5)
+    np.testing.assert_allclose(g.nodes["lif0"].tau, 2.5)
+    np.testing.assert_allclose(g.nodes["lif0"].r, 5.0)
+    np.testing.assert_array_equal(g.nodes["lif0"].v_leak, 0.0)
+    np.testing.assert_allclose(g.nodes["out_neurons"].tau, 1.0)  # readout beta 0.5
+    assert isinstance(g.nodes["out_neurons"], nir.LI)
+    export.from_nir(g, m)  # dt from the metadata
+    with pytest.raises(export.NIRError, match=r"lif0: the graph's beta .* differs from the "
+                       r"model's fixed 0.8; set model.neuron.beta or model.learn_beta=true"):
+        export.from_nir(g, m, dt=1.0)
+
+
+def test_foreign_graph_loads_and_means_the_same():
+    """A graph as other libraries write it (node names layer_<i>, Linear without bias, the
+    recurrent layer as an input -> lif <-> w_rec, lif -> output subgraph as snnTorch does,
+    r = beta rather than tau / dt as spyx writes, and a leak potential): the input gain
+    dt R / tau and v_leak fold into the weights, and our model then spikes as the NIR
+    simulation of the graph."""
+    rng = np.random.default_rng(0)
+    w_in, w_rec = rng.normal(0, 1, (4, 5)), rng.normal(0, 0.5, (4, 4))
+    w_out = rng.normal(0, 1, (2, 4))
+    beta = 0.75
+    tau = np.full(4, 1 / (1 - beta))
+    lif = nir.LIF(tau=tau, r=np.full(4, beta), v_leak=np.full(4, 0.2), v_threshold=np.full(4, 0.3))
+    sub = nir.NIRGraph(
+        nodes={"layer_1.lif": lif, "layer_1.w_rec": nir.Linear(weight=w_rec),
+               "layer_1.input": nir.Input(input_type=np.array([4])),
+               "layer_1.output": nir.Output(output_type=np.array([4]))},
+        edges=[("layer_1.input", "layer_1.lif"), ("layer_1.w_rec", "layer_1.lif"),
+               ("layer_1.lif", "layer_1.w_rec"), ("layer_1.lif", "layer_1.output")])
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([5])), "layer_0": nir.Linear(weight=w_in),
+               "layer_1": sub, "layer_2": nir.Linear(weight=w_out),
+               "layer_3": nir.LI(tau=np.full(2, 2.0), r=np.full(2, 2.0), v_leak=np.zeros(2)),
+               "output": nir.Output(output_type=np.array([2]))},
+        edges=[("input", "layer_0"), ("layer_0", "layer_1"), ("layer_1", "layer_2"),
+               ("layer_2", "layer_3"), ("layer_3", "output")])
+    m = models.RecurrentMLP((5,), 2, hidden=[4], readout_beta=0.5, rngs=nnx.Rngs(0),
+                            neuron=neuron_cfg(beta=beta, threshold=0.3, reset="zero"))
+    params = export.from_nir(graph, m)
+    g, _, rest = nnx.split(m, nnx.Param, ...)
+    loaded = nnx.merge(g, params, rest)
+    gain = beta * (1 - beta)  # dt R / tau
+    np.testing.assert_allclose(loaded.fc0.kernel[...], (w_in * gain).T, rtol=1e-6)
+    np.testing.assert_allclose(loaded.fc0.bias[...], 0.2 * (1 - beta), rtol=1e-6)
+    x = _spikes((5,), seed=3)
+    out, aux = loaded.trace(x, spike)
+    flat_nodes = {"input": graph.nodes["input"], "layer_0": graph.nodes["layer_0"], "lif": lif,
+                  "w_rec": nir.Linear(weight=w_rec), "layer_2": graph.nodes["layer_2"],
+                  "layer_3": graph.nodes["layer_3"], "output": graph.nodes["output"]}
+    flat = nir.NIRGraph(nodes=flat_nodes, type_check=False, edges=[
+        ("input", "layer_0"), ("layer_0", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
+        ("lif", "layer_2"), ("layer_2", "layer_3"), ("layer_3", "output")])
+    sim = simulate(flat, np.asarray(x), 1.0)
+    np.testing.assert_array_equal(sim["lif"].sum((0, 2)), np.asarray(aux["spike_counts"]["lif0"]))
+    assert 0 < float(aux["spike_counts"]["lif0"].sum()) < T * B * 4
+    np.testing.assert_allclose(sim["output"], np.asarray(out), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw", "message"),
+    [
+        (models.MLP, dict(neuron=neuron_cfg(reset="subtract")),
+         r"^lif0: reset=subtract has no NIR equivalent .*; use model.neuron.reset=zero$"),
+        (models.MLP, dict(neuron=neuron_cfg(reset="none")),
+         r"^lif0: reset=none .*use model.neuron.reset=zero$"),
+        (models.MLP, dict(neuron=neuron_cfg("alif", reset="zero")),
+         r"^lif0: ALIF's adaptive threshold has no NIR node; use model/neuron=lif$"),
+        (models.ConvSNN, dict(channels=[2], norm="none", neuron=neuron_cfg(reset="zero")),
+         r"^pool0: NIR has no max pooling node; use model.pool_mode=avg$"),
+        (models.ConvSNN, dict(channels=[2], pool_mode="avg", neuron=neuron_cfg(reset="zero")),
+         r"^conv0: LayerNorm has no NIR node; use model.norm=none$"),
+    ],
+)
+def test_refusals(cls, kw, message):
+    shape = (6, 6, 1) if cls is models.ConvSNN else (4,)
+    m = cls(shape, 2, rngs=nnx.Rngs(0), **kw)
+    with pytest.raises(export.NIRError, match=message):
+        export.to_nir(m)
+
+
+def test_import_mismatches():
+    rec = models.RecurrentMLP((4,), 2, hidden=[3], neuron=neuron_cfg(reset="zero"),
+                              rngs=nnx.Rngs(0))
+    mlp = models.MLP((4,), 2, hidden=[3], neuron=neuron_cfg(reset="zero"), rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError, match=r"lif0: the graph has a recurrent weight; use "
+                       r"model=recurrent"):
+        export.from_nir(export.to_nir(rec), mlp)
+    wide = models.MLP((4,), 2, hidden=[3, 3], neuron=neuron_cfg(reset="zero"), rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError, match=r"do not match the model's \[fc0 \(affine\)"):
+        export.from_nir(export.to_nir(mlp), wide)
+    sub = models.MLP((4,), 2, hidden=[3], neuron=neuron_cfg(reset="subtract"), rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError, match=r"use model.neuron.reset=zero"):
+        export.from_nir(export.to_nir(mlp), sub)
+    beta = models.MLP((4,), 2, hidden=[3], readout_beta=0.7, neuron=neuron_cfg(reset="zero"),
+                      rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError, match=r"set model.readout_beta"):
+        export.from_nir(export.to_nir(mlp), beta)
+
+
+def test_sum_pool_folds_into_the_conv():
+    """A SumPool2d graph loads as avg pooling with the conv scaled by k^2 (same outputs)."""
+    m = _model("conv_same_avg_before", 0)
+    g = export.to_nir(m)
+    g.nodes["pool0"] = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                     padding=np.array([0, 0]))
+    g.nodes["conv0"].weight = g.nodes["conv0"].weight / 4
+    g.nodes["conv0"].bias = g.nodes["conv0"].bias / 4
+    params = export.from_nir(g, _model("conv_same_avg_before", 1))
+    np.testing.assert_allclose(params["conv0"]["kernel"][...], m.conv0.kernel[...], rtol=1e-6)
+
+
+def test_spyx_imports_our_graph():
+    """spyx's NIR importer reads our graph with our weights, beta and thresholds. Its LIF is not
+    NIR's: it fires from the previous step's membrane (a one-step delay per layer) and resets by
+    subtraction, so its spikes equal ours only delayed, on an input where no neuron would fire
+    twice (one input step, currents below 2 threshold / beta): then layer l fires at t + l."""
+    spyx_nir = pytest.importorskip("spyx.nir")
+    m = models.MLP((4,), 3, hidden=[5], readout="spike_count", rngs=nnx.Rngs(0),
+                   neuron=neuron_cfg(beta=0.8, threshold=1.0, reset="zero"))
+    rng = np.random.default_rng(0)
+    m.fc0.kernel[...] = jnp.asarray(rng.uniform(0.0, 1.2, (4, 5)), jnp.float32)
+    m.readout.linear.kernel[...] = jnp.asarray(rng.uniform(0.0, 0.45, (5, 3)), jnp.float32)
+    x = jnp.zeros((6, 2, 4)).at[0].set(jnp.array([[1.0, 1.0, 0, 0], [0, 0, 1.0, 1.0]]))
+    model, out = spyx_nir.from_nir(export.to_nir(m), x, dt=1.0)
+    fc0, lif0 = model.layers[0], model.layers[1]
+    np.testing.assert_array_equal(fc0.kernel[...], m.fc0.kernel[...])
+    np.testing.assert_allclose(lif0.beta[...], 0.8, rtol=1e-6)
+    np.testing.assert_array_equal(lif0.threshold, 1.0)
+    ours, _ = m.trace(x, spike)
+    assert float(ours.sum()) > 0
+    np.testing.assert_array_equal(np.asarray(out)[2:], np.asarray(ours)[:-2])
+    assert float(np.abs(np.asarray(out)[:2]).sum()) == 0 == float(ours[-2:].sum())
+
+
+@pytest.mark.slow
+def test_cli_exports_a_trained_run(tmp_path, capsys):
+    """Train one tiny epoch, export with ``python -m snntrain.export``, load it back."""
+    from conftest import compose
+
+    from snntrain import train
+
+    cfg = compose("model.neuron.reset=zero", "T=4", "model.hidden=[8]")
+    run = tmp_path / "run"
+    train.train_and_evaluate(cfg, run)
+    out = tmp_path / "model.nir"
+    assert export.main([str(run), "--nir", str(out)]) == 0
+    graph = nir.read(out, type_check=True)
+    assert int(graph.metadata["T"]) == 4 and str(graph.metadata["encoder"]) == "rate"
+    params = train.params_of(run)
+    loaded = export.from_nir(out, train.build(cfg).model())
+    for p, q in zip(jax.tree.leaves(loaded), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+    assert export.main([str(tmp_path / "nothing"), "--nir", str(out)]) == 2
+    assert "snntrain: error:" in capsys.readouterr().err
+    bad = compose("T=4", "model.hidden=[8]")  # reset=subtract: refused with the fix
+    train.train_and_evaluate(bad, tmp_path / "sub")
+    assert export.main([str(tmp_path / "sub"), "--nir", str(out)]) == 2
+    assert "use model.neuron.reset=zero" in capsys.readouterr().err
