@@ -437,15 +437,14 @@ def _own_params(fn: Any, *skip: str) -> set[str]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - set(skip)
 
 
-def _pick(key: str, name: Any, table: Mapping[str, Any]) -> None:
-    if not isinstance(name, str) or name not in table:
-        raise _invalid(key, name, f"one of {', '.join(sorted(table))}")
-
-
 def _keys(prefix: str, d: Mapping[str, Any], registry: Any, name: str,
           given: tuple[str, ...] = (), also: tuple[str, ...] = ()) -> None:
-    """No key of ``d`` that ``registry[name]`` does not take (unchecked if it takes any)."""
-    _pick(f"{prefix}.name", name, registry)
+    """``name`` is in ``registry`` (its own one-line error otherwise) and every key of ``d``
+    is a parameter ``registry[name]`` takes (unchecked if it takes any)."""
+    try:
+        registry.lookup(name)
+    except ValueError as e:  # (a DatasetError for datasets)
+        raise ConfigError(str(e)) from None
     valid = registry.params(name, given)
     if valid is not None:
         _no_unknown(prefix, _without(d, "name"), {*valid, *also})
