@@ -397,7 +397,7 @@ def test_cli_bad_group_value_fails_before_data_and_leaves_nothing(tmp_path):
     t0 = time.perf_counter()
     p = cli("logger=none", "model.neuron.beta=1.5", cwd=tmp_path)
     seconds = time.perf_counter() - t0
-    print(f"\ntime to error (neuron check, after the restart, JAX imported): {seconds:.2f} s")
+    print(f"\ntime to error (neuron check: JAX imported, no restart): {seconds:.2f} s")
     assert p.returncode == 2
     assert _last_line(p) == ("snntrain: error: model.neuron.beta=1.5 is invalid: LIF: beta "
                              "must be in (0, 1], got 1.5")
