@@ -1,4 +1,9 @@
-"""``python -m snntrain [overrides]``: Hydra entry point around :func:`train_and_evaluate`."""
+"""``python -m snntrain [overrides]``: Hydra entry point around :func:`train_and_evaluate`.
+
+The config is checked before anything heavy starts (:mod:`snntrain.startup`, a Hydra callback
+that runs before the run directory is created); the task function checks it again, for the
+jobs of a multirun and for callers that compose without the callback.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +13,80 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from snntrain.config import moved_in_overrides
 from snntrain.paths import CONFIG_DIR
+from snntrain.startup import fail, started_from_the_command_line
+
+__all__ = ["main", "run", "started_from_the_command_line"]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def run(cfg: DictConfig) -> float | None:
     """Train one configuration; return ``summary[optimize_metric]`` for sweepers."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    from snntrain.config import ConfigError, parse
 
+    try:
+        metric = parse(cfg).optimize_metric
+    except ConfigError as e:
+        _failed(e)
     from snntrain.checkpoint import CheckpointError
-    from snntrain.config import ConfigError
-    from snntrain.train import Preempted, TrainingError, train_and_evaluate
+    from snntrain.train import TrainingError, train_and_evaluate
 
     try:
         summary = train_and_evaluate(cfg)
     except (ConfigError, TrainingError, CheckpointError) as e:
-        print(f"snntrain: error: {e}", file=sys.stderr, flush=True)
-        _record_failure(e)
-        if HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(e, Preempted):
-            raise  # one failed job, not the end of the sweep: Hydra records it and goes on
-        sys.exit(getattr(e, "exit_code", 2))
+        _failed(e)
     except Exception as e:
         _record_failure(e)
         raise
     from snntrain.progress import print_summary
 
     print_summary(summary)
-    return summary.get(cfg.get("optimize_metric", "test_accuracy"))
+    return summary.get(metric)
 
 
-def _record_failure(e: BaseException) -> None:
-    """Leave ``summary.json`` with the status and the error, so reports list the run as failed."""
+def _failed(e: Exception) -> None:
+    """Report ``e`` in one line, record it, and exit; in a multirun re-raise it instead (one
+    failed job, not the end of the sweep: Hydra records it and goes on)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    preempted = _record_failure(e)
+    # a pre-emption is not an error: the run saved its place and says how to continue it
+    print(f"snntrain: {'pre-empted' if preempted else 'error'}: {e}", file=sys.stderr, flush=True)
+    if HydraConfig.get().mode == RunMode.MULTIRUN and not preempted:
+        raise e
+    sys.exit(getattr(e, "exit_code", 2))
+
+
+def _record_failure(e: BaseException) -> bool:
+    """Leave ``summary.json`` with the status and the error, so reports list the run as failed
+    (a pre-empted run wrote its own: True)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from snntrain.train import Diverged, Preempted
+    from snntrain.config import ConfigError
     from snntrain.writers import write_json
 
+    status = "failed"
+    if not isinstance(e, ConfigError):
+        from snntrain.train import Diverged, Preempted
+
+        if isinstance(e, Preempted):
+            return True
+        status = "diverged" if isinstance(e, Diverged) else status
     path = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
-    if isinstance(e, Preempted) or path.exists():  # a pre-empted run wrote its own
-        return
-    status = "diverged" if isinstance(e, Diverged) else "failed"
-    write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
-
-
-def started_from_the_command_line() -> bool:
-    """True under ``python -m snntrain`` and the ``snntrain`` script; False when some other
-    program imported this module and calls :func:`main` (a notebook kernel, say), whose
-    process must not be replaced by the huge-page restart."""
-    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
-    return arg0.name == "snntrain" or (
-        arg0.name == "__main__.py" and arg0.parent.name == "snntrain"
-    )
+    if not path.exists():
+        write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
+    return False
 
 
 def main() -> None:
-    from snntrain.hostenv import reexec_with_hugepages
+    if (err := moved_in_overrides(sys.argv[1:])) is not None:
+        fail(str(err))
+    from snntrain.callbacks import missing_sweep_extra
 
-    if started_from_the_command_line():
-        reexec_with_hugepages()  # (XLA:CPU's per-step temporaries fault in 512x less often)
+    if (msg := missing_sweep_extra(sys.argv[1:])) is not None:
+        fail(msg)
     run()
 
 

@@ -1,102 +1,512 @@
-"""Checks on a composed config, run before anything is built.
+"""The run configuration: checked once, then read as typed values.
 
-Each bad value stops the run with one line naming the key, the value and what is allowed
-(:class:`ConfigError`); ``python -m snntrain`` prints it and exits with status 2.
-Group-specific checks (surrogate parameters, model sizes) live with the code that builds them
-and are re-raised as :class:`ConfigError` by :func:`snntrain.train.build`.
+* :func:`parse` turns a composed config into a frozen :class:`RunConfig`, without importing
+  JAX (a bad value is reported in about a second). Defaults live in ``conf/`` only: a key the
+  config lacks is an error naming it, never filled in here.
+* :func:`check_groups` checks what needs the registries (and so JAX): every group's keys
+  against the parameters its class or function accepts; the surrogate, encoder, neuron and
+  optimizer are built once, the model abstractly. It loads no data and compiles nothing.
+* :func:`validate` is both; :func:`named` re-raises a builder's ``ValueError`` naming the key.
+
+Every error is a :class:`ConfigError` with one line naming the key the user typed, the value
+and what is allowed (``python -m snntrain`` prints it and exits with status 2). An unknown key
+gets the closest valid one suggested.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import difflib
+import functools
+import inspect
 import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from snntrain.paths import CONFIG_DIR
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot work."""
 
 
-def _get(cfg: DictConfig, key: str) -> Any:
-    return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+class UnresolvedConfig(ConfigError):
+    """An interpolation in the config that cannot be resolved."""
 
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{key}={value!r} is invalid: must be {allowed}")
+# What ``optimize_metric`` may name: the numeric entries of every run's ``summary.json``.
+SUMMARY_METRICS = (
+    "test_accuracy", "test_loss", "val_accuracy", "val_loss", "best_val_accuracy",
+    "best_val_epoch", "train_accuracy", "train_loss", "steps", "epochs", "n_params",
+    "samples_per_s", "wall_time_s", "train_time_s", "compile_time_s",
+)
+# Keys that moved: a config still setting the old one gets a one-line error naming the new.
+MOVED = {"model.rate_reg": "loss.rate_reg"}
+GROUPS = ("surrogate", "model", "dataset", "encoder", "optimizer", "trainer", "loss", "logger",
+          "metrics")
+
+# ---- rules: each returns None for a good value, else what is allowed ---------------------
+
+Rule = Callable[[Any], "str | None"]
 
 
-def _int(cfg, key, lo: int | None = None, optional: bool = False) -> None:
-    v = _get(cfg, key)
-    if v is None and optional:
-        return
-    if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo):
-        _fail(key, v, f"an integer >= {lo}" if lo is not None else "an integer")
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _float(cfg, key, lo: float | None = None, hi: float | None = None, *,
-           lo_open: bool = True, optional: bool = False) -> None:
-    v = _get(cfg, key)
-    if v is None and optional:
-        return
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if ok and lo is not None:
-        ok = v > lo if lo_open else v >= lo
-    if ok and hi is not None:
-        ok = v <= hi
-    if not ok:
-        rng = []
-        if lo is not None:
-            rng.append(f"{'>' if lo_open else '>='} {lo}")
-        if hi is not None:
-            rng.append(f"<= {hi}")
-        _fail(key, v, "a finite number" + (" " + " and ".join(rng) if rng else ""))
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _choice(cfg, key, choices, optional: bool = False) -> None:
-    v = _get(cfg, key)
-    if v is None and optional:
-        return
-    if v not in choices:
-        _fail(key, v, f"one of {', '.join(map(str, choices))}")
+def integer(lo: int, *, null: bool = False) -> Rule:
+    """An int (not a bool) ``>= lo`` (or None)."""
+
+    def rule(v: Any) -> str | None:
+        if (v is None and null) or (_is_int(v) and v >= lo):
+            return None
+        return f"an integer >= {lo}" + (" or null" if null else "")
+
+    return rule
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first invalid value in ``cfg``."""
-    for group in ("surrogate", "model", "dataset", "encoder", "optimizer", "trainer", "logger"):
-        if not isinstance(_get(cfg, group), DictConfig):
-            raise ConfigError(f"config group {group!r} is missing (add it to the defaults list)")
-    _int(cfg, "seed", 0)
-    _int(cfg, "T", 1)
-    _int(cfg, "trainer.epochs", 1)
-    _int(cfg, "trainer.batch_size", 1)
-    _int(cfg, "trainer.log_every", 1)
-    _int(cfg, "trainer.checkpoint_every", 0, optional=True)
-    _int(cfg, "trainer.keep_checkpoints", 1)
-    _choice(cfg, "trainer.parallel", ("auto", "none", "sharded", "pmap"))
-    devices = _get(cfg, "trainer.devices")
-    if devices is not None and devices != "all":
-        _int(cfg, "trainer.devices", 1)
-    _choice(cfg, "trainer.on_nan", ("stop", "skip_step"))
-    _choice(cfg, "trainer.dtype", ("float32", "bfloat16"), optional=True)
-    _choice(cfg, "trainer.remat", (True, False), optional=True)
-    _float(cfg, "optimizer.lr", 0.0)
-    _float(cfg, "optimizer.grad_clip", 0.0, optional=True)
-    _choice(cfg, "logger.mode", ("auto", "online", "offline", "disabled"), optional=True)
-    hidden = _get(cfg, "model.hidden")
-    if hidden is not None and (not isinstance(hidden, ListConfig) or not hidden or not all(
-            isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden)):
-        _fail("model.hidden", OmegaConf.to_container(hidden) if isinstance(
-            hidden, ListConfig) else hidden, "a non-empty list of integers >= 1")
-    surrogate = _get(cfg, "surrogate")
-    if _get(cfg, "surrogate.name") is None:
-        raise ConfigError("surrogate.name is missing: choose one with surrogate=<name>")
-    _choice(cfg, "surrogate.normalize", (True, False), optional=True)
-    for k, v in surrogate.items():
-        if k == "normalize":
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = True,
+           hi_open: bool = False, null: bool = False) -> Rule:
+    """A finite int or float within the bounds (or None)."""
+
+    def rule(v: Any) -> str | None:
+        ok = (v is None and null) or (
+            _is_number(v)
+            and (lo is None or (v > lo if lo_open else v >= lo))
+            and (hi is None or (v < hi if hi_open else v <= hi)))
+        if ok:
+            return None
+        bounds = ([f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []) + (
+            [f"{'<' if hi_open else '<='} {hi}"] if hi is not None else [])
+        return ("a finite number" + (" " + " and ".join(bounds) if bounds else "")
+                + (" or null" if null else ""))
+
+    return rule
+
+
+def one_of(*choices: Any) -> Rule:
+    """One of ``choices``, type included (``1`` is not ``True``)."""
+
+    def rule(v: Any) -> str | None:
+        if any(v == c and type(v) is type(c) for c in choices):
+            return None
+        return "one of " + ", ".join("null" if c is None else str(c).lower()
+                                     if isinstance(c, bool) else str(c) for c in choices)
+
+    return rule
+
+
+def text(*, null: bool = False) -> Rule:
+    """A non-empty string (or None)."""
+
+    def rule(v: Any) -> str | None:
+        if (v is None and null) or (isinstance(v, str) and v):
+            return None
+        return "a non-empty string" + (" or null" if null else "")
+
+    return rule
+
+
+def _devices(v: Any) -> str | None:
+    return None if v is None or v == "all" or (_is_int(v) and v >= 1) else (
+        "an integer >= 1, all or null")
+
+
+def _resume(v: Any) -> str | None:
+    if v in ("auto", "never") or (isinstance(v, str) and v and Path(v).expanduser().is_dir()):
+        return None
+    return "auto, never or an existing checkpoints/ directory"
+
+
+def _nir_file(v: Any) -> str | None:
+    if v is None or (isinstance(v, str) and Path(v).expanduser().is_file()):
+        return None
+    return "null or an existing .nir file"
+
+
+def _field(rule: Rule) -> Any:
+    return dataclasses.field(metadata={"rule": rule})
+
+
+# ---- the typed config ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """``conf/trainer/default.yaml``: one field per key, each checked by its rule."""
+
+    epochs: int = _field(integer(1))
+    batch_size: int = _field(integer(1))  # global batch, split over all devices
+    log_every: int = _field(integer(1))
+    parallel: str = _field(one_of("auto", "none", "sharded", "pmap"))
+    devices: int | str | None = _field(_devices)  # null or all: every local device
+    distributed: bool | str = _field(one_of(True, False, "auto"))
+    coordinator_address: str | None = _field(text(null=True))
+    num_processes: int | None = _field(integer(1, null=True))
+    process_id: int | None = _field(integer(0, null=True))
+    init_timeout_s: int = _field(integer(1))
+    checkpoint_every: int = _field(integer(0))  # 0: only at epoch ends
+    keep_checkpoints: int = _field(integer(1))
+    async_checkpointing: bool = _field(one_of(True, False))
+    resume: str = _field(_resume)
+    on_nan: str = _field(one_of("stop", "skip_step"))
+    remat: bool = _field(one_of(True, False))
+    dtype: str = _field(one_of("float32", "bfloat16"))
+    progress: bool = _field(one_of(True, False))
+    fused_epoch: bool = _field(one_of(True, False))
+    init_from: str | None = _field(_nir_file)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """``conf/loss/``: terms added to the cross-entropy.
+
+    Firing-rate regulariser: ``rate_reg_weight * (rate_l - rate_reg_target)**2`` averaged over
+    the spiking layers ``l`` (``rate_l``: the layer's mean spikes per neuron and step).
+    """
+
+    rate_reg_weight: float = _field(number(0.0, lo_open=False))
+    rate_reg_target: float = _field(number(0.0, 1.0, lo_open=False))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """A checked run configuration. The groups without a typed form (their keys are the
+    parameters of the class or function their ``name`` picks) are plain dicts; treat them as
+    read-only."""
+
+    seed: int
+    T: int
+    optimize_metric: str
+    trainer: TrainerConfig
+    loss: LossConfig
+    logger: dict[str, Any]
+    surrogate: dict[str, Any]
+    model: dict[str, Any]
+    dataset: dict[str, Any]
+    encoder: dict[str, Any]
+    optimizer: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+_TOP_RULES: dict[str, Rule] = {
+    "seed": integer(0),
+    "T": integer(1),
+    "optimize_metric": one_of(*SUMMARY_METRICS),
+}
+# Group keys that nothing checks before data is loaded (applied when the key is present).
+GROUP_RULES: dict[str, Rule] = {
+    "optimizer.lr": number(0.0),
+    "optimizer.grad_clip": number(0.0, null=True),
+    "optimizer.weight_decay": number(0.0, lo_open=False),
+    "optimizer.warmup_steps": integer(0),
+    "optimizer.momentum": number(0.0, 1.0, lo_open=False, hi_open=True, null=True),
+    "dataset.n_classes": integer(1, null=True),
+    "dataset.val_fraction": number(0.0, 0.99, lo_open=False),
+    "dataset.download": one_of(True, False),
+    "dataset.in_memory": one_of(True, False, "auto"),
+    "logger.mode": one_of("auto", "online", "offline", "disabled"),
+}
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+
+def _show(v: Any) -> str:
+    """``v`` as one types it in an override (``'abc'``, ``true``, ``null``, ``[1, 2]``)."""
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "null"}[v]
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _invalid(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{key}={_show(value)} is invalid: must be {allowed}")
+
+
+def _check(key: str, value: Any, rule: Rule) -> Any:
+    allowed = rule(value)
+    if allowed is not None:
+        raise _invalid(key, value, allowed)
+    return value
+
+
+def unknown_key(key: str, valid: Any) -> ConfigError:
+    """``unknown key a.b (did you mean a.c?); valid: ...`` for a key not in ``valid``."""
+    prefix, _, last = key.rpartition(".")
+    valid = sorted(valid)
+    close = difflib.get_close_matches(last, valid, n=1, cutoff=0.6)
+    hint = f" (did you mean {prefix + '.' if prefix else ''}{close[0]}?)" if close else ""
+    return ConfigError(f"unknown key {key}{hint}; valid: {', '.join(valid) or '(none)'}")
+
+
+def _no_unknown(prefix: str, d: Mapping[str, Any], valid: Any) -> None:
+    for k in d:
+        if k not in valid:
+            raise unknown_key(f"{prefix}.{k}" if prefix else k, valid)
+
+
+def moved(key: str) -> ConfigError | None:
+    """The error for ``key`` (``a.b.c``) if it, or a key above it, has moved (:data:`MOVED`)."""
+    for old, new in MOVED.items():
+        if key == old or key.startswith(old + "."):
+            return ConfigError(f"{old} moved to {new}: set {new}{key[len(old):]} instead")
+    return None
+
+
+def moved_in_overrides(overrides: list[str]) -> ConfigError | None:
+    """The error for the first command-line override (``[+~]key=value``) of a moved key:
+    Hydra alone would only say that the old key is not in the config."""
+    for arg in overrides:
+        if "=" in arg and (err := moved(arg.lstrip("+~").split("=", 1)[0])) is not None:
+            return err
+    return None
+
+
+@contextlib.contextmanager
+def named(group: str, params: Mapping[str, Any]) -> Iterator[None]:
+    """Re-raise a ``ValueError``/``TypeError`` of building ``group`` from ``params`` as a
+    :class:`ConfigError` naming the key: ``model.neuron.beta=1.5 is invalid: LIF: beta must be
+    in (0, 1], got 1.5``. The key is the first of ``params`` the message mentions; a message
+    that already names a full key is kept as it is."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise _name_error(group, params, e) from None
+
+
+def _scalars(v: Any) -> list[Any]:
+    items = v if isinstance(v, list) else [v]
+    return [x for x in items if isinstance(x, (str, int, float)) and not isinstance(x, bool)]
+
+
+def _name_error(group: str, params: Mapping[str, Any], e: Exception) -> ConfigError:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    top = group.split(".")[0]
+    if re.search(rf"\b{re.escape(top)}\.\w", msg):
+        return ConfigError(msg)
+    mentioned = sorted((m.start(), k) for k in params if k not in ("name", "kind")
+                       for m in [re.search(rf"(?<![\w.]){re.escape(k)}(?![\w(])", msg)] if m)
+    # else the key whose value the message quotes, if only one does
+    quoted = [k for k, v in params.items()
+              if any(re.search(rf"(?<![\w.]){re.escape(repr(x))}", msg) for x in _scalars(v))]
+    key = mentioned[0][1] if mentioned else quoted[0] if len(quoted) == 1 else None
+    if key is None:
+        return ConfigError(f"{group}: {msg}")
+    return ConfigError(f"{group}.{key}={_show(params[key])} is invalid: {msg}")
+
+
+# ---- parse --------------------------------------------------------------------------------
+
+
+def _plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The config as plain Python values, interpolations resolved (``hydra`` left out)."""
+    out = {}
+    for k in cfg:
+        if k == "hydra":
             continue
-        if k != "name" and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            _fail(f"surrogate.{k}", v, "a number")
-    _float(cfg, "dataset.val_fraction", 0.0, 0.99, lo_open=False, optional=True)
-    _choice(cfg, "dataset.download", (True, False), optional=True)
-    _choice(cfg, "dataset.in_memory", (True, False, "auto"), optional=True)
+        try:
+            v = cfg[k]
+            out[k] = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        except OmegaConfBaseException as e:
+            first = str(e).strip().splitlines()[0]
+            raise UnresolvedConfig(f"{k}: cannot resolve the config ({first})") from None
+    return out
+
+
+def _get(d: Mapping[str, Any], key: str, prefix: str) -> Any:
+    if key not in d:
+        full = f"{prefix}.{key}" if prefix else key
+        raise ConfigError(f"{full} is missing from the config (conf/ holds every default)")
+    return d[key]
+
+
+def _typed(cls: type, d: Mapping[str, Any], prefix: str, keys: Mapping[str, str]) -> Any:
+    """``cls`` from ``d``: ``keys`` maps each field to its config key (relative to prefix)."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        path = keys[f.name].split(".")
+        node, where = d, prefix
+        for part in path[:-1]:
+            node = _get(node, part, where)
+            where = f"{where}.{part}"
+            if not isinstance(node, Mapping):
+                raise _invalid(where, node, "a mapping")
+        values[f.name] = _check(f"{where}.{path[-1]}", _get(node, path[-1], where),
+                                f.metadata["rule"])
+    return cls(**values)
+
+
+def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
+    """Check a composed config (without importing JAX) and return it typed: the top-level
+    values, ``trainer`` and ``loss`` field by field, the other groups' names,
+    :data:`GROUP_RULES` and the logger's keys.
+
+    Raises:
+      ConfigError: the first missing, unknown, moved or invalid key (one line naming it).
+    """
+    d = _plain(cfg)
+    for old in MOVED:
+        node: Any = d
+        for part in old.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            raise moved(f"{old}.{next(iter(node))}" if isinstance(node, Mapping) and node
+                        else old)
+    for group in GROUPS:
+        node = cfg.get(group) if OmegaConf.is_config(cfg) else None
+        required = sorted(OmegaConf.missing_keys(node)) if OmegaConf.is_config(node) else []
+        if required:
+            raise ConfigError(f"{required[0]} is required: set {required[0]}=...")
+    for group in GROUPS:
+        if not isinstance(d.get(group), Mapping):
+            raise ConfigError(f"config group {group!r} is missing (add it to the defaults list)")
+    _no_unknown("", d, {*GROUPS, *_TOP_RULES})
+    top = {k: _check(k, _get(d, k, ""), rule) for k, rule in _TOP_RULES.items()}
+    trainer_keys = {f.name: f.name for f in dataclasses.fields(TrainerConfig)}
+    _no_unknown("trainer", d["trainer"], trainer_keys)
+    trainer = _typed(TrainerConfig, d["trainer"], "trainer", trainer_keys)
+    _no_unknown("loss", d["loss"], {"rate_reg"})
+    if isinstance(d["loss"].get("rate_reg"), Mapping):
+        _no_unknown("loss.rate_reg", d["loss"]["rate_reg"], {"weight", "target"})
+    loss = _typed(LossConfig, d["loss"], "loss",
+                  {"rate_reg_weight": "rate_reg.weight", "rate_reg_target": "rate_reg.target"})
+    for group in ("surrogate", "model", "dataset", "encoder", "optimizer", "logger"):
+        name = _get(d[group], "name", group)
+        if not isinstance(name, str):
+            raise _invalid(f"{group}.name", name, f"a name (pick one with {group}=<name>)")
+    for key, rule in GROUP_RULES.items():
+        group, _, k = key.partition(".")
+        if k in d[group]:
+            _check(key, d[group][k], rule)
+    _no_unknown("logger", d["logger"], _shipped_keys("logger"))
+    _no_unknown("metrics", d["metrics"], {"synops", "energy"})
+    _check("metrics.synops", d["metrics"].get("synops"), one_of(True, False))
+    _check("surrogate.normalize", d["surrogate"].get("normalize", False), one_of(True, False))
+    return RunConfig(**top, trainer=trainer, loss=loss,
+                     **{g: d[g] for g in ("logger", "surrogate", "model", "dataset",
+                                          "encoder", "optimizer", "metrics")})
+
+
+@functools.cache
+def _shipped_keys(group: str) -> frozenset[str]:
+    """The keys of every ``conf/<group>/*.yaml`` (for a group with no class to ask: any of
+    them may be set whichever is chosen, e.g. an experiment's ``logger.tags``)."""
+    return frozenset(k for path in (CONFIG_DIR / group).glob("*.yaml")
+                     for k in OmegaConf.load(path) if k != "defaults")
+
+
+# ---- the groups, checked against their registries ------------------------------------------
+
+
+def accepted(factory: Any, *, skip: tuple[str, ...] = ()) -> tuple[set[str], bool]:
+    """The keyword parameters ``factory`` (a class or function) names, and whether it also
+    takes any other (``**kwargs``)."""
+    if dataclasses.is_dataclass(factory):
+        return {f.name for f in dataclasses.fields(factory) if f.init} - set(skip), False
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = inspect.signature(target).parameters.values()
+    names = {p.name for p in params if p.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return names - {"self", *skip}, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _pick(key: str, name: Any, table: Mapping[str, Any]) -> Any:
+    if not isinstance(name, str) or name not in table:
+        raise _invalid(key, name, f"one of {', '.join(sorted(table))}")
+    return table[name]
+
+
+def _keys(prefix: str, d: Mapping[str, Any], *factories: Any, skip: tuple[str, ...] = ()) -> None:
+    """No key of ``d`` that none of ``factories`` takes (unchecked if one takes ``**kwargs``)."""
+    valid: set[str] = set()
+    for factory in factories:
+        names, open_ = accepted(factory, skip=skip)
+        if open_ and factory is factories[-1]:
+            return
+        valid |= names
+    _no_unknown(prefix, d, valid)
+
+
+def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in drop}
+
+
+# Model checks before the data is loaded build on this input: large enough that no conv stack
+# fails on it that would not fail on the real (smaller) images; shape errors of the real data
+# are reported when the model is built for it.
+STAND_IN_SHAPE, STAND_IN_CLASSES = (256, 256, 3), 10
+
+
+def check_groups(run: RunConfig) -> None:
+    """Check each group's keys against what its ``name`` accepts, and build each part once:
+    surrogate, encoder, neuron and optimizer as they are, the model abstractly
+    (``nnx.eval_shape``) on a stand-in input. Imports JAX; loads no data, allocates nothing.
+    The lighter imports come first, so most errors come sooner.
+
+    Raises:
+      ConfigError: an unknown name or key (the closest valid one suggested), or a value the
+        builder rejects (its message, prefixed with the key).
+    """
+    from snntrain import encoding, neurons, surrogates
+
+    name = run.surrogate["name"]
+    params = _without(run.surrogate, "name", "normalize")
+    _pick("surrogate.name", name, dict.fromkeys(surrogates.available()))
+    _no_unknown("surrogate", params, surrogates.param_names(name))
+    with named("surrogate", params):
+        surrogates.from_config(run.surrogate)
+
+    params = _without(run.encoder, "name")
+    _keys("encoder", params, _pick("encoder.name", run.encoder["name"], encoding.ENCODERS))
+    with named("encoder", params):
+        encoding.get(run.encoder["name"], **params)
+
+    neuron = run.model.get("neuron")
+    if isinstance(neuron, Mapping):
+        selector = "name" if "name" in neuron else "kind"
+        params = _without(neuron, selector)
+        _keys("model.neuron", params,
+              _pick(f"model.neuron.{selector}", neuron.get(selector), neurons.NEURONS))
+        with named("model.neuron", params):
+            neurons.get(neuron[selector], **params)
+
+    from snntrain import data, optim
+
+    _keys("dataset", _without(run.dataset, "name"),
+          _pick("dataset.name", run.dataset["name"], data.LOADERS), skip=("seed", "display_name"))
+
+    params = _without(run.optimizer, "name")
+    ctor = _pick("optimizer.name", run.optimizer["name"], optim.OPTIMIZERS)
+    _keys("optimizer", params, optim.make, ctor, skip=("name", "total_steps", "learning_rate"))
+    with named("optimizer", params):
+        optim.make(run.optimizer["name"], total_steps=1, **params)
+
+    from flax import nnx
+
+    from snntrain import models
+
+    params = _without(run.model, "name")
+    _keys("model", params, _pick("model.name", run.model["name"], models.MODELS),
+          skip=("in_shape", "n_classes", "rngs"))
+    with named("model", params):  # abstractly (nothing allocated), on a stand-in input
+        nnx.eval_shape(lambda: models.create(run.model["name"], STAND_IN_SHAPE,
+                                             STAND_IN_CLASSES, 0, **params))
+
+
+def validate(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
+    """:func:`parse` and :func:`check_groups`: everything that can be checked before data."""
+    run = parse(cfg)
+    check_groups(run)
+    return run

@@ -38,6 +38,8 @@ import os
 import queue
 import sys
 import threading
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,92 @@ def _check_labels_array(y: np.ndarray, key: str, path: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _check_npz(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of the ``.npz`` at ``path``, each member's header checked against
+    the bytes it holds before anything is allocated; any damage is one :class:`BadArrays`
+    line naming the file and the member."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except FileNotFoundError:
+        raise BadArrays(f"dataset.path={path}: no such file") from None
+    except OSError as e:
+        raise BadArrays(f"{path} is not a readable .npz file ({first_line(e)})") from None
+    if magic == b"\x93NUMPY":
+        raise BadArrays(
+            f"{path} is a single .npy array, not an .npz with x_train, y_train, "
+            "x_test, y_test (np.savez(path, x_train=..., ...))"
+        )
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise BadArrays(
+            f"{path} is not a readable .npz file (truncated or not a zip archive: "
+            f"{first_line(e)})"
+        ) from None
+    with archive:
+        members = {n[:-4] if n.endswith(".npy") else n: n for n in archive.namelist()}
+        missing = [k for k in keys if k not in members]
+        if missing:
+            raise BadArrays(
+                f"{path} is missing {', '.join(missing)}; it has "
+                f"{', '.join(members) or 'no arrays'}"
+            )
+        return {k: _check_member(archive, members[k], path) for k in keys}
+
+
+def _check_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarray:
+    where = f"{path}: member {member}"
+    size = archive.getinfo(member).file_size
+    try:
+        with archive.open(member) as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is not None:
+                shape, _, dtype = read_header(fp)
+                if dtype.hasobject:
+                    raise BadArrays(
+                        f"{where} holds Python objects; cannot read it without pickle; save "
+                        "numeric arrays with np.savez"
+                    )
+                claimed = math.prod(shape) * dtype.itemsize
+                if fp.tell() + claimed > size:
+                    raise BadArrays(
+                        f"{where} claims shape {shape} of {dtype} ({claimed:,} bytes) but "
+                        f"holds {size - fp.tell():,} bytes: the file is truncated or corrupt"
+                    )
+        with archive.open(member) as fp:
+            return np.lib.format.read_array(fp, allow_pickle=False)
+    except BadArrays:
+        raise
+    except MemoryError:
+        raise BadArrays(f"{where} is too large to load into memory") from None
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise BadArrays(
+                f"{where}: cannot read it without pickle ({first_line(e)}); save "
+                "numeric arrays with np.savez"
+            ) from None
+        raise BadArrays(f"{where} is not a .npy array ({first_line(e)})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+        raise BadArrays(f"{where} is corrupt ({first_line(e)})") from None
+
+
+def _check_label_range(y: np.ndarray, path: str) -> None:
+    """Labels are class indices: with ``n_classes`` inferred as the largest label + 1, most of
+    ``0..max`` must occur (labels like 10**9 are ids, and would make a 10**9-way readout)."""
+    if not len(y) or y.min() < 0:
+        return  # reported below with the label span
+    top = int(y.max())
+    if top >= 1000 and len(np.unique(y)) * 2 <= top + 1:
+        raise BadArrays(
+            f"{path}: labels span 0..{top} but only {len(np.unique(y))} distinct values occur; "
+            "labels must be class indices 0..n_classes-1 (remap them with "
+            "np.unique(y, return_inverse=True)[1], or set dataset.n_classes)"
+        )
+
+
 def load_arrays(
     path: str | None = None,
     *,
@@ -156,32 +244,7 @@ def load_arrays(
     if normalize != "unit":
         raise DatasetError(f"dataset.normalize={normalize!r} is invalid: must be 'unit'")
     path = os.path.expanduser(str(path))
-    try:
-        f = np.load(path, allow_pickle=False)
-        if isinstance(f, np.ndarray):
-            raise BadArrays(
-                f"{path} is a single .npy array, not an .npz with x_train, y_train, "
-                "x_test, y_test (np.savez(path, x_train=..., ...))"
-            )
-        with f:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
-            if missing:
-                raise BadArrays(
-                    f"{path} is missing {', '.join(missing)}; it has "
-                    f"{', '.join(f.files) or 'no arrays'}"
-                )
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except FileNotFoundError:
-        raise BadArrays(f"dataset.path={path}: no such file") from None
-    except ValueError as e:  # object arrays need pickle, which we never allow
-        if isinstance(e, BadArrays):
-            raise
-        raise BadArrays(
-            f"{path}: cannot read it without pickle ({first_line(e)}); save "
-            "numeric arrays with np.savez"
-        ) from None
-    except (OSError, EOFError) as e:
-        raise BadArrays(f"{path} is not a readable .npz file ({first_line(e)})") from None
+    arrays = _check_npz(path, ("x_train", "y_train", "x_test", "y_test"))
     xs = {s: _check_images(arrays[f"x_{s}"], f"x_{s}", path) for s in ("train", "test")}
     ys = {s: _check_labels_array(arrays[f"y_{s}"], f"y_{s}", path) for s in ("train", "test")}
     for s in ("train", "test"):
@@ -198,7 +261,12 @@ def load_arrays(
             f"{path}: x_train is {xs['train'].dtype} but x_test {xs['test'].dtype}; use one dtype"
         )
     y_all = np.concatenate([ys["train"], ys["test"]])
-    n_classes = int(n_classes) if n_classes else int(y_all.max()) + 1
+    if n_classes is not None and (isinstance(n_classes, bool) or int(n_classes) < 1):
+        raise BadArrays(f"dataset.n_classes={n_classes} is invalid: must be an integer >= 1 "
+                        "or null (the largest label + 1)")
+    if n_classes is None:
+        _check_label_range(y_all, path)
+    n_classes = int(n_classes) if n_classes is not None else int(y_all.max()) + 1
     if y_all.min() < 0 or y_all.max() >= n_classes:
         raise BadArrays(
             f"{path}: labels span {y_all.min()}..{y_all.max()}, outside "

@@ -43,9 +43,9 @@ def test_cli_help_and_cfg_job():
     ("trainer.epochs=-1", "trainer.epochs=-1 is invalid: must be an integer >= 1"),
     ("surrogate.alpha=0", "alpha must be finite and > 0, got 0.0"),
     ("optimizer.lr=abc", "optimizer.lr='abc' is invalid: must be a finite number > 0.0"),
-    ("model.hidden=[]", "model.hidden=[] is invalid: must be a non-empty list of integers >= 1"),
+    ("model.hidden=[]", "model.hidden must be a non-empty list of sizes >= 1, got []"),
     ("trainer.parallel=magic", "trainer.parallel='magic' is invalid: must be one of auto, none"),
-    ("+surrogate.gamma=2", "takes no parameter 'gamma'"),
+    ("+surrogate.gamma=2", "unknown key surrogate.gamma"),
 ])
 def test_bad_values_give_one_line_errors(tmp_path, override, expected):
     p = cli("logger=none", override, f"hydra.run.dir={tmp_path}")

@@ -433,7 +433,7 @@ CASES = [
         "model.pool_before_neuron=false",
         "model.norm=layer",
         "model.conv_method=lax",
-        "model.rate_reg.weight=0.1",
+        "loss.rate_reg.weight=0.1",
         "encoder=latency",
         "encoder.mode=log",
     ),

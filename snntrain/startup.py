@@ -1,0 +1,107 @@
+"""What ``python -m snntrain`` does between Hydra composing the config and the run starting.
+
+:class:`Startup` is a Hydra callback (``hydra.callbacks.startup`` in ``conf/config.yaml``). Its
+``on_run_start`` runs before Hydra creates the run directory, in this order, cheapest first:
+
+1. :func:`snntrain.config.parse` (no JAX imported): a bad value is reported in about a second;
+2. the output directory is checked (writable, or creatable) without creating it;
+3. :func:`snntrain.config.check_groups` (imports JAX; loads no data, compiles nothing);
+4. the process restarts once with huge-page malloc (:mod:`snntrain.hostenv`; only when started
+   as the ``snntrain`` command), and the restarted process goes through 1-3 again.
+
+So a bad value never pays for the restart (which costs more than a second: the imports run
+again, slower on huge pages); a good run pays one JAX import before it. A failure prints
+``snntrain: error: <one line>`` and exits with status 2, leaving no run directory behind.
+``on_multirun_start`` does 1, 2 and 4 for the sweep's base config and directory; each job is
+checked again by the task function, which records a failure in its ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from snntrain.config import ConfigError, UnresolvedConfig, check_groups, parse
+
+ERROR_EXIT_CODE = 2
+
+
+def fail(message: str) -> None:
+    """Print ``snntrain: error: message`` and exit with status 2."""
+    print(f"snntrain: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(ERROR_EXIT_CODE)
+
+
+def started_from_the_command_line() -> bool:
+    """True under ``python -m snntrain`` and the ``snntrain`` script; False when some other
+    program imported :mod:`snntrain.__main__` and calls its ``main`` (a notebook kernel, say),
+    whose process must not be replaced by the huge-page restart."""
+    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return arg0.name == "snntrain" or (
+        arg0.name == "__main__.py" and arg0.parent.name == "snntrain"
+    )
+
+
+def check_output_dir(path: str | Path) -> None:
+    """Raise :class:`ConfigError` unless ``path`` is, or could be made, a writable directory.
+
+    Nothing is left behind: a probe directory is made and removed in the nearest existing
+    ancestor (permission bits alone do not say it; root ignores them, a read-only mount not).
+    """
+    target = Path(path).expanduser().absolute()
+    base = target
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"output directory {target} is not writable: {base} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".snntrain-write-test-", dir=base))
+    except OSError as e:
+        raise ConfigError(
+            f"output directory {target} is not writable: {e.strerror} ({base})") from None
+
+
+def _restart_with_hugepages() -> None:
+    if started_from_the_command_line():
+        from snntrain.hostenv import reexec_with_hugepages
+
+        reexec_with_hugepages()
+
+
+def _output_dir(config: DictConfig, key: str) -> str | None:
+    try:
+        return str(OmegaConf.select(config, key, throw_on_missing=True))
+    except Exception:  # noqa: BLE001 - Hydra itself reports an unresolvable directory
+        return None
+
+
+class Startup(Callback):
+    """Check the config and the output directory before Hydra creates anything (see above)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._start(config, "hydra.run.dir", groups=True)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._start(config, "hydra.sweep.dir", groups=False)
+
+    @staticmethod
+    def _start(config: DictConfig, dir_key: str, groups: bool) -> None:
+        try:
+            try:
+                run = parse(config)
+            except UnresolvedConfig:  # e.g. ${hydra:job.num}: the task function checks it
+                run = None
+            out = _output_dir(config, dir_key)
+            if out is not None:
+                check_output_dir(out)
+            if groups and run is not None:
+                check_groups(run)
+        except ConfigError as e:
+            fail(str(e))
+        _restart_with_hugepages()

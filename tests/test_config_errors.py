@@ -1,0 +1,423 @@
+"""Bad input of every kind gets one line naming the key (or the file), never a traceback or a
+silent run; the typed config holds exactly what ``conf/`` says.
+
+Most cases are checked in-process (compose, then ``config.parse`` / ``config.validate`` /
+the arrays loader); four run ``python -m snntrain`` as a user does.
+"""
+
+import dataclasses
+import io
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from _workers import cli, python
+from conftest import compose
+
+from snntrain import config, data
+from snntrain.config import ConfigError
+from snntrain.paths import CONFIG_DIR
+
+
+def _compose(*overrides: str):
+    return compose("logger=none", *overrides, tiny=False)
+
+
+# ---- caught by config.parse, before JAX is imported -------------------------------------
+# (overrides, what the one line must contain)
+PARSE_CASES = [
+    ("seed=-1", "seed=-1 is invalid: must be an integer >= 0"),
+    ("T=0", "T=0 is invalid: must be an integer >= 1"),
+    ("optimize_metric=nonexistent_key",
+     "optimize_metric='nonexistent_key' is invalid: must be one of test_accuracy, "),
+    ("+foo=1", "unknown key foo; valid: T, dataset, encoder"),
+    ("+sed=1", "unknown key sed (did you mean seed?)"),
+    ("trainer.epochs=0", "trainer.epochs=0 is invalid: must be an integer >= 1"),
+    ("trainer.batch_size=0", "trainer.batch_size=0 is invalid"),
+    ("trainer.log_every=0", "trainer.log_every=0 is invalid"),
+    ("trainer.parallel=magic", "trainer.parallel='magic' is invalid: must be one of auto, none"),
+    ("trainer.devices=0", "trainer.devices=0 is invalid: must be an integer >= 1, all or null"),
+    ("trainer.distributed=maybe", "trainer.distributed='maybe' is invalid: must be one of true"),
+    ("trainer.num_processes=0", "trainer.num_processes=0 is invalid"),
+    ("trainer.process_id=-1", "trainer.process_id=-1 is invalid"),
+    ("trainer.init_timeout_s=0", "trainer.init_timeout_s=0 is invalid"),
+    ("trainer.checkpoint_every=-1", "trainer.checkpoint_every=-1 is invalid"),
+    ("trainer.keep_checkpoints=0", "trainer.keep_checkpoints=0 is invalid"),
+    ("trainer.async_checkpointing=maybe", "trainer.async_checkpointing='maybe' is invalid"),
+    ("trainer.resume=/no/such/dir", "trainer.resume='/no/such/dir' is invalid: must be auto"),
+    ("trainer.on_nan=ignore", "trainer.on_nan='ignore' is invalid: must be one of stop"),
+    ("trainer.remat=1", "trainer.remat=1 is invalid: must be one of true, false"),
+    ("trainer.dtype=float16", "trainer.dtype='float16' is invalid"),
+    ("trainer.progress=yes", "trainer.progress='yes' is invalid"),
+    ("trainer.fused_epoch=2", "trainer.fused_epoch=2 is invalid"),
+    ("+trainer.foo=1", "unknown key trainer.foo; valid: async_checkpointing, batch_size"),
+    ("+trainer.epoch=3", "unknown key trainer.epoch (did you mean trainer.epochs?)"),
+    ("~trainer.epochs", "trainer.epochs is missing from the config"),
+    ("loss.rate_reg.weight=nan", "loss.rate_reg.weight=nan is invalid: must be a finite number"),
+    ("loss.rate_reg.weight=-1", "loss.rate_reg.weight=-1 is invalid"),
+    ("loss.rate_reg.target=2", "loss.rate_reg.target=2 is invalid"),
+    ("+loss.rate_reg.weigth=1", "unknown key loss.rate_reg.weigth (did you mean "
+                                "loss.rate_reg.weight?)"),
+    ("+model.rate_reg.weight=nan", "model.rate_reg moved to loss.rate_reg: set "
+                                   "loss.rate_reg.weight instead"),
+    ("optimizer.lr=0", "optimizer.lr=0 is invalid: must be a finite number > 0.0"),
+    ("optimizer.lr=abc", "optimizer.lr='abc' is invalid"),
+    ("optimizer=adamw optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid"),
+    ("optimizer=adamw optimizer.warmup_steps=-5", "optimizer.warmup_steps=-5 is invalid"),
+    ("optimizer.grad_clip=0", "optimizer.grad_clip=0 is invalid"),
+    ("optimizer=sgd optimizer.momentum=1.5", "optimizer.momentum=1.5 is invalid"),
+    ("dataset=mnist dataset.n_classes=0", "dataset.n_classes=0 is invalid: must be an integer"),
+    ("dataset.val_fraction=1.5", "dataset.val_fraction=1.5 is invalid"),
+    ("dataset=mnist dataset.download=maybe", "dataset.download='maybe' is invalid"),
+    ("dataset=mnist dataset.in_memory=sometimes", "dataset.in_memory='sometimes' is invalid"),
+    ("dataset=arrays", "dataset.path is required: set dataset.path="),
+    ("logger=wandb logger.mode=loud", "logger.mode='loud' is invalid: must be one of auto"),
+    ("logger=wandb +logger.projekt=x", "unknown key logger.projekt (did you mean "
+                                       "logger.project?)"),
+    ("+logger.entiti=x", "unknown key logger.entiti (did you mean logger.entity?)"),
+    ("surrogate.name=7", "surrogate.name=7 is invalid"),
+]
+
+# ---- caught by config.check_groups (the registries: JAX, but no data and no compile) ---------
+GROUP_CASES = [
+    ("surrogate.alpha=0", "surrogate.alpha=0 is invalid: FastSigmoid: alpha must be finite"),
+    ("+surrogate.gamma=2", "unknown key surrogate.gamma; valid: alpha"),
+    ("surrogate.name=nope", "surrogate.name='nope' is invalid: must be one of "),
+    ("encoder.gain=-1", "encoder.gain=-1 is invalid: rate encoder: gain must be finite and > 0"),
+    ("encoder.gain=abc", "encoder.gain='abc' is invalid"),
+    ("encoder.resolution=3", "encoder.resolution=3 is invalid"),
+    ("+encoder.gian=2", "unknown key encoder.gian (did you mean encoder.gain?)"),
+    ("encoder=latency encoder.mode=cubic", "encoder.mode='cubic' is invalid"),
+    ("encoder=latency encoder.threshold=1.5", "encoder.threshold=1.5 is invalid"),
+    ("encoder.name=morse", "encoder.name='morse' is invalid: must be one of "),
+    ("model.hidden=[]", "model.hidden must be a non-empty list of sizes >= 1, got []"),
+    ("model.hidden=[a]", "model.hidden=['a'] is invalid"),
+    ("model.readout=foo", "model.readout='foo' is invalid: unknown readout 'foo'; valid: "),
+    ("model.readout_beta=2", "model.readout_beta=2 is invalid: readout_beta must be in (0, 1]"),
+    ("model.remat_chunk=-1", "model.remat_chunk must be an integer >= 0"),
+    ("+model.hiden=[3]", "unknown key model.hiden (did you mean model.hidden?)"),
+    ("model.learn_beta=true model.neuron.beta=1.0", "model.learn_beta=true is invalid"),
+    ("model=conv model.norm=batch", "model.norm must be one of"),
+    ("model=conv model.kernel_size=[3]", "model.kernel_size must be an integer >= 1 or a list"),
+    ("model=conv model.channels=[0]", "model.channels must be a non-empty list"),
+    ("model=conv model.conv_method=fft", "model.conv_method must be one of"),
+    ("model=conv model.padding=FULL", "model.padding"),
+    ("model=recurrent +model.channels=[3]", "unknown key model.channels"),
+    ("model.name=cnn", "model.name='cnn' is invalid: must be one of conv, mlp, recurrent"),
+    ("model.neuron.beta=1.5", "model.neuron.beta=1.5 is invalid: LIF: beta must be in (0, 1]"),
+    ("model.neuron.threshold=0", "model.neuron.threshold=0 is invalid"),
+    ("model.neuron.reset=foo", "model.neuron.reset='foo' is invalid"),
+    ("model.neuron.tau=-1", "model.neuron.tau=-1 is invalid"),
+    ("+model.neuron.thresold=1", "unknown key model.neuron.thresold (did you mean "
+                                 "model.neuron.threshold?)"),
+    ("model/neuron=alif model.neuron.b=-1", "model.neuron.b=-1 is invalid: ALIF: b must be"),
+    ("model/neuron=alif model.neuron.rho=2", "model.neuron.rho=2 is invalid"),
+    ("model/neuron=if model.neuron.threshold=-1", "model.neuron.threshold=-1 is invalid"),
+    ("+dataset.foo=1", "unknown key dataset.foo; valid: test_fraction, val_fraction"),
+    ("dataset=mnist +dataset.tfds_nme=x", "unknown key dataset.tfds_nme (did you mean "
+                                          "dataset.tfds_name?)"),
+    ("dataset.name=imagenet", "dataset.name='imagenet' is invalid: must be one of arrays"),
+    ("optimizer.name=rmsprop", "optimizer.name='rmsprop' is invalid: must be one of adam"),
+    ("optimizer.schedule=linear", "optimizer.schedule 'linear'; valid: constant, cosine"),
+    ("+optimizer.bb1=0.9", "unknown key optimizer.bb1 (did you mean optimizer.b1?)"),
+    ("optimizer=sgd +optimizer.b1=0.9", "unknown key optimizer.b1"),
+]
+
+
+def _one_line(msg: str, expected: str) -> None:
+    assert "\n" not in msg and "Traceback" not in msg, msg
+    assert expected in msg, msg
+
+
+@pytest.mark.parametrize(("overrides", "expected"), PARSE_CASES, ids=[c[0] for c in PARSE_CASES])
+def test_parse_rejects_with_one_line_naming_the_key(overrides, expected):
+    with pytest.raises(ConfigError) as err:
+        config.parse(_compose(*overrides.split()))
+    _one_line(str(err.value), expected)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), GROUP_CASES, ids=[c[0] for c in GROUP_CASES])
+def test_groups_reject_with_one_line_naming_the_key(overrides, expected):
+    cfg = _compose(*overrides.split())
+    with pytest.raises(ConfigError) as err:
+        config.validate(cfg)
+    _one_line(str(err.value), expected)
+
+
+def test_every_shipped_group_config_passes():
+    """No false alarms: every shipped choice of every group validates."""
+    for group in ("surrogate", "model", "encoder", "optimizer", "logger", "dataset"):
+        for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            shipped = yaml.safe_load(path.read_text())
+            required = [f"{group}.{k}=x" for k, v in shipped.items() if v == "???"]
+            run = config.validate(_compose(f"{group}={path.stem}", *required))
+            assert getattr(run, group)["name"] == shipped.get("name", "conv")  # conv_vgg: conv's
+    for path in sorted((CONFIG_DIR / "model" / "neuron").glob("*.yaml")):
+        config.validate(_compose(f"model/neuron={path.stem}"))
+    for path in sorted((CONFIG_DIR / "experiment").glob("*.yaml")):
+        config.validate(_compose(f"experiment={path.stem}"))
+
+
+def test_moved_key_on_the_command_line_is_named():
+    # Hydra alone would say "Key 'rate_reg' is not in struct"; main() says where it went.
+    err = config.moved_in_overrides(["logger=none", "model.rate_reg.weight=0.1"])
+    assert str(err) == "model.rate_reg moved to loss.rate_reg: set loss.rate_reg.weight instead"
+    assert str(config.moved_in_overrides(["+model.rate_reg={weight:1}"])).startswith(
+        "model.rate_reg moved to loss.rate_reg")
+    assert config.moved_in_overrides(["model.readout=spike_count", "-m"]) is None
+
+
+def test_builder_messages_get_the_key_of_the_value_they_reject():
+    params = {"beta": 1.5, "tau": None, "readout_beta": 0.9}
+    cases = [
+        ("model.neuron", ValueError("LIF: beta must be in (0, 1], got 1.5"),
+         "model.neuron.beta=1.5 is invalid: LIF: beta must be in (0, 1], got 1.5"),
+        ("model", ValueError("readout_beta must be in (0, 1], got 0.9"),
+         "model.readout_beta=0.9 is invalid: readout_beta must be in (0, 1], got 0.9"),
+        ("model", ValueError("model.hidden must be a non-empty list"),  # names it already
+         "model.hidden must be a non-empty list"),
+        ("model", TypeError("something else"), "model: something else"),  # no key to name
+    ]
+    for group, error, expected in cases:
+        with pytest.raises(ConfigError) as err, config.named(group, params):
+            raise error
+        assert str(err.value) == expected
+
+
+# ---- the typed config ---------------------------------------------------------------------
+
+
+def test_trainer_config_has_exactly_the_keys_of_the_shipped_yaml():
+    shipped = yaml.safe_load((CONFIG_DIR / "trainer" / "default.yaml").read_text())
+    run = config.parse(_compose())
+    assert dataclasses.asdict(run.trainer) == shipped  # names, values and nothing invented
+    loss = yaml.safe_load((CONFIG_DIR / "loss" / "default.yaml").read_text())["rate_reg"]
+    assert run.loss == config.LossConfig(loss["weight"], loss["target"])
+    root = yaml.safe_load((CONFIG_DIR / "config.yaml").read_text())
+    assert (run.seed, run.T, run.optimize_metric) == (
+        root["seed"], root["T"], root["optimize_metric"])
+    model = yaml.safe_load((CONFIG_DIR / "model" / "mlp.yaml").read_text())
+    assert run.model["hidden"] == model["hidden"] and "rate_reg" not in run.model
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.trainer.epochs = 3  # type: ignore[misc]
+
+
+def test_overrides_arrive_typed():
+    run = config.parse(_compose("trainer.epochs=7", "trainer.devices=all", "T=3",
+                                "loss.rate_reg.weight=0.5", "trainer.resume=never"))
+    assert (run.trainer.epochs, run.trainer.devices, run.T) == (7, "all", 3)
+    assert run.loss.rate_reg_weight == 0.5 and run.trainer.resume == "never"
+
+
+def test_optimize_metric_names_numbers_every_summary_has():
+    from test_golden import GOLDEN, TIMING
+
+    summary = json.loads((GOLDEN / "default" / "summary.json").read_text())
+    for key in config.SUMMARY_METRICS:
+        assert key in TIMING or isinstance(summary[key], (int, float)), key
+
+
+def test_parse_imports_no_jax_and_validate_starts_no_backend():
+    """parse is the fast path (no JAX); validate imports JAX but starts no XLA backend, so
+    ``jax.distributed.initialize`` (multi-host runs) can still follow it."""
+    code = ("import sys; sys.path.insert(0, 'tests'); from conftest import compose; "
+            "from snntrain import config; config.parse(compose()); "
+            "print(sorted(m for m in ('jax', 'flax', 'optax') if m in sys.modules)); "
+            "config.validate(compose('model=conv', tiny=False)); "
+            "from jax._src import xla_bridge; print(xla_bridge.backends_are_initialized())")
+    assert python(code).stdout.split("\n")[:2] == ["[]", "False"]
+
+
+@pytest.mark.slow
+def test_rate_reg_is_read_from_loss():
+    """The moved key does reach the loss: one SGD step with the regulariser differs."""
+    import jax
+
+    from snntrain import data as data_lib
+    from snntrain import train
+
+    exp = train.build(compose("optimizer=sgd"))
+    batch = next(data_lib.batches(exp.data.train, exp.batch_size))
+    params = []
+    for weight in (0.0, 10.0):
+        cfg = compose("optimizer=sgd", f"loss.rate_reg.weight={weight}")
+        step = jax.jit(train.make_train_step(dataclasses.replace(exp, cfg=cfg)))
+        state, _ = step(exp.init_state(), batch, jax.random.PRNGKey(0), exp.surrogate)
+        params.append(jax.tree.leaves(state.params))
+    assert any(not np.array_equal(a, b) for a, b in zip(*params, strict=True))
+
+
+# ---- dataset=arrays: damaged files ---------------------------------------------------------
+
+
+def _arrays(n_train=30, n_test=10, n_classes=4) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"x_train": rng.integers(0, 256, (n_train, 5, 4)).astype(np.uint8),
+            "y_train": rng.integers(0, n_classes, n_train),
+            "x_test": rng.integers(0, 256, (n_test, 5, 4)).astype(np.uint8),
+            "y_test": rng.integers(0, n_classes, n_test)}
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, raw in members.items():
+            z.writestr(name, raw)
+    return path
+
+
+def _truncated(p: Path) -> Path:
+    np.savez(p, **_arrays())
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    return p
+
+
+def _bad_crc(p: Path) -> Path:
+    np.savez(p, **_arrays())
+    raw = bytearray(p.read_bytes())
+    info = zipfile.ZipFile(p).getinfo("x_train.npy")
+    raw[info.header_offset + 30 + len("x_train.npy") + 200] ^= 0xFF  # a byte of its data
+    p.write_bytes(bytes(raw))
+    return p
+
+
+def _not_npy(p: Path) -> Path:
+    return _zip(p, {k: b"hello" for k in _arrays()})
+
+
+def _huge_header(p: Path) -> Path:
+    header = io.BytesIO()  # 80000 x 80000000 float32 claimed: 6.4e12 elements, 25.6 TB
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (80000, 80_000_000)})
+    members = {f"{k}.npy": _npy(v) for k, v in _arrays().items()}
+    members["x_train.npy"] = header.getvalue() + bytes(100)
+    return _zip(p, members)
+
+
+def _huge_labels(p: Path) -> Path:
+    arrays = _arrays()
+    arrays["y_train"][0] = 10**9
+    np.savez(p, **arrays)
+    return p
+
+
+def _objects(p: Path) -> Path:
+    arrays = _arrays()
+    arrays["y_test"] = np.array([1, "a"] * 5, dtype=object)
+    np.savez(p, **arrays)
+    return p
+
+
+def _missing(p: Path) -> Path:
+    arrays = _arrays()
+    del arrays["y_test"]
+    np.savez(p, **arrays)
+    return p
+
+
+ARRAY_CASES = {
+    "truncated": (_truncated, "is not a readable .npz file (truncated or not a zip archive"),
+    "bad CRC": (_bad_crc, ": member x_train.npy is corrupt (BadZipFile: Bad CRC-32"),
+    "members not .npy": (_not_npy, ": member x_train is not a .npy array"),
+    "6.4e12 elements": (_huge_header, ": member x_train.npy claims shape (80000, 80000000) of "
+                                      "float32 (25,600,000,000,000 bytes) but holds 100 bytes"),
+    "labels up to 1e9": (_huge_labels, ": labels span 0..1000000000 but only 5 distinct values"),
+    "object array": (_objects, ": member y_test.npy holds Python objects; cannot read it "
+                               "without pickle"),
+    "missing member": (_missing, " is missing y_test; it has x_train, y_train, x_test"),
+}
+
+
+@pytest.mark.parametrize("case", list(ARRAY_CASES))
+def test_damaged_npz_gives_one_line_naming_file_and_member(tmp_path, case):
+    make, expected = ARRAY_CASES[case]
+    path = str(make(tmp_path / "mine.npz"))
+    with pytest.raises(data.BadArrays) as err:
+        data.load("arrays", path=path)
+    _one_line(str(err.value), expected)
+    assert str(err.value).startswith(path)
+
+
+def test_arrays_n_classes_zero_is_not_auto(tmp_path):
+    np.savez(tmp_path / "ok.npz", **_arrays())
+    with pytest.raises(data.BadArrays, match=r"^dataset\.n_classes=0 is invalid"):
+        data.load("arrays", path=str(tmp_path / "ok.npz"), n_classes=0)
+    assert data.load("arrays", path=str(tmp_path / "ok.npz")).n_classes == 4
+
+
+def test_damaged_npz_through_the_trainer_is_a_config_error(tmp_path):
+    from snntrain import train
+
+    path = _bad_crc(tmp_path / "mine.npz")
+    with pytest.raises(ConfigError) as err:
+        train.build(compose("dataset=arrays", f"dataset.path={path}"))
+    _one_line(str(err.value), f"{path}: member x_train.npy is corrupt")
+
+
+# ---- as a user runs it ---------------------------------------------------------------------
+
+
+def _last_line(p) -> str:
+    assert "Traceback" not in p.stderr, p.stderr[-3000:]
+    return p.stderr.strip().splitlines()[-1]
+
+
+def test_cli_bad_value_fails_before_any_run_directory_exists(tmp_path):
+    t0 = time.perf_counter()
+    p = cli("logger=none", "+trainer.foo=1", cwd=tmp_path)
+    seconds = time.perf_counter() - t0
+    print(f"\ntime to error (parse, before the huge-page restart): {seconds:.2f} s")
+    assert p.returncode == 2
+    assert _last_line(p) == "snntrain: error: unknown key trainer.foo; valid: " + ", ".join(
+        sorted(f.name for f in dataclasses.fields(config.TrainerConfig)))
+    assert list(tmp_path.iterdir()) == []  # no outputs/, no probe left behind
+
+
+def test_cli_bad_group_value_fails_before_data_and_leaves_nothing(tmp_path):
+    t0 = time.perf_counter()
+    p = cli("logger=none", "model.neuron.beta=1.5", cwd=tmp_path)
+    seconds = time.perf_counter() - t0
+    print(f"\ntime to error (neuron check, after the restart, JAX imported): {seconds:.2f} s")
+    assert p.returncode == 2
+    assert _last_line(p) == ("snntrain: error: model.neuron.beta=1.5 is invalid: LIF: beta "
+                             "must be in (0, 1], got 1.5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_unwritable_output_directory_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    p = cli("logger=none", f"hydra.run.dir={blocker}/run", cwd=tmp_path)
+    assert p.returncode == 2
+    assert _last_line(p) == (f"snntrain: error: output directory {blocker}/run is not "
+                             f"writable: {blocker} is not a directory")
+    if os.geteuid() != 0:  # root writes into read-only directories anyway
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        p = cli("logger=none", f"hydra.run.dir={ro}/run", cwd=tmp_path)
+        assert p.returncode == 2 and "is not writable: Permission denied" in _last_line(p)
+        assert list(ro.iterdir()) == []
+
+
+def test_cli_start_up_failure_after_the_directory_exists_says_why_in_summary(tmp_path):
+    path = _truncated(tmp_path / "mine.npz")
+    run_dir = tmp_path / "run"
+    p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
+            cwd=tmp_path)
+    assert p.returncode == 2
+    line = _last_line(p)
+    assert line.startswith(f"snntrain: error: {path} is not a readable .npz file"), line
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and line[len("snntrain: error: "):] in summary["error"]
+    # nothing trained: no metrics, no checkpoints, no config of a started run
+    assert not {"metrics.jsonl", "checkpoints", "config.yaml"} & {q.name for q in run_dir.iterdir()}
