@@ -399,6 +399,7 @@ def plot_accuracy_vs_synops(
     members ringed. The x axis is logarithmic when the operations span more than 10x.
     """
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import EngFormatter, FuncFormatter
 
     metric = metric or Metric("best_val_accuracy")
     scale = _pct(metric)
@@ -438,8 +439,17 @@ def plot_accuracy_vs_synops(
         ax.step(fx, fy, where="post", color="k", lw=1, ls="--", zorder=1)
         ax.plot(fx[:-1], fy[:-1], "o", ms=13, mfc="none", mec="k", mew=1.2, ls="none", zorder=4)
     positive = [x for x in xs if x > 0]
+    eng = EngFormatter(sep="")  # 3k, 10k, 1.5M
     if len(positive) == len(xs) and positive and max(xs) / min(xs) > 10:
         ax.set_xscale("log")
+        # Minor ticks labelled at 2 and 5 (and 3 within two decades): readable, not crowded.
+        lead = (2, 3, 5) if max(xs) / min(xs) < 100 else (2, 5)
+        ax.xaxis.set_minor_formatter(
+            FuncFormatter(
+                lambda v, _: eng(v) if round(v / 10 ** math.floor(math.log10(v)), 6) in lead else ""
+            )
+        )
+    ax.xaxis.set_major_formatter(eng)
     handles = [
         Line2D([], [], color=colors[n], marker="os^Dv"[i // 10 % 5], ls="none", label=n)
         for i, n in enumerate(names)
@@ -456,6 +466,16 @@ def plot_accuracy_vs_synops(
     ax.set_ylabel(f"{metric.title}{unit} (mean ± std over seeds)")
     ax.set_title(f"{metric.title} against synaptic operations", fontsize=10)
     ax.grid(alpha=0.3, which="both")
+    missing = sum(bool(r.values(metric.key)) for r in rows) - len(pts)
+    if missing:
+        ax.text(
+            0.01,
+            0.01,
+            f"not shown: {missing} configuration{'s' if missing != 1 else ''} without cost metrics",
+            transform=ax.transAxes,
+            fontsize=7,
+            va="bottom",
+        )
     ax.legend(
         handles=handles, fontsize=7, loc="best", framealpha=0.8, title="surrogate", title_fontsize=7
     )
