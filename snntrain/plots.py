@@ -396,7 +396,8 @@ def plot_accuracy_vs_synops(
     ``split``, at the epoch the metric is measured), one point per configuration with seed std
     as error bars on both axes, one colour per surrogate; the Pareto front (the best metric for
     at most that many operations, :func:`snntrain.compare.pareto_front`) as a step line, its
-    members ringed. The x axis is logarithmic when the operations span more than 10x.
+    members ringed. The x axis is logarithmic when the operations span more than 10x, else
+    linear from 0 (so that near-equal costs look near-equal).
     """
     from matplotlib.lines import Line2D
     from matplotlib.ticker import EngFormatter, FuncFormatter
@@ -449,6 +450,9 @@ def plot_accuracy_vs_synops(
                 lambda v, _: eng(v) if round(v / 10 ** math.floor(math.log10(v)), 6) in lead else ""
             )
         )
+    elif xs and min(xs) >= 0:
+        right = max(p[1] + (0.0 if math.isnan(p[2]) else p[2]) for p in pts)
+        ax.set_xlim(0, 1.12 * right)  # distances from 0 are the ratios of the costs
     ax.xaxis.set_major_formatter(eng)
     handles = [
         Line2D([], [], color=colors[n], marker="os^Dv"[i // 10 % 5], ls="none", label=n)
