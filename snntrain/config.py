@@ -29,11 +29,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from snntrain.errors import ConfigError
 from snntrain.paths import CONFIG_DIR
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work."""
 
 
 class UnresolvedConfig(ConfigError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import socket
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -79,13 +80,6 @@ def build(cfg: DictConfig) -> Experiment:
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
     synapses = model.synapses() if run.metrics["synops"] and hasattr(model, "synapses") else None
-    if trainer.init_from:
-        from snntrain import export
-
-        try:
-            nnx.update(model, export.load(trainer.init_from, model))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"trainer.init_from={trainer.init_from}: {e}") from None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)
     tx = optim.from_config(run.optimizer, total_steps=spe * trainer.epochs)
@@ -110,3 +104,17 @@ def device_info(dp: par.DataParallel) -> dict[str, Any]:
     return {"platform": d.platform, "device_kind": d.device_kind, "devices": dp.n_devices,
             "processes": dp.process_count, "parallel": dp.mode, "jax": jax.__version__,
             "host": socket.gethostname(), "python": platform.python_version()}
+
+
+def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
+    """The newest parameters saved in ``run_dir`` (for analysis in a notebook)."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    cfg = cfg if cfg is not None else OmegaConf.load(run_dir / "config.yaml")
+    exp = build(cfg)
+    restored = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False).restore(
+        exp.init_state(), fingerprint(exp))
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    return restored[0].params

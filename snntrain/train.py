@@ -36,8 +36,8 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import parallel as par
 from snntrain import rundir, synops, writers
-from snntrain.config import ConfigError
-from snntrain.experiment import Experiment, build, device_info, fingerprint
+from snntrain.errors import ConfigError
+from snntrain.experiment import Experiment, build, device_info, fingerprint, params_of
 from snntrain.progress import Progress
 from snntrain.registry import plain
 from snntrain.runstate import (
@@ -206,7 +206,7 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     """
     state, fp, resume = exp.init_state(), fingerprint(exp), exp.run.trainer.resume
     if resume == "never":
-        return state, RunProgress(), ckpts
+        return _init_from(exp, state, say), RunProgress(), ckpts
     if resume != "auto":
         restored = ckpt_lib.Checkpoints(Path(resume), write=False).restore(state, fp, say)
         if restored is None:
@@ -216,12 +216,31 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     if restored is None:
         if resume == "auto" and ckpts.steps():
             ckpts = _set_aside_unusable(ckpts, say)
-        return state, RunProgress(), ckpts
+        return _init_from(exp, state, say), RunProgress(), ckpts
     state, meta = restored
     progress = RunProgress.from_meta(meta, exp.steps_per_epoch)
     say(f"resuming from step {progress.step} (epoch {progress.epoch + 1}, batch "
         f"{progress.batch_in_epoch} of {exp.steps_per_epoch}) in {ckpts.directory}")
     return state, progress, ckpts
+
+
+def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
+    """A fresh start from a NIR graph's weights (``trainer.init_from``), else ``state``."""
+    path = exp.run.trainer.init_from
+    if not path:
+        return state
+    from flax import nnx
+
+    from snntrain import export
+
+    model = exp.model()
+    try:
+        nnx.update(model, export.load(path, model))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"trainer.init_from={path}: {e}") from None
+    params = nnx.state(model, nnx.Param)
+    say(f"initialised the model from {path}")
+    return TrainState(state.step, params, exp.tx.init(params))
 
 
 def _set_aside_unusable(ckpts: ckpt_lib.Checkpoints, say) -> ckpt_lib.Checkpoints:
@@ -439,18 +458,6 @@ def summarize(exp: Experiment, progress: RunProgress, runner: StepRunner, status
         "run_dir": str(run_dir.absolute()), "device": device_info(exp.parallel),
         "n_params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(exp.params))),
     }
-
-
-def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
-    """The newest parameters saved in ``run_dir`` (for analysis in a notebook)."""
-    run_dir = Path(run_dir)
-    cfg = cfg if cfg is not None else OmegaConf.load(run_dir / "config.yaml")
-    exp = build(cfg)
-    restored = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False).restore(
-        exp.init_state(), fingerprint(exp))
-    if restored is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
-    return restored[0].params
 
 
 __all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "make_epoch_fn",
