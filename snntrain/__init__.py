@@ -1,15 +1,12 @@
 """snntrain: train spiking neural networks with surrogate gradients on JAX.
 
-Modules (one per concern): ``surrogates`` (spike functions), ``neurons`` (neuron contract and
-the time loop), ``encoding`` (input encoders), ``models`` (SNN models), ``data`` (datasets and
-the input pipeline), ``tfds_data`` (tensorflow-datasets loading), ``optim`` (optimizers),
-``parallel`` (data parallelism), ``checkpoint``, ``writers`` (metrics.jsonl, wandb), ``train``
-(``train_and_evaluate``), ``report`` (sweep reports), ``plots``, ``hostenv`` (huge-page malloc
-for XLA:CPU). ``python -m snntrain`` is the Hydra entry point.
+One flat module per concern (see README, Development): the run (``config``, ``experiment``,
+``steps``, ``losses``, ``train``, ``runstate``, ``rundir``, ``checkpoint``, ``writers``,
+``progress``, ``parallel``, ``population``), the model (``surrogates``, ``neurons``,
+``encoding``, ``models``, ``convpool``, ``autotune``), the data (``data``, ``sources``,
+``tfds_data``, ``events``, ``event_formats``), and ``optim``, ``registry``, ``synops``,
+``export`` (NIR), ``report``, ``runs``, ``compare``, ``plots``. ``python -m snntrain`` is the
+Hydra entry point (``__main__``, ``startup``, ``callbacks``).
 """
 
 __version__ = "0.1.0"
-
-from snntrain.rundir import register_resolvers as _register_resolvers  # noqa: E402
-
-_register_resolvers()  # ${snntrain.stamp:} and ${snntrain.dirname:...} in conf/config.yaml

@@ -51,8 +51,9 @@ def _failed(e: Exception) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    print(f"snntrain: error: {e}", file=sys.stderr, flush=True)
     preempted = _record_failure(e)
+    # a pre-emption is not an error: the run saved its place and says how to continue it
+    print(f"snntrain: {'pre-empted' if preempted else 'error'}: {e}", file=sys.stderr, flush=True)
     if HydraConfig.get().mode == RunMode.MULTIRUN and not preempted:
         raise e
     sys.exit(getattr(e, "exit_code", 2))
@@ -82,6 +83,10 @@ def _record_failure(e: BaseException) -> bool:
 def main() -> None:
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
         fail(str(err))
+    from snntrain.callbacks import missing_sweep_extra
+
+    if (msg := missing_sweep_extra(sys.argv[1:])) is not None:
+        fail(msg)
     run()
 
 

@@ -15,6 +15,10 @@ For an alpha scan, :func:`alpha_ranges` gives the best alpha of each series and 
 range of alphas around it that are within noise of it (the robustness to the steepness that
 Zenke & Vogels 2021 discuss).
 
+For accuracy against cost, :func:`pareto_front` gives the configurations no other one beats on
+both (the best accuracy for at most that many synaptic operations), and
+:func:`cheapest_within_noise` the cheapest configuration within noise of the selected one.
+
 References:
   Welch 1947, "The generalization of Student's problem when several different population
   variances are involved", Biometrika 34; Zenke & Vogels 2021, "The remarkable robustness of
@@ -60,6 +64,11 @@ class Metric:
     @property
     def title(self) -> str:
         return METRIC_NAMES.get(self.key, self.key)
+
+    @property
+    def at_best_val_epoch(self) -> bool:
+        """Measured at the run's best validation epoch (else at its last epoch)."""
+        return self.key == "best_val_accuracy"
 
     def fmt(self, value: float, std: float = math.nan) -> str:
         """``97.50 ± 0.31 %`` for accuracies (fractions in the files), else ``0.1234 ± 0.0100``."""
@@ -284,3 +293,52 @@ def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
             low, high = alphas[lo], alphas[hi]
         out.append(AlphaRange(series, best, alphas, low, high, metric))
     return out
+
+
+# ---- accuracy against cost ----------------------------------------------------------------
+
+
+def pareto_front(
+    costs: Sequence[float], scores: Sequence[float], higher_is_better: bool = True
+) -> list[int]:
+    """Indices of the points on the Pareto front, cheapest first: those that no other point
+    dominates (costs at most as much and scores at least as well, one of the two strictly).
+
+    Walking the points by increasing cost, a point is on the front when it scores better than
+    every cheaper one: the front is the best score reachable for at most that cost. Identical
+    points are all on it; points with a non-finite cost or score are left out.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    pts = sorted(
+        (float(c), -sign * float(s), i)
+        for i, (c, s) in enumerate(zip(costs, scores, strict=True))
+        if math.isfinite(c) and math.isfinite(s)
+    )  # by cost, then best score first
+    front: list[int] = []
+    best, at = -math.inf, None  # the best score so far and the (cost, score) that set it
+    for c, neg, i in pts:
+        if -neg > best:
+            front.append(i)
+            best, at = -neg, (c, neg)
+        elif (c, neg) == at:
+            front.append(i)
+    return front
+
+
+def cheapest_within_noise(ranked: Sequence[Ranked], costs: Sequence[float]) -> int | None:
+    """Index into ``ranked`` (the output of :func:`rank`) of the configuration with the lowest
+    mean cost among the selected one and those within noise of it; ``costs[i]`` is the mean
+    cost of ``ranked[i]`` (NaN: unknown).
+
+    None unless the selected configuration has a cost and at least one other configuration
+    with a cost is within noise of it (otherwise there is no choice to make). Ties go to the
+    better-ranked configuration.
+    """
+    pool = [
+        i
+        for i, e in enumerate(ranked)
+        if e.rank is not None and e.within_noise and math.isfinite(costs[i])
+    ]
+    if not any(ranked[i].rank == 1 for i in pool) or len(pool) < 2:
+        return None
+    return min(pool, key=lambda i: (costs[i], ranked[i].rank))

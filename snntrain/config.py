@@ -29,11 +29,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from snntrain.errors import ConfigError
 from snntrain.paths import CONFIG_DIR
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work."""
 
 
 class UnresolvedConfig(ConfigError):
@@ -131,10 +128,10 @@ def _resume(v: Any) -> str | None:
     return "auto, never or an existing checkpoints/ directory"
 
 
-def _existing_file(v: Any) -> str | None:
+def _nir_file(v: Any) -> str | None:
     if v is None or (isinstance(v, str) and Path(v).expanduser().is_file()):
         return None
-    return "null or an existing file"
+    return "null or an existing .nir file"
 
 
 def _field(rule: Rule) -> Any:
@@ -167,7 +164,7 @@ class TrainerConfig:
     dtype: str = _field(one_of("float32", "bfloat16"))
     progress: bool = _field(one_of(True, False))
     fused_epoch: bool = _field(one_of(True, False))
-    init_from: str | None = _field(_existing_file)  # a .nir graph to initialise the model
+    init_from: str | None = _field(_nir_file)
 
 
 @dataclasses.dataclass(frozen=True)

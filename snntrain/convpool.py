@@ -158,8 +158,8 @@ def tuned_method(x_shape: tuple, w_shape: tuple, dtype, padding: str, pool: int)
 
     if not autotune.enabled():
         return "rule"
-    c, h, w, n = x_shape
-    k, o = w_shape[0], w_shape[3]
+    c, h, w, _ = x_shape
+    o = w_shape[3]
     candidates = {
         m: (lambda x, wk, m=m: conv_pool(x, wk, padding, pool, m))
         for m in TUNED

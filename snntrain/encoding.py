@@ -328,7 +328,7 @@ class Passthrough:
     def __call__(self, x_BxTx: Array, key_B: Array, T: int) -> Array:
         del key_B
         if x_BxTx.ndim < 2 or x_BxTx.shape[1] != T:
-            from snntrain.config import ConfigError
+            from snntrain.errors import ConfigError
 
             steps = x_BxTx.shape[1] if x_BxTx.ndim >= 2 else "no"
             raise ConfigError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import socket
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -25,7 +26,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import encoding, models, optim, surrogates, synops
 from snntrain import parallel as par
-from snntrain.config import ConfigError, validate
+from snntrain.config import ConfigError, RunConfig, validate
 from snntrain.losses import RateRegularizer
 from snntrain.steps import TrainState
 
@@ -35,6 +36,7 @@ class Experiment:
     """A built run: what the config describes, ready to train."""
 
     cfg: DictConfig
+    run: RunConfig  # the checked, typed config: read settings from here
     data: data_lib.Splits
     graphdef: Any
     rest: Any
@@ -66,35 +68,26 @@ class Experiment:
 
 
 def build(cfg: DictConfig) -> Experiment:
-    """Everything a run needs, from a composed config (validated first)."""
-    validate(cfg)
-    trainer, seed = cfg.trainer, int(cfg.seed)
-    batch_size = int(trainer.batch_size)
+    """Everything a run needs, from a composed config (checked first: :func:`validate`)."""
+    run = validate(cfg)
+    trainer, seed, batch_size = run.trainer, run.seed, run.trainer.batch_size
     try:
         dp = par.DataParallel(trainer.parallel, trainer.devices, batch_size)
-        data = data_lib.from_config(cfg.dataset, seed)
-        model = models.from_config(cfg.model, data.image_shape, data.n_classes, seed)
-        surrogate = surrogates.from_config(cfg.surrogate)
-        encoder = encoding.from_config(cfg.encoder)
-        rate_reg = RateRegularizer(float(cfg.loss.rate_reg.weight),
-                                   float(cfg.loss.rate_reg.target))
+        data = data_lib.from_config(run.dataset, seed)
+        model = models.from_config(run.model, data.image_shape, data.n_classes, seed)
+        surrogate = surrogates.from_config(run.surrogate)
+        encoder = encoding.from_config(run.encoder)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
-    synapses = model.synapses() if cfg.metrics.synops and hasattr(model, "synapses") else None
-    if trainer.init_from:
-        from snntrain import export
-
-        try:
-            nnx.update(model, export.load(trainer.init_from, model))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"trainer.init_from={trainer.init_from}: {e}") from None
+    synapses = model.synapses() if run.metrics["synops"] and hasattr(model, "synapses") else None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)
-    tx = optim.from_config(cfg.optimizer, total_steps=spe * int(trainer.epochs))
-    return Experiment(cfg, data, graphdef, rest, params, tx, surrogate, encoder, dp, batch_size,
-                      spe, int(trainer.epochs), seed, int(cfg.T), bool(trainer.remat),
-                      jnp.dtype(trainer.dtype), rate_reg, synapses,
-                      synops.energy_from_config(cfg.metrics.energy))
+    tx = optim.from_config(run.optimizer, total_steps=spe * trainer.epochs)
+    return Experiment(cfg, run, data, graphdef, rest, params, tx, surrogate, encoder, dp,
+                      batch_size, spe, trainer.epochs, seed, run.T, trainer.remat,
+                      jnp.dtype(trainer.dtype),
+                      RateRegularizer(run.loss.rate_reg_weight, run.loss.rate_reg_target),
+                      synapses, synops.energy_from_config(run.metrics["energy"]))
 
 
 def fingerprint(exp: Experiment) -> dict[str, Any]:
@@ -102,7 +95,7 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
     fp.update({"dataset": exp.data.name, "train examples": len(exp.data.train),
                "batch_size": exp.batch_size, "seed": exp.seed,
-               "optimizer": str(exp.cfg.optimizer.name)})  # not lr: may change on resume
+               "optimizer": str(exp.run.optimizer["name"])})  # not lr: may change on resume
     return fp
 
 
@@ -111,3 +104,17 @@ def device_info(dp: par.DataParallel) -> dict[str, Any]:
     return {"platform": d.platform, "device_kind": d.device_kind, "devices": dp.n_devices,
             "processes": dp.process_count, "parallel": dp.mode, "jax": jax.__version__,
             "host": socket.gethostname(), "python": platform.python_version()}
+
+
+def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
+    """The newest parameters saved in ``run_dir`` (for analysis in a notebook)."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    cfg = cfg if cfg is not None else OmegaConf.load(run_dir / "config.yaml")
+    exp = build(cfg)
+    restored = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False).restore(
+        exp.init_state(), fingerprint(exp))
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    return restored[0].params

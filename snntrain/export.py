@@ -51,7 +51,7 @@ from flax import nnx
 
 from snntrain import models
 from snntrain import neurons as neurons_lib
-from snntrain.config import ConfigError
+from snntrain.errors import ConfigError
 
 
 class NIRError(ConfigError):
@@ -220,9 +220,9 @@ def to_nir(model_or_params: Any, cfg: Any = None, *, dt: float | None = None) ->
     if not isinstance(model, nnx.Module):
         if cfg is None:
             raise TypeError("to_nir(params, cfg): parameters need the run's config")
-        from snntrain import train  # lazy: train may import this module
+        from snntrain import experiment  # lazy: JAX-heavy, and only for parameters
 
-        model = train.build(cfg).model(model_or_params)
+        model = experiment.build(cfg).model(model_or_params)
     plan = _plan(model)
     cell = next(getattr(model, s["name"]).neuron for s in plan if s["op"] == "neuron")
     dt = float(dt if dt is not None else getattr(cell, "dt", 1.0))
@@ -527,14 +527,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
 
-    from snntrain import train
+    from snntrain import experiment
 
     run = Path(args.run_dir)
     try:
         if not (run / "config.yaml").exists():
             raise ConfigError(f"{run / 'config.yaml'} not found: RUN_DIR must be a run directory")
         cfg = OmegaConf.load(run / "config.yaml")
-        graph = to_nir(train.params_of(run, cfg), cfg, dt=args.dt)
+        graph = to_nir(experiment.params_of(run, cfg), cfg, dt=args.dt)
     except (ConfigError, FileNotFoundError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2

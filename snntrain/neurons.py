@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from snntrain.config import ConfigError
+from snntrain.errors import ConfigError
 from snntrain.registry import Registry, plain
 
 Array = jax.Array

@@ -1,6 +1,7 @@
 """Plots of sweep reports and of surrogate derivatives (matplotlib's object API, no pyplot
-state): accuracy vs alpha, accuracy by configuration, learning curves, firing rates and the
-surrogate gradients of a sweep (:func:`snntrain.report.make_report` draws them), and one run's
+state): accuracy vs alpha, accuracy by configuration, learning curves, firing rates, the
+surrogate gradients and accuracy vs synaptic operations of a sweep
+(:func:`snntrain.report.make_report` draws them), and one run's
 surrogate derivative (:func:`surrogate_curve_png`, written by the trainer).
 
 Every axis is labelled and every legend sits inside its axes. Inputs are configurations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from snntrain.compare import AlphaRange, Metric
+from snntrain.compare import AlphaRange, Metric, pareto_front
 from snntrain.runs import (
     Row,
     as_float,
@@ -385,4 +386,101 @@ def plot_surrogate_gradients(path: Path, rows: Sequence[Row], x_range: float = 2
             ax.legend(fontsize=6, loc="upper left", framealpha=0.8)
     for ax in axes[len(by_name) :]:
         ax.set_visible(False)
+    fig.savefig(path)
+
+
+def plot_accuracy_vs_synops(
+    path: Path, rows: Sequence[Row], metric: Metric | None = None, split: str = "val"
+) -> None:
+    """The selection metric against synaptic operations per example (effective ACs + MACs on
+    ``split``, at the epoch the metric is measured), one point per configuration with seed std
+    as error bars on both axes, one colour per surrogate; the Pareto front (the best metric for
+    at most that many operations, :func:`snntrain.compare.pareto_front`) as a step line, its
+    members ringed. The x axis is logarithmic when the operations span more than 10x, else
+    linear from 0 (so that near-equal costs look near-equal).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import EngFormatter, FuncFormatter
+
+    metric = metric or Metric("best_val_accuracy")
+    scale = _pct(metric)
+    pts = []  # (row, ops mean, ops std, metric mean, metric std)
+    for r in rows:
+        ops, vals = r.cost_values("synops", split, metric.at_best_val_epoch), r.values(metric.key)
+        if ops and vals:
+            pts.append((r, *mean_std(ops)[:2], *mean_std(vals)[:2]))
+    fig = _figure(8, 5.5)
+    ax = fig.add_subplot()
+    names = list(dict.fromkeys(str(r.key["surrogate"]) for r, *_ in pts))
+    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    for r, x, sx, y, sy in pts:
+        name = str(r.key["surrogate"])
+        ax.errorbar(
+            x,
+            scale * y,
+            xerr=None if math.isnan(sx) else sx,
+            yerr=None if math.isnan(sy) else scale * sy,
+            marker="os^Dv"[names.index(name) // 10 % 5],
+            ms=6,
+            capsize=2,
+            color=colors[name],
+            ls="none",
+        )
+        rest = r.label[len(name) :].lstrip(", ")
+        if rest and len(pts) <= 24:
+            ax.annotate(rest, (x, scale * y), xytext=(4, 4), textcoords="offset points", fontsize=6)
+    front = [
+        pts[i]
+        for i in pareto_front([p[1] for p in pts], [p[3] for p in pts], metric.higher_is_better)
+    ]
+    xs = [p[1] for p in pts]
+    if front:
+        fx = [p[1] for p in front] + [max(xs)]
+        fy = [scale * p[3] for p in front] + [scale * front[-1][3]]
+        ax.step(fx, fy, where="post", color="k", lw=1, ls="--", zorder=1)
+        ax.plot(fx[:-1], fy[:-1], "o", ms=13, mfc="none", mec="k", mew=1.2, ls="none", zorder=4)
+    positive = [x for x in xs if x > 0]
+    eng = EngFormatter(sep="")  # 3k, 10k, 1.5M
+    if len(positive) == len(xs) and positive and max(xs) / min(xs) > 10:
+        ax.set_xscale("log")
+        # Minor ticks labelled at 2 and 5 (and 3 within two decades): readable, not crowded.
+        lead = (2, 3, 5) if max(xs) / min(xs) < 100 else (2, 5)
+        ax.xaxis.set_minor_formatter(
+            FuncFormatter(
+                lambda v, _: eng(v) if round(v / 10 ** math.floor(math.log10(v)), 6) in lead else ""
+            )
+        )
+    elif xs and min(xs) >= 0:
+        right = max(p[1] + (0.0 if math.isnan(p[2]) else p[2]) for p in pts)
+        ax.set_xlim(0, 1.12 * right)  # distances from 0 are the ratios of the costs
+    ax.xaxis.set_major_formatter(eng)
+    handles = [
+        Line2D([], [], color=colors[n], marker="os^Dv"[i // 10 % 5], ls="none", label=n)
+        for i, n in enumerate(names)
+    ]
+    handles.append(
+        Line2D(
+            [], [], color="k", ls="--", lw=1, marker="o", ms=10, mfc="none", label="Pareto front"
+        )
+    )
+    unit = " %" if metric.is_accuracy else ""
+    ax.set_xlabel(
+        f"synaptic operations per example (ACs + MACs, {split} split; mean ± std over seeds)"
+    )
+    ax.set_ylabel(f"{metric.title}{unit} (mean ± std over seeds)")
+    ax.set_title(f"{metric.title} against synaptic operations", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    missing = sum(bool(r.values(metric.key)) for r in rows) - len(pts)
+    if missing:
+        ax.text(
+            0.01,
+            0.01,
+            f"not shown: {missing} configuration{'s' if missing != 1 else ''} without cost metrics",
+            transform=ax.transAxes,
+            fontsize=7,
+            va="bottom",
+        )
+    ax.legend(
+        handles=handles, fontsize=7, loc="best", framealpha=0.8, title="surrogate", title_fontsize=7
+    )
     fig.savefig(path)

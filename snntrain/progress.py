@@ -201,7 +201,8 @@ def print_summary(
     console: Console | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> None:
-    """The end-of-run summary: what ran, the final metrics, and where its files are.
+    """The end-of-run summary: what ran, the final metrics (with the test split's synaptic
+    operations and energy per example from ``summary["cost"]``), and where its files are.
 
     ``config`` (plain containers) names the model, T and seed; by default it is read from
     ``<run_dir>/config.yaml``. Paths are printed unwrapped (one line each, also in SLURM logs),
@@ -239,6 +240,14 @@ def print_summary(
             table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
     for name, rate in (summary.get("firing_rates") or {}).items():
         table.add_row(f"firing rate {name}", f"{rate:.4f}")
+    cost = summary.get("cost") or {}
+    ops = [cost.get(k) for k in ("synops/total/acs", "synops/total/macs")]
+    ops = [v for v in ops if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if ops:  # effective synaptic operations: accumulates + multiply-accumulates
+        table.add_row("synaptic ops / example (test)", f"{sum(ops):,.0f}")
+    energy = cost.get("energy_uj")
+    if isinstance(energy, (int, float)) and not isinstance(energy, bool):
+        table.add_row("energy µJ / example (test)", f"{energy:.4g}")
     console.print(table)
     if run_dir:
         files = written_files(run_dir)

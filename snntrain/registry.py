@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from snntrain.config import ConfigError
+from snntrain.errors import ConfigError
 
 T = TypeVar("T", bound=Callable[..., Any])
 

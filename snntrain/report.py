@@ -16,8 +16,14 @@ within the sweep) × alpha × every other config value that varies across the ru
 seed, ranked best first. Each row aggregates its seeds: mean ± *sample* standard deviation
 (ddof=1; undefined for one seed) of the best validation accuracy and the final test accuracy,
 the difference to the selected configuration with its 95% interval, the epochs needed to reach
-a target accuracy, the mean firing rate, the surrogate's peak and integral of g'(x) (its scale)
-and the wall time. Only completed runs enter the means; running and failed ones are listed.
+a target accuracy, the mean firing rate, the surrogate's peak and integral of g'(x) (its scale),
+the wall time and, for runs that logged them (:mod:`snntrain.synops`), the cost per example:
+effective synaptic operations (ACs + MACs), energy and activation sparsity, on the validation
+split (the one that selects; test when no run has validation metrics) at the epoch the
+selection metric comes from. ``accuracy_vs_synops.png`` plots the selection metric against the
+synaptic operations with the Pareto front, and the verdict names the cheapest configuration
+within noise of the selected one. Only completed runs enter the means; running and failed ones
+are listed.
 """
 
 from __future__ import annotations
@@ -33,7 +39,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from snntrain.compare import AlphaRange, Metric, Ranked, alpha_ranges, rank, selection_metric
+from snntrain.compare import (
+    AlphaRange,
+    Metric,
+    Ranked,
+    alpha_ranges,
+    cheapest_within_noise,
+    pareto_front,
+    rank,
+    selection_metric,
+)
 from snntrain.runs import (
     COMPLETED,
     FAILED,
@@ -41,6 +56,7 @@ from snntrain.runs import (
     SHORT_NAMES,
     STALE_AFTER_S,
     Run,
+    cost_split,
     find_runs,
     format_value,
     group_runs,
@@ -58,22 +74,48 @@ DIFF_NOTE = (
     "one, about 1 in 20 is called worse by chance."
 )
 MAX_LISTED = 8
+SI_PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
 
 
 def summarize(
     runs: Sequence[Run], target: float = 0.9, split: str = "val"
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """The report table in key order: (key columns, one dict per row with key and statistics)."""
+    """The report table in key order: (key columns, one dict per row with key and statistics).
+
+    The cost columns are taken as for the default selection metric, ``best_val_accuracy``.
+    """
     columns, rows = group_runs(runs)
-    return columns, [{**row.key, **row.stats(target, split)} for row in rows]
+    where, at_best = cost_split(runs), Metric("best_val_accuracy").at_best_val_epoch
+    return columns, [
+        {**row.key, **row.stats(target, split), **row.cost_stats(where, at_best)} for row in rows
+    ]
+
+
+def synops_means(ranked: Sequence[Ranked], metric: Metric, split: str | None) -> list[float]:
+    """Mean synaptic operations per example (ACs + MACs) over seeds of each ranked
+    configuration, measured where its selection metric was (NaN: not logged)."""
+    if split is None:
+        return [math.nan] * len(ranked)
+    return [
+        mean_std(e.row.cost_values("synops", split, metric.at_best_val_epoch))[0] for e in ranked
+    ]
 
 
 def ranked_table(
-    columns: list[str], ranked: Sequence[Ranked], metric: Metric, target: float, split: str
+    columns: list[str],
+    ranked: Sequence[Ranked],
+    metric: Metric,
+    target: float,
+    split: str,
+    cost_split: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One dict per configuration, best first: key, statistics, ranking and surrogate scale."""
+    """One dict per configuration, best first: key, statistics, ranking, surrogate scale, cost
+    per example on ``cost_split`` and whether it is on the Pareto front of the selection metric
+    against synaptic operations."""
+    ops = synops_means(ranked, metric, cost_split)
+    front = set(pareto_front(ops, [e.mean for e in ranked], metric.higher_is_better))
     table = []
-    for e in ranked:
+    for i, e in enumerate(ranked):
         peak, integral = surrogate_scale(e.row.surrogate)
         d = e.diff
         table.append(
@@ -81,6 +123,8 @@ def ranked_table(
                 **e.row.key,
                 "rank": e.rank,
                 **e.row.stats(target, split),
+                **e.row.cost_stats(cost_split, metric.at_best_val_epoch),
+                "pareto_front": i in front,
                 "selection_metric": metric.key,
                 "selection_mean": e.mean,
                 "selection_std": e.std,
@@ -111,11 +155,20 @@ def verdict_lines(
     metric: Metric,
     ranges: Sequence[AlphaRange] = (),
     runs: Sequence[Run] = (),
+    cost_split: str | None = None,
 ) -> list[str]:
     """The conclusion in plain sentences: selected configuration, what is within noise of it,
-    what is worse, the test accuracy to quote, per alpha scan the best alpha and its range, and
-    how many of ``runs`` failed or are still running."""
+    what is worse, the cheapest in synaptic operations among those within noise (costs measured
+    on ``cost_split``), the test accuracy to quote, per alpha scan the best alpha and its range,
+    and how many of ``runs`` failed or are still running."""
     lines = _verdict(ranked, metric, ranges)
+    cheap = cheapest_line(ranked, synops_means(ranked, metric, cost_split), cost_split or "")
+    if cheap:
+        at = next(
+            (i for i, v in enumerate(lines) if v.startswith(("Test accuracy", "Alpha scan"))),
+            len(lines),
+        )
+        lines.insert(at, cheap)
     scale = _scale_warning([e.row for e in ranked if e.rank is not None])
     if scale:
         lines.append(scale)
@@ -127,6 +180,52 @@ def verdict_lines(
             "(listed with the reason under 'Runs not in the means')."
         )
     return lines
+
+
+def si(value: float, std: float = math.nan, unit: str = "", space: str = "") -> str:
+    """``3.94k ± 0.012k`` (``space=" "``: ``3.94 ± 0.012 nJ``): 3 significant digits, one SI
+    prefix for both numbers, chosen by ``value``; ``—`` for NaN."""
+    if math.isnan(value):
+        return "—"
+    rounded = float(f"{value:.3g}")
+    e = 0 if rounded == 0 else 3 * math.floor(math.log10(abs(rounded)) / 3)
+    e = min(max(e, -12), 12)
+    p, k = SI_PREFIXES[e], 10.0**e
+    if space:
+        spread = "" if math.isnan(std) else f" ± {std / k:.2g}"
+        return f"{value / k:.3g}{spread} {p}{unit}"
+    spread = "" if math.isnan(std) else f" ± {std / k:.2g}{p}{unit}"
+    return f"{value / k:.3g}{p}{unit}{spread}"
+
+
+def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str) -> str:
+    """The verdict's line on cost: the configuration with the fewest synaptic operations per
+    example (``ops[i]``, mean over seeds of ``ranked[i]``) among the selected one and those
+    within noise of it (:func:`snntrain.compare.cheapest_within_noise`), and its ratio to the
+    selected one's; ``""`` when there is no such choice."""
+    i = cheapest_within_noise(ranked, ops)
+    if i is None:
+        return ""
+    sel = next(j for j, e in enumerate(ranked) if e.rank == 1)
+    where = f", {split} split" if split else ""
+    head = "Cheapest in synaptic operations within noise of the selected configuration:"
+    if i != sel:
+        return (
+            f"{head} {ranked[i].row.label}, {ops[i] / ops[sel]:.2f}× its synaptic operations per "
+            f"example ({si(ops[i])} vs {si(ops[sel])}{where})."
+        )
+    others = [
+        ops[j] / ops[sel]
+        for j, e in enumerate(ranked)
+        if j != sel and e.rank is not None and e.within_noise and math.isfinite(ops[j])
+    ]
+    need = (
+        f"the other one within noise of it needs {others[0]:.2f}× as many"
+        if len(others) == 1
+        else f"the {len(others)} within noise of it need {min(others):.2f}× to "
+        f"{max(others):.2f}× as many"
+    )
+    return f"{head} the selected one itself ({si(ops[sel])} per example{where}; {need})."
 
 
 def _scale_warning(rows: Sequence[Any]) -> str:
@@ -228,11 +327,41 @@ def _scale_cell(v: float) -> str:
     return "—" if math.isnan(v) else ("∞" if v == math.inf else f"{v:.3g}")
 
 
+def _has_cost(table: list[dict[str, Any]]) -> bool:
+    return any(not math.isnan(r.get("synops_mean", math.nan)) for r in table)
+
+
+def _cost_head(table: list[dict[str, Any]]) -> list[str]:
+    where = next((r["cost_split"] for r in table if r.get("cost_split")), "")
+    return [
+        f"synaptic ops / example ({where})",
+        f"energy / example ({where})",
+        f"activation sparsity ({where})",
+        "Pareto front",
+    ]
+
+
+def _cost_cells(r: dict[str, Any]) -> list[str]:
+    sparsity = (
+        "—"
+        if math.isnan(r["sparsity_mean"])
+        else f"{r['sparsity_mean']:.3f}"
+        + ("" if math.isnan(r["sparsity_std"]) else f" ± {r['sparsity_std']:.3f}")
+    )
+    return [
+        si(r["synops_mean"], r["synops_std"]),
+        si(1e-6 * r["energy_uj_mean"], 1e-6 * r["energy_uj_std"], "J", " "),
+        sparsity,
+        "◆" if r["pareto_front"] else "",
+    ]
+
+
 def _display_rows(
     columns: list[str], table: list[dict[str, Any]], metric: Metric, target: float, split: str
 ) -> tuple[list[str], list[list[str]]]:
     unit = " points" if metric.is_accuracy else ""
     own = metric.key != "best_val_accuracy"
+    cost = _has_cost(table)  # a sweep of runs from before cost metrics shows no cost columns
     head = [
         "rank",
         *[SHORT_NAMES.get(c, c) for c in columns],
@@ -246,6 +375,7 @@ def _display_rows(
         "firing rate",
         "g′ peak",
         "∫g′",
+        *(_cost_head(table) if cost else []),
         "wall time s",
         "failed",
         "running",
@@ -269,6 +399,7 @@ def _display_rows(
                 "—" if math.isnan(r["firing_rate_mean"]) else f"{r['firing_rate_mean']:.3f}",
                 _scale_cell(r["surrogate_peak"]),
                 _scale_cell(r["surrogate_integral"]),
+                *(_cost_cells(r) if cost else []),
                 "—" if math.isnan(r["wall_time_s_mean"]) else f"{r['wall_time_s_mean']:.1f}",
                 str(r["n_failed"]),
                 str(r["n_running"]),
@@ -306,13 +437,28 @@ def _counts(runs: Sequence[Run]) -> str:
     )
 
 
-def _notes() -> str:
+def _notes(metric: Metric | None = None, cost: bool = False) -> str:
+    at = (
+        "the best validation epoch"
+        if metric is None or metric.at_best_val_epoch
+        else "the last epoch"
+    )
+    costs = (
+        " Cost per example (snntrain.synops, NeuroBench's definitions), on the split named in "
+        f"the header at {at} (where the selection metric is measured): synaptic ops = effective "
+        "accumulates + multiply-accumulates; energy: their arithmetic energy estimate (memory "
+        "access ignored); activation sparsity: the fraction of zero spike outputs of the "
+        "spiking layers; ◆: on the Pareto front (no configuration has a better selection "
+        "metric for at most as many synaptic ops); — : not logged."
+        if cost
+        else ""
+    )
     return (
         f"Accuracies in %, {STD_NOTE} {DIFF_NOTE} Best val: the highest validation accuracy of "
         "the run; test: after the last epoch; firing rate: test-set spikes per neuron and step "
         "after the last epoch, averaged over layers; epochs to target: mean over the seeds that "
         "reached it (how many in brackets); g′ peak and ∫g′: the height and the integral of the "
-        "surrogate derivative, its scale (∞: heavy tails)."
+        "surrogate derivative, its scale (∞: heavy tails)." + costs
     )
 
 
@@ -327,7 +473,7 @@ def write_markdown(
         "|" + "---|" * len(head),
     ]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
-    lines += ["", _notes()]
+    lines += ["", _notes(metric, _has_cost(table))]
     other = _not_completed(runs)
     if other:
         lines += ["", "## Runs not in the means", ""]
@@ -385,7 +531,7 @@ def write_html(
 selected one (★) first</caption>
 <tr>{"".join(f"<th>{e(h)}</th>" for h in head)}</tr>
 {rows}</table></div>
-<p class="notes">{e(_notes())}</p>
+<p class="notes">{e(_notes(metric, _has_cost(table)))}</p>
 {f"<h2>Runs not in the means</h2><ul>{other}</ul>" if other else ""}
 <h2>Plots</h2>
 {figs}
@@ -424,8 +570,9 @@ def make_report(
     metric = selection_metric([r.config.get("optimize_metric") for r in runs if r.config])
     ranked = rank(rows, metric)
     ranges = alpha_ranges(rows, metric)
-    verdict = verdict_lines(ranked, metric, ranges, runs)
-    table = ranked_table(columns, ranked, metric, target, split)
+    where = cost_split(runs)
+    verdict = verdict_lines(ranked, metric, ranges, runs, where)
+    table = ranked_table(columns, ranked, metric, target, split, where)
     (out / "verdict.txt").write_text("\n".join(verdict) + "\n")
     write_csv(out / "summary.csv", columns, table)
     write_markdown(out / "summary.md", columns, table, runs, metric, verdict, target, split, paths)
@@ -443,6 +590,10 @@ def make_report(
         "firing_rates.png": lambda p: plots.plot_firing_rates(p, done),
         "surrogate_gradients.png": lambda p: plots.plot_surrogate_gradients(p, rows),
     }
+    if _has_cost(table):
+        drawings["accuracy_vs_synops.png"] = lambda p: plots.plot_accuracy_vs_synops(
+            p, [e.row for e in ranked if e.rank is not None], metric, where
+        )
     images = []
     for name, draw in drawings.items():
         if not done and name != "surrogate_gradients.png":

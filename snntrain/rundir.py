@@ -17,7 +17,8 @@ import socket
 import time
 from pathlib import Path
 
-from snntrain.config import ConfigError
+from snntrain.errors import ConfigError
+from snntrain.paths import MAX_NAME, dirname, stamp  # noqa: F401 - the names' home
 
 LOCK_NAME = ".lock"
 
@@ -80,45 +81,6 @@ def set_aside(path: Path) -> Path | None:
     new = path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
     path.rename(new)
     return new
-
-
-# ---- naming: stable across a SLURM requeue, never nested by a '/' in an override ----------
-
-MAX_NAME = 80
-
-
-def stamp() -> str:
-    """``slurm-<job>[_<task>]`` under SLURM (stable across requeues), else ``<date>/<time>``."""
-    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
-    if job:
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"slurm-{job}" + (f"_{task}" if task and os.environ.get("SLURM_ARRAY_JOB_ID")
-                                 else "")
-    return time.strftime("%Y-%m-%d/%H-%M-%S")
-
-
-def dirname(overrides: str) -> str:
-    """Hydra's ``override_dirname`` made one safe path component of at most 80 characters.
-
-    Characters other than letters, digits and ``._=,+-`` become ``_`` (so an absolute path in
-    an override does not nest the directory); a long name keeps its start and a hash of all.
-    """
-    import hashlib
-    import re
-
-    safe = re.sub(r"[^A-Za-z0-9._=,+\-]+", "_", str(overrides)).strip("_")
-    if len(safe) <= MAX_NAME:
-        return safe
-    return f"{safe[:MAX_NAME - 9]}-{hashlib.sha1(safe.encode()).hexdigest()[:8]}"
-
-
-def register_resolvers() -> None:
-    """``${snntrain.stamp:}`` and ``${snntrain.dirname:...}`` for conf/config.yaml."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("snntrain.stamp"):
-        OmegaConf.register_new_resolver("snntrain.stamp", stamp, use_cache=True)
-        OmegaConf.register_new_resolver("snntrain.dirname", dirname)
 
 
 # ---- resuming by default: the newest unfinished run of the same command -------------------

@@ -12,7 +12,8 @@ or ``failed`` (anything else).
 Configurations (:class:`Row`) are the surrogate (with any of its other parameters that vary
 within the sweep) × alpha × every other config value that varies across the runs, except the
 seed and bookkeeping (:data:`IGNORED_KEYS`). The numerics (:func:`mean_std`,
-:func:`epochs_to_target`, :func:`learning_curve`, :func:`step_curve`) are pure functions.
+:func:`epochs_to_target`, :func:`learning_curve`, :func:`step_curve`, :func:`run_cost`) are
+pure functions.
 :mod:`snntrain.report` and :mod:`snntrain.plots` both read runs through this module.
 """
 
@@ -54,6 +55,13 @@ IGNORED_KEYS = (
     "trainer.parallel",
 )
 SHORT_NAMES = {"model.name": "model", "dataset.name": "dataset"}
+# Per-example cost of a network (snntrain.synops), as the report names it -> the epoch-record
+# keys (after the ``val_`` / ``test_`` prefix) that are summed to give it.
+COST_KEYS = {
+    "synops": ("synops/total/acs", "synops/total/macs"),  # effective ACs + MACs
+    "energy_uj": ("energy_uj",),
+    "sparsity": ("sparsity/total",),
+}
 
 
 # ---- reading runs -------------------------------------------------------------------------
@@ -275,6 +283,42 @@ def step_curve(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, n
     return _curve(runs, key, "steps", "step")
 
 
+def epoch_record(run: Run, epoch: int | None = None) -> dict[str, Any]:
+    """The epoch record numbered ``epoch``; the last one when ``epoch`` is None or was not
+    logged; ``{}`` when there is none."""
+    if epoch is not None:
+        for rec in reversed(run.epochs):  # a resumed run may repeat an epoch: the newest wins
+            if rec.get("epoch") == epoch:
+                return rec
+    return run.epochs[-1] if run.epochs else {}
+
+
+def run_cost(run: Run, split: str, epoch: int | None = None) -> dict[str, float | None]:
+    """The per-example cost of ``run`` on ``split`` (``val`` or ``test``) at ``epoch`` (None:
+    the last), one value per :data:`COST_KEYS` name: ``synops`` = effective ACs + MACs,
+    ``energy_uj``, ``sparsity`` (activation sparsity of the spiking layers). None where the
+    record has none of a name's keys (runs from before cost metrics, or ``metrics.synops=false``).
+    """
+    rec = epoch_record(run, epoch)
+    out: dict[str, float | None] = {}
+    for name, keys in COST_KEYS.items():
+        vs = [as_float(rec.get(f"{split}_{k}")) for k in keys]
+        present = [v for v in vs if v is not None]
+        out[name] = math.fsum(present) if present else None
+    return out
+
+
+def cost_split(runs: Sequence[Run]) -> str | None:
+    """The split the report's cost columns use: ``val`` when any completed run logged its cost
+    there (the split the report selects on), else ``test``; None when no run has cost metrics."""
+    done = [r for r in runs if r.status == COMPLETED]
+    for split in ("val", "test"):
+        key = f"{split}_{COST_KEYS['synops'][0]}"
+        if any(key in rec for r in done for rec in r.epochs):
+            return split
+    return None
+
+
 def steps_per_epoch(runs: Sequence[Run]) -> int | None:
     """The step count at the end of epoch 1 (from the epoch records); None if unknown."""
     for run in runs:
@@ -363,6 +407,25 @@ class Row:
             "n_failed": self.count(FAILED),
             "n_running": self.count(RUNNING),
         }
+
+    def cost_values(self, name: str, split: str, at_best_val: bool = False) -> list[float]:
+        """:func:`run_cost` ``[name]`` of every completed run that has it (one per seed), at
+        the run's ``best_val_epoch`` when ``at_best_val`` (where ``best_val_accuracy`` was
+        measured), else at its last epoch."""
+        vs = [
+            run_cost(r, split, r.summary.get("best_val_epoch") if at_best_val else None)[name]
+            for r in self.completed
+        ]
+        return [v for v in vs if v is not None and math.isfinite(v)]
+
+    def cost_stats(self, split: str | None, at_best_val: bool = False) -> dict[str, Any]:
+        """Mean and sample std over seeds of each :data:`COST_KEYS` name (NaN when not logged)
+        and ``cost_split``."""
+        out: dict[str, Any] = {"cost_split": split}
+        for name in COST_KEYS:
+            m, sd, _ = mean_std(self.cost_values(name, split, at_best_val) if split else [])
+            out[f"{name}_mean"], out[f"{name}_std"] = m, sd
+        return out
 
 
 def _is_ignored(key: str) -> bool:

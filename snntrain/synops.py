@@ -60,7 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from snntrain.config import ConfigError
+from snntrain.errors import ConfigError
 
 Array = jax.Array
 

@@ -36,8 +36,8 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import parallel as par
 from snntrain import rundir, synops, writers
-from snntrain.config import ConfigError
-from snntrain.experiment import Experiment, build, device_info, fingerprint
+from snntrain.errors import ConfigError
+from snntrain.experiment import Experiment, build, device_info, fingerprint, params_of
 from snntrain.progress import Progress
 from snntrain.registry import plain
 from snntrain.runstate import (
@@ -79,8 +79,8 @@ class StepRunner:
     def __init__(self, exp: Experiment, state: TrainState, key: jax.Array):
         self.exp, self.state, self.key = exp, state, key
         self.train_fn = exp.parallel.compile(make_train_step(exp))
-        self.chunk = min(MAX_STEPS_IN_FLIGHT, max(1, exp.cfg.trainer.log_every))
-        self.ckpt_every = int(exp.cfg.trainer.checkpoint_every or 0)
+        self.chunk = min(MAX_STEPS_IN_FLIGHT, exp.run.trainer.log_every)
+        self.ckpt_every = exp.run.trainer.checkpoint_every
         self.compile_s: float | None = None
         self.train_s = 0.0
         self.samples_per_s = 0.0
@@ -204,9 +204,9 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     When checkpoints exist but none can be read, the run says so, sets the unusable
     checkpoints and the metrics written so far aside (renamed, not deleted) and starts afresh.
     """
-    state, fp, resume = exp.init_state(), fingerprint(exp), str(exp.cfg.trainer.resume)
+    state, fp, resume = exp.init_state(), fingerprint(exp), exp.run.trainer.resume
     if resume == "never":
-        return state, RunProgress(), ckpts
+        return _init_from(exp, state, say), RunProgress(), ckpts
     if resume != "auto":
         restored = ckpt_lib.Checkpoints(Path(resume), write=False).restore(state, fp, say)
         if restored is None:
@@ -216,12 +216,31 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     if restored is None:
         if resume == "auto" and ckpts.steps():
             ckpts = _set_aside_unusable(ckpts, say)
-        return state, RunProgress(), ckpts
+        return _init_from(exp, state, say), RunProgress(), ckpts
     state, meta = restored
     progress = RunProgress.from_meta(meta, exp.steps_per_epoch)
     say(f"resuming from step {progress.step} (epoch {progress.epoch + 1}, batch "
         f"{progress.batch_in_epoch} of {exp.steps_per_epoch}) in {ckpts.directory}")
     return state, progress, ckpts
+
+
+def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
+    """A fresh start from a NIR graph's weights (``trainer.init_from``), else ``state``."""
+    path = exp.run.trainer.init_from
+    if not path:
+        return state
+    from flax import nnx
+
+    from snntrain import export
+
+    model = exp.model()
+    try:
+        nnx.update(model, export.load(path, model))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"trainer.init_from={path}: {e}") from None
+    params = nnx.state(model, nnx.Param)
+    say(f"initialised the model from {path}")
+    return TrainState(state.step, params, exp.tx.init(params))
 
 
 def _set_aside_unusable(ckpts: ckpt_lib.Checkpoints, say) -> ckpt_lib.Checkpoints:
@@ -327,15 +346,15 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
         say = _say if dp.is_main else (lambda _m: None)
         rec = writers.RunRecorder(run_dir, OmegaConf.to_container(cfg, resolve=True),
                                   wandb_settings(cfg), enabled=dp.is_main, say=say)
-        ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", int(cfg.trainer.keep_checkpoints),
-                                     async_save=bool(cfg.trainer.async_checkpointing))
+        ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", exp.run.trainer.keep_checkpoints,
+                                     async_save=exp.run.trainer.async_checkpointing)
         try:
             state, progress, ckpts = restore_or_start(exp, ckpts, say)
             start_step = progress.step
             rec.resume_at(start_step)
             if start_step == 0:
                 rec.log_surrogate(exp.surrogate)
-            Runner = FusedRunner if cfg.trainer.fused_epoch else StepRunner
+            Runner = FusedRunner if exp.run.trainer.fused_epoch else StepRunner
             runner = Runner(exp, dp.replicate(state), jax.random.PRNGKey(exp.seed))
             with _Signals() as signals:
                 status = train_epochs(exp, runner, progress, rec, ckpts, signals.received_any, say)
@@ -355,7 +374,7 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
                  rec: writers.RunRecorder, ckpts: ckpt_lib.Checkpoints,
                  stop: Callable[[], bool], say) -> str:
     """Per epoch: train, evaluate, record, checkpoint; ``completed`` or ``preempted``."""
-    tcfg, fp = exp.cfg.trainer, fingerprint(exp)
+    tcfg, fp = exp.run.trainer, fingerprint(exp)
     eval_fn = exp.parallel.compile(make_eval_step(exp), donate_state=False)
     eval_key = jax.random.fold_in(runner.key, EVAL_KEY)
     policy = DivergencePolicy(str(tcfg.on_nan), lambda: _last_good(ckpts), say)
@@ -395,7 +414,7 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
 def _periodic_save_due(progress: RunProgress, exp: Experiment) -> bool:
     """``trainer.checkpoint_every``, except on an epoch's last step: the epoch-end save
     follows it, after the evaluation, so a checkpoint never holds a finished epoch's sums."""
-    every = int(exp.cfg.trainer.checkpoint_every or 0)
+    every = exp.run.trainer.checkpoint_every
     return bool(every) and progress.step % every == 0 and (
         progress.batch_in_epoch < exp.steps_per_epoch)
 
@@ -434,23 +453,11 @@ def summarize(exp: Experiment, progress: RunProgress, runner: StepRunner, status
         "samples_per_s": (progress.step - start_step) * exp.batch_size / max(runner.train_s,
                                                                              1e-9),
         "surrogate": repr(exp.surrogate), "dataset": exp.data.describe(),
-        "model": str(exp.cfg.model.name), "encoder": str(exp.cfg.encoder.name), "T": exp.T,
+        "model": str(exp.run.model["name"]), "encoder": str(exp.run.encoder["name"]), "T": exp.T,
         "seed": exp.seed,
         "run_dir": str(run_dir.absolute()), "device": device_info(exp.parallel),
         "n_params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(exp.params))),
     }
-
-
-def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
-    """The newest parameters saved in ``run_dir`` (for analysis in a notebook)."""
-    run_dir = Path(run_dir)
-    cfg = cfg if cfg is not None else OmegaConf.load(run_dir / "config.yaml")
-    exp = build(cfg)
-    restored = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False).restore(
-        exp.init_state(), fingerprint(exp))
-    if restored is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
-    return restored[0].params
 
 
 __all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "make_epoch_fn",

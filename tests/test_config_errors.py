@@ -83,7 +83,7 @@ PARSE_CASES = [
     ("surrogate.name=7", "surrogate.name=7 is invalid"),
     ("surrogate.normalize=maybe", "surrogate.normalize='maybe' is invalid: must be one of true"),
     ("trainer.init_from=/no/such/net.nir", "trainer.init_from='/no/such/net.nir' is invalid: "
-                                           "must be null or an existing file"),
+                                           "must be null or an existing .nir file"),
     ("+metrics.foo=1", "unknown key metrics.foo; valid: energy, synops"),
     ("+metrics.energy.acpj=1", "unknown key metrics.energy.acpj (did you mean "
                                "metrics.energy.ac_pj?)"),

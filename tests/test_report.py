@@ -252,6 +252,9 @@ def test_pngs_are_images_of_the_expected_size_and_in_the_html(sweep, tmp_path):
         assert img.std() > 0.01, f"{name} is blank"
         assert f'src="{name}"' in html
     assert "<table>" in html and html.count("<tr") == 5  # header + 4 configurations
+    # Runs from before cost metrics: no cost columns, no cost plot, empty CSV cells.
+    assert not (out / "accuracy_vs_synops.png").exists() and "synaptic ops" not in html
+    assert {r["synops_mean"] for r in _csv_rows(out)} == {""}
 
 
 class _FakeSurrogate:
@@ -694,3 +697,209 @@ def test_normalized_runs_are_their_own_configurations_at_unit_integral(tmp_path)
     scaled = runs.surrogate_scale({"name": "fast_sigmoid", "alpha": 25.0, "normalize": True})
     assert scaled == pytest.approx((12.5, 1.0))
     assert np.isnan(runs.surrogate_scale({"name": "no_such_surrogate"})).all()
+
+
+# ---- cost: synaptic operations, energy, sparsity -------------------------------------------
+
+
+def test_pareto_front_on_hand_made_points():
+    nan = float("nan")
+    costs = [1.0, 2.0, 2.0, 3.0, 4.0, 5.0, nan, 4.0, 0.5]
+    accs = [0.80, 0.85, 0.83, 0.84, 0.90, 0.90, 0.99, 0.90, 0.70]
+    # 8 (cheapest), 0, 1, then 4 and its duplicate 7; 2 and 3 lose to 1, 5 to 4 (same
+    # accuracy, more ops), 6 has no cost.
+    assert compare.pareto_front(costs, accs) == [8, 0, 1, 4, 7]
+    # A loss is minimised: the front is the lowest loss for at most that cost.
+    losses = [0.5, 0.4, 0.45, 0.4, 0.2]
+    assert compare.pareto_front([1, 2, 3, 3, 9], losses, higher_is_better=False) == [0, 1, 4]
+    # The definition by brute force on random points: nobody costs <= and scores >= with one
+    # of the two strictly.
+    rng = np.random.default_rng(0)
+    c, a = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40) / 10
+    dominated = {
+        i
+        for i in range(40)
+        for j in range(40)
+        if c[j] <= c[i] and a[j] >= a[i] and (c[j] < c[i] or a[j] > a[i])
+    }
+    front = compare.pareto_front(c.tolist(), a.tolist())
+    assert sorted(front) == sorted(set(range(40)) - dominated)
+    assert [c[i] for i in front] == sorted(c[i] for i in front)
+
+
+def _ranked_with_costs(configs: dict) -> tuple[list, list[float]]:
+    """Rows from ``configs[name] = (best val accuracies, synaptic ops per seed)``, ranked by
+    the compare machinery, and each ranked row's mean ops (through Row.cost_values)."""
+    rows = []
+    for name, (accs, ops) in configs.items():
+        done = [
+            runs.Run(
+                Path(f"{name}{i}"),
+                "completed",
+                config={"seed": i},
+                summary={"best_val_accuracy": v, "best_val_epoch": 1},
+                epochs=[{"epoch": 1, "val_synops/total/acs": o, "val_synops/total/macs": 0.0}],
+            )
+            for i, (v, o) in enumerate(zip(accs, ops, strict=True))
+        ]
+        rows.append(runs.Row({"surrogate": name, "alpha": None}, {"name": name}, done))
+    metric = compare.Metric("best_val_accuracy")
+    ranked = compare.rank(rows, metric)
+    return ranked, report.synops_means(ranked, metric, "val")
+
+
+WINNER, CLOSE, WORSE = [0.95, 0.96, 0.94], [0.94, 0.96, 0.95, 0.93], [0.93, 0.91, 0.94, 0.92]
+
+
+def test_cheapest_within_noise_on_fixed_numbers():
+    # close is within noise of the winner and worse is not (Welch intervals of the test above).
+    ranked, ops = _ranked_with_costs(
+        {
+            "winner": (WINNER, [900, 1000, 1100]),
+            "close": (CLOSE, [700, 720, 690, 730]),  # mean 710
+            "worse": (WORSE, [100] * 4),  # cheapest, but worse
+            "single": ([0.93], [50]),  # one seed: no claim, not a candidate
+        }
+    )
+    assert [e.row.key["surrogate"] for e in ranked] == ["winner", "close", "single", "worse"]
+    assert [e.within_noise for e in ranked] == [True, True, None, False]
+    assert ops == pytest.approx([1000, 710, 50, 100])
+    assert compare.cheapest_within_noise(ranked, ops) == 1
+    assert report.cheapest_line(ranked, ops, "val") == (
+        "Cheapest in synaptic operations within noise of the selected configuration: close, "
+        "0.71× its synaptic operations per example (710 vs 1k, val split)."
+    )
+    # The selected one is itself the cheapest: the line says so, with what the others need.
+    ranked, ops = _ranked_with_costs(
+        {"winner": (WINNER, [500] * 3), "close": (CLOSE, [700, 720, 690, 730])}
+    )
+    assert compare.cheapest_within_noise(ranked, ops) == 0
+    assert report.cheapest_line(ranked, ops, "val").endswith(
+        "the selected one itself (500 per example, val split; the other one within noise of it "
+        "needs 1.42× as many)."
+    )
+    # Nothing within noise, or the winner's cost unknown: no choice, no line.
+    ranked, ops = _ranked_with_costs({"winner": (WINNER, [1] * 3), "worse": (WORSE, [1] * 4)})
+    assert compare.cheapest_within_noise(ranked, ops) is None
+    assert report.cheapest_line(ranked, ops, "val") == ""
+    assert compare.cheapest_within_noise(ranked, [float("nan"), 1.0]) is None
+
+
+def _add_cost(run_dir: Path, cost: dict[int, dict[str, float]]) -> None:
+    """Put ``cost[epoch]`` (epoch-record keys such as ``val_energy_uj``) into metrics.jsonl."""
+    path = run_dir / "metrics.jsonl"
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    for rec in recs:
+        if rec["split"] == "epoch":
+            rec.update(cost.get(rec["epoch"], {}))
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_cost_columns_are_seed_means_at_the_best_val_epoch_and_old_runs_stay_empty(tmp_path):
+    root = tmp_path / "s"
+    # Best validation accuracy at epoch 1 of 2: the cost columns read epoch 1 (where it was
+    # measured); epoch 2 and the test split hold other numbers that must not be used.
+    configs = {("sigmoid", 4.0): WINNER, ("erf", 1.0): CLOSE, ("arctan", 1.0): WORSE}
+    acs = {"sigmoid": [900, 1000, 1100], "erf": [700, 720, 690, 730], "arctan": [2000] * 4}
+    macs = {"sigmoid": [10, 10, 10], "erf": [0] * 4, "arctan": [0] * 4}
+    energy = {"sigmoid": [0.01, 0.02, 0.03], "erf": [0.004, 0.005, 0.006, 0.007]}
+    sparsity = {"sigmoid": [0.9, 0.8, 0.85], "erf": [0.95, 0.9, 0.85, 0.8]}
+    num = 0
+    for (name, alpha), vals in configs.items():
+        for seed, v in enumerate(vals):
+            d = write_run(
+                root / str(num),
+                {"name": name, "alpha": alpha},
+                seed,
+                [v, v - 0.1],
+                [0.9, 0.9],
+                {"lif0": 0.1},
+                1.0,
+            )
+            at_best = {
+                "val_synops/total/acs": acs[name][seed],
+                "val_synops/total/macs": macs[name][seed],
+                "val_energy_uj": energy.get(name, [0.001] * 4)[seed],
+                "val_sparsity/total": sparsity.get(name, [0.5] * 4)[seed],
+                "test_synops/total/acs": 1e6,
+            }
+            _add_cost(d, {1: at_best, 2: {k: 7e5 for k in at_best}})
+            num += 1
+    for seed, v in enumerate([0.5, 0.51]):  # from before cost metrics: empty cells
+        write_run(
+            root / str(num + seed),
+            {"name": "fast_sigmoid", "alpha": 25.0},
+            seed,
+            [v, v],
+            [0.5, 0.5],
+            {"lif0": 0.1},
+            1.0,
+        )
+    loaded = [runs.load_run(d) for d in runs.find_runs([root])]
+    assert runs.cost_split(loaded) == "val"
+    _, table = report.summarize(loaded)
+    rows = {r["surrogate"]: r for r in table}
+    for name in ("sigmoid", "erf"):
+        ops = [a + m for a, m in zip(acs[name], macs[name], strict=True)]
+        got = rows[name]
+        assert got["synops_mean"] == pytest.approx(statistics.mean(ops), rel=1e-12)
+        assert got["synops_std"] == pytest.approx(statistics.stdev(ops), rel=1e-12)
+        assert got["energy_uj_mean"] == pytest.approx(statistics.mean(energy[name]), rel=1e-12)
+        assert got["energy_uj_std"] == pytest.approx(statistics.stdev(energy[name]), rel=1e-12)
+        assert got["sparsity_mean"] == pytest.approx(statistics.mean(sparsity[name]), rel=1e-12)
+        assert got["sparsity_std"] == pytest.approx(statistics.stdev(sparsity[name]), rel=1e-12)
+    assert all(np.isnan(rows["fast_sigmoid"][k]) for k in ("synops_mean", "energy_uj_mean"))
+    # At the last epoch instead (a final-epoch selection metric such as val_accuracy).
+    row = next(r for r in runs.group_runs(loaded)[1] if r.key["surrogate"] == "erf")
+    assert row.cost_values("synops", "val") == [7e5 + 7e5] * 4
+    assert row.cost_values("synops", "test", at_best_val=True) == [1e6] * 4
+
+    out = report.make_report([root], tmp_path / "rep")
+    csv_rows = {r["surrogate"]: r for r in _csv_rows(out)}
+    assert float(csv_rows["sigmoid"]["synops_mean"]) == pytest.approx(1010)
+    assert csv_rows["fast_sigmoid"]["synops_mean"] == csv_rows["fast_sigmoid"]["energy_uj_mean"]
+    assert csv_rows["fast_sigmoid"]["synops_mean"] == ""
+    # sigmoid wins with 1010 ops, erf (710) is less accurate but cheaper: both on the front;
+    # arctan costs more than both and is worse; fast_sigmoid has no cost.
+    assert {k: r["pareto_front"] for k, r in csv_rows.items()} == {
+        "sigmoid": "True",
+        "erf": "True",
+        "arctan": "False",
+        "fast_sigmoid": "False",
+    }
+    verdict = (out / "verdict.txt").read_text()
+    assert (
+        "Cheapest in synaptic operations within noise of the selected configuration: erf, α=1, "
+        "0.70× its synaptic operations per example (710 vs 1.01k, val split).\n"
+    ) in verdict
+    md = (out / "summary.md").read_text()
+    assert "| synaptic ops / example (val) | energy / example (val) |" in md
+    sigmoid = next(line for line in md.splitlines() if line.startswith("| ★ 1 | sigmoid"))
+    # 1010 ± 100 ops; 0.02 ± 0.01 µJ = 20 ± 10 nJ; sparsity 0.85 ± 0.05
+    assert "| 1.01k ± 0.1k | 20 ± 10 nJ | 0.850 ± 0.050 | ◆ |" in sigmoid
+    old = next(line for line in md.splitlines() if "| fast_sigmoid |" in line)
+    assert "| — | — | — |  |" in old
+    img = matplotlib.image.imread(out / "accuracy_vs_synops.png")
+    assert img.shape[:2] == (550, 800) and img.std() > 0.01
+    page = (out / "index.html").read_text()
+    assert page.index('src="surrogate_gradients.png"') < page.index('src="accuracy_vs_synops.png"')
+
+
+def test_print_summary_shows_the_cost_when_logged():
+    import io
+
+    from rich.console import Console
+
+    from snntrain.progress import print_summary
+
+    def printed(summary: dict) -> str:
+        buf = io.StringIO()
+        print_summary({"status": "completed", **summary}, Console(file=buf, width=100), {})
+        return buf.getvalue()
+
+    text = printed(
+        {"cost": {"synops/total/acs": 3937.9, "synops/total/macs": 500.0, "energy_uj": 0.005844}}
+    )
+    assert "synaptic ops / example (test)" in text and "4,438" in text  # 3937.9 + 500
+    assert "energy µJ / example (test)" in text and "0.005844" in text
+    assert "synaptic ops" not in printed({"test_accuracy": 0.9})
