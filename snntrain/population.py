@@ -126,10 +126,11 @@ def axes(cfg: DictConfig) -> dict[str, list[Any]]:
     for key, values in _flatten({k: v for k, v in pop.items() if k not in SETTINGS}).items():
         if values is None or values == []:
             continue
+        target = _target(key)
         values = list(values) if isinstance(values, (list, tuple)) else [values]
         if any(isinstance(v, (dict, list)) for v in values):
             raise ConfigError(f"{KEY}.{key}={values} is invalid: must be a list of values")
-        found[_target(key)] = values
+        found[target] = values
     order = ["surrogate", *[k for k in found if k.startswith("surrogate.")],
              "optimizer.lr", "model.neuron.beta", "model.neuron.threshold", "seed"]
     return {k: found[k] for k in order if k in found}
@@ -288,7 +289,7 @@ def _with_neuron_values(exp: Experiment) -> tuple[Any, Any, Any]:
     ``beta``/``threshold`` as arrays in ``rest`` (``<name>_value``), so they can differ per
     member of one program."""
     model = exp.model()
-    for _, module in model.iter_modules():
+    for _, module in nnx.iter_modules(model):
         if isinstance(module, models.SpikingNeurons):
             for name, value in module.neuron.default_params().items():
                 if name in ("beta", "threshold"):
@@ -297,12 +298,13 @@ def _with_neuron_values(exp: Experiment) -> tuple[Any, Any, Any]:
 
 
 def _mapped(fn: Callable, vectorize: int, k: int) -> Callable:
-    """``fn`` over a leading member axis: ``lax.map`` (``vectorize=1``), ``vmap`` of all
-    members (``vectorize >= k``), or ``lax.map`` of ``vmap``-ed groups of ``vectorize``."""
-    if vectorize >= k:
-        return jax.vmap(fn)
+    """``fn`` over a leading member axis: ``lax.map`` (``vectorize=1``, even for one member:
+    a vmap of one is not its solo run bit for bit), ``vmap`` of all members
+    (``vectorize >= k``), or ``lax.map`` of ``vmap``-ed groups of ``vectorize``."""
     if vectorize == 1:
         return lambda *xs: jax.lax.map(lambda x: fn(*x), xs)
+    if vectorize >= k:
+        return jax.vmap(fn)
     return lambda *xs: jax.lax.map(lambda x: fn(*x), xs, batch_size=vectorize)
 
 
@@ -320,24 +322,31 @@ class Program:
     memory: dict[str, int]
 
 
+def _member_tx(exp: Experiment, lr_varies: bool) -> optax.GradientTransformation:
+    return per_member_lr(group_dict(exp.cfg.optimizer), exp.total_steps) if lr_varies \
+        else exp.tx
+
+
+def initial_state(exps: Sequence[Experiment], lr_varies: bool) -> dict[str, Any]:
+    """The members' initial states (each as its solo run's), stacked, and all alive."""
+    states = [TrainState(jnp.zeros((), jnp.int32), e.params, _member_tx(e, lr_varies).init(
+        e.params)) for e in exps]
+    return {"train": _stack(states), "alive": jnp.ones((len(exps),), bool)}
+
+
 def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: int,
                   lr_varies: bool, neuron_varies: bool, freeze: bool) -> Program:
     """Compile the train and evaluation steps of the members ``index`` of ``exps``."""
     sub = [exps[i] for i in index]
     base, k = sub[0], len(sub)
     args: dict[str, Any] = {"surrogate": stack_surrogates([e.surrogate for e in sub])}
-    params = [e.params for e in sub]
     if neuron_varies:
         split = [_with_neuron_values(e) for e in sub]
         base = dataclasses.replace(base, graphdef=split[0][0])
         args["rest"] = _stack([s[2] for s in split])
-    txs = [e.tx for e in sub]
     if lr_varies:
-        txs = [per_member_lr(group_dict(e.cfg.optimizer), e.total_steps) for e in sub]
-        base = dataclasses.replace(base, tx=txs[0])
-    init = {"train": _stack([TrainState(jnp.zeros((), jnp.int32), p, tx.init(p))
-                             for p, tx in zip(params, txs, strict=True)]),
-            "alive": jnp.ones((k,), bool)}
+        base = dataclasses.replace(base, tx=_member_tx(sub[0], lr_varies))
+    init = initial_state(sub, lr_varies)
 
     def member_exp(member_args):
         return dataclasses.replace(base, rest=member_args["rest"]) if "rest" in member_args \
@@ -369,13 +378,14 @@ def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: in
 
 
 def _memory(train_ma: Any, eval_ma: Any) -> dict[str, int]:
+    """Bytes of the compiled steps: ``arguments`` (states, batches, keys: grow with the
+    members) and ``temporaries`` (the largest step's scratch and new outputs)."""
     def get(ma, name):
         return int(getattr(ma, name, 0) or 0) if ma is not None else 0
 
-    state = get(train_ma, "argument_size_in_bytes")
     temp = max(get(train_ma, "temp_size_in_bytes") + get(train_ma, "output_size_in_bytes")
                - get(train_ma, "alias_size_in_bytes"), get(eval_ma, "temp_size_in_bytes"))
-    return {"arguments": state, "temporaries": temp, "total": state + temp}
+    return {"arguments": get(train_ma, "argument_size_in_bytes"), "temporaries": temp}
 
 
 def available_memory() -> int | None:
@@ -419,8 +429,14 @@ class Group:
     def init_state(self) -> dict[str, Any]:
         return {f"program{i}": p.init for i, p in enumerate(self.programs)}
 
-    def memory(self) -> int:
-        return sum(p.memory["total"] for p in self.programs)
+    def memory(self) -> tuple[float, float]:
+        """``(per member, shared)`` bytes of the compiled steps: the arguments grow with the
+        members, and so do the temporaries of vmapped members (``lax.map``-ed members reuse
+        one member's)."""
+        k = len(self.members)
+        args = sum(p.memory["arguments"] for p in self.programs)
+        temp = sum(p.memory["temporaries"] for p in self.programs)
+        return ((args + temp) / k, 0.0) if self.vectorize > 1 else (args / k, float(temp))
 
     def fingerprint(self) -> dict[str, Any]:
         fp = {k: v for k, v in fingerprint(self.base).items() if k != "seed"}
@@ -780,17 +796,17 @@ def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say
     size = len(ms) if chunk == "auto" else chunk
     while True:
         group = build_group(ms[:size], vectorize=vectorize, by_type=by_type)
-        need, avail = group.memory(), available_memory()
+        (per_member, fixed), avail = group.memory(), available_memory()
+        need = fixed + size * per_member
         if avail is None or need <= MEMORY_FRACTION * avail:
             return size, group
-        per_member = need / size
-        fits = int(MEMORY_FRACTION * avail // per_member)
+        fits = int((MEMORY_FRACTION * avail - fixed) // per_member)
         if chunk != "auto" or fits < 1 or fits >= size:
-            hint = (f"set {KEY}.chunk={max(fits, 1)} (or auto)" if fits >= 1
+            hint = (f"set {KEY}.chunk={fits} (or auto)" if fits >= 1
                     else "even one member does not fit; make the model or batch smaller")
             raise ConfigError(f"{KEY}: {size} members need about {_mib(need)} for their "
-                              f"training step ({_mib(per_member)} per member), but only "
-                              f"{_mib(avail)} is available (MemAvailable); {hint}")
+                              f"training step ({_mib(per_member)} per member + {_mib(fixed)} "
+                              f"shared), but only {_mib(avail)} is available; {hint}")
         say(f"population: {size} members need about {_mib(need)}, {_mib(avail)} available: "
             f"training them in groups of {fits}")
         size = fits
@@ -912,3 +928,29 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
             "completed": len(done), "diverged": sum(r["status"] == "diverged" for r in rows),
             metric: best[metric] if best else None, "best_member": best and best["member"],
             "wall_time_s": time.time() - t_start, "run_dir": str(Path(run_dir).absolute())}
+
+
+def params_of(run_dir: str | Path) -> dict[str, Any]:
+    """Every member's newest saved parameters, ``{member name: params}`` (for a notebook)."""
+    run_dir = Path(run_dir)
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    by_name = {m.name: m for m in members(cfg)}
+    out: dict[str, Any] = {}
+    for directory in [run_dir / "checkpoints", *sorted((run_dir / "checkpoints").glob("group*"))]:
+        ckpts = ckpt_lib.Checkpoints(directory, write=False)
+        try:
+            if not ckpts.steps():
+                continue
+            fp = ckpts.read_meta(ckpts.steps()[-1])["fingerprint"]
+            exps = [_build_member(by_name[name]) for name in fp["members"]]
+            lr_varies = any("optimizer.lr" in by_name[n].values for n in fp["members"])
+            target = {f"program{i}": initial_state([exps[j] for j in idx], lr_varies)
+                      for i, idx in enumerate(fp["programs"])}
+            state, _ = ckpts.restore(target, fp)
+        finally:
+            ckpts.close()
+        for i, idx in enumerate(fp["programs"]):
+            params = state[f"program{i}"]["train"].params
+            for j, k in enumerate(idx):
+                out[fp["members"][k]] = jax.tree.map(lambda x, j=j: x[j], params)
+    return out
