@@ -147,6 +147,31 @@ def test_memory_check_refuses_with_numbers_or_chunks(monkeypatch):
     assert size == 2 and len(first.members) == 2 and "groups of 2" in messages[0]
 
 
+@pytest.mark.parametrize("population_experiment, multirun_experiment", [
+    ("surrogate_comparison_population", "surrogate_comparison"),
+    ("alpha_scan_population", "alpha_scan"),
+])
+def test_population_experiments_have_the_multiruns_members(population_experiment,
+                                                           multirun_experiment):
+    """Every member config equals the config of one job of the multirun experiment."""
+    from test_sweeps import expand_sweep
+
+    ms = population.members(compose(f"experiment={population_experiment}", tiny=False))
+    jobs = expand_sweep([f"experiment={multirun_experiment}"])
+    want = sorted(json.dumps(OmegaConf.to_container(compose(
+        f"experiment={multirun_experiment}", *job, tiny=False)), sort_keys=True) for job in jobs)
+    got = sorted(json.dumps(OmegaConf.to_container(m.cfg), sort_keys=True) for m in ms)
+    assert len(ms) == len(jobs) and got == want
+
+
+def test_a_population_experiment_trains(tmp_path):
+    cfg = compose("experiment=alpha_scan_population", f"{POP}.seed=[0]", "trainer.epochs=1",
+                  "T=4", "model.hidden=[16]")
+    summary = train_and_evaluate(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["completed"] == 7
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
 # ---- training -----------------------------------------------------------------------------
 
 
@@ -289,6 +314,7 @@ def test_a_diverging_member_is_frozen_and_the_others_unchanged(tmp_path):
     _assert_params_equal(saved[ok2.name], other[without[1].name])
 
 
+@pytest.mark.slow
 def test_chunks_train_the_same_members(tmp_path):
     cfg = compose(f"{POP}.surrogate.alpha=[2,8]", f"{POP}.seed=[0,1]", f"{POP}.chunk=3")
     train_and_evaluate(cfg, tmp_path / "chunked")
@@ -301,6 +327,7 @@ def test_chunks_train_the_same_members(tmp_path):
         assert _records(a) == _records(b)
 
 
+@pytest.mark.slow
 def test_types_grouped_in_programs_equal_one_program(tmp_path):
     cfg = compose(f"{POP}.surrogate.name=[sigmoid,erf]", f"{POP}.seed=[0,1]")
     train_and_evaluate(cfg, tmp_path / "switch")
