@@ -329,6 +329,9 @@ class _Signals:
             signal.signal(sig, old)
 
 
+Signals = _Signals  # the public name (snntrain.population's loop uses it too)
+
+
 # ---- the loop ------------------------------------------------------------------------------
 
 
@@ -337,6 +340,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
 
     Returns the summary dict (also written to ``summary.json``).
     """
+    from snntrain import population  # (it builds on this module)
+
+    if population.is_population(cfg):  # trainer.population: many runs in one program
+        return population.train_population(cfg, run_dir)
     t_start = time.time()
     par.maybe_initialize_distributed(cfg.trainer)
     run_dir = resolve_run_dir(cfg, run_dir)
