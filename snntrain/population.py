@@ -291,9 +291,9 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
 
 class GroupRunner:
     """Train a group's epoch step by step: per step, every program's compiled step on its
-    members' batches. Yields ``(step, [metrics of member k or None when frozen])``; like
-    :class:`snntrain.train.StepRunner`, metrics are fetched in chunks, and when a step is
-    yielded as the last of its chunk, :attr:`state` is the state after it."""
+    members' batches. Yields ``(step, [metrics of member k])`` (a frozen member's are
+    ignored); like :class:`snntrain.train.StepRunner`, metrics are fetched in chunks, and when
+    a step is yielded as the last of its chunk, :attr:`state` is the state after it."""
 
     def __init__(self, group: Group, state: dict[str, Any]):
         self.group, self.state = group, state
@@ -502,13 +502,15 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
                        runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints,
                        stop: Callable[[], bool], say) -> str:
     """Per epoch: train, evaluate, record, checkpoint every live member (as
-    :func:`snntrain.train.train_epochs` for one run); ``completed`` or ``preempted``."""
+    :func:`snntrain.train.train_epochs` for one run); ``completed`` (members that diverged
+    are recorded as such) or ``preempted``."""
     base = group.base
     tcfg, fp = base.cfg.trainer, group.fingerprint()
     every = int(tcfg.checkpoint_every or 0)
 
     def save() -> None:
-        meta = position.to_meta(0, np.zeros(2, np.uint32), fp)
+        meta = position.to_meta(0, np.zeros(2, np.uint32), fp)  # the group's position;
+        # each member's (with its own seed and key) below
         meta["members"] = [r.to_meta(np.asarray(jax.random.PRNGKey(r.exp.seed))) for r in runs]
         ckpts.save(position.step, runner.state, meta)
 
@@ -558,7 +560,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
     if live() and position.epoch < base.epochs:
         save()
         return "preempted"
-    return "completed"  # (members that diverged are recorded as such)
+    return "completed"
 
 
 def _chunk_size(cfg: DictConfig, n: int) -> int | str:
