@@ -131,21 +131,6 @@ def _nir_file(v: Any) -> str | None:
     return "null or an existing .nir file"
 
 
-def is_population(cfg: Any) -> bool:
-    """Whether ``trainer.population`` sets any axis (then the run is a population)."""
-    pop = OmegaConf.select(cfg, "trainer.population") if OmegaConf.is_config(cfg) else (
-        (cfg.get("trainer") or {}).get("population"))
-    if not pop:
-        return False
-
-    def any_set(node: Any) -> bool:
-        if isinstance(node, Mapping) or OmegaConf.is_dict(node):
-            return any(any_set(v) for v in node.values())
-        return node is not None
-
-    return any(any_set(v) for k, v in pop.items() if k not in ("mode", "chunk", "vectorize"))
-
-
 def _field(rule: Rule) -> Any:
     return dataclasses.field(metadata={"rule": rule})
 

@@ -42,8 +42,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
-from snntrain import rundir, surrogates, train, writers
-from snntrain.config import ConfigError
+from snntrain import lifecycle, rundir, surrogates, writers
+from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint
 from snntrain.paths import CONFIG_DIR
 from snntrain.population_step import Program, available_memory, build_program, initial_state
@@ -246,7 +246,7 @@ def _check_compatible(group_members: list[Member], exps: list[Experiment]) -> No
         if e.parallel.mode != "none" or e.parallel.process_count > 1:
             raise ConfigError(f"{KEY}: population training runs on one device (a members x "
                               "data mesh is not implemented); set trainer.parallel=none")
-        if e.cfg.trainer.fused_epoch:
+        if e.run.trainer.fused_epoch:
             raise ConfigError(f"{KEY}: trainer.fused_epoch=true is not supported with a "
                               "population; set trainer.fused_epoch=false")
         diff = ckpt_lib.describe_difference(ckpt_lib.shapes_of(e.params), shapes)
@@ -271,7 +271,7 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
     found = set().union(*(m.values for m in group_members))
     lr_varies = "optimizer.lr" in found
     neuron_varies = bool({"model.neuron.beta", "model.neuron.threshold"} & found)
-    if lr_varies and any(e.cfg.optimizer.get("schedule", "constant") != "constant"
+    if lr_varies and any(e.run.optimizer.get("schedule", "constant") != "constant"
                          for e in exps):
         raise ConfigError(f"{KEY}.optimizer.lr needs optimizer.schedule=constant (optax's "
                           "schedules cannot take a traced peak rate); use a multirun "
@@ -281,7 +281,7 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
     kinds = [e.surrogate.name for e in exps]
     parts = ([[i for i, k in enumerate(kinds) if k == kind] for kind in dict.fromkeys(kinds)]
              if by_type else [list(range(len(exps)))])
-    freeze = str(exps[0].cfg.trainer.on_nan) == "stop"
+    freeze = exps[0].run.trainer.on_nan == "stop"
     t0 = time.perf_counter()
     programs = [build_program(exps, idx, vectorize=min(vectorize, len(idx)),
                               lr_varies=lr_varies, neuron_varies=neuron_varies, freeze=freeze)
@@ -298,8 +298,8 @@ class GroupRunner:
     def __init__(self, group: Group, state: dict[str, Any]):
         self.group, self.state = group, state
         base = group.base
-        self.chunk = min(train.MAX_STEPS_IN_FLIGHT, max(1, base.cfg.trainer.log_every))
-        self.ckpt_every = int(base.cfg.trainer.checkpoint_every or 0)
+        self.chunk = min(lifecycle.MAX_STEPS_IN_FLIGHT, base.run.trainer.log_every)
+        self.ckpt_every = base.run.trainer.checkpoint_every
         self.train_s = 0.0
         self.samples_per_s = 0.0
         seeds = [e.seed for e in group.exps]
@@ -367,7 +367,7 @@ class GroupRunner:
         for b, per_member in enumerate(self._batches(split, 0, 0, False)):
             for i, p in enumerate(self.group.programs):
                 keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
-                    jax.vmap(jax.random.fold_in, in_axes=(0, None))(p.keys, train.EVAL_KEY), b)
+                    jax.vmap(jax.random.fold_in, in_axes=(0, None))(p.keys, lifecycle.EVAL_KEY), b)
                 sums = jax.device_get(p.eval(self.state[f"program{i}"]["train"].params,
                                              self._stacked(per_member, p), keys, p.args))
                 for j, k in enumerate(p.index):
@@ -427,7 +427,7 @@ def _member_say(name: str, say) -> Callable[[str], None]:
 
 
 def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
-    logger = train.wandb_settings(run.member.cfg)
+    logger = lifecycle.wandb_settings(run.member.cfg)
     if logger is not None:
         logger["group"] = logger.get("group") or group_name
         logger["reinit"] = "create_new"  # every member's run is open at once
@@ -445,7 +445,7 @@ def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Check
                       ) -> tuple[dict[str, Any], RunProgress, ckpt_lib.Checkpoints]:
     """As :func:`snntrain.train.restore_or_start`, for the whole group: the stacked state,
     the group's position, and every member's progress and status (from the checkpoint)."""
-    state, resume = group.init_state(), str(group.base.cfg.trainer.resume)
+    state, resume = group.init_state(), group.base.run.trainer.resume
     if resume == "never":
         return state, RunProgress(), ckpts
     source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(Path(resume), write=False)
@@ -505,7 +505,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
     :func:`snntrain.train.train_epochs` for one run); ``completed`` (members that diverged
     are recorded as such) or ``preempted``."""
     base = group.base
-    tcfg, fp = base.cfg.trainer, group.fingerprint()
+    tcfg, fp = base.run.trainer, group.fingerprint()
     every = int(tcfg.checkpoint_every or 0)
 
     def save() -> None:
@@ -615,7 +615,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     scripts/bench_population.py; the single program is the default).
     """
     t_start = time.time()
-    run_dir = train.resolve_run_dir(cfg, run_dir)
+    run_dir = lifecycle.resolve_run_dir(cfg, run_dir)
     status = "completed"
     with rundir.RunLock(run_dir):
         ms = members(cfg)
@@ -623,7 +623,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         group_name = wandb_group(run_dir)
         size, first = plan_groups(cfg, ms, by_type=by_type)
         starts = list(range(0, len(ms), size))
-        with train.Signals() as signals:
+        with lifecycle.Signals() as signals:
             for g, start in enumerate(starts):
                 part = ms[start:start + size]
                 ckpt_dir = run_dir / "checkpoints" / (f"group{g}" if len(starts) > 1 else "")
@@ -640,7 +640,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     if status == "preempted":
         raise Preempted(f"received signal {signals.received}: saved a checkpoint in "
                         f"{run_dir / 'checkpoints'}; to resume, run: "
-                        f"{train.resume_command(run_dir)}")
+                        f"{lifecycle.resume_command(run_dir)}")
     return summary
 
 
@@ -659,7 +659,7 @@ def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
 
 
 class _Timing:
-    """What :func:`snntrain.train.summarize` reads from a runner."""
+    """What :func:`snntrain.lifecycle.summarize` reads from a runner."""
 
     def __init__(self, train_s: float, compile_s: float):
         self.train_s, self.compile_s = train_s, compile_s
@@ -667,13 +667,13 @@ class _Timing:
 
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                  stop: Callable[[], bool], t_start: float, say=_say) -> str:
-    ckpts = ckpt_lib.Checkpoints(ckpt_dir, int(group.base.cfg.trainer.keep_checkpoints),
-                                 async_save=bool(group.base.cfg.trainer.async_checkpointing))
+    ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
+                                 async_save=group.base.run.trainer.async_checkpointing)
     runs = []
     for m, e in zip(group.members, group.exps, strict=True):
         d = rundir.prepare(run_dir / "members" / m.name)
         runs.append(MemberRun(m, e, d, RunProgress(), DivergencePolicy(
-            str(e.cfg.trainer.on_nan), lambda: _last_good(ckpts), _member_say(m.name, say))))
+            e.run.trainer.on_nan, lambda: _last_good(ckpts), _member_say(m.name, say))))
     try:
         state, position, ckpts = _restore_or_start(group, runs, ckpts, say)
         start_step = position.step
@@ -693,7 +693,7 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         if run.rec is None:
             continue
         final = "preempted" if status == "preempted" else "completed"
-        summary = train.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start,
+        summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start,
                                   start_step)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs)}
         run.rec.finish(summary)

@@ -23,8 +23,9 @@ import optax
 from flax import nnx
 
 from snntrain import models, optim, surrogates
-from snntrain.config import ConfigError
-from snntrain.experiment import Experiment, group_dict
+from snntrain.errors import ConfigError
+from snntrain.experiment import Experiment
+from snntrain.registry import plain
 from snntrain.steps import TrainState, make_eval_step, make_train_step
 
 
@@ -151,7 +152,7 @@ class Program:
 
 
 def member_tx(exp: Experiment, lr_varies: bool) -> optax.GradientTransformation:
-    return per_member_lr(group_dict(exp.cfg.optimizer), exp.total_steps) if lr_varies \
+    return per_member_lr(plain(exp.run.optimizer), exp.total_steps) if lr_varies \
         else exp.tx
 
 
