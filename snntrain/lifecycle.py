@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
-from snntrain import rundir, writers
+from snntrain import rundir, synops, writers
 from snntrain.experiment import Experiment, device_info
 from snntrain.registry import plain
 from snntrain.runstate import RunProgress
@@ -164,3 +164,14 @@ def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
     }
 
 
+
+
+def split_means(exp: Experiment, totals: dict[str, float]) -> dict[str, float]:
+    """A split's summed eval sums as per-example means: ``loss``, ``accuracy``, rates and, when
+    counted, the cost metrics (:func:`snntrain.synops.finalize`). Consumes ``totals``."""
+    n = max(totals.pop("count"), 1.0)
+    out = {"loss": totals.pop("loss") / n, "accuracy": totals.pop("correct") / n}
+    out.update({k: v / n for k, v in totals.items()})
+    if exp.synapses is not None:  # per-example cost metrics, sparsity and energy
+        out.update(synops.finalize(totals, n, exp.energy))
+    return out

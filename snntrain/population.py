@@ -177,8 +177,9 @@ def member_config(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
     member = copy.deepcopy(cfg)
     with open_dict(member):
         member.trainer.population = _default_population()
-        if "surrogate" in values:
-            member.surrogate = _surrogate_group(values["surrogate"])
+        if "surrogate" in values:  # the top-level defaults (normalize) first, as Hydra does
+            top = {"normalize": cfg.surrogate.get("normalize", False)}
+            member.surrogate = OmegaConf.merge(top, _surrogate_group(values["surrogate"]))
         for key, value in values.items():
             if key != "surrogate":
                 OmegaConf.update(member, key, value, merge=False, force_add=True)
@@ -373,13 +374,7 @@ class GroupRunner:
                 for j, k in enumerate(p.index):
                     for name, v in sums.items():
                         totals[k][name] = totals[k].get(name, 0.0) + float(v[j])
-        results = []
-        for t in totals:
-            c = max(t.pop("count"), 1.0)
-            out = {"loss": t.pop("loss") / c, "accuracy": t.pop("correct") / c}
-            out.update({k: v / c for k, v in t.items()})
-            results.append(out)
-        return results
+        return [lifecycle.split_means(e, t) for e, t in zip(self.group.exps, totals, strict=True)]
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -715,12 +710,15 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
             s = {}
         rows.append({"member": m.name, "values": m.values, "status": s.get("status"),
                      metric: s.get(metric), "best_val_accuracy": s.get("best_val_accuracy"),
+                     "test_accuracy": s.get("test_accuracy"),
                      "diverged_at_step": s.get("diverged_at_step")})
     done = [r for r in rows if r["status"] == "completed" and r[metric] is not None]
     best = max(done, key=lambda r: r[metric]) if done else None
     return {"status": status, "population": len(ms), "members": rows,
             "completed": len(done), "diverged": sum(r["status"] == "diverged" for r in rows),
             metric: best[metric] if best else None, "best_member": best and best["member"],
+            # the selected member's test accuracy (selection by optimize_metric, not by test)
+            "test_accuracy": best["test_accuracy"] if best else None,
             "wall_time_s": time.time() - t_start, "run_dir": str(Path(run_dir).absolute())}
 
 

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import parallel as par
-from snntrain import rundir, synops, writers
+from snntrain import rundir, writers
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint, params_of
 from snntrain.lifecycle import (
@@ -41,6 +41,7 @@ from snntrain.lifecycle import (
     resolve_run_dir,
     resume_command,
     say_stderr,
+    split_means,
     summarize,
     wandb_settings,
 )
@@ -163,12 +164,7 @@ def evaluate(exp: Experiment, eval_fn, params, source, key) -> dict[str, float]:
             eval_fn(params, batch, jax.random.fold_in(key, k), exp.surrogate))
         for name, v in sums.items():
             totals[name] = totals.get(name, 0.0) + float(v)
-    n = max(totals.pop("count"), 1.0)
-    out = {"loss": totals.pop("loss") / n, "accuracy": totals.pop("correct") / n}
-    out.update({k: v / n for k, v in totals.items()})
-    if exp.synapses is not None:  # per-example cost metrics, sparsity and energy
-        out.update(synops.finalize(totals, n, exp.energy))
-    return out
+    return split_means(exp, totals)
 
 
 def end_of_epoch(exp: Experiment, eval_fn, params, progress: RunProgress, key,
