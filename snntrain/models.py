@@ -180,6 +180,9 @@ class SpikingNeurons(nnx.Module):
 
     def params(self, dtype: Any) -> dict[str, Any]:
         p = dict(self.neuron.default_params())
+        for name in ("beta", "threshold"):  # per-member values (snntrain.population)
+            if hasattr(self, f"{name}_value"):
+                p[name] = getattr(self, f"{name}_value")[...].astype(dtype)
         if self.learn_beta:
             p["beta"] = jax.nn.sigmoid(self.beta_logit[...]).astype(dtype).reshape(self.broadcast)
         if self.learn_threshold:

@@ -95,7 +95,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     for root in map(Path, paths):
         for dirpath, dirnames, _ in os.walk(root):
             d = Path(dirpath)
-            if d.name != ".hydra" and (
+            if (d / "members").is_dir():  # a population: its members are the runs
+                dirnames[:] = ["members"]
+            elif d.name != ".hydra" and (
                 (d / "config.yaml").is_file() or (d / ".hydra" / "config.yaml").is_file()
             ):
                 found.add(d.resolve())

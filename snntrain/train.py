@@ -18,11 +18,6 @@ any checkpoint reproduces the uninterrupted run bit for bit.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import shlex
-import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,11 +30,22 @@ from omegaconf import DictConfig, OmegaConf
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import parallel as par
-from snntrain import rundir, synops, writers
+from snntrain import rundir, writers
 from snntrain.errors import ConfigError
-from snntrain.experiment import Experiment, build, device_info, fingerprint, params_of
+from snntrain.experiment import Experiment, build, fingerprint, params_of
+from snntrain.lifecycle import (
+    EVAL_KEY,
+    MAX_STEPS_IN_FLIGHT,
+    Signals,
+    last_good,
+    resolve_run_dir,
+    resume_command,
+    say_stderr,
+    split_means,
+    summarize,
+    wandb_settings,
+)
 from snntrain.progress import Progress
-from snntrain.registry import plain
 from snntrain.runstate import (
     Diverged,
     DivergencePolicy,
@@ -49,20 +55,8 @@ from snntrain.runstate import (
 )
 from snntrain.steps import TrainState, make_epoch_fn, make_eval_step, make_train_step
 
-# JAX logs, at INFO, each accelerator backend it did not find ("Unable to initialize backend
-# 'tpu'"); under Hydra's INFO logging that is noise on every CPU run.
-logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-
-# Block on results at least this often: many un-awaited collective steps in flight deadlock
-# XLA's virtual CPU devices ("rendezvous ... only 3 arrived").
-MAX_STEPS_IN_FLIGHT = 20
-EVAL_KEY = 2**31 - 1
 PREEMPTED_EXIT_CODE = Preempted.exit_code
 DIVERGED_EXIT_CODE = Diverged.exit_code
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---- epoch runners: the same (step, metrics) stream, two ways ------------------------------
@@ -170,12 +164,7 @@ def evaluate(exp: Experiment, eval_fn, params, source, key) -> dict[str, float]:
             eval_fn(params, batch, jax.random.fold_in(key, k), exp.surrogate))
         for name, v in sums.items():
             totals[name] = totals.get(name, 0.0) + float(v)
-    n = max(totals.pop("count"), 1.0)
-    out = {"loss": totals.pop("loss") / n, "accuracy": totals.pop("correct") / n}
-    out.update({k: v / n for k, v in totals.items()})
-    if exp.synapses is not None:  # per-example cost metrics, sparsity and energy
-        out.update(synops.finalize(totals, n, exp.energy))
-    return out
+    return split_means(exp, totals)
 
 
 def end_of_epoch(exp: Experiment, eval_fn, params, progress: RunProgress, key,
@@ -253,82 +242,6 @@ def _set_aside_unusable(ckpts: ckpt_lib.Checkpoints, say) -> ckpt_lib.Checkpoint
     return ckpt_lib.Checkpoints(directory, keep=ckpts.keep, async_save=ckpts.async_save)
 
 
-def wandb_settings(cfg: DictConfig) -> dict[str, Any] | None:
-    """The logger group with the wandb run name, group and tags decided (None: no wandb)."""
-    logger = plain(cfg.logger)
-    if logger.get("name") == "none":
-        return None
-    logger["name"] = logger.get("run_name") or writers.default_run_name(
-        plain(cfg.surrogate), int(cfg.seed))
-    # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
-    logger["group"] = logger.get("group") or writers.hydra_sweep_group()
-    logger["tags"] = [*(logger.get("tags") or []), *writers.run_tags(cfg)]
-    return logger
-
-
-def resolve_run_dir(cfg: DictConfig, run_dir: str | Path | None, say=_say) -> Path:
-    """``run_dir``; else Hydra's output directory, or the unfinished run it continues; else
-    ``outputs/<date>/<time>``."""
-    if run_dir is None:
-        try:
-            from hydra.core.hydra_config import HydraConfig
-
-            run_dir = continue_unfinished(cfg, HydraConfig.get(), say)
-        except ValueError:
-            run_dir = Path("outputs") / time.strftime("%Y-%m-%d/%H-%M-%S")
-    return rundir.prepare(run_dir, f".write_test{jax.process_index()}")
-
-
-def continue_unfinished(cfg: DictConfig, hydra_cfg: Any, say) -> Path:
-    """Hydra's new run directory, or (``trainer.resume=auto``, a single run in the default
-    timestamped layout) the newest unfinished run of the same command, which it continues.
-
-    Under SLURM the default directory is named after the job and is the same after a requeue;
-    an explicit ``hydra.run.dir`` is always used as given.
-    """
-    from hydra.types import RunMode
-
-    new = Path(hydra_cfg.runtime.output_dir)
-    explicit = any(o.startswith("hydra.run.dir=") for o in hydra_cfg.overrides.hydra)
-    if (cfg.trainer.resume != "auto" or hydra_cfg.mode != RunMode.RUN or explicit
-            or rundir.stamp().startswith("slurm-") or (new / "checkpoints").exists()):
-        return new
-    old = rundir.find_unfinished(new.parents[1], list(hydra_cfg.overrides.task),
-                                 OmegaConf.to_container(cfg, resolve=True), exclude=new)
-    if old is None:
-        return new
-    rundir.discard_if_empty(new)
-    say(f"continuing the unfinished run of the same command in {old} "
-        "(trainer.resume=never starts a new one)")
-    return old
-
-
-class _Signals:
-    """Turn SIGTERM/SIGINT into a flag the loop checks between steps."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError):  # not the main thread (e.g. a notebook)
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def received_any(self) -> bool:
-        return self.received is not None
-
-    def _handle(self, signum, _frame):
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.received = signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 # ---- the loop ------------------------------------------------------------------------------
 
 
@@ -337,13 +250,17 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
 
     Returns the summary dict (also written to ``summary.json``).
     """
+    from snntrain import population
+
+    if population.is_population(cfg):  # trainer.population: many runs in one program
+        return population.train_population(cfg, run_dir)
     t_start = time.time()
     par.maybe_initialize_distributed(cfg.trainer)
     run_dir = resolve_run_dir(cfg, run_dir)
     with rundir.RunLock(run_dir, enabled=jax.process_index() == 0):
         exp = build(cfg)
         dp = exp.parallel
-        say = _say if dp.is_main else (lambda _m: None)
+        say = say_stderr if dp.is_main else (lambda _m: None)
         rec = writers.RunRecorder(run_dir, OmegaConf.to_container(cfg, resolve=True),
                                   wandb_settings(cfg), enabled=dp.is_main, say=say)
         ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", exp.run.trainer.keep_checkpoints,
@@ -356,7 +273,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                 rec.log_surrogate(exp.surrogate)
             Runner = FusedRunner if exp.run.trainer.fused_epoch else StepRunner
             runner = Runner(exp, dp.replicate(state), jax.random.PRNGKey(exp.seed))
-            with _Signals() as signals:
+            with Signals() as signals:
                 status = train_epochs(exp, runner, progress, rec, ckpts, signals.received_any, say)
             ckpts.close()
         finally:
@@ -377,7 +294,7 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
     tcfg, fp = exp.run.trainer, fingerprint(exp)
     eval_fn = exp.parallel.compile(make_eval_step(exp), donate_state=False)
     eval_key = jax.random.fold_in(runner.key, EVAL_KEY)
-    policy = DivergencePolicy(str(tcfg.on_nan), lambda: _last_good(ckpts), say)
+    policy = DivergencePolicy(str(tcfg.on_nan), lambda: last_good(ckpts), say)
 
     def save() -> None:
         ckpts.save(progress.step, exp.parallel.unreplicate(runner.state),
@@ -417,47 +334,6 @@ def _periodic_save_due(progress: RunProgress, exp: Experiment) -> bool:
     every = exp.run.trainer.checkpoint_every
     return bool(every) and progress.step % every == 0 and (
         progress.batch_in_epoch < exp.steps_per_epoch)
-
-
-def _last_good(ckpts: ckpt_lib.Checkpoints) -> str:
-    good = ckpts.steps()
-    return (f"last good checkpoint: {ckpts.directory / str(good[-1])}" if good
-            else "no checkpoint was written yet")
-
-
-def resume_command(run_dir: Path) -> str:
-    """The command that continues this run (the same overrides, in the same directory)."""
-    args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
-    return " ".join(["python -m snntrain", *map(shlex.quote, args),
-                     shlex.quote(f"hydra.run.dir={Path(run_dir).absolute()}")])
-
-
-def summarize(exp: Experiment, progress: RunProgress, runner: StepRunner, status: str,
-              run_dir: Path, t_start: float, start_step: int) -> dict[str, Any]:
-    """``summary.json``: the last epoch's metrics, best validation, timing, what ran, where."""
-    last = progress.last_epoch
-    return {
-        "status": status, "steps": progress.step, "epochs": progress.epoch,
-        "test_accuracy": last.get("test_accuracy"), "test_loss": last.get("test_loss"),
-        "train_loss": last.get("train_loss"), "train_accuracy": last.get("train_accuracy"),
-        "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
-        "best_val_accuracy": progress.best_val_accuracy,
-        "best_val_epoch": progress.best_val_epoch,
-        "firing_rates": {k[len("test_rate/"):]: v for k, v in last.items()
-                         if k.startswith("test_rate/")},
-        "cost": {k[len("test_"):]: v for k, v in last.items()
-                 if k.startswith(("test_synops/total/", "test_energy", "test_sparsity/total",
-                                  "test_spikes/total"))},
-        "wall_time_s": time.time() - t_start, "train_time_s": runner.train_s,
-        "compile_time_s": runner.compile_s or 0.0,
-        "samples_per_s": (progress.step - start_step) * exp.batch_size / max(runner.train_s,
-                                                                             1e-9),
-        "surrogate": repr(exp.surrogate), "dataset": exp.data.describe(),
-        "model": str(exp.run.model["name"]), "encoder": str(exp.run.encoder["name"]), "T": exp.T,
-        "seed": exp.seed,
-        "run_dir": str(run_dir.absolute()), "device": device_info(exp.parallel),
-        "n_params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(exp.params))),
-    }
 
 
 __all__ = ["train_and_evaluate", "build", "make_train_step", "make_eval_step", "make_epoch_fn",

@@ -104,7 +104,8 @@ class Wandb:
                 project=cfg.get("project", "snntrain"), entity=cfg.get("entity"),
                 group=cfg.get("group"), name=cfg.get("name"), tags=list(cfg.get("tags") or []),
                 job_type=cfg.get("job_type", "train"), config=config, dir=str(run_dir),
-                id=run_id, resume="allow", mode=mode, reinit="finish_previous",
+                id=run_id, resume="allow", mode=mode,
+                reinit=cfg.get("reinit", "finish_previous"),  # create_new: several at once
                 settings=wandb.Settings(init_timeout=float(cfg.get("init_timeout_s", 30)),
                                         console="off", silent=True, x_disable_stats=True),
             )

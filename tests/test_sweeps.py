@@ -25,6 +25,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 EVENT_EXPERIMENTS = {e for e in EXPERIMENTS if any(
     f"override /dataset: {d}\n" in (CONFIG_DIR / "experiment" / f"{e}.yaml").read_text()
     for d in ("shd", "ssc", "nmnist", "dvs_gesture", "events"))}
+# Population experiments sweep inside one run: tests/test_population.py composes and runs them.
+POPULATION_EXPERIMENTS = {e for e in EXPERIMENTS if e.endswith("_population")}
 TINY = [
     "logger=none",
     "trainer.progress=false",
@@ -80,7 +82,8 @@ def test_experiments_exist():
         assert text.startswith("# @package _global_"), name
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - EVENT_EXPERIMENTS))
+@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - EVENT_EXPERIMENTS
+                                         - POPULATION_EXPERIMENTS))
 def test_every_experiment_composes_and_runs_with_a_tiny_budget(name, tmp_path):
     """``experiment=glob(*)``: every sweep point composes and builds; the first one trains."""
     from snntrain.config import validate

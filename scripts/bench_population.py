@@ -1,0 +1,246 @@
+"""Speed of population training against solo runs, on the digits default network.
+
+    python scripts/bench_population.py                    # steps at K = 1, 4, 16, 64; types
+    python scripts/bench_population.py --ks 1,4,16 --e2e  # + the 63-run comparison end to end
+    python scripts/bench_population.py --json out.json
+
+Sections:
+
+* ``steps``: the compiled training step of K members of the default config (8x8 digits,
+  64 -> 256 LIF -> 10, T = 25, batch 128, Adam), seeds 0..K-1, against K sequential solo steps
+  in the same process (one compiled solo step called K times). Three layouts of the population
+  step: ``map`` (``vectorize=1``: ``lax.map``, members one after another inside the program,
+  bit-identical to solo), ``vmap`` (``vectorize=K``) and, for K >= 4, ``vmap4`` (``lax.map``
+  of vmapped groups of 4). Reported per member-step, as the gain over solo (solo time x K /
+  population time); wall and process CPU time, each the best of several rounds (the machine
+  is shared: the best round is the least disturbed one).
+* ``types``: K members cycling through 4 surrogate types (sigmoid, arctan, erf, fast_sigmoid),
+  as one program with the switch surrogate against one program per type (``by_type``), both
+  with ``map`` and with ``vmap``.
+* ``e2e`` (``--e2e``): ``experiment=surrogate_comparison`` (21 surrogates x 3 seeds, 20 epochs)
+  as one population process against the multirun, estimated from ``--solo-runs`` measured
+  processes (each ``python -m snntrain experiment=surrogate_comparison surrogate=<s> seed=<n>``)
+  times 63, both with the experiment's logger (wandb offline here).
+
+Batches are fixed device arrays in ``steps``/``types`` (the host pipeline is not timed there;
+it is in ``e2e``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from snntrain.hostenv import reexec_with_hugepages
+
+ROOT = Path(__file__).resolve().parents[1]
+TYPES = ("sigmoid", "arctan", "erf", "fast_sigmoid")
+
+
+def _compose(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from snntrain.paths import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=["logger=none", "trainer.progress=false",
+                                            *overrides])
+
+
+def _time(call, state, n: int, rounds: int) -> tuple[float, float]:
+    """Best (wall, cpu) seconds per call over ``rounds`` rounds of ``n`` calls."""
+    import jax
+
+    state, out = call(state)
+    jax.block_until_ready(out)
+    best_w = best_c = float("inf")
+    for _ in range(rounds):
+        w, c = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            state, out = call(state)
+        jax.block_until_ready(out)
+        best_w = min(best_w, (time.perf_counter() - w) / n)
+        best_c = min(best_c, (time.process_time() - c) / n)
+    return best_w, best_c
+
+
+def _stacked_batch(group, program) -> dict:
+    import jax
+    import numpy as np
+
+    from snntrain import data as data_lib
+
+    per_member = [next(data_lib.batches(e.data.train, e.batch_size, seed=e.seed))
+                  for e in group.exps]
+    return jax.device_put({k: np.stack([per_member[i][k] for i in program.index])
+                           for k in per_member[0]})
+
+
+def _population_time(group, n: int, rounds: int) -> tuple[float, float]:
+    """Seconds per population step (all programs of ``group``)."""
+    progs = group.programs
+    batches = [_stacked_batch(group, p) for p in progs]
+
+    def call(states):
+        out = []
+        new = []
+        for p, s, b in zip(progs, states, batches, strict=True):
+            s, m = p.step(s, b, p.keys, p.args)
+            new.append(s)
+            out.append(m["loss"])
+        return new, out
+
+    return _time(call, [p.init for p in progs], n, rounds)
+
+
+def _solo_time(cfg, n: int, rounds: int) -> tuple[float, float]:
+    """Seconds per solo step, compiled exactly as a solo run compiles it."""
+    import jax
+
+    from snntrain import data as data_lib
+    from snntrain.experiment import build
+    from snntrain.steps import make_train_step
+
+    exp = build(cfg)
+    fn = exp.parallel.compile(make_train_step(exp))
+    batch = jax.device_put(next(data_lib.batches(exp.data.train, exp.batch_size, seed=0)))
+    key = jax.random.PRNGKey(0)
+
+    def call(state):
+        return fn(state, batch, key, exp.surrogate)
+
+    return _time(call, exp.init_state(), n, rounds)
+
+
+def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
+    from snntrain import population
+
+    solo_w, solo_c = _solo_time(_compose(), n, rounds)
+    rows = [{"section": "steps", "layout": "solo", "K": 1, "ms_per_member_step": solo_w * 1e3,
+             "cpu_ms_per_member_step": solo_c * 1e3}]
+    _print(rows[-1])
+    for k in ks:
+        cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
+        ms = population.members(cfg)
+        layouts = {"map": 1, "vmap": k} | ({"vmap4": 4} if k > 4 else {})
+        for layout, vectorize in layouts.items():
+            if layout == "vmap" and k == 1:
+                continue
+            group = population.build_group(ms, vectorize=vectorize, by_type=False)
+            w, c = _population_time(group, max(1, n // k), rounds)
+            rows.append({"section": "steps", "layout": layout, "K": k,
+                         "ms_per_member_step": w / k * 1e3,
+                         "cpu_ms_per_member_step": c / k * 1e3,
+                         "gain_wall": solo_w * k / w, "gain_cpu": solo_c * k / c,
+                         "compile_s": group.compile_s})
+            _print(rows[-1])
+    return rows
+
+
+def bench_types(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
+    from snntrain import population
+
+    rows = []
+    for k in [k for k in ks if k >= len(TYPES)]:
+        names = ",".join(TYPES[i % len(TYPES)] for i in range(k))
+        cfg = _compose("trainer.population.mode=zip",
+                       f"trainer.population.surrogate.name=[{names}]",
+                       f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
+        ms = population.members(cfg)
+        for vectorize, layout in ((1, "map"), (k, "vmap")):
+            for by_type in (False, True):
+                group = population.build_group(ms, vectorize=vectorize, by_type=by_type)
+                w, c = _population_time(group, max(1, n // k), rounds)
+                rows.append({"section": "types", "layout": layout,
+                             "programs": "by type" if by_type else "switch", "K": k,
+                             "ms_per_member_step": w / k * 1e3,
+                             "cpu_ms_per_member_step": c / k * 1e3,
+                             "compile_s": group.compile_s})
+                _print(rows[-1])
+    return rows
+
+
+def _cli(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+    env = dict(os.environ, WANDB_SILENT="true", JAX_PLATFORMS="cpu")
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "snntrain", *args, "trainer.progress=false"],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"snntrain {' '.join(args)} failed:\n{p.stderr[-3000:]}")
+    return time.perf_counter() - t0, p
+
+
+def bench_e2e(solo_runs: int, extra: list[str]) -> list[dict[str, Any]]:
+    from snntrain import surrogates
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        solos = []
+        names = surrogates.available()
+        for i in range(solo_runs):
+            s, seed = names[(7 * i) % len(names)], i % 3
+            wall, _ = _cli("experiment=surrogate_comparison", f"surrogate={s}", f"seed={seed}",
+                           f"hydra.run.dir={tmp}/solo{i}", *extra)
+            solos.append(wall)
+            rows.append({"section": "e2e", "what": f"solo process {s} seed {seed}",
+                         "wall_s": wall})
+            _print(rows[-1])
+        n_runs = len(names) * 3
+        multirun = sum(solos) / len(solos) * n_runs
+        rows.append({"section": "e2e", "what": f"multirun estimate ({n_runs} x mean of "
+                     f"{len(solos)} processes)", "wall_s": multirun})
+        _print(rows[-1])
+        wall, _ = _cli("experiment=surrogate_comparison_population",
+                       f"hydra.run.dir={tmp}/population", *extra)
+        summary = json.loads((Path(tmp) / "population" / "summary.json").read_text())
+        rows.append({"section": "e2e", "what": f"population process ({summary['population']} "
+                     f"members, {summary['completed']} completed)", "wall_s": wall,
+                     "gain": multirun / wall})
+        _print(rows[-1])
+    return rows
+
+
+def _print(row: dict[str, Any]) -> None:
+    print("  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in row.items()), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ks", default="1,4,16,64", help="population sizes (comma-separated)")
+    p.add_argument("--steps", type=int, default=64, help="member-steps per timing round")
+    p.add_argument("--rounds", type=int, default=5, help="timing rounds (best is reported)")
+    p.add_argument("--sections", default="steps,types", help="steps,types (and e2e)")
+    p.add_argument("--e2e", action="store_true", help="also run the end-to-end comparison")
+    p.add_argument("--solo-runs", type=int, default=3, help="processes for the multirun estimate")
+    p.add_argument("--e2e-args", default="", help="extra overrides for both e2e sides")
+    p.add_argument("--json", default=None, help="write the rows here")
+    p.add_argument("--no-hugepages", action="store_true",
+                   help="do not re-run with huge-page malloc (the CLI uses it)")
+    args = p.parse_args(argv)
+    if not args.no_hugepages:
+        reexec_with_hugepages()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    ks = [int(k) for k in args.ks.split(",")]
+    sections = set(args.sections.split(",")) | ({"e2e"} if args.e2e else set())
+    rows: list[dict[str, Any]] = []
+    if "steps" in sections:
+        rows += bench_steps(ks, args.steps, args.rounds)
+    if "types" in sections:
+        rows += bench_types(ks, args.steps, args.rounds)
+    if "e2e" in sections:
+        rows += bench_e2e(args.solo_runs, args.e2e_args.split())
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""What every run needs around its training loop, solo or population.
+
+Run-directory resolution (continuing the unfinished run of the same command), SIGTERM/SIGINT
+as a flag the loop checks between steps, the wandb run's name/group/tags, the command that
+resumes a pre-empted run, and the summary written to ``summary.json``. Shared by
+:mod:`snntrain.train` and :mod:`snntrain.population`, which both import it (never each other
+the other way round).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from snntrain import checkpoint as ckpt_lib
+from snntrain import rundir, synops, writers
+from snntrain.experiment import Experiment, device_info
+from snntrain.registry import plain
+from snntrain.runstate import RunProgress
+
+# JAX logs, at INFO, each accelerator backend it did not find ("Unable to initialize backend
+# 'tpu'"); under Hydra's INFO logging that is noise on every CPU run.
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
+# Block on results at least this often: many un-awaited collective steps in flight deadlock
+# XLA's virtual CPU devices ("rendezvous ... only 3 arrived").
+MAX_STEPS_IN_FLIGHT = 20
+EVAL_KEY = 2**31 - 1
+
+def say_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def wandb_settings(cfg: DictConfig) -> dict[str, Any] | None:
+    """The logger group with the wandb run name, group and tags decided (None: no wandb)."""
+    logger = plain(cfg.logger)
+    if logger.get("name") == "none":
+        return None
+    logger["name"] = logger.get("run_name") or writers.default_run_name(
+        plain(cfg.surrogate), int(cfg.seed))
+    # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
+    logger["group"] = logger.get("group") or writers.hydra_sweep_group()
+    logger["tags"] = [*(logger.get("tags") or []), *writers.run_tags(cfg)]
+    return logger
+
+
+
+def resolve_run_dir(cfg: DictConfig, run_dir: str | Path | None, say=say_stderr) -> Path:
+    """``run_dir``; else Hydra's output directory, or the unfinished run it continues; else
+    ``outputs/<date>/<time>``."""
+    if run_dir is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            run_dir = continue_unfinished(cfg, HydraConfig.get(), say)
+        except ValueError:
+            run_dir = Path("outputs") / time.strftime("%Y-%m-%d/%H-%M-%S")
+    return rundir.prepare(run_dir, f".write_test{jax.process_index()}")
+
+
+def continue_unfinished(cfg: DictConfig, hydra_cfg: Any, say) -> Path:
+    """Hydra's new run directory, or (``trainer.resume=auto``, a single run in the default
+    timestamped layout) the newest unfinished run of the same command, which it continues.
+
+    Under SLURM the default directory is named after the job and is the same after a requeue;
+    an explicit ``hydra.run.dir`` is always used as given.
+    """
+    from hydra.types import RunMode
+
+    new = Path(hydra_cfg.runtime.output_dir)
+    explicit = any(o.startswith("hydra.run.dir=") for o in hydra_cfg.overrides.hydra)
+    if (cfg.trainer.resume != "auto" or hydra_cfg.mode != RunMode.RUN or explicit
+            or rundir.stamp().startswith("slurm-") or (new / "checkpoints").exists()):
+        return new
+    old = rundir.find_unfinished(new.parents[1], list(hydra_cfg.overrides.task),
+                                 OmegaConf.to_container(cfg, resolve=True), exclude=new)
+    if old is None:
+        return new
+    rundir.discard_if_empty(new)
+    say(f"continuing the unfinished run of the same command in {old} "
+        "(trainer.resume=never starts a new one)")
+    return old
+
+
+
+class Signals:
+    """Turn SIGTERM/SIGINT into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread (e.g. a notebook)
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def received_any(self) -> bool:
+        return self.received is not None
+
+    def _handle(self, signum, _frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+
+def last_good(ckpts: ckpt_lib.Checkpoints) -> str:
+    good = ckpts.steps()
+    return (f"last good checkpoint: {ckpts.directory / str(good[-1])}" if good
+            else "no checkpoint was written yet")
+
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues this run (the same overrides, in the same directory)."""
+    args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
+    return " ".join(["python -m snntrain", *map(shlex.quote, args),
+                     shlex.quote(f"hydra.run.dir={Path(run_dir).absolute()}")])
+
+
+
+def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
+              run_dir: Path, t_start: float, start_step: int) -> dict[str, Any]:
+    """``summary.json``: the last epoch's metrics, best validation, timing, what ran, where
+    (``runner``: anything with ``train_s`` and ``compile_s``, e.g. a ``train.StepRunner``)."""
+    last = progress.last_epoch
+    return {
+        "status": status, "steps": progress.step, "epochs": progress.epoch,
+        "test_accuracy": last.get("test_accuracy"), "test_loss": last.get("test_loss"),
+        "train_loss": last.get("train_loss"), "train_accuracy": last.get("train_accuracy"),
+        "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
+        "best_val_accuracy": progress.best_val_accuracy,
+        "best_val_epoch": progress.best_val_epoch,
+        "firing_rates": {k[len("test_rate/"):]: v for k, v in last.items()
+                         if k.startswith("test_rate/")},
+        "cost": {k[len("test_"):]: v for k, v in last.items()
+                 if k.startswith(("test_synops/total/", "test_energy", "test_sparsity/total",
+                                  "test_spikes/total"))},
+        "wall_time_s": time.time() - t_start, "train_time_s": runner.train_s,
+        "compile_time_s": runner.compile_s or 0.0,
+        "samples_per_s": (progress.step - start_step) * exp.batch_size / max(runner.train_s,
+                                                                             1e-9),
+        "surrogate": repr(exp.surrogate), "dataset": exp.data.describe(),
+        "model": str(exp.run.model["name"]), "encoder": str(exp.run.encoder["name"]), "T": exp.T,
+        "seed": exp.seed,
+        "run_dir": str(run_dir.absolute()), "device": device_info(exp.parallel),
+        "n_params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(exp.params))),
+    }
+
+
+
+
+def split_means(exp: Experiment, totals: dict[str, float]) -> dict[str, float]:
+    """A split's summed eval sums as per-example means: ``loss``, ``accuracy``, rates and, when
+    counted, the cost metrics (:func:`snntrain.synops.finalize`). Consumes ``totals``."""
+    n = max(totals.pop("count"), 1.0)
+    out = {"loss": totals.pop("loss") / n, "accuracy": totals.pop("correct") / n}
+    out.update({k: v / n for k, v in totals.items()})
+    if exp.synapses is not None:  # per-example cost metrics, sparsity and energy
+        out.update(synops.finalize(totals, n, exp.energy))
+    return out

@@ -1,0 +1,748 @@
+"""Population training: variants of one run trained together in one compiled program.
+
+``trainer.population`` lists values for the axes that can vary inside one program: the
+surrogate type (``surrogate.name``) and its float parameters, ``seed``, ``optimizer.lr`` and the
+neuron's ``beta`` and ``threshold``::
+
+    python -m snntrain 'trainer.population.surrogate.name=[sigmoid,softsign,arctan]' \\
+        'trainer.population.surrogate.alpha=[0.5,1,2,4,8]' 'trainer.population.seed=[0,1,2]'
+
+trains the 45 combinations (``mode=grid``; ``mode=zip`` pairs equal-length lists instead).
+Each member is a full config, the base config with the member's values set (:func:`members`),
+built by :func:`snntrain.experiment.build` exactly as its solo run, and recorded as one run
+under ``<run dir>/members/<k>-<values>/`` (``config.yaml``, ``metrics.jsonl``,
+``summary.json``, its own wandb run), so reports and dashboards see a population as a multirun.
+
+One program (:mod:`snntrain.population_step`): the members' states are stacked along a
+leading member axis ``K`` and the solo train step (:func:`snntrain.steps.make_train_step`,
+unchanged) is mapped over it. ``trainer.population.vectorize=1`` (the CPU default, also the
+fastest there) runs the members one after another inside the compiled step, each
+bit-identical to its solo run; larger values ``vmap`` that many members at once (the GPU/TPU
+default; equal to the solo runs up to float32 rounding). Under ``trainer.on_nan=stop`` a member
+whose loss or gradient becomes non-finite is frozen on the device and recorded as
+``diverged``; the others go on unchanged. ``trainer.population.chunk`` trains the members in
+sequential groups, each one program, after checking that a group's step fits in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from snntrain import checkpoint as ckpt_lib
+from snntrain import data as data_lib
+from snntrain import lifecycle, rundir, surrogates, writers
+from snntrain.errors import ConfigError
+from snntrain.experiment import Experiment, build, fingerprint
+from snntrain.paths import CONFIG_DIR
+from snntrain.population_step import Program, available_memory, build_program, initial_state
+from snntrain.progress import Progress
+from snntrain.runstate import Diverged, DivergencePolicy, Preempted, RunProgress
+
+KEY = "trainer.population"
+SETTINGS = ("mode", "chunk", "vectorize")
+MODES = ("grid", "zip")
+# trainer.population.<key> -> the member config key it sets (surrogate.* handled apart)
+AXES = {
+    "optimizer.lr": "optimizer.lr",
+    "neuron.beta": "model.neuron.beta",
+    "neuron.threshold": "model.neuron.threshold",
+    "seed": "seed",
+}
+VARIABLE = "surrogate.name, surrogate.<float parameter>, seed, optimizer.lr, neuron.beta, " \
+           "neuron.threshold"
+MEMORY_FRACTION = 0.9  # of MemAvailable a population may plan to use
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- which members -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One variant: its position, its values (member config key -> value) and its config."""
+
+    index: int
+    values: dict[str, Any]
+    cfg: DictConfig
+
+    @property
+    def name(self) -> str:
+        """``<k>-<key>=<value>,...``: the directory name under ``members/`` (as a multirun's)."""
+        return f"{self.index}-" + rundir.dirname(
+            ",".join(f"{k}={v}" for k, v in self.values.items()))
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for k, v in node.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return {k.rstrip("."): v for k, v in out.items()}
+
+
+def _target(key: str) -> str:
+    """The member config key set by ``trainer.population.<key>`` (or a one-line error)."""
+    if key in AXES:
+        return AXES[key]
+    if key in ("surrogate", "surrogate.name"):
+        return "surrogate"
+    if key.startswith("surrogate.") and key.count(".") == 1:
+        return key
+    solo_key = "model." + key if key.startswith("neuron.") else key
+    raise ConfigError(f"{KEY}.{key} cannot vary inside one program (it changes the data, the "
+                      f"model's shape or the compiled step); use a multirun for it (python -m "
+                      f"snntrain -m {solo_key}=<a>,<b> ...), with the population inside each "
+                      f"job. Axes that can vary: {VARIABLE}")
+
+
+def axes(cfg: DictConfig) -> dict[str, list[Any]]:
+    """The population's axes, ``{member config key: values}`` in grid order (empty: none)."""
+    node = OmegaConf.select(cfg, KEY, default=None)
+    if node is None:
+        return {}
+    pop = OmegaConf.to_container(node, resolve=True)
+    found: dict[str, list[Any]] = {}
+    for key, values in _flatten({k: v for k, v in pop.items() if k not in SETTINGS}).items():
+        if values is None or values == []:
+            continue
+        target = _target(key)
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if any(isinstance(v, (dict, list)) for v in values):
+            raise ConfigError(f"{KEY}.{key}={values} is invalid: must be a list of values")
+        found[target] = values
+    order = ["surrogate", *[k for k in found if k.startswith("surrogate.")],
+             "optimizer.lr", "model.neuron.beta", "model.neuron.threshold", "seed"]
+    return {k: found[k] for k in order if k in found}
+
+
+def is_population(cfg: DictConfig) -> bool:
+    """Whether ``cfg`` asks for population training (some ``trainer.population`` axis set)."""
+    return bool(axes(cfg))
+
+
+def _setting(cfg: DictConfig, name: str) -> Any:
+    return OmegaConf.select(cfg, f"{KEY}.{name}", default=None)
+
+
+def _combinations(found: dict[str, list[Any]], mode: str) -> list[dict[str, Any]]:
+    keys = list(found)
+    if mode == "grid":
+        return [dict(zip(keys, combo, strict=True)) for combo in
+                itertools.product(*found.values())]
+    if mode == "zip":
+        lengths = {len(v) for v in found.values()}
+        if len(lengths) > 1:
+            sizes = ", ".join(f"{k}: {len(v)}" for k, v in found.items())
+            raise ConfigError(f"{KEY}.mode=zip needs lists of equal length; got {sizes}")
+        return [dict(zip(keys, combo, strict=True)) for combo in zip(*found.values(),
+                                                                          strict=True)]
+    raise ConfigError(f"{KEY}.mode={mode!r} is invalid: must be one of {', '.join(MODES)}")
+
+
+def _default_population() -> DictConfig:
+    return OmegaConf.load(CONFIG_DIR / "trainer" / "default.yaml").population
+
+
+def _surrogate_group(name: Any) -> DictConfig:
+    """``conf/surrogate/<name>.yaml``: the group ``surrogate=<name>`` composes."""
+    path = CONFIG_DIR / "surrogate" / f"{name}.yaml"
+    if not isinstance(name, str) or not path.is_file():
+        raise ConfigError(f"{KEY}.surrogate.name={name!r} is invalid: must be one of "
+                          f"{', '.join(surrogates.available())}")
+    return OmegaConf.load(path)
+
+
+def member_config(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
+    """The base config with a member's values set and no population: a solo run's config.
+
+    With a ``surrogate`` value the surrogate group is replaced as ``surrogate=<name>`` would
+    (that surrogate's defaults), then the ``surrogate.<param>`` values are set.
+    """
+    member = copy.deepcopy(cfg)
+    with open_dict(member):
+        member.trainer.population = _default_population()
+        if "surrogate" in values:  # the top-level defaults (normalize) first, as Hydra does
+            top = {"normalize": cfg.surrogate.get("normalize", False)}
+            member.surrogate = OmegaConf.merge(top, _surrogate_group(values["surrogate"]))
+        for key, value in values.items():
+            if key != "surrogate":
+                OmegaConf.update(member, key, value, merge=False, force_add=True)
+    return member
+
+
+def members(cfg: DictConfig) -> list[Member]:
+    """Every member of the population ``cfg`` describes (grid or zip of its axes)."""
+    mode = _setting(cfg, "mode") or "grid"
+    combos = _combinations(axes(cfg), str(mode))
+    return [Member(k, values, member_config(cfg, values)) for k, values in enumerate(combos)]
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+# ---- one group of members trained together -------------------------------------------------
+
+
+@dataclasses.dataclass
+class Group:
+    """Members trained together: their configs, experiments and compiled programs."""
+
+    members: list[Member]
+    exps: list[Experiment]
+    programs: list[Program]
+    vectorize: int
+    compile_s: float = 0.0
+
+    @property
+    def base(self) -> Experiment:
+        return self.exps[0]
+
+    def init_state(self) -> dict[str, Any]:
+        return {f"program{i}": p.init for i, p in enumerate(self.programs)}
+
+    def memory(self) -> tuple[float, float]:
+        """``(per member, shared)`` bytes of the compiled steps: the arguments grow with the
+        members, and so do the temporaries of vmapped members (``lax.map``-ed members reuse
+        one member's)."""
+        k = len(self.members)
+        args = sum(p.memory["arguments"] for p in self.programs)
+        temp = sum(p.memory["temporaries"] for p in self.programs)
+        return ((args + temp) / k, 0.0) if self.vectorize > 1 else (args / k, float(temp))
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = {k: v for k, v in fingerprint(self.base).items() if k != "seed"}
+        fp["members"] = [m.name for m in self.members]
+        fp["programs"] = [p.index for p in self.programs]
+        return fp
+
+
+def _build_member(m: Member) -> Experiment:
+    try:
+        return build(m.cfg)
+    except (ConfigError, data_lib.DatasetError, ValueError) as e:
+        raise ConfigError(f"{KEY} member {m.name}: {e}") from None
+
+
+def _check_compatible(group_members: list[Member], exps: list[Experiment]) -> None:
+    base = exps[0]
+    shapes = ckpt_lib.shapes_of(base.params)
+    for m, e in zip(group_members, exps, strict=True):
+        if e.parallel.mode != "none" or e.parallel.process_count > 1:
+            raise ConfigError(f"{KEY}: population training runs on one device (a members x "
+                              "data mesh is not implemented); set trainer.parallel=none")
+        if e.run.trainer.fused_epoch:
+            raise ConfigError(f"{KEY}: trainer.fused_epoch=true is not supported with a "
+                              "population; set trainer.fused_epoch=false")
+        diff = ckpt_lib.describe_difference(ckpt_lib.shapes_of(e.params), shapes)
+        if diff != "no difference" or len(e.data.train) != len(base.data.train) or (
+                (e.data.val is None) != (base.data.val is None)):
+            raise ConfigError(f"{KEY} member {m.name} differs from member "
+                              f"{group_members[0].name} in shape ({diff}); use a multirun")
+
+
+def build_group(group_members: list[Member], *, vectorize: int | None, by_type: bool,
+                exps: list[Experiment] | None = None) -> Group:
+    """Build every member as its solo run would, then compile the group's program(s): one
+    (members of several surrogate types through
+    :class:`~snntrain.population_step.SwitchSurrogate`), or one per
+    surrogate type (``by_type``)."""
+    if exps is None:
+        exps, data = [], {}
+        for m in group_members:  # members of one seed share one copy of the data
+            e = _build_member(m)
+            exps.append(dataclasses.replace(e, data=data.setdefault(e.seed, e.data)))
+    _check_compatible(group_members, exps)
+    found = set().union(*(m.values for m in group_members))
+    lr_varies = "optimizer.lr" in found
+    neuron_varies = bool({"model.neuron.beta", "model.neuron.threshold"} & found)
+    if lr_varies and any(e.run.optimizer.get("schedule", "constant") != "constant"
+                         for e in exps):
+        raise ConfigError(f"{KEY}.optimizer.lr needs optimizer.schedule=constant (optax's "
+                          "schedules cannot take a traced peak rate); use a multirun "
+                          "(-m optimizer.lr=...) for a scheduled rate")
+    if vectorize is None:
+        vectorize = 1 if jax.default_backend() == "cpu" else len(exps)
+    kinds = [e.surrogate.name for e in exps]
+    parts = ([[i for i, k in enumerate(kinds) if k == kind] for kind in dict.fromkeys(kinds)]
+             if by_type else [list(range(len(exps)))])
+    freeze = exps[0].run.trainer.on_nan == "stop"
+    t0 = time.perf_counter()
+    programs = [build_program(exps, idx, vectorize=min(vectorize, len(idx)),
+                              lr_varies=lr_varies, neuron_varies=neuron_varies, freeze=freeze)
+                for idx in parts]
+    return Group(group_members, exps, programs, vectorize, time.perf_counter() - t0)
+
+
+class GroupRunner:
+    """Train a group's epoch step by step: per step, every program's compiled step on its
+    members' batches. Yields ``(step, [metrics of member k])`` (a frozen member's are
+    ignored); like :class:`snntrain.train.StepRunner`, metrics are fetched in chunks, and when
+    a step is yielded as the last of its chunk, :attr:`state` is the state after it."""
+
+    def __init__(self, group: Group, state: dict[str, Any]):
+        self.group, self.state = group, state
+        base = group.base
+        self.chunk = min(lifecycle.MAX_STEPS_IN_FLIGHT, base.run.trainer.log_every)
+        self.ckpt_every = base.run.trainer.checkpoint_every
+        self.train_s = 0.0
+        self.samples_per_s = 0.0
+        seeds = [e.seed for e in group.exps]
+        self.seeds = list(dict.fromkeys(seeds))
+        self.source = {e.seed: e for e in group.exps}
+
+    def _batches(self, split: str, epoch: int, start: int, shuffle: bool) -> Iterator[list]:
+        """Per step, each member's batch (members of one seed share it)."""
+        base = self.group.base
+        iters = {s: data_lib.batches(getattr(self.source[s].data, split), base.batch_size,
+                                     seed=s, epoch=epoch, start=start, shuffle=shuffle)
+                 for s in self.seeds}
+        for per_seed in zip(*iters.values(), strict=True):
+            by_seed = dict(zip(iters, per_seed, strict=True))
+            yield [by_seed[e.seed] for e in self.group.exps]
+
+    def _stacked(self, per_member: list[dict], program: Program) -> dict[str, np.ndarray]:
+        return {name: np.stack([per_member[i][name] for i in program.index])
+                for name in per_member[0]}
+
+    def epoch(self, progress: RunProgress, stop: Callable[[], bool]
+              ) -> Iterator[tuple[int, list[dict[str, float]]]]:
+        group = self.group
+        step, done, pending = progress.step, 0, []
+        t0 = time.perf_counter()
+        for per_member in self._batches("train", progress.epoch, progress.batch_in_epoch,
+                                        True):
+            out = []
+            for i, p in enumerate(group.programs):
+                key = f"program{i}"
+                self.state[key], metrics = p.step(self.state[key], self._stacked(per_member, p),
+                                                  p.keys, p.args)
+                out.append(metrics)
+            step, done = step + 1, done + 1
+            pending.append((step, out))
+            at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
+            if len(pending) >= self.chunk or at_ckpt or stop():
+                yield from self._fetch(pending)
+                self.samples_per_s = done * group.base.batch_size / max(
+                    time.perf_counter() - t0, 1e-9)
+                if stop():
+                    break
+        yield from self._fetch(pending)
+        elapsed = time.perf_counter() - t0
+        self.train_s += elapsed
+        self.samples_per_s = done * group.base.batch_size / max(elapsed, 1e-9)
+
+    def _fetch(self, pending: list) -> Iterator[tuple[int, list[dict[str, float]]]]:
+        fetched = jax.device_get([m for _, m in pending])
+        steps = [s for s, _ in pending]
+        pending.clear()
+        n = len(self.group.exps)
+        for s, per_program in zip(steps, fetched, strict=True):
+            per_member: list[dict[str, float]] = [{} for _ in range(n)]
+            for p, metrics in zip(self.group.programs, per_program, strict=True):
+                for j, k in enumerate(p.index):
+                    per_member[k] = {name: float(v[j]) for name, v in metrics.items()}
+            yield s, per_member
+
+    def evaluate(self, split: str) -> list[dict[str, float]]:
+        """Each member's mean loss, accuracy and rates over ``split`` (as
+        :func:`snntrain.train.evaluate` computes them for a solo run)."""
+        n = len(self.group.exps)
+        totals: list[dict[str, float]] = [{} for _ in range(n)]
+        for b, per_member in enumerate(self._batches(split, 0, 0, False)):
+            for i, p in enumerate(self.group.programs):
+                keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+                    jax.vmap(jax.random.fold_in, in_axes=(0, None))(p.keys, lifecycle.EVAL_KEY), b)
+                sums = jax.device_get(p.eval(self.state[f"program{i}"]["train"].params,
+                                             self._stacked(per_member, p), keys, p.args))
+                for j, k in enumerate(p.index):
+                    for name, v in sums.items():
+                        totals[k][name] = totals[k].get(name, 0.0) + float(v[j])
+        return [lifecycle.split_means(e, t) for e, t in zip(self.group.exps, totals, strict=True)]
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class MemberRun:
+    """What the loop keeps per member: position, divergence policy, recorder, status."""
+
+    member: Member
+    exp: Experiment
+    run_dir: Path
+    progress: RunProgress
+    policy: DivergencePolicy
+    rec: writers.RunRecorder | None = None
+    status: str = "training"  # training | diverged | completed | preempted
+    diverged_at: int | None = None
+
+    def to_meta(self, key: Any) -> dict[str, Any]:
+        meta = self.progress.to_meta(self.exp.seed, key, fingerprint(self.exp))
+        meta.update({"status": self.status, "diverged_at_step": self.diverged_at})
+        return meta
+
+
+def wandb_group(run_dir: Path) -> str:
+    """The wandb group of a population outside a multirun: ``[<experiment>_]<date>_<time>``
+    (the run directory's last two components)."""
+    prefix = None
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        prefix = HydraConfig.get().runtime.choices.get("experiment")
+    except (ImportError, ValueError):
+        pass
+    name = "_".join(Path(run_dir).absolute().parts[-2:])
+    return (f"{prefix}_{name}" if prefix not in (None, "null") else name)[:128]
+
+
+def _member_say(name: str, say) -> Callable[[str], None]:
+    def member_say(msg: str) -> None:
+        if not msg.startswith("wandb: no API key"):  # said once for the population
+            say(f"member {name}: {msg}")
+
+    return member_say
+
+
+def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
+    logger = lifecycle.wandb_settings(run.member.cfg)
+    if logger is not None:
+        logger["group"] = logger.get("group") or group_name
+        logger["reinit"] = "create_new"  # every member's run is open at once
+    return writers.RunRecorder(run.run_dir, OmegaConf.to_container(run.member.cfg, resolve=True),
+                               logger, say=_member_say(run.member.name, say))
+
+
+def _last_good(ckpts: ckpt_lib.Checkpoints) -> str:
+    good = ckpts.steps()
+    return (f"last good checkpoint: {ckpts.directory / str(good[-1])}" if good
+            else "no checkpoint was written yet")
+
+
+def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints, say
+                      ) -> tuple[dict[str, Any], RunProgress, ckpt_lib.Checkpoints]:
+    """As :func:`snntrain.train.restore_or_start`, for the whole group: the stacked state,
+    the group's position, and every member's progress and status (from the checkpoint)."""
+    state, resume = group.init_state(), group.base.run.trainer.resume
+    if resume == "never":
+        return state, RunProgress(), ckpts
+    source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(Path(resume), write=False)
+    restored = source.restore(state, group.fingerprint(), say)
+    if restored is None:
+        if resume != "auto":
+            raise ConfigError(f"trainer.resume={resume}: no readable checkpoint there")
+        if ckpts.steps():
+            directory, n = ckpts.directory, len(ckpts.steps())
+            ckpts.close()
+            moved = [p for p in [rundir.set_aside(directory)] + [
+                rundir.set_aside(r.run_dir / "metrics.jsonl") for r in runs] if p]
+            say(f"no usable checkpoint in {directory} ({n} found, none readable): starting "
+                f"from step 0; kept the old files as {', '.join(p.name for p in moved)}")
+            ckpts = ckpt_lib.Checkpoints(directory, keep=ckpts.keep,
+                                         async_save=ckpts.async_save)
+        return state, RunProgress(), ckpts
+    state, meta = restored
+    spe = group.base.steps_per_epoch
+    position = RunProgress.from_meta(meta, spe)
+    for run, m in zip(runs, meta["members"], strict=True):
+        run.progress = RunProgress.from_meta(m, spe)
+        run.status, run.diverged_at = m["status"], m.get("diverged_at_step")
+    say(f"resuming {len(runs)} members from step {position.step} (epoch {position.epoch + 1}, "
+        f"batch {position.batch_in_epoch} of {spe}) in {ckpts.directory}")
+    return state, position, ckpts
+
+
+def _end_of_epoch(run: MemberRun, val: dict | None, test: dict, samples_per_s: float
+                  ) -> dict[str, Any]:
+    """As :func:`snntrain.train.end_of_epoch`, from the member's evaluated splits."""
+    progress = run.progress
+    epoch = progress.epoch + 1
+    record = {"step": progress.step, "epoch": epoch, "split": "epoch", **progress.end_epoch(),
+              "samples_per_s": samples_per_s}
+    progress.last_epoch = record
+    if val is not None:
+        record.update({f"val_{k}": v for k, v in val.items()})
+        progress.record_val(val["accuracy"], epoch)
+    record.update({f"test_{k}": v for k, v in test.items()})
+    return record
+
+
+def _diverge(run: MemberRun, step: int, error: Diverged, say) -> None:
+    run.status, run.diverged_at = "diverged", step
+    say(f"member {run.member.name} diverged at step {step}; frozen, the others go on")
+    if run.rec is not None:
+        run.rec.finish({"status": "diverged", "error": f"{type(error).__name__}: {error}",
+                        "diverged_at_step": step, "steps": step})
+        run.rec = None
+
+
+def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
+                       runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints,
+                       stop: Callable[[], bool], say) -> str:
+    """Per epoch: train, evaluate, record, checkpoint every live member (as
+    :func:`snntrain.train.train_epochs` for one run); ``completed`` (members that diverged
+    are recorded as such) or ``preempted``."""
+    base = group.base
+    tcfg, fp = base.run.trainer, group.fingerprint()
+    every = int(tcfg.checkpoint_every or 0)
+
+    def save() -> None:
+        meta = position.to_meta(0, np.zeros(2, np.uint32), fp)  # the group's position;
+        # each member's (with its own seed and key) below
+        meta["members"] = [r.to_meta(np.asarray(jax.random.PRNGKey(r.exp.seed))) for r in runs]
+        ckpts.save(position.step, runner.state, meta)
+
+    def live() -> list[MemberRun]:
+        return [r for r in runs if r.status == "training"]
+
+    with Progress(base.total_steps, base.steps_per_epoch, enabled=bool(tcfg.progress)) as bar:
+        bar.update(position.step, {})
+        while position.epoch < base.epochs and live():
+            for step, per_member in runner.epoch(position, stop):
+                position.advance()
+                for run, m in zip(runs, per_member, strict=True):
+                    if run.status != "training":
+                        continue
+                    run.progress.advance()
+                    try:
+                        accepted = run.policy.accept(step, m)
+                    except Diverged as e:
+                        _diverge(run, step, e, say)
+                        continue
+                    if accepted:
+                        run.progress.epoch_sums.add(m, m.pop("count"))
+                        if step % max(1, tcfg.log_every) == 0:
+                            run.rec.log({"step": step, "epoch": run.progress.epoch + 1,
+                                         "split": "train", **m})
+                shown = [m for r, m in zip(runs, per_member, strict=True)
+                         if r.status == "training" and "loss" in m]
+                if shown:
+                    bar.update(step, {"loss": float(np.mean([m["loss"] for m in shown])),
+                                      "accuracy": float(np.mean([m["accuracy"] for m in shown])),
+                                      "samples_per_s": runner.samples_per_s})
+                if every and position.step % every == 0 and (
+                        position.batch_in_epoch < base.steps_per_epoch):
+                    save()
+                ckpts.poll()
+            if stop() or not live():
+                break
+            val = runner.evaluate("val") if base.data.val is not None else None
+            test = runner.evaluate("test")
+            position.end_epoch()
+            for k, run in enumerate(runs):
+                if run.status == "training":
+                    run.rec.log(_end_of_epoch(run, val[k] if val else None, test[k],
+                                              runner.samples_per_s))
+            save()
+            bar.update(position.step, {})
+    if live() and position.epoch < base.epochs:
+        save()
+        return "preempted"
+    return "completed"
+
+
+def _chunk_size(cfg: DictConfig, n: int) -> int | str:
+    chunk = _setting(cfg, "chunk")
+    if chunk is None:
+        return n
+    if chunk == "auto":
+        return "auto"
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ConfigError(f"{KEY}.chunk={chunk!r} is invalid: must be an integer >= 1, auto "
+                          "or null")
+    return min(chunk, n)
+
+
+def _vectorize(cfg: DictConfig) -> int | None:
+    v = _setting(cfg, "vectorize")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        raise ConfigError(f"{KEY}.vectorize={v!r} is invalid: must be an integer >= 1 or null")
+    return v
+
+
+def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say=_say
+                ) -> tuple[int, Group]:
+    """The group size (``trainer.population.chunk``) and the first group, compiled; refuses
+    (one line, with the numbers) a group whose step will not fit in memory."""
+    chunk, vectorize = _chunk_size(cfg, len(ms)), _vectorize(cfg)
+    size = len(ms) if chunk == "auto" else chunk
+    while True:
+        group = build_group(ms[:size], vectorize=vectorize, by_type=by_type)
+        (per_member, fixed), avail = group.memory(), available_memory()
+        need = fixed + size * per_member
+        if avail is None or need <= MEMORY_FRACTION * avail:
+            return size, group
+        fits = int((MEMORY_FRACTION * avail - fixed) // per_member)
+        if chunk != "auto" or fits < 1 or fits >= size:
+            hint = (f"set {KEY}.chunk={fits} (or auto)" if fits >= 1
+                    else "even one member does not fit; make the model or batch smaller")
+            raise ConfigError(f"{KEY}: {size} members need about {_mib(need)} for their "
+                              f"training step ({_mib(per_member)} per member + {_mib(fixed)} "
+                              f"shared), but only {_mib(avail)} is available; {hint}")
+        say(f"population: {size} members need about {_mib(need)}, {_mib(avail)} available: "
+            f"training them in groups of {fits}")
+        size = fits
+
+
+def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
+                     *, by_type: bool = False) -> dict[str, Any]:
+    """Train every member of the population ``cfg`` describes; return the population's
+    summary (also ``<run dir>/summary.json``), each member's in ``members/<name>/``.
+
+    ``by_type`` compiles one program per surrogate type instead of one for all (measured by
+    scripts/bench_population.py; the single program is the default).
+    """
+    t_start = time.time()
+    run_dir = lifecycle.resolve_run_dir(cfg, run_dir)
+    status = "completed"
+    with rundir.RunLock(run_dir):
+        ms = members(cfg)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        group_name = wandb_group(run_dir)
+        size, first = plan_groups(cfg, ms, by_type=by_type)
+        starts = list(range(0, len(ms), size))
+        with lifecycle.Signals() as signals:
+            for g, start in enumerate(starts):
+                part = ms[start:start + size]
+                ckpt_dir = run_dir / "checkpoints" / (f"group{g}" if len(starts) > 1 else "")
+                if _group_done(run_dir, part, cfg):
+                    continue
+                group = first if g == 0 else build_group(part, vectorize=first.vectorize,
+                                                         by_type=by_type)
+                status = _train_group(group, run_dir, ckpt_dir, group_name,
+                                      signals.received_any, t_start)
+                if status == "preempted":
+                    break
+        summary = population_summary(cfg, run_dir, ms, status, t_start)
+        writers.write_json(run_dir / "summary.json", summary)
+    if status == "preempted":
+        raise Preempted(f"received signal {signals.received}: saved a checkpoint in "
+                        f"{run_dir / 'checkpoints'}; to resume, run: "
+                        f"{lifecycle.resume_command(run_dir)}")
+    return summary
+
+
+def _member_status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
+    """A group whose members all finished (completed or diverged) in an earlier attempt."""
+    return str(cfg.trainer.resume) != "never" and all(
+        _member_status(run_dir / "members" / m.name) in ("completed", "diverged")
+        for m in part)
+
+
+class _Timing:
+    """What :func:`snntrain.lifecycle.summarize` reads from a runner."""
+
+    def __init__(self, train_s: float, compile_s: float):
+        self.train_s, self.compile_s = train_s, compile_s
+
+
+def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
+                 stop: Callable[[], bool], t_start: float, say=_say) -> str:
+    ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
+                                 async_save=group.base.run.trainer.async_checkpointing)
+    runs = []
+    for m, e in zip(group.members, group.exps, strict=True):
+        d = rundir.prepare(run_dir / "members" / m.name)
+        runs.append(MemberRun(m, e, d, RunProgress(), DivergencePolicy(
+            e.run.trainer.on_nan, lambda: _last_good(ckpts), _member_say(m.name, say))))
+    try:
+        state, position, ckpts = _restore_or_start(group, runs, ckpts, say)
+        start_step = position.step
+        for run in runs:
+            if run.status == "training":
+                run.rec = _recorder(run, group_name, say)
+                run.rec.resume_at(start_step)
+                if start_step == 0:
+                    run.rec.log_surrogate(run.exp.surrogate)
+        runner = GroupRunner(group, state)
+        status = train_group_epochs(group, runner, position, runs, ckpts, stop, say)
+        ckpts.close()
+    finally:
+        ckpts.abandon()
+    timing = _Timing(runner.train_s, group.compile_s)
+    for run in runs:
+        if run.rec is None:
+            continue
+        final = "preempted" if status == "preempted" else "completed"
+        summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start,
+                                  start_step)
+        summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs)}
+        run.rec.finish(summary)
+        run.status = final
+    return status
+
+
+def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status: str,
+                       t_start: float) -> dict[str, Any]:
+    """``<run dir>/summary.json``: the status, every member's outcome, and the best member
+    by ``optimize_metric`` (what a sweeper reads)."""
+    metric = str(cfg.get("optimize_metric", "test_accuracy"))
+    rows = []
+    for m in ms:
+        d = run_dir / "members" / m.name
+        try:
+            s = json.loads((d / "summary.json").read_text())
+        except (OSError, ValueError):
+            s = {}
+        rows.append({"member": m.name, "values": m.values, "status": s.get("status"),
+                     metric: s.get(metric), "best_val_accuracy": s.get("best_val_accuracy"),
+                     "test_accuracy": s.get("test_accuracy"),
+                     "diverged_at_step": s.get("diverged_at_step")})
+    done = [r for r in rows if r["status"] == "completed" and r[metric] is not None]
+    best = max(done, key=lambda r: r[metric]) if done else None
+    return {"status": status, "population": len(ms), "members": rows,
+            "completed": len(done), "diverged": sum(r["status"] == "diverged" for r in rows),
+            metric: best[metric] if best else None, "best_member": best and best["member"],
+            # the selected member's test accuracy (selection by optimize_metric, not by test)
+            "test_accuracy": best["test_accuracy"] if best else None,
+            "wall_time_s": time.time() - t_start, "run_dir": str(Path(run_dir).absolute())}
+
+
+def params_of(run_dir: str | Path) -> dict[str, Any]:
+    """Every member's newest saved parameters, ``{member name: params}`` (for a notebook)."""
+    run_dir = Path(run_dir)
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    by_name = {m.name: m for m in members(cfg)}
+    out: dict[str, Any] = {}
+    for directory in [run_dir / "checkpoints", *sorted((run_dir / "checkpoints").glob("group*"))]:
+        ckpts = ckpt_lib.Checkpoints(directory, write=False)
+        try:
+            if not ckpts.steps():
+                continue
+            fp = ckpts.read_meta(ckpts.steps()[-1])["fingerprint"]
+            exps = [_build_member(by_name[name]) for name in fp["members"]]
+            lr_varies = any("optimizer.lr" in by_name[n].values for n in fp["members"])
+            target = {f"program{i}": initial_state([exps[j] for j in idx], lr_varies)
+                      for i, idx in enumerate(fp["programs"])}
+            state, _ = ckpts.restore(target, fp)
+        finally:
+            ckpts.close()
+        for i, idx in enumerate(fp["programs"]):
+            params = state[f"program{i}"]["train"].params
+            for j, k in enumerate(idx):
+                out[fp["members"][k]] = jax.tree.map(lambda x, j=j: x[j], params)
+    return out

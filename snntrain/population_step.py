@@ -1,0 +1,234 @@
+"""The compiled step of a population: members stacked along a leading axis ``K``.
+
+:func:`build_program` compiles the solo train and evaluation steps of
+:mod:`snntrain.steps` (unchanged) mapped over the members, with what differs per member as
+arguments: the PRNG key, the batch, the surrogate (:func:`stack_surrogates`; several types
+through :class:`SwitchSurrogate`), the learning rate (:func:`per_member_lr`) and the neuron
+values (:func:`with_neuron_values`). ``vectorize`` chooses the map (:func:`mapped`): ``lax.map``
+runs each member's solo operations, bit for bit; ``vmap`` batches them. Used by
+:mod:`snntrain.population`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from snntrain import models, optim, surrogates
+from snntrain.errors import ConfigError
+from snntrain.experiment import Experiment
+from snntrain.registry import plain
+from snntrain.steps import TrainState, make_eval_step, make_train_step
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class SwitchSurrogate(surrogates.Surrogate):
+    """The surrogate of a member in a population of several surrogate types.
+
+    Forward the exact Heaviside step of every surrogate; backward ``branches[index]``'s
+    g'(x), chosen by ``lax.switch`` (a conditional inside ``lax.map``: only the member's own
+    branch runs; a select of every branch under ``vmap``). ``branches`` holds one instance of
+    every type in the population (the member's own with its parameters).
+    """
+
+    index: jax.Array
+    branches: tuple[surrogates.Surrogate, ...]
+    name = "switch"
+
+    def __post_init__(self) -> None:  # fields are an index and surrogates, not parameters
+        pass
+
+    def surrogate_grad(self, x: jax.Array) -> jax.Array:
+        fns = [lambda x, b=b: b.surrogate_grad(x).astype(x.dtype) for b in self.branches]
+        return jax.lax.switch(self.index, fns, x)
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def _static_mismatch(kind: str) -> ConfigError:
+    return ConfigError(f"trainer.population: the members' {kind} surrogates differ in an integer "
+                       "parameter, which fixes the program's shape; use a multirun for it")
+
+
+def stack_surrogates(members_surrogates: Sequence[surrogates.Surrogate]) -> Any:
+    """The members' surrogates as one pytree with a leading member axis.
+
+    One type: the instances stacked (their float parameters become length-K arrays). Several
+    types: a :class:`SwitchSurrogate` per member, stacked.
+    """
+    ss = list(members_surrogates)
+    kinds = sorted({s.name for s in ss})
+    first = {kind: next(s for s in ss if s.name == kind) for kind in kinds}
+    for s in ss:
+        if jax.tree.structure(s) != jax.tree.structure(first[s.name]):
+            raise _static_mismatch(s.name)
+    if len(kinds) == 1:
+        return stack(ss)
+    switches = [SwitchSurrogate(jnp.int32(kinds.index(s.name)),
+                                tuple(s if s.name == kind else first[kind] for kind in kinds))
+                for s in ss]
+    return stack(switches)
+
+
+class LrState(NamedTuple):
+    """Optimizer state of :func:`per_member_lr`: the member's learning rate and the state of
+    the configured optimizer."""
+
+    lr: jax.Array
+    inner: Any
+
+
+def per_member_lr(opt_cfg: dict[str, Any], total_steps: int) -> optax.GradientTransformation:
+    """The configured optimizer (:func:`snntrain.optim.make`) with its learning rate read from
+    its state, so each member of one program steps with its own rate.
+
+    ``update`` builds the optimizer with the traced rate: the same arithmetic as the solo
+    run's constant rate (``updates * -lr``), hence bit-identical updates. ``init`` stores
+    ``opt_cfg["lr"]``.
+    """
+    opt_cfg = dict(opt_cfg)
+    name, lr = opt_cfg.pop("name"), opt_cfg.pop("lr")
+
+    def make(rate):
+        return optim.make(name, lr=rate, total_steps=total_steps, **opt_cfg)
+
+    def init(params):
+        return LrState(jnp.asarray(lr, jnp.float32), make(lr).init(params))
+
+    def update(updates, state, params=None):
+        updates, inner = make(state.lr).update(updates, state.inner, params)
+        return updates, LrState(state.lr, inner)
+
+    return optax.GradientTransformation(init, update)
+
+
+def with_neuron_values(exp: Experiment) -> tuple[Any, Any, Any]:
+    """``(graphdef, params, rest)`` of ``exp``'s model with every spiking layer's fixed
+    ``beta``/``threshold`` as arrays in ``rest`` (``<name>_value``), so they can differ per
+    member of one program."""
+    model = exp.model()
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, models.SpikingNeurons):
+            for name, value in module.neuron.default_params().items():
+                if name in ("beta", "threshold"):
+                    setattr(module, f"{name}_value", nnx.Variable(jnp.float32(value)))
+    return nnx.split(model, nnx.Param, ...)
+
+
+def mapped(fn: Callable, vectorize: int, k: int) -> Callable:
+    """``fn`` over a leading member axis: ``lax.map`` (``vectorize=1``, even for one member:
+    a vmap of one is not its solo run bit for bit), ``vmap`` of all members
+    (``vectorize >= k``), or ``lax.map`` of ``vmap``-ed groups of ``vectorize``."""
+    if vectorize == 1:
+        return lambda *xs: jax.lax.map(lambda x: fn(*x), xs)
+    if vectorize >= k:
+        return jax.vmap(fn)
+    return lambda *xs: jax.lax.map(lambda x: fn(*x), xs, batch_size=vectorize)
+
+
+@dataclasses.dataclass
+class Program:
+    """Members trained by one compiled step: their positions in the group, their stacked
+    per-member arguments, and the compiled train and evaluation steps."""
+
+    index: list[int]
+    args: dict[str, Any]
+    keys: jax.Array
+    step: Callable
+    eval: Callable
+    init: Any
+    memory: dict[str, int]
+
+
+def member_tx(exp: Experiment, lr_varies: bool) -> optax.GradientTransformation:
+    return per_member_lr(plain(exp.run.optimizer), exp.total_steps) if lr_varies \
+        else exp.tx
+
+
+def initial_state(exps: Sequence[Experiment], lr_varies: bool) -> dict[str, Any]:
+    """The members' initial states (each as its solo run's), stacked, and all alive."""
+    states = [TrainState(jnp.zeros((), jnp.int32), e.params, member_tx(e, lr_varies).init(
+        e.params)) for e in exps]
+    return {"train": stack(states), "alive": jnp.ones((len(exps),), bool)}
+
+
+def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: int,
+                  lr_varies: bool, neuron_varies: bool, freeze: bool) -> Program:
+    """Compile the train and evaluation steps of the members ``index`` of ``exps``."""
+    sub = [exps[i] for i in index]
+    base, k = sub[0], len(sub)
+    args: dict[str, Any] = {"surrogate": stack_surrogates([e.surrogate for e in sub])}
+    if neuron_varies:
+        split = [with_neuron_values(e) for e in sub]
+        base = dataclasses.replace(base, graphdef=split[0][0])
+        args["rest"] = stack([s[2] for s in split])
+    if lr_varies:
+        base = dataclasses.replace(base, tx=member_tx(sub[0], lr_varies))
+    init = initial_state(sub, lr_varies)
+
+    def member_exp(member_args):
+        return dataclasses.replace(base, rest=member_args["rest"]) if "rest" in member_args \
+            else base
+
+    def member_step(state, batch, key, member_args):
+        new, metrics = make_train_step(member_exp(member_args))(
+            state["train"], batch, key, member_args["surrogate"])
+        alive = state["alive"]
+        new = jax.tree.map(lambda a, b: jnp.where(alive, a, b), new, state["train"])
+        return {"train": new, "alive": alive & metrics["finite"] if freeze else alive}, metrics
+
+    def member_eval(params, batch, key, member_args):
+        return make_eval_step(member_exp(member_args))(params, batch, key,
+                                                       member_args["surrogate"])
+
+    keys = jnp.stack([jax.random.PRNGKey(e.seed) for e in sub])
+    x = np.asarray(base.data.train[np.zeros(1, np.int64)][0])
+    batch = {"x": jax.ShapeDtypeStruct((k, base.batch_size, *x.shape[1:]), jnp.float32),
+             "y": jax.ShapeDtypeStruct((k, base.batch_size), jnp.int32),
+             "mask": jax.ShapeDtypeStruct((k, base.batch_size), jnp.float32),
+             "index": jax.ShapeDtypeStruct((k, base.batch_size), jnp.int32)}
+    step = jax.jit(mapped(member_step, vectorize, k), donate_argnums=(0,)).lower(
+        init, batch, keys, args).compile()
+    evaluate = jax.jit(mapped(member_eval, vectorize, k)).lower(
+        init["train"].params, batch, keys, args).compile()
+    return Program(index, args, keys, step, evaluate, init,
+                   memory(step.memory_analysis(), evaluate.memory_analysis()))
+
+
+def memory(train_ma: Any, eval_ma: Any) -> dict[str, int]:
+    """Bytes of the compiled steps: ``arguments`` (states, batches, keys: grow with the
+    members) and ``temporaries`` (the largest step's scratch and new outputs)."""
+    def get(ma, name):
+        return int(getattr(ma, name, 0) or 0) if ma is not None else 0
+
+    temp = max(get(train_ma, "temp_size_in_bytes") + get(train_ma, "output_size_in_bytes")
+               - get(train_ma, "alias_size_in_bytes"), get(eval_ma, "temp_size_in_bytes"))
+    return {"arguments": get(train_ma, "argument_size_in_bytes"), "temporaries": temp}
+
+
+def available_memory() -> int | None:
+    """Bytes a population may use: the first device's limit on an accelerator, else Linux's
+    ``MemAvailable`` (None when unknown: no check)."""
+    device = jax.local_devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

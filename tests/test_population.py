@@ -1,0 +1,427 @@
+"""Population training: members equal their solo runs, records, divergence, resume, errors.
+
+Members run one after another inside the compiled step (``lax.map``, the CPU default), so each
+member computes exactly its solo run's operations: the comparisons with solo runs are exact
+(tolerance 0). ``vmap``-ed members (``vectorize > 1``) sum reductions in another order, so that
+test allows float32 rounding (see ``test_vmapped_members_match_solo_to_rounding``).
+"""
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from _workers import cli, popen
+from conftest import compose
+from omegaconf import OmegaConf
+
+from snntrain import population, report
+from snntrain.config import ConfigError
+from snntrain.train import params_of, train_and_evaluate
+
+TIMING = {"samples_per_s", "wall_time_s", "train_time_s", "compile_time_s", "run_dir"}
+POP = "trainer.population"
+
+
+def _records(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k not in TIMING} for x in lines]
+
+
+def _summary(run_dir: Path) -> dict:
+    s = json.loads((run_dir / "summary.json").read_text())
+    return {k: v for k, v in s.items() if k not in TIMING | {"population"}}
+
+
+def _member_dirs(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "members").iterdir(), key=lambda p: int(p.name.split("-")[0]))
+
+
+def _assert_params_equal(a, b) -> None:
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# ---- which members (no training) ---------------------------------------------------------
+
+
+def test_grid_members_are_solo_configs():
+    cfg = compose(f"{POP}.surrogate.name=[sigmoid,arctan]", f"{POP}.surrogate.alpha=[1,4]",
+                  f"{POP}.seed=[0,2]", "surrogate=fast_sigmoid")
+    ms = population.members(cfg)
+    assert len(ms) == 8
+    assert [m.values for m in ms[:3]] == [
+        {"surrogate": "sigmoid", "surrogate.alpha": 1, "seed": 0},
+        {"surrogate": "sigmoid", "surrogate.alpha": 1, "seed": 2},
+        {"surrogate": "sigmoid", "surrogate.alpha": 4, "seed": 0}]
+    assert ms[5].name == "5-surrogate=arctan,surrogate.alpha=1,seed=2"
+    solo = compose("surrogate=arctan", "surrogate.alpha=1", "seed=2")
+    assert OmegaConf.to_container(ms[5].cfg) == OmegaConf.to_container(solo)
+
+
+def test_zip_pairs_and_other_surrogate_parameters():
+    cfg = compose(f"{POP}.mode=zip", f"{POP}.surrogate.name=[boxcar,boxcar]",
+                  f"+{POP}.surrogate.width=[0.5,2]", f"{POP}.optimizer.lr=[1e-3,3e-3]",
+                  f"{POP}.neuron.beta=[0.8,0.95]")
+    ms = population.members(cfg)
+    assert [m.values for m in ms] == [
+        {"surrogate": "boxcar", "surrogate.width": 0.5, "optimizer.lr": 1e-3,
+         "model.neuron.beta": 0.8},
+        {"surrogate": "boxcar", "surrogate.width": 2, "optimizer.lr": 3e-3,
+         "model.neuron.beta": 0.95}]
+    c = ms[1].cfg
+    assert (c.surrogate.name, c.surrogate.width, c.surrogate.height) == ("boxcar", 2, 1.0)
+    assert (c.optimizer.lr, c.model.neuron.beta) == (3e-3, 0.95)
+    assert c.trainer.population.optimizer.lr is None
+    assert not population.is_population(c) and population.is_population(cfg)
+
+
+def test_no_population_by_default():
+    assert not population.is_population(compose())
+    assert population.axes(compose()) == {}
+
+
+@pytest.mark.parametrize("override, match", [
+    (f"+{POP}.T=[5,10]", rf"{POP}.T cannot vary inside one program .* -m T="),
+    (f"+{POP}.model.hidden=[[16],[32]]", rf"{POP}.model.hidden cannot vary .*multirun"),
+    (f"+{POP}.dataset.name=[digits,mnist]", rf"{POP}.dataset.name cannot vary"),
+    (f"+{POP}.trainer.batch_size=[32,64]", rf"{POP}.trainer.batch_size cannot vary"),
+    (f"+{POP}.neuron.tau=[5,10]", rf"{POP}.neuron.tau cannot vary .* -m model.neuron.tau="),
+])
+def test_axes_that_cannot_vary_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        population.members(compose(f"{POP}.seed=[0,1]", override))
+
+
+def test_bad_population_values():
+    with pytest.raises(ConfigError, match=r"mode=zip needs lists of equal length; got "
+                                          r"surrogate.alpha: 2, seed: 3"):
+        population.members(compose(f"{POP}.mode=zip", f"{POP}.surrogate.alpha=[1,2]",
+                                   f"{POP}.seed=[0,1,2]"))
+    with pytest.raises(ConfigError, match=r"mode='cross' is invalid: must be one of grid, zip"):
+        population.members(compose(f"{POP}.mode=cross", f"{POP}.seed=[0,1]"))
+    with pytest.raises(ConfigError, match=r"surrogate.name='nope' is invalid: must be one of "
+                                          r"arctan, boxcar"):
+        population.members(compose(f"{POP}.surrogate.name=[sigmoid,nope]"))
+    ms = population.members(compose(f"{POP}.surrogate.name=[sigmoid,straight_through]",
+                                    f"{POP}.surrogate.alpha=[2]"))
+    with pytest.raises(ConfigError, match=r"member 1-surrogate=straight_through,surrogate."
+                                          r"alpha=2: unknown key surrogate.alpha; valid: "
+                                          r"\(none\)"):
+        population.build_group(ms, vectorize=1, by_type=False)
+    ms = population.members(compose(f"{POP}.optimizer.lr=[1e-3,2e-3]",
+                                    "optimizer.schedule=cosine"))
+    with pytest.raises(ConfigError, match=r"optimizer.lr needs optimizer.schedule=constant"):
+        population.build_group(ms, vectorize=1, by_type=False)
+    ms = population.members(compose("surrogate=squarewave_fourier_series",
+                                    f"+{POP}.surrogate.n=[2,3]"))
+    with pytest.raises(ConfigError, match=r"differ in an integer parameter"):
+        population.build_group(ms, vectorize=1, by_type=False)
+
+
+def test_memory_check_refuses_with_numbers_or_chunks(monkeypatch):
+    cfg = compose(f"{POP}.seed=[0,1,2,3]")
+    ms = population.members(cfg)
+    built, build = {}, population.build_group
+
+    def build_once(part, **kw):  # the same groups, compiled once
+        key = tuple(m.name for m in part)
+        built[key] = built.get(key) or build(part, **kw)
+        return built[key]
+
+    monkeypatch.setattr(population, "build_group", build_once)
+    per_member, shared = build_once(ms, vectorize=None, by_type=False).memory()
+    assert per_member > 0 and shared > 0
+    budget = shared + 2.5 * per_member  # room for 2 of the 4 members
+    monkeypatch.setattr(population, "available_memory", lambda: int(budget / 0.9) + 1)
+    with pytest.raises(ConfigError, match=r"4 members need about .* MiB for their training "
+                                          r"step \(.* MiB per member \+ .* MiB shared\), but "
+                                          rf"only .* MiB is available; set {POP}.chunk=2"):
+        population.plan_groups(cfg, ms)
+    messages = []
+    size, first = population.plan_groups(compose(f"{POP}.seed=[0,1,2,3]", f"{POP}.chunk=auto"),
+                                         ms, say=messages.append)
+    assert size == 2 and len(first.members) == 2 and "groups of 2" in messages[0]
+
+
+@pytest.mark.parametrize("population_experiment, multirun_experiment", [
+    ("surrogate_comparison_population", "surrogate_comparison"),
+    ("alpha_scan_population", "alpha_scan"),
+])
+def test_population_experiments_have_the_multiruns_members(population_experiment,
+                                                           multirun_experiment):
+    """Every member config equals the config of one job of the multirun experiment."""
+    from test_sweeps import expand_sweep
+
+    ms = population.members(compose(f"experiment={population_experiment}", tiny=False))
+    jobs = expand_sweep([f"experiment={multirun_experiment}"])
+    want = sorted(json.dumps(OmegaConf.to_container(compose(
+        f"experiment={multirun_experiment}", *job, tiny=False)), sort_keys=True) for job in jobs)
+    got = sorted(json.dumps(OmegaConf.to_container(m.cfg), sort_keys=True) for m in ms)
+    assert len(ms) == len(jobs) and got == want
+
+
+def test_a_population_experiment_trains(tmp_path):
+    cfg = compose("experiment=alpha_scan_population", f"{POP}.seed=[0]", "trainer.epochs=1",
+                  "T=4", "model.hidden=[16]")
+    summary = train_and_evaluate(cfg, tmp_path)
+    assert summary["status"] == "completed" and summary["completed"] == 7
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+# ---- training -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """A population of surrogate types, alphas and seeds (zip: 3 members), its solo runs."""
+    root = tmp_path_factory.mktemp("mixed")
+    pop = compose(f"{POP}.mode=zip", f"{POP}.surrogate.name=[sigmoid,arctan,sigmoid]",
+                  f"{POP}.surrogate.alpha=[1,4,4]", f"{POP}.seed=[0,1,1]",
+                  "trainer.epochs=2", "logger=wandb", "logger.mode=offline",
+                  "logger.tags=[mixed]")
+    summary = train_and_evaluate(pop, root / "pop")
+    solos = []
+    for m in population.members(pop):
+        cfg = m.cfg.copy()
+        cfg.logger = compose("logger=none").logger
+        solos.append(root / "solo" / m.name)
+        train_and_evaluate(cfg, solos[-1])
+    return root / "pop", solos, summary
+
+
+def test_members_equal_their_solo_runs_exactly(mixed):
+    pop, solos, summary = mixed
+    members = _member_dirs(pop)
+    assert [m.name for m in members] == [s.name for s in solos]
+    saved = population.params_of(pop)
+    for member, solo in zip(members, solos, strict=True):
+        assert _records(member) == _records(solo), member.name
+        want = {k: v for k, v in _summary(solo).items()}
+        assert _summary(member) == want, member.name
+        _assert_params_equal(saved[member.name], params_of(solo))
+    assert summary["status"] == "completed" and summary["completed"] == 3
+    # the member selected by optimize_metric (best_val_accuracy), and its test accuracy
+    chosen = max(solos, key=lambda s: _summary(s)["best_val_accuracy"])
+    assert summary["best_val_accuracy"] == _summary(chosen)["best_val_accuracy"]
+    assert summary["test_accuracy"] == _summary(chosen)["test_accuracy"]
+
+
+def test_report_of_a_population_equals_the_solo_runs(mixed, tmp_path):
+    pop, solos, _ = mixed
+    runs_pop = [report.load_run(p) for p in report.find_runs([pop])]
+    runs_solo = [report.load_run(p) for p in report.find_runs(solos)]
+    assert len(runs_pop) == 3 and all(r.status == "completed" for r in runs_pop)
+    cols_p, table_p = report.summarize(runs_pop)
+    cols_s, table_s = report.summarize(runs_solo)
+    assert cols_p == cols_s
+    drop = {"wall_time_s_mean"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in table_p] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in table_s]
+
+
+def _wandb_records(path: Path):
+    """The protobuf records of a ``.wandb`` file: a 7-byte header, then LevelDB-log blocks of
+    32 KiB whose records carry a 7-byte header (crc32, length, type: 1 full, 2 first,
+    3 middle, 4 last)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    raw, pos, parts = path.read_bytes(), 7, b""
+    while pos + 7 <= len(raw):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        length, kind = int.from_bytes(raw[pos + 4:pos + 6], "little"), raw[pos + 6]
+        parts += raw[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            rec = pb.Record()
+            rec.ParseFromString(parts)
+            parts = b""
+            yield rec
+
+
+def _wandb_run_record(member: Path):
+    path = next((member / "wandb").glob("offline-run-*/run-*.wandb"))
+    for rec in _wandb_records(path):
+        if rec.WhichOneof("record_type") == "run":
+            return rec.run
+    raise AssertionError(f"no run record in {path}")
+
+
+def test_every_member_has_its_own_wandb_run(mixed):
+    pop, _, _ = mixed
+    ids, groups = set(), set()
+    for member in _member_dirs(pop):
+        run = _wandb_run_record(member)
+        cfg = OmegaConf.load(member / "config.yaml")
+        ids.add(run.run_id)
+        groups.add(run.run_group)
+        assert run.run_id == (member / "wandb_id.txt").read_text().strip()
+        assert list(run.tags) == ["mixed", f"surrogate={cfg.surrogate.name}",
+                                  f"alpha={cfg.surrogate.alpha:g}", "model=mlp",
+                                  "dataset=digits", f"seed={cfg.seed}"]
+        config = {item.key: json.loads(item.value_json) for item in run.config.update}
+        assert config["surrogate"] == OmegaConf.to_container(cfg.surrogate)
+        assert config["seed"] == cfg.seed
+        assert run.display_name == f"{cfg.surrogate.name}(alpha={cfg.surrogate.alpha})-" \
+                                   f"seed{cfg.seed}"
+    assert len(ids) == 3 and len(groups) == 1 and groups.pop().endswith(pop.name)
+
+
+def test_equal_values_give_equal_members_and_alphas_differ(tmp_path):
+    cfg = compose(f"{POP}.surrogate.alpha=[4,4,8]", "surrogate=sigmoid")
+    train_and_evaluate(cfg, tmp_path)
+    a, b, c = _member_dirs(tmp_path)
+    assert _records(a) == _records(b)
+    assert _records(a) != _records(c)
+    saved = population.params_of(tmp_path)
+    _assert_params_equal(saved[a.name], saved[b.name])
+    assert not np.array_equal(saved[a.name]["fc0"]["kernel"][...],
+                              saved[c.name]["fc0"]["kernel"][...])
+
+
+def test_lr_and_neuron_axes_equal_their_solo_runs(tmp_path):
+    cfg = compose(f"{POP}.mode=zip", f"{POP}.optimizer.lr=[2e-3,5e-3]",
+                  f"{POP}.neuron.beta=[0.9,0.8]", f"{POP}.neuron.threshold=[1.0,0.7]",
+                  "model.learn_threshold=true")
+    train_and_evaluate(cfg, tmp_path / "pop")
+    saved = population.params_of(tmp_path / "pop")
+    for m in population.members(cfg):
+        train_and_evaluate(m.cfg, tmp_path / m.name)
+        assert _records(tmp_path / "pop" / "members" / m.name) == _records(tmp_path / m.name)
+        _assert_params_equal(saved[m.name], params_of(tmp_path / m.name))
+
+
+def test_a_diverging_member_is_frozen_and_the_others_unchanged(tmp_path):
+    cfg = compose(f"{POP}.optimizer.lr=[2e-3,1e30,5e-3]", "trainer.log_every=1")
+    summary = train_and_evaluate(cfg, tmp_path / "with")
+    train_and_evaluate(compose(f"{POP}.optimizer.lr=[2e-3,5e-3]", "trainer.log_every=1"),
+                       tmp_path / "without")
+    ok0, bad, ok2 = _member_dirs(tmp_path / "with")
+    s = json.loads((bad / "summary.json").read_text())
+    assert s["status"] == "diverged" and s["error"].startswith("Diverged: loss or gradient")
+    step = s["diverged_at_step"]
+    assert f"at step {step}" in s["error"]
+    assert [r["step"] for r in _records(bad)] == list(range(1, step))  # log_every=1
+    assert summary["diverged"] == 1 and summary["completed"] == 2
+    without = _member_dirs(tmp_path / "without")
+    for member, other in zip((ok0, ok2), without, strict=True):
+        assert _records(member) == _records(other)
+    saved, other = population.params_of(tmp_path / "with"), population.params_of(
+        tmp_path / "without")
+    _assert_params_equal(saved[ok2.name], other[without[1].name])
+
+
+@pytest.mark.slow
+def test_chunks_train_the_same_members(tmp_path):
+    cfg = compose(f"{POP}.surrogate.alpha=[2,8]", f"{POP}.seed=[0,1]", f"{POP}.chunk=3")
+    train_and_evaluate(cfg, tmp_path / "chunked")
+    train_and_evaluate(compose(f"{POP}.surrogate.alpha=[2,8]", f"{POP}.seed=[0,1]"),
+                       tmp_path / "whole")
+    assert sorted(p.name for p in (tmp_path / "chunked" / "checkpoints").iterdir()) == \
+        ["group0", "group1"]
+    for a, b in zip(_member_dirs(tmp_path / "chunked"), _member_dirs(tmp_path / "whole"),
+                    strict=True):
+        assert _records(a) == _records(b)
+
+
+@pytest.mark.slow
+def test_types_grouped_in_programs_equal_one_program(tmp_path):
+    cfg = compose(f"{POP}.surrogate.name=[sigmoid,erf]", f"{POP}.seed=[0,1]")
+    train_and_evaluate(cfg, tmp_path / "switch")
+    population.train_population(cfg, tmp_path / "grouped", by_type=True)
+    for a, b in zip(_member_dirs(tmp_path / "switch"), _member_dirs(tmp_path / "grouped"),
+                    strict=True):
+        assert _records(a) == _records(b)
+
+
+@pytest.mark.slow
+def test_vmapped_members_match_solo_to_rounding(tmp_path):
+    """``vectorize=2``: one vmapped step for both members. XLA sums a batched reduction in a
+    different order than the solo one (about 1e-7 relative per step), and a spike whose
+    membrane sits within that of the threshold may flip; over one short epoch the losses agree
+    to 1e-4 relative and the accuracies to one example in 20."""
+    cfg = compose(f"{POP}.surrogate.alpha=[2,8]", f"{POP}.vectorize=2")
+    train_and_evaluate(cfg, tmp_path / "pop")
+    for m in population.members(cfg):
+        train_and_evaluate(m.cfg, tmp_path / m.name)
+        for a, b in zip(_records(tmp_path / "pop" / "members" / m.name),
+                        _records(tmp_path / m.name), strict=True):
+            assert a.keys() == b.keys()
+            for k, v in b.items():
+                if not isinstance(v, float):
+                    assert a[k] == v, k
+                    continue
+                tol = 0.05 if "accuracy" in k else 1e-4 * max(1.0, abs(v))
+                assert a[k] == pytest.approx(v, abs=tol), k
+
+
+# ---- command line: resume, multirun ---------------------------------------------------------
+
+RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=3", "trainer.batch_size=32",
+       "model.hidden=[64]", "T=8", "trainer.checkpoint_every=7", "trainer.log_every=1",
+       f"{POP}.surrogate.name=[sigmoid,arctan]", f"{POP}.seed=[0,1]")
+
+
+def _wait_for_checkpoint(run_dir: Path, step: int, proc, timeout: float = 300) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early: {proc.stderr.read()[-3000:]}")
+        done = [int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()]
+        if done and max(done) >= step:
+            return
+        time.sleep(0.05)
+    raise AssertionError("run did not reach the step in time")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    full = tmp_path / "full"
+    p = cli(*RUN, f"hydra.run.dir={full}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    proc = popen(*RUN, f"hydra.run.dir={tmp_path / 'killed'}")
+    _wait_for_checkpoint(tmp_path / "killed", 56, proc)  # mid-epoch 2 (41 steps an epoch)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    p = cli(*RUN, f"hydra.run.dir={tmp_path / 'killed'}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "resuming 4 members from step" in p.stderr
+    for a, b in zip(_member_dirs(full), _member_dirs(tmp_path / "killed"), strict=True):
+        assert _records(a) == _records(b)
+        assert _summary(a) | {"run_dir": 0} == _summary(b) | {"run_dir": 0}
+    saved_a, saved_b = population.params_of(full), population.params_of(tmp_path / "killed")
+    for name in saved_a:
+        _assert_params_equal(saved_a[name], saved_b[name])
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_the_same_command_resumes(tmp_path):
+    proc = popen(*RUN, f"hydra.run.dir={tmp_path}")
+    _wait_for_checkpoint(tmp_path, 14, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, err[-3000:]
+    assert "to resume, run: python -m snntrain" in err
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "preempted"
+    assert all(json.loads((m / "summary.json").read_text())["status"] == "preempted"
+               for m in _member_dirs(tmp_path))
+    p = cli(*RUN, f"hydra.run.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads((tmp_path / "summary.json").read_text())["completed"] == 4
+
+
+@pytest.mark.slow
+def test_multirun_of_populations_reports_every_member(tmp_path):
+    p = cli("-m", "logger=none", "trainer.progress=false", "trainer.epochs=1",
+            "model.hidden=[16]", "T=4,6", f"{POP}.surrogate.alpha=[1,4]",
+            f"hydra.sweep.dir={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    runs = report.find_runs([tmp_path])
+    assert len(runs) == 4 and all(r.parent.name == "members" for r in runs)
+    cols, table = report.summarize([report.load_run(r) for r in runs])
+    assert "T" in cols and len(table) == 4
