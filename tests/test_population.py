@@ -110,7 +110,7 @@ def test_bad_population_values():
                                     f"{POP}.surrogate.alpha=[2]"))
     with pytest.raises(ConfigError, match=r"member 1-surrogate=straight_through,surrogate."
                                           r"alpha=2: unknown key surrogate.alpha; valid: "
-                                          r"\(none\)"):
+                                          r"normalize"):
         population.build_group(ms, vectorize=1, by_type=False)
     ms = population.members(compose(f"{POP}.optimizer.lr=[1e-3,2e-3]",
                                     "optimizer.schedule=cosine"))
