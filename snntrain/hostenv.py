@@ -4,7 +4,7 @@ XLA:CPU allocates its large temporaries afresh at every training step (tens of M
 convnet), glibc hands such blocks out with ``mmap`` and returns them with ``munmap``, so every
 step page-faults its working set in again, 4 KiB at a time. With the glibc tunable
 ``glibc.malloc.hugetlb=1`` (glibc >= 2.35) malloc asks for transparent huge pages (2 MiB), and
-those faults become 512x rarer: the CONV training step of issue 9 ran 1.3-1.4x faster, the MLP
+those faults become 512x rarer: the benchmark's CONV training step ran 1.05-1.4x faster, the MLP
 step about the same (``scripts/bench.py``, huge-page section).
 
 Tunables are read once, when the process starts, so :func:`reexec_with_hugepages` restarts the

@@ -83,13 +83,13 @@ def test_auto_uses_xla_convolution_on_accelerators_only(monkeypatch, backend, co
 
 
 def test_conv_model_rejects_an_unknown_conv_method():
-    valid = "'auto', 's2d', 'dense', 'lax'"
+    valid = "'auto', 'rule', 's2d', 'dense', 'lax'"
     with pytest.raises(ValueError, match=f"conv_method.*{valid}.*'fft'"):
         models.create("conv", (8, 8, 1), 10, seed=0, conv_method="fft")
 
 
 def test_conv_pool_rejects_an_unknown_method():
-    with pytest.raises(ValueError, match="'fft'; valid: auto, s2d, dense, lax"):
+    with pytest.raises(ValueError, match="'fft'; valid: auto, rule, s2d, dense, lax"):
         convpool.conv_pool(jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 1, 4)), method="fft")
 
 
