@@ -46,16 +46,21 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def _failed(e: Exception) -> None:
-    """Report ``e`` in one line, record it, and exit; in a multirun re-raise it instead (one
-    failed job, not the end of the sweep: Hydra records it and goes on)."""
+    """Report ``e`` in one line, record it in ``summary.json``, and exit. In a multirun the line
+    names the job and its directory, and the sweep ends there as a single run would (status 2;
+    the sweep report still lists the runs so far, the failed one with its reason)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     preempted = _record_failure(e)
+    hc = HydraConfig.get()
+    where = ""
+    if hc.mode == RunMode.MULTIRUN:
+        overrides = ",".join(hc.overrides.task) or "no overrides"
+        where = f"job {hc.job.num} ({overrides}) in {hc.runtime.output_dir}: "
     # a pre-emption is not an error: the run saved its place and says how to continue it
-    print(f"snntrain: {'pre-empted' if preempted else 'error'}: {e}", file=sys.stderr, flush=True)
-    if HydraConfig.get().mode == RunMode.MULTIRUN and not preempted:
-        raise e
+    print(f"snntrain: {'pre-empted' if preempted else 'error'}: {where}{e}", file=sys.stderr,
+          flush=True)
     sys.exit(getattr(e, "exit_code", 2))
 
 
