@@ -475,7 +475,8 @@ def test_a_failed_job_still_gets_the_sweep_report(tmp_path):
     )
     assert p.returncode == 2 and "Traceback" not in p.stderr
     line = [x for x in p.stderr.splitlines() if x.startswith("snntrain: error:")][-1]
-    assert line.startswith("snntrain: error: job 1 (") and "alpha" in line and str(sweep_dir) in line
+    assert line.startswith("snntrain: error: job 1 (") and "alpha" in line
+    assert str(sweep_dir) in line
     page = (sweep_dir / "report" / "index.html").read_text()
     assert "Runs not in the means" in page and "alpha must be finite and &gt; 0" in page
     assert "Not in the means: 1 failed and 0 running of 2 runs" in p.stdout
