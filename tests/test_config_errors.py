@@ -256,7 +256,8 @@ def test_rate_reg_is_read_from_loss():
     params = []
     for weight in (0.0, 10.0):
         cfg = compose("optimizer=sgd", f"loss.rate_reg.weight={weight}")
-        step = jax.jit(train.make_train_step(dataclasses.replace(exp, cfg=cfg)))
+        reg = train.build(cfg).rate_reg  # what the step reads, built from loss.rate_reg
+        step = jax.jit(train.make_train_step(dataclasses.replace(exp, rate_reg=reg)))
         state, _ = step(exp.init_state(), batch, jax.random.PRNGKey(0), exp.surrogate)
         params.append(jax.tree.leaves(state.params))
     assert any(not np.array_equal(a, b) for a, b in zip(*params, strict=True))

@@ -27,6 +27,8 @@ TIMING = ("samples_per_s",)
 
 
 def _records(run_dir: Path) -> list[dict]:
+    if not (run_dir / "metrics.jsonl").exists():  # e.g. a finished run resumed: nothing new
+        return []
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(x).items() if k not in TIMING} for x in lines]
 

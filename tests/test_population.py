@@ -372,7 +372,8 @@ def _wait_for_checkpoint(run_dir: Path, step: int, proc, timeout: float = 300) -
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
             raise AssertionError(f"run ended early: {proc.stderr.read()[-3000:]}")
-        done = [int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()]
+        ckpts = run_dir / "checkpoints"  # not there until the run has started
+        done = [int(p.name) for p in ckpts.iterdir() if p.name.isdigit()] if ckpts.is_dir() else []
         if done and max(done) >= step:
             return
         time.sleep(0.05)
