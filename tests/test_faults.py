@@ -218,6 +218,7 @@ TINY_CLI = ("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=6",
             "trainer.batch_size=64", "trainer.epochs=1")
 
 
+@pytest.mark.slow
 def test_rerunning_the_same_command_continues_its_unfinished_run(tmp_path):
     p = cli(*TINY_CLI, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]

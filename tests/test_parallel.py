@@ -71,6 +71,7 @@ print(s["steps"], s["device"]["devices"], s["status"])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sharded", "pmap"])
 def test_300_steps_on_4_devices_do_not_deadlock(tmp_path, mode):
     p = python(LONG_RUN.replace("{mode}", mode).replace("{out}", str(tmp_path)), devices=4,

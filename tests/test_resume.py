@@ -58,6 +58,7 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
     proc = popen(*RUN, f"hydra.run.dir={tmp_path}")
     _wait_for_step(tmp_path, 60, proc)  # mid-epoch 2, past a few checkpoints
@@ -75,6 +76,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted):
         assert a[key] == b[key]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path, uninterrupted):
     run = [r for r in RUN if not r.startswith("trainer.checkpoint_every")]
     proc = popen(*run, "trainer.checkpoint_every=0", f"hydra.run.dir={tmp_path}")
