@@ -42,6 +42,10 @@ def run(cfg: DictConfig) -> float | None:
     from snntrain.progress import print_summary
 
     print_summary(summary)
+    if "population" in summary:  # a population ends with its verdict, as a multirun does
+        from snntrain.callbacks import write_sweep_report
+
+        write_sweep_report(summary["run_dir"])
     return summary.get(metric)
 
 
