@@ -45,13 +45,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import nir
 import numpy as np
 from flax import nnx
 
 from snntrain import models
 from snntrain import neurons as neurons_lib
 from snntrain.errors import ConfigError
+
+try:
+    import nir
+except ImportError:  # an optional extra
+    raise ImportError("NIR export and import need the nir package: pip install -e '.[nir]'"
+                      ) from None
 
 
 class NIRError(ConfigError):

@@ -220,12 +220,12 @@ def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
         return state
     from flax import nnx
 
-    from snntrain import export
-
     model = exp.model()
     try:
+        from snntrain import export
+
         nnx.update(model, export.load(path, model))
-    except (OSError, ValueError) as e:
+    except (ImportError, OSError, ValueError) as e:
         raise ConfigError(f"trainer.init_from={path}: {e}") from None
     params = nnx.state(model, nnx.Param)
     say(f"initialised the model from {path}")
