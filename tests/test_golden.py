@@ -14,22 +14,14 @@ from pathlib import Path
 import pytest
 from conftest import compose
 
+from snntrain.hostenv import cpu_model
+
 GOLDEN = Path(__file__).parent / "golden"
 TIMING = {"samples_per_s", "wall_time_s", "train_time_s", "compile_time_s", "run_dir"}
 RUNS = {
     "default": ("trainer.epochs=2", "seed=0", "encoder.generator=threefry"),
     "conv": ("model=conv", "trainer.epochs=1", "seed=0", "encoder.generator=threefry"),
 }
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
 
 
 def _close(got, want, exact: bool, key: str) -> None:
@@ -51,7 +43,7 @@ def test_golden_run(name, tmp_path):
     cfg = compose("logger=none", "trainer.progress=false", *RUNS[name], tiny=False)
     train_and_evaluate(cfg, tmp_path)
     summary_want = json.loads((GOLDEN / name / "summary.json").read_text())
-    exact = summary_want.pop("recorded_on_cpu") == _cpu()
+    exact = summary_want.pop("recorded_on_cpu") == cpu_model()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     records = [{k: v for k, v in r.items() if k not in TIMING} for r in records]
     want = [json.loads(line) for line in (GOLDEN / name / "metrics.jsonl").read_text().splitlines()]

@@ -7,10 +7,11 @@ import platform
 import resource
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snntrain.hostenv import cpu_flags, cpu_model
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -44,32 +45,6 @@ def _timed(fn: Callable[[], Any]) -> float:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (process-wide, never decreases)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16",
-              "amx_tile", "asimd", "sve")
-
-
-def cpu_flags() -> str:
-    """The SIMD/matrix extensions of this CPU that XLA:CPU can use (from /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return " ".join(f for f in SIMD_FLAGS if f in have)
-    except OSError:
-        pass
-    return ""
 
 
 def machine_info() -> dict[str, Any]:
