@@ -272,11 +272,6 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
     found = set().union(*(m.values for m in group_members))
     lr_varies = "optimizer.lr" in found
     neuron_varies = bool({"model.neuron.beta", "model.neuron.threshold"} & found)
-    if lr_varies and any(e.run.optimizer.get("schedule", "constant") != "constant"
-                         for e in exps):
-        raise ConfigError(f"{KEY}.optimizer.lr needs optimizer.schedule=constant (optax's "
-                          "schedules cannot take a traced peak rate); use a multirun "
-                          "(-m optimizer.lr=...) for a scheduled rate")
     if vectorize is None:
         vectorize = 1 if jax.default_backend() == "cpu" else len(exps)
     kinds = [e.surrogate.name for e in exps]

@@ -94,8 +94,9 @@ def per_member_lr(opt_cfg: dict[str, Any], total_steps: int) -> optax.GradientTr
     its state, so each member of one program steps with its own rate.
 
     ``update`` builds the optimizer with the traced rate: the same arithmetic as the solo
-    run's constant rate (``updates * -lr``), hence bit-identical updates. ``init`` stores
-    ``opt_cfg["lr"]``.
+    run's (``updates * -lr`` for a constant rate; ``optimizer.schedule=cosine`` evaluates
+    :func:`snntrain.optim.make`'s schedule with the traced peak, the solo run's operations on
+    the same float32 values), hence bit-identical updates. ``init`` stores ``opt_cfg["lr"]``.
     """
     opt_cfg = dict(opt_cfg)
     name, lr = opt_cfg.pop("name"), opt_cfg.pop("lr")
