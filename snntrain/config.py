@@ -170,7 +170,8 @@ class TrainerConfig:
     progress: bool = _field(one_of(True, False))
     fused_epoch: bool = _field(one_of(True, False))
     init_from: str | None = _field(_nir_file)
-    # the axes of a population (checked by snntrain.population when any is set)
+    # the axes of a population and its settings (mode, chunk, vectorize, mesh: [members,
+    # data] devices), checked by snntrain.population (Placement for the mesh) when any is set
     population: dict = _field(lambda v: None if isinstance(v, Mapping) else "a mapping")
 
 
