@@ -22,6 +22,9 @@ default; equal to the solo runs up to float32 rounding). Under ``trainer.on_nan=
 whose loss or gradient becomes non-finite is frozen on the device and recorded as
 ``diverged``; the others go on unchanged. ``trainer.population.chunk`` trains the members in
 sequential groups, each one program, after checking that a group's step fits in memory.
+With several devices the program runs on a ``members x data`` mesh (:class:`Placement`:
+members split over one axis, each member's batch rows over the other; shape chosen from the
+device count, the members and the batch, or ``trainer.population.mesh=[m,d]``).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 arguments: the PRNG key, the batch, the surrogate (:func:`stack_surrogates`; several types
 through :class:`SwitchSurrogate`), the learning rate (:func:`per_member_lr`) and the neuron
 values (:func:`with_neuron_values`). ``vectorize`` chooses the map (:func:`mapped`): ``lax.map``
-runs each member's solo operations, bit for bit; ``vmap`` batches them. Used by
-:mod:`snntrain.population`.
+runs each member's solo operations, bit for bit; ``vmap`` batches them. On several devices
+the mapped step is a ``jit(shard_map)`` over a ``members x data`` mesh (:func:`choose_mesh`,
+:func:`snntrain.parallel.shard_step`). Used by :mod:`snntrain.population`.
 """
 
 from __future__ import annotations
