@@ -92,11 +92,13 @@ def test_data_axis_layouts_equal_one_device_to_rounding(tmp_path):
     can amplify that over the epoch's 22 steps (measured here: at most 6e-8 on a parameter);
     we allow 2e-5 absolute on parameters (test_parallel's bound), 1e-4 relative on losses,
     rates and gradient norms, and one example in 20 on accuracies. The counts and steps are
-    exact."""
+    exact. ``2x2 vmap`` also vmaps each device's two members (``vectorize=2``), which adds
+    the rounding of batched reductions (test_population's vmapped test: the same bounds)."""
     res, _ = _layouts(tmp_path, {"one": ["trainer.parallel=none"],
-                                 "2x2": [f"{POP}.mesh=[2,2]"], "1x4": [f"{POP}.mesh=[1,4]"]})
+                                 "2x2": [f"{POP}.mesh=[2,2]"], "1x4": [f"{POP}.mesh=[1,4]"],
+                                 "2x2 vmap": [f"{POP}.mesh=[2,2]", f"{POP}.vectorize=2"]})
     one = res["one"]
-    for layout, (m, d) in (("2x2", (2, 2)), ("1x4", (1, 4))):
+    for layout, (m, d) in (("2x2", (2, 2)), ("1x4", (1, 4)), ("2x2 vmap", (2, 2))):
         for name, want in one.items():
             got = res[layout][name]
             assert got["device"]["mesh"] == {"members": m, "data": d}
