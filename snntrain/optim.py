@@ -27,6 +27,9 @@ def _cosine(lr: Any, total_steps: int, warmup_steps: int) -> optax.Schedule:
     these, so a float ``lr`` computes the same values and a traced one the same arithmetic.
     """
     total_steps = max(total_steps, 1)
+    if warmup_steps >= total_steps:
+        raise ValueError(f"optimizer.warmup_steps={warmup_steps} must be below the run's "
+                         f"{total_steps} steps (trainer.epochs x steps per epoch)")
     return optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup_steps),
          optax.cosine_decay_schedule(lr, total_steps - warmup_steps)], [warmup_steps])
