@@ -134,6 +134,11 @@ def _nir_file(v: Any) -> str | None:
     return "null or an existing .nir file"
 
 
+def _warmup(optimizer: Mapping) -> int:
+    w = optimizer.get("warmup_steps") or 0
+    return w if _is_int(w) and w > 0 else 0
+
+
 def _field(rule: Rule) -> Any:
     return dataclasses.field(metadata={"rule": rule})
 
@@ -165,7 +170,8 @@ class TrainerConfig:
     progress: bool = _field(one_of(True, False))
     fused_epoch: bool = _field(one_of(True, False))
     init_from: str | None = _field(_nir_file)
-    # the axes of a population (checked by snntrain.population when any is set)
+    # the axes of a population and its settings (mode, chunk, vectorize, mesh: [members,
+    # data] devices), checked by snntrain.population (Placement for the mesh) when any is set
     population: dict = _field(lambda v: None if isinstance(v, Mapping) else "a mapping")
 
 
@@ -494,7 +500,8 @@ def check_groups(run: RunConfig) -> None:
     _keys("optimizer", o, optim.OPTIMIZERS, o["name"], given=("learning_rate",),
           also=tuple(_own_params(optim.make, "name", "total_steps")))
     with named("optimizer", o):
-        optim.from_config(o, total_steps=1)
+        # a run longer than its warm-up (the run's own length is checked when it is built)
+        optim.from_config(o, total_steps=_warmup(o) + 1)
 
     with named("metrics.energy", run.metrics.get("energy") or {}):
         synops.energy_from_config(run.metrics.get("energy"))

@@ -13,14 +13,26 @@ OPTIMIZERS: Registry[Any] = Registry(
 )
 
 
-def _constant(lr: float, total_steps: int, warmup_steps: int) -> float:
+def _constant(lr: Any, total_steps: int, warmup_steps: int) -> float:
     del total_steps, warmup_steps
     return lr
 
 
-def _cosine(lr: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
-    """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
-    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, 1))
+def _cosine(lr: Any, total_steps: int, warmup_steps: int) -> optax.Schedule:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``.
+
+    ``optax.warmup_cosine_decay_schedule(0, lr, warmup_steps, total_steps)`` composed from its
+    own two parts: that function tests ``peak_value == 0`` in Python, which a traced ``lr``
+    (a population's per-member rate) cannot answer; with ``end_value=0`` its parts are exactly
+    these, so a float ``lr`` computes the same values and a traced one the same arithmetic.
+    """
+    total_steps = max(total_steps, 1)
+    if warmup_steps >= total_steps:
+        raise ValueError(f"optimizer.warmup_steps={warmup_steps} must be below the run's "
+                         f"{total_steps} steps (trainer.epochs x steps per epoch)")
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup_steps),
+         optax.cosine_decay_schedule(lr, total_steps - warmup_steps)], [warmup_steps])
 
 
 SCHEDULES: Registry[Any] = Registry(
@@ -32,14 +44,14 @@ SCHEDULES: Registry[Any] = Registry(
 _OWN = ("lr", "schedule", "warmup_steps", "grad_clip", "weight_decay")
 
 
-def make(name: str = "adam", lr: float = 1e-3, *, weight_decay: float = 0.0,
+def make(name: str = "adam", lr: Any = 1e-3, *, weight_decay: float = 0.0,
          grad_clip: float | None = None, schedule: str = "constant", total_steps: int = 1,
          warmup_steps: int = 0, **kwargs: Any) -> optax.GradientTransformation:
     """``optax.chain(clip_by_global_norm?, <name>(schedule(lr)))``.
 
     Args:
       name: ``adam`` | ``adamw`` | ``sgd`` (the optax transformation of that name).
-      lr: peak learning rate.
+      lr: peak learning rate (a float, or a traced scalar: a population member's rate).
       weight_decay: decoupled weight decay (``adamw`` only).
       grad_clip: clip the global gradient norm to this value (``None``: no clipping).
       schedule: ``constant`` or ``cosine`` (warmup then cosine decay to 0 over the run).

@@ -168,18 +168,9 @@ class DataParallel:
                           donate_argnums=donate)
             return fn
         if self.mode == "sharded":
-            r, b = self.replicated, self.batch_sharding
-            fn = jax.shard_map(
-                functools.partial(step, axis_name=AXIS),
-                mesh=self.mesh,
-                in_specs=(PartitionSpec(), PartitionSpec(AXIS), PartitionSpec(), PartitionSpec()),
-                out_specs=PartitionSpec(),
-                # no varying/invariant type checks: neuron scans start from zeros (invariant)
-                # and carry batch values (varying); the outputs are psum-reduced or computed
-                # from psum-reduced gradients, so every replica returns the same state
-                check_vma=False,
-            )
-            return jax.jit(fn, in_shardings=(r, b, r, r), out_shardings=r, donate_argnums=donate)
+            r = PartitionSpec()
+            return shard_step(functools.partial(step, axis_name=AXIS), self.mesh,
+                              (r, PartitionSpec(AXIS), r, r), r, donate)
         return jax.jit(functools.partial(step, axis_name=None), donate_argnums=donate)
 
     def metrics_to_host(self, metrics: Any) -> Any:
@@ -187,6 +178,30 @@ class DataParallel:
         if self.mode == "pmap":
             metrics = jax.tree.map(lambda x: x[0], metrics)
         return jax.device_get(metrics)
+
+
+def shard_step(fn: Callable, mesh: jax.sharding.Mesh, in_specs: tuple, out_specs: Any,
+               donate: tuple[int, ...] = ()) -> Callable:
+    """``jit(shard_map(fn))``: ``fn`` is written per device, on its shards of the arguments
+    (``in_specs``: a ``PartitionSpec`` per argument, a prefix of its tree), its sums reduced
+    with ``lax.psum`` over the mesh axes it names; inputs and outputs are placed by
+    ``NamedSharding`` on ``mesh``. Used by ``sharded`` (a 1-D ``data`` mesh) and by
+    population training (a 2-D ``members x data`` mesh, :mod:`snntrain.population_step`).
+    """
+    mapped = jax.shard_map(
+        fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+        # no varying/invariant type checks: neuron scans start from zeros (invariant) and
+        # carry batch values (varying); the outputs are psum-reduced or computed from
+        # psum-reduced gradients, so every replica along a reduced axis returns the same values
+        check_vma=False,
+    )
+
+    def named(specs: Any) -> Any:
+        return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
+                            is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+    return jax.jit(mapped, in_shardings=named(in_specs), out_shardings=named(out_specs),
+                   donate_argnums=donate)
 
 
 def psum(x: Any, axis_name: str | None) -> Any:

@@ -22,6 +22,9 @@ default; equal to the solo runs up to float32 rounding). Under ``trainer.on_nan=
 whose loss or gradient becomes non-finite is frozen on the device and recorded as
 ``diverged``; the others go on unchanged. ``trainer.population.chunk`` trains the members in
 sequential groups, each one program, after checking that a group's step fits in memory.
+With several devices the program runs on a ``members x data`` mesh (:class:`Placement`:
+members split over one axis, each member's batch rows over the other; shape chosen from the
+device count, the members and the batch, or ``trainer.population.mesh=[m,d]``).
 """
 
 from __future__ import annotations
@@ -46,12 +49,18 @@ from snntrain import lifecycle, rundir, surrogates, writers
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint
 from snntrain.paths import CONFIG_DIR
-from snntrain.population_step import Program, available_memory, build_program, initial_state
+from snntrain.population_step import (
+    Program,
+    available_memory,
+    build_program,
+    choose_mesh,
+    initial_state,
+)
 from snntrain.progress import Progress
 from snntrain.runstate import Diverged, DivergencePolicy, Preempted, RunProgress
 
 KEY = "trainer.population"
-SETTINGS = ("mode", "chunk", "vectorize")
+SETTINGS = ("mode", "chunk", "vectorize", "mesh")
 MODES = ("grid", "zip")
 # trainer.population.<key> -> the member config key it sets (surrogate.* handled apart)
 AXES = {
@@ -200,6 +209,62 @@ def _mib(n: float) -> str:
 # ---- one group of members trained together -------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a population trains: ``devices`` (the number of local devices used) and the
+    ``members x data`` mesh asked for (``trainer.population.mesh``; None: chosen per program
+    by :func:`snntrain.population_step.choose_mesh`)."""
+
+    devices: int = 1
+    mesh: tuple[int, int] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> Placement:
+        """``trainer.parallel``/``trainer.devices`` (as a solo run counts its devices) and
+        ``trainer.population.mesh``, checked (one-line errors naming the key)."""
+        tcfg = cfg.trainer
+        local = len(jax.local_devices())
+        if jax.process_count() > 1:
+            raise ConfigError(f"{KEY}: population training runs in one process (its mesh spans "
+                              "this process's devices); use a multirun for several hosts")
+        if tcfg.parallel == "pmap":
+            raise ConfigError(f"trainer.parallel=pmap is not supported with a population: "
+                              f"valid: auto, sharded ({KEY}.mesh over the devices), none")
+        wanted = tcfg.get("devices")
+        devices = 1 if tcfg.parallel == "none" else (
+            local if wanted in (None, 0, "all") else int(wanted))
+        if not 1 <= devices <= local:
+            raise ConfigError(f"trainer.devices={wanted}: this process has {local} local "
+                              f"device(s); valid: 1..{local}")
+        mesh = _setting(cfg, "mesh")
+        if mesh is None:
+            return cls(devices)
+        mesh = list(mesh) if OmegaConf.is_list(mesh) or isinstance(mesh, list) else mesh
+        if not (isinstance(mesh, list) and len(mesh) == 2 and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in mesh)):
+            raise ConfigError(f"{KEY}.mesh={mesh!r} is invalid: must be [members, data] (two "
+                              "integers >= 1) or null")
+        if mesh[0] * mesh[1] != devices:
+            raise ConfigError(f"{KEY}.mesh=[{mesh[0]},{mesh[1]}] uses {mesh[0] * mesh[1]} "
+                              f"devices, but {devices} are used (trainer.devices, "
+                              f"trainer.parallel); members x data must be {devices}")
+        return cls(devices, (mesh[0], mesh[1]))
+
+    def mesh_for(self, k: int, batch_size: int) -> tuple[int, int]:
+        """The mesh shape of a program of ``k`` members (the asked one, checked)."""
+        if self.mesh is None:
+            return choose_mesh(self.devices, k, batch_size)
+        m, d = self.mesh
+        if k % m:
+            raise ConfigError(f"{KEY}.mesh=[{m},{d}]: {k} members do not divide over {m} "
+                              f"devices on the members axis; valid: a divisor of {k}")
+        if batch_size % d:
+            raise ConfigError(f"{KEY}.mesh=[{m},{d}]: trainer.batch_size={batch_size} does not "
+                              f"divide over {d} devices on the data axis; valid: a divisor of "
+                              f"{batch_size}")
+        return m, d
+
+
 @dataclasses.dataclass
 class Group:
     """Members trained together: their configs, experiments and compiled programs."""
@@ -209,6 +274,7 @@ class Group:
     programs: list[Program]
     vectorize: int
     compile_s: float = 0.0
+    placement: Placement = Placement()
 
     @property
     def base(self) -> Experiment:
@@ -234,8 +300,14 @@ class Group:
 
 
 def _build_member(m: Member) -> Experiment:
+    """The member's experiment as its solo run builds it, on one device: the population
+    places the members itself (:class:`Placement`), so the member's ``trainer.parallel``
+    (and its check of the batch against the device count) does not apply."""
+    cfg = copy.deepcopy(m.cfg)
+    with open_dict(cfg):
+        cfg.trainer.parallel = "none"
     try:
-        return build(m.cfg)
+        return build(cfg)
     except (ConfigError, data_lib.DatasetError, ValueError) as e:
         raise ConfigError(f"{KEY} member {m.name}: {e}") from None
 
@@ -244,9 +316,6 @@ def _check_compatible(group_members: list[Member], exps: list[Experiment]) -> No
     base = exps[0]
     shapes = ckpt_lib.shapes_of(base.params)
     for m, e in zip(group_members, exps, strict=True):
-        if e.parallel.mode != "none" or e.parallel.process_count > 1:
-            raise ConfigError(f"{KEY}: population training runs on one device (a members x "
-                              "data mesh is not implemented); set trainer.parallel=none")
         if e.run.trainer.fused_epoch:
             raise ConfigError(f"{KEY}: trainer.fused_epoch=true is not supported with a "
                               "population; set trainer.fused_epoch=false")
@@ -258,11 +327,12 @@ def _check_compatible(group_members: list[Member], exps: list[Experiment]) -> No
 
 
 def build_group(group_members: list[Member], *, vectorize: int | None, by_type: bool,
-                exps: list[Experiment] | None = None) -> Group:
+                exps: list[Experiment] | None = None, placement: Placement = Placement(),
+                say=_say) -> Group:
     """Build every member as its solo run would, then compile the group's program(s): one
     (members of several surrogate types through
     :class:`~snntrain.population_step.SwitchSurrogate`), or one per
-    surrogate type (``by_type``)."""
+    surrogate type (``by_type``), each on its ``members x data`` mesh (``placement``)."""
     if exps is None:
         exps, data = [], {}
         for m in group_members:  # members of one seed share one copy of the data
@@ -272,22 +342,24 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
     found = set().union(*(m.values for m in group_members))
     lr_varies = "optimizer.lr" in found
     neuron_varies = bool({"model.neuron.beta", "model.neuron.threshold"} & found)
-    if lr_varies and any(e.run.optimizer.get("schedule", "constant") != "constant"
-                         for e in exps):
-        raise ConfigError(f"{KEY}.optimizer.lr needs optimizer.schedule=constant (optax's "
-                          "schedules cannot take a traced peak rate); use a multirun "
-                          "(-m optimizer.lr=...) for a scheduled rate")
     if vectorize is None:
         vectorize = 1 if jax.default_backend() == "cpu" else len(exps)
     kinds = [e.surrogate.name for e in exps]
     parts = ([[i for i, k in enumerate(kinds) if k == kind] for kind in dict.fromkeys(kinds)]
              if by_type else [list(range(len(exps)))])
     freeze = exps[0].run.trainer.on_nan == "stop"
+    meshes = [placement.mesh_for(len(idx), exps[0].batch_size) for idx in parts]
+    if placement.devices > 1:
+        how = f"{KEY}.mesh" if placement.mesh else f"auto; {KEY}.mesh=[members,data] overrides"
+        for idx, (m, d) in zip(parts, meshes, strict=True):
+            say(f"population: {len(idx)} members, batch {exps[0].batch_size}, on a {m} x {d} "
+                f"mesh (members x data) of {m * d} of {placement.devices} devices ({how})")
     t0 = time.perf_counter()
     programs = [build_program(exps, idx, vectorize=min(vectorize, len(idx)),
-                              lr_varies=lr_varies, neuron_varies=neuron_varies, freeze=freeze)
-                for idx in parts]
-    return Group(group_members, exps, programs, vectorize, time.perf_counter() - t0)
+                              lr_varies=lr_varies, neuron_varies=neuron_varies, freeze=freeze,
+                              mesh_shape=mesh)
+                for idx, mesh in zip(parts, meshes, strict=True)]
+    return Group(group_members, exps, programs, vectorize, time.perf_counter() - t0, placement)
 
 
 class GroupRunner:
@@ -331,8 +403,8 @@ class GroupRunner:
             out = []
             for i, p in enumerate(group.programs):
                 key = f"program{i}"
-                self.state[key], metrics = p.step(self.state[key], self._stacked(per_member, p),
-                                                  p.keys, p.args)
+                self.state[key], metrics = p.step(
+                    self.state[key], p.put_batch(self._stacked(per_member, p)), p.keys, p.args)
                 out.append(metrics)
             step, done = step + 1, done + 1
             pending.append((step, out))
@@ -367,10 +439,11 @@ class GroupRunner:
         totals: list[dict[str, float]] = [{} for _ in range(n)]
         for b, per_member in enumerate(self._batches(split, 0, 0, False)):
             for i, p in enumerate(self.group.programs):
-                keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
-                    jax.vmap(jax.random.fold_in, in_axes=(0, None))(p.keys, lifecycle.EVAL_KEY), b)
+                keys = p.put_members(jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+                    jax.vmap(jax.random.fold_in, in_axes=(0, None))(p.keys, lifecycle.EVAL_KEY), b))
                 sums = jax.device_get(p.eval(self.state[f"program{i}"]["train"].params,
-                                             self._stacked(per_member, p), keys, p.args))
+                                             p.put_batch(self._stacked(per_member, p)), keys,
+                                             p.args))
                 for j, k in enumerate(p.index):
                     for name, v in sums.items():
                         totals[k][name] = totals[k].get(name, 0.0) + float(v[j])
@@ -582,9 +655,11 @@ def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say
     """The group size (``trainer.population.chunk``) and the first group, compiled; refuses
     (one line, with the numbers) a group whose step will not fit in memory."""
     chunk, vectorize = _chunk_size(cfg, len(ms)), _vectorize(cfg)
+    placement = Placement.from_config(cfg)
     size = len(ms) if chunk == "auto" else chunk
     while True:
-        group = build_group(ms[:size], vectorize=vectorize, by_type=by_type)
+        group = build_group(ms[:size], vectorize=vectorize, by_type=by_type,
+                            placement=placement, say=say)
         (per_member, fixed), avail = group.memory(), available_memory()
         need = fixed + size * per_member
         if avail is None or need <= MEMORY_FRACTION * avail:
@@ -625,7 +700,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 if _group_done(run_dir, part, cfg):
                     continue
                 group = first if g == 0 else build_group(part, vectorize=first.vectorize,
-                                                         by_type=by_type)
+                                                         by_type=by_type,
+                                                         placement=first.placement)
                 status = _train_group(group, run_dir, ckpt_dir, group_name,
                                       signals.received_any, t_start)
                 if status == "preempted":
@@ -684,13 +760,17 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
     finally:
         ckpts.abandon()
     timing = _Timing(runner.train_s, group.compile_s)
-    for run in runs:
+    for j, run in enumerate(runs):
         if run.rec is None:
             continue
         final = "preempted" if status == "preempted" else "completed"
         summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start,
                                   start_step)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs)}
+        mesh = next(p.mesh_shape for p in group.programs if j in p.index)
+        if mesh != (1, 1):  # the member's program's devices (as device_info counts a run's)
+            summary["device"].update(devices=mesh[0] * mesh[1], parallel="sharded",
+                                     mesh={"members": mesh[0], "data": mesh[1]})
         run.rec.finish(summary)
         run.status = final
     return status

@@ -5,13 +5,15 @@
 arguments: the PRNG key, the batch, the surrogate (:func:`stack_surrogates`; several types
 through :class:`SwitchSurrogate`), the learning rate (:func:`per_member_lr`) and the neuron
 values (:func:`with_neuron_values`). ``vectorize`` chooses the map (:func:`mapped`): ``lax.map``
-runs each member's solo operations, bit for bit; ``vmap`` batches them. Used by
-:mod:`snntrain.population`.
+runs each member's solo operations, bit for bit; ``vmap`` batches them. On several devices
+the mapped step is a ``jit(shard_map)`` over a ``members x data`` mesh (:func:`choose_mesh`,
+:func:`snntrain.parallel.shard_step`). Used by :mod:`snntrain.population`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,8 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from snntrain import models, optim, surrogates
+from snntrain import parallel as par
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment
 from snntrain.registry import plain
@@ -94,8 +98,9 @@ def per_member_lr(opt_cfg: dict[str, Any], total_steps: int) -> optax.GradientTr
     its state, so each member of one program steps with its own rate.
 
     ``update`` builds the optimizer with the traced rate: the same arithmetic as the solo
-    run's constant rate (``updates * -lr``), hence bit-identical updates. ``init`` stores
-    ``opt_cfg["lr"]``.
+    run's (``updates * -lr`` for a constant rate; ``optimizer.schedule=cosine`` evaluates
+    :func:`snntrain.optim.make`'s schedule with the traced peak, the solo run's operations on
+    the same float32 values), hence bit-identical updates. ``init`` stores ``opt_cfg["lr"]``.
     """
     opt_cfg = dict(opt_cfg)
     name, lr = opt_cfg.pop("name"), opt_cfg.pop("lr")
@@ -137,10 +142,34 @@ def mapped(fn: Callable, vectorize: int, k: int) -> Callable:
     return lambda *xs: jax.lax.map(lambda x: fn(*x), xs, batch_size=vectorize)
 
 
+# ---- the members x data device mesh ---------------------------------------------------------
+
+MEMBERS = "members"  # the mesh axis the members are split over; the batch goes over par.AXIS
+
+
+def choose_mesh(devices: int, members: int, batch_size: int) -> tuple[int, int]:
+    """The ``(members, data)`` mesh shape for ``members`` members of batch ``batch_size`` on
+    at most ``devices`` devices: of the shapes ``(m, d)`` with ``m | members``,
+    ``d | batch_size`` and ``m * d <= devices``, the one that uses the most devices, then the
+    one with the most on the members axis (members need no communication; the data axis
+    all-reduces every step's gradients)."""
+    shapes = [(m, d) for m in range(1, devices + 1) for d in range(1, devices // m + 1)
+              if members % m == 0 and batch_size % d == 0]
+    return max(shapes, key=lambda md: (md[0] * md[1], md[0]))
+
+
+def make_mesh(shape: tuple[int, int]) -> jax.sharding.Mesh:
+    """A ``members x data`` mesh of the first ``m * d`` local devices."""
+    m, d = shape
+    return jax.make_mesh(shape, (MEMBERS, par.AXIS), axis_types=(AxisType.Auto,) * 2,
+                         devices=jax.local_devices()[:m * d])
+
+
 @dataclasses.dataclass
 class Program:
     """Members trained by one compiled step: their positions in the group, their stacked
-    per-member arguments, and the compiled train and evaluation steps."""
+    per-member arguments, and the compiled train and evaluation steps; with a ``mesh``
+    (``members x data``), where the stacked arrays and the batches live."""
 
     index: list[int]
     args: dict[str, Any]
@@ -149,6 +178,24 @@ class Program:
     eval: Callable
     init: Any
     memory: dict[str, int]
+    mesh: jax.sharding.Mesh | None = None
+
+    @property
+    def mesh_shape(self) -> tuple[int, int]:
+        return (1, 1) if self.mesh is None else (self.mesh.shape[MEMBERS],
+                                                 self.mesh.shape[par.AXIS])
+
+    def put_members(self, tree: Any) -> Any:
+        """Place a stacked per-member tree (leading axis ``K``) as the step expects it."""
+        if self.mesh is None:
+            return tree
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(MEMBERS)))
+
+    def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Place the members' batches (``K x B x ...``): members and rows split."""
+        if self.mesh is None:
+            return batch
+        return jax.device_put(batch, NamedSharding(self.mesh, PartitionSpec(MEMBERS, par.AXIS)))
 
 
 def member_tx(exp: Experiment, lr_varies: bool) -> optax.GradientTransformation:
@@ -164,8 +211,15 @@ def initial_state(exps: Sequence[Experiment], lr_varies: bool) -> dict[str, Any]
 
 
 def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: int,
-                  lr_varies: bool, neuron_varies: bool, freeze: bool) -> Program:
-    """Compile the train and evaluation steps of the members ``index`` of ``exps``."""
+                  lr_varies: bool, neuron_varies: bool, freeze: bool,
+                  mesh_shape: tuple[int, int] = (1, 1)) -> Program:
+    """Compile the train and evaluation steps of the members ``index`` of ``exps``.
+
+    ``mesh_shape = (m, d)`` other than ``(1, 1)``: one ``jit(shard_map)`` over a
+    ``members x data`` mesh (:func:`snntrain.parallel.shard_step`); each device maps the solo
+    step over its ``K / m`` members on its ``B / d`` rows of their batches, and the
+    gradients and metric sums are ``psum``-reduced over the data axis only (``d > 1``).
+    """
     sub = [exps[i] for i in index]
     base, k = sub[0], len(sub)
     args: dict[str, Any] = {"surrogate": stack_surrogates([e.surrogate for e in sub])}
@@ -181,16 +235,17 @@ def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: in
         return dataclasses.replace(base, rest=member_args["rest"]) if "rest" in member_args \
             else base
 
-    def member_step(state, batch, key, member_args):
+    def member_step(state, batch, key, member_args, axis_name=None):
         new, metrics = make_train_step(member_exp(member_args))(
-            state["train"], batch, key, member_args["surrogate"])
+            state["train"], batch, key, member_args["surrogate"], axis_name=axis_name)
         alive = state["alive"]
         new = jax.tree.map(lambda a, b: jnp.where(alive, a, b), new, state["train"])
         return {"train": new, "alive": alive & metrics["finite"] if freeze else alive}, metrics
 
-    def member_eval(params, batch, key, member_args):
+    def member_eval(params, batch, key, member_args, axis_name=None):
         return make_eval_step(member_exp(member_args))(params, batch, key,
-                                                       member_args["surrogate"])
+                                                       member_args["surrogate"],
+                                                       axis_name=axis_name)
 
     keys = jnp.stack([jax.random.PRNGKey(e.seed) for e in sub])
     x = np.asarray(base.data.train[np.zeros(1, np.int64)][0])
@@ -198,12 +253,31 @@ def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: in
              "y": jax.ShapeDtypeStruct((k, base.batch_size), jnp.int32),
              "mask": jax.ShapeDtypeStruct((k, base.batch_size), jnp.float32),
              "index": jax.ShapeDtypeStruct((k, base.batch_size), jnp.int32)}
-    step = jax.jit(mapped(member_step, vectorize, k), donate_argnums=(0,)).lower(
-        init, batch, keys, args).compile()
-    evaluate = jax.jit(mapped(member_eval, vectorize, k)).lower(
-        init["train"].params, batch, keys, args).compile()
-    return Program(index, args, keys, step, evaluate, init,
-                   memory(step.memory_analysis(), evaluate.memory_analysis()))
+    if mesh_shape == (1, 1):
+        mesh = None
+        train_fn = jax.jit(mapped(member_step, vectorize, k), donate_argnums=(0,))
+        eval_fn = jax.jit(mapped(member_eval, vectorize, k))
+    else:
+        mesh, (m, d) = make_mesh(mesh_shape), mesh_shape
+        axis = par.AXIS if d > 1 else None  # one row shard: the solo step's operations
+        local = functools.partial(mapped, vectorize=vectorize, k=k // m)
+        per_member, rows = PartitionSpec(MEMBERS), PartitionSpec(MEMBERS, par.AXIS)
+        specs = (per_member, rows, per_member, per_member)
+        train_fn = par.shard_step(local(functools.partial(member_step, axis_name=axis)), mesh,
+                                  specs, (per_member, per_member), donate=(0,))
+        eval_fn = par.shard_step(local(functools.partial(member_eval, axis_name=axis)), mesh,
+                                 specs, per_member)
+    program = Program(index, args, keys, train_fn, eval_fn, init, {}, mesh)
+    program.init, program.keys, program.args = (program.put_members(t) for t in (init, keys,
+                                                                                 args))
+    program.step = train_fn.lower(program.init, batch, program.keys, program.args).compile()
+    program.eval = eval_fn.lower(program.init["train"].params, batch, program.keys,
+                                 program.args).compile()
+    # per device; on a CPU the mesh's virtual devices share the host's memory
+    devices = 1 if mesh is None or mesh.devices.flat[0].platform != "cpu" else mesh.size
+    program.memory = {name: n * devices for name, n in memory(
+        program.step.memory_analysis(), program.eval.memory_analysis()).items()}
+    return program
 
 
 def memory(train_ma: Any, eval_ma: Any) -> dict[str, int]:

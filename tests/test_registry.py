@@ -202,6 +202,15 @@ def test_cosine_schedule_by_hand():
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
 
 
+def test_warmup_is_checked_against_the_runs_length():
+    from snntrain.experiment import build
+
+    build(compose("optimizer.schedule=cosine", "+optimizer.warmup_steps=5"))  # 21 steps
+    with pytest.raises(ConfigError, match=r"^optimizer.warmup_steps=5000 must be below the "
+                                          r"run's 21 steps \(trainer.epochs x steps per epoch\)$"):
+        build(compose("optimizer.schedule=cosine", "+optimizer.warmup_steps=5000"))
+
+
 def test_adamw_gets_weight_decay_and_clipping_chains_first():
     tx = optim.make("adamw", 1e-2, weight_decay=0.5, grad_clip=1.0)
     params = {"w": np.float32(2.0)}

@@ -1,0 +1,239 @@
+"""Population training on a ``members x data`` device mesh (4 virtual CPU devices).
+
+A mesh ``(m, 1)`` (members only) runs each member's solo step on one device with its whole
+batch: equal to the population on one device bit for bit (tolerance 0). With a data axis
+(``(2, 2)``, ``(1, 4)``) every member's gradient and metric sums are ``psum``-reduced over
+the devices of its row shards, a different summation order than one device's: float32
+rounding (see ``test_data_axis_layouts_equal_one_device_to_rounding``).
+"""
+
+import json
+
+import numpy as np
+import pytest
+from _workers import cli, python
+from conftest import compose
+
+from snntrain import population
+from snntrain.config import ConfigError
+from snntrain.population_step import choose_mesh
+
+POP = "trainer.population"
+
+# One population (surrogate types, alphas, seeds) trained in each layout in one subprocess
+# with 4 devices; prints, per layout, each member's records, summary and final parameters.
+LAYOUTS = r"""
+import json, sys
+sys.path.insert(0, "tests")
+import jax, numpy as np
+from conftest import compose
+from snntrain import population
+from snntrain.train import train_and_evaluate
+
+POP = "trainer.population"
+BASE = (f"{POP}.mode=zip", f"{POP}.surrogate.name=[sigmoid,arctan,sigmoid,arctan]",
+        f"{POP}.surrogate.alpha=[1,4,4,2]", f"{POP}.seed=[0,1,1,2]", "trainer.log_every=1")
+TIMING = {"samples_per_s", "wall_time_s", "train_time_s", "compile_time_s", "run_dir"}
+out, layouts = sys.argv[1], json.loads(sys.argv[2])
+res = {}
+for name, extra in layouts.items():
+    d = f"{out}/{name}"
+    train_and_evaluate(compose(*BASE, *extra), d)
+    members = {}
+    for m in population.members(compose(*BASE)):
+        md = f"{d}/members/{m.name}"
+        records = [{k: v for k, v in json.loads(x).items() if k not in TIMING}
+                   for x in open(f"{md}/metrics.jsonl").read().splitlines()]
+        summary = json.load(open(f"{md}/summary.json"))
+        members[m.name] = {"records": records, "device": summary.pop("device"),
+                           "summary": {k: v for k, v in summary.items()
+                                       if k not in TIMING | {"population"}}}
+    for name_, params in population.params_of(d).items():
+        members[name_]["params"] = [np.asarray(x).ravel().tolist()
+                                    for x in jax.tree.leaves(params)]
+    res[name] = members
+print(json.dumps(res))
+"""
+
+
+def _layouts(tmp_path, layouts: dict[str, list[str]]) -> tuple[dict, str]:
+    code = LAYOUTS.replace("sys.argv[1]", repr(str(tmp_path))).replace(
+        "sys.argv[2]", repr(json.dumps(layouts)))
+    p = python(code, devices=4, timeout=600)
+    return json.loads(p.stdout.strip().splitlines()[-1]), p.stderr
+
+
+@pytest.mark.slow  # ~30 s: two populations trained in a subprocess
+def test_members_only_mesh_equals_one_device_exactly(tmp_path):
+    """Mesh (4, 1), chosen automatically for 4 members: each device runs one member's solo
+    step on its whole batch, so records, summaries and parameters are bit-identical to the
+    population on one device (tolerance 0)."""
+    res, err = _layouts(tmp_path, {"one": ["trainer.parallel=none"], "auto": []})
+    assert ("population: 4 members, batch 64, on a 4 x 1 mesh (members x data) of 4 of 4 "
+            "devices (auto; trainer.population.mesh=[members,data] overrides)") in err
+    one, mesh = res["one"], res["auto"]
+    assert list(one) == list(mesh) and len(one) == 4
+    for name in one:
+        assert mesh[name]["records"] == one[name]["records"], name
+        assert mesh[name]["summary"] == one[name]["summary"], name
+        assert mesh[name]["params"] == one[name]["params"], name
+        assert mesh[name]["device"]["mesh"] == {"members": 4, "data": 1}
+        assert "mesh" not in one[name]["device"] and one[name]["device"]["devices"] == 1
+    first = [m["params"][0] for m in one.values()]
+    assert first[0] != first[1]  # the members differ: equality above is not trivial
+
+
+@pytest.mark.slow
+def test_data_axis_layouts_equal_one_device_to_rounding(tmp_path):
+    """Meshes (2, 2) and (1, 4): each member's batch rows are split over 2 or 4 devices and
+    the per-device gradient sums added by ``psum``, in another order than one device's sum
+    over the batch (~1e-7 relative per step, as for ``trainer.parallel=sharded``, tested in
+    test_parallel). Adam's division by sqrt(v) and a membrane within rounding of its threshold
+    can amplify that over the epoch's 22 steps (measured here: at most 6e-8 on a parameter);
+    we allow 2e-5 absolute on parameters (test_parallel's bound), 1e-4 relative on losses,
+    rates and gradient norms, and one example in 20 on accuracies. The counts and steps are
+    exact. ``2x2 vmap`` also vmaps each device's two members (``vectorize=2``), which adds
+    the rounding of batched reductions (test_population's vmapped test: the same bounds)."""
+    res, _ = _layouts(tmp_path, {"one": ["trainer.parallel=none"],
+                                 "2x2": [f"{POP}.mesh=[2,2]"], "1x4": [f"{POP}.mesh=[1,4]"],
+                                 "2x2 vmap": [f"{POP}.mesh=[2,2]", f"{POP}.vectorize=2"]})
+    one = res["one"]
+    for layout, (m, d) in (("2x2", (2, 2)), ("1x4", (1, 4)), ("2x2 vmap", (2, 2))):
+        for name, want in one.items():
+            got = res[layout][name]
+            assert got["device"]["mesh"] == {"members": m, "data": d}
+            for a, b in zip(got["params"], want["params"], strict=True):
+                np.testing.assert_allclose(a, b, atol=2e-5, rtol=0, err_msg=f"{layout} {name}")
+            assert len(got["records"]) == len(want["records"])
+            for ra, rb in zip(got["records"], want["records"], strict=True):
+                assert ra.keys() == rb.keys()
+                for k, v in rb.items():
+                    if not isinstance(v, float):
+                        assert ra[k] == v, (layout, name, k)
+                        continue
+                    tol = 0.05 if "accuracy" in k else 1e-4 * max(1.0, abs(v))
+                    assert ra[k] == pytest.approx(v, abs=tol), (layout, name, k)
+
+
+# A population on mesh (2, 2) sent SIGTERM by itself after its checkpoint at step 7, then
+# resumed in the same process, against the same population uninterrupted.
+RESUME = r"""
+import json, os, signal, sys, threading, time
+from pathlib import Path
+sys.path.insert(0, "tests")
+import jax, numpy as np
+from conftest import compose
+from snntrain import population
+from snntrain.runstate import Preempted
+from snntrain.train import train_and_evaluate
+
+POP = "trainer.population"
+cfg = compose(f"{POP}.surrogate.alpha=[1,4]", f"{POP}.seed=[0,1]", f"{POP}.mesh=[2,2]",
+              "trainer.epochs=2", "trainer.checkpoint_every=7", "trainer.log_every=1")
+out = Path(sys.argv[1])
+train_and_evaluate(cfg, out / "full")
+
+def terminate_after_checkpoint():
+    ckpts = out / "cut" / "checkpoints"
+    while not (ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())):
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=terminate_after_checkpoint, daemon=True).start()
+try:
+    train_and_evaluate(cfg, out / "cut")
+    raise SystemExit("not preempted")
+except Preempted:
+    pass
+summary = train_and_evaluate(cfg, out / "cut")
+res = {}
+for run in ("full", "cut"):
+    params = population.params_of(out / run)
+    res[run] = {name: {"records": [{k: v for k, v in json.loads(x).items()
+                                    if k not in ("samples_per_s", "wall_time_s", "train_time_s")}
+                                   for x in (out / run / "members" / name /
+                                             "metrics.jsonl").read_text().splitlines()],
+                       "params": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(p)]}
+                for name, p in params.items()}
+print(json.dumps({"completed": summary["completed"], **res}))
+"""
+
+
+@pytest.mark.slow
+def test_resume_on_a_mesh_is_bit_identical(tmp_path):
+    """The whole population's sharded state is saved by orbax and restored onto the mesh:
+    the resumed members equal the uninterrupted ones exactly (same mesh, same operations)."""
+    code = RESUME.replace("sys.argv[1]", repr(str(tmp_path)))
+    p = python(code, devices=4, timeout=600)
+    assert "resuming 4 members from step" in p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["completed"] == 4
+    assert list(res["full"]) == list(res["cut"]) and len(res["full"]) == 4
+    for name, want in res["full"].items():
+        assert res["cut"][name] == want, name
+
+
+# ---- the mesh's shape: automatic choice, override, errors (no training) -------------------
+
+
+@pytest.mark.parametrize("devices, members, batch, shape", [
+    (4, 4, 64, (4, 1)),    # members only: no communication
+    (4, 8, 64, (4, 1)),
+    (4, 2, 64, (2, 2)),    # the remaining devices on the data axis
+    (4, 1, 64, (1, 4)),
+    (4, 3, 64, (1, 4)),    # all 4 devices (1 x 4) before more members (3 x 1, 3 devices)
+    (4, 3, 30, (3, 1)),    # 30 rows do not split over 4: 3 devices
+    (4, 5, 30, (1, 3)),
+    (8, 6, 128, (2, 4)),
+    (1, 16, 128, (1, 1)),
+])
+def test_automatic_mesh_shape(devices, members, batch, shape):
+    assert choose_mesh(devices, members, batch) == shape
+
+
+def test_mesh_override_is_checked():
+    place = population.Placement(4, (2, 2))
+    assert place.mesh_for(6, 64) == (2, 2)
+    with pytest.raises(ConfigError, match=r"^trainer.population.mesh=\[4,1\]: 6 members do not "
+                                          r"divide over 4 devices on the members axis; valid: "
+                                          r"a divisor of 6$"):
+        population.Placement(4, (4, 1)).mesh_for(6, 64)
+    with pytest.raises(ConfigError, match=r"^trainer.population.mesh=\[1,4\]: trainer.batch_size"
+                                          r"=30 does not divide over 4 devices on the data "
+                                          r"axis; valid: a divisor of 30$"):
+        population.Placement(4, (1, 4)).mesh_for(2, 30)
+    assert population.Placement(4).mesh_for(2, 30) == (2, 2)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ([f"{POP}.mesh=[2,2]"], r"^trainer.population.mesh=\[2,2\] uses 4 devices, but 1 are used "
+                            r"\(trainer.devices, trainer.parallel\); members x data must be 1$"),
+    ([f"{POP}.mesh=[2]"], r"^trainer.population.mesh=\[2\] is invalid: must be \[members, "
+                          r"data\] \(two integers >= 1\) or null$"),
+    ([f"{POP}.mesh=[1,0]"], r"mesh=\[1, 0\] is invalid"),
+    (["trainer.parallel=pmap"], r"^trainer.parallel=pmap is not supported with a population: "
+                                r"valid: auto, sharded .*, none$"),
+    (["trainer.devices=3"], r"^trainer.devices=3: this process has 1 local device\(s\); "
+                            r"valid: 1..1$"),
+])
+def test_bad_placement_is_one_line(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        population.Placement.from_config(compose(f"{POP}.seed=[0,1]", *overrides))
+
+
+def test_placement_from_config():
+    assert population.Placement.from_config(compose(f"{POP}.seed=[0,1]")) == \
+        population.Placement(1, None)
+    assert population.Placement.from_config(compose(f"{POP}.seed=[0,1]", f"{POP}.mesh=[1,1]",
+                                                    "trainer.parallel=none")) == \
+        population.Placement(1, (1, 1))
+
+
+def test_cli_mesh_error_names_the_key(tmp_path):
+    p = cli("logger=none", f"{POP}.seed=[0,1,2]", f"{POP}.mesh=[3,1]",
+            f"hydra.run.dir={tmp_path}", devices=4)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1] == (
+        "snntrain: error: trainer.population.mesh=[3,1] uses 3 devices, but 4 are used "
+        "(trainer.devices, trainer.parallel); members x data must be 4")
+    assert "Traceback" not in p.stderr
