@@ -18,8 +18,10 @@ Each round times, on each workload, in this order:
 * ``snntorch`` and ``spikingjelly`` in a subprocess of ``--peer-python``
   (``scripts/peers/torch_peers.py``), the PyTorch libraries.
 
-Peers get precomputed spikes (their tutorials' setting, the easier one). The best round of each
-is reported, then the ratios of the issue's goals with met/missed. Like ``scripts/bench.py``
+Peers get precomputed spikes (their tutorials' setting, the easier one). The order of the five
+rotates from round to round, and every timed window follows an untimed step. The best round of
+each is reported and the median of the rounds, then the ratios of the issue's goals with
+met/missed. Like ``scripts/bench.py``
 and the snntrain CLI, this script restarts itself once with glibc's huge-page malloc
 (``--no-hugepages``: not); the peer subprocesses inherit the same environment.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,9 +59,12 @@ GOALS = (
 
 
 def ours_steps_per_s(runner, seconds: float) -> float:
-    """Steps/s over a window of about ``seconds`` (at least 3 steps), as the peers measure."""
+    """Steps/s over a window of about ``seconds`` (at least 3 steps) after one untimed step,
+    as the peers measure."""
     import time
 
+    runner.run(1)
+    runner.rates.pop()  # the untimed step
     chunk = 5 if runner.rates and runner.rates[-1] > 5 else 1
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or n < 3:
@@ -120,42 +126,55 @@ def main() -> int:
             r.warm()
             r.warm()  # a second call may compile again (committed outputs as inputs)
         best: dict[str, float] = {r.name: 0.0 for r in runners}
+        rounds: dict[str, list[float]] = {r.name: [] for r in runners}
         variants: dict[str, str] = {}
         peer_args = ["--workloads", name, "--seconds", str(args.seconds)]
         for round_ in range(args.rounds):
-            for r in runners:
-                best[r.name] = max(best[r.name], ours_steps_per_s(r, args.seconds))
-            rows = []
+            per_lib: dict[str, float] = {}
+            tasks = [("ours", r) for r in runners]
             if not args.no_spyx and not (name == "conv" and round_ > 0):
                 # spyx's conv step is ~20x slower than the others': one round of its
                 # faster variant (jax.jit on the MLP) is enough to place it
                 variant = ["--variants", "jax.jit"] if name == "conv" else []
-                rows += subprocess_rows([sys.executable, str(HERE / "peers" / "spyx_peer.py"),
-                                         *peer_args, *variant], "spyx")
+                tasks.append(("peer", [sys.executable, str(HERE / "peers" / "spyx_peer.py"),
+                                       *peer_args, *variant]))
             if args.peer_python:
-                rows += subprocess_rows(
-                    [args.peer_python, str(HERE / "peers" / "torch_peers.py"), *peer_args],
-                    "torch peers")
-            for row in rows:
-                lib = row["library"]
-                if row["steps_per_s"] > best.get(lib, 0.0):
-                    best[lib] = row["steps_per_s"]
-                    variants[lib] = row.get("variant", "")
-        results[name] = {"steps_per_s": best, "spyx_variant": variants.get("spyx"),
-                         **summarize(best)}
+                tasks.append(("peer", [args.peer_python, str(HERE / "peers" / "torch_peers.py"),
+                                       *peer_args]))
+            shift = round_ % len(tasks)  # rotate the order: no one always runs first
+            for kind, task in tasks[shift:] + tasks[:shift]:
+                if kind == "ours":
+                    rounds[task.name].append(ours_steps_per_s(task, args.seconds))
+                    best[task.name] = max(rounds[task.name])
+                    continue
+                for row in subprocess_rows(task, Path(task[1]).stem):
+                    lib = row["library"]
+                    per_lib[lib] = max(per_lib.get(lib, 0.0), row["steps_per_s"])
+                    if row["steps_per_s"] > best.get(lib, 0.0):
+                        best[lib] = row["steps_per_s"]
+                        variants[lib] = row.get("variant", "")
+            for lib, v in per_lib.items():
+                rounds.setdefault(lib, []).append(v)
+        median = {k: statistics.median(v) for k, v in rounds.items() if v}
+        results[name] = {"steps_per_s": best, "rounds": rounds, "median_steps_per_s": median,
+                         "spyx_variant": variants.get("spyx"), **summarize(best)}
         print(f"{name:8s} steps/s: " + ", ".join(f"{k} {v:.3g}" for k, v in best.items()))
+        print(f"{'':8s} median of rounds: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in median.items()))
         for k, v in summarize(best).items():
             print(f"{'':8s} {k}: {v:.3f}")
-    print("\ngoals (ratios of the best rounds in this run):")
+    print("\ngoals (ratios of the best rounds in this run; of the medians in brackets):")
     for label, w, num, dens, goal in GOALS:
         got = results.get(w, {}).get("steps_per_s", {})
+        med = results.get(w, {}).get("median_steps_per_s", {})
         den = max((got.get(d, 0.0) for d in dens), default=0.0)
+        med_den = max((med.get(d, 0.0) for d in dens), default=0.0)
         if not got or not den:
             continue
         ratio = got[num] / den
         ok = "met" if goal is not None and ratio >= goal else "MISSED"
         verdict = "" if goal is None else f" (goal >= {goal}: {ok})"
-        print(f"  {label}: {ratio:.2f}x{verdict}")
+        print(f"  {label}: {ratio:.2f}x [{med[num] / med_den:.2f}x]{verdict}")
     if "mlp" in results and "encoding_share" in results["mlp"]:
         share = results["mlp"]["encoding_share"]
         print(f"  MLP encoding share of the step: {share:.1%} "
