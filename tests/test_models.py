@@ -93,6 +93,28 @@ def test_conv_pool_rejects_an_unknown_method():
         convpool.conv_pool(jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 1, 4)), method="fft")
 
 
+@pytest.mark.parametrize("phases", [1, 2, 4, 9])
+def test_phase_max_equals_the_maximum_chain_in_values_and_gradients(phases):
+    # small integers: many ties, where lax.max halves the gradient at each tied max; the
+    # custom backward must give exactly autodiff's values (weights 0, 1/2, 1: no rounding)
+    rng = np.random.default_rng(phases)
+    y = jnp.asarray(rng.integers(-2, 3, (phases, 3, 5, 7)), jnp.float32)
+    c = jnp.asarray(rng.standard_normal((3, 5, 7)), jnp.float32)
+
+    def chain(y):
+        out = y[0]
+        for k in range(1, y.shape[0]):
+            out = jnp.maximum(out, y[k])
+        return out
+
+    np.testing.assert_array_equal(convpool.phase_max(y), chain(y))
+    want = jax.grad(lambda y: jnp.sum(c * chain(y)))(y)
+    got = jax.grad(lambda y: jnp.sum(c * convpool.phase_max(y)))(y)
+    np.testing.assert_array_equal(got, want)
+    if phases > 1:
+        assert 0 < np.mean(np.asarray(want) == 0.5 * np.asarray(c)[None]) < 1  # ties were hit
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_max_pool_equals_reduce_window(k):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 9, 3))

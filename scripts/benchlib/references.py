@@ -185,8 +185,31 @@ def conv_pool_s2d_chwn(x_CxHxWxN, w_KxKxCxO):
     s = s.reshape(4 * c, h // 2, w // 2, n)
     patches = jnp.stack([s[:, i : i + ho, j : j + wo] for i in range(r) for j in range(r)], 0)
     y = pooled_conv_kernel(w_KxKxCxO).T @ patches.reshape(r * r * 4 * c, ho * wo * n)
-    y = y.reshape(4, o, ho, wo, n)
-    return jnp.maximum(jnp.maximum(y[0], y[1]), jnp.maximum(y[2], y[3]))
+    return _max4(y.reshape(4, o, ho, wo, n))
+
+
+def _max4(y_4xR):
+    """``max(max(y0, y1), max(y2, y3))`` whose backward writes the four phase gradients as one
+    stacked array (autodiff sums four zero-padded copies of ``y``: 2x slower on XLA:CPU)."""
+    import jax
+    import jax.numpy as jnp
+
+    def weight(a, z, b):  # lax.max's derivative weight of a in z = max(a, b)
+        return jnp.where(a == z, 1.0, 0.0) / jnp.where(b == z, 2.0, 1.0)
+
+    @jax.custom_vjp
+    def max4(y):
+        return jnp.maximum(jnp.maximum(y[0], y[1]), jnp.maximum(y[2], y[3]))
+
+    def bwd(y, g):
+        a, b = jnp.maximum(y[0], y[1]), jnp.maximum(y[2], y[3])
+        z = jnp.maximum(a, b)
+        ga, gb = g * weight(a, z, b), g * weight(b, z, a)
+        return (jnp.stack([ga * weight(y[0], a, y[1]), ga * weight(y[1], a, y[0]),
+                           gb * weight(y[2], b, y[3]), gb * weight(y[3], b, y[2])]),)
+
+    max4.defvjp(lambda y: (max4(y), y), bwd)
+    return max4(y_4xR)
 
 
 CONV_FORMULATIONS = ("chwn_s2d", "nhwc_s2d", "nhwc_im2col")

@@ -65,23 +65,37 @@ def compose(overrides: list[str]):
 
 
 def snntrain_runner(
-    overrides: list[str], name: str = "snntrain", n_batches: int = 8, aot: bool = False
+    overrides: list[str],
+    name: str = "snntrain",
+    n_batches: int = 8,
+    aot: bool = False,
+    precomputed: bool = False,
 ):
     """(Runner, Experiment) for the real code path: config -> build -> compiled train step.
 
     ``aot``: compile ahead of time (``lower().compile()``, timed as ``compile_s``) and keep
-    the compiled step's ``memory_analysis()`` as ``runner.memory``.
+    the compiled step's ``memory_analysis()`` as ``runner.memory``. ``precomputed``: the
+    same step on spikes drawn beforehand (Bernoulli of each pixel, ``x_BxTx...`` float32, as
+    the peer libraries are fed), passed through by ``encoder=none``'s encoder: the step
+    without rate coding.
     """
     import jax
 
-    from snntrain import data, train
+    from snntrain import data, encoding, train
 
     exp = train.build(compose(overrides))
+    if precomputed:
+        exp = dataclasses.replace(exp, encoder=encoding.Passthrough())
     dp = exp.parallel
     fn = dp.compile(train.make_train_step(exp))
     state = dp.replicate(exp.init_state())
     host = []
     for batch in data.batches(exp.data.train, exp.batch_size, rows=dp.local_rows):
+        if precomputed:
+            x_Bx = np.asarray(batch["x"], np.float32)
+            u_BxTx = np.random.default_rng(len(host)).random(
+                (x_Bx.shape[0], exp.T, *x_Bx.shape[1:]), np.float32)
+            batch = {**batch, "x": (u_BxTx < x_Bx[:, None]).astype(np.float32)}
         host.append(batch)
         if len(host) == n_batches:
             break

@@ -7,7 +7,7 @@ Workloads, as in ``scripts/bench.py``, with precomputed input spikes (rate codin
 step, as these libraries' tutorials do), Adam, cross-entropy on the mean membrane potential of
 a leaky readout, beta 0.9, threshold 1, fast-sigmoid/arctan-style surrogates (their defaults):
 ``mlp`` 784-128-10, T=25, B=128; ``mlp1024`` 784-1024-10; ``conv`` 12C5-MP2-64C5-MP2 on
-28x28x1, T=25, B=64.
+28x28x1 with VALID convolutions (28 -> 24 -> 12 -> 8 -> 4, as ``scripts/bench.py``), T=25, B=64.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def snntorch_model(w):
     class Conv(nn.Module):
         def __init__(self):
             super().__init__()
-            self.c1, self.c2 = nn.Conv2d(1, 12, 5, padding=2), nn.Conv2d(12, 64, 5, padding=2)
-            self.fc = nn.Linear(64 * 7 * 7, 10)
+            self.c1, self.c2 = nn.Conv2d(1, 12, 5), nn.Conv2d(12, 64, 5)  # VALID, as ours
+            self.fc = nn.Linear(64 * 4 * 4, 10)
             self.l1, self.l2 = snn.Leaky(beta=0.9, spike_grad=grad), snn.Leaky(beta=0.9,
                                                                               spike_grad=grad)
             self.out = snn.Leaky(beta=0.9, spike_grad=grad, reset_mechanism="none")
@@ -83,10 +83,10 @@ def spikingjelly_model(w):
                              layer.Linear(w["hidden"], 10, step_mode="m"))
     else:
         body = nn.Sequential(
-            layer.Conv2d(1, 12, 5, padding=2, step_mode="m"), layer.MaxPool2d(2, step_mode="m"),
-            lif(), layer.Conv2d(12, 64, 5, padding=2, step_mode="m"),
+            layer.Conv2d(1, 12, 5, step_mode="m"), layer.MaxPool2d(2, step_mode="m"),
+            lif(), layer.Conv2d(12, 64, 5, step_mode="m"),
             layer.MaxPool2d(2, step_mode="m"), lif(), layer.Flatten(step_mode="m"),
-            layer.Linear(64 * 7 * 7, 10, step_mode="m"))
+            layer.Linear(64 * 4 * 4, 10, step_mode="m"))
 
     class Net(nn.Module):
         def __init__(self):
