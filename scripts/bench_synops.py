@@ -7,7 +7,7 @@ and prints the ratio (issue 17's goal: < 1.05). Workloads: those of ``scripts/be
 the default config, 64 -> 256 LIF -> 10, B = 128; all T = 25) and ``digits_conv`` (the default
 conv model on digits). ``scripts/bench.py`` runs the same measurement as its ``synops`` section.
 
-    python scripts/bench_synops.py [--workloads mlp,digits,conv] [--rounds 7] [--scale 1]
+    python scripts/bench_synops.py [--workloads mlp,digits,conv] [--seconds 15]
 """
 
 from __future__ import annotations
@@ -17,25 +17,23 @@ import json
 import tempfile
 from pathlib import Path
 
-from benchlib.evalcost import ROUNDS, STEPS, measure, print_synops
+from benchlib.evalcost import SECONDS, measure, print_synops
 from benchlib.workloads import Workload, synthetic_npz, workloads
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default="mlp,digits,conv")
-    ap.add_argument("--rounds", type=int, default=ROUNDS)
-    ap.add_argument("--scale", type=float, default=1.0, help="steps per round x this")
+    ap.add_argument("--seconds", type=float, default=SECONDS, help="per workload")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = workloads(synthetic_npz(Path(tmp) / "mnist_like.npz"))
         base = ["logger=none", "trainer.progress=false"]
         ws["digits_conv"] = Workload("digits_conv", [*base, "model=conv"], 0, lambda: None, 0)
-        STEPS.setdefault("digits_conv", 3)
         res = {}
         for n in a.workloads.split(","):
-            res[n] = measure(ws[n], max(1, int(STEPS[n] * a.scale)), a.rounds)
+            res[n] = measure(ws[n], a.seconds)
             print_synops({n: res[n]})
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
