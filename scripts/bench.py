@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import report
+from benchlib.evalcost import print_synops, synops_section
 from benchlib.machine import device_gemm_gflops, gemm_gflops, machine_info
 from benchlib.references import CONV_FORMULATIONS, check_conv_formulations
 from benchlib.sections import (
@@ -66,7 +67,7 @@ from snntrain.hostenv import reexec_with_hugepages
 
 __all__ = ["CONV_FORMULATIONS", "check_conv_formulations", "conv_flop", "dense_flop", "main"]
 
-SECTIONS = ("workloads", "memory", "devices", "fused", "experiments")
+SECTIONS = ("workloads", "synops", "memory", "devices", "fused", "experiments")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -146,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             results["workloads"][name] = r
             report.print_workload(name, r)
         report.print_workload_footer()
+
+        if "synops" in sections:  # the evaluation step's cost of the cost metrics (issue 17)
+            results["synops"] = syn = synops_section(ws, names, 5.0 if args.quick else 15.0)
+            print_synops(syn)
 
         if "memory" in sections:
             print(

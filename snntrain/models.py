@@ -103,6 +103,7 @@ def _record_input(
     batch_axis: int = 1,
     spikes: bool = False,
     per_feature: bool = False,
+    encoded: bool = False,
 ) -> None:
     """Store what entered the synaptic layer ``name`` (read by :mod:`snntrain.synops`) from all
     its evaluations ``x`` (``S`` of them on ``step_axis``: ``S = T``, or 1 for the ``direct``
@@ -111,14 +112,28 @@ def _record_input(
     input feature with ``per_feature``, for a convolution's non-uniform fan-out), ``S``
     (``in_steps``, ``B``), and whether every input was 0 or 1 (``in_binary``, ``B``: spikes,
     i.e. accumulates; else analog multiply-accumulates), checked unless ``spikes`` says so
-    (the output of a spiking layer, or its max-pooling: exactly 0 or 1 by construction)."""
+    (the output of a spiking layer, or its max-pooling, or a spike code's output: exactly 0 or
+    1 by construction).
+
+    ``encoded``: ``x`` (``S x B x F...``, 0/1) is the encoder's output, which a dense layer
+    reads as ``(S*B) x F`` rows (:func:`fold_time`). It is then counted by a matrix-vector
+    product over the same rows: XLA materialises the encoding once for both products, whereas
+    it fuses (recomputes) the encoder into any reduction, and an elementwise test of a
+    ``T x B x F`` array costs XLA:CPU as much as the layer's GEMM (issue 17: the counts cost
+    1.3x the MLP's evaluation step before)."""
     step_axis, batch_axis = step_axis % x.ndim, batch_axis % x.ndim
     others = tuple(a for a in range(x.ndim) if a != batch_axis)
     if per_feature:  # an unrolled sum over the steps: XLA:CPU reduces a major axis ~20x slower
         counts = jnp.zeros(x.shape[:step_axis] + x.shape[step_axis + 1 :], jnp.float32)
         for t in range(x.shape[step_axis]):
-            counts = counts + (jax.lax.index_in_dim(x, t, step_axis, keepdims=False) != 0)
+            x_t = jax.lax.index_in_dim(x, t, step_axis, keepdims=False)
+            counts = counts + (x_t if spikes else x_t != 0)
         counts = jnp.moveaxis(counts, batch_axis - (step_axis < batch_axis), 0)
+    elif encoded:  # the GEMM's rows times ones: exact (integers < 2**24 in float32)
+        S, B = x.shape[:2]
+        x_NxF = x.reshape(S * B, math.prod(x.shape[2:]))
+        ones_F = jnp.ones((x_NxF.shape[1],), x.dtype)
+        counts = jnp.dot(x_NxF, ones_F, preferred_element_type=jnp.float32).reshape(S, B).sum(0)
     elif spikes:  # 0/1: the count is the sum (the same reduction as the layer's spike count)
         counts = x.sum(axis=others).astype(jnp.float32)
     else:
@@ -129,6 +144,16 @@ def _record_input(
         aux["in_binary"][name] = jnp.ones((x.shape[batch_axis],), jnp.float32)
     else:
         aux["in_binary"][name] = ((x == 0) | (x == 1)).all(axis=others).astype(jnp.float32)
+
+
+# Encoders (``snntrain.encoding``, by name) whose output is 0/1 spikes by construction: the
+# counts of the first layer's inputs need no elementwise test (``_record_input``).
+SPIKE_CODES = ("rate", "latency")
+
+
+def _spike_code(x: Array | Repeated | Encoded) -> bool:
+    """Whether ``x`` is (a window of) a spike code's output, not yet drawn."""
+    return isinstance(x, Encoded) and getattr(x.encoder, "name", None) in SPIKE_CODES
 
 
 def _evaluations(h: Array | Repeated) -> Array:
@@ -288,9 +313,16 @@ class SNN(nnx.Module):
     spiking_features: bool = True  # features() returns exact 0/1 spikes
 
     def features(
-        self, x_TxBx: Array | Repeated, spike_fn: Callable, remat: bool, carry: dict, aux: dict
+        self,
+        x_TxBx: Array | Repeated,
+        spike_fn: Callable,
+        remat: bool,
+        carry: dict,
+        aux: dict,
+        spike_code: bool = False,
     ) -> Array:
-        """The last hidden layer's spikes ``s_TxBxN`` (rates and counts recorded in ``aux``)."""
+        """The last hidden layer's spikes ``s_TxBxN`` (rates and counts recorded in ``aux``);
+        ``spike_code``: ``x_TxBx`` is a spike code's output (0/1 by construction)."""
         raise NotImplementedError
 
     def _spiking(
@@ -315,7 +347,8 @@ class SNN(nnx.Module):
         """``(out_TxBxC, carry, aux)`` of one time block, starting from ``carry``."""
         carry = dict(carry or {})
         aux: dict[str, dict[str, Array]] = {k: {} for k in AUX_KEYS}
-        s_TxBxN = self.features(realize(x_TxBx), spike_fn, remat, carry, aux)
+        spike_code = _spike_code(x_TxBx)
+        s_TxBxN = self.features(realize(x_TxBx), spike_fn, remat, carry, aux, spike_code)
         out_TxBxC, carry["readout"] = self.readout.trace(
             s_TxBxN, spike_fn, remat, carry.get("readout")
         )
@@ -443,13 +476,14 @@ class MLP(SNN):
             rngs=rngs,
         )
 
-    def features(self, x_TxBx, spike_fn, remat, carry, aux):
+    def features(self, x_TxBx, spike_fn, remat, carry, aux, spike_code=False):
         h = x_TxBx
         for i in range(self.n_layers):
             fc = getattr(self, f"fc{i}")
             x_SxBx = _evaluations(h)
             x_SxBxF = x_SxBx.reshape(*x_SxBx.shape[:2], fc.in_features)
-            _record_input(aux, f"fc{i}", x_SxBxF, spikes=i > 0)
+            code = i == 0 and spike_code
+            _record_input(aux, f"fc{i}", x_SxBxF, spikes=i > 0 or code, encoded=code)
             i_TxBxN = fold_time(lambda z, fc=fc: fc(_flat(z)), h)
             rec = None
             if self.recurrent:
@@ -646,7 +680,7 @@ class ConvSNN(SNN):
             rngs=rngs,
         )
 
-    def features(self, x_TxBx, spike_fn, remat, carry, aux):
+    def features(self, x_TxBx, spike_fn, remat, carry, aux, spike_code=False):
         repeated = isinstance(x_TxBx, Repeated)  # direct input: the first conv runs on B rows
         if repeated:
             (B, *_), T = x_TxBx.x_Bx.shape, x_TxBx.T
@@ -663,7 +697,8 @@ class ConvSNN(SNN):
                 _record_input(aux, "conv0", x_1xBxCxHxW, per_feature=True)
             else:
                 x_CxHxWxTxB = h_CxHxWxN.reshape(*h_CxHxWxN.shape[:3], T, B)
-                _record_input(aux, f"conv{i}", x_CxHxWxTxB, 3, 4, i > 0 and spikes_in, True)
+                binary = spikes_in if i > 0 else spike_code
+                _record_input(aux, f"conv{i}", x_CxHxWxTxB, 3, 4, binary, True)
             p_now = p if self.pool_before_neuron else 1
             if self.pool_mode == "max":
                 z = conv(h_CxHxWxN, p_now)

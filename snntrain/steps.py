@@ -22,7 +22,7 @@ from flax import nnx
 
 from snntrain import encoding, synops
 from snntrain import parallel as par
-from snntrain.losses import batch_sums
+from snntrain.losses import Sums, batch_sums
 
 
 @flax.struct.dataclass
@@ -45,8 +45,8 @@ def make_forward(exp):
         model = nnx.merge(graphdef, params, rest)
         keys_B = encoding.example_keys(key, batch["index"])
         x_Bx = batch["x"].astype(dtype)
-        if remat and hasattr(encoder, "steps"):  # each remat block draws its own steps
-            x_TxBx = encoding.Encoded(encoder, x_Bx, keys_B, T)
+        if hasattr(encoder, "steps"):  # drawn by the model (each remat block its own steps),
+            x_TxBx = encoding.Encoded(encoder, x_Bx, keys_B, T)  # which knows the code
         else:
             x_TxBx = encoder(x_Bx, keys_B, T)
         logits_BxC, aux = model(x_TxBx, surrogate, remat)
@@ -123,7 +123,8 @@ def make_epoch_fn(train_step):
 def make_eval_step(exp):
     """``eval_step(params, batch, key, surrogate) -> sums``: loss, correct, count, rates and,
     unless ``metrics.synops=false``, the cost counts of :func:`snntrain.synops.eval_sums`
-    (from the same forward pass)."""
+    (from the same forward pass), as one :class:`snntrain.losses.Sums` (a read-only dict
+    packed into one array)."""
     forward, synapses = make_forward(exp), exp.synapses
 
     def eval_step(params, batch, key, surrogate, *, axis_name=None):
@@ -131,6 +132,6 @@ def make_eval_step(exp):
         sums = batch_sums(logits_BxC, aux, batch)
         if synapses is not None:
             sums.update(synops.eval_sums(aux, batch["mask"], synapses))
-        return par.psum(sums, axis_name)
+        return par.psum(Sums.pack(sums), axis_name)
 
     return eval_step

@@ -145,11 +145,26 @@ def eval_sums(aux: Mapping[str, Any], mask_B: Array, synapses: Any) -> dict[str,
     Returns ``synops/<layer>/{acs,macs,dense}`` per synaptic layer,
     ``synops/total/{acs,macs,dense,ann_macs}``, ``spikes/<layer>`` per spiking layer and
     ``updates/<layer>`` per neuron layer (readout included), each summed over the examples.
+
+    Every per-example quantity is a row of one ``K x B`` matrix, summed against the mask by
+    one matrix-vector product and scaled by its static factor (a dense layer's fan-out, a
+    layer's synapse count), and the totals are one more product with a static 0/1 matrix:
+    a handful of XLA operations instead of three per metric, which cost more than the counting
+    on small networks. Rows hold input counts, not operations, so the batch sums are exact
+    integers (below ``2**24``) before the one scaling.
     """
     mask_B = jnp.asarray(mask_B, jnp.float32)
-    n = mask_B.sum()
-    out: dict[str, Array] = {}
-    total = {"acs": 0.0, "macs": 0.0, "dense": 0.0, "ann_macs": 0.0}
+    rows: list[Array] = []
+    scale: list[float] = []
+    keys: list[str] = []
+
+    def row(key: str, v_B: Array, factor: float = 1.0) -> None:
+        keys.append(key)
+        rows.append(jnp.broadcast_to(jnp.asarray(v_B, jnp.float32), mask_B.shape))
+        scale.append(float(factor))
+
+    total = {"acs": [], "macs": [], "dense": []}
+    n_conn_total = 0.0
     for syn in _synapses(synapses):
         name = syn["name"]
         counts = aux["in_counts"][name].astype(jnp.float32)
@@ -157,25 +172,29 @@ def eval_sums(aux: Mapping[str, Any], mask_B: Array, synapses: Any) -> dict[str,
         if counts.ndim == 1:  # per-example totals: the fan-out must be uniform (dense)
             if f.size and not np.all(f == f.flat[0]):
                 raise ValueError(f"{name}: a non-uniform fan-out needs per-input counts")
-            ops_B = counts * float(f.flat[0] if f.size else 0)
-        else:
-            ops_B = (counts * jnp.asarray(f, jnp.float32)).reshape(counts.shape[0], -1).sum(-1)
-        binary_B = aux["in_binary"][name].astype(jnp.float32)
+            ops_B, factor = counts, float(f.flat[0] if f.size else 0)
+        else:  # per input feature: weight each by its fan-out
+            f_F = jnp.asarray(f.reshape(-1), jnp.float32)
+            ops_B, factor = counts.reshape(counts.shape[0], -1) @ f_F, 1.0
+        acs_B = ops_B * aux["in_binary"][name].astype(jnp.float32)
         n_conn = float(connections(syn))
-        sums = {
-            "acs": (ops_B * binary_B * mask_B).sum(),
-            "macs": (ops_B * (1.0 - binary_B) * mask_B).sum(),
-            "dense": (aux["in_steps"][name].astype(jnp.float32) * n_conn * mask_B).sum(),
-        }
-        for k, v in sums.items():
-            out[f"synops/{name}/{k}"] = v
-            total[k] = total[k] + v
-        total["ann_macs"] = total["ann_macs"] + n_conn * n
-    out.update({f"synops/total/{k}": jnp.asarray(v, jnp.float32) for k, v in total.items()})
+        for k, v_B, fac in (("acs", acs_B, factor), ("macs", ops_B - acs_B, factor),
+                            ("dense", aux["in_steps"][name], n_conn)):
+            total[k].append(len(keys))
+            row(f"synops/{name}/{k}", v_B, fac)
+        n_conn_total += n_conn
+    row("synops/total/ann_macs", jnp.ones_like(mask_B), n_conn_total)
     for name, c_B in aux["spike_counts"].items():
-        out[f"spikes/{name}"] = (c_B.astype(jnp.float32) * mask_B).sum()
+        row(f"spikes/{name}", c_B)
     for name, u_B in aux["updates"].items():
-        out[f"updates/{name}"] = (u_B.astype(jnp.float32) * mask_B).sum()
+        row(f"updates/{name}", u_B)
+    sums_K = (jnp.stack(rows) @ mask_B) * jnp.asarray(scale, jnp.float32)
+    select_JxK = np.zeros((3, len(keys)), np.float32)  # the totals over the layers
+    for j, k in enumerate(("acs", "macs", "dense")):
+        select_JxK[j, total[k]] = 1.0
+    totals_J = jnp.asarray(select_JxK) @ sums_K
+    out = {k: sums_K[i] for i, k in enumerate(keys)}
+    out.update({f"synops/total/{k}": totals_J[j] for j, k in enumerate(("acs", "macs", "dense"))})
     return out
 
 
