@@ -82,11 +82,7 @@ def build(cfg: DictConfig) -> Experiment:
     synapses = model.synapses() if run.metrics["synops"] and hasattr(model, "synapses") else None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)
-    try:  # the schedule needs the run's length (e.g. a warm-up longer than the run)
-        tx = optim.from_config(run.optimizer, total_steps=spe * trainer.epochs)
-    except ValueError as e:
-        raise ConfigError(str(e) if str(e).startswith("optimizer.") else f"optimizer: {e}"
-                          ) from None
+    tx = optim.from_config(run.optimizer, total_steps=spe * trainer.epochs)
     return Experiment(cfg, run, data, graphdef, rest, params, tx, surrogate, encoder, dp,
                       batch_size, spe, trainer.epochs, seed, run.T, trainer.remat,
                       jnp.dtype(trainer.dtype),

@@ -6,6 +6,7 @@ from typing import Any
 
 import optax
 
+from snntrain.errors import ConfigError
 from snntrain.registry import Registry, plain
 
 OPTIMIZERS: Registry[Any] = Registry(
@@ -28,7 +29,7 @@ def _cosine(lr: Any, total_steps: int, warmup_steps: int) -> optax.Schedule:
     """
     total_steps = max(total_steps, 1)
     if warmup_steps >= total_steps:
-        raise ValueError(f"optimizer.warmup_steps={warmup_steps} must be below the run's "
+        raise ConfigError(f"optimizer.warmup_steps={warmup_steps} must be below the run's "
                          f"{total_steps} steps (trainer.epochs x steps per epoch)")
     return optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup_steps),
