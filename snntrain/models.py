@@ -46,6 +46,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from snntrain import neurons as neurons_lib
@@ -289,6 +290,34 @@ class Readout(nnx.Module):
             return v_TxBxC, v_TxBxC[-1]
         return v_TxBxC, jnp.zeros(i_TxBxC.shape[1:], i_TxBxC.dtype) if carry is None else carry
 
+    @property
+    def linear_in_time(self) -> bool:
+        """Whether the logits are a fixed linear function of the spikes (:meth:`logits`)."""
+        return self.mode in ("membrane_mean", "membrane_last")
+
+    def time_weights(self, T: int) -> np.ndarray:
+        """``c_T`` of :meth:`logits`: the column means (``membrane_mean``) or the last row
+        (``membrane_last``) of the causal kernel ``K[t, k] = beta**(t-k)``, ``k <= t``."""
+        lag_TxT = np.arange(T)[:, None] - np.arange(T)[None, :]
+        kernel_TxT = np.where(lag_TxT >= 0, self.beta ** np.maximum(lag_TxT, 0), 0.0)
+        return kernel_TxT.mean(0) if self.mode == "membrane_mean" else kernel_TxT[-1]
+
+    def logits(self, s_TxBxN: Array) -> Array:
+        """``reduce(trace(s))`` for the readouts linear in time, without the trace.
+
+        ``v_t = sum_{k<=t} beta**(t-k) (W s_k + b)``, so its mean over time (or last value) is
+        ``W (sum_k c_k s_k) + b sum_k c_k`` with :meth:`time_weights` ``c``: the spikes are
+        weighted and summed over time first, and the output layer's matrix product runs on
+        ``B`` rows instead of ``T*B`` (its forward and both backward products are ``T`` times
+        smaller). Equal to the trace's reduction up to float rounding.
+        """
+        c_T = self.time_weights(s_TxBxN.shape[0])
+        s_BxN = jnp.einsum("t,tb...->b...", jnp.asarray(c_T, s_TxBxN.dtype), s_TxBxN)
+        out_BxC = self.linear(s_BxN)
+        if self.linear.bias is not None:
+            out_BxC = out_BxC + (c_T.sum() - 1.0) * self.linear.bias[...].astype(out_BxC.dtype)
+        return out_BxC
+
     def reduce(self, out_TxBxC: Array) -> Array:
         """Logits from the trace: reduce over time."""
         if self.mode == "membrane_mean":
@@ -343,18 +372,25 @@ class SNN(nnx.Module):
         _record(aux, name, s_TxBx, batch_axis)
         return s_TxBx
 
-    def _block(self, x_TxBx, spike_fn: Callable, remat: bool, carry: dict | None):
-        """``(out_TxBxC, carry, aux)`` of one time block, starting from ``carry``."""
-        carry = dict(carry or {})
+    def _hidden(self, x_TxBx, spike_fn: Callable, remat: bool, carry: dict):
+        """``(s_TxBxN, aux)``: the last hidden spikes of one time block, from ``carry``
+        (updated in place), with the readout's input and updates recorded."""
         aux: dict[str, dict[str, Array]] = {k: {} for k in AUX_KEYS}
         spike_code = _spike_code(x_TxBx)
         s_TxBxN = self.features(realize(x_TxBx), spike_fn, remat, carry, aux, spike_code)
+        _record_input(aux, "readout", s_TxBxN, spikes=self.spiking_features)
+        T, B = s_TxBxN.shape[:2]
+        aux["updates"]["readout"] = jnp.full((B,), T * self.readout.linear.out_features,
+                                             jnp.float32)
+        return s_TxBxN, aux
+
+    def _block(self, x_TxBx, spike_fn: Callable, remat: bool, carry: dict | None):
+        """``(out_TxBxC, carry, aux)`` of one time block, starting from ``carry``."""
+        carry = dict(carry or {})
+        s_TxBxN, aux = self._hidden(x_TxBx, spike_fn, remat, carry)
         out_TxBxC, carry["readout"] = self.readout.trace(
             s_TxBxN, spike_fn, remat, carry.get("readout")
         )
-        _record_input(aux, "readout", s_TxBxN, spikes=self.spiking_features)
-        T, B, C = out_TxBxC.shape
-        aux["updates"]["readout"] = jnp.full((B,), T * C, jnp.float32)
         return out_TxBxC, carry, aux
 
     def trace(
@@ -401,6 +437,10 @@ class SNN(nnx.Module):
     def __call__(
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
+        T, chunk = x_TxBx.shape[0], int(self.remat_chunk)
+        if self.readout.linear_in_time and T and not (remat and 0 < chunk < T):
+            s_TxBxN, aux = self._hidden(x_TxBx, spike_fn, remat, {})
+            return self.readout.logits(s_TxBxN), aux
         out_TxBxC, aux = self.trace(x_TxBx, spike_fn, remat)
         return self.readout.reduce(out_TxBxC), aux
 

@@ -45,14 +45,21 @@ def _lif(spike, i_TxN):
     return jax.lax.scan(body, jnp.zeros(i_TxN.shape[1:], i_TxN.dtype), i_TxN)[1]
 
 
-def _readout_mean(o_TxBxC):
-    """Mean over time of the leaky membrane ``v_t = BETA v_{t-1} + o_t`` (a causal matmul)."""
+def _time_weights(T: int):
+    """``c_T`` with ``mean_t v_t = sum_k c_k o_k`` for the leaky membrane
+    ``v_t = BETA v_{t-1} + o_t``: ``c_k = (1/T) sum_{t>=k} BETA**(t-k)``."""
+    lag = np.arange(T)[:, None] - np.arange(T)[None, :]
+    return np.where(lag >= 0, BETA ** np.maximum(lag, 0), 0.0).mean(0).astype(np.float32)
+
+
+def _readout_mean(h_TxBxN, w, b):
+    """Logits: the mean over time of the readout membrane driven by ``h_t @ w + b``, as the
+    time-weighted spike sum times ``w`` (``snntrain.models.Readout.logits``' formulation: the
+    output matmul on ``B`` rows, not ``T*B``)."""
     import jax.numpy as jnp
 
-    t = jnp.arange(o_TxBxC.shape[0])
-    lag = t[:, None] - t[None, :]
-    kern_TxT = jnp.where(lag >= 0, BETA ** jnp.maximum(lag, 0), 0.0).astype(o_TxBxC.dtype)
-    return jnp.einsum("tk,kbc->bc", kern_TxT, o_TxBxC) / o_TxBxC.shape[0]
+    c_T = _time_weights(h_TxBxN.shape[0])
+    return jnp.einsum("t,tbn->bn", c_T, h_TxBxN) @ w + c_T.sum() * b
 
 
 def _rate_levels(x, key, shape):
@@ -112,7 +119,7 @@ def reference_mlp(sizes: list[int], T: int = T_STEPS, epoch: bool = False):
         for w, b in params[:-1]:
             h = _lif(spike, (h @ w + b).reshape(T, B, -1)).reshape(T * B, -1)
         w, b = params[-1]
-        logits_BxC = _readout_mean((h @ w + b).reshape(T, B, -1))
+        logits_BxC = _readout_mean(h.reshape(T, B, -1), w, b)
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, batch["y"]).mean()
 
     return loss_fn, params
@@ -258,7 +265,7 @@ def reference_conv(
             i = conv_pool(h, w) + b
             h = _lif(spike, i.reshape(T, B, *i.shape[1:])).reshape(i.shape)
         w, b = params[-1]
-        logits_BxC = _readout_mean((h.reshape(T * B, -1) @ w + b).reshape(T, B, -1))
+        logits_BxC = _readout_mean(h.reshape(T, B, -1), w, b)
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, batch["y"]).mean()
 
     def loss_chwn(params, batch, key):
@@ -270,8 +277,9 @@ def reference_conv(
             i_TxCxHxWxB = jnp.moveaxis(i.reshape(*i.shape[:3], T, B), 3, 0)
             h = jnp.moveaxis(_lif(spike, i_TxCxHxWxB), 0, 3).reshape(i.shape)
         w, b = params[-1]  # rows in (c, h, w) order: the same network up to a permutation
-        o_CxN = w.T @ h.reshape(-1, T * B) + b[:, None]
-        logits_BxC = _readout_mean(o_CxN.reshape(-1, T, B).transpose(1, 2, 0))
+        c_T = _time_weights(T)
+        h_NxB = jnp.einsum("ntb,t->nb", h.reshape(-1, T, B), c_T)
+        logits_BxC = (w.T @ h_NxB + c_T.sum() * b[:, None]).T
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, batch["y"]).mean()
 
     return (loss_chwn if formulation == "chwn_s2d" else loss_nhwc), params
