@@ -58,6 +58,7 @@ def test_real_timing_picks_the_faster(cache):
     assert choice == "fast"
 
 
+@pytest.mark.slow
 def test_conv_pool_auto_times_the_formulations_and_equals_the_one_it_picked(cache, monkeypatch):
     """``conv_method=auto`` on real shapes: one timing per shape (cached), and the result is
     exactly that of the formulation it chose; every candidate is exact (test_models checks

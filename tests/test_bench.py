@@ -29,6 +29,7 @@ def test_hand_written_conv_formulations_equal_lax_conv_and_reduce_window():
     assert max(errors.values()) < 1e-5, errors
 
 
+@pytest.mark.slow
 def test_quick_json_has_the_documented_keys(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--workloads", "digits"]

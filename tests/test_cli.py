@@ -8,6 +8,7 @@ import yaml
 from _workers import cli
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_with_offline_wandb(tmp_path):
     p = cli("surrogate=softsign", "surrogate.alpha=2", "trainer.epochs=1", "logger.mode=offline",
             "model.hidden=[32]", "T=6", f"hydra.run.dir={tmp_path}")

@@ -159,6 +159,7 @@ def test_groups_reject_with_one_line_naming_the_key(overrides, expected):
     _one_line(str(err.value), expected)
 
 
+@pytest.mark.slow
 def test_every_shipped_group_config_passes():
     """No false alarms: every shipped choice of every group validates."""
     for group in ("surrogate", "model", "encoder", "optimizer", "logger", "dataset"):
@@ -420,6 +421,7 @@ def test_cli_unwritable_output_directory_is_one_line(tmp_path):
         assert list(ro.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_start_up_failure_after_the_directory_exists_says_why_in_summary(tmp_path):
     path = _truncated(tmp_path / "mine.npz")
     run_dir = tmp_path / "run"

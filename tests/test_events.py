@@ -413,6 +413,7 @@ TRAIN_CASES = [
 ]
 
 
+@pytest.mark.slow
 def test_event_experiments_compose_every_sweep_point():
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir

@@ -114,6 +114,7 @@ def test_preempted_on_an_epochs_last_step_resumes_exactly(reference, tmp_path, m
     assert _summary(tmp_path) == _summary(reference)
 
 
+@pytest.mark.slow
 def test_crash_during_evaluation_resumes_exactly(reference, tmp_path, monkeypatch):
     real_evaluate, calls = train.evaluate, {"n": 0}
 
@@ -132,6 +133,7 @@ def test_crash_during_evaluation_resumes_exactly(reference, tmp_path, monkeypatc
     assert _summary(tmp_path) == _summary(reference)
 
 
+@pytest.mark.slow
 def test_second_run_on_a_held_directory_stops_and_touches_nothing(tmp_path):
     run_dir = tmp_path / "run"
     train.train_and_evaluate(compose("trainer.epochs=1"), run_dir)
@@ -158,6 +160,7 @@ def test_lock_is_free_again_after_the_holder_exits(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_every_checkpoint_unreadable_starts_afresh_and_keeps_the_old_files(tmp_path, capfd):
     cfg = compose("trainer.epochs=2")
     train.train_and_evaluate(cfg, tmp_path)

@@ -54,7 +54,7 @@ def this_cpu() -> str:
     return f"{cpu_model()} [{cpu_flags()}]"
 
 
-@pytest.mark.parametrize("name", sorted(RUNS))
+@pytest.mark.parametrize("name", ["default", pytest.param("conv", marks=pytest.mark.slow)])
 def test_golden_run(name, tmp_path):
     _run(name, tmp_path)
     summary_want = json.loads((GOLDEN / name / "summary.json").read_text())

@@ -209,7 +209,7 @@ def _small(name, **kw):
     return models.create(kind, in_shape, 5, seed=1, **{**cfg, **kw}), in_shape
 
 
-@pytest.mark.parametrize("name", ["mlp", "recurrent", "conv"])
+@pytest.mark.parametrize("name", ["mlp", "recurrent", pytest.param("conv", marks=pytest.mark.slow)])
 def test_causality_no_gradient_from_future_inputs(name):
     """d out[t] / d x[t'] is exactly 0 for t' > t (and not identically 0 for t' <= t)."""
     model, in_shape = _small(name)
@@ -476,7 +476,9 @@ def test_cases_cover_every_shipped_model_config():
     assert shipped == set(SHRINK) == {c[0].split("=")[1] for c in CASES}
 
 
-@pytest.mark.parametrize("overrides", CASES, ids=[" ".join(c) for c in CASES])
+@pytest.mark.parametrize("overrides", [pytest.param(c, marks=pytest.mark.slow)
+                                       if c[0] == "model=conv_vgg" else c for c in CASES],
+                         ids=[" ".join(c) for c in CASES])
 def test_every_config_option_composes_and_runs_one_training_step(overrides):
     from conftest import compose
 
@@ -497,6 +499,7 @@ def test_every_config_option_composes_and_runs_one_training_step(overrides):
     assert any(changed)
 
 
+@pytest.mark.slow
 def test_bfloat16_and_remat_train():
     """bf16 compute (float32 parameters) with chunked remat lowers the loss on a fixed batch."""
     from conftest import compose
@@ -547,6 +550,7 @@ def test_default_conv_reaches_97_percent_on_digits(tmp_path):
     assert summary["test_accuracy"] >= 0.97, summary
 
 
+@pytest.mark.slow
 def test_remat_keeps_activation_memory_bounded_in_T():
     """With remat, T = 4 * remat_chunk needs about the memory of T = remat_chunk (XLA's
     compiled temp buffers); without it, memory grows about 4x."""

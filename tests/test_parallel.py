@@ -38,6 +38,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_none_sharded_pmap_give_the_same_run():
     """Same seed, same global batch, 6 Adam steps: parameters and metrics agree.
 

@@ -144,7 +144,7 @@ def test_memory_check_refuses_with_numbers_or_chunks(monkeypatch):
 
 
 @pytest.mark.parametrize("population_experiment, multirun_experiment", [
-    ("surrogate_comparison_population", "surrogate_comparison"),
+    pytest.param("surrogate_comparison_population", "surrogate_comparison", marks=pytest.mark.slow),
     ("alpha_scan_population", "alpha_scan"),
 ])
 def test_population_experiments_have_the_multiruns_members(population_experiment,

@@ -112,6 +112,7 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
     assert any("corrupt or truncated" in m for m in messages), messages
 
 
+@pytest.mark.slow
 def test_nan_stops_with_message_and_keeps_good_checkpoint(tmp_path):
     """A good epoch, then the same run resumed with an absurd lr: it stops at the first bad
     step, names the good checkpoint, and leaves it as it was."""
@@ -128,6 +129,7 @@ def test_nan_stops_with_message_and_keeps_good_checkpoint(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow
 def test_incompatible_checkpoint_is_reported(tmp_path):
     train.train_and_evaluate(compose(), tmp_path)
     p = cli(*TINY_CLI, "trainer.epochs=1", "model.hidden=[48]", f"hydra.run.dir={tmp_path}")

@@ -82,8 +82,9 @@ def test_experiments_exist():
         assert text.startswith("# @package _global_"), name
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - EVENT_EXPERIMENTS
-                                         - POPULATION_EXPERIMENTS))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n == "surrogate_comparison" else n
+    for n in sorted(set(EXPERIMENTS) - EVENT_EXPERIMENTS - POPULATION_EXPERIMENTS)])
 def test_every_experiment_composes_and_runs_with_a_tiny_budget(name, tmp_path):
     """``experiment=glob(*)``: every sweep point composes and builds; the first one trains."""
     from snntrain.config import validate

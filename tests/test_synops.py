@@ -88,6 +88,7 @@ def test_dense_counts_by_hand(reset, hidden_spikes):
     assert m["energy/ann_uj"] == pytest.approx(10 * 4.6e-6)
 
 
+@pytest.mark.slow
 def test_recurrent_counts_and_chunked_remat_agree():
     """rec0 sees s_{t-1}: the hidden spikes of steps 0..T-2 (subtract: a and b fire at t0 and
     t2, so 2 spikes) x fan-out 2 = 4 ACs; dense 3 steps x 4 synapses. Running time in blocks
