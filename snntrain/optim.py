@@ -31,6 +31,8 @@ def _cosine(lr: Any, total_steps: int, warmup_steps: int) -> optax.Schedule:
     if warmup_steps >= total_steps:
         raise ConfigError(f"optimizer.warmup_steps={warmup_steps} must be below the run's "
                          f"{total_steps} steps (trainer.epochs x steps per epoch)")
+    if warmup_steps == 0:  # (join_schedules would never use the warm-up part)
+        return optax.cosine_decay_schedule(lr, total_steps)
     return optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup_steps),
          optax.cosine_decay_schedule(lr, total_steps - warmup_steps)], [warmup_steps])

@@ -175,14 +175,19 @@ def what_ran(summary: Mapping[str, Any], config: Mapping[str, Any] | None = None
     config = config or {}
     model = config.get("model") or {}
     dataset = str(summary.get("dataset") or (config.get("dataset") or {}).get("name") or "?")
-    parts = [str(summary.get("surrogate") or (config.get("surrogate") or {}).get("name", "?"))]
+    if summary.get("population"):  # a population's summary: its members, not the base config
+        parts = [f"population of {summary['population']} members, {summary.get('completed', 0)} "
+                 f"completed, best {summary.get('best_member') or '-'}"]
+    else:
+        parts = [str(summary.get("surrogate") or (config.get("surrogate") or {}).get("name",
+                                                                                      "?"))]
     if model:
         size = model.get("hidden") or model.get("channels")
         parts.append(f"model {model.get('name', '?')}" + (f" {list(size)}" if size else ""))
     parts.append(dataset.split(":")[0])
     if config.get("T") is not None:
         parts.append(f"T={config['T']}")
-    if config.get("seed") is not None:
+    if config.get("seed") is not None and not summary.get("population"):
         parts.append(f"seed {config['seed']}")
     return " · ".join(parts)
 

@@ -80,3 +80,14 @@ def test_conv_pool_auto_times_the_formulations_and_equals_the_one_it_picked(cach
     assert len(json.loads(cache.read_text())) == 2
     monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "0")
     assert convpool.tuned_method(x.shape, w.shape, x.dtype, "SAME", 2) == "rule"
+
+
+def test_an_empty_block_is_not_timed(cache, monkeypatch):
+    from snntrain import convpool
+
+    def no_timing(*a, **k):
+        raise AssertionError("timed an empty input")
+
+    monkeypatch.setattr(autotune, "fastest", no_timing)
+    assert convpool.tuned_method((1, 28, 28, 0), (5, 5, 1, 12), jnp.float32, "VALID", 2) == "rule"
+    assert not cache.exists()

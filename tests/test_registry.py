@@ -184,10 +184,11 @@ def test_bad_optimizer_config_stops_the_build_in_one_line(override, message):
     assert str(err.value).startswith(message)
 
 
-def test_cosine_schedule_by_hand():
+@pytest.mark.parametrize("warmup", [2, 0])
+def test_cosine_schedule_by_hand(warmup):
     # sgd on f(p) = p (gradient 1): the step t update is -lr(t) with
     # lr(t) = lr * (t / warmup) during warm-up, then lr * (1 + cos(pi (t - w) / (T - w))) / 2.
-    lr, warmup, total = 0.1, 2, 6
+    lr, total = 0.1, 6
     tx = optim.from_config(
         {"name": "sgd", "lr": lr, "schedule": "cosine", "warmup_steps": warmup, "momentum": None},
         total_steps=total,

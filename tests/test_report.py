@@ -903,3 +903,14 @@ def test_print_summary_shows_the_cost_when_logged():
     assert "synaptic ops / example (test)" in text and "4,438" in text  # 3937.9 + 500
     assert "energy µJ / example (test)" in text and "0.005844" in text
     assert "synaptic ops" not in printed({"test_accuracy": 0.9})
+
+
+def test_a_populations_closing_line_names_its_members_not_the_base_surrogate():
+    from snntrain.progress import what_ran
+
+    summary = {"population": 6, "completed": 5, "best_member": "2-surrogate=arctan,seed=1"}
+    config = {"surrogate": {"name": "fast_sigmoid"}, "model": {"name": "mlp", "hidden": [256]},
+              "dataset": {"name": "digits"}, "T": 25, "seed": 0}
+    assert what_ran(summary, config) == ("population of 6 members, 5 completed, best "
+                                         "2-surrogate=arctan,seed=1 · model mlp [256] · digits "
+                                         "· T=25")
