@@ -623,5 +623,5 @@ def test_readout_logits_shortcut_equals_the_trace_reduction_with_gradients(mode,
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     ga = nnx.grad(loss(via_trace), argnums=(0, 1))(readout, s)
     gb = nnx.grad(loss(lambda r, s: r.logits(s)), argnums=(0, 1))(readout, s)
-    for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+    for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb), strict=True):
         np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)
