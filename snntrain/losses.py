@@ -40,11 +40,12 @@ def batch_sums(logits_BxC: jax.Array, aux: dict, batch: dict) -> dict[str, jax.A
     mask_B = batch["mask"]
     ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, batch["y"])
     correct_B = (jnp.argmax(logits_BxC, -1) == batch["y"]).astype(jnp.float32)
-    sums = {"loss": (ce_B * mask_B).sum(), "correct": (correct_B * mask_B).sum(),
-            "count": mask_B.sum()}
-    for name, rate_B in aux["rates"].items():
-        sums[f"rate/{name}"] = (rate_B.astype(jnp.float32) * mask_B).sum()
-    return sums
+    per_example = {"loss": ce_B, "correct": correct_B, "count": jnp.ones_like(mask_B),
+                   **{f"rate/{name}": rate_B for name, rate_B in aux["rates"].items()}}
+    # one stacked product (a matrix-vector dot, like synops.eval_sums): one fixed summation
+    # order, so a population member's sums equal its solo run's whatever XLA fuses around them
+    sums_K = jnp.stack([v.astype(jnp.float32) for v in per_example.values()]) @ mask_B
+    return {name: sums_K[i] for i, name in enumerate(per_example)}
 
 
 @jax.tree_util.register_pytree_node_class
