@@ -1,0 +1,166 @@
+"""The per-machine malloc policy: switch parsing, cache keying, the trial's choice and a run.
+
+The trial is driven by an injected fake timer (no timed assertion): each "step" takes the time
+the fake assigns to the policy in force, so the expected winner is known exactly.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import pytest
+
+from snntrain import autotune, hostenv, malloctune
+from snntrain.errors import ConfigError
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNTRAIN_CACHE_DIR", str(tmp_path))
+    for k in (hostenv.MODE_SWITCH, hostenv.ENV_SWITCH, "GLIBC_TUNABLES"):
+        monkeypatch.delenv(k, raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("env", "mode"), [
+    ({}, "auto"),
+    ({"SNNTRAIN_MALLOC": "heap"}, "heap"),
+    ({"SNNTRAIN_MALLOC": "Default"}, "default"),
+    ({"SNNTRAIN_HUGEPAGES": "0"}, "default"),
+    ({"SNNTRAIN_HUGEPAGES": "1"}, "hugepages"),
+    ({"SNNTRAIN_HUGEPAGES": "0", "SNNTRAIN_MALLOC": "heap"}, "heap"),  # the new switch wins
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "SNNTRAIN_HUGEPAGES": "0"}, "hugepages"),
+])
+def test_malloc_mode(env, mode):
+    assert hostenv.malloc_mode(env) == mode
+
+
+def test_bad_malloc_mode_is_a_config_error_naming_the_choices():
+    with pytest.raises(ConfigError, match="SNNTRAIN_MALLOC='fast'.*auto, heap, default, hugepages"):
+        hostenv.malloc_mode({"SNNTRAIN_MALLOC": "fast"})
+
+
+class FakeClock:
+    """A timer whose every step lasts ``ms[policy in force]`` milliseconds."""
+
+    def __init__(self, ms: dict[str, float]):
+        self.ms, self.now, self.heap, self.switches = ms, 0.0, False, []
+
+    def timer(self) -> float:
+        return self.now
+
+    def set_heap(self, on: bool) -> bool:
+        self.heap = on
+        self.switches.append(on)
+        return True
+
+    def run(self):
+        self.now += self.ms["heap" if self.heap else "default"] / 1e3
+        return jnp.zeros(())
+
+
+def _drive(ms: dict[str, float], key: str = "k") -> tuple[malloctune.MallocTrial, FakeClock, int]:
+    clock, said = FakeClock(ms), []
+    trial = malloctune.MallocTrial(key, timer=clock.timer, set_heap=clock.set_heap,
+                                   say=said.append)
+    steps = 0
+    while not trial.done:
+        trial.step(clock.run)
+        steps += 1
+        assert steps < 1000
+    assert len(said) == 1 and said[0].startswith(f"snntrain: autotune malloc: {trial.choice}")
+    return trial, clock, steps
+
+
+@pytest.mark.parametrize(("ms", "winner"), [
+    ({"default": 30.0, "heap": 21.0}, "heap"),
+    ({"default": 21.0, "heap": 30.0}, "default"),
+    ({"default": 30.0, "heap": 30.0}, "default"),  # a tie keeps glibc as it is
+    ({"default": 3.0, "heap": 2.0}, "heap"),  # k capped at MAX_STEPS
+])
+def test_trial_picks_the_faster_policy_and_leaves_it_on(cache_dir, ms, winner):
+    trial, clock, steps = _drive(ms)
+    assert trial.choice == winner
+    assert clock.heap == (winner == "heap")
+    # windows: default, heap, default, heap; each 1 untimed + k timed steps, k = 0.1 s / step
+    k = max(malloctune.MIN_STEPS, min(malloctune.MAX_STEPS, math.ceil(100 / ms["default"])))
+    assert steps == malloctune.ROUNDS * 2 * (k + 1)
+    assert clock.switches[:3] == [True, False, True]
+    assert {c: len(v) for c, v in trial.times.items()} == {"default": 2 * k, "heap": 2 * k}
+    entry = json.loads((cache_dir / "autotune.json").read_text())["k"]
+    assert entry == {"choice": winner, "ms": {"default": ms["default"], "heap": ms["heap"]}}
+    assert malloctune.cached("k") == winner
+
+
+def test_choose_uses_medians():
+    assert malloctune.choose({"default": [1.0, 1.0, 9.0], "heap": [2.0, 2.0, 0.1]}) == "default"
+    assert malloctune.choose({"default": [3.0, 3.0], "heap": [2.0, 2.9]}) == "heap"
+
+
+def test_cache_key_changes_with_shapes_settings_and_machine(monkeypatch):
+    p = {"w": jnp.zeros((4, 3))}
+    b = {"x": jnp.zeros((8, 4)), "y": jnp.zeros(8, jnp.int32)}
+    sig = malloctune.step_signature(p, b, {"T": "25"})
+    assert sig == malloctune.step_signature({"w": jnp.ones((4, 3))}, b, {"T": "25"})
+    assert sig != malloctune.step_signature({"w": jnp.zeros((4, 5))}, b, {"T": "25"})
+    assert sig != malloctune.step_signature(p, {**b, "x": jnp.zeros((16, 4))}, {"T": "25"})
+    assert sig != malloctune.step_signature(p, b, {"T": "100"})
+    k = malloctune.key(sig)
+    monkeypatch.setattr(hostenv, "thp_mode", lambda: "always")
+    assert malloctune.key(sig) != k
+    monkeypatch.undo()
+    monkeypatch.setattr(hostenv, "cpu_model", lambda: "Another CPU")
+    assert malloctune.key(sig) != k
+
+
+def test_cached_choice_is_used_and_a_new_key_tunes_again(cache_dir, monkeypatch):
+    heap_calls = []
+    monkeypatch.setattr(hostenv, "use_heap", heap_calls.append)
+    sig = "a" * 16
+    autotune.store_cache(autotune.cache_path(), malloctune.key(sig), {"choice": "heap"})
+    assert malloctune.for_run(sig) is None and heap_calls == [True]
+    trial = malloctune.for_run("b" * 16)  # other shapes: not cached, a trial
+    assert isinstance(trial, malloctune.MallocTrial) and not trial.done
+
+
+@pytest.mark.parametrize(("switch", "value"), [("SNNTRAIN_MALLOC", "default"),
+                                               ("SNNTRAIN_MALLOC", "heap"),
+                                               ("SNNTRAIN_HUGEPAGES", "0")])
+def test_forced_policy_is_respected(cache_dir, monkeypatch, switch, value):
+    monkeypatch.setenv(switch, value)
+    heap_calls = []
+    monkeypatch.setattr(hostenv, "use_heap", heap_calls.append)
+    sig = "c" * 16
+    autotune.store_cache(autotune.cache_path(), malloctune.key(sig), {"choice": "heap"})
+    assert malloctune.for_run(sig) is None and heap_calls == []  # no trial, cache not applied
+
+
+def test_corrupt_cache_is_ignored_with_a_message(cache_dir, capsys):
+    (cache_dir / "autotune.json").write_text("{not json")
+    assert malloctune.cached("anything") is None
+    assert "ignoring the unreadable autotune cache" in capsys.readouterr().err
+    trial, _, _ = _drive({"default": 10.0, "heap": 5.0}, key="k2")
+    assert json.loads((cache_dir / "autotune.json").read_text())["k2"]["choice"] == "heap"
+
+
+CHILD = (
+    "import ctypes, os, sys\n"
+    "from snntrain import hostenv\n"
+    "print(hostenv.prepare(), hostenv.use_heap(True), hostenv.use_heap(False))\n"
+)
+
+
+@pytest.mark.skipif(hostenv._libc() is None, reason="glibc only")
+@pytest.mark.parametrize(("env", "out"), [({}, "auto True True"),
+                                          ({"SNNTRAIN_MALLOC": "heap"}, "heap True True"),
+                                          ({"SNNTRAIN_HUGEPAGES": "0"}, "default True True")])
+def test_prepare_in_a_fresh_process(env, out):
+    full = {k: v for k, v in os.environ.items()
+            if k not in (hostenv.MODE_SWITCH, hostenv.ENV_SWITCH, "GLIBC_TUNABLES")}
+    res = subprocess.run([sys.executable, "-c", CHILD], env={**full, **env},
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == out.split()
