@@ -71,8 +71,9 @@ class MallocTrial:
 
     def __init__(self, cache_key: str, timer: Callable[[], float] = time.perf_counter,
                  set_heap: Callable[[bool], Any] = hostenv.use_heap,
-                 say: Callable[[str], None] | None = None):
+                 say: Callable[[str], None] | None = None, cache: bool = True):
         self.cache_key, self.timer, self.set_heap = cache_key, timer, set_heap
+        self.cache = cache
         self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
         self.times: dict[str, list[float]] = {c: [] for c in CANDIDATES}
         self.window, self.in_window, self.k = 0, 0, 0
@@ -109,15 +110,18 @@ class MallocTrial:
                 self._finish()
         return out
 
+    def medians_ms(self) -> dict[str, float]:
+        return {c: round(statistics.median(v) * 1e3, 3) for c, v in self.times.items() if v}
+
     def _finish(self) -> None:
         self.choice = choose(self.times)
         self._switch(self.choice)
-        ms = {c: round(statistics.median(v) * 1e3, 3) for c, v in self.times.items()}
-        path = autotune.cache_path()
-        autotune.store_cache(path, self.cache_key, {"choice": self.choice, "ms": ms})
+        ms, path = self.medians_ms(), autotune.cache_path()
+        if self.cache:
+            autotune.store_cache(path, self.cache_key, {"choice": self.choice, "ms": ms})
         self.say(f"snntrain: autotune malloc: {self.choice} (median step "
                  + ", ".join(f"{c} {v:.2f} ms" for c, v in sorted(ms.items(), key=lambda x: x[1]))
-                 + f"; cached in {path})")
+                 + (f"; cached in {path})" if self.cache else ")"))
 
 
 def for_run(signature: str, say: Callable[[str], None] | None = None) -> MallocTrial | None:
