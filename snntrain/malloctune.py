@@ -5,22 +5,27 @@ runs the first steps after compilation in windows alternating ``default`` (glibc
 ``heap`` (freed blocks kept mapped: :func:`snntrain.hostenv.use_heap`), ``ROUNDS`` windows
 each: one untimed step after each switch, then ``k`` timed steps (each blocked on), ``k`` such
 that a window lasts about ``WINDOW_S`` (2 to 20 steps). The winner is the policy with the lower
-median step time; it stays on for the rest of the run and is cached in the autotune cache
-(:func:`snntrain.autotune.cache_path`) under the device, the JAX version, the machine (CPU
-model and SIMD flags, glibc, transparent-huge-page mode) and the step (parameter and batch
-shapes, T, model, encoder, remat, dtype), so later runs apply it without timing. The trial
-steps are the run's own steps (values are the same under either policy), so the first run
+median step time (``heap`` must be 10% faster: :func:`choose`); it stays on for the rest of
+the run and is cached in the autotune cache (:func:`snntrain.autotune.cache_path`) under the
+JAX platform and version, the machine (CPU model and SIMD flags, glibc, transparent-huge-page
+mode) and the step (:func:`config_signature`: T, model, encoder, dataset, batch size, ...), so
+later runs apply it at start-up (:func:`prepare_run`, before JAX's threads) without timing.
+The trial steps are the run's own steps (values are the same under either policy), so the first run
 costs only the lost overlap of the blocked steps. The choice is logged once, in one line.
+``SNNTRAIN_AUTOTUNE=0`` turns the trial off (glibc's default stays).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any
 
 import jax
@@ -28,9 +33,14 @@ import jax
 from snntrain import autotune, hostenv
 
 CANDIDATES = ("default", "heap")
+MARGIN = 0.1
 ROUNDS = 2
 WINDOW_S = 0.1
 MIN_STEPS, MAX_STEPS = 2, 20
+# config keys that fix the step's parameter, batch and temporary shapes
+STEP_KEYS = ("T", "model", "encoder", "dataset", "loss", "metrics", "trainer.batch_size",
+             "trainer.remat", "trainer.dtype", "trainer.parallel", "trainer.devices",
+             "trainer.fused_epoch")
 
 
 def machine() -> str:
@@ -39,21 +49,35 @@ def machine() -> str:
             f"thp {hostenv.thp_mode()}")
 
 
-def step_signature(params: Any, batch: Any, settings: dict[str, Any]) -> str:
-    """A short stable name for the step's shapes: leaf shapes/dtypes of ``params`` and
-    ``batch`` plus the ``settings`` that size its temporaries (T, model, ...), hashed."""
-    leaves = [(tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves((params, batch))]
-    text = repr((leaves, sorted(settings.items())))
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+def config_signature(cfg: Any) -> str:
+    """A short stable name for the training step a config makes: its :data:`STEP_KEYS`
+    (which fix the parameter, batch and temporary shapes), hashed. Needs no JAX, so the
+    start-up can look the choice up before JAX starts its threads."""
+    from omegaconf import OmegaConf
+
+    parts = []
+    for k in STEP_KEYS:
+        try:
+            v = OmegaConf.select(cfg, k, throw_on_missing=True)
+            v = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        except Exception:  # noqa: BLE001 - unresolvable here: its text still names the step
+            v = str(OmegaConf.select(cfg, k))
+        parts.append((k, v))
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def key(signature: str) -> str:
-    return autotune.cache_key("malloc", [machine(), signature])
+    """The cache key: platform, JAX version, machine and step (no JAX call: see above)."""
+    platform = os.environ.get("JAX_PLATFORMS") or "default"
+    return f"{platform}|jax {version('jax')}|malloc|{machine()}|{signature}"
 
 
-def choose(times_s: dict[str, list[float]]) -> str:
-    """The candidate with the lowest median time (ties: the first, ``default``)."""
-    return min(times_s, key=lambda c: (statistics.median(times_s[c]), CANDIDATES.index(c)))
+def choose(times_s: dict[str, list[float]], margin: float = MARGIN) -> str:
+    """``heap`` if its median step time is below ``(1 - margin)`` x ``default``'s, else
+    ``default`` (the trial's ``default`` shares ``heap``'s single arena, which can only be
+    slower than glibc's own default that a later run then gets)."""
+    heap, default = statistics.median(times_s["heap"]), statistics.median(times_s["default"])
+    return "heap" if heap < (1.0 - margin) * default else "default"
 
 
 def cached(cache_key: str) -> str | None:
@@ -77,7 +101,7 @@ class MallocTrial:
         self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
         self.times: dict[str, list[float]] = {c: [] for c in CANDIDATES}
         self.window, self.in_window, self.k = 0, 0, 0
-        self.current, self.choice = "default", None
+        self.current, self.choice = "", None  # "": set on the first step, even to default
 
     @property
     def done(self) -> bool:
@@ -124,10 +148,28 @@ class MallocTrial:
                  + (f"; cached in {path})" if self.cache else ")"))
 
 
+def prepare_run(cfg: Any) -> str:
+    """Start-up (before JAX starts its threads): the policy for this run's config.
+
+    A forced ``SNNTRAIN_MALLOC`` is applied as such (:func:`snntrain.hostenv.prepare`). For
+    ``auto``: a cached ``heap`` is applied as ``heap``, a cached ``default`` leaves glibc
+    untouched, and without a cached choice the single arena is set up so that the run can
+    time both (:class:`MallocTrial`). Returns what was applied.
+    """
+    mode = hostenv.malloc_mode()
+    if mode == "auto":
+        if not autotune.enabled():
+            return "default"
+        mode = cached(key(config_signature(cfg))) or "auto"
+    return hostenv.prepare(mode)
+
+
 def for_run(signature: str, say: Callable[[str], None] | None = None) -> MallocTrial | None:
     """The trial a run's step loop should drive, or None: a forced ``SNNTRAIN_MALLOC`` (applied
-    at start-up by :func:`snntrain.hostenv.prepare`), or a cached choice, applied here."""
-    if hostenv.malloc_mode() != "auto":
+    at start-up by :func:`prepare_run`), ``SNNTRAIN_AUTOTUNE=0`` (glibc's default, as every
+    autotuner's fixed rule), or a cached choice (applied again here, for runs not started
+    from the command line)."""
+    if hostenv.malloc_mode() != "auto" or not autotune.enabled():
         return None
     k = key(signature)
     choice = cached(k)

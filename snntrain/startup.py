@@ -6,11 +6,11 @@
 1. :func:`snntrain.config.parse` (no JAX imported): a bad value is reported in about a second;
 2. the output directory is checked (writable, or creatable) without creating it;
 3. :func:`snntrain.config.check_groups` (imports JAX; loads no data, compiles nothing);
-4. glibc's malloc policy is set up (:func:`snntrain.hostenv.prepare`; only when started as the
-   ``snntrain`` command): for the default ``SNNTRAIN_MALLOC=auto``, one arena for all threads
-   (the run then times ``default`` against ``heap`` on its first steps,
-   :mod:`snntrain.malloctune`); for ``hugepages`` the process restarts once with the glibc
-   tunable, and the restarted process goes through 1-3 again.
+4. glibc's malloc policy is set up (:func:`snntrain.malloctune.prepare_run`; only when started
+   as the ``snntrain`` command): for the default ``SNNTRAIN_MALLOC=auto``, the choice cached
+   for this machine and config, else one arena for all threads (the run then times
+   ``default`` against ``heap`` on its first steps); for ``hugepages`` the process restarts
+   once with the glibc tunable, and the restarted process goes through 1-3 again.
 
 So a bad value never pays for a restart (about 0.8 s of CPU: Python, Hydra and JAX start
 again); a good run pays for importing JAX and the registries once before it (about 2 s of
@@ -71,13 +71,14 @@ def check_output_dir(path: str | Path) -> None:
             f"output directory {target} is not writable: {e.strerror} ({base})") from None
 
 
-def _prepare_malloc() -> None:
-    """The malloc policy's start-up part (:func:`snntrain.hostenv.prepare`): one arena for
-    ``auto``/``heap``, the restart for ``hugepages``; only when started as the command."""
+def _prepare_malloc(config: DictConfig) -> None:
+    """The malloc policy's start-up part (:func:`snntrain.malloctune.prepare_run`: a cached
+    choice, one arena for a trial, or the restart for ``hugepages``); only when started as
+    the command."""
     if started_from_the_command_line():
-        from snntrain import hostenv
+        from snntrain import malloctune
 
-        hostenv.prepare()
+        malloctune.prepare_run(config)
 
 
 def _output_dir(config: DictConfig, key: str) -> str | None:
@@ -114,4 +115,4 @@ class Startup(Callback):
                 malloc_mode()  # a bad SNNTRAIN_MALLOC is reported like a bad config value
         except ConfigError as e:
             fail(str(e))
-        _prepare_malloc()
+        _prepare_malloc(config)

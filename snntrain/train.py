@@ -61,9 +61,6 @@ DIVERGED_EXIT_CODE = Diverged.exit_code
 
 # ---- epoch runners: the same (step, metrics) stream, two ways ------------------------------
 
-# config keys that size the step's temporaries beyond the parameter and batch shapes
-MALLOC_KEYS = ("T", "model", "encoder", "trainer.remat", "trainer.dtype", "trainer.parallel")
-
 
 class StepRunner:
     """Train an epoch one compiled step at a time, fed by the host pipeline.
@@ -83,12 +80,10 @@ class StepRunner:
         self.samples_per_s = 0.0
         self.malloc_trial: malloctune.MallocTrial | None = None
 
-    def _start_malloc_trial(self, batch: Any) -> None:
+    def _start_malloc_trial(self) -> None:
         """After compiling: the cached malloc policy, or a trial on the next steps
         (:mod:`snntrain.malloctune`; values are the same under either policy)."""
-        cfg = self.exp.cfg
-        settings = {k: str(OmegaConf.select(cfg, k)) for k in MALLOC_KEYS}
-        signature = malloctune.step_signature(self.state.params, batch, settings)
+        signature = malloctune.config_signature(self.exp.cfg)
         self.malloc_trial = malloctune.for_run(
             signature, say=say_stderr if self.exp.parallel.is_main else (lambda _m: None))
 
@@ -115,7 +110,7 @@ class StepRunner:
             if self.compile_s is None:  # the first call compiles; one step is ms next to that
                 jax.block_until_ready(metrics)
                 self.compile_s, t0 = time.perf_counter() - t0, time.perf_counter()
-                self._start_malloc_trial(batch)
+                self._start_malloc_trial()
             step, done = step + 1, done + 1
             pending.append((step, metrics))
             at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
