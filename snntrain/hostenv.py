@@ -61,6 +61,14 @@ def malloc_mode(env: dict[str, str] | None = None) -> str:
     return mode
 
 
+_state = {"single_arena": False}
+
+
+def single_arena() -> bool:
+    """Whether :func:`prepare` put this process on one arena."""
+    return _state["single_arena"]
+
+
 def _libc() -> ctypes.CDLL | None:
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         return None
@@ -95,7 +103,7 @@ def prepare(mode: str | None = None) -> str:
     if mode == "hugepages":
         reexec_with_hugepages()
     elif mode in ("auto", "heap"):
-        mallopt(M_ARENA_MAX, 1)
+        _state["single_arena"] = mallopt(M_ARENA_MAX, 1)
         if mode == "heap":
             use_heap(True)
     return mode

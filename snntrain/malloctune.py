@@ -160,8 +160,20 @@ def prepare_run(cfg: Any) -> str:
     if mode == "auto":
         if not autotune.enabled():
             return "default"
-        mode = cached(key(config_signature(cfg))) or "auto"
+        mode = cached(key(config_signature(cfg))) or ("auto" if trials(cfg) else "default")
     return hostenv.prepare(mode)
+
+
+def trials(cfg: Any) -> bool:
+    """Whether the run's loop runs :class:`MallocTrial`: the per-step loop of a single run
+    (not ``trainer.fused_epoch``, not a population), so a trial's single arena is never set
+    up for a run that would not time and switch it."""
+    from omegaconf import OmegaConf
+
+    from snntrain.population import is_population
+
+    return not OmegaConf.select(cfg, "trainer.fused_epoch", default=False) and not (
+        is_population(cfg))
 
 
 def for_run(signature: str, say: Callable[[str], None] | None = None) -> MallocTrial | None:
@@ -174,7 +186,9 @@ def for_run(signature: str, say: Callable[[str], None] | None = None) -> MallocT
     k = key(signature)
     choice = cached(k)
     if choice is not None:
-        if choice == "heap":  # "default": leave glibc's own (adaptive) settings untouched
-            hostenv.use_heap(True)
+        # "default" leaves glibc's own (adaptive) settings untouched, unless a trial's single
+        # arena was set up at start-up (a multirun's base config): then trim as the trial did
+        if choice == "heap" or hostenv.single_arena():
+            hostenv.use_heap(choice == "heap")
         return None
     return MallocTrial(k, say=say)

@@ -192,14 +192,17 @@ def test_prepare_in_a_fresh_process(env, out):
     ("default", {}, "default"),
     ("heap", {"SNNTRAIN_MALLOC": "default"}, "default"),  # forced beats cached
     ("default", {"SNNTRAIN_HUGEPAGES": "1"}, "hugepages"),
+    (None, {"_": "trainer.fused_epoch=true"}, "default"),  # no trial in a fused epoch
+    (None, {"_": "trainer.population.seed=[0,1]"}, "default"),  # nor in a population
 ])
 def test_prepare_run_applies_the_cached_or_forced_policy(cache_dir, monkeypatch, cached, env,
                                                          applied):
     for k, v in env.items():
-        monkeypatch.setenv(k, v)
+        if k != "_":
+            monkeypatch.setenv(k, v)
     got = []
     monkeypatch.setattr(hostenv, "prepare", lambda mode=None: got.append(mode) or mode)
-    cfg = _cfg()
+    cfg = _cfg(*[v for k, v in env.items() if k == "_"])
     if cached:
         autotune.store_cache(autotune.cache_path(),
                              malloctune.key(malloctune.config_signature(cfg)), {"choice": cached})
