@@ -207,3 +207,35 @@ def test_prepare_run_applies_the_cached_or_forced_policy(cache_dir, monkeypatch,
         autotune.store_cache(autotune.cache_path(),
                              malloctune.key(malloctune.config_signature(cfg)), {"choice": cached})
     assert malloctune.prepare_run(cfg) == applied and got == [applied]
+
+
+def test_a_run_with_the_trial_computes_the_same_values_and_caches_the_choice(
+        cache_dir, monkeypatch, tmp_path):
+    """The trial switches malloc mid-run; the run's metrics must be bit-identical to a run
+    with glibc untouched (malloc decides where buffers live, never what they hold)."""
+    from conftest import compose
+
+    from snntrain import train
+
+    monkeypatch.setattr(malloctune, "WINDOW_S", 1e-6)  # k = 2: the trial fits in 12 steps
+    said = []
+    monkeypatch.setattr(train, "say_stderr", said.append)
+    cfg = ("trainer.epochs=1", "trainer.batch_size=64", "trainer.parallel=none",
+           "trainer.log_every=5")
+    tried = train.train_and_evaluate(compose(*cfg), tmp_path / "auto")
+    entry = json.loads((cache_dir / "autotune.json").read_text())
+    (k, v), = entry.items()
+    assert "|malloc|" in k and v["choice"] in malloctune.CANDIDATES and set(v["ms"]) == {
+        "default", "heap"}
+    assert len([m for m in said if "autotune malloc" in m]) == 1
+    assert [m for m in said if "autotune malloc" in m] == [
+        m for m in said if m.startswith(f"snntrain: autotune malloc: {v['choice']}")]
+    monkeypatch.setenv(hostenv.MODE_SWITCH, "default")
+    plain = train.train_and_evaluate(compose(*cfg), tmp_path / "default")
+    lines = [(tmp_path / d / "metrics.jsonl").read_text().splitlines() for d in ("auto", "default")]
+    strip = [[{k: x for k, x in json.loads(r).items() if "per_s" not in k and "time" not in k}
+              for r in rs] for rs in lines]
+    assert strip[0] == strip[1] and len(strip[0]) > 3, strip
+    for key in ("test_accuracy", "final_train_loss"):
+        if key in plain:
+            assert tried[key] == plain[key], key
