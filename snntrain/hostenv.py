@@ -40,9 +40,10 @@ MODES = ("auto", "heap", "default", "hugepages")
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 # mallopt(3) parameters (malloc.h) and the values glibc starts with
-M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -3, -4, -8
 DEFAULT_MMAP_MAX = 65536
-DYNAMIC_TRIM_MAX = 64 << 20  # 2x the largest mmap threshold glibc's dynamic rule reaches
+DYNAMIC_MMAP_MAX = 32 << 20  # the largest mmap threshold glibc's dynamic rule reaches (64-bit)
+DYNAMIC_TRIM_MAX = 2 * DYNAMIC_MMAP_MAX  # and the trim threshold it sets with it
 NO_TRIM = 2**31 - 1
 
 
@@ -86,10 +87,13 @@ def mallopt(param: int, value: int) -> bool:
 
 def use_heap(on: bool) -> bool:
     """Keep freed blocks in the heap (``on``: no mmap, no trimming) or let glibc map and
-    return them (``M_MMAP_MAX`` back to glibc's default, trimming above 64 MiB of free top;
-    glibc's own start values adapt at run time and cannot be restored exactly)."""
-    mmap_max, trim = (0, NO_TRIM) if on else (DEFAULT_MMAP_MAX, DYNAMIC_TRIM_MAX)
-    return mallopt(M_MMAP_MAX, mmap_max) and mallopt(M_TRIM_THRESHOLD, trim)
+    return them as it does once its dynamic thresholds have adapted to a repeating big block
+    (``off``: blocks above 32 MiB mapped, trimming above 64 MiB of free top). glibc's own
+    adaptive state cannot be restored once set; this is where it ends up."""
+    if on:
+        return mallopt(M_MMAP_MAX, 0) and mallopt(M_TRIM_THRESHOLD, NO_TRIM)
+    return (mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX) and mallopt(M_MMAP_THRESHOLD, DYNAMIC_MMAP_MAX)
+            and mallopt(M_TRIM_THRESHOLD, DYNAMIC_TRIM_MAX))
 
 
 def prepare(mode: str | None = None) -> str:
