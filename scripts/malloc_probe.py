@@ -1,9 +1,15 @@
-"""Measurement probe (work in progress): steps/s and minor page faults per step of one bench
-workload under a malloc setting.
+"""Steps/s and minor page faults per step of one ``scripts/bench.py`` workload (mlp, conv,
+digits) under a malloc setting, for comparing glibc policies pair by pair (README, "malloc
+policy").
 
-    python scripts/malloc_probe.py WORKLOAD STEPS ROUNDS [mallopt JSON, e.g. '{"-3": 33554432}']
+    python scripts/malloc_probe.py WORKLOAD STEPS ROUNDS [mallopt JSON]
+    python scripts/malloc_probe.py conv 8 2 '{"-4": 0, "-1": 2147483647, "-8": 1}'  # heap
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python scripts/malloc_probe.py conv 8 2  # huge pages
 
-The mallopt settings are applied before JAX is imported. Prints one JSON line.
+The ``mallopt(param, value)`` pairs (malloc.h: -1 trim threshold, -3 mmap threshold, -4 mmap
+max, -8 arena max) are applied before JAX is imported; a warm-up (compile + 2 steps) precedes
+ROUNDS rounds of STEPS steps. Prints one JSON line: steps/s and ``ru_minflt`` per step of
+each round. Run it under ``flock -x /tmp/cpu.lock`` on a shared machine.
 """
 
 from __future__ import annotations
