@@ -28,8 +28,11 @@ Other sections (skipped with ``--quick``): per-step temporary memory of the comp
 (``memory_analysis()``: per step, not process-wide) at T = 25/100, with and without
 ``trainer.remat``, float32/bfloat16; 1 vs N virtual CPU devices (a subprocess with
 ``--xla_force_host_platform_device_count``); whole-epoch ``lax.scan`` vs per-step dispatch on
-digits; and experiments (convolution formulations, ``direct`` encoding, and the gain of
-huge-page malloc, which this script turns on as the snntrain CLI does: ``--no-hugepages``).
+digits; experiments (convolution formulations, ``direct`` encoding); and glibc's malloc
+policies (:mod:`snntrain.hostenv`): each workload in a subprocess per forced
+``SNNTRAIN_MALLOC`` (default, heap, hugepages) against this run, which uses ``auto`` as the
+CLI does (the trial of :mod:`snntrain.malloctune` on each workload's own steps, not cached;
+``--no-hugepages`` forces glibc's default).
 Peak RSS is ``ru_maxrss`` of this process: process-wide and monotone, so a workload's value
 includes everything that ran before it.
 
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -58,16 +62,16 @@ from benchlib.sections import (
     devices_section,
     direct_section,
     fused_epoch_section,
-    hugepage_section,
+    malloc_section,
     memory_section,
 )
 from benchlib.workloads import conv_flop, dense_flop, run_workload, synthetic_npz, workloads
 
-from snntrain.hostenv import reexec_with_hugepages
+from snntrain import hostenv
 
 __all__ = ["CONV_FORMULATIONS", "check_conv_formulations", "conv_flop", "dense_flop", "main"]
 
-SECTIONS = ("workloads", "synops", "memory", "devices", "fused", "experiments")
+SECTIONS = ("workloads", "synops", "memory", "devices", "fused", "experiments", "malloc")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,7 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--no-hugepages",
         action="store_true",
-        help="keep glibc's default malloc (the CLI's switch: SNNTRAIN_HUGEPAGES=0)",
+        help="keep glibc's default malloc (as SNNTRAIN_MALLOC=default)",
     )
     ap.add_argument("--_devices-child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--_npz", type=Path, help=argparse.SUPPRESS)
@@ -111,8 +115,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.no_hugepages:
-        reexec_with_hugepages()  # as the snntrain CLI does; both implementations get it
+    if args.no_hugepages:
+        os.environ[hostenv.MODE_SWITCH] = "default"
+    hostenv.prepare()  # as the snntrain CLI does (auto: one arena; hugepages: restart)
 
     if args._devices_child:
         print(json.dumps(devices_child(args._devices_child, args._npz, args._steps)))
@@ -175,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             report.print_conv_formulations(cf)
             exps["conv_direct"] = d = direct_section(ws["conv"], 6, 2, gemm)
             report.print_direct(d)
-            exps["hugepages"] = hp = hugepage_section(names, results["workloads"])
-            report.print_hugepages(hp)
             results["experiments"] = exps
+
+        if "malloc" in sections:
+            results["malloc"] = mp = malloc_section(names, results["workloads"])
+            report.print_malloc(mp)
 
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -38,7 +38,7 @@ def cache_path() -> Path:
     return Path(root) / "autotune.json"
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_cache(path: Path) -> dict[str, Any]:
     try:
         table = json.loads(path.read_text())
         if not isinstance(table, dict):
@@ -52,9 +52,9 @@ def _load(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _store(path: Path, key: str, entry: dict[str, Any]) -> None:
+def store_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
     try:
-        table = _load(path)
+        table = load_cache(path)
         table[key] = entry
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -90,7 +90,7 @@ def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
     if key in _memory:
         return _memory[key]
     path = cache_path()
-    entry = _load(path).get(key)
+    entry = load_cache(path).get(key)
     if isinstance(entry, dict) and entry.get("choice") in candidates:
         _memory[key] = entry["choice"]
         return entry["choice"]
@@ -106,7 +106,8 @@ def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
                 continue
     choice = min(times, key=times.get)
     _memory[key] = choice
-    _store(path, key, {"choice": choice, "ms": {k: round(v * 1e3, 3) for k, v in times.items()}})
+    store_cache(path, key,
+                {"choice": choice, "ms": {k: round(v * 1e3, 3) for k, v in times.items()}})
     print(f"snntrain: autotune {what} {shapes}: {choice} ("
           + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in sorted(times.items(), key=lambda x: x[1]))
           + f"; cached in {path})", file=sys.stderr)

@@ -1,29 +1,116 @@
-"""Process set-up that must happen before JAX starts: glibc's malloc on huge pages.
+"""Process set-up for glibc's malloc: which allocation policy a run uses, set before JAX starts.
 
-XLA:CPU allocates its large temporaries afresh at every training step (tens of MiB for a
-convnet), glibc hands such blocks out with ``mmap`` and returns them with ``munmap``, so every
-step page-faults its working set in again, 4 KiB at a time. With the glibc tunable
-``glibc.malloc.hugetlb=1`` (glibc >= 2.35) malloc asks for transparent huge pages (2 MiB), and
-those faults become 512x rarer: the benchmark's CONV training step ran 1.05-1.4x faster, the MLP
-step about the same (``scripts/bench.py``, huge-page section).
+XLA:CPU allocates its large temporaries afresh at every training step (212 MiB for the bench's
+convnet). glibc serves a block above its mmap threshold (at most 32 MiB) with ``mmap`` and
+returns it with ``munmap``, and an XLA worker thread's own arena cannot hold a block bigger
+than 64 MiB at all, so every step page-faults its working set in again, 4 KiB at a time
+(CONV: ~61,000 minor faults per step on the Zen 3 machine of the README). Two remedies:
 
-Tunables are read once, when the process starts, so :func:`reexec_with_hugepages` restarts the
-process (``os.execv``: same PID, same arguments) with the tunable added. It does nothing when
-the tunable is already set, off Linux, on glibc < 2.35, when transparent huge pages are
-disabled (``/sys/kernel/mm/transparent_hugepage/enabled`` says ``[never]``), or when
-``SNNTRAIN_HUGEPAGES=0``.
+* ``heap`` (in-process, :func:`use_heap`): one arena for all threads (``M_ARENA_MAX=1``, set
+  before JAX starts its threads: :func:`prepare`), no ``mmap`` (``M_MMAP_MAX=0``) and no
+  trimming (``M_TRIM_THRESHOLD``), so freed temporaries stay mapped in the heap and the next
+  step reuses them: 0 faults per step. The price: the process never returns its peak heap to
+  the OS. ``mallopt`` can be changed at any time, so a run can time both settings on its own
+  steps (:mod:`snntrain.malloctune`);
+* ``hugepages``: glibc's tunable ``glibc.malloc.hugetlb=1`` (glibc >= 2.35) makes malloc ask
+  for transparent huge pages (2 MiB); faults become 512x rarer. Tunables are read at process
+  start, so :func:`reexec_with_hugepages` restarts the process (``os.execv``: same PID, same
+  arguments) with the tunable added.
+
+The switch ``SNNTRAIN_MALLOC`` (:func:`malloc_mode`): ``auto`` (the default: time ``default``
+against ``heap`` on the run's first steps, cache the winner), ``heap``, ``default`` (glibc
+untouched) or ``hugepages``. The older ``SNNTRAIN_HUGEPAGES=1`` / ``=0`` still force
+``hugepages`` / ``default``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import sys
 from pathlib import Path
 
+from snntrain.errors import ConfigError
+
 TUNABLE = "glibc.malloc.hugetlb"
-ENV_SWITCH = "SNNTRAIN_HUGEPAGES"
+ENV_SWITCH = "SNNTRAIN_HUGEPAGES"  # the older switch: 1 = hugepages, 0 = default
+MODE_SWITCH = "SNNTRAIN_MALLOC"
+MODES = ("auto", "heap", "default", "hugepages")
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+# mallopt(3) parameters (malloc.h) and the values glibc starts with
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -3, -4, -8
+DEFAULT_MMAP_MAX = 65536
+DYNAMIC_MMAP_MAX = 32 << 20  # the largest mmap threshold glibc's dynamic rule reaches (64-bit)
+DYNAMIC_TRIM_MAX = 2 * DYNAMIC_MMAP_MAX  # and the trim threshold it sets with it
+NO_TRIM = 2**31 - 1
+
+
+def malloc_mode(env: dict[str, str] | None = None) -> str:
+    """The malloc policy asked for: ``SNNTRAIN_MALLOC``, else ``SNNTRAIN_HUGEPAGES`` (1/0), else
+    ``auto``; ``hugepages`` whenever the tunable is already set (the restarted process)."""
+    env = os.environ if env is None else env
+    if TUNABLE + "=1" in env.get("GLIBC_TUNABLES", ""):
+        return "hugepages"
+    mode = env.get(MODE_SWITCH, "").strip().lower()
+    if not mode:
+        mode = {"0": "default", "1": "hugepages"}.get(env.get(ENV_SWITCH, "").strip(), "auto")
+    if mode not in MODES:
+        raise ConfigError(f"{MODE_SWITCH}={mode!r} is not a malloc policy; valid: "
+                          f"{', '.join(MODES)}")
+    return mode
+
+
+_state = {"single_arena": False}
+
+
+def single_arena() -> bool:
+    """Whether :func:`prepare` put this process on one arena."""
+    return _state["single_arena"]
+
+
+def _libc() -> ctypes.CDLL | None:
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def mallopt(param: int, value: int) -> bool:
+    """glibc's ``mallopt(param, value)``; False off glibc or when glibc refuses the value."""
+    libc = _libc()
+    return bool(libc is not None and libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)))
+
+
+def use_heap(on: bool) -> bool:
+    """Keep freed blocks in the heap (``on``: no mmap, no trimming) or let glibc map and
+    return them as it does once its dynamic thresholds have adapted to a repeating big block
+    (``off``: blocks above 32 MiB mapped, trimming above 64 MiB of free top). glibc's own
+    adaptive state cannot be restored once set; this is where it ends up."""
+    if on:
+        return mallopt(M_MMAP_MAX, 0) and mallopt(M_TRIM_THRESHOLD, NO_TRIM)
+    return (mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX) and mallopt(M_MMAP_THRESHOLD, DYNAMIC_MMAP_MAX)
+            and mallopt(M_TRIM_THRESHOLD, DYNAMIC_TRIM_MAX))
+
+
+def prepare(mode: str | None = None) -> str:
+    """Apply the start-up part of the policy (see the module doc) and return the mode.
+
+    ``hugepages`` restarts the process (:func:`reexec_with_hugepages`); ``auto`` and ``heap``
+    put all threads on one arena (must precede JAX's thread pools, i.e. the first device
+    call), and ``heap`` also switches to :func:`use_heap`; ``default`` changes nothing.
+    """
+    mode = malloc_mode() if mode is None else mode
+    if mode == "hugepages":
+        reexec_with_hugepages()
+    elif mode in ("auto", "heap"):
+        _state["single_arena"] = mallopt(M_ARENA_MAX, 1)
+        if mode == "heap":
+            use_heap(True)
+    return mode
 
 
 def hugepages_available() -> bool:
@@ -53,14 +140,14 @@ def reexec_with_hugepages() -> None:
     """Restart this process with huge-page malloc, if it is off and available (see above).
 
     Call it first thing in an entry point, before anything heavy is imported or any file is
-    written: the process image is replaced and starts over.
+    written: the process image is replaced and starts over. ``SNNTRAIN_HUGEPAGES=0`` or any
+    ``glibc.malloc.hugetlb`` already in ``GLIBC_TUNABLES`` prevents it (so it never loops).
     """
     if os.environ.get(ENV_SWITCH, "1") == "0" or TUNABLE in os.environ.get("GLIBC_TUNABLES", ""):
         return
     if not hugepages_available():
         return
     env = with_hugepages(os.environ)
-    env[ENV_SWITCH] = "0"  # never loop, whatever the tunable string looks like afterwards
     argv = list(getattr(sys, "orig_argv", [])) or [sys.executable, *sys.argv]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -95,3 +182,17 @@ def cpu_flags() -> str:
     except OSError:
         pass
     return ""
+
+
+def glibc_version() -> str:
+    lib, version = platform.libc_ver()
+    return f"{lib} {version}".strip()
+
+
+def thp_mode() -> str:
+    """The bracketed choice of ``/sys/kernel/mm/transparent_hugepage/enabled`` (or ``none``)."""
+    try:
+        text = THP_SETTING.read_text()
+        return text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return "none"

@@ -6,12 +6,15 @@
 1. :func:`snntrain.config.parse` (no JAX imported): a bad value is reported in about a second;
 2. the output directory is checked (writable, or creatable) without creating it;
 3. :func:`snntrain.config.check_groups` (imports JAX; loads no data, compiles nothing);
-4. the process restarts once with huge-page malloc (:mod:`snntrain.hostenv`; only when started
-   as the ``snntrain`` command), and the restarted process goes through 1-3 again.
+4. glibc's malloc policy is set up (:func:`snntrain.malloctune.prepare_run`; only when started
+   as the ``snntrain`` command): for the default ``SNNTRAIN_MALLOC=auto``, the choice cached
+   for this machine and config, else one arena for all threads (the run then times
+   ``default`` against ``heap`` on its first steps); for ``hugepages`` the process restarts
+   once with the glibc tunable, and the restarted process goes through 1-3 again.
 
-So a bad value never pays for the restart (about 0.8 s of CPU: Python, Hydra and JAX start
-again, slower on huge pages); a good run pays for importing JAX and the registries once before
-it (about 2 s of CPU). A failure prints
+So a bad value never pays for a restart (about 0.8 s of CPU: Python, Hydra and JAX start
+again); a good run pays for importing JAX and the registries once before it (about 2 s of
+CPU). A failure prints
 ``snntrain: error: <one line>`` and exits with status 2, leaving no run directory behind.
 ``on_multirun_start`` does 1, 2 and 4 for the sweep's base config and directory; each job is
 checked again by the task function, which records a failure in its ``summary.json``.
@@ -68,11 +71,14 @@ def check_output_dir(path: str | Path) -> None:
             f"output directory {target} is not writable: {e.strerror} ({base})") from None
 
 
-def _restart_with_hugepages() -> None:
+def _prepare_malloc(config: DictConfig) -> None:
+    """The malloc policy's start-up part (:func:`snntrain.malloctune.prepare_run`: a cached
+    choice, one arena for a trial, or the restart for ``hugepages``); only when started as
+    the command."""
     if started_from_the_command_line():
-        from snntrain.hostenv import reexec_with_hugepages
+        from snntrain import malloctune
 
-        reexec_with_hugepages()
+        malloctune.prepare_run(config)
 
 
 def _output_dir(config: DictConfig, key: str) -> str | None:
@@ -103,6 +109,10 @@ class Startup(Callback):
                 check_output_dir(out)
             if groups and run is not None:
                 check_groups(run)
+            if started_from_the_command_line():
+                from snntrain.hostenv import malloc_mode
+
+                malloc_mode()  # a bad SNNTRAIN_MALLOC is reported like a bad config value
         except ConfigError as e:
             fail(str(e))
-        _restart_with_hugepages()
+        _prepare_malloc(config)

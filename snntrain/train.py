@@ -29,8 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
+from snntrain import malloctune, rundir, writers
 from snntrain import parallel as par
-from snntrain import rundir, writers
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint, params_of
 from snntrain.lifecycle import (
@@ -78,6 +78,24 @@ class StepRunner:
         self.compile_s: float | None = None
         self.train_s = 0.0
         self.samples_per_s = 0.0
+        self.malloc_trial: malloctune.MallocTrial | None = None
+
+    def _start_malloc_trial(self) -> None:
+        """After compiling: the cached malloc policy, or a trial on the next steps
+        (:mod:`snntrain.malloctune`; values are the same under either policy)."""
+        signature = malloctune.config_signature(self.exp.cfg)
+        self.malloc_trial = malloctune.for_run(
+            signature, say=say_stderr if self.exp.parallel.is_main else (lambda _m: None))
+
+    def _step(self, batch: Any) -> Any:
+        exp = self.exp
+
+        def run() -> Any:
+            self.state, metrics = self.train_fn(self.state, batch, self.key, exp.surrogate)
+            return metrics
+
+        trial = self.malloc_trial
+        return trial.step(run) if trial is not None and not trial.done else run()
 
     def epoch(self, progress: RunProgress, stop: Callable[[], bool]
               ) -> Iterator[tuple[int, dict[str, float]]]:
@@ -88,10 +106,11 @@ class StepRunner:
         step, done, pending = progress.step, 0, []
         t0 = time.perf_counter()
         for batch in dp.prefetch(host):
-            self.state, metrics = self.train_fn(self.state, batch, self.key, exp.surrogate)
+            metrics = self._step(batch)
             if self.compile_s is None:  # the first call compiles; one step is ms next to that
                 jax.block_until_ready(metrics)
                 self.compile_s, t0 = time.perf_counter() - t0, time.perf_counter()
+                self._start_malloc_trial()
             step, done = step + 1, done + 1
             pending.append((step, metrics))
             at_ckpt = self.ckpt_every and step % self.ckpt_every == 0

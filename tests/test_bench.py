@@ -52,3 +52,6 @@ def test_quick_json_has_the_documented_keys(tmp_path):
     assert d["flop_per_step"] == flop
     assert d["frac_peak"] == pytest.approx(d["steps_per_s"] * flop / 1e9 / got["gemm_gflops"])
     assert d["ratio_vs_ref"] == pytest.approx(d["steps_per_s"] / d["ref_steps_per_s"])
+    # SNNTRAIN_MALLOC=auto (the default): the malloc trial ran on the workload's own steps
+    assert d["malloc"]["choice"] in ("default", "heap")
+    assert set(d["malloc"]["ms"]) == {"default", "heap"} and min(d["malloc"]["ms"].values()) > 0

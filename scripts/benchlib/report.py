@@ -107,14 +107,13 @@ def print_direct(d: dict[str, Any]) -> None:
     )
 
 
-def print_hugepages(hp: dict[str, Any]) -> None:
-    print(
-        "without huge-page malloc (subprocess; gain = this run / that): "
-        + ", ".join(
-            f"{k} {v['steps_per_s']:.2f} ({v.get('gain', float('nan')):.2f}x; reference "
-            f"{v['ref_steps_per_s']:.2f}, {v.get('ref_gain', float('nan')):.2f}x)"
-            if isinstance(v, dict)
-            else f"{k}: {v}"
-            for k, v in hp.items()
-        )
-    )
+def print_malloc(m: dict[str, Any]) -> None:
+    print("\nmalloc policies (one subprocess each, SNNTRAIN_MALLOC=...; steps/s):")
+    for policy, rates in m["steps_per_s"].items():
+        print(f"  {policy:10s} " + ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in rates.items()))
+    for policy, gains in m["gain_vs_default"].items():
+        print(f"  {policy} / default: " + ", ".join(f"{k} {v:.2f}x" for k, v in gains.items()))
+    for name, c in m["auto_choice"].items():
+        print(f"  auto chose {c['choice']} for {name} (median step "
+              + ", ".join(f"{k} {v:.2f} ms" for k, v in c["ms"].items()) + ")")

@@ -1,5 +1,5 @@
 """The sections beyond the workloads: per-step memory (T, remat, dtype), 1 vs N devices, the
-whole-epoch scan, and experiments (conv formulations, ``direct`` encoding, huge pages).
+whole-epoch scan, and experiments (conv formulations, ``direct`` encoding), and the malloc policies.
 
 Sections that need a fresh process (a device count fixed before JAX starts, malloc settings)
 re-run ``scripts/bench.py`` (:data:`SCRIPT`) in a subprocess.
@@ -243,31 +243,38 @@ def direct_section(w: Workload, steps: int, rounds: int, gemm: float) -> dict:
     }
 
 
-def hugepage_section(names: list[str], measured: dict[str, Any]) -> dict[str, Any]:
-    """Re-run the workloads in a subprocess *without* glibc's huge-page malloc (which the
-    snntrain CLI and this script turn on: :mod:`snntrain.hostenv`), to report its gain over
-    the ``measured`` workload results of this run (``gain``, ``ref_gain``)."""
-    if TUNABLE not in os.environ.get("GLIBC_TUNABLES", ""):
-        return {"note": "huge pages are off in this run (--no-hugepages or unavailable)"}
-    env = dict(os.environ)
-    env[ENV_SWITCH] = "0"
-    env["GLIBC_TUNABLES"] = ":".join(
-        t for t in env["GLIBC_TUNABLES"].split(":") if not t.startswith(TUNABLE)
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "no_hp.json"
-        cmd = [sys.executable, SCRIPT, "--sections", "workloads", "--workloads"]
-        cmd += [",".join(names), "--json", str(path), "--_steps-scale", "0.5", "--no-hugepages"]
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if res.returncode != 0 or not path.exists():
-            return {"error": (res.stderr or res.stdout).strip().splitlines()[-1:]}
-        got = json.loads(path.read_text())["workloads"]
-    out = {
-        name: {"steps_per_s": v["steps_per_s"], "ref_steps_per_s": v["ref_steps_per_s"]}
-        for name, v in got.items()
-    }
-    for k, v in out.items():  # gain = with huge pages (this run) / without (subprocess)
-        if k in measured:
-            v["gain"] = measured[k]["steps_per_s"] / v["steps_per_s"]
-            v["ref_gain"] = measured[k]["ref_steps_per_s"] / v["ref_steps_per_s"]
-    return out
+MALLOC_POLICIES = ("default", "heap", "hugepages")
+
+
+def malloc_section(names: list[str], measured: dict[str, Any]) -> dict[str, Any]:
+    """Re-run the workloads in one subprocess per forced malloc policy (``SNNTRAIN_MALLOC``:
+    glibc ``default``, ``heap``, ``hugepages``; :mod:`snntrain.hostenv`), each with half the
+    steps, and report steps/s and the gain over ``default``; ``measured`` (this run's
+    workloads, under ``auto``) is compared with the same ``default`` subprocess."""
+    out: dict[str, Any] = {}
+    for policy in MALLOC_POLICIES:
+        env = dict(os.environ)
+        env["SNNTRAIN_MALLOC"] = policy
+        env.pop(ENV_SWITCH, None)
+        env["GLIBC_TUNABLES"] = ":".join(
+            t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith(TUNABLE)
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{policy}.json"
+            cmd = [sys.executable, SCRIPT, "--sections", "workloads", "--workloads"]
+            cmd += [",".join(names), "--json", str(path), "--_steps-scale", "0.5"]
+            res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if res.returncode != 0 or not path.exists():
+                out[policy] = {"error": (res.stderr or res.stdout).strip().splitlines()[-1:]}
+                continue
+            got = json.loads(path.read_text())["workloads"]
+        out[policy] = {name: v["steps_per_s"] for name, v in got.items()}
+    base = out.get("default", {})
+    gains: dict[str, dict[str, float]] = {}
+    for policy, rates in out.items():
+        if policy != "default" and "error" not in rates:
+            gains[policy] = {k: v / base[k] for k, v in rates.items() if k in base}
+    gains["auto (this run)"] = {k: v["steps_per_s"] / base[k] for k, v in measured.items()
+                                if k in base}
+    auto = {k: v["malloc"] for k, v in measured.items() if v.get("malloc")}
+    return {"steps_per_s": out, "gain_vs_default": gains, "auto_choice": auto}

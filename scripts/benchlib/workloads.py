@@ -13,7 +13,7 @@ import numpy as np
 
 from benchlib.machine import peak_rss_mb
 from benchlib.references import T_STEPS, reference_conv, reference_mlp
-from benchlib.runners import alternate, reference_runner, snntrain_runner
+from benchlib.runners import Runner, alternate, reference_runner, snntrain_runner
 
 
 def dense_flop(B: int, T: int, sizes: list[int]) -> int:
@@ -106,6 +106,7 @@ def workloads(npz: Path, extra: list[str] = ()) -> dict[str, Workload]:
 def run_workload(w: Workload, steps: int, rounds: int, gemm: float) -> dict[str, Any]:
     ours, exp = snntrain_runner(w.overrides)
     ref = reference_runner(w.reference(), ours.host)
+    malloc = malloc_trial(ours)
     alternate([ours, ref], steps, rounds)
     gflop = w.flop / 1e9
     return {
@@ -125,4 +126,24 @@ def run_workload(w: Workload, steps: int, rounds: int, gemm: float) -> dict[str,
         "rounds": ours.rates,
         "ref_rounds": ref.rates,
         "median_ratio": statistics.median(ours.rates) / statistics.median(ref.rates),
+        "malloc": malloc,
     }
+
+
+def malloc_trial(runner: Runner) -> dict[str, Any] | None:
+    """Under ``SNNTRAIN_MALLOC=auto``, the CLI's malloc trial on the runner's own steps (not
+    cached); the winner stays on for the timing. ``{"choice", "ms"}`` or None."""
+    from snntrain import hostenv, malloctune
+
+    if hostenv.malloc_mode() != "auto":
+        return None
+    runner.warm()
+    trial = malloctune.MallocTrial("bench", say=lambda _m: None, cache=False)
+    i = 0
+    while not trial.done:
+        def run(i=i):
+            runner.state, out = runner.call(runner.state, runner.host[i % len(runner.host)])
+            return out
+        trial.step(run)
+        i += 1
+    return {"choice": trial.choice, "ms": trial.medians_ms()}

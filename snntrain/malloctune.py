@@ -1,0 +1,194 @@
+"""Choose glibc's malloc policy for a run by timing its own first training steps, once.
+
+With ``SNNTRAIN_MALLOC=auto`` (the default; :mod:`snntrain.hostenv`), :class:`MallocTrial`
+runs the first steps after compilation in windows alternating ``default`` (glibc as it is) and
+``heap`` (freed blocks kept mapped: :func:`snntrain.hostenv.use_heap`), ``ROUNDS`` windows
+each: one untimed step after each switch, then ``k`` timed steps (each blocked on), ``k`` such
+that a window lasts about ``WINDOW_S`` (2 to 20 steps). The winner is the policy with the lower
+median step time (``heap`` must be 10% faster: :func:`choose`); it stays on for the rest of
+the run and is cached in the autotune cache (:func:`snntrain.autotune.cache_path`) under the
+JAX platform and version, the machine (CPU model and SIMD flags, glibc, transparent-huge-page
+mode) and the step (:func:`config_signature`: T, model, encoder, dataset, batch size, ...), so
+later runs apply it at start-up (:func:`prepare_run`, before JAX's threads) without timing.
+The trial steps are the run's own steps (values are the same under either policy), so the first run
+costs only the lost overlap of the blocked steps. The choice is logged once, in one line.
+``SNNTRAIN_AUTOTUNE=0`` turns the trial off (glibc's default stays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+import jax
+
+from snntrain import autotune, hostenv
+
+CANDIDATES = ("default", "heap")
+MARGIN = 0.1
+ROUNDS = 2
+WINDOW_S = 0.1
+MIN_STEPS, MAX_STEPS = 2, 20
+# config keys that fix the step's parameter, batch and temporary shapes
+STEP_KEYS = ("T", "model", "encoder", "dataset", "loss", "metrics", "trainer.batch_size",
+             "trainer.remat", "trainer.dtype", "trainer.parallel", "trainer.devices",
+             "trainer.fused_epoch")
+
+
+def machine() -> str:
+    """What besides the device decides the winner: CPU, glibc and huge-page mode."""
+    return (f"{hostenv.cpu_model()}; {hostenv.cpu_flags()}; {hostenv.glibc_version()}; "
+            f"thp {hostenv.thp_mode()}")
+
+
+def config_signature(cfg: Any) -> str:
+    """A short stable name for the training step a config makes: its :data:`STEP_KEYS`
+    (which fix the parameter, batch and temporary shapes), hashed. Needs no JAX, so the
+    start-up can look the choice up before JAX starts its threads."""
+    from omegaconf import OmegaConf
+
+    parts = []
+    for k in STEP_KEYS:
+        try:
+            v = OmegaConf.select(cfg, k, throw_on_missing=True)
+            v = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        except Exception:  # noqa: BLE001 - unresolvable here: its text still names the step
+            v = str(OmegaConf.select(cfg, k))
+        parts.append((k, v))
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def key(signature: str) -> str:
+    """The cache key: platform, JAX version, machine and step (no JAX call: see above)."""
+    platform = os.environ.get("JAX_PLATFORMS") or "default"
+    return f"{platform}|jax {version('jax')}|malloc|{machine()}|{signature}"
+
+
+def choose(times_s: dict[str, list[float]], margin: float = MARGIN) -> str:
+    """``heap`` if its median step time is below ``(1 - margin)`` x ``default``'s, else
+    ``default`` (the trial's ``default`` shares ``heap``'s single arena, which can only be
+    slower than glibc's own default that a later run then gets)."""
+    heap, default = statistics.median(times_s["heap"]), statistics.median(times_s["default"])
+    return "heap" if heap < (1.0 - margin) * default else "default"
+
+
+def cached(cache_key: str) -> str | None:
+    entry = autotune.load_cache(autotune.cache_path()).get(cache_key)
+    if isinstance(entry, dict) and entry.get("choice") in CANDIDATES:
+        return entry["choice"]
+    return None
+
+
+class MallocTrial:
+    """Times ``default`` against ``heap`` on the steps given to :meth:`step` (see module doc).
+
+    ``timer`` and ``set_heap`` are injectable for tests; ``done`` turns true once chosen.
+    """
+
+    def __init__(self, cache_key: str, timer: Callable[[], float] = time.perf_counter,
+                 set_heap: Callable[[bool], Any] = hostenv.use_heap,
+                 say: Callable[[str], None] | None = None, cache: bool = True):
+        self.cache_key, self.timer, self.set_heap = cache_key, timer, set_heap
+        self.cache = cache
+        self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.times: dict[str, list[float]] = {c: [] for c in CANDIDATES}
+        self.window, self.in_window, self.k = 0, 0, 0
+        self.current, self.choice = "", None  # "": set on the first step, even to default
+
+    @property
+    def done(self) -> bool:
+        return self.choice is not None
+
+    def _switch(self, policy: str) -> None:
+        if policy != self.current:
+            self.set_heap(policy == "heap")
+            self.current = policy
+
+    def step(self, run: Callable[[], Any]) -> Any:
+        """Run one step (``run()`` returns its outputs), timing it while the trial lasts."""
+        if self.done:
+            return run()
+        policy = CANDIDATES[self.window % len(CANDIDATES)]
+        self._switch(policy)
+        t0 = self.timer()
+        out = run()
+        jax.block_until_ready(out)
+        dt = self.timer() - t0
+        if self.in_window == 0:  # the step after a switch pays the switch: untimed
+            if self.k == 0:
+                self.k = min(MAX_STEPS, max(MIN_STEPS, math.ceil(WINDOW_S / max(dt, 1e-9))))
+        else:
+            self.times[policy].append(dt)
+        self.in_window += 1
+        if self.in_window > self.k:
+            self.window, self.in_window = self.window + 1, 0
+            if self.window == ROUNDS * len(CANDIDATES):
+                self._finish()
+        return out
+
+    def medians_ms(self) -> dict[str, float]:
+        return {c: round(statistics.median(v) * 1e3, 3) for c, v in self.times.items() if v}
+
+    def _finish(self) -> None:
+        self.choice = choose(self.times)
+        self._switch(self.choice)
+        ms, path = self.medians_ms(), autotune.cache_path()
+        if self.cache:
+            autotune.store_cache(path, self.cache_key, {"choice": self.choice, "ms": ms})
+        self.say(f"snntrain: autotune malloc: {self.choice} (median step "
+                 + ", ".join(f"{c} {v:.2f} ms" for c, v in sorted(ms.items(), key=lambda x: x[1]))
+                 + (f"; cached in {path})" if self.cache else ")"))
+
+
+def prepare_run(cfg: Any) -> str:
+    """Start-up (before JAX starts its threads): the policy for this run's config.
+
+    A forced ``SNNTRAIN_MALLOC`` is applied as such (:func:`snntrain.hostenv.prepare`). For
+    ``auto``: a cached ``heap`` is applied as ``heap``, a cached ``default`` leaves glibc
+    untouched, and without a cached choice the single arena is set up so that the run can
+    time both (:class:`MallocTrial`). Returns what was applied.
+    """
+    mode = hostenv.malloc_mode()
+    if mode == "auto":
+        if not autotune.enabled():
+            return "default"
+        mode = cached(key(config_signature(cfg))) or ("auto" if trials(cfg) else "default")
+    return hostenv.prepare(mode)
+
+
+def trials(cfg: Any) -> bool:
+    """Whether the run's loop runs :class:`MallocTrial`: the per-step loop of a single run
+    (not ``trainer.fused_epoch``, not a population), so a trial's single arena is never set
+    up for a run that would not time and switch it."""
+    from omegaconf import OmegaConf
+
+    from snntrain.population import is_population
+
+    return not OmegaConf.select(cfg, "trainer.fused_epoch", default=False) and not (
+        is_population(cfg))
+
+
+def for_run(signature: str, say: Callable[[str], None] | None = None) -> MallocTrial | None:
+    """The trial a run's step loop should drive, or None: a forced ``SNNTRAIN_MALLOC`` (applied
+    at start-up by :func:`prepare_run`), ``SNNTRAIN_AUTOTUNE=0`` (glibc's default, as every
+    autotuner's fixed rule), or a cached choice (applied again here, for runs not started
+    from the command line)."""
+    if hostenv.malloc_mode() != "auto" or not autotune.enabled():
+        return None
+    k = key(signature)
+    choice = cached(k)
+    if choice is not None:
+        # "default" leaves glibc's own (adaptive) settings untouched, unless a trial's single
+        # arena was set up at start-up (a multirun's base config): then trim as the trial did
+        if choice == "heap" or hostenv.single_arena():
+            hostenv.use_heap(choice == "heap")
+        return None
+    return MallocTrial(k, say=say)

@@ -1,0 +1,241 @@
+"""The per-machine malloc policy: switch parsing, cache keying, the trial's choice and a run.
+
+The trial is driven by an injected fake timer (no timed assertion): each "step" takes the time
+the fake assigns to the policy in force, so the expected winner is known exactly.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import pytest
+
+from snntrain import autotune, hostenv, malloctune
+from snntrain.errors import ConfigError
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNTRAIN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(autotune.ENV_SWITCH, "1")  # conftest turns the autotuners off
+    for k in (hostenv.MODE_SWITCH, hostenv.ENV_SWITCH, "GLIBC_TUNABLES"):
+        monkeypatch.delenv(k, raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("env", "mode"), [
+    ({}, "auto"),
+    ({"SNNTRAIN_MALLOC": "heap"}, "heap"),
+    ({"SNNTRAIN_MALLOC": "Default"}, "default"),
+    ({"SNNTRAIN_HUGEPAGES": "0"}, "default"),
+    ({"SNNTRAIN_HUGEPAGES": "1"}, "hugepages"),
+    ({"SNNTRAIN_HUGEPAGES": "0", "SNNTRAIN_MALLOC": "heap"}, "heap"),  # the new switch wins
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "SNNTRAIN_HUGEPAGES": "0"}, "hugepages"),
+])
+def test_malloc_mode(env, mode):
+    assert hostenv.malloc_mode(env) == mode
+
+
+def test_bad_malloc_mode_is_a_config_error_naming_the_choices():
+    with pytest.raises(ConfigError, match="SNNTRAIN_MALLOC='fast'.*auto, heap, default, hugepages"):
+        hostenv.malloc_mode({"SNNTRAIN_MALLOC": "fast"})
+
+
+class FakeClock:
+    """A timer whose every step lasts ``ms[policy in force]`` milliseconds."""
+
+    def __init__(self, ms: dict[str, float]):
+        self.ms, self.now, self.heap, self.switches = ms, 0.0, False, []
+
+    def timer(self) -> float:
+        return self.now
+
+    def set_heap(self, on: bool) -> bool:
+        self.heap = on
+        self.switches.append(on)
+        return True
+
+    def run(self):
+        self.now += self.ms["heap" if self.heap else "default"] / 1e3
+        return jnp.zeros(())
+
+
+def _drive(ms: dict[str, float], key: str = "k") -> tuple[malloctune.MallocTrial, FakeClock, int]:
+    clock, said = FakeClock(ms), []
+    trial = malloctune.MallocTrial(key, timer=clock.timer, set_heap=clock.set_heap,
+                                   say=said.append)
+    steps = 0
+    while not trial.done:
+        trial.step(clock.run)
+        steps += 1
+        assert steps < 1000
+    assert len(said) == 1 and said[0].startswith(f"snntrain: autotune malloc: {trial.choice}")
+    return trial, clock, steps
+
+
+@pytest.mark.parametrize(("ms", "winner"), [
+    ({"default": 30.0, "heap": 21.0}, "heap"),
+    ({"default": 21.0, "heap": 30.0}, "default"),
+    ({"default": 30.0, "heap": 30.0}, "default"),  # a tie keeps glibc as it is
+    ({"default": 30.0, "heap": 27.6}, "default"),  # 8% faster: within the 10% margin
+    ({"default": 3.0, "heap": 2.0}, "heap"),  # k capped at MAX_STEPS
+])
+def test_trial_picks_the_faster_policy_and_leaves_it_on(cache_dir, ms, winner):
+    trial, clock, steps = _drive(ms)
+    assert trial.choice == winner
+    assert clock.heap == (winner == "heap")
+    # windows: default, heap, default, heap; each 1 untimed + k timed steps, k = 0.1 s / step
+    k = max(malloctune.MIN_STEPS, min(malloctune.MAX_STEPS, math.ceil(100 / ms["default"])))
+    assert steps == malloctune.ROUNDS * 2 * (k + 1)
+    assert clock.switches[:4] == [False, True, False, True]  # default set explicitly first
+    assert {c: len(v) for c, v in trial.times.items()} == {"default": 2 * k, "heap": 2 * k}
+    entry = json.loads((cache_dir / "autotune.json").read_text())["k"]
+    assert entry == {"choice": winner, "ms": {"default": ms["default"], "heap": ms["heap"]}}
+    assert malloctune.cached("k") == winner
+
+
+def test_choose_uses_medians_and_the_margin():
+    assert malloctune.choose({"default": [1.0, 1.0, 9.0], "heap": [2.0, 2.0, 0.1]}) == "default"
+    assert malloctune.choose({"default": [3.0, 3.0], "heap": [2.0, 2.6]}) == "heap"  # 2.3 < 2.7
+    assert malloctune.choose({"default": [3.0, 3.0], "heap": [2.6, 2.9]}) == "default"  # 2.75
+
+
+def _cfg(*overrides):
+    from hydra import compose, initialize_config_dir
+
+    from snntrain.paths import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=["logger=none", *overrides])
+
+
+def test_cache_key_changes_with_the_step_and_machine_not_with_other_settings(monkeypatch):
+    sig = malloctune.config_signature(_cfg())
+    for same in (["trainer.epochs=3"], ["seed=7"], ["optimizer.lr=0.5"]):
+        assert malloctune.config_signature(_cfg(*same)) == sig, same
+    for other in (["T=50"], ["trainer.batch_size=64"], ["model.hidden=[128]"],
+                  ["trainer.remat=true"], ["model=conv"]):
+        assert malloctune.config_signature(_cfg(*other)) != sig, other
+    k = malloctune.key(sig)
+    monkeypatch.setattr(hostenv, "thp_mode", lambda: "always")
+    assert malloctune.key(sig) != k
+    monkeypatch.undo()
+    monkeypatch.setattr(hostenv, "cpu_model", lambda: "Another CPU")
+    assert malloctune.key(sig) != k
+
+
+def test_cached_choice_is_used_and_a_new_key_tunes_again(cache_dir, monkeypatch):
+    heap_calls = []
+    monkeypatch.setattr(hostenv, "use_heap", heap_calls.append)
+    sig = "a" * 16
+    autotune.store_cache(autotune.cache_path(), malloctune.key(sig), {"choice": "heap"})
+    assert malloctune.for_run(sig) is None and heap_calls == [True]
+    trial = malloctune.for_run("b" * 16)  # other shapes: not cached, a trial
+    assert isinstance(trial, malloctune.MallocTrial) and not trial.done
+
+
+@pytest.mark.parametrize(("switch", "value"), [("SNNTRAIN_MALLOC", "default"),
+                                               ("SNNTRAIN_MALLOC", "heap"),
+                                               ("SNNTRAIN_HUGEPAGES", "0")])
+def test_forced_policy_is_respected(cache_dir, monkeypatch, switch, value):
+    monkeypatch.setenv(switch, value)
+    heap_calls = []
+    monkeypatch.setattr(hostenv, "use_heap", heap_calls.append)
+    sig = "c" * 16
+    autotune.store_cache(autotune.cache_path(), malloctune.key(sig), {"choice": "heap"})
+    assert malloctune.for_run(sig) is None and heap_calls == []  # no trial, cache not applied
+
+
+def test_autotune_off_means_no_trial_and_no_cache(cache_dir, monkeypatch):
+    monkeypatch.setenv(autotune.ENV_SWITCH, "0")
+    heap_calls = []
+    monkeypatch.setattr(hostenv, "use_heap", heap_calls.append)
+    autotune.store_cache(autotune.cache_path(), malloctune.key("d" * 16), {"choice": "heap"})
+    assert malloctune.for_run("d" * 16) is None and malloctune.for_run("e" * 16) is None
+    assert heap_calls == []
+
+
+def test_corrupt_cache_is_ignored_with_a_message(cache_dir, capsys):
+    (cache_dir / "autotune.json").write_text("{not json")
+    assert malloctune.cached("anything") is None
+    assert "ignoring the unreadable autotune cache" in capsys.readouterr().err
+    trial, _, _ = _drive({"default": 10.0, "heap": 5.0}, key="k2")
+    assert json.loads((cache_dir / "autotune.json").read_text())["k2"]["choice"] == "heap"
+
+
+CHILD = (
+    "import ctypes, os, sys\n"
+    "from snntrain import hostenv\n"
+    "print(hostenv.prepare(), hostenv.use_heap(True), hostenv.use_heap(False))\n"
+)
+
+
+@pytest.mark.skipif(hostenv._libc() is None, reason="glibc only")
+@pytest.mark.parametrize(("env", "out"), [({}, "auto True True"),
+                                          ({"SNNTRAIN_MALLOC": "heap"}, "heap True True"),
+                                          ({"SNNTRAIN_HUGEPAGES": "0"}, "default True True")])
+def test_prepare_in_a_fresh_process(env, out):
+    full = {k: v for k, v in os.environ.items()
+            if k not in (hostenv.MODE_SWITCH, hostenv.ENV_SWITCH, "GLIBC_TUNABLES")}
+    res = subprocess.run([sys.executable, "-c", CHILD], env={**full, **env},
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == out.split()
+
+
+@pytest.mark.parametrize(("cached", "env", "applied"), [
+    (None, {}, "auto"),  # no choice yet: one arena, the run times both
+    ("heap", {}, "heap"),
+    ("default", {}, "default"),
+    ("heap", {"SNNTRAIN_MALLOC": "default"}, "default"),  # forced beats cached
+    ("default", {"SNNTRAIN_HUGEPAGES": "1"}, "hugepages"),
+    (None, {"_": "trainer.fused_epoch=true"}, "default"),  # no trial in a fused epoch
+    (None, {"_": "trainer.population.seed=[0,1]"}, "default"),  # nor in a population
+])
+def test_prepare_run_applies_the_cached_or_forced_policy(cache_dir, monkeypatch, cached, env,
+                                                         applied):
+    for k, v in env.items():
+        if k != "_":
+            monkeypatch.setenv(k, v)
+    got = []
+    monkeypatch.setattr(hostenv, "prepare", lambda mode=None: got.append(mode) or mode)
+    cfg = _cfg(*[v for k, v in env.items() if k == "_"])
+    if cached:
+        autotune.store_cache(autotune.cache_path(),
+                             malloctune.key(malloctune.config_signature(cfg)), {"choice": cached})
+    assert malloctune.prepare_run(cfg) == applied and got == [applied]
+
+
+def test_a_run_with_the_trial_computes_the_same_values_and_caches_the_choice(
+        cache_dir, monkeypatch, tmp_path):
+    """The trial switches malloc mid-run; the run's metrics must be bit-identical to a run
+    with glibc untouched (malloc decides where buffers live, never what they hold)."""
+    from conftest import compose
+
+    from snntrain import train
+
+    monkeypatch.setattr(malloctune, "WINDOW_S", 1e-6)  # k = 2: the trial fits in 12 steps
+    said = []
+    monkeypatch.setattr(train, "say_stderr", said.append)
+    cfg = ("trainer.epochs=1", "trainer.batch_size=64", "trainer.parallel=none",
+           "trainer.log_every=5")
+    tried = train.train_and_evaluate(compose(*cfg), tmp_path / "auto")
+    entry = json.loads((cache_dir / "autotune.json").read_text())
+    (k, v), = entry.items()
+    assert "|malloc|" in k and v["choice"] in malloctune.CANDIDATES and set(v["ms"]) == {
+        "default", "heap"}
+    assert len([m for m in said if "autotune malloc" in m]) == 1
+    assert [m for m in said if "autotune malloc" in m] == [
+        m for m in said if m.startswith(f"snntrain: autotune malloc: {v['choice']}")]
+    monkeypatch.setenv(hostenv.MODE_SWITCH, "default")
+    plain = train.train_and_evaluate(compose(*cfg), tmp_path / "default")
+    lines = [(tmp_path / d / "metrics.jsonl").read_text().splitlines() for d in ("auto", "default")]
+    strip = [[{k: x for k, x in json.loads(r).items() if "per_s" not in k and "time" not in k}
+              for r in rs] for rs in lines]
+    assert strip[0] == strip[1] and len(strip[0]) > 3, strip
+    for key in ("test_accuracy", "final_train_loss"):
+        if key in plain:
+            assert tried[key] == plain[key], key
