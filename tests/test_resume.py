@@ -114,11 +114,13 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
 
 @pytest.mark.slow
 def test_nan_stops_with_message_and_keeps_good_checkpoint(tmp_path):
-    """A good epoch, then the same run resumed with an absurd lr: it stops at the first bad
-    step, names the good checkpoint, and leaves it as it was."""
+    """A good epoch, then the same run resumed with an absurd lr (1e38: one Adam update puts
+    the parameters near float32's limit, so the next step's currents overflow; 1e30 could
+    leave a finite, useless run): it stops at the first bad step, names the good checkpoint,
+    and leaves it as it was."""
     train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
     good = params_of(tmp_path)
-    p = cli(*TINY_CLI, "trainer.epochs=3", "optimizer.lr=1e30", f"hydra.run.dir={tmp_path}")
+    p = cli(*TINY_CLI, "trainer.epochs=3", "optimizer.lr=1e38", f"hydra.run.dir={tmp_path}")
     assert p.returncode == train.DIVERGED_EXIT_CODE, p.stderr[-2000:]
     line = p.stderr.strip().splitlines()[-1]
     assert line.startswith("snntrain: error: loss or gradient became NaN/Inf at step 2")
