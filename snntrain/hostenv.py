@@ -123,10 +123,7 @@ def hugepages_available() -> bool:
             return False
     except ValueError:
         return False
-    try:
-        return "[never]" not in THP_SETTING.read_text()
-    except OSError:
-        return False
+    return thp_mode() not in ("never", "none")
 
 
 def with_hugepages(env: dict[str, str]) -> dict[str, str]:

@@ -397,11 +397,16 @@ class SNN(nnx.Module):
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
         """``(out_TxBxC, aux)``: the readout trace over time, before the reduction."""
-        T, chunk = x_TxBx.shape[0], int(self.remat_chunk)
-        if remat and 0 < chunk < T:
+        chunk = self._chunk(x_TxBx.shape[0], remat)
+        if chunk:
             return self._chunked_trace(x_TxBx, spike_fn, chunk)
         out_TxBxC, _, aux = self._block(x_TxBx, spike_fn, remat, None)
         return out_TxBxC, aux
+
+    def _chunk(self, T: int, remat: bool) -> int:
+        """Time steps per rematerialised block, or 0: the whole run is one block."""
+        chunk = int(self.remat_chunk)
+        return chunk if remat and 0 < chunk < T else 0
 
     def _chunked_trace(self, x_TxBx, spike_fn: Callable, chunk: int) -> tuple[Array, dict]:
         """Run time in blocks of ``chunk`` steps (a ``lax.scan`` over blocks), each block under
@@ -437,8 +442,8 @@ class SNN(nnx.Module):
     def __call__(
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
-        T, chunk = x_TxBx.shape[0], int(self.remat_chunk)
-        if self.readout.linear_in_time and T and not (remat and 0 < chunk < T):
+        T = x_TxBx.shape[0]
+        if self.readout.linear_in_time and T and not self._chunk(T, remat):
             s_TxBxN, aux = self._hidden(x_TxBx, spike_fn, remat, {})
             return self.readout.logits(s_TxBxN), aux
         out_TxBxC, aux = self.trace(x_TxBx, spike_fn, remat)

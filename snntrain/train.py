@@ -88,14 +88,16 @@ class StepRunner:
             signature, say=say_stderr if self.exp.parallel.is_main else (lambda _m: None))
 
     def _step(self, batch: Any) -> Any:
-        exp = self.exp
-
         def run() -> Any:
-            self.state, metrics = self.train_fn(self.state, batch, self.key, exp.surrogate)
+            self.state, metrics = self.train_fn(self.state, batch, self.key, self.exp.surrogate)
             return metrics
 
-        trial = self.malloc_trial
-        return trial.step(run) if trial is not None and not trial.done else run()
+        if self.malloc_trial is None:
+            return run()
+        metrics = self.malloc_trial.step(run)
+        if self.malloc_trial.done:  # chosen: the remaining steps run as before the trial
+            self.malloc_trial = None
+        return metrics
 
     def epoch(self, progress: RunProgress, stop: Callable[[], bool]
               ) -> Iterator[tuple[int, dict[str, float]]]:
