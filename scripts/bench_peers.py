@@ -21,9 +21,16 @@ Each round times, on each workload, in this order:
 Peers get precomputed spikes (their tutorials' setting, the easier one). The order of the five
 rotates from round to round, and every timed window follows an untimed step. The best round of
 each is reported and the median of the rounds, then the ratios of the issue's goals with
-met/missed. Like ``scripts/bench.py``
-and the snntrain CLI, this script restarts itself once with glibc's huge-page malloc
-(``--no-hugepages``: not); the peer subprocesses inherit the same environment.
+met/missed.
+
+glibc's malloc policy (:mod:`snntrain.hostenv`): like the snntrain CLI and ``scripts/bench.py``,
+this process starts with ``SNNTRAIN_MALLOC`` (default ``auto``) and, under ``auto``, runs
+:mod:`snntrain.malloctune`'s trial on each workload's snntrain step (not cached); the winner
+stays on for the three in-process rows (snntrain, precomputed, hand-written JAX). The peers
+run as their users run them: glibc untouched (``--peer-malloc default``, the default), or
+under the policy snntrain chose for the workload (``--peer-malloc same``, given to them
+through ``GLIBC_TUNABLES``: :func:`snntrain.hostenv.tunables_for`), which isolates the
+libraries from the allocator.
 
 Optional: the PyTorch peers need an environment with PyTorch and the libraries (a large install,
 not one of snntrain's extras): ``python -m venv peers && peers/bin/pip install torch snntorch
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -43,9 +51,9 @@ from pathlib import Path
 from benchlib.machine import machine_info
 from benchlib.references import reference_conv, reference_mlp
 from benchlib.runners import reference_runner, snntrain_runner
-from benchlib.workloads import synthetic_npz, workloads
+from benchlib.workloads import malloc_trial, synthetic_npz, workloads
 
-from snntrain.hostenv import reexec_with_hugepages
+from snntrain import hostenv
 
 HERE = Path(__file__).resolve().parent
 TORCH_LIBS = ("snntorch", "spikingjelly")
@@ -73,8 +81,8 @@ def ours_steps_per_s(runner, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def subprocess_rows(cmd: list[str], what: str) -> list[dict]:
-    out = subprocess.run(cmd, capture_output=True, text=True)
+def subprocess_rows(cmd: list[str], what: str, env: dict[str, str]) -> list[dict]:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         print(f"{what} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return []
@@ -109,14 +117,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0, help="per library, round, workload")
     ap.add_argument("--no-spyx", action="store_true", help="skip spyx")
-    ap.add_argument("--no-hugepages", action="store_true",
-                    help="keep glibc's default malloc (SNNTRAIN_HUGEPAGES=0)")
+    ap.add_argument("--peer-malloc", choices=("default", "same"), default="default",
+                    help="the peers' malloc: glibc untouched, or the policy snntrain chose")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
-    if not args.no_hugepages:
-        reexec_with_hugepages()
+    mode = hostenv.prepare()  # as the snntrain CLI does (auto: one arena; hugepages: restart)
     info = machine_info()
     print(f"machine: {info['cpu']} ({info['cpu_count']} cores; flags: {info.get('cpu_flags')})")
+    print(f"malloc: SNNTRAIN_MALLOC={mode}; peers: {args.peer_malloc}")
     npz = synthetic_npz(Path(tempfile.mkdtemp()) / "images.npz")
     ws = workloads(npz)
     results: dict = {}
@@ -125,6 +133,13 @@ def main() -> int:
         for r in runners:
             r.warm()
             r.warm()  # a second call may compile again (committed outputs as inputs)
+        trial = malloc_trial(runners[0])  # None unless SNNTRAIN_MALLOC=auto
+        policy = trial["choice"] if trial else ("default" if mode == "auto" else mode)
+        if trial:
+            print(f"{name:8s} malloc trial: {policy} (median step ms {trial['ms']})")
+        peer_env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+        if args.peer_malloc == "same" and hostenv.tunables_for(policy):
+            peer_env["GLIBC_TUNABLES"] = hostenv.tunables_for(policy)
         best: dict[str, float] = {r.name: 0.0 for r in runners}
         rounds: dict[str, list[float]] = {r.name: [] for r in runners}
         variants: dict[str, str] = {}
@@ -147,7 +162,7 @@ def main() -> int:
                     rounds[task.name].append(ours_steps_per_s(task, args.seconds))
                     best[task.name] = max(rounds[task.name])
                     continue
-                for row in subprocess_rows(task, Path(task[1]).stem):
+                for row in subprocess_rows(task, Path(task[1]).stem, peer_env):
                     lib = row["library"]
                     per_lib[lib] = max(per_lib.get(lib, 0.0), row["steps_per_s"])
                     if row["steps_per_s"] > best.get(lib, 0.0):
@@ -157,7 +172,9 @@ def main() -> int:
                 rounds.setdefault(lib, []).append(v)
         median = {k: statistics.median(v) for k, v in rounds.items() if v}
         results[name] = {"steps_per_s": best, "rounds": rounds, "median_steps_per_s": median,
-                         "spyx_variant": variants.get("spyx"), **summarize(best)}
+                         "spyx_variant": variants.get("spyx"), "malloc": policy,
+                         "malloc_trial": trial, "peer_malloc": args.peer_malloc,
+                         **summarize(best)}
         print(f"{name:8s} steps/s: " + ", ".join(f"{k} {v:.3g}" for k, v in best.items()))
         print(f"{'':8s} median of rounds: "
               + ", ".join(f"{k} {v:.3g}" for k, v in median.items()))

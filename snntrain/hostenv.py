@@ -133,6 +133,16 @@ def with_hugepages(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def tunables_for(policy: str) -> str:
+    """The ``GLIBC_TUNABLES`` that give a process started with them ``policy`` from its first
+    allocation (for programs that cannot call :func:`prepare`, such as another library's
+    benchmark): ``heap`` as one arena, no mmap, no trimming; ``hugepages`` as the tunable;
+    ``default`` as nothing."""
+    return {"heap": f"glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:"
+                    f"glibc.malloc.trim_threshold={NO_TRIM}",
+            "hugepages": f"{TUNABLE}=1", "default": ""}[policy]
+
+
 def reexec_with_hugepages() -> None:
     """Restart this process with huge-page malloc, if it is off and available (see above).
 
