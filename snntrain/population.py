@@ -25,6 +25,9 @@ sequential groups, each one program, after checking that a group's step fits in 
 With several devices the program runs on a ``members x data`` mesh (:class:`Placement`:
 members split over one axis, each member's batch rows over the other; shape chosen from the
 device count, the members and the batch, or ``trainer.population.mesh=[m,d]``).
+As a solo run, a population chooses glibc's malloc policy on its first steps after compiling
+(:mod:`snntrain.malloctune`; one trial for the whole population, keyed by
+:func:`step_signature`).
 """
 
 from __future__ import annotations
