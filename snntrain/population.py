@@ -385,7 +385,7 @@ class GroupRunner:
         self.seeds = list(dict.fromkeys(seeds))
         self.source = {e.seed: e for e in group.exps}
 
-    def _batches(self, split: str, epoch: int, start: int, shuffle: bool) -> Iterator[list]:
+    def batches(self, split: str, epoch: int, start: int, shuffle: bool) -> Iterator[list]:
         """Per step, each member's batch (members of one seed share it)."""
         base = self.group.base
         iters = {s: data_lib.batches(getattr(self.source[s].data, split), base.batch_size,
@@ -399,7 +399,7 @@ class GroupRunner:
         return {name: np.stack([per_member[i][name] for i in program.index])
                 for name in per_member[0]}
 
-    def _step(self, per_member: list) -> list[dict[str, jax.Array]]:
+    def step(self, per_member: list) -> list[dict[str, jax.Array]]:
         """One population step: every program's compiled step on its members' batches."""
         def run() -> list[dict[str, jax.Array]]:
             out = []
@@ -422,9 +422,9 @@ class GroupRunner:
         group = self.group
         step, done, pending = progress.step, 0, []
         t0 = time.perf_counter()
-        for per_member in self._batches("train", progress.epoch, progress.batch_in_epoch,
+        for per_member in self.batches("train", progress.epoch, progress.batch_in_epoch,
                                         True):
-            out = self._step(per_member)
+            out = self.step(per_member)
             step, done = step + 1, done + 1
             pending.append((step, out))
             at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
@@ -456,7 +456,7 @@ class GroupRunner:
         :func:`snntrain.train.evaluate` computes them for a solo run)."""
         n = len(self.group.exps)
         totals: list[dict[str, float]] = [{} for _ in range(n)]
-        for b, per_member in enumerate(self._batches(split, 0, 0, False)):
+        for b, per_member in enumerate(self.batches(split, 0, 0, False)):
             for i, p in enumerate(self.group.programs):
                 keys = p.put_members(jax.vmap(jax.random.fold_in, in_axes=(0, None))(
                     jax.vmap(jax.random.fold_in, in_axes=(0, None))(p.keys, lifecycle.EVAL_KEY), b))
