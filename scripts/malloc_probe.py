@@ -5,6 +5,11 @@ policy").
     python scripts/malloc_probe.py WORKLOAD STEPS ROUNDS [mallopt JSON]
     python scripts/malloc_probe.py conv 8 2 '{"-4": 0, "-1": 2147483647, "-8": 1}'  # heap
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python scripts/malloc_probe.py conv 8 2  # huge pages
+    python scripts/malloc_probe.py population-vmap 8 2  # K = 16 digits members, vectorize=16
+
+``population-vmap`` / ``population-map``: the population step of 16 members of the default
+(digits) config, ``trainer.population.vectorize=16`` / ``1`` (one step: every program once,
+as :class:`snntrain.population.GroupRunner` runs it).
 
 The ``mallopt(param, value)`` pairs (malloc.h: -1 trim threshold, -3 mmap threshold, -4 mmap
 max, -8 arena max) are applied before JAX is imported; a warm-up (compile + 2 steps) precedes
@@ -38,24 +43,53 @@ def main() -> None:
     from benchlib.workloads import synthetic_npz, workloads
 
     with tempfile.TemporaryDirectory() as tmp:
-        ws = workloads(synthetic_npz(Path(tmp) / "x.npz"))
-        r, _ = snntrain_runner(ws[name].overrides)
-        r.warm()
-        r.run(2)
+        if name in POPULATION:
+            step = population_step(POPULATION[name])
+        else:
+            ws = workloads(synthetic_npz(Path(tmp) / "x.npz"))
+            r, _ = snntrain_runner(ws[name].overrides)
+            r.warm()
+
+            def step(i: int):
+                r.state, out = r.call(r.state, r.host[i % len(r.host)])
+                return out
+        for i in range(2):
+            jax.block_until_ready(step(i))
         rates, flts = [], []
         for _ in range(rounds):
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t = time.perf_counter()
             for i in range(steps):
-                r.state, out = r.call(r.state, r.host[i % len(r.host)])
+                out = step(2 + i)
                 if i % 20 == 19:
                     jax.block_until_ready(out)
-            jax.block_until_ready((r.state, out))
+            jax.block_until_ready(out)
             dt = time.perf_counter() - t
             flts.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps)
             rates.append(steps / dt)
     print(json.dumps({"workload": name, "opts": opts, "tunables": os.environ.get(
         "GLIBC_TUNABLES", ""), "rates": rates, "minflt_per_step": flts}))
+
+
+POPULATION = {"population-vmap": 16, "population-map": 1}  # name -> vectorize (K = 16)
+
+
+def population_step(vectorize: int):
+    """``step(i)``: the ``i``-th population step (batches of epoch 0, cycled) of 16 members."""
+    from hydra import compose, initialize_config_dir
+
+    from snntrain import population
+    from snntrain.paths import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[
+            "logger=none", f"trainer.population.seed=[{','.join(map(str, range(16)))}]",
+            f"trainer.population.vectorize={vectorize}"])
+    group = population.build_group(population.members(cfg), vectorize=vectorize,
+                                   by_type=False, say=lambda _m: None)
+    runner = population.GroupRunner(group, group.init_state())
+    batches = list(runner.batches("train", 0, 0, True))
+    return lambda i: runner.step(batches[i % len(batches)])
 
 
 if __name__ == "__main__":

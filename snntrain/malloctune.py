@@ -13,6 +13,18 @@ later runs apply it at start-up (:func:`prepare_run`, before JAX's threads) with
 The trial steps are the run's own steps (values are the same under either policy), so the first run
 costs only the lost overlap of the blocked steps. The choice is logged once, in one line.
 ``SNNTRAIN_AUTOTUNE=0`` turns the trial off (glibc's default stays).
+
+Which loops run it: the per-step loop of a solo run (:class:`snntrain.train.StepRunner`) and
+of a population (:class:`snntrain.population.GroupRunner`: one trial step is the whole
+population step, every program of the group once), both on their first steps after
+compilation; a population's key adds what fixes its step
+(:func:`snntrain.population.step_signature`), so it never shares the solo run's choice. A run
+that ends before the trial has its ``4 (k + 1)`` steps caches nothing (the next run tries
+again). ``trainer.fused_epoch=true`` runs no trial and keeps glibc's default unless
+``SNNTRAIN_MALLOC`` forces a policy: its loop is one compiled call per epoch, so a trial of
+four windows would cost four whole epochs with blocked, serial timing, and a policy chosen
+for the per-step loop is a different program's (not shared: ``trainer.fused_epoch`` is in
+:data:`STEP_KEYS`).
 """
 
 from __future__ import annotations
@@ -51,11 +63,16 @@ def machine() -> str:
 
 def config_signature(cfg: Any) -> str:
     """A short stable name for the training step a config makes: its :data:`STEP_KEYS`
-    (which fix the parameter, batch and temporary shapes), hashed. Needs no JAX, so the
-    start-up can look the choice up before JAX starts its threads."""
+    (which fix the parameter, batch and temporary shapes), hashed; for a population also
+    ``("trainer.population", step_signature)`` (:func:`snntrain.population.step_signature`:
+    members per group, vectorize, mesh, axes), so a solo config keeps the signature it always
+    had. Needs no JAX, so the start-up can look the choice up before JAX starts its threads."""
     from omegaconf import OmegaConf
 
-    parts = []
+    from snntrain.errors import ConfigError
+    from snntrain.population import is_population, step_signature
+
+    parts: list[tuple[str, Any]] = []
     for k in STEP_KEYS:
         try:
             v = OmegaConf.select(cfg, k, throw_on_missing=True)
@@ -63,6 +80,11 @@ def config_signature(cfg: Any) -> str:
         except Exception:  # noqa: BLE001 - unresolvable here: its text still names the step
             v = str(OmegaConf.select(cfg, k))
         parts.append((k, v))
+    try:
+        if is_population(cfg):
+            parts.append(("trainer.population", step_signature(cfg)))
+    except ConfigError:  # a bad population setting: the run reports it; keyed by its text
+        parts.append(("trainer.population", str(OmegaConf.select(cfg, "trainer.population"))))
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -165,15 +187,12 @@ def prepare_run(cfg: Any) -> str:
 
 
 def trials(cfg: Any) -> bool:
-    """Whether the run's loop runs :class:`MallocTrial`: the per-step loop of a single run
-    (not ``trainer.fused_epoch``, not a population), so a trial's single arena is never set
-    up for a run that would not time and switch it."""
+    """Whether the run's loop runs :class:`MallocTrial`: the per-step loop of a solo run or
+    of a population (not ``trainer.fused_epoch``: see the module doc), so a trial's single
+    arena is never set up for a run that would not time and switch it."""
     from omegaconf import OmegaConf
 
-    from snntrain.population import is_population
-
-    return not OmegaConf.select(cfg, "trainer.fused_epoch", default=False) and not (
-        is_population(cfg))
+    return not OmegaConf.select(cfg, "trainer.fused_epoch", default=False)
 
 
 def for_run(signature: str, say: Callable[[str], None] | None = None) -> MallocTrial | None:

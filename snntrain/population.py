@@ -25,6 +25,9 @@ sequential groups, each one program, after checking that a group's step fits in 
 With several devices the program runs on a ``members x data`` mesh (:class:`Placement`:
 members split over one axis, each member's batch rows over the other; shape chosen from the
 device count, the members and the batch, or ``trainer.population.mesh=[m,d]``).
+As a solo run, a population chooses glibc's malloc policy on its first steps after compiling
+(:mod:`snntrain.malloctune`; one trial for the whole population, keyed by
+:func:`step_signature`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
-from snntrain import lifecycle, rundir, surrogates, writers
+from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint
 from snntrain.paths import CONFIG_DIR
@@ -366,10 +369,13 @@ class GroupRunner:
     """Train a group's epoch step by step: per step, every program's compiled step on its
     members' batches. Yields ``(step, [metrics of member k])`` (a frozen member's are
     ignored); like :class:`snntrain.train.StepRunner`, metrics are fetched in chunks, and when
-    a step is yielded as the last of its chunk, :attr:`state` is the state after it."""
+    a step is yielded as the last of its chunk, :attr:`state` is the state after it.
+    ``malloc_trial`` (:mod:`snntrain.malloctune`) times its first steps, each the whole
+    population step (every program once), until it has chosen."""
 
-    def __init__(self, group: Group, state: dict[str, Any]):
-        self.group, self.state = group, state
+    def __init__(self, group: Group, state: dict[str, Any],
+                 malloc_trial: malloctune.MallocTrial | None = None):
+        self.group, self.state, self.malloc_trial = group, state, malloc_trial
         base = group.base
         self.chunk = min(lifecycle.MAX_STEPS_IN_FLIGHT, base.run.trainer.log_every)
         self.ckpt_every = base.run.trainer.checkpoint_every
@@ -379,7 +385,7 @@ class GroupRunner:
         self.seeds = list(dict.fromkeys(seeds))
         self.source = {e.seed: e for e in group.exps}
 
-    def _batches(self, split: str, epoch: int, start: int, shuffle: bool) -> Iterator[list]:
+    def batches(self, split: str, epoch: int, start: int, shuffle: bool) -> Iterator[list]:
         """Per step, each member's batch (members of one seed share it)."""
         base = self.group.base
         iters = {s: data_lib.batches(getattr(self.source[s].data, split), base.batch_size,
@@ -393,19 +399,32 @@ class GroupRunner:
         return {name: np.stack([per_member[i][name] for i in program.index])
                 for name in per_member[0]}
 
+    def step(self, per_member: list) -> list[dict[str, jax.Array]]:
+        """One population step: every program's compiled step on its members' batches."""
+        def run() -> list[dict[str, jax.Array]]:
+            out = []
+            for i, p in enumerate(self.group.programs):
+                key = f"program{i}"
+                self.state[key], metrics = p.step(
+                    self.state[key], p.put_batch(self._stacked(per_member, p)), p.keys, p.args)
+                out.append(metrics)
+            return out
+
+        if self.malloc_trial is None:
+            return run()
+        out = self.malloc_trial.step(run)
+        if self.malloc_trial.done:  # chosen: the remaining steps run as before the trial
+            self.malloc_trial = None
+        return out
+
     def epoch(self, progress: RunProgress, stop: Callable[[], bool]
               ) -> Iterator[tuple[int, list[dict[str, float]]]]:
         group = self.group
         step, done, pending = progress.step, 0, []
         t0 = time.perf_counter()
-        for per_member in self._batches("train", progress.epoch, progress.batch_in_epoch,
+        for per_member in self.batches("train", progress.epoch, progress.batch_in_epoch,
                                         True):
-            out = []
-            for i, p in enumerate(group.programs):
-                key = f"program{i}"
-                self.state[key], metrics = p.step(
-                    self.state[key], p.put_batch(self._stacked(per_member, p)), p.keys, p.args)
-                out.append(metrics)
+            out = self.step(per_member)
             step, done = step + 1, done + 1
             pending.append((step, out))
             at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
@@ -437,7 +456,7 @@ class GroupRunner:
         :func:`snntrain.train.evaluate` computes them for a solo run)."""
         n = len(self.group.exps)
         totals: list[dict[str, float]] = [{} for _ in range(n)]
-        for b, per_member in enumerate(self._batches(split, 0, 0, False)):
+        for b, per_member in enumerate(self.batches(split, 0, 0, False)):
             for i, p in enumerate(self.group.programs):
                 keys = p.put_members(jax.vmap(jax.random.fold_in, in_axes=(0, None))(
                     jax.vmap(jax.random.fold_in, in_axes=(0, None))(p.keys, lifecycle.EVAL_KEY), b))
@@ -650,6 +669,29 @@ def _vectorize(cfg: DictConfig) -> int | None:
     return v
 
 
+def step_signature(cfg: DictConfig) -> dict[str, Any]:
+    """What fixes a population's compiled step besides the solo step's config
+    (:data:`snntrain.malloctune.STEP_KEYS`), for the malloc policy's cache key: the members
+    of a group (``chunk``, resolved as :func:`train_population` does: ``min(chunk, members)``;
+    ``auto`` is decided by memory after compiling, so keyed as ``auto of <members>``), how
+    many are vmapped at once (``vectorize``, as :func:`build_group` caps it at the group;
+    null: the backend's default, which the key's platform fixes), the mesh asked for (null:
+    chosen from the devices, whose ``trainer.parallel``/``trainer.devices`` are in the solo
+    keys) and which axes vary (they change the program: several surrogate types switch, a
+    varying lr or neuron value is a traced argument). Pure config, no JAX: the start-up
+    looks the choice up before JAX starts its threads (:func:`snntrain.malloctune.prepare_run`).
+    """
+    found = axes(cfg)
+    n = len(_combinations(found, str(_setting(cfg, "mode") or "grid")))
+    chunk, vectorize = _chunk_size(cfg, n), _vectorize(cfg)
+    size: int | str = f"auto of {n}" if chunk == "auto" else chunk
+    if isinstance(size, int) and vectorize is not None:
+        vectorize = min(vectorize, size)
+    mesh = _setting(cfg, "mesh")
+    return {"members": size, "vectorize": vectorize,
+            "mesh": None if mesh is None else list(mesh), "axes": list(found)}
+
+
 def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say=_say
                 ) -> tuple[int, Group]:
     """The group size (``trainer.population.chunk``) and the first group, compiled; refuses
@@ -693,6 +735,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         group_name = wandb_group(run_dir)
         size, first = plan_groups(cfg, ms, by_type=by_type)
         starts = list(range(0, len(ms), size))
+        trial = malloctune.for_run(malloctune.config_signature(cfg), say=_say)
         with lifecycle.Signals() as signals:
             for g, start in enumerate(starts):
                 part = ms[start:start + size]
@@ -702,8 +745,9 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 group = first if g == 0 else build_group(part, vectorize=first.vectorize,
                                                          by_type=by_type,
                                                          placement=first.placement)
+                trial = trial_for_group(trial, len(part), size)
                 status = _train_group(group, run_dir, ckpt_dir, group_name,
-                                      signals.received_any, t_start)
+                                      signals.received_any, t_start, malloc_trial=trial)
                 if status == "preempted":
                     break
         summary = population_summary(cfg, run_dir, ms, status, t_start)
@@ -713,6 +757,24 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                         f"{run_dir / 'checkpoints'}; to resume, run: "
                         f"{lifecycle.resume_command(run_dir)}")
     return summary
+
+
+def trial_for_group(trial: malloctune.MallocTrial | None, members: int, size: int
+                    ) -> malloctune.MallocTrial | None:
+    """The malloc trial for the next group (:mod:`snntrain.malloctune`): one trial per
+    population, on the first group trained, whose choice every later group keeps (the policy
+    is the process's; the key holds the group size, :func:`step_signature`). A group of
+    another size (only a chunked population's last group can be smaller) does not get its
+    own: it would need its own ~12 timed steps and would switch the policy mid-run for one
+    group. If the trial is still unfinished there (the first group had too few steps), its
+    steps would mix two step sizes: it is dropped, unchosen and uncached, with glibc's
+    adapted default settings (:func:`snntrain.hostenv.use_heap` off)."""
+    if trial is None or trial.done:
+        return None
+    if members != size:
+        trial.set_heap(False)
+        return None
+    return trial
 
 
 def _member_status(run_dir: Path) -> str | None:
@@ -737,7 +799,8 @@ class _Timing:
 
 
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
-                 stop: Callable[[], bool], t_start: float, say=_say) -> str:
+                 stop: Callable[[], bool], t_start: float, say=_say,
+                 malloc_trial: malloctune.MallocTrial | None = None) -> str:
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
                                  async_save=group.base.run.trainer.async_checkpointing)
     runs = []
@@ -754,7 +817,7 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                 run.rec.resume_at(start_step)
                 if start_step == 0:
                     run.rec.log_surrogate(run.exp.surrogate)
-        runner = GroupRunner(group, state)
+        runner = GroupRunner(group, state, malloc_trial)
         status = train_group_epochs(group, runner, position, runs, ckpts, stop, say)
         ckpts.close()
     finally:

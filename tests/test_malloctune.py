@@ -193,7 +193,8 @@ def test_prepare_in_a_fresh_process(env, out):
     ("heap", {"SNNTRAIN_MALLOC": "default"}, "default"),  # forced beats cached
     ("default", {"SNNTRAIN_HUGEPAGES": "1"}, "hugepages"),
     (None, {"_": "trainer.fused_epoch=true"}, "default"),  # no trial in a fused epoch
-    (None, {"_": "trainer.population.seed=[0,1]"}, "default"),  # nor in a population
+    (None, {"_": "trainer.population.seed=[0,1]"}, "auto"),  # a population times both
+    ("heap", {"_": "trainer.population.seed=[0,1]"}, "heap"),  # under its own key
 ])
 def test_prepare_run_applies_the_cached_or_forced_policy(cache_dir, monkeypatch, cached, env,
                                                          applied):
@@ -239,3 +240,90 @@ def test_a_run_with_the_trial_computes_the_same_values_and_caches_the_choice(
     for key in ("test_accuracy", "final_train_loss"):
         if key in plain:
             assert tried[key] == plain[key], key
+
+
+POP = "trainer.population"
+
+
+def test_population_signature_has_its_step_and_the_solo_one_is_unchanged():
+    """The solo signature is the hash the caches were written with (STEP_KEYS only); a
+    population adds its resolved group: members per group, vectorize, mesh, axes."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    from snntrain import population
+
+    solo = _cfg()
+    parts = [(k, OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v)
+             for k in malloctune.STEP_KEYS for v in [OmegaConf.select(solo, k)]]
+    old = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert malloctune.config_signature(solo) == old
+    pop = _cfg(f"{POP}.seed=[0,1]")
+    sig = malloctune.config_signature(pop)
+    assert sig != old
+    assert malloctune.config_signature(population.members(pop)[1].cfg) == old  # a member: solo
+    assert population.step_signature(pop) == {"members": 2, "vectorize": None, "mesh": None,
+                                              "axes": ["seed"]}
+    for same in ([f"{POP}.seed=[3,4]"], [f"{POP}.seed=[0,1]", f"{POP}.chunk=2"],
+                 [f"{POP}.seed=[0,1]", "trainer.epochs=3"]):
+        assert malloctune.config_signature(_cfg(*same)) == sig, same
+    vmap = malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=2"))
+    assert vmap != sig
+    # vectorize is capped at the group's members, as build_group does
+    assert malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=16")) == vmap
+    assert malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=1")) not in (
+        sig, vmap)
+    for other in ([f"{POP}.seed=[0,1,2]"], [f"{POP}.seed=[0,1]", f"{POP}.chunk=1"],
+                  [f"{POP}.seed=[0,1]", f"{POP}.mesh=[1,1]"], [f"{POP}.optimizer.lr=[1,2]"],
+                  [f"{POP}.seed=[0,1]", "T=50"]):
+        assert malloctune.config_signature(_cfg(*other)) != sig, other
+    # a bad population setting is keyed by its text (the run reports it, not the start-up)
+    assert malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.chunk=0")) != sig
+
+
+def test_later_groups_keep_the_first_groups_trial_or_drop_it():
+    from snntrain import population
+
+    clock = FakeClock({"default": 60.0, "heap": 60.0})  # k = 2: windows of 1 + 2 steps
+    trial = malloctune.MallocTrial("k", timer=clock.timer, set_heap=clock.set_heap,
+                                   say=lambda _m: None, cache=False)
+    assert population.trial_for_group(None, 4, 4) is None
+    assert population.trial_for_group(trial, 4, 4) is trial  # unfinished, same size: goes on
+    for _ in range(3):
+        trial.step(clock.run)
+    assert clock.heap is False and clock.switches == [False]
+    trial.step(clock.run)  # the heap window's first step
+    assert clock.heap is True
+    assert population.trial_for_group(trial, 2, 4) is None  # smaller last group: dropped,
+    assert clock.heap is False and not trial.done  # back to glibc's default settings
+    trial.choice = "heap"
+    assert population.trial_for_group(trial, 4, 4) is None  # chosen: nothing to time
+
+
+def test_a_population_run_trials_under_its_own_key_with_the_same_values(
+        cache_dir, monkeypatch, tmp_path, capsys):
+    """A population times its whole step (both members' programs) on its first steps and
+    caches the choice under the population's key; its members' records are bit-identical to
+    the population trained with glibc untouched."""
+    from conftest import compose
+
+    from snntrain import population
+
+    monkeypatch.setattr(malloctune, "WINDOW_S", 1e-6)  # k = 2: the trial fits in 12 steps
+    cfg = (f"{POP}.seed=[0,1]", "trainer.log_every=5")
+    assert population.train_population(compose(*cfg), tmp_path / "auto")["completed"] == 2
+    said = [m for m in capsys.readouterr().err.splitlines() if "autotune malloc" in m]
+    entry = json.loads((cache_dir / "autotune.json").read_text())
+    (k, v), = entry.items()
+    assert k == malloctune.key(malloctune.config_signature(compose(*cfg)))
+    assert k != malloctune.key(malloctune.config_signature(compose("trainer.log_every=5")))
+    assert v["choice"] in malloctune.CANDIDATES and set(v["ms"]) == {"default", "heap"}
+    assert len(said) == 1 and said[0].startswith(f"snntrain: autotune malloc: {v['choice']}")
+    monkeypatch.setenv(hostenv.MODE_SWITCH, "default")
+    population.train_population(compose(*cfg), tmp_path / "default")
+    for member in ("0-seed=0", "1-seed=1"):
+        rows = [[{k: x for k, x in json.loads(r).items() if "per_s" not in k and "time" not in k}
+                 for r in (tmp_path / d / "members" / member / "metrics.jsonl").read_text()
+                 .splitlines()] for d in ("auto", "default")]
+        assert rows[0] == rows[1] and len(rows[0]) > 3, member
