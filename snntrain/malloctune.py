@@ -170,6 +170,17 @@ class MallocTrial:
                  + (f"; cached in {path})" if self.cache else ")"))
 
 
+def run_step(trial: MallocTrial | None, run: Callable[[], Any]
+             ) -> tuple[Any, MallocTrial | None]:
+    """One step of a training loop under ``trial`` (None: just ``run()``): its outputs, and
+    the trial to pass to the next step, None once it has chosen (the remaining steps then
+    run as before the trial, without a wrapper)."""
+    if trial is None:
+        return run(), None
+    out = trial.step(run)
+    return out, None if trial.done else trial
+
+
 def prepare_run(cfg: Any) -> str:
     """Start-up (before JAX starts its threads): the policy for this run's config.
 

@@ -410,11 +410,7 @@ class GroupRunner:
                 out.append(metrics)
             return out
 
-        if self.malloc_trial is None:
-            return run()
-        out = self.malloc_trial.step(run)
-        if self.malloc_trial.done:  # chosen: the remaining steps run as before the trial
-            self.malloc_trial = None
+        out, self.malloc_trial = malloctune.run_step(self.malloc_trial, run)
         return out
 
     def epoch(self, progress: RunProgress, stop: Callable[[], bool]

@@ -92,11 +92,7 @@ class StepRunner:
             self.state, metrics = self.train_fn(self.state, batch, self.key, self.exp.surrogate)
             return metrics
 
-        if self.malloc_trial is None:
-            return run()
-        metrics = self.malloc_trial.step(run)
-        if self.malloc_trial.done:  # chosen: the remaining steps run as before the trial
-            self.malloc_trial = None
+        metrics, self.malloc_trial = malloctune.run_step(self.malloc_trial, run)
         return metrics
 
     def epoch(self, progress: RunProgress, stop: Callable[[], bool]
