@@ -45,13 +45,19 @@ def test_bad_malloc_mode_is_a_config_error_naming_the_choices():
 
 
 class FakeClock:
-    """A timer whose every step lasts ``ms[policy in force]`` milliseconds."""
+    """A timer whose every step lasts ``ms[policy in force]`` milliseconds and page-faults
+    ``faults[policy in force]`` times (default: 5000 under ``default``, 0 under ``heap``)."""
 
-    def __init__(self, ms: dict[str, float]):
+    def __init__(self, ms: dict[str, float], faults: dict[str, int] | None = None):
         self.ms, self.now, self.heap, self.switches = ms, 0.0, False, []
+        self.per_step = faults or {"default": 5000, "heap": 0}
+        self.faulted = 0
 
     def timer(self) -> float:
         return self.now
+
+    def faults(self) -> int:
+        return self.faulted
 
     def set_heap(self, on: bool) -> bool:
         self.heap = on
@@ -60,13 +66,15 @@ class FakeClock:
 
     def run(self):
         self.now += self.ms["heap" if self.heap else "default"] / 1e3
+        self.faulted += self.per_step["heap" if self.heap else "default"]
         return jnp.zeros(())
 
 
-def _drive(ms: dict[str, float], key: str = "k") -> tuple[malloctune.MallocTrial, FakeClock, int]:
-    clock, said = FakeClock(ms), []
+def _drive(ms: dict[str, float], key: str = "k", faults: dict[str, int] | None = None
+           ) -> tuple[malloctune.MallocTrial, FakeClock, int]:
+    clock, said = FakeClock(ms, faults), []
     trial = malloctune.MallocTrial(key, timer=clock.timer, set_heap=clock.set_heap,
-                                   say=said.append)
+                                   say=said.append, faults=clock.faults)
     steps = 0
     while not trial.done:
         trial.step(clock.run)
@@ -93,14 +101,30 @@ def test_trial_picks_the_faster_policy_and_leaves_it_on(cache_dir, ms, winner):
     assert clock.switches[:4] == [False, True, False, True]  # default set explicitly first
     assert {c: len(v) for c, v in trial.times.items()} == {"default": 2 * k, "heap": 2 * k}
     entry = json.loads((cache_dir / "autotune.json").read_text())["k"]
-    assert entry == {"choice": winner, "ms": {"default": ms["default"], "heap": ms["heap"]}}
+    assert entry == {"choice": winner, "ms": {"default": ms["default"], "heap": ms["heap"]},
+                     "faults": {"default": 5000, "heap": 0}}
     assert malloctune.cached("k") == winner
+
+
+@pytest.mark.parametrize(("default_faults", "winner"), [
+    (0, "default"),  # heap 30% faster, but glibc keeps the blocks: the lead is not heap's
+    (malloctune.MIN_FAULTS - 1, "default"),
+    (malloctune.MIN_FAULTS, "heap"),
+])
+def test_heap_needs_the_page_faults_it_removes(cache_dir, default_faults, winner):
+    trial, clock, _ = _drive({"default": 30.0, "heap": 21.0},
+                             faults={"default": default_faults, "heap": 0})
+    assert trial.choice == winner and clock.heap == (winner == "heap")
+    assert set(trial.faults["default"]) == {default_faults} and set(trial.faults["heap"]) == {0}
 
 
 def test_choose_uses_medians_and_the_margin():
     assert malloctune.choose({"default": [1.0, 1.0, 9.0], "heap": [2.0, 2.0, 0.1]}) == "default"
     assert malloctune.choose({"default": [3.0, 3.0], "heap": [2.0, 2.6]}) == "heap"  # 2.3 < 2.7
     assert malloctune.choose({"default": [3.0, 3.0], "heap": [2.6, 2.9]}) == "default"  # 2.75
+    times = {"default": [3.0, 3.0], "heap": [2.0, 2.0]}
+    assert malloctune.choose(times, {"default": [0, 5000, 5000], "heap": [0]}) == "heap"
+    assert malloctune.choose(times, {"default": [0, 0, 5000], "heap": [0]}) == "default"
 
 
 def _cfg(*overrides):

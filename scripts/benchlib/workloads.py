@@ -146,4 +146,5 @@ def malloc_trial(runner: Runner) -> dict[str, Any] | None:
             return out
         trial.step(run)
         i += 1
-    return {"choice": trial.choice, "ms": trial.medians_ms()}
+    faults = {c: int(statistics.median(v)) for c, v in trial.faults.items() if v}
+    return {"choice": trial.choice, "ms": trial.medians_ms(), "faults": faults}
