@@ -264,6 +264,32 @@ def test_remat_gives_the_same_values_and_gradients(name, chunk, rate):
     assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 0
 
 
+@pytest.mark.parametrize("encoder", [encoding.Rate(), encoding.Latency()], ids=["rate", "latency"])
+def test_conv_draws_a_lazy_input_step_by_step_with_the_same_values(encoder):
+    """``ConvSNN`` draws an ``Encoded`` input one step at a time (``draw_per_step``, so XLA
+    stores the code once instead of redrawing it in every patch slice): logits, aux and
+    gradients equal those of the same code drawn whole and passed as an array, bit for bit
+    (the spikes are the same 0/1 values and everything after them is the same program)."""
+    model, in_shape = _small("conv", conv_method="s2d")  # the patch slices the loop is for
+    assert model.draw_per_step
+    graphdef, params = nnx.split(model, nnx.Param)
+    x_Bx = jax.random.uniform(jax.random.PRNGKey(2), (B, *in_shape))
+    keys_B, y = encoding.example_keys(jax.random.PRNGKey(7), jnp.arange(B)), jnp.arange(B) % 5
+    whole = encoder(x_Bx, keys_B, T)
+    lazy = encoding.Encoded(encoder, x_Bx, keys_B, T)
+
+    def loss(params, x):
+        logits, aux = nnx.merge(graphdef, params)(x, spike)
+        ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1).mean()
+        return ce + sum(r.mean() for r in aux["rates"].values()), (logits, aux)
+
+    grad = jax.jit(jax.grad(loss, has_aux=True))
+    (g0, out0), (g1, out1) = grad(params, whole), grad(params, lazy)
+    for a, b in zip(jax.tree.leaves((g0, out0)), jax.tree.leaves((g1, out1)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 0
+
+
 # ---- layer-batched == a straightforward loop over time ------------------------------------
 
 
