@@ -74,6 +74,28 @@ def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
     np.testing.assert_array_equal(window, expected)
 
 
+@pytest.mark.parametrize(("k", "c", "o", "p"), [(5, 3, 4, 2), (3, 2, 5, 1), (2, 2, 3, 3)])
+def test_pooled_gemm_value_and_gradients_equal_autodiffs(k, c, o, p):
+    """``pooled_gemm`` (its backward multiplies by the kernel built transposed) returns the
+    value and gradients of autodiff through ``pooled_kernel(w, p) @ patches``: the same
+    products in another operand layout, so equal up to the GEMM's summation order (float32,
+    contraction lengths <= 3 * 9 * 4 = 108 here: rtol 1e-6)."""
+    r = -(-(k + p - 1) // p)
+    kw, kx, kg = jax.random.split(jax.random.PRNGKey(0), 3)
+    w = jax.random.normal(kw, (k, k, c, o))
+    patches = jax.random.normal(kx, (r * r * p * p * c, 50))
+    g = jax.random.normal(kg, (p * p * o, 50))
+    np.testing.assert_array_equal(convpool._pooled_kernel(w, p, transposed=True),
+                                  convpool.pooled_kernel(w, p).T)
+    mine = jax.jit(lambda w, x: jax.vjp(lambda w, x: convpool.pooled_gemm(w, x, p), w, x))
+    auto = jax.jit(lambda w, x: jax.vjp(lambda w, x: convpool.pooled_kernel(w, p) @ x, w, x))
+    (y1, vjp1), (y0, vjp0) = mine(w, patches), auto(w, patches)
+    np.testing.assert_array_equal(y1, y0)
+    for a, b in zip(vjp1(g), vjp0(g), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        assert float(jnp.abs(b).max()) > 0
+
+
 @pytest.mark.parametrize(("backend", "conv"), [("cpu", False), ("gpu", True), ("tpu", True)])
 def test_auto_uses_xla_convolution_on_accelerators_only(monkeypatch, backend, conv):
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
