@@ -106,8 +106,9 @@ def conv_pool(
       :func:`pooled_kernel`, whose ``pool^2`` column groups are the pooling phases; the max
       over them is the pooled output. The ``N = T*B`` examples are the minor axis, so every
       patch copy moves contiguous runs of ``W' * N`` values and the GEMM is
-      ``(p^2 O x r^2 p^2 C) @ (r^2 p^2 C x H'W'N)``. It multiplies ``(r p / k)^2`` times the
-      kernel's FLOPs (zeros: 1.44x for k = 5, p = 2) and is still the fastest on XLA:CPU.
+      ``(p^2 O x r^2 p^2 C) @ (r^2 p^2 C x H'W'N)`` (:func:`pooled_gemm`). It multiplies
+      ``(r p / k)^2`` times the kernel's FLOPs (zeros: 1.44x for k = 5, p = 2) and is still
+      the fastest on XLA:CPU.
     * ``dense``: the convolution as a dense block-Toeplitz matrix ``(O H' W') x (C H W)``
       built from ``w`` and one GEMM on the flattened images, then the pooling as a max of
       strided slices: no patches to copy, at the cost of multiplying zeros (about
