@@ -11,6 +11,8 @@ On XLA:CPU the fused GEMMs were the fastest formulation we measured (``scripts/b
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -37,14 +39,52 @@ def pooled_kernel(w_KxKxCxO: Array, p: int) -> Array:
     ``(phase, o)``, columns ``(cell_i, cell_j, a', b', c)`` for the window pixel
     ``(p cell_i + a', p cell_j + b')``. For ``p = 1`` it is ``w`` itself, transposed.
     """
+    return _pooled_kernel(w_KxKxCxO, p, transposed=False)
+
+
+def _pooled_kernel(w_KxKxCxO: Array, p: int, transposed: bool) -> Array:
+    """:func:`pooled_kernel`, or (``transposed``) its transpose built as such: columns
+    ``(phase, o)``, rows ``(cell_i, cell_j, a', b', c)`` in row-major memory order."""
     k, _, c, o = w_KxKxCxO.shape
     r = -(-(k + p - 1) // p)
     pad = r * p - k  # >= p - 1 zeros, so a roll by a < p never wraps a weight around
     w = jnp.pad(w_KxKxCxO, ((0, pad), (0, pad), (0, 0), (0, 0)))
     phases = [jnp.roll(w, (a, b), axis=(0, 1)) for a in range(p) for b in range(p)]
     w_big = jnp.stack(phases).reshape(p * p, r, p, r, p, c, o)  # (phase, i, a', j, b', c, o)
+    if transposed:
+        w_big = w_big.transpose(1, 3, 2, 4, 5, 0, 6)  # (i, j, a', b', c, phase, o)
+        return w_big.reshape(r * r * p * p * c, p * p * o)
     w_big = w_big.transpose(0, 6, 1, 3, 2, 4, 5)  # (phase, o, i, j, a', b', c)
     return w_big.reshape(p * p * o, r * r * p * p * c)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def pooled_gemm(w_KxKxCxO: Array, patches_KxM: Array, p: int) -> Array:
+    """``pooled_kernel(w, p) @ patches``, whose backward pass multiplies the output gradient
+    by the transposed kernel *built transposed* (:func:`_pooled_kernel`) instead of by a
+    transposed view of the forward's kernel.
+
+    The same products as autodiff's; only the operand layout differs. XLA:CPU runs a GEMM
+    whose left operand is a transposed view on a slower kernel than one whose operands are
+    row-major (the CONV workload's input gradient, ``(432 x 256) @ (256 x 25600)``: 64-73 vs
+    46-54 ms), so autodiff's ``kernel.T @ g`` cost ~20 ms of the step.
+    """
+    return pooled_kernel(w_KxKxCxO, p) @ patches_KxM
+
+
+def _pooled_gemm_fwd(w_KxKxCxO: Array, patches_KxM: Array, p: int):
+    w_big, vjp_w = jax.vjp(lambda w: pooled_kernel(w, p), w_KxKxCxO)
+    return w_big @ patches_KxM, (w_KxKxCxO, patches_KxM, vjp_w)
+
+
+def _pooled_gemm_bwd(p: int, res, g_OxM: Array):
+    w_KxKxCxO, patches_KxM, vjp_w = res
+    g_patches = _pooled_kernel(w_KxKxCxO, p, transposed=True) @ g_OxM
+    g_big = jax.lax.dot_general(g_OxM, patches_KxM, (((1,), (1,)), ((), ())))
+    return (*vjp_w(g_big.astype(w_KxKxCxO.dtype)), g_patches)
+
+
+pooled_gemm.defvjp(_pooled_gemm_fwd, _pooled_gemm_bwd)
 
 
 def conv_pool(
@@ -66,8 +106,9 @@ def conv_pool(
       :func:`pooled_kernel`, whose ``pool^2`` column groups are the pooling phases; the max
       over them is the pooled output. The ``N = T*B`` examples are the minor axis, so every
       patch copy moves contiguous runs of ``W' * N`` values and the GEMM is
-      ``(p^2 O x r^2 p^2 C) @ (r^2 p^2 C x H'W'N)``. It multiplies ``(r p / k)^2`` times the
-      kernel's FLOPs (zeros: 1.44x for k = 5, p = 2) and is still the fastest on XLA:CPU.
+      ``(p^2 O x r^2 p^2 C) @ (r^2 p^2 C x H'W'N)`` (:func:`pooled_gemm`). It multiplies
+      ``(r p / k)^2`` times the kernel's FLOPs (zeros: 1.44x for k = 5, p = 2) and is still
+      the fastest on XLA:CPU.
     * ``dense``: the convolution as a dense block-Toeplitz matrix ``(O H' W') x (C H W)``
       built from ``w`` and one GEMM on the flattened images, then the pooling as a max of
       strided slices: no patches to copy, at the cost of multiplying zeros (about
@@ -123,7 +164,7 @@ def conv_pool(
     x = jnp.pad(x, ((0, 0), (0, hs * p - x.shape[1]), (0, ws * p - x.shape[2]), (0, 0)))
     s = x.reshape(c, hs, p, ws, p, n).transpose(2, 4, 0, 1, 3, 5).reshape(p * p * c, hs, ws, n)
     patches = jnp.stack([s[:, i : i + hp, j : j + wp] for i in range(r) for j in range(r)])
-    y = pooled_kernel(w_KxKxCxO, p) @ patches.reshape(r * r * p * p * c, hp * wp * n)
+    y = pooled_gemm(w_KxKxCxO, patches.reshape(r * r * p * p * c, hp * wp * n), p)
     return phase_max(y.reshape(p * p, o, hp, wp, n))
 
 

@@ -94,11 +94,24 @@ class Encoded:
         """Steps ``[start, start + length)`` of this window."""
         return dataclasses.replace(self, start=self.start + start, length=int(length))
 
-    def materialize(self) -> Array:
-        """The ``x_LxBx...`` array this stands for."""
+    def materialize(self, per_step: bool = False) -> Array:
+        """The ``x_LxBx...`` array this stands for.
+
+        ``per_step``: draw it one step at a time in a loop (``lax.map``; the same values, since
+        step ``t`` depends only on the keys and ``t``). XLA:CPU fuses a cheap generator such as
+        ``rate``'s hash into every consumer of its output, so a consumer that reads each input
+        several times (the 9 patch slices of a 5x5 space-to-depth convolution,
+        :func:`snntrain.convpool.conv_pool`) redraws it each time; a loop's output is
+        computed once and stored. A dense layer's GEMM reads its input once: no loop there.
+        """
         L = self.shape[0]
         if L == 0:
             return jnp.zeros(self.shape, self.x_Bx.dtype)
+        if per_step:
+            def draw(t):
+                return self.encoder.steps(self.x_Bx, self.key_B, self.start + t, 1, self.T)[0]
+
+            return jax.lax.map(draw, jnp.arange(L))
         return self.encoder.steps(self.x_Bx, self.key_B, self.start, L, self.T)
 
 
@@ -107,9 +120,10 @@ jax.tree_util.register_dataclass(
 )
 
 
-def realize(x: Array | Repeated | Encoded) -> Array | Repeated:
-    """An :class:`Encoded` drawn; arrays and :class:`Repeated` as they are."""
-    return x.materialize() if isinstance(x, Encoded) else x
+def realize(x: Array | Repeated | Encoded, per_step: bool = False) -> Array | Repeated:
+    """An :class:`Encoded` drawn (``per_step``: see :meth:`Encoded.materialize`); arrays and
+    :class:`Repeated` as they are."""
+    return x.materialize(per_step) if isinstance(x, Encoded) else x
 
 
 def window(x: Array | Repeated | Encoded, start: Any, length: int) -> Array | Repeated | Encoded:

@@ -127,3 +127,9 @@ def test_a_window_of_steps_equals_the_same_steps_of_the_whole_code(encoder):
         np.testing.assert_array_equal(pieces(lazy, start), whole[start : start + 4])
     np.testing.assert_array_equal(lazy.window(2, 5).window(1, 2).materialize(), whole[3:5])
     assert lazy.window(0, 0).materialize().shape == (0, 3, 5, 2)
+    # drawn one step at a time (a lax.map, as the conv model draws its input): the same bits
+    np.testing.assert_array_equal(lazy.materialize(per_step=True), whole)
+    steps = jax.jit(lambda e, s: e.window(s, 4).materialize(per_step=True))
+    for start in (0, 5):
+        np.testing.assert_array_equal(steps(lazy, start), whole[start : start + 4])
+    assert lazy.window(0, 0).materialize(per_step=True).shape == (0, 3, 5, 2)

@@ -74,6 +74,28 @@ def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
     np.testing.assert_array_equal(window, expected)
 
 
+@pytest.mark.parametrize(("k", "c", "o", "p"), [(5, 3, 4, 2), (3, 2, 5, 1), (2, 2, 3, 3)])
+def test_pooled_gemm_value_and_gradients_equal_autodiffs(k, c, o, p):
+    """``pooled_gemm`` (its backward multiplies by the kernel built transposed) returns the
+    value and gradients of autodiff through ``pooled_kernel(w, p) @ patches``: the same
+    products in another operand layout, so equal up to the GEMM's summation order (float32,
+    contraction lengths <= 3 * 9 * 4 = 108 here: rtol 1e-6)."""
+    r = -(-(k + p - 1) // p)
+    kw, kx, kg = jax.random.split(jax.random.PRNGKey(0), 3)
+    w = jax.random.normal(kw, (k, k, c, o))
+    patches = jax.random.normal(kx, (r * r * p * p * c, 50))
+    g = jax.random.normal(kg, (p * p * o, 50))
+    np.testing.assert_array_equal(convpool._pooled_kernel(w, p, transposed=True),
+                                  convpool.pooled_kernel(w, p).T)
+    mine = jax.jit(lambda w, x: jax.vjp(lambda w, x: convpool.pooled_gemm(w, x, p), w, x))
+    auto = jax.jit(lambda w, x: jax.vjp(lambda w, x: convpool.pooled_kernel(w, p) @ x, w, x))
+    (y1, vjp1), (y0, vjp0) = mine(w, patches), auto(w, patches)
+    np.testing.assert_array_equal(y1, y0)
+    for a, b in zip(vjp1(g), vjp0(g), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        assert float(jnp.abs(b).max()) > 0
+
+
 @pytest.mark.parametrize(("backend", "conv"), [("cpu", False), ("gpu", True), ("tpu", True)])
 def test_auto_uses_xla_convolution_on_accelerators_only(monkeypatch, backend, conv):
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
@@ -261,6 +283,32 @@ def test_remat_gives_the_same_values_and_gradients(name, chunk, rate):
     np.testing.assert_allclose(out0, out1, rtol=1e-6, atol=1e-6)
     for a, b in zip(jax.tree.leaves((g0, aux0)), jax.tree.leaves((g1, aux1)), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 0
+
+
+@pytest.mark.parametrize("encoder", [encoding.Rate(), encoding.Latency()], ids=["rate", "latency"])
+def test_conv_draws_a_lazy_input_step_by_step_with_the_same_values(encoder):
+    """``ConvSNN`` draws an ``Encoded`` input one step at a time (``draw_per_step``, so XLA
+    stores the code once instead of redrawing it in every patch slice): logits, aux and
+    gradients equal those of the same code drawn whole and passed as an array, bit for bit
+    (the spikes are the same 0/1 values and everything after them is the same program)."""
+    model, in_shape = _small("conv", conv_method="s2d")  # the patch slices the loop is for
+    assert model.draw_per_step
+    graphdef, params = nnx.split(model, nnx.Param)
+    x_Bx = jax.random.uniform(jax.random.PRNGKey(2), (B, *in_shape))
+    keys_B, y = encoding.example_keys(jax.random.PRNGKey(7), jnp.arange(B)), jnp.arange(B) % 5
+    whole = encoder(x_Bx, keys_B, T)
+    lazy = encoding.Encoded(encoder, x_Bx, keys_B, T)
+
+    def loss(params, x):
+        logits, aux = nnx.merge(graphdef, params)(x, spike)
+        ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1).mean()
+        return ce + sum(r.mean() for r in aux["rates"].values()), (logits, aux)
+
+    grad = jax.jit(jax.grad(loss, has_aux=True))
+    (g0, out0), (g1, out1) = grad(params, whole), grad(params, lazy)
+    for a, b in zip(jax.tree.leaves((g0, out0)), jax.tree.leaves((g1, out1)), strict=True):
+        np.testing.assert_array_equal(a, b)
     assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 0
 
 
