@@ -23,7 +23,9 @@ Sections:
   times 63, both with the experiment's logger (wandb offline here).
 
 Batches are fixed device arrays in ``steps``/``types`` (the host pipeline is not timed there;
-it is in ``e2e``).
+it is in ``e2e``). glibc's malloc: the process starts as the CLI does (``SNNTRAIN_MALLOC``,
+default ``auto``), and under ``auto`` every timed step first runs the CLI's malloc trial, whose
+winner it is timed under (the ``malloc`` column).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from snntrain.hostenv import reexec_with_hugepages
+from snntrain import hostenv
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("sigmoid", "arctan", "erf", "fast_sigmoid")
@@ -54,12 +56,27 @@ def _compose(*overrides: str):
                                             *overrides])
 
 
-def _time(call, state, n: int, rounds: int) -> tuple[float, float]:
-    """Best (wall, cpu) seconds per call over ``rounds`` rounds of ``n`` calls."""
+def _time(call, state, n: int, rounds: int) -> tuple[float, float, str]:
+    """Best (wall, cpu) seconds per call over ``rounds`` rounds of ``n`` calls, and the malloc
+    policy they ran under: with ``SNNTRAIN_MALLOC=auto`` (the default) the CLI's trial
+    (:mod:`snntrain.malloctune`, not cached) first runs on these calls and its winner stays on
+    for the timing, as each run of this program would choose; else the forced policy."""
     import jax
+
+    from snntrain import malloctune
 
     state, out = call(state)
     jax.block_until_ready(out)
+    policy = hostenv.malloc_mode()
+    if policy == "auto":
+        trial = malloctune.MallocTrial("bench", say=lambda _m: None, cache=False)
+        while not trial.done:
+            def run():
+                nonlocal state
+                state, out = call(state)
+                return out
+            trial.step(run)
+        policy = trial.choice
     best_w = best_c = float("inf")
     for _ in range(rounds):
         w, c = time.perf_counter(), time.process_time()
@@ -68,7 +85,7 @@ def _time(call, state, n: int, rounds: int) -> tuple[float, float]:
         jax.block_until_ready(out)
         best_w = min(best_w, (time.perf_counter() - w) / n)
         best_c = min(best_c, (time.process_time() - c) / n)
-    return best_w, best_c
+    return best_w, best_c, policy
 
 
 def _stacked_batch(group, program) -> dict:
@@ -84,7 +101,7 @@ def _stacked_batch(group, program) -> dict:
                                              for k in per_member[0]}))
 
 
-def _population_time(group, n: int, rounds: int) -> tuple[float, float]:
+def _population_time(group, n: int, rounds: int) -> tuple[float, float, str]:
     """Seconds per population step (all programs of ``group``)."""
     progs = group.programs
     batches = [_stacked_batch(group, p) for p in progs]
@@ -101,7 +118,7 @@ def _population_time(group, n: int, rounds: int) -> tuple[float, float]:
     return _time(call, [p.init for p in progs], n, rounds)
 
 
-def _solo_time(cfg, n: int, rounds: int) -> tuple[float, float]:
+def _solo_time(cfg, n: int, rounds: int) -> tuple[float, float, str]:
     """Seconds per solo step, compiled exactly as a solo run compiles it."""
     import jax
 
@@ -123,9 +140,9 @@ def _solo_time(cfg, n: int, rounds: int) -> tuple[float, float]:
 def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
     from snntrain import population
 
-    solo_w, solo_c = _solo_time(_compose(), n, rounds)
+    solo_w, solo_c, policy = _solo_time(_compose(), n, rounds)
     rows = [{"section": "steps", "layout": "solo", "K": 1, "ms_per_member_step": solo_w * 1e3,
-             "cpu_ms_per_member_step": solo_c * 1e3}]
+             "cpu_ms_per_member_step": solo_c * 1e3, "malloc": policy}]
     _print(rows[-1])
     for k in ks:
         cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
@@ -135,12 +152,12 @@ def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
             if layout == "vmap" and k == 1:
                 continue
             group = population.build_group(ms, vectorize=vectorize, by_type=False)
-            w, c = _population_time(group, max(1, n // k), rounds)
+            w, c, policy = _population_time(group, max(1, n // k), rounds)
             rows.append({"section": "steps", "layout": layout, "K": k,
                          "ms_per_member_step": w / k * 1e3,
                          "cpu_ms_per_member_step": c / k * 1e3,
                          "gain_wall": solo_w * k / w, "gain_cpu": solo_c * k / c,
-                         "compile_s": group.compile_s})
+                         "compile_s": group.compile_s, "malloc": policy})
             _print(rows[-1])
     return rows
 
@@ -158,12 +175,12 @@ def bench_types(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
         for vectorize, layout in ((1, "map"), (k, "vmap")):
             for by_type in (False, True):
                 group = population.build_group(ms, vectorize=vectorize, by_type=by_type)
-                w, c = _population_time(group, max(1, n // k), rounds)
+                w, c, policy = _population_time(group, max(1, n // k), rounds)
                 rows.append({"section": "types", "layout": layout,
                              "programs": "by type" if by_type else "switch", "K": k,
                              "ms_per_member_step": w / k * 1e3,
                              "cpu_ms_per_member_step": c / k * 1e3,
-                             "compile_s": group.compile_s})
+                             "compile_s": group.compile_s, "malloc": policy})
                 _print(rows[-1])
     return rows
 
@@ -223,11 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--solo-runs", type=int, default=3, help="processes for the multirun estimate")
     p.add_argument("--e2e-args", default="", help="extra overrides for both e2e sides")
     p.add_argument("--json", default=None, help="write the rows here")
-    p.add_argument("--no-hugepages", action="store_true",
-                   help="do not re-run with huge-page malloc (the CLI uses it)")
     args = p.parse_args(argv)
-    if not args.no_hugepages:
-        reexec_with_hugepages()
+    print(f"malloc: SNNTRAIN_MALLOC={hostenv.prepare()}")  # as the CLI (auto: one arena)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     ks = [int(k) for k in args.ks.split(",")]
     sections = set(args.sections.split(",")) | ({"e2e"} if args.e2e else set())
