@@ -69,14 +69,12 @@ def _time(call, state, n: int, rounds: int) -> tuple[float, float, str]:
     jax.block_until_ready(out)
     policy = hostenv.malloc_mode()
     if policy == "auto":
-        trial = malloctune.MallocTrial("bench", say=lambda _m: None, cache=False)
-        while not trial.done:
-            def run():
-                nonlocal state
-                state, out = call(state)
-                return out
-            trial.step(run)
-        policy = trial.choice
+        def run():
+            nonlocal state
+            state, out = call(state)
+            return out
+
+        policy = malloctune.trial_on(run).choice
     best_w = best_c = float("inf")
     for _ in range(rounds):
         w, c = time.perf_counter(), time.process_time()

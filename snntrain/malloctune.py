@@ -21,7 +21,7 @@ Which loops run it: the per-step loop of a solo run (:class:`snntrain.train.Step
 of a population (:class:`snntrain.population.GroupRunner`: one trial step is the whole
 population step, every program of the group once), both on their first steps after
 compilation; a population's key adds what fixes its step
-(:func:`snntrain.population.step_signature`), so it never shares the solo run's choice. A run
+(:func:`snntrain.population.malloc_signature`), so it never shares the solo run's choice. A run
 that ends before the trial has its ``4 (k + 1)`` steps caches nothing (the next run tries
 again). ``trainer.fused_epoch=true`` runs no trial and keeps glibc's default unless
 ``SNNTRAIN_MALLOC`` forces a policy: its loop is one compiled call per epoch, so a trial of
@@ -66,16 +66,14 @@ def machine() -> str:
             f"thp {hostenv.thp_mode()}")
 
 
-def config_signature(cfg: Any) -> str:
+def config_signature(cfg: Any, population: Any = None) -> str:
     """A short stable name for the training step a config makes: its :data:`STEP_KEYS`
     (which fix the parameter, batch and temporary shapes), hashed; for a population also
-    ``("trainer.population", step_signature)`` (:func:`snntrain.population.step_signature`:
-    members per group, vectorize, mesh, axes), so a solo config keeps the signature it always
-    had. Needs no JAX, so the start-up can look the choice up before JAX starts its threads."""
+    ``("trainer.population", population)``, what fixes its step
+    (:func:`snntrain.population.malloc_signature` passes it), so a solo config keeps the
+    signature it always had. Needs no JAX, so the start-up can look the choice up before JAX
+    starts its threads."""
     from omegaconf import OmegaConf
-
-    from snntrain.errors import ConfigError
-    from snntrain.population import is_population, step_signature
 
     parts: list[tuple[str, Any]] = []
     for k in STEP_KEYS:
@@ -85,11 +83,8 @@ def config_signature(cfg: Any) -> str:
         except Exception:  # noqa: BLE001 - unresolvable here: its text still names the step
             v = str(OmegaConf.select(cfg, k))
         parts.append((k, v))
-    try:
-        if is_population(cfg):
-            parts.append(("trainer.population", step_signature(cfg)))
-    except ConfigError:  # a bad population setting: the run reports it; keyed by its text
-        parts.append(("trainer.population", str(OmegaConf.select(cfg, "trainer.population"))))
+    if population is not None:
+        parts.append(("trainer.population", population))
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -194,6 +189,15 @@ class MallocTrial:
                  + (f"; cached in {path})" if self.cache else ")"))
 
 
+def trial_on(run: Callable[[], Any]) -> MallocTrial:
+    """A silent, uncached trial driven to its choice on calls of ``run`` (one training step
+    each), whose winner stays on: benchmarks time a step under the policy a run would choose."""
+    trial = MallocTrial("bench", say=lambda _m: None, cache=False)
+    while not trial.done:
+        trial.step(run)
+    return trial
+
+
 def run_step(trial: MallocTrial | None, run: Callable[[], Any]
              ) -> tuple[Any, MallocTrial | None]:
     """One step of a training loop under ``trial`` (None: just ``run()``): its outputs, and
@@ -205,7 +209,7 @@ def run_step(trial: MallocTrial | None, run: Callable[[], Any]
     return out, None if trial.done else trial
 
 
-def prepare_run(cfg: Any) -> str:
+def prepare_run(cfg: Any, signature: str) -> str:
     """Start-up (before JAX starts its threads): the policy for this run's config.
 
     A forced ``SNNTRAIN_MALLOC`` is applied as such (:func:`snntrain.hostenv.prepare`). For
@@ -217,7 +221,7 @@ def prepare_run(cfg: Any) -> str:
     if mode == "auto":
         if not autotune.enabled():
             return "default"
-        mode = cached(key(config_signature(cfg))) or ("auto" if trials(cfg) else "default")
+        mode = cached(key(signature)) or ("auto" if trials(cfg) else "default")
     return hostenv.prepare(mode)
 
 

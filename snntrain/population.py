@@ -688,6 +688,17 @@ def step_signature(cfg: DictConfig) -> dict[str, Any]:
             "mesh": None if mesh is None else list(mesh), "axes": list(found)}
 
 
+def malloc_signature(cfg: DictConfig) -> str:
+    """The malloc policy's step signature of a run's config
+    (:func:`snntrain.malloctune.config_signature`), with :func:`step_signature` for a
+    population (a bad population setting is keyed by its text: the run reports it)."""
+    try:
+        extra = step_signature(cfg) if is_population(cfg) else None
+    except ConfigError:
+        extra = str(OmegaConf.select(cfg, "trainer.population"))
+    return malloctune.config_signature(cfg, extra)
+
+
 def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say=_say
                 ) -> tuple[int, Group]:
     """The group size (``trainer.population.chunk``) and the first group, compiled; refuses
@@ -731,7 +742,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         group_name = wandb_group(run_dir)
         size, first = plan_groups(cfg, ms, by_type=by_type)
         starts = list(range(0, len(ms), size))
-        trial = malloctune.for_run(malloctune.config_signature(cfg), say=_say)
+        trial = malloctune.for_run(malloc_signature(cfg), say=_say)
         with lifecycle.Signals() as signals:
             for g, start in enumerate(starts):
                 part = ms[start:start + size]

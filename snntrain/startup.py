@@ -76,9 +76,9 @@ def _prepare_malloc(config: DictConfig) -> None:
     choice, one arena for a trial, or the restart for ``hugepages``); only when started as
     the command."""
     if started_from_the_command_line():
-        from snntrain import malloctune
+        from snntrain import malloctune, population
 
-        malloctune.prepare_run(config)
+        malloctune.prepare_run(config, population.malloc_signature(config))
 
 
 def _output_dir(config: DictConfig, key: str) -> str | None:

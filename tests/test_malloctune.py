@@ -13,7 +13,7 @@ import sys
 import jax.numpy as jnp
 import pytest
 
-from snntrain import autotune, hostenv, malloctune
+from snntrain import autotune, hostenv, malloctune, population
 from snntrain.errors import ConfigError
 
 
@@ -137,12 +137,12 @@ def _cfg(*overrides):
 
 
 def test_cache_key_changes_with_the_step_and_machine_not_with_other_settings(monkeypatch):
-    sig = malloctune.config_signature(_cfg())
+    sig = population.malloc_signature(_cfg())
     for same in (["trainer.epochs=3"], ["seed=7"], ["optimizer.lr=0.5"]):
-        assert malloctune.config_signature(_cfg(*same)) == sig, same
+        assert population.malloc_signature(_cfg(*same)) == sig, same
     for other in (["T=50"], ["trainer.batch_size=64"], ["model.hidden=[128]"],
                   ["trainer.remat=true"], ["model=conv"]):
-        assert malloctune.config_signature(_cfg(*other)) != sig, other
+        assert population.malloc_signature(_cfg(*other)) != sig, other
     k = malloctune.key(sig)
     monkeypatch.setattr(hostenv, "thp_mode", lambda: "always")
     assert malloctune.key(sig) != k
@@ -230,8 +230,9 @@ def test_prepare_run_applies_the_cached_or_forced_policy(cache_dir, monkeypatch,
     cfg = _cfg(*[v for k, v in env.items() if k == "_"])
     if cached:
         autotune.store_cache(autotune.cache_path(),
-                             malloctune.key(malloctune.config_signature(cfg)), {"choice": cached})
-    assert malloctune.prepare_run(cfg) == applied and got == [applied]
+                             malloctune.key(population.malloc_signature(cfg)), {"choice": cached})
+    assert malloctune.prepare_run(cfg, population.malloc_signature(cfg)) == applied
+    assert got == [applied]
 
 
 def test_a_run_with_the_trial_computes_the_same_values_and_caches_the_choice(
@@ -276,38 +277,36 @@ def test_population_signature_has_its_step_and_the_solo_one_is_unchanged():
 
     from omegaconf import OmegaConf
 
-    from snntrain import population
 
     solo = _cfg()
     parts = [(k, OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v)
              for k in malloctune.STEP_KEYS for v in [OmegaConf.select(solo, k)]]
     old = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    assert malloctune.config_signature(solo) == old
+    assert population.malloc_signature(solo) == old
     pop = _cfg(f"{POP}.seed=[0,1]")
-    sig = malloctune.config_signature(pop)
+    sig = population.malloc_signature(pop)
     assert sig != old
-    assert malloctune.config_signature(population.members(pop)[1].cfg) == old  # a member: solo
+    assert population.malloc_signature(population.members(pop)[1].cfg) == old  # a member: solo
     assert population.step_signature(pop) == {"members": 2, "vectorize": None, "mesh": None,
                                               "axes": ["seed"]}
     for same in ([f"{POP}.seed=[3,4]"], [f"{POP}.seed=[0,1]", f"{POP}.chunk=2"],
                  [f"{POP}.seed=[0,1]", "trainer.epochs=3"]):
-        assert malloctune.config_signature(_cfg(*same)) == sig, same
-    vmap = malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=2"))
+        assert population.malloc_signature(_cfg(*same)) == sig, same
+    vmap = population.malloc_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=2"))
     assert vmap != sig
     # vectorize is capped at the group's members, as build_group does
-    assert malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=16")) == vmap
-    assert malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=1")) not in (
+    assert population.malloc_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=16")) == vmap
+    assert population.malloc_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.vectorize=1")) not in (
         sig, vmap)
     for other in ([f"{POP}.seed=[0,1,2]"], [f"{POP}.seed=[0,1]", f"{POP}.chunk=1"],
                   [f"{POP}.seed=[0,1]", f"{POP}.mesh=[1,1]"], [f"{POP}.optimizer.lr=[1,2]"],
                   [f"{POP}.seed=[0,1]", "T=50"]):
-        assert malloctune.config_signature(_cfg(*other)) != sig, other
+        assert population.malloc_signature(_cfg(*other)) != sig, other
     # a bad population setting is keyed by its text (the run reports it, not the start-up)
-    assert malloctune.config_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.chunk=0")) != sig
+    assert population.malloc_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.chunk=0")) != sig
 
 
 def test_later_groups_keep_the_first_groups_trial_or_drop_it():
-    from snntrain import population
 
     clock = FakeClock({"default": 60.0, "heap": 60.0})  # k = 2: windows of 1 + 2 steps
     trial = malloctune.MallocTrial("k", timer=clock.timer, set_heap=clock.set_heap,
@@ -332,7 +331,6 @@ def test_a_population_run_trials_under_its_own_key_with_the_same_values(
     the population trained with glibc untouched."""
     from conftest import compose
 
-    from snntrain import population
 
     monkeypatch.setattr(malloctune, "WINDOW_S", 1e-6)  # k = 2: the trial fits in 12 steps
     cfg = (f"{POP}.seed=[0,1]", "trainer.log_every=5")
@@ -340,8 +338,8 @@ def test_a_population_run_trials_under_its_own_key_with_the_same_values(
     said = [m for m in capsys.readouterr().err.splitlines() if "autotune malloc" in m]
     entry = json.loads((cache_dir / "autotune.json").read_text())
     (k, v), = entry.items()
-    assert k == malloctune.key(malloctune.config_signature(compose(*cfg)))
-    assert k != malloctune.key(malloctune.config_signature(compose("trainer.log_every=5")))
+    assert k == malloctune.key(population.malloc_signature(compose(*cfg)))
+    assert k != malloctune.key(population.malloc_signature(compose("trainer.log_every=5")))
     assert v["choice"] in malloctune.CANDIDATES and set(v["ms"]) == {"default", "heap"}
     assert len(said) == 1 and said[0].startswith(f"snntrain: autotune malloc: {v['choice']}")
     monkeypatch.setenv(hostenv.MODE_SWITCH, "default")

@@ -138,13 +138,13 @@ def malloc_trial(runner: Runner) -> dict[str, Any] | None:
     if hostenv.malloc_mode() != "auto":
         return None
     runner.warm()
-    trial = malloctune.MallocTrial("bench", say=lambda _m: None, cache=False)
-    i = 0
-    while not trial.done:
-        def run(i=i):
-            runner.state, out = runner.call(runner.state, runner.host[i % len(runner.host)])
-            return out
-        trial.step(run)
-        i += 1
+    calls = iter(range(10**9))
+
+    def run():
+        i = next(calls)
+        runner.state, out = runner.call(runner.state, runner.host[i % len(runner.host)])
+        return out
+
+    trial = malloctune.trial_on(run)
     faults = {c: int(statistics.median(v)) for c, v in trial.faults.items() if v}
     return {"choice": trial.choice, "ms": trial.medians_ms(), "faults": faults}
