@@ -92,6 +92,11 @@ def _record_failure(e: BaseException) -> bool:
 def main() -> None:
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
         fail(str(err))
+    if any(arg.lstrip("+").startswith("trainer.population.") for arg in sys.argv[1:]):
+        from snntrain.population import override_error
+
+        if (err := override_error(sys.argv[1:])) is not None:
+            fail(str(err))
     from snntrain.callbacks import missing_sweep_extra
 
     if (msg := missing_sweep_extra(sys.argv[1:])) is not None:

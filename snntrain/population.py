@@ -108,6 +108,13 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {k.rstrip("."): v for k, v in out.items()}
 
 
+def _top_level_keys() -> set[str]:
+    """The run config's top-level names: ``conf/config.yaml``'s keys and its groups."""
+    primary = OmegaConf.load(CONFIG_DIR / "config.yaml")
+    groups = {p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name != "hydra"}
+    return {str(k) for k in primary if k not in ("defaults", "hydra")} | groups
+
+
 def _target(key: str) -> str:
     """The member config key set by ``trainer.population.<key>`` (or a one-line error)."""
     if key in AXES:
@@ -117,6 +124,9 @@ def _target(key: str) -> str:
     if key.startswith("surrogate.") and key.count(".") == 1:
         return key
     solo_key = "model." + key if key.startswith("neuron.") else key
+    if key.split(".")[0] not in _top_level_keys() | {"neuron"}:
+        raise ConfigError(f"{KEY}.{key} is neither a population setting nor an axis: settings "
+                          f"{', '.join(SETTINGS)}; axes {VARIABLE}")
     raise ConfigError(f"{KEY}.{key} cannot vary inside one program (it changes the data, the "
                       f"model's shape or the compiled step); use a multirun for it (python -m "
                       f"snntrain -m {solo_key}=<a>,<b> ...), with the population inside each "
@@ -141,6 +151,25 @@ def axes(cfg: DictConfig) -> dict[str, list[Any]]:
     order = ["surrogate", *[k for k in found if k.startswith("surrogate.")],
              "optimizer.lr", "model.neuron.beta", "model.neuron.threshold", "seed"]
     return {k: found[k] for k in order if k in found}
+
+
+def override_error(overrides: list[str]) -> ConfigError | None:
+    """The error for the first command-line ``[+]trainer.population.<key>=...`` that cannot
+    vary in a population or is not a population key at all: the message :func:`axes` would
+    give, before Hydra's own (without ``+``, "Key ... is not in struct", suggesting ``+``)."""
+    shipped = set(_flatten(OmegaConf.to_container(_default_population())))
+    for arg in overrides:
+        key = arg.split("=", 1)[0].removeprefix("+").removeprefix("+")
+        if not key.startswith(KEY + ".") or "=" not in arg:
+            continue
+        key = key[len(KEY) + 1:]
+        if key in shipped or any(s.startswith(key + ".") for s in shipped):
+            continue
+        try:
+            _target(key)
+        except ConfigError as e:
+            return e
+    return None
 
 
 def is_population(cfg: DictConfig) -> bool:

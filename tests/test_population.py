@@ -97,6 +97,21 @@ def test_axes_that_cannot_vary_name_the_key(override, match):
         population.members(compose(f"{POP}.seed=[0,1]", override))
 
 
+def test_command_line_axes_that_cannot_vary_name_the_key_before_hydra():
+    # Without "+" Hydra alone would say "Key 'T' is not in struct" and suggest appending it.
+    err = population.override_error(["logger=none", f"{POP}.T=[5,10]"])
+    assert str(err).startswith(f"{POP}.T cannot vary inside one program") and "-m T=" in str(err)
+    err = population.override_error([f"{POP}.model.hidden=[[16],[32]]"])
+    assert "-m model.hidden=<a>,<b>" in str(err)
+    err = population.override_error([f"+{POP}.chunks=2"])
+    assert str(err).startswith(f"{POP}.chunks is neither a population setting nor an axis")
+    assert "chunk" in str(err) and "neuron.beta" in str(err)
+    # shipped keys, surrogate parameters (Hydra's "+" hint is right for them) and other keys
+    assert population.override_error([f"{POP}.seed=[0,1]", f"{POP}.chunk=2",
+                                      f"{POP}.surrogate.beta=[1,2]", f"{POP}.neuron.beta=[0.5]",
+                                      "T=10", f"{POP}.surrogate.alpha=[1]"]) is None
+
+
 def test_bad_population_values():
     with pytest.raises(ConfigError, match=r"mode=zip needs lists of equal length; got "
                                           r"surrogate.alpha: 2, seed: 3"):
