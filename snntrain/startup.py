@@ -71,6 +71,18 @@ def check_output_dir(path: str | Path) -> None:
             f"output directory {target} is not writable: {e.strerror} ({base})") from None
 
 
+def sweep_without_multirun(config: DictConfig) -> str | None:
+    """The notice for a single run of a config that defines a sweep (``hydra.sweeper.params``,
+    as ``experiment=surrogate_comparison`` or ``hparams_search=optuna`` set): the sweep runs
+    only with ``-m``; without it Hydra trains the config's defaults once."""
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+    if not params:
+        return None
+    keys = ", ".join(str(k) for k in params)
+    return (f"this config defines a sweep over {keys} (hydra.sweeper.params), which runs only "
+            "with -m (python -m snntrain -m ...); this is one run of its defaults")
+
+
 def _prepare_malloc(config: DictConfig) -> None:
     """The malloc policy's start-up part (:func:`snntrain.malloctune.prepare_run`: a cached
     choice, one arena for a trial, or the restart for ``hugepages``); only when started as
@@ -93,6 +105,8 @@ class Startup(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._start(config, "hydra.run.dir", groups=True)
+        if (note := sweep_without_multirun(config)) is not None:
+            print(f"snntrain: note: {note}", file=sys.stderr, flush=True)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._start(config, "hydra.sweep.dir", groups=False)

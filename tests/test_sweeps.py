@@ -571,3 +571,15 @@ def test_help_is_our_own_page():
         if line.startswith("  snntrain")
     ]
     assert len(examples) == 5
+
+
+def test_a_sweep_config_run_without_multirun_says_so():
+    from snntrain.startup import sweep_without_multirun
+
+    note = sweep_without_multirun(compose(["experiment=surrogate_comparison"], hydra=True))
+    assert note.startswith("this config defines a sweep over surrogate, seed") and "-m" in note
+    assert "surrogate.alpha" in sweep_without_multirun(
+        compose(["hparams_search=optuna"], hydra=True))
+    assert sweep_without_multirun(compose(["surrogate=arctan"], hydra=True)) is None
+    assert sweep_without_multirun(compose(["experiment=surrogate_comparison_population"],
+                                          hydra=True)) is None
