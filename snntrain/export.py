@@ -543,7 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2
-    nir.write(args.nir, graph)
+    try:
+        if not Path(args.nir).expanduser().parent.is_dir():
+            raise OSError(f"directory {Path(args.nir).parent} does not exist")
+        nir.write(args.nir, graph)
+    except OSError as e:
+        print(f"snntrain: error: --nir {args.nir}: cannot write it: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {args.nir}: {len(graph.nodes)} nodes, dt={graph.metadata['dt']}")
     return 0
 

@@ -242,7 +242,11 @@ def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
         from snntrain import export
 
         nnx.update(model, export.load(path, model))
-    except (ImportError, OSError, ValueError) as e:
+    except OSError as e:  # h5py: "Unable to synchronously open file (file signature not found)"
+        raise ConfigError(f"trainer.init_from={path}: not a readable NIR file (NIR graphs are "
+                          f"HDF5, written by nir.write or python -m snntrain.export): {e}"
+                          ) from None
+    except (ImportError, ValueError) as e:
         raise ConfigError(f"trainer.init_from={path}: {e}") from None
     params = nnx.state(model, nnx.Param)
     say(f"initialised the model from {path}")

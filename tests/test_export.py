@@ -13,6 +13,7 @@ from jax import lax
 nir = pytest.importorskip("nir")
 
 from snntrain import export, models, neurons, surrogates  # noqa: E402
+from snntrain.errors import ConfigError  # noqa: E402
 
 spike = surrogates.FastSigmoid(alpha=5.0)
 T, B = 7, 3
@@ -330,7 +331,26 @@ def test_cli_exports_a_trained_run(tmp_path, capsys):
         np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
     assert export.main([str(tmp_path / "nothing"), "--nir", str(out)]) == 2
     assert "snntrain: error:" in capsys.readouterr().err
+    assert export.main([str(run), "--nir", str(tmp_path / "no" / "m.nir")]) == 2
+    assert capsys.readouterr().err == (f"snntrain: error: --nir {tmp_path / 'no' / 'm.nir'}: "
+                                       f"cannot write it: directory {tmp_path / 'no'} does not "
+                                       "exist\n")
     bad = compose("T=4", "model.hidden=[8]")  # reset=subtract: refused with the fix
     train.train_and_evaluate(bad, tmp_path / "sub")
     assert export.main([str(tmp_path / "sub"), "--nir", str(out)]) == 2
     assert "use model.neuron.reset=zero" in capsys.readouterr().err
+
+
+def test_init_from_a_file_that_is_not_nir_names_the_key(tmp_path):
+    from conftest import compose
+
+    from snntrain import train
+
+    not_nir = tmp_path / "weights.npz"
+    np.savez(not_nir, w=np.zeros(3))
+    with pytest.raises(ConfigError, match=r"^trainer.init_from=.*weights.npz: not a readable NIR "
+                                          r"file \(NIR graphs are HDF5"):
+        train.train_and_evaluate(compose("model.neuron.reset=zero", "T=4", "model.hidden=[8]",
+                                         f"trainer.init_from={not_nir}"), tmp_path / "init")
+    assert not (tmp_path / "init" / "checkpoints").exists() or not any(
+        (tmp_path / "init" / "checkpoints").iterdir())
