@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -146,8 +147,13 @@ def welch(x: Sequence[float], ref: Sequence[float], confidence: float = CONFIDEN
     diff = float(x.mean() - ref.mean())
     if x.var() == 0 and ref.var() == 0:
         return Difference(diff, diff, diff, math.nan, confidence)
-    res = stats.ttest_ind(x, ref, equal_var=False)
-    ci = res.confidence_interval(confidence)
+    with warnings.catch_warnings():
+        # scipy warns of "catastrophic cancellation" when the values are equal up to float
+        # rounding (accuracies of the same count of examples); the interval is then as narrow
+        # as that spread, which is the right answer, not a failure to report.
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        res = stats.ttest_ind(x, ref, equal_var=False)
+        ci = res.confidence_interval(confidence)
     return Difference(diff, float(ci.low), float(ci.high), float(res.df), confidence)
 
 

@@ -4,7 +4,8 @@ surrogate gradients and accuracy vs synaptic operations of a sweep
 (:func:`snntrain.report.make_report` draws them), and one run's
 surrogate derivative (:func:`surrogate_curve_png`, written by the trainer).
 
-Every axis is labelled and every legend sits inside its axes. Inputs are configurations
+Every axis is labelled; a legend sits inside its axes, or below them when it has more than
+:data:`MAX_LEGEND_INSIDE` entries. Inputs are configurations
 (:class:`snntrain.runs.Row`) and, for the alpha plot, the ranking results of
 :mod:`snntrain.compare`.
 """
@@ -38,6 +39,35 @@ def _figure(width_in: float, height_in: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+
+
+MAX_LEGEND_INSIDE = 12  # legend entries drawn inside the axes; more go below them
+LABEL_CHARS = 80  # a legend label is cut to this many characters
+
+
+def _legend(fig: Any, axes: Sequence[Any], handles: list | None = None, **inside: Any) -> None:
+    """A legend per axes (``inside``: its keywords) for up to :data:`MAX_LEGEND_INSIDE`
+    entries; more entries (a 22-surrogate comparison) go into one legend below the axes,
+    in columns, and the figure grows by its height, so that the legend does not cover the data
+    (or squeeze the axes to nothing). Labels longer than :data:`LABEL_CHARS` are cut."""
+    if handles is None:
+        handles, labels = axes[0].get_legend_handles_labels()
+    else:
+        labels = [h.get_label() for h in handles]
+    if not handles:
+        return
+    labels = [lb if len(lb) <= LABEL_CHARS else lb[: LABEL_CHARS - 1] + "…" for lb in labels]
+    if len(handles) <= MAX_LEGEND_INSIDE:
+        for ax in axes:
+            ax.legend(handles, labels, **inside)
+        return
+    width_in, height_in = fig.get_size_inches()
+    char_in = 0.055  # about one character at font size 7, plus the marker and the gaps
+    ncols = max(1, min(len(labels), int(width_in // (char_in * max(map(len, labels)) + 0.5))))
+    rows = math.ceil(len(labels) / ncols)
+    fig.set_size_inches(width_in, height_in + 0.16 * rows + 0.35)
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=7,
+               title=inside.get("title"), title_fontsize=7, frameon=False)
 
 
 def _err(std: list[float]) -> list[float] | None:
@@ -197,8 +227,7 @@ def plot_accuracy_vs_alpha(
         ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    _legend(fig, axes, fontsize=7, loc="best", framealpha=0.8)
     if ranges:
         axes[0].text(
             0.01,
@@ -480,7 +509,6 @@ def plot_accuracy_vs_synops(
             fontsize=7,
             va="bottom",
         )
-    ax.legend(
-        handles=handles, fontsize=7, loc="best", framealpha=0.8, title="surrogate", title_fontsize=7
-    )
+    _legend(fig, [ax], handles, fontsize=7, loc="best", framealpha=0.8, title="surrogate",
+            title_fontsize=7)
     fig.savefig(path)

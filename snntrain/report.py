@@ -55,6 +55,7 @@ from snntrain.runs import (
     RUNNING,
     SHORT_NAMES,
     STALE_AFTER_S,
+    Row,
     Run,
     cost_split,
     find_runs,
@@ -583,6 +584,8 @@ def make_report(
     selected = ranked[0].row if ranked and ranked[0].rank == 1 else None
     drawings = {
         "accuracy_vs_alpha.png": lambda p: plots.plot_accuracy_vs_alpha(p, rows, metric, ranges),
+    } if scans_alpha(rows) else {}
+    drawings |= {
         "accuracy_by_config.png": lambda p: plots.plot_accuracy_by_config(p, done, selected),
         "learning_curves.png": lambda p: plots.plot_learning_curves(
             p, [r for r in rows if r.completed]
@@ -607,6 +610,17 @@ def make_report(
             )
     write_html(out / "index.html", columns, table, runs, metric, verdict, target, split, images)
     return out
+
+
+def scans_alpha(rows: Sequence[Row]) -> bool:
+    """Whether some series ran at two alphas or more: else a plot against alpha (one point or
+    one flat line per surrogate, as in ``experiment=surrogate_comparison``) shows nothing the
+    bars do not, and is not drawn."""
+    alphas: dict[str, set] = {}
+    for r in rows:
+        if r.key["alpha"] is not None:
+            alphas.setdefault(r.series, set()).add(r.key["alpha"])
+    return any(len(a) >= 2 for a in alphas.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ formats the trainer writes, so these tests need neither training nor wandb.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import statistics
@@ -914,3 +915,50 @@ def test_a_populations_closing_line_names_its_members_not_the_base_surrogate():
     assert what_ran(summary, config) == ("population of 6 members, 5 completed, best "
                                          "2-surrogate=arctan,seed=1 · model mlp [256] · digits "
                                          "· T=25")
+
+
+def test_no_alpha_plot_without_an_alpha_scan(tmp_path):
+    # One alpha per surrogate (as experiment=surrogate_comparison runs them), or none: a plot
+    # against alpha would show one point or a flat line per surrogate; the bars say it all.
+    one_each = {("sigmoid", 4.0): [(0.9, 0.9), (0.91, 0.9)],
+                ("arctan", 2.0): [(0.92, 0.9), (0.9, 0.9)], ("boxcar", None): [(0.8, 0.8)]}
+    out = report.make_report([_config_sweep(tmp_path / "s", one_each)], tmp_path / "rep")
+    assert not (out / "accuracy_vs_alpha.png").exists()
+    assert "accuracy_vs_alpha" not in (out / "index.html").read_text()
+    assert (out / "accuracy_by_config.png").is_file()
+    scan = one_each | {("sigmoid", 8.0): [(0.9, 0.9)]}
+    out = report.make_report([_config_sweep(tmp_path / "t", scan)], tmp_path / "rep2")
+    assert (out / "accuracy_vs_alpha.png").is_file()
+
+
+@pytest.mark.parametrize("n, outside", [(12, False), (13, True)])
+def test_a_long_legend_goes_below_the_axes(n, outside):
+    import warnings
+
+    from matplotlib.lines import Line2D
+
+    fig = plots._figure(8, 4)
+    ax = fig.add_subplot()
+    handles = [Line2D([], [], color=f"C{i % 10}", label=f"surrogate_{i}" + "x" * 100 * (i == 0))
+               for i in range(n)]
+    for i in range(n):
+        ax.plot([0, 1], [i, i], color=f"C{i % 10}")
+    plots._legend(fig, [ax], handles, fontsize=7, loc="best")
+    legend = fig.legends[0] if outside else ax.get_legend()
+    assert (len(fig.legends), ax.get_legend() is None) == ((1, True) if outside else (0, False))
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert len(texts) == n and len(texts[0]) == plots.LABEL_CHARS and texts[0].endswith("…")
+    grown = fig.get_size_inches()[1] - 4  # by the legend's rows below the axes
+    assert grown >= 0.16 + 0.35 if outside else grown == 0
+    with warnings.catch_warnings():  # the axes keep their room: no collapsed layout
+        warnings.simplefilter("error")
+        fig.savefig(io.BytesIO(), format="png")
+
+
+def test_welch_on_values_equal_up_to_rounding_is_quiet():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's "Precision loss occurred" would raise here
+        d = compare.welch([0.5, 0.5 + 1e-16, 0.5], [0.5, 0.5, 0.5 + 2e-16])
+    assert d.contains_zero and abs(d.high - d.low) < 1e-15
