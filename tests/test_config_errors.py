@@ -69,6 +69,7 @@ PARSE_CASES = [
     ("optimizer.lr=abc", "optimizer.lr='abc' is invalid"),
     ("optimizer=adamw optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid"),
     ("optimizer=adamw optimizer.warmup_steps=-5", "optimizer.warmup_steps=-5 is invalid"),
+    ("optimizer.warmup_steps=-5", "optimizer.warmup_steps=-5 is invalid"),
     ("optimizer.grad_clip=0", "optimizer.grad_clip=0 is invalid"),
     ("optimizer=sgd optimizer.momentum=1.5", "optimizer.momentum=1.5 is invalid"),
     ("dataset=mnist dataset.n_classes=0", "dataset.n_classes=0 is invalid: must be an integer"),

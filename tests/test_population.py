@@ -313,7 +313,7 @@ def test_lr_axis_with_a_cosine_schedule_equals_solo_runs(tmp_path):
     evaluated with the member's traced peak rate, the solo run's operations on the same
     float32 values, so under ``lax.map`` every record and parameter is equal (tolerance 0)."""
     cfg = compose(f"{POP}.optimizer.lr=[2e-3,8e-3]", "optimizer.schedule=cosine",
-                  "+optimizer.warmup_steps=5", "trainer.log_every=1")
+                  "optimizer.warmup_steps=5", "trainer.log_every=1")
     train_and_evaluate(cfg, tmp_path / "pop")
     saved = population.params_of(tmp_path / "pop")
     records = []

@@ -206,10 +206,10 @@ def test_cosine_schedule_by_hand(warmup):
 def test_warmup_is_checked_against_the_runs_length():
     from snntrain.experiment import build
 
-    build(compose("optimizer.schedule=cosine", "+optimizer.warmup_steps=5"))  # 21 steps
+    build(compose("optimizer.schedule=cosine", "optimizer.warmup_steps=5"))  # 21 steps
     with pytest.raises(ConfigError, match=r"^optimizer.warmup_steps=5000 must be below the "
                                           r"run's 21 steps \(trainer.epochs x steps per epoch\)$"):
-        build(compose("optimizer.schedule=cosine", "+optimizer.warmup_steps=5000"))
+        build(compose("optimizer.schedule=cosine", "optimizer.warmup_steps=5000"))
 
 
 def test_adamw_gets_weight_decay_and_clipping_chains_first():
