@@ -769,6 +769,10 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         ms = members(cfg)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         group_name = wandb_group(run_dir)
+        logger = lifecycle.wandb_settings(cfg)
+        if logger is not None and (notice := writers.offline_notice(
+                logger, f"{run_dir}/members/*/wandb/offline-run-*")) is not None:
+            _say(notice)  # once for the population (the members' own lines are dropped)
         size, first = plan_groups(cfg, ms, by_type=by_type)
         starts = list(range(0, len(ms), size))
         trial = malloctune.for_run(malloc_signature(cfg), say=_say)

@@ -80,6 +80,14 @@ def has_wandb_key() -> bool:
     return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
+def offline_notice(logger: dict[str, Any], pattern: str) -> str | None:
+    """The line saying that a ``mode: auto`` wandb logger runs offline (no API key here), with
+    the ``wandb sync`` command for ``pattern`` (the offline run directories); else None."""
+    if logger.get("mode", "auto") != "auto" or has_wandb_key():
+        return None
+    return f"wandb: no API key found, logging offline; upload later with `wandb sync {pattern}`"
+
+
 class Wandb:
     """A wandb run that degrades to a no-op when wandb cannot start or keep going."""
 
@@ -90,9 +98,8 @@ class Wandb:
         mode = cfg.get("mode", "auto")
         if mode == "auto":
             mode = "online" if has_wandb_key() else "offline"
-            if mode == "offline":
-                say(f"wandb: no API key found, logging offline; upload later with "
-                    f"`wandb sync {run_dir / 'wandb'}/offline-run-*`")
+            if (notice := offline_notice(cfg, f"{run_dir / 'wandb'}/offline-run-*")) is not None:
+                say(notice)
         self.mode = mode
         if mode == "disabled":
             return

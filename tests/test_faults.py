@@ -250,3 +250,19 @@ def test_run_directory_names(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4200")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     assert rundir.stamp() == "slurm-4200_3"
+
+
+def test_offline_notice_only_for_auto_mode_without_a_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # no ~/.netrc entry either
+    pattern = "out/members/*/wandb/offline-run-*"
+    assert writers.offline_notice({"mode": "auto"}, pattern) == (
+        "wandb: no API key found, logging offline; upload later with "
+        "`wandb sync out/members/*/wandb/offline-run-*`")
+    assert writers.offline_notice({}, pattern) is not None  # auto is the default
+    assert writers.offline_notice({"mode": "offline"}, pattern) is None  # asked for: no news
+    (tmp_path / "netrc").write_text("machine api.wandb.ai login user password key\n")
+    assert writers.offline_notice({"mode": "auto"}, pattern) is None
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert writers.offline_notice({"mode": "auto"}, pattern) is None
