@@ -543,12 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2
-    try:
-        if not Path(args.nir).expanduser().parent.is_dir():
-            raise OSError(f"directory {Path(args.nir).parent} does not exist")
-        nir.write(args.nir, graph)
-    except OSError as e:
-        print(f"snntrain: error: --nir {args.nir}: cannot write it: {e}", file=sys.stderr)
+    problem = None
+    if not Path(args.nir).expanduser().parent.is_dir():
+        problem = f"directory {Path(args.nir).parent} does not exist"
+    else:
+        try:
+            nir.write(args.nir, graph)
+        except OSError as e:
+            problem = str(e)
+    if problem is not None:
+        print(f"snntrain: error: --nir {args.nir}: cannot write it: {problem}", file=sys.stderr)
         return 2
     print(f"wrote {args.nir}: {len(graph.nodes)} nodes, dt={graph.metadata['dt']}")
     return 0

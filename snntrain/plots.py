@@ -50,17 +50,20 @@ def _legend(fig: Any, axes: Sequence[Any], handles: list | None = None, **inside
     entries; more entries (a 22-surrogate comparison) go into one legend below the axes,
     in columns, and the figure grows by its height, so that the legend does not cover the data
     (or squeeze the axes to nothing). Labels longer than :data:`LABEL_CHARS` are cut."""
-    if handles is None:
-        handles, labels = axes[0].get_legend_handles_labels()
-    else:
-        labels = [h.get_label() for h in handles]
-    if not handles:
+    def cut(labels: list[str]) -> list[str]:
+        return [lb if len(lb) <= LABEL_CHARS else lb[: LABEL_CHARS - 1] + "…" for lb in labels]
+
+    per_ax = ([ax.get_legend_handles_labels() for ax in axes] if handles is None
+              else [(handles, [h.get_label() for h in handles])] * len(axes))
+    merged = {lb: h for hs, lbs in per_ax for h, lb in zip(hs, lbs, strict=True)}
+    if not merged:
         return
-    labels = [lb if len(lb) <= LABEL_CHARS else lb[: LABEL_CHARS - 1] + "…" for lb in labels]
-    if len(handles) <= MAX_LEGEND_INSIDE:
-        for ax in axes:
-            ax.legend(handles, labels, **inside)
+    if len(merged) <= MAX_LEGEND_INSIDE:
+        for ax, (hs, lbs) in zip(axes, per_ax, strict=True):
+            if hs:
+                ax.legend(hs, cut(lbs), **inside)
         return
+    handles, labels = list(merged.values()), cut(list(merged))
     width_in, height_in = fig.get_size_inches()
     char_in = 0.055  # about one character at font size 7, plus the marker and the gaps
     ncols = max(1, min(len(labels), int(width_in // (char_in * max(map(len, labels)) + 0.5))))

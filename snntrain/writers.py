@@ -97,8 +97,9 @@ class Wandb:
         self.say = say
         mode = cfg.get("mode", "auto")
         if mode == "auto":
-            mode = "online" if has_wandb_key() else "offline"
-            if (notice := offline_notice(cfg, f"{run_dir / 'wandb'}/offline-run-*")) is not None:
+            notice = offline_notice(cfg, f"{run_dir / 'wandb'}/offline-run-*")
+            mode = "online" if notice is None else "offline"
+            if notice is not None:
                 say(notice)
         self.mode = mode
         if mode == "disabled":

@@ -4,6 +4,7 @@ count per training step (counted from the layer shapes; see ``scripts/bench.py``
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -138,7 +139,7 @@ def malloc_trial(runner: Runner) -> dict[str, Any] | None:
     if hostenv.malloc_mode() != "auto":
         return None
     runner.warm()
-    calls = iter(range(10**9))
+    calls = itertools.count()
 
     def run():
         i = next(calls)
