@@ -29,12 +29,19 @@ def shapes_of(tree: Any) -> dict[str, list]:
     return {jax.tree_util.keystr(p): [*map(int, x.shape), str(x.dtype)] for p, x in flat}
 
 
-def describe_difference(saved: dict, current: dict) -> str:
+# fingerprint keys that checkpoints written before them lack (not compared when absent)
+FINGERPRINT_ADDED_LATER = frozenset({"surrogate", "T", "neuron", "encoder"})
+
+
+def describe_difference(saved: dict, current: dict, had: str = "checkpoint has") -> str:
     """One line naming what differs between two :func:`shapes_of` / fingerprint dicts."""
-    for key in sorted(set(saved) | set(current)):
+    # a config's name first: "surrogate.name: ... has fast_sigmoid", not its alpha
+    for key in sorted(set(saved) | set(current), key=lambda k: (k != "name", k)):
         a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        if a != b and isinstance(a, dict) and isinstance(b, dict):
+            return f"{key}.{describe_difference(a, b, had)}"  # neuron.beta: ...
         if a != b:
-            return f"{key}: checkpoint has {a}, this run has {b}"
+            return f"{key}: {had} {a}, this run has {b}"
     return "no difference"
 
 
@@ -133,10 +140,12 @@ class Checkpoints:
                     f"({type(e).__name__}); trying the previous one")
                 continue
             saved_fp = meta.get("fingerprint", {})
-            if saved_fp != fingerprint:
+            current = {k: v for k, v in fingerprint.items()
+                       if k in saved_fp or k not in FINGERPRINT_ADDED_LATER}
+            if saved_fp != current:
                 raise CheckpointError(
                     f"checkpoint {self.directory / str(s)} is from an incompatible run: "
-                    f"{describe_difference(saved_fp, fingerprint)} "
+                    f"{describe_difference(saved_fp, current)} "
                     "(use trainer.resume=never or a new run directory)")
             try:
                 state = self.manager.restore(s, args=ocp.args.Composite(

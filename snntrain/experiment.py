@@ -91,11 +91,17 @@ def build(cfg: DictConfig) -> Experiment:
 
 
 def fingerprint(exp: Experiment) -> dict[str, Any]:
-    """What a checkpoint must agree on to be resumed: parameter shapes and the data layout."""
+    """What a checkpoint must agree on to be resumed: parameter shapes, the data layout, and
+    what the run compares (surrogate, neuron, T, encoder), so that a run directory holds one
+    configuration's training. Not ``lr``, ``epochs`` or the devices: those may change on
+    resume."""
     fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
     fp.update({"dataset": exp.data.name, "train examples": len(exp.data.train),
                "batch_size": exp.batch_size, "seed": exp.seed,
-               "optimizer": str(exp.run.optimizer["name"])})  # not lr: may change on resume
+               "optimizer": str(exp.run.optimizer["name"]),
+               "surrogate": repr(exp.surrogate), "T": exp.T,
+               "neuron": dict(exp.run.model.get("neuron") or {}),
+               "encoder": dict(exp.run.encoder)})
     return fp
 
 

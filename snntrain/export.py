@@ -522,6 +522,30 @@ def load(path: str | Path, model: nnx.Module, *, dt: float | None = None) -> nnx
 # ---- command line ------------------------------------------------------------------------------
 
 
+def _trained_params(run: Path, cfg: Any) -> Any:
+    """The newest parameters of a run directory, or of a population member's directory
+    (``<population>/members/<name>``: the population's checkpoints hold them)."""
+    from omegaconf import OmegaConf
+
+    from snntrain import experiment, population
+
+    if population.is_population(cfg):
+        names = sorted(p.name for p in (run / "members").glob("*") if p.is_dir())
+        raise ConfigError(f"{run} is a population of {len(names)} members; export one of "
+                          f"them: python -m snntrain.export {run / 'members' / '<name>'} "
+                          f"--nir <file> (names: {', '.join(names[:4])}"
+                          f"{', ...' if len(names) > 4 else ''})")
+    pop_dir = run.absolute().parent.parent
+    if run.absolute().parent.name == "members" and (pop_dir / "config.yaml").is_file() and (
+            population.is_population(OmegaConf.load(pop_dir / "config.yaml"))):
+        params = population.params_of(pop_dir)
+        if run.name not in params:
+            raise ConfigError(f"{run}: no checkpoint of member {run.name} in "
+                              f"{pop_dir / 'checkpoints'}")
+        return params[run.name]
+    return experiment.params_of(run, cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m snntrain.export RUN_DIR --nir model.nir``: export a trained run."""
     parser = argparse.ArgumentParser(prog="python -m snntrain.export",
@@ -532,15 +556,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
 
-    from snntrain import experiment
+    from snntrain.checkpoint import CheckpointError
 
     run = Path(args.run_dir)
     try:
         if not (run / "config.yaml").exists():
             raise ConfigError(f"{run / 'config.yaml'} not found: RUN_DIR must be a run directory")
         cfg = OmegaConf.load(run / "config.yaml")
-        graph = to_nir(experiment.params_of(run, cfg), cfg, dt=args.dt)
-    except (ConfigError, FileNotFoundError) as e:
+        graph = to_nir(_trained_params(run, cfg), cfg, dt=args.dt)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2
     problem = None

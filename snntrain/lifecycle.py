@@ -37,6 +37,12 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 MAX_STEPS_IN_FLIGHT = 20
 EVAL_KEY = 2**31 - 1
 
+def throughput(steps: int, batch_size: int, seconds: float) -> float:
+    """Training samples per second (padded rows of a last batch count: they are computed);
+    0.0 when nothing was timed (a run whose only step was the one that compiled)."""
+    return steps * batch_size / seconds if steps and seconds > 0 else 0.0
+
+
 def say_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -127,6 +133,20 @@ def last_good(ckpts: ckpt_lib.Checkpoints) -> str:
 
 
 
+def check_epochs_left(requested: int, trained: int, step: int, where: Path | str) -> bool:
+    """Whether a resumed run has epochs left to train (``trainer.epochs`` > ``trained``);
+    raises :class:`ConfigError` when it has trained more than asked: its results are not
+    those of the ``requested`` epochs."""
+    if trained > requested:
+        from snntrain.errors import ConfigError
+
+        raise ConfigError(
+            f"trainer.epochs={requested}, but the checkpoint in {where} has trained {trained} "
+            f"epochs (step {step}); to train {requested}, use a new run directory or "
+            "trainer.resume=never")
+    return trained < requested
+
+
 def resume_command(run_dir: Path) -> str:
     """The command that continues this run (the same overrides, in the same directory)."""
     args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
@@ -136,9 +156,10 @@ def resume_command(run_dir: Path) -> str:
 
 
 def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
-              run_dir: Path, t_start: float, start_step: int) -> dict[str, Any]:
+              run_dir: Path, t_start: float) -> dict[str, Any]:
     """``summary.json``: the last epoch's metrics, best validation, timing, what ran, where
-    (``runner``: anything with ``train_s`` and ``compile_s``, e.g. a ``train.StepRunner``)."""
+    (``runner``: anything with ``train_s``, ``timed_steps`` and ``compile_s``, e.g. a
+    ``train.StepRunner``)."""
     last = progress.last_epoch
     return {
         "status": status, "steps": progress.step, "epochs": progress.epoch,
@@ -154,8 +175,7 @@ def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
                                   "test_spikes/total"))},
         "wall_time_s": time.time() - t_start, "train_time_s": runner.train_s,
         "compile_time_s": runner.compile_s or 0.0,
-        "samples_per_s": (progress.step - start_step) * exp.batch_size / max(runner.train_s,
-                                                                             1e-9),
+        "samples_per_s": throughput(runner.timed_steps, exp.batch_size, runner.train_s),
         "surrogate": repr(exp.surrogate), "dataset": exp.data.describe(),
         "model": str(exp.run.model["name"]), "encoder": str(exp.run.encoder["name"]), "T": exp.T,
         "seed": exp.seed,

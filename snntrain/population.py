@@ -141,8 +141,11 @@ def axes(cfg: DictConfig) -> dict[str, list[Any]]:
     pop = OmegaConf.to_container(node, resolve=True)
     found: dict[str, list[Any]] = {}
     for key, values in _flatten({k: v for k, v in pop.items() if k not in SETTINGS}).items():
-        if values is None or values == []:
+        if values is None:
             continue
+        if values == []:  # a grid over it would have no members; null means no axis
+            raise ConfigError(f"{KEY}.{key}=[] is empty: give it at least one value, or null "
+                              "for no axis")
         target = _target(key)
         values = list(values) if isinstance(values, (list, tuple)) else [values]
         if any(isinstance(v, (dict, list)) for v in values):
@@ -408,7 +411,7 @@ class GroupRunner:
         base = group.base
         self.chunk = min(lifecycle.MAX_STEPS_IN_FLIGHT, base.run.trainer.log_every)
         self.ckpt_every = base.run.trainer.checkpoint_every
-        self.train_s = 0.0
+        self.train_s, self.timed_steps = 0.0, 0  # compiled ahead: every step is timed
         self.samples_per_s = 0.0
         seeds = [e.seed for e in group.exps]
         self.seeds = list(dict.fromkeys(seeds))
@@ -455,14 +458,14 @@ class GroupRunner:
             at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
             if len(pending) >= self.chunk or at_ckpt or stop():
                 yield from self._fetch(pending)
-                self.samples_per_s = done * group.base.batch_size / max(
-                    time.perf_counter() - t0, 1e-9)
+                self.samples_per_s = lifecycle.throughput(done, group.base.batch_size,
+                                                          time.perf_counter() - t0)
                 if stop():
                     break
         yield from self._fetch(pending)
         elapsed = time.perf_counter() - t0
-        self.train_s += elapsed
-        self.samples_per_s = done * group.base.batch_size / max(elapsed, 1e-9)
+        self.train_s, self.timed_steps = self.train_s + elapsed, self.timed_steps + done
+        self.samples_per_s = lifecycle.throughput(done, group.base.batch_size, elapsed)
 
     def _fetch(self, pending: list) -> Iterator[tuple[int, list[dict[str, float]]]]:
         fetched = jax.device_get([m for _, m in pending])
@@ -578,6 +581,8 @@ def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Check
     state, meta = restored
     spe = group.base.steps_per_epoch
     position = RunProgress.from_meta(meta, spe)
+    lifecycle.check_epochs_left(group.base.epochs, position.epoch, position.step,
+                                source.directory)
     for run, m in zip(runs, meta["members"], strict=True):
         run.progress = RunProgress.from_meta(m, spe)
         run.status, run.diverged_at = m["status"], m.get("diverged_at_step")
@@ -767,6 +772,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     status = "completed"
     with rundir.RunLock(run_dir):
         ms = members(cfg)
+        _check_earlier_attempt(cfg, run_dir)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         group_name = wandb_group(run_dir)
         logger = lifecycle.wandb_settings(cfg)
@@ -775,12 +781,15 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
             _say(notice)  # once for the population (the members' own lines are dropped)
         size, first = plan_groups(cfg, ms, by_type=by_type)
         starts = list(range(0, len(ms), size))
+        _check_groups(cfg, run_dir, [[m.name for m in ms[s:s + size]] for s in starts])
         trial = malloctune.for_run(malloc_signature(cfg), say=_say)
         with lifecycle.Signals() as signals:
             for g, start in enumerate(starts):
                 part = ms[start:start + size]
                 ckpt_dir = run_dir / "checkpoints" / (f"group{g}" if len(starts) > 1 else "")
                 if _group_done(run_dir, part, cfg):
+                    _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
+                         f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
                     continue
                 group = first if g == 0 else build_group(part, vectorize=first.vectorize,
                                                          by_type=by_type,
@@ -817,25 +826,94 @@ def trial_for_group(trial: malloctune.MallocTrial | None, members: int, size: in
     return trial
 
 
-def _member_status(run_dir: Path) -> str | None:
+def _member_summary(run_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((run_dir / "summary.json").read_text()).get("status")
+        summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def _span(part: list[Member]) -> str:
+    """``members 0-... to 3-...`` or ``member 0-...``."""
+    return (f"member {part[0].name}" if len(part) == 1
+            else f"members {part[0].name} to {part[-1].name}")
 
 
 def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
-    """A group whose members all finished (completed or diverged) in an earlier attempt."""
-    return str(cfg.trainer.resume) != "never" and all(
-        _member_status(run_dir / "members" / m.name) in ("completed", "diverged")
-        for m in part)
+    """A group whose members all finished in an earlier attempt: diverged, or completed
+    ``trainer.epochs`` (fewer: the group resumes to train on; more: refused, as a solo run)."""
+    if str(cfg.trainer.resume) == "never":
+        return False
+    summaries = [_member_summary(run_dir / "members" / m.name) for m in part]
+    if any(s.get("status") not in ("completed", "diverged") for s in summaries):
+        return False
+    left = [lifecycle.check_epochs_left(int(cfg.trainer.epochs), int(s.get("epochs", 0)),
+                                        int(s.get("steps", 0)), run_dir / "checkpoints")
+            for s in summaries if s["status"] == "completed"]
+    return not any(left)
+
+
+# What an earlier attempt in a population's directory must share with this one to go on with
+# it (what its members were trained with; a solo run's checkpoint fingerprint checks the same):
+# the rest (trainer.epochs, optimizer.lr, logger, devices, chunking) may change on resume.
+def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
+    c = OmegaConf.to_container(cfg, resolve=True)
+    pop = c["trainer"]["population"]
+    return {"seed": c.get("seed"), "T": c.get("T"), "surrogate": c.get("surrogate"),
+            "model": {k: v for k, v in c["model"].items() if k != "conv_method"},
+            "encoder": c.get("encoder"), "dataset": c["dataset"].get("name"),
+            "trainer.batch_size": c["trainer"].get("batch_size"),
+            "optimizer.name": c["optimizer"].get("name"),
+            KEY: {k: v for k, v in pop.items() if k not in ("chunk", "vectorize", "mesh")}}
+
+
+def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> None:
+    """Refuse to go on with checkpoints written for other groups of members (another
+    ``chunk``, or ``auto`` deciding otherwise on this machine): their state would not be found
+    and the members would silently start over."""
+    if str(cfg.trainer.resume) == "never":
+        return
+    earlier = []
+    for directory in [run_dir / "checkpoints",
+                      *sorted((run_dir / "checkpoints").glob("group*"),
+                              key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else -1)]:
+        if not directory.is_dir() or not any(p.name.isdigit() for p in directory.iterdir()):
+            continue
+        ckpts = ckpt_lib.Checkpoints(directory, write=False)
+        try:
+            earlier.append(ckpts.read_meta(ckpts.steps()[-1])["fingerprint"]["members"])
+        except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
+            return
+        finally:
+            ckpts.close()
+    if any(list(group) not in planned for group in earlier):
+        raise ConfigError(
+            f"the checkpoints in {run_dir / 'checkpoints'} hold groups of {len(earlier[0])} "
+            f"members; this run trains groups of {len(planned[0])} ({KEY}.chunk="
+            f"{_setting(cfg, 'chunk')}): set {KEY}.chunk={len(earlier[0])} to resume them, or "
+            "trainer.resume=never to start over")
+
+
+def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse to go on with a population directory trained with other settings (before its
+    config.yaml is replaced): its finished members would be kept as this run's."""
+    path = run_dir / "config.yaml"
+    if str(cfg.trainer.resume) == "never" or not path.is_file() or not (
+            run_dir / "members").is_dir():
+        return
+    old, new = _resume_invariants(OmegaConf.load(path)), _resume_invariants(cfg)
+    if old != new:
+        raise ConfigError(f"{run_dir} holds a population trained with other settings: "
+                          f"{ckpt_lib.describe_difference(old, new, 'it has')} (use "
+                          "trainer.resume=never or a new run directory)")
 
 
 class _Timing:
     """What :func:`snntrain.lifecycle.summarize` reads from a runner."""
 
-    def __init__(self, train_s: float, compile_s: float):
-        self.train_s, self.compile_s = train_s, compile_s
+    def __init__(self, train_s: float, timed_steps: int, compile_s: float):
+        self.train_s, self.timed_steps, self.compile_s = train_s, timed_steps, compile_s
 
 
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
@@ -862,13 +940,12 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         ckpts.close()
     finally:
         ckpts.abandon()
-    timing = _Timing(runner.train_s, group.compile_s)
+    timing = _Timing(runner.train_s, runner.timed_steps, group.compile_s)
     for j, run in enumerate(runs):
         if run.rec is None:
             continue
         final = "preempted" if status == "preempted" else "completed"
-        summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start,
-                                  start_step)
+        summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs)}
         mesh = next(p.mesh_shape for p in group.programs if j in p.index)
         if mesh != (1, 1):  # the member's program's devices (as device_info counts a run's)

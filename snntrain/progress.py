@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
+from snntrain.rundir import LOCK_NAME
+
 COMPILING = "compiling…"
 
 
@@ -160,13 +162,14 @@ RUN_FILES = (
 
 def written_files(run_dir: str | Path) -> list[str]:
     """The files a run wrote that exist in ``run_dir``, directories with a trailing ``/``:
-    the known ones in a fixed order, then any others (logs), sorted."""
+    the known ones in a fixed order, then any others (logs), sorted; not the run's lock file."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
     present = {p.name: p.is_dir() for p in run_dir.iterdir()}
     names = [n for n in RUN_FILES if n in present]
-    names += sorted(n for n in present if n not in RUN_FILES and not n.endswith(".tmp"))
+    names += sorted(n for n in present
+                    if n not in RUN_FILES and n != LOCK_NAME and not n.endswith(".tmp"))
     return [n + ("/" if present[n] else "") for n in names]
 
 

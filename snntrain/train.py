@@ -37,12 +37,14 @@ from snntrain.lifecycle import (
     EVAL_KEY,
     MAX_STEPS_IN_FLIGHT,
     Signals,
+    check_epochs_left,
     last_good,
     resolve_run_dir,
     resume_command,
     say_stderr,
     split_means,
     summarize,
+    throughput,
     wandb_settings,
 )
 from snntrain.progress import Progress
@@ -76,7 +78,7 @@ class StepRunner:
         self.chunk = min(MAX_STEPS_IN_FLIGHT, exp.run.trainer.log_every)
         self.ckpt_every = exp.run.trainer.checkpoint_every
         self.compile_s: float | None = None
-        self.train_s = 0.0
+        self.train_s, self.timed_steps = 0.0, 0  # the steps whose time is in train_s
         self.samples_per_s = 0.0
         self.malloc_trial: malloctune.MallocTrial | None = None
 
@@ -101,26 +103,28 @@ class StepRunner:
         host = data_lib.batches(exp.data.train, exp.batch_size, seed=exp.seed,
                                 epoch=progress.epoch, start=progress.batch_in_epoch,
                                 rows=dp.local_rows)
-        step, done, pending = progress.step, 0, []
+        step, done, pending = progress.step, 0, []  # done: steps timed since t0
         t0 = time.perf_counter()
         for batch in dp.prefetch(host):
             metrics = self._step(batch)
-            if self.compile_s is None:  # the first call compiles; one step is ms next to that
+            step += 1
+            if self.compile_s is None:  # the first call compiles; its step is not timed
                 jax.block_until_ready(metrics)
                 self.compile_s, t0 = time.perf_counter() - t0, time.perf_counter()
                 self._start_malloc_trial()
-            step, done = step + 1, done + 1
+            else:
+                done += 1
             pending.append((step, metrics))
             at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
             if len(pending) >= self.chunk or at_ckpt or stop():
                 yield from self._fetch(pending)
-                self.samples_per_s = done * exp.batch_size / max(time.perf_counter() - t0, 1e-9)
+                self.samples_per_s = throughput(done, exp.batch_size, time.perf_counter() - t0)
                 if stop():
                     break
         yield from self._fetch(pending)
         elapsed = time.perf_counter() - t0
-        self.train_s += elapsed
-        self.samples_per_s = done * exp.batch_size / max(elapsed, 1e-9)
+        self.train_s, self.timed_steps = self.train_s + elapsed, self.timed_steps + done
+        self.samples_per_s = throughput(done, exp.batch_size, elapsed)
 
     def _fetch(self, pending: list) -> Iterator[tuple[int, dict[str, float]]]:
         fetched = self.exp.parallel.metrics_to_host([m for _, m in pending]) if pending else []
@@ -146,7 +150,19 @@ class FusedRunner(StepRunner):
         self.epoch_fn = jax.jit(make_epoch_fn(make_train_step(exp)), donate_argnums=(0,))
         self.x_all = jax.device_put(data_lib.to_unit(exp.data.train.x))
         self.y_all = jax.device_put(np.asarray(exp.data.train.y, np.int32))
-        self.compile_s, self.train_s, self.samples_per_s = None, 0.0, 0.0
+        self.compile_s: float | None = None
+        self.train_s, self.timed_steps, self.samples_per_s = 0.0, 0, 0.0
+        self._compiled: dict[tuple[int, ...], Any] = {}  # by the plan's shape (a resumed epoch)
+
+    def _epoch_fn(self, *args: Any) -> Any:
+        """The epoch function compiled ahead of time for these arguments' shapes, so that
+        compiling is timed apart from training."""
+        shape = args[3].shape
+        if shape not in self._compiled:
+            t0 = time.perf_counter()
+            self._compiled[shape] = self.epoch_fn.lower(*args).compile()
+            self.compile_s = (self.compile_s or 0.0) + time.perf_counter() - t0
+        return self._compiled[shape]
 
     def epoch(self, progress: RunProgress, stop: Callable[[], bool]
               ) -> Iterator[tuple[int, dict[str, float]]]:
@@ -156,15 +172,14 @@ class FusedRunner(StepRunner):
         idx_SxB, mask_SxB = data_lib.batch_plan(len(exp.data.train), exp.batch_size,
                                                 seed=exp.seed, epoch=progress.epoch,
                                                 start=progress.batch_in_epoch)
+        args = (self.state, self.x_all, self.y_all, idx_SxB, mask_SxB, self.key, exp.surrogate)
+        epoch_fn = self._epoch_fn(*args)
         t0 = time.perf_counter()
-        self.state, stacked = self.epoch_fn(self.state, self.x_all, self.y_all, idx_SxB,
-                                            mask_SxB, self.key, exp.surrogate)
+        self.state, stacked = epoch_fn(*args)
         stacked = jax.device_get(stacked)
         elapsed = time.perf_counter() - t0
-        if self.compile_s is None:  # compile + this epoch, as the per-step loop's first step
-            self.compile_s, elapsed = elapsed, 0.0
-        self.train_s += elapsed
-        self.samples_per_s = len(idx_SxB) * exp.batch_size / max(elapsed, 1e-9)
+        self.train_s, self.timed_steps = self.train_s + elapsed, self.timed_steps + len(idx_SxB)
+        self.samples_per_s = throughput(len(idx_SxB), exp.batch_size, elapsed)
         for i in range(len(idx_SxB)):
             yield progress.step + 1 + i, {k: float(v[i]) for k, v in stacked.items()}
 
@@ -225,8 +240,13 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
         return _init_from(exp, state, say), RunProgress(), ckpts
     state, meta = restored
     progress = RunProgress.from_meta(meta, exp.steps_per_epoch)
-    say(f"resuming from step {progress.step} (epoch {progress.epoch + 1}, batch "
-        f"{progress.batch_in_epoch} of {exp.steps_per_epoch}) in {ckpts.directory}")
+    where = Path(resume) if resume != "auto" else ckpts.directory
+    if check_epochs_left(exp.epochs, progress.epoch, progress.step, where):
+        say(f"resuming from step {progress.step} (epoch {progress.epoch + 1}, batch "
+            f"{progress.batch_in_epoch} of {exp.steps_per_epoch}) in {where}")
+    else:
+        say(f"nothing to train: the checkpoint in {where} has finished all {exp.epochs} epochs "
+            f"(step {progress.step}); raise trainer.epochs to train on")
     return state, progress, ckpts
 
 
@@ -282,12 +302,19 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
         exp = build(cfg)
         dp = exp.parallel
         say = say_stderr if dp.is_main else (lambda _m: None)
-        rec = writers.RunRecorder(run_dir, OmegaConf.to_container(cfg, resolve=True),
-                                  wandb_settings(cfg), enabled=dp.is_main, say=say)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        if dp.is_main and not (run_dir / "config.yaml").exists():
+            writers.save_config(run_dir, config)  # a run that fails to start is still listed
         ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", exp.run.trainer.keep_checkpoints,
                                      async_save=exp.run.trainer.async_checkpointing)
         try:
             state, progress, ckpts = restore_or_start(exp, ckpts, say)
+            if progress.epoch == exp.epochs and (
+                    done := writers.completed_summary(run_dir / "summary.json")) is not None:
+                return done  # a finished run run again: its record stays as it was
+            # only now: a resume refused above leaves the run's config.yaml and wandb run alone
+            rec = writers.RunRecorder(run_dir, config, wandb_settings(cfg), enabled=dp.is_main,
+                                      say=say)
             start_step = progress.step
             rec.resume_at(start_step)
             if start_step == 0:
@@ -299,7 +326,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             ckpts.close()
         finally:
             ckpts.abandon()  # never leave orbax's threads running (they block the exit)
-        summary = summarize(exp, progress, runner, status, run_dir, t_start, start_step)
+        summary = summarize(exp, progress, runner, status, run_dir, t_start)
         rec.finish(summary)
     if status == "preempted":
         raise Preempted(f"received signal {signals.received}: saved a checkpoint at step "

@@ -177,6 +177,13 @@ def wandb_run_id(run_dir: Path) -> str:
     return rid
 
 
+def save_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """``<run_dir>/config.yaml``: the run's resolved config (what reports and exports read)."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.save(OmegaConf.create(config), Path(run_dir) / "config.yaml")
+
+
 class RunRecorder:
     """What a run writes besides checkpoints: ``config.yaml``, ``metrics.jsonl``, wandb.
 
@@ -192,9 +199,7 @@ class RunRecorder:
         self.wandb: Wandb | None = None
         if not enabled:
             return
-        from omegaconf import OmegaConf
-
-        OmegaConf.save(OmegaConf.create(config), self.run_dir / "config.yaml")
+        save_config(self.run_dir, config)
         if logger is not None:
             self.wandb = Wandb(logger, self.run_dir, config, wandb_run_id(self.run_dir), say)
 
@@ -227,18 +232,20 @@ class RunRecorder:
         if not self.enabled:
             return
         path = self.run_dir / "summary.json"
-        if not (summary.get("status") != "completed" and _completed(path)):
+        if not (summary.get("status") != "completed" and completed_summary(path)):
             write_json(path, summary)
         if self.wandb:
             self.wandb.summary({k: v for k, v in summary.items() if not isinstance(v, dict)})
             self.wandb.finish(exit_code=0 if summary.get("status") == "completed" else 1)
 
 
-def _completed(path: Path) -> bool:
+def completed_summary(path: Path) -> dict[str, Any] | None:
+    """The ``summary.json`` at ``path`` if it records a completed run, else None."""
     try:
-        return json.loads(path.read_text()).get("status") == "completed"
+        summary = json.loads(Path(path).read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == "completed" else None
 
 
 # ---- wandb names for sweeps ---------------------------------------------------------------

@@ -354,3 +354,30 @@ def test_init_from_a_file_that_is_not_nir_names_the_key(tmp_path):
                                          f"trainer.init_from={not_nir}"), tmp_path / "init")
     assert not (tmp_path / "init" / "checkpoints").exists() or not any(
         (tmp_path / "init" / "checkpoints").iterdir())
+
+
+def test_cli_exports_a_population_member(tmp_path, capsys):
+    """A population's directory is refused in one line naming how to export a member (before:
+    "incompatible run: members: ..."); a member's directory exports that member's parameters
+    (before: "no checkpoint", the population's checkpoints hold them)."""
+    from conftest import compose
+
+    from snntrain import population, train
+
+    cfg = compose("model.neuron.reset=zero", "T=4", "model.hidden=[8]",
+                  "trainer.population.surrogate.alpha=[1,4]")
+    run, out = tmp_path / "pop", tmp_path / "member.nir"
+    train.train_and_evaluate(cfg, run)
+    capsys.readouterr()
+    assert export.main([str(run), "--nir", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"snntrain: error: {run} is a population of 2 members; export one of them: python -m "
+        f"snntrain.export {run / 'members' / '<name>'} --nir <file> (names: "
+        "0-surrogate.alpha=1, 1-surrogate.alpha=4)\n")
+    member = run / "members" / "1-surrogate.alpha=4"
+    assert export.main([str(member), "--nir", str(out)]) == 0
+    wanted = population.params_of(run)[member.name]
+    member_cfg = population.members(cfg)[1].cfg
+    loaded = export.from_nir(out, train.build(member_cfg).model())
+    for p, q in zip(jax.tree.leaves(loaded), jax.tree.leaves(wanted), strict=True):
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(q))

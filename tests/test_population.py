@@ -91,6 +91,9 @@ def test_no_population_by_default():
     (f"+{POP}.dataset.name=[digits,mnist]", rf"{POP}.dataset.name cannot vary"),
     (f"+{POP}.trainer.batch_size=[32,64]", rf"{POP}.trainer.batch_size cannot vary"),
     (f"+{POP}.neuron.tau=[5,10]", rf"{POP}.neuron.tau cannot vary .* -m model.neuron.tau="),
+    # an empty axis was skipped: the run trained one solo config without a word
+    (f"{POP}.surrogate.alpha=[]", rf"{POP}.surrogate.alpha=\[\] is empty: give it at least one "
+                                  "value, or null for no axis"),
 ])
 def test_axes_that_cannot_vary_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
@@ -283,6 +286,37 @@ def test_every_member_has_its_own_wandb_run(mixed):
     assert len(ids) == 3 and len(groups) == 1 and groups.pop().endswith(pop.name)
 
 
+def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, capsys):
+    """The same command again trains nothing and leaves every member's record; more epochs
+    resume the population and equal one trained straight; fewer, or other settings (T, the
+    surrogate), are refused in one line before the directory's config.yaml is replaced.
+    (Before, finished members were skipped whatever was asked: trainer.epochs=2 or T=10 on a
+    finished 1-epoch population "completed" with the old members.)"""
+    pop, run, straight = (f"{POP}.surrogate.alpha=[1,4]",), tmp_path / "run", tmp_path / "b"
+    train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
+    before = {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)}
+    capsys.readouterr()
+    train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
+    assert ("nothing to train for members 0-surrogate.alpha=1 to 1-surrogate.alpha=4: finished "
+            "in an earlier attempt (trainer.epochs=1)") in capsys.readouterr().err
+    assert {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)} == before
+    config = (run / "config.yaml").read_bytes()
+    for override, named in (("T=7", "T: it has 6, this run has 7"),
+                            ("surrogate=arctan", "surrogate.name: it has fast_sigmoid, this "
+                                                 "run has arctan")):
+        with pytest.raises(ConfigError, match="holds a population trained with other") as e:
+            train_and_evaluate(compose(*pop, "trainer.epochs=2", override), run)
+        assert named in str(e.value)
+        assert (run / "config.yaml").read_bytes() == config
+    train_and_evaluate(compose(*pop, "trainer.epochs=2"), run)
+    train_and_evaluate(compose(*pop, "trainer.epochs=2"), straight)
+    for a, b in zip(_member_dirs(run), _member_dirs(straight), strict=True):
+        assert _records(a) == _records(b) and _summary(a)["epochs"] == 2
+    with pytest.raises(ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* has "
+                       r"trained 2 epochs \(step \d+\)"):
+        train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
+
+
 def test_equal_values_give_equal_members_and_alphas_differ(tmp_path):
     cfg = compose(f"{POP}.surrogate.alpha=[4,4,8]", "surrogate=sigmoid")
     train_and_evaluate(cfg, tmp_path)
@@ -455,3 +489,16 @@ def test_multirun_of_populations_reports_every_member(tmp_path):
     assert len(runs) == 4 and all(r.parent.name == "members" for r in runs)
     cols, table = report.summarize([report.load_run(r) for r in runs])
     assert "T" in cols and len(table) == 4
+
+
+def test_resuming_with_other_groups_is_refused(tmp_path):
+    """Checkpoints written for one group of two members are not resumed as two groups of one
+    (``chunk=1``): the members would silently start over from step 0 (before: they did)."""
+    pop = (f"{POP}.surrogate.alpha=[1,4]", f"{POP}.chunk=1")
+    train_and_evaluate(compose(pop[0], "trainer.epochs=1"), tmp_path)
+    with pytest.raises(ConfigError, match=rf"^the checkpoints in {tmp_path / 'checkpoints'} hold "
+                       rf"groups of 2 members; this run trains groups of 1 \({POP}.chunk=1\): "
+                       rf"set {POP}.chunk=2 to resume them"):
+        train_and_evaluate(compose(*pop, "trainer.epochs=2"), tmp_path)
+    summary = train_and_evaluate(compose(pop[0], f"{POP}.chunk=2", "trainer.epochs=2"), tmp_path)
+    assert summary["completed"] == 2 and not (tmp_path / "checkpoints" / "group0").exists()

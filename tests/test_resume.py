@@ -201,3 +201,69 @@ def test_checkpoint_meta_is_saved_as_of_the_call_not_as_mutated_afterwards(tmp_p
     meta["epoch_acc"]["count"] = 128.0
     ckpts.wait()
     assert ckpts.read_meta(1)["epoch_acc"] == {"loss": 1.5, "count": 64.0}
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {f: (run_dir / f).read_bytes() for f in ("config.yaml", "summary.json", "metrics.jsonl")}
+
+
+def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_path):
+    """A run directory holds one configuration's training: resuming it with another surrogate,
+    T, neuron or encoder is refused in one line naming the key, and the run's config.yaml,
+    summary.json and metrics.jsonl stay byte for byte (before, the attempt rewrote config.yaml
+    first, and a resume with another surrogate went on silently under the new name)."""
+    from snntrain.checkpoint import CheckpointError
+
+    train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    before = _files(tmp_path)
+    for override, named in (
+            ("surrogate=arctan", "surrogate: checkpoint has FastSigmoid(alpha=25.0), this run "
+                                 "has Arctan(alpha=1.0)"),
+            ("T=7", "T: checkpoint has 6, this run has 7"),
+            ("model.neuron.beta=0.8", "neuron.beta: checkpoint has 0.9, this run has 0.8"),
+            ("encoder.gain=0.5", "encoder.gain: checkpoint has 1.0, this run has 0.5")):
+        with pytest.raises(CheckpointError, match="incompatible run") as e:
+            train.train_and_evaluate(compose("trainer.epochs=2", override), tmp_path)
+        assert named in str(e.value)
+        assert _files(tmp_path) == before, override
+
+
+def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, capsys):
+    """The same command again on a finished run says there is nothing to train and returns
+    its summary with every file untouched (before, it rewrote summary.json with a training
+    time of 0 and 0 samples/s); more epochs resume it; fewer are refused, naming
+    trainer.epochs."""
+    first = train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    before = _files(tmp_path)
+    capsys.readouterr()
+    again = train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    assert "nothing to train" in capsys.readouterr().err
+    assert again == json.loads(before["summary.json"]) and again["steps"] == first["steps"]
+    assert _files(tmp_path) == before
+    more = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
+    assert more["epochs"] == 2 and more["steps"] == 2 * first["steps"]
+    with pytest.raises(train.ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* "
+                       r"has trained 2 epochs \(step \d+\); to train 1, use a new run "
+                       "directory or trainer.resume=never"):
+        train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+
+
+def test_checkpoints_older_than_a_fingerprint_key_still_resume(tmp_path):
+    """Keys added to the fingerprint later (surrogate, T, neuron, encoder) are not compared
+    when a checkpoint lacks them; when present they are."""
+    from snntrain.checkpoint import FINGERPRINT_ADDED_LATER, CheckpointError
+
+    exp = train.build(compose())
+    fp = train.fingerprint(exp)
+    assert set(fp) >= FINGERPRINT_ADDED_LATER
+    old = {k: v for k, v in fp.items() if k not in FINGERPRINT_ADDED_LATER}
+    ckpts = Checkpoints(tmp_path, async_save=False)
+    ckpts.save(5, exp.init_state(), {"step": 5, "fingerprint": old})
+    ckpts.close()
+    _, meta = Checkpoints(tmp_path, write=False).restore(exp.init_state(), fp)
+    assert meta["step"] == 5
+    ckpts = Checkpoints(tmp_path, async_save=False)
+    ckpts.save(6, exp.init_state(), {"step": 6, "fingerprint": {**old, "T": 99}})
+    ckpts.close()
+    with pytest.raises(CheckpointError, match="T: checkpoint has 99, this run has 6"):
+        Checkpoints(tmp_path, write=False).restore(exp.init_state(), fp)
