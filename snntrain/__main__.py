@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from snntrain.config import moved_in_overrides
 from snntrain.paths import CONFIG_DIR
-from snntrain.startup import fail, started_from_the_command_line
+from snntrain.startup import console_notes, fail, started_from_the_command_line
 
 __all__ = ["main", "run", "started_from_the_command_line"]
 
@@ -90,6 +90,7 @@ def _record_failure(e: BaseException) -> bool:
 
 
 def main() -> None:
+    console_notes()
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
         fail(str(err))
     if any(arg.lstrip("+").startswith("trainer.population.") for arg in sys.argv[1:]):

@@ -114,10 +114,17 @@ def _check_images(x: np.ndarray, key: str, path: str) -> np.ndarray:
         raise BadArrays(
             f"{path}: {key} has dtype {x.dtype}; expected uint8 (0..255) or float in [0, 1]"
         )
-    if x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
+    finite = np.isfinite(x)
+    if not finite.all():
         raise BadArrays(
-            f"{path}: {key} values span {x.min():g}..{x.max():g} (or are "
-            "not finite); float images must be in [0, 1] (or save uint8 0..255)"
+            f"{path}: {key} has {int((~finite).sum())} NaN/Inf values (the first in image "
+            f"{int(np.argwhere(~finite)[0][0])}); float images must be finite, in [0, 1] (or "
+            "save uint8 0..255)"
+        )
+    if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):
+        raise BadArrays(
+            f"{path}: {key} values span {x.min():g}..{x.max():g}; float images must be in "
+            "[0, 1] (or save uint8 0..255)"
         )
     return x.astype(np.float32, copy=False)
 
@@ -457,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "event datasets Tonic's save_to directory (default: ./data)",
     )
     args = parser.parse_args(argv)
+    from snntrain.startup import console_notes
+
+    console_notes()  # the download and decoding notes
     for name in args.names:
         if name in events.DATASETS:  # event datasets: Tonic's layout, see snntrain.events
             try:

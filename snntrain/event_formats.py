@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -263,6 +264,11 @@ NPZ_EXAMPLE = (
 )
 
 
+def _is_npy(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(6) == b"\x93NUMPY"
+
+
 def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]:
     """A user's events file (``dataset=events``): for each split ``s`` in ``train, test``
 
@@ -285,6 +291,9 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
             f"dataset.time_unit={time_unit!r} is invalid: must be one of {', '.join(TIME_UNITS)}"
         )
     path = Path(os.path.expanduser(str(path)))
+    if path.is_file() and not zipfile.is_zipfile(path) and not _is_npy(path):
+        # np.load would try it as a pickle and say "contains pickled (object) data"
+        raise EventDataError(f"{path} is not an .npz (not a zip archive); {NPZ_EXAMPLE}")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

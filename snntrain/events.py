@@ -543,7 +543,7 @@ def build_splits(
         val = source("train", np.sort(held), False) if len(held) else None
     test = source("test", np.arange(len(splits["test"])), False)
     frame = b.frame_shape(splits["train"].sensor)
-    return Splits(name, train, val, test, frame, n_classes)
+    return Splits(name, train, val, test, frame, n_classes, temporal=True)
 
 
 def _load(name: str, data_dir, T, seed, val_fraction, cache, cache_dir, in_memory, augment,

@@ -79,6 +79,7 @@ def build(cfg: DictConfig) -> Experiment:
         encoder = encoding.from_config(run.encoder)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
+    _check_encoder_fits(encoder, data, run)
     synapses = model.synapses() if run.metrics["synops"] and hasattr(model, "synapses") else None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)
@@ -88,6 +89,20 @@ def build(cfg: DictConfig) -> Experiment:
                       jnp.dtype(trainer.dtype),
                       RateRegularizer(run.loss.rate_reg_weight, run.loss.rate_reg_target),
                       synapses, synops.energy_from_config(run.metrics["energy"]))
+
+
+def _check_encoder_fits(encoder: Any, data: Any, run: Any) -> None:
+    """Event data is spikes already (``encoder=none``); images need an encoder (before, a
+    rate-coded event dataset failed inside the compiled step with a reshape traceback)."""
+    name, dataset = encoder.name, run.dataset["name"]
+    if data.temporal and name != "none":
+        raise ConfigError(f"encoder={name} cannot encode dataset={dataset}: its samples are "
+                          f"spikes binned into T steps already; use encoder=none (the event "
+                          "datasets' default)")
+    if not data.temporal and name == "none" and data.image_shape[0] != run.T:
+        raise ConfigError(f"encoder=none passes samples through as spikes over T={run.T} steps, "
+                          f"but dataset={dataset} holds images of shape {data.image_shape}; use "
+                          "encoder=rate, latency or direct")
 
 
 def fingerprint(exp: Experiment) -> dict[str, Any]:

@@ -96,8 +96,9 @@ class Splits:
     train: Source
     val: Source | None
     test: Source
-    image_shape: tuple[int, ...]
+    image_shape: tuple[int, ...]  # one example's shape (of one time step when temporal)
     n_classes: int
+    temporal: bool = False  # examples are already spikes over T steps (event data)
 
     def describe(self) -> str:
         val = len(self.val) if self.val is not None else 0

@@ -463,9 +463,16 @@ BAD_NPZ = {
     "negative label": (_bad(y_test=np.full(20, -1)), r"labels span -1\.\.3, outside 0\.\.3"),
     "value range": (
         _bad(x_test=np.full((20, 5, 4), 255.0, np.float32)),
-        r"x_test values span 255\.\.255 .*must be in \[0, 1\]",
+        r"x_test values span 255\.\.255; float images must be in \[0, 1\]",
     ),
-    "nan": (_bad(x_test=np.full((20, 5, 4), np.nan, np.float32)), r"x_test values span nan"),
+    "nan": (_bad(x_test=np.where(np.arange(400).reshape(20, 5, 4) == 5, np.nan, 0.5)
+                 .astype(np.float32)),
+            r"x_test has 1 NaN/Inf values \(the first in image 0\); float images "
+            r"must be finite"),
+    "inf among valid values": (
+        _bad(x_test=np.where(np.arange(400).reshape(20, 5, 4) > 390, np.inf, 0.5)
+             .astype(np.float32)),
+        r"x_test has 9 NaN/Inf values \(the first in image 19\)"),
     "image rank": (_bad(x_test=np.zeros((20, 20), np.uint8)), r"x_test has shape \(20, 20\)"),
     "image shapes": (
         _bad(x_test=np.zeros((20, 4, 5), np.uint8)),

@@ -301,6 +301,38 @@ def test_encoder_none_is_time_major_and_checks_T():
         enc(x_BxTxC, None, 5)
 
 
+def test_an_encoder_that_does_not_fit_the_data_names_it(tmp_path):
+    """Rate-coding event data failed inside the compiled step with a reshape traceback; an
+    image dataset through ``encoder=none`` read its rows as time steps."""
+    from snntrain import train
+
+    make_shd(tmp_path)
+    shd = ("dataset=shd", f"dataset.data_dir={tmp_path}", "T=4")
+    for encoder in ("rate", "latency", "direct"):
+        with pytest.raises(ConfigError, match=rf"^encoder={encoder} cannot encode dataset=shd: "
+                           "its samples are spikes binned into T steps already; use "
+                           "encoder=none"):
+            train.build(compose(*shd, f"encoder={encoder}"))
+    assert train.build(compose(*shd)).encoder.name == "none"
+    with pytest.raises(ConfigError, match=r"^encoder=none passes samples through as spikes "
+                       r"over T=6 steps, but dataset=digits holds images of shape \(8, 8, 1\)"):
+        train.build(compose("encoder=none"))
+
+
+def test_data_notes_are_snntrain_lines_not_hydra_logging(tmp_path):
+    """Binning and caching notes print as ``snntrain: ...`` (they came out as
+    ``[<time>][HYDRA] shd_test: binning ...`` through Hydra's root logger)."""
+    from _workers import cli
+
+    make_shd(tmp_path)
+    p = cli("logger=none", "trainer.progress=false", "trainer.epochs=1", "dataset=shd",
+            f"dataset.data_dir={tmp_path}", "T=4", "model.hidden=[8]",
+            f"hydra.run.dir={tmp_path / 'run'}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "snntrain: shd_train: binning 12 samples into 4 steps" in p.stderr, p.stderr
+    assert "[HYDRA]" not in p.stderr
+
+
 # ---- one-line errors -------------------------------------------------------------------
 
 
@@ -393,6 +425,10 @@ def test_npz_labels_and_path_errors(tmp_path):
         data.load("events", T=3)
     with pytest.raises(events.EventDataError, match="no such file"):
         data.load("events", path=str(tmp_path / "none.npz"), T=3)
+    (tmp_path / "text.npz").write_text("hello")  # np.load: "contains pickled (object) data"
+    with pytest.raises(events.EventDataError, match=r"text.npz is not an .npz \(not a zip "
+                       r"archive\); np.savez\(path, t_train="):
+        data.load("events", path=str(tmp_path / "text.npz"), T=3)
     with pytest.raises(data.DatasetError, match="takes no parameter 'polarity'"):
         data.load("shd", T=3, polarity=False)
     with pytest.raises(events.EventDataError, match="dataset.augment has no option 'shift'"):
