@@ -28,14 +28,14 @@ def run(cfg: DictConfig) -> float | None:
     try:
         metric = parse(cfg).optimize_metric
     except ConfigError as e:
-        _failed(e)
+        return _failed(e)
     from snntrain.checkpoint import CheckpointError
     from snntrain.train import TrainingError, train_and_evaluate
 
     try:
         summary = train_and_evaluate(cfg)
     except (ConfigError, TrainingError, CheckpointError) as e:
-        _failed(e)
+        return _failed(e)
     except Exception as e:
         _record_failure(e)
         raise
@@ -50,9 +50,15 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def _failed(e: Exception) -> None:
-    """Report ``e`` in one line, record it in ``summary.json``, and exit. In a multirun the line
-    names the job and its directory, and the sweep ends there as a single run would (status 2;
-    the sweep report still lists the runs so far, the failed one with its reason)."""
+    """Report ``e`` in one line, record it in ``summary.json``, and exit.
+
+    In a multirun the line names the job and its directory, and the sweep goes on: the job
+    returns None to the sweeper (Optuna records a failed trial: its ``max_failure_rate`` is 1;
+    NaN would make it raise), and the sweep exits with status 2 at its end, after its report
+    (:class:`snntrain.callbacks.SweepReport`), which lists the job with its reason; a diverged
+    job is a result, not a failure. A pre-emption ends the sweep (status 75), as it ends a
+    run.
+    """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -65,6 +71,8 @@ def _failed(e: Exception) -> None:
     # a pre-emption is not an error: the run saved its place and says how to continue it
     print(f"snntrain: {'pre-empted' if preempted else 'error'}: {where}{e}", file=sys.stderr,
           flush=True)
+    if where and not preempted:
+        return None
     sys.exit(getattr(e, "exit_code", 2))
 
 
@@ -89,8 +97,20 @@ def _record_failure(e: BaseException) -> bool:
     return False
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """``argv`` with ``-m``/``--multirun`` moved in front of the overrides. Hydra's argparse
+    takes overrides only on one side of it: ``snntrain seed=1 -m surrogate=a,b`` stopped
+    with a usage page and "unrecognized arguments"; the flag's place means nothing."""
+    flags = [a for a in argv if a in MULTIRUN_FLAGS]
+    return flags + [a for a in argv if a not in MULTIRUN_FLAGS]
+
+
 def main() -> None:
     console_notes()
+    sys.argv[1:] = flags_first(sys.argv[1:])
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
         fail(str(err))
     if any(arg.lstrip("+").startswith("trainer.population.") for arg in sys.argv[1:]):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,7 +105,14 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if self.enabled and self._sweep_dir is None:
             self._sweep_dir = self._dir(config)
+        sweep_dir = self._sweep_dir or self._dir(config)
         self._finish()
+        failed = failed_jobs(sweep_dir) if sweep_dir is not None else []
+        if failed:  # the jobs went on past them (snntrain.__main__._failed); the sweep did not
+            _say(f"snntrain: error: {len(failed)} job(s) of the sweep failed ("
+                 f"{', '.join(d.name for d in failed[:3])}{', ...' if len(failed) > 3 else ''});"
+                 " the sweep report lists them with their reasons", True)
+            sys.exit(2)
 
     def _finish(self) -> None:
         sweep_dir, self._sweep_dir = self._sweep_dir, None  # once per multirun
@@ -117,3 +125,16 @@ class SweepReport(Callback):
             return Path(str(config.hydra.sweep.dir))
         except Exception:  # noqa: BLE001 - no sweep dir: nothing to report
             return None
+
+
+def failed_jobs(sweep_dir: Path) -> list[Path]:
+    """The job directories of a sweep whose ``summary.json`` says ``failed`` (not ``diverged``:
+    a loss that blew up at some alpha is a result of the sweep, listed in its report)."""
+    out = []
+    for d in sorted(Path(sweep_dir).glob("*/summary.json")):
+        try:
+            if json.loads(d.read_text()).get("status") == "failed":
+                out.append(d.parent)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return out
