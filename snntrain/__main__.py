@@ -15,7 +15,12 @@ from omegaconf import DictConfig
 
 from snntrain.config import moved_in_overrides
 from snntrain.paths import CONFIG_DIR
-from snntrain.startup import console_notes, fail, started_from_the_command_line
+from snntrain.startup import (
+    composition_error,
+    console_notes,
+    fail,
+    started_from_the_command_line,
+)
 
 __all__ = ["main", "run", "started_from_the_command_line"]
 
@@ -37,6 +42,10 @@ def run(cfg: DictConfig) -> float | None:
     except (ConfigError, TrainingError, CheckpointError) as e:
         return _failed(e)
     except Exception as e:
+        from snntrain.lifecycle import out_of_memory
+
+        if (oom := out_of_memory(e)) is not None:
+            return _failed(oom)
         _record_failure(e)
         raise
     from snntrain.progress import print_summary
@@ -121,6 +130,8 @@ def main() -> None:
     from snntrain.callbacks import missing_sweep_extra
 
     if (msg := missing_sweep_extra(sys.argv[1:])) is not None:
+        fail(msg)
+    if (msg := composition_error(sys.argv[1:])) is not None:
         fail(msg)
     run()
 

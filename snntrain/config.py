@@ -287,7 +287,14 @@ def named(group: str, params: Mapping[str, Any]) -> Iterator[None]:
     """Re-raise a ``ValueError``/``TypeError`` of building ``group`` from ``params`` as a
     :class:`ConfigError` naming the key: ``model.neuron.beta=1.5 is invalid: LIF: beta must be
     in (0, 1], got 1.5``. The key is the first of ``params`` the message mentions; a message
-    that already names a full key is kept as it is."""
+    that already names a full key is kept as it is. ``params`` that are not a mapping (an
+    override ``model.neuron=alif`` replaced the node with a string) are named as such."""
+    if not isinstance(params, Mapping):
+        group_dir = group.replace(".", "/")
+        pick = (f"choose one with {group_dir}=<option> or " if (CONFIG_DIR / group_dir).is_dir()
+                else "")
+        raise ConfigError(f"{group}={_show(params)} is invalid: {group} is a config node, not a "
+                          f"value; {pick}set its keys ({group}.name=...)")
     try:
         yield
     except ConfigError:

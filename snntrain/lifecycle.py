@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shlex
 import signal
 import sys
@@ -26,7 +27,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import rundir, synops, writers
 from snntrain.experiment import Experiment, device_info
 from snntrain.registry import plain
-from snntrain.runstate import RunProgress
+from snntrain.runstate import RunProgress, TrainingError
 
 # JAX logs, at INFO, each accelerator backend it did not find ("Unable to initialize backend
 # 'tpu'"); under Hydra's INFO logging that is noise on every CPU run.
@@ -41,6 +42,20 @@ def throughput(steps: int, batch_size: int, seconds: float) -> float:
     """Training samples per second (padded rows of a last batch count: they are computed);
     0.0 when nothing was timed (a run whose only step was the one that compiled)."""
     return steps * batch_size / seconds if steps and seconds > 0 else 0.0
+
+
+def out_of_memory(e: BaseException) -> TrainingError | None:
+    """XLA's ``RESOURCE_EXHAUSTED`` as one line naming what to shrink (None for any other
+    error). The checkpoints written before it stay."""
+    text = str(e)
+    if not (isinstance(e, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in text):
+        return None
+    asked = re.search(r"allocating (\d+) bytes", text)
+    size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB in one buffer)" if asked else ""
+    return TrainingError(
+        f"out of memory on {jax.devices()[0].device_kind}{size}: make the model (model.hidden, "
+        "model.channels), trainer.batch_size or T smaller, or set trainer.remat=true "
+        f"({text.strip().splitlines()[0][:160]})")
 
 
 def say_stderr(msg: str) -> None:

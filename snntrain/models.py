@@ -692,8 +692,9 @@ class ConvSNN(SNN):
             if min(h, w) < 1 or min(h // p, w // p) < 1:
                 raise ValueError(
                     f"conv layer {i} (kernel {k}, pool {p}, padding {padding}) "
-                    f"leaves no pixels of the {in_shape} input; use padding SAME, "
-                    "smaller kernels or fewer pools"
+                    f"leaves no pixels of the {in_shape} input; use "
+                    f"{'padding SAME, smaller kernels or ' if padding == 'VALID' else ''}fewer "
+                    "pools or layers (model.pool, model.channels)"
                 )
             if self.pool_before_neuron:
                 h, w = h // p, w // p

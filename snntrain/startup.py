@@ -22,8 +22,10 @@ checked again by the task function, which records a failure in its ``summary.jso
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -68,6 +70,75 @@ def console_notes() -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+def composition_error(argv: list[str]) -> str | None:
+    """One line for overrides Hydra cannot compose, or None: an unknown key given without
+    ``+``, a group option that does not exist, a malformed override. (Hydra's own message is
+    several lines ending in a hint about ``HYDRA_FULL_ERROR``.) Only for a single run's plain
+    overrides, composed once more here (about 0.1 s); flags and sweeps are left to Hydra."""
+    if not argv or any(a.startswith("-") for a in argv):
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    from snntrain.paths import CONFIG_DIR
+
+    def composed(overrides: list[str]) -> Any:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose("config", overrides=overrides)
+
+    try:
+        composed(list(argv))
+    except MissingConfigException as e:
+        text = str(e)
+        found = re.search(r"Could not find '(.+)/([^/']+)'", text)
+        options = re.findall(r"^\t(\S+)$", text, re.M)
+        if found and options:
+            return (f"{found.group(1)}={found.group(2)}: no such option; valid: "
+                    f"{', '.join(options)}")
+        return _one_line(text)
+    except ConfigCompositionException as e:
+        cause = str(e.__cause__ or "")
+        bad = re.search(r"Could not override '([^']+)'", str(e))
+        if bad and "is not in struct" in cause:
+            key = bad.group(1)
+            arg = next((a for a in argv if a.split("=", 1)[0] == key), key)
+            parent, _, leaf = key.rpartition(".")
+            keys = _keys_of(composed([a for a in argv if a != arg]), parent)
+            close = difflib.get_close_matches(leaf, keys, n=1)
+            hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+            return (f"{key} is not a config key ({parent or 'the config'} has: "
+                    f"{', '.join(keys)}); {hint}to add a key it does not have, write +{arg}")
+        return _one_line(f"{e}; {cause}" if cause else str(e))
+    except OverrideParseException as e:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parser, bad = OverridesParser.create(), None
+        for a in argv:
+            try:
+                parser.parse_override(a)
+            except HydraException:
+                bad = a
+                break
+        return _one_line(f"cannot parse the override {bad!r}: {e}" if bad else str(e))
+    except Exception:  # noqa: BLE001 - anything else: Hydra composes again and says it
+        return None
+    return None
+
+
+def _keys_of(cfg: Any, dotted: str) -> list[str]:
+    node = OmegaConf.select(cfg, dotted) if dotted else cfg
+    return sorted(str(k) for k in node) if OmegaConf.is_dict(node) else []
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(x.strip() for x in text.strip().splitlines() if x.strip())
 
 
 def started_from_the_command_line() -> bool:

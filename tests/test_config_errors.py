@@ -184,6 +184,18 @@ def test_moved_key_on_the_command_line_is_named():
     assert config.moved_in_overrides(["model.readout=spike_count", "-m"]) is None
 
 
+def test_a_config_node_set_to_a_value_is_named():
+    """``model.neuron=alif`` (for ``model/neuron=alif``) composed to a string, and the check
+    died with "AttributeError: 'str' object has no attribute 'items'"."""
+    with pytest.raises(ConfigError, match=r"^model.neuron='alif' is invalid: model.neuron is a "
+                       r"config node, not a value; choose one with model/neuron=<option> or "
+                       r"set its keys \(model.neuron.name=...\)$"):
+        config.validate(_compose("model.neuron=alif"))
+    with pytest.raises(ConfigError, match=r"^metrics.energy=3 is invalid: metrics.energy is a "
+                       r"config node, not a value; set its keys"):
+        config.validate(_compose("metrics.energy=3"))
+
+
 def test_builder_messages_get_the_key_of_the_value_they_reject():
     params = {"beta": 1.5, "tau": None, "readout_beta": 0.9}
     cases = [

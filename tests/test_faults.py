@@ -266,3 +266,22 @@ def test_offline_notice_only_for_auto_mode_without_a_key(tmp_path, monkeypatch):
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert writers.offline_notice({"mode": "auto"}, pattern) is None
+
+
+def test_out_of_memory_is_one_line_naming_what_to_shrink():
+    """XLA's RESOURCE_EXHAUSTED (a 4M-neuron layer asked for 244 GiB) ended in a traceback."""
+    import jax
+    import jax.numpy as jnp
+
+    from snntrain.lifecycle import out_of_memory
+
+    try:  # a real allocation XLA refuses: 1 TiB
+        jnp.zeros((2**38,), jnp.float32).block_until_ready()
+    except jax.errors.JaxRuntimeError as e:
+        err = out_of_memory(e)
+    assert err is not None and "\n" not in str(err)
+    assert str(err).startswith("out of memory on cpu (1,024.0 GiB in one buffer): make the model "
+                               "(model.hidden, model.channels), trainer.batch_size or T smaller, "
+                               "or set trainer.remat=true (RESOURCE_EXHAUSTED: Out of memory ")
+    assert out_of_memory(ValueError("RESOURCE_EXHAUSTED")) is None
+    assert out_of_memory(jax.errors.JaxRuntimeError("INTERNAL: something else")) is None

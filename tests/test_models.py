@@ -173,8 +173,13 @@ def test_classic_conv_parameter_count_and_output_shapes(in_shape, padding, norm,
 
 
 def test_conv_rejects_shapes_that_leave_no_pixels():
-    with pytest.raises(ValueError, match="leaves no pixels"):
+    with pytest.raises(ValueError, match="leaves no pixels .* use padding SAME, smaller kernels "
+                                         "or fewer pools"):
         models.create("conv", (8, 8, 1), 10, seed=0, padding="VALID")
+    # with SAME already, the advice is only the pools or layers
+    with pytest.raises(ValueError, match=r"conv layer 3 .*padding SAME\) leaves no pixels of "
+                                         r"the \(8, 8, 1\) input; use fewer pools or layers"):
+        models.create("conv", (8, 8, 1), 10, seed=0, channels=[4, 4, 4, 4])
 
 
 # ---- small models used by the numerical tests ---------------------------------------------
