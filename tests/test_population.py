@@ -286,6 +286,7 @@ def test_every_member_has_its_own_wandb_run(mixed):
     assert len(ids) == 3 and len(groups) == 1 and groups.pop().endswith(pop.name)
 
 
+@pytest.mark.slow
 def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, capsys):
     """The same command again trains nothing and leaves every member's record; more epochs
     resume the population and equal one trained straight; fewer, or other settings (T, the
