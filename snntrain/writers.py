@@ -104,11 +104,11 @@ class Wandb:
         self.mode = mode
         if mode == "disabled":
             return
-        try:
+        def start(mode: str) -> Any:
             import wandb
 
             (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-            self.run = wandb.init(
+            return wandb.init(
                 project=cfg.get("project", "snntrain"), entity=cfg.get("entity"),
                 group=cfg.get("group"), name=cfg.get("name"), tags=list(cfg.get("tags") or []),
                 job_type=cfg.get("job_type", "train"), config=config, dir=str(run_dir),
@@ -117,10 +117,21 @@ class Wandb:
                 settings=wandb.Settings(init_timeout=float(cfg.get("init_timeout_s", 30)),
                                         console="off", silent=True, x_disable_stats=True),
             )
+
+        try:
+            self.run = start(mode)
         except Exception as e:  # noqa: BLE001 - wandb must never stop a run
-            say(f"wandb: could not start ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                "continuing with local logs only")
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
             self.run = None
+            if mode == "online":  # no server (no network, a firewall): keep the run for later
+                try:
+                    self.run, self.mode = start("offline"), "offline"
+                    say(f"wandb: could not reach the server ({why}); logging offline instead, "
+                        f"upload later with `wandb sync {run_dir / 'wandb'}/offline-run-*`")
+                    return
+                except Exception:  # noqa: BLE001
+                    self.run = None
+            say(f"wandb: could not start ({why}); continuing with local logs only")
 
     def _safe(self, fn, *args, **kwargs) -> None:
         if self.run is None:

@@ -285,3 +285,35 @@ def test_out_of_memory_is_one_line_naming_what_to_shrink():
                                "or set trainer.remat=true (RESOURCE_EXHAUSTED: Out of memory ")
     assert out_of_memory(ValueError("RESOURCE_EXHAUSTED")) is None
     assert out_of_memory(jax.errors.JaxRuntimeError("INTERNAL: something else")) is None
+
+
+def test_wandb_without_a_server_logs_offline_for_a_later_sync(tmp_path, monkeypatch):
+    """Online without a reachable server (no network) kept nothing for wandb: the run went on
+    with local logs only. Now it retries offline, so ``wandb sync`` can upload it later."""
+    import wandb
+
+    modes, said = [], []
+
+    def fake_init(**kw):
+        modes.append(kw["mode"])
+        if kw["mode"] == "online":
+            raise wandb.errors.CommError("Failed to get resume status: context deadline exceeded")
+        return object()
+
+    monkeypatch.setattr(wandb, "init", fake_init)
+    w = writers.Wandb({"mode": "online"}, tmp_path, {}, "abc123", said.append)
+    assert modes == ["online", "offline"] and w.run is not None and w.mode == "offline"
+    assert said == [f"wandb: could not reach the server (CommError: Failed to get resume status: "
+                    f"context deadline exceeded); logging offline instead, upload later with "
+                    f"`wandb sync {tmp_path / 'wandb'}/offline-run-*`"]
+
+    def broken(**kw):
+        modes.append(kw["mode"])
+        raise OSError("no space left")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    modes.clear(), said.clear()
+    w = writers.Wandb({"mode": "offline"}, tmp_path, {}, "abc123", said.append)
+    assert modes == ["offline"] and w.run is None  # offline failed: no second try
+    assert said == ["wandb: could not start (OSError: no space left); continuing with local "
+                    "logs only"]
