@@ -89,7 +89,15 @@ def offline_notice(logger: dict[str, Any], pattern: str) -> str | None:
 
 
 class Wandb:
-    """A wandb run that degrades to a no-op when wandb cannot start or keep going."""
+    """A wandb run that degrades to a no-op when wandb cannot start or keep going.
+
+    When the server cannot be reached (no network), the run logs offline for a later
+    ``wandb sync`` instead, and later runs of this process (a population's members) go
+    offline at once rather than wait ``init_timeout_s`` each.
+    """
+
+    unreachable = False  # the server did not answer an online start in this process
+    open_runs = 0  # started and not finished (a population holds many at once)
 
     def __init__(self, cfg: dict[str, Any], run_dir: Path, config: dict[str, Any],
                  run_id: str, say=print):
@@ -118,20 +126,33 @@ class Wandb:
                                         console="off", silent=True, x_disable_stats=True),
             )
 
+        later = f"upload later with `wandb sync {run_dir / 'wandb'}/offline-run-*`"
+        if mode == "online" and Wandb.unreachable:
+            mode = self.mode = "offline"
+            say(f"wandb: the server did not answer earlier in this process; logging offline, "
+                f"{later}")
         try:
             self.run = start(mode)
         except Exception as e:  # noqa: BLE001 - wandb must never stop a run
             why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
             self.run = None
-            if mode == "online":  # no server (no network, a firewall): keep the run for later
+            # no server (no network, a firewall): keep the run for later. wandb holds the failed
+            # run's id until torn down, which would end the runs other members have open.
+            if mode == "online" and Wandb.open_runs == 0:
+                Wandb.unreachable = True
                 try:
+                    import wandb
+
+                    wandb.teardown()
                     self.run, self.mode = start("offline"), "offline"
                     say(f"wandb: could not reach the server ({why}); logging offline instead, "
-                        f"upload later with `wandb sync {run_dir / 'wandb'}/offline-run-*`")
-                    return
+                        f"{later}")
                 except Exception:  # noqa: BLE001
                     self.run = None
-            say(f"wandb: could not start ({why}); continuing with local logs only")
+            if self.run is None:
+                say(f"wandb: could not start ({why}); continuing with local logs only")
+        if self.run is not None:
+            Wandb.open_runs += 1
 
     def _safe(self, fn, *args, **kwargs) -> None:
         if self.run is None:
@@ -141,6 +162,7 @@ class Wandb:
         except Exception as e:  # noqa: BLE001
             self.say(f"wandb: {type(e).__name__}: {e}; continuing with local logs only")
             self.run = None
+            Wandb.open_runs = max(0, Wandb.open_runs - 1)
 
     def log(self, record: dict[str, Any], step: int) -> None:
         self._safe(lambda: self.run.log(_plain(record), step=step))
@@ -160,6 +182,7 @@ class Wandb:
         """Finish the run, but never wait more than ``timeout_s`` for wandb."""
         if self.run is None:
             return
+        Wandb.open_runs = max(0, Wandb.open_runs - 1)
         t = threading.Thread(target=self._safe, args=(self.run.finish,),
                              kwargs={"exit_code": exit_code}, daemon=True)
         t.start()

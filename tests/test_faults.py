@@ -301,11 +301,21 @@ def test_wandb_without_a_server_logs_offline_for_a_later_sync(tmp_path, monkeypa
         return object()
 
     monkeypatch.setattr(wandb, "init", fake_init)
+    monkeypatch.setattr(wandb, "teardown", lambda: modes.append("teardown"))
+    monkeypatch.setattr(writers.Wandb, "unreachable", False)
+    monkeypatch.setattr(writers.Wandb, "open_runs", 0)
     w = writers.Wandb({"mode": "online"}, tmp_path, {}, "abc123", said.append)
-    assert modes == ["online", "offline"] and w.run is not None and w.mode == "offline"
+    # wandb keeps the failed run's id until torn down ("run ID ... is in use")
+    assert modes == ["online", "teardown", "offline"] and w.mode == "offline"
+    assert w.run is not None and writers.Wandb.open_runs == 1
     assert said == [f"wandb: could not reach the server (CommError: Failed to get resume status: "
                     f"context deadline exceeded); logging offline instead, upload later with "
                     f"`wandb sync {tmp_path / 'wandb'}/offline-run-*`"]
+    # the next run of the process (a population's next member) does not wait for the server
+    modes.clear(), said.clear()
+    writers.Wandb({"mode": "online"}, tmp_path / "m1", {}, "def456", said.append)
+    assert modes == ["offline"] and said[0].startswith("wandb: the server did not answer "
+                                                       "earlier in this process; logging offline")
 
     def broken(**kw):
         modes.append(kw["mode"])
