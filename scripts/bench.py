@@ -52,7 +52,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchlib import report
+from benchlib import cli, report
 from benchlib.evalcost import print_synops, synops_section
 from benchlib.machine import device_gemm_gflops, gemm_gflops, machine_info
 from benchlib.references import CONV_FORMULATIONS, check_conv_formulations
@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the three workloads with few steps, no other section (< 1 minute)",
     )
     ap.add_argument("--json", type=Path, help="write the results to this file")
-    ap.add_argument("--workloads", default="mlp,conv,digits", help="comma-separated subset")
+    ap.add_argument("--workloads", default=["mlp", "conv", "digits"],
+                    type=cli.subset(("mlp", "conv", "digits")), help="comma-separated subset")
     ap.add_argument(
         "--devices",
         type=int,
@@ -91,7 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--sections",
-        default=",".join(SECTIONS),
+        default=list(SECTIONS),
+        type=cli.subset(SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)} (--quick: workloads)",
     )
     ap.add_argument(
@@ -123,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(devices_child(args._devices_child, args._npz, args._steps)))
         return 0
 
-    names = [n for n in args.workloads.split(",") if n]
-    sections = {"workloads"} if args.quick else set(args.sections.split(","))
+    names = args.workloads
+    sections = {"workloads"} if args.quick else set(args.sections)
     info = machine_info()
     gemm = cpu_gemm = gemm_gflops()
     device_gemm = None

@@ -48,6 +48,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchlib import cli
 from benchlib.machine import machine_info
 from benchlib.references import reference_conv, reference_mlp
 from benchlib.runners import reference_runner, snntrain_runner
@@ -113,7 +114,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer-python", help="python of an env with torch + snntorch/spikingjelly "
                     "(omitted: no PyTorch peers)")
-    ap.add_argument("--workloads", default="mlp,conv,mlp1024", help="subset of mlp,conv,mlp1024")
+    ap.add_argument("--workloads", default=["mlp", "conv", "mlp1024"],
+                    type=cli.subset(("mlp", "conv", "mlp1024")), help="subset of mlp,conv,mlp1024")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0, help="per library, round, workload")
     ap.add_argument("--no-spyx", action="store_true", help="skip spyx")
@@ -128,7 +130,7 @@ def main() -> int:
     npz = synthetic_npz(Path(tempfile.mkdtemp()) / "images.npz")
     ws = workloads(npz)
     results: dict = {}
-    for name in args.workloads.split(","):
+    for name in args.workloads:
         runners = our_runners(name, ws["mlp" if name == "mlp1024" else name].overrides)
         for r in runners:
             r.warm()

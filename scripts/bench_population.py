@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchlib import cli
+
 from snntrain import hostenv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,10 +232,12 @@ def _print(row: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ks", default="1,4,16,64", help="population sizes (comma-separated)")
+    p.add_argument("--ks", default=[1, 4, 16, 64], type=cli.positive_ints,
+                   help="population sizes (comma-separated)")
     p.add_argument("--steps", type=int, default=64, help="member-steps per timing round")
     p.add_argument("--rounds", type=int, default=5, help="timing rounds (best is reported)")
-    p.add_argument("--sections", default="steps,types", help="steps,types (and e2e)")
+    p.add_argument("--sections", default=["steps", "types"],
+                   type=cli.subset(("steps", "types", "e2e")), help="steps,types (and e2e)")
     p.add_argument("--e2e", action="store_true", help="also run the end-to-end comparison")
     p.add_argument("--solo-runs", type=int, default=3, help="processes for the multirun estimate")
     p.add_argument("--e2e-args", default="", help="extra overrides for both e2e sides")
@@ -241,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"malloc: SNNTRAIN_MALLOC={hostenv.prepare()}")  # as the CLI (auto: one arena)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    ks = [int(k) for k in args.ks.split(",")]
-    sections = set(args.sections.split(",")) | ({"e2e"} if args.e2e else set())
+    ks = args.ks
+    sections = set(args.sections) | ({"e2e"} if args.e2e else set())
     rows: list[dict[str, Any]] = []
     if "steps" in sections:
         rows += bench_steps(ks, args.steps, args.rounds)

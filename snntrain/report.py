@@ -623,13 +623,34 @@ def scans_alpha(rows: Sequence[Row]) -> bool:
     return any(len(a) >= 2 for a in alphas.values())
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: an accuracy in (0, 1], e.g. 0.9")
+    return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"{text}: minutes >= 0")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``snntrain-report`` / ``python -m snntrain.report``."""
     p = argparse.ArgumentParser(prog="snntrain-report", description=__doc__.split("\n\n")[1])
     p.add_argument("paths", nargs="+", metavar="PATH", help="sweep or run directories")
     p.add_argument("--out", help="report directory (default: <first PATH>/report)")
     p.add_argument(
-        "--target", type=float, default=0.9, help="accuracy for 'epochs to target' (default 0.9)"
+        "--target", type=_fraction, default=0.9,
+        help="accuracy for 'epochs to target', in (0, 1] (default 0.9)"
     )
     p.add_argument(
         "--split",
@@ -639,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--stale-after",
-        type=float,
+        type=_minutes,
         default=STALE_AFTER_S / 60,
         metavar="MIN",
         help="a run without summary.json counts as running if it wrote anything "
@@ -648,8 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         out = make_report(args.paths, args.out, args.target, args.split, 60 * args.stale_after)
-    except FileNotFoundError as e:
-        print(f"snntrain-report: error: {e}", file=sys.stderr)
+    except OSError as e:  # no runs; or --out (<PATH>/report) where nothing can be written
+        why = (f"cannot write the report to {e.filename}: {e.strerror}" if e.filename
+               else str(e))
+        print(f"snntrain-report: error: {why}", file=sys.stderr)
         return 2
     print((out / "summary.md").read_text())
     print(f"report: {out / 'index.html'}")

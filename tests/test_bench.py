@@ -55,3 +55,21 @@ def test_quick_json_has_the_documented_keys(tmp_path):
     # SNNTRAIN_MALLOC=auto (the default): the malloc trial ran on the workload's own steps
     assert d["malloc"]["choice"] in ("default", "heap")
     assert set(d["malloc"]["ms"]) == {"default", "heap"} and min(d["malloc"]["ms"].values()) > 0
+
+
+def test_bad_arguments_are_argparse_one_liners(capsys):
+    """An unknown section was skipped without a word; an unknown workload or population size
+    ended in a traceback (KeyError, ConfigError)."""
+    import bench_population
+
+    for main, args, message in (
+            (bench.main, ["--sections", "workloads,bogus"], "argument --sections: unknown "
+             "'bogus'; valid: a comma-separated subset of workloads,synops,memory,devices,"),
+            (bench.main, ["--workloads", "mlp,mlp2048"], "argument --workloads: unknown "
+             "'mlp2048'; valid: a comma-separated subset of mlp,conv,digits"),
+            (bench_population.main, ["--ks", "1,0"], "argument --ks: '1,0': must be "
+             "comma-separated integers >= 1"),
+            (bench_population.main, ["--sections", "steps,e3e"], "unknown 'e3e'")):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 2 and message in capsys.readouterr().err

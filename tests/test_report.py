@@ -327,6 +327,14 @@ def test_cli(sweep, tmp_path, capsys):
     # The report directory of an earlier report is not mistaken for runs.
     assert len(runs.find_runs([root])) == 12
     assert report.main([str(tmp_path / "empty")]) == 2
+    capsys.readouterr()
+    assert report.main([str(root), "--out", "/proc/no/report"]) == 2
+    assert capsys.readouterr().err == ("snntrain-report: error: cannot write the report to "
+                                       "/proc/no: No such file or directory\n")
+    for bad in (["--target", "2"], ["--target", "x"], ["--stale-after", "-5"]):
+        with pytest.raises(SystemExit):  # argparse's one line naming the option
+            report.main([str(root), *bad])
+        assert f"argument {bad[0]}: {bad[1]}: " in capsys.readouterr().err
 
 
 def test_sweep_group_and_tags():
