@@ -7,6 +7,8 @@ jobs of a multirun and for callers that compose without the callback.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -107,6 +109,7 @@ def _record_failure(e: BaseException) -> bool:
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def flags_first(argv: list[str]) -> list[str]:
@@ -117,7 +120,19 @@ def flags_first(argv: list[str]) -> list[str]:
     return flags + [a for a in argv if a not in MULTIRUN_FLAGS]
 
 
+def _interrupted(*_signal: object) -> None:
+    """Ctrl-C outside the training loop (which saves a checkpoint on the first one): one line
+    and status 130 at once. Raised as KeyboardInterrupt in imports, Hydra's callbacks or XLA's
+    compiler, it left tracebacks, a half-imported JAX, and sometimes a crash at exit."""
+    print("snntrain: interrupted (Ctrl-C); checkpoints written before it are kept: rerun the "
+          "command to resume", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(INTERRUPTED_EXIT_CODE)
+
+
 def main() -> None:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup, &)
+        signal.signal(signal.SIGINT, _interrupted)  # the loop's own handler replaces it there
     console_notes()
     sys.argv[1:] = flags_first(sys.argv[1:])
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
@@ -133,7 +148,10 @@ def main() -> None:
         fail(msg)
     if (msg := composition_error(sys.argv[1:])) is not None:
         fail(msg)
-    run()
+    try:
+        run()
+    except KeyboardInterrupt:  # a second Ctrl-C inside the training loop
+        _interrupted()
 
 
 if __name__ == "__main__":

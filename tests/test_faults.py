@@ -327,3 +327,21 @@ def test_wandb_without_a_server_logs_offline_for_a_later_sync(tmp_path, monkeypa
     assert modes == ["offline"] and w.run is None  # offline failed: no second try
     assert said == ["wandb: could not start (OSError: no space left); continuing with local "
                     "logs only"]
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0])
+def test_ctrl_c_before_the_training_loop_is_one_line(tmp_path, delay):
+    """Ctrl-C while Python imports JAX, Hydra composes or XLA compiles raised KeyboardInterrupt
+    there: tracebacks, a half-imported JAX ('partially initialized module'), sometimes a crash
+    at exit (status -11). Now one line and status 130, whatever the phase."""
+    import time
+
+    from _workers import popen
+
+    proc = popen("logger=none", "trainer.progress=false", f"hydra.run.dir={tmp_path}")
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines() == ["snntrain: interrupted (Ctrl-C); checkpoints written "
+                                        "before it are kept: rerun the command to resume"]
