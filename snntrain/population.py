@@ -50,7 +50,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError
-from snntrain.experiment import Experiment, build, fingerprint
+from snntrain.experiment import Experiment, build, fingerprint, nir_params
 from snntrain.paths import CONFIG_DIR
 from snntrain.population_step import (
     Program,
@@ -342,9 +342,11 @@ def _build_member(m: Member) -> Experiment:
     with open_dict(cfg):
         cfg.trainer.parallel = "none"
     try:
-        return build(cfg)
+        exp = build(cfg)
+        loaded = nir_params(exp)  # trainer.init_from: every member starts from the graph
     except (ConfigError, data_lib.DatasetError, ValueError) as e:
         raise ConfigError(f"{KEY} member {m.name}: {e}") from None
+    return exp if loaded is None else dataclasses.replace(exp, params=loaded)
 
 
 def _check_compatible(group_members: list[Member], exps: list[Experiment]) -> None:

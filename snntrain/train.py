@@ -32,7 +32,7 @@ from snntrain import data as data_lib
 from snntrain import malloctune, rundir, writers
 from snntrain import parallel as par
 from snntrain.errors import ConfigError
-from snntrain.experiment import Experiment, build, fingerprint, params_of
+from snntrain.experiment import Experiment, build, fingerprint, nir_params, params_of
 from snntrain.lifecycle import (
     EVAL_KEY,
     MAX_STEPS_IN_FLIGHT,
@@ -252,24 +252,10 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
 
 def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
     """A fresh start from a NIR graph's weights (``trainer.init_from``), else ``state``."""
-    path = exp.run.trainer.init_from
-    if not path:
+    params = nir_params(exp)
+    if params is None:
         return state
-    from flax import nnx
-
-    model = exp.model()
-    try:
-        from snntrain import export
-
-        nnx.update(model, export.load(path, model))
-    except OSError as e:  # h5py: "Unable to synchronously open file (file signature not found)"
-        raise ConfigError(f"trainer.init_from={path}: not a readable NIR file (NIR graphs are "
-                          f"HDF5, written by nir.write or python -m snntrain.export): {e}"
-                          ) from None
-    except (ImportError, ValueError) as e:
-        raise ConfigError(f"trainer.init_from={path}: {e}") from None
-    params = nnx.state(model, nnx.Param)
-    say(f"initialised the model from {path}")
+    say(f"initialised the model from {exp.run.trainer.init_from}")
     return TrainState(state.step, params, exp.tx.init(params))
 
 

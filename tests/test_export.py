@@ -3,6 +3,8 @@ run by an independent forward-Euler NIR simulator (written here from NIR's node 
 gives our spikes, foreign graphs load, files pass nir.read(type_check=True), and what NIR cannot
 represent is refused."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -381,3 +383,16 @@ def test_cli_exports_a_population_member(tmp_path, capsys):
     loaded = export.from_nir(out, train.build(member_cfg).model())
     for p, q in zip(jax.tree.leaves(loaded), jax.tree.leaves(wanted), strict=True):
         np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+    # trainer.init_from in a population: every member starts from the graph, as its solo run
+    # does (before, a population ignored the key without a word)
+    common = ("model.neuron.reset=zero", "T=4", "model.hidden=[8]", f"trainer.init_from={out}")
+    pop = train.train_and_evaluate(compose(*common, "trainer.population.seed=[0,1]"),
+                                   tmp_path / "from_nir")
+    solo = train.train_and_evaluate(compose(*common, "seed=1"), tmp_path / "solo")
+    member = tmp_path / "from_nir" / "members" / "1-seed=1"
+    assert pop["completed"] == 2
+    assert (member / "metrics.jsonl").read_text().splitlines()[0] == (
+        tmp_path / "solo" / "metrics.jsonl").read_text().splitlines()[0]
+    assert json.loads((member / "summary.json").read_text())["test_loss"] == solo["test_loss"]
+    fresh = train.train_and_evaluate(compose(*common[:3], "seed=1"), tmp_path / "fresh")
+    assert fresh["test_loss"] != solo["test_loss"]  # the graph's weights made the difference
