@@ -51,6 +51,7 @@ from snntrain.compare import (
 )
 from snntrain.runs import (
     COMPLETED,
+    DIVERGED,
     FAILED,
     RUNNING,
     SHORT_NAMES,
@@ -175,10 +176,12 @@ def verdict_lines(
         lines.append(scale)
     failed = sum(r.status == FAILED for r in runs)
     running = sum(r.status == RUNNING for r in runs)
-    if failed or running:
+    diverged = sum(r.status == DIVERGED for r in runs)
+    if failed or running or diverged:
         lines.append(
-            f"Not in the means: {failed} failed and {running} running of {len(runs)} runs "
-            "(listed with the reason under 'Runs not in the means')."
+            f"Not in the means: {f'{diverged} diverged, ' if diverged else ''}{failed} failed "
+            f"and {running} running of {len(runs)} runs (listed with the reason under 'Runs "
+            "not in the means')."
         )
     return lines
 
@@ -379,6 +382,7 @@ def _display_rows(
         *(_cost_head(table) if cost else []),
         "wall time s",
         "failed",
+        "diverged",
         "running",
     ]
     body = []
@@ -403,6 +407,7 @@ def _display_rows(
                 *(_cost_cells(r) if cost else []),
                 "—" if math.isnan(r["wall_time_s_mean"]) else f"{r['wall_time_s_mean']:.1f}",
                 str(r["n_failed"]),
+                str(r["n_diverged"]),
                 str(r["n_running"]),
             ]
         )
@@ -435,6 +440,7 @@ def _counts(runs: Sequence[Run]) -> str:
         f"{len(runs)} runs: {sum(r.status == COMPLETED for r in runs)} completed, "
         f"{sum(r.status == RUNNING for r in runs)} running, "
         f"{sum(r.status == FAILED for r in runs)} failed"
+        + (f", {n} diverged" if (n := sum(r.status == DIVERGED for r in runs)) else "")
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
+DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration, not an error
 STALE_AFTER_S = 30 * 60
 # Config keys that never make two runs different configurations.
 IGNORED_KEYS = (
@@ -207,6 +208,8 @@ def load_run(
     elif status != COMPLETED:
         error = run.summary.get("error")
         run.reason = f"status {status!r}" + (f": {error}" if error else "")
+        if status == DIVERGED:
+            run.status = DIVERGED
     elif not metrics.is_file():
         run.reason = "metrics.jsonl is missing"
     elif bad is not None:
@@ -407,6 +410,7 @@ class Row:
             "firing_rate_mean": mean_std(rates)[0],
             "wall_time_s_mean": mean_std([as_float(r.summary.get("wall_time_s")) for r in done])[0],
             "n_failed": self.count(FAILED),
+            "n_diverged": self.count(DIVERGED),
             "n_running": self.count(RUNNING),
         }
 

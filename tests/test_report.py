@@ -207,7 +207,7 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
     by_name = {r.path.name: r for r in map(runs.load_run, runs.find_runs([root]))}
     assert {k: r.status for k, r in by_name.items()} == {
         "0-ok": "completed",
-        "1-diverged": "failed",
+        "1-diverged": "diverged",  # a result of its configuration, counted apart
         "2-dead": "failed",
         "3-running": "running",
         "4-broken": "failed",
@@ -221,10 +221,12 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
     assert out == root / "report"
     _, table = report.summarize(list(by_name.values()))
     sig = next(r for r in table if r["surrogate"] == "sigmoid")
-    assert (sig["n"], sig["n_failed"], sig["n_running"]) == (1, 3, 1)
+    assert (sig["n"], sig["n_failed"], sig["n_diverged"], sig["n_running"]) == (1, 2, 1, 1)
     assert sig["test_accuracy_mean"] == 0.9 and np.isnan(sig["test_accuracy_std"])
     md = (out / "summary.md").read_text()
     html = (out / "index.html").read_text()
+    assert "Not in the means: 1 diverged, 3 failed and 1 running of 6 runs" in md
+    assert "**diverged** `" in md
     for name in by_name:
         if name != "0-ok":
             assert name in md and name in html
