@@ -358,6 +358,7 @@ def test_init_from_a_file_that_is_not_nir_names_the_key(tmp_path):
         (tmp_path / "init" / "checkpoints").iterdir())
 
 
+@pytest.mark.slow
 def test_cli_exports_a_population_member(tmp_path, capsys):
     """A population's directory is refused in one line naming how to export a member (before:
     "incompatible run: members: ..."); a member's directory exports that member's parameters

@@ -492,6 +492,7 @@ def test_multirun_of_populations_reports_every_member(tmp_path):
     assert "T" in cols and len(table) == 4
 
 
+@pytest.mark.slow
 def test_resuming_with_other_groups_is_refused(tmp_path):
     """Checkpoints written for one group of two members are not resumed as two groups of one
     (``chunk=1``): the members would silently start over from step 0 (before: they did)."""
