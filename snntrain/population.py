@@ -785,6 +785,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         starts = list(range(0, len(ms), size))
         _check_groups(cfg, run_dir, [[m.name for m in ms[s:s + size]] for s in starts])
         trial = malloctune.for_run(malloc_signature(cfg), say=_say)
+        trained = False
         with lifecycle.Signals() as signals:
             for g, start in enumerate(starts):
                 part = ms[start:start + size]
@@ -793,6 +794,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                     _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
                          f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
                     continue
+                trained = True
                 group = first if g == 0 else build_group(part, vectorize=first.vectorize,
                                                          by_type=by_type,
                                                          placement=first.placement)
@@ -801,8 +803,10 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                                       signals.received_any, t_start, malloc_trial=trial)
                 if status == "preempted":
                     break
-        summary = population_summary(cfg, run_dir, ms, status, t_start)
-        writers.write_json(run_dir / "summary.json", summary)
+        done = None if trained else writers.completed_summary(run_dir / "summary.json")
+        summary = done or population_summary(cfg, run_dir, ms, status, t_start)
+        if done is None:  # a finished population run again keeps its record (its wall time)
+            writers.write_json(run_dir / "summary.json", summary)
     if status == "preempted":
         raise Preempted(f"received signal {signals.received}: saved a checkpoint in "
                         f"{run_dir / 'checkpoints'}; to resume, run: "

@@ -296,11 +296,13 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
     pop, run, straight = (f"{POP}.surrogate.alpha=[1,4]",), tmp_path / "run", tmp_path / "b"
     train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
     before = {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)}
+    population_record = (run / "summary.json").read_bytes()
     capsys.readouterr()
     train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
     assert ("nothing to train for members 0-surrogate.alpha=1 to 1-surrogate.alpha=4: finished "
             "in an earlier attempt (trainer.epochs=1)") in capsys.readouterr().err
     assert {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)} == before
+    assert (run / "summary.json").read_bytes() == population_record  # its wall time too
     config = (run / "config.yaml").read_bytes()
     for override, named in (("T=7", "T: it has 6, this run has 7"),
                             ("surrogate=arctan", "surrogate.name: it has fast_sigmoid, this "
