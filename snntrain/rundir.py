@@ -99,15 +99,22 @@ def _status(run_dir: Path) -> str | None:
         return "failed"
 
 
+def has_checkpoints(run_dir: Path) -> bool:
+    """A run's (``checkpoints/<step>``) or a chunked population's (``checkpoints/group<g>/``)."""
+    ckpts = run_dir / "checkpoints"
+    return any(ckpts.glob("[0-9]*")) or any(ckpts.glob("group*/[0-9]*"))
+
+
 def find_unfinished(root: Path, overrides: list[str], config: dict, exclude: Path) -> Path | None:
     """The newest run directory under ``root/*/*`` of the same overrides and resolved config
-    that has checkpoints and did not complete (no summary, or pre-empted/failed)."""
+    that has checkpoints (a chunked population's too) and did not complete (no summary, or
+    pre-empted/failed)."""
     from omegaconf import OmegaConf
 
     found = []
     for cfg_file in root.glob("*/*/config.yaml"):
         d = cfg_file.parent
-        if d.resolve() == exclude.resolve() or not any((d / "checkpoints").glob("[0-9]*")):
+        if d.resolve() == exclude.resolve() or not has_checkpoints(d):
             continue
         if _status(d) not in (None, *UNFINISHED):
             continue

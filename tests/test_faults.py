@@ -345,3 +345,23 @@ def test_ctrl_c_before_the_training_loop_is_one_line(tmp_path, delay):
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines() == ["snntrain: interrupted (Ctrl-C); checkpoints written "
                                         "before it are kept: rerun the command to resume"]
+
+
+def test_an_unfinished_chunked_population_is_found_to_continue(tmp_path):
+    """A chunked population keeps its checkpoints in checkpoints/group<g>/: the rerun of its
+    command did not find it and started a new directory."""
+    from omegaconf import OmegaConf
+
+    config, overrides = {"seed": 0, "trainer": {"population": {"chunk": 1}}}, ["x=1"]
+    for name, layout, args in (("a", "checkpoints/group1/11", overrides),
+                               ("b", "checkpoints/22", ["x=2"]),  # another command
+                               ("c", "checkpoints/group0", overrides)):  # c: no step saved
+        d = tmp_path / "2026-12-05" / name
+        (d / layout).mkdir(parents=True)
+        (d / ".hydra").mkdir()
+        OmegaConf.save(OmegaConf.create(args), d / ".hydra" / "overrides.yaml")
+        OmegaConf.save(OmegaConf.create(config), d / "config.yaml")
+    assert [rundir.has_checkpoints(tmp_path / "2026-12-05" / n) for n in "abc"] == [
+        True, True, False]
+    found = rundir.find_unfinished(tmp_path, overrides, config, exclude=tmp_path / "new")
+    assert found == tmp_path / "2026-12-05" / "a"
