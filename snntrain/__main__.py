@@ -131,8 +131,11 @@ def _interrupted(*_signal: object) -> None:
 
 
 def main() -> None:
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup, &)
-        signal.signal(signal.SIGINT, _interrupted)  # the loop's own handler replaces it there
+    # not when SIGINT is ignored (nohup, &) or main() runs inside another program (a notebook
+    # kernel, whose interrupt must not end it); the loop's own handler replaces it there
+    if (started_from_the_command_line()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        signal.signal(signal.SIGINT, _interrupted)
     console_notes()
     sys.argv[1:] = flags_first(sys.argv[1:])
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
