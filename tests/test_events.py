@@ -319,6 +319,7 @@ def test_an_encoder_that_does_not_fit_the_data_names_it(tmp_path):
         train.build(compose("encoder=none"))
 
 
+@pytest.mark.slow
 def test_data_notes_are_snntrain_lines_not_hydra_logging(tmp_path):
     """Binning and caching notes print as ``snntrain: ...`` (they came out as
     ``[<time>][HYDRA] shd_test: binning ...`` through Hydra's root logger)."""

@@ -329,7 +329,7 @@ def test_wandb_without_a_server_logs_offline_for_a_later_sync(tmp_path, monkeypa
                     "logs only"]
 
 
-@pytest.mark.parametrize("delay", [0.5, 2.0])
+@pytest.mark.parametrize("delay", [0.5, pytest.param(2.0, marks=pytest.mark.slow)])
 def test_ctrl_c_before_the_training_loop_is_one_line(tmp_path, delay):
     """Ctrl-C while Python imports JAX, Hydra composes or XLA compiles raised KeyboardInterrupt
     there: tracebacks, a half-imported JAX ('partially initialized module'), sometimes a crash
