@@ -17,12 +17,8 @@ from omegaconf import DictConfig
 
 from snntrain.config import moved_in_overrides
 from snntrain.paths import CONFIG_DIR
-from snntrain.startup import (
-    composition_error,
-    console_notes,
-    fail,
-    started_from_the_command_line,
-)
+from snntrain.progress import console_notes
+from snntrain.startup import composition_error, fail, started_from_the_command_line
 
 __all__ = ["main", "run", "started_from_the_command_line"]
 

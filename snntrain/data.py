@@ -464,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "event datasets Tonic's save_to directory (default: ./data)",
     )
     args = parser.parse_args(argv)
-    from snntrain.startup import console_notes
+    from snntrain.progress import console_notes
 
     console_notes()  # the download and decoding notes
     for name in args.names:

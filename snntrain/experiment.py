@@ -91,27 +91,6 @@ def build(cfg: DictConfig) -> Experiment:
                       synapses, synops.energy_from_config(run.metrics["energy"]))
 
 
-def nir_params(exp: Experiment) -> Any | None:
-    """The model's parameters read from the NIR graph ``trainer.init_from`` (None without
-    one); a file that is not NIR, or a graph that does not fit the model, is a one-line
-    :class:`ConfigError` naming the key."""
-    path = exp.run.trainer.init_from
-    if not path:
-        return None
-    model = exp.model()
-    try:
-        from snntrain import export
-
-        nnx.update(model, export.load(path, model))
-    except OSError as e:  # h5py: "Unable to synchronously open file (file signature not found)"
-        raise ConfigError(f"trainer.init_from={path}: not a readable NIR file (NIR graphs are "
-                          f"HDF5, written by nir.write or python -m snntrain.export): {e}"
-                          ) from None
-    except (ImportError, ValueError) as e:
-        raise ConfigError(f"trainer.init_from={path}: {e}") from None
-    return nnx.state(model, nnx.Param)
-
-
 def _check_encoder_fits(encoder: Any, data: Any, run: Any) -> None:
     """Event data is spikes already (``encoder=none``); images need an encoder (before, a
     rate-coded event dataset failed inside the compiled step with a reshape traceback)."""

@@ -522,6 +522,25 @@ def load(path: str | Path, model: nnx.Module, *, dt: float | None = None) -> nnx
 # ---- command line ------------------------------------------------------------------------------
 
 
+def nir_params(exp: Any) -> Any | None:
+    """An experiment's model parameters read from the NIR graph ``trainer.init_from`` (None
+    without one); a file that is not NIR, or a graph that does not fit the model, is a
+    one-line :class:`ConfigError` naming the key."""
+    path = exp.run.trainer.init_from
+    if not path:
+        return None
+    model = exp.model()
+    try:
+        nnx.update(model, load(path, model))
+    except OSError as e:  # h5py: "Unable to synchronously open file (file signature not found)"
+        raise ConfigError(f"trainer.init_from={path}: not a readable NIR file (NIR graphs are "
+                          f"HDF5, written by nir.write or python -m snntrain.export): {e}"
+                          ) from None
+    except (ImportError, ValueError) as e:
+        raise ConfigError(f"trainer.init_from={path}: {e}") from None
+    return nnx.state(model, nnx.Param)
+
+
 def _trained_params(run: Path, cfg: Any) -> Any:
     """The newest parameters of a run directory, or of a population member's directory
     (``<population>/members/<name>``: the population's checkpoints hold them)."""

@@ -50,7 +50,8 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError
-from snntrain.experiment import Experiment, build, fingerprint, nir_params
+from snntrain.experiment import Experiment, build, fingerprint
+from snntrain.export import nir_params
 from snntrain.paths import CONFIG_DIR
 from snntrain.population_step import (
     Program,

@@ -8,7 +8,9 @@ included), so neither shows the compile time nor the spike of the first step aft
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +21,34 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 
 from snntrain.rundir import LOCK_NAME
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (pytest and
+    notebooks replace it)."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def console_notes() -> None:
+    """snntrain's notes (the ``INFO`` records of its ``logging`` loggers: binning, caching,
+    decoding, downloads) as ``snntrain: <note>`` lines on stderr, apart from the root logger
+    that Hydra formats as ``[<time>][HYDRA] ...``. For the command-line entry points; as a
+    library snntrain adds no handler."""
+    logger = logging.getLogger("snntrain")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("snntrain: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
 
 COMPILING = "compiling…"
 

@@ -23,7 +23,6 @@ checked again by the task function, which records a failure in its ``summary.jso
 from __future__ import annotations
 
 import difflib
-import logging
 import os
 import re
 import sys
@@ -43,33 +42,6 @@ def fail(message: str) -> None:
     """Print ``snntrain: error: message`` and exit with status 2."""
     print(f"snntrain: error: {message}", file=sys.stderr, flush=True)
     sys.exit(ERROR_EXIT_CODE)
-
-
-class _Stderr(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stderr`` is when a record comes (pytest and
-    notebooks replace it)."""
-
-    @property
-    def stream(self) -> Any:  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
-def console_notes() -> None:
-    """snntrain's notes (the ``INFO`` records of its ``logging`` loggers: binning, caching,
-    decoding, downloads) as ``snntrain: <note>`` lines on stderr, apart from the root logger
-    that Hydra formats as ``[<time>][HYDRA] ...``. For the command-line entry points; as a
-    library snntrain adds no handler."""
-    logger = logging.getLogger("snntrain")
-    if not any(isinstance(h, _Stderr) for h in logger.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("snntrain: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def composition_error(argv: list[str]) -> str | None:

@@ -32,7 +32,8 @@ from snntrain import data as data_lib
 from snntrain import malloctune, rundir, writers
 from snntrain import parallel as par
 from snntrain.errors import ConfigError
-from snntrain.experiment import Experiment, build, fingerprint, nir_params, params_of
+from snntrain.experiment import Experiment, build, fingerprint, params_of
+from snntrain.export import nir_params
 from snntrain.lifecycle import (
     EVAL_KEY,
     MAX_STEPS_IN_FLIGHT,
