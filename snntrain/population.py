@@ -51,7 +51,7 @@ from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint
-from snntrain.export import nir_params
+from snntrain.nirgraph import nir_params
 from snntrain.paths import CONFIG_DIR
 from snntrain.population_step import (
     Program,
@@ -875,25 +875,27 @@ def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
             KEY: {k: v for k, v in pop.items() if k not in ("chunk", "vectorize", "mesh")}}
 
 
+def _saved_groups(run_dir: Path) -> Iterator[tuple[ckpt_lib.Checkpoints, dict[str, Any]]]:
+    """Each checkpoint directory of a population (one per group of members) with the
+    fingerprint of its newest step, which names the group's members and programs."""
+    for directory in rundir.checkpoint_dirs(run_dir):
+        ckpts = ckpt_lib.Checkpoints(directory, write=False)
+        try:
+            yield ckpts, ckpts.read_meta(ckpts.steps()[-1])["fingerprint"]
+        finally:
+            ckpts.close()
+
+
 def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> None:
     """Refuse to go on with checkpoints written for other groups of members (another
     ``chunk``, or ``auto`` deciding otherwise on this machine): their state would not be found
     and the members would silently start over."""
     if str(cfg.trainer.resume) == "never":
         return
-    earlier = []
-    for directory in [run_dir / "checkpoints",
-                      *sorted((run_dir / "checkpoints").glob("group*"),
-                              key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else -1)]:
-        if not directory.is_dir() or not any(p.name.isdigit() for p in directory.iterdir()):
-            continue
-        ckpts = ckpt_lib.Checkpoints(directory, write=False)
-        try:
-            earlier.append(ckpts.read_meta(ckpts.steps()[-1])["fingerprint"]["members"])
-        except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
-            return
-        finally:
-            ckpts.close()
+    try:
+        earlier = [fp["members"] for _, fp in _saved_groups(run_dir)]
+    except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
+        return
     if any(list(group) not in planned for group in earlier):
         raise ConfigError(
             f"the checkpoints in {run_dir / 'checkpoints'} hold groups of {len(earlier[0])} "
@@ -995,19 +997,12 @@ def params_of(run_dir: str | Path) -> dict[str, Any]:
     cfg = OmegaConf.load(run_dir / "config.yaml")
     by_name = {m.name: m for m in members(cfg)}
     out: dict[str, Any] = {}
-    for directory in [run_dir / "checkpoints", *sorted((run_dir / "checkpoints").glob("group*"))]:
-        ckpts = ckpt_lib.Checkpoints(directory, write=False)
-        try:
-            if not ckpts.steps():
-                continue
-            fp = ckpts.read_meta(ckpts.steps()[-1])["fingerprint"]
-            exps = [_build_member(by_name[name]) for name in fp["members"]]
-            lr_varies = any("optimizer.lr" in by_name[n].values for n in fp["members"])
-            target = {f"program{i}": initial_state([exps[j] for j in idx], lr_varies)
-                      for i, idx in enumerate(fp["programs"])}
-            state, _ = ckpts.restore(target, fp)
-        finally:
-            ckpts.close()
+    for ckpts, fp in _saved_groups(run_dir):
+        exps = [_build_member(by_name[name]) for name in fp["members"]]
+        lr_varies = any("optimizer.lr" in by_name[n].values for n in fp["members"])
+        target = {f"program{i}": initial_state([exps[j] for j in idx], lr_varies)
+                  for i, idx in enumerate(fp["programs"])}
+        state, _ = ckpts.restore(target, fp)
         for i, idx in enumerate(fp["programs"]):
             params = state[f"program{i}"]["train"].params
             for j, k in enumerate(idx):

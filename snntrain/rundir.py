@@ -99,10 +99,19 @@ def _status(run_dir: Path) -> str | None:
         return "failed"
 
 
-def has_checkpoints(run_dir: Path) -> bool:
-    """A run's (``checkpoints/<step>``) or a chunked population's (``checkpoints/group<g>/``)."""
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """The directories of ``run_dir`` that hold saved steps (``<dir>/<step>/``): a run's
+    ``checkpoints/``, or a chunked population's ``checkpoints/group<g>/`` in group order."""
     ckpts = run_dir / "checkpoints"
-    return any(ckpts.glob("[0-9]*")) or any(ckpts.glob("group*/[0-9]*"))
+    groups = sorted(ckpts.glob("group*"),
+                    key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else -1)
+    return [d for d in [ckpts, *groups]
+            if d.is_dir() and any(p.name.isdigit() for p in d.iterdir())]
+
+
+def has_checkpoints(run_dir: Path) -> bool:
+    """Whether a run (or a chunked population) has saved any step."""
+    return bool(checkpoint_dirs(run_dir))
 
 
 def find_unfinished(root: Path, overrides: list[str], config: dict, exclude: Path) -> Path | None:

@@ -33,7 +33,6 @@ from snntrain import malloctune, rundir, writers
 from snntrain import parallel as par
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint, params_of
-from snntrain.export import nir_params
 from snntrain.lifecycle import (
     EVAL_KEY,
     MAX_STEPS_IN_FLIGHT,
@@ -48,6 +47,7 @@ from snntrain.lifecycle import (
     throughput,
     wandb_settings,
 )
+from snntrain.nirgraph import nir_params
 from snntrain.progress import Progress
 from snntrain.runstate import (
     Diverged,
