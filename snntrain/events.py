@@ -523,6 +523,12 @@ def build_splits(
         if stats.get("nonfinite"):
             log.info("%s %s: dropped %d events with non-finite timestamps", name, split,
                      stats["nonfinite"])
+        outside = stats["events"] - stats["nonfinite"] - stats["in_window"]
+        if outside > 0:  # only fixed-width bins crop: the window is T * dt_ms from the origin
+            log.info("%s %s: %d of %d events (%.1f%%) fall outside the %g ms window (T=%d x "
+                     "dataset.dt_ms=%g, dataset.origin=%s) and are not used", name, split,
+                     outside, stats["events"], 100 * outside / stats["events"],
+                     b.T * b.dt_ms, b.T, b.dt_ms, b.origin)
         if in_memory is True or (in_memory == "auto" and x.nbytes < IN_MEMORY_MAX_BYTES):
             x = np.array(x)
         sources[split] = (x, labels[split].astype(np.int32), reader, stats)

@@ -1,6 +1,7 @@
 """Event datasets: tiny files in each real on-disk format, read back through the real loaders."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -245,6 +246,31 @@ def test_shd_loads_binned_and_cached(tmp_path, monkeypatch):
     assert len(list((tmp_path / "SHD" / "snntrain_cache").glob("*.npy"))) == 4
     assert json.loads(next((tmp_path / "SHD" / "snntrain_cache").glob("*.json")).read_text())[
         "in_window"] > 0
+
+
+def test_a_cropping_window_says_how_many_events_it_leaves_out(tmp_path, caplog):
+    """Fixed-width bins crop each sample to T * dt_ms: the run says how many events fell
+    outside (before, 97% of a dataset could be cropped away without a word), cached or not."""
+    written = make_shd(tmp_path)
+    kw = dict(T=5, dt_ms=100.0, origin="zero", data_dir=str(tmp_path), seed=0, val_fraction=0)
+    for attempt in ("binned", "cached"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="snntrain.events"):
+            a = data.load("shd", **kw)
+        for split in ("train", "test"):
+            t = np.concatenate([times for times, _ in written[split][0]])
+            outside = int((t >= 0.5).sum())  # the window is [0, 500 ms)
+            assert 0 < outside < len(t)
+            line = (f"shd {split}: {outside} of {len(t)} events ({100 * outside / len(t):.1f}%) "
+                    "fall outside the 500 ms window (T=5 x dataset.dt_ms=100, "
+                    "dataset.origin=zero) and are not used")
+            assert line in caplog.messages, (attempt, caplog.messages)
+            x, _ = getattr(a, split)[np.arange(len(getattr(a, split)))]
+            assert int(x.sum()) == len(t) - outside
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="snntrain.events"):
+        data.load("shd", **{**kw, "dt_ms": None})  # the whole sample split in T bins
+    assert not [m for m in caplog.messages if "outside" in m]
 
 
 def test_ssc_uses_its_valid_split(tmp_path):
