@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import math
 import os
@@ -442,6 +443,26 @@ class _Failure:
 # ---- python -m snntrain.data prepare NAME -----------------------------------------------
 
 
+_NOTHING_TO_PREPARE = {
+    "digits": "it ships with scikit-learn (python -m snntrain trains on it offline)",
+    "arrays": "it reads your own .npz (dataset.path=<file>.npz)",
+    "events": "it reads your own .npz of events (dataset.path=<file>.npz)",
+}
+
+
+def _not_a_config(name: str, error: DatasetError) -> str:
+    """tfds's unknown-name error, with the dataset configs a misspelt name may have meant."""
+    ours = [*TFDS_DATASETS, *events.DATASETS]
+    if name in ours or "tfds has no dataset" not in str(error):
+        return str(error)
+    close = difflib.get_close_matches(name, [*ours, *_NOTHING_TO_PREPARE], n=3)
+    if close:
+        return (f"{name} is not a dataset config: did you mean {', '.join(close)}? (valid: "
+                f"{', '.join(ours)}, or any tfds name)")
+    return f"{name} is not a dataset config ({', '.join(ours)}) and " + str(error).removeprefix(
+        f"{name}: ")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m snntrain.data",
@@ -475,10 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"snntrain.data: error: {e}", file=sys.stderr)
                 return 2
             continue
+        if name in _NOTHING_TO_PREPARE:
+            print(f"{name}: nothing to prepare: {_NOTHING_TO_PREPARE[name]}")
+            continue
         try:
             builder = tfds_data.prepare(name, args.data_dir)
         except DatasetError as e:
-            print(f"snntrain.data: error: {e}", file=sys.stderr)
+            print(f"snntrain.data: error: {_not_a_config(name, e)}", file=sys.stderr)
             return 2
         sizes = ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items())
         print(

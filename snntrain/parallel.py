@@ -92,8 +92,10 @@ class DataParallel:
         self.n_devices = n_global
         if batch_size and batch_size % n_global:
             valid = ", ".join(map(str, nearest_divisible(batch_size, n_global)))
-            raise ParallelError(f"batch size {batch_size} does not divide over {n_global} "
-                                f"devices; nearest valid sizes: {valid}")
+            where = (f"{devices} devices x {self.process_count} processes"
+                     if self.process_count > 1 else f"{n_global} devices")
+            raise ParallelError(f"trainer.batch_size={batch_size} does not divide over {where}; "
+                                f"nearest valid sizes: {valid} (or set trainer.devices)")
         self.batch_size = batch_size
         if mode in ("sharded", "pmap"):
             # pmap only ever sees this process's devices; the sharded mesh spans all processes.

@@ -234,6 +234,22 @@ def test_prepare_cli_prints_where_it_went(tiny_dir, capsys):
     assert "dataset.data_dir" in out
 
 
+def test_prepare_names_our_configs_for_an_unknown_name(tmp_path, capsys):
+    """A misspelt config name is matched against snntrain's configs, not only tfds's ~250
+    names (before: ``prepare shdd`` said ``see the tfds catalog``); digits needs nothing."""
+    assert data.main(["prepare", "shdd", "--data_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("snntrain.data: error: shdd is not a dataset config: did you mean "
+                          "shd? (valid: mnist, ") and err.endswith("dvs_gesture, or any tfds name)")
+    assert data.main(["prepare", "snntrain_no_such_set", "--data_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("snntrain.data: error: snntrain_no_such_set is not a dataset config "
+                          "(mnist, ") and "and tfds has no dataset 'snntrain_no_such_set'" in err
+    assert data.main(["prepare", "digits"]) == 0
+    assert capsys.readouterr().out.startswith("digits: nothing to prepare: it ships with "
+                                              "scikit-learn")
+
+
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_real_array_record_dataset(tiny_dir, in_memory):
     """Every pixel and label survives the trip through tfds's files, in RAM or streamed."""

@@ -87,8 +87,8 @@ def test_batch_not_divisible_by_devices_is_one_line_error(tmp_path):
     p = cli("logger=none", "trainer.batch_size=30", f"hydra.run.dir={tmp_path}", devices=4)
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()
-    assert err[-1] == ("snntrain: error: batch size 30 does not divide over 4 devices; "
-                       "nearest valid sizes: 28, 32")
+    assert err[-1] == ("snntrain: error: trainer.batch_size=30 does not divide over 4 devices; "
+                       "nearest valid sizes: 28, 32 (or set trainer.devices)")
     assert "Traceback" not in p.stderr
 
 
