@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from snntrain import events, tfds_data
+from snntrain.errors import ConfigError
 from snntrain.registry import Registry
 from snntrain.sources import (  # noqa: F401 - re-exported: the names callers know from here
     TEST_SEED,
@@ -359,6 +360,29 @@ def batch_plan(
     idx_SxB = order.reshape(steps, batch_size)[start:].astype(np.int32)
     mask_SxB = (np.arange(steps * batch_size) < n).astype(np.float32)
     return idx_SxB, mask_SxB.reshape(steps, batch_size)[start:]
+
+
+def fused_arrays(source: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x_Nx..., y_N)``: a training split as the arrays ``trainer.fused_epoch`` keeps on the
+    device, gathered there by the batch plan's indices: images as float32 in [0, 1], binned
+    events as their stored counts (the step casts them; the same values as :func:`batches`
+    gives). A split that cannot be held there is a one-line :class:`ConfigError` naming why."""
+    if isinstance(source, Arrays):
+        return to_unit(source.x), np.asarray(source.y, np.int32)
+    fix = "or set trainer.fused_epoch=false"
+    if isinstance(source, events.Frames):
+        if source.augment is not None and source.augment.active:
+            raise ConfigError(f"trainer.fused_epoch=true keeps {name}'s binned samples on the "
+                              "device, so it cannot draw dataset.augment anew each epoch: set "
+                              f"the dataset.augment options to 0 {fix}")
+        if isinstance(source.x, np.memmap):
+            raise ConfigError(f"trainer.fused_epoch=true needs {name} in memory; it is read "
+                              f"from its cache file (dataset.in_memory): set "
+                              f"dataset.in_memory=true {fix}")
+        return source.x[source.rows], np.asarray(source.y[source.rows], np.int32)
+    raise ConfigError(f"trainer.fused_epoch=true needs {name} in memory; its training split is "
+                      f"read while training ({type(source).__name__}): set "
+                      f"dataset.in_memory=true {fix}")
 
 
 def batches(

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
@@ -144,13 +143,14 @@ class FusedRunner(StepRunner):
     """
 
     def __init__(self, exp: Experiment, state: TrainState, key: jax.Array):
-        if exp.parallel.mode != "none" or not isinstance(exp.data.train, data_lib.Arrays):
-            raise ConfigError("trainer.fused_epoch=true needs one device (trainer.parallel=none) "
-                              "and an in-memory dataset")
+        if exp.parallel.mode != "none":
+            raise ConfigError(f"trainer.fused_epoch=true needs one device; this run uses "
+                              f"{exp.parallel.n_devices} (trainer.parallel={exp.parallel.mode}): "
+                              "set trainer.devices=1 or trainer.fused_epoch=false")
+        x_all, y_all = data_lib.fused_arrays(exp.data.train, exp.data.name)
         self.exp, self.state, self.key = exp, state, key
         self.epoch_fn = jax.jit(make_epoch_fn(make_train_step(exp)), donate_argnums=(0,))
-        self.x_all = jax.device_put(data_lib.to_unit(exp.data.train.x))
-        self.y_all = jax.device_put(np.asarray(exp.data.train.y, np.int32))
+        self.x_all, self.y_all = jax.device_put(x_all), jax.device_put(y_all)
         self.compile_s: float | None = None
         self.train_s, self.timed_steps, self.samples_per_s = 0.0, 0, 0.0
         self._compiled: dict[tuple[int, ...], Any] = {}  # by the plan's shape (a resumed epoch)

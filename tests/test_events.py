@@ -520,3 +520,54 @@ def test_one_training_epoch(tmp_path, dataset, overrides):
     summary = train_and_evaluate(cfg, tmp_path / "run")
     assert summary["status"] == "completed" and summary["steps"] >= 1
     assert summary["test_accuracy"] is not None and np.isfinite(summary["test_loss"])
+
+
+def test_fused_epoch_on_binned_events_equals_the_per_step_loop(tmp_path):
+    """``trainer.fused_epoch`` keeps the binned counts on the device (as stored: uint8) and
+    gathers each batch there: the same steps as the per-step loop, which reads float32 counts
+    (before: refused, "needs ... an in-memory dataset", for any event dataset)."""
+    import jax
+
+    from snntrain.train import params_of, train_and_evaluate
+
+    make_shd(tmp_path / "data", n_train=20, n_test=6)
+    params, metrics = {}, {}
+    for fused in (False, True):
+        cfg = compose("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=8",
+                      "dataset=shd", f"dataset.data_dir={tmp_path / 'data'}",
+                      "dataset.downsample=70", "trainer.batch_size=4", "trainer.epochs=2",
+                      "trainer.parallel=none", f"trainer.fused_epoch={fused}", tiny=False)
+        run = tmp_path / f"run{fused}"
+        assert train_and_evaluate(cfg, run)["status"] == "completed"
+        params[fused] = jax.tree.leaves(params_of(run))
+        metrics[fused] = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()
+                          if json.loads(x)["split"] == "epoch"]
+    for a, b in zip(params[False], params[True], strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6, rtol=0)
+    for a, b in zip(metrics[False], metrics[True], strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-6)
+        assert b["test_accuracy"] == a["test_accuracy"]
+    splits = data.load("shd", data_dir=str(tmp_path / "data"), T=8, downsample=70)
+    x, y = data.fused_arrays(splits.train, "shd")
+    xs, ys = splits.train[np.arange(len(splits.train))]
+    assert x.dtype == np.uint8 and np.array_equal(x.astype(np.float32), xs)
+    assert np.array_equal(y, ys)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (("dataset.augment.drop=0.2",), "trainer.fused_epoch=true keeps shd's binned samples on "
+                                    "the device, so it cannot draw dataset.augment anew"),
+    (("dataset.in_memory=false",), "trainer.fused_epoch=true needs shd in memory; it is read "
+                                   "from its cache file (dataset.in_memory): set "
+                                   "dataset.in_memory=true or set trainer.fused_epoch=false"),
+])
+def test_fused_epoch_names_what_it_cannot_hold(tmp_path, overrides, message):
+    from snntrain.train import train_and_evaluate
+
+    make_shd(tmp_path / "data")
+    cfg = compose("logger=none", "trainer.progress=false", "T=8", "dataset=shd",
+                  f"dataset.data_dir={tmp_path / 'data'}", "trainer.parallel=none",
+                  "trainer.fused_epoch=true", *overrides, tiny=False)
+    with pytest.raises(ConfigError) as info:
+        train_and_evaluate(cfg, tmp_path / "run")
+    assert str(info.value).startswith(message)
