@@ -53,6 +53,7 @@ from snntrain.runs import (
     COMPLETED,
     DIVERGED,
     FAILED,
+    PREEMPTED,
     RUNNING,
     SHORT_NAMES,
     STALE_AFTER_S,
@@ -163,7 +164,10 @@ def verdict_lines(
     what is worse, the cheapest in synaptic operations among those within noise (costs measured
     on ``cost_split``), the test accuracy to quote, per alpha scan the best alpha and its range,
     and how many of ``runs`` failed or are still running."""
-    lines = _verdict(ranked, metric, ranges)
+    if runs and not any(r.status == COMPLETED for r in runs):
+        lines = ["No run has completed: no configuration can be selected."]
+    else:
+        lines = _verdict(ranked, metric, ranges)
     cheap = cheapest_line(ranked, synops_means(ranked, metric, cost_split), cost_split or "")
     if cheap:
         at = next(
@@ -177,11 +181,13 @@ def verdict_lines(
     failed = sum(r.status == FAILED for r in runs)
     running = sum(r.status == RUNNING for r in runs)
     diverged = sum(r.status == DIVERGED for r in runs)
-    if failed or running or diverged:
+    preempted = sum(r.status == PREEMPTED for r in runs)
+    if failed or running or diverged or preempted:
         lines.append(
-            f"Not in the means: {f'{diverged} diverged, ' if diverged else ''}{failed} failed "
-            f"and {running} running of {len(runs)} runs (listed with the reason under 'Runs "
-            "not in the means')."
+            f"Not in the means: {f'{diverged} diverged, ' if diverged else ''}"
+            f"{f'{preempted} pre-empted (rerun the command to resume them), ' if preempted else ''}"
+            f"{failed} failed and {running} running of {len(runs)} runs (listed with the reason "
+            "under 'Runs not in the means')."
         )
     return lines
 
@@ -366,6 +372,7 @@ def _display_rows(
     unit = " points" if metric.is_accuracy else ""
     own = metric.key != "best_val_accuracy"
     cost = _has_cost(table)  # a sweep of runs from before cost metrics shows no cost columns
+    preempted = any(r.get("n_preempted") for r in table)
     head = [
         "rank",
         *[SHORT_NAMES.get(c, c) for c in columns],
@@ -384,6 +391,7 @@ def _display_rows(
         "failed",
         "diverged",
         "running",
+        *(["pre-empted"] if preempted else []),
     ]
     body = []
     for r in table:
@@ -409,6 +417,7 @@ def _display_rows(
                 str(r["n_failed"]),
                 str(r["n_diverged"]),
                 str(r["n_running"]),
+                *([str(r["n_preempted"])] if preempted else []),
             ]
         )
     return head, body
@@ -441,6 +450,7 @@ def _counts(runs: Sequence[Run]) -> str:
         f"{sum(r.status == RUNNING for r in runs)} running, "
         f"{sum(r.status == FAILED for r in runs)} failed"
         + (f", {n} diverged" if (n := sum(r.status == DIVERGED for r in runs)) else "")
+        + (f", {n} pre-empted" if (n := sum(r.status == PREEMPTED for r in runs)) else "")
     )
 
 

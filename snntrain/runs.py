@@ -34,6 +34,7 @@ import numpy as np
 
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
 DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration, not an error
+PREEMPTED = "preempted"  # stopped by a signal with a checkpoint: rerunning its command resumes it
 STALE_AFTER_S = 30 * 60
 # Config keys that never make two runs different configurations.
 IGNORED_KEYS = (
@@ -204,7 +205,7 @@ def load_run(
         if written > summary_path.stat().st_mtime + 1 and now - written < stale_after_s:
             run.status, run.reason = RUNNING, f"resumed after pre-emption, epoch {len(run.epochs)}"
         else:
-            run.reason = "pre-empted; rerun its command to resume it"
+            run.status, run.reason = PREEMPTED, "pre-empted; rerun its command to resume it"
     elif status != COMPLETED:
         error = run.summary.get("error")
         run.reason = f"status {status!r}" + (f": {error}" if error else "")
@@ -411,6 +412,7 @@ class Row:
             "wall_time_s_mean": mean_std([as_float(r.summary.get("wall_time_s")) for r in done])[0],
             "n_failed": self.count(FAILED),
             "n_diverged": self.count(DIVERGED),
+            "n_preempted": self.count(PREEMPTED),
             "n_running": self.count(RUNNING),
         }
 

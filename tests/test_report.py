@@ -368,7 +368,10 @@ def test_sweep_group_and_tags():
     assert "normalized" not in writers.run_tags(cfg)
 
 
-def test_preempted_run_is_failed_until_it_resumes(tmp_path):
+def test_preempted_run_is_preempted_until_it_resumes(tmp_path, capsys):
+    """A pre-empted run is its own kind, with the way to resume it, not a failure (before:
+    "1 failed"; and a sweep pre-empted before any run finished blamed a missing validation
+    split)."""
     s = {"name": "sigmoid", "alpha": 4.0}
     run_dir = write_run(tmp_path / "r", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0, status="preempted")
     old = time.time() - 3600
@@ -376,7 +379,19 @@ def test_preempted_run_is_failed_until_it_resumes(tmp_path):
         for f in [*files, "."]:
             os.utime(os.path.join(dirpath, f), (old, old))
     run = runs.load_run(run_dir)
-    assert run.status == "failed" and "pre-empted" in run.reason
+    assert run.status == "preempted" and run.reason == "pre-empted; rerun its command to resume it"
+    assert report.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "No run has completed: no configuration can be selected." in out
+    assert ("Not in the means: 1 pre-empted (rerun the command to resume them), 0 failed and 0 "
+            "running of 1 runs") in out
+    assert "1 runs: 0 completed, 0 running, 0 failed, 1 pre-empted, under" in out
+    write_run(tmp_path / "done", s, 1, [0.6], [0.6], {"lif0": 0.1}, 1.0)
+    assert report.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Selected by best validation accuracy" in out
+    head = next(line for line in out.splitlines() if line.startswith("| rank"))
+    assert head.rstrip(" |").endswith("| running | pre-empted")
     with open(run_dir / "metrics.jsonl", "a") as f:  # the requeued job resumed and writes
         f.write(json.dumps({"split": "train", "step": 11, "epoch": 2}) + "\n")
     run = runs.load_run(run_dir)
