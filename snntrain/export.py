@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from snntrain.errors import ConfigError
-from snntrain.nirgraph import NIRError, from_nir, load, nir, nir_params, to_nir
+from snntrain.nirgraph import NIRError, from_nir, load, nir, nir_params, require_nir, to_nir
 
 __all__ = ["NIRError", "from_nir", "load", "main", "nir_params", "to_nir"]
 
@@ -56,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
     run = Path(args.run_dir)
     try:
+        require_nir()
         if not (run / "config.yaml").exists():
             raise ConfigError(f"{run / 'config.yaml'} not found: RUN_DIR must be a run directory")
         cfg = OmegaConf.load(run / "config.yaml")
         graph = to_nir(_trained_params(run, cfg), cfg, dt=args.dt)
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError, ImportError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2
     problem = None

@@ -52,9 +52,17 @@ from snntrain.errors import ConfigError
 
 try:
     import nir
-except ImportError:  # an optional extra
-    raise ImportError("NIR export and import need the nir package: pip install -e '.[nir]'"
-                      ) from None
+except ImportError:  # an optional extra: only to_nir and from_nir need it (require_nir)
+    nir = None
+
+NIR_MISSING = "NIR export and import need the nir package: pip install -e '.[nir]'"
+
+
+def require_nir() -> None:
+    """Raise the one-line ImportError of a missing ``nir`` package (the optional extra), so
+    that importing this module (the trainer does, for ``trainer.init_from``) never needs it."""
+    if nir is None:
+        raise ImportError(NIR_MISSING)
 
 
 class NIRError(ConfigError):
@@ -219,6 +227,7 @@ def to_nir(model_or_params: Any, cfg: Any = None, *, dt: float | None = None) ->
     Raises:
       NIRError: for what NIR cannot represent, naming the layer and the option to change.
     """
+    require_nir()
     model = model_or_params
     if not isinstance(model, nnx.Module):
         if cfg is None:
@@ -418,6 +427,7 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
     the graph (a fixed ``beta`` or threshold, ``readout_beta``, ``reset=zero``), else an error
     says which option to set. ``model`` is not modified.
     """
+    require_nir()
     if isinstance(graph, (str, Path)):
         graph = nir.read(str(graph))
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
