@@ -59,6 +59,7 @@ from snntrain.sources import (  # noqa: F401 - re-exported: the names callers kn
     Source,
     Splits,
     TensorFlowMissing,
+    UnknownDataset,
     first_line,
     make_splits,
     split_indices,
@@ -477,14 +478,13 @@ _NOTHING_TO_PREPARE = {
 def _not_a_config(name: str, error: DatasetError) -> str:
     """tfds's unknown-name error, with the dataset configs a misspelt name may have meant."""
     ours = [*TFDS_DATASETS, *events.DATASETS]
-    if name in ours or "tfds has no dataset" not in str(error):
+    if name in ours or not isinstance(error, UnknownDataset):
         return str(error)
     close = difflib.get_close_matches(name, [*ours, *_NOTHING_TO_PREPARE], n=3)
     if close:
         return (f"{name} is not a dataset config: did you mean {', '.join(close)}? (valid: "
                 f"{', '.join(ours)}, or any tfds name)")
-    return f"{name} is not a dataset config ({', '.join(ours)}) and " + str(error).removeprefix(
-        f"{name}: ")
+    return f"{name} is not a dataset config ({', '.join(ours)}) and {error.detail}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -178,10 +179,8 @@ def verdict_lines(
     scale = _scale_warning([e.row for e in ranked if e.rank is not None])
     if scale:
         lines.append(scale)
-    failed = sum(r.status == FAILED for r in runs)
-    running = sum(r.status == RUNNING for r in runs)
-    diverged = sum(r.status == DIVERGED for r in runs)
-    preempted = sum(r.status == PREEMPTED for r in runs)
+    n = Counter(r.status for r in runs)
+    failed, running, diverged, preempted = n[FAILED], n[RUNNING], n[DIVERGED], n[PREEMPTED]
     if failed or running or diverged or preempted:
         lines.append(
             f"Not in the means: {f'{diverged} diverged, ' if diverged else ''}"
@@ -445,12 +444,11 @@ def _not_completed(runs: Sequence[Run]) -> list[Run]:
 
 
 def _counts(runs: Sequence[Run]) -> str:
+    n = Counter(r.status for r in runs)
     return (
-        f"{len(runs)} runs: {sum(r.status == COMPLETED for r in runs)} completed, "
-        f"{sum(r.status == RUNNING for r in runs)} running, "
-        f"{sum(r.status == FAILED for r in runs)} failed"
-        + (f", {n} diverged" if (n := sum(r.status == DIVERGED for r in runs)) else "")
-        + (f", {n} pre-empted" if (n := sum(r.status == PREEMPTED for r in runs)) else "")
+        f"{len(runs)} runs: {n[COMPLETED]} completed, {n[RUNNING]} running, {n[FAILED]} failed"
+        + (f", {n[DIVERGED]} diverged" if n[DIVERGED] else "")
+        + (f", {n[PREEMPTED]} pre-empted" if n[PREEMPTED] else "")
     )
 
 

@@ -28,6 +28,14 @@ class DatasetError(ValueError):
     """A dataset that cannot be loaded; the message (one line) says why and how to fix it."""
 
 
+class UnknownDataset(DatasetError):
+    """A name tfds has no dataset for; ``detail`` is the message without the leading name."""
+
+    def __init__(self, name: str, detail: str):
+        super().__init__(f"{name}: {detail}")
+        self.detail = detail
+
+
 class NotPrepared(DatasetError):
     """A tfds dataset that is not in ``data_dir`` and cannot be downloaded now."""
 

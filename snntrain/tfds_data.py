@@ -38,6 +38,7 @@ from snntrain.sources import (
     NotPrepared,
     Splits,
     TensorFlowMissing,
+    UnknownDataset,
     first_line,
     make_splits,
     split_indices,
@@ -223,7 +224,7 @@ def _builder(tfds_name: str, data_dir: str | None, name: str):
             if close
             else ("see https://www.tensorflow.org/datasets/catalog")
         )
-        raise DatasetError(f"{name}: tfds has no dataset {tfds_name!r}; {hint}") from None
+        raise UnknownDataset(name, f"tfds has no dataset {tfds_name!r}; {hint}") from None
     except Exception as e:  # noqa: BLE001 - bad config/version: report in one line
         raise DatasetError(f"{name}: tfds.builder({tfds_name!r}) failed: {first_line(e)}") from e
 
