@@ -1,7 +1,8 @@
 """Speed of snntrain's training step, measured against hand-written JAX and the GEMM peak.
 
-    python scripts/bench.py                      # everything (~5 minutes on 2 CPU cores)
+    python scripts/bench.py                      # everything (~10 minutes on 2 CPU cores)
     python scripts/bench.py --quick              # the three workloads only, under a minute
+    python scripts/bench.py --sections population --population-ks 1,4,16 --population-e2e
     python scripts/bench.py --json bench.json --workloads mlp,conv --devices 0
 
 Workloads, each run through the real snntrain code path (Hydra config -> ``build`` ->
@@ -32,7 +33,12 @@ digits; experiments (convolution formulations, ``direct`` encoding); and glibc's
 policies (:mod:`snntrain.hostenv`): each workload in a subprocess per forced
 ``SNNTRAIN_MALLOC`` (default, heap, hugepages) against this run, which uses ``auto`` as the
 CLI does (the trial of :mod:`snntrain.malloctune` on each workload's own steps, not cached;
-``--no-hugepages`` forces glibc's default).
+``--no-hugepages`` forces glibc's default); and population training (``population``: the
+digits default network's step for K = ``--population-ks`` members as one program against K
+solo steps in the same process, and mixed surrogate types as one switch program against one
+program per type; ``--population-e2e`` adds ``experiment=surrogate_comparison`` (every
+surrogate x 3 seeds) end to end as one process against the multirun's processes:
+``scripts/bench_population.py``, which also runs alone).
 Peak RSS is ``ru_maxrss`` of this process: process-wide and monotone, so a workload's value
 includes everything that ran before it.
 
@@ -71,7 +77,8 @@ from snntrain import hostenv
 
 __all__ = ["CONV_FORMULATIONS", "check_conv_formulations", "conv_flop", "dense_flop", "main"]
 
-SECTIONS = ("workloads", "synops", "memory", "devices", "fused", "experiments", "malloc")
+SECTIONS = ("workloads", "synops", "memory", "devices", "fused", "experiments", "malloc",
+            "population")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -96,6 +103,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=cli.subset(SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)} (--quick: workloads)",
     )
+    ap.add_argument("--population-ks", default=[1, 4, 16, 64], type=cli.positive_ints,
+                    help="population sizes for the population section (comma-separated)")
+    ap.add_argument("--population-e2e", action="store_true",
+                    help="population section: also experiment=surrogate_comparison end to end "
+                    "(~15 min)")
     ap.add_argument(
         "--override",
         action="append",
@@ -187,6 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         if "malloc" in sections:
             results["malloc"] = mp = malloc_section(names, results["workloads"])
             report.print_malloc(mp)
+
+    if "population" in sections:  # issue 16: K members in one program against K solo runs
+        import bench_population
+
+        print(f"\npopulation training, digits default network, K = {args.population_ks} "
+              "(ms per member-step; gain = K solo steps / one population step):")
+        pop = bench_population.bench_steps(args.population_ks, 64, rounds)
+        pop += bench_population.bench_types(args.population_ks, 64, rounds)
+        if args.population_e2e:
+            pop += bench_population.bench_e2e(3, [])
+        results["population"] = pop
 
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -57,6 +57,26 @@ def test_quick_json_has_the_documented_keys(tmp_path):
     assert set(d["malloc"]["ms"]) == {"default", "heap"} and min(d["malloc"]["ms"].values()) > 0
 
 
+@pytest.mark.slow
+def test_population_section_times_members_against_solo_steps(tmp_path):
+    """Issue 16's benchmark is a section of scripts/bench.py (also scripts/bench_population.py)."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--sections", "population",
+           "--population-ks", "1,4", "--json", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = json.loads(out.read_text())["population"]
+    steps = {(r["layout"], r["K"]): r for r in rows if r["section"] == "steps"}
+    assert set(steps) == {("solo", 1), ("map", 1), ("map", 4), ("vmap", 4)}
+    solo = steps["solo", 1]["ms_per_member_step"]
+    for (layout, _k), r in steps.items():
+        if layout != "solo":
+            assert r["gain_wall"] == pytest.approx(solo / r["ms_per_member_step"])
+    types = [r for r in rows if r["section"] == "types"]
+    assert {(r["layout"], r["programs"]) for r in types} == {
+        ("map", "switch"), ("map", "by type"), ("vmap", "switch"), ("vmap", "by type")}
+
+
 def test_bad_arguments_are_argparse_one_liners(capsys):
     """An unknown section was skipped without a word; an unknown workload or population size
     ended in a traceback (KeyError, ConfigError)."""
@@ -65,6 +85,8 @@ def test_bad_arguments_are_argparse_one_liners(capsys):
     for main, args, message in (
             (bench.main, ["--sections", "workloads,bogus"], "argument --sections: unknown "
              "'bogus'; valid: a comma-separated subset of workloads,synops,memory,devices,"),
+            (bench.main, ["--population-ks", "4,-1"], "argument --population-ks: '4,-1': "
+             "must be comma-separated integers >= 1"),
             (bench.main, ["--workloads", "mlp,mlp2048"], "argument --workloads: unknown "
              "'mlp2048'; valid: a comma-separated subset of mlp,conv,digits"),
             (bench_population.main, ["--ks", "1,0"], "argument --ks: '1,0': must be "
