@@ -1,7 +1,7 @@
 """Speed of population training against solo runs, on the digits default network.
 
     python scripts/bench_population.py                    # steps at K = 1, 4, 16, 64; types
-    python scripts/bench_population.py --ks 1,4,16 --e2e  # + the 63-run comparison end to end
+    python scripts/bench_population.py --ks 1,4,16 --e2e  # + the 66-run comparison end to end
     python scripts/bench_population.py --json out.json
 
 Sections:
@@ -17,10 +17,10 @@ Sections:
 * ``types``: K members cycling through 4 surrogate types (sigmoid, arctan, erf, fast_sigmoid),
   as one program with the switch surrogate against one program per type (``by_type``), both
   with ``map`` and with ``vmap``.
-* ``e2e`` (``--e2e``): ``experiment=surrogate_comparison`` (21 surrogates x 3 seeds, 20 epochs)
+* ``e2e`` (``--e2e``): ``experiment=surrogate_comparison`` (22 surrogates x 3 seeds, 20 epochs)
   as one population process against the multirun, estimated from ``--solo-runs`` measured
   processes (each ``python -m snntrain experiment=surrogate_comparison surrogate=<s> seed=<n>``)
-  times 63, both with the experiment's logger (wandb offline here).
+  times 66, both with the experiment's logger (wandb offline here).
 
 Batches are fixed device arrays in ``steps``/``types`` (the host pipeline is not timed there;
 it is in ``e2e``). glibc's malloc: the process starts as the CLI does (``SNNTRAIN_MALLOC``,

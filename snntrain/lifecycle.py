@@ -163,11 +163,27 @@ def check_epochs_left(requested: int, trained: int, step: int, where: Path | str
 
 
 def resume_command(run_dir: Path) -> str:
-    """The command that continues this run (the same overrides, in the same directory)."""
-    args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
+    """The command that continues this run: the same arguments, in the same directory
+    (``hydra.run.dir``; for a multirun job its sweep's ``hydra.sweep.dir``, where the rerun
+    sweep finds each job's directory again: finished jobs say ``nothing to train``)."""
+    run_dir = Path(run_dir).absolute()
+    key, where = "hydra.run.dir", run_dir
+    if _multirun():
+        key, where = "hydra.sweep.dir", run_dir.parent
+    args = [a for a in sys.argv[1:] if not a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    quoted = str(where).replace("\\", "\\\\").replace('"', '\\"')  # Hydra's string grammar
     return " ".join(["python -m snntrain", *map(shlex.quote, args),
-                     shlex.quote(f"hydra.run.dir={Path(run_dir).absolute()}")])
+                     shlex.quote(f'{key}="{quoted}"')])
 
+
+def _multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except (ImportError, ValueError):
+        return any(a in ("-m", "--multirun") for a in sys.argv[1:])
 
 
 def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,

@@ -184,8 +184,9 @@ def verdict_lines(
     if failed or running or diverged or preempted:
         lines.append(
             f"Not in the means: {f'{diverged} diverged, ' if diverged else ''}"
-            f"{f'{preempted} pre-empted (rerun the command to resume them), ' if preempted else ''}"
-            f"{failed} failed and {running} running of {len(runs)} runs (listed with the reason "
+            + (f"{preempted} pre-empted (rerun the command to resume them; a sweep's with "
+               "hydra.sweep.dir=<its directory>), " if preempted else "")
+            + f"{failed} failed and {running} running of {len(runs)} runs (listed with the reason "
             "under 'Runs not in the means')."
         )
     return lines

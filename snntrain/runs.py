@@ -205,7 +205,7 @@ def load_run(
         if written > summary_path.stat().st_mtime + 1 and now - written < stale_after_s:
             run.status, run.reason = RUNNING, f"resumed after pre-emption, epoch {len(run.epochs)}"
         else:
-            run.status, run.reason = PREEMPTED, "pre-empted; rerun its command to resume it"
+            run.status, run.reason = PREEMPTED, resume_hint(run_dir)
     elif status != COMPLETED:
         error = run.summary.get("error")
         run.reason = f"status {status!r}" + (f": {error}" if error else "")
@@ -218,6 +218,15 @@ def load_run(
     else:
         run.status = COMPLETED
     return run
+
+
+def resume_hint(run_dir: Path) -> str:
+    """How a pre-empted run resumes: a multirun job (its sweep directory holds
+    ``multirun.yaml``) by rerunning its sweep in that directory, a single run by rerunning."""
+    sweep = Path(run_dir).absolute().parent
+    if (sweep / "multirun.yaml").is_file():
+        return f'pre-empted; rerun its sweep\'s command with hydra.sweep.dir="{sweep}" to resume it'
+    return "pre-empted; rerun its command to resume it"
 
 
 # ---- numbers ------------------------------------------------------------------------------

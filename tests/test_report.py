@@ -383,8 +383,8 @@ def test_preempted_run_is_preempted_until_it_resumes(tmp_path, capsys):
     assert report.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "No run has completed: no configuration can be selected." in out
-    assert ("Not in the means: 1 pre-empted (rerun the command to resume them), 0 failed and 0 "
-            "running of 1 runs") in out
+    assert ("Not in the means: 1 pre-empted (rerun the command to resume them; a sweep's with "
+            "hydra.sweep.dir=<its directory>), 0 failed and 0 running of 1 runs") in out
     assert "1 runs: 0 completed, 0 running, 0 failed, 1 pre-empted, under" in out
     write_run(tmp_path / "done", s, 1, [0.6], [0.6], {"lif0": 0.1}, 1.0)
     assert report.main([str(tmp_path)]) == 0
@@ -396,6 +396,37 @@ def test_preempted_run_is_preempted_until_it_resumes(tmp_path, capsys):
         f.write(json.dumps({"split": "train", "step": 11, "epoch": 2}) + "\n")
     run = runs.load_run(run_dir)
     assert run.status == "running" and "resumed" in run.reason
+    # a multirun job resumes by rerunning its sweep in its directory (a plain rerun of `-m`
+    # starts a new sweep)
+    sweep = tmp_path / "sweep"
+    job = write_run(sweep / "0-seed=0", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0, status="preempted")
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    assert runs.load_run(job, now=time.time() + 3600).reason == (
+        f'pre-empted; rerun its sweep\'s command with hydra.sweep.dir="{sweep.absolute()}" to '
+        "resume it")
+
+
+def test_resume_command_parses_as_hydra_overrides(tmp_path, monkeypatch):
+    """The printed resume command failed as written: a default run directory holds '=' and
+    ',' (from the overrides), which Hydra's override grammar refuses unquoted."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from snntrain import lifecycle
+
+    run_dir = tmp_path / "12-16-53-logger=none,trainer.population.seed=_0,1"
+    args = ["trainer.population.seed=[0,1]", "logger=none", "hydra.run.dir=old"]
+    parser = OverridesParser.create()
+    for argv, key, where in ((args, "hydra.run.dir", run_dir),
+                             (["-m", *args[:2]], "hydra.sweep.dir", tmp_path)):
+        monkeypatch.setattr("sys.argv", ["snntrain", *argv])
+        words = shlex.split(lifecycle.resume_command(run_dir))
+        assert words[:3] == ["python", "-m", "snntrain"] and "hydra.run.dir=old" not in words
+        parsed = {o.key_or_group: o.value() for o in
+                  parser.parse_overrides([w for w in words[3:] if w != "-m"])}
+        assert parsed[key] == str(where.absolute())
+        assert parsed["trainer.population.seed"] == [0, 1]
 
 
 # ---- ranking, verdicts, alpha ranges -------------------------------------------------------
