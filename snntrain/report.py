@@ -53,6 +53,7 @@ from snntrain.compare import (
 from snntrain.runs import (
     COMPLETED,
     DIVERGED,
+    DUPLICATE,
     FAILED,
     PREEMPTED,
     RUNNING,
@@ -181,9 +182,11 @@ def verdict_lines(
         lines.append(scale)
     n = Counter(r.status for r in runs)
     failed, running, diverged, preempted = n[FAILED], n[RUNNING], n[DIVERGED], n[PREEMPTED]
-    if failed or running or diverged or preempted:
+    if failed or running or diverged or preempted or n[DUPLICATE]:
         lines.append(
             f"Not in the means: {f'{diverged} diverged, ' if diverged else ''}"
+            + (f"{n[DUPLICATE]} repeating a configuration's seed (counted once), "
+               if n[DUPLICATE] else "")
             + (f"{preempted} pre-empted (rerun the command to resume them; a sweep's with "
                "hydra.sweep.dir=<its directory>), " if preempted else "")
             + f"{failed} failed and {running} running of {len(runs)} runs (listed with the reason "
@@ -450,6 +453,7 @@ def _counts(runs: Sequence[Run]) -> str:
         f"{len(runs)} runs: {n[COMPLETED]} completed, {n[RUNNING]} running, {n[FAILED]} failed"
         + (f", {n[DIVERGED]} diverged" if n[DIVERGED] else "")
         + (f", {n[PREEMPTED]} pre-empted" if n[PREEMPTED] else "")
+        + (f", {n[DUPLICATE]} repeating a seed" if n[DUPLICATE] else "")
     )
 
 

@@ -35,6 +35,7 @@ import numpy as np
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
 DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration, not an error
 PREEMPTED = "preempted"  # stopped by a signal with a checkpoint: rerunning its command resumes it
+DUPLICATE = "duplicate"  # a completed run repeating a configuration and seed already counted
 STALE_AFTER_S = 30 * 60
 # Config keys that never make two runs different configurations.
 IGNORED_KEYS = (
@@ -449,8 +450,27 @@ def _is_ignored(key: str) -> bool:
     return any(key == k or (k.endswith(".") and key.startswith(k)) for k in IGNORED_KEYS)
 
 
+def _mark_duplicates(runs: Sequence[Run]) -> None:
+    """Completed runs of one configuration that share a seed are one replicate, not several
+    (the same sweep reported twice, a population and its equivalent multirun, a seed listed
+    twice): the newest counts, the others become :data:`DUPLICATE` with the reason."""
+    by_seed: dict[Any, list[Run]] = {}
+    for r in runs:
+        if r.status == COMPLETED:
+            by_seed.setdefault(_hashable(r.seed), []).append(r)
+    for same in by_seed.values():
+        if len(same) > 1:
+            same.sort(key=lambda r: ((r.path / "summary.json").stat().st_mtime,
+                                     natural_key(r.path)))
+            for r in same[:-1]:
+                r.status = DUPLICATE
+                r.reason = (f"repeats seed {r.seed} of its configuration, counted once "
+                            f"(as {same[-1].path})")
+
+
 def group_runs(runs: Sequence[Run]) -> tuple[list[str], list[Row]]:
     """Split runs into configurations; returns (key columns, rows sorted by key).
+    Completed runs that repeat a configuration's seed are marked :data:`DUPLICATE`.
 
     The key is the surrogate (named with those of its non-alpha parameters that vary among
     runs of the same surrogate), alpha, and every other config value that varies across
@@ -496,6 +516,8 @@ def group_runs(runs: Sequence[Run]) -> tuple[list[str], list[Row]]:
         if hk not in rows:
             rows[hk] = Row(key, dict(s), [])
         rows[hk].runs.append(run)
+    for row in rows.values():
+        _mark_duplicates(row.runs)
 
     def order(row: Row) -> tuple:
         return tuple(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import statistics
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+import scipy.stats
 import yaml
 
 from snntrain import compare, plots, report, runs, writers
@@ -1018,3 +1020,35 @@ def test_welch_on_values_equal_up_to_rounding_is_quiet():
         warnings.simplefilter("error")  # scipy's "Precision loss occurred" would raise here
         d = compare.welch([0.5, 0.5 + 1e-16, 0.5], [0.5, 0.5, 0.5 + 2e-16])
     assert d.contains_zero and abs(d.high - d.low) < 1e-15
+
+
+def test_a_seed_repeated_across_sweeps_counts_once(tmp_path, capsys):
+    """Reporting a population together with its equivalent multirun (or one sweep twice, or a
+    population listing a seed twice) counted each seed twice: "(4 seeds)" from seeds 0 1 0 1,
+    and a Welch interval a third as wide as the real one."""
+    a = {"name": "sigmoid", "alpha": 4.0}
+    b = {"name": "arctan", "alpha": 2.0}
+    for sweep in ("pop", "multirun"):
+        for s, vals in ((a, (0.90, 0.80)), (b, (0.70, 0.72))):
+            for seed, v in enumerate(vals):
+                write_run(tmp_path / sweep / f"{s['name']}-{seed}", s, seed, [v], [v],
+                          {"lif0": 0.1}, 1.0)
+                time.sleep(0.01)  # the newer copy is the one counted
+    assert report.main([str(tmp_path / "pop"), str(tmp_path / "multirun")]) == 0
+    out = capsys.readouterr().out
+    assert "sigmoid, α=4 — 85.00 ± 7.07 % (2 seeds)" in out
+    # Welch with n = 2 + 2: diff 0.14, se = sqrt(0.005/2 + 0.0002/2), df ~ 1.08
+    assert "Not in the means: 4 repeating a configuration's seed (counted once), 0 failed" in out
+    text = (tmp_path / "pop" / "report" / "summary.csv").read_text()
+    rows = {r["surrogate"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert rows["sigmoid"]["seeds"] == "0 1" and rows["arctan"]["n"] == "2"
+    diff = 0.14 * 100
+    se = math.sqrt(0.005 / 2 + 0.0002 / 2) * 100
+    df = se**4 / ((0.005 / 2 * 1e4) ** 2 + (0.0002 / 2 * 1e4) ** 2)
+    half = scipy.stats.t.ppf(0.975, df) * se
+    assert float(rows["arctan"]["diff_high"]) * 100 == pytest.approx(-diff + half, rel=1e-6)
+    kept = runs.load_run(tmp_path / "multirun" / "sigmoid-0")
+    dup = runs.load_run(tmp_path / "pop" / "sigmoid-0")
+    runs.group_runs([dup, kept])
+    assert kept.status == "completed" and dup.status == "duplicate"
+    assert dup.reason == f"repeats seed 0 of its configuration, counted once (as {kept.path})"
