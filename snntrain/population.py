@@ -157,6 +157,20 @@ def axes(cfg: DictConfig) -> dict[str, list[Any]]:
     return {k: found[k] for k in order if k in found}
 
 
+def with_aliases(overrides: list[str]) -> list[str]:
+    """``[+]trainer.population.surrogate=[a,b]`` (the surrogate types, as issue 16 and spoken
+    usage write it) as ``trainer.population.surrogate.name=[a,b]``: Hydra alone refuses it
+    ("Cannot merge DictConfig with ListConfig"), since the node also holds the parameters'
+    axes (``trainer.population.surrogate.alpha=[...]``)."""
+    out = []
+    for arg in overrides:
+        key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+") == f"{KEY}.surrogate":
+            arg = f"{KEY}.surrogate.name={value}"
+        out.append(arg)
+    return out
+
+
 def override_error(overrides: list[str]) -> ConfigError | None:
     """The error for the first command-line ``[+]trainer.population.<key>=...`` that cannot
     vary in a population or is not a population key at all: the message :func:`axes` would

@@ -63,6 +63,19 @@ def test_grid_members_are_solo_configs():
     assert OmegaConf.to_container(ms[5].cfg) == OmegaConf.to_container(solo)
 
 
+def test_the_issues_surrogate_axis_spelling_is_the_name_axis():
+    """``trainer.population.surrogate=[...]`` (issue 16's own example) stopped with Hydra's
+    "Cannot merge DictConfig with ListConfig"; the command line reads it as ``.name``."""
+    argv = ["-m", f"{POP}.surrogate=[sigmoid,softsign,arctan]", f"+{POP}.surrogate=[erf]",
+            f"{POP}.surrogate.alpha=[0.5,1,2,4,8]", f"{POP}.seed=[0,1,2]", "surrogate=erf"]
+    assert population.with_aliases(argv) == [
+        "-m", f"{POP}.surrogate.name=[sigmoid,softsign,arctan]", f"{POP}.surrogate.name=[erf]",
+        *argv[3:]]
+    ms = population.members(compose(*population.with_aliases(argv[1:2] + argv[3:5])))
+    assert len(ms) == 45 and ms[-1].values == {
+        "surrogate": "arctan", "surrogate.alpha": 8, "seed": 2}
+
+
 def test_zip_pairs_and_other_surrogate_parameters():
     cfg = compose(f"{POP}.mode=zip", f"{POP}.surrogate.name=[boxcar,boxcar]",
                   f"+{POP}.surrogate.width=[0.5,2]", f"{POP}.optimizer.lr=[1e-3,3e-3]",
