@@ -57,6 +57,35 @@ def missing_sweep_extra(argv: Sequence[str]) -> str | None:
     return None
 
 
+def guard_optuna(argv: Sequence[str]) -> None:
+    """An Optuna search whose every trial failed ended in a traceback (Optuna's "No trials are
+    completed yet." from the plugin's ``study.best_trial``) after each job had printed its
+    one-line reason; with ``optuna`` in ``argv`` the plugin's sweep now ends it in one line
+    and status 2, after the report (:class:`SweepReport`, at exit)."""
+    if not any("optuna" in a for a in argv):
+        return
+    try:
+        from hydra_plugins.hydra_optuna_sweeper import _impl
+    except ImportError:
+        return
+    sweep = _impl.OptunaSweeperImpl.sweep
+    if getattr(sweep, "snntrain_guarded", False):
+        return
+
+    def guarded(self: Any, arguments: list[str]) -> None:
+        try:
+            return sweep(self, arguments)
+        except ValueError as e:
+            if "No trials are completed" not in str(e):
+                raise
+            _say("snntrain: error: no trial of the Optuna search completed (each failed job "
+                 "printed its reason above; the sweep report lists them)", True)
+            sys.exit(2)
+
+    guarded.snntrain_guarded = True  # type: ignore[attr-defined]
+    _impl.OptunaSweeperImpl.sweep = guarded
+
+
 def _say(line: str, err: bool = False) -> None:
     print(line, file=sys.stderr if err else sys.stdout, flush=True)
 

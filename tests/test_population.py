@@ -76,6 +76,50 @@ def test_the_issues_surrogate_axis_spelling_is_the_name_axis():
         "surrogate": "arctan", "surrogate.alpha": 8, "seed": 2}
 
 
+def test_a_value_set_twice_is_refused(monkeypatch):
+    """A population axis replaced a value set on the command line or swept by -m/Optuna
+    without a word (Optuna then recorded an lr nobody trained); under model.neuron.tau a beta
+    axis gave identical members labelled with different betas."""
+    axis = f"{POP}.surrogate.alpha=[1,4]"
+    monkeypatch.setattr(population, "_task_overrides", lambda: ["surrogate.alpha=2", axis])
+    with pytest.raises(ConfigError, match=r"^surrogate.alpha is set twice: by the override "
+                       rf"surrogate.alpha=2 and by the population axis {POP}.surrogate.alpha"):
+        population.members(compose("surrogate.alpha=2", axis))
+    monkeypatch.setattr(population, "_task_overrides", lambda: ["seed=3", "surrogate=erf"])
+    with pytest.raises(ConfigError, match=rf"^seed is set twice: .* axis {POP}.seed, which"):
+        population.members(compose("seed=3", f"{POP}.seed=[0,1]"))
+    with pytest.raises(ConfigError, match=rf"^surrogate is set twice: .* {POP}.surrogate.name"):
+        population.members(compose("surrogate=erf", f"{POP}.surrogate.name=[sigmoid]"))
+    assert len(population.members(compose("surrogate=erf", axis))) == 2  # other keys: fine
+    monkeypatch.setattr(population, "_task_overrides", lambda: [])
+    with pytest.raises(ConfigError, match=rf"^{POP}.neuron.beta cannot vary while "
+                       r"model.neuron.tau=10 sets beta"):
+        population.members(compose("model.neuron.tau=10", f"{POP}.neuron.beta=[0.5,0.9]"))
+
+
+def test_a_sweeper_receives_the_best_configurations_mean_over_seeds():
+    """Optuna over a population with a seed axis optimised the luckiest seed (the best
+    member's value); it now gets what the report selects: the best mean over seeds."""
+    def row(alpha, seed, val, test, loss=1.0):
+        return {"member": f"a{alpha}s{seed}", "values": {"surrogate.alpha": alpha, "seed": seed},
+                "best_val_accuracy": val, "test_accuracy": test, "val_loss": loss}
+
+    done = [row(1, 0, 0.9, 0.85, 0.2), row(1, 1, 0.5, 0.45, 0.9), row(4, 0, 0.8, 0.7, 0.5),
+            row(4, 1, 0.8, 0.9, 0.5), row(4, 1, 0.8, 0.9, 0.5)]  # seed 1 of alpha 4 twice
+    best = population._best_configuration(done, "best_val_accuracy")
+    assert best == {"best_val_accuracy": pytest.approx(0.8), "test_accuracy": pytest.approx(0.8),
+                    "best_member": "a4s0", "best_configuration": "surrogate.alpha=4",
+                    "best_seeds": 2}
+    best = population._best_configuration(done, "val_loss")  # a loss: the lowest mean
+    assert best["val_loss"] == pytest.approx(0.5) and best["best_configuration"] == (
+        "surrogate.alpha=4")
+    seeds_only = [{**r, "values": {"seed": r["values"]["seed"]}} for r in done[:2]]
+    best = population._best_configuration(seeds_only, "best_val_accuracy")
+    assert best["best_val_accuracy"] == pytest.approx(0.7) and best["best_seeds"] == 2
+    assert best["best_configuration"] == "(only the seed varies)"
+    assert population._best_configuration([], "best_val_accuracy")["best_val_accuracy"] is None
+
+
 def test_zip_pairs_and_other_surrogate_parameters():
     cfg = compose(f"{POP}.mode=zip", f"{POP}.surrogate.name=[boxcar,boxcar]",
                   f"+{POP}.surrogate.width=[0.5,2]", f"{POP}.optimizer.lr=[1e-3,3e-3]",

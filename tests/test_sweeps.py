@@ -257,6 +257,24 @@ def test_optuna_runs_two_trials(tmp_path):
     }
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not _optuna_installed(), reason="needs the `sweep` extra (pip install -e '.[sweep]')"
+)
+def test_an_optuna_search_whose_trials_all_fail_ends_in_one_line(tmp_path):
+    """Every trial refused (Optuna samples optimizer.lr, also a population axis here): the
+    search ended in Optuna's traceback "No trials are completed yet."; before that refusal
+    existed, the population silently trained lr 1e-3 and recorded Optuna's lr as the best."""
+    p = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+            "trainer.population.optimizer.lr=[1e-3]", *TINY, f"hydra.sweep.dir={tmp_path}")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert "optimizer.lr is set twice: by the override optimizer.lr=" in p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        "snntrain: error: no trial of the Optuna search completed (each failed job printed its "
+        "reason above; the sweep report lists them)")
+    assert "No run has completed" in p.stdout and (tmp_path / "report" / "index.html").is_file()
+
+
 # ---- wandb sweep --------------------------------------------------------------------------
 
 
