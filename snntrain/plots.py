@@ -259,7 +259,8 @@ def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | Non
     )
     ax.set_yticks(
         y,
-        [f"{r.label} (n={n}){' — selected' if r is selected else ''}" for r, (_, _, n) in pairs],
+        [f"{r.short_label} (n={n}){' — selected' if r is selected else ''}"
+         for r, (_, _, n) in pairs],
         fontsize=7,
     )
     ax.invert_yaxis()
@@ -362,7 +363,7 @@ def plot_firing_rates(path: Path, rows: Sequence[Row]) -> None:
             color=f"C{j % 10}",
             capsize=2,
         )
-    ax.set_yticks(np.arange(len(rows)), [r.label for r in rows], fontsize=7)
+    ax.set_yticks(np.arange(len(rows)), [r.short_label for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("firing rate (spikes per neuron per step, test set, last epoch)")
     ax.set_ylabel("configuration")

@@ -95,7 +95,7 @@ def _status(run_dir: Path) -> str | None:
         return json.loads((run_dir / "summary.json").read_text()).get("status")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
         return "failed"
 
 

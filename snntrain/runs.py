@@ -199,6 +199,9 @@ def load_run(
     except (json.JSONDecodeError, UnicodeDecodeError):
         run.reason = "summary.json is not valid JSON"
         return run
+    if not isinstance(run.summary, dict):
+        run.reason, run.summary = "summary.json is not a JSON object", {}
+        return run
     status = run.summary.get("status")
     if status == "preempted":
         # Requeued and resumed: the new attempt writes after the old summary.json.
@@ -391,8 +394,14 @@ class Row:
 
     @property
     def label(self) -> str:
+        """The whole configuration (the verdict names what to quote: never cut)."""
         alpha = self.key.get("alpha")
-        label = self.series + ("" if alpha is None else f", α={alpha:g}")
+        return self.series + ("" if alpha is None else f", α={alpha:g}")
+
+    @property
+    def short_label(self) -> str:
+        """:attr:`label` cut to 60 characters, for a plot's ticks and legend."""
+        label = self.label
         return label if len(label) <= 60 else label[:59] + "…"
 
     def values(self, metric: str) -> list[float]:

@@ -1052,3 +1052,31 @@ def test_a_seed_repeated_across_sweeps_counts_once(tmp_path, capsys):
     runs.group_runs([dup, kept])
     assert kept.status == "completed" and dup.status == "duplicate"
     assert dup.reason == f"repeats seed 0 of its configuration, counted once (as {kept.path})"
+
+
+def test_a_summary_that_is_not_an_object_marks_its_run_failed(tmp_path, capsys):
+    """``summary.json`` holding ``[1, 2]`` or ``null`` ended the report in a traceback
+    (AttributeError: 'list' object has no attribute 'get')."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    write_run(tmp_path / "ok", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0)
+    for i, text in enumerate(("[1, 2]", "null", '"done"')):
+        bad = write_run(tmp_path / f"bad{i}", s, i + 1, [0.5], [0.5], {"lif0": 0.1}, 1.0)
+        (bad / "summary.json").write_text(text)
+        run = runs.load_run(bad)
+        assert (run.status, run.reason) == ("failed", "summary.json is not a JSON object")
+    assert report.main([str(tmp_path)]) == 0
+    assert "3 failed and 0 running of 4 runs" in capsys.readouterr().out
+
+
+def test_the_verdict_names_the_whole_configuration(tmp_path, capsys):
+    """Labels were cut at 60 characters, mid-number (``optimizer.lr=3.50233e+3…``), dropping
+    alpha: the verdict names the configuration to quote."""
+    s = {"name": "arctan", "alpha": 2.17}
+    for seed in (0, 1):
+        for lr, v in ((3.50233e34, 0.1), (0.002, 0.9)):
+            write_run(tmp_path / f"lr{lr}-{seed}", s, seed, [v], [v], {"lif0": 0.1}, 1.0,
+                      **{"optimizer.lr": lr, "model.neuron.beta": 0.953542 if lr > 1 else 0.5})
+    assert report.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ("Worse: arctan, model.neuron.beta=0.953542, optimizer.lr=3.50233e+34, α=2.17 "
+            "(worse by") in out
