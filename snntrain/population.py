@@ -657,9 +657,10 @@ def _end_of_epoch(run: MemberRun, val: dict | None, test: dict, samples_per_s: f
     return record
 
 
-def _diverge(run: MemberRun, step: int, error: Diverged, say) -> None:
+def _diverge(run: MemberRun, step: int, error: Diverged, say, left: int) -> None:
     run.status, run.diverged_at = "diverged", step
-    say(f"member {run.member.name} diverged at step {step}; frozen, the others go on")
+    say(f"member {run.member.name} diverged at step {step}; frozen, "
+        + (f"the other {left} go on" if left else "no member of this group is left"))
     if run.rec is not None:
         run.rec.finish({"status": "diverged", "error": f"{type(error).__name__}: {error}",
                         "diverged_at_step": step, "steps": step})
@@ -697,7 +698,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
                     try:
                         accepted = run.policy.accept(step, m)
                     except Diverged as e:
-                        _diverge(run, step, e, say)
+                        _diverge(run, step, e, say, left=len(live()) - 1)
                         continue
                     if accepted:
                         run.progress.epoch_sums.add(m, m.pop("count"))
@@ -824,7 +825,9 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     with rundir.RunLock(run_dir):
         ms = members(cfg)
         _check_earlier_attempt(cfg, run_dir)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        finished = writers.completed_summary(run_dir / "summary.json") is not None
+        if not finished:  # a finished run's config stays its members' (saved on training on)
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         group_name = wandb_group(run_dir)
         logger = lifecycle.wandb_settings(cfg)
         if logger is not None and (notice := writers.offline_notice(
@@ -843,6 +846,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                     _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
                          f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
                     continue
+                if finished and not trained:  # trains on (more epochs): this is its config
+                    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
                 trained = True
                 group = first if g == 0 else build_group(part, vectorize=first.vectorize,
                                                          by_type=by_type,
@@ -854,8 +859,13 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                     break
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
         summary = done or population_summary(cfg, run_dir, ms, status, t_start)
+        if summary["completed"] == 0 and summary["diverged"] == len(ms):
+            status = summary["status"] = "diverged"  # as a solo run that diverged
         if done is None:  # a finished population run again keeps its record (its wall time)
             writers.write_json(run_dir / "summary.json", summary)
+    if status == "diverged":
+        raise Diverged(f"every member of the population diverged ({len(ms)}; each "
+                       f"members/<name>/summary.json says at which step): {run_dir}")
     if status == "preempted":
         raise Preempted(f"received signal {signals.received}: saved a checkpoint in "
                         f"{run_dir / 'checkpoints'}; to resume, run: "

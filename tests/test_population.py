@@ -355,9 +355,11 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
     before = {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)}
     population_record = (run / "summary.json").read_bytes()
     capsys.readouterr()
-    train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
+    config = (run / "config.yaml").read_bytes()
+    train_and_evaluate(compose(*pop, "trainer.epochs=1", "optimizer.lr=0.005"), run)
     assert ("nothing to train for members 0-surrogate.alpha=1 to 1-surrogate.alpha=4: finished "
             "in an earlier attempt (trainer.epochs=1)") in capsys.readouterr().err
+    assert (run / "config.yaml").read_bytes() == config  # was rewritten with lr 0.005
     assert {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)} == before
     assert (run / "summary.json").read_bytes() == population_record  # its wall time too
     config = (run / "config.yaml").read_bytes()
@@ -437,6 +439,20 @@ def test_a_diverging_member_is_frozen_and_the_others_unchanged(tmp_path):
     saved, other = population.params_of(tmp_path / "with"), population.params_of(
         tmp_path / "without")
     _assert_params_equal(saved[ok2.name], other[without[1].name])
+
+
+def test_a_population_whose_members_all_diverge_is_diverged(tmp_path, capsys):
+    """It ended "completed" with status 0 (a solo run that diverges exits 3), saying
+    "frozen, the others go on" when none was left."""
+    from snntrain.train import Diverged
+
+    with pytest.raises(Diverged, match=r"every member of the population diverged \(2;"):
+        train_and_evaluate(compose(f"{POP}.optimizer.lr=[1e38,1e37]"), tmp_path)
+    err = capsys.readouterr().err
+    assert "frozen, the other 1 go on" in err and "frozen, no member of this group is left" in err
+    summary = _summary(tmp_path)
+    assert summary["status"] == "diverged" and summary["completed"] == 0
+    assert [_summary(m)["status"] for m in _member_dirs(tmp_path)] == ["diverged"] * 2
 
 
 @pytest.mark.slow
