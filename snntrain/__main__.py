@@ -116,14 +116,17 @@ def flags_first(argv: list[str]) -> list[str]:
     return flags + [a for a in argv if a not in MULTIRUN_FLAGS]
 
 
-def _interrupted(*_signal: object) -> None:
-    """Ctrl-C outside the training loop (which saves a checkpoint on the first one): one line
-    and status 130 at once. Raised as KeyboardInterrupt in imports, Hydra's callbacks or XLA's
-    compiler, it left tracebacks, a half-imported JAX, and sometimes a crash at exit."""
-    print("snntrain: interrupted (Ctrl-C); checkpoints written before it are kept: rerun the "
-          "command to resume", file=sys.stderr, flush=True)
+def _interrupted(signum: object = signal.SIGINT, _frame: object = None) -> None:
+    """Ctrl-C or SIGTERM outside the training loop (which saves a checkpoint on the first):
+    one line and status 128 + the signal at once. Raised as KeyboardInterrupt in imports,
+    Hydra's callbacks or XLA's compiler, Ctrl-C left tracebacks, a half-imported JAX, and
+    sometimes a crash at exit; SIGTERM (a SLURM pre-emption while the data is binned) ended
+    the run with no word."""
+    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+    print(f"snntrain: {what}; checkpoints written before it are kept: rerun the command to "
+          "resume", file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os._exit(INTERRUPTED_EXIT_CODE)
+    os._exit(INTERRUPTED_EXIT_CODE if signum != signal.SIGTERM else 128 + signal.SIGTERM)
 
 
 def main() -> None:
@@ -132,6 +135,8 @@ def main() -> None:
     if (started_from_the_command_line()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
         signal.signal(signal.SIGINT, _interrupted)
+    if started_from_the_command_line() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
     console_notes()
     sys.argv[1:] = flags_first(sys.argv[1:])
     if (err := moved_in_overrides(sys.argv[1:])) is not None:

@@ -347,6 +347,22 @@ def test_ctrl_c_before_the_training_loop_is_one_line(tmp_path, delay):
                                         "before it are kept: rerun the command to resume"]
 
 
+def test_sigterm_before_the_training_loop_is_one_line(tmp_path):
+    """SIGTERM (a SLURM pre-emption) while JAX imports or the data is binned ended the run with
+    no word (status 143 from the default action)."""
+    import time
+
+    from _workers import popen
+
+    proc = popen("logger=none", "trainer.progress=false", f"hydra.run.dir={tmp_path}")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines() == ["snntrain: terminated (SIGTERM); checkpoints written "
+                                        "before it are kept: rerun the command to resume"]
+
+
 def test_an_unfinished_chunked_population_is_found_to_continue(tmp_path):
     """A chunked population keeps its checkpoints in checkpoints/group<g>/: the rerun of its
     command did not find it and started a new directory."""
