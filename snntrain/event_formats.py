@@ -54,12 +54,37 @@ class Reader:
     def files(self) -> list[Path]:
         raise NotImplementedError
 
+    def options(self) -> dict:
+        """The reading options that change the events (part of the cache key)."""
+        return {}
+
     def fingerprint(self) -> list:
         out = []
         for f in self.files():
             st = f.stat()
             out.append([str(f), st.st_size, st.st_mtime_ns])
         return out
+
+
+def _check_times(t_us: np.ndarray, where: str) -> None:
+    """Refuse a negative finite time (non-finite times are dropped and counted later)."""
+    bad = np.flatnonzero(np.isfinite(t_us) & (t_us < 0))
+    if len(bad):
+        raise EventDataError(
+            f"{where} has a negative time ({t_us[bad[0]] / 1e6:g} s); times must be >= 0: the "
+            "file is corrupt"
+        )
+
+
+def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """``labels_N`` as int64; refuses another shape or non-integers in one line."""
+    if labels.ndim != 1 or not (np.issubdtype(labels.dtype, np.integer)
+                                and labels.dtype != np.bool_):
+        raise EventDataError(
+            f"{where}: labels has dtype {labels.dtype} and shape {labels.shape}; expected "
+            "integers of shape (N,)"
+        )
+    return labels.astype(np.int64)
 
 
 def _check_coords(cols: dict, sensor, where: str) -> None:
@@ -99,9 +124,15 @@ class HDF5Reader(Reader):
                 f"{n[2]}; the file is truncated or corrupt"
             )
         try:
-            self.labels = np.asarray(f["labels"][:]).astype(np.int64)
+            labels = np.asarray(f["labels"][()])
         except (OSError, ValueError) as e:
             raise EventDataError(f"{self.path}: cannot read labels ({first_line(e)})") from None
+        self.labels = _check_labels(labels, str(self.path))
+        if not len(self.labels):
+            raise EventDataError(
+                f"{self.path}: the split is empty (0 samples); the file is truncated or not "
+                "the dataset's: delete it and prepare again"
+            )
         self.where = str(self.path)
 
     def _open(self):
@@ -152,6 +183,7 @@ class HDF5Reader(Reader):
                     "the file is corrupt"
                 )
             cols = {"t": t.astype(np.float64) * 1e6, "x": u.astype(np.int64)}
+            _check_times(cols["t"], f"{self.path}: sample {r}")
             _check_coords(cols, self.sensor, f"{self.path}: sample {r}")
             out.append(cols)
         return out
@@ -238,6 +270,7 @@ class GestureReader(FilesReader):
             )
         cols = {"t": a[:, 3].astype(np.float64) * 1e3, "x": a[:, 0].astype(np.int64),
                 "y": a[:, 1].astype(np.int64), "p": a[:, 2].astype(np.int64)}
+        _check_times(cols["t"], str(path))
         _check_coords(cols, self.sensor, str(path))
         return cols
 
@@ -245,13 +278,17 @@ class GestureReader(FilesReader):
 class ArraysReader(Reader):
     """One split of a user's ``.npz`` (validated by :func:`read_npz`), held in memory."""
 
-    def __init__(self, path: Path, split: str, cols: dict, counts, labels, sensor):
-        self.path, self.where = path, f"{path} ({split})"
+    def __init__(self, path: Path, split: str, cols: dict, counts, labels, sensor,
+                 time_unit: str = "us"):
+        self.path, self.where, self.time_unit = path, f"{path} ({split})", time_unit
         self.cols, self.labels, self.sensor = cols, labels, tuple(sensor)
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     def files(self) -> list[Path]:
         return [self.path]
+
+    def options(self) -> dict:
+        return {"time_unit": self.time_unit}
 
     def read(self, rows: Sequence[int]) -> list[dict[str, np.ndarray]]:
         o = self.offsets
@@ -295,16 +332,19 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
         # np.load would try it as a pickle and say "contains pickled (object) data"
         raise EventDataError(f"{path} is not an .npz (not a zip archive); {NPZ_EXAMPLE}")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        f = np.load(path, allow_pickle=False)
+        single = isinstance(f, np.ndarray)  # a single .npy array: no .files, no context manager
+        if not single:
+            with f:
+                arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise EventDataError(f"dataset.path={path}: no such file") from None
-    except AttributeError:  # a single .npy array has no .files
-        raise EventDataError(f"{path} is a single .npy array, not an .npz; {NPZ_EXAMPLE}") from None
     except (OSError, ValueError, EOFError) as e:
         raise EventDataError(
             f"{path} is not a readable .npz without pickle ({first_line(e)}); {NPZ_EXAMPLE}"
         ) from None
+    if single:
+        raise EventDataError(f"{path} is a single .npy array, not an .npz; {NPZ_EXAMPLE}")
     if "sensor_size" not in arrays:
         raise EventDataError(f"{path} is missing sensor_size ([C] or [W, H, P]); {NPZ_EXAMPLE}")
     sensor = np.asarray(arrays["sensor_size"]).reshape(-1)
@@ -371,7 +411,7 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
                     f"sensor (0..{size - 1}, sensor_size {sensor.tolist()})"
                 )
         out[split] = ArraysReader(path, split, {"t": t, **xyz}, counts, labels.astype(np.int64),
-                                  sensor.tolist())
+                                  sensor.tolist(), time_unit)
     return out
 
 

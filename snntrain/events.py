@@ -25,8 +25,9 @@ Augmentations (``dataset.augment``, all off by default; :class:`Augment`) act on
 training samples before binning, drawn from ``default_rng([seed, epoch, row])`` for the
 sample in row ``row`` of the training file, so a run is reproducible and resumes mid-epoch to
 the same batches. Binned samples are cached once per binning config as ``.npy`` files
-(``<data_dir>/<Dataset>/snntrain_cache/``, keyed by a hash of the binning config and the source
-files' names, sizes and modification times) and memory-mapped: in memory when they fit
+(``<data_dir>/<Dataset>/snntrain_cache/``, keyed by a hash of the binning config, the sensor,
+the format and its options such as ``time_unit``, and the source files' names, sizes and
+modification times) and memory-mapped: in memory when they fit
 (``in_memory: auto``: below 2 GiB), else read by index, a batch at a time.
 
 On-disk formats (read by :mod:`snntrain.event_formats`) are those Tonic's ``save_to`` writes
@@ -51,6 +52,8 @@ import json
 import logging
 import math
 import os
+import re
+import socket
 import tarfile
 import threading
 import zipfile
@@ -69,12 +72,13 @@ from snntrain.event_formats import (
     Reader,
     read_npz,
 )
-from snntrain.sources import Splits, split_indices
+from snntrain.sources import Splits, val_indices
 
 log = logging.getLogger(__name__)
 
 IN_MEMORY_MAX_BYTES = 2 * 2**30
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key holds the reader's options (time_unit) and format
+CACHE_DTYPES = ("uint8", "uint16", "uint32")
 ORIGINS = ("first", "zero")
 # Bound the temporary int64 counts and the events held at once while binning.
 _CHUNK_CELLS = 2**23
@@ -96,14 +100,22 @@ class Binning:
     polarity: bool = True
 
     def __post_init__(self):
-        if isinstance(self.T, bool) or int(self.T) < 1:
+        if not (_integral(self.T) and self.T >= 1):
             raise EventDataError(f"T={self.T!r} is invalid: must be an integer >= 1")
-        if self.dt_ms is not None and not (math.isfinite(self.dt_ms) and self.dt_ms > 0):
+        if self.dt_ms is not None and not (_number(self.dt_ms) and self.dt_ms > 0):
             raise EventDataError(f"dataset.dt_ms={self.dt_ms!r} is invalid: must be > 0 or null")
         if self.origin not in ORIGINS:
             raise EventDataError(
                 f"dataset.origin={self.origin!r} is invalid: must be one of {', '.join(ORIGINS)}"
             )
+        # normalized, so that equal configs give one cache key (dt_ms 50 and 50.0)
+        set_ = object.__setattr__
+        set_(self, "T", int(self.T))
+        set_(self, "dt_ms", None if self.dt_ms is None else float(self.dt_ms))
+        set_(self, "binary", flag("binary", self.binary))
+        set_(self, "polarity", flag("polarity", self.polarity))
+        if self.downsample is not None:
+            set_(self, "downsample", _ds(self.downsample))
 
     def frame_shape(self, sensor: tuple[int, ...]) -> tuple[int, ...]:
         """The shape of one step: ``(C',)`` for a ``(C,)`` sensor, ``(H', W', P')`` for a
@@ -147,11 +159,17 @@ class Augment:
     channel_shift: int = 0
 
     def __post_init__(self):
-        for k in ("time_shift_ms", "jitter_ms", "channel_shift"):
+        for k in ("time_shift_ms", "jitter_ms"):
             v = getattr(self, k)
-            if isinstance(v, bool) or not (math.isfinite(v) and v >= 0):
+            if not (_number(v) and v >= 0):
                 raise EventDataError(f"dataset.augment.{k}={v!r} is invalid: must be >= 0")
-        if not 0.0 <= self.drop < 1.0:
+        k = self.channel_shift
+        if not (_integral(k) and k >= 0):
+            raise EventDataError(
+                f"dataset.augment.channel_shift={k!r} is invalid: must be an integer >= 0"
+            )
+        object.__setattr__(self, "channel_shift", int(k))
+        if not (_number(self.drop) and 0.0 <= self.drop < 1.0):
             raise EventDataError(
                 f"dataset.augment.drop={self.drop!r} is invalid: must be in [0, 1)"
             )
@@ -159,6 +177,24 @@ class Augment:
     @property
     def active(self) -> bool:
         return bool(self.time_shift_ms or self.jitter_ms or self.drop or self.channel_shift)
+
+
+def _number(v: Any) -> bool:
+    """A finite real number (not a bool, not a string)."""
+    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            and math.isfinite(v))
+
+
+def _integral(v: Any) -> bool:
+    return _number(v) and int(v) == v
+
+
+def flag(key: str, v: Any) -> bool:
+    """``dataset.<key>`` as a bool; anything but a boolean (e.g. the string ``no``, which
+    ``bool()`` calls true) is a one-line error."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    raise EventDataError(f"dataset.{key}={v!r} is not a boolean; valid: true, false")
 
 
 def _augment(cols: dict, aug: Augment, rng: np.random.Generator, sensor) -> dict:
@@ -296,9 +332,46 @@ def _bin_into(out: np.ndarray, reader: Reader, binning: Binning) -> dict[str, in
 
 
 def _cache_key(reader: Reader, binning: Binning) -> str:
+    """Everything that changes the binned tensor: every :class:`Binning` field, the sensor,
+    the format and its options (``time_unit``), the files' names, sizes and times."""
     spec = {"version": CACHE_VERSION, "binning": dataclasses.asdict(binning),
-            "sensor": list(reader.sensor), "files": reader.fingerprint()}
+            "sensor": [int(v) for v in reader.sensor], "format": type(reader).__name__,
+            "options": reader.options(), "files": reader.fingerprint()}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cache_ok(x: np.ndarray, meta: Any, shape: tuple[int, ...]) -> bool:
+    """Whether a cached ``x`` and its ``.json`` are a complete binning of ``shape``."""
+    counts = ("events", "in_window", "nonfinite")
+    return (x.shape == shape and x.dtype.name in CACHE_DTYPES and isinstance(meta, dict)
+            and meta.get("dtype") == x.dtype.name
+            and all(isinstance(meta.get(k), int) and meta[k] >= 0 for k in counts)
+            and meta["in_window"] + meta["nonfinite"] <= meta["events"])
+
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _tmp_path(path: Path) -> Path:
+    """Where this thread writes ``path`` before renaming it: ``.<stem>.<host>.<pid>.<tid>.npy``."""
+    return path.with_name(f".{path.stem}.{_HOST}.{os.getpid()}.{threading.get_ident()}.npy")
+
+
+def _remove_stale(cache_dir: Path) -> None:
+    """Remove the temporary files of binnings on this host whose process is gone (killed, or
+    ended by ``os._exit``, where no ``finally`` runs)."""
+    if os.name != "posix":
+        return
+    for f in cache_dir.glob(".*.npy"):
+        parts = f.name.rsplit(".", 4)
+        if len(parts) != 5 or parts[1] != _HOST or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+        except OSError:  # alive, another user's
+            pass
 
 
 def binned(
@@ -307,7 +380,7 @@ def binned(
     """``(frames_NxTx..., stats)`` of one split: read from ``cache_dir`` if this binning of these
     files was cached (memory-mapped), else binned (and cached when ``cache_dir`` is writable)."""
     shape = (len(reader), int(binning.T), *binning.frame_shape(reader.sensor))
-    path = meta_path = None
+    path = meta_path = tmp = None
     if cache_dir is not None:
         path = cache_dir / f"{tag}_{_cache_key(reader, binning)}.npy"
         meta_path = path.with_suffix(".json")
@@ -315,34 +388,40 @@ def binned(
             try:
                 x = np.load(path, mmap_mode="r", allow_pickle=False)
                 meta = json.loads(meta_path.read_text())
-                if x.shape == shape:
+                if _cache_ok(x, meta, shape):
                     return x, meta
             except (OSError, ValueError):  # unreadable: bin again
                 pass
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+            _remove_stale(cache_dir)
+            tmp = _tmp_path(path)
             tmp.touch()
         except OSError:
             log.info("%s: cache directory %s is not writable; binning in memory", tag, cache_dir)
-            path = None
+            path = tmp = None
     where = f" (cached in {path.parent})" if path is not None else ""
     log.info("%s: binning %d samples into %d steps%s", tag, shape[0], shape[1], where)
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if path is not None:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        else:
-            out = np.zeros(shape, dtype)
-        stats = _bin_into(out, reader, binning)
-        if stats is not None:
-            break
-    stats["dtype"] = np.dtype(out.dtype).name
-    if path is None:
-        return out, stats
-    out.flush()
-    del out
-    os.replace(tmp, path)
-    meta_path.write_text(json.dumps(stats))
+    try:
+        for dtype in (np.uint8, np.uint16, np.uint32):
+            if path is not None:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            else:
+                out = np.zeros(shape, dtype)
+            stats = _bin_into(out, reader, binning)
+            if stats is not None:
+                break
+        stats["dtype"] = np.dtype(out.dtype).name
+        if path is None:
+            return out, stats
+        out.flush()
+        del out
+        os.replace(tmp, path)
+        meta_path.write_text(json.dumps(stats))
+    except BaseException:  # a corrupt sample, Ctrl-C, ...: leave no temporary file behind
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
     return np.load(path, mmap_mode="r", allow_pickle=False), stats
 
 
@@ -412,14 +491,18 @@ def prepare_cmd(name: str) -> str:
     return f"`python -m snntrain.data prepare {name} --data_dir DIR`"
 
 
+class EventDataMissing(EventDataError):
+    """A split's files are not there (``prepare`` then extracts or downloads them)."""
+
+
 def _missing(name: str, looked: Path, what: str) -> EventDataError:
     archives = sorted(p.name for p in looked.glob("*") if p.suffix in (".zip", ".gz", ".tar"))
     if archives:
-        return EventDataError(
+        return EventDataMissing(
             f"{name}: {what} not found in {looked}, only the archive {archives[0]}: run "
             f"{prepare_cmd(name).replace('DIR', str(looked.parent))} to extract it (no download)"
         )
-    return EventDataError(
+    return EventDataMissing(
         f"{name}: {what} not found in {looked}; on a machine with internet run "
         f"{prepare_cmd(name)} (after pip install -e '.[events]'), copy DIR here and set "
         "dataset.data_dir=<copy>"
@@ -501,22 +584,20 @@ def build_splits(
     """Bin (or load the cache of) every split and return them as :class:`Splits` of
     :class:`Frames` (``val``: the ``valid`` split if there is one, else carved from train with
     ``seed``)."""
-    b = Binning(T=int(T), **binning)
+    b = Binning(T=T, **binning)
     aug = _as_augment(augment)
-    if in_memory not in (True, False, "auto"):
+    if not (isinstance(in_memory, bool) or in_memory == "auto"):
         raise EventDataError(f"dataset.in_memory={in_memory!r} is invalid: must be auto, true "
                              "or false")
     where = None
-    if cache:
+    if flag("cache", cache):
         where = Path(os.path.expanduser(str(cache_dir))) if cache_dir else default_cache_dir
+    for split, reader in splits.items():
+        if not len(reader):
+            raise EventDataError(f"{reader.where}: the {split} split is empty (0 samples)")
     labels = {s: r.labels for s, r in splits.items()}
     n_classes = int(n_classes) if n_classes else int(max(y.max() for y in labels.values())) + 1
-    for split, y in labels.items():
-        if len(y) and (y.min() < 0 or y.max() >= n_classes):
-            raise EventDataError(
-                f"{splits[split].where}: labels span {y.min()}..{y.max()}, outside "
-                f"0..{n_classes - 1} (dataset.n_classes={n_classes})"
-            )
+    check_labels(splits, n_classes)
     sources = {}
     for split, reader in splits.items():
         x, stats = binned(reader, b, where, f"{name}_{split}")
@@ -524,11 +605,12 @@ def build_splits(
             log.info("%s %s: dropped %d events with non-finite timestamps", name, split,
                      stats["nonfinite"])
         outside = stats["events"] - stats["nonfinite"] - stats["in_window"]
-        if outside > 0:  # only fixed-width bins crop: the window is T * dt_ms from the origin
-            log.info("%s %s: %d of %d events (%.1f%%) fall outside the %g ms window (T=%d x "
-                     "dataset.dt_ms=%g, dataset.origin=%s) and are not used", name, split,
-                     outside, stats["events"], 100 * outside / stats["events"],
-                     b.T * b.dt_ms, b.T, b.dt_ms, b.origin)
+        if outside > 0:  # fixed-width bins crop: the window is T * dt_ms from the origin
+            window = (f"the {b.T * b.dt_ms:g} ms window (T={b.T} x dataset.dt_ms={b.dt_ms:g}, "
+                      f"dataset.origin={b.origin})" if b.dt_ms is not None else
+                      f"the window (dataset.dt_ms=null, dataset.origin={b.origin})")
+            log.info("%s %s: %d of %d events (%.1f%%) fall outside %s and are not used", name,
+                     split, outside, stats["events"], 100 * outside / stats["events"], window)
         if in_memory is True or (in_memory == "auto" and x.nbytes < IN_MEMORY_MAX_BYTES):
             x = np.array(x)
         sources[split] = (x, labels[split].astype(np.int32), reader, stats)
@@ -544,12 +626,23 @@ def build_splits(
         train = source("train", np.arange(n_train), True)
         val = source("valid", np.arange(len(splits["valid"])), False)
     else:
-        rest, held = split_indices(n_train, val_fraction, seed)
+        rest, held = val_indices(n_train, val_fraction, seed)
         train = source("train", np.sort(rest), True)
         val = source("train", np.sort(held), False) if len(held) else None
     test = source("test", np.arange(len(splits["test"])), False)
     frame = b.frame_shape(splits["train"].sensor)
     return Splits(name, train, val, test, frame, n_classes, temporal=True)
+
+
+def check_labels(splits: dict[str, Reader], n_classes: int) -> None:
+    """Refuse labels outside ``0..n_classes-1`` in one line naming the split's file."""
+    for reader in splits.values():
+        y = reader.labels
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise EventDataError(
+                f"{reader.where}: labels span {y.min()}..{y.max()}, outside "
+                f"0..{n_classes - 1} (dataset.n_classes={n_classes})"
+            )
 
 
 def _load(name: str, data_dir, T, seed, val_fraction, cache, cache_dir, in_memory, augment,
@@ -596,21 +689,22 @@ def load_nmnist(
     """N-MNIST from ``<data_dir>/NMNIST/{Train,Test}/<label>/<id>.bin`` (34x34x2, 10 classes)."""
     return _load("nmnist", data_dir, T, seed, val_fraction, cache, cache_dir, in_memory,
                  augment, dt_ms=dt_ms, origin=origin, binary=binary,
-                 downsample=_ds(downsample), polarity=bool(polarity))
+                 downsample=_ds(downsample), polarity=polarity)
 
 
 def load_dvs_gesture(
     data_dir: str | None = None, *, T: int, seed: int = 0, val_fraction: float = 0.1,
     dt_ms: float | None = None, origin: str = "first", binary: bool = False,
-    downsample: int | Sequence[int] | None = None, polarity: bool = True,
+    downsample: int | Sequence[int] | None = 32, polarity: bool = True,
     augment: dict | None = None, cache: bool = True, cache_dir: str | None = None,
     in_memory: bool | str = "auto",
 ) -> Splits:
     """DVS128 Gesture from ``<data_dir>/DVSGesture/ibmGesture{Train,Test}/user*/<label>.npy``
-    (Tonic's files; 128x128x2, 11 classes)."""
+    (Tonic's files; 128x128x2, 11 classes), downsampled to 32x32 by default as in
+    ``conf/dataset/dvs_gesture.yaml`` (``downsample=None``: 128x128)."""
     return _load("dvs_gesture", data_dir, T, seed, val_fraction, cache, cache_dir, in_memory,
                  augment, dt_ms=dt_ms, origin=origin, binary=binary,
-                 downsample=_ds(downsample), polarity=bool(polarity))
+                 downsample=_ds(downsample), polarity=polarity)
 
 
 def load_events(
@@ -627,7 +721,7 @@ def load_events(
     return build_splits(
         f"events:{p.name}", splits, T=T, seed=seed, val_fraction=val_fraction,
         n_classes=n_classes, binning=dict(dt_ms=dt_ms, origin=origin, binary=binary,
-                                          downsample=_ds(downsample), polarity=bool(polarity)),
+                                          downsample=_ds(downsample), polarity=polarity),
         augment=augment, cache=cache, cache_dir=cache_dir,
         default_cache_dir=p.parent / "snntrain_cache", in_memory=in_memory)
 
@@ -635,8 +729,8 @@ def load_events(
 def _ds(downsample) -> tuple[int, ...] | None:
     if downsample is None:
         return None
-    values = [downsample] if isinstance(downsample, (int, float)) else list(downsample)
-    if not values or any(isinstance(v, bool) or int(v) != v for v in values):
+    values = [downsample] if isinstance(downsample, (int, float, str)) else list(downsample)
+    if not values or not all(_integral(v) for v in values):
         raise EventDataError(
             f"dataset.downsample={downsample!r} is invalid: must be a target size or [H, W]"
         )
@@ -668,20 +762,28 @@ def _extract(root: Path) -> list[str]:
 
 def prepare(name: str, data_dir: str | None = None) -> str:
     """Make ``name`` readable under ``data_dir`` (Tonic's layout): extract archives already
-    there, else download with Tonic (needs internet and :data:`EVENTS_EXTRA`). Returns a
+    there, else download with Tonic (needs internet and :data:`EVENTS_EXTRA`); then read every
+    sample of every split with the loader's checks (a corrupt file, an empty split or a label
+    out of range is the one-line :class:`EventDataError` training would give). Returns a
     one-line summary."""
     folder = DATASETS[name][0]
     base = Path(os.path.expanduser(str(data_dir or DEFAULT_DATA_DIR))).absolute()
     try:
         found = readers(name, base)
-    except EventDataError:
+    except EventDataMissing:
         extracted = _extract(base / folder) if (base / folder).is_dir() else []
         if not extracted:
             _download(name, base)
         found = readers(name, base)
+    check_labels(found, DATASETS[name][2])
+    for split, reader in found.items():
+        log.info("%s %s: reading and checking the events of %d samples", name, split,
+                 len(reader))
+        for start in range(0, len(reader), 16):  # decoded and checked, as training would
+            reader.read(range(start, min(len(reader), start + 16)))
     sizes = ", ".join(f"{s} {len(r)}" for s, r in found.items())
-    return (f"{name}: ready in {base / folder} ({sizes}). Without internet elsewhere: copy "
-            f"{base} there and set dataset.data_dir=<copy>")
+    return (f"{name}: ready in {base / folder} ({sizes}; every event read and checked). "
+            f"Without internet elsewhere: copy {base} there and set dataset.data_dir=<copy>")
 
 
 def _download(name: str, base: Path) -> None:

@@ -14,10 +14,13 @@ fix it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # Fixed held-out test splits carved from train (digits; tfds datasets without a test split)
 # use this seed, the same for every run.
@@ -125,6 +128,16 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return order[n_held:], order[:n_held]
 
 
+def val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held)`` of :func:`split_indices` for ``val``; a note (``snntrain: note: ...``
+    on the command line) when ``val_fraction`` of ``n`` rounds to no sample."""
+    rest, held = split_indices(n, val_fraction, seed)
+    if val_fraction > 0 and not len(held):
+        log.info("note: dataset.val_fraction=%g of %d training samples is 0: no validation "
+                 "split", val_fraction, n)
+    return rest, held
+
+
 def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     """Split ``(x, y)`` into ``(rest, held)`` with ``round(fraction * N)`` seeded rows held out."""
     rest, held = split_indices(len(y), fraction, seed)
@@ -142,6 +155,6 @@ def make_splits(
 ) -> Splits:
     """:class:`Splits` with ``val`` carved from ``train``: ``round(val_fraction * len(train))``
     rows chosen by ``seed`` (``val`` is ``None`` when that is 0)."""
-    rest, held = split_indices(len(train), val_fraction, seed)
+    rest, held = val_indices(len(train), val_fraction, seed)
     val = take(train, held) if len(held) else None
     return Splits(name, take(train, rest), val, test, tuple(image_shape), int(n_classes))
