@@ -61,8 +61,9 @@ def stack(trees: Sequence[Any]) -> Any:
 
 
 def _static_mismatch(kind: str) -> ConfigError:
-    return ConfigError(f"trainer.population: the members' {kind} surrogates differ in an integer "
-                       "parameter, which fixes the program's shape; use a multirun for it")
+    return ConfigError(f"trainer.population: the members' {kind} surrogates differ in a "
+                       "setting that fixes the compiled program (an integer parameter, or "
+                       "surrogate.normalize); use a multirun for it")
 
 
 def stack_surrogates(members_surrogates: Sequence[surrogates.Surrogate]) -> Any:

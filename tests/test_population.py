@@ -190,7 +190,11 @@ def test_bad_population_values():
         population.build_group(ms, vectorize=1, by_type=False)
     ms = population.members(compose("surrogate=squarewave_fourier_series",
                                     f"+{POP}.surrogate.n=[2,3]"))
-    with pytest.raises(ConfigError, match=r"differ in an integer parameter"):
+    with pytest.raises(ConfigError, match=r"differ in a setting that fixes the compiled "
+                       r"program \(an integer parameter, or surrogate.normalize\)"):
+        population.build_group(ms, vectorize=1, by_type=False)
+    ms = population.members(compose(f"+{POP}.surrogate.normalize=[true,false]"))
+    with pytest.raises(ConfigError, match=r"fast_sigmoid surrogates differ in a setting"):
         population.build_group(ms, vectorize=1, by_type=False)
 
 

@@ -595,7 +595,8 @@ def test_help_is_our_own_page():
         for line in out.split("== Examples ==")[1].splitlines()
         if line.startswith("  snntrain")
     ]
-    assert len(examples) == 5
+    assert len(examples) == 6
+    assert any("'trainer.population.surrogate=[sigmoid,arctan]'" in e for e in examples)
 
 
 def test_a_sweep_config_run_without_multirun_says_so():
