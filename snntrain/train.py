@@ -181,8 +181,9 @@ class FusedRunner(StepRunner):
         elapsed = time.perf_counter() - t0
         self.train_s, self.timed_steps = self.train_s + elapsed, self.timed_steps + len(idx_SxB)
         self.samples_per_s = throughput(len(idx_SxB), exp.batch_size, elapsed)
+        first = progress.step + 1  # the caller advances progress.step after each step
         for i in range(len(idx_SxB)):
-            yield progress.step + 1 + i, {k: float(v[i]) for k, v in stacked.items()}
+            yield first + i, {k: float(v[i]) for k, v in stacked.items()}
 
 
 # ---- evaluation and the epoch record -------------------------------------------------------

@@ -110,11 +110,23 @@ def test_fused_epoch_equals_per_step_loop(tmp_path):
     from snntrain.train import params_of
 
     out, summaries = {}, {}
+    records = {}
     for fused in (False, True):
         d = tmp_path / str(fused)
-        cfg = compose("trainer.epochs=2", "trainer.parallel=none", f"trainer.fused_epoch={fused}")
+        cfg = compose("trainer.epochs=2", "trainer.parallel=none", f"trainer.fused_epoch={fused}",
+                      "trainer.log_every=1")
         summaries[fused] = train.train_and_evaluate(cfg, d)
         out[fused] = jax.tree.leaves(params_of(d))
+        records[fused] = [(r["step"], r["split"], r.get("loss")) for x in
+                          (d / "metrics.jsonl").read_text().splitlines()
+                          if (r := json.loads(x))["split"] in ("train", "epoch")]
+    # the same records under the same step numbers (the fused run's train records were
+    # numbered 1, 3, 5, ... and ran past the epoch's end)
+    assert [r[:2] for r in records[True]] == [r[:2] for r in records[False]]
+    np.testing.assert_allclose([r[2] for r in records[True] if r[1] == "train"],
+                               [r[2] for r in records[False] if r[1] == "train"], rtol=1e-5)
+    for fused in (False, True):
+        d = tmp_path / str(fused)
         epochs = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()
                   if json.loads(x)["split"] == "epoch"]
         assert all(0 < r["samples_per_s"] < 20 * summaries[fused]["samples_per_s"]
