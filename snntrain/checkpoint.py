@@ -142,6 +142,9 @@ class Checkpoints:
             saved_fp = meta.get("fingerprint", {})
             current = {k: v for k, v in fingerprint.items()
                        if k in saved_fp or k not in FINGERPRINT_ADDED_LATER}
+            if isinstance(saved_fp.get("optimizer"), str) and isinstance(
+                    current.get("optimizer"), dict):  # saved before its settings were
+                current["optimizer"] = current["optimizer"]["name"]
             if saved_fp != current:
                 raise CheckpointError(
                     f"checkpoint {self.directory / str(s)} is from an incompatible run: "

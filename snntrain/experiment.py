@@ -113,10 +113,16 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
     fp.update({"dataset": exp.data.name, "train examples": len(exp.data.train),
                "batch_size": exp.batch_size, "seed": exp.seed,
-               "optimizer": str(exp.run.optimizer["name"]),
                "surrogate": repr(exp.surrogate), "T": exp.T,
                "neuron": dict(exp.run.model.get("neuron") or {}),
                "encoder": dict(exp.run.encoder)})
+    # the settings that shape the optimizer's state: a resume with another one cannot read it
+    # (orbax's tree mismatch read as a corrupt checkpoint, and the run restarted from step 0)
+    opt = exp.run.optimizer
+    fp["optimizer"] = {"name": str(opt["name"]), "schedule": str(opt.get("schedule", "constant")),
+                       "grad_clip": "set" if opt.get("grad_clip") else "null",
+                       **({"momentum": "set" if opt.get("momentum") else "null"}
+                          if "momentum" in opt else {})}
     return fp
 
 

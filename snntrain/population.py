@@ -930,6 +930,8 @@ def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
             "encoder": c.get("encoder"), "dataset": c["dataset"].get("name"),
             "trainer.batch_size": c["trainer"].get("batch_size"),
             "optimizer.name": c["optimizer"].get("name"),
+            "optimizer.schedule": c["optimizer"].get("schedule"),
+            "optimizer.grad_clip": "set" if c["optimizer"].get("grad_clip") else "null",
             KEY: {k: v for k, v in pop.items() if k not in ("chunk", "vectorize", "mesh")}}
 
 

@@ -221,7 +221,13 @@ def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_pa
                                  "has Arctan(alpha=1.0)"),
             ("T=7", "T: checkpoint has 6, this run has 7"),
             ("model.neuron.beta=0.8", "neuron.beta: checkpoint has 0.9, this run has 0.8"),
-            ("encoder.gain=0.5", "encoder.gain: checkpoint has 1.0, this run has 0.5")):
+            ("encoder.gain=0.5", "encoder.gain: checkpoint has 1.0, this run has 0.5"),
+            # the optimizer state's shape: read as a corrupt checkpoint, restarted from step 0
+            ("optimizer.grad_clip=1.0", "optimizer.grad_clip: checkpoint has null, this run "
+                                        "has set"),
+            ("optimizer.schedule=cosine", "optimizer.schedule: checkpoint has constant, this "
+                                          "run has cosine"),
+            ("optimizer=sgd", "optimizer.name: checkpoint has adam, this run has sgd")):
         with pytest.raises(CheckpointError, match="incompatible run") as e:
             train.train_and_evaluate(compose("trainer.epochs=2", override), tmp_path)
         assert named in str(e.value)
