@@ -229,6 +229,8 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     """
     state, fp, resume = exp.init_state(), fingerprint(exp), exp.run.trainer.resume
     if resume == "never":
+        if ckpts.write and any((ckpts.directory.parent / f).exists() for f in RECORD_FILES):
+            ckpts = _set_aside(ckpts, say, "trainer.resume=never: starting from step 0")
         return _init_from(exp, state, say), RunProgress(), ckpts
     if resume != "auto":
         restored = ckpt_lib.Checkpoints(Path(resume), write=False).restore(state, fp, say)
@@ -238,7 +240,9 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
         restored = ckpts.restore(state, fp, say)
     if restored is None:
         if resume == "auto" and ckpts.steps():
-            ckpts = _set_aside_unusable(ckpts, say)
+            n = len(ckpts.steps())
+            ckpts = _set_aside(ckpts, say, f"no usable checkpoint in {ckpts.directory} ({n} "
+                               "found, none readable): starting from step 0")
         return _init_from(exp, state, say), RunProgress(), ckpts
     state, meta = restored
     progress = RunProgress.from_meta(meta, exp.steps_per_epoch)
@@ -261,13 +265,18 @@ def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
     return TrainState(state.step, params, exp.tx.init(params))
 
 
-def _set_aside_unusable(ckpts: ckpt_lib.Checkpoints, say) -> ckpt_lib.Checkpoints:
-    directory, n = ckpts.directory, len(ckpts.steps())
+# What a run directory holds of an earlier training (its wandb id too: a fresh start must not
+# continue the old wandb run, whose history is ahead of step 0)
+RECORD_FILES = ("checkpoints", "metrics.jsonl", "summary.json", "wandb_id.txt")
+
+
+def _set_aside(ckpts: ckpt_lib.Checkpoints, say, why: str) -> ckpt_lib.Checkpoints:
+    """Rename an earlier training's checkpoints and records (:data:`RECORD_FILES`) to
+    ``*.set-aside-<time>`` (kept, never deleted) before a start from step 0."""
+    directory = ckpts.directory
     ckpts.close()
-    moved = [p for p in (rundir.set_aside(directory),
-                         rundir.set_aside(directory.parent / "metrics.jsonl")) if p]
-    say(f"no usable checkpoint in {directory} ({n} found, none readable): starting from step 0; "
-        f"kept the old files as {', '.join(p.name for p in moved)}")
+    moved = [p for f in RECORD_FILES if (p := rundir.set_aside(directory.parent / f))]
+    say(f"{why}; kept the earlier files as {', '.join(p.name for p in moved)}")
     return ckpt_lib.Checkpoints(directory, keep=ckpts.keep, async_save=ckpts.async_save)
 
 

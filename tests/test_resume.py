@@ -273,3 +273,26 @@ def test_checkpoints_older_than_a_fingerprint_key_still_resume(tmp_path):
     ckpts.close()
     with pytest.raises(CheckpointError, match="T: checkpoint has 99, this run has 6"):
         Checkpoints(tmp_path, write=False).restore(exp.init_state(), fp)
+
+
+def test_resume_never_sets_the_earlier_training_aside(tmp_path, capsys):
+    """trainer.resume=never on a used directory left the old checkpoints beside the new ones
+    (a later rerun then found the old run's last step and said "nothing to train" for epochs
+    never trained) and overwrote metrics.jsonl and summary.json without a word."""
+    train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
+    old = _files(tmp_path)
+    capsys.readouterr()
+    fresh = train.train_and_evaluate(compose("trainer.epochs=1", "optimizer.lr=0.01",
+                                             "trainer.resume=never"), tmp_path)
+    err = capsys.readouterr().err
+    assert "trainer.resume=never: starting from step 0; kept the earlier files as checkpoints." \
+        "set-aside-" in err
+    kept = {p.name.split(".set-aside-")[0]: p for p in tmp_path.iterdir()
+            if ".set-aside-" in p.name}
+    assert set(kept) == {"checkpoints", "metrics.jsonl", "summary.json"}
+    assert kept["summary.json"].read_bytes() == old["summary.json"]
+    assert kept["metrics.jsonl"].read_bytes() == old["metrics.jsonl"]
+    steps = train.ckpt_lib.Checkpoints(tmp_path / "checkpoints", write=False).steps()
+    assert steps == [fresh["steps"]]  # only the new run's
+    more = train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path)
+    assert more["epochs"] == 2 and more["steps"] == 2 * fresh["steps"]  # trains on: epoch 2
