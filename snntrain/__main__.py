@@ -7,6 +7,8 @@ jobs of a multirun and for callers that compose without the callback.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import sys
@@ -99,7 +101,14 @@ def _record_failure(e: BaseException) -> bool:
             return True
         status = "diverged" if isinstance(e, Diverged) else status
     path = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
-    if not path.exists():
+    # A completed run's record stays, and so does one this attempt wrote with this status (a
+    # population whose members all diverged); an earlier attempt's "preempted" (or "failed")
+    # must not outlive this attempt's failure.
+    old = None
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(path.read_text())
+    kept = old.get("status") if isinstance(old, dict) else None
+    if kept != "completed" and not (kept == status != "failed"):
         write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
     return False
 

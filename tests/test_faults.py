@@ -381,3 +381,35 @@ def test_an_unfinished_chunked_population_is_found_to_continue(tmp_path):
         True, True, False]
     found = rundir.find_unfinished(tmp_path, overrides, config, exclude=tmp_path / "new")
     assert found == tmp_path / "2026-12-05" / "a"
+
+
+def test_a_failure_after_a_preemption_replaces_its_status(tmp_path, monkeypatch):
+    """A pre-empted run that failed or diverged on its next attempt kept "preempted" in its
+    summary.json (only a missing summary was written), so the report offered to resume it."""
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from snntrain.__main__ import _record_failure
+    from snntrain.train import Diverged
+
+    hc = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path)))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hc))
+    path = tmp_path / "summary.json"
+
+    def status_after(old: dict | None, e: BaseException) -> dict:
+        path.unlink(missing_ok=True)
+        if old is not None:
+            path.write_text(json.dumps(old))
+        _record_failure(e)
+        return json.loads(path.read_text())
+
+    assert status_after({"status": "preempted", "steps": 111}, Diverged("NaN at step 113")) == {
+        "status": "diverged", "error": "Diverged: NaN at step 113"}
+    assert status_after({"status": "preempted"}, RuntimeError("boom"))["status"] == "failed"
+    assert status_after({"status": "failed", "error": "old"}, RuntimeError("new"))["error"] == (
+        "RuntimeError: new")
+    completed = {"status": "completed", "steps": 22}
+    assert status_after(completed, RuntimeError("later")) == completed
+    population = {"status": "diverged", "population": 2, "members": []}
+    assert status_after(population, Diverged("every member")) == population
