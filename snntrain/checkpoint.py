@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +108,15 @@ class Checkpoints:
             self._in_flight = None
 
     def _failed(self, step: int | str, e: Exception) -> str:
+        # orbax finalizes a save when the next one starts: an error there names the earlier
+        # step's temporary directory, and that step is the one that failed
+        named = re.search(r"[/\\](\d+)\.orbax-checkpoint-tmp", str(e))
+        step = int(named.group(1)) if named else step
         older = [s for s in self.steps() if s != step]
         keep = (f"the previous checkpoint {self.directory / str(older[-1])} is intact"
                 if older else "no earlier checkpoint exists")
         return (f"saving checkpoint {step} in {self.directory} failed "
-                f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:400] if str(e) else ''}); "
                 f"{keep}")
 
     def wait(self) -> None:

@@ -210,6 +210,20 @@ def test_failed_async_save_is_reported_at_once_naming_its_checkpoint(tmp_path, m
     assert last < 14  # reported before the next save would have been attempted
 
 
+def test_a_failed_save_found_at_the_next_save_names_its_own_step(tmp_path):
+    """orbax finalizes a save when the next starts: a full disk during save 33 surfaced at
+    save 44, and the message named 44 (and cut the path short at 160 characters)."""
+    from snntrain.checkpoint import Checkpoints
+
+    ckpts = Checkpoints(tmp_path / "checkpoints")
+    tmp = tmp_path / "checkpoints" / "33.orbax-checkpoint-tmp" / "state" / "ocdbt.process_0"
+    msg = ckpts._failed(44, OSError(28, f"No space left on device: writing local file {tmp}"))
+    assert msg.startswith(f"saving checkpoint 33 in {tmp_path / 'checkpoints'} failed")
+    assert str(tmp) in msg and msg.endswith("no earlier checkpoint exists")
+    assert ckpts._failed(7, OSError("disk full")).startswith("saving checkpoint 7 in ")
+    ckpts.abandon()
+
+
 def test_a_completed_summary_is_never_overwritten(tmp_path):
     writers.write_json(tmp_path / "summary.json", {"status": "completed", "test_accuracy": 0.9})
     rec = writers.RunRecorder(tmp_path, {"a": 1}, None)
