@@ -212,6 +212,7 @@ def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
         "seed": exp.seed,
         "run_dir": str(run_dir.absolute()), "device": device_info(exp.parallel),
         "n_params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(exp.params))),
+        **({"skipped_steps": progress.skipped_steps} if progress.skipped_steps else {}),
     }
 
 

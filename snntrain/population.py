@@ -700,6 +700,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
                     except Diverged as e:
                         _diverge(run, step, e, say, left=len(live()) - 1)
                         continue
+                    run.progress.skipped_steps += not accepted
                     if accepted:
                         run.progress.epoch_sums.add(m, m.pop("count"))
                         if step % max(1, tcfg.log_every) == 0:

@@ -73,6 +73,7 @@ class RunProgress:
     best_val_accuracy: float | None = None
     best_val_epoch: int | None = None
     last_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)  # its epoch record
+    skipped_steps: int = 0  # trainer.on_nan=skip_step: updates dropped so far
 
     def advance(self, n: int = 1) -> None:
         self.step += n
@@ -81,6 +82,8 @@ class RunProgress:
     def end_epoch(self) -> dict[str, float]:
         """Close the epoch: return its train means and start the next one."""
         means = self.epoch_sums.means("train_")
+        if self.skipped_steps:  # so far in the run (recorded only when some were)
+            means["skipped_steps"] = self.skipped_steps
         self.epoch, self.batch_in_epoch, self.epoch_sums = self.epoch + 1, 0, MetricSums()
         return means
 
@@ -92,6 +95,8 @@ class RunProgress:
         history = {"best_val_accuracy": self.best_val_accuracy}
         if self.best_val_epoch is not None:
             history["best_val_epoch"] = self.best_val_epoch
+        if self.skipped_steps:
+            history["skipped_steps"] = self.skipped_steps
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "seed": seed, "prng_key": np.asarray(key).tolist(), "fingerprint": fingerprint,
                 "epoch_acc": self.epoch_sums.to_meta(), "history": history,
@@ -103,7 +108,7 @@ class RunProgress:
         p = cls(int(meta["step"]), int(meta["epoch"]), int(meta["batch_in_epoch"]),
                 MetricSums.from_meta(meta.get("epoch_acc") or {}),
                 history.get("best_val_accuracy"), history.get("best_val_epoch"),
-                dict(meta.get("last_epoch") or {}))
+                dict(meta.get("last_epoch") or {}), int(history.get("skipped_steps", 0)))
         if p.step != p.epoch * steps_per_epoch + p.batch_in_epoch:
             raise ValueError(f"checkpoint position is inconsistent: step {p.step} is not epoch "
                              f"{p.epoch} x {steps_per_epoch} steps + batch {p.batch_in_epoch}")

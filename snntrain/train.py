@@ -320,6 +320,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             runner = Runner(exp, dp.replicate(state), jax.random.PRNGKey(exp.seed))
             with Signals() as signals:
                 status = train_epochs(exp, runner, progress, rec, ckpts, signals.received_any, say)
+            if progress.skipped_steps:
+                say(f"{progress.skipped_steps} of {progress.step} steps were skipped (non-finite "
+                    "loss or gradient, trainer.on_nan=skip_step): skipped_steps in summary.json")
             ckpts.close()
         finally:
             ckpts.abandon()  # never leave orbax's threads running (they block the exit)
@@ -356,6 +359,8 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
                     if step % max(1, tcfg.log_every) == 0:
                         rec.log({"step": step, "epoch": progress.epoch + 1, "split": "train", **m})
                     bar.update(step, {**m, "samples_per_s": runner.samples_per_s})
+                else:
+                    progress.skipped_steps += 1
                 if _periodic_save_due(progress, exp):
                     save()
                 ckpts.poll()

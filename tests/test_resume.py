@@ -296,3 +296,22 @@ def test_resume_never_sets_the_earlier_training_aside(tmp_path, capsys):
     assert steps == [fresh["steps"]]  # only the new run's
     more = train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path)
     assert more["epochs"] == 2 and more["steps"] == 2 * fresh["steps"]  # trains on: epoch 2
+
+
+def test_skipped_steps_are_counted_and_survive_a_resume(tmp_path, capsys):
+    """trainer.on_nan=skip_step skipped 21 of 22 steps and reported "completed" with no
+    count anywhere; the count is now in the epoch records and summary.json, and a resumed run
+    carries it on."""
+    over = ("optimizer=sgd", "optimizer.lr=1e38", "trainer.on_nan=skip_step")
+    one = train.train_and_evaluate(compose("trainer.epochs=1", *over), tmp_path)
+    err = capsys.readouterr().err
+    n = err.count("non-finite loss/gradient, update skipped")
+    assert 0 < n <= one["steps"] and one["skipped_steps"] == n
+    assert f"{n} of {one['steps']} steps were skipped" in err
+    epochs = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+              if r["split"] == "epoch"]
+    assert epochs[-1]["skipped_steps"] == n
+    two = train.train_and_evaluate(compose("trainer.epochs=2", *over), tmp_path)  # resumes
+    assert two["skipped_steps"] == n + capsys.readouterr().err.count("update skipped")
+    assert "skipped_steps" not in train.train_and_evaluate(compose("trainer.epochs=1"),
+                                                           tmp_path / "clean")
