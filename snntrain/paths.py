@@ -43,13 +43,22 @@ def dirname(overrides: str) -> str:
     return f"{safe[:MAX_NAME - 9]}-{hashlib.sha1(safe.encode()).hexdigest()[:8]}"
 
 
+def suffix(overrides: str) -> str:
+    """``-<dirname>``, or nothing for a run without overrides (its directory ended in ``-``)."""
+    name = dirname(overrides)
+    return f"-{name}" if name else ""
+
+
 def register_resolvers() -> None:
-    """``${snntrain.stamp:}`` and ``${snntrain.dirname:...}`` for conf/config.yaml."""
+    """``${snntrain.stamp:}``, ``${snntrain.dirname:...}`` and ``${snntrain.suffix:...}`` for
+    conf/config.yaml."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("snntrain.stamp"):
         OmegaConf.register_new_resolver("snntrain.stamp", stamp, use_cache=True)
         OmegaConf.register_new_resolver("snntrain.dirname", dirname)
+    if not OmegaConf.has_resolver("snntrain.suffix"):
+        OmegaConf.register_new_resolver("snntrain.suffix", suffix)
 
 
 register_resolvers()

@@ -258,6 +258,14 @@ def test_run_directory_names(monkeypatch):
     long = rundir.dirname("a=" + "x" * 200)
     assert len(long) == rundir.MAX_NAME and "/" not in long
     assert long != rundir.dirname("a=" + "x" * 199)  # the hash keeps long names apart
+    from snntrain.paths import suffix  # a run without overrides: no trailing "-"
+
+    assert suffix("") == "" and suffix("seed=1") == "-seed=1"
+    from snntrain.paths import CONFIG_DIR
+
+    hydra_cfg = (CONFIG_DIR / "config.yaml").read_text()
+    assert "${snntrain.stamp:}${snntrain.suffix:${hydra.job.override_dirname}}" in hydra_cfg
+    assert "${hydra.job.num}${snntrain.suffix:${hydra.job.override_dirname}}" in hydra_cfg
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     assert rundir.stamp() == "slurm-4242"
