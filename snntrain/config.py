@@ -117,6 +117,11 @@ def text(*, null: bool = False) -> Rule:
     return rule
 
 
+def _tags(v: Any) -> str | None:
+    return None if isinstance(v, (list, tuple)) and all(isinstance(t, str) and t for t in v) \
+        else "a list of non-empty strings, e.g. [baseline,v2]"
+
+
 def _devices(v: Any) -> str | None:
     return None if v is None or v == "all" or (_is_int(v) and v >= 1) else (
         "an integer >= 1, all or null")
@@ -225,6 +230,9 @@ GROUP_RULES: dict[str, Rule] = {
     "dataset.download": one_of(True, False),
     "dataset.in_memory": one_of(True, False, "auto"),
     "logger.mode": one_of("auto", "online", "offline", "disabled"),
+    "logger.tags": _tags,
+    "logger.project": text(),
+    "logger.init_timeout_s": number(0.0),
     "metrics.synops": one_of(True, False),
 }
 

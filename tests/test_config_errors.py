@@ -65,6 +65,13 @@ PARSE_CASES = [
                                 "loss.rate_reg.weight?)"),
     ("+model.rate_reg.weight=nan", "model.rate_reg moved to loss.rate_reg: set "
                                    "loss.rate_reg.weight instead"),
+    # logger values were not checked: a string tag never reached wandb
+    ("logger=wandb logger.tags=foo", "logger.tags='foo' is invalid: must be a list of "
+                                     "non-empty strings"),
+    ("logger=wandb logger.tags=[a,1]", "logger.tags=['a', 1] is invalid: must be a list of"),
+    ("logger=wandb logger.project=''", "logger.project='' is invalid: must be a non-empty"),
+    ("logger=wandb logger.init_timeout_s=-1", "logger.init_timeout_s=-1 is invalid: must be a "
+                                              "finite number"),
     ("optimizer.lr=0", "optimizer.lr=0 is invalid: must be a finite number > 0.0"),
     ("optimizer.lr=abc", "optimizer.lr='abc' is invalid"),
     ("optimizer=adamw optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid"),
