@@ -46,6 +46,15 @@ def describe_difference(saved: dict, current: dict, had: str = "checkpoint has")
     return "no difference"
 
 
+def checkpoints_in(path: Path) -> Path:
+    """``trainer.resume=<path>``: a ``checkpoints/`` directory, or a run directory holding
+    one (which the run used to refuse: "no readable checkpoint there")."""
+    path, inner = Path(path), Path(path) / "checkpoints"
+    if not inner.is_dir() or any(p.name.isdigit() and p.is_dir() for p in path.iterdir()):
+        return path
+    return inner
+
+
 class Checkpoints:
     """The checkpoints of one run directory (only the main process writes)."""
 

@@ -614,7 +614,8 @@ def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Check
     state, resume = group.init_state(), group.base.run.trainer.resume
     if resume == "never":
         return state, RunProgress(), ckpts
-    source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(Path(resume), write=False)
+    source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(
+        ckpt_lib.checkpoints_in(Path(resume)), write=False)
     restored = source.restore(state, group.fingerprint(), say)
     if restored is None:
         if resume != "auto":

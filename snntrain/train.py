@@ -233,6 +233,7 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
             ckpts = _set_aside(ckpts, say, "trainer.resume=never: starting from step 0")
         return _init_from(exp, state, say), RunProgress(), ckpts
     if resume != "auto":
+        resume = str(ckpt_lib.checkpoints_in(Path(resume)))
         restored = ckpt_lib.Checkpoints(Path(resume), write=False).restore(state, fp, say)
         if restored is None:
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint there")

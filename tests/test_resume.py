@@ -315,3 +315,16 @@ def test_skipped_steps_are_counted_and_survive_a_resume(tmp_path, capsys):
     assert two["skipped_steps"] == n + capsys.readouterr().err.count("update skipped")
     assert "skipped_steps" not in train.train_and_evaluate(compose("trainer.epochs=1"),
                                                            tmp_path / "clean")
+
+
+def test_resume_from_another_runs_directory(tmp_path, capsys):
+    """trainer.resume=<run dir> (not <run dir>/checkpoints) said "no readable checkpoint
+    there" and left a failed run; a run directory is read through its checkpoints/."""
+    first = train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path / "a")
+    capsys.readouterr()
+    on = train.train_and_evaluate(compose("trainer.epochs=2", f"trainer.resume={tmp_path / 'a'}"),
+                                  tmp_path / "b")
+    assert (f"resuming from step {first['steps']} (epoch 2, batch 0 of {first['steps']}) in "
+            f"{tmp_path / 'a' / 'checkpoints'}") in capsys.readouterr().err
+    straight = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path / "c")
+    assert on["steps"] == straight["steps"] and on["test_accuracy"] == straight["test_accuracy"]
