@@ -20,6 +20,7 @@ Modes (``trainer.parallel``):
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -74,6 +75,10 @@ class DataParallel:
         if mode not in MODES:
             raise ParallelError(f"trainer.parallel={mode!r}; valid: {', '.join(MODES)}")
         local = jax.local_devices()
+        if mode == "none" and devices not in (None, 0, 1, "all"):
+            logging.getLogger(__name__).info(
+                "note: trainer.parallel=none trains on one device; trainer.devices=%s is not "
+                "used (trainer.parallel=sharded or pmap spreads the batch)", devices)
         if devices is None or devices in (0, "all"):
             devices = len(local)
         devices = int(devices)

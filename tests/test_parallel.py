@@ -158,3 +158,20 @@ def test_two_processes_match_one_process(tmp_path):
     python(SINGLE.replace("{out}", str(single)))
     for a, b in zip(_params(single), _params(multi), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
+def test_devices_with_parallel_none_is_noted():
+    """trainer.parallel=none trainer.devices=2 trained on one device without a word."""
+    out = python("""
+import logging
+from snntrain import parallel
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+dp = parallel.DataParallel("none", devices=2)
+print(dp.mode, len(dp.local_devices))
+parallel.DataParallel("none", devices=1)
+parallel.DataParallel("sharded", devices=2)
+""", devices=2)
+    assert out.stdout.strip() == "none 1"
+    assert out.stderr.strip().splitlines() == [
+        "note: trainer.parallel=none trains on one device; trainer.devices=2 is not used "
+        "(trainer.parallel=sharded or pmap spreads the batch)"]
