@@ -34,6 +34,7 @@ import argparse
 import dataclasses
 import difflib
 import functools
+import logging
 import math
 import os
 import queue
@@ -111,6 +112,11 @@ def _check_images(x: np.ndarray, key: str, path: str) -> np.ndarray:
         x = x[..., None]
     if x.ndim != 4 or 0 in x.shape[1:]:
         raise BadArrays(f"{path}: {key} has shape {x.shape}; expected N x H x W or N x H x W x C")
+    if x.shape[1] <= 4 < min(x.shape[2:]):  # N x C x H x W would be read as H=C, C=W
+        raise BadArrays(
+            f"{path}: {key} has shape {x.shape}, which looks channels-first (N x C x H x W); "
+            f"store N x H x W x C (np.moveaxis({key}, 1, -1))"
+        )
     if x.dtype == np.uint8:
         return x
     if not np.issubdtype(x.dtype, np.floating):
@@ -282,6 +288,15 @@ def load_arrays(
             f"{path}: labels span {y_all.min()}..{y_all.max()}, outside "
             f"0..{n_classes - 1} (dataset.n_classes={n_classes})"
         )
+    if len(np.unique(ys["train"])) < 2:
+        raise BadArrays(f"{path}: y_train holds a single class ({int(ys['train'][0])}); a "
+                        "classifier needs at least two")
+    unseen = np.setdiff1d(ys["test"], ys["train"])
+    if len(unseen):
+        logging.getLogger(__name__).info(
+            "note: %s: y_test holds class(es) %s that y_train never shows (n_classes=%d); "
+            "the model cannot learn them", path, ", ".join(map(str, unseen[:10].tolist())),
+            n_classes)
     name = f"arrays:{Path(path).name}"
     return from_arrays(
         name,

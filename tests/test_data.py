@@ -502,6 +502,14 @@ BAD_NPZ = {
         _bad(x_test=np.zeros((20, 5, 4), np.float32)),
         r"x_train is uint8 but x_test float32",
     ),
+    # a 1-class classifier trained to test accuracy 1.0 without a word
+    "single class": (_bad(y_train=np.zeros(50, int), y_test=np.zeros(20, int)),
+                     r"y_train holds a single class \(0\); a classifier needs at least two"),
+    # 8 x 3 x 8 x 8 was read as 3 x 8 images of 8 channels
+    "channels first": (
+        _bad(x_train=np.zeros((50, 3, 8, 8), np.uint8), x_test=np.zeros((20, 3, 8, 8), np.uint8)),
+        r"x_train has shape \(50, 3, 8, 8\), which looks channels-first \(N x C x H x W\); "
+        r"store N x H x W x C \(np.moveaxis\(x_train, 1, -1\)\)"),
     "pickle": (
         _bad(y_test=np.array([1, "a"] * 10, dtype=object)),
         r"cannot read it without "
@@ -517,6 +525,20 @@ def test_each_malformed_npz_gives_its_error(tmp_path, case):
     with pytest.raises(data.BadArrays, match=message) as err:
         data.load("arrays", path=path)
     assert "\n" not in str(err.value) and str(err.value).startswith(path)
+
+
+def test_a_test_class_missing_from_train_is_noted(tmp_path, caplog):
+    """A test label above every train label silently widened the readout."""
+    import logging
+
+    arrays = _good(n_classes=4)
+    arrays["y_train"] = arrays["y_train"] % 3
+    arrays["y_test"][0] = 7
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        splits = data.load("arrays", path=_npz(tmp_path / "a.npz", **arrays))
+    assert splits.n_classes == 8
+    assert (f"note: {tmp_path / 'a.npz'}: y_test holds class(es) 3, 7 that y_train never "
+            "shows (n_classes=8); the model cannot learn them") in caplog.messages
 
 
 def test_arrays_file_errors(tmp_path):
