@@ -117,6 +117,32 @@ def text(*, null: bool = False) -> Rule:
     return rule
 
 
+def sizes(*, empty: bool = True, scalar: bool = False) -> Rule:
+    """A list of integers >= 1 (layer widths, channels; ``empty``: may be ``[]``), or with
+    ``scalar`` one such integer for every layer."""
+
+    def rule(v: Any) -> str | None:
+        if scalar and _is_int(v) and v >= 1:
+            return None
+        if isinstance(v, (list, tuple)) and (v or empty) and all(_is_int(x) and x >= 1
+                                                                 for x in v):
+            return None
+        return ("an integer >= 1 or " if scalar else "") + "a list of integers >= 1, e.g. " \
+            + ("[128,128]" if not scalar else "[5,3]")
+
+    return rule
+
+
+def finite(*, null: bool = False) -> Rule:
+    """A finite number of either sign (a class checks its range), or None."""
+
+    def rule(v: Any) -> str | None:
+        return None if (v is None and null) or _is_number(v) else (
+            "a finite number" + (" or null" if null else ""))
+
+    return rule
+
+
 def _tags(v: Any) -> str | None:
     return None if isinstance(v, (list, tuple)) and all(isinstance(t, str) and t for t in v) \
         else "a list of non-empty strings, e.g. [baseline,v2]"
@@ -220,6 +246,27 @@ _TOP_RULES: dict[str, Rule] = {
 # Group keys that nothing checks before data is loaded (applied when the key is present).
 GROUP_RULES: dict[str, Rule] = {
     "surrogate.normalize": one_of(True, False),
+    # types the model's classes would coerce (bool("maybe"), int(1.5)) or fail on unnamed
+    "model.hidden": sizes(),
+    "model.channels": sizes(empty=False),
+    "model.dense": sizes(),
+    "model.kernel_size": sizes(empty=False, scalar=True),
+    "model.pool": sizes(empty=False, scalar=True),
+    "model.remat_chunk": integer(0),
+    "model.learn_beta": one_of(True, False),
+    "model.learn_threshold": one_of(True, False),
+    "model.pool_before_neuron": one_of(True, False),
+    "model.readout_beta": finite(),
+    "model.readout_scale": number(0.0),
+    "model.neuron.beta": finite(),
+    "model.neuron.threshold": finite(),
+    "model.neuron.tau": finite(null=True),
+    "model.neuron.tau_a": finite(null=True),
+    "model.neuron.rho": finite(),
+    "model.neuron.b": finite(),
+    "model.neuron.dt": number(0.0),
+    "model.neuron.detach_reset": one_of(True, False),
+    "encoder.gain": finite(),
     "optimizer.lr": number(0.0),
     "optimizer.grad_clip": number(0.0, null=True),
     "optimizer.weight_decay": number(0.0, lo_open=False),
