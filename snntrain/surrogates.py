@@ -917,6 +917,9 @@ def from_config(cfg: Mapping[str, Any]) -> Surrogate:
     to unit integral (:meth:`Surrogate.normalized`). Errors as :func:`get`."""
     params = plain(cfg)
     normalize = params.pop("normalize", False)
+    for k, v in params.items():  # a config holds numbers (the class lets placeholders through)
+        if k != "name" and not (isinstance(v, numbers.Real) and not isinstance(v, bool)):
+            raise ValueError(f"{params.get('name')}: {k} must be a number, got {v!r}")
     s = REGISTRY.build(params)
     return s.normalized() if normalize else s
 

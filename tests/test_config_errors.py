@@ -141,6 +141,11 @@ GROUP_CASES = [
     ("model.neuron.dt=0", "model.neuron.dt=0 is invalid: must be a finite number > 0.0"),
     ("model.readout_scale=0", "model.readout_scale=0 is invalid: must be a finite number > 0"),
     ("encoder.gain=[1]", "encoder.gain=[1] is invalid: must be a finite number"),
+    # a JAX traceback and a failed run directory (the class lets placeholders through)
+    ("surrogate.alpha=[1,2]", "surrogate.alpha=[1, 2] is invalid: fast_sigmoid: alpha must be "
+                              "a number, got [1, 2]"),
+    ("surrogate=sigmoid surrogate.alpha=null", "surrogate.alpha=null is invalid: sigmoid: alpha "
+                                               "must be a number, got None"),
     ("model=conv model.conv_method=fft", "model.conv_method must be one of"),
     ("model=conv model.padding=FULL", "model.padding"),
     ("model=recurrent +model.channels=[3]", "unknown key model.channels"),
