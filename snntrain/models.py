@@ -177,8 +177,8 @@ class SpikingNeurons(nnx.Module):
     (Fang et al., ICCV 2021); a learnable threshold is stored directly. ``size`` is the shape
     the parameters are stored with: ``N`` for dense layers, ``(C,)`` (per channel) for
     convolutions; ``broadcast`` is the shape they take to broadcast against the input's
-    non-time axes (``(C, 1, 1, 1)`` for the conv layers' ``C x H x W x B`` neurons). Neurons
-    without a ``beta`` (``if``) ignore ``learn_beta``.
+    non-time axes (``(C, 1, 1, 1)`` for the conv layers' ``C x H x W x B`` neurons). A neuron
+    without a ``beta`` (``if``) refuses ``learn_beta``.
     """
 
     def __init__(
@@ -193,6 +193,10 @@ class SpikingNeurons(nnx.Module):
         shape = (size,) if isinstance(size, int) else tuple(size)
         self.broadcast = tuple(broadcast or shape)
         defaults = neuron.default_params()
+        if learn_beta and "beta" not in defaults:  # was ignored without a word
+            raise ValueError(f"model.learn_beta=true is invalid: the {type(neuron).__name__} "
+                             "neuron has no beta to learn; set model.learn_beta=false, or "
+                             "model/neuron=lif")
         self.learn_beta = learn_beta and "beta" in defaults
         self.learn_threshold = learn_threshold and "threshold" in defaults
         if self.learn_beta:

@@ -55,11 +55,13 @@ def _check_reset(owner: str, reset: str) -> None:
         raise ValueError(f"{owner}: reset must be one of {RESETS}, got {reset!r}")
 
 
-def _decay(owner: str, name: str, value: float, tau: float | None, dt: float) -> float:
+def _decay(owner: str, name: str, value: float, tau: float | None, dt: float,
+           tau_name: str = "tau") -> float:
     """``exp(-dt/tau)`` when ``tau`` is given, else ``value``; checked to lie in (0, 1]."""
     if tau is not None:
         if not (float(tau) > 0.0 and float(dt) > 0.0):
-            raise ValueError(f"{owner}: tau and dt must be > 0, got tau={tau}, dt={dt}")
+            raise ValueError(f"{owner}: {tau_name} and dt must be > 0, got {tau_name}={tau}, "
+                             f"dt={dt}")
         value = math.exp(-float(dt) / float(tau))
     if not 0.0 < float(value) <= 1.0:
         raise ValueError(f"{owner}: {name} must be in (0, 1], got {value}")
@@ -203,14 +205,14 @@ class ALIF(LIF):
 
     def __post_init__(self):
         super().__post_init__()
-        _decay("ALIF", "rho", self.rho, self.tau_a, self.dt)
+        _decay("ALIF", "rho", self.rho, self.tau_a, self.dt, "tau_a")
         if not float(self.b) >= 0.0:
             raise ValueError(f"ALIF: b must be >= 0, got {self.b}")
 
     def default_params(self) -> dict[str, float]:
         return {
             **super().default_params(),
-            "rho": _decay("ALIF", "rho", self.rho, self.tau_a, self.dt),
+            "rho": _decay("ALIF", "rho", self.rho, self.tau_a, self.dt, "tau_a"),
             "b": float(self.b),
         }
 

@@ -158,7 +158,11 @@ GROUP_CASES = [
                                  "model.neuron.threshold?)"),
     ("model/neuron=alif model.neuron.b=-1", "model.neuron.b=-1 is invalid: ALIF: b must be"),
     ("model/neuron=alif model.neuron.rho=2", "model.neuron.rho=2 is invalid"),
+    ("model/neuron=alif model.neuron.tau_a=-1", "model.neuron.tau_a=-1 is invalid: ALIF: tau_a "
+                                                "and dt must be > 0"),  # blamed tau=null
     ("model/neuron=if model.neuron.threshold=-1", "model.neuron.threshold=-1 is invalid"),
+    ("model/neuron=if model.learn_beta=true", "model.learn_beta=true is invalid: the IF neuron "
+                                              "has no beta to learn"),
     ("model.neuron.name=izh", "unknown neuron 'izh'; valid: alif, if, lif"),
     ("+dataset.foo=1", "unknown key dataset.foo; valid: test_fraction, val_fraction"),
     ("dataset=mnist +dataset.tfds_nme=x", "unknown key dataset.tfds_nme (did you mean "
