@@ -383,7 +383,9 @@ def _load_neuron(model: Any, step: dict, node: Any, layer: Any, dt: float) -> No
         return
     cell = _neuron_cell(layer, name)
     if theta is None:
-        raise NIRError(f"{name}: the graph's layer does not spike ({type(node).__name__})")
+        raise NIRError(f"{name}: the graph's layer does not spike ({type(node).__name__}); "
+                       "a non-spiking output layer is a membrane readout: "
+                       "model.readout=membrane_mean (or membrane_max, membrane_last)")
     defaults = cell.default_params()
     if layer.learn_beta:
         hint = node.metadata.get("beta_logit") if isinstance(node.metadata, dict) else None
@@ -466,8 +468,8 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
                 if op == "neuron":
                     rec = rec_of.get(gname)
                     if (rec is None) != (step.get("rec") is None):
-                        have = "has" if rec is not None else "has no"
-                        raise NIRError(f"{name}: the graph {have} a recurrent weight; use "
+                        have = "has a" if rec is not None else "has no"
+                        raise NIRError(f"{name}: the graph {have} recurrent weight; use "
                                        f"model={'recurrent' if rec is not None else 'mlp'}")
                     if rec is not None:
                         _set(getattr(model, step["rec"]).kernel, np.asarray(rec.weight).T)

@@ -266,6 +266,9 @@ def test_import_mismatches():
     with pytest.raises(export.NIRError, match=r"lif0: the graph has a recurrent weight; use "
                        r"model=recurrent"):
         export.from_nir(export.to_nir(rec), mlp)
+    with pytest.raises(export.NIRError, match=r"^lif0: the graph has no recurrent weight; use "
+                       r"model=mlp$"):  # read "has no a recurrent weight"
+        export.from_nir(export.to_nir(mlp), rec)
     wide = models.MLP((4,), 2, hidden=[3, 3], neuron=neuron_cfg(reset="zero"), rngs=nnx.Rngs(0))
     with pytest.raises(export.NIRError, match=r"do not match the model's \[fc0 \(affine\)"):
         export.from_nir(export.to_nir(mlp), wide)
