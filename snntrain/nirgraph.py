@@ -77,13 +77,11 @@ def _plan(model: Any) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     chw = None
     if isinstance(model, models.ConvSNN):
-        if model.norm != "none":
-            raise NIRError("conv0: LayerNorm has no NIR node; use model.norm=none")
+        _norm_ok(model)
+        _pools_ok(model)
         for i in range(model.n_conv):
             c, h, w = model.conv_in_shapes[i]
             k, p = model.kernels[i], model.pools[i]
-            if p > 1 and model.pool_mode == "max":
-                raise NIRError(f"pool{i}: NIR has no max pooling node; use model.pool_mode=avg")
             c_out = int(getattr(model, f"conv{i}").kernel.shape[-1])
             ho, wo = (h, w) if model.padding == "SAME" else (h - k + 1, w - k + 1)
             steps.append({"op": "conv", "name": f"conv{i}", "in_shape": (c, h, w), "k": k})
@@ -113,6 +111,33 @@ def _plan(model: Any) -> list[dict[str, Any]]:
     n_out = model.readout.linear.out_features
     steps.append({"op": "readout", "name": "out_neurons", "shape": (n_out,), "feeds": ["readout"]})
     return steps
+
+
+def _refusals(model: Any) -> list[str]:
+    """Every model-wide option that keeps ``model`` from exporting (each with its fix): the
+    conv model's norm and max pooling, and its neurons' kind and reset."""
+    found, checks = [], []
+    if isinstance(model, models.ConvSNN):
+        checks += [lambda: _norm_ok(model), lambda: _pools_ok(model)]
+    if hasattr(model, "lif0"):  # every layer shares the neuron's kind and reset
+        checks.append(lambda: _neuron_cell(model.lif0, "lif0"))
+    for check in checks:
+        try:
+            check()
+        except NIRError as e:
+            found.append(str(e))
+    return found
+
+
+def _norm_ok(model: Any) -> None:
+    if model.norm != "none":
+        raise NIRError("conv0: LayerNorm has no NIR node; use model.norm=none")
+
+
+def _pools_ok(model: Any) -> None:
+    for i in range(model.n_conv):
+        if model.pools[i] > 1 and model.pool_mode == "max":
+            raise NIRError(f"pool{i}: NIR has no max pooling node; use model.pool_mode=avg")
 
 
 def _module(model: Any, name: str) -> Any:
@@ -235,6 +260,8 @@ def to_nir(model_or_params: Any, cfg: Any = None, *, dt: float | None = None) ->
         from snntrain import experiment  # lazy: JAX-heavy, and only for parameters
 
         model = experiment.build(cfg).model(model_or_params)
+    if len(found := _refusals(model)) > 1:  # all at once: one attempt instead of three
+        raise NIRError(f"{len(found)} things NIR cannot represent: " + "; ".join(found))
     plan = _plan(model)
     cell = next(getattr(model, s["name"]).neuron for s in plan if s["op"] == "neuron")
     dt = float(dt if dt is not None else getattr(cell, "dt", 1.0))

@@ -259,6 +259,17 @@ def test_refusals(cls, kw, message):
         export.to_nir(m)
 
 
+def test_every_refusal_at_once():
+    """A default conv run needed three export attempts to learn its three options."""
+    m = models.ConvSNN((6, 6, 1), 2, rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError) as e:
+        export.to_nir(m)
+    assert str(e.value) == (
+        "3 things NIR cannot represent: conv0: LayerNorm has no NIR node; use model.norm=none; "
+        "pool0: NIR has no max pooling node; use model.pool_mode=avg; lif0: reset=subtract "
+        "has no NIR equivalent (NIR's neurons reset to v_reset); use model.neuron.reset=zero")
+
+
 def test_import_mismatches():
     rec = models.RecurrentMLP((4,), 2, hidden=[3], neuron=neuron_cfg(reset="zero"),
                               rngs=nnx.Rngs(0))
