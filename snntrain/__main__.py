@@ -146,6 +146,8 @@ def main() -> None:
         signal.signal(signal.SIGINT, _interrupted)
     if started_from_the_command_line() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupted)
+    if any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in sys.argv[1:]):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--help | head`: no BrokenPipeError
     console_notes()
     sys.argv[1:] = flags_first(sys.argv[1:])
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
