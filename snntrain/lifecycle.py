@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shlex
 import signal
@@ -139,6 +140,32 @@ class Signals:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
+
+
+# What a run directory holds of an earlier training (its wandb id too: a fresh start must not
+# continue the old wandb run, whose history is ahead of step 0)
+RECORD_FILES = ("metrics.jsonl", "summary.json", "wandb_id.txt")
+
+
+def set_aside_earlier(ckpts: ckpt_lib.Checkpoints, run_dirs: list[Path], say, why: str
+                      ) -> ckpt_lib.Checkpoints:
+    """Rename an earlier training's checkpoints and the records of ``run_dirs`` (a run's own,
+    or a population's members') to ``*.set-aside-<time>`` (kept, never deleted) before a
+    start from step 0; the fresh :class:`Checkpoints` of the same directory."""
+    directory = ckpts.directory
+    ckpts.close()
+    moved = [p for p in [rundir.set_aside(directory)]
+             + [rundir.set_aside(d / f) for d in run_dirs for f in RECORD_FILES] if p]
+    shown = ", ".join(os.path.relpath(p, directory.parent) for p in moved[:4])
+    say(f"{why}; kept the earlier files as {shown}" + (f" and {len(moved) - 4} more"
+                                                        if len(moved) > 4 else ""))
+    return ckpt_lib.Checkpoints(directory, keep=ckpts.keep, async_save=ckpts.async_save)
+
+
+def has_earlier(ckpts: ckpt_lib.Checkpoints, run_dirs: list[Path]) -> bool:
+    """Whether a run directory (or a population's members) holds an earlier training."""
+    return ckpts.write and (bool(ckpts.steps()) or any(
+        (d / f).exists() for d in run_dirs for f in RECORD_FILES))
 
 
 def last_good(ckpts: ckpt_lib.Checkpoints) -> str:

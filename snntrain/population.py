@@ -612,7 +612,11 @@ def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Check
     """As :func:`snntrain.train.restore_or_start`, for the whole group: the stacked state,
     the group's position, and every member's progress and status (from the checkpoint)."""
     state, resume = group.init_state(), group.base.run.trainer.resume
+    run_dirs = [r.run_dir for r in runs]
     if resume == "never":
+        if lifecycle.has_earlier(ckpts, run_dirs):  # the old steps would be found again later
+            ckpts = lifecycle.set_aside_earlier(ckpts, run_dirs, say,
+                                                "trainer.resume=never: starting from step 0")
         return state, RunProgress(), ckpts
     source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(
         ckpt_lib.checkpoints_in(Path(resume)), write=False)
@@ -621,14 +625,10 @@ def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Check
         if resume != "auto":
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint there")
         if ckpts.steps():
-            directory, n = ckpts.directory, len(ckpts.steps())
-            ckpts.close()
-            moved = [p for p in [rundir.set_aside(directory)] + [
-                rundir.set_aside(r.run_dir / "metrics.jsonl") for r in runs] if p]
-            say(f"no usable checkpoint in {directory} ({n} found, none readable): starting "
-                f"from step 0; kept the old files as {', '.join(p.name for p in moved)}")
-            ckpts = ckpt_lib.Checkpoints(directory, keep=ckpts.keep,
-                                         async_save=ckpts.async_save)
+            n = len(ckpts.steps())
+            ckpts = lifecycle.set_aside_earlier(
+                ckpts, run_dirs, say, f"no usable checkpoint in {ckpts.directory} ({n} found, "
+                "none readable): starting from step 0")
         return state, RunProgress(), ckpts
     state, meta = restored
     spe = group.base.steps_per_epoch

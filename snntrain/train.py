@@ -37,10 +37,12 @@ from snntrain.lifecycle import (
     MAX_STEPS_IN_FLIGHT,
     Signals,
     check_epochs_left,
+    has_earlier,
     last_good,
     resolve_run_dir,
     resume_command,
     say_stderr,
+    set_aside_earlier,
     split_means,
     summarize,
     throughput,
@@ -228,9 +230,11 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     checkpoints and the metrics written so far aside (renamed, not deleted) and starts afresh.
     """
     state, fp, resume = exp.init_state(), fingerprint(exp), exp.run.trainer.resume
+    run_dirs = [ckpts.directory.parent]
     if resume == "never":
-        if ckpts.write and any((ckpts.directory.parent / f).exists() for f in RECORD_FILES):
-            ckpts = _set_aside(ckpts, say, "trainer.resume=never: starting from step 0")
+        if has_earlier(ckpts, run_dirs):
+            ckpts = set_aside_earlier(ckpts, run_dirs, say,
+                                      "trainer.resume=never: starting from step 0")
         return _init_from(exp, state, say), RunProgress(), ckpts
     if resume != "auto":
         resume = str(ckpt_lib.checkpoints_in(Path(resume)))
@@ -242,8 +246,9 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     if restored is None:
         if resume == "auto" and ckpts.steps():
             n = len(ckpts.steps())
-            ckpts = _set_aside(ckpts, say, f"no usable checkpoint in {ckpts.directory} ({n} "
-                               "found, none readable): starting from step 0")
+            ckpts = set_aside_earlier(ckpts, run_dirs, say, f"no usable checkpoint in "
+                                      f"{ckpts.directory} ({n} found, none readable): starting "
+                                      "from step 0")
         return _init_from(exp, state, say), RunProgress(), ckpts
     state, meta = restored
     progress = RunProgress.from_meta(meta, exp.steps_per_epoch)
@@ -264,21 +269,6 @@ def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
         return state
     say(f"initialised the model from {exp.run.trainer.init_from}")
     return TrainState(state.step, params, exp.tx.init(params))
-
-
-# What a run directory holds of an earlier training (its wandb id too: a fresh start must not
-# continue the old wandb run, whose history is ahead of step 0)
-RECORD_FILES = ("checkpoints", "metrics.jsonl", "summary.json", "wandb_id.txt")
-
-
-def _set_aside(ckpts: ckpt_lib.Checkpoints, say, why: str) -> ckpt_lib.Checkpoints:
-    """Rename an earlier training's checkpoints and records (:data:`RECORD_FILES`) to
-    ``*.set-aside-<time>`` (kept, never deleted) before a start from step 0."""
-    directory = ckpts.directory
-    ckpts.close()
-    moved = [p for f in RECORD_FILES if (p := rundir.set_aside(directory.parent / f))]
-    say(f"{why}; kept the earlier files as {', '.join(p.name for p in moved)}")
-    return ckpt_lib.Checkpoints(directory, keep=ckpts.keep, async_save=ckpts.async_save)
 
 
 # ---- the loop ------------------------------------------------------------------------------

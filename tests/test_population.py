@@ -583,3 +583,24 @@ def test_resuming_with_other_groups_is_refused(tmp_path):
         train_and_evaluate(compose(*pop, "trainer.epochs=2"), tmp_path)
     summary = train_and_evaluate(compose(pop[0], f"{POP}.chunk=2", "trainer.epochs=2"), tmp_path)
     assert summary["completed"] == 2 and not (tmp_path / "checkpoints" / "group0").exists()
+
+
+def test_resume_never_sets_a_populations_earlier_training_aside(tmp_path, capsys):
+    """trainer.resume=never on a population directory kept the old step 22 beside the new
+    step 11 (a later rerun found it), and replaced the members' records without a word."""
+    pop = f"{POP}.seed=[0,1]"
+    train_and_evaluate(compose(pop, "trainer.epochs=2"), tmp_path)
+    old = {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(tmp_path)}
+    capsys.readouterr()
+    fresh = train_and_evaluate(compose(pop, "trainer.epochs=1", "trainer.resume=never"),
+                               tmp_path)
+    assert ("trainer.resume=never: starting from step 0; kept the earlier files as "
+            "checkpoints.set-aside-") in capsys.readouterr().err
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [_summary(_member_dirs(tmp_path)[0])["steps"]] and fresh["completed"] == 2
+    for m in _member_dirs(tmp_path):
+        kept = next(m.glob("summary.json.set-aside-*"))
+        assert kept.read_bytes() == old[m.name]
+    more = train_and_evaluate(compose(pop, "trainer.epochs=2"), tmp_path)  # trains epoch 2
+    assert more["completed"] == 2
+    assert [_summary(m)["epochs"] for m in _member_dirs(tmp_path)] == [2, 2]
