@@ -71,8 +71,16 @@ def _failed(e: Exception) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    preempted = _record_failure(e)
+    from snntrain.errors import Refused
+
     hc = HydraConfig.get()
+    if isinstance(e, Refused):  # the directory is another attempt's: leave its records as they were
+        from snntrain.rundir import restore_hydra_files
+
+        restore_hydra_files(hc.runtime.output_dir)
+        preempted = False
+    else:
+        preempted = _record_failure(e)
     where = ""
     if hc.mode == RunMode.MULTIRUN:
         overrides = ",".join(hc.overrides.task) or "no overrides"

@@ -19,9 +19,15 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from snntrain.errors import Refused
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (incompatible, unreadable)."""
+
+
+class IncompatibleCheckpoint(CheckpointError, Refused):
+    """The run directory's checkpoints are from a run with other settings."""
 
 
 def shapes_of(tree: Any) -> dict[str, list]:
@@ -160,7 +166,7 @@ class Checkpoints:
                     current.get("optimizer"), dict):  # saved before its settings were
                 current["optimizer"] = current["optimizer"]["name"]
             if saved_fp != current:
-                raise CheckpointError(
+                raise IncompatibleCheckpoint(
                     f"checkpoint {self.directory / str(s)} is from an incompatible run: "
                     f"{describe_difference(saved_fp, current)} "
                     "(use trainer.resume=never or a new run directory)")

@@ -7,3 +7,15 @@ registry and every group's builders can raise it without importing each other.
 
 class ConfigError(ValueError):
     """A configuration value that cannot work (reported in one line; exit status 2)."""
+
+
+class Refused(Exception):  # noqa: N818 - a marker mixed into the errors that refuse an attempt
+    """Mixed into an error that refuses an attempt on a run directory another attempt owns
+    (a live run holds it, or its checkpoints are from other settings): the attempt records
+    nothing there (no ``summary.json``), and Hydra's ``.hydra/`` files, which Hydra rewrote
+    before the attempt started, are put back as they were
+    (:func:`snntrain.rundir.restore_hydra_files`)."""
+
+
+class RefusedConfig(ConfigError, Refused):
+    """A configuration refused on a run directory an earlier attempt owns."""

@@ -49,7 +49,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
-from snntrain.errors import ConfigError
+from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.experiment import Experiment, build, fingerprint
 from snntrain.nirgraph import nir_params
 from snntrain.paths import CONFIG_DIR
@@ -61,10 +61,11 @@ from snntrain.population_step import (
     initial_state,
 )
 from snntrain.progress import Progress
+from snntrain.runs import POPULATION_SETTINGS
 from snntrain.runstate import Diverged, DivergencePolicy, Preempted, RunProgress
 
 KEY = "trainer.population"
-SETTINGS = ("mode", "chunk", "vectorize", "mesh")
+SETTINGS = POPULATION_SETTINGS
 MODES = ("grid", "zip")
 # trainer.population.<key> -> the member config key it sets (surrogate.* handled apart)
 AXES = {
@@ -959,7 +960,7 @@ def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> N
     except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
         return
     if any(list(group) not in planned for group in earlier):
-        raise ConfigError(
+        raise RefusedConfig(
             f"the checkpoints in {run_dir / 'checkpoints'} hold groups of {len(earlier[0])} "
             f"members; this run trains groups of {len(planned[0])} ({KEY}.chunk="
             f"{_setting(cfg, 'chunk')}): set {KEY}.chunk={len(earlier[0])} to resume them, or "
@@ -975,7 +976,7 @@ def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:
         return
     old, new = _resume_invariants(OmegaConf.load(path)), _resume_invariants(cfg)
     if old != new:
-        raise ConfigError(f"{run_dir} holds a population trained with other settings: "
+        raise RefusedConfig(f"{run_dir} holds a population trained with other settings: "
                           f"{ckpt_lib.describe_difference(old, new, 'it has')} (use "
                           "trainer.resume=never or a new run directory)")
 

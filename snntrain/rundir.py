@@ -17,14 +17,44 @@ import socket
 import time
 from pathlib import Path
 
-from snntrain.errors import ConfigError
+from snntrain.errors import ConfigError, Refused
 from snntrain.paths import MAX_NAME, dirname, stamp  # noqa: F401 - the names' home
 
 LOCK_NAME = ".lock"
 
 
-class RunDirBusy(ConfigError):
+class RunDirBusy(ConfigError, Refused):
     """Another live run holds this run directory."""
+
+
+HYDRA_SUBDIR = ".hydra"
+_hydra_files: dict[Path, bytes] = {}  # what .hydra/ held before Hydra rewrote it this process
+
+
+def remember_hydra_files(root: Path | str, jobs: bool = False) -> None:
+    """Keep in memory what ``<root>/.hydra/`` (``jobs``: every ``<root>/*/.hydra/``, a
+    sweep's) holds before Hydra writes this attempt's files over it; a few kB per run."""
+    pattern = f"*/{HYDRA_SUBDIR}/*" if jobs else f"{HYDRA_SUBDIR}/*"
+    for path in Path(root).glob(pattern):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                _hydra_files[path.absolute()] = path.read_bytes()
+
+
+def restore_hydra_files(run_dir: Path | str) -> bool:
+    """Put back ``<run_dir>/.hydra/`` as :func:`remember_hydra_files` found it (for an attempt
+    that was refused); False when there was nothing there before this process."""
+    folder = (Path(run_dir) / HYDRA_SUBDIR).absolute()
+    kept = {p: b for p, b in _hydra_files.items() if p.parent == folder}
+    if not kept:
+        return False
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            if path.is_file() and path not in kept:
+                path.unlink()  # a file this attempt added
+        for path, content in kept.items():
+            path.write_bytes(content)
+    return True
 
 
 def prepare(run_dir: str | Path, probe_name: str = ".write_test") -> Path:

@@ -81,10 +81,28 @@ class Run:
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # "epoch" records
     steps: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # "train" records
+    unstarted_population: bool = False  # a population directory without members/ yet
 
     @property
     def seed(self) -> Any:
         return self.config.get("seed")
+
+
+POPULATION_SETTINGS = ("mode", "chunk", "vectorize", "mesh")  # trainer.population: not axes
+
+
+def population_axes(config: dict[str, Any]) -> list[str]:
+    """The ``trainer.population`` axes a run's config sets (empty: a solo run or a member)."""
+
+    def leaves(node: Any, prefix: str) -> list[str]:
+        if isinstance(node, dict):
+            return [k for key, v in node.items() for k in leaves(v, f"{prefix}{key}.")]
+        return [] if node is None else [prefix[:-1]]
+
+    pop = (config.get("trainer") or {}).get("population") or {}
+    if not isinstance(pop, dict):
+        return []
+    return leaves({k: v for k, v in pop.items() if k not in POPULATION_SETTINGS}, "")
 
 
 def natural_key(p: Path | str) -> list[Any]:
@@ -183,6 +201,17 @@ def load_run(
         run.epochs, run.steps, bad, n_lines = read_metrics(metrics)
     summary_path = run_dir / "summary.json"
     now = time.time() if now is None else now
+    if population_axes(run.config):
+        # find_runs reads a population's members/; without it no member has started.
+        run.unstarted_population = True
+        age = now - last_activity(run_dir)
+        if age < stale_after_s:
+            run.status = RUNNING
+        run.reason = (
+            f"a population ({', '.join(population_axes(run.config))}) whose members have not "
+            f"started (no members/ yet, last write {ago(age)} ago); rerun its command to train it"
+        )
+        return run
     if not summary_path.is_file():
         age = now - last_activity(run_dir)
         epochs = (run.config.get("trainer") or {}).get("epochs", "?")
@@ -485,6 +514,7 @@ def group_runs(runs: Sequence[Run]) -> tuple[list[str], list[Row]]:
     runs of the same surrogate), alpha, and every other config value that varies across
     ``runs`` apart from the seed and bookkeeping (:data:`IGNORED_KEYS`).
     """
+    runs = [r for r in runs if not r.unstarted_population]  # no configuration of its own
     flat = [flatten(r.config) for r in runs]
     known = [f for f in flat if f]  # a run with an unreadable config must not add columns
     missing = object()

@@ -192,6 +192,9 @@ class Startup(Callback):
             out = _output_dir(config, dir_key)
             if out is not None:
                 check_output_dir(out)
+                from snntrain.rundir import remember_hydra_files
+
+                remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
             if groups and run is not None:
                 check_groups(run)
             if started_from_the_command_line():

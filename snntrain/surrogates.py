@@ -407,12 +407,14 @@ class PiecewiseQuadratic(Surrogate):
     alpha: float = 1.0
 
     def surrogate_grad(self, x: Array) -> Array:
-        return jnp.maximum(self.alpha - self.alpha**2 * jnp.abs(x), 0.0)
+        # α·max(1 − α|x|, 0), not max(α − α²|x|, 0): α² overflows float32 above α ≈ 1.8e19
+        # and inf·0 gave NaN at x = 0.
+        return self.alpha * jnp.maximum(1.0 - self.alpha * jnp.abs(x), 0.0)
 
     def surrogate_fun(self, x: Array) -> Array:
-        a = self.alpha
-        inner = -0.5 * a**2 * x * jnp.abs(x) + a * x + 0.5
-        return jnp.where(a * jnp.abs(x) > 1, jnp.where(x < 0, 0.0, 1.0), inner)
+        ax = self.alpha * x
+        inner = -0.5 * ax * jnp.abs(ax) + ax + 0.5
+        return jnp.where(jnp.abs(ax) > 1, jnp.where(x < 0, 0.0, 1.0), inner)
 
     def integral(self) -> Any:
         return 1.0

@@ -137,8 +137,10 @@ def test_crash_during_evaluation_resumes_exactly(reference, tmp_path, monkeypatc
 def test_second_run_on_a_held_directory_stops_and_touches_nothing(tmp_path):
     run_dir = tmp_path / "run"
     train.train_and_evaluate(compose("trainer.epochs=1"), run_dir)
+    _hydra_files_of_the_run(run_dir)
     before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")
-              if p.is_file() and ".hydra" not in p.parts and p.name != ".lock"}
+              if p.is_file() and p.name != ".lock"}
+    hydra_before = {p: p.read_bytes() for p in (run_dir / ".hydra").iterdir()}
     with rundir.RunLock(run_dir):  # this live process holds the directory
         p = cli("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=6",
                 "trainer.batch_size=64", "trainer.epochs=2", f"hydra.run.dir={run_dir}")
@@ -149,8 +151,17 @@ def test_second_run_on_a_held_directory_stops_and_touches_nothing(tmp_path):
     import os
 
     assert f"process {os.getpid()} " in line
-    after = {p: p.stat().st_mtime_ns for p in before}
-    assert after == before
+    # Hydra rewrote .hydra/ before the attempt started; the refused attempt put it back.
+    assert {p: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == hydra_before
+    after = {p: p.stat().st_mtime_ns for p in before if ".hydra" not in p.parts}
+    assert after == {p: t for p, t in before.items() if ".hydra" not in p.parts}
+
+
+def _hydra_files_of_the_run(run_dir: Path) -> None:
+    """What Hydra leaves in a run's .hydra/ (the run itself trained in-process, without it)."""
+    (run_dir / ".hydra").mkdir()
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (run_dir / ".hydra" / name).write_text(f"# the first attempt's {name}\n")
 
 
 def test_lock_is_free_again_after_the_holder_exits(tmp_path):

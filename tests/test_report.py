@@ -1080,3 +1080,35 @@ def test_the_verdict_names_the_whole_configuration(tmp_path, capsys):
     out = capsys.readouterr().out
     assert ("Worse: arctan, model.neuron.beta=0.953542, optimizer.lr=3.50233e+34, α=2.17 "
             "(worse by") in out
+
+
+def test_population_killed_before_its_members_started_is_no_configuration(tmp_path):
+    """A population directory without members/ is listed as not started, not as a run of its
+    base config (which added a failed run and a trainer.population column to the table)."""
+    root = tmp_path / "sweep"
+    s = {"name": "sigmoid", "alpha": 4.0}
+    write_run(root / "0-solo", s, 0, [0.9], [0.9], {"lif0": 0.1}, 1.0)
+    pop = {"mode": "grid", "chunk": None, "surrogate": {"name": ["sigmoid", "arctan"],
+                                                         "alpha": None}, "seed": [0, 1]}
+    dead = write_run(root / "1-pop", s, 0, [], [], {}, 0.0, status=None, **{
+        "trainer.population": pop})
+    old = time.time() - 3 * 3600
+    for f in [*dead.iterdir(), dead]:
+        os.utime(f, (old, old))
+
+    by_name = {r.path.name: r for r in map(runs.load_run, runs.find_runs([root]))}
+    assert by_name["1-pop"].status == "failed" and by_name["1-pop"].unstarted_population
+    assert by_name["1-pop"].reason.startswith(
+        "a population (seed, surrogate.name) whose members have not started")
+    assert not by_name["0-solo"].unstarted_population
+    columns, rows = runs.group_runs(list(by_name.values()))
+    assert columns == ["surrogate", "alpha"]  # no trainer.population.* column
+    assert [[r.path.name for r in row.runs] for row in rows] == [["0-solo"]]
+    out = report.make_report([root])
+    md = (out / "summary.md").read_text()
+    assert "1 failed and 0 running of 2 runs" in md
+    assert "whose members have not started" in md.split("## Runs not in the means")[1]
+    # A population that has started: its members are the runs, the directory is not one.
+    (dead / "members").mkdir()
+    write_run(dead / "members" / "m0", s, 1, [0.8], [0.8], {"lif0": 0.1}, 1.0)
+    assert [p.name for p in runs.find_runs([root])] == ["0-solo", "m0"]

@@ -133,11 +133,19 @@ def test_nan_stops_with_message_and_keeps_good_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_incompatible_checkpoint_is_reported(tmp_path):
+    """... and refused without a trace: the pre-empted run's summary.json (the old code wrote
+    "failed" over it) and Hydra's .hydra/ files (rewritten before the attempt) stay as they were."""
     train.train_and_evaluate(compose(), tmp_path)
+    (tmp_path / "summary.json").write_text('{"status": "preempted"}')
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- the first attempt's\n")
     p = cli(*TINY_CLI, "trainer.epochs=1", "model.hidden=[48]", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 2
     line = p.stderr.strip().splitlines()[-1]
     assert "incompatible run" in line and "fc0" in line and "[32" in line and "48" in line
+    assert (tmp_path / "summary.json").read_text() == '{"status": "preempted"}'
+    assert [p.name for p in (tmp_path / ".hydra").iterdir()] == ["overrides.yaml"]
+    assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == "- the first attempt's\n"
 
 
 def test_unwritable_output_dir(tmp_path):
