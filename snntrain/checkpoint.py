@@ -165,6 +165,10 @@ class Checkpoints:
             if isinstance(saved_fp.get("optimizer"), str) and isinstance(
                     current.get("optimizer"), dict):  # saved before its settings were
                 current["optimizer"] = current["optimizer"]["name"]
+            elif isinstance(saved_fp.get("optimizer"), dict) and isinstance(
+                    current.get("optimizer"), dict):  # saved before the schedule's length was
+                current["optimizer"] = {k: v for k, v in current["optimizer"].items()
+                                        if k in saved_fp["optimizer"] or "length" not in k}
             if saved_fp != current:
                 raise IncompatibleCheckpoint(
                     f"checkpoint {self.directory / str(s)} is from an incompatible run: "

@@ -123,7 +123,13 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
                        "grad_clip": "set" if opt.get("grad_clip") else "null",
                        **({"momentum": "set" if opt.get("momentum") else "null"}
                           if "momentum" in opt else {})}
+    if fp["optimizer"]["schedule"] != "constant":
+        # the schedule decays over the whole run: another trainer.epochs is another schedule
+        fp["optimizer"][SCHEDULE_STEPS] = exp.total_steps
     return fp
+
+
+SCHEDULE_STEPS = "schedule length (trainer.epochs x steps per epoch)"
 
 
 def device_info(dp: par.DataParallel) -> dict[str, Any]:

@@ -242,6 +242,26 @@ def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_pa
         assert _files(tmp_path) == before, override
 
 
+def test_more_epochs_under_a_cosine_schedule_are_refused(tmp_path):
+    """A cosine schedule decays over the whole run: resuming a 1-epoch cosine run with
+    trainer.epochs=2 trained epoch 2 on a schedule that restarts half-way (a different training
+    from a 2-epoch run, presented as one). It is refused, naming the schedule's length; the same
+    length still resumes (here: nothing to train)."""
+    from snntrain.checkpoint import CheckpointError
+
+    cosine = ("optimizer.schedule=cosine",)
+    first = train.train_and_evaluate(compose(*cosine, "trainer.epochs=1"), tmp_path)
+    before = _files(tmp_path)
+    with pytest.raises(CheckpointError, match="incompatible run") as e:
+        train.train_and_evaluate(compose(*cosine, "trainer.epochs=2"), tmp_path)
+    spe = first["steps"]
+    assert (f"optimizer.schedule length (trainer.epochs x steps per epoch): checkpoint has "
+            f"{spe}, this run has {2 * spe}") in str(e.value)
+    assert _files(tmp_path) == before
+    again = train.train_and_evaluate(compose(*cosine, "trainer.epochs=1"), tmp_path)
+    assert again["test_accuracy"] == first["test_accuracy"] and _files(tmp_path) == before
+
+
 def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, capsys):
     """The same command again on a finished run says there is nothing to train and returns
     its summary with every file untouched (before, it rewrote summary.json with a training
