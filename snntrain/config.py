@@ -274,6 +274,7 @@ GROUP_RULES: dict[str, Rule] = {
     "optimizer.momentum": number(0.0, 1.0, lo_open=False, hi_open=True, null=True),
     "dataset.n_classes": integer(1, null=True),
     "dataset.val_fraction": number(0.0, 0.99, lo_open=False),
+    "dataset.test_fraction": number(0.0, 0.99),
     "dataset.download": one_of(True, False),
     "dataset.in_memory": one_of(True, False, "auto"),
     "logger.mode": one_of("auto", "online", "offline", "disabled"),

@@ -109,8 +109,9 @@ class LIF:
 
     def __post_init__(self):
         _decay(type(self).__name__, "beta", self.beta, self.tau, self.dt)
-        if not float(self.threshold) > 0.0:
-            raise ValueError(f"{type(self).__name__}: threshold must be > 0, got {self.threshold}")
+        if not 0.0 < float(self.threshold) < math.inf:
+            raise ValueError(f"{type(self).__name__}: threshold must be finite and > 0, got "
+                             f"{self.threshold}")
         _check_reset(type(self).__name__, self.reset)
 
     @property
@@ -150,8 +151,8 @@ class IF:
     name: ClassVar[str] = "if"
 
     def __post_init__(self):
-        if not float(self.threshold) > 0.0:
-            raise ValueError(f"IF: threshold must be > 0, got {self.threshold}")
+        if not 0.0 < float(self.threshold) < math.inf:
+            raise ValueError(f"IF: threshold must be finite and > 0, got {self.threshold}")
         _check_reset("IF", self.reset)
 
     def default_params(self) -> dict[str, float]:
@@ -206,8 +207,8 @@ class ALIF(LIF):
     def __post_init__(self):
         super().__post_init__()
         _decay("ALIF", "rho", self.rho, self.tau_a, self.dt, "tau_a")
-        if not float(self.b) >= 0.0:
-            raise ValueError(f"ALIF: b must be >= 0, got {self.b}")
+        if not 0.0 <= float(self.b) < math.inf:
+            raise ValueError(f"ALIF: b must be finite and >= 0, got {self.b}")
 
     def default_params(self) -> dict[str, float]:
         return {

@@ -963,7 +963,8 @@ def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> N
         raise RefusedConfig(
             f"the checkpoints in {run_dir / 'checkpoints'} hold groups of {len(earlier[0])} "
             f"members; this run trains groups of {len(planned[0])} ({KEY}.chunk="
-            f"{_setting(cfg, 'chunk')}): set {KEY}.chunk={len(earlier[0])} to resume them, or "
+            f"{_setting(cfg, 'chunk') or 'null'}): set {KEY}.chunk={len(earlier[0])} to resume "
+            "them, or "
             "trainer.resume=never to start over")
 
 

@@ -138,9 +138,20 @@ def val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.
     return rest, held
 
 
-def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
-    """Split ``(x, y)`` into ``(rest, held)`` with ``round(fraction * N)`` seeded rows held out."""
-    rest, held = split_indices(len(y), fraction, seed)
+def carve_test(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`split_indices` for the test split carved from ``n`` samples; raises
+    :class:`DatasetError` naming ``dataset.test_fraction`` when it holds no sample."""
+    rest, held = split_indices(n, test_fraction, seed)
+    if not len(held):
+        raise DatasetError(f"dataset.test_fraction={test_fraction:g} of {n} samples is no test "
+                           f"sample: it must be more than {0.5 / n:.2g}")
+    return rest, held
+
+
+def split_off(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
+    """Split ``(x, y)`` into ``(rest, test)`` with ``round(test_fraction * N)`` seeded rows held
+    out (:func:`carve_test`)."""
+    rest, held = carve_test(len(y), test_fraction, seed)
     return (x[rest], y[rest]), (x[held], y[held])
 
 

@@ -609,7 +609,7 @@ class MultiGaussianGrad(Surrogate):
     """Multi-Gaussian surrogate gradient: a Gaussian with two wide negative side lobes.
 
     g'(x) = scale·[(1+h) N(x; 0, σ) − h N(x; σ, sσ) − h N(x; −σ, sσ)].
-    Defaults h = 0.15, s = 6, σ = 0.5, scale = 0.5. h (may be 0) weights the side lobes, s
+    Defaults h = 0.15, s = 6, σ = 0.5, scale = 0.5. h (≥ 0) weights the side lobes, s
     their width relative to σ. Only g' is defined.
 
     References:
@@ -617,7 +617,7 @@ class MultiGaussianGrad(Surrogate):
     """
 
     name: ClassVar[str] = "multi_gaussian_grad"
-    rules: ClassVar[Mapping[str, str]] = {"h": "finite"}
+    rules: ClassVar[Mapping[str, str]] = {"h": "nonnegative"}  # h < 0: peak() is not g'(0)
     h: float = 0.15
     s: float = 6.0
     sigma: float = 0.5

@@ -39,9 +39,9 @@ from snntrain.sources import (
     Splits,
     TensorFlowMissing,
     UnknownDataset,
+    carve_test,
     first_line,
     make_splits,
-    split_indices,
     take,
     to_unit,
 )
@@ -493,7 +493,7 @@ def load_tfds(
     if test_split:
         test = whole[1]
     else:
-        rest, held = split_indices(len(train), test_fraction, TEST_SEED)
+        rest, held = carve_test(len(train), test_fraction, TEST_SEED)
         train, test = take(train, rest), take(train, held)
     return make_splits(name, train, test, shape, n_classes, val_fraction, seed)
 

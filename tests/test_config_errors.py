@@ -81,6 +81,10 @@ PARSE_CASES = [
     ("optimizer=sgd optimizer.momentum=1.5", "optimizer.momentum=1.5 is invalid"),
     ("dataset=mnist dataset.n_classes=0", "dataset.n_classes=0 is invalid: must be an integer"),
     ("dataset.val_fraction=1.5", "dataset.val_fraction=1.5 is invalid"),
+    # (before: "split fraction must be in [0, 1)" after the run directory existed; 0 a KeyError)
+    ("dataset.test_fraction=1.5", "dataset.test_fraction=1.5 is invalid: must be a finite "
+                                  "number > 0.0 and <= 0.99"),
+    ("dataset.test_fraction=0", "dataset.test_fraction=0 is invalid"),
     ("dataset=mnist dataset.download=maybe", "dataset.download='maybe' is invalid"),
     ("dataset=mnist dataset.in_memory=sometimes", "dataset.in_memory='sometimes' is invalid"),
     ("dataset=arrays", "dataset.path is required: set dataset.path="),
@@ -484,3 +488,15 @@ def test_cli_start_up_failure_after_the_directory_exists_says_why_in_summary(tmp
     assert summary["status"] == "failed" and line[len("snntrain: error: "):] in summary["error"]
     # nothing trained: no metrics, no checkpoints, no config of a started run
     assert not {"metrics.jsonl", "checkpoints", "config.yaml"} & {q.name for q in run_dir.iterdir()}
+
+
+def test_a_test_fraction_that_holds_no_sample_is_named():
+    """dataset.test_fraction=0.0001 of digits' 1797 samples rounds to no test sample (before:
+    a KeyError traceback after training)."""
+    from snntrain import data
+    from snntrain.sources import DatasetError
+
+    with pytest.raises(DatasetError, match=r"^dataset.test_fraction=0.0001 of 1797 samples is "
+                       r"no test sample: it must be more than 0.00028$"):
+        data.load_digits(test_fraction=1e-4)
+    assert len(data.load_digits(test_fraction=3e-4).test) == 1

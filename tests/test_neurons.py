@@ -92,6 +92,12 @@ def test_invalid_neuron_parameters_fail_in_one_line():
         neurons.get("if", beta=0.9)
     with pytest.raises(ValueError, match="valid: alif, if, lif"):
         neurons.get("izhikevich")
+    # infinite thresholds and adaptation: an ALIF with b=inf had theta = NaN and never fired
+    for make in (neurons.LIF, neurons.IF, neurons.ALIF):
+        with pytest.raises(ValueError, match="threshold must be finite and > 0, got inf"):
+            make(threshold=math.inf)
+    with pytest.raises(ValueError, match="ALIF: b must be finite and >= 0, got inf"):
+        neurons.ALIF(b=math.inf)
 
 
 def test_alif_threshold_sequence_matches_hand_computation():
