@@ -64,13 +64,14 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def integer(lo: int, *, null: bool = False) -> Rule:
-    """An int (not a bool) ``>= lo`` (or None)."""
+def integer(lo: int, hi: int | None = None, *, null: bool = False) -> Rule:
+    """An int (not a bool) ``>= lo`` and ``< hi`` (or None)."""
 
     def rule(v: Any) -> str | None:
-        if (v is None and null) or (_is_int(v) and v >= lo):
+        if (v is None and null) or (_is_int(v) and v >= lo and (hi is None or v < hi)):
             return None
-        return f"an integer >= {lo}" + (" or null" if null else "")
+        return (f"an integer >= {lo}" + (f" and < {hi}" if hi is not None else "")
+                + (" or null" if null else ""))
 
     return rule
 
@@ -239,7 +240,8 @@ class RunConfig:
 
 
 _TOP_RULES: dict[str, Rule] = {
-    "seed": integer(0),
+    # JAX keys hold 32 bits here: a larger seed overflowed (a traceback) or wrapped onto another
+    "seed": integer(0, 2**31),
     "T": integer(1),
     "optimize_metric": one_of(*SUMMARY_METRICS),
 }
@@ -267,17 +269,26 @@ GROUP_RULES: dict[str, Rule] = {
     "model.neuron.dt": number(0.0),
     "model.neuron.detach_reset": one_of(True, False),
     "encoder.gain": finite(),
+    "encoder.threshold": finite(),  # latency (its class checks the range)
+    "encoder.tau": finite(),
     "optimizer.lr": number(0.0),
     "optimizer.grad_clip": number(0.0, null=True),
     "optimizer.weight_decay": number(0.0, lo_open=False),
     "optimizer.warmup_steps": integer(0),
     "optimizer.momentum": number(0.0, 1.0, lo_open=False, hi_open=True, null=True),
     "dataset.n_classes": integer(1, null=True),
+    "trainer.population.mode": one_of("grid", "zip"),
+    "trainer.population.chunk": lambda v: None if v is None or v == "auto" or (
+        _is_int(v) and v >= 1) else "an integer >= 1, auto or null",
     "dataset.val_fraction": number(0.0, 0.99, lo_open=False),
     "dataset.test_fraction": number(0.0, 0.99),
     "dataset.download": one_of(True, False),
     "dataset.in_memory": one_of(True, False, "auto"),
+    "logger.name": one_of("wandb", "none"),
     "logger.mode": one_of("auto", "online", "offline", "disabled"),
+    "logger.entity": text(null=True),
+    "logger.group": text(null=True),
+    "logger.run_name": text(null=True),
     "logger.tags": _tags,
     "logger.project": text(),
     "logger.init_timeout_s": number(0.0),

@@ -11,6 +11,8 @@ from a notebook without Hydra::
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import platform
 import socket
 from pathlib import Path
@@ -29,6 +31,8 @@ from snntrain import parallel as par
 from snntrain.config import ConfigError, RunConfig, validate
 from snntrain.losses import RateRegularizer
 from snntrain.steps import TrainState
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -80,6 +84,7 @@ def build(cfg: DictConfig) -> Experiment:
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
     _check_encoder_fits(encoder, data, run)
+    _check_batch_fits(batch_size, len(data.train), run.dataset["name"])
     synapses = model.synapses() if run.metrics["synops"] and hasattr(model, "synapses") else None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)
@@ -89,6 +94,28 @@ def build(cfg: DictConfig) -> Experiment:
                       jnp.dtype(trainer.dtype),
                       RateRegularizer(run.loss.rate_reg_weight, run.loss.rate_reg_target),
                       synapses, synops.energy_from_config(run.metrics["energy"]))
+
+
+PADDED_BATCH_LIMIT = 1024  # rows a batch larger than the training set may be padded to
+
+
+def _check_batch_fits(batch_size: int, n: int, dataset: str) -> None:
+    """A batch larger than the training set is padded (masked rows: the gradient of the ``n``
+    examples): a note, and refused beyond :data:`PADDED_BATCH_LIMIT` rows (batch_size=1e9 on
+    digits was killed by the kernel's OOM killer without a word)."""
+    if batch_size <= n:
+        return
+    if batch_size > PADDED_BATCH_LIMIT:
+        raise ConfigError(f"trainer.batch_size={batch_size} is larger than the {n} training "
+                          f"examples of dataset={dataset}: use at most {n}")
+    _note(f"note: trainer.batch_size={batch_size} is larger than the {n} training examples "
+          f"of dataset={dataset}: one step per epoch, padded to {batch_size} rows")
+
+
+@functools.cache
+def _note(message: str) -> None:
+    """Log ``message`` once per process (a population builds every member alike)."""
+    log.info(message)
 
 
 def _check_encoder_fits(encoder: Any, data: Any, run: Any) -> None:

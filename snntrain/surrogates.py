@@ -53,6 +53,7 @@ from snntrain.registry import Registry, plain
 
 Array = jax.Array
 
+MAX_TERMS = 1000  # of a series parameter (n = 1e12 traced for ever, deaf to Ctrl-C)
 _RULES = {"positive": "finite and > 0", "nonnegative": "finite and >= 0", "finite": "finite"}
 
 
@@ -66,8 +67,9 @@ def _checked(owner: str, field: str, value: Any, rule: str) -> Any:
         ok = isinstance(value, numbers.Integral) or (
             isinstance(value, numbers.Real) and float(value).is_integer()
         )
-        if not ok or value < 1:
-            raise ValueError(f"{owner}: {field} must be an integer >= 1, got {value!r}")
+        if not ok or not 1 <= value <= MAX_TERMS:  # (a Python loop of n terms is traced)
+            raise ValueError(f"{owner}: {field} must be an integer >= 1 and <= {MAX_TERMS}, got "
+                             f"{value!r}")
         return int(value)
     if isinstance(value, numbers.Real):
         value = float(value)

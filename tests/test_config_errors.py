@@ -32,6 +32,18 @@ def _compose(*overrides: str):
 # (overrides, what the one line must contain)
 PARSE_CASES = [
     ("seed=-1", "seed=-1 is invalid: must be an integer >= 0"),
+    # 2**64 was an OverflowError traceback; 2**32 wrapped onto seed 0's key
+    ("seed=4294967296", "seed=4294967296 is invalid: must be an integer >= 0 and < 2147483648"),
+    ("logger.name=abc", "logger.name='abc' is invalid: must be one of wandb, none"),
+    ("logger=wandb logger.group=[1]", "logger.group=[1] is invalid: must be a non-empty string"),
+    ("logger=wandb logger.run_name={a:1}", "logger.run_name={'a': 1} is invalid: must be a "),
+    ("encoder=latency encoder.threshold=[]", "encoder.threshold=[] is invalid: must be a finite"),
+    ("encoder=latency encoder.tau=abc", "encoder.tau='abc' is invalid: must be a finite number"),
+    # checked with no axis set too (they were accepted and ignored)
+    ("trainer.population.mode=nope", "trainer.population.mode='nope' is invalid: must be one "
+                                     "of grid, zip"),
+    ("trainer.population.chunk=-5", "trainer.population.chunk=-5 is invalid: must be an integer "
+                                    ">= 1, auto or null"),
     ("T=0", "T=0 is invalid: must be an integer >= 1"),
     ("optimize_metric=nonexistent_key",
      "optimize_metric='nonexistent_key' is invalid: must be one of test_accuracy, "),
@@ -500,3 +512,21 @@ def test_a_test_fraction_that_holds_no_sample_is_named():
                        r"no test sample: it must be more than 0.00028$"):
         data.load_digits(test_fraction=1e-4)
     assert len(data.load_digits(test_fraction=3e-4).test) == 1
+
+
+def test_a_batch_larger_than_the_training_set(caplog):
+    """Padded with a note up to 1024 rows; beyond, refused (batch_size=1e9 on digits was killed
+    by the OOM killer without a word, 100000 trained on 99% padding)."""
+    import logging
+
+    from snntrain import experiment, train
+
+    with pytest.raises(ConfigError, match=r"^trainer.batch_size=100000 is larger than the 1294 "
+                       r"training examples of dataset=digits: use at most 1294$"):
+        train.build(_compose("trainer.batch_size=100000"))
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        experiment._check_batch_fits(64, 11, "shd")
+        experiment._check_batch_fits(64, 11, "shd")  # said once
+        experiment._check_batch_fits(11, 11, "shd")
+    assert caplog.messages == ["note: trainer.batch_size=64 is larger than the 11 training "
+                               "examples of dataset=shd: one step per epoch, padded to 64 rows"]

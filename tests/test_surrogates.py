@@ -524,7 +524,7 @@ BAD = {
     "positive": [0.0, -1.0, math.nan, math.inf, -math.inf],
     "nonnegative": [-1e-3, math.nan, math.inf],
     "finite": [math.nan, math.inf, -math.inf],
-    "integer": [0, -1, 1.5, math.nan, math.inf],
+    "integer": [0, -1, 1.5, math.nan, math.inf, 1001, 10**12],
     "above_one": [1.0, 0.5, 0.0, -1.0, math.nan, math.inf],
 }
 GOOD = {
@@ -538,7 +538,7 @@ TEXT = {
     "positive": "finite and > 0",
     "nonnegative": "finite and >= 0",
     "finite": "finite",
-    "integer": "an integer >= 1",
+    "integer": "an integer >= 1 and <= 1000",
     "above_one": "finite and > 1",
 }
 PARAMS = [(n, f.name) for n in NAMES for f in fields(n)]
