@@ -690,6 +690,10 @@ class ConvSNN(SNN):
         conv_in = []  # (C, H, W) entering each conv layer
         for i, (c_out, k, p) in enumerate(zip(channels, kernels, pools, strict=True)):
             conv_in.append((c, h, w))
+            if padding == "SAME" and k > 2 * min(h, w) - 1:  # taps no output position reaches
+                raise ValueError(
+                    f"model.kernel_size={k} is too large for conv layer {i}'s {h}x{w} input: "
+                    f"with padding SAME at most {2 * min(h, w) - 1}")  # (1000: compiled for ever)
             setattr(self, f"conv{i}", Conv(c, c_out, k, padding, conv_method, rngs=rngs))
             if padding == "VALID":
                 h, w = h - k + 1, w - k + 1

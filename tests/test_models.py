@@ -179,7 +179,15 @@ def test_conv_rejects_shapes_that_leave_no_pixels():
     # with SAME already, the advice is only the pools or layers
     with pytest.raises(ValueError, match=r"conv layer 3 .*padding SAME\) leaves no pixels of "
                                          r"the \(8, 8, 1\) input; use fewer pools or layers"):
-        models.create("conv", (8, 8, 1), 10, seed=0, channels=[4, 4, 4, 4])
+        models.create("conv", (8, 8, 1), 10, seed=0, channels=[4, 4, 4, 4], kernel_size=1)
+    # a SAME kernel larger than 2·size − 1 has taps no output reaches (1000 compiled for ever);
+    # k = 15 on 8x8, then k = 7 on the pooled 4x4, is the largest accepted
+    with pytest.raises(ValueError, match=r"^model.kernel_size=16 is too large for conv layer 0's "
+                                         r"8x8 input: with padding SAME at most 15$"):
+        models.create("conv", (8, 8, 1), 10, seed=0, kernel_size=16)
+    with pytest.raises(ValueError, match="conv layer 1's 4x4 input: with padding SAME at most 7"):
+        models.create("conv", (8, 8, 1), 10, seed=0, kernel_size=[15, 8])
+    assert models.create("conv", (8, 8, 1), 10, seed=0, kernel_size=[15, 7]).kernels == (15, 7)
 
 
 # ---- small models used by the numerical tests ---------------------------------------------
