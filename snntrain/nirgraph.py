@@ -26,9 +26,9 @@ and a nonzero ``v_leak`` are folded into the weights and biases feeding each neu
 1 - dt / tau``; ``dt`` defaults to the graph's metadata, else 1.
 
 NIR has no subtractive reset (its neurons reset to ``v_reset``), no max pooling, no LayerNorm
-and no adaptive threshold, so export refuses those with a one-line error that names the option
-to change (``model.neuron.reset=zero``, ``model.pool_mode=avg``, ``model.norm=none``,
-``model/neuron=lif``).
+and no adaptive threshold, so export refuses those with a one-line error that names every
+affected layer and the option to change (``model.neuron.reset=zero``, ``model.pool_mode=avg``,
+``model.norm=none``, ``model/neuron=lif``), all of them at once.
 
 References:
   Pedersen et al., "Neuromorphic intermediate representation: a unified instruction set for
@@ -114,30 +114,52 @@ def _plan(model: Any) -> list[dict[str, Any]]:
 
 
 def _refusals(model: Any) -> list[str]:
-    """Every model-wide option that keeps ``model`` from exporting (each with its fix): the
-    conv model's norm and max pooling, and its neurons' kind and reset."""
-    found, checks = [], []
+    """Every model-wide option that keeps ``model`` from exporting, each once with its fix and
+    the names of all the layers it affects: the conv model's norm and max pooling, and its
+    neurons' kind and reset."""
+    found = []
     if isinstance(model, models.ConvSNN):
-        checks += [lambda: _norm_ok(model), lambda: _pools_ok(model)]
-    if hasattr(model, "lif0"):  # every layer shares the neuron's kind and reset
-        checks.append(lambda: _neuron_cell(model.lif0, "lif0"))
-    for check in checks:
-        try:
-            check()
-        except NIRError as e:
-            found.append(str(e))
-    return found
+        for check in (_norm_ok, _pools_ok):
+            try:
+                check(model)
+            except NIRError as e:
+                found.append(str(e))
+    return found + _neuron_refusals(model)
 
 
 def _norm_ok(model: Any) -> None:
     if model.norm != "none":
-        raise NIRError("conv0: LayerNorm has no NIR node; use model.norm=none")
+        names = ", ".join(f"conv{i}" for i in range(model.n_conv))
+        raise NIRError(f"{names}: LayerNorm has no NIR node; use model.norm=none")
 
 
 def _pools_ok(model: Any) -> None:
-    for i in range(model.n_conv):
-        if model.pools[i] > 1 and model.pool_mode == "max":
-            raise NIRError(f"pool{i}: NIR has no max pooling node; use model.pool_mode=avg")
+    names = [f"pool{i}" for i in range(model.n_conv)
+             if model.pools[i] > 1 and model.pool_mode == "max"]
+    if names:
+        raise NIRError(f"{', '.join(names)}: NIR has no max pooling node; use model.pool_mode=avg")
+
+
+def _neuron_layers(model: Any) -> list[tuple[str, Any]]:
+    """``(name, layer)`` of every spiking layer: ``lif0, lif1, ...`` and a spiking readout's
+    ``out_neurons``."""
+    layers, i = [], 0
+    while hasattr(model, f"lif{i}"):
+        layers.append((f"lif{i}", getattr(model, f"lif{i}")))
+        i += 1
+    readout = getattr(model, "readout", None)
+    if getattr(readout, "mode", None) == "spike_count":
+        layers.append(("out_neurons", readout.neurons))
+    return layers
+
+
+def _neuron_refusals(model: Any) -> list[str]:
+    """The neurons NIR cannot represent: one item per problem, naming every layer with it."""
+    problems: dict[str, list[str]] = {}
+    for name, layer in _neuron_layers(model):
+        if (problem := _neuron_problem(layer.neuron)) is not None:
+            problems.setdefault(problem, []).append(name)
+    return [f"{', '.join(names)}: {problem}" for problem, names in problems.items()]
 
 
 def _module(model: Any, name: str) -> Any:
@@ -154,18 +176,22 @@ def _chw_to_ours(chw: tuple[int, int, int]) -> np.ndarray:
     return np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).ravel()
 
 
+def _neuron_problem(cell: Any) -> str | None:
+    """Why NIR cannot represent the neuron ``cell`` (with the option to change), or None."""
+    if isinstance(cell, neurons_lib.ALIF):
+        return "ALIF's adaptive threshold has no NIR node; use model/neuron=lif"
+    if not isinstance(cell, (neurons_lib.LIF, neurons_lib.IF)):
+        return f"neuron {type(cell).__name__} has no NIR node; use model/neuron=lif"
+    if cell.reset != "zero":
+        return (f"reset={cell.reset} has no NIR equivalent (NIR's neurons reset to v_reset); "
+                "use model.neuron.reset=zero")
+    return None
+
+
 def _neuron_cell(layer: Any, name: str) -> Any:
     cell = layer.neuron
-    if isinstance(cell, neurons_lib.ALIF):
-        raise NIRError(f"{name}: ALIF's adaptive threshold has no NIR node; use model/neuron=lif")
-    if not isinstance(cell, (neurons_lib.LIF, neurons_lib.IF)):
-        kind = type(cell).__name__
-        raise NIRError(f"{name}: neuron {kind} has no NIR node; use model/neuron=lif")
-    if cell.reset != "zero":
-        raise NIRError(
-            f"{name}: reset={cell.reset} has no NIR equivalent (NIR's neurons reset to "
-            "v_reset); use model.neuron.reset=zero"
-        )
+    if (problem := _neuron_problem(cell)) is not None:
+        raise NIRError(f"{name}: {problem}")
     return cell
 
 
@@ -250,7 +276,8 @@ def to_nir(model_or_params: Any, cfg: Any = None, *, dt: float | None = None) ->
       dt: the time step of the Euler mapping (default: the neuron's ``dt``, else 1).
 
     Raises:
-      NIRError: for what NIR cannot represent, naming the layer and the option to change.
+      NIRError: for what NIR cannot represent, naming every affected layer and the option to
+        change (all of them at once).
     """
     require_nir()
     model = model_or_params
@@ -262,6 +289,8 @@ def to_nir(model_or_params: Any, cfg: Any = None, *, dt: float | None = None) ->
         model = experiment.build(cfg).model(model_or_params)
     if len(found := _refusals(model)) > 1:  # all at once: one attempt instead of three
         raise NIRError(f"{len(found)} things NIR cannot represent: " + "; ".join(found))
+    if found:  # the same wording, every affected layer named
+        raise NIRError(found[0])
     plan = _plan(model)
     cell = next(getattr(model, s["name"]).neuron for s in plan if s["op"] == "neuron")
     dt = float(dt if dt is not None else getattr(cell, "dt", 1.0))

@@ -250,6 +250,22 @@ def test_foreign_graph_loads_and_means_the_same():
          r"^pool0: NIR has no max pooling node; use model.pool_mode=avg$"),
         (models.ConvSNN, dict(channels=[2], pool_mode="avg", neuron=neuron_cfg(reset="zero")),
          r"^conv0: LayerNorm has no NIR node; use model.norm=none$"),
+        # every affected layer is named, the fix once (not only the first layer)
+        (models.MLP, dict(hidden=[16, 16], neuron=neuron_cfg(reset="subtract")),
+         r"^lif0, lif1: reset=subtract has no NIR equivalent \(NIR's neurons reset to "
+         r"v_reset\); use model.neuron.reset=zero$"),
+        (models.MLP, dict(hidden=[3, 3, 3], neuron=neuron_cfg("alif", reset="zero")),
+         r"^lif0, lif1, lif2: ALIF's adaptive threshold has no NIR node; use model/neuron=lif$"),
+        (models.MLP, dict(hidden=[3, 3], readout="spike_count", neuron=neuron_cfg(reset="none")),
+         r"^lif0, lif1, out_neurons: reset=none .*; use model.neuron.reset=zero$"),
+        (models.ConvSNN, dict(norm="none", neuron=neuron_cfg(reset="zero")),
+         r"^pool0, pool1: NIR has no max pooling node; use model.pool_mode=avg$"),
+        (models.ConvSNN, dict(pool=[1, 2], norm="none", neuron=neuron_cfg(reset="zero")),
+         r"^pool1: NIR has no max pooling node; use model.pool_mode=avg$"),
+        (models.ConvSNN, dict(pool_mode="avg", neuron=neuron_cfg(reset="zero")),
+         r"^conv0, conv1: LayerNorm has no NIR node; use model.norm=none$"),
+        (models.ConvSNN, dict(pool_mode="avg", norm="none", dense=[4]),
+         r"^lif0, lif1, lif2: reset=subtract .*; use model.neuron.reset=zero$"),
     ],
 )
 def test_refusals(cls, kw, message):
@@ -260,14 +276,27 @@ def test_refusals(cls, kw, message):
 
 
 def test_every_refusal_at_once():
-    """A default conv run needed three export attempts to learn its three options."""
+    """A default conv run needed three export attempts to learn its three options, and each
+    named only the first layer: every item names all the layers it affects, the fix once."""
     m = models.ConvSNN((6, 6, 1), 2, rngs=nnx.Rngs(0))
+    assert m.n_conv == 2  # the default conv model: conv0, conv1
     with pytest.raises(export.NIRError) as e:
         export.to_nir(m)
     assert str(e.value) == (
-        "3 things NIR cannot represent: conv0: LayerNorm has no NIR node; use model.norm=none; "
-        "pool0: NIR has no max pooling node; use model.pool_mode=avg; lif0: reset=subtract "
-        "has no NIR equivalent (NIR's neurons reset to v_reset); use model.neuron.reset=zero")
+        "3 things NIR cannot represent: conv0, conv1: LayerNorm has no NIR node; use "
+        "model.norm=none; pool0, pool1: NIR has no max pooling node; use model.pool_mode=avg; "
+        "lif0, lif1: reset=subtract has no NIR equivalent (NIR's neurons reset to v_reset); "
+        "use model.neuron.reset=zero")
+
+
+def test_every_refusal_at_once_mlp():
+    """An MLP with 2 hidden layers and the default reset names both of its layers."""
+    m = models.MLP((4,), 2, hidden=[16, 16], rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError) as e:
+        export.to_nir(m)
+    assert str(e.value) == (
+        "lif0, lif1: reset=subtract has no NIR equivalent (NIR's neurons reset to v_reset); "
+        "use model.neuron.reset=zero")
 
 
 def test_import_mismatches():
