@@ -85,6 +85,10 @@ def build(cfg: DictConfig) -> Experiment:
         raise ConfigError(str(e)) from None
     _check_encoder_fits(encoder, data, run)
     _check_batch_fits(batch_size, len(data.train), run.dataset["name"])
+    if data.val is None and "val" in run.optimize_metric:
+        _note(f"note: no validation split (dataset.val_fraction="
+              f"{run.dataset.get('val_fraction', 0)}): optimize_metric={run.optimize_metric} "
+              "will be null, so sweepers and the report cannot select on it")
     synapses = model.synapses() if run.metrics["synops"] and hasattr(model, "synapses") else None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)

@@ -99,6 +99,19 @@ def composition_error(argv: list[str]) -> str | None:
                 bad = a
                 break
         return _one_line(f"cannot parse the override {bad!r}: {e}" if bad else str(e))
+    except ValueError as e:  # e.g. model=null, =3: "Config group override must be a string"
+        for a in argv:
+            try:
+                composed([a])
+            except ValueError:
+                key = a.split("=", 1)[0]
+                if not key:
+                    return f"cannot apply the override {a!r}: it names no key"
+                return (f"{a}: a config group takes the name of one of its options; "
+                        f"`python -m snntrain --help` lists those of {key}")
+            except Exception:  # noqa: BLE001
+                continue
+        return _one_line(str(e))
     except Exception:  # noqa: BLE001 - anything else: Hydra composes again and says it
         return None
     return None

@@ -73,6 +73,10 @@ def test_unknown_group_choice_lists_choices(tmp_path):
     (["logger=none", "sed=1"], "sed is not a config key (the config has: T, dataset, encoder,"),
     (["model/neuron=izhikevich"], "model/neuron=izhikevich: no such option; valid: alif, if, lif"),
     (["seed=1", "a=[1,2"], "cannot parse the override 'a=[1,2': no viable alternative"),
+    # Hydra's ValueError traceback ("Config group override must be a string or a list")
+    (["logger=none", "model=null"], "model=null: a config group takes the name of one of its "
+                                    "options; `python -m snntrain --help` lists those of model"),
+    (["=3"], "cannot apply the override '=3': it names no key"),
 ])
 def test_overrides_hydra_cannot_compose_get_one_line(overrides, expected):
     from snntrain.startup import composition_error

@@ -524,9 +524,26 @@ def test_a_batch_larger_than_the_training_set(caplog):
     with pytest.raises(ConfigError, match=r"^trainer.batch_size=100000 is larger than the 1294 "
                        r"training examples of dataset=digits: use at most 1294$"):
         train.build(_compose("trainer.batch_size=100000"))
+    experiment._note.cache_clear()  # (said once per process: maybe by an earlier test)
     with caplog.at_level(logging.INFO, logger="snntrain"):
         experiment._check_batch_fits(64, 11, "shd")
         experiment._check_batch_fits(64, 11, "shd")  # said once
         experiment._check_batch_fits(11, 11, "shd")
     assert caplog.messages == ["note: trainer.batch_size=64 is larger than the 11 training "
                                "examples of dataset=shd: one step per epoch, padded to 64 rows"]
+
+
+def test_no_validation_split_with_a_validation_metric_is_noted(caplog):
+    """dataset.val_fraction=0 with the default optimize_metric=best_val_accuracy completed with
+    a null metric and no word (a sweeper got None)."""
+    import logging
+
+    from snntrain import experiment, train
+
+    experiment._note.cache_clear()
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        train.build(_compose("dataset.val_fraction=0"))
+        train.build(_compose("dataset.val_fraction=0", "optimize_metric=test_accuracy"))
+    assert caplog.messages == [
+        "note: no validation split (dataset.val_fraction=0): optimize_metric="
+        "best_val_accuracy will be null, so sweepers and the report cannot select on it"]
