@@ -372,12 +372,30 @@ def test_ctrl_c_before_the_training_loop_is_one_line(tmp_path, delay):
     from _workers import popen
 
     proc = popen("logger=none", "trainer.progress=false", f"hydra.run.dir={tmp_path}")
+    _wait_for_snntrains_handlers(proc.pid)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines() == ["snntrain: interrupted (Ctrl-C); checkpoints written "
                                         "before it are kept: rerun the command to resume"]
+
+
+def _wait_for_snntrains_handlers(pid: int, timeout: float = 60.0) -> None:
+    """Until ``snntrain.__main__.main`` has installed its handlers (SIGTERM caught: the kernel's
+    ``SigCgt`` mask), so that a loaded machine's slow interpreter start (before them, Python's
+    own KeyboardInterrupt and SIGTERM's default action) does not decide the test."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(ln.split()[1] for ln in status.splitlines()
+                          if ln.startswith("SigCgt:")), 16)
+        if caught >> (signal.SIGTERM - 1) & 1:
+            return
+        time.sleep(0.01)
+    raise AssertionError("snntrain did not install its signal handlers")
 
 
 def test_sigterm_before_the_training_loop_is_one_line(tmp_path):
@@ -388,6 +406,7 @@ def test_sigterm_before_the_training_loop_is_one_line(tmp_path):
     from _workers import popen
 
     proc = popen("logger=none", "trainer.progress=false", f"hydra.run.dir={tmp_path}")
+    _wait_for_snntrains_handlers(proc.pid)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
