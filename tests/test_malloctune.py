@@ -324,6 +324,7 @@ def test_later_groups_keep_the_first_groups_trial_or_drop_it():
     assert population.trial_for_group(trial, 4, 4) is None  # chosen: nothing to time
 
 
+@pytest.mark.slow
 def test_a_population_run_trials_under_its_own_key_with_the_same_values(
         cache_dir, monkeypatch, tmp_path, capsys):
     """A population times its whole step (both members' programs) on its first steps and

@@ -262,8 +262,8 @@ def test_causality_no_gradient_from_future_inputs(name):
     ("name", "chunk", "rate"),
     [
         ("recurrent", 0, False),
-        ("conv_pool_after", 2, False),
-        ("conv_alif_learn", 4, False),
+        pytest.param("conv_pool_after", 2, False, marks=pytest.mark.slow),  # ~15 s each
+        pytest.param("conv_alif_learn", 4, False, marks=pytest.mark.slow),
         ("mlp", 4, True),
         ("conv", 2, True),
     ],
