@@ -405,7 +405,8 @@ def _plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
             out[k] = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
         except OmegaConfBaseException as e:
             first = str(e).strip().splitlines()[0]
-            raise UnresolvedConfig(f"{k}: cannot resolve the config ({first})") from None
+            key = getattr(e, "full_key", None) or k  # the leaf: trainer.epochs, not trainer
+            raise UnresolvedConfig(f"{key}: cannot resolve the config ({first})") from None
     return out
 
 

@@ -200,7 +200,9 @@ class Startup(Callback):
         try:
             try:
                 run = parse(config)
-            except UnresolvedConfig:  # e.g. ${hydra:job.num}: the task function checks it
+            except UnresolvedConfig as e:  # ${hydra:job.num}: the task function checks it
+                if "interpolation type hydra" not in str(e):
+                    raise  # ${oops}, ${oc.env:NOPE}: before the run directory exists
                 run = None
             out = _output_dir(config, dir_key)
             if out is not None:

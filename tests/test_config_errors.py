@@ -461,6 +461,15 @@ def test_cli_bad_value_fails_before_any_run_directory_exists(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no outputs/, no probe left behind
 
 
+def test_cli_unresolvable_interpolation_fails_before_any_run_directory_exists(tmp_path):
+    """It named the group (trainer) and left a run directory with a failed summary.json."""
+    p = cli("logger=none", "trainer.epochs=${oops}", cwd=tmp_path)
+    assert p.returncode == 2
+    assert _last_line(p) == ("snntrain: error: trainer.epochs: cannot resolve the config "
+                             "(Interpolation key 'oops' not found)")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_bad_group_value_fails_before_data_and_leaves_nothing(tmp_path):
     t0 = time.perf_counter()
     p = cli("logger=none", "model.neuron.beta=1.5", cwd=tmp_path)
