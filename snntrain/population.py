@@ -104,6 +104,9 @@ class Member:
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(node, dict):
         return {prefix: node}
+    if prefix.rstrip(".") in AXES or prefix.count(".") == 2 and prefix.startswith("surrogate."):
+        raise ConfigError(f"{KEY}.{prefix.rstrip('.')}={node} is invalid: must be a list of "
+                          "values")  # (a dict read as the axis lr.a "cannot vary")
     out: dict[str, Any] = {}
     for k, v in node.items():
         out.update(_flatten(v, f"{prefix}{k}."))

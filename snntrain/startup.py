@@ -83,6 +83,9 @@ def composition_error(argv: list[str]) -> str | None:
             arg = next((a for a in argv if a.split("=", 1)[0] == key), key)
             parent, _, leaf = key.rpartition(".")
             keys = _keys_of(composed([a for a in argv if a != arg]), parent)
+            if leaf in keys:  # trainer={a:1}: a group (or node) given a value Hydra cannot merge
+                return (f"{arg}: {key} is a config group or node; set its keys one by one "
+                        f"({key}.<key>=<value>) or pick an option ({key.replace('.', '/')}=<name>)")
             close = difflib.get_close_matches(leaf, keys, n=1)
             hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
             return (f"{key} is not a config key ({parent or 'the config'} has: "

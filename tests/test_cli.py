@@ -77,6 +77,10 @@ def test_unknown_group_choice_lists_choices(tmp_path):
     (["logger=none", "model=null"], "model=null: a config group takes the name of one of its "
                                     "options; `python -m snntrain --help` lists those of model"),
     (["=3"], "cannot apply the override '=3': it names no key"),
+    # "trainer is not a config key (the config has: ..., trainer); did you mean trainer?"
+    (["model.neuron={a:1}"], "model.neuron={a:1}: model.neuron is a config group or node; set "
+                             "its keys one by one (model.neuron.<key>=<value>) or pick an "
+                             "option (model/neuron=<name>)"),
 ])
 def test_overrides_hydra_cannot_compose_get_one_line(overrides, expected):
     from snntrain.startup import composition_error

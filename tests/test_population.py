@@ -151,6 +151,10 @@ def test_no_population_by_default():
     # an empty axis was skipped: the run trained one solo config without a word
     (f"{POP}.surrogate.alpha=[]", rf"{POP}.surrogate.alpha=\[\] is empty: give it at least one "
                                   "value, or null for no axis"),
+    # a dict was flattened into the axis "lr.a", which "cannot vary inside one program"
+    (f"{POP}.optimizer.lr={{a:1}}", rf"^{POP}.optimizer.lr={{'a': 1}} is invalid: must be a "
+                                    "list of values$"),
+    (f"{POP}.surrogate.alpha={{a:1}}", rf"^{POP}.surrogate.alpha={{'a': 1}} is invalid"),
 ])
 def test_axes_that_cannot_vary_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
