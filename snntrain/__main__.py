@@ -99,7 +99,7 @@ def _record_failure(e: BaseException) -> bool:
     from hydra.core.hydra_config import HydraConfig
 
     from snntrain.config import ConfigError
-    from snntrain.writers import write_json
+    from snntrain.writers import WriteFailed, write_json
 
     status = "failed"
     if not isinstance(e, ConfigError):
@@ -117,7 +117,9 @@ def _record_failure(e: BaseException) -> bool:
         old = json.loads(path.read_text())
     kept = old.get("status") if isinstance(old, dict) else None
     if kept != "completed" and not (kept == status != "failed"):
-        write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
+        # (on the full disk that may have caused the failure: its one line is the record)
+        with contextlib.suppress(WriteFailed):
+            write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
     return False
 
 

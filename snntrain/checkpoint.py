@@ -13,6 +13,8 @@ import contextlib
 import json
 import logging
 import re
+import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +73,15 @@ class Checkpoints:
         # orbax logs failures of its background threads with tracebacks; they are reported
         # here instead, in one line naming the checkpoint (see poll)
         logging.getLogger("absl").setLevel(logging.CRITICAL)
+        if write:
+            _quiet_abandoned_saves()
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=write, enable_async_checkpointing=async_save,
             read_only=not write)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "meta"))
         self._in_flight: int | None = None
+        self._started: int | None = None  # the step of the last save started
         self._closed = False
 
     def steps(self) -> list[int]:
@@ -99,8 +104,12 @@ class Checkpoints:
             self.manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         except Exception as e:  # noqa: BLE001 - e.g. disk full; the previous save is intact
-            raise CheckpointError(self._failed(step, e)) from None
-        self._in_flight = step
+            # orbax finalizes the previous save here: an error without a path is that save's
+            # when it was left unfinished (its temporary directory is still there)
+            prev = self._started
+            left = prev is not None and (self.directory / f"{prev}.orbax-checkpoint-tmp").exists()
+            raise CheckpointError(self._failed(prev if left else step, e)) from None
+        self._in_flight = self._started = step
 
     def poll(self, wait: bool = False) -> None:
         """Raise :class:`CheckpointError` if the save in flight has failed.
@@ -193,8 +202,76 @@ class Checkpoints:
             self.abandon()
 
     def abandon(self) -> None:
-        """Release orbax's threads without reporting errors (idempotent; for error paths)."""
+        """Release orbax's threads without reporting errors (idempotent; for error paths).
+
+        After a failed save, orbax's ``close`` stops at re-raising that failure (it waits for
+        the save first) and leaves its checkpointer's and metadata stores' threads running;
+        those are then closed one by one.
+        """
         if not self._closed:
             self._closed = True
-            with contextlib.suppress(Exception):
+            try:
                 self.manager.close()
+            except Exception:  # noqa: BLE001 - the failed save, already reported
+                for part in ("_checkpointer", "_non_blocking_metadata_store",
+                             "_blocking_metadata_store", "_checkpoint_deleter"):
+                    with contextlib.suppress(Exception):
+                        getattr(self.manager, part).close()
+
+
+# ---- an abandoned save's stragglers ----------------------------------------------------------
+#
+# When one write of an asynchronous save fails (a full disk), orbax's coroutine ends at the
+# first error and closes its event loop while TensorStore still runs the save's other writes.
+# Each of those, when it ends (often at interpreter exit), calls ``loop.call_soon_threadsafe``
+# on the closed loop: TensorStore reports the RuntimeError "Event loop is closed" through
+# ``sys.unraisablehook`` (a bare traceback), and asyncio logs every failed write's task as
+# "Task exception was never retrieved" when it is collected. Both would follow the one line
+# that already reports the failed save (see Checkpoints.poll), so they are dropped; any other
+# unraisable exception or asyncio message still shows.
+
+
+def _closed_loop_straggler(u: Any) -> bool:
+    if not (isinstance(u.exc_value, RuntimeError) and str(u.exc_value) == "Event loop is closed"):
+        return False
+    tb = u.exc_traceback
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "call_soon_threadsafe":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+class _OrbaxTaskFilter(logging.Filter):
+    """Drops asyncio's reports of orbax's tasks and futures left behind by a failed save."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+            if not ("exception was never retrieved" in text or "destroyed but it is pending"
+                    in text):
+                return True
+            if record.exc_info:  # where the task or future failed (a thread of orbax's)
+                text += "".join(traceback.format_exception(*record.exc_info))
+        except Exception:  # noqa: BLE001
+            return True
+        return "orbax" not in text
+
+
+_quieted = False
+
+
+def _quiet_abandoned_saves() -> None:
+    """Install the two filters above (once per process)."""
+    global _quieted
+    if _quieted:
+        return
+    _quieted = True
+    previous = sys.unraisablehook
+
+    def hook(u: Any) -> None:
+        if not _closed_loop_straggler(u):
+            previous(u)
+
+    sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(_OrbaxTaskFilter())

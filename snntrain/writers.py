@@ -5,6 +5,7 @@ A wandb failure never stops training: the local files are the record, wandb is a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snntrain.runstate import TrainingError
 
 
 def _plain(v: Any) -> Any:
@@ -29,11 +32,70 @@ def _plain(v: Any) -> Any:
     return v
 
 
+class WriteFailed(TrainingError):
+    """A run record (``metrics.jsonl``, ``summary.json``) could not be written: a full disk, a
+    quota, a file system gone read-only. Reported in one line (exit status 2) naming the file
+    and the newest checkpoint that is intact, which a rerun resumes from."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path, error: BaseException):
+        self.path, self.error = Path(path), error
+        self._message: str | None = None
+        super().__init__(str(self.path))
+
+    def __str__(self) -> str:
+        # decided when first shown, after the run has closed its checkpoint manager: a save in
+        # flight when the write failed has finished (or failed) by then
+        if self._message is None:
+            why = f"{type(self.error).__name__}: {self.error}"
+            step = newest_checkpoint(self.path.parent)
+            kept = (f"checkpoints up to step {step} are intact" if step is not None
+                    else "no checkpoint was written yet")
+            self._message = (f"writing {self.path} failed ({why}); {kept}, free space and rerun "
+                             "the command to resume")
+        return self._message
+
+
+def newest_checkpoint(run_dir: Path) -> int | None:
+    """The newest complete checkpoint step of the run (or population member) in ``run_dir``:
+    ``checkpoints/<step>/``, or a population's ``checkpoints/group<g>/<step>/`` (the oldest of
+    the groups' newest, so the claim holds for every member); None when there is none."""
+    run_dir = Path(run_dir)
+    roots = [run_dir]
+    if run_dir.parent.name == "members":  # a population member: its checkpoints are the group's
+        roots.append(run_dir.parent.parent)
+    for root in roots:
+        newest = []
+        try:
+            dirs = [root / "checkpoints", *sorted((root / "checkpoints").glob("group*"))]
+            for d in dirs:
+                steps = [int(p.name) for p in d.iterdir() if p.name.isdigit() and p.is_dir()] \
+                    if d.is_dir() else []
+                if steps:
+                    newest.append(max(steps))
+        except OSError:
+            continue
+        if newest:
+            return min(newest)
+    return None
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON atomically (temp file + rename)."""
+    """Write ``obj`` as JSON atomically (temp file + rename).
+
+    Raises :class:`WriteFailed` naming ``path`` when it cannot be written (the temporary file
+    is removed, an earlier ``path`` stays as it was).
+    """
+    path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_plain(obj), indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(_plain(obj), indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise WriteFailed(path, e) from None
 
 
 class MetricsFile:
@@ -46,29 +108,76 @@ class MetricsFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._f = None
+        self._good = 0  # the file's length after the last complete line
 
     def truncate_after(self, step: int) -> None:
+        """Keep the lines of steps up to ``step``; a line cut by a kill or a full disk (no
+        longer JSON) is dropped. Done in place when only the file's end goes
+        (no second copy: it works on a disk that is still nearly full)."""
         if not self.path.exists():
             return
-        keep = []
-        for line in self.path.read_text().splitlines():
+        try:
+            data = self.path.read_bytes()
+            lines = data.splitlines(keepends=True)
+            keep = []
+            for line in lines:
+                try:
+                    rec = json.loads(line)
+                except ValueError:  # cut by a kill or a full disk (or undecodable bytes)
+                    continue
+                if isinstance(rec, dict) and rec.get("step", 0) <= step:
+                    keep.append(line if line.endswith(b"\n") else line + b"\n")
+            if keep == lines[:len(keep)]:
+                size = sum(map(len, keep))
+                if size < len(data):
+                    os.truncate(self.path, size)
+                return
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill
-                continue
-            if rec.get("step", 0) <= step:
-                keep.append(line)
-        self.path.write_text("".join(k + "\n" for k in keep))
+                tmp.write_bytes(b"".join(keep))
+                os.replace(tmp, self.path)
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        except OSError as e:
+            raise WriteFailed(self.path, e) from None
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._f is None:
-            self._f = open(self.path, "a")  # noqa: SIM115 - kept open for the run
-        self._f.write(json.dumps(_plain(record), sort_keys=True) + "\n")
-        self._f.flush()
+        """Append ``record`` as one line, flushed. Raises :class:`WriteFailed` naming the file
+        when it cannot be written; the file is then cut back to its last complete line."""
+        line = json.dumps(_plain(record), sort_keys=True) + "\n"
+        try:
+            if self._f is None:
+                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - for the run
+                self._good = self._f.tell()
+            self._f.write(line)
+            self._f.flush()
+            self._good = self._f.tell()
+        except OSError as e:
+            self._discard()
+            raise WriteFailed(self.path, e) from None
+
+    def _discard(self) -> None:
+        """After a failed write: close the file, dropping what its buffer still holds (else its
+        finalizer retries the flush at exit and prints a traceback), and cut the line the disk
+        took part of."""
+        f, self._f = self._f, None
+        if f is not None:
+            with contextlib.suppress(OSError, ValueError):
+                f.close()  # the flush fails again, but the descriptor is closed
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size > self._good:
+                os.truncate(self.path, self._good)
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError as e:
+                self._f = None
+                with contextlib.suppress(OSError):
+                    os.truncate(self.path, self._good)
+                raise WriteFailed(self.path, e) from None
             self._f = None
 
 
@@ -207,7 +316,12 @@ def wandb_run_id(run_dir: Path) -> str:
     import uuid
 
     rid = uuid.uuid4().hex[:12]
-    path.write_text(rid)
+    try:
+        path.write_text(rid)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise WriteFailed(path, e) from None
     return rid
 
 
@@ -215,7 +329,15 @@ def save_config(run_dir: Path, config: dict[str, Any]) -> None:
     """``<run_dir>/config.yaml``: the run's resolved config (what reports and exports read)."""
     from omegaconf import OmegaConf
 
-    OmegaConf.save(OmegaConf.create(config), Path(run_dir) / "config.yaml")
+    path = Path(run_dir) / "config.yaml"
+    tmp = path.with_suffix(".yaml.tmp")
+    try:
+        OmegaConf.save(OmegaConf.create(config), tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise WriteFailed(path, e) from None
 
 
 class RunRecorder:
