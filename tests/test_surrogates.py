@@ -884,3 +884,13 @@ def test_q_pseudo_spike_paper_against_its_closed_form():
     # braintools' QPseudoSpike is a different function: (α+1) in place of (α−1).
     assert float(S.QPseudoSpike(2.0).surrogate_grad(1.0)) == pytest.approx((1 + 2 / 3) ** -2)
     assert float(S.QPseudoSpikePaper(2.0).surrogate_grad(1.0)) == pytest.approx(3.0**-2)
+
+
+@pytest.mark.parametrize("name, denominator", [("q_pseudo_spike", 1001.0),
+                                               ("q_pseudo_spike_paper", 999.0)])
+def test_q_pseudo_spike_is_accurate_at_large_alpha(name, denominator):
+    """(1 + u)^(−α) in float32 was off by 2e-4 (relative) at α = 1e3: 1 + u rounds u away."""
+    x = np.array([1e-4, 1e-3, 0.1, 2.0], np.float32)
+    want = (1 + 2 * np.abs(x.astype(np.float64)) / denominator) ** -1e3
+    got = np.asarray(S.get(name, alpha=1e3).surrogate_grad(jnp.asarray(x)))
+    np.testing.assert_allclose(got, want, rtol=2e-6)
