@@ -285,7 +285,14 @@ class Wandb:
         self._safe(go)
 
     def summary(self, values: dict[str, Any]) -> None:
-        self._safe(lambda: self.run.summary.update(_plain(values)))
+        """Set the run's summary to ``values``, after committing the last history row (which
+        wandb otherwise commits at finish, over the summary: samples_per_s, epoch, split)."""
+
+        def go():
+            self.run.log({}, commit=True)
+            self.run.summary.update(_plain(values))
+
+        self._safe(go)
 
     def finish(self, exit_code: int = 0, timeout_s: float = 60.0) -> None:
         """Finish the run, but never wait more than ``timeout_s`` for wandb."""
@@ -368,7 +375,10 @@ class RunRecorder:
         if self.enabled:
             self.metrics.write(record)
             if self.wandb:
-                self.wandb.log({k: v for k, v in record.items() if k != "step"}, record["step"])
+                # rows of one step merge in wandb: a train record and the epoch record logged at
+                # the same step kept only the epoch's "split" (the keys are disjoint otherwise)
+                self.wandb.log({k: v for k, v in record.items() if k not in ("step", "split")},
+                               record["step"])
 
     def log_surrogate(self, surrogate: Any) -> None:
         """The surrogate's g'(x) as an image in wandb, once per run."""
@@ -391,7 +401,7 @@ class RunRecorder:
         if not (summary.get("status") != "completed" and completed_summary(path)):
             write_json(path, summary)
         if self.wandb:
-            self.wandb.summary({k: v for k, v in summary.items() if not isinstance(v, dict)})
+            self.wandb.summary(summary)  # cost, firing_rates and device as nested keys
             self.wandb.finish(exit_code=0 if summary.get("status") == "completed" else 1)
 
 

@@ -465,3 +465,32 @@ def test_a_failure_after_a_preemption_replaces_its_status(tmp_path, monkeypatch)
     assert status_after(completed, RuntimeError("later")) == completed
     population = {"status": "diverged", "population": 2, "members": []}
     assert status_after(population, Diverged("every member")) == population
+
+
+def test_wandb_keeps_a_train_record_and_the_epoch_record_of_one_step_and_the_summary(tmp_path):
+    """wandb merges what is logged at one step: a train record and the epoch record of the
+    same step (digits: steps 110, 220, ...) kept only the epoch's "split"; and the last row,
+    committed at finish, overwrote the summary (samples_per_s, plus split and epoch)."""
+    from test_sweeps import read_wandb_run, wandb_records
+
+    rec = writers.RunRecorder(tmp_path, {"seed": 0}, {"mode": "offline", "project": "t",
+                                                      "name": "wandb"})
+    rec.log({"split": "train", "step": 10, "epoch": 1, "loss": 2.0, "accuracy": 0.5})
+    rec.log({"split": "epoch", "step": 10, "epoch": 1, "val_accuracy": 0.6,
+             "samples_per_s": 100.0})
+    rec.log({"split": "train", "step": 20, "epoch": 2, "loss": 1.0, "accuracy": 0.7})
+    rec.log({"split": "epoch", "step": 20, "epoch": 2, "val_accuracy": 0.8,
+             "samples_per_s": 90.0})
+    rec.finish({"status": "completed", "samples_per_s": 123.0, "epochs": 2,
+                "cost": {"synops": 5.0}})
+    run_file = next(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    rows = [{k: json.loads(i.value_json) for i in r.history.item
+             if not (k := i.key or "/".join(i.nested_key)).startswith("_")}
+            for r in wandb_records(run_file) if r.WhichOneof("record_type") == "history"]
+    assert rows == [{"epoch": 1, "loss": 2.0, "accuracy": 0.5, "val_accuracy": 0.6,
+                     "samples_per_s": 100.0},
+                    {"epoch": 2, "loss": 1.0, "accuracy": 0.7, "val_accuracy": 0.8,
+                     "samples_per_s": 90.0}]
+    summary = read_wandb_run(run_file)["summary"]
+    assert summary["samples_per_s"] == 123.0 and summary["epochs"] == 2
+    assert summary["cost"] == {"synops": 5.0} and "split" not in summary
