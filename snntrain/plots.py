@@ -315,14 +315,15 @@ def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
             spe = steps_per_epoch(row.completed)
             steps, m, _ = step_curve(row.completed, "accuracy")
             if spe and steps.size and n_epochs < 3:
-                ax.plot(steps / spe, 100 * m, color=color, lw=0.8, alpha=0.6)
+                dots = {"marker": ".", "ms": 4}  # (a one-epoch run may log a single step)
+                ax.plot(steps / spe, 100 * m, color=color, lw=0.8, alpha=0.6, **dots)
                 styles["train"] = Line2D(
-                    [], [], color="0.3", lw=0.8, alpha=0.6, label="train (logged steps)"
+                    [], [], color="0.3", lw=0.8, alpha=0.6, label="train (logged steps)", **dots
                 )
         ax.set_title(s, fontsize=9)
         ax.set_xlabel("epoch")
-        if 0 < n_epochs < 3:
-            ax.set_xlim(0, n_epochs + 0.15)
+        if 0 < n_epochs < 3:  # room on the right for the legend: the last points are there
+            ax.set_xlim(0, n_epochs + 0.15 + 0.9 * n_epochs)
             ax.set_xticks(range(n_epochs + 1))
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)
