@@ -13,6 +13,7 @@ Every axis is labelled; a legend sits inside its axes, or below them when it has
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,8 @@ def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | Non
     """Test accuracy of every configuration as horizontal bars (mean ± std), in the given order
     (the ranking, best first, at the top); the selected configuration in its own colour."""
     pairs = [(r, mean_std(r.values("test_accuracy"))) for r in rows if r.completed]
-    fig = _figure(8, 1.6 + 0.3 * max(len(pairs), 1))
+    lines = max([r.short_label.count("\n") + 1 for r, _ in pairs] or [1])
+    fig = _figure(8, 1.6 + 0.3 * lines * max(len(pairs), 1))
     ax = fig.add_subplot()
     y = np.arange(len(pairs))
     # points, not bars: the axis starts near the lowest mean (to show the differences), and
@@ -320,7 +322,7 @@ def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
                 styles["train"] = Line2D(
                     [], [], color="0.3", lw=0.8, alpha=0.6, label="train (logged steps)", **dots
                 )
-        ax.set_title(s, fontsize=9)
+        ax.set_title(textwrap.fill(s, 50, break_on_hyphens=False), fontsize=8)
         ax.set_xlabel("epoch")
         if 0 < n_epochs < 3:  # room on the right for the legend: the last points are there
             ax.set_xlim(0, n_epochs + 0.15 + 0.9 * n_epochs)
@@ -349,7 +351,8 @@ def plot_firing_rates(path: Path, rows: Sequence[Row]) -> None:
         {k for r in rows for run in r.completed for k in (run.summary.get("firing_rates") or {})}
     )
     n = max(len(rows), 1)
-    fig = _figure(8, 1.6 + 0.25 * n * max(len(layers), 1))
+    lines = max([r.short_label.count("\n") + 1 for r in rows] or [1])
+    fig = _figure(8, 1.6 + 0.25 * n * max(len(layers), 1, lines))
     ax = fig.add_subplot()
     height = 0.8 / max(len(layers), 1)
     for j, layer in enumerate(layers):

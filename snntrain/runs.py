@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import textwrap
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -429,9 +430,10 @@ class Row:
 
     @property
     def short_label(self) -> str:
-        """:attr:`label` cut to 60 characters, for a plot's ticks and legend."""
-        label = self.label
-        return label if len(label) <= 60 else label[:59] + "…"
+        """:attr:`label` on lines of up to 60 characters (at most 3, then cut), for a plot's
+        ticks and legend (cut to one line, labels differing in a later key looked alike)."""
+        lines = textwrap.wrap(self.label, 60, break_on_hyphens=False)
+        return "\n".join(lines[:3]) + ("…" if len(lines) > 3 else "")
 
     def values(self, metric: str) -> list[float]:
         """``summary[metric]`` of every completed run that has it (one per seed)."""
