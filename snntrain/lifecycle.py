@@ -144,7 +144,8 @@ class Signals:
 
 # What a run directory holds of an earlier training (its wandb id too: a fresh start must not
 # continue the old wandb run, whose history is ahead of step 0)
-RECORD_FILES = ("metrics.jsonl", "summary.json", "wandb_id.txt")
+# (wandb/: its offline run would be uploaded with the new one by `wandb sync .../offline-run-*`)
+RECORD_FILES = ("metrics.jsonl", "summary.json", "wandb_id.txt", "wandb")
 
 
 def set_aside_earlier(ckpts: ckpt_lib.Checkpoints, run_dirs: list[Path], say, why: str

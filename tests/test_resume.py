@@ -309,6 +309,7 @@ def test_resume_never_sets_the_earlier_training_aside(tmp_path, capsys):
     never trained) and overwrote metrics.jsonl and summary.json without a word."""
     train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
     old = _files(tmp_path)
+    (tmp_path / "wandb" / "offline-run-old").mkdir(parents=True)  # as logger=wandb leaves it
     capsys.readouterr()
     fresh = train.train_and_evaluate(compose("trainer.epochs=1", "optimizer.lr=0.01",
                                              "trainer.resume=never"), tmp_path)
@@ -317,7 +318,8 @@ def test_resume_never_sets_the_earlier_training_aside(tmp_path, capsys):
         "set-aside-" in err
     kept = {p.name.split(".set-aside-")[0]: p for p in tmp_path.iterdir()
             if ".set-aside-" in p.name}
-    assert set(kept) == {"checkpoints", "metrics.jsonl", "summary.json"}
+    assert set(kept) == {"checkpoints", "metrics.jsonl", "summary.json", "wandb"}
+    assert (kept["wandb"] / "offline-run-old").is_dir()
     assert kept["summary.json"].read_bytes() == old["summary.json"]
     assert kept["metrics.jsonl"].read_bytes() == old["metrics.jsonl"]
     steps = train.ckpt_lib.Checkpoints(tmp_path / "checkpoints", write=False).steps()
