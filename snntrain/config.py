@@ -280,6 +280,10 @@ GROUP_RULES: dict[str, Rule] = {
     "trainer.population.mode": one_of("grid", "zip"),
     "trainer.population.chunk": lambda v: None if v is None or v == "auto" or (
         _is_int(v) and v >= 1) else "an integer >= 1, auto or null",
+    "trainer.population.vectorize": integer(1, null=True),
+    "trainer.population.mesh": lambda v: None if v is None or (
+        isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v)
+    ) else "[members, data] (two integers >= 1) or null",
     "dataset.val_fraction": number(0.0, 0.99, lo_open=False),
     "dataset.test_fraction": number(0.0, 0.99),
     "dataset.download": one_of(True, False),

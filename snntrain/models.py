@@ -41,6 +41,7 @@ checkpoints stay flat. Readouts (``model.readout``): ``membrane_mean`` (default)
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -503,6 +504,12 @@ class MLP(SNN):
         remat_chunk: int = 25,
         rngs: nnx.Rngs,
     ):
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not all(
+                isinstance(h, numbers.Real) and not isinstance(h, bool) and float(h).is_integer()
+                for h in hidden):
+            # (a string "32" was read as the layers [3, 2])
+            raise ValueError(f"model.hidden must be a non-empty list of sizes >= 1, got "
+                             f"{hidden!r}")
         hidden = [int(h) for h in hidden]
         if not hidden or any(h < 1 for h in hidden):
             raise ValueError(f"model.hidden must be a non-empty list of sizes >= 1, got {hidden}")

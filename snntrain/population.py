@@ -393,7 +393,7 @@ def _build_member(m: Member) -> Experiment:
     (and its check of the batch against the device count) does not apply."""
     cfg = copy.deepcopy(m.cfg)
     with open_dict(cfg):
-        cfg.trainer.parallel = "none"
+        cfg.trainer.parallel, cfg.trainer.devices = "none", None  # (no "devices unused" note)
     try:
         exp = build(cfg)
         loaded = nir_params(exp)  # trainer.init_from: every member starts from the graph

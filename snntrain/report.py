@@ -33,6 +33,7 @@ import csv
 import html
 import json
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -563,7 +564,7 @@ selected one (★) first</caption>
 
 
 def make_report(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path] | str | Path,
     out: str | Path | None = None,
     target: float = 0.9,
     split: str = "val",
@@ -576,6 +577,8 @@ def make_report(
     Raises:
       FileNotFoundError: no run directory under ``paths``.
     """
+    if isinstance(paths, (str, os.PathLike)):  # one directory (a string is not its characters)
+        paths = [paths]
     paths = [Path(p) for p in paths]
     out = Path(out) if out is not None else paths[0] / "report"
     run_dirs = [d for d in find_runs(paths) if not d.is_relative_to(out.resolve())]

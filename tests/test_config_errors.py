@@ -44,6 +44,10 @@ PARSE_CASES = [
                                      "of grid, zip"),
     ("trainer.population.chunk=-5", "trainer.population.chunk=-5 is invalid: must be an integer "
                                     ">= 1, auto or null"),
+    # (a scalar mesh was a TypeError warning from Hydra's callback before the error)
+    ("trainer.population.mesh=4", "trainer.population.mesh=4 is invalid: must be [members, "
+                                  "data] (two integers >= 1) or null"),
+    ("trainer.population.vectorize=abc", "trainer.population.vectorize='abc' is invalid"),
     ("T=0", "T=0 is invalid: must be an integer >= 1"),
     ("optimize_metric=nonexistent_key",
      "optimize_metric='nonexistent_key' is invalid: must be one of test_accuracy, "),

@@ -172,6 +172,14 @@ def test_classic_conv_parameter_count_and_output_shapes(in_shape, padding, norm,
     assert all(c.shape == (B,) for c in aux["spike_counts"].values())
 
 
+@pytest.mark.parametrize("hidden", ["32", 32, [1.5], [True]])
+def test_mlp_rejects_hidden_sizes_that_are_not_a_list_of_integers(hidden):
+    """hidden="32" (a notebook's typo) built the layers [3, 2]; 32 was a TypeError."""
+    with pytest.raises(ValueError, match=r"^model.hidden must be a non-empty list of sizes >= 1, "
+                                         r"got "):
+        models.create("mlp", (8, 8, 1), 10, seed=0, hidden=hidden)
+
+
 def test_conv_rejects_shapes_that_leave_no_pixels():
     with pytest.raises(ValueError, match="leaves no pixels .* use padding SAME, smaller kernels "
                                          "or fewer pools"):

@@ -663,6 +663,8 @@ def test_progress_says_compiling_then_measures_speed_and_eta_after_it():
     bar = Progress(total_steps=100, steps_per_epoch=10, enabled=False, batch_size=32)
     assert bar.status(0, {}, now=0.0) == COMPILING
     bar.compiled(step=1, now=30.0)  # the first step compiled for 30 s
+    # the steps queued behind it finish at once: no rate yet (it showed 665,597 samples/s)
+    assert "- samples/s ETA -" in bar.status(5, {"loss": 1.0}, now=30.001)
     # Fewer steps than log_every in an epoch: only the epoch record's train_* values arrive.
     text = bar.status(10, {"train_loss": 0.5, "train_accuracy": 0.8}, now=31.0)
     assert "loss 0.500 acc 0.800" in text
@@ -1112,3 +1114,12 @@ def test_population_killed_before_its_members_started_is_no_configuration(tmp_pa
     (dead / "members").mkdir()
     write_run(dead / "members" / "m0", s, 1, [0.8], [0.8], {"lif0": 0.1}, 1.0)
     assert [p.name for p in runs.find_runs([root])] == ["0-solo", "m0"]
+
+
+def test_one_directory_given_as_a_string(sweep, tmp_path):
+    """make_report("dir") iterated the string's characters: "/" made it report every run on
+    the machine."""
+    root, _ = sweep
+    one = report.make_report(str(root), out=tmp_path / "one")
+    listed = report.make_report([root], out=tmp_path / "listed")
+    assert (one / "summary.csv").read_text() == (listed / "summary.csv").read_text()
