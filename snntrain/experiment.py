@@ -174,8 +174,15 @@ def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
     """The newest parameters saved in ``run_dir`` (for analysis in a notebook)."""
     from omegaconf import OmegaConf
 
+    from snntrain.runs import population_axes
+
     run_dir = Path(run_dir)
     cfg = cfg if cfg is not None else OmegaConf.load(run_dir / "config.yaml")
+    pop = OmegaConf.select(cfg, "trainer.population", default=None)
+    pop = OmegaConf.to_container(pop, resolve=True) if OmegaConf.is_config(pop) else pop
+    if population_axes({"trainer": {"population": pop}}):
+        raise ValueError(f"{run_dir} holds a population: snntrain.population.params_of(run_dir) "
+                         "gives every member's parameters")  # (was a resume hint)
     exp = build(cfg)
     restored = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False).restore(
         exp.init_state(), fingerprint(exp))

@@ -1088,6 +1088,12 @@ def params_of(run_dir: str | Path) -> dict[str, Any]:
     """Every member's newest saved parameters, ``{member name: params}`` (for a notebook)."""
     run_dir = Path(run_dir)
     cfg = OmegaConf.load(run_dir / "config.yaml")
+    if not is_population(cfg):  # (a member's gave {}, a solo run's a KeyError)
+        where = (f"; a member's: params_of({str(run_dir.parent.parent)!r})[{run_dir.name!r}]"
+                 if run_dir.parent.name == "members" else
+                 "; a solo run's: snntrain.experiment.params_of(run_dir)")
+        raise ValueError(f"{run_dir} is not a population's directory (its config.yaml sets no "
+                         f"{KEY} axis){where}")
     by_name = {m.name: m for m in members(cfg)}
     out: dict[str, Any] = {}
     for ckpts, fp in _saved_groups(run_dir):

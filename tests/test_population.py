@@ -397,6 +397,16 @@ def test_equal_values_give_equal_members_and_alphas_differ(tmp_path):
     _assert_params_equal(saved[a.name], saved[b.name])
     assert not np.array_equal(saved[a.name]["fc0"]["kernel"][...],
                               saved[c.name]["fc0"]["kernel"][...])
+    # the wrong reader for a directory says which one to use (a member's gave {}, the solo
+    # reader on a population a resume hint)
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(
+            f"{a} is not a population's directory (its config.yaml sets no {POP} axis); a "
+            f"member's: params_of({str(tmp_path)!r})[{a.name!r}]")):
+        population.params_of(a)
+    with pytest.raises(ValueError, match="holds a population: snntrain.population.params_of"):
+        params_of(tmp_path)
 
 
 def test_lr_and_neuron_axes_equal_their_solo_runs(tmp_path):
