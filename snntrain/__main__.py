@@ -101,13 +101,16 @@ def _record_failure(e: BaseException) -> bool:
     from snntrain.config import ConfigError
     from snntrain.writers import WriteFailed, write_json
 
-    status = "failed"
+    status, where = "failed", {}
     if not isinstance(e, ConfigError):
         from snntrain.train import Diverged, Preempted
 
         if isinstance(e, Preempted):
             return True
-        status = "diverged" if isinstance(e, Diverged) else status
+        if isinstance(e, Diverged):
+            status = "diverged"
+            if e.step is not None:  # as a population's diverged member records it
+                where = {"diverged_at_step": e.step, "steps": e.step}
     path = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
     # A completed run's record stays, and so does one this attempt wrote with this status (a
     # population whose members all diverged); an earlier attempt's "preempted" (or "failed")
@@ -119,7 +122,7 @@ def _record_failure(e: BaseException) -> bool:
     if kept != "completed" and not (kept == status != "failed"):
         # (on the full disk that may have caused the failure: its one line is the record)
         with contextlib.suppress(WriteFailed):
-            write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}"})
+            write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}", **where})
     return False
 
 

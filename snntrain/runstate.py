@@ -25,7 +25,13 @@ class TrainingError(RuntimeError):
 
 
 class Diverged(TrainingError):
+    """The loss or a gradient became NaN/Inf (at ``step``, when one run's step is known)."""
+
     exit_code = 3
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 class Preempted(TrainingError):
@@ -134,6 +140,7 @@ class DivergencePolicy:
             where = self.last_good() if self.last_good else "no checkpoint was written yet"
             raise Diverged(f"loss or gradient became NaN/Inf at step {step} "
                            f"(loss={metrics['loss']}, grad_norm={metrics['grad_norm']}); "
-                           f"{where}. Lower optimizer.lr or set trainer.on_nan=skip_step")
+                           f"{where}. Lower optimizer.lr or set trainer.on_nan=skip_step",
+                           step=step)
         self.say(f"step {step}: non-finite loss/gradient, update skipped")
         return False

@@ -458,6 +458,10 @@ def test_a_failure_after_a_preemption_replaces_its_status(tmp_path, monkeypatch)
 
     assert status_after({"status": "preempted", "steps": 111}, Diverged("NaN at step 113")) == {
         "status": "diverged", "error": "Diverged: NaN at step 113"}
+    # the step, as a population's diverged member records it (a solo run's record had none)
+    assert status_after(None, Diverged("NaN at step 7", step=7)) == {
+        "status": "diverged", "error": "Diverged: NaN at step 7", "diverged_at_step": 7,
+        "steps": 7}
     assert status_after({"status": "preempted"}, RuntimeError("boom"))["status"] == "failed"
     assert status_after({"status": "failed", "error": "old"}, RuntimeError("new"))["error"] == (
         "RuntimeError: new")
