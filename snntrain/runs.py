@@ -202,14 +202,14 @@ def load_run(
         run.epochs, run.steps, bad, n_lines = read_metrics(metrics)
     summary_path = run_dir / "summary.json"
     now = time.time() if now is None else now
-    if population_axes(run.config):
+    if axes := population_axes(run.config):
         # find_runs reads a population's members/; without it no member has started.
         run.unstarted_population = True
         age = now - last_activity(run_dir)
         if age < stale_after_s:
             run.status = RUNNING
         run.reason = (
-            f"a population ({', '.join(population_axes(run.config))}) whose members have not "
+            f"a population ({', '.join(axes)}) whose members have not "
             f"started (no members/ yet, last write {ago(age)} ago); rerun its command to train it"
         )
         return run

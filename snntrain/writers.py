@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from snntrain.rundir import checkpoint_dirs
 from snntrain.runstate import TrainingError
 
 
@@ -66,14 +67,9 @@ def newest_checkpoint(run_dir: Path) -> int | None:
     if run_dir.parent.name == "members":  # a population member: its checkpoints are the group's
         roots.append(run_dir.parent.parent)
     for root in roots:
-        newest = []
         try:
-            dirs = [root / "checkpoints", *sorted((root / "checkpoints").glob("group*"))]
-            for d in dirs:
-                steps = [int(p.name) for p in d.iterdir() if p.name.isdigit() and p.is_dir()] \
-                    if d.is_dir() else []
-                if steps:
-                    newest.append(max(steps))
+            newest = [max(int(p.name) for p in d.iterdir() if p.name.isdigit())
+                      for d in checkpoint_dirs(root)]
         except OSError:
             continue
         if newest:
