@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,17 @@ def say_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def wandb_settings(cfg: DictConfig) -> dict[str, Any] | None:
-    """The logger group with the wandb run name, group and tags decided (None: no wandb)."""
+def wandb_settings(cfg: DictConfig, others: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The logger group with the wandb run name, group and tags decided (None: no wandb).
+
+    The default name is the surrogate and seed, then the multirun job's other overrides and
+    ``others`` (``key=value``: a population member's other values), so that the runs of one
+    group have different names."""
     logger = plain(cfg.logger)
     if logger.get("name") == "none":
         return None
     logger["name"] = logger.get("run_name") or writers.default_run_name(
-        plain(cfg.surrogate), int(cfg.seed))
+        plain(cfg.surrogate), int(cfg.seed), [*writers.sweep_job_overrides(), *others])
     # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
     logger["group"] = logger.get("group") or writers.hydra_sweep_group()
     logger["tags"] = [*(logger.get("tags") or []), *writers.run_tags(cfg)]

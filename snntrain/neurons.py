@@ -55,6 +55,15 @@ def _check_reset(owner: str, reset: str) -> None:
         raise ValueError(f"{owner}: reset must be one of {RESETS}, got {reset!r}")
 
 
+def _check_numbers(neuron: Any, names: tuple[str, ...]) -> None:
+    """Refuse a string or bool where a number belongs (``beta="0.9"`` would pass ``float()``
+    checks and be kept as text)."""
+    for name in names:
+        v = getattr(neuron, name)
+        if isinstance(v, (str, bool)):
+            raise ValueError(f"{type(neuron).__name__}: {name} must be a number, got {v!r}")
+
+
 def _decay(owner: str, name: str, value: float, tau: float | None, dt: float,
            tau_name: str = "tau") -> float:
     """``exp(-dt/tau)`` when ``tau`` is given, else ``value``; checked to lie in (0, 1]."""
@@ -108,6 +117,7 @@ class LIF:
     name: ClassVar[str] = "lif"
 
     def __post_init__(self):
+        _check_numbers(self, ("beta", "threshold", "tau", "dt"))
         _decay(type(self).__name__, "beta", self.beta, self.tau, self.dt)
         if not 0.0 < float(self.threshold) < math.inf:
             raise ValueError(f"{type(self).__name__}: threshold must be finite and > 0, got "
@@ -151,6 +161,7 @@ class IF:
     name: ClassVar[str] = "if"
 
     def __post_init__(self):
+        _check_numbers(self, ("threshold",))
         if not 0.0 < float(self.threshold) < math.inf:
             raise ValueError(f"IF: threshold must be finite and > 0, got {self.threshold}")
         _check_reset("IF", self.reset)
@@ -206,6 +217,7 @@ class ALIF(LIF):
 
     def __post_init__(self):
         super().__post_init__()
+        _check_numbers(self, ("rho", "tau_a", "b"))
         _decay("ALIF", "rho", self.rho, self.tau_a, self.dt, "tau_a")
         if not 0.0 <= float(self.b) < math.inf:
             raise ValueError(f"ALIF: b must be finite and >= 0, got {self.b}")

@@ -597,7 +597,8 @@ def _member_say(name: str, say) -> Callable[[str], None]:
 
 
 def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
-    logger = lifecycle.wandb_settings(run.member.cfg)
+    logger = lifecycle.wandb_settings(run.member.cfg, [
+        f"{k}={v}" for k, v in run.member.values.items() if writers.names_run(f"{k}={v}")])
     if logger is not None:
         logger["group"] = logger.get("group") or group_name
         logger["reinit"] = "create_new"  # every member's run is open at once
@@ -662,6 +663,20 @@ def _end_of_epoch(run: MemberRun, val: dict | None, test: dict, samples_per_s: f
     return record
 
 
+def _epoch_line(records: dict[str, dict[str, Any]], n: int) -> tuple[dict[str, float], str]:
+    """The console line of a group's epoch: the mean of its training members' records, how
+    many of the ``n`` are training, and the member with the best val (else test) accuracy."""
+    keys = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy")
+    means = {k: float(np.mean([r[k] for r in records.values()])) for k in keys
+             if records and all(isinstance(r.get(k), (int, float)) for r in records.values())}
+    extra = f"(mean of {len(records)}/{n} training)"
+    by = "val_accuracy" if "val_accuracy" in means else "test_accuracy"
+    if by in means:
+        name = max(records, key=lambda m: records[m][by])
+        extra += f"  best {by.split('_')[0]} {records[name][by]:.4f} {name}"
+    return means, extra
+
+
 def _diverge(run: MemberRun, step: int, error: Diverged, say, left: int) -> None:
     run.status, run.diverged_at = "diverged", step
     say(f"member {run.member.name} diverged at step {step}; frozen, "
@@ -691,7 +706,8 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
     def live() -> list[MemberRun]:
         return [r for r in runs if r.status == "training"]
 
-    with Progress(base.total_steps, base.steps_per_epoch, enabled=bool(tcfg.progress)) as bar:
+    with Progress(base.total_steps, base.steps_per_epoch, enabled=bool(tcfg.progress),
+                  epoch_lines=jax.process_index() == 0) as bar:
         bar.update(position.step, {})
         while position.epoch < base.epochs and live():
             for step, per_member in runner.epoch(position, stop):
@@ -726,10 +742,13 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
             val = runner.evaluate("val") if base.data.val is not None else None
             test = runner.evaluate("test")
             position.end_epoch()
+            records = {}
             for k, run in enumerate(runs):
                 if run.status == "training":
-                    run.rec.log(_end_of_epoch(run, val[k] if val else None, test[k],
-                                              runner.samples_per_s))
+                    records[run.member.name] = _end_of_epoch(run, val[k] if val else None,
+                                                             test[k], runner.samples_per_s)
+                    run.rec.log(records[run.member.name])
+            bar.epoch_done(position.epoch, *_epoch_line(records, len(runs)))
             save()
             bar.update(position.step, {})
     if live() and position.epoch < base.epochs:

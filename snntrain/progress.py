@@ -60,7 +60,7 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Shows ``epoch e/E | step s/S | loss | acc | samples/s | ETA``; silent when disabled.
+    """Shows ``epoch e/E | step s/S | loss | acc | samples/s | ETA``; no bar when disabled.
 
     Call :meth:`compiled` once the first step has finished (else the first :meth:`update` past
     the starting step counts as that); ``batch_size`` lets the bar measure samples/s itself
@@ -73,8 +73,12 @@ class Progress:
         steps_per_epoch: int,
         enabled: bool = True,
         batch_size: int | None = None,
+        epoch_lines: bool | None = None,
     ):
         self.total, self.spe, self.enabled = total_steps, max(steps_per_epoch, 1), enabled
+        # the one-line epoch summaries also print without the bar (trainer.progress=false: a
+        # log file), but not on a multi-host run's other processes
+        self.epoch_lines = enabled if epoch_lines is None else epoch_lines
         self.batch_size = batch_size
         self.console = Console(stderr=True)
         self._bar = RichProgress(
@@ -161,9 +165,9 @@ class Progress:
             self._task, completed=step, epoch=self._epoch(step), status=self.status(step, metrics)
         )
 
-    def epoch_done(self, epoch: int, record: dict[str, Any]) -> None:
-        """Print the line of epoch ``epoch`` (counted from 1)."""
-        if not self.enabled:
+    def epoch_done(self, epoch: int, record: Mapping[str, Any], extra: str = "") -> None:
+        """Print the line of epoch ``epoch`` (counted from 1), then ``extra``."""
+        if not self.epoch_lines:
             return
         parts = [f"epoch {epoch:>3}"]
         for key, label in (
@@ -174,7 +178,9 @@ class Progress:
         ):
             if isinstance(record.get(key), (int, float)):
                 parts.append(f"{label} {record[key]:.4f}")
-        self._bar.console.print("  ".join(parts), soft_wrap=True, highlight=False)
+        if extra:
+            parts.append(extra)
+        self._bar.console.print("  ".join(parts), soft_wrap=True, highlight=False, markup=False)
 
     def __exit__(self, *exc) -> None:
         self._bar.__exit__(*exc)

@@ -677,6 +677,12 @@ class SlayerGrad(Surrogate):
         return 2 / self.alpha
 
 
+def _one_period(x: Array, period: Any) -> Array:
+    """``x`` moved by whole periods into [-period/2, period/2] (exact there): ``(2i-1)ωx``
+    overflowed float32 for |x| > 1e34, and cos(inf) is NaN."""
+    return x - jnp.round(x / period) * period
+
+
 @_register
 class SquarewaveFourierSeries(Surrogate):
     """Square wave of period T approximated by its first n odd Fourier terms.
@@ -697,10 +703,12 @@ class SquarewaveFourierSeries(Surrogate):
 
     def surrogate_grad(self, x: Array) -> Array:
         w = 2 * math.pi / self.t_period
+        x = _one_period(x, self.t_period)
         return 4 / self.t_period * sum(jnp.cos((2 * i - 1) * w * x) for i in range(1, self.n + 1))
 
     def surrogate_fun(self, x: Array) -> Array:
         w = 2 * math.pi / self.t_period
+        x = _one_period(x, self.t_period)
         terms = sum(jnp.sin((2 * i - 1) * w * x) / (2 * i - 1) for i in range(1, self.n + 1))
         return 0.5 + 2 / math.pi * terms
 

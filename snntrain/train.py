@@ -340,7 +340,7 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
                    progress.to_meta(exp.seed, runner.key, fp))
 
     with Progress(exp.total_steps, exp.steps_per_epoch, exp.parallel.is_main and tcfg.progress,
-                  batch_size=exp.batch_size) as bar:
+                  batch_size=exp.batch_size, epoch_lines=exp.parallel.is_main) as bar:
         bar.update(progress.step, {})
         while progress.epoch < exp.epochs:
             for step, m in runner.epoch(progress, stop):

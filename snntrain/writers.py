@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -303,12 +304,55 @@ class Wandb:
             print("wandb: finish timed out; local logs are complete", file=sys.stderr)
 
 
-def default_run_name(surrogate_cfg: dict[str, Any], seed: int) -> str:
-    """``sigmoid(alpha=4.0)-seed0``: the surrogate, its parameters and the seed."""
+def default_run_name(surrogate_cfg: dict[str, Any], seed: int,
+                     others: Iterable[str] = ()) -> str:
+    """``sigmoid(alpha=4.0)-seed0``: the surrogate, its parameters and the seed, then the
+    other values that tell runs of one group apart (``-optimizer.lr=0.01``), if any."""
     params = ",".join(f"{k}={v}" for k, v in surrogate_cfg.items()
                       if k not in ("name", "normalize"))
     scaled = "-normalized" if surrogate_cfg.get("normalize") else ""
-    return f"{surrogate_cfg['name']}({params}){scaled}-seed{seed}"
+    rest = "".join(f"-{o}" for o in others)
+    return f"{surrogate_cfg['name']}({params}){scaled}-seed{seed}{rest}"[:128]
+
+
+def names_run(override: str) -> bool:
+    """Whether ``key=value`` belongs in a run's wandb name after its surrogate and seed."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return not (key in ("seed", "surrogate", "experiment") or key.startswith(
+        ("surrogate.", "hydra.", "logger", "trainer.progress", "trainer.resume")))
+
+
+def sweep_job_overrides() -> list[str]:
+    """The overrides of the current Hydra multirun job that name it apart from the sweep's
+    other jobs in wandb (not the surrogate or seed: the name has them); [] outside one."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return []
+    if hc.mode != RunMode.MULTIRUN:
+        return []
+    swept = _swept_keys(Path(hc.sweep.dir), hc.sweeper.get("params") or {})
+    return [o for o in hc.overrides.task
+            if names_run(o) and o.split("=", 1)[0].lstrip("+~") in swept]
+
+
+def _swept_keys(sweep_dir: Path, sweeper_params: Any) -> set[str]:
+    """The keys a sweep varies: its sweeper's ``params`` and the sweep overrides (``a=1,2``,
+    ``range(...)``) of the command in ``<sweep dir>/multirun.yaml``."""
+    keys = {str(k) for k in sweeper_params}
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        task = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides.task
+        keys |= {o.key_or_group for o in
+                 OverridesParser.create().parse_overrides(list(task)) if o.is_sweep_override()}
+    except Exception:  # noqa: BLE001 - no multirun.yaml (another sweeper): its params only
+        pass
+    return keys
 
 
 def wandb_run_id(run_dir: Path) -> str:

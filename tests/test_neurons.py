@@ -98,6 +98,11 @@ def test_invalid_neuron_parameters_fail_in_one_line():
             make(threshold=math.inf)
     with pytest.raises(ValueError, match="ALIF: b must be finite and >= 0, got inf"):
         neurons.ALIF(b=math.inf)
+    # text where a number belongs passed float() checks and stayed text ("0.9")
+    for make, key in ((neurons.LIF, "beta"), (neurons.IF, "threshold"), (neurons.ALIF, "b"),
+                      (neurons.ALIF, "rho"), (neurons.LIF, "tau")):
+        with pytest.raises(ValueError, match=f"{make.__name__}: {key} must be a number, got '0.9'"):
+            make(**{key: "0.9"})
 
 
 def test_alif_threshold_sequence_matches_hand_computation():

@@ -684,6 +684,52 @@ def test_progress_without_batch_size_skips_the_first_reported_speed():
     assert "2,000 samples/s" in bar.status(30, {"samples_per_s": 2000.0}, now=22.0)
 
 
+def test_epoch_lines_print_without_the_bar_and_population_lines_name_the_best(capsys):
+    """``trainer.progress=false`` (a log file) hid the one-line epoch summaries too; a
+    population printed none. Now both print unless ``epoch_lines`` is off (other hosts)."""
+    from snntrain.population import _epoch_line
+    from snntrain.progress import Progress
+
+    record = {"train_loss": 0.5, "train_accuracy": 0.75, "val_accuracy": 0.5,
+              "test_accuracy": 0.25}
+    with Progress(10, 5, enabled=False, epoch_lines=True) as bar:
+        bar.epoch_done(1, record)
+    with Progress(10, 5, enabled=False) as bar:  # the other hosts of a multi-host run
+        bar.epoch_done(2, record)
+    assert capsys.readouterr().err.splitlines() == [
+        "epoch   1  loss 0.5000  train 0.7500  val 0.5000  test 0.2500"]
+    records = {"0-seed=0": record, "1-seed=1": {**record, "train_loss": 1.0, "val_accuracy": 1.0,
+                                                "test_accuracy": 0.0}}
+    means, extra = _epoch_line(records, 3)
+    assert means == {"train_loss": 0.75, "train_accuracy": 0.75, "val_accuracy": 0.75,
+                     "test_accuracy": 0.125}
+    assert extra == "(mean of 2/3 training)  best val 1.0000 1-seed=1"
+    assert _epoch_line({}, 3) == ({}, "(mean of 0/3 training)")
+
+
+def test_wandb_names_tell_apart_what_a_sweep_or_population_varies(tmp_path):
+    """Runs of one group varying optimizer.lr (a multirun, or a population's lr axis) all had
+    the name ``<surrogate>-seed<s>``; the name now ends with the other varied values."""
+    from omegaconf import OmegaConf
+
+    from snntrain import writers
+
+    assert writers.default_run_name({"name": "sigmoid", "alpha": 4.0}, 1) == \
+        "sigmoid(alpha=4.0)-seed1"
+    assert writers.default_run_name({"name": "arctan", "alpha": 2.0, "normalize": True}, 0,
+                                    ["optimizer.lr=0.01", "model.neuron.beta=0.9"]) == \
+        "arctan(alpha=2.0)-normalized-seed0-optimizer.lr=0.01-model.neuron.beta=0.9"
+    OmegaConf.save({"hydra": {"overrides": {"task": [
+        "surrogate=sigmoid,softsign", "optimizer.lr=0.001,0.01", "trainer.epochs=1",
+        "+model.x=range(2)", "seed=0,1"]}}}, tmp_path / "multirun.yaml")
+    assert writers._swept_keys(tmp_path, {"surrogate.alpha": "interval(1,8)"}) == {
+        "surrogate", "optimizer.lr", "model.x", "seed", "surrogate.alpha"}
+    assert writers._swept_keys(tmp_path / "nowhere", {}) == set()
+    assert [o for o in ("surrogate=sigmoid", "surrogate.alpha=2", "seed=1", "optimizer.lr=0.1",
+                        "logger.mode=offline", "hydra.job.chdir=true", "model=conv")
+            if writers.names_run(o)] == ["optimizer.lr=0.1", "model=conv"]
+
+
 def test_print_summary_names_what_ran_and_lists_existing_files_unwrapped(tmp_path):
     import io
 

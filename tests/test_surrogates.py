@@ -326,6 +326,18 @@ def test_hand_values(name):
             assert got == pytest.approx(expected, rel=1e-12, abs=1e-15), hand_id(case)
 
 
+def test_squarewave_is_periodic_and_finite_at_any_membrane():
+    """(2n-1)·ω·x overflowed float32 for |x| > 1e34 and cos(inf) gave NaN; reduced to one
+    period first, g'(x + kT) = g'(x) and g' stays finite up to float32's largest value."""
+    s = S.get("squarewave_fourier_series", n=3, t_period=4.0)
+    x = jnp.asarray([-0.75, 0.0, 0.5, 1.25], jnp.float32)
+    for k in (-3, 1, 1000):
+        np.testing.assert_allclose(s.surrogate_grad(x + 4.0 * k), s.surrogate_grad(x), atol=2e-5)
+    big = jnp.asarray([-3.4e38, -1e36, 1e35, 3.4e38], jnp.float32)
+    for f in (s.surrogate_grad, jax.vmap(jax.grad(s)), s.surrogate_fun):
+        assert np.all(np.isfinite(f(big)))
+
+
 @jax.jit  # ``s`` is traced: one compilation per class serves all its parameter sets
 def _derivative_and_closed_form(x: Array, s: S.Surrogate) -> tuple[Array, Array]:
     return jax.vmap(jax.grad(s.surrogate_fun))(x), s.surrogate_grad(x)
