@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any, ClassVar
 
 import jax
@@ -30,6 +31,12 @@ import jax.numpy as jnp
 from snntrain.registry import Registry
 
 Array = jax.Array
+
+
+def _check_T(T: Any) -> None:
+    """An encoder's ``T`` is a static number of time steps >= 1."""
+    if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
+        raise ValueError(f"an encoder's T (time steps) must be an integer >= 1, got {T!r}")
 
 
 def example_keys(key: Array, index_B: Array) -> Array:
@@ -175,6 +182,7 @@ class Rate:
                              f"got {self.generator!r}")
 
     def __call__(self, x_BxD: Array, key_B: Array, T: int) -> Array:
+        _check_T(T)
         return self.steps(x_BxD, key_B, 0, T, T)
 
     def steps(self, x_BxD: Array, key_B: Array, start: Any, length: int, T: int) -> Array:
@@ -299,6 +307,7 @@ class Latency:
         return jnp.where(fires, t, T)
 
     def __call__(self, x_Bx: Array, key_B: Array, T: int) -> Array:
+        _check_T(T)
         return self.steps(x_Bx, key_B, 0, T, T)
 
     def steps(self, x_Bx: Array, key_B: Array, start: Any, length: int, T: int) -> Array:
@@ -326,6 +335,7 @@ class Direct:
     stochastic: ClassVar[bool] = False
 
     def __call__(self, x_Bx: Array, key_B: Array, T: int) -> Repeated:
+        _check_T(T)
         del key_B
         return Repeated(x_Bx, int(T))
 
@@ -340,6 +350,7 @@ class Passthrough:
     stochastic: ClassVar[bool] = False
 
     def __call__(self, x_BxTx: Array, key_B: Array, T: int) -> Array:
+        _check_T(T)
         del key_B
         if x_BxTx.ndim < 2 or x_BxTx.shape[1] != T:
             from snntrain.errors import ConfigError

@@ -267,6 +267,9 @@ class Readout(nnx.Module):
         scale: float = 1.0,
         rngs: nnx.Rngs,
     ):
+        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or (
+                n_classes < 1):
+            raise ValueError(f"n_classes must be an integer >= 1, got {n_classes!r}")
         if mode not in READOUTS:
             raise ValueError(f"unknown readout {mode!r}; valid: {', '.join(READOUTS)}")
         if not 0.0 < beta <= 1.0:
@@ -450,6 +453,9 @@ class SNN(nnx.Module):
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
         T = x_TxBx.shape[0]
+        if T < 1:  # the mean over no step was NaN
+            raise ValueError(f"the model's input has T=0 time steps (shape {tuple(x_TxBx.shape)}"
+                             "): inputs are time-major, x_TxBx..., with T >= 1")
         if self.readout.linear_in_time and T and not self._chunk(T, remat):
             s_TxBxN, aux = self._hidden(x_TxBx, spike_fn, remat, {})
             return self.readout.logits(s_TxBxN), aux

@@ -488,6 +488,12 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
     require_nir()
     if isinstance(graph, (str, Path)):
         graph = nir.read(str(graph))
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"from_nir reads a nir.NIRGraph or the path of a .nir file, got "
+                        f"{type(graph).__name__}")
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"from_nir loads into an snntrain model (an nnx.Module of the same "
+                        f"shape as the graph), got {type(model).__name__}")
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
     dt = float(dt if dt is not None else meta.get("dt", 1.0))
     model = nnx.clone(model)

@@ -251,6 +251,9 @@ def member_config(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
 
 def members(cfg: DictConfig) -> list[Member]:
     """Every member of the population ``cfg`` describes (grid or zip of its axes)."""
+    if not isinstance(cfg, DictConfig):
+        raise TypeError(f"members takes the run's composed config (an omegaconf DictConfig, "
+                        f"e.g. hydra.compose(...)), got {type(cfg).__name__}")
     mode = _setting(cfg, "mode") or "grid"
     found = axes(cfg)
     _check_not_set_twice(found, cfg)

@@ -136,13 +136,12 @@ class Progress:
         if self._compiled is None:
             return COMPILING
         f = self.fields
-        for key, alt, name, fmt in (
-            ("loss", "train_loss", "loss", "{:.3f}"),
-            ("accuracy", "train_accuracy", "acc", "{:.3f}"),
-        ):
+        for key, alt, name in (("loss", "train_loss", "loss"),
+                               ("accuracy", "train_accuracy", "acc")):
             v = metrics.get(key, metrics.get(alt))
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                f[name] = fmt.format(v)
+                # a huge loss (a diverging member) in 3 significant digits, not 34 characters
+                f[name] = f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"
         step0, t0 = self._compiled
         # not before MIN_RATE_S: the steps queued while the first compiled finish at once
         # (665,597 samples/s for a moment, then 756)

@@ -180,6 +180,32 @@ def test_mlp_rejects_hidden_sizes_that_are_not_a_list_of_integers(hidden):
         models.create("mlp", (8, 8, 1), 10, seed=0, hidden=hidden)
 
 
+def test_python_api_misuse_is_one_clear_error():
+    """n_classes=0 was a ZeroDivisionError, T=0 a NaN output, an encoder's T=0 an empty code
+    and from_nir(123) / population.members(dict) AttributeErrors deep inside."""
+    from snntrain import population
+
+    for n in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=rf"^n_classes must be an integer >= 1, got {n!r}$"):
+            models.create("mlp", (8, 8, 1), n, seed=0, hidden=[4])
+    model = models.create("mlp", (8, 8, 1), np.int64(3), seed=0, hidden=[4])  # numpy ints do
+    with pytest.raises(ValueError, match=r"input has T=0 time steps \(shape \(0, 2, 8, 8, 1\)\)"):
+        model(jnp.zeros((0, 2, 8, 8, 1)), surrogates.get("sigmoid"))
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    for enc in (encoding.Rate(), encoding.Latency(), encoding.Direct()):
+        for T in (0, -1, 2.0):
+            with pytest.raises(ValueError, match=rf"encoder's T .* >= 1, got {T!r}$"):
+                enc(jnp.zeros((2, 4)), keys, T)
+    with pytest.raises(TypeError, match="members takes the run's composed config .* got dict"):
+        population.members({"trainer": {}})
+    pytest.importorskip("nir")
+    from snntrain import nirgraph
+
+    with pytest.raises(TypeError, match="reads a nir.NIRGraph or the path of a .nir file, got "
+                                        "int"):
+        nirgraph.from_nir(123, model)
+
+
 def test_conv_rejects_shapes_that_leave_no_pixels():
     with pytest.raises(ValueError, match="leaves no pixels .* use padding SAME, smaller kernels "
                                          "or fewer pools"):

@@ -672,6 +672,7 @@ def test_progress_says_compiling_then_measures_speed_and_eta_after_it():
     assert "ETA 0:00:10" in text  # 90 steps left at 9 steps/s
     text = bar.status(55, {"loss": 0.25, "accuracy": 0.9, "samples_per_s": 1e9}, now=36.0)
     assert "loss 0.250 acc 0.900" in text and f"{54 * 32 / 6:,.0f} samples/s" in text
+    assert "loss 1.23e+30 acc 0.900" in bar.status(60, {"loss": 1.234e30}, now=37.0)
 
 
 def test_progress_without_batch_size_skips_the_first_reported_speed():
