@@ -1017,6 +1017,7 @@ class _Timing:
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                  stop: Callable[[], bool], t_start: float, say=_say,
                  malloc_trial: malloctune.MallocTrial | None = None) -> str:
+    t_group = time.time()
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
                                  async_save=group.base.run.trainer.async_checkpointing)
     runs = []
@@ -1044,7 +1045,12 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
             continue
         final = "preempted" if status == "preempted" else "completed"
         summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start)
-        summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs)}
+        # the member's share of its group's wall time (the group's was every member's: a
+        # report's sum over members counted it once per member)
+        group_s = time.time() - t_group
+        summary["wall_time_s"] = group_s / len(runs)
+        summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs),
+                                 "group_wall_time_s": group_s}
         mesh = next(p.mesh_shape for p in group.programs if j in p.index)
         if mesh != (1, 1):  # the member's program's devices (as device_info counts a run's)
             summary["device"].update(devices=mesh[0] * mesh[1], parallel="sharded",

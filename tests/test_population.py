@@ -283,6 +283,12 @@ def test_members_equal_their_solo_runs_exactly(mixed):
         assert_same_run(_summary(member), _summary(solo), member.name, train_exact=False)
         _assert_params_equal(saved[member.name], params_of(solo))
     assert summary["status"] == "completed" and summary["completed"] == 3
+    # a member's wall time is its share of its group's (each member had the whole group's)
+    for member in members:
+        s = json.loads((member / "summary.json").read_text())
+        assert s["population"]["members"] == 3
+        assert s["wall_time_s"] == pytest.approx(s["population"]["group_wall_time_s"] / 3)
+        assert s["population"]["group_wall_time_s"] <= summary["wall_time_s"]
     # the member selected by optimize_metric (best_val_accuracy), and its test accuracy
     chosen = max(solos, key=lambda s: _summary(s)["best_val_accuracy"])
     assert summary["best_val_accuracy"] == pytest.approx(_summary(chosen)["best_val_accuracy"])
