@@ -36,7 +36,7 @@ import numpy as np
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
 DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration, not an error
 PREEMPTED = "preempted"  # stopped by a signal with a checkpoint: rerunning its command resumes it
-DUPLICATE = "duplicate"  # a completed run repeating a configuration and seed already counted
+DUPLICATE = "duplicate"  # a finished run repeating a configuration and seed already counted
 STALE_AFTER_S = 30 * 60
 # Config keys that never make two runs different configurations.
 IGNORED_KEYS = (
@@ -491,12 +491,13 @@ def _is_ignored(key: str) -> bool:
 
 
 def _mark_duplicates(runs: Sequence[Run]) -> None:
-    """Completed runs of one configuration that share a seed are one replicate, not several
-    (the same sweep reported twice, a population and its equivalent multirun, a seed listed
-    twice): the newest counts, the others become :data:`DUPLICATE` with the reason."""
+    """Finished (completed or diverged) runs of one configuration that share a seed are one
+    replicate, not several (the same sweep reported twice, a population and its equivalent
+    multirun, a seed listed twice): the newest counts, the others become :data:`DUPLICATE`
+    with the reason. (A seed that diverged as a solo run and as a member was two.)"""
     by_seed: dict[Any, list[Run]] = {}
     for r in runs:
-        if r.status == COMPLETED:
+        if r.status in (COMPLETED, DIVERGED):
             by_seed.setdefault(_hashable(r.seed), []).append(r)
     for same in by_seed.values():
         if len(same) > 1:

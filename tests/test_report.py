@@ -1101,6 +1101,14 @@ def test_a_seed_repeated_across_sweeps_counts_once(tmp_path, capsys):
     runs.group_runs([dup, kept])
     assert kept.status == "completed" and dup.status == "duplicate"
     assert dup.reason == f"repeats seed 0 of its configuration, counted once (as {kept.path})"
+    # a seed that diverged as a solo run and again as a member is one diverged seed, not two
+    for where in ("solo", "member"):
+        write_run(tmp_path / where / "x", a, 5, [0.1], [0.1], {"lif0": 0.1}, 1.0,
+                  status="diverged")
+        time.sleep(0.01)
+    twice = [runs.load_run(tmp_path / w / "x") for w in ("solo", "member")]
+    runs.group_runs(twice)
+    assert [r.status for r in twice] == ["duplicate", "diverged"]
 
 
 def test_a_summary_that_is_not_an_object_marks_its_run_failed(tmp_path, capsys):
