@@ -277,6 +277,7 @@ GROUP_RULES: dict[str, Rule] = {
     "optimizer.warmup_steps": integer(0),
     "optimizer.momentum": number(0.0, 1.0, lo_open=False, hi_open=True, null=True),
     "dataset.n_classes": integer(1, null=True),
+    "dataset.T": integer(1),  # event datasets' time steps (the top-level T by default)
     "trainer.population.mode": one_of("grid", "zip"),
     "trainer.population.chunk": lambda v: None if v is None or v == "auto" or (
         _is_int(v) and v >= 1) else "an integer >= 1, auto or null",

@@ -96,6 +96,9 @@ PARSE_CASES = [
     ("optimizer.grad_clip=0", "optimizer.grad_clip=0 is invalid"),
     ("optimizer=sgd optimizer.momentum=1.5", "optimizer.momentum=1.5 is invalid"),
     ("dataset=mnist dataset.n_classes=0", "dataset.n_classes=0 is invalid: must be an integer"),
+    # (the event reader said "T='abc' is invalid", not which T)
+    ("dataset=shd dataset.T=abc", "dataset.T='abc' is invalid: must be an integer >= 1"),
+    ("dataset=nmnist dataset.T=0", "dataset.T=0 is invalid: must be an integer >= 1"),
     ("dataset.val_fraction=1.5", "dataset.val_fraction=1.5 is invalid"),
     # (before: "split fraction must be in [0, 1)" after the run directory existed; 0 a KeyError)
     ("dataset.test_fraction=1.5", "dataset.test_fraction=1.5 is invalid: must be a finite "
