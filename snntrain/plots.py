@@ -461,6 +461,7 @@ def plot_accuracy_vs_synops(
     ax = fig.add_subplot()
     names = list(dict.fromkeys(str(r.key["surrogate"]) for r, *_ in pts))
     colors = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    labels = []  # (text, x, y): placed once the axes' limits are known
     for r, x, sx, y, sy in pts:
         name = str(r.key["surrogate"])
         ax.errorbar(
@@ -476,7 +477,7 @@ def plot_accuracy_vs_synops(
         )
         rest = r.label[len(name) :].lstrip(", ")
         if rest and len(pts) <= 24:
-            ax.annotate(rest, (x, scale * y), xytext=(4, 4), textcoords="offset points", fontsize=6)
+            labels.append((rest, x, scale * y))
     front = [
         pts[i]
         for i in pareto_front([p[1] for p in pts], [p[3] for p in pts], metric.higher_is_better)
@@ -502,6 +503,11 @@ def plot_accuracy_vs_synops(
         right = max(p[1] + (0.0 if math.isnan(p[2]) else p[2]) for p in pts)
         ax.set_xlim(0, 1.12 * right)  # distances from 0 are the ratios of the costs
     ax.xaxis.set_major_formatter(eng)
+    to_axes = ax.transData + ax.transAxes.inverted()
+    for text, x, y in labels:  # beside the point, clear of the Pareto ring, inside the axes
+        left = to_axes.transform((x, y))[0] > 0.7
+        ax.annotate(text, (x, y), xytext=(-9 if left else 9, 7), textcoords="offset points",
+                    fontsize=6, ha="right" if left else "left")
     handles = [
         Line2D([], [], color=colors[n], marker="os^Dv"[i // 10 % 5], ls="none", label=n)
         for i, n in enumerate(names)
