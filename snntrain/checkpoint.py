@@ -39,7 +39,8 @@ def shapes_of(tree: Any) -> dict[str, list]:
 
 
 # fingerprint keys that checkpoints written before them lack (not compared when absent)
-FINGERPRINT_ADDED_LATER = frozenset({"surrogate", "T", "neuron", "encoder"})
+FINGERPRINT_ADDED_LATER = frozenset({"surrogate", "T", "neuron", "encoder", "dataset settings",
+                                     "training data (a hash of its examples and labels)"})
 
 
 def describe_difference(saved: dict, current: dict, had: str = "checkpoint has") -> str:

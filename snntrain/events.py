@@ -47,6 +47,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -72,7 +73,7 @@ from snntrain.event_formats import (
     Reader,
     read_npz,
 )
-from snntrain.sources import Splits, val_indices
+from snntrain.sources import Splits, content_hash, val_indices
 
 log = logging.getLogger(__name__)
 
@@ -447,6 +448,15 @@ class Frames:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """A hash of the split's files (names and sizes: a copy elsewhere keeps it), labels,
+        rows and binning: a resumed run must read the same events the same way."""
+        files = sorted([f.name, f.stat().st_size] for f in self.reader.files()) if (
+            self.reader is not None) else []
+        binning = dataclasses.asdict(self.binning) if self.binning is not None else None
+        return content_hash([files, binning, self.y, self.rows])
 
     def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r = self.rows[np.asarray(idx)]

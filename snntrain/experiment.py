@@ -30,6 +30,7 @@ from snntrain import encoding, models, optim, surrogates, synops
 from snntrain import parallel as par
 from snntrain.config import ConfigError, RunConfig, validate
 from snntrain.losses import RateRegularizer
+from snntrain.registry import plain
 from snntrain.steps import TrainState
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,14 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
                "batch_size": exp.batch_size, "seed": exp.seed,
                "surrogate": repr(exp.surrogate), "T": exp.T,
                "neuron": dict(exp.run.model.get("neuron") or {}),
-               "encoder": dict(exp.run.encoder)})
+               "encoder": dict(exp.run.encoder),
+               # what the data is and how it is read (binning, augmentation, splits), not
+               # where it lies: a copy in another data_dir or cache resumes
+               "dataset settings": {k: v for k, v in plain(exp.run.dataset).items()
+                                    if k not in DATA_LOCATION_KEYS}})
+    identity = getattr(exp.data.train, "identity", None)
+    if isinstance(identity, str):  # the examples themselves: a replaced file is other data
+        fp[DATA_IDENTITY] = identity
     # the settings that shape the optimizer's state: a resume with another one cannot read it
     # (orbax's tree mismatch read as a corrupt checkpoint, and the run restarted from step 0)
     opt = exp.run.optimizer
@@ -161,6 +169,9 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
 
 
 SCHEDULE_STEPS = "schedule length (trainer.epochs x steps per epoch)"
+DATA_IDENTITY = "training data (a hash of its examples and labels)"
+# dataset keys that say where the data lies or how it is stored, not what it is
+DATA_LOCATION_KEYS = ("name", "data_dir", "path", "cache", "cache_dir", "in_memory", "download")
 
 
 def device_info(dp: par.DataParallel) -> dict[str, Any]:

@@ -14,9 +14,12 @@ fix it.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -88,6 +91,25 @@ class Arrays:
 
     def subset(self, idx: np.ndarray) -> Arrays:
         return Arrays(self.x[idx], self.y[idx])
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """A hash of the examples and labels: a resumed run must read the same data (a
+        replaced file continued a checkpoint trained on another)."""
+        return content_hash([self.x, self.y])
+
+
+def content_hash(parts: Sequence[Any]) -> str:
+    """16 hex digits of SHA-1 over ``parts``: arrays by dtype, shape and bytes, anything else
+    by its JSON text."""
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype.str}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part).data)
+        else:
+            h.update(json.dumps(part, sort_keys=True).encode())
+    return h.hexdigest()[:16]
 
 
 def take(source: Source, idx: np.ndarray) -> Source:

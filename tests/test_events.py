@@ -522,6 +522,44 @@ def test_one_training_epoch(tmp_path, dataset, overrides):
     assert summary["test_accuracy"] is not None and np.isfinite(summary["test_loss"])
 
 
+def test_resume_refuses_other_binning_or_other_events_and_accepts_a_copy(tmp_path):
+    """Other binning options, or a data file replaced by other recordings, continued the old
+    checkpoint without a word (the record then claimed the new settings for every epoch).
+    Both are refused naming what differs; the same file copied elsewhere resumes."""
+    import shutil
+
+    from snntrain.checkpoint import CheckpointError
+    from snntrain.train import train_and_evaluate
+
+    make_npz(tmp_path / "a.npz")
+    base = ("logger=none", "trainer.progress=false", "model.hidden=[8]", "T=5", "dataset=events",
+            "trainer.batch_size=4", "dataset.val_fraction=0.2")
+
+    def run(epochs, path, *more):
+        cfg = compose(*base, f"dataset.path={path}", f"trainer.epochs={epochs}", *more,
+                      tiny=False)
+        return train_and_evaluate(cfg, tmp_path / "run")
+
+    first = run(1, tmp_path / "a.npz")
+    for more, named in ((("dataset.binary=true",), "dataset settings.binary: checkpoint has "
+                                                   "False, this run has True"),
+                        (("dataset.dt_ms=20",), "dataset settings.dt_ms: checkpoint has None, "
+                                                "this run has 20")):
+        with pytest.raises(CheckpointError, match="incompatible run") as e:
+            run(2, tmp_path / "a.npz", *more)
+        assert named in str(e.value)
+    make_npz(tmp_path / "b.npz", seed=1)  # other recordings under the same name
+    (tmp_path / "other").mkdir()
+    shutil.copy(tmp_path / "b.npz", tmp_path / "other" / "a.npz")
+    with pytest.raises(CheckpointError, match=r"training data \(a hash of its examples and "
+                                              r"labels\): checkpoint has [0-9a-f]{16}, this run "
+                                              r"has [0-9a-f]{16}"):
+        run(2, tmp_path / "other" / "a.npz")
+    shutil.copy(tmp_path / "a.npz", tmp_path / "other" / "a.npz")  # the same data, moved
+    again = run(2, tmp_path / "other" / "a.npz")
+    assert again["steps"] == 2 * first["steps"]
+
+
 def test_fused_epoch_on_binned_events_equals_the_per_step_loop(tmp_path):
     """``trainer.fused_epoch`` keeps the binned counts on the device (as stored: uint8) and
     gathers each batch there: the same steps as the per-step loop, which reads float32 counts

@@ -235,7 +235,10 @@ def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_pa
                                         "has set"),
             ("optimizer.schedule=cosine", "optimizer.schedule: checkpoint has constant, this "
                                           "run has cosine"),
-            ("optimizer=sgd", "optimizer.name: checkpoint has adam, this run has sgd")):
+            ("optimizer=sgd", "optimizer.name: checkpoint has adam, this run has sgd"),
+            # the data's splits (another train set went on from the checkpoint)
+            ("dataset.val_fraction=0.2", "dataset settings.val_fraction: checkpoint has 0.1, "
+                                         "this run has 0.2")):
         with pytest.raises(CheckpointError, match="incompatible run") as e:
             train.train_and_evaluate(compose("trainer.epochs=2", override), tmp_path)
         assert named in str(e.value)
