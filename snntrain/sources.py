@@ -154,6 +154,10 @@ def val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.
     """``(rest, held)`` of :func:`split_indices` for ``val``; a note (``snntrain: note: ...``
     on the command line) when ``val_fraction`` of ``n`` rounds to no sample."""
     rest, held = split_indices(n, val_fraction, seed)
+    if not len(rest):  # (a run "completed" 0 steps and chose by an untrained model)
+        raise DatasetError(f"dataset.val_fraction={val_fraction:g} of {n} training samples "
+                           f"leaves no sample to train on: it must be less than "
+                           f"{(n - 0.5) / n:.4g}")
     if val_fraction > 0 and not len(held):
         log.info("note: dataset.val_fraction=%g of %d training samples is 0: no validation "
                  "split", val_fraction, n)
@@ -167,6 +171,9 @@ def carve_test(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.
     if not len(held):
         raise DatasetError(f"dataset.test_fraction={test_fraction:g} of {n} samples is no test "
                            f"sample: it must be more than {0.5 / n:.2g}")
+    if not len(rest):
+        raise DatasetError(f"dataset.test_fraction={test_fraction:g} of {n} samples leaves no "
+                           f"sample to train on: it must be less than {(n - 0.5) / n:.4g}")
     return rest, held
 
 

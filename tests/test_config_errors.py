@@ -530,6 +530,20 @@ def test_a_test_fraction_that_holds_no_sample_is_named():
     assert len(data.load_digits(test_fraction=3e-4).test) == 1
 
 
+def test_a_split_that_leaves_nothing_to_train_on_is_named():
+    """dataset.val_fraction=0.99 of 10 samples left 0 to train on: the run "completed" with 0
+    steps and a validation accuracy of the untrained model."""
+    from snntrain.sources import DatasetError, carve_test, val_indices
+
+    with pytest.raises(DatasetError, match=r"^dataset.val_fraction=0.99 of 10 training samples "
+                       r"leaves no sample to train on: it must be less than 0.95$"):
+        val_indices(10, 0.99, seed=0)
+    with pytest.raises(DatasetError, match=r"^dataset.test_fraction=0.99 of 40 samples leaves "
+                       r"no sample to train on: it must be less than 0.9875$"):
+        carve_test(40, 0.99, seed=0)
+    assert [len(a) for a in val_indices(10, 0.94, seed=0)] == [1, 9]
+
+
 def test_a_batch_larger_than_the_training_set(caplog):
     """Padded with a note up to 1024 rows; beyond, refused (batch_size=1e9 on digits was killed
     by the OOM killer without a word, 100000 trained on 99% padding)."""
