@@ -91,8 +91,9 @@ def _record(aux: dict, name: str, s_TxBx: Array, batch_axis: int = 1) -> None:
     on ``batch_axis``: 1 for ``T x B x ...``, -1 for the conv layers' ``T x C x H x W x B``)."""
     batch_axis %= s_TxBx.ndim
     axes = tuple(a for a in range(s_TxBx.ndim) if a != batch_axis)
-    aux["rates"][name] = s_TxBx.mean(axis=axes)
-    aux["spike_counts"][name] = s_TxBx.sum(axis=axes)
+    # accumulated in float32: a bfloat16 sum rounds counts above 256 (5303 spikes gave 5312)
+    aux["rates"][name] = s_TxBx.mean(axis=axes, dtype=jnp.float32)
+    aux["spike_counts"][name] = s_TxBx.sum(axis=axes, dtype=jnp.float32)
     n_B = s_TxBx.shape[batch_axis]
     aux["updates"][name] = jnp.full((n_B,), s_TxBx.size // max(n_B, 1), jnp.float32)
 
@@ -137,7 +138,7 @@ def _record_input(
         ones_F = jnp.ones((x_NxF.shape[1],), x.dtype)
         counts = jnp.dot(x_NxF, ones_F, preferred_element_type=jnp.float32).reshape(S, B).sum(0)
     elif spikes:  # 0/1: the count is the sum (the same reduction as the layer's spike count)
-        counts = x.sum(axis=others).astype(jnp.float32)
+        counts = x.sum(axis=others, dtype=jnp.float32)
     else:
         counts = (x != 0).astype(jnp.float32).sum(axis=others)
     aux["in_counts"][name] = counts
@@ -168,6 +169,8 @@ POOL_MODES = ("max", "avg")
 # what a forward pass records in ``aux`` (see the module docstring); the counts add up over
 # time blocks, ``rates`` is a mean and ``in_binary`` a logical and
 AUX_SUMMED = ("spike_counts", "updates", "in_counts", "in_steps")
+# the synaptic layers that read the model's input (the only ones a Repeated input reaches)
+FIRST_SYNAPSES = ("fc0", "conv0")
 AUX_KEYS = ("rates", *AUX_SUMMED, "in_binary")
 
 
@@ -438,14 +441,23 @@ class SNN(nnx.Module):
 
         carry, (out, aux) = jax.lax.scan(body, carry0, xs, length=n)
         out = out.reshape(n * chunk, *out.shape[2:])
+        # A Repeated (direct) input reaches the first synaptic layer once per run, though each
+        # block computes it again: its counts are one block's, not their sum (4x at 4 blocks).
+        once = FIRST_SYNAPSES if isinstance(x_TxBx, Repeated) else ()
+
+        def add(g: str, k: str, total: Array, more: Array) -> Array:
+            return total if g in ("in_counts", "in_steps") and k in once else total + more
+
         rates = {k: r.sum(0) * chunk for k, r in aux["rates"].items()}
-        totals = {g: {k: c.sum(0) for k, c in aux[g].items()} for g in AUX_SUMMED}
+        totals = {g: {k: c[0] if g in ("in_counts", "in_steps") and k in once else c.sum(0)
+                      for k, c in aux[g].items()} for g in AUX_SUMMED}
         binary = {k: b.min(0) for k, b in aux["in_binary"].items()}
         if rest:
             out_r, _, aux_r = block(window(x_TxBx, n * chunk, rest), carry)
             out = jnp.concatenate([out, out_r])
             rates = {k: r + aux_r["rates"][k] * rest for k, r in rates.items()}
-            totals = {g: {k: c + aux_r[g][k] for k, c in d.items()} for g, d in totals.items()}
+            totals = {g: {k: add(g, k, c, aux_r[g][k]) for k, c in d.items()}
+                      for g, d in totals.items()}
             binary = {k: jnp.minimum(b, aux_r["in_binary"][k]) for k, b in binary.items()}
         return out, {"rates": {k: r / T for k, r in rates.items()}, **totals, "in_binary": binary}
 

@@ -124,6 +124,28 @@ def test_direct_input_is_macs_once():
     binary, _ = _metrics(model, encoding.Direct()(jnp.array([[1.0, 0.0, 1.0]]), None, 3),
                          np.ones(1, np.float32))
     assert binary["synops/fc0/acs"] == 4 and binary["synops/fc0/macs"] == 0
+    # in time blocks (trainer.remat): still once, not once per block (was 2x with 2 blocks,
+    # the dense count too); remat is a memory setting, not another network
+    for chunk in (1, 2):
+        chunked, _ = _metrics(_mlp("zero", remat_chunk=chunk), x, np.ones(1, np.float32),
+                              remat=True)
+        assert chunked == totals, chunk
+
+
+def test_bfloat16_counts_are_exact():
+    """Counts were summed in the compute dtype: 5,303 spikes of a bfloat16 layer were recorded
+    as 5,312 (bfloat16 keeps 8 significant bits). They add up in float32 now."""
+    s_TxBxN = jnp.zeros((25, 2, 300), jnp.bfloat16).at[:, 0, :].set(
+        (jnp.arange(25 * 300).reshape(25, 300) % 7 < 5).astype(jnp.bfloat16))
+    aux = {k: {} for k in models.AUX_KEYS}
+    models._record(aux, "lif0", s_TxBxN)
+    models._record_input(aux, "fc1", s_TxBxN, spikes=True)
+    exact = int(np.sum(np.arange(25 * 300) % 7 < 5))  # 5,358: not a bfloat16 number
+    assert exact == 5358 and float(jnp.bfloat16(exact)) != exact
+    np.testing.assert_array_equal(aux["spike_counts"]["lif0"], [exact, 0])
+    np.testing.assert_array_equal(aux["in_counts"]["fc1"], [exact, 0])
+    assert aux["rates"]["lif0"].dtype == jnp.float32
+    assert float(aux["rates"]["lif0"][0]) == pytest.approx(exact / (25 * 300), rel=1e-6)
 
 
 # ---- conv fan-out ------------------------------------------------------------------------------
