@@ -96,14 +96,17 @@ def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
         return entry["choice"]
     with jax.ensure_compile_time_eval():
         args = make_args()
-        times = {}
+        times, failed = {}, None
         for name, fn in candidates.items():
             grad = jax.jit(jax.value_and_grad(lambda *a, f=fn: jnp.sum(f(*a)),
                                               argnums=tuple(range(len(args)))))
             try:
                 times[name] = _time(grad, args, budget_s)
-            except Exception:  # noqa: BLE001 - e.g. out of memory: not a candidate here
+            except Exception as e:  # noqa: BLE001 - e.g. out of memory: not a candidate here
+                failed = e
                 continue
+    if not times:  # every candidate failed alike (e.g. the input's shape): the real error
+        raise failed
     choice = min(times, key=times.get)
     _memory[key] = choice
     store_cache(path, key,

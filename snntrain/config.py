@@ -22,6 +22,7 @@ import functools
 import inspect
 import math
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -532,7 +533,27 @@ def _keys(prefix: str, d: Mapping[str, Any], registry: Any, name: str,
         raise ConfigError(str(e)) from None
     valid = registry.params(name, given)
     if valid is not None:
-        _no_unknown(prefix, _without(d, "name"), {*valid, *also})
+        try:
+            _no_unknown(prefix, _without(d, "name"), {*valid, *also})
+        except ConfigError as e:  # another <prefix>.name kept the old one's parameters
+            if not _overridden(f"{prefix}.name"):
+                raise
+            group = prefix.replace(".", "/")
+            raise ConfigError(f"{e} (to switch {prefix}.name, pick the config with "
+                              f"{group}={name}: it brings that {prefix.split('.')[-1]}'s "
+                              "parameters)") from None
+
+
+def _overridden(key: str) -> bool:
+    """Whether this Hydra job's command line (before Hydra has started: ``sys.argv``) sets
+    ``key``."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = list(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        task = sys.argv[1:]
+    return any(o.lstrip("+~").split("=", 1)[0] == key for o in task)
 
 
 def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:

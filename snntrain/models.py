@@ -277,6 +277,9 @@ class Readout(nnx.Module):
             raise ValueError(f"unknown readout {mode!r}; valid: {', '.join(READOUTS)}")
         if not 0.0 < beta <= 1.0:
             raise ValueError(f"readout_beta must be in (0, 1], got {beta}")
+        if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not (
+                0.0 < scale < math.inf):  # (NaN made every logit NaN)
+            raise ValueError(f"readout_scale must be a finite number > 0, got {scale!r}")
         self.mode, self.beta, self.scale = mode, float(beta), float(scale)
         self.linear = nnx.Linear(in_features, n_classes, rngs=rngs)
         if mode == "spike_count":
@@ -522,15 +525,7 @@ class MLP(SNN):
         remat_chunk: int = 25,
         rngs: nnx.Rngs,
     ):
-        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not all(
-                isinstance(h, numbers.Real) and not isinstance(h, bool) and float(h).is_integer()
-                for h in hidden):
-            # (a string "32" was read as the layers [3, 2])
-            raise ValueError(f"model.hidden must be a non-empty list of sizes >= 1, got "
-                             f"{hidden!r}")
-        hidden = [int(h) for h in hidden]
-        if not hidden or any(h < 1 for h in hidden):
-            raise ValueError(f"model.hidden must be a non-empty list of sizes >= 1, got {hidden}")
+        hidden = _sizes(hidden, "model.hidden must be a non-empty list of sizes >= 1")
         cell = make_neuron(neuron)
         self.remat_chunk = _remat_chunk(remat_chunk)
         self.n_layers = len(hidden)
@@ -603,13 +598,25 @@ class RecurrentMLP(MLP):
     recurrent = True
 
 
+def _is_integer(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer()
+
+
+def _sizes(value: Any, rule: str, empty: bool = False) -> list[int]:
+    """``value`` as a list of integers >= 1 (integral floats too), else ``ValueError(rule)``: a
+    string "32" was read as the layers [3, 2] and 1.5 became 1."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
+            _is_integer(v) and v >= 1 for v in value) or not (value or empty):
+        raise ValueError(f"{rule}, got {value!r}")
+    return [int(v) for v in value]
+
+
 def _per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:
-    values = [int(value)] * n if isinstance(value, int) else [int(v) for v in value]
-    if len(values) != n or any(v < 1 for v in values):
-        raise ValueError(
-            f"model.{what} must be an integer >= 1 or a list of {n} of them "
-            f"(one per conv layer), got {value}"
-        )
+    rule = f"model.{what} must be an integer >= 1 or a list of {n} of them (one per conv layer)"
+    values = [value] * n if _is_integer(value) else value
+    values = _sizes(values, rule)
+    if len(values) != n:
+        raise ValueError(f"{rule}, got {value!r}")
     return values
 
 
@@ -687,20 +694,14 @@ class ConvSNN(SNN):
             in_shape = (*in_shape, 1)
         if len(in_shape) != 3:
             raise ValueError(f"conv model needs H x W x C images, got example shape {in_shape}")
-        channels = [int(c) for c in channels]
-        if not channels or any(c < 1 for c in channels):
-            raise ValueError(
-                f"model.channels must be a non-empty list of integers >= 1, got {channels}"
-            )
+        channels = _sizes(channels, "model.channels must be a non-empty list of integers >= 1")
         if padding not in PADDINGS:
             raise ValueError(f"model.padding must be one of {PADDINGS}, got {padding!r}")
         if norm not in NORMS:
             raise ValueError(f"model.norm must be one of {NORMS}, got {norm!r}")
         if pool_mode not in POOL_MODES:
             raise ValueError(f"model.pool_mode must be one of {POOL_MODES}, got {pool_mode!r}")
-        dense = [int(d) for d in dense]
-        if any(d < 1 for d in dense):
-            raise ValueError(f"model.dense must be a list of sizes >= 1, got {dense}")
+        dense = _sizes(dense, "model.dense must be a list of sizes >= 1", empty=True)
         kernels = _per_layer(kernel_size, len(channels), "kernel_size")
         pools = _per_layer(pool, len(channels), "pool")
         cell = make_neuron(neuron)

@@ -50,9 +50,11 @@ SpikeFn = Callable[[Array], Array]
 RESETS = ("subtract", "zero", "none")
 
 
-def _check_reset(owner: str, reset: str) -> None:
+def _check_reset(owner: str, reset: str, detach: Any = False) -> None:
     if reset not in RESETS:
         raise ValueError(f"{owner}: reset must be one of {RESETS}, got {reset!r}")
+    if not isinstance(detach, bool):  # "false" is truthy: it detached
+        raise ValueError(f"{owner}: detach_reset must be true or false, got {detach!r}")
 
 
 def _check_numbers(neuron: Any, names: tuple[str, ...]) -> None:
@@ -122,7 +124,7 @@ class LIF:
         if not 0.0 < float(self.threshold) < math.inf:
             raise ValueError(f"{type(self).__name__}: threshold must be finite and > 0, got "
                              f"{self.threshold}")
-        _check_reset(type(self).__name__, self.reset)
+        _check_reset(type(self).__name__, self.reset, self.detach_reset)
 
     @property
     def decay(self) -> float:
@@ -164,7 +166,7 @@ class IF:
         _check_numbers(self, ("threshold",))
         if not 0.0 < float(self.threshold) < math.inf:
             raise ValueError(f"IF: threshold must be finite and > 0, got {self.threshold}")
-        _check_reset("IF", self.reset)
+        _check_reset("IF", self.reset, self.detach_reset)
 
     def default_params(self) -> dict[str, float]:
         return {"threshold": float(self.threshold)}

@@ -44,6 +44,18 @@ def test_corrupt_cache_is_ignored_with_a_message(cache, capsys, monkeypatch):
     assert json.loads(cache.read_text())  # rewritten as valid JSON
 
 
+def test_when_every_candidate_fails_the_real_error_is_raised(cache):
+    """A wrong input (3 channels into a conv built for 1) failed every formulation, and the
+    autotuner said ``min() arg is an empty sequence``; the last candidate's error now rises."""
+    def bad(x):
+        raise TypeError("input has 3 channels, the kernel 1")
+
+    with pytest.raises(TypeError, match="^input has 3 channels, the kernel 1"):
+        autotune.fastest("op", [(2,)], {"a": bad, "b": bad},
+                         lambda: autotune.random_args(((2,), jnp.float32)))
+    assert not cache.exists()  # nothing cached for it
+
+
 def test_switch(monkeypatch):
     monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "0")
     assert not autotune.enabled()

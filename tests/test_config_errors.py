@@ -221,6 +221,25 @@ def test_groups_reject_with_one_line_naming_the_key(overrides, expected):
 
 
 @pytest.mark.slow
+def test_another_neuron_name_on_the_command_line_points_to_its_config(monkeypatch):
+    """model.neuron.name=if kept the lif's beta and blamed it ("unknown key model.neuron.beta");
+    the line now says to pick the neuron with model/neuron=if. Only when the command line set
+    the name: an unknown key of its own gets no such advice."""
+    cfg = _compose("model.neuron.name=if")
+    monkeypatch.setattr("sys.argv", ["snntrain", "model.neuron.name=if"])
+    with pytest.raises(ConfigError) as err:
+        config.validate(cfg)
+    assert str(err.value) == (
+        "unknown key model.neuron.beta; valid: detach_reset, reset, threshold (to switch "
+        "model.neuron.name, pick the config with model/neuron=if: it brings that neuron's "
+        "parameters)")
+    monkeypatch.setattr("sys.argv", ["snntrain", "+model.neuron.foo=1"])
+    with pytest.raises(ConfigError) as err:
+        config.validate(_compose("+model.neuron.foo=1"))
+    assert str(err.value) == ("unknown key model.neuron.foo; valid: beta, detach_reset, dt, "
+                              "reset, tau, threshold")
+
+
 def test_every_shipped_group_config_passes():
     """No false alarms: every shipped choice of every group validates."""
     for group in ("surrogate", "model", "encoder", "optimizer", "logger", "dataset"):

@@ -133,3 +133,10 @@ def test_a_window_of_steps_equals_the_same_steps_of_the_whole_code(encoder):
     for start in (0, 5):
         np.testing.assert_array_equal(steps(lazy, start), whole[start : start + 4])
     assert lazy.window(0, 0).materialize(per_step=True).shape == (0, 3, 5, 2)
+
+
+@pytest.mark.parametrize("gain", ["2", True, float("nan"), 0.0])
+def test_rate_gain_must_be_a_positive_number(gain):
+    """gain="2" was accepted and failed at call time deep inside jnp."""
+    with pytest.raises(ValueError, match=f"rate encoder: gain must be finite and > 0, got {gain}"):
+        encoding.get("rate", gain=gain)

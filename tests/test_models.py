@@ -2,6 +2,7 @@
 direct input, readouts, and every model/neuron/encoder/readout config training one step."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -178,6 +179,25 @@ def test_mlp_rejects_hidden_sizes_that_are_not_a_list_of_integers(hidden):
     with pytest.raises(ValueError, match=r"^model.hidden must be a non-empty list of sizes >= 1, "
                                          r"got "):
         models.create("mlp", (8, 8, 1), 10, seed=0, hidden=hidden)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"channels": "12"}, "model.channels must be a non-empty list of integers >= 1, got '12'"),
+    ({"dense": "64"}, "model.dense must be a list of sizes >= 1, got '64'"),
+    ({"pool": [1.5, 2]}, "model.pool must be an integer >= 1 or a list of 2 of them (one per "
+                         "conv layer), got [1.5, 2]"),
+    ({"kernel_size": 2.5}, "model.kernel_size must be an integer >= 1 or a list of 2 of them "
+                           "(one per conv layer), got 2.5"),
+    ({"readout_scale": float("nan")}, "readout_scale must be a finite number > 0, got nan"),
+    ({"readout_scale": 0.0}, "readout_scale must be a finite number > 0, got 0.0"),
+])
+def test_conv_rejects_sizes_that_are_not_integers(kw, message):
+    """channels="12" built the layers [1, 2], dense="64" two dense layers [6, 4], pool 1.5 a
+    pool of 1, and readout_scale=nan NaN logits (Python only: the CLI checks its rules)."""
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        models.create("conv", (8, 8, 1), 10, seed=0, **kw)
+    ok = models.create("conv", (8, 8, 1), 10, seed=0, channels=[4.0, 8], dense=[])
+    assert ok.n_dense == 0 and ok.conv0.kernel.shape[-1] == 4
 
 
 def test_python_api_misuse_is_one_clear_error():

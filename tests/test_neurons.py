@@ -98,6 +98,11 @@ def test_invalid_neuron_parameters_fail_in_one_line():
             make(threshold=math.inf)
     with pytest.raises(ValueError, match="ALIF: b must be finite and >= 0, got inf"):
         neurons.ALIF(b=math.inf)
+    # "false" is truthy (the reset was detached); True passed as a threshold of 1
+    with pytest.raises(ValueError, match="LIF: detach_reset must be true or false, got 'false'"):
+        neurons.get("lif", detach_reset="false")
+    with pytest.raises(ValueError, match="IF: threshold must be a number, got True"):
+        neurons.IF(threshold=True)
     # text where a number belongs passed float() checks and stayed text ("0.9")
     for make, key in ((neurons.LIF, "beta"), (neurons.IF, "threshold"), (neurons.ALIF, "b"),
                       (neurons.ALIF, "rho"), (neurons.LIF, "tau")):
