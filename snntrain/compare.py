@@ -88,8 +88,9 @@ class Metric:
 
 
 def is_validation_metric(key: str) -> bool:
+    """A validation accuracy or loss (what may select); not e.g. ``best_val_epoch``."""
     parts = key.split("_")
-    return "val" in parts and "test" not in parts
+    return "val" in parts and "test" not in parts and parts[-1] in ("accuracy", "loss")
 
 
 def selection_metric(declared: Sequence[str | None]) -> Metric:
@@ -102,9 +103,14 @@ def selection_metric(declared: Sequence[str | None]) -> Metric:
     if len(names) == 1 and is_validation_metric(names[0]):
         return Metric(names[0])
     if len(names) == 1:
+        why = (
+            "selecting on it would bias the number to quote"
+            if names[0].split("_")[-1] in ("accuracy", "loss")
+            else "it is neither an accuracy nor a loss"
+        )
         note = (
             f"ranked by {METRIC_NAMES[DEFAULT_METRIC]}, not by the sweep's optimize_metric "
-            f"({names[0]}): selecting on it would bias the number to quote"
+            f"({names[0]}): {why}"
         )
     elif names:
         note = (
@@ -166,6 +172,7 @@ class Ranked:
     rank: int | None  # 1 = selected; None: no value to rank by
     diff: Difference | None = None  # against the selected configuration
     verdict: str = ""
+    tied: bool = False  # its mean equals the selected one's (up to float rounding)
 
     @property
     def n(self) -> int:
@@ -184,7 +191,9 @@ class Ranked:
         """True / False against the selected one; None when no claim can be made."""
         if self.rank == 1:
             return True
-        return None if self.diff is None else self.diff.contains_zero
+        if self.diff is None:
+            return None
+        return self.tied or self.diff.contains_zero
 
 
 def _no_claim(n: int, n_ref: int) -> str:
@@ -207,10 +216,20 @@ def verdict(diff: Difference | None, metric: Metric, n: int, n_ref: int) -> str:
     return f"{word} by {metric.points(abs(diff.diff), False)} ± {metric.points(diff.half_width)}"
 
 
+TIE_RTOL = 1e-12  # means closer than this (relative) are equal: float rounding, not a result
+
+
+def tied(a: float, b: float) -> bool:
+    """Two means equal up to float rounding (e.g. 0.2 and the mean of 0.1, 0.2, 0.3)."""
+    return math.isclose(a, b, rel_tol=TIE_RTOL, abs_tol=1e-15)
+
+
 def rank(rows: Sequence[Row], metric: Metric) -> list[Ranked]:
     """Rows ordered best first by the mean of ``metric`` over seeds, each compared with the first.
 
-    Rows without a value of the metric come last, unranked.
+    Rows without a value of the metric come last, unranked. A row whose mean equals the first
+    one's (:func:`tied`) keeps the table's order behind it (the pick is deterministic but
+    arbitrary) and is marked ``tied``; its verdict says so.
     """
     entries = [Ranked(r, r.values(metric.key), None) for r in rows]
     valued = [e for e in entries if e.values]
@@ -224,7 +243,13 @@ def rank(rows: Sequence[Row], metric: Metric) -> list[Ranked]:
         for e in valued[1:]:
             if e.n >= 2 and best.n >= 2:
                 e.diff = welch(e.values, best.values)
-            e.verdict = verdict(e.diff, metric, e.n, best.n)
+            e.tied = tied(e.mean, best.mean)
+            if e.tied:  # a difference of rounding is no "better by 0.0 points"
+                e.verdict = "tied: the same mean as the selected one" + (
+                    "" if e.diff is not None else f" ({_no_claim(e.n, best.n)} about noise)"
+                )
+            else:
+                e.verdict = verdict(e.diff, metric, e.n, best.n)
     for e in entries:
         if not e.values:
             e.verdict = "no completed run with " + metric.key
@@ -244,6 +269,9 @@ class AlphaRange:
     low: float | None  # the contiguous within-noise range around the best (None: no claim)
     high: float | None
     metric: Metric
+    # The alphas just outside the range that could not be compared with the best (one seed):
+    # the range stops there for want of seeds, not because they are worse.
+    unclaimed: list[float] = dataclasses.field(default_factory=list)
 
     @property
     def best_alpha(self) -> float:
@@ -266,10 +294,23 @@ class AlphaRange:
         )
         if not self.claim:
             return head + "; too few seeds to say which alphas are within noise of it"
+        unclaimed = " and ".join(f"α={a:g}" for a in self.unclaimed)
         if self.low == self.high:
-            return head + "; every neighbouring alpha is worse"
+            i = self.alphas.index(self.low)
+            worse = [a for a in self.alphas[max(i - 1, 0) : i + 2]
+                     if a != self.low and a not in self.unclaimed]
+            if not self.unclaimed:
+                return head + "; every neighbouring alpha is worse"
+            said = " and ".join(f"α={a:g}" for a in worse)
+            worse_text = f"; {said} {'is' if len(worse) == 1 else 'are'} worse" if worse else ""
+            return (f"{head}{worse_text}; no claim can be made about {unclaimed} next to it "
+                    "(one seed)")
         edge = " (reaches the edge of the scan: the range may be wider)" if self.at_edge else ""
-        return head + f"; within noise for α from {self.low:g} to {self.high:g}{edge}"
+        text = head + f"; within noise for α from {self.low:g} to {self.high:g}{edge}"
+        if self.unclaimed:
+            text += (f"; no claim can be made about {unclaimed} next to the range (one seed): "
+                     "it may be wider")
+        return text
 
 
 def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
@@ -290,6 +331,7 @@ def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
         alphas = [float(e.row.key["alpha"]) for e in by_alpha]
         i = by_alpha.index(best)
         low = high = None
+        unclaimed: list[float] = []
         if best.n >= 2:
             lo = hi = i
             while lo > 0 and by_alpha[lo - 1].within_noise:
@@ -297,7 +339,9 @@ def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
             while hi < len(by_alpha) - 1 and by_alpha[hi + 1].within_noise:
                 hi += 1
             low, high = alphas[lo], alphas[hi]
-        out.append(AlphaRange(series, best, alphas, low, high, metric))
+            unclaimed = [alphas[j] for j in (lo - 1, hi + 1)
+                         if 0 <= j < len(by_alpha) and by_alpha[j].within_noise is None]
+        out.append(AlphaRange(series, best, alphas, low, high, metric, unclaimed))
     return out
 
 

@@ -277,6 +277,12 @@ def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRan
         f"Selected by {metric.title} (mean over seeds): {best.row.label} — "
         f"{metric.fmt(best.mean, best.std)} ({seeds})."
     ]
+    if ties := [e.row.label for e in others if e.tied]:
+        lines.append(
+            f"Tied with {_listed(ties)} (the same mean, {metric.fmt(best.mean)}): the selection "
+            "between them is arbitrary (the first in the table's order is taken), and so is "
+            "which test accuracy is quoted."
+        )
     if metric.note:
         lines.append(f"Note: {metric.note}.")
     if not others:
@@ -301,6 +307,13 @@ def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRan
                 "Within noise of it (the 95% Welch interval of the difference contains 0): "
                 f"{_listed(within)}."
             )
+        elif not worse:  # nothing was compared: "none within noise" would be a claim
+            lines.append(
+                "No other configuration could be compared with it: they have one seed each "
+                "(rerun them with more seeds, e.g. seed=0,1,2)."
+            )
+        elif unclaimed:
+            lines.append("No other configuration with two seeds or more is within noise of it.")
         else:
             lines.append("No other configuration is within noise of it.")
         if worse:
@@ -696,9 +709,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                else str(e))
         print(f"snntrain-report: error: {why}", file=sys.stderr)
         return 2
-    print((out / "summary.md").read_text())
-    print(f"report: {out / 'index.html'}")
+    try:
+        print((out / "summary.md").read_text())
+        print(f"report: {out / 'index.html'}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `snntrain-report PATH | head`: the reader has gone
+        _silence_stdout()
+        return BROKEN_PIPE_EXIT_CODE
     return 0
+
+
+BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE, as a shell reports `... | head` cutting a writer
+
+
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null, so that flushing what is left at exit does
+    not raise BrokenPipeError again (Python's "Exception ignored ..." at shutdown)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (captured): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,8 @@ def load_run(
     if axes := population_axes(run.config):
         # find_runs reads a population's members/; without it no member has started.
         run.unstarted_population = True
+        if summary_path.is_file():  # it ended before its members started (a bad value)
+            return _read_summary(run, summary_path, now, stale_after_s)
         age = now - last_activity(run_dir)
         if age < stale_after_s:
             run.status = RUNNING
@@ -224,6 +226,23 @@ def load_run(
         else:
             run.reason = f"no summary.json, {done}, last write {ago(age)} ago (killed or crashed)"
         return run
+    _read_summary(run, summary_path, now, stale_after_s)
+    if run.reason:
+        return run
+    if not metrics.is_file():
+        run.reason = "metrics.jsonl is missing"
+    elif bad is not None:
+        run.reason = f"metrics.jsonl line {bad} is not JSON"
+    else:
+        run.status = COMPLETED
+    return run
+
+
+def _read_summary(run: Run, summary_path: Path, now: float, stale_after_s: float) -> Run:
+    """Set ``run``'s status and reason from its ``summary.json``: the reason stays empty (and
+    the status ``failed``) only for a summary saying ``completed``, whose metrics the caller
+    still checks."""
+    run_dir = run.path
     try:
         run.summary = json.loads(summary_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -245,22 +264,49 @@ def load_run(
         run.reason = f"status {status!r}" + (f": {error}" if error else "")
         if status == DIVERGED:
             run.status = DIVERGED
-    elif not metrics.is_file():
-        run.reason = "metrics.jsonl is missing"
-    elif bad is not None:
-        run.reason = f"metrics.jsonl line {bad} is not JSON"
-    else:
-        run.status = COMPLETED
+    elif run.unstarted_population:  # "completed" without members: nothing to average
+        run.reason = "a population whose summary.json says completed but has no members/"
     return run
 
 
 def resume_hint(run_dir: Path) -> str:
-    """How a pre-empted run resumes: a multirun job (its sweep directory holds
-    ``multirun.yaml``) by rerunning its sweep in that directory, a single run by rerunning."""
-    sweep = Path(run_dir).absolute().parent
-    if (sweep / "multirun.yaml").is_file():
-        return f'pre-empted; rerun its sweep\'s command with hydra.sweep.dir="{sweep}" to resume it'
-    return "pre-empted; rerun its command to resume it"
+    """How a pre-empted run resumes: a multirun job by rerunning its sweep's command in its
+    sweep directory (a plain rerun of ``-m`` starts a new sweep), a single run by rerunning.
+
+    A job is a multirun job when its sweep directory holds ``multirun.yaml`` (Hydra's basic
+    sweeper) or ``optimization_results.yaml`` (Optuna's, at the end of a study), or when its
+    ``.hydra/hydra.yaml`` says ``mode: MULTIRUN`` or names a sweeper other than the basic one
+    (an Optuna study writes no ``multirun.yaml``). The sweep's command itself is not recorded
+    (a job's ``hydra.overrides.task`` holds its own values, not the sweep's), so the hint names
+    it rather than spelling it out."""
+    run_dir = Path(run_dir).absolute()
+    sweep = run_dir.parent
+    hydra = _hydra_settings(run_dir)
+    sweeper = str((hydra.get("sweeper") or {}).get("_target_") or "")
+    optuna = "optuna" in sweeper.lower() or (sweep / "optimization_results.yaml").is_file()
+    multirun = (
+        optuna
+        or (sweep / "multirun.yaml").is_file()
+        or hydra.get("mode") == "MULTIRUN"
+        or (bool(sweeper) and not sweeper.endswith("BasicSweeper"))
+    )
+    if not multirun:
+        return "pre-empted; rerun its command to resume it"
+    kind = "Optuna sweep" if optuna else "sweep"
+    return f'pre-empted; rerun its {kind}\'s command with hydra.sweep.dir="{sweep}" to resume it'
+
+
+def _hydra_settings(run_dir: Path) -> dict[str, Any]:
+    """The ``hydra`` node of a job's ``.hydra/hydra.yaml`` as plain containers, unresolved;
+    ``{}`` when there is none or it cannot be read."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    node = data.get("hydra") if isinstance(data, dict) else None
+    return node if isinstance(node, dict) else {}
 
 
 # ---- numbers ------------------------------------------------------------------------------

@@ -1178,3 +1178,200 @@ def test_one_directory_given_as_a_string(sweep, tmp_path):
     one = report.make_report(str(root), out=tmp_path / "one")
     listed = report.make_report([root], out=tmp_path / "listed")
     assert (one / "summary.csv").read_text() == (listed / "summary.csv").read_text()
+
+
+# ---- faults reported by a tester -----------------------------------------------------------
+
+
+def test_a_population_that_failed_before_its_members_started_is_failed_with_its_error(tmp_path):
+    """A population job that failed on a bad value (summary.json with the error, no members/)
+    was "running", then "a population ... whose members have not started"."""
+    root = tmp_path / "sweep"
+    pop = {"mode": "grid", "chunk": None, "surrogate": {"alpha": [1, 2]}, "seed": [0, 1]}
+    job = write_run(root / "0-pop", {"name": "sigmoid", "alpha": 2.0}, 0, [], [], {}, 0.0,
+                    status=None, **{"trainer.population": pop})
+    (job / "metrics.jsonl").unlink()  # the job failed before writing any
+    error = ("ConfigError: surrogate.alpha is set twice: by the override surrogate.alpha=2 and "
+             "by the population axis trainer.population.surrogate.alpha")
+    (job / "summary.json").write_text(json.dumps({"status": "failed", "error": error}))
+    for now in (None, time.time() + 3 * 3600):  # just written, and after --stale-after
+        run = runs.load_run(job, now=now)
+        assert (run.status, run.reason) == ("failed", f"status 'failed': {error}")
+        assert run.unstarted_population  # not a run of its base configuration
+    out = report.make_report([root], tmp_path / "rep")
+    md = (out / "summary.md").read_text()
+    assert "1 runs: 0 completed, 0 running, 1 failed, under" in md
+    assert f"- **failed** `{job.resolve()}`: status 'failed': {error}\n" in md
+    assert "members have not started" not in md
+
+
+def _rows(configs: dict) -> list[runs.Row]:
+    """``configs[(name, alpha)] = [best_val_accuracy, ...]`` -> rows of completed runs."""
+    return [
+        runs.Row({"surrogate": name, "alpha": alpha}, {"name": name, "alpha": alpha}, [
+            runs.Run(Path(f"{name}{alpha}-{i}"), "completed", config={"seed": i},
+                     summary={"best_val_accuracy": v}) for i, v in enumerate(vs)])
+        for (name, alpha), vs in configs.items()
+    ]
+
+
+def test_an_alpha_next_to_the_best_with_one_seed_is_not_called_worse(tmp_path):
+    """The alpha scan said "every neighbouring alpha is worse" of a neighbour with one seed
+    (no comparison made), and "No other configuration is within noise of it." when nothing
+    could be compared."""
+    root = _config_sweep(tmp_path / "s", {
+        ("sigmoid", 2.0): [(0.95, 0.9), (0.96, 0.9), (0.94, 0.9)],
+        ("sigmoid", 4.0): [(0.90, 0.9)],
+    })
+    out = report.make_report([root], tmp_path / "rep")
+    assert (out / "verdict.txt").read_text().splitlines() == [
+        "Selected by best validation accuracy (mean over seeds): sigmoid, α=2 — "
+        "95.00 ± 1.00 % (3 seeds).",
+        "No other configuration could be compared with it: they have one seed each (rerun them "
+        "with more seeds, e.g. seed=0,1,2).",
+        "One seed, no claim can be made: sigmoid, α=4.",
+        "Test accuracy of the selected configuration, the number to quote: 90.00 ± 0.00 % "
+        "(3 seeds; test took no part in the selection).",
+        "Alpha scan, sigmoid: best α = 2 (95.00 ± 1.00 %, 3 seeds); no claim can be made about "
+        "α=4 next to it (one seed).",
+    ]
+    metric = compare.Metric("best_val_accuracy")
+    # one side worse, the other not comparable
+    (rng,) = compare.alpha_ranges(_rows({("sigmoid", 1.0): [0.80, 0.81, 0.79],
+                                         ("sigmoid", 2.0): [0.95, 0.96, 0.94],
+                                         ("sigmoid", 4.0): [0.90]}), metric)
+    assert (rng.low, rng.high, rng.unclaimed) == (2, 2, [4.0])
+    assert rng.text() == ("sigmoid: best α = 2 (95.00 ± 1.00 %, 3 seeds); α=1 is worse; no claim "
+                          "can be made about α=4 next to it (one seed)")
+    # a range that stops at an alpha with one seed
+    (rng,) = compare.alpha_ranges(_rows({("sigmoid", 1.0): [0.90],
+                                         ("sigmoid", 2.0): [0.95, 0.96, 0.94],
+                                         ("sigmoid", 4.0): [0.951, 0.961, 0.941],
+                                         ("sigmoid", 8.0): [0.80, 0.81, 0.79]}), metric)
+    assert (rng.best_alpha, rng.low, rng.high, rng.unclaimed) == (4, 2, 4, [1.0])
+    assert rng.text() == (
+        "sigmoid: best α = 4 (95.10 ± 1.00 %, 3 seeds); within noise for α from 2 to 4; no "
+        "claim can be made about α=1 next to the range (one seed): it may be wider")
+    # both neighbours compared and worse: unchanged
+    (rng,) = compare.alpha_ranges(_rows({("sigmoid", 1.0): [0.80, 0.81, 0.79],
+                                         ("sigmoid", 2.0): [0.95, 0.96, 0.94],
+                                         ("sigmoid", 4.0): [0.70, 0.71, 0.69]}), metric)
+    assert rng.text().endswith("; every neighbouring alpha is worse") and not rng.unclaimed
+
+
+def test_a_preempted_optuna_trial_resumes_by_rerunning_its_sweep(tmp_path):
+    """An Optuna sweep writes no multirun.yaml: its pre-empted trial said "rerun its command",
+    which starts a new study instead of resuming the trial."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    later = time.time() + 3600
+    sweep = tmp_path / "optuna"
+    trial = write_run(sweep / "3", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0, status="preempted")
+    (trial / ".hydra").mkdir()
+    (trial / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {
+        "mode": "MULTIRUN", "sweep": {"dir": "outputs/x", "subdir": "${hydra.job.num}"},
+        "sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper."
+                                "OptunaSweeper", "n_trials": 30},
+        "overrides": {"task": ["surrogate=sigmoid", "surrogate.alpha=4.0"]}}}))
+    want = (f'pre-empted; rerun its Optuna sweep\'s command with hydra.sweep.dir="'
+            f'{sweep.absolute()}" to resume it')
+    assert not (sweep / "multirun.yaml").exists()
+    assert runs.load_run(trial, now=later).reason == want
+    # a finished study's directory says so too, without the trial's .hydra/
+    done = tmp_path / "study"
+    trial = write_run(done / "0", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0, status="preempted")
+    (done / "optimization_results.yaml").write_text("name: optuna\nbest_value: 0.5\n")
+    assert runs.load_run(trial, now=later).reason == want.replace(str(sweep.absolute()),
+                                                                 str(done.absolute()))
+    # a single run (mode RUN) still resumes by rerunning its own command
+    single = write_run(tmp_path / "single", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0,
+                       status="preempted")
+    (single / ".hydra").mkdir()
+    (single / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {
+        "mode": "RUN", "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper."
+                                               "BasicSweeper"}}}))
+    assert runs.load_run(single, now=later).reason == "pre-empted; rerun its command to resume it"
+
+
+def test_a_tie_for_the_selection_is_said_not_broken_silently(tmp_path):
+    root = _config_sweep(tmp_path / "s", {
+        ("arctan", 2.0): [(0.2, 0.95)] * 3,
+        ("sigmoid", 4.0): [(0.1, 0.10), (0.2, 0.10), (0.3, 0.10)],
+    })
+    out = report.make_report([root], tmp_path / "rep")
+    verdict = (out / "verdict.txt").read_text().splitlines()
+    assert verdict[:4] == [
+        "Selected by best validation accuracy (mean over seeds): arctan, α=2 — "
+        "20.00 ± 0.00 % (3 seeds).",
+        "Tied with sigmoid, α=4 (the same mean, 20.00 %): the selection between them is "
+        "arbitrary (the first in the table's order is taken), and so is which test accuracy "
+        "is quoted.",
+        "Within noise of it (the 95% Welch interval of the difference contains 0): sigmoid, α=4.",
+        "Test accuracy of the selected configuration, the number to quote: 95.00 ± 0.00 % "
+        "(3 seeds; test took no part in the selection).",
+    ]
+    rows = _csv_rows(out)
+    assert [(r["surrogate"], r["rank"], r["verdict"]) for r in rows] == [
+        ("arctan", "1", "selected"),
+        ("sigmoid", "2", "tied: the same mean as the selected one"),
+    ]
+    # no tie, no line; a tie with one seed makes no claim about noise
+    assert not compare.tied(0.2, 0.2 + 1e-9) and compare.tied(0.2, 0.1 + 0.1 + 1e-17)
+    ranked = compare.rank(_rows({("a", 1.0): [0.5, 0.5], ("b", 1.0): [0.5]}),
+                          compare.Metric("best_val_accuracy"))
+    assert ranked[1].tied and ranked[1].within_noise is None
+    assert ranked[1].verdict == (
+        "tied: the same mean as the selected one (1 seed: no claim can be made about noise)")
+
+
+def test_best_val_epoch_is_no_selection_metric(tmp_path):
+    """optimize_metric=best_val_epoch ranked configurations by their best epoch, later first."""
+    assert [compare.is_validation_metric(k) for k in (
+        "best_val_accuracy", "val_accuracy", "val_loss", "best_val_loss", "best_val_epoch",
+        "test_accuracy")] == [True, True, True, True, False, False]
+    metric = compare.selection_metric(["best_val_epoch"])
+    assert (metric.key, metric.note) == (
+        "best_val_accuracy",
+        "ranked by best validation accuracy, not by the sweep's optimize_metric (best_val_epoch): "
+        "it is neither an accuracy nor a loss")
+    root = tmp_path / "s"
+    for seed in range(2):
+        write_run(root / f"a{seed}", {"name": "arctan", "alpha": 1.0}, seed, [0.9, 0.5],
+                  [0.9, 0.9], {"lif0": 0.1}, 1.0, optimize_metric="best_val_epoch")
+        write_run(root / f"s{seed}", {"name": "sigmoid", "alpha": 1.0}, seed, [0.5, 0.8],
+                  [0.9, 0.9], {"lif0": 0.1}, 1.0, optimize_metric="best_val_epoch")
+    out = report.make_report([root], tmp_path / "rep")
+    verdict = (out / "verdict.txt").read_text().splitlines()
+    assert verdict[:2] == [
+        "Selected by best validation accuracy (mean over seeds): arctan, α=1 — "
+        "90.00 ± 0.00 % (2 seeds).",
+        "Note: ranked by best validation accuracy, not by the sweep's optimize_metric "
+        "(best_val_epoch): it is neither an accuracy nor a loss.",
+    ]
+    assert {r["selection_metric"] for r in _csv_rows(out)} == {"best_val_accuracy"}
+
+
+def test_report_into_a_closed_pipe_exits_quietly(tmp_path, monkeypatch):
+    """`python -m snntrain.report PATH | head -1` ended in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "s"
+    write_run(root / "0", {"name": "sigmoid", "alpha": 4.0}, 0, [0.9], [0.9], {"lif0": 0.1}, 1.0)
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert report.main([str(root), "--out", str(tmp_path / "a")]) == 141
+    monkeypatch.undo()
+    read, write = os.pipe()
+    os.close(read)  # the reader (head) has gone before the first line
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "snntrain.report", str(root), "--out", str(tmp_path / "b")],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=600,
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
