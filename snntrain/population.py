@@ -1077,19 +1077,35 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
                      "test_accuracy": s.get("test_accuracy"),
                      "diverged_at_step": s.get("diverged_at_step")})
     done = [r for r in rows if r["status"] == "completed" and r[metric] is not None]
-    best = _best_configuration(done, metric)
+    best = _best_configuration(done, metric, lambda: _report_order(run_dir, done, metric))
     return {"status": status, "population": len(ms), "members": rows,
             "completed": len(done), "diverged": sum(r["status"] == "diverged" for r in rows),
             **best, "wall_time_s": time.time() - t_start,
             "run_dir": str(Path(run_dir).absolute())}
 
 
-def _best_configuration(done: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+def _report_order(run_dir: Path, done: list[dict[str, Any]], metric: str) -> list[str]:
+    """The member names of ``done`` in the order the report ranks their configurations by
+    ``metric`` (best first; a tie in the table's order), so that the population's best
+    configuration is the report's selection, ties included."""
+    from snntrain import compare
+    from snntrain import runs as runs_lib
+
+    loaded = [runs_lib.load_run(run_dir / "members" / r["member"]) for r in done]
+    _, rows = runs_lib.group_runs(loaded)
+    ranked = compare.rank(rows, compare.Metric(metric))
+    return [run.path.name for e in ranked for run in e.row.runs]
+
+
+def _best_configuration(done: list[dict[str, Any]], metric: str,
+                        order: Callable[[], list[str]] | None = None) -> dict[str, Any]:
     """The configuration (a member's values apart from the seed) with the best mean
     ``metric`` over its seeds (lowest for a loss), as the report selects: ``metric`` and
     ``test_accuracy`` are its means (what a sweeper receives: Optuna over a seed axis
     optimises the mean, not the luckiest seed), ``best_member`` its best member. A seed
-    repeated in one configuration counts once."""
+    repeated in one configuration counts once. ``order()`` (member names as the report
+    ranks them) decides which configuration is best, so that a tie goes the report's way;
+    without it, or if it fails, the highest mean does (the first in member order on a tie)."""
     if not done:
         return {metric: None, "test_accuracy": None, "best_member": None,
                 "best_configuration": None, "best_seeds": 0}
@@ -1104,7 +1120,14 @@ def _best_configuration(done: list[dict[str, Any]], metric: str) -> dict[str, An
         vs = [float(r[k]) for r in rs if r[k] is not None]
         return sum(vs) / len(vs) if vs else None
 
-    key, by_seed = max(groups.items(), key=lambda kv: sign * mean(list(kv[1].values()), metric))
+    key = max(groups, key=lambda k: sign * mean(list(groups[k].values()), metric))
+    try:
+        ranked = order() if order is not None else []
+    except Exception:  # noqa: BLE001 - the report's reading failed: the plain maximum
+        ranked = []
+    of_member = {r["member"]: k for k, g in groups.items() for r in g.values()}
+    key = next((of_member[name] for name in ranked if name in of_member), key)
+    by_seed = groups[key]
     rs = list(by_seed.values())
     return {metric: mean(rs, metric), "test_accuracy": mean(rs, "test_accuracy"),
             "best_member": max(rs, key=lambda r: sign * r[metric])["member"],

@@ -120,6 +120,36 @@ def test_a_sweeper_receives_the_best_configurations_mean_over_seeds():
     assert population._best_configuration([], "best_val_accuracy")["best_val_accuracy"] is None
 
 
+def test_a_tie_for_the_best_configuration_goes_as_in_the_report(tmp_path):
+    """Two configurations with the same mean (common on digits' 144 validation examples):
+    summary.json named the first in member order (sigmoid, quoting its test accuracy), the
+    report's verdict the first in its table (arctan). Both now select arctan."""
+    from test_report import write_run
+
+    from snntrain import compare
+    from snntrain import runs as runs_lib
+
+    done = []
+    for i, (name, seed, val, test) in enumerate([("sigmoid", 0, 0.25, 0.3), ("sigmoid", 1, 0.5,
+                                                  0.3), ("arctan", 0, 0.5, 0.2),
+                                                 ("arctan", 1, 0.25, 0.2)]):
+        member = f"{i}-surrogate.name={name},seed={seed}"
+        write_run(tmp_path / "members" / member, {"name": name, "alpha": 2.0}, seed, [val],
+                  [test], {"lif0": 0.1}, 1.0)
+        done.append({"member": member, "values": {"surrogate.name": name, "seed": seed},
+                     "best_val_accuracy": val, "test_accuracy": test})
+    assert population._best_configuration(done, "best_val_accuracy")[
+        "best_configuration"] == "surrogate.name=sigmoid"  # member order, without the report's
+    best = population._best_configuration(
+        done, "best_val_accuracy", lambda: population._report_order(tmp_path, done,
+                                                                    "best_val_accuracy"))
+    assert best["best_configuration"] == "surrogate.name=arctan"
+    assert best["test_accuracy"] == pytest.approx(0.2)
+    loaded = [runs_lib.load_run(tmp_path / "members" / r["member"]) for r in done]
+    ranked = compare.rank(runs_lib.group_runs(loaded)[1], compare.Metric("best_val_accuracy"))
+    assert ranked[0].row.label == "arctan, α=2" and ranked[1].tied
+
+
 def test_zip_pairs_and_other_surrogate_parameters():
     cfg = compose(f"{POP}.mode=zip", f"{POP}.surrogate.name=[boxcar,boxcar]",
                   f"+{POP}.surrogate.width=[0.5,2]", f"{POP}.optimizer.lr=[1e-3,3e-3]",
