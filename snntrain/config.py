@@ -203,6 +203,7 @@ class TrainerConfig:
     progress: bool = _field(one_of(True, False))
     fused_epoch: bool = _field(one_of(True, False))
     init_from: str | None = _field(_nir_file)
+    init_from_dt: float | None = _field(number(0.0, null=True))
     # the axes of a population and its settings (mode, chunk, vectorize, mesh: [members,
     # data] devices), checked by snntrain.population (Placement for the mesh) when any is set
     population: dict = _field(lambda v: None if isinstance(v, Mapping) else "a mapping")

@@ -157,7 +157,7 @@ def _neuron_refusals(model: Any) -> list[str]:
     """The neurons NIR cannot represent: one item per problem, naming every layer with it."""
     problems: dict[str, list[str]] = {}
     for name, layer in _neuron_layers(model):
-        if (problem := _neuron_problem(layer.neuron)) is not None:
+        for problem in _neuron_problems(layer.neuron):
             problems.setdefault(problem, []).append(name)
     return [f"{', '.join(names)}: {problem}" for problem, names in problems.items()]
 
@@ -176,22 +176,26 @@ def _chw_to_ours(chw: tuple[int, int, int]) -> np.ndarray:
     return np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).ravel()
 
 
-def _neuron_problem(cell: Any) -> str | None:
-    """Why NIR cannot represent the neuron ``cell`` (with the option to change), or None."""
+def _neuron_problems(cell: Any) -> list[str]:
+    """Every reason NIR cannot represent the neuron ``cell``, each with the option to change
+    (all of them: an ALIF with a subtractive reset needs both ``model/neuron=lif`` and
+    ``model.neuron.reset=zero``)."""
+    problems = []
     if isinstance(cell, neurons_lib.ALIF):
-        return "ALIF's adaptive threshold has no NIR node; use model/neuron=lif"
-    if not isinstance(cell, (neurons_lib.LIF, neurons_lib.IF)):
-        return f"neuron {type(cell).__name__} has no NIR node; use model/neuron=lif"
-    if cell.reset != "zero":
-        return (f"reset={cell.reset} has no NIR equivalent (NIR's neurons reset to v_reset); "
-                "use model.neuron.reset=zero")
-    return None
+        problems.append("ALIF's adaptive threshold has no NIR node; use model/neuron=lif")
+    elif not isinstance(cell, (neurons_lib.LIF, neurons_lib.IF)):
+        problems.append(f"neuron {type(cell).__name__} has no NIR node; use model/neuron=lif")
+    reset = getattr(cell, "reset", "zero")
+    if reset != "zero":
+        problems.append(f"reset={reset} has no NIR equivalent (NIR's neurons reset to v_reset); "
+                        "use model.neuron.reset=zero")
+    return problems
 
 
 def _neuron_cell(layer: Any, name: str) -> Any:
     cell = layer.neuron
-    if (problem := _neuron_problem(cell)) is not None:
-        raise NIRError(f"{name}: {problem}")
+    if problems := _neuron_problems(cell):
+        raise NIRError(f"{name}: {'; '.join(problems)}")
     return cell
 
 
@@ -346,16 +350,23 @@ def _flat_graph(graph: nir.NIRGraph) -> tuple[dict[str, Any], list[tuple[str, st
     return nodes, edges
 
 
-def _chain(graph: nir.NIRGraph) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
-    """The graph's nodes from input to output, and the recurrent weight of each neuron."""
+def _chain(graph: nir.NIRGraph) -> tuple[list[tuple[str, Any]], dict[str, list[tuple[str, Any]]]]:
+    """The graph's nodes from input to output, and the recurrent weights ``(name, node)`` that
+    close a cycle on each node (``lif → rec → lif``)."""
     nodes, edges = _flat_graph(graph)
     succ: dict[str, list[str]] = {n: [] for n in nodes}
     pred: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in edges:
+        if (missing := next((n for n in (a, b) if n not in nodes), None)) is not None:
+            raise NIRError(f"the NIR graph's edge {a!r} -> {b!r} names node {missing!r}, which "
+                           "the graph does not have")
         succ[a].append(b)
         pred[b].append(a)
     rec = {w: succ[w][0] for w, v in nodes.items()
            if isinstance(v, (nir.Affine, nir.Linear)) and len(succ[w]) == 1 and succ[w] == pred[w]}
+    rec_of: dict[str, list[tuple[str, Any]]] = {}
+    for w, target in rec.items():
+        rec_of.setdefault(target, []).append((w, nodes[w]))
     starts = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
     if len(starts) != 1:
         raise NIRError(f"the NIR graph has {len(starts)} input nodes; snntrain models have one")
@@ -371,7 +382,7 @@ def _chain(graph: nir.NIRGraph) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
         chain.append((cur, nodes[cur]))
         if len(chain) > len(nodes):
             raise NIRError("the NIR graph has a cycle that is not a recurrent weight")
-    return chain, {n: nodes[w] for w, n in rec.items()}
+    return chain, rec_of
 
 
 def _set(param: Any, value: np.ndarray) -> None:
@@ -384,7 +395,13 @@ def _set(param: Any, value: np.ndarray) -> None:
 
 def _per_channel(name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A NIR neuron parameter in our layout: ``N`` for dense, per channel for conv layers."""
-    a = np.broadcast_to(np.asarray(a, np.float64), shape)
+    a = np.asarray(a, np.float64)
+    try:
+        a = np.broadcast_to(a, shape)
+    except ValueError:
+        raise NIRError(f"{name}: the graph's layer has shape {tuple(a.shape)}, the model's "
+                       f"{tuple(shape)}" + (" (C, H, W: is the graph for another input size?)"
+                                            if len(shape) == 3 else "")) from None
     if len(shape) == 3:
         if not np.all(a == a[:, :1, :1]):
             raise NIRError(f"{name}: parameters vary over space; snntrain's conv neurons have "
@@ -393,12 +410,22 @@ def _per_channel(name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray
     return a
 
 
-def _dynamics(name: str, node: Any, shape: tuple[int, ...], dt: float):
+def _dynamics(name: str, node: Any, shape: tuple[int, ...], dt: float, dt_from: str = ""):
     """``(beta, gain, leak_bias, threshold or None)`` of a NIR neuron node in our discrete
-    form ``v_t = beta v_{t-1} + gain I_t + leak_bias``."""
+    form ``v_t = beta v_{t-1} + gain I_t + leak_bias``; ``dt_from`` says where ``dt`` came from
+    (for the error of a ``beta`` outside ``(0, 1]``)."""
     if isinstance(node, (nir.LIF, nir.LI)):
         tau = _per_channel(name, node.tau, shape)
-        beta, gain = 1.0 - dt / tau, dt * _per_channel(name, node.r, shape) / tau
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta = 1.0 - dt / tau
+        if bad := np.flatnonzero(~((beta > 0) & (beta <= 1))).tolist():
+            i = bad[0]
+            raise NIRError(
+                f"{name}: tau = {tau.ravel()[i]:g} with dt = {dt:g} ({dt_from}) gives beta = 1 - "
+                f"dt/tau = {beta.ravel()[i]:g} ({len(bad)} of {beta.size} outside (0, 1]); pass "
+                "the graph's dt (from_nir(..., dt=...), trainer.init_from_dt; snnTorch's graphs "
+                "have dt = 1e-4)")
+        gain = dt * _per_channel(name, node.r, shape) / tau
         leak = dt * _per_channel(name, node.v_leak, shape) / tau
     elif isinstance(node, (nir.IF, nir.I)):
         beta = np.ones(shape[:1] if len(shape) == 3 else shape)
@@ -424,9 +451,10 @@ def _scale_feeds(model: Any, feeds: list[str], gain: np.ndarray, leak: np.ndarra
             _set(mod.bias, np.asarray(mod.bias[...], np.float64) * gain + leak)
 
 
-def _load_neuron(model: Any, step: dict, node: Any, layer: Any, dt: float) -> None:
+def _load_neuron(model: Any, step: dict, node: Any, layer: Any, dt: float,
+                 dt_from: str = "") -> None:
     name = step["name"]
-    beta, gain, leak, theta = _dynamics(name, node, step["shape"], dt)
+    beta, gain, leak, theta = _dynamics(name, node, step["shape"], dt, dt_from)
     _scale_feeds(model, step["feeds"], gain, leak)
     if layer is None:  # the membrane readout: a fixed, shared decay
         if theta is not None:
@@ -479,15 +507,36 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
 
     The graph may come from another library: node names do not matter, ``Linear`` stands for
     an ``Affine`` without bias, ``SumPool2d`` for ``AvgPool2d`` (its window size is folded into
-    the convolution), RNN subgraphs are inlined, and a leading ``Flatten`` of ``(C, H, W)``
-    images is allowed before an MLP. ``dt`` (default: the graph's metadata, else 1) maps NIR's
-    time constants back to ``beta = 1 - dt / tau``. The model's fixed options must agree with
-    the graph (a fixed ``beta`` or threshold, ``readout_beta``, ``reset=zero``), else an error
-    says which option to set. ``model`` is not modified.
+    the convolution), RNN subgraphs are inlined, a recurrent ``Affine``'s bias is added to the
+    layer's input bias (a constant current, the same at every step), and a leading ``Flatten``
+    of ``(C, H, W)`` images is allowed before an MLP. ``dt`` (default: the graph's metadata,
+    else 1) maps NIR's time constants back to ``beta = 1 - dt / tau``, which must lie in
+    ``(0, 1]``. The model's fixed options must agree with the graph (a fixed ``beta`` or
+    threshold, ``readout_beta``, ``reset=zero``), else an error says which option to set.
+    ``model`` is not modified.
     """
+    return _from_nir(graph, model, dt, "the dt argument")
+
+
+def _read(path: str | Path) -> nir.NIRGraph:
+    """``nir.read(path)``; an HDF5 file that is not a NIR graph (h5py's KeyError for a missing
+    group) is an :class:`NIRError` (without the path). Unreadable files raise OSError."""
+    try:
+        return nir.read(str(path))
+    except KeyError as e:
+        why = e.args[0] if e.args else e
+        raise NIRError(f"not a NIR graph (an HDF5 file without NIR's groups: {why}); NIR graphs "
+                       "are written by nir.write or python -m snntrain.export") from None
+
+
+def _from_nir(graph: Any, model: Any, dt: float | None, dt_from: str) -> nnx.State:
+    """:func:`from_nir`; ``dt_from`` names where a given ``dt`` came from (for its errors)."""
     require_nir()
     if isinstance(graph, (str, Path)):
-        graph = nir.read(str(graph))
+        try:
+            graph = _read(graph)
+        except NIRError as e:
+            raise NIRError(f"{graph}: {e}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"from_nir reads a nir.NIRGraph or the path of a .nir file, got "
                         f"{type(graph).__name__}")
@@ -495,7 +544,16 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
         raise TypeError(f"from_nir loads into an snntrain model (an nnx.Module of the same "
                         f"shape as the graph), got {type(model).__name__}")
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    dt = float(dt if dt is not None else meta.get("dt", 1.0))
+    if dt is None:
+        dt_from = "the graph's metadata" if "dt" in meta else (
+            "the default 1: the graph's metadata has no dt")
+        dt = meta.get("dt", 1.0)
+    try:
+        dt = float(dt)
+    except (TypeError, ValueError):
+        raise NIRError(f"dt = {dt!r} ({dt_from}) is not a number") from None
+    if not (math.isfinite(dt) and dt > 0):
+        raise NIRError(f"dt = {dt:g} ({dt_from}) is invalid: must be > 0")
     model = nnx.clone(model)
     plan, (chain, rec_of) = _plan(model), _chain(graph)
     names = [f"{n} ({type(v).__name__})" for n, v in chain]
@@ -509,9 +567,16 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
         want = [f"{s['name']} ({s['op']})" for s in plan]
         raise NIRError(f"the NIR graph's layers [{', '.join(names)}] do not match the model's "
                        f"[{', '.join(want)}]")
+    loaded = {gname for gname, _ in chain}
+    for target, recs in rec_of.items():  # e.g. on the input or a leading Flatten
+        if target not in loaded:
+            raise NIRError(f"NIR node {target}: {_rec_elsewhere(recs)}")
     for step, (gname, node) in zip(plan, chain, strict=True):
         op, name = step["op"], step["name"]
         try:
+            recs = rec_of.get(gname, [])
+            if recs and op != "neuron":  # the readout, an Affine, a conv, a pooling
+                raise NIRError(f"{name} (NIR node {gname}): {_rec_elsewhere(recs)}")
             if op == "conv":
                 _load_conv(model, step, node)
             elif op == "pool":
@@ -520,6 +585,9 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
                 lin = _module(model, name)
                 w = np.asarray(node.weight, np.float64)
                 if step["chw"] is not None:
+                    if w.ndim != 2 or w.shape[1] != math.prod(step["chw"]):
+                        raise NIRError(f"{name}: the graph's weight {tuple(w.shape)} does not "
+                                       f"take the flattened {step['chw']} (C, H, W) input")
                     w_ours = np.empty_like(w)
                     w_ours[:, _chw_to_ours(step["chw"])] = w
                     w = w_ours
@@ -528,22 +596,55 @@ def from_nir(graph: nir.NIRGraph | str | Path, model: nnx.Module, *,
                 _set(lin.bias, bias)
             elif op in ("neuron", "readout"):
                 if op == "neuron":
-                    rec = rec_of.get(gname)
-                    if (rec is None) != (step.get("rec") is None):
-                        have = "has a" if rec is not None else "has no"
-                        raise NIRError(f"{name}: the graph {have} recurrent weight; use "
-                                       f"model={'recurrent' if rec is not None else 'mlp'}")
-                    if rec is not None:
-                        _set(getattr(model, step["rec"]).kernel, np.asarray(rec.weight).T)
+                    _load_rec(model, step, gname, recs)
                     layer = getattr(model, name)
                 else:
                     layer = model.readout.neurons if model.readout.mode == "spike_count" else None
-                _load_neuron(model, step, node, layer, dt)
+                _load_neuron(model, step, node, layer, dt, dt_from)
         except NIRError as e:
             msg = str(e)
             raise NIRError(msg if msg.startswith(name) else f"{name} (NIR node {gname}): {msg}") \
                 from None
     return nnx.state(model, nnx.Param)
+
+
+def _rec_elsewhere(recs: list[tuple[str, Any]]) -> str:
+    """The error of recurrent weights on a node that is not a hidden spiking layer."""
+    return (f"the graph has a recurrent weight on this node (NIR node "
+            f"{', '.join(w for w, _ in recs)}); snntrain's recurrent weights feed hidden spiking "
+            "layers only (model=recurrent), it cannot load this graph")
+
+
+def _load_rec(model: Any, step: dict, gname: str, recs: list[tuple[str, Any]]) -> None:
+    """The recurrent weight ``rec<i>`` of a hidden layer (or the error of a missing or extra
+    one). A recurrent ``Affine``'s bias is a constant input current, the same at every step
+    (``W s_{t-1} + b`` with ``s_{-1} = 0``), exactly as the feed-forward bias: it is added
+    to ``fc<i>``'s bias (before the neuron's input gain scales both)."""
+    name = step["name"]
+    if len(recs) > 1:
+        raise NIRError(f"{name}: the graph has {len(recs)} recurrent weights on this layer "
+                       f"(NIR nodes {', '.join(w for w, _ in recs)}); snntrain's recurrent "
+                       "layer has one")
+    if recs and isinstance(model, models.ConvSNN):
+        raise NIRError(f"{name}: the graph has a recurrent weight (NIR node {recs[0][0]}); "
+                       "snntrain's conv model has none (model=recurrent is an MLP)")
+    if bool(recs) != (step.get("rec") is not None):
+        have = "has a" if recs else "has no"
+        raise NIRError(f"{name}: the graph {have} recurrent weight; use "
+                       f"model={'recurrent' if recs else 'mlp'}")
+    if not recs:
+        return
+    rec = recs[0][1]
+    w = np.asarray(rec.weight, np.float64)
+    _set(getattr(model, step["rec"]).kernel, w.T)
+    if isinstance(rec, nir.Affine) and rec.bias is not None:
+        fc = _module(model, step["feeds"][0])
+        old = np.asarray(fc.bias[...], np.float64)
+        b = np.asarray(rec.bias, np.float64)
+        if b.shape not in ((), (1,), old.shape):
+            raise NIRError(f"{name}: the recurrent weight's bias (NIR node {recs[0][0]}) has "
+                           f"shape {b.shape}, the layer {old.shape}")
+        _set(fc.bias, old + b)
 
 
 def _load_conv(model: Any, step: dict, node: nir.Conv2d) -> None:
@@ -591,20 +692,30 @@ def load(path: str | Path, model: nnx.Module, *, dt: float | None = None) -> nnx
     return from_nir(Path(path), model, dt=dt)
 
 
+def _trainer_key(trainer: Any, key: str) -> Any:
+    """``trainer.<key>`` of the typed config (a dataclass) or a mapping, None if it has none."""
+    if isinstance(trainer, dict) or hasattr(trainer, "keys"):
+        return trainer.get(key)
+    return getattr(trainer, key, None)
+
+
 def nir_params(exp: Any) -> Any | None:
     """An experiment's model parameters read from the NIR graph ``trainer.init_from`` (None
-    without one); a file that is not NIR, or a graph that does not fit the model, is a
-    one-line :class:`ConfigError` naming the key."""
-    path = exp.run.trainer.init_from
+    without one), with ``trainer.init_from_dt`` as the graph's ``dt`` when set (default: the
+    graph's metadata, else 1); a file that is not NIR, or a graph that does not fit the model,
+    is a one-line :class:`ConfigError` naming the key."""
+    path = _trainer_key(exp.run.trainer, "init_from")
     if not path:
         return None
+    dt = _trainer_key(exp.run.trainer, "init_from_dt")
     model = exp.model()
     try:
-        nnx.update(model, load(path, model))
+        require_nir()
+        nnx.update(model, _from_nir(_read(path), model, dt, "trainer.init_from_dt"))
     except OSError as e:  # h5py: "Unable to synchronously open file (file signature not found)"
         raise ConfigError(f"trainer.init_from={path}: not a readable NIR file (NIR graphs are "
                           f"HDF5, written by nir.write or python -m snntrain.export): {e}"
                           ) from None
-    except (ImportError, ValueError) as e:
+    except (ImportError, ValueError) as e:  # NIRError too (a ConfigError, a ValueError)
         raise ConfigError(f"trainer.init_from={path}: {e}") from None
     return nnx.state(model, nnx.Param)

@@ -32,7 +32,8 @@ def neuron_cfg(kind: str = "lif", **params) -> dict:
 
 def simulate(graph: nir.NIRGraph, x_TxBx: np.ndarray, dt: float) -> dict[str, np.ndarray]:
     """Every node's output at every step (``T x B x ...``): each node reads the sum of its
-    inputs; an input not computed yet at this step (a cycle) is the previous step's output.
+    inputs; an input not computed yet at this step (a cycle) is the previous step's output,
+    at the first step the node's response to zero input (an ``Affine``'s bias, else 0).
     Neurons take one Euler step of ``tau dv/dt = (v_leak - v) + R I`` and fire at
     ``v > v_threshold`` (then ``v = v_reset``)."""
     order, pred = ["input"], {n: [] for n in graph.nodes}
@@ -40,7 +41,8 @@ def simulate(graph: nir.NIRGraph, x_TxBx: np.ndarray, dt: float) -> dict[str, np
         pred[b].append(a)
     while len(order) < len(graph.nodes):  # breadth-first from the input
         order += [b for a, b in graph.edges if a in order and b not in order][:1]
-    out = {n: None for n in order}
+    out = {n: (np.asarray(graph.nodes[n].bias, np.float64)
+               if isinstance(graph.nodes[n], nir.Affine) else None) for n in order}
     state: dict[str, np.ndarray] = {}
     trace = {n: [] for n in order}
     for x_t in np.asarray(x_TxBx, np.float64):
@@ -440,3 +442,197 @@ def test_cli_exports_a_population_member(tmp_path, capsys):
     assert json.loads((member / "summary.json").read_text())["test_loss"] == solo["test_loss"]
     fresh = train.train_and_evaluate(compose(*common[:3], "seed=1"), tmp_path / "fresh")
     assert fresh["test_loss"] != solo["test_loss"]  # the graph's weights made the difference
+
+
+# ---- import faults: what used to load silently wrong or fail with a traceback ----------------
+
+
+def _with_rec(graph: nir.NIRGraph, target: str, *recs: tuple[str, nir.NIRNode]) -> nir.NIRGraph:
+    """``graph`` with recurrent weights ``target -> rec -> target`` added."""
+    nodes, edges = dict(graph.nodes), list(graph.edges)
+    for name, node in recs:
+        nodes[name] = node
+        edges += [(target, name), (name, target)]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata),
+                        type_check=False)
+
+
+def _zero_reset_mlp(**kw) -> nnx.Module:
+    return models.MLP((4,), 2, hidden=[3], rngs=nnx.Rngs(0),
+                      neuron=neuron_cfg(beta=0.8, threshold=0.9, reset="zero"), **kw)
+
+
+def test_recurrent_affine_bias_folds_into_the_input_bias():
+    """snnTorch exports a recurrent nn.Linear with bias as an Affine: its bias, a constant
+    current at every step, is added to fc0's bias (before: dropped without a word, and the
+    spikes differed from the NIR simulation)."""
+    a = _model("recurrent_spike_count", 0)
+    g = export.to_nir(a)
+    b_rec = np.linspace(0.3, 0.7, 6)
+    w_rec = np.asarray(g.nodes["rec0"].weight, np.float64)
+    g.nodes["rec0"] = nir.Affine(weight=w_rec, bias=b_rec)
+    loaded = nnx.clone(a)
+    nnx.update(loaded, export.from_nir(g, _model("recurrent_spike_count", 1)))
+    np.testing.assert_allclose(loaded.fc0.bias[...], np.asarray(a.fc0.bias[...]) + b_rec,
+                               rtol=1e-6)
+    np.testing.assert_allclose(loaded.rec0.kernel[...], w_rec.T, rtol=1e-6)
+    x = _spikes((5,), seed=2)
+    out, aux = loaded.trace(x, spike)
+    sim = simulate(g, np.asarray(x), 1.0)
+    np.testing.assert_array_equal(sim["lif0"].sum((0, 2)), np.asarray(aux["spike_counts"]["lif0"]))
+    np.testing.assert_allclose(sim["output"], np.asarray(out), rtol=1e-5, atol=1e-5)
+    _, aux_a = a.trace(x, spike)  # the bias matters: without it the spikes differ
+    assert not np.array_equal(np.asarray(aux_a["spike_counts"]["lif0"]),
+                              np.asarray(aux["spike_counts"]["lif0"]))
+
+
+def test_recurrent_weight_off_a_hidden_layer_is_refused():
+    """A recurrent weight on the output neurons (or the input, an Affine, ...) has no place in
+    snntrain's models: refused naming the node (before: ignored, outputs differed)."""
+    mlp = _zero_reset_mlp()
+    g = export.to_nir(mlp)
+    r = ("r", nir.Linear(weight=np.eye(2)))
+    tail = ("the graph has a recurrent weight on this node (NIR node r); snntrain's recurrent "
+            "weights feed hidden spiking layers only (model=recurrent), it cannot load this graph")
+    for target, where in (("out_neurons", "out_neurons (NIR node out_neurons)"),
+                          ("readout", "readout (NIR node readout)"),
+                          ("input", "NIR node input")):
+        node = ("r", nir.Linear(weight=np.eye(4 if target == "input" else 2)))
+        with pytest.raises(export.NIRError) as e:
+            export.from_nir(_with_rec(g, target, node), mlp)
+        assert str(e.value) == f"{where}: {tail}"
+    rec = models.RecurrentMLP((4,), 2, hidden=[3], rngs=nnx.Rngs(0),
+                              neuron=neuron_cfg(reset="zero"))
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(_with_rec(export.to_nir(rec), "out_neurons", r), rec)
+    assert str(e.value) == f"out_neurons (NIR node out_neurons): {tail}"
+    two = _with_rec(export.to_nir(rec), "lif0", ("r2", nir.Linear(weight=np.eye(3))))
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(two, rec)
+    assert str(e.value) == ("lif0: the graph has 2 recurrent weights on this layer (NIR nodes "
+                            "rec0, r2); snntrain's recurrent layer has one")
+
+
+def test_beta_outside_0_1_is_refused_with_the_dt_to_pass():
+    """snnTorch writes tau = 1e-4 / (1 - beta) and no dt: with the default dt 1, beta = 1 -
+    dt / tau = -1999 (before: NaN parameters with learn_beta, else "set model.neuron.beta",
+    which cannot help). Refused naming the layer, tau, dt and where dt came from."""
+    fixed, learned = _zero_reset_mlp(), _zero_reset_mlp(learn_beta=True)
+    g = export.to_nir(fixed, dt=1e-4)
+    snntorch_like = nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata={}, type_check=False)
+    want = ("lif0: tau = 0.0005 with dt = 1 (the default 1: the graph's metadata has no dt) "
+            "gives beta = 1 - dt/tau = -1999 (3 of 3 outside (0, 1]); pass the graph's dt "
+            "(from_nir(..., dt=...), trainer.init_from_dt; snnTorch's graphs have dt = 1e-4)")
+    for m in (fixed, learned):
+        with pytest.raises(export.NIRError) as e:
+            export.from_nir(snntorch_like, m)
+        assert str(e.value) == want
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(g, fixed, dt=1.0)
+    assert str(e.value) == want.replace("the default 1: the graph's metadata has no dt",
+                                        "the dt argument")
+    meta_1 = nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata={"dt": 1.0}, type_check=False)
+    with pytest.raises(export.NIRError, match=r"^lif0: .*\(the graph's metadata\) gives"):
+        export.from_nir(meta_1, fixed)
+    params = export.from_nir(snntorch_like, learned, dt=1e-4)  # the graph's dt: loads
+    np.testing.assert_allclose(jax.nn.sigmoid(params["lif0"]["beta_logit"][...]), 0.8, rtol=1e-5)
+    export.from_nir(snntorch_like, fixed, dt=1e-4)
+    neg = export.to_nir(fixed)
+    neg.nodes["lif0"].tau = -neg.nodes["lif0"].tau  # beta > 1
+    with pytest.raises(export.NIRError, match=r"^lif0: tau = -5 with dt = 1 \(the graph's "
+                                              r"metadata\) gives beta = 1 - dt/tau = 1.2 "):
+        export.from_nir(neg, fixed)
+    with pytest.raises(export.NIRError, match=r"^dt = 0 \(the dt argument\) is invalid"):
+        export.from_nir(g, fixed, dt=0.0)
+
+
+def _exp(path, model_fn, **trainer):
+    """A stand-in for an Experiment: what nir_params reads (run.trainer, model())."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(run=SimpleNamespace(
+        trainer=SimpleNamespace(init_from=str(path), **trainer)), model=model_fn)
+
+
+def test_init_from_dt(tmp_path):
+    """trainer.init_from_dt is the graph's dt (before: no way to pass it); read defensively,
+    so a config without the key still loads with the graph's metadata."""
+    fixed = _zero_reset_mlp()
+    g = export.to_nir(fixed, dt=1e-4)
+    path = tmp_path / "snntorch.nir"
+    nir.write(path, nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata={}, type_check=False))
+    with pytest.raises(ConfigError) as e:
+        export.nir_params(_exp(path, _zero_reset_mlp))  # no init_from_dt key at all
+    assert str(e.value).startswith(f"trainer.init_from={path}: lif0: tau = 0.0005 with dt = 1 "
+                                   "(the default 1: the graph's metadata has no dt)")
+    with pytest.raises(ConfigError) as e:
+        export.nir_params(_exp(path, _zero_reset_mlp, init_from_dt=None))
+    assert "(the default 1: the graph's metadata has no dt)" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        export.nir_params(_exp(path, _zero_reset_mlp, init_from_dt=0.5))
+    assert str(e.value).startswith(f"trainer.init_from={path}: lif0: tau = 0.0005 with dt = "
+                                   "0.5 (trainer.init_from_dt) gives beta")
+    learned = lambda: _zero_reset_mlp(learn_beta=True)  # noqa: E731
+    params = export.nir_params(_exp(path, learned, init_from_dt=1e-4))
+    np.testing.assert_allclose(jax.nn.sigmoid(params["lif0"]["beta_logit"][...]), 0.8, rtol=1e-5)
+    np.testing.assert_allclose(params["fc0"]["kernel"][...], fixed.fc0.kernel[...], rtol=1e-6)
+    from omegaconf import OmegaConf  # the trainer group as a DictConfig works too
+
+    exp = _exp(path, learned)
+    exp.run.trainer = OmegaConf.create({"init_from": str(path), "init_from_dt": 1e-4})
+    assert export.nir_params(exp) is not None
+
+
+def test_init_from_an_hdf5_file_that_is_not_nir(tmp_path):
+    """An HDF5 file without NIR's groups (before: KeyError "Unable to synchronously open
+    object (object 'node' doesn't exist)")."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(ConfigError, match=(
+            rf"^trainer.init_from={path}: not a NIR graph \(an HDF5 file without NIR's groups: "
+            r".*'node'.*\); NIR graphs are written by nir.write or python -m snntrain.export$")):
+        export.nir_params(_exp(path, _zero_reset_mlp))
+    with pytest.raises(export.NIRError, match=rf"^{path}: not a NIR graph \("):
+        export.from_nir(path, _zero_reset_mlp())
+
+
+def test_shape_mismatch_names_the_layer_and_unknown_edges():
+    """A conv graph for 8x8 inputs into the same model on 6x6 data (before: a ValueError
+    "operands could not be broadcast together ..." naming no layer), and an edge to a node
+    the graph does not have (before: KeyError 'ghost')."""
+    kw = dict(channels=[2], kernel_size=3, pool=1, pool_mode="avg", norm="none", dense=[],
+              neuron=neuron_cfg(reset="zero"), rngs=nnx.Rngs(0))
+    g = export.to_nir(models.ConvSNN((8, 8, 1), 2, **kw))
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(g, models.ConvSNN((6, 6, 1), 2, **kw))
+    assert str(e.value) == ("lif0: the graph's layer has shape (2, 8, 8), the model's (2, 6, 6) "
+                            "(C, H, W: is the graph for another input size?)")
+    mlp = _zero_reset_mlp()
+    g = export.to_nir(mlp)
+    ghost = nir.NIRGraph(nodes=dict(g.nodes), edges=[*g.edges, ("lif0", "ghost")],
+                         type_check=False)
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(ghost, mlp)
+    assert str(e.value) == ("the NIR graph's edge 'lif0' -> 'ghost' names node 'ghost', which "
+                            "the graph does not have")
+
+
+def test_alif_refusal_names_every_problem_at_once():
+    """An ALIF MLP with the default subtractive reset: both fixes in one message (before: only
+    the ALIF one; following it still failed on the reset)."""
+    alif = models.MLP((4,), 2, hidden=[3, 3], rngs=nnx.Rngs(0), neuron=neuron_cfg("alif"))
+    assert alif.lif0.neuron.reset == "subtract"
+    with pytest.raises(export.NIRError) as e:
+        export.to_nir(alif)
+    assert str(e.value) == (
+        "2 things NIR cannot represent: lif0, lif1: ALIF's adaptive threshold has no NIR node; "
+        "use model/neuron=lif; lif0, lif1: reset=subtract has no NIR equivalent (NIR's neurons "
+        "reset to v_reset); use model.neuron.reset=zero")
+    lif = models.MLP((4,), 2, hidden=[3, 3], rngs=nnx.Rngs(0), neuron=neuron_cfg(reset="zero"))
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(export.to_nir(lif), alif)
+    assert str(e.value) == (
+        "lif0: ALIF's adaptive threshold has no NIR node; use model/neuron=lif; reset=subtract "
+        "has no NIR equivalent (NIR's neurons reset to v_reset); use model.neuron.reset=zero")
