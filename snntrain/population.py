@@ -279,6 +279,13 @@ def _check_not_set_twice(found: dict[str, list[Any]], cfg: DictConfig) -> None:
     popkey = {v: k for k, v in AXES.items()}
     for arg in _task_overrides():
         key, eq, _ = arg.lstrip("+~").partition("=")
+        if eq and "surrogate" in found and key.startswith("surrogate.") and key not in found \
+                and key != "surrogate.normalize":  # (kept: member_config carries it over)
+            raise ConfigError(
+                f"{arg} would be dropped: the population axis {KEY}.surrogate.name gives "
+                f"every member its surrogate's own config; vary it as an axis "
+                f"({KEY}.{key}=[{arg.partition('=')[2]}]) or leave it out (a key swept by -m "
+                "or Optuna cannot be set under a surrogate axis either)")
         if eq and key in found:
             axis = popkey.get(key, "surrogate.name" if key == "surrogate" else key)
             raise ConfigError(

@@ -91,6 +91,19 @@ def test_a_value_set_twice_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=rf"^surrogate is set twice: .* {POP}.surrogate.name"):
         population.members(compose("surrogate=erf", f"{POP}.surrogate.name=[sigmoid]"))
     assert len(population.members(compose("surrogate=erf", axis))) == 2  # other keys: fine
+    # surrogate.alpha=3 under a surrogate axis: each member took its surrogate's own alpha
+    # (4 and 1), the population's config.yaml said 3 (and -m surrogate.alpha=1,8 trained the
+    # same population twice)
+    names = f"{POP}.surrogate.name=[sigmoid,arctan]"
+    monkeypatch.setattr(population, "_task_overrides", lambda: ["surrogate.alpha=3", names])
+    with pytest.raises(ConfigError, match=rf"^surrogate.alpha=3 would be dropped: the population "
+                       rf"axis {POP}.surrogate.name gives every member its surrogate's own "
+                       rf"config; vary it as an axis \({POP}.surrogate.alpha=\[3\]\)"):
+        population.members(compose("surrogate.alpha=3", names))
+    monkeypatch.setattr(population, "_task_overrides",
+                        lambda: ["surrogate.normalize=true", names])  # carried over: fine
+    assert [m.cfg.surrogate.normalize for m in population.members(
+        compose("surrogate.normalize=true", names))] == [True, True]
     monkeypatch.setattr(population, "_task_overrides", lambda: [])
     with pytest.raises(ConfigError, match=rf"^{POP}.neuron.beta cannot vary while "
                        r"model.neuron.tau=10 sets beta"):
