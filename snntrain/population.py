@@ -820,6 +820,24 @@ def malloc_signature(cfg: DictConfig) -> str:
     return malloctune.config_signature(cfg, extra)
 
 
+def _check_later_meshes(ms: list[Member], size: int, by_type: bool, placement: Placement,
+                        batch_size: int) -> None:
+    """Refuse, before the first group trains, a later group whose programs do not fit the
+    asked mesh (the last group of a chunked population may be smaller: it was refused after
+    the groups before it had trained, and the population recorded as failed)."""
+    for start in range(size, len(ms), size):
+        part = ms[start:start + size]
+        kinds = [str(m.cfg.surrogate.name) for m in part]
+        counts = ([kinds.count(k) for k in dict.fromkeys(kinds)] if by_type else [len(part)])
+        for k in counts:
+            try:
+                placement.mesh_for(k, batch_size)
+            except ConfigError as e:
+                raise ConfigError(f"{e} (group {start // size} of {KEY}.chunk={size} has "
+                                  f"{len(part)} members: choose a chunk or mesh that divides "
+                                  "every group)") from None
+
+
 def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say=_say
                 ) -> tuple[int, Group]:
     """The group size (``trainer.population.chunk``) and the first group, compiled; refuses
@@ -833,6 +851,7 @@ def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say
         (per_member, fixed), avail = group.memory(), available_memory()
         need = fixed + size * per_member
         if avail is None or need <= MEMORY_FRACTION * avail:
+            _check_later_meshes(ms, size, by_type, placement, group.exps[0].batch_size)
             return size, group
         fits = int((MEMORY_FRACTION * avail - fixed) // per_member)
         if chunk != "auto" or fits < 1 or fits >= size:

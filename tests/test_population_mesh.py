@@ -207,6 +207,18 @@ def test_mesh_override_is_checked():
     assert population.Placement(4).mesh_for(2, 30) == (2, 2)
 
 
+def test_every_groups_mesh_is_checked_before_the_first_trains():
+    """chunk=2 of 3 members on a [2,1] mesh: the last group (1 member) was refused only after
+    group 0 had trained, and the population was recorded as failed."""
+    ms = population.members(compose(f"{POP}.seed=[0,1,2]"))
+    with pytest.raises(ConfigError, match=r"^trainer.population.mesh=\[2,1\]: 1 members do not "
+                       r"divide .* \(group 1 of trainer.population.chunk=2 has 1 members: "
+                       r"choose a chunk or mesh that divides every group\)$"):
+        population._check_later_meshes(ms, 2, False, population.Placement(2, (2, 1)), 128)
+    population._check_later_meshes(ms, 1, False, population.Placement(2, (1, 2)), 128)
+    population._check_later_meshes(ms, 3, False, population.Placement(2, (2, 1)), 128)  # none
+
+
 @pytest.mark.parametrize("overrides, match", [
     ([f"{POP}.mesh=[2,2]"], r"^trainer.population.mesh=\[2,2\] uses 4 devices, but 1 are used "
                             r"\(trainer.devices, trainer.parallel\); members x data must be 1$"),
