@@ -169,8 +169,8 @@ def with_aliases(overrides: list[str]) -> list[str]:
     out = []
     for arg in overrides:
         key, eq, value = arg.partition("=")
-        if eq and key.lstrip("+") == f"{KEY}.surrogate":
-            arg = f"{KEY}.surrogate.name={value}"
+        if eq and key.lstrip("+") == f"{KEY}.surrogate" and not value.lstrip().startswith("{"):
+            arg = f"{KEY}.surrogate.name={value}"  # (a dict {name: [...], alpha: [...]} stays)
         out.append(arg)
     return out
 

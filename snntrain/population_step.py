@@ -60,10 +60,21 @@ def stack(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
 
 
-def _static_mismatch(kind: str) -> ConfigError:
-    return ConfigError(f"trainer.population: the members' {kind} surrogates differ in a "
-                       "setting that fixes the compiled program (an integer parameter, or "
-                       "surrogate.normalize); use a multirun for it")
+def _static_mismatch(a: surrogates.Surrogate, b: surrogates.Surrogate) -> ConfigError:
+    """The members' surrogates ``a`` and ``b`` of one type differ in a static setting."""
+    import dataclasses
+
+    if type(a) is not type(b):  # one normalized (surrogates.Normalized), one not
+        keys, which = ["normalize"], "surrogate.normalize (true and false)"
+    else:
+        keys = [f.name for f in dataclasses.fields(a)
+                if getattr(a, f.name) != getattr(b, f.name)
+                and not isinstance(getattr(a, f.name), (float, jax.Array))]
+        which = ", ".join(f"surrogate.{k} ({getattr(a, k)!r} and {getattr(b, k)!r})"
+                          for k in keys) or "an integer parameter, or surrogate.normalize"
+    return ConfigError(f"trainer.population: the members' {a.name} surrogates differ in "
+                       f"{which}, which fixes the compiled program; use a multirun for it "
+                       f"(python -m snntrain -m surrogate.{keys[0] if keys else '<key>'}=...)")
 
 
 def stack_surrogates(members_surrogates: Sequence[surrogates.Surrogate]) -> Any:
@@ -77,7 +88,7 @@ def stack_surrogates(members_surrogates: Sequence[surrogates.Surrogate]) -> Any:
     first = {kind: next(s for s in ss if s.name == kind) for kind in kinds}
     for s in ss:
         if jax.tree.structure(s) != jax.tree.structure(first[s.name]):
-            raise _static_mismatch(s.name)
+            raise _static_mismatch(first[s.name], s)
     if len(kinds) == 1:
         return stack(ss)
     switches = [SwitchSurrogate(jnp.int32(kinds.index(s.name)),

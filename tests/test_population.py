@@ -71,6 +71,12 @@ def test_the_issues_surrogate_axis_spelling_is_the_name_axis():
     assert population.with_aliases(argv) == [
         "-m", f"{POP}.surrogate.name=[sigmoid,softsign,arctan]", f"{POP}.surrogate.name=[erf]",
         *argv[3:]]
+    # a dict for the node is the node (it was rewritten to .name={...} and refused)
+    as_dict = f"{POP}.surrogate={{name:[sigmoid],alpha:[2,3]}}"
+    assert population.with_aliases([as_dict]) == [as_dict]
+    assert [m.values for m in population.members(compose(as_dict))] == [
+        {"surrogate": "sigmoid", "surrogate.alpha": 2}, {"surrogate": "sigmoid",
+                                                         "surrogate.alpha": 3}]
     ms = population.members(compose(*population.with_aliases(argv[1:2] + argv[3:5])))
     assert len(ms) == 45 and ms[-1].values == {
         "surrogate": "arctan", "surrogate.alpha": 8, "seed": 2}
@@ -237,11 +243,13 @@ def test_bad_population_values():
         population.build_group(ms, vectorize=1, by_type=False)
     ms = population.members(compose("surrogate=squarewave_fourier_series",
                                     f"+{POP}.surrogate.n=[2,3]"))
-    with pytest.raises(ConfigError, match=r"differ in a setting that fixes the compiled "
-                       r"program \(an integer parameter, or surrogate.normalize\)"):
+    with pytest.raises(ConfigError, match=r"squarewave_fourier_series surrogates differ in "
+                       r"surrogate.n \(2 and 3\), which fixes the compiled program; use a "
+                       r"multirun for it \(python -m snntrain -m surrogate.n=...\)$"):
         population.build_group(ms, vectorize=1, by_type=False)
     ms = population.members(compose(f"+{POP}.surrogate.normalize=[true,false]"))
-    with pytest.raises(ConfigError, match=r"fast_sigmoid surrogates differ in a setting"):
+    with pytest.raises(ConfigError, match=r"fast_sigmoid surrogates differ in "
+                       r"surrogate.normalize \(true and false\)"):
         population.build_group(ms, vectorize=1, by_type=False)
 
 
