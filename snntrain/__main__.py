@@ -85,9 +85,12 @@ def _failed(e: Exception) -> None:
     if hc.mode == RunMode.MULTIRUN:
         overrides = ",".join(hc.overrides.task) or "no overrides"
         where = f"job {hc.job.num} ({overrides}) in {hc.runtime.output_dir}: "
-    # a pre-emption is not an error: the run saved its place and says how to continue it
-    print(f"snntrain: {'pre-empted' if preempted else 'error'}: {where}{e}", file=sys.stderr,
-          flush=True)
+    # a pre-emption is not an error: the run saved its place and says how to continue it; a
+    # divergence is a result of the configuration (a sweep counts it so, and goes on)
+    from snntrain.runstate import Diverged
+
+    label = "pre-empted" if preempted else "diverged" if isinstance(e, Diverged) else "error"
+    print(f"snntrain: {label}: {where}{e}", file=sys.stderr, flush=True)
     if where and not preempted:
         return None
     sys.exit(getattr(e, "exit_code", 2))

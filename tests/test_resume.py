@@ -123,7 +123,7 @@ def test_nan_stops_with_message_and_keeps_good_checkpoint(tmp_path):
     p = cli(*TINY_CLI, "trainer.epochs=3", "optimizer.lr=1e38", f"hydra.run.dir={tmp_path}")
     assert p.returncode == train.DIVERGED_EXIT_CODE, p.stderr[-2000:]
     line = p.stderr.strip().splitlines()[-1]
-    assert line.startswith("snntrain: error: loss or gradient became NaN/Inf at step 2")
+    assert line.startswith("snntrain: diverged: loss or gradient became NaN/Inf at step 2")
     assert f"last good checkpoint: {tmp_path / 'checkpoints' / '21'}" in line
     steps = sorted(int(d.name) for d in (tmp_path / "checkpoints").iterdir() if d.name.isdigit())
     assert steps == [21]
