@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,17 +88,37 @@ def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def _check_coords(cols: dict, sensor, where: str) -> None:
+def _check_coords(cols: dict, sensor, where: str) -> dict:
+    """``cols`` with its coordinates (``x``; on a camera ``x, y, p``) as int64, after checking
+    that each is an integer (a float column must hold integral values: 3.0 is 3, 3.5 and NaN
+    are refused, not truncated) inside the sensor; any other value is one line naming it."""
     names = ("x",) if len(sensor) == 1 else ("x", "y", "p")
+    out = dict(cols)
     for name, size in zip(names, sensor, strict=False):
-        v = cols[name]
+        v = np.asarray(cols[name])
+        what = "unit" if len(sensor) == 1 else name
+        if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
+            raise EventDataError(
+                f"{where}: {what} has dtype {v.dtype}; coordinates must be integers: the file "
+                "is corrupt"
+            )
+        if np.issubdtype(v.dtype, np.floating):
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(v) | (v != np.floor(v))
+            if bad.any():
+                raise EventDataError(
+                    f"{where}: {what}={float(v[bad][0])} is not an integer; coordinates must "
+                    "be integers: the file is corrupt"
+                )
         if len(v) and (v.min() < 0 or v.max() >= size):
             bad = v[(v < 0) | (v >= size)][0]
-            what = "unit" if len(sensor) == 1 else name
+            bad = int(bad) if np.issubdtype(v.dtype, np.floating) else bad
             raise EventDataError(
                 f"{where}: {what}={bad} is outside the sensor (0..{size - 1}, sensor size "
                 f"{list(sensor)}); the file is corrupt"
             )
+        out[name] = v.astype(np.int64)
+    return out
 
 
 class HDF5Reader(Reader):
@@ -111,13 +132,19 @@ class HDF5Reader(Reader):
         self._file = None
         self._lock = threading.Lock()
         f = self._open()
-        missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
-        if missing:
-            raise EventDataError(
-                f"{self.path}: missing {', '.join(missing)} (an SHD/SSC file has spikes/times, "
-                "spikes/units and labels); the file is corrupt or not an SHD/SSC file"
-            )
-        n = [len(f[k]) for k in ("spikes/times", "spikes/units", "labels")]
+        try:
+            missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
+            if missing:
+                raise EventDataError(
+                    f"{self.path}: missing {', '.join(missing)} (an SHD/SSC file has "
+                    "spikes/times, spikes/units and labels); the file is corrupt or not an "
+                    "SHD/SSC file"
+                )
+            n = [len(f[k]) for k in ("spikes/times", "spikes/units", "labels")]
+        except EventDataError:
+            raise
+        except _H5_ERRORS as e:
+            raise self._corrupt("its metadata", e) from None
         if len(set(n)) != 1:
             raise EventDataError(
                 f"{self.path}: spikes/times has {n[0]} samples, spikes/units {n[1]}, labels "
@@ -125,8 +152,8 @@ class HDF5Reader(Reader):
             )
         try:
             labels = np.asarray(f["labels"][()])
-        except (OSError, ValueError) as e:
-            raise EventDataError(f"{self.path}: cannot read labels ({first_line(e)})") from None
+        except _H5_ERRORS as e:
+            raise self._corrupt("labels", e) from None
         self.labels = _check_labels(labels, str(self.path))
         if not len(self.labels):
             raise EventDataError(
@@ -147,6 +174,12 @@ class HDF5Reader(Reader):
                 ) from None
         return self._file
 
+    def _corrupt(self, what: str, e: BaseException) -> EventDataError:
+        return EventDataError(
+            f"{self.path}: cannot read {what} ({first_line(e)}); the file is truncated or "
+            "corrupt: delete it and prepare again (which extracts it again)"
+        )
+
     def files(self) -> list[Path]:
         return [self.path]
 
@@ -155,26 +188,23 @@ class HDF5Reader(Reader):
         out = []
         with self._lock:  # h5py: one reader at a time (loading thread and batch thread)
             f = self._open()
-            times, units = f["spikes/times"], f["spikes/units"]
+            try:
+                times, units = f["spikes/times"], f["spikes/units"]
+            except _H5_ERRORS as e:
+                raise self._corrupt("spikes/times and spikes/units", e) from None
             if len(rows) and np.all(np.diff(rows) == 1):  # contiguous: one slice per column
                 try:
                     ts, us = times[rows[0] : rows[-1] + 1], units[rows[0] : rows[-1] + 1]
-                except (OSError, ValueError) as e:
-                    raise EventDataError(
-                        f"{self.path}: cannot read samples {rows[0]}..{rows[-1]} "
-                        f"({first_line(e)}); the file is truncated or corrupt"
-                    ) from None
+                except _H5_ERRORS as e:
+                    raise self._corrupt(f"samples {rows[0]}..{rows[-1]}", e) from None
                 pairs = list(zip(rows, ts, us, strict=True))
             else:
                 pairs = []
                 for r in rows:
                     try:
                         pairs.append((r, times[int(r)], units[int(r)]))
-                    except (OSError, ValueError) as e:
-                        raise EventDataError(
-                            f"{self.path}: cannot read sample {r} ({first_line(e)}); the "
-                            "file is truncated or corrupt"
-                        ) from None
+                    except _H5_ERRORS as e:
+                        raise self._corrupt(f"sample {r}", e) from None
         for r, t, u in pairs:
             t, u = np.asarray(t).reshape(-1), np.asarray(u).reshape(-1)
             if len(t) != len(u):
@@ -182,11 +212,16 @@ class HDF5Reader(Reader):
                     f"{self.path}: sample {r} has {len(t)} spike times but {len(u)} units; "
                     "the file is corrupt"
                 )
-            cols = {"t": t.astype(np.float64) * 1e6, "x": u.astype(np.int64)}
+            cols = {"t": t.astype(np.float64) * 1e6, "x": u}
             _check_times(cols["t"], f"{self.path}: sample {r}")
-            _check_coords(cols, self.sensor, f"{self.path}: sample {r}")
-            out.append(cols)
+            out.append(_check_coords(cols, self.sensor, f"{self.path}: sample {r}"))
         return out
+
+
+# what h5py raises on a damaged file: OSError (unreadable data), RuntimeError (bad metadata:
+# "bad symbol table node signature", "bad heap free list"), KeyError (a damaged link), ...
+_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError,
+              AttributeError, SystemError, OverflowError, MemoryError)
 
 
 def _h5py():
@@ -239,14 +274,17 @@ class NMNISTReader(FilesReader):
             raw = path.read_bytes()
         except OSError as e:
             raise EventDataError(f"{path}: cannot read it ({e.strerror})") from None
+        if not raw:
+            raise EventDataError(
+                f"{path}: the file is empty (0 bytes, no N-MNIST events); the file is "
+                "truncated: extract it again"
+            )
         if len(raw) % 5:
             raise EventDataError(
                 f"{path}: {len(raw)} bytes is not a whole number of 5-byte N-MNIST events; "
                 "the file is truncated: extract it again"
             )
-        cols = decode_nmnist(raw)
-        _check_coords(cols, self.sensor, str(path))
-        return cols
+        return _check_coords(decode_nmnist(raw), self.sensor, str(path))
 
 
 class GestureReader(FilesReader):
@@ -258,7 +296,7 @@ class GestureReader(FilesReader):
     def decode(self, path: Path) -> dict[str, np.ndarray]:
         try:
             a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
+        except Exception as e:  # a damaged header: TokenError, SyntaxError, MemoryError, ...
             raise EventDataError(
                 f"{path}: not a readable .npy of events ({first_line(e)}); the file is "
                 "truncated or corrupt: extract it again"
@@ -268,11 +306,9 @@ class GestureReader(FilesReader):
                 f"{path}: holds a {a.dtype} array of shape {a.shape}; expected N x 4 numbers "
                 "(x, y, p, t in ms) as Tonic's DVSGesture files"
             )
-        cols = {"t": a[:, 3].astype(np.float64) * 1e3, "x": a[:, 0].astype(np.int64),
-                "y": a[:, 1].astype(np.int64), "p": a[:, 2].astype(np.int64)}
+        cols = {"t": a[:, 3].astype(np.float64) * 1e3, "x": a[:, 0], "y": a[:, 1], "p": a[:, 2]}
         _check_times(cols["t"], str(path))
-        _check_coords(cols, self.sensor, str(path))
-        return cols
+        return _check_coords(cols, self.sensor, str(path))
 
 
 class ArraysReader(Reader):
@@ -306,6 +342,23 @@ def _is_npy(path: Path) -> bool:
         return fh.read(6) == b"\x93NUMPY"
 
 
+def _npz_member(f, key: str, path: Path) -> np.ndarray:
+    """Member ``key`` of the open .npz ``f``; a damaged member (bad CRC, bad deflate data, a
+    truncated or garbled .npy header) is one line naming it, as ``dataset=arrays`` says."""
+    member = f"{key}.npy" if f"{key}.npy" in f.zip.namelist() else key
+    member = member if member.isprintable() else repr(member)  # a garbled name: one line
+    try:
+        return f[key]
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise  # "... without pickle": said below, with how to save the file
+        raise EventDataError(f"{path}: member {member} is corrupt ({first_line(e)})") from None
+    except MemoryError:
+        raise EventDataError(f"{path}: member {member} is too large to load into memory") from None
+    except Exception as e:  # BadZipFile, zlib.error, EOFError, TokenError, NotImplementedError...
+        raise EventDataError(f"{path}: member {member} is corrupt ({first_line(e)})") from None
+
+
 def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]:
     """A user's events file (``dataset=events``): for each split ``s`` in ``train, test``
 
@@ -336,9 +389,16 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
         single = isinstance(f, np.ndarray)  # a single .npy array: no .files, no context manager
         if not single:
             with f:
-                arrays = {k: f[k] for k in f.files}
+                arrays = {k: _npz_member(f, k, path) for k in f.files}
     except FileNotFoundError:
         raise EventDataError(f"dataset.path={path}: no such file") from None
+    except EventDataError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, UnicodeDecodeError,
+            RuntimeError) as e:  # a damaged zip directory (members: _npz_member)
+        raise EventDataError(
+            f"{path} is not a readable .npz: its zip archive is corrupt ({first_line(e)})"
+        ) from None
     except (OSError, ValueError, EOFError) as e:
         raise EventDataError(
             f"{path} is not a readable .npz without pickle ({first_line(e)}); {NPZ_EXAMPLE}"

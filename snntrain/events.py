@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import hashlib
 import json
 import logging
@@ -58,6 +59,7 @@ import socket
 import tarfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,7 +75,7 @@ from snntrain.event_formats import (
     Reader,
     read_npz,
 )
-from snntrain.sources import Splits, content_hash, val_indices
+from snntrain.sources import Splits, content_hash, first_line, val_indices
 
 log = logging.getLogger(__name__)
 
@@ -505,23 +507,46 @@ class EventDataMissing(EventDataError):
     """A split's files are not there (``prepare`` then extracts or downloads them)."""
 
 
-def _missing(name: str, looked: Path, what: str) -> EventDataError:
-    archives = sorted(p.name for p in looked.glob("*") if p.suffix in (".zip", ".gz", ".tar"))
+# the archive Tonic downloads for each split, which prepare extracts (Tonic's names)
+ARCHIVES = {"shd": "shd_{split}.h5.zip", "ssc": "ssc_{split}.h5.zip", "nmnist": "{split}.zip",
+            "dvs_gesture": "ibmGesture{Split}.tar.gz"}
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")  # what prepare (_extract) extracts
+
+
+def _missing(name: str, looked: Path, what: str, split: str,
+             extracted: Sequence[str] = ()) -> EventDataError:
+    """Split ``split``'s ``what`` is not in ``looked``: say whether its own archive is there
+    (to extract), was extracted without it (``extracted``: by prepare) or is missing too."""
+    archives = sorted(p.name for p in looked.glob("*") if p.name.endswith(ARCHIVE_SUFFIXES))
+    mine = [a for a in archives if split in a.lower()]
+    expected = ARCHIVES[name].format(split=split, Split=split.capitalize())
+    here = prepare_cmd(name).replace("DIR", str(looked.parent))
+    elsewhere = (f"on a machine with internet run {prepare_cmd(name)} (after pip install -e "
+                 "'.[events]'), copy DIR here and set dataset.data_dir=<copy>")
+    if mine and mine[0] not in extracted:
+        return EventDataMissing(
+            f"{name}: {what} not found in {looked}, only the archive {mine[0]}: run {here} to "
+            "extract it (no download)"
+        )
+    if mine:
+        return EventDataMissing(
+            f"{name}: {what} not found in {looked} after extracting {mine[0]}: the archive is "
+            f"truncated or not the dataset's; delete it, then copy a good {expected} there "
+            f"and run {here} again, or {elsewhere}"
+        )
     if archives:
         return EventDataMissing(
-            f"{name}: {what} not found in {looked}, only the archive {archives[0]}: run "
-            f"{prepare_cmd(name).replace('DIR', str(looked.parent))} to extract it (no download)"
+            f"{name}: {what} not found in {looked}, nor its archive {expected} (there is only "
+            f"{', '.join(archives)}): copy {expected} there and run {here}, or {elsewhere}"
         )
-    return EventDataMissing(
-        f"{name}: {what} not found in {looked}; on a machine with internet run "
-        f"{prepare_cmd(name)} (after pip install -e '.[events]'), copy DIR here and set "
-        "dataset.data_dir=<copy>"
-    )
+    return EventDataMissing(f"{name}: {what} not found in {looked}; {elsewhere}")
 
 
-def readers(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Reader]:
+def readers(name: str, data_dir: str | os.PathLike | None = None, *,
+            extracted: Sequence[str] = ()) -> dict[str, Reader]:
     """The splits of ``name`` in Tonic's ``save_to`` layout under ``data_dir``, without reading
-    the events (raises :class:`EventDataError` if a split is missing)."""
+    the events (raises :class:`EventDataMissing` if a split is missing; ``extracted``: the
+    archives :func:`prepare` has just extracted, which the message then does not suggest)."""
     folder, splits, _ = DATASETS[name]
     root = Path(os.path.expanduser(str(data_dir or DEFAULT_DATA_DIR))).absolute() / folder
     out: dict[str, Reader] = {}
@@ -529,13 +554,13 @@ def readers(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, R
         if name in ("shd", "ssc"):
             path = root / f"{name}_{split}.h5"
             if not path.exists():
-                raise _missing(name, root, path.name)
+                raise _missing(name, root, path.name, split, extracted)
             out[split] = HDF5Reader(path)
         elif name == "nmnist":
             sub = root / split.capitalize()
             files = sorted(sub.glob("*/*.bin"))
             if not files:
-                raise _missing(name, root, f"{sub.name}/<label>/*.bin")
+                raise _missing(name, root, f"{sub.name}/<label>/*.bin", split, extracted)
             labels = []
             for f in files:
                 if not (f.parent.name.isdigit() and int(f.parent.name) < 10):
@@ -549,7 +574,8 @@ def readers(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, R
             sub = root / f"ibmGesture{split.capitalize()}"
             files = sorted(sub.glob("user*/*.npy"))
             if not files:
-                raise _missing(name, root, f"{sub.name}/user*/<label>.npy")
+                raise _missing(name, root, f"{sub.name}/user*/<label>.npy", split,
+                               extracted)
             labels = []
             for f in files:
                 if not (f.stem.isdigit() and int(f.stem) < 11):
@@ -758,14 +784,21 @@ def _extract(root: Path) -> list[str]:
     """Extract the archives Tonic downloaded into ``root`` (no network); their names."""
     done = []
     for archive in sorted(root.glob("*")):
-        if archive.name.endswith(".zip"):
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(root)
-        elif archive.name.endswith((".tar.gz", ".tgz", ".tar")):
-            with tarfile.open(archive) as t:
-                t.extractall(root, filter="data")
-        else:
+        if not archive.name.endswith(ARCHIVE_SUFFIXES):
             continue
+        try:
+            if archive.name.endswith(".zip"):
+                with zipfile.ZipFile(archive) as z:
+                    z.extractall(root)
+            else:
+                with tarfile.open(archive) as t:
+                    t.extractall(root, filter="data")
+        except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error,
+                EOFError) as e:
+            raise EventDataError(
+                f"{archive}: cannot extract it ({first_line(e)}); the archive is truncated or "
+                "corrupt: delete it and download or copy it again"
+            ) from None
         done.append(archive.name)
     return done
 
@@ -778,13 +811,19 @@ def prepare(name: str, data_dir: str | None = None) -> str:
     one-line summary."""
     folder = DATASETS[name][0]
     base = Path(os.path.expanduser(str(data_dir or DEFAULT_DATA_DIR))).absolute()
+    root = base / folder
     try:
         found = readers(name, base)
     except EventDataMissing:
-        extracted = _extract(base / folder) if (base / folder).is_dir() else []
-        if not extracted:
-            _download(name, base)
-        found = readers(name, base)
+        extracted = _extract(root) if root.is_dir() else []
+        try:
+            found = readers(name, base, extracted=extracted)
+        except EventDataMissing as missing:  # a split whose archive is not here: download
+            _download(name, base, missing if extracted else None)
+            try:
+                found = readers(name, base)
+            except EventDataMissing:  # downloaded, not extracted
+                found = readers(name, base, extracted=_extract(root))
     check_labels(found, DATASETS[name][2])
     for split, reader in found.items():
         log.info("%s %s: reading and checking the events of %d samples", name, split,
@@ -796,14 +835,20 @@ def prepare(name: str, data_dir: str | None = None) -> str:
             f"Without internet elsewhere: copy {base} there and set dataset.data_dir=<copy>")
 
 
-def _download(name: str, base: Path) -> None:
+def _download(name: str, base: Path, missing: EventDataError | None = None) -> None:
+    """Download ``name`` with Tonic; if that cannot be done here and ``missing`` (what is
+    missing after extracting the archives there) is given, raise it, with why."""
     try:
         import tonic.datasets as tds
     except ImportError:
+        if missing is not None:
+            raise EventDataError(f"{missing} (downloading needs Tonic: {EVENTS_EXTRA})") from None
         raise EventDataError(f"prepare {name} downloads with Tonic: {EVENTS_EXTRA}") from None
     from snntrain.tfds_data import network_problem
 
     problem = network_problem()
+    if problem and missing is not None:
+        raise EventDataError(f"{missing} (cannot download here: {problem})")
     if problem:
         raise EventDataError(
             f"{name}: cannot download into {base} ({problem}); run this on a machine with "

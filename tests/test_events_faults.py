@@ -15,7 +15,7 @@ from conftest import compose
 from test_events import make_gesture, make_nmnist, make_npz, make_shd, write_hdf5
 
 from snntrain import data, events
-from snntrain.event_formats import NPZ_EXAMPLE, Reader
+from snntrain.event_formats import EVENTS_EXTRA, NPZ_EXAMPLE, Reader
 
 h5py = pytest.importorskip("h5py")
 
@@ -309,3 +309,222 @@ def test_dvs_gesture_downsamples_to_32_from_python_as_from_the_config(tmp_path):
     assert compose("dataset=dvs_gesture").dataset.downsample == 32
     full = data.load("dvs_gesture", T=2, data_dir=str(tmp_path), downsample=None)
     assert full.image_shape == (128, 128, 2)
+
+
+# ---- 10. damaged files: one line naming the file, not h5py's / zipfile's / numpy's traceback --
+
+
+def _overwrite(path: Path, start: int, stop: int, seed: int = 0) -> None:
+    """Random bytes over ``path[start:stop]`` (a damaged disk or transfer)."""
+    raw = bytearray(path.read_bytes())
+    rng = np.random.default_rng(seed)
+    raw[start:stop] = rng.integers(0, 256, stop - start, np.uint8).tobytes()
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("start,stop,h5_error", [
+    (2000, 2400, "bad symbol table node signature"),
+    (700, 764, "bad heap free list"),
+])
+def test_an_hdf5_file_with_damaged_metadata(tmp_path, capsys, start, stop, h5_error):
+    """Before: ``RuntimeError: Unable to synchronously check link existence (...)``."""
+    make_shd(tmp_path)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    _overwrite(path, start, stop)
+    message = (f"{path}: cannot read its metadata (RuntimeError: Unable to synchronously check "
+               f"link existence ({h5_error})); the file is truncated or corrupt: delete it and "
+               "prepare again (which extracts it again)")
+    with pytest.raises(events.EventDataError) as err:
+        data.load("shd", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == message
+    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_an_events_npz_with_a_damaged_member_is_said_as_dataset_arrays_says_it(tmp_path):
+    """Before: ``zipfile.BadZipFile: Bad CRC-32 for file 'unit_train.npy'``."""
+    path = tmp_path / "m.npz"
+    make_npz(path)
+    _overwrite(path, 3000, 3050)
+    with pytest.raises(events.EventDataError) as err:
+        data.load("events", path=str(path), T=3)
+    assert _one_line(err) == (f"{path}: member unit_train.npy is corrupt (BadZipFile: Bad "
+                              "CRC-32 for file 'unit_train.npy')")
+    arrays = tmp_path / "a.npz"  # the same damage, dataset=arrays: the same words
+    x = np.zeros((200, 4), np.float32)
+    np.savez(arrays, x_train=x, y_train=np.zeros(200, int), x_test=x, y_test=np.zeros(200, int))
+    _overwrite(arrays, 3000, 3050)
+    with pytest.raises(data.DatasetError) as err:
+        data.load("arrays", path=str(arrays))
+    assert _one_line(err) == (f"{arrays}: member x_train.npy is corrupt (BadZipFile: Bad "
+                              "CRC-32 for file 'x_train.npy')")
+
+
+def test_a_gesture_npy_with_a_damaged_header(tmp_path):
+    """Before: ``tokenize.TokenError: ('EOF in multi-line statement', (2, 0))``."""
+    make_gesture(tmp_path)
+    g = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_led" / "1.npy"
+    _overwrite(g, 56, 64)  # inside 'shape': (200, 4)
+    with pytest.raises(events.EventDataError) as err:
+        data.load("dvs_gesture", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == (f"{g}: not a readable .npy of events (TokenError: ('EOF in "
+                              "multi-line statement', (2, 0))); the file is truncated or "
+                              "corrupt: extract it again")
+
+
+# ---- 11. a missing split names its own archive; prepare does not send the user in circles --
+
+
+def _zip(archive: Path, member: Path, name: str) -> None:
+    import zipfile
+
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(member, name)
+
+
+def test_prepare_with_one_of_the_two_archives(tmp_path, capsys, monkeypatch):
+    """Before: extracted train, then ``shd_test.h5 not found ..., only the archive
+    shd_train.h5.zip: run python -m snntrain.data prepare shd ... to extract it`` forever."""
+    monkeypatch.setitem(sys.modules, "tonic", None)  # no Tonic here: prepare cannot download
+    make_shd(tmp_path / "src")
+    root = tmp_path / "SHD"
+    _zip(root / "shd_train.h5.zip", tmp_path / "src" / "SHD" / "shd_train.h5", "shd_train.h5")
+    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
+    assert (root / "shd_train.h5").is_file()  # extracted
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: shd: shd_test.h5 not found in {root}, nor its archive shd_test.h5.zip (there "
+        f"is only shd_train.h5.zip): copy shd_test.h5.zip there and run `python -m "
+        f"snntrain.data prepare shd --data_dir {tmp_path}`, or on a machine with internet run "
+        "`python -m snntrain.data prepare shd --data_dir DIR` (after pip install -e "
+        "'.[events]'), copy DIR here and set dataset.data_dir=<copy> (downloading needs Tonic: "
+        f"{EVENTS_EXTRA})")
+    # an archive without its file: prepare says so instead of "run prepare to extract it"
+    _zip(root / "shd_test.h5.zip", tmp_path / "src" / "SHD" / "shd_train.h5", "other.h5")
+    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: shd: shd_test.h5 not found in {root} after extracting shd_test.h5.zip: the "
+        "archive is truncated or not the dataset's; delete it, then copy a good "
+        f"shd_test.h5.zip there and run `python -m snntrain.data prepare shd --data_dir "
+        f"{tmp_path}` again, or on a machine with internet run `python -m snntrain.data "
+        "prepare shd --data_dir DIR` (after pip install -e '.[events]'), copy DIR here and set "
+        f"dataset.data_dir=<copy> (downloading needs Tonic: {EVENTS_EXTRA})")
+    _zip(root / "shd_test.h5.zip", tmp_path / "src" / "SHD" / "shd_test.h5", "shd_test.h5")
+    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 0
+    assert "shd: ready in" in capsys.readouterr().out
+
+
+def test_a_missing_split_names_its_own_archive(tmp_path):
+    """Before: ``shd_train.h5 not found ..., only the archive shd_test.h5.zip`` (the first
+    archive in alphabetical order, not train's)."""
+    make_shd(tmp_path / "src")
+    root = tmp_path / "SHD"
+    for split in ("train", "test"):
+        _zip(root / f"shd_{split}.h5.zip", tmp_path / "src" / "SHD" / f"shd_{split}.h5",
+             f"shd_{split}.h5")
+    (root / "shd_test.h5").write_bytes((tmp_path / "src" / "SHD" / "shd_test.h5").read_bytes())
+    with pytest.raises(events.EventDataError) as err:
+        data.load("shd", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == (
+        f"shd: shd_train.h5 not found in {root}, only the archive shd_train.h5.zip: run "
+        f"`python -m snntrain.data prepare shd --data_dir {tmp_path}` to extract it (no "
+        "download)")
+
+
+# ---- 12. an empty N-MNIST file is truncated, not an empty sample -------------------------
+
+
+def test_an_empty_nmnist_file_is_truncated(tmp_path, capsys):
+    """Before: loaded as a sample without events; prepare said every event was checked."""
+    make_nmnist(tmp_path)
+    bad = next((tmp_path / "NMNIST" / "Test" / "2").glob("*.bin"))
+    bad.write_bytes(b"")
+    message = (f"{bad}: the file is empty (0 bytes, no N-MNIST events); the file is truncated: "
+               "extract it again")
+    with pytest.raises(events.EventDataError) as err:
+        data.load("nmnist", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == message
+    assert data.main(["prepare", "nmnist", "--data_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+# ---- 13. non-integer coordinates are refused, not truncated --------------------------------
+
+
+def _gesture_rows(tmp_path, rows) -> Path:
+    make_gesture(tmp_path, n_events=20)
+    g = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_led" / "0.npy"
+    np.save(g, np.asarray(rows, np.float64))
+    return g
+
+
+@pytest.mark.parametrize("row,what", [
+    ([1.7, 1, 1, 5.0], "x=1.7"),  # was x=1
+    ([1, np.nan, 1, 5.0], "y=nan"),  # was y=-9223372036854775808 is outside the sensor
+    ([1, 1, 0.5, 5.0], "p=0.5"),
+    ([np.inf, 1, 1, 5.0], "x=inf"),
+])
+def test_a_non_integer_gesture_coordinate(tmp_path, row, what):
+    g = _gesture_rows(tmp_path, [[2, 3, 0, 1.0], row])
+    with pytest.raises(events.EventDataError) as err:
+        events.readers("dvs_gesture", tmp_path)["train"].read([0])
+    assert _one_line(err) == (f"{g}: {what} is not an integer; coordinates must be integers: "
+                              "the file is corrupt")
+
+
+def test_integral_float_coordinates_still_load(tmp_path):
+    _gesture_rows(tmp_path, [[2.0, 3.0, 0.0, 1.0], [127.0, 0.0, 1.0, 5.5]])
+    (ev,) = events.readers("dvs_gesture", tmp_path)["train"].read([0])
+    assert ev["x"].tolist() == [2, 127] and ev["y"].tolist() == [3, 0]
+    assert ev["p"].tolist() == [0, 1] and ev["x"].dtype == np.int64
+    np.testing.assert_array_equal(ev["t"], [1000.0, 5500.0])
+    _write_float_units(tmp_path / "SHD" / "shd_train.h5", [3.0, 699.0])
+    (ev,) = events.readers("shd", tmp_path)["train"].read([1])
+    assert ev["x"].tolist() == [3, 699] and ev["x"].dtype == np.int64
+
+
+def _write_float_units(path: Path, units) -> None:
+    """An SHD file whose sample 1 has units stored as floats."""
+    make_shd(path.parent.parent)
+    with h5py.File(path, "w") as f:
+        t = f.create_dataset("spikes/times", (2,), dtype=h5py.vlen_dtype(np.float32))
+        u = f.create_dataset("spikes/units", (2,), dtype=h5py.vlen_dtype(np.float32))
+        t[0], u[0] = np.array([0.1], np.float32), np.array([1.0], np.float32)
+        t[1] = np.linspace(0.1, 0.2, len(units)).astype(np.float32)
+        u[1] = np.asarray(units, np.float32)
+        f.create_dataset("labels", data=np.array([0, 1], np.uint16))
+
+
+@pytest.mark.parametrize("units,what", [([2.0, 3.5], "unit=3.5"), ([np.nan], "unit=nan")])
+def test_a_non_integer_shd_unit(tmp_path, units, what):
+    """Before: 3.5 loaded as unit 3; NaN as unit=-9223372036854775808 outside the sensor."""
+    path = tmp_path / "SHD" / "shd_train.h5"
+    _write_float_units(path, units)
+    with pytest.raises(events.EventDataError) as err:
+        data.load("shd", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == (f"{path}: sample 1: {what} is not an integer; coordinates must be "
+                              "integers: the file is corrupt")
+
+
+def test_prepare_with_a_damaged_archive(tmp_path, capsys):
+    """Before: ``zipfile.BadZipFile: File is not a zip file`` / tarfile's traceback."""
+    import tarfile
+
+    root = tmp_path / "SHD"
+    root.mkdir()
+    (root / "shd_train.h5.zip").write_bytes(b"PK")
+    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: {root / 'shd_train.h5.zip'}: cannot extract it (BadZipFile: File is not a zip "
+        "file); the archive is truncated or corrupt: delete it and download or copy it again")
+    make_gesture(tmp_path / "src")
+    tgz = tmp_path / "DVSGesture" / "ibmGestureTrain.tar.gz"
+    tgz.parent.mkdir()
+    with tarfile.open(tgz, "w:gz") as t:
+        t.add(tmp_path / "src" / "DVSGesture" / "ibmGestureTrain", "ibmGestureTrain")
+    tgz.write_bytes(tgz.read_bytes()[:-200])
+    assert data.main(["prepare", "dvs_gesture", "--data_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: {tgz}: cannot extract it (EOFError: Compressed file ended before the "
+        "end-of-stream marker was reached); the archive is truncated or corrupt: delete it and "
+        "download or copy it again")
