@@ -169,10 +169,10 @@ def main() -> None:
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
         fail(str(err))
     if any(arg.lstrip("+").startswith("trainer.population.") for arg in sys.argv[1:]):
-        from snntrain.population import override_error, with_aliases
+        from snntrain.population import override_error, sweep_conflict, with_aliases
 
         sys.argv[1:] = with_aliases(sys.argv[1:])
-        if (err := override_error(sys.argv[1:])) is not None:
+        if (err := override_error(sys.argv[1:]) or sweep_conflict(sys.argv[1:])) is not None:
             fail(str(err))
     from snntrain.callbacks import guard_optuna, missing_sweep_extra
 

@@ -175,6 +175,44 @@ def with_aliases(overrides: list[str]) -> list[str]:
     return out
 
 
+def sweep_conflict(argv: list[str]) -> ConfigError | None:
+    """The error for a key a sweep varies (``-m a=1,2``, or an Optuna search's parameters)
+    that a population axis also sets (or, beside a ``surrogate.name`` axis, any
+    ``surrogate.<param>``): refused before the sweep starts, not once per job (30 Optuna
+    trials failed one after the other, reported as running)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(
+            [a for a in argv if not a.startswith("-")])
+    except Exception:  # noqa: BLE001 - a malformed override: Hydra's own message says it
+        return None
+    axes_set = {o.key_or_group.removeprefix(f"{KEY}.") for o in parsed
+                if o.key_or_group.startswith(f"{KEY}.") and o.value() is not None}
+    if not axes_set:
+        return None
+    keys = {AXES.get(a, a) for a in axes_set}
+    surrogate_axis = bool({"surrogate", "surrogate.name"} & axes_set)
+    swept = {o.key_or_group: o.input_line for o in parsed if o.is_sweep_override()}
+    for o in parsed:  # an Optuna search's parameters (hparams_search=<name>)
+        if o.key_or_group == "hparams_search" and isinstance(o.value(), str):
+            path = CONFIG_DIR / "hparams_search" / f"{o.value()}.yaml"
+            params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params",
+                                      default=None) if path.is_file() else None
+            for key in params or {}:
+                swept.setdefault(str(key), f"{key} (sampled by hparams_search={o.value()})")
+    for key, what in swept.items():
+        if key in keys or surrogate_axis and (key == "surrogate" or key.startswith(
+                "surrogate.") and key != "surrogate.normalize" and key not in keys):
+            axis = next(a for a in sorted(axes_set) if AXES.get(a, a) == key) if key in keys \
+                else "surrogate.name"
+            return ConfigError(
+                f"{what} varies {key} across the sweep's jobs, and the population axis "
+                f"{KEY}.{axis} sets it in every member, so every job would train the same "
+                "population; vary it in one of the two only")
+    return None
+
+
 def override_error(overrides: list[str]) -> ConfigError | None:
     """The error for the first command-line ``[+]trainer.population.<key>=...`` that cannot
     vary in a population or is not a population key at all: the message :func:`axes` would

@@ -116,6 +116,27 @@ def test_a_value_set_twice_is_refused(monkeypatch):
         population.members(compose("model.neuron.tau=10", f"{POP}.neuron.beta=[0.5,0.9]"))
 
 
+def test_a_key_a_sweep_varies_and_an_axis_sets_is_refused_before_the_sweep():
+    """-m surrogate.alpha=1,8 beside a surrogate.name axis trained the same population twice,
+    and an Optuna search sampling an axis's key failed its 30 trials one by one."""
+    names, alphas = f"{POP}.surrogate.name=[sigmoid,arctan]", f"{POP}.surrogate.alpha=[1,2]"
+    err = population.sweep_conflict(["-m", "surrogate.alpha=1,8", names])
+    assert str(err) == (f"surrogate.alpha=1,8 varies surrogate.alpha across the sweep's jobs, "
+                        f"and the population axis {POP}.surrogate.name sets it in every member, "
+                        "so every job would train the same population; vary it in one of the "
+                        "two only")
+    err = population.sweep_conflict(["-m", "hparams_search=optuna", alphas])
+    assert str(err).startswith("surrogate.alpha (sampled by hparams_search=optuna) varies "
+                               f"surrogate.alpha across the sweep's jobs, and the population "
+                               f"axis {POP}.surrogate.alpha")
+    assert "seed=0,1 varies seed" in str(population.sweep_conflict(
+        ["-m", "seed=0,1", f"{POP}.seed=[0,1]"]))
+    for fine in (["-m", "model.hidden=[16],[32]", f"{POP}.seed=[0,1]"],
+                 ["-m", "surrogate=sigmoid,arctan", alphas],
+                 ["-m", "hparams_search=optuna", f"{POP}.seed=[0,1,2]"], [alphas]):
+        assert population.sweep_conflict(fine) is None, fine
+
+
 def test_a_sweeper_receives_the_best_configurations_mean_over_seeds():
     """Optuna over a population with a seed axis optimised the luckiest seed (the best
     member's value); it now gets what the report selects: the best mean over seeds."""
