@@ -413,6 +413,7 @@ class SNN(nnx.Module):
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
         """``(out_TxBxC, aux)``: the readout trace over time, before the reduction."""
+        x_TxBx = _floating(x_TxBx)
         chunk = self._chunk(x_TxBx.shape[0], remat)
         if chunk:
             return self._chunked_trace(x_TxBx, spike_fn, chunk)
@@ -467,7 +468,7 @@ class SNN(nnx.Module):
     def __call__(
         self, x_TxBx: Array | Repeated | Encoded, spike_fn: Callable, remat: bool = False
     ) -> tuple[Array, dict]:
-        T = x_TxBx.shape[0]
+        x_TxBx, T = _floating(x_TxBx), x_TxBx.shape[0]
         if T < 1:  # the mean over no step was NaN
             raise ValueError(f"the model's input has T=0 time steps (shape {tuple(x_TxBx.shape)}"
                              "): inputs are time-major, x_TxBx..., with T >= 1")
@@ -476,6 +477,16 @@ class SNN(nnx.Module):
             return self.readout.logits(s_TxBxN), aux
         out_TxBxC, aux = self.trace(x_TxBx, spike_fn, remat)
         return self.readout.reduce(out_TxBxC), aux
+
+
+def _floating(x: Array | Repeated | Encoded) -> Array | Repeated | Encoded:
+    """Integer or boolean input (counts, 0/1 arrays) as float32: the conv kernel took the
+    input's dtype (integer weights) and the neuron scan's state did not match its update."""
+    if isinstance(x, Repeated) and not jnp.issubdtype(x.x_Bx.dtype, jnp.floating):
+        return Repeated(jnp.asarray(x.x_Bx, jnp.float32), x.T)
+    if isinstance(x, (jax.Array, np.ndarray)) and not jnp.issubdtype(x.dtype, jnp.floating):
+        return jnp.asarray(x, jnp.float32)
+    return x
 
 
 def _dense(name: str, n_in: int, n_out: int) -> dict:

@@ -211,6 +211,15 @@ def test_python_api_misuse_is_one_clear_error():
     model = models.create("mlp", (8, 8, 1), np.int64(3), seed=0, hidden=[4])  # numpy ints do
     with pytest.raises(ValueError, match=r"input has T=0 time steps \(shape \(0, 2, 8, 8, 1\)\)"):
         model(jnp.zeros((0, 2, 8, 8, 1)), surrogates.get("sigmoid"))
+    # integer input (counts): the conv kernel took its dtype (integer weights) or the neuron
+    # scan failed on its carry's type; it is read as float32
+    x_int = (np.arange(4 * 2 * 8 * 8).reshape(4, 2, 8, 8, 1) % 3).astype(np.int32)
+    for m in (model, models.create("conv", (8, 8, 1), 3, seed=0, channels=[2],
+                                   conv_method="lax")):
+        got, want = (m(jnp.asarray(x, t), surrogates.get("sigmoid"))[0]
+                     for x, t in ((x_int, jnp.int32), (x_int, jnp.float32)))
+        assert got.dtype == jnp.float32
+        np.testing.assert_array_equal(got, want)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     for enc in (encoding.Rate(), encoding.Latency(), encoding.Direct()):
         for T in (0, -1, 2.0):
