@@ -106,7 +106,7 @@ def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
                 failed = e
                 continue
     if not times:  # every candidate failed alike (e.g. the input's shape): the real error
-        raise failed
+        raise failed if failed is not None else ValueError(f"autotune {what}: no candidates")
     choice = min(times, key=times.get)
     _memory[key] = choice
     store_cache(path, key,

@@ -169,7 +169,9 @@ class Checkpoints:
                 say(f"checkpoint {self.directory / str(s)} is unreadable "
                     f"({type(e).__name__}); trying the previous one")
                 continue
-            saved_fp = meta.get("fingerprint", {})
+            saved_fp = dict(meta.get("fingerprint", {}))
+            if isinstance(saved_fp.get("dataset"), str):  # "arrays:a.npz" before: the file's
+                saved_fp["dataset"] = saved_fp["dataset"].split(":")[0]  # name is no identity
             current = {k: v for k, v in fingerprint.items()
                        if k in saved_fp or k not in FINGERPRINT_ADDED_LATER}
             if isinstance(saved_fp.get("optimizer"), str) and isinstance(

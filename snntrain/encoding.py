@@ -175,7 +175,7 @@ class Rate:
     def __post_init__(self):
         if not isinstance(self.gain, numbers.Real) or isinstance(self.gain, bool) or not (
                 0.0 < float(self.gain) < float("inf")):
-            raise ValueError(f"rate encoder: gain must be finite and > 0, got {self.gain}")
+            raise ValueError(f"rate encoder: gain must be finite and > 0, got {self.gain!r}")
         if self.resolution not in (8, 32):
             raise ValueError(f"rate encoder: resolution must be 8 or 32, got {self.resolution}")
         if self.generator not in GENERATORS:

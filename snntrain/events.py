@@ -453,12 +453,17 @@ class Frames:
 
     @functools.cached_property
     def identity(self) -> str:
-        """A hash of the split's files (names and sizes: a copy elsewhere keeps it), labels,
-        rows and binning: a resumed run must read the same events the same way."""
-        files = sorted([f.name, f.stat().st_size] for f in self.reader.files()) if (
+        """A hash of the split's file sizes, labels, rows, binning and binned counts (not the
+        files' names or places: a copy or a renamed file keeps it): a resumed run must read the
+        same events the same way."""
+        files = sorted(f.stat().st_size for f in self.reader.files()) if (
             self.reader is not None) else []
         binning = dataclasses.asdict(self.binning) if self.binning is not None else None
-        return content_hash([files, binning, self.y, self.rows])
+        # the binned counts of (up to ~64 MB of) this source's rows: other recordings of the
+        # same size, names and labels (a regenerated file) are other data
+        step = max(1, math.ceil(self.x[:1].nbytes * len(self.rows) / 2**26))
+        sample = np.asarray(self.x[np.sort(self.rows[::step])])
+        return content_hash([files, binning, self.y, self.rows, sample])
 
     def __getitem__(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r = self.rows[np.asarray(idx)]

@@ -143,7 +143,7 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     configuration's training. Not ``lr``, ``epochs`` or the devices: those may change on
     resume."""
     fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
-    fp.update({"dataset": exp.data.name, "train examples": len(exp.data.train),
+    fp.update({"dataset": exp.data.name.split(":")[0], "train examples": len(exp.data.train),
                "batch_size": exp.batch_size, "seed": exp.seed,
                "surrogate": repr(exp.surrogate), "T": exp.T,
                "neuron": dict(exp.run.model.get("neuron") or {}),

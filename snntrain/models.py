@@ -67,8 +67,8 @@ def _logit(p: float) -> float:
 
 
 def make_neuron(cfg: dict | None) -> Any:
-    """A neuron from its config dict ``{"name": "lif", ...}`` (default: LIF)."""
-    return neurons_lib.from_config(cfg)
+    """A neuron from its config dict ``{"name": "lif", ...}`` or name (default: LIF)."""
+    return neurons_lib.from_config({"name": cfg} if isinstance(cfg, str) else cfg)
 
 
 def fold_time(fn: Callable[[Array], Array], x: Array | Repeated) -> Array:
@@ -193,6 +193,9 @@ class SpikingNeurons(nnx.Module):
         learn_threshold: bool,
         broadcast: tuple[int, ...] | None = None,
     ):
+        for key, flag in (("learn_beta", learn_beta), ("learn_threshold", learn_threshold)):
+            if not isinstance(flag, (bool, np.bool_)):  # "false" is truthy: it learned
+                raise ValueError(f"model.{key} must be true or false, got {flag!r}")
         self.neuron = neuron
         shape = (size,) if isinstance(size, int) else tuple(size)
         self.broadcast = tuple(broadcast or shape)

@@ -1157,7 +1157,7 @@ def _report_order(run_dir: Path, done: list[dict[str, Any]], metric: str) -> lis
 
     loaded = [runs_lib.load_run(run_dir / "members" / r["member"]) for r in done]
     _, rows = runs_lib.group_runs(loaded)
-    ranked = compare.rank(rows, compare.Metric(metric))
+    ranked = compare.rank(rows, compare.selection_metric([metric]))  # (its fallbacks too)
     return [run.path.name for e in ranked for run in e.row.runs]
 
 

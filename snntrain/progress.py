@@ -242,6 +242,18 @@ def _config_of(run_dir: str) -> dict[str, Any]:
         return {}
 
 
+class _SummaryConsole(Console):
+    """A console that, when its reader has gone (``python -m snntrain ... | head``), goes
+    quiet instead of rich's ``SystemExit(1)``: the run has finished, and what follows (a
+    population's report) must still be written."""
+
+    def on_broken_pipe(self) -> None:
+        from snntrain.report import silence_stdout
+
+        silence_stdout()
+        self.quiet = True
+
+
 def print_summary(
     summary: dict[str, Any],
     console: Console | None = None,
@@ -256,7 +268,7 @@ def print_summary(
     """
     from rich.table import Table
 
-    console = console or Console()
+    console = console or _SummaryConsole()
     run_dir = str(summary.get("run_dir", ""))
     config = config if config is not None else _config_of(run_dir)
     console.print(

@@ -714,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"report: {out / 'index.html'}")
         sys.stdout.flush()
     except BrokenPipeError:  # `snntrain-report PATH | head`: the reader has gone
-        _silence_stdout()
+        silence_stdout()
         return BROKEN_PIPE_EXIT_CODE
     return 0
 
@@ -722,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE, as a shell reports `... | head` cutting a writer
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """Point stdout's file descriptor at /dev/null, so that flushing what is left at exit does
     not raise BrokenPipeError again (Python's "Exception ignored ..." at shutdown)."""
     try:

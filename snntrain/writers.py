@@ -312,7 +312,7 @@ def default_run_name(surrogate_cfg: dict[str, Any], seed: int,
                       if k not in ("name", "normalize"))
     scaled = "-normalized" if surrogate_cfg.get("normalize") else ""
     rest = "".join(f"-{o}" for o in others)
-    return f"{surrogate_cfg['name']}({params}){scaled}-seed{seed}{rest}"[:128]
+    return f"{surrogate_cfg['name']}({params}){scaled}-seed{seed}{rest}"  # (no cut: unique)
 
 
 def names_run(override: str) -> bool:

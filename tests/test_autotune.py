@@ -54,6 +54,8 @@ def test_when_every_candidate_fails_the_real_error_is_raised(cache):
         autotune.fastest("op", [(2,)], {"a": bad, "b": bad},
                          lambda: autotune.random_args(((2,), jnp.float32)))
     assert not cache.exists()  # nothing cached for it
+    with pytest.raises(ValueError, match="^autotune op: no candidates$"):
+        autotune.fastest("op", [(2,)], {}, lambda: autotune.random_args(((2,), jnp.float32)))
 
 
 def test_switch(monkeypatch):

@@ -154,3 +154,27 @@ def test_the_base_install_trains_without_any_optional_extra(tmp_path):
     p = _without_extras("snntrain.export", str(tmp_path / "run"), "--nir", str(tmp_path / "m.nir"))
     assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == (
         "snntrain: error: NIR export and import need the nir package: pip install -e '.[nir]'")
+
+
+def test_a_population_into_a_closed_pipe_still_writes_its_report(tmp_path):
+    """`python -m snntrain ... | head -1`: rich's console ended the run with SystemExit(1) at
+    the summary, before a population's report was written. It goes quiet instead."""
+    import os
+    import subprocess
+    import sys
+
+    from _workers import ROOT, env
+
+    read, write = os.pipe()
+    os.close(read)  # the reader (head) has gone
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "snntrain", "logger=none", "trainer.progress=false", "T=2",
+             "model.hidden=[8]", "trainer.epochs=1", "trainer.population.seed=[0,1]",
+             f"hydra.run.dir={tmp_path / 'run'}"],
+            cwd=ROOT, env=env(1), stdout=write, stderr=subprocess.PIPE, text=True, timeout=600)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "report" / "index.html").is_file()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["completed"] == 2

@@ -190,14 +190,17 @@ def test_mlp_rejects_hidden_sizes_that_are_not_a_list_of_integers(hidden):
                            "(one per conv layer), got 2.5"),
     ({"readout_scale": float("nan")}, "readout_scale must be a finite number > 0, got nan"),
     ({"readout_scale": 0.0}, "readout_scale must be a finite number > 0, got 0.0"),
+    ({"learn_beta": "false"}, "model.learn_beta must be true or false, got 'false'"),
 ])
 def test_conv_rejects_sizes_that_are_not_integers(kw, message):
     """channels="12" built the layers [1, 2], dense="64" two dense layers [6, 4], pool 1.5 a
     pool of 1, and readout_scale=nan NaN logits (Python only: the CLI checks its rules)."""
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         models.create("conv", (8, 8, 1), 10, seed=0, **kw)
-    ok = models.create("conv", (8, 8, 1), 10, seed=0, channels=[4.0, 8], dense=[])
+    ok = models.create("conv", (8, 8, 1), 10, seed=0, channels=[4.0, 8], dense=[],
+                       neuron="alif")  # a neuron's name for its config
     assert ok.n_dense == 0 and ok.conv0.kernel.shape[-1] == 4
+    assert type(ok.lif0.neuron).__name__ == "ALIF"
 
 
 def test_python_api_misuse_is_one_clear_error():

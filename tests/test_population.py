@@ -185,6 +185,14 @@ def test_a_tie_for_the_best_configuration_goes_as_in_the_report(tmp_path):
                                                                     "best_val_accuracy"))
     assert best["best_configuration"] == "surrogate.name=arctan"
     assert best["test_accuracy"] == pytest.approx(0.2)
+    # optimize_metric=best_val_epoch: the report ranks by best_val_accuracy (a note says so),
+    # and the population's best configuration follows it (it ranked by the epoch)
+    for r in done:
+        r["best_val_epoch"] = 1 if r["values"]["surrogate.name"] == "sigmoid" else 0
+    assert population._best_configuration(
+        done, "best_val_epoch", lambda: population._report_order(tmp_path, done,
+                                                                 "best_val_epoch"))[
+        "best_configuration"] == "surrogate.name=arctan"
     loaded = [runs_lib.load_run(tmp_path / "members" / r["member"]) for r in done]
     ranked = compare.rank(runs_lib.group_runs(loaded)[1], compare.Metric("best_val_accuracy"))
     assert ranked[0].row.label == "arctan, α=2" and ranked[1].tied

@@ -720,6 +720,8 @@ def test_wandb_names_tell_apart_what_a_sweep_or_population_varies(tmp_path):
     assert writers.default_run_name({"name": "arctan", "alpha": 2.0, "normalize": True}, 0,
                                     ["optimizer.lr=0.01", "model.neuron.beta=0.9"]) == \
         "arctan(alpha=2.0)-normalized-seed0-optimizer.lr=0.01-model.neuron.beta=0.9"
+    long = [f"model.hidden=[{','.join(['4'] * 44)},{k}]" for k in (4, 5)]  # differ at 140
+    assert len({writers.default_run_name({"name": "sigmoid"}, 0, [o]) for o in long}) == 2
     OmegaConf.save({"hydra": {"overrides": {"task": [
         "surrogate=sigmoid,softsign", "optimizer.lr=0.001,0.01", "trainer.epochs=1",
         "+model.x=range(2)", "seed=0,1"]}}}, tmp_path / "multirun.yaml")
