@@ -945,6 +945,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                                                          by_type=by_type,
                                                          placement=first.placement)
                 trial = trial_for_group(trial, len(part), size)
+                if len(starts) > 1:  # the epoch lines below start again at epoch 1
+                    _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
                 status = _train_group(group, run_dir, ckpt_dir, group_name,
                                       signals.received_any, t_start, malloc_trial=trial)
                 if status == "preempted":
