@@ -262,17 +262,28 @@ def test_optuna_runs_two_trials(tmp_path):
     not _optuna_installed(), reason="needs the `sweep` extra (pip install -e '.[sweep]')"
 )
 def test_an_optuna_search_whose_trials_all_fail_ends_in_one_line(tmp_path):
-    """Every trial refused (Optuna samples optimizer.lr, also a population axis here): the
-    search ended in Optuna's traceback "No trials are completed yet."; before that refusal
-    existed, the population silently trained lr 1e-3 and recorded Optuna's lr as the best."""
+    """Every trial refused (a test fraction of digits that holds no sample, found when each
+    trial loads the data): the search ended in Optuna's traceback "No trials are completed
+    yet."; now in one line. (An Optuna parameter that is also a population axis, which this
+    test used before, is now refused before the search starts: see below.)"""
     p = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-            "trainer.population.optimizer.lr=[1e-3]", *TINY, f"hydra.sweep.dir={tmp_path}")
+            "dataset.test_fraction=0.0001", *TINY, f"hydra.sweep.dir={tmp_path}")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-3000:]
-    assert "optimizer.lr is set twice: by the override optimizer.lr=" in p.stderr
+    assert "dataset.test_fraction=0.0001 of 1797 samples is no test sample" in p.stderr
     assert p.stderr.strip().splitlines()[-1] == (
         "snntrain: error: no trial of the Optuna search completed (each failed job printed its "
         "reason above; the sweep report lists them)")
     assert "No run has completed" in p.stdout and (tmp_path / "report" / "index.html").is_file()
+    # an Optuna parameter that is also a population axis: every trial would train the same
+    # population, refused before the search starts (the trials failed one by one before)
+    p = cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+            "trainer.population.optimizer.lr=[1e-3]", *TINY, f"hydra.sweep.dir={tmp_path / 'p'}")
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "snntrain: error: optimizer.lr (sampled by hparams_search=optuna) varies optimizer.lr "
+        "across the sweep's jobs, and the population axis trainer.population.optimizer.lr sets "
+        "it in every member, so every job would train the same population; vary it in one of "
+        "the two only"]
+    assert not (tmp_path / "p").exists()
 
 
 # ---- wandb sweep --------------------------------------------------------------------------
