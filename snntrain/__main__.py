@@ -49,27 +49,20 @@ def run(cfg: DictConfig) -> float | None:
         _record_failure(e)
         raise
     from snntrain.progress import print_summary
+    from snntrain.report import silence_stdout
 
     try:
         print_summary(summary)
     except BrokenPipeError:  # `... | head`: the reader has gone; the records are all written
-        _silence_stdout()
+        silence_stdout()
     if "population" in summary:  # a population ends with its verdict, as a multirun does
         from snntrain.callbacks import write_sweep_report
 
         try:
             write_sweep_report(summary["run_dir"])
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()
     return summary.get(metric)
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null once its reader has gone (``python -m snntrain ... | head``),
-    so the report is still written and nothing fails at exit."""
-    from snntrain.report import silence_stdout
-
-    silence_stdout()
 
 
 def _failed(e: Exception) -> None:
