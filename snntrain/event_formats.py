@@ -306,6 +306,9 @@ class GestureReader(FilesReader):
                 f"{path}: holds a {a.dtype} array of shape {a.shape}; expected N x 4 numbers "
                 "(x, y, p, t in ms) as Tonic's DVSGesture files"
             )
+        if not len(a):  # (as an empty N-MNIST file: a recording always has events)
+            raise EventDataError(f"{path}: holds no events (0 x 4); the file is truncated: "
+                                 "extract it again")
         cols = {"t": a[:, 3].astype(np.float64) * 1e3, "x": a[:, 0], "y": a[:, 1], "p": a[:, 2]}
         _check_times(cols["t"], str(path))
         return _check_coords(cols, self.sensor, str(path))

@@ -358,6 +358,8 @@ class SNN(nnx.Module):
     remat_chunk: int = 0
     spiking_features: bool = True  # features() returns exact 0/1 spikes
     draw_per_step: bool = False  # draw a lazy (Encoded) input step by step (encoding.realize)
+    example_shape: tuple[int, ...] = ()  # one input example's shape (set by the subclass)
+    flat_input: bool = False  # any example shape of prod(example_shape) features is accepted
 
     def features(
         self,
@@ -475,11 +477,25 @@ class SNN(nnx.Module):
         if T < 1:  # the mean over no step was NaN
             raise ValueError(f"the model's input has T=0 time steps (shape {tuple(x_TxBx.shape)}"
                              "): inputs are time-major, x_TxBx..., with T >= 1")
+        self._check_example_shape(tuple(x_TxBx.shape))
         if self.readout.linear_in_time and T and not self._chunk(T, remat):
             s_TxBxN, aux = self._hidden(x_TxBx, spike_fn, remat, {})
             return self.readout.logits(s_TxBxN), aux
         out_TxBxC, aux = self.trace(x_TxBx, spike_fn, remat)
         return self.readout.reduce(out_TxBxC), aux
+
+
+    def _check_example_shape(self, shape: tuple[int, ...]) -> None:
+        """A one-line error for an input that is not ``T x B x example_shape`` (a reshape or
+        unpacking error deep inside the layers used to say it)."""
+        want, got = self.example_shape, shape[2:]
+        if not want or (len(shape) >= 3 and (
+                math.prod(got) == math.prod(want) if self.flat_input else got == want)):
+            return
+        what = f"{math.prod(want)} features per example" if self.flat_input else (
+            f"examples of shape {want}")
+        raise ValueError(f"the model's input has shape {shape}; it takes time-major input "
+                         f"T x B x ... with {what} (built for in_shape={want})")
 
 
 def _floating(x: Array | Repeated | Encoded) -> Array | Repeated | Encoded:
@@ -543,6 +559,7 @@ class MLP(SNN):
         cell = make_neuron(neuron)
         self.remat_chunk = _remat_chunk(remat_chunk)
         self.n_layers = len(hidden)
+        self.example_shape, self.flat_input = tuple(int(d) for d in in_shape), True
         sizes = [math.prod(in_shape), *hidden]
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             setattr(self, f"fc{i}", nnx.Linear(n_in, n_out, rngs=rngs))
@@ -760,7 +777,7 @@ class ConvSNN(SNN):
             if not self.pool_before_neuron:
                 h, w = h // p, w // p
             c = c_out
-        self.conv_in_shapes = tuple(conv_in)
+        self.conv_in_shapes, self.example_shape = tuple(conv_in), tuple(in_shape)
         sizes = [h * w * c, *dense]
         for j, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             setattr(self, f"fc{j}", nnx.Linear(n_in, n_out, rngs=rngs))

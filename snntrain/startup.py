@@ -44,13 +44,65 @@ def fail(message: str) -> None:
     sys.exit(ERROR_EXIT_CODE)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+MAX_SWEEP_COMPOSES = 32
+
+
 def composition_error(argv: list[str]) -> str | None:
     """One line for overrides Hydra cannot compose, or None: an unknown key given without
     ``+``, a group option that does not exist, a malformed override. (Hydra's own message is
-    several lines ending in a hint about ``HYDRA_FULL_ERROR``.) Only for a single run's plain
-    overrides, composed once more here (about 0.1 s); flags and sweeps are left to Hydra."""
-    if not argv or any(a.startswith("-") for a in argv):
+    several lines ending in a hint about ``HYDRA_FULL_ERROR``; a multirun added "no finished
+    runs" after it.) The overrides are composed once more here (about 0.1 s each): a single
+    run's as given; a ``-m`` sweep's as the single runs of :func:`sweep_samples`. Other flags
+    (``--cfg``, ``--help``, ...) are left to Hydra."""
+    flags = [a for a in argv if a.startswith("-")]
+    if flags and set(flags) <= set(MULTIRUN_FLAGS):
+        runs, shown = sweep_samples([a for a in argv if a not in MULTIRUN_FLAGS])
+        for run in runs:
+            if (msg := _composition_error(run, shown)) is not None:
+                return msg
         return None
+    return None if flags else _composition_error(argv)
+
+
+def sweep_samples(argv: list[str]) -> tuple[list[list[str]], dict[str, str]]:
+    """Single runs of a ``-m`` sweep that between them take every value of every swept key
+    (the first run takes each key's first value; each further run one other value), expanded
+    as Hydra's basic sweeper expands them (``sweep_string_iterator``; the raw overrides if one
+    does not parse: composing them says why), and the sweep override each single value came
+    from. An ``interval`` (Optuna's) is not a list of values: its key is left out. At most
+    ``MAX_SWEEP_COMPOSES`` runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(argv)
+    except HydraException:
+        return [argv], {}
+    choices: list[list[str]] = []
+    shown: dict[str, str] = {}
+    for raw, o in zip(argv, overrides, strict=True):
+        if not o.is_sweep_override():
+            choices.append([raw])
+            continue
+        try:
+            values = list(o.sweep_string_iterator())
+        except Exception:  # noqa: BLE001 - an interval: no values to list
+            continue
+        choices.append([f"{o.get_key_element()}={v}" for v in values] or [raw])
+        shown.update(dict.fromkeys(choices[-1], raw))
+    first = [c[0] for c in choices]
+    runs = [first] + [first[:i] + [v] + first[i + 1:]
+                      for i, c in enumerate(choices) for v in c[1:]]
+    return runs[:MAX_SWEEP_COMPOSES], shown
+
+
+def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> str | None:
+    """:func:`composition_error` of one run's overrides; ``shown``: the argument to quote for
+    an override (a sweep's, for the single value tried)."""
+    if not argv:
+        return None
+    shown = shown or {}
     from hydra import compose, initialize_config_dir
     from hydra.errors import (
         ConfigCompositionException,
@@ -81,11 +133,20 @@ def composition_error(argv: list[str]) -> str | None:
         if bad and "is not in struct" in cause:
             key = bad.group(1)
             arg = next((a for a in argv if a.split("=", 1)[0] == key), key)
+            base = composed([a for a in argv if a != arg])
             parent, _, leaf = key.rpartition(".")
-            keys = _keys_of(composed([a for a in argv if a != arg]), parent)
-            if leaf in keys:  # trainer={a:1}: a group (or node) given a value Hydra cannot merge
+            while parent and OmegaConf.select(base, parent) is None:  # trainer.populaton.seed
+                parent, _, leaf = parent.rpartition(".")  # names trainer.populaton
+            keys = _keys_of(base, parent)
+            arg = shown.get(arg, arg)
+            if (parent + "." if parent else "") + leaf != key:
+                key = (parent + "." if parent else "") + leaf
+            elif leaf in keys:  # trainer={a:1}: a group (or node) given a value Hydra cannot merge
+                group = key.replace(".", "/")
+                pick = (f" or pick an option ({group}=<name>)" if (CONFIG_DIR / group).is_dir()
+                        else "")
                 return (f"{arg}: {key} is a config group or node; set its keys one by one "
-                        f"({key}.<key>=<value>) or pick an option ({key.replace('.', '/')}=<name>)")
+                        f"({key}.<key>=<value>){pick}")
             close = difflib.get_close_matches(leaf, keys, n=1)
             hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
             return (f"{key} is not a config key ({parent or 'the config'} has: "

@@ -81,6 +81,10 @@ def test_unknown_group_choice_lists_choices(tmp_path):
     (["model.neuron={a:1}"], "model.neuron={a:1}: model.neuron is a config group or node; set "
                              "its keys one by one (model.neuron.<key>=<value>) or pick an "
                              "option (model/neuron=<name>)"),
+    # not a group: no option to pick
+    (["trainer.population.surrogate={name:[boxcar],width:[1]}"],
+     "trainer.population.surrogate is a config group or node; set its keys one by one "
+     "(trainer.population.surrogate.<key>=<value>)"),
 ])
 def test_overrides_hydra_cannot_compose_get_one_line(overrides, expected):
     from snntrain.startup import composition_error
@@ -93,8 +97,34 @@ def test_composable_overrides_and_flags_are_left_to_hydra():
     from snntrain.startup import composition_error
 
     assert composition_error(["logger=none", "trainer.epochs=2", "+foo=1"]) is None
-    assert composition_error(["-m", "trainer.epoch=1,2"]) is None  # a sweep: Hydra says it
+    assert composition_error(["--cfg", "job", "trainer.epoch=1"]) is None  # Hydra says it
     assert composition_error([]) is None
+    for ok in (["-m", "surrogate=sigmoid,arctan", "surrogate.alpha=1,2", "+foo=1,2"],
+               ["-m", "hparams_search=optuna"], ["-m", "surrogate.alpha=interval(1,4)"]):
+        assert composition_error(ok) is None, ok
+
+
+def test_a_multirun_that_hydra_cannot_compose_gets_one_line():
+    """Hydra's several lines, then "no finished runs ... so no sweep report" (and an empty
+    sweep directory) for a misspelt key or an option that does not exist in a -m sweep."""
+    from snntrain.startup import composition_error, sweep_samples
+
+    assert composition_error(["-m", "trainer.epoch=1,2"]).startswith(
+        "trainer.epoch is not a config key (trainer has: async_checkpointing, ")
+    assert composition_error(["-m", "trainer.epoch=1,2"]).endswith(
+        "did you mean trainer.epochs? to add a key it does not have, write +trainer.epoch=1,2")
+    assert composition_error(["-m", "surrogate=sigmoid,nosuch"]).startswith(
+        "surrogate=nosuch: no such option; valid: arctan, boxcar, ")
+    assert composition_error(["--multirun", "model=mlp,conv", "model.hidden=[8]"]).startswith(
+        "model.hidden is not a config key (model has: channels, ")  # conv has no hidden
+    # a misspelt parent is named as the key (it said "trainer.populaton has: ")
+    assert composition_error(["trainer.populaton.seed=1"]).startswith(
+        "trainer.populaton is not a config key (trainer has: ")
+    runs, shown = sweep_samples(["a=1,2", "b=x", "c=range(1,4)", "d=interval(0,1)"])
+    assert runs == [["a=1", "b=x", "c=1"], ["a=2", "b=x", "c=1"], ["a=1", "b=x", "c=2"],
+                    ["a=1", "b=x", "c=3"]]
+    assert shown == {"a=1": "a=1,2", "a=2": "a=1,2", "c=1": "c=range(1,4)",
+                     "c=2": "c=range(1,4)", "c=3": "c=range(1,4)"}
 
 
 def test_console_script_is_installed():

@@ -448,6 +448,15 @@ def test_an_empty_nmnist_file_is_truncated(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith(f"error: {message}")
 
 
+def test_an_empty_gesture_file_is_truncated(tmp_path):
+    """Before: a 0 x 4 array loaded as a gesture without events."""
+    g = _gesture_rows(tmp_path, np.zeros((0, 4)))
+    with pytest.raises(events.EventDataError) as err:
+        events.readers("dvs_gesture", tmp_path)["train"].read([0])
+    assert _one_line(err) == (
+        f"{g}: holds no events (0 x 4); the file is truncated: extract it again")
+
+
 # ---- 13. non-integer coordinates are refused, not truncated --------------------------------
 
 

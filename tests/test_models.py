@@ -214,6 +214,20 @@ def test_python_api_misuse_is_one_clear_error():
     model = models.create("mlp", (8, 8, 1), np.int64(3), seed=0, hidden=[4])  # numpy ints do
     with pytest.raises(ValueError, match=r"input has T=0 time steps \(shape \(0, 2, 8, 8, 1\)\)"):
         model(jnp.zeros((0, 2, 8, 8, 1)), surrogates.get("sigmoid"))
+    # an input that is not T x B x example: a reshape / unpacking error deep in the layers
+    sig = surrogates.get("sigmoid")
+    model(jnp.zeros((2, 3, 64)), sig)  # an MLP flattens any example of its 64 features
+    for x in (jnp.zeros((2, 3, 63)), jnp.zeros((3, 64))):
+        with pytest.raises(ValueError, match=re.escape(
+                f"the model's input has shape {x.shape}; it takes time-major input T x B x ... "
+                "with 64 features per example (built for in_shape=(8, 8, 1))")):
+            model(x, sig)
+    conv = models.create("conv", (8, 8), 3, seed=0, channels=[2], conv_method="lax")
+    for x in (jnp.zeros((2, 3, 8, 8)), jnp.zeros((2, 3, 8, 8, 2))):
+        with pytest.raises(ValueError, match=re.escape(
+                f"the model's input has shape {x.shape}; it takes time-major input T x B x ... "
+                "with examples of shape (8, 8, 1)")):
+            conv(x, sig)
     # integer input (counts): the conv kernel took its dtype (integer weights) or the neuron
     # scan failed on its carry's type; it is read as float32
     x_int = (np.arange(4 * 2 * 8 * 8).reshape(4, 2, 8, 8, 1) % 3).astype(np.int32)
