@@ -40,7 +40,8 @@ def shapes_of(tree: Any) -> dict[str, list]:
 
 # fingerprint keys that checkpoints written before them lack (not compared when absent)
 FINGERPRINT_ADDED_LATER = frozenset({"surrogate", "T", "neuron", "encoder", "dataset settings",
-                                     "training data (a hash of its examples and labels)"})
+                                     "training data (a hash of its examples and labels)",
+                                     "val and test data (a hash of their examples and labels)"})
 
 
 def describe_difference(saved: dict, current: dict, had: str = "checkpoint has") -> str:

@@ -31,6 +31,7 @@ from snntrain import parallel as par
 from snntrain.config import ConfigError, RunConfig, validate
 from snntrain.losses import RateRegularizer
 from snntrain.registry import plain
+from snntrain.sources import content_hash
 from snntrain.steps import TrainState
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,11 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     identity = getattr(exp.data.train, "identity", None)
     if isinstance(identity, str):  # the examples themselves: a replaced file is other data
         fp[DATA_IDENTITY] = identity
+    # the splits it selects and reports on: another test file mixed two test sets in the
+    # epoch records of one run
+    evals = [getattr(s, "identity", None) for s in (exp.data.val, exp.data.test) if s is not None]
+    if all(isinstance(i, str) for i in evals):
+        fp[EVAL_IDENTITY] = content_hash(evals)
     # the settings that shape the optimizer's state: a resume with another one cannot read it
     # (orbax's tree mismatch read as a corrupt checkpoint, and the run restarted from step 0)
     opt = exp.run.optimizer
@@ -170,6 +176,7 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
 
 SCHEDULE_STEPS = "schedule length (trainer.epochs x steps per epoch)"
 DATA_IDENTITY = "training data (a hash of its examples and labels)"
+EVAL_IDENTITY = "val and test data (a hash of their examples and labels)"
 # dataset keys that say where the data lies or how it is stored, not what it is
 DATA_LOCATION_KEYS = ("name", "data_dir", "path", "cache", "cache_dir", "in_memory", "download")
 

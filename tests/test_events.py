@@ -562,6 +562,13 @@ def test_resume_refuses_other_binning_or_other_events_and_accepts_a_copy(tmp_pat
     assert (tmp_path / "other" / "a.npz").stat().st_size == (tmp_path / "a.npz").stat().st_size
     with pytest.raises(CheckpointError, match=r"training data \(a hash"):
         run(2, tmp_path / "other" / "a.npz")
+    # the same training events with other test recordings: two test sets in one run's records
+    same = dict(np.load(tmp_path / "a.npz"))
+    same["unit_test"] = np.random.default_rng(7).integers(0, 64, same["unit_test"].shape)
+    np.savez(tmp_path / "other" / "a.npz", **same)
+    with pytest.raises(CheckpointError, match=r"val and test data \(a hash of their examples "
+                                              r"and labels\): checkpoint has [0-9a-f]{16}, "):
+        run(2, tmp_path / "other" / "a.npz")
     shutil.copy(tmp_path / "a.npz", tmp_path / "other" / "moved.npz")  # the same data, moved
     again = run(2, tmp_path / "other" / "moved.npz")
     assert again["steps"] == 2 * first["steps"]
