@@ -20,7 +20,12 @@ from omegaconf import DictConfig
 from snntrain.config import moved_in_overrides
 from snntrain.paths import CONFIG_DIR
 from snntrain.progress import console_notes
-from snntrain.startup import composition_error, fail, started_from_the_command_line
+from snntrain.startup import (
+    MULTIRUN_FLAGS,
+    composition_error,
+    fail,
+    started_from_the_command_line,
+)
 
 __all__ = ["main", "run", "started_from_the_command_line"]
 
@@ -109,7 +114,7 @@ def _record_failure(e: BaseException) -> bool:
     from hydra.core.hydra_config import HydraConfig
 
     from snntrain.config import ConfigError
-    from snntrain.writers import WriteFailed, write_json
+    from snntrain.writers import WriteFailed, kept_summary, write_json
 
     status, where = "failed", {}
     if not isinstance(e, ConfigError):
@@ -129,6 +134,8 @@ def _record_failure(e: BaseException) -> bool:
     with contextlib.suppress(OSError, ValueError):
         old = json.loads(path.read_text())
     kept = old.get("status") if isinstance(old, dict) else None
+    if kept == "completed" and not kept_summary(path, _last_step(path.with_name("metrics.jsonl"))):
+        kept = None  # it trained on past its completed record
     if kept != "completed" and not (kept == status != "failed"):
         # (on the full disk that may have caused the failure: its one line is the record)
         with contextlib.suppress(WriteFailed):
@@ -136,7 +143,17 @@ def _record_failure(e: BaseException) -> bool:
     return False
 
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
+def _last_step(metrics: Path) -> int | None:
+    from snntrain.runs import read_metrics
+
+    try:
+        epochs, steps, _, _ = read_metrics(metrics)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return max((int(r["step"]) for r in epochs + steps if isinstance(r.get("step"), int)),
+               default=None)
+
+
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 

@@ -38,10 +38,16 @@ def shapes_of(tree: Any) -> dict[str, list]:
     return {jax.tree_util.keystr(p): [*map(int, x.shape), str(x.dtype)] for p, x in flat}
 
 
+DATA_IDENTITY = "training data (a hash of its examples and labels)"
+EVAL_IDENTITY = "val and test data (a hash of their examples and labels)"
+# a hash only a source held in memory has (a streamed tfds split has none): compared when
+# both the checkpoint and this run have it (dataset.in_memory may change on resume)
+DATA_HASHES = frozenset({DATA_IDENTITY, EVAL_IDENTITY})
 # fingerprint keys that checkpoints written before them lack (not compared when absent)
 FINGERPRINT_ADDED_LATER = frozenset({"surrogate", "T", "neuron", "encoder", "dataset settings",
-                                     "training data (a hash of its examples and labels)",
-                                     "val and test data (a hash of their examples and labels)"})
+                                     "model", *DATA_HASHES})
+# the config key a fingerprint key stands for, where they differ (the refusal names the key)
+CONFIG_KEY = {"dataset settings": "dataset", "neuron": "model.neuron"}
 
 
 def describe_difference(saved: dict, current: dict, had: str = "checkpoint has") -> str:
@@ -49,8 +55,8 @@ def describe_difference(saved: dict, current: dict, had: str = "checkpoint has")
     # a config's name first: "surrogate.name: ... has fast_sigmoid", not its alpha
     for key in sorted(set(saved) | set(current), key=lambda k: (k != "name", k)):
         a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
-        if a != b and isinstance(a, dict) and isinstance(b, dict):
-            return f"{key}.{describe_difference(a, b, had)}"  # neuron.beta: ...
+        if a != b and isinstance(a, dict) and isinstance(b, dict):  # model.neuron.beta: ...
+            return f"{CONFIG_KEY.get(key, key)}.{describe_difference(a, b, had)}"
         if a != b:
             return f"{key}: {had} {a}, this run has {b}"
     return "no difference"
@@ -175,6 +181,7 @@ class Checkpoints:
                 saved_fp["dataset"] = saved_fp["dataset"].split(":")[0]  # name is no identity
             current = {k: v for k, v in fingerprint.items()
                        if k in saved_fp or k not in FINGERPRINT_ADDED_LATER}
+            saved_fp = {k: v for k, v in saved_fp.items() if k in current or k not in DATA_HASHES}
             if isinstance(saved_fp.get("optimizer"), str) and isinstance(
                     current.get("optimizer"), dict):  # saved before its settings were
                 current["optimizer"] = current["optimizer"]["name"]

@@ -114,7 +114,9 @@ def text(*, null: bool = False) -> Rule:
     def rule(v: Any) -> str | None:
         if (v is None and null) or (isinstance(v, str) and v):
             return None
-        return "a non-empty string" + (" or null" if null else "")
+        quote = (f" (Hydra reads {v} as a number: quote it, '...=\"{v}\"')"
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
+        return "a non-empty string" + (" or null" if null else "") + quote
 
     return rule
 

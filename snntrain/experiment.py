@@ -148,6 +148,9 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
                "batch_size": exp.batch_size, "seed": exp.seed,
                "surrogate": repr(exp.surrogate), "T": exp.T,
                "neuron": dict(exp.run.model.get("neuron") or {}),
+               # what the model computes (readout, norm, pooling, ...), not how
+               "model": {k: v for k, v in plain(exp.run.model).items()
+                         if k not in (*MODEL_COMPUTATION_KEYS, "neuron")},
                "encoder": dict(exp.run.encoder),
                # what the data is and how it is read (binning, augmentation, splits), not
                # where it lies: a copy in another data_dir or cache resumes
@@ -155,12 +158,12 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
                                     if k not in DATA_LOCATION_KEYS}})
     identity = getattr(exp.data.train, "identity", None)
     if isinstance(identity, str):  # the examples themselves: a replaced file is other data
-        fp[DATA_IDENTITY] = identity
+        fp[ckpt_lib.DATA_IDENTITY] = identity
     # the splits it selects and reports on: another test file mixed two test sets in the
     # epoch records of one run
     evals = [getattr(s, "identity", None) for s in (exp.data.val, exp.data.test) if s is not None]
     if all(isinstance(i, str) for i in evals):
-        fp[EVAL_IDENTITY] = content_hash(evals)
+        fp[ckpt_lib.EVAL_IDENTITY] = content_hash(evals)
     # the settings that shape the optimizer's state: a resume with another one cannot read it
     # (orbax's tree mismatch read as a corrupt checkpoint, and the run restarted from step 0)
     opt = exp.run.optimizer
@@ -174,9 +177,9 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     return fp
 
 
+# model keys that choose how the model is computed, not what it computes: may change on resume
+MODEL_COMPUTATION_KEYS = ("conv_method", "remat_chunk")
 SCHEDULE_STEPS = "schedule length (trainer.epochs x steps per epoch)"
-DATA_IDENTITY = "training data (a hash of its examples and labels)"
-EVAL_IDENTITY = "val and test data (a hash of their examples and labels)"
 # dataset keys that say where the data lies or how it is stored, not what it is
 DATA_LOCATION_KEYS = ("name", "data_dir", "path", "cache", "cache_dir", "in_memory", "download")
 

@@ -183,12 +183,12 @@ def last_good(ckpts: ckpt_lib.Checkpoints) -> str:
 
 def check_epochs_left(requested: int, trained: int, step: int, where: Path | str) -> bool:
     """Whether a resumed run has epochs left to train (``trainer.epochs`` > ``trained``);
-    raises :class:`ConfigError` when it has trained more than asked: its results are not
-    those of the ``requested`` epochs."""
+    raises :class:`RefusedConfig` when it has trained more than asked: its results are not
+    those of the ``requested`` epochs (and the run's records stay as they were)."""
     if trained > requested:
-        from snntrain.errors import ConfigError
+        from snntrain.errors import RefusedConfig
 
-        raise ConfigError(
+        raise RefusedConfig(
             f"trainer.epochs={requested}, but the checkpoint in {where} has trained {trained} "
             f"epochs (step {step}); to train {requested}, use a new run directory or "
             "trainer.resume=never")

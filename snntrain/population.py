@@ -50,7 +50,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError, RefusedConfig
-from snntrain.experiment import Experiment, build, fingerprint
+from snntrain.experiment import MODEL_COMPUTATION_KEYS, Experiment, build, fingerprint
 from snntrain.nirgraph import nir_params
 from snntrain.paths import CONFIG_DIR
 from snntrain.population_step import (
@@ -1020,7 +1020,7 @@ def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
     c = OmegaConf.to_container(cfg, resolve=True)
     pop = c["trainer"]["population"]
     return {"seed": c.get("seed"), "T": c.get("T"), "surrogate": c.get("surrogate"),
-            "model": {k: v for k, v in c["model"].items() if k != "conv_method"},
+            "model": {k: v for k, v in c["model"].items() if k not in MODEL_COMPUTATION_KEYS},
             "encoder": c.get("encoder"), "dataset": c["dataset"].get("name"),
             "trainer.batch_size": c["trainer"].get("batch_size"),
             "optimizer.name": c["optimizer"].get("name"),

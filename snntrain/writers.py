@@ -438,11 +438,25 @@ class RunRecorder:
         if not self.enabled:
             return
         path = self.run_dir / "summary.json"
-        if not (summary.get("status") != "completed" and completed_summary(path)):
+        if summary.get("status") == "completed" or not kept_summary(path, summary.get("steps")):
             write_json(path, summary)
         if self.wandb:
             self.wandb.summary(summary)  # cost, firing_rates and device as nested keys
             self.wandb.finish(exit_code=0 if summary.get("status") == "completed" else 1)
+
+
+def kept_summary(path: Path, trained_to: Any) -> bool:
+    """Whether the ``summary.json`` at ``path`` outlives an attempt that did not complete: it
+    records a completed run and the attempt did not train past it (``trained_to``: the last
+    step the attempt reached, None if unknown). A finished run resumed with more epochs and
+    then pre-empted or failed said "completed" with its old numbers."""
+    old = completed_summary(path)
+    if old is None:
+        return False
+    try:
+        return not int(trained_to) > int(old.get("steps") or 0)
+    except (TypeError, ValueError):
+        return True
 
 
 def completed_summary(path: Path) -> dict[str, Any] | None:

@@ -86,6 +86,9 @@ PARSE_CASES = [
                                      "non-empty strings"),
     ("logger=wandb logger.tags=[a,1]", "logger.tags=['a', 1] is invalid: must be a list of"),
     ("logger=wandb logger.project=''", "logger.project='' is invalid: must be a non-empty"),
+    ("logger=wandb logger.project=2026", "logger.project=2026 is invalid: must be a non-empty "
+                                         "string (Hydra reads 2026 as a number: quote it, "
+                                         "'...=\"2026\"')"),
     ("logger=wandb logger.init_timeout_s=-1", "logger.init_timeout_s=-1 is invalid: must be a "
                                               "finite number"),
     ("optimizer.lr=0", "optimizer.lr=0 is invalid: must be a finite number > 0.0"),

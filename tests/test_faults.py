@@ -114,6 +114,31 @@ def test_preempted_on_an_epochs_last_step_resumes_exactly(reference, tmp_path, m
     assert _summary(tmp_path) == _summary(reference)
 
 
+def test_a_finished_run_trained_on_and_preempted_is_recorded_preempted(tmp_path, monkeypatch):
+    """A completed run resumed with more epochs and then pre-empted kept "completed" with its
+    old numbers (a completed summary.json was never replaced), so the report offered no
+    resume; a pre-emption before it trained on keeps the completed record."""
+    first = train.train_and_evaluate(compose("trainer.epochs=1", *RUN[1:]), tmp_path)
+    assert first["status"] == "completed" and first["steps"] == SPE
+    real_accept = runstate.DivergencePolicy.accept
+
+    def accept(self, step, metrics):
+        if step == SPE + 3:
+            signal.raise_signal(signal.SIGTERM)
+        return real_accept(self, step, metrics)
+
+    monkeypatch.setattr(runstate.DivergencePolicy, "accept", accept)
+    with pytest.raises(runstate.Preempted, match=f"at step {SPE + 3} "):
+        train.train_and_evaluate(compose(*RUN), tmp_path)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert (saved["status"], saved["steps"]) == ("preempted", SPE + 3)
+    # the writer's rule: a completed record stays unless the attempt trained past it
+    path = tmp_path / "summary.json"
+    for steps, kept in ((SPE, True), (SPE + 1, False), (None, True)):
+        path.write_text(json.dumps({"status": "completed", "steps": SPE}))
+        assert writers.kept_summary(path, steps) is kept
+
+
 @pytest.mark.slow
 def test_crash_during_evaluation_resumes_exactly(reference, tmp_path, monkeypatch):
     real_evaluate, calls = train.evaluate, {"n": 0}
@@ -467,6 +492,10 @@ def test_a_failure_after_a_preemption_replaces_its_status(tmp_path, monkeypatch)
         "RuntimeError: new")
     completed = {"status": "completed", "steps": 22}
     assert status_after(completed, RuntimeError("later")) == completed
+    # a finished run that trained on (metrics.jsonl to step 33) and then failed
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"split": "train", "step": 33}) + "\n")
+    assert status_after(completed, RuntimeError("later")) == {
+        "status": "failed", "error": "RuntimeError: later"}
     population = {"status": "diverged", "population": 2, "members": []}
     assert status_after(population, Diverged("every member")) == population
 

@@ -685,6 +685,25 @@ def test_resuming_with_other_groups_is_refused(tmp_path):
     assert summary["completed"] == 2 and not (tmp_path / "checkpoints" / "group0").exists()
 
 
+def test_a_population_and_a_solo_run_resume_under_the_same_model_rule():
+    """What the model computes must match on resume, how it is computed may change: a
+    population refused another model.remat_chunk (a solo run resumed it), and a solo run went
+    on under another readout (a population refused it)."""
+    from snntrain import train
+    from snntrain.experiment import MODEL_COMPUTATION_KEYS
+
+    def invariants(*more):
+        return population._resume_invariants(compose(f"{POP}.seed=[0,1]", *more))
+
+    assert "remat_chunk" in MODEL_COMPUTATION_KEYS
+    assert invariants("model.remat_chunk=3") == invariants()
+    assert invariants("model.readout=spike_count") != invariants()
+    solo = (train.fingerprint(train.build(compose(*more))) for more in
+            ((), ("model.remat_chunk=3",), ("model.readout=spike_count",)))
+    base, remat, readout = solo
+    assert remat == base and readout["model"] == {**base["model"], "readout": "spike_count"}
+
+
 def test_resume_never_sets_a_populations_earlier_training_aside(tmp_path, capsys):
     """trainer.resume=never on a population directory kept the old step 22 beside the new
     step 11 (a later rerun found it), and replaced the members' records without a word."""

@@ -14,6 +14,7 @@ from conftest import compose
 
 from snntrain import train
 from snntrain.checkpoint import Checkpoints
+from snntrain.errors import Refused
 from snntrain.train import params_of
 
 # Long enough (~40 steps/epoch) to be killed mid-epoch; small enough to run in seconds.
@@ -228,7 +229,7 @@ def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_pa
             ("surrogate=arctan", "surrogate: checkpoint has FastSigmoid(alpha=25.0), this run "
                                  "has Arctan(alpha=1.0)"),
             ("T=7", "T: checkpoint has 6, this run has 7"),
-            ("model.neuron.beta=0.8", "neuron.beta: checkpoint has 0.9, this run has 0.8"),
+            ("model.neuron.beta=0.8", "model.neuron.beta: checkpoint has 0.9, this run has 0.8"),
             ("encoder.gain=0.5", "encoder.gain: checkpoint has 1.0, this run has 0.5"),
             # the optimizer state's shape: read as a corrupt checkpoint, restarted from step 0
             ("optimizer.grad_clip=1.0", "optimizer.grad_clip: checkpoint has null, this run "
@@ -237,12 +238,18 @@ def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_pa
                                           "run has cosine"),
             ("optimizer=sgd", "optimizer.name: checkpoint has adam, this run has sgd"),
             # the data's splits (another train set went on from the checkpoint)
-            ("dataset.val_fraction=0.2", "dataset settings.val_fraction: checkpoint has 0.1, "
-                                         "this run has 0.2")):
+            ("dataset.val_fraction=0.2", "dataset.val_fraction: checkpoint has 0.1, "
+                                         "this run has 0.2"),
+            # what the model computes (it went on as spike_count without a word)
+            ("model.readout=spike_count", "model.readout: checkpoint has membrane_mean, this "
+                                          "run has spike_count")):
         with pytest.raises(CheckpointError, match="incompatible run") as e:
             train.train_and_evaluate(compose("trainer.epochs=2", override), tmp_path)
         assert named in str(e.value)
         assert _files(tmp_path) == before, override
+    # how it is computed may change (as for a population)
+    more = train.train_and_evaluate(compose("trainer.epochs=2", "model.remat_chunk=3"), tmp_path)
+    assert more["epochs"] == 2
 
 
 def test_more_epochs_under_a_cosine_schedule_are_refused(tmp_path):
@@ -281,14 +288,21 @@ def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, 
     assert more["epochs"] == 2 and more["steps"] == 2 * first["steps"]
     with pytest.raises(train.ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* "
                        r"has trained 2 epochs \(step \d+\); to train 1, use a new run "
-                       "directory or trainer.resume=never"):
+                       "directory or trainer.resume=never") as e:
         train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    # a refusal: the CLI leaves summary.json and .hydra/ as they were (it wrote "failed")
+    assert isinstance(e.value, Refused)
 
 
 def test_checkpoints_older_than_a_fingerprint_key_still_resume(tmp_path):
     """Keys added to the fingerprint later (surrogate, T, neuron, encoder) are not compared
     when a checkpoint lacks them; when present they are."""
-    from snntrain.checkpoint import FINGERPRINT_ADDED_LATER, CheckpointError
+    from snntrain.checkpoint import (
+        DATA_HASHES,
+        DATA_IDENTITY,
+        FINGERPRINT_ADDED_LATER,
+        CheckpointError,
+    )
 
     exp = train.build(compose())
     fp = train.fingerprint(exp)
@@ -304,6 +318,20 @@ def test_checkpoints_older_than_a_fingerprint_key_still_resume(tmp_path):
     ckpts.close()
     with pytest.raises(CheckpointError, match="T: checkpoint has 99, this run has 6"):
         Checkpoints(tmp_path, write=False).restore(exp.init_state(), fp)
+    # a data hash only an in-memory source has: dataset.in_memory=false (a streamed split, no
+    # hash) resumes a checkpoint that has one (it was refused: "this run has <missing>")
+    ckpts = Checkpoints(tmp_path, async_save=False)
+    ckpts.save(7, exp.init_state(), {"step": 7, "fingerprint": fp})
+    ckpts.close()
+    streamed = {k: v for k, v in fp.items() if k not in DATA_HASHES}
+    assert len(streamed) == len(fp) - 2
+    _, meta = Checkpoints(tmp_path, write=False).restore(exp.init_state(), streamed)
+    assert meta["step"] == 7
+    with pytest.raises(CheckpointError, match=r"training data \(a hash of its examples and "
+                                              r"labels\): checkpoint has [0-9a-f]{16}, this run "
+                                              "has 0123"):
+        Checkpoints(tmp_path, write=False).restore(
+            exp.init_state(), {**fp, DATA_IDENTITY: "0123"})
 
 
 def test_resume_never_sets_the_earlier_training_aside(tmp_path, capsys):
