@@ -49,9 +49,16 @@ def suffix(overrides: str) -> str:
     return f"-{name}" if name else ""
 
 
+def direction(metric: str) -> str:
+    """The Optuna sweeper's ``direction`` for ``optimize_metric``: ``minimize`` for a loss or a
+    time (``val_loss``, ``wall_time_s``), else ``maximize`` (a search on ``val_loss`` kept
+    ``maximize`` and returned the worst trial as its best)."""
+    return "minimize" if "loss" in metric or metric.endswith("time_s") else "maximize"
+
+
 def register_resolvers() -> None:
     """``${snntrain.stamp:}``, ``${snntrain.dirname:...}`` and ``${snntrain.suffix:...}`` for
-    conf/config.yaml."""
+    conf/config.yaml, ``${snntrain.direction:...}`` for conf/hparams_search/optuna.yaml."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("snntrain.stamp"):
@@ -59,6 +66,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("snntrain.dirname", dirname)
     if not OmegaConf.has_resolver("snntrain.suffix"):
         OmegaConf.register_new_resolver("snntrain.suffix", suffix)
+    if not OmegaConf.has_resolver("snntrain.direction"):
+        OmegaConf.register_new_resolver("snntrain.direction", direction)
 
 
 register_resolvers()

@@ -200,6 +200,11 @@ def test_optuna_config_composes():
     assert cfg.optimize_metric == "best_val_accuracy"
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.n_trials >= 10
+    # a loss (or a time) is minimised: on val_loss the search returned the worst trial
+    for metric, direction in (("val_loss", "minimize"), ("best_val_accuracy", "maximize"),
+                              ("wall_time_s", "minimize"), ("samples_per_s", "maximize")):
+        swept = compose(["hparams_search=optuna", f"optimize_metric={metric}"], hydra=True)
+        assert swept.hydra.sweeper.direction == direction, metric
     params = {
         o.get_key_element(): o
         for o in OverridesParser.create().parse_overrides(
