@@ -940,6 +940,9 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                     continue
                 if finished and not trained:  # trains on (more epochs): this is its config
                     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+                # the group's wall time: the first trained group's from the start (the data,
+                # the plan and its compile), a later one's from its build
+                t_group = time.time() if trained else t_start
                 trained = True
                 group = first if g == 0 else build_group(part, vectorize=first.vectorize,
                                                          by_type=by_type,
@@ -948,7 +951,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 if len(starts) > 1:  # the epoch lines below start again at epoch 1
                     _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
                 status = _train_group(group, run_dir, ckpt_dir, group_name,
-                                      signals.received_any, t_start, malloc_trial=trial)
+                                      signals.received_any, t_start, t_group,
+                                      malloc_trial=trial)
                 if status == "preempted":
                     break
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
@@ -1081,9 +1085,8 @@ class _Timing:
 
 
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
-                 stop: Callable[[], bool], t_start: float, say=_say,
+                 stop: Callable[[], bool], t_start: float, t_group: float, say=_say,
                  malloc_trial: malloctune.MallocTrial | None = None) -> str:
-    t_group = time.time()
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
                                  async_save=group.base.run.trainer.async_checkpointing)
     runs = []
@@ -1106,14 +1109,15 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
     finally:
         ckpts.abandon()
     timing = _Timing(runner.train_s, runner.timed_steps, group.compile_s)
+    # the member's share of its group's wall time, compile and data included as in a solo
+    # run's (the group's was every member's: a report's sum over members counted it once per
+    # member; then it left out the compile)
+    group_s = time.time() - t_group
     for j, run in enumerate(runs):
         if run.rec is None:
             continue
         final = "preempted" if status == "preempted" else "completed"
         summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start)
-        # the member's share of its group's wall time (the group's was every member's: a
-        # report's sum over members counted it once per member)
-        group_s = time.time() - t_group
         summary["wall_time_s"] = group_s / len(runs)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs),
                                  "group_wall_time_s": group_s}

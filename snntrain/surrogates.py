@@ -833,7 +833,7 @@ class QPseudoSpikePaper(Surrogate):
 
 @_register
 class FastSigmoid(Surrogate):
-    """Fast sigmoid (SuperSpike), snnTorch's default spike gradient (slope 25).
+    """Fast sigmoid (SuperSpike): snnTorch's ``fast_sigmoid`` (slope 25; its default is atan).
 
     g'(x) = 1 / (α|x| + 1)²,   g(x) = x / (1 + α|x|) + ½.   Default α = 25; peak 1 for any α.
     Larger α: narrower (g saturates at ½ ± 1/α).
