@@ -290,7 +290,7 @@ GROUP_RULES: dict[str, Rule] = {
         isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v)
     ) else "[members, data] (two integers >= 1) or null",
     "dataset.val_fraction": number(0.0, 0.99, lo_open=False),
-    "dataset.test_fraction": number(0.0, 0.99),
+    "dataset.test_fraction": number(0.0, 0.99, lo_open=False),  # 0: unused with a test_split
     "dataset.download": one_of(True, False),
     "dataset.in_memory": one_of(True, False, "auto"),
     "logger.name": one_of("wandb", "none"),

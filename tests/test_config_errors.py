@@ -105,8 +105,8 @@ PARSE_CASES = [
     ("dataset.val_fraction=1.5", "dataset.val_fraction=1.5 is invalid"),
     # (before: "split fraction must be in [0, 1)" after the run directory existed; 0 a KeyError)
     ("dataset.test_fraction=1.5", "dataset.test_fraction=1.5 is invalid: must be a finite "
-                                  "number > 0.0 and <= 0.99"),
-    ("dataset.test_fraction=0", "dataset.test_fraction=0 is invalid"),
+                                  "number >= 0.0 and <= 0.99"),
+    ("dataset.test_fraction=-0.1", "dataset.test_fraction=-0.1 is invalid"),
     ("dataset=mnist dataset.download=maybe", "dataset.download='maybe' is invalid"),
     ("dataset=mnist dataset.in_memory=sometimes", "dataset.in_memory='sometimes' is invalid"),
     ("dataset=arrays", "dataset.path is required: set dataset.path="),
@@ -550,6 +550,11 @@ def test_a_test_fraction_that_holds_no_sample_is_named():
                        r"no test sample: it must be more than 0.00028$"):
         data.load_digits(test_fraction=1e-4)
     assert len(data.load_digits(test_fraction=3e-4).test) == 1
+    # 0 is refused where a test split is carved, and accepted where it is unused (a tfds
+    # dataset's own test_split: the config refused it there)
+    with pytest.raises(DatasetError, match=r"^dataset.test_fraction=0 of 1797 samples is no "):
+        data.load_digits(test_fraction=0)
+    config.validate(compose("dataset=tfds", "dataset.tfds_name=mnist", "dataset.test_fraction=0"))
 
 
 def test_a_split_that_leaves_nothing_to_train_on_is_named():
