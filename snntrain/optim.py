@@ -15,7 +15,11 @@ OPTIMIZERS: Registry[Any] = Registry(
 
 
 def _constant(lr: Any, total_steps: int, warmup_steps: int) -> float:
-    del total_steps, warmup_steps
+    del total_steps
+    if warmup_steps:  # (it was ignored without a word)
+        raise ConfigError(f"optimizer.warmup_steps={warmup_steps} needs optimizer.schedule="
+                          "cosine (the constant schedule has no warm-up); valid schedules: "
+                          "constant, cosine")
     return lr
 
 

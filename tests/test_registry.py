@@ -210,6 +210,10 @@ def test_warmup_is_checked_against_the_runs_length():
     with pytest.raises(ConfigError, match=r"^optimizer.warmup_steps=5000 must be below the "
                                           r"run's 21 steps \(trainer.epochs x steps per epoch\)$"):
         build(compose("optimizer.schedule=cosine", "optimizer.warmup_steps=5000"))
+    # the constant schedule has no warm-up (the steps were ignored without a word)
+    with pytest.raises(ConfigError, match=r"^optimizer.warmup_steps=5 needs optimizer.schedule="
+                                          r"cosine \(the constant schedule has no warm-up\)"):
+        build(compose("optimizer.warmup_steps=5"))
 
 
 def test_adamw_gets_weight_decay_and_clipping_chains_first():
