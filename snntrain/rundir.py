@@ -2,7 +2,8 @@
 
 * :func:`prepare` creates it and checks it is writable (one-line error otherwise).
 * :class:`RunLock` holds an OS-level lock (``fcntl.flock`` on ``<run dir>/.lock``) for the
-  whole run. The kernel releases it when the process exits in any way, SIGKILL included, so a
+  whole run (taken at start-up, :func:`hold`, for a run started as the command). The kernel
+  releases it when the process exits in any way, SIGKILL included, so a
   stale lock never blocks a resume; a second live run on the same directory stops at once,
   naming the process that holds it, and touches nothing.
 * :func:`set_aside` moves files of a run that cannot be continued out of the way (never deletes).
@@ -70,6 +71,19 @@ def prepare(run_dir: str | Path, probe_name: str = ".write_test") -> Path:
     return run_dir
 
 
+_held: dict[Path, RunLock] = {}  # run directories locked at start-up (see hold)
+
+
+def hold(run_dir: str | Path) -> None:
+    """Lock ``run_dir`` at start-up, before Hydra writes this attempt's ``.hydra/`` files
+    there: a second run refused only by the task function's lock had already written over the
+    first run's record (when it started before the first had written its own, there was
+    nothing to put back). The run's :class:`RunLock` takes the lock over."""
+    path = prepare(run_dir).absolute()
+    if path not in _held:
+        _held[path] = RunLock(path).__enter__()
+
+
 class RunLock:
     """Exclusive, non-blocking lock on ``<run_dir>/.lock`` for the lifetime of a run."""
 
@@ -80,6 +94,9 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         if not self.enabled:
+            return self
+        if (held := _held.pop(self.path.parent.absolute(), None)) is not None:
+            self._fd = held._fd  # taken at start-up by this process (hold)
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

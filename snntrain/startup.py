@@ -10,7 +10,10 @@
    as the ``snntrain`` command): for the default ``SNNTRAIN_MALLOC=auto``, the choice cached
    for this machine and config, else one arena for all threads (the run then times
    ``default`` against ``heap`` on its first steps); for ``hugepages`` the process restarts
-   once with the glibc tunable, and the restarted process goes through 1-3 again.
+   once with the glibc tunable, and the restarted process goes through 1-3 again;
+5. the run directory is created and locked (:func:`snntrain.rundir.hold`; not for a
+   multi-host run, whose processes share it): a second run on it stops here, before Hydra
+   writes its ``.hydra/`` files over the first run's.
 
 So a bad value never pays for a restart (about 0.8 s of CPU: Python, Hydra and JAX start
 again); a good run pays for importing JAX and the registries once before it (about 2 s of
@@ -283,3 +286,11 @@ class Startup(Callback):
         except ConfigError as e:
             fail(str(e))
         _prepare_malloc(config)
+        distributed = OmegaConf.select(config, "trainer.distributed", default=False)
+        if groups and out is not None and distributed in (False, "false", "none", None):
+            from snntrain.rundir import hold  # (a multi-host run's processes share the dir)
+
+            try:
+                hold(out)
+            except ConfigError as e:
+                fail(str(e))

@@ -194,6 +194,40 @@ def test_lock_is_free_again_after_the_holder_exits(tmp_path):
         pass
     with rundir.RunLock(tmp_path):  # released on exit
         pass
+    # taken at start-up (hold) and taken over by the run's own lock, then released
+    import fcntl
+    import os
+
+    def free(run_dir) -> bool:  # whether another open file can lock it (as another process)
+        fd = os.open(run_dir / rundir.LOCK_NAME, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    rundir.hold(tmp_path / "new")
+    rundir.hold(tmp_path / "new")  # (again in this process: a notebook's second main())
+    assert not free(tmp_path / "new")
+    with rundir.RunLock(tmp_path / "new"):
+        assert not free(tmp_path / "new")
+    assert free(tmp_path / "new")
+
+
+def test_a_second_run_is_refused_before_hydra_writes_its_files(tmp_path):
+    """Two runs started a second apart on one hydra.run.dir: the second, refused by the task
+    function's lock, had already let Hydra write its .hydra/ over the first run's (when the
+    first had not written its own yet, there was nothing to put back). It stops at start-up
+    now, and writes nothing there."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with rundir.RunLock(run_dir):  # the first run, before Hydra wrote its .hydra/
+        p = cli("logger=none", "trainer.progress=false", "model.hidden=[32]", "T=6",
+                "trainer.epochs=1", f"hydra.run.dir={run_dir}")
+    assert p.returncode == 2 and "in use by process" in p.stderr, p.stderr[-2000:]
+    assert sorted(f.name for f in run_dir.iterdir()) == [".lock"]
 
 
 @pytest.mark.slow
