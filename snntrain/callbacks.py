@@ -118,6 +118,16 @@ def write_sweep_report(sweep_dir: str | Path, say=_say) -> Path | None:
     return out
 
 
+_REPORTS: list[SweepReport] = []
+
+
+def cancel_reports() -> None:
+    """No report at exit for the multiruns started in this process (one refused at its start,
+    :func:`snntrain.startup.fail`)."""
+    for report in _REPORTS:
+        report._sweep_dir = None
+
+
 class SweepReport(Callback):
     """Hydra callback: the sweep report at the end of a multirun (see the module docstring)."""
 
@@ -129,6 +139,7 @@ class SweepReport(Callback):
         if not self.enabled:
             return
         self._sweep_dir = self._dir(config)
+        _REPORTS.append(self)
         atexit.register(self._finish)  # a multirun that raises never reaches on_multirun_end
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:

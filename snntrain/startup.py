@@ -42,8 +42,12 @@ ERROR_EXIT_CODE = 2
 
 
 def fail(message: str) -> None:
-    """Print ``snntrain: error: message`` and exit with status 2."""
+    """Print ``snntrain: error: message`` and exit with status 2 (no sweep report at exit: a
+    sweep refused at its start has none of its own; it printed "no finished runs", or the
+    report of another sweep in its directory)."""
     print(f"snntrain: error: {message}", file=sys.stderr, flush=True)
+    if (callbacks := sys.modules.get("snntrain.callbacks")) is not None:
+        callbacks.cancel_reports()
     sys.exit(ERROR_EXIT_CODE)
 
 
@@ -244,6 +248,30 @@ def _prepare_malloc(config: DictConfig) -> None:
         malloctune.prepare_run(config, population.malloc_signature(config))
 
 
+def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:
+    """A line refusing a sweep whose default directory already holds another sweep, or None.
+
+    Under SLURM the directory is ``outputs/multirun/slurm-<job>`` (so that a requeued job
+    finds its sweep again): a job's second sweep went into its first's, whose report then
+    mixed in the other sweep's runs, and whose ``multirun.yaml`` Hydra replaced. The same
+    sweep again (a requeue, a resume) goes on; a ``hydra.sweep.dir`` given on the command line
+    is the user's choice (to extend a sweep, say)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    given = OmegaConf.select(config, "hydra.overrides.hydra", default=None) or []
+    if not path.is_file() or any(str(o).startswith("hydra.sweep.dir=") for o in given):
+        return None
+    try:
+        old = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task", default=None)
+    except Exception:  # noqa: BLE001 - not Hydra's record: Hydra replaces it, as before
+        return None
+    new = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
+    if old is None or list(old) == new:
+        return None
+    return (f"{sweep_dir} holds another sweep ({' '.join(old) or 'no overrides'}); this one "
+            f"would mix its runs into that sweep's report: give it its own directory, e.g. "
+            f"hydra.sweep.dir={sweep_dir}-2")
+
+
 def _output_dir(config: DictConfig, key: str) -> str | None:
     try:
         return str(OmegaConf.select(config, key, throw_on_missing=True))
@@ -272,6 +300,9 @@ class Startup(Callback):
                     raise  # ${oops}, ${oc.env:NOPE}: before the run directory exists
                 run = None
             out = _output_dir(config, dir_key)
+            if out is not None and dir_key == "hydra.sweep.dir" and (
+                    msg := another_sweep(config, out)) is not None:
+                raise ConfigError(msg)
             if out is not None:
                 check_output_dir(out)
                 from snntrain.rundir import remember_hydra_files

@@ -344,6 +344,48 @@ def test_run_directory_names(monkeypatch):
     assert rundir.stamp() == "slurm-4200_3"
 
 
+def test_a_second_sweep_in_a_slurm_jobs_sweep_directory_is_refused(tmp_path):
+    """Two sweeps of one SLURM job share outputs/multirun/slurm-<job>: the second's report
+    mixed in the first's runs and Hydra replaced its multirun.yaml. The same sweep again (a
+    requeue) goes on; a hydra.sweep.dir given on the command line is the user's choice. A
+    sweep refused at its start prints no report (it printed the other sweep's)."""
+    from omegaconf import OmegaConf
+
+    from snntrain.startup import another_sweep
+
+    def config(task, hydra=()):
+        return OmegaConf.create({"hydra": {"overrides": {"task": list(task),
+                                                         "hydra": list(hydra)}}})
+
+    sweep = tmp_path / "slurm-888"
+    assert another_sweep(config(["seed=0,1"]), str(sweep)) is None  # nothing there yet
+    sweep.mkdir()
+    OmegaConf.save(config(["seed=0,1", "T=4"]), sweep / "multirun.yaml")
+    assert another_sweep(config(["seed=0,1", "T=4"]), str(sweep)) is None  # a requeue
+    assert another_sweep(config(["surrogate=arctan"]), str(sweep)) == (
+        f"{sweep} holds another sweep (seed=0,1 T=4); this one would mix its runs into that "
+        f"sweep's report: give it its own directory, e.g. hydra.sweep.dir={sweep}-2")
+    assert another_sweep(config(["surrogate=arctan"], [f"hydra.sweep.dir={sweep}"]),
+                         str(sweep)) is None
+    # the command: refused in one line, and no report (of the other sweep's runs) after it
+    import subprocess
+    import sys
+
+    import _workers
+
+    default = tmp_path / "outputs" / "multirun" / "slurm-888"
+    default.parent.mkdir(parents=True)
+    sweep.rename(default)
+    p = subprocess.run([sys.executable, "-m", "snntrain", "-m", "surrogate=arctan", "seed=0,1",
+                        "logger=none"], cwd=tmp_path, capture_output=True, text=True,
+                       env={**_workers.env(1), "SLURM_JOB_ID": "888"}, timeout=300)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "snntrain: error: outputs/multirun/slurm-888 holds another sweep (seed=0,1 T=4); this "
+        "one would mix its runs into that sweep's report: give it its own directory, e.g. "
+        "hydra.sweep.dir=outputs/multirun/slurm-888-2"], p.stderr
+    assert p.stdout == "" and sorted(f.name for f in default.iterdir()) == ["multirun.yaml"]
+
+
 def test_offline_notice_only_for_auto_mode_without_a_key(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # no ~/.netrc entry either
