@@ -29,11 +29,13 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from snntrain.errors import ConfigError
+
 MODES = ("auto", "none", "sharded", "pmap")
 AXIS = "data"
 
 
-class ParallelError(ValueError):
+class ParallelError(ConfigError):
     """A data-parallel setting that cannot work (reported in one line at start-up)."""
 
 
@@ -65,7 +67,12 @@ def maybe_initialize_distributed(cfg: Any) -> None:
     try:
         jax.distributed.initialize(initialization_timeout=timeout, **kwargs)
     except Exception as e:  # noqa: BLE001 - report in one line
-        raise ParallelError(f"jax.distributed.initialize({kwargs}) failed: {e}") from None
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ParallelError(
+            f"trainer.distributed={mode}: jax.distributed.initialize({kwargs}) failed: {why}; "
+            "start one process per task (under SLURM: srun), or set "
+            "trainer.coordinator_address, trainer.num_processes and trainer.process_id, or "
+            "trainer.distributed=false for one process") from None
 
 
 class DataParallel:

@@ -248,6 +248,25 @@ def _prepare_malloc(config: DictConfig) -> None:
         malloctune.prepare_run(config, population.malloc_signature(config))
 
 
+def backend_error() -> str | None:
+    """One line when JAX cannot start the backend ``JAX_PLATFORMS`` names (a GPU or TPU run on
+    a machine without one, or without the extra), else None: it was a traceback ending in a
+    bare ``AssertionError`` (``cuda``) or JAX's RuntimeError (``gpu``, ``tpu``)."""
+    asked = os.environ.get("JAX_PLATFORMS", "").strip()
+    if not asked:
+        return None
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as e:  # noqa: BLE001 - whatever the backend raises, said in one line
+        why = _one_line(str(e).split(" (set JAX_PLATFORMS=")[0]) or "no such backend here"
+        return (f"JAX_PLATFORMS={asked}: JAX cannot start it on this machine ({why}); on a GPU "
+                "machine install the extra, pip install 'snntrain[gpu]' (TPU: 'snntrain[tpu]'"
+                "), or unset JAX_PLATFORMS to run on the CPU")
+    return None
+
+
 def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:
     """A line refusing a sweep whose default directory already holds another sweep, or None.
 
@@ -310,6 +329,10 @@ class Startup(Callback):
                 remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
             if groups and run is not None:
                 check_groups(run)
+            distributed = OmegaConf.select(config, "trainer.distributed", default=False)
+            local = distributed in (False, "false", "none", None)
+            if local and (msg := backend_error()) is not None:  # (devices only after a
+                raise ConfigError(msg)  # multi-host run's jax.distributed.initialize)
             if started_from_the_command_line():
                 from snntrain.hostenv import malloc_mode
 
@@ -317,8 +340,7 @@ class Startup(Callback):
         except ConfigError as e:
             fail(str(e))
         _prepare_malloc(config)
-        distributed = OmegaConf.select(config, "trainer.distributed", default=False)
-        if groups and out is not None and distributed in (False, "false", "none", None):
+        if groups and out is not None and local:
             from snntrain.rundir import hold  # (a multi-host run's processes share the dir)
 
             try:

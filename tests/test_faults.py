@@ -603,3 +603,46 @@ def test_wandb_keeps_a_train_record_and_the_epoch_record_of_one_step_and_the_sum
     summary = read_wandb_run(run_file)["summary"]
     assert summary["samples_per_s"] == 123.0 and summary["epochs"] == 2
     assert summary["cost"] == {"synops": 5.0} and "split" not in summary
+
+
+def test_a_backend_this_machine_lacks_is_one_line(tmp_path):
+    """JAX_PLATFORMS=cuda on a machine without a GPU ended in a traceback with a bare
+    AssertionError (gpu, tpu: JAX's RuntimeError), recorded as the run's error."""
+    import subprocess
+    import sys
+
+    import _workers
+
+    for platform, why in (("cuda", "no such backend here"),
+                          ("tpu", "Unable to initialize backend 'tpu'")):
+        p = subprocess.run([sys.executable, "-m", "snntrain", "logger=none", "T=4",
+                            "trainer.epochs=1"], cwd=tmp_path, capture_output=True, text=True,
+                           env={**_workers.env(1), "JAX_PLATFORMS": platform}, timeout=300)
+        line = p.stderr.strip().splitlines()[-1]
+        assert p.returncode == 2 and line.startswith(
+            f"snntrain: error: JAX_PLATFORMS={platform}: JAX cannot start it on this machine "
+            f"({why}") and line.endswith(
+            "pip install 'snntrain[gpu]' (TPU: 'snntrain[tpu]'), or unset JAX_PLATFORMS to run "
+            "on the CPU"), p.stderr[-2000:]
+        assert "Traceback" not in p.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_a_multi_host_start_without_its_processes_is_one_line(tmp_path):
+    """trainer.distributed=auto in a SLURM allocation of 2 tasks started without srun: a
+    traceback of snntrain's own ParallelError (documented as one line)."""
+    import subprocess
+    import sys
+
+    import _workers
+
+    p = subprocess.run([sys.executable, "-m", "snntrain", "logger=none", "T=4",
+                        "trainer.epochs=1", "trainer.distributed=auto"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300,
+                       env={**_workers.env(1), "SLURM_JOB_ID": "5", "SLURM_NTASKS": "2"})
+    line = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert line.startswith("snntrain: error: trainer.distributed=auto: "
+                           "jax.distributed.initialize({}) failed: ")
+    assert line.endswith("start one process per task (under SLURM: srun), or set "
+                         "trainer.coordinator_address, trainer.num_processes and "
+                         "trainer.process_id, or trainer.distributed=false for one process")
