@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - hydra is a dependency; keep the module importable
     Callback = object  # type: ignore[misc,assignment]
 
-SWEEP_EXTRA = "pip install -e '.[sweep]'"
+SWEEP_EXTRA = "pip install 'snntrain[sweep]' (in a checkout: pip install -e '.[sweep]')"
 # override prefix -> (what it needs, the module the plugin provides)
 NEEDS_EXTRA = {
     "hparams_search=optuna": ("the Optuna sweeper", "hydra_plugins.hydra_optuna_sweeper"),

@@ -526,8 +526,8 @@ def _missing(name: str, looked: Path, what: str, split: str,
     mine = [a for a in archives if split in a.lower()]
     expected = ARCHIVES[name].format(split=split, Split=split.capitalize())
     here = prepare_cmd(name).replace("DIR", str(looked.parent))
-    elsewhere = (f"on a machine with internet run {prepare_cmd(name)} (after pip install -e "
-                 "'.[events]'), copy DIR here and set dataset.data_dir=<copy>")
+    elsewhere = (f"on a machine with internet run {prepare_cmd(name)} (after {EVENTS_EXTRA}), "
+                 "copy DIR here and set dataset.data_dir=<copy>")
     if mine and mine[0] not in extracted:
         return EventDataMissing(
             f"{name}: {what} not found in {looked}, only the archive {mine[0]}: run {here} to "

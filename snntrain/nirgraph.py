@@ -55,7 +55,8 @@ try:
 except ImportError:  # an optional extra: only to_nir and from_nir need it (require_nir)
     nir = None
 
-NIR_MISSING = "NIR export and import need the nir package: pip install -e '.[nir]'"
+NIR_MISSING = ("NIR export and import need the nir package: pip install 'snntrain[nir]' (in a "
+               "checkout: pip install -e '.[nir]')")
 
 
 def require_nir() -> None:

@@ -183,7 +183,8 @@ def test_the_base_install_trains_without_any_optional_extra(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
     p = _without_extras("snntrain.export", str(tmp_path / "run"), "--nir", str(tmp_path / "m.nir"))
     assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == (
-        "snntrain: error: NIR export and import need the nir package: pip install -e '.[nir]'")
+        "snntrain: error: NIR export and import need the nir package: pip install "
+        "'snntrain[nir]' (in a checkout: pip install -e '.[nir]')")
 
 
 def test_a_population_into_a_closed_pipe_still_writes_its_report(tmp_path):

@@ -396,9 +396,8 @@ def test_prepare_with_one_of_the_two_archives(tmp_path, capsys, monkeypatch):
         f"error: shd: shd_test.h5 not found in {root}, nor its archive shd_test.h5.zip (there "
         f"is only shd_train.h5.zip): copy shd_test.h5.zip there and run `python -m "
         f"snntrain.data prepare shd --data_dir {tmp_path}`, or on a machine with internet run "
-        "`python -m snntrain.data prepare shd --data_dir DIR` (after pip install -e "
-        "'.[events]'), copy DIR here and set dataset.data_dir=<copy> (downloading needs Tonic: "
-        f"{EVENTS_EXTRA})")
+        f"`python -m snntrain.data prepare shd --data_dir DIR` (after {EVENTS_EXTRA}), copy "
+        f"DIR here and set dataset.data_dir=<copy> (downloading needs Tonic: {EVENTS_EXTRA})")
     # an archive without its file: prepare says so instead of "run prepare to extract it"
     _zip(root / "shd_test.h5.zip", tmp_path / "src" / "SHD" / "shd_train.h5", "other.h5")
     assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
@@ -407,7 +406,7 @@ def test_prepare_with_one_of_the_two_archives(tmp_path, capsys, monkeypatch):
         "archive is truncated or not the dataset's; delete it, then copy a good "
         f"shd_test.h5.zip there and run `python -m snntrain.data prepare shd --data_dir "
         f"{tmp_path}` again, or on a machine with internet run `python -m snntrain.data "
-        "prepare shd --data_dir DIR` (after pip install -e '.[events]'), copy DIR here and set "
+        f"prepare shd --data_dir DIR` (after {EVENTS_EXTRA}), copy DIR here and set "
         f"dataset.data_dir=<copy> (downloading needs Tonic: {EVENTS_EXTRA})")
     _zip(root / "shd_test.h5.zip", tmp_path / "src" / "SHD" / "shd_test.h5", "shd_test.h5")
     assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 0

@@ -582,7 +582,7 @@ def test_missing_sweep_extra_is_one_line_naming_the_extra(monkeypatch):
         msg = callbacks.missing_sweep_extra(["-m", arg, "trainer.epochs=1"])
         assert (
             msg == f"{arg.lstrip('+')} needs the Optuna sweeper, which is not installed: "
-            "pip install -e '.[sweep]'"
+            "pip install 'snntrain[sweep]' (in a checkout: pip install -e '.[sweep]')"
         )
     msg = callbacks.missing_sweep_extra(["-m", "hydra/launcher=slurm_gpu"])
     assert msg.startswith("hydra/launcher=slurm_gpu needs the submitit launcher")
