@@ -711,6 +711,29 @@ def test_remat_keeps_activation_memory_bounded_in_T():
     assert temp_bytes(32, False) >= 3 * base
 
 
+def test_remat_between_one_and_two_blocks_needs_less_memory_than_none():
+    """T = 30 in blocks of 25 (one block and a remainder) needed 1.4x the memory of no remat
+    (the digits MLP: 27.6 against 19.9 MiB); it now runs as two halves of 15 steps, with the
+    values of no remat."""
+    model = models.create("mlp", (64,), 10, seed=0, hidden=[256], remat_chunk=25)
+    assert [model._chunk(T, True) for T in (25, 26, 30, 31, 49, 50, 60)] == [
+        0, 13, 15, 15, 24, 25, 25]
+    graphdef, params = nnx.split(model, nnx.Param)
+
+    def loss(params, x, remat):
+        return nnx.merge(graphdef, params)(x, spike, remat)[0].sum()
+
+    def temp_bytes(remat):
+        x = jax.ShapeDtypeStruct((30, 128, 64), jnp.float32)
+        grad = jax.jit(jax.grad(loss), static_argnums=2)
+        return grad.lower(params, x, remat).compile().memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(True) < 0.7 * temp_bytes(False)
+    x = jax.random.uniform(jax.random.PRNGKey(1), (30, 8, 64)) < 0.3
+    g1, g0 = (jax.grad(loss)(params, x.astype(jnp.float32), r) for r in (True, False))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g1, g0)
+
+
 def test_remat_with_a_lazy_rate_code_keeps_input_memory_bounded_in_T():
     """An MLP on 28x28 rate-coded input, where the drawn input dominates memory: with the
     lazy ``Encoded`` input and remat, T = 4 * remat_chunk needs about the memory of
