@@ -264,7 +264,7 @@ GROUP_RULES: dict[str, Rule] = {
     "model.pool_before_neuron": one_of(True, False),
     "model.readout_beta": finite(),
     "model.readout_scale": number(0.0),
-    "model.neuron.beta": finite(),
+    "model.neuron.beta": finite(null=True),  # null with tau (which sets it)
     "model.neuron.threshold": finite(),
     "model.neuron.tau": finite(null=True),
     "model.neuron.tau_a": finite(null=True),

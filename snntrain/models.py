@@ -433,7 +433,7 @@ class SNN(nnx.Module):
         chunk = int(self.remat_chunk)
         if not (remat and 0 < chunk < T):
             return 0
-        return T // 2 if T < 2 * chunk else chunk
+        return chunk if 2 * chunk <= T else T // 2
 
     def _chunked_trace(self, x_TxBx, spike_fn: Callable, chunk: int) -> tuple[Array, dict]:
         """Run time in blocks of ``chunk`` steps (a ``lax.scan`` over blocks), each block under

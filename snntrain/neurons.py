@@ -74,6 +74,9 @@ def _decay(owner: str, name: str, value: float, tau: float | None, dt: float,
             raise ValueError(f"{owner}: {tau_name} and dt must be > 0, got {tau_name}={tau}, "
                              f"dt={dt}")
         value = math.exp(-float(dt) / float(tau))
+    if value is None:  # (beta: null is allowed when tau sets it)
+        raise ValueError(f"{owner}: {name} must be a number in (0, 1] unless {tau_name} is set, "
+                         "got None")
     if not 0.0 < float(value) <= 1.0:
         raise ValueError(f"{owner}: {name} must be in (0, 1], got {value}")
     return float(value)

@@ -177,6 +177,9 @@ GROUP_CASES = [
     ("model=recurrent +model.channels=[3]", "unknown key model.channels"),
     ("model.name=cnn", "unknown model 'cnn'; valid: conv, mlp, recurrent"),
     ("model.neuron.beta=1.5", "model.neuron.beta=1.5 is invalid: LIF: beta must be in (0, 1]"),
+    # null is for a tau that sets it (it was refused with tau too)
+    ("model.neuron.beta=null", "model.neuron.beta=null is invalid: LIF: beta must be a number "
+                               "in (0, 1] unless tau is set, got None"),
     ("model.neuron.threshold=0", "model.neuron.threshold=0 is invalid"),
     ("model.neuron.reset=foo", "model.neuron.reset='foo' is invalid"),
     ("model.neuron.tau=-1", "model.neuron.tau=-1 is invalid"),
@@ -224,6 +227,19 @@ def test_groups_reject_with_one_line_naming_the_key(overrides, expected):
 
 
 @pytest.mark.slow
+def test_a_beta_of_null_under_tau_is_valid():
+    """lif.yaml: tau, when set, overrides beta; beta=null beside it was refused."""
+    import math
+
+    from snntrain import models
+
+    for neuron in ("lif", "alif"):
+        cfg = _compose(f"model/neuron={neuron}", "model.neuron.beta=null", "model.neuron.tau=10")
+        config.validate(cfg)
+        cell = models.make_neuron(dict(cfg.model.neuron))
+        assert cell.decay == math.exp(-1 / 10)
+
+
 def test_another_neuron_name_on_the_command_line_points_to_its_config(monkeypatch):
     """model.neuron.name=if kept the lif's beta and blamed it ("unknown key model.neuron.beta");
     the line now says to pick the neuron with model/neuron=if. Only when the command line set
