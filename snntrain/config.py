@@ -486,6 +486,10 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
             node = node.get(part, _ABSENT) if isinstance(node, Mapping) else _ABSENT
         if node is not _ABSENT:
             _check(key, node, rule)
+    ds = d["dataset"]
+    if ds.get("test_fraction") == 0 and ds.get("test_split", None) is None:  # carved: digits,
+        raise _invalid("dataset.test_fraction", 0, "a finite number > 0.0 and <= 0.99 where "
+                       "the test split is carved from the data (0 only with a test_split)")
     for group in ("logger", "metrics"):
         _no_unknown_nested(group, d[group], _shipped_keys(group))
     return RunConfig(**top, trainer=trainer, loss=loss, **{g: d[g] for g in DICT_GROUPS})

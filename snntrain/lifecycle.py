@@ -105,7 +105,7 @@ def continue_unfinished(cfg: DictConfig, hydra_cfg: Any, say) -> Path:
     from hydra.types import RunMode
 
     new = Path(hydra_cfg.runtime.output_dir)
-    explicit = any(o.startswith("hydra.run.dir=") for o in hydra_cfg.overrides.hydra)
+    explicit = any(o.lstrip("+").startswith("hydra.run.dir=") for o in hydra_cfg.overrides.hydra)
     if (cfg.trainer.resume != "auto" or hydra_cfg.mode != RunMode.RUN or explicit
             or rundir.stamp().startswith("slurm-") or (new / "checkpoints").exists()):
         return new
@@ -203,7 +203,8 @@ def resume_command(run_dir: Path) -> str:
     key, where = "hydra.run.dir", run_dir
     if _multirun():
         key, where = "hydra.sweep.dir", run_dir.parent
-    args = [a for a in sys.argv[1:] if not a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    args = [a for a in sys.argv[1:]
+            if not a.lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
     quoted = str(where).replace("\\", "\\\\").replace('"', '\\"')  # Hydra's string grammar
     return " ".join(["python -m snntrain", *map(shlex.quote, args),
                      shlex.quote(f'{key}="{quoted}"')])

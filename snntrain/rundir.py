@@ -79,9 +79,14 @@ def hold(run_dir: str | Path) -> None:
     there: a second run refused only by the task function's lock had already written over the
     first run's record (when it started before the first had written its own, there was
     nothing to put back). The run's :class:`RunLock` takes the lock over."""
-    path = prepare(run_dir).absolute()
+    path = _key(prepare(run_dir))
     if path not in _held:
         _held[path] = RunLock(path).__enter__()
+
+
+def _key(run_dir: Path) -> Path:
+    """One name per directory (``outputs/../outputs/a`` is ``outputs/a``, as Hydra names it)."""
+    return Path(os.path.realpath(run_dir))
 
 
 class RunLock:
@@ -95,7 +100,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         if not self.enabled:
             return self
-        if (held := _held.pop(self.path.parent.absolute(), None)) is not None:
+        if (held := _held.pop(_key(self.path.parent), None)) is not None:
             self._fd = held._fd  # taken at start-up by this process (hold)
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -73,14 +73,17 @@ def composition_error(argv: list[str]) -> str | None:
 
 
 def sweep_samples(argv: list[str]) -> tuple[list[list[str]], dict[str, str]]:
-    """Single runs of a ``-m`` sweep that between them take every value of every swept key
-    (the first run takes each key's first value; each further run one other value), expanded
+    """Single runs of a ``-m`` sweep that between them take every option of every swept config
+    group and one value of every other swept key (the first run takes each one's first value;
+    each further run one other option), expanded
     as Hydra's basic sweeper expands them (``sweep_string_iterator``; the raw overrides if one
     does not parse: composing them says why), and the sweep override each single value came
     from. An ``interval`` (Optuna's) is not a list of values: its key is left out. At most
     ``MAX_SWEEP_COMPOSES`` runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
+
+    from snntrain.paths import CONFIG_DIR
 
     try:
         overrides = OverridesParser.create().parse_overrides(argv)
@@ -96,6 +99,8 @@ def sweep_samples(argv: list[str]) -> tuple[list[list[str]], dict[str, str]]:
             values = list(o.sweep_string_iterator())
         except Exception:  # noqa: BLE001 - an interval: no values to list
             continue
+        if not (CONFIG_DIR / o.key_or_group.replace(".", "/")).is_dir():
+            values = values[:1]  # a key composes with any value: one says whether it exists
         choices.append([f"{o.get_key_element()}={v}" for v in values] or [raw])
         shown.update(dict.fromkeys(choices[-1], raw))
     first = [c[0] for c in choices]
@@ -140,14 +145,18 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
         if bad and "is not in struct" in cause:
             key = bad.group(1)
             arg = next((a for a in argv if a.split("=", 1)[0] == key), key)
+            if key.startswith("hydra."):  # (compose() leaves Hydra's own node out)
+                return (f"{key} is not a key of Hydra's config; to add a key it does not have, "
+                        f"write +{shown.get(arg, arg)}")
             base = composed([a for a in argv if a != arg])
             parent, _, leaf = key.rpartition(".")
             while parent and OmegaConf.select(base, parent) is None:  # trainer.populaton.seed
                 parent, _, leaf = parent.rpartition(".")  # names trainer.populaton
             keys = _keys_of(base, parent)
             arg = shown.get(arg, arg)
-            if (parent + "." if parent else "") + leaf != key:
-                key = (parent + "." if parent else "") + leaf
+            named = (parent + "." if parent else "") + leaf
+            if named != key:
+                key = named
             elif leaf in keys:  # trainer={a:1}: a group (or node) given a value Hydra cannot merge
                 group = key.replace(".", "/")
                 pick = (f" or pick an option ({group}=<name>)" if (CONFIG_DIR / group).is_dir()
@@ -252,8 +261,8 @@ def backend_error() -> str | None:
     """One line when JAX cannot start the backend ``JAX_PLATFORMS`` names (a GPU or TPU run on
     a machine without one, or without the extra), else None: it was a traceback ending in a
     bare ``AssertionError`` (``cuda``) or JAX's RuntimeError (``gpu``, ``tpu``)."""
-    asked = os.environ.get("JAX_PLATFORMS", "").strip()
-    if not asked:
+    asked = os.environ.get("JAX_PLATFORMS", "")
+    if not asked.strip():
         return None
     import jax
 
@@ -261,9 +270,12 @@ def backend_error() -> str | None:
         jax.devices()
     except Exception as e:  # noqa: BLE001 - whatever the backend raises, said in one line
         why = _one_line(str(e).split(" (set JAX_PLATFORMS=")[0]) or "no such backend here"
-        return (f"JAX_PLATFORMS={asked}: JAX cannot start it on this machine ({why}); on a GPU "
-                "machine install the extra, pip install 'snntrain[gpu]' (TPU: 'snntrain[tpu]'"
-                "), or unset JAX_PLATFORMS to run on the CPU")
+        accelerator = any(p.strip() in ("gpu", "cuda", "rocm", "tpu") for p in asked.split(","))
+        fix = ("on a GPU machine install the extra, pip install 'snntrain[gpu]' (TPU: "
+               "'snntrain[tpu]'), or" if accelerator else
+               "JAX's platforms are cpu, cuda, rocm and tpu (lower case, comma-separated);")
+        return (f"JAX_PLATFORMS={asked!r}: JAX cannot start it on this machine ({why}); {fix} "
+                "unset JAX_PLATFORMS to run on the CPU")
     return None
 
 
@@ -275,20 +287,51 @@ def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:
     mixed in the other sweep's runs, and whose ``multirun.yaml`` Hydra replaced. The same
     sweep again (a requeue, a resume) goes on; a ``hydra.sweep.dir`` given on the command line
     is the user's choice (to extend a sweep, say)."""
-    path = Path(sweep_dir) / "multirun.yaml"
     given = OmegaConf.select(config, "hydra.overrides.hydra", default=None) or []
-    if not path.is_file() or any(str(o).startswith("hydra.sweep.dir=") for o in given):
+    if any(str(o).lstrip("+").startswith("hydra.sweep.dir=") for o in given):
         return None
-    try:
-        old = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task", default=None)
-    except Exception:  # noqa: BLE001 - not Hydra's record: Hydra replaces it, as before
-        return None
+    old = _sweep_record(Path(sweep_dir))
     new = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
-    if old is None or list(old) == new:
+    if old is None or old == new:
         return None
     return (f"{sweep_dir} holds another sweep ({' '.join(old) or 'no overrides'}); this one "
             f"would mix its runs into that sweep's report: give it its own directory, e.g. "
             f"hydra.sweep.dir={sweep_dir}-2")
+
+
+SWEEP_RECORD = ".snntrain_sweep.json"  # a sweep's overrides (an Optuna sweep has no multirun.yaml)
+
+
+def _sweep_record(sweep_dir: Path) -> list[str] | None:
+    """The overrides of the sweep in ``sweep_dir`` (ours, else Hydra's ``multirun.yaml``)."""
+    import json
+
+    try:
+        return [str(o) for o in json.loads((sweep_dir / SWEEP_RECORD).read_text())["task"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        old = OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"),
+                               "hydra.overrides.task", default=None)
+    except Exception:  # noqa: BLE001 - none, or not Hydra's record
+        return None
+    return None if old is None else [str(o) for o in old]
+
+
+def record_sweep(config: DictConfig, sweep_dir: str) -> None:
+    """Write ``<sweep_dir>/.snntrain_sweep.json`` (the sweep's overrides, for
+    :func:`another_sweep`) if it is not there yet; a sweep directory is made anyway."""
+    import json
+
+    path = Path(sweep_dir) / SWEEP_RECORD
+    if path.exists():
+        return
+    task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=None) or []]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"task": task}) + "\n")
+    except OSError:  # (check_output_dir said it is writable; a race is Hydra's to report)
+        pass
 
 
 def _output_dir(config: DictConfig, key: str) -> str | None:
@@ -329,10 +372,6 @@ class Startup(Callback):
                 remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
             if groups and run is not None:
                 check_groups(run)
-            distributed = OmegaConf.select(config, "trainer.distributed", default=False)
-            local = distributed in (False, "false", "none", None)
-            if local and (msg := backend_error()) is not None:  # (devices only after a
-                raise ConfigError(msg)  # multi-host run's jax.distributed.initialize)
             if started_from_the_command_line():
                 from snntrain.hostenv import malloc_mode
 
@@ -340,6 +379,14 @@ class Startup(Callback):
         except ConfigError as e:
             fail(str(e))
         _prepare_malloc(config)
+        # (after the malloc policy, which must precede JAX's threads; not for a multi-host
+        # run: its devices only after jax.distributed.initialize)
+        distributed = OmegaConf.select(config, "trainer.distributed", default=False)
+        local = distributed in (False, "false", "none", None)
+        if local and (msg := backend_error()) is not None:
+            fail(msg)
+        if not groups and out is not None:
+            record_sweep(config, out)
         if groups and out is not None and local:
             from snntrain.rundir import hold  # (a multi-host run's processes share the dir)
 

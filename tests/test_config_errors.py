@@ -107,6 +107,9 @@ PARSE_CASES = [
     ("dataset.test_fraction=1.5", "dataset.test_fraction=1.5 is invalid: must be a finite "
                                   "number >= 0.0 and <= 0.99"),
     ("dataset.test_fraction=-0.1", "dataset.test_fraction=-0.1 is invalid"),
+    # refused before the run directory exists where the test split is carved (digits)
+    ("dataset.test_fraction=0", "dataset.test_fraction=0 is invalid: must be a finite number > "
+                                "0.0 and <= 0.99 where the test split is carved from the data"),
     ("dataset=mnist dataset.download=maybe", "dataset.download='maybe' is invalid"),
     ("dataset=mnist dataset.in_memory=sometimes", "dataset.in_memory='sometimes' is invalid"),
     ("dataset=arrays", "dataset.path is required: set dataset.path="),

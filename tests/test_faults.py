@@ -214,6 +214,11 @@ def test_lock_is_free_again_after_the_holder_exits(tmp_path):
     with rundir.RunLock(tmp_path / "new"):
         assert not free(tmp_path / "new")
     assert free(tmp_path / "new")
+    # the same directory by another name (Hydra names hydra.run.dir=a/../b as b): the run
+    # took its own lock for another run's
+    rundir.hold(tmp_path / "x" / ".." / "other")
+    with rundir.RunLock(tmp_path / "other"):
+        assert not free(tmp_path / "other")
 
 
 def test_a_second_run_is_refused_before_hydra_writes_its_files(tmp_path):
@@ -351,7 +356,7 @@ def test_a_second_sweep_in_a_slurm_jobs_sweep_directory_is_refused(tmp_path):
     sweep refused at its start prints no report (it printed the other sweep's)."""
     from omegaconf import OmegaConf
 
-    from snntrain.startup import another_sweep
+    from snntrain.startup import another_sweep, record_sweep
 
     def config(task, hydra=()):
         return OmegaConf.create({"hydra": {"overrides": {"task": list(task),
@@ -365,8 +370,16 @@ def test_a_second_sweep_in_a_slurm_jobs_sweep_directory_is_refused(tmp_path):
     assert another_sweep(config(["surrogate=arctan"]), str(sweep)) == (
         f"{sweep} holds another sweep (seed=0,1 T=4); this one would mix its runs into that "
         f"sweep's report: give it its own directory, e.g. hydra.sweep.dir={sweep}-2")
-    assert another_sweep(config(["surrogate=arctan"], [f"hydra.sweep.dir={sweep}"]),
-                         str(sweep)) is None
+    for given in (f"hydra.sweep.dir={sweep}", f"++hydra.sweep.dir={sweep}"):
+        assert another_sweep(config(["surrogate=arctan"], [given]), str(sweep)) is None
+    # an Optuna sweep writes no multirun.yaml: the sweep's own record says what it was
+    optuna = tmp_path / "slurm-999"
+    record_sweep(config(["hparams_search=optuna"]), str(optuna))
+    record_sweep(config(["hparams_search=optuna", "seed=5"]), str(optuna))  # (kept: the first)
+    assert not (optuna / "multirun.yaml").exists()
+    assert another_sweep(config(["hparams_search=optuna"]), str(optuna)) is None
+    assert another_sweep(config(["hparams_search=optuna", "seed=5"]), str(optuna)).startswith(
+        f"{optuna} holds another sweep (hparams_search=optuna); ")
     # the command: refused in one line, and no report (of the other sweep's runs) after it
     import subprocess
     import sys
@@ -384,6 +397,7 @@ def test_a_second_sweep_in_a_slurm_jobs_sweep_directory_is_refused(tmp_path):
         "one would mix its runs into that sweep's report: give it its own directory, e.g. "
         "hydra.sweep.dir=outputs/multirun/slurm-888-2"], p.stderr
     assert p.stdout == "" and sorted(f.name for f in default.iterdir()) == ["multirun.yaml"]
+    assert not (default / ".snntrain_sweep.json").exists()  # (a sweep that starts writes it)
 
 
 def test_offline_notice_only_for_auto_mode_without_a_key(tmp_path, monkeypatch):
@@ -620,7 +634,7 @@ def test_a_backend_this_machine_lacks_is_one_line(tmp_path):
                            env={**_workers.env(1), "JAX_PLATFORMS": platform}, timeout=300)
         line = p.stderr.strip().splitlines()[-1]
         assert p.returncode == 2 and line.startswith(
-            f"snntrain: error: JAX_PLATFORMS={platform}: JAX cannot start it on this machine "
+            f"snntrain: error: JAX_PLATFORMS='{platform}': JAX cannot start it on this machine "
             f"({why}") and line.endswith(
             "pip install 'snntrain[gpu]' (TPU: 'snntrain[tpu]'), or unset JAX_PLATFORMS to run "
             "on the CPU"), p.stderr[-2000:]
