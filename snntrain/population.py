@@ -1119,8 +1119,10 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         final = "preempted" if status == "preempted" else "completed"
         summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start)
         summary["wall_time_s"] = group_s / len(runs)
+        summary["compile_time_s"] = group.compile_s / len(runs)  # (so, below its wall time)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs),
-                                 "group_wall_time_s": group_s}
+                                 "group_wall_time_s": group_s,
+                                 "group_compile_time_s": group.compile_s}
         mesh = next(p.mesh_shape for p in group.programs if j in p.index)
         if mesh != (1, 1):  # the member's program's devices (as device_info counts a run's)
             summary["device"].update(devices=mesh[0] * mesh[1], parallel="sharded",

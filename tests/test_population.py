@@ -370,7 +370,9 @@ def test_members_equal_their_solo_runs_exactly(mixed):
         assert s["wall_time_s"] == pytest.approx(s["population"]["group_wall_time_s"] / 3)
         assert s["population"]["group_wall_time_s"] <= summary["wall_time_s"]
         # compile (and data) included, as in a solo run's wall time (it was training only)
-        assert s["population"]["group_wall_time_s"] > s["compile_time_s"] > 0
+        assert s["population"]["group_wall_time_s"] > s["population"]["group_compile_time_s"]
+        assert s["compile_time_s"] == pytest.approx(s["population"]["group_compile_time_s"] / 3)
+        assert s["wall_time_s"] > s["compile_time_s"] > 0
     # the member selected by optimize_metric (best_val_accuracy), and its test accuracy
     chosen = max(solos, key=lambda s: _summary(s)["best_val_accuracy"])
     assert summary["best_val_accuracy"] == pytest.approx(_summary(chosen)["best_val_accuracy"])
