@@ -134,7 +134,6 @@ def main() -> int:
         runners = our_runners(name, ws["mlp" if name == "mlp1024" else name].overrides)
         for r in runners:
             r.warm()
-            r.warm()  # a second call may compile again (committed outputs as inputs)
         trial = malloc_trial(runners[0])  # None unless SNNTRAIN_MALLOC=auto
         policy = trial["choice"] if trial else ("default" if mode == "auto" else mode)
         if trial:

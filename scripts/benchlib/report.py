@@ -43,7 +43,8 @@ def print_workload(name: str, r: dict[str, Any]) -> None:
 
 
 def print_workload_footer() -> None:
-    print("(best of alternating rounds; compile = first call; RSS = process-wide peak)")
+    print("(best of alternating rounds; compile = the first two calls, the second may compile "
+          "again; RSS = process-wide peak)")
 
 
 def print_memory(mem: dict[str, Any]) -> None:
