@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the three workloads with few steps, no other section (< 1 minute)",
     )
-    ap.add_argument("--json", type=Path, help="write the results to this file")
+    ap.add_argument("--json", type=cli.json_path, help="write the results to this file")
     ap.add_argument("--workloads", default=["mlp", "conv", "digits"],
                     type=cli.subset(("mlp", "conv", "digits")), help="comma-separated subset")
     ap.add_argument(
@@ -124,7 +124,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--_npz", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--_steps", type=int, default=40, help=argparse.SUPPRESS)
     ap.add_argument("--_steps-scale", type=float, default=1.0, help=argparse.SUPPRESS)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    from snntrain.startup import composition_error
+
+    if args.override and (msg := composition_error(list(args.override))) is not None:
+        ap.error(f"argument --override: {msg}")  # (a Hydra traceback after the GEMM peak)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

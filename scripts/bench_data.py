@@ -32,6 +32,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from benchlib import cli  # noqa: E402
 
 from snntrain import data  # noqa: E402
 
@@ -116,17 +117,23 @@ def consumption(overrides: list[str], root: Path, steps: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shd", type=int, default=512, help="SHD training samples")
-    parser.add_argument("--dvs", type=int, default=32, help="DVS Gesture training samples")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps")
+    parser.add_argument("--shd", type=cli.positive_int, default=512, help="SHD training samples")
+    parser.add_argument("--dvs", type=cli.positive_int, default=32,
+                        help="DVS Gesture training samples")
+    parser.add_argument("--steps", type=cli.positive_int, default=5, help="timed training steps")
     parser.add_argument("--dir", default="/tmp/snntrain_bench_data")
-    parser.add_argument("--json", default=None, help="also write the numbers here")
+    parser.add_argument("--json", type=cli.json_path, default=None,
+                        help="also write the numbers here")
     args = parser.parse_args(argv)
     root = Path(args.dir)
     if not (root / "SHD" / "shd_train.h5").exists():
         write_shd(root, args.shd)
+    else:  # (the counts asked for were ignored without a word)
+        print(f"reusing the SHD files in {root} (--shd applies to a new --dir)")
     if not (root / "DVSGesture").exists():
         write_dvs(root, args.dvs)
+    else:
+        print(f"reusing the DVS Gesture files in {root} (--dvs applies to a new --dir)")
     results = {}
     cases = {
         "shd_mlp": ("shd", 256, dict(T=128, dt_ms=7.8125, origin="zero", binary=True,

@@ -85,7 +85,8 @@ def ours_steps_per_s(runner, seconds: float) -> float:
 def subprocess_rows(cmd: list[str], what: str, env: dict[str, str]) -> list[dict]:
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        print(f"{what} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{what} failed: {last}", file=sys.stderr)
         return []
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
@@ -112,16 +113,17 @@ def summarize(best: dict[str, float]) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--peer-python", help="python of an env with torch + snntorch/spikingjelly "
+    ap.add_argument("--peer-python", type=cli.executable,
+                    help="python of an env with torch + snntorch/spikingjelly "
                     "(omitted: no PyTorch peers)")
     ap.add_argument("--workloads", default=["mlp", "conv", "mlp1024"],
                     type=cli.subset(("mlp", "conv", "mlp1024")), help="subset of mlp,conv,mlp1024")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=cli.positive_int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0, help="per library, round, workload")
     ap.add_argument("--no-spyx", action="store_true", help="skip spyx")
     ap.add_argument("--peer-malloc", choices=("default", "same"), default="default",
                     help="the peers' malloc: glibc untouched, or the policy snntrain chose")
-    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--json", type=cli.json_path, help="also write the results here")
     args = ap.parse_args()
     mode = hostenv.prepare()  # as the snntrain CLI does (auto: one arena; hugepages: restart)
     info = machine_info()
@@ -187,7 +189,10 @@ def main() -> int:
         med = results.get(w, {}).get("median_steps_per_s", {})
         den = max((got.get(d, 0.0) for d in dens), default=0.0)
         med_den = max((med.get(d, 0.0) for d in dens), default=0.0)
-        if not got or not den:
+        if w not in results:
+            continue
+        if not den:  # (it vanished without a word when the peers were missing)
+            print(f"  {label}: not measured (no row from {', '.join(dens)} in this run)")
             continue
         ratio = got[num] / den
         ok = "met" if goal is not None and ratio >= goal else "MISSED"

@@ -10,7 +10,7 @@ Sections:
   64 -> 256 LIF -> 10, T = 25, batch 128, Adam), seeds 0..K-1, against K sequential solo steps
   in the same process (one compiled solo step called K times). Three layouts of the population
   step: ``map`` (``vectorize=1``: ``lax.map``, members one after another inside the program,
-  bit-identical to solo), ``vmap`` (``vectorize=K``) and, for K >= 4, ``vmap4`` (``lax.map``
+  bit-identical to solo), ``vmap`` (``vectorize=K``) and, for K > 4, ``vmap4`` (``lax.map``
   of vmapped groups of 4). Reported per member-step, as the gain over solo (solo time x K /
   population time); wall and process CPU time, each the best of several rounds (the machine
   is shared: the best round is the least disturbed one).
@@ -234,14 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ks", default=[1, 4, 16, 64], type=cli.positive_ints,
                    help="population sizes (comma-separated)")
-    p.add_argument("--steps", type=int, default=64, help="member-steps per timing round")
-    p.add_argument("--rounds", type=int, default=5, help="timing rounds (best is reported)")
+    p.add_argument("--steps", type=cli.positive_int, default=64,
+                   help="member-steps per timing round")
+    p.add_argument("--rounds", type=cli.positive_int, default=5,
+                   help="timing rounds (best is reported)")
     p.add_argument("--sections", default=["steps", "types"],
                    type=cli.subset(("steps", "types", "e2e")), help="steps,types (and e2e)")
     p.add_argument("--e2e", action="store_true", help="also run the end-to-end comparison")
     p.add_argument("--solo-runs", type=int, default=3, help="processes for the multirun estimate")
     p.add_argument("--e2e-args", default="", help="extra overrides for both e2e sides")
-    p.add_argument("--json", default=None, help="write the rows here")
+    p.add_argument("--json", type=cli.json_path, default=None, help="write the rows here")
     args = p.parse_args(argv)
     print(f"malloc: SNNTRAIN_MALLOC={hostenv.prepare()}")  # as the CLI (auto: one arena)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")

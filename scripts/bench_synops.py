@@ -17,22 +17,25 @@ import json
 import tempfile
 from pathlib import Path
 
+from benchlib import cli
 from benchlib.evalcost import SECONDS, measure, print_synops
 from benchlib.workloads import Workload, synthetic_npz, workloads
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workloads", default="mlp,digits,conv")
+    ap.add_argument("--workloads", default=["mlp", "digits", "conv"],
+                    type=cli.subset(("mlp", "digits", "conv", "digits_conv")),
+                    help="subset of mlp,digits,conv,digits_conv")
     ap.add_argument("--seconds", type=float, default=SECONDS, help="per workload")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=cli.json_path)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = workloads(synthetic_npz(Path(tmp) / "mnist_like.npz"))
         base = ["logger=none", "trainer.progress=false"]
         ws["digits_conv"] = Workload("digits_conv", [*base, "model=conv"], 0, lambda: None, 0)
         res = {}
-        for n in a.workloads.split(","):
+        for n in a.workloads:
             res[n] = measure(ws[n], a.seconds)
             print_synops({n: res[n]})
     if a.json:

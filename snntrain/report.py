@@ -682,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``snntrain-report`` / ``python -m snntrain.report``."""
     p = argparse.ArgumentParser(prog="snntrain-report", description=__doc__.split("\n\n")[1])
     p.add_argument("paths", nargs="+", metavar="PATH", help="sweep or run directories")
-    p.add_argument("--out", help="report directory (default: <first PATH>/report)")
+    p.add_argument("--out", metavar="DIR", help="report directory (default: <first PATH>/report)")
     p.add_argument(
         "--target", type=_fraction, default=0.9,
         help="accuracy for 'epochs to target', in (0, 1] (default 0.9)"

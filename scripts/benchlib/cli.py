@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def subset(valid: Sequence[str]) -> Callable[[str], list[str]]:
@@ -31,3 +32,35 @@ def positive_ints(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: must be comma-separated integers >= 1")
     return values
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (rounds, steps: 0 divided by zero or printed empty tables)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
+    return value
+
+
+def json_path(text: str) -> Path:
+    """A file to write the results to, whose directory exists (checked before the run: a
+    missing one was a traceback at the end, the whole run lost)."""
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: directory {path.parent} does not exist")
+    return path
+
+
+def executable(text: str) -> str:
+    """A program that can be run (--peer-python: a missing one was a traceback after the
+    snntrain steps had compiled)."""
+    import os
+    import shutil
+
+    found = shutil.which(text) or (text if os.access(text, os.X_OK) else None)
+    if not found:
+        raise argparse.ArgumentTypeError(f"{text}: no such executable")
+    return text
