@@ -46,6 +46,7 @@ SUMMARY_METRICS = (
 )
 # Keys that moved: a config still setting the old one gets a one-line error naming the new.
 MOVED = {"model.rate_reg": "loss.rate_reg"}
+MOVED_NODES = {"loss.rate_reg": ("weight", "target")}  # what a moved key is, if a node
 GROUPS = ("surrogate", "model", "dataset", "encoder", "optimizer", "trainer", "loss", "metrics",
           "logger")
 # The groups read as plain dicts (their keys belong to what their ``name`` picks, or, for
@@ -345,7 +346,10 @@ def moved(key: str) -> ConfigError | None:
     """The error for ``key`` (``a.b.c``) if it, or a key above it, has moved (:data:`MOVED`)."""
     for old, new in MOVED.items():
         if key == old or key.startswith(old + "."):
-            return ConfigError(f"{old} moved to {new}: set {new}{key[len(old):]} instead")
+            where = f"{new}{key[len(old):]}"
+            if where in MOVED_NODES:  # (a node: its keys take the values)
+                where = f"{where}.<key> ({', '.join(f'{where}.{k}' for k in MOVED_NODES[where])})"
+            return ConfigError(f"{old} moved to {new}: set {where} instead")
     return None
 
 

@@ -283,6 +283,10 @@ def test_moved_key_on_the_command_line_is_named():
     assert str(config.moved_in_overrides(["+model.rate_reg={weight:1}"])).startswith(
         "model.rate_reg moved to loss.rate_reg")
     assert config.moved_in_overrides(["model.readout=spike_count", "-m"]) is None
+    # the node itself: its keys take the values (it said "set loss.rate_reg", also refused)
+    assert str(config.moved_in_overrides(["model.rate_reg=0.1"])) == (
+        "model.rate_reg moved to loss.rate_reg: set loss.rate_reg.<key> (loss.rate_reg.weight, "
+        "loss.rate_reg.target) instead")
 
 
 def test_a_config_node_set_to_a_value_is_named():
