@@ -288,11 +288,10 @@ class Latency:
             raise ValueError(f"latency: mode must be one of {LATENCY_MODES}, got {self.mode!r}")
         if not 0.0 <= float(self.threshold) < 1.0:
             raise ValueError(f"latency: threshold must be in [0, 1), got {self.threshold}")
-        if self.mode == "log" and not (float(self.threshold) > 0.0 and float(self.tau) > 0.0):
-            raise ValueError(
-                "latency: mode=log needs threshold > 0 and tau > 0, got "
-                f"threshold={self.threshold}, tau={self.tau}"
-            )
+        for name in ("threshold", "tau"):  # (the message named mode, the valid value)
+            if self.mode == "log" and not float(getattr(self, name)) > 0.0:
+                raise ValueError(f"latency: {name} must be > 0 with mode=log, got "
+                                 f"{name}={getattr(self, name)}")
 
     def spike_times(self, x_Bx: Array, T: int) -> Array:
         """The spike step of every input (int32), ``T`` where the input does not spike."""

@@ -138,6 +138,9 @@ GROUP_CASES = [
     ("+encoder.gian=2", "unknown key encoder.gian (did you mean encoder.gain?)"),
     ("encoder=latency encoder.mode=cubic", "encoder.mode='cubic' is invalid"),
     ("encoder=latency encoder.threshold=1.5", "encoder.threshold=1.5 is invalid"),
+    # the bad value is named, not the valid mode=log
+    ("encoder=latency encoder.mode=log encoder.threshold=0", "encoder.threshold=0 is invalid: "
+     "latency: threshold must be > 0 with mode=log, got threshold=0"),
     ("encoder.name=morse", "unknown encoder 'morse'; valid: direct, latency, "),
     ("model.hidden=[]", "model.hidden must be a non-empty list of sizes >= 1, got []"),
     ("model.hidden=[a]", "model.hidden=['a'] is invalid"),
