@@ -67,7 +67,7 @@ def test_latency_log_spike_times_equal_the_formula():
     for d in range(2, 7):
         assert int(np.argmax(s[:, 0, d])) == t[d]
     assert int(np.argmax(s[:, 0, 2])) == T - 1  # 4 ln(10001) = 36.8: clamped to T - 1
-    with pytest.raises(ValueError, match="threshold > 0"):
+    with pytest.raises(ValueError, match="threshold must be > 0 with mode=log"):
         encoding.Latency(mode="log", threshold=0.0)
 
 
