@@ -52,7 +52,8 @@ def first_sample(name: str, data_dir: str | None):
             reader = events.readers(name, data_dir)["train"]
             return reader.read([0])[0], f"{name} train sample 0 ({reader.where})"
         except events.EventDataError as e:
-            print(f"{name}: {e} -> synthetic sample")
+            text = str(e).removeprefix(f"{name}: ")  # (the error names the dataset already)
+            print(f"{name}: {text.split('; on a machine with internet')[0]} -> synthetic sample")
     if name == "shd":
         return synthetic_shd(), "synthetic SHD-like sample"
     return synthetic_gesture(), "synthetic DVS-Gesture-like sample"
@@ -96,10 +97,16 @@ def make_figure(data_dir: str | None = None, T: int = 16) -> Figure:
     return fig
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", default=None, help="Tonic's save_to directory")
-    parser.add_argument("--T", type=int, default=16, help="time steps per sample")
+    parser.add_argument("--T", type=_positive, default=16, help="time steps per sample")
     parser.add_argument("--out", default="outputs/events.png")
     args = parser.parse_args(argv)
     out = Path(args.out)
