@@ -17,7 +17,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import rundir, synops, writers
+from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, device_info
 from snntrain.registry import plain
 from snntrain.runstate import RunProgress, TrainingError
@@ -44,6 +45,62 @@ def throughput(steps: int, batch_size: int, seconds: float) -> float:
     """Training samples per second (padded rows of a last batch count: they are computed);
     0.0 when nothing was timed (a run whose only step was the one that compiled)."""
     return steps * batch_size / seconds if steps and seconds > 0 else 0.0
+
+
+class ChunkedEpoch:
+    """An epoch of compiled steps whose metrics stay on the device until a chunk is fetched:
+    every :attr:`chunk` steps, at every ``trainer.checkpoint_every`` step and when ``stop()``
+    turns true, so that when a step is yielded as the last of its chunk, the runner's state is
+    the state after that step. Yields ``(step, metrics)``.
+
+    A runner (:class:`snntrain.train.StepRunner`, :class:`snntrain.population.GroupRunner`)
+    gives the epoch's batches, the step and the fetch; a step for which
+    :meth:`_first_step` returns true (it compiled) is left out of the training time.
+    """
+
+    chunk: int
+    ckpt_every: int
+    batch_size: int
+    train_s: float = 0.0
+    timed_steps: int = 0  # the steps whose time is in train_s
+    samples_per_s: float = 0.0
+
+    def _batches(self, progress: RunProgress) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def step(self, batch: Any) -> Any:
+        raise NotImplementedError
+
+    def _fetch(self, pending: list[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+        """The pending steps' metrics on the host, in order; empties ``pending``."""
+        raise NotImplementedError
+
+    def _first_step(self, metrics: Any, t0: float) -> bool:
+        """Whether this step compiled (its time, since ``t0``, is not training time)."""
+        return False
+
+    def epoch(self, progress: RunProgress, stop: Callable[[], bool]
+              ) -> Iterator[tuple[int, Any]]:
+        step, done, pending = progress.step, 0, []  # done: steps timed since t0
+        t0 = time.perf_counter()
+        for batch in self._batches(progress):
+            metrics = self.step(batch)
+            step += 1
+            if self._first_step(metrics, t0):
+                t0 = time.perf_counter()
+            else:
+                done += 1
+            pending.append((step, metrics))
+            at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
+            if len(pending) >= self.chunk or at_ckpt or stop():
+                yield from self._fetch(pending)
+                self.samples_per_s = throughput(done, self.batch_size, time.perf_counter() - t0)
+                if stop():
+                    break
+        yield from self._fetch(pending)
+        elapsed = time.perf_counter() - t0
+        self.train_s, self.timed_steps = self.train_s + elapsed, self.timed_steps + done
+        self.samples_per_s = throughput(done, self.batch_size, elapsed)
 
 
 def out_of_memory(e: BaseException) -> TrainingError | None:
@@ -179,6 +236,52 @@ def last_good(ckpts: ckpt_lib.Checkpoints) -> str:
     return (f"last good checkpoint: {ckpts.directory / str(good[-1])}" if good
             else "no checkpoint was written yet")
 
+
+
+def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume: str,
+            run_dirs: list[Path], say) -> tuple[tuple[Any, dict] | None, ckpt_lib.Checkpoints,
+                                                 Path]:
+    """The checkpoint a run (or a population, whose members' directories are ``run_dirs``)
+    continues from, as ``trainer.resume`` says: ``(state, meta)`` or None for step 0, the
+    checkpoints to write to, and the directory restored from.
+
+    ``never``, or ``auto`` finding checkpoints none of which is readable, sets the earlier
+    checkpoints and records aside (renamed, not deleted) before step 0; a path with no
+    readable checkpoint is refused.
+    """
+    if resume == "never":
+        if has_earlier(ckpts, run_dirs):  # the old steps would be found again later
+            ckpts = set_aside_earlier(ckpts, run_dirs, say,
+                                      "trainer.resume=never: starting from step 0")
+        return None, ckpts, ckpts.directory
+    source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(
+        ckpt_lib.checkpoints_in(Path(resume)), write=False)
+    restored = source.restore(state, fp, say)
+    if restored is None:
+        if resume != "auto":
+            raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "
+                              f"{source.directory}")
+        if ckpts.steps():
+            n = len(ckpts.steps())
+            ckpts = set_aside_earlier(ckpts, run_dirs, say, f"no usable checkpoint in "
+                                      f"{ckpts.directory} ({n} found, none readable): starting "
+                                      "from step 0")
+    return restored, ckpts, source.directory
+
+
+def epoch_record(progress: RunProgress, val: dict[str, float] | None, test: dict[str, float],
+                 samples_per_s: float) -> dict[str, Any]:
+    """Close the epoch in ``progress``; its record: the train means, then ``val_*`` (when the
+    run has a validation split, also its best accuracy so far) and ``test_*``."""
+    epoch = progress.epoch + 1  # epochs are numbered from 1 in records and messages
+    record = {"step": progress.step, "epoch": epoch, "split": "epoch", **progress.end_epoch(),
+              "samples_per_s": samples_per_s}
+    progress.last_epoch = record
+    if val is not None:
+        record.update({f"val_{k}": v for k, v in val.items()})
+        progress.record_val(val["accuracy"], epoch)
+    record.update({f"test_{k}": v for k, v in test.items()})
+    return record
 
 
 def check_epochs_left(requested: int, trained: int, step: int, where: Path | str) -> bool:

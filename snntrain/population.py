@@ -32,13 +32,14 @@ As a solo run, a population chooses glibc's malloc policy on its first steps aft
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,12 +188,14 @@ def sweep_conflict(argv: list[str]) -> ConfigError | None:
             [a for a in argv if not a.startswith("-")])
     except Exception:  # noqa: BLE001 - a malformed override: Hydra's own message says it
         return None
-    axes_set = {o.key_or_group.removeprefix(f"{KEY}.") for o in parsed
-                if o.key_or_group.startswith(f"{KEY}.") and o.value() is not None}
-    if not axes_set:
+    targets = set()
+    for o in parsed:
+        sub = o.key_or_group.removeprefix(f"{KEY}.")
+        if sub != o.key_or_group and sub not in SETTINGS and o.value() is not None:
+            with contextlib.suppress(ConfigError):  # said by override_error, with its key
+                targets.add(_target(sub))
+    if not targets:
         return None
-    keys = {AXES.get(a, a) for a in axes_set}
-    surrogate_axis = bool({"surrogate", "surrogate.name"} & axes_set)
     swept = {o.key_or_group: o.input_line for o in parsed if o.is_sweep_override()}
     for o in parsed:  # an Optuna search's parameters (hparams_search=<name>)
         if o.key_or_group == "hparams_search" and isinstance(o.value(), str):
@@ -202,15 +205,31 @@ def sweep_conflict(argv: list[str]) -> ConfigError | None:
             for key in params or {}:
                 swept.setdefault(str(key), f"{key} (sampled by hparams_search={o.value()})")
     for key, what in swept.items():
-        if key in keys or surrogate_axis and (key == "surrogate" or key.startswith(
-                "surrogate.") and key != "surrogate.normalize" and key not in keys):
-            axis = next(a for a in sorted(axes_set) if AXES.get(a, a) == key) if key in keys \
-                else "surrogate.name"
+        if (collision := _collision(key, targets)) is not None:
             return ConfigError(
                 f"{what} varies {key} across the sweep's jobs, and the population axis "
-                f"{KEY}.{axis} sets it in every member, so every job would train the same "
-                "population; vary it in one of the two only")
+                f"{KEY}.{_axis_name(key if collision == 'twice' else 'surrogate')} sets it in "
+                "every member, so every job would train the same population; vary it in one of "
+                "the two only")
     return None
+
+
+def _collision(key: str, targets: Iterable[str]) -> str | None:
+    """How a run-level value of ``key`` (an override, or a key a sweep varies) meets the
+    population axes that set ``targets`` (member config keys, as :func:`axes` gives them):
+    ``twice`` when an axis sets the same key; ``dropped`` for ``surrogate.<param>`` beside a
+    surrogate type axis, which gives every member its surrogate's own config
+    (``surrogate.normalize`` is carried over, see :func:`member_config`); else None."""
+    if key in targets:
+        return "twice"
+    if "surrogate" in targets and key.startswith("surrogate.") and key != "surrogate.normalize":
+        return "dropped"
+    return None
+
+
+def _axis_name(target: str) -> str:
+    """The ``trainer.population.<axis>`` that sets the member config key ``target``."""
+    return {**{v: k for k, v in AXES.items()}, "surrogate": "surrogate.name"}.get(target, target)
 
 
 def override_error(overrides: list[str]) -> ConfigError | None:
@@ -314,22 +333,20 @@ def _check_not_set_twice(found: dict[str, list[Any]], cfg: DictConfig) -> None:
     """A value a population axis would silently replace: an override of the same key (also
     one swept by ``-m`` or Optuna, which would then record values nobody trained), or
     ``model.neuron.beta`` under ``model.neuron.tau`` (which overrides beta in every member)."""
-    popkey = {v: k for k, v in AXES.items()}
     for arg in _task_overrides():
-        key, eq, _ = arg.lstrip("+~").partition("=")
-        if eq and "surrogate" in found and key.startswith("surrogate.") and key not in found \
-                and key != "surrogate.normalize":  # (kept: member_config carries it over)
+        key, eq, value = arg.lstrip("+~").partition("=")
+        collision = _collision(key, found) if eq else None
+        if collision == "dropped":
             raise ConfigError(
                 f"{arg} would be dropped: the population axis {KEY}.surrogate.name gives "
                 f"every member its surrogate's own config; vary it as an axis "
-                f"({KEY}.{key}=[{arg.partition('=')[2]}]) or leave it out (a key swept by -m "
-                "or Optuna cannot be set under a surrogate axis either)")
-        if eq and key in found:
-            axis = popkey.get(key, "surrogate.name" if key == "surrogate" else key)
+                f"({KEY}.{key}=[{value}]) or leave it out (a key swept by -m or Optuna cannot "
+                "be set under a surrogate axis either)")
+        if collision == "twice":
             raise ConfigError(
                 f"{key} is set twice: by the override {arg} and by the population axis "
-                f"{KEY}.{axis}, which would replace it in every member; drop one (a key "
-                "swept by -m or Optuna cannot also be a population axis)")
+                f"{KEY}.{_axis_name(key)}, which would replace it in every member; drop one (a "
+                "key swept by -m or Optuna cannot also be a population axis)")
     tau = OmegaConf.select(cfg, "model.neuron.tau", default=None)
     if "model.neuron.beta" in found and tau is not None:
         raise ConfigError(
@@ -500,7 +517,7 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
     return Group(group_members, exps, programs, vectorize, time.perf_counter() - t0, placement)
 
 
-class GroupRunner:
+class GroupRunner(lifecycle.ChunkedEpoch):
     """Train a group's epoch step by step: per step, every program's compiled step on its
     members' batches. Yields ``(step, [metrics of member k])`` (a frozen member's are
     ignored); like :class:`snntrain.train.StepRunner`, metrics are fetched in chunks, and when
@@ -514,8 +531,7 @@ class GroupRunner:
         base = group.base
         self.chunk = min(lifecycle.MAX_STEPS_IN_FLIGHT, base.run.trainer.log_every)
         self.ckpt_every = base.run.trainer.checkpoint_every
-        self.train_s, self.timed_steps = 0.0, 0  # compiled ahead: every step is timed
-        self.samples_per_s = 0.0
+        self.batch_size = base.batch_size  # compiled ahead: every step is timed
         seeds = [e.seed for e in group.exps]
         self.seeds = list(dict.fromkeys(seeds))
         self.source = {e.seed: e for e in group.exps}
@@ -548,27 +564,8 @@ class GroupRunner:
         out, self.malloc_trial = malloctune.run_step(self.malloc_trial, run)
         return out
 
-    def epoch(self, progress: RunProgress, stop: Callable[[], bool]
-              ) -> Iterator[tuple[int, list[dict[str, float]]]]:
-        group = self.group
-        step, done, pending = progress.step, 0, []
-        t0 = time.perf_counter()
-        for per_member in self.batches("train", progress.epoch, progress.batch_in_epoch,
-                                        True):
-            out = self.step(per_member)
-            step, done = step + 1, done + 1
-            pending.append((step, out))
-            at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
-            if len(pending) >= self.chunk or at_ckpt or stop():
-                yield from self._fetch(pending)
-                self.samples_per_s = lifecycle.throughput(done, group.base.batch_size,
-                                                          time.perf_counter() - t0)
-                if stop():
-                    break
-        yield from self._fetch(pending)
-        elapsed = time.perf_counter() - t0
-        self.train_s, self.timed_steps = self.train_s + elapsed, self.timed_steps + done
-        self.samples_per_s = lifecycle.throughput(done, group.base.batch_size, elapsed)
+    def _batches(self, progress: RunProgress) -> Iterator[list]:
+        return self.batches("train", progress.epoch, progress.batch_in_epoch, True)
 
     def _fetch(self, pending: list) -> Iterator[tuple[int, list[dict[str, float]]]]:
         fetched = jax.device_get([m for _, m in pending])
@@ -654,61 +651,26 @@ def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
                                logger, say=_member_say(run.member.name, say))
 
 
-def _last_good(ckpts: ckpt_lib.Checkpoints) -> str:
-    good = ckpts.steps()
-    return (f"last good checkpoint: {ckpts.directory / str(good[-1])}" if good
-            else "no checkpoint was written yet")
-
-
 def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints, say
                       ) -> tuple[dict[str, Any], RunProgress, ckpt_lib.Checkpoints]:
     """As :func:`snntrain.train.restore_or_start`, for the whole group: the stacked state,
     the group's position, and every member's progress and status (from the checkpoint)."""
-    state, resume = group.init_state(), group.base.run.trainer.resume
-    run_dirs = [r.run_dir for r in runs]
-    if resume == "never":
-        if lifecycle.has_earlier(ckpts, run_dirs):  # the old steps would be found again later
-            ckpts = lifecycle.set_aside_earlier(ckpts, run_dirs, say,
-                                                "trainer.resume=never: starting from step 0")
-        return state, RunProgress(), ckpts
-    source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(
-        ckpt_lib.checkpoints_in(Path(resume)), write=False)
-    restored = source.restore(state, group.fingerprint(), say)
+    state = group.init_state()
+    restored, ckpts, where = lifecycle.restore(ckpts, state, group.fingerprint(),
+                                               group.base.run.trainer.resume,
+                                               [r.run_dir for r in runs], say)
     if restored is None:
-        if resume != "auto":
-            raise ConfigError(f"trainer.resume={resume}: no readable checkpoint there")
-        if ckpts.steps():
-            n = len(ckpts.steps())
-            ckpts = lifecycle.set_aside_earlier(
-                ckpts, run_dirs, say, f"no usable checkpoint in {ckpts.directory} ({n} found, "
-                "none readable): starting from step 0")
         return state, RunProgress(), ckpts
     state, meta = restored
     spe = group.base.steps_per_epoch
     position = RunProgress.from_meta(meta, spe)
-    lifecycle.check_epochs_left(group.base.epochs, position.epoch, position.step,
-                                source.directory)
+    lifecycle.check_epochs_left(group.base.epochs, position.epoch, position.step, where)
     for run, m in zip(runs, meta["members"], strict=True):
         run.progress = RunProgress.from_meta(m, spe)
         run.status, run.diverged_at = m["status"], m.get("diverged_at_step")
     say(f"resuming {len(runs)} members from step {position.step} (epoch {position.epoch + 1}, "
-        f"batch {position.batch_in_epoch} of {spe}) in {ckpts.directory}")
+        f"batch {position.batch_in_epoch} of {spe}) in {where}")
     return state, position, ckpts
-
-
-def _end_of_epoch(run: MemberRun, val: dict | None, test: dict, samples_per_s: float
-                  ) -> dict[str, Any]:
-    """As :func:`snntrain.train.end_of_epoch`, from the member's evaluated splits."""
-    progress = run.progress
-    epoch = progress.epoch + 1
-    record = {"step": progress.step, "epoch": epoch, "split": "epoch", **progress.end_epoch(),
-              "samples_per_s": samples_per_s}
-    progress.last_epoch = record
-    if val is not None:
-        record.update({f"val_{k}": v for k, v in val.items()})
-        progress.record_val(val["accuracy"], epoch)
-    record.update({f"test_{k}": v for k, v in test.items()})
-    return record
 
 
 def _epoch_line(records: dict[str, dict[str, Any]], n: int) -> tuple[dict[str, float], str]:
@@ -793,8 +755,8 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
             records = {}
             for k, run in enumerate(runs):
                 if run.status == "training":
-                    records[run.member.name] = _end_of_epoch(run, val[k] if val else None,
-                                                             test[k], runner.samples_per_s)
+                    records[run.member.name] = lifecycle.epoch_record(
+                        run.progress, val[k] if val else None, test[k], runner.samples_per_s)
                     run.rec.log(records[run.member.name])
             bar.epoch_done(position.epoch, *_epoch_line(records, len(runs)))
             save()
@@ -1093,7 +1055,7 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
     for m, e in zip(group.members, group.exps, strict=True):
         d = rundir.prepare(run_dir / "members" / m.name)
         runs.append(MemberRun(m, e, d, RunProgress(), DivergencePolicy(
-            e.run.trainer.on_nan, lambda: _last_good(ckpts), _member_say(m.name, say))))
+            e.run.trainer.on_nan, lambda: lifecycle.last_good(ckpts), _member_say(m.name, say))))
     try:
         state, position, ckpts = _restore_or_start(group, runs, ckpts, say)
         start_step = position.step

@@ -35,14 +35,15 @@ from snntrain.experiment import Experiment, build, fingerprint, params_of
 from snntrain.lifecycle import (
     EVAL_KEY,
     MAX_STEPS_IN_FLIGHT,
+    ChunkedEpoch,
     Signals,
     check_epochs_left,
-    has_earlier,
+    epoch_record,
     last_good,
     resolve_run_dir,
+    restore,
     resume_command,
     say_stderr,
-    set_aside_earlier,
     split_means,
     summarize,
     throughput,
@@ -66,32 +67,26 @@ DIVERGED_EXIT_CODE = Diverged.exit_code
 # ---- epoch runners: the same (step, metrics) stream, two ways ------------------------------
 
 
-class StepRunner:
-    """Train an epoch one compiled step at a time, fed by the host pipeline.
-
-    Metrics stay on the device until a chunk is fetched: every ``min(20, log_every)`` steps, at
-    every ``trainer.checkpoint_every`` step and when ``stop()`` turns true, so that when a step
-    is yielded as the last of its chunk, :attr:`state` is the state after that step.
-    """
+class StepRunner(ChunkedEpoch):
+    """Train an epoch one compiled step at a time, fed by the host pipeline; metrics are
+    fetched every ``min(20, log_every)`` steps (:class:`snntrain.lifecycle.ChunkedEpoch`)."""
 
     def __init__(self, exp: Experiment, state: TrainState, key: jax.Array):
         self.exp, self.state, self.key = exp, state, key
         self.train_fn = exp.parallel.compile(make_train_step(exp))
         self.chunk = min(MAX_STEPS_IN_FLIGHT, exp.run.trainer.log_every)
         self.ckpt_every = exp.run.trainer.checkpoint_every
+        self.batch_size = exp.batch_size
         self.compile_s: float | None = None
-        self.train_s, self.timed_steps = 0.0, 0  # the steps whose time is in train_s
-        self.samples_per_s = 0.0
         self.malloc_trial: malloctune.MallocTrial | None = None
 
-    def _start_malloc_trial(self) -> None:
-        """After compiling: the cached malloc policy, or a trial on the next steps
-        (:mod:`snntrain.malloctune`; values are the same under either policy)."""
-        signature = malloctune.config_signature(self.exp.cfg)
-        self.malloc_trial = malloctune.for_run(
-            signature, say=say_stderr if self.exp.parallel.is_main else (lambda _m: None))
+    def _batches(self, progress: RunProgress) -> Iterator[Any]:
+        exp, dp = self.exp, self.exp.parallel
+        return dp.prefetch(data_lib.batches(exp.data.train, exp.batch_size, seed=exp.seed,
+                                            epoch=progress.epoch, start=progress.batch_in_epoch,
+                                            rows=dp.local_rows))
 
-    def _step(self, batch: Any) -> Any:
+    def step(self, batch: Any) -> Any:
         def run() -> Any:
             self.state, metrics = self.train_fn(self.state, batch, self.key, self.exp.surrogate)
             return metrics
@@ -99,34 +94,17 @@ class StepRunner:
         metrics, self.malloc_trial = malloctune.run_step(self.malloc_trial, run)
         return metrics
 
-    def epoch(self, progress: RunProgress, stop: Callable[[], bool]
-              ) -> Iterator[tuple[int, dict[str, float]]]:
-        exp, dp = self.exp, self.exp.parallel
-        host = data_lib.batches(exp.data.train, exp.batch_size, seed=exp.seed,
-                                epoch=progress.epoch, start=progress.batch_in_epoch,
-                                rows=dp.local_rows)
-        step, done, pending = progress.step, 0, []  # done: steps timed since t0
-        t0 = time.perf_counter()
-        for batch in dp.prefetch(host):
-            metrics = self._step(batch)
-            step += 1
-            if self.compile_s is None:  # the first call compiles; its step is not timed
-                jax.block_until_ready(metrics)
-                self.compile_s, t0 = time.perf_counter() - t0, time.perf_counter()
-                self._start_malloc_trial()
-            else:
-                done += 1
-            pending.append((step, metrics))
-            at_ckpt = self.ckpt_every and step % self.ckpt_every == 0
-            if len(pending) >= self.chunk or at_ckpt or stop():
-                yield from self._fetch(pending)
-                self.samples_per_s = throughput(done, exp.batch_size, time.perf_counter() - t0)
-                if stop():
-                    break
-        yield from self._fetch(pending)
-        elapsed = time.perf_counter() - t0
-        self.train_s, self.timed_steps = self.train_s + elapsed, self.timed_steps + done
-        self.samples_per_s = throughput(done, exp.batch_size, elapsed)
+    def _first_step(self, metrics: Any, t0: float) -> bool:
+        """The first call compiles; then the cached malloc policy, or a trial on the next
+        steps (:mod:`snntrain.malloctune`; values are the same under either policy)."""
+        if self.compile_s is not None:
+            return False
+        jax.block_until_ready(metrics)
+        self.compile_s = time.perf_counter() - t0
+        signature = malloctune.config_signature(self.exp.cfg)
+        self.malloc_trial = malloctune.for_run(
+            signature, say=say_stderr if self.exp.parallel.is_main else (lambda _m: None))
+        return True
 
     def _fetch(self, pending: list) -> Iterator[tuple[int, dict[str, float]]]:
         fetched = self.exp.parallel.metrics_to_host([m for _, m in pending]) if pending else []
@@ -206,17 +184,9 @@ def evaluate(exp: Experiment, eval_fn, params, source, key) -> dict[str, float]:
 def end_of_epoch(exp: Experiment, eval_fn, params, progress: RunProgress, key,
                  samples_per_s: float) -> dict[str, Any]:
     """Close the epoch in ``progress``; return its record (train means, val, test)."""
-    epoch = progress.epoch + 1  # epochs are numbered from 1 in records and messages
-    record = {"step": progress.step, "epoch": epoch, "split": "epoch", **progress.end_epoch(),
-              "samples_per_s": samples_per_s}
-    progress.last_epoch = record
-    if exp.data.val is not None:
-        val = evaluate(exp, eval_fn, params, exp.data.val, key)
-        record.update({f"val_{k}": v for k, v in val.items()})
-        progress.record_val(val["accuracy"], epoch)
+    val = None if exp.data.val is None else evaluate(exp, eval_fn, params, exp.data.val, key)
     test = evaluate(exp, eval_fn, params, exp.data.test, key)
-    record.update({f"test_{k}": v for k, v in test.items()})
-    return record
+    return epoch_record(progress, val, test, samples_per_s)
 
 
 # ---- start, resume, record -----------------------------------------------------------------
@@ -224,35 +194,15 @@ def end_of_epoch(exp: Experiment, eval_fn, params, progress: RunProgress, key,
 
 def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
                      ) -> tuple[TrainState, RunProgress, ckpt_lib.Checkpoints]:
-    """The state and position to train from: a checkpoint (``trainer.resume``) or step 0.
-
-    When checkpoints exist but none can be read, the run says so, sets the unusable
-    checkpoints and the metrics written so far aside (renamed, not deleted) and starts afresh.
-    """
-    state, fp, resume = exp.init_state(), fingerprint(exp), exp.run.trainer.resume
-    run_dirs = [ckpts.directory.parent]
-    if resume == "never":
-        if has_earlier(ckpts, run_dirs):
-            ckpts = set_aside_earlier(ckpts, run_dirs, say,
-                                      "trainer.resume=never: starting from step 0")
-        return _init_from(exp, state, say), RunProgress(), ckpts
-    if resume != "auto":
-        resume = str(ckpt_lib.checkpoints_in(Path(resume)))
-        restored = ckpt_lib.Checkpoints(Path(resume), write=False).restore(state, fp, say)
-        if restored is None:
-            raise ConfigError(f"trainer.resume={resume}: no readable checkpoint there")
-    else:
-        restored = ckpts.restore(state, fp, say)
+    """The state and position to train from: a checkpoint (``trainer.resume``, see
+    :func:`snntrain.lifecycle.restore`) or step 0 (from ``trainer.init_from`` when set)."""
+    state = exp.init_state()
+    restored, ckpts, where = restore(ckpts, state, fingerprint(exp), exp.run.trainer.resume,
+                                     [ckpts.directory.parent], say)
     if restored is None:
-        if resume == "auto" and ckpts.steps():
-            n = len(ckpts.steps())
-            ckpts = set_aside_earlier(ckpts, run_dirs, say, f"no usable checkpoint in "
-                                      f"{ckpts.directory} ({n} found, none readable): starting "
-                                      "from step 0")
         return _init_from(exp, state, say), RunProgress(), ckpts
     state, meta = restored
     progress = RunProgress.from_meta(meta, exp.steps_per_epoch)
-    where = Path(resume) if resume != "auto" else ckpts.directory
     if check_epochs_left(exp.epochs, progress.epoch, progress.step, where):
         say(f"resuming from step {progress.step} (epoch {progress.epoch + 1}, batch "
             f"{progress.batch_in_epoch} of {exp.steps_per_epoch}) in {where}")

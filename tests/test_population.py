@@ -727,3 +727,24 @@ def test_resume_never_sets_a_populations_earlier_training_aside(tmp_path, capsys
     more = train_and_evaluate(compose(pop, "trainer.epochs=2"), tmp_path)  # trains epoch 2
     assert more["completed"] == 2
     assert [_summary(m)["epochs"] for m in _member_dirs(tmp_path)] == [2, 2]
+
+
+def test_a_population_resumed_from_another_directory_names_it(tmp_path, capsys):
+    """trainer.resume=<another population's directory>: the line said it resumed "in" the new
+    run's own (empty) checkpoints; it names the directory restored from, as a solo run's does.
+    A path with no checkpoint is refused in one line naming the key, as for a solo run."""
+    pop = f"{POP}.seed=[0,1]"
+    train_and_evaluate(compose(pop, "trainer.epochs=1"), tmp_path / "a")
+    capsys.readouterr()
+    on = train_and_evaluate(compose(pop, "trainer.epochs=2", f"trainer.resume={tmp_path / 'a'}"),
+                            tmp_path / "b")
+    steps = _summary(_member_dirs(tmp_path / "a")[0])["steps"]
+    assert (f"resuming 2 members from step {steps} (epoch 2, batch 0 of {steps}) in "
+            f"{tmp_path / 'a' / 'checkpoints'}") in capsys.readouterr().err
+    assert on["completed"] == 2
+    (tmp_path / "empty").mkdir()
+    for cfg in (compose(pop, f"trainer.resume={tmp_path / 'empty'}"),
+                compose(f"trainer.resume={tmp_path / 'empty'}")):
+        with pytest.raises(ConfigError, match=rf"^trainer.resume={tmp_path / 'empty'}: no "
+                           rf"readable checkpoint in {tmp_path / 'empty'}$"):
+            train_and_evaluate(cfg, tmp_path / "c")
