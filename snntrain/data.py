@@ -63,6 +63,7 @@ from snntrain.sources import (  # noqa: F401 - re-exported: the names callers kn
     UnknownDataset,
     first_line,
     make_splits,
+    n_classes_of,
     split_indices,
     split_off,
     take,
@@ -277,9 +278,7 @@ def load_arrays(
             f"{path}: x_train is {xs['train'].dtype} but x_test {xs['test'].dtype}; use one dtype"
         )
     y_all = np.concatenate([ys["train"], ys["test"]])
-    if n_classes is not None and (isinstance(n_classes, bool) or int(n_classes) < 1):
-        raise BadArrays(f"dataset.n_classes={n_classes} is invalid: must be an integer >= 1 "
-                        "or null (the largest label + 1)")
+    n_classes = n_classes_of(n_classes, BadArrays)
     if n_classes is None:
         _check_label_range(y_all, path)
     n_classes = int(n_classes) if n_classes is not None else int(y_all.max()) + 1

@@ -212,6 +212,11 @@ class HDF5Reader(Reader):
                     f"{self.path}: sample {r} has {len(t)} spike times but {len(u)} units; "
                     "the file is corrupt"
                 )
+            if t.dtype.kind not in "iuf":  # (bytes, text, complex: not a time)
+                raise EventDataError(
+                    f"{self.path}: sample {r}: spikes/times has dtype {t.dtype}; times must be "
+                    "numbers (seconds): the file is corrupt"
+                )
             cols = {"t": t.astype(np.float64) * 1e6, "x": u}
             _check_times(cols["t"], f"{self.path}: sample {r}")
             out.append(_check_coords(cols, self.sensor, f"{self.path}: sample {r}"))

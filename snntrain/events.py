@@ -47,6 +47,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import functools
 import gzip
 import hashlib
@@ -75,7 +76,7 @@ from snntrain.event_formats import (
     Reader,
     read_npz,
 )
-from snntrain.sources import Splits, content_hash, first_line, val_indices
+from snntrain.sources import Splits, content_hash, first_line, n_classes_of, val_indices
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,10 @@ def bin_events(
         inside = (rel >= 0) & (t <= hi[sid])
         b = np.minimum(b, T - 1)
     else:  # fixed-width bins from lo, cropped to T
-        b = np.floor(rel / (float(binning.dt_ms) * 1e3))
+        # dt in us as an exact fraction (16.1 ms is 16100/1 us; 16.1 * 1e3 is 16100.000000000002,
+        # which put the events on bin borders one bin early): floor(rel * den / num)
+        dt_us = fractions.Fraction(repr(float(binning.dt_ms))) * 1000
+        b = np.floor(rel * dt_us.denominator / dt_us.numerator)
         inside = (b >= 0) & (b < T)
     itype = np.int32 if n * T * step < 2**31 else np.int64
     b = np.where(inside, b, 0).astype(itype)
@@ -393,7 +397,7 @@ def binned(
                 meta = json.loads(meta_path.read_text())
                 if _cache_ok(x, meta, shape):
                     return x, meta
-            except (OSError, ValueError):  # unreadable: bin again
+            except (OSError, ValueError, EOFError):  # unreadable (or empty): bin again
                 pass
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -637,7 +641,9 @@ def build_splits(
         if not len(reader):
             raise EventDataError(f"{reader.where}: the {split} split is empty (0 samples)")
     labels = {s: r.labels for s, r in splits.items()}
-    n_classes = int(n_classes) if n_classes else int(max(y.max() for y in labels.values())) + 1
+    n_classes = n_classes_of(n_classes, EventDataError)
+    if n_classes is None:
+        n_classes = int(max(y.max() for y in labels.values())) + 1
     check_labels(splits, n_classes)
     sources = {}
     for split, reader in splits.items():

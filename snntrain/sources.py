@@ -54,6 +54,18 @@ class BadArrays(DatasetError):
     """A malformed ``.npz`` file for ``dataset=arrays``."""
 
 
+def n_classes_of(n_classes: Any, error: type[DatasetError] = DatasetError) -> int | None:
+    """``dataset.n_classes`` as given (Python API or config): an integer >= 1 (an integral
+    float counts), or None for the largest label + 1; otherwise ``error`` in one line."""
+    if n_classes is None:
+        return None
+    ok = not isinstance(n_classes, (bool, str)) and isinstance(n_classes, (int, float, np.number))
+    if not ok or n_classes != int(n_classes) or int(n_classes) < 1:
+        raise error(f"dataset.n_classes={n_classes!r} is invalid: must be an integer >= 1 or "
+                    "null (the largest label + 1)")
+    return int(n_classes)
+
+
 def first_line(e: BaseException) -> str:
     """``"<ExceptionType>: <first line of its message>"``, for one-line error messages."""
     text = str(e).strip().splitlines()

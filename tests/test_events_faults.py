@@ -536,3 +536,65 @@ def test_prepare_with_a_damaged_archive(tmp_path, capsys):
         f"error: {tgz}: cannot extract it (EOFError: Compressed file ended before the "
         "end-of-stream marker was reached); the archive is truncated or corrupt: delete it and "
         "download or copy it again")
+
+
+# ---- stop 32: an empty cache file, text times, dt on bin borders ---------------------------
+
+
+def test_an_empty_cache_file_is_binned_again(tmp_path):
+    """A 0-byte cached .npy (a crash right after the rename) raised numpy's ``EOFError: No data
+    left in file`` on every later run; it is binned again, as a truncated one is."""
+    make_shd(tmp_path)
+    kw = dict(T=3, data_dir=str(tmp_path), val_fraction=0.0)
+    want = _all(data.load("shd", **kw).test)
+    npy = next((tmp_path / "SHD" / "snntrain_cache").glob("shd_test_*.npy"))
+    npy.write_bytes(b"")
+    np.testing.assert_array_equal(_all(data.load("shd", **kw).test), want)
+    assert npy.stat().st_size > 0
+
+
+def test_hdf5_times_that_are_not_numbers_name_the_file_and_sample(tmp_path, capsys):
+    """``spikes/times`` of bytes: ``prepare`` printed a traceback (could not convert string to
+    float) and a run's line named no file."""
+    make_shd(tmp_path)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    with h5py.File(path, "w") as f:
+        f["spikes/times"] = np.array([b"a", b"b", b"c"])
+        f["spikes/units"] = np.array([1, 2, 3])
+        f["labels"] = np.array([0, 1, 2])
+    line = (f"{path}: sample 0: spikes/times has dtype |S1; times must be numbers (seconds): "
+            "the file is corrupt")
+    with pytest.raises(events.EventDataError) as err:
+        data.load("shd", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == line
+    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {line}")
+
+
+@pytest.mark.parametrize("dt_ms", [16.1, 32.7, 0.3, 1.0])
+def test_events_on_the_borders_of_fractional_bins(dt_ms):
+    """bin = floor(t / dt): with dt_ms=16.1 (16.1 * 1e3 = 16100.000000000002 us) the event at
+    t = k * 16100 us fell into bin k - 1 (bins [2, 1, ..., 1, 0]); Tonic's ToFrame, given the
+    exact window, puts one event in each bin."""
+    T = 20
+    dt_us = round(dt_ms * 1000)
+    t = np.arange(T, dtype=np.float64) * dt_us  # events exactly on the bin borders
+    frames, kept, _ = events.bin_events([{"t": t, "x": np.zeros(T, int)}], (1,),
+                                        events.Binning(T=T, dt_ms=dt_ms))
+    assert frames[0, :, 0].tolist() == [1] * T and int(frames.sum()) == T
+    late = t + dt_us - 0.5  # just before the next border: still bin k
+    frames, _, _ = events.bin_events([{"t": late, "x": np.zeros(T, int)}], (1,),
+                                     events.Binning(T=T, dt_ms=dt_ms))
+    assert frames[0, :, 0].tolist() == [1] * T
+
+
+@pytest.mark.parametrize("n_classes", [1.5, 0, -3, "abc", True])
+def test_the_python_api_checks_n_classes_of_event_data(tmp_path, n_classes):
+    """``data.load("events", n_classes=...)``: 1.5 became 1 (then "dataset.n_classes=1" in the
+    label error), 0 meant null, -3 gave "outside 0..-4", "abc" int()'s ValueError."""
+    make_npz(tmp_path / "ev.npz")
+    with pytest.raises(events.EventDataError) as err:
+        data.load("events", path=str(tmp_path / "ev.npz"), T=2, n_classes=n_classes)
+    assert _one_line(err) == (f"dataset.n_classes={n_classes!r} is invalid: must be an integer "
+                              ">= 1 or null (the largest label + 1)")
+    assert data.load("events", path=str(tmp_path / "ev.npz"), T=2, n_classes=4.0).n_classes == 4
