@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import traceback
@@ -103,11 +104,12 @@ class Checkpoints:
         if not self.write:
             return
         self.poll(wait=True)
-        if step in self.manager.all_steps():
-            return
         # a snapshot: the save is asynchronous, and the caller goes on mutating its dicts
         # (the epoch's running sums), which would otherwise be written as of a later step
         meta = json.loads(json.dumps(meta))
+        if step in self.manager.all_steps():
+            self._replace_meta(step, meta)
+            return
         try:
             self.manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
@@ -118,6 +120,21 @@ class Checkpoints:
             left = prev is not None and (self.directory / f"{prev}.orbax-checkpoint-tmp").exists()
             raise CheckpointError(self._failed(prev if left else step, e)) from None
         self._in_flight = self._started = step
+
+    def _replace_meta(self, step: int, meta: dict[str, Any]) -> None:
+        """Checkpoint ``step`` exists (saved when a signal came on an epoch's last step, or by
+        the attempt before a resume): its state is this one, but the run has moved on since
+        (the epoch was evaluated and closed). Replace its meta in one rename, so that a rerun
+        does not evaluate and record that epoch again."""
+        path = self.directory / str(step) / "meta" / "metadata"  # orbax's JsonSave item
+        try:
+            if not path.is_file() or json.loads(path.read_text()) == meta:
+                return
+            tmp = path.with_name(f".metadata.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, path)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(self._failed(step, e)) from None
 
     def poll(self, wait: bool = False) -> None:
         """Raise :class:`CheckpointError` if the save in flight has failed.

@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -272,6 +273,9 @@ class AlphaRange:
     # The alphas just outside the range that could not be compared with the best (one seed):
     # the range stops there for want of seeds, not because they are worse.
     unclaimed: list[float] = dataclasses.field(default_factory=list)
+    # The alphas of the series with no value (every seed diverged, failed, ...) next to the
+    # range, with what became of their runs: the range stops there (not an edge of the scan).
+    no_result: list[tuple[float, str]] = dataclasses.field(default_factory=list)
 
     @property
     def best_alpha(self) -> float:
@@ -284,7 +288,14 @@ class AlphaRange:
     @property
     def at_edge(self) -> bool:
         """The range reaches the smallest or largest alpha scanned: it may extend beyond."""
-        return self.claim and (self.low == self.alphas[0] or self.high == self.alphas[-1])
+        blocked = [a for a, _ in self.no_result]
+        return self.claim and (
+            self.low == self.alphas[0] and not any(a < self.low for a in blocked)
+            or self.high == self.alphas[-1] and not any(a > self.high for a in blocked))
+
+    def _no_result_text(self) -> str:
+        return "".join(f"; α={a:g} has no completed run ({what}): the range stops there"
+                       for a, what in self.no_result)
 
     def text(self) -> str:
         head = (
@@ -293,24 +304,30 @@ class AlphaRange:
             f"{'s' if self.best.n != 1 else ''})"
         )
         if not self.claim:
-            return head + "; too few seeds to say which alphas are within noise of it"
+            return (head + "; too few seeds to say which alphas are within noise of it"
+                    + self._no_result_text())
         unclaimed = " and ".join(f"α={a:g}" for a in self.unclaimed)
         if self.low == self.high:
             i = self.alphas.index(self.low)
+            blocked = [g for g, _ in self.no_result]
             worse = [a for a in self.alphas[max(i - 1, 0) : i + 2]
-                     if a != self.low and a not in self.unclaimed]
-            if not self.unclaimed:
-                return head + "; every neighbouring alpha is worse"
+                     if a != self.low and a not in self.unclaimed
+                     and not any(min(a, self.low) < g < max(a, self.low) for g in blocked)]
             said = " and ".join(f"α={a:g}" for a in worse)
+            if not self.unclaimed:
+                if self.no_result:
+                    return (head + (f"; {said} {'is' if len(worse) == 1 else 'are'} worse"
+                                    if worse else "") + self._no_result_text())
+                return head + "; every neighbouring alpha is worse"
             worse_text = f"; {said} {'is' if len(worse) == 1 else 'are'} worse" if worse else ""
             return (f"{head}{worse_text}; no claim can be made about {unclaimed} next to it "
-                    "(one seed)")
+                    "(one seed)" + self._no_result_text())
         edge = " (reaches the edge of the scan: the range may be wider)" if self.at_edge else ""
         text = head + f"; within noise for α from {self.low:g} to {self.high:g}{edge}"
         if self.unclaimed:
             text += (f"; no claim can be made about {unclaimed} next to the range (one seed): "
                      "it may be wider")
-        return text
+        return text + self._no_result_text()
 
 
 def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
@@ -318,11 +335,16 @@ def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
     the contiguous range of alphas, in sorted order, whose Welch interval of the difference to
     the best one contains 0 (needs two seeds on both sides at each step outwards)."""
     by_series: dict[str, list[Row]] = {}
+    empty: dict[str, dict[float, Row]] = {}  # the alphas with no value: the walk stops there
     for r in rows:
-        if r.key.get("alpha") is not None and r.values(metric.key):
-            by_series.setdefault(r.series, []).append(r)
+        if r.key.get("alpha") is not None:
+            if r.values(metric.key):
+                by_series.setdefault(r.series, []).append(r)
+            else:
+                empty.setdefault(r.series, {})[float(r.key["alpha"])] = r
     out = []
     for series, group in by_series.items():
+        gaps = empty.get(series, {})
         if len({r.key["alpha"] for r in group}) < 2:
             continue
         ranked = rank(group, metric)
@@ -332,17 +354,38 @@ def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
         i = by_alpha.index(best)
         low = high = None
         unclaimed: list[float] = []
+        gap = functools.partial(_gap, gaps)
+        lo = hi = i
         if best.n >= 2:
-            lo = hi = i
-            while lo > 0 and by_alpha[lo - 1].within_noise:
+            while lo > 0 and by_alpha[lo - 1].within_noise and gap(alphas[lo],
+                                                                   alphas[lo - 1]) is None:
                 lo -= 1
-            while hi < len(by_alpha) - 1 and by_alpha[hi + 1].within_noise:
+            while (hi < len(by_alpha) - 1 and by_alpha[hi + 1].within_noise
+                   and gap(alphas[hi], alphas[hi + 1]) is None):
                 hi += 1
             low, high = alphas[lo], alphas[hi]
             unclaimed = [alphas[j] for j in (lo - 1, hi + 1)
-                         if 0 <= j < len(by_alpha) and by_alpha[j].within_noise is None]
-        out.append(AlphaRange(series, best, alphas, low, high, metric, unclaimed))
+                         if 0 <= j < len(by_alpha) and by_alpha[j].within_noise is None
+                         and gap(alphas[lo if j < lo else hi], alphas[j]) is None]
+        edges = (gap(alphas[lo], alphas[lo - 1] if lo > 0 else -math.inf),
+                 gap(alphas[hi], alphas[hi + 1] if hi < len(alphas) - 1 else math.inf))
+        no_result = [(g, _what_became(gaps[g])) for g in edges if g is not None]
+        out.append(AlphaRange(series, best, alphas, low, high, metric, unclaimed, no_result))
     return out
+
+
+def _gap(gaps: dict[float, Row], a: float, b: float) -> float | None:
+    """The alpha without a value nearest ``a`` strictly between ``a`` and ``b``, if any."""
+    inside = [g for g in gaps if min(a, b) < g < max(a, b)]
+    return min(inside, key=lambda g: abs(g - a)) if inside else None
+
+
+def _what_became(row: Row) -> str:
+    """What became of a row's runs, when none has a value: ``3 diverged``, ``1 failed``..."""
+    counts = {}
+    for r in row.runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or "no run"
 
 
 # ---- accuracy against cost ----------------------------------------------------------------

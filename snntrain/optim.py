@@ -71,6 +71,10 @@ def make(name: str = "adam", lr: Any = 1e-3, *, weight_decay: float = 0.0,
     """
     if name == "adamw":
         kwargs["weight_decay"] = weight_decay
+    elif weight_decay and name in OPTIMIZERS:  # (an unknown name is said below)
+        raise ConfigError(f"optimizer.weight_decay={weight_decay} is decoupled weight decay, "
+                          f"which only optimizer=adamw applies; optimizer={name} would ignore "
+                          "it: use optimizer=adamw, or drop the key")
     OPTIMIZERS.check(name, kwargs, given=("learning_rate",), also=_OWN)
     rate = SCHEDULES.lookup(schedule)(lr, total_steps, warmup_steps)
     opt = OPTIMIZERS[name](rate, **kwargs)

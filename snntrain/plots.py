@@ -272,9 +272,15 @@ def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | Non
          for r, (_, _, n) in pairs],
         fontsize=7,
     )
-    ax.invert_yaxis()
-    lo = min([100 * m for _, (m, _, _) in pairs if not math.isnan(m)] or [0])
-    ax.set_xlim(max(0, lo - 5), 100)
+    ax.set_ylim(len(pairs) - 0.5, -0.5)  # ranked top down, no marker on the frame
+    # the whole of every bar (a seed that failed to learn made one run off both edges, capless)
+    lo = min([100 * (m - (0 if math.isnan(sd) else sd)) for _, (m, sd, _) in pairs
+              if not math.isnan(m)] or [0])
+    hi = max([100 * (m + (0 if math.isnan(sd) else sd)) for _, (m, sd, _) in pairs
+              if not math.isnan(m)] or [100])
+    ax.set_xlim(max(0, lo - 5), max(100, hi + 1))
+    if hi > 100:
+        ax.axvline(100, color="0.6", lw=0.8, ls=":")  # a std bar past 100 % is only arithmetic
     ax.set_xlabel("final test accuracy % (mean ± std over seeds)")
     ax.set_ylabel("configuration (ranked)", fontsize=8)
     ax.grid(alpha=0.3, axis="x")

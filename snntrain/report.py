@@ -181,6 +181,13 @@ def verdict_lines(
     scale = _scale_warning([e.row for e in ranked if e.rank is not None])
     if scale:
         lines.append(scale)
+    tasks = sorted({str(r.config.get("dataset", {}).get("name")) for r in runs
+                    if r.config and isinstance(r.config.get("dataset"), dict)})
+    if len(tasks) > 1:  # first: nothing above compares like with like
+        lines.insert(0, f"These runs are on {len(tasks)} datasets ({', '.join(tasks)}), ranked "
+                     "together below, but accuracies on different datasets are not comparable: "
+                     "report each dataset's runs apart (python -m snntrain.report <its "
+                     "directories>).")
     n = Counter(r.status for r in runs)
     failed, running, diverged, preempted = n[FAILED], n[RUNNING], n[DIVERGED], n[PREEMPTED]
     if failed or running or diverged or preempted or n[DUPLICATE]:
@@ -270,7 +277,8 @@ def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRan
             if "val" in metric.key
             else ""
         )
-        return [f"No completed run has {metric.key}{hint}: no configuration can be selected."]
+        return [f"No completed run has {metric.key}{hint}: no configuration can be selected."
+                + (f" Note: {metric.note}." if metric.note else "")]
     best, others = valued[0], valued[1:]
     seeds = f"{best.n} seed{'s' if best.n != 1 else ''}"
     lines = [

@@ -38,6 +38,10 @@ DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration,
 PREEMPTED = "preempted"  # stopped by a signal with a checkpoint: rerunning its command resumes it
 DUPLICATE = "duplicate"  # a finished run repeating a configuration and seed already counted
 STALE_AFTER_S = 30 * 60
+# A completed run's results: one that is NaN/Inf makes the run diverged (not in the means,
+# which would otherwise silently leave that seed out of the metric it lacks and keep it in others)
+RESULT_KEYS = ("best_val_accuracy", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
+               "train_loss", "train_accuracy")
 # Config keys that never make two runs different configurations.
 IGNORED_KEYS = (
     "seed",
@@ -57,6 +61,17 @@ IGNORED_KEYS = (
     "trainer.process_id",
     "trainer.devices",
     "trainer.parallel",
+    # how a run is computed or where its data lies, not what it computes (the same values: as
+    # experiment.MODEL_COMPUTATION_KEYS and DATA_LOCATION_KEYS, which a resume may change)
+    "trainer.remat",
+    "trainer.fused_epoch",
+    "model.remat_chunk",
+    "model.conv_method",
+    "dataset.data_dir",
+    "dataset.cache",
+    "dataset.cache_dir",
+    "dataset.in_memory",
+    "dataset.download",
 )
 SHORT_NAMES = {"model.name": "model", "dataset.name": "dataset"}
 # Per-example cost of a network (snntrain.synops), as the report names it -> the epoch-record
@@ -235,6 +250,11 @@ def load_run(
         run.reason = f"metrics.jsonl line {bad} is not JSON"
     else:
         run.status = COMPLETED
+        bad = next(((k, v) for k in RESULT_KEYS if (v := as_float(run.summary.get(k))) is not None
+                    and not math.isfinite(v)), None)
+        if bad is not None:  # finished (trainer.on_nan=skip_step), but its result is no number
+            run.status = DIVERGED
+            run.reason = f"completed, but its {bad[0]} is {bad[1]}: counted as diverged"
     return run
 
 

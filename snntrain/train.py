@@ -321,8 +321,11 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
 
 def _periodic_save_due(progress: RunProgress, exp: Experiment) -> bool:
     """``trainer.checkpoint_every``, except on an epoch's last step: the epoch-end save
-    follows it, after the evaluation, so a checkpoint never holds a finished epoch's sums."""
+    follows it, after the evaluation, so a checkpoint never holds a finished epoch's sums.
+    Never under ``trainer.fused_epoch``, whose state is already the epoch's last."""
     every = exp.run.trainer.checkpoint_every
+    if exp.run.trainer.fused_epoch:  # its steps are replayed after the epoch ran: none mid-epoch
+        return False
     return bool(every) and progress.step % every == 0 and (
         progress.batch_in_epoch < exp.steps_per_epoch)
 

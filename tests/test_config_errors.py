@@ -129,6 +129,12 @@ PARSE_CASES = [
 
 # ---- caught by config.check_groups (the registries: JAX, but no data and no compile) ---------
 GROUP_CASES = [
+    # weight decay under adam or sgd was accepted and silently not applied
+    ("+optimizer.weight_decay=0.5", "optimizer.weight_decay=0.5 is decoupled weight decay, "
+                                    "which only optimizer=adamw applies; optimizer=adam would "
+                                    "ignore it: use optimizer=adamw, or drop the key"),
+    ("optimizer=sgd +optimizer.weight_decay=0.5", "optimizer.weight_decay=0.5 is decoupled "
+                                                  "weight decay, which only optimizer=adamw"),
     ("surrogate.alpha=0", "surrogate.alpha=0 is invalid: FastSigmoid: alpha must be finite"),
     ("+surrogate.gamma=2", "unknown key surrogate.gamma; valid: alpha"),
     ("surrogate.name=nope", "unknown surrogate 'nope'; valid: arctan, "),

@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -1377,3 +1378,137 @@ def test_report_into_a_closed_pipe_exits_quietly(tmp_path, monkeypatch):
     finally:
         os.close(write)
     assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_the_alpha_range_stops_at_an_alpha_whose_seeds_all_diverged(tmp_path):
+    """Sigmoid α = 1 and 4 within noise, every seed of α = 2 diverged: the range was "from 1 to
+    4" straight over α = 2 (and the plot's band with it). It stops at α = 2 and says why; a
+    diverged largest alpha is not "the edge of the scan"."""
+    configs = {("sigmoid", 1.0): [(0.90, 0.9), (0.91, 0.9), (0.92, 0.9)],
+               ("sigmoid", 4.0): [(0.92, 0.9), (0.93, 0.9), (0.91, 0.9)],
+               ("sigmoid", 8.0): [(0.5, 0.5)] * 3}
+    root = _config_sweep(tmp_path / "s", configs)
+    for num, seed in ((9, 0), (10, 1), (11, 2)):  # sigmoid α = 2: diverged
+        write_run(root / str(num), {"name": "sigmoid", "alpha": 2.0}, seed, [0.1], [0.1],
+                  {"lif0": 0.1}, 1.0, status="diverged")
+    columns, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
+    (rng,) = compare.alpha_ranges(rows, compare.Metric("best_val_accuracy"))
+    assert (rng.best_alpha, rng.low, rng.high, rng.no_result) == (4, 4, 4, [(2, "3 diverged")])
+    assert rng.text() == ("sigmoid: best α = 4 (92.00 ± 1.00 %, 3 seeds); α=8 is worse; α=2 "
+                          "has no completed run (3 diverged): the range stops there")
+    for num, seed in ((12, 0), (13, 1), (14, 2)):  # α = 16 diverged too, beyond α = 8
+        write_run(root / str(num), {"name": "sigmoid", "alpha": 16.0}, seed, [0.1], [0.1],
+                  {"lif0": 0.1}, 1.0, status="diverged")
+    del configs[("sigmoid", 8.0)]
+    for num in range(6, 9):
+        shutil.rmtree(root / str(num))
+    columns, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
+    (rng,) = compare.alpha_ranges(rows, compare.Metric("best_val_accuracy"))
+    assert (rng.low, rng.high, rng.at_edge) == (4, 4, False)
+    assert rng.text().endswith("; α=2 has no completed run (3 diverged): the range stops there"
+                               "; α=16 has no completed run (3 diverged): the range stops there")
+
+
+def test_a_completed_run_with_a_non_finite_result_is_counted_as_diverged(tmp_path):
+    """A completed run (trainer.on_nan=skip_step) whose best_val_accuracy is NaN: the verdict
+    left it out of the mean silently ("2 seeds") while the table said 3 seeds and no section
+    listed it. It is now a diverged run, listed with its reason, in no mean."""
+    root = _config_sweep(tmp_path / "s", {
+        ("sigmoid", 1.0): [(0.95, 0.9), (0.96, 0.9), (0.97, 0.9)],
+        ("arctan", 1.0): [(0.90, 0.9), (0.91, 0.9), (0.92, 0.9)]})
+    summary = json.loads((root / "2" / "summary.json").read_text())
+    summary["best_val_accuracy"] = "NaN"
+    (root / "2" / "summary.json").write_text(json.dumps(summary))
+    run = runs.load_run(root / "2")
+    assert (run.status, run.reason) == (
+        "diverged", "completed, but its best_val_accuracy is nan: counted as diverged")
+    _, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
+    sigmoid = next(r for r in rows if r.key["surrogate"] == "sigmoid")
+    assert sigmoid.stats(0.9)["n"] == 2 and sigmoid.stats(0.9)["n_diverged"] == 1
+    out = report.make_report([root], tmp_path / "rep")
+    verdict = (out / "verdict.txt").read_text()
+    assert "sigmoid, α=1 — 95.50 ± 0.71 % (2 seeds)" in verdict
+    assert "Not in the means: 1 diverged" in verdict
+    assert ("completed, but its best_val_accuracy is nan: counted as diverged"
+            in (out / "summary.md").read_text())
+
+
+def test_how_a_run_is_computed_or_where_its_data_lies_does_not_split_a_configuration(tmp_path):
+    """Two sweeps of one comparison, one with trainer.remat=true (or another data_dir): the
+    report made four rows of two seeds and a verdict about remat. Keys that a resume may
+    change (experiment.MODEL_COMPUTATION_KEYS, DATA_LOCATION_KEYS but name and path) and the
+    ways to compute a run are ignored: two rows of four seeds."""
+    from snntrain.experiment import DATA_LOCATION_KEYS, MODEL_COMPUTATION_KEYS
+
+    for key in MODEL_COMPUTATION_KEYS:
+        assert runs._is_ignored(f"model.{key}")
+    for key in set(DATA_LOCATION_KEYS) - {"name", "path"}:
+        assert runs._is_ignored(f"dataset.{key}")
+    assert not runs._is_ignored("dataset.path") and not runs._is_ignored("trainer.dtype")
+    scores = {("sigmoid", 1.0): [(0.95, 0.9), (0.96, 0.9)], ("arctan", 1.0): [(0.91, 0.9),
+                                                                             (0.92, 0.9)]}
+    _config_sweep(tmp_path / "a", scores)
+    _config_sweep(tmp_path / "b", {k: v for k, v in scores.items()}, **{
+        "trainer.remat": True, "dataset.data_dir": "/scratch/data", "model.remat_chunk": 4})
+    for num in range(4):  # the second sweep's seeds are 2 and 3
+        cfg = yaml.safe_load((tmp_path / "b" / str(num) / "config.yaml").read_text())
+        cfg["seed"] += 2
+        (tmp_path / "b" / str(num) / "config.yaml").write_text(yaml.safe_dump(cfg))
+    columns, rows = runs.group_runs(
+        [runs.load_run(d) for d in runs.find_runs([tmp_path / "a", tmp_path / "b"])])
+    assert sorted((r.key["surrogate"], r.stats(0.9)["n"]) for r in rows) == [
+        ("arctan", 4), ("sigmoid", 4)]
+    assert "trainer.remat" not in columns and "dataset.data_dir" not in columns
+
+
+def test_runs_on_different_datasets_are_said_not_comparable_first(tmp_path):
+    """Sigmoid and arctan on digits and on mnist: the verdict selected an mnist row and called
+    the digits rows "worse" without a word."""
+    scores = {("sigmoid", 1.0): [(0.95, 0.9), (0.96, 0.9)]}
+    _config_sweep(tmp_path / "a", scores)
+    _config_sweep(tmp_path / "b", scores, **{"dataset.name": "mnist"})
+    out = report.make_report([tmp_path / "a", tmp_path / "b"], tmp_path / "rep")
+    assert (out / "verdict.txt").read_text().splitlines()[0] == (
+        "These runs are on 2 datasets (digits, mnist), ranked together below, but accuracies on "
+        "different datasets are not comparable: report each dataset's runs apart (python -m "
+        "snntrain.report <its directories>).")
+    out = report.make_report([tmp_path / "a"], tmp_path / "rep1")
+    assert "datasets" not in (out / "verdict.txt").read_text()
+
+
+def test_the_accuracy_plot_shows_every_error_bar_whole(tmp_path, monkeypatch):
+    """Test accuracies 0.95, 0.96, 0.30 (one seed failed to learn): 73.7 ± 37.5 %, but the x
+    axis was [lowest mean - 5, 100] = [68.7, 100], so the bar ran off both edges, capless."""
+    from snntrain import plots
+
+    root = _config_sweep(tmp_path / "s", {
+        ("sigmoid", 1.0): [(0.9, 0.95), (0.9, 0.96), (0.9, 0.30)],
+        ("arctan", 1.0): [(0.9, 0.90), (0.9, 0.91)]})
+    _, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
+    figures = []
+    real = plots._figure
+    monkeypatch.setattr(plots, "_figure", lambda *a, **k: figures.append(real(*a, **k))
+                        or figures[-1])
+    plots.plot_accuracy_by_config(tmp_path / "acc.png", rows)
+    (ax,) = figures[0].axes
+    mean, std = statistics.mean([95, 96, 30]), statistics.stdev([95, 96, 30])
+    low, high = ax.get_xlim()
+    assert low <= mean - std and high >= mean + std and low == max(0, mean - std - 5)
+    assert ax.get_ylim() == (1.5, -0.5)
+
+
+def test_the_metric_note_stays_when_nothing_can_be_selected(tmp_path):
+    """optimize_metric=test_accuracy without a validation split: only "No completed run has
+    best_val_accuracy" was said, not why the sweep's own metric was not used."""
+    root = _config_sweep(tmp_path / "s", {("sigmoid", 1.0): [(0.9, 0.9), (0.9, 0.9)]},
+                         optimize_metric="test_accuracy")
+    for d in runs.find_runs([root]):
+        summary = json.loads((d / "summary.json").read_text())
+        summary["best_val_accuracy"] = None
+        (d / "summary.json").write_text(json.dumps(summary))
+    out = report.make_report([root], tmp_path / "rep")
+    assert (out / "verdict.txt").read_text().splitlines()[0] == (
+        "No completed run has best_val_accuracy (is there a validation split? "
+        "dataset.val_fraction > 0): no configuration can be selected. Note: ranked by best "
+        "validation accuracy, not by the sweep's optimize_metric (test_accuracy): selecting on "
+        "it would bias the number to quote.")

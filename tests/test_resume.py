@@ -389,3 +389,44 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
             f"{tmp_path / 'a' / 'checkpoints'}") in capsys.readouterr().err
     straight = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path / "c")
     assert on["steps"] == straight["steps"] and on["test_accuracy"] == straight["test_accuracy"]
+
+
+def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_path, monkeypatch):
+    """SIGTERM on an epoch's last step saves checkpoint 11 before the epoch is evaluated. The
+    resumed run evaluated and recorded it, but its epoch-end save found step 11 taken and kept
+    the old meta, so every rerun of the finished run evaluated and recorded epoch 1 again."""
+    from snntrain.runstate import Preempted, RunProgress
+
+    cfg = compose("trainer.epochs=1")
+    steps = train.build(cfg).steps_per_epoch
+    advance, seen = RunProgress.advance, {"step": 0}
+
+    def counting(self, *a, **k):
+        advance(self, *a, **k)
+        seen["step"] = self.step
+
+    class SignalOnLastStep:
+        received = signal.SIGTERM
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def received_any(self):
+            return seen["step"] >= steps
+
+    with monkeypatch.context() as m:
+        m.setattr(RunProgress, "advance", counting)
+        m.setattr(train, "Signals", SignalOnLastStep)
+        with pytest.raises(Preempted):
+            train.train_and_evaluate(cfg, tmp_path)
+    done = train.train_and_evaluate(cfg, tmp_path)
+    assert done["status"] == "completed" and done["steps"] == steps
+    meta = json.loads((tmp_path / "checkpoints" / str(steps) / "meta" / "metadata").read_text())
+    assert (meta["epoch"], meta["batch_in_epoch"]) == (1, 0)
+    again = train.train_and_evaluate(cfg, tmp_path)  # finished: nothing to train or record
+    assert again["test_accuracy"] == done["test_accuracy"]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["split"] == "epoch"] == [1]

@@ -10,6 +10,7 @@ from conftest import compose
 
 from snntrain import data as data_lib
 from snntrain import steps, train
+from snntrain.checkpoint import Checkpoints
 
 
 def _batch(exp, n=None):
@@ -138,3 +139,14 @@ def test_fused_epoch_equals_per_step_loop(tmp_path):
         s = summaries[fused]
         assert s["samples_per_s"] * s["train_time_s"] == pytest.approx(timed * batch, rel=1e-9)
         assert s["compile_time_s"] > 0
+
+
+def test_a_fused_epoch_writes_no_mid_epoch_checkpoint(tmp_path):
+    """trainer.fused_epoch with trainer.checkpoint_every=5: checkpoints 5 and 10 held the
+    state after all 11 steps of the epoch (its steps are replayed after it ran), so a resume
+    from one trained steps twice. A fused run checkpoints at epoch ends only (as documented)."""
+    cfg = compose("trainer.epochs=1", "trainer.fused_epoch=true", "trainer.checkpoint_every=5",
+                  "trainer.keep_checkpoints=5")
+    steps = train.build(cfg).steps_per_epoch
+    train.train_and_evaluate(cfg, tmp_path)
+    assert Checkpoints(tmp_path / "checkpoints", write=False).steps() == [steps]
