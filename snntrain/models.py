@@ -169,8 +169,6 @@ POOL_MODES = ("max", "avg")
 # what a forward pass records in ``aux`` (see the module docstring); the counts add up over
 # time blocks, ``rates`` is a mean and ``in_binary`` a logical and
 AUX_SUMMED = ("spike_counts", "updates", "in_counts", "in_steps")
-# the synaptic layers that read the model's input (the only ones a Repeated input reaches)
-FIRST_SYNAPSES = ("fc0", "conv0")
 AUX_KEYS = ("rates", *AUX_SUMMED, "in_binary")
 
 
@@ -457,7 +455,9 @@ class SNN(nnx.Module):
         out = out.reshape(n * chunk, *out.shape[2:])
         # A Repeated (direct) input reaches the first synaptic layer once per run, though each
         # block computes it again: its counts are one block's, not their sum (4x at 4 blocks).
-        once = FIRST_SYNAPSES if isinstance(x_TxBx, Repeated) else ()
+        # (only the layer that reads the model's input: conv0 of a conv net, whose fc0 reads
+        # spikes at every step and was counted for one block only)
+        once = (self.synapses()[0]["name"],) if isinstance(x_TxBx, Repeated) else ()
 
         def add(g: str, k: str, total: Array, more: Array) -> Array:
             return total if g in ("in_counts", "in_steps") and k in once else total + more

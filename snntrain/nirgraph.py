@@ -483,9 +483,10 @@ def _load_neuron(model: Any, step: dict, node: Any, layer: Any, dt: float,
             raise NIRError(f"{name}: beta = 1 cannot be learned; use model.learn_beta=false")
         _set(layer.beta_logit, logit)
     elif not np.allclose(beta, defaults.get("beta", 1.0), rtol=1e-6, atol=0):
-        key = "model.neuron.beta" if "beta" in defaults else "model/neuron=lif"
+        fix = ("set model.neuron.beta or model.learn_beta=true" if "beta" in defaults
+               else "use model/neuron=lif (the IF neuron has no beta)")
         raise NIRError(f"{name}: the graph's beta {beta.ravel()[:3]} differs from the model's "
-                       f"fixed {defaults.get('beta', 1.0)}; set {key} or model.learn_beta=true")
+                       f"fixed {defaults.get('beta', 1.0)}; {fix}")
     if layer.learn_threshold:
         _set(layer.threshold, theta)
     elif not np.allclose(theta, defaults["threshold"], rtol=1e-6, atol=0):
@@ -654,6 +655,9 @@ def _load_conv(model: Any, step: dict, node: nir.Conv2d) -> None:
     stride, dilation = np.atleast_1d(node.stride), np.atleast_1d(node.dilation)
     if np.any(stride != 1) or np.any(dilation != 1) or int(node.groups) != 1:
         raise NIRError(f"{name}: only stride 1, dilation 1, groups 1 convolutions load")
+    if w.ndim == 4 and tuple(w.shape[2:]) != (k, k):  # before the padding, which follows k
+        raise NIRError(f"{name}: the graph's kernel is {w.shape[2]}x{w.shape[3]}, the model's "
+                       f"{k}x{k}; set model.kernel_size to the graph's")
     pad = node.padding
     pad = pad.decode() if isinstance(pad, bytes) else pad
     if isinstance(pad, str):

@@ -321,6 +321,19 @@ def test_import_mismatches():
                       rngs=nnx.Rngs(0))
     with pytest.raises(export.NIRError, match=r"set model.readout_beta"):
         export.from_nir(export.to_nir(mlp), beta)
+    # an IF model: "set model/neuron=lif or model.learn_beta=true", but IF cannot learn beta
+    if_model = models.MLP((4,), 2, hidden=[3], neuron={"name": "if", "reset": "zero"},
+                          rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError, match=r"fixed 1.0; use model/neuron=lif \(the IF neuron "
+                       r"has no beta\)$"):
+        export.from_nir(export.to_nir(mlp), if_model)
+    # another kernel size: was "conv0: padding [1, 1] is neither SAME nor VALID"
+    conv = {"channels": [4], "norm": "none", "pool_mode": "avg", "neuron": neuron_cfg(reset="zero")}
+    three = models.ConvSNN((8, 8, 1), 10, kernel_size=3, rngs=nnx.Rngs(0), **conv)
+    five = models.ConvSNN((8, 8, 1), 10, kernel_size=5, rngs=nnx.Rngs(0), **conv)
+    with pytest.raises(export.NIRError, match=r"^conv0: the graph's kernel is 3x3, the model's "
+                       r"5x5; set model.kernel_size to the graph's$"):
+        export.from_nir(export.to_nir(three), five)
 
 
 def test_sum_pool_folds_into_the_conv():

@@ -253,3 +253,24 @@ def test_jit_and_config_errors():
         synops.energy_from_config({"ac_pj": -1.0})
     with pytest.raises(ConfigError, match=r"metrics.energy.add_pj is not a key; valid: ac_pj"):
         synops.energy_from_config({"add_pj": 1.0})
+
+
+def test_a_conv_nets_dense_layer_counts_every_block_under_remat_with_direct_input():
+    """encoder=direct, trainer.remat with T over model.remat_chunk: a conv net's fc0 (which
+    reads spikes at every step; only conv0 reads the direct input once) was counted for the
+    first time block only (952 ACs against 3323). Its counts equal those without remat, and
+    fc0's dense count is T x fan-in x fan-out."""
+    T, B = 10, 3
+    model = models.ConvSNN((8, 8, 1), 10, channels=[4], kernel_size=3, norm="none", dense=[8],
+                           neuron={"name": "lif", "threshold": 0.3}, remat_chunk=3,
+                           rngs=nnx.Rngs(1))
+    x = encoding.Direct()(jax.random.uniform(jax.random.PRNGKey(0), (B, 8, 8, 1)), None, T)
+    mask = np.ones(B, np.float32)
+    plain, m = _metrics(model, x, mask)
+    chunked, _ = _metrics(model, x, mask, remat=True)
+    for key in ("synops/fc0/acs", "synops/fc0/dense", "synops/conv0/macs", "synops/conv0/dense",
+                "synops/readout/acs"):
+        assert chunked[key] == pytest.approx(plain[key], rel=1e-6), key
+    fan_in = model.synapses()[1]["in_shape"]
+    assert plain["synops/fc0/dense"] == T * int(np.prod(fan_in)) * 8 * B
+    assert plain["synops/fc0/acs"] == pytest.approx(8 * m["spikes/lif0"] * B, rel=1e-6)
