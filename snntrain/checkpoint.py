@@ -46,9 +46,11 @@ EVAL_IDENTITY = "val and test data (a hash of their examples and labels)"
 DATA_HASHES = frozenset({DATA_IDENTITY, EVAL_IDENTITY})
 # fingerprint keys that checkpoints written before them lack (not compared when absent)
 FINGERPRINT_ADDED_LATER = frozenset({"surrogate", "T", "neuron", "encoder", "dataset settings",
-                                     "model", *DATA_HASHES})
+                                     "model", *DATA_HASHES, "optimizer settings", "loss",
+                                     "trainer.dtype", "model input"})
 # the config key a fingerprint key stands for, where they differ (the refusal names the key)
-CONFIG_KEY = {"dataset settings": "dataset", "neuron": "model.neuron"}
+CONFIG_KEY = {"dataset settings": "dataset", "neuron": "model.neuron",
+              "optimizer settings": "optimizer"}
 
 
 def describe_difference(saved: dict, current: dict, had: str = "checkpoint has") -> str:

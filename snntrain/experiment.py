@@ -132,7 +132,7 @@ def _check_encoder_fits(encoder: Any, data: Any, run: Any) -> None:
         raise ConfigError(f"encoder={name} cannot encode dataset={dataset}: its samples are "
                           f"spikes binned into T steps already; use encoder=none (the event "
                           "datasets' default)")
-    if not data.temporal and name == "none" and data.image_shape[0] != run.T:
+    if not data.temporal and name == "none":  # (also when the first axis happens to be T)
         raise ConfigError(f"encoder=none passes samples through as spikes over T={run.T} steps, "
                           f"but dataset={dataset} holds images of shape {data.image_shape}; use "
                           "encoder=rate, latency or direct")
@@ -174,7 +174,19 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     if fp["optimizer"]["schedule"] != "constant":
         # the schedule decays over the whole run: another trainer.epochs is another schedule
         fp["optimizer"][SCHEDULE_STEPS] = exp.total_steps
+    # what the training minimises and how it steps (all but optimizer.lr, which may change),
+    # and the compute dtype: a resume with other values trained one run under two configs
+    fp["optimizer settings"] = {k: v for k, v in plain(opt).items() if k != "lr"}
+    fp["loss"] = {"rate_reg.weight": float(exp.run.loss.rate_reg_weight),
+                  "rate_reg.target": float(exp.run.loss.rate_reg_target)}
+    fp["trainer.dtype"] = str(exp.run.trainer.dtype)
+    # what the model was built for: reads a run's parameters without its data (params_of)
+    fp[MODEL_INPUT] = {"in_shape": [int(d) for d in exp.data.image_shape],
+                       "n_classes": int(exp.data.n_classes)}
     return fp
+
+
+MODEL_INPUT = "model input"
 
 
 # model keys that choose how the model is computed, not what it computes: may change on resume
@@ -193,6 +205,20 @@ def device_info(dp: par.DataParallel) -> dict[str, Any]:
 
 def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
     """The newest parameters saved in ``run_dir`` (for analysis in a notebook)."""
+    return _restored(run_dir, cfg)[1]
+
+
+def model_of(run_dir: str | Path, cfg: DictConfig | None = None) -> nnx.Module:
+    """The model of ``run_dir`` with its newest parameters (for inference, or NIR export)."""
+    model, params = _restored(run_dir, cfg)
+    graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+    return nnx.merge(graphdef, params, rest)
+
+
+def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, Any]:
+    """The run's model (as built) and its newest parameters. Without the data when the
+    checkpoint records what the model was built for (its ``model input``): a run on a file
+    that has moved since, or with a relative ``dataset.path``, still loads."""
     from omegaconf import OmegaConf
 
     from snntrain.runs import population_axes
@@ -204,9 +230,36 @@ def params_of(run_dir: str | Path, cfg: DictConfig | None = None) -> Any:
     if population_axes({"trainer": {"population": pop}}):
         raise ValueError(f"{run_dir} holds a population: snntrain.population.params_of(run_dir) "
                          "gives every member's parameters")  # (was a resume hint)
-    exp = build(cfg)
-    restored = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False).restore(
-        exp.init_state(), fingerprint(exp))
+    ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False)
+    saved = _newest_fingerprint(ckpts)
+    if MODEL_INPUT in saved:  # the model alone, as it was built: the data is not needed
+        run = validate(cfg)
+        try:
+            model = models.from_config(run.model, tuple(saved[MODEL_INPUT]["in_shape"]),
+                                       saved[MODEL_INPUT]["n_classes"], run.seed)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(str(e)) from None
+        params = nnx.split(model, nnx.Param, ...)[1]
+        tx = optim.from_config(run.optimizer, total_steps=_warmup_steps(run) + 2)
+        target, fp = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), saved
+    else:  # a checkpoint from before the model's input was recorded
+        exp = build(cfg)
+        model, target, fp = exp.model(), exp.init_state(), fingerprint(exp)
+    restored = ckpts.restore(target, fp)
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
-    return restored[0].params
+    return model, restored[0].params
+
+
+def _newest_fingerprint(ckpts: ckpt_lib.Checkpoints) -> dict[str, Any]:
+    """The fingerprint of the newest readable checkpoint (empty: none)."""
+    for step in ckpts.steps()[::-1]:
+        try:
+            return dict(ckpts.read_meta(step).get("fingerprint", {}))
+        except Exception:  # noqa: BLE001 - unreadable: restore says so and tries the previous
+            continue
+    return {}
+
+
+def _warmup_steps(run: Any) -> int:
+    return int(run.optimizer.get("warmup_steps") or 0)

@@ -18,9 +18,10 @@ from snntrain.nirgraph import NIRError, from_nir, load, nir, nir_params, require
 __all__ = ["NIRError", "from_nir", "load", "main", "nir_params", "to_nir"]
 
 
-def _trained_params(run: Path, cfg: Any) -> Any:
-    """The newest parameters of a run directory, or of a population member's directory
-    (``<population>/members/<name>``: the population's checkpoints hold them)."""
+def _trained(run: Path, cfg: Any) -> Any:
+    """The trained model of a run directory, or the newest parameters of a population
+    member's directory (``<population>/members/<name>``: the population's checkpoints hold
+    them; :func:`to_nir` builds the member's model)."""
     from omegaconf import OmegaConf
 
     from snntrain import experiment, population
@@ -39,7 +40,7 @@ def _trained_params(run: Path, cfg: Any) -> Any:
             raise ConfigError(f"{run}: no checkpoint of member {run.name} in "
                               f"{pop_dir / 'checkpoints'}")
         return params[run.name]
-    return experiment.params_of(run, cfg)
+    return experiment.model_of(run, cfg)  # (built without the data: to_nir takes it as is)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "config.yaml").exists():
             raise ConfigError(f"{run / 'config.yaml'} not found: RUN_DIR must be a run directory")
         cfg = OmegaConf.load(run / "config.yaml")
-        graph = to_nir(_trained_params(run, cfg), cfg, dt=args.dt)
+        graph = to_nir(_trained(run, cfg), cfg, dt=args.dt)
     except (ConfigError, CheckpointError, FileNotFoundError, ImportError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2

@@ -242,7 +242,17 @@ def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_pa
                                          "this run has 0.2"),
             # what the model computes (it went on as spike_count without a word)
             ("model.readout=spike_count", "model.readout: checkpoint has membrane_mean, this "
-                                          "run has spike_count")):
+                                          "run has spike_count"),
+            # what the training minimises, how it steps, in which dtype (went on silently, and
+            # config.yaml then described the whole run with the new values)
+            ("loss.rate_reg.weight=5", "loss.rate_reg.weight: checkpoint has 0.0, this run "
+                                       "has 5.0"),
+            ("+optimizer.b1=0.5", "optimizer.b1: checkpoint has <missing>, this run has 0.5"),
+            ("optimizer.grad_clip=null", "no difference"),  # (the same: a control)
+            ("trainer.dtype=bfloat16", "trainer.dtype: checkpoint has float32, this run has "
+                                       "bfloat16")):
+        if named == "no difference":
+            continue
         with pytest.raises(CheckpointError, match="incompatible run") as e:
             train.train_and_evaluate(compose("trainer.epochs=2", override), tmp_path)
         assert named in str(e.value)
@@ -430,3 +440,24 @@ def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_
     assert again["test_accuracy"] == done["test_accuracy"]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["split"] == "epoch"] == [1]
+
+
+def test_a_runs_parameters_load_without_its_data(tmp_path):
+    """params_of (and so ``python -m snntrain.export``) built the whole experiment, loading
+    the data: a run on a user's .npz could not be exported once the file moved (or from
+    another directory, its path being relative): "dataset.path=...: no such file"."""
+    from snntrain import export
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 5, 5)).astype(np.float32)
+    np.savez(tmp_path / "mine.npz", x_train=x, y_train=rng.integers(0, 3, 40), x_test=x[:10],
+             y_test=rng.integers(0, 3, 10))
+    cfg = compose("dataset=arrays", f"dataset.path={tmp_path / 'mine.npz'}", "trainer.epochs=1",
+                  "model.neuron.reset=zero", "trainer.batch_size=16")
+    run = tmp_path / "run"
+    train.train_and_evaluate(cfg, run)
+    want = params_of(run)
+    (tmp_path / "mine.npz").unlink()
+    got = params_of(run)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), want, got))
+    assert export.main([str(run), "--nir", str(tmp_path / "m.nir")]) == 0
