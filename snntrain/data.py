@@ -132,18 +132,20 @@ def _check_images(x: np.ndarray, key: str, path: str) -> np.ndarray:
             "save uint8 0..255)"
         )
     if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):
+        out = int(((x < 0) | (x > 1)).sum())  # (repr: 1.0000001 printed as 1 read as valid)
         raise BadArrays(
-            f"{path}: {key} values span {x.min():g}..{x.max():g}; float images must be in "
-            "[0, 1] (or save uint8 0..255)"
+            f"{path}: {key} values span {float(x.min())!r}..{float(x.max())!r} ({out} outside "
+            "[0, 1]); float images must be in [0, 1] (np.clip(x, 0, 1), or save uint8 0..255)"
         )
     return x.astype(np.float32, copy=False)
 
 
 def _check_labels_array(y: np.ndarray, key: str, path: str) -> np.ndarray:
     if y.ndim != 1:
+        # a column (N, 1) is indices: argmax of it would make every label 0
+        hint = ("y.ravel()" if y.ndim == 2 and y.shape[1] == 1 else "one-hot? y.argmax(-1)")
         raise BadArrays(
-            f"{path}: {key} has shape {y.shape}; expected class indices of shape "
-            "(N,) (one-hot? use y.argmax(-1))"
+            f"{path}: {key} has shape {y.shape}; expected class indices of shape (N,) ({hint})"
         )
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
         raise BadArrays(
@@ -198,8 +200,9 @@ def _check_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarra
                 shape, _, dtype = read_header(fp)
                 if dtype.hasobject:
                     raise BadArrays(
-                        f"{where} holds Python objects; cannot read it without pickle; save "
-                        "numeric arrays with np.savez"
+                        f"{where} holds Python objects (samples of different shapes?), which "
+                        "are not read (pickle); pad or crop every sample to one shape and save "
+                        "one numeric N x H x W [x C] array"
                     )
                 claimed = math.prod(shape) * dtype.itemsize
                 if fp.tell() + claimed > size:
@@ -232,7 +235,8 @@ def _check_label_range(y: np.ndarray, path: str) -> None:
     top = int(y.max())
     if top >= 1000 and len(np.unique(y)) * 2 <= top + 1:
         raise BadArrays(
-            f"{path}: labels span 0..{top} but only {len(np.unique(y))} distinct values occur; "
+            f"{path}: labels span {int(y.min())}..{top} but only {len(np.unique(y))} distinct "
+            "values occur; "
             "labels must be class indices 0..n_classes-1 (remap them with "
             "np.unique(y, return_inverse=True)[1], or set dataset.n_classes)"
         )

@@ -450,6 +450,14 @@ def _huge_labels(p: Path) -> Path:
     return p
 
 
+def _label_ids(p: Path) -> Path:
+    arrays = _arrays()
+    for k in ("y_train", "y_test"):
+        arrays[k] = 1000 + arrays[k] % 3
+    np.savez(p, **arrays)
+    return p
+
+
 def _objects(p: Path) -> Path:
     arrays = _arrays()
     arrays["y_test"] = np.array([1, "a"] * 5, dtype=object)
@@ -471,8 +479,10 @@ ARRAY_CASES = {
     "6.4e12 elements": (_huge_header, ": member x_train.npy claims shape (80000, 80000000) of "
                                       "float32 (25,600,000,000,000 bytes) but holds 100 bytes"),
     "labels up to 1e9": (_huge_labels, ": labels span 0..1000000000 but only 5 distinct values"),
-    "object array": (_objects, ": member y_test.npy holds Python objects; cannot read it "
-                               "without pickle"),
+    # ids 1000..1002 were said to span 0..1002
+    "label ids": (_label_ids, ": labels span 1000..1002 but only 3 distinct values occur"),
+    "object array": (_objects, ": member y_test.npy holds Python objects (samples of "
+                               "different shapes?), which are not read (pickle); pad or crop"),
     "missing member": (_missing, " is missing y_test; it has x_train, y_train, x_test"),
 }
 

@@ -475,11 +475,20 @@ BAD_NPZ = {
         _bad(y_test=np.zeros(20, np.float32)),
         r"y_test has dtype float32; labels must be integers",
     ),
-    "one-hot labels": (_bad(y_test=np.zeros((20, 4), int)), r"y_test has shape \(20, 4\); "),
+    "one-hot labels": (_bad(y_test=np.zeros((20, 4), int)), r"y_test has shape \(20, 4\); "
+                       r"expected class indices of shape \(N,\) \(one-hot\? y.argmax\(-1\)\)"),
+    # argmax of an (N, 1) column made every label 0
+    "a column of labels": (_bad(y_test=np.zeros((20, 1), int)), r"y_test has shape \(20, 1\); "
+                           r"expected class indices of shape \(N,\) \(y.ravel\(\)\)"),
+    # 1.0000001 was printed "1" (the span looked valid)
+    "just above 1": (_bad(x_test=np.full((20, 5, 4), 0.5, np.float32) + np.eye(1, 400).reshape(
+        20, 5, 4).astype(np.float32) * np.float32(0.5000001)),
+        r"x_test values span 0\.5\.\.1\.0000001\d* \(1 outside \[0, 1\]\)"),
     "negative label": (_bad(y_test=np.full(20, -1)), r"labels span -1\.\.3, outside 0\.\.3"),
     "value range": (
         _bad(x_test=np.full((20, 5, 4), 255.0, np.float32)),
-        r"x_test values span 255\.\.255; float images must be in \[0, 1\]",
+        r"x_test values span 255\.0\.\.255\.0 \(400 outside \[0, 1\]\); float images must be "
+        r"in \[0, 1\]",
     ),
     "nan": (_bad(x_test=np.where(np.arange(400).reshape(20, 5, 4) == 5, np.nan, 0.5)
                  .astype(np.float32)),
@@ -512,8 +521,8 @@ BAD_NPZ = {
         r"store N x H x W x C \(np.moveaxis\(x_train, 1, -1\)\)"),
     "pickle": (
         _bad(y_test=np.array([1, "a"] * 10, dtype=object)),
-        r"cannot read it without "
-        r"pickle",
+        r"holds Python objects \(samples of different shapes\?\), which are not read "
+        r"\(pickle\); pad or crop every sample to one shape",
     ),
 }
 
