@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from snntrain import events
+from snntrain.plots import image_path
 
 
 def synthetic_shd(seed: int = 0, n: int = 8000) -> dict[str, np.ndarray]:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", default=None, help="Tonic's save_to directory")
     parser.add_argument("--T", type=_positive, default=16, help="time steps per sample")
-    parser.add_argument("--out", default="outputs/events.png")
+    parser.add_argument("--out", type=image_path, default="outputs/events.png")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from snntrain import surrogates
+from snntrain.plots import image_path
 
 
 def variants(
@@ -119,7 +120,7 @@ def make_figure(
 
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("outputs/surrogates.png"))
+    parser.add_argument("--out", type=image_path, default=Path("outputs/surrogates.png"))
     parser.add_argument(
         "--normalize", action="store_true", help="rescale every g' to unit integral (if finite)"
     )

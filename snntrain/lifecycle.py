@@ -343,7 +343,9 @@ def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
                                   "test_spikes/total"))},
         "wall_time_s": time.time() - t_start, "train_time_s": runner.train_s,
         "compile_time_s": runner.compile_s or 0.0,
-        "samples_per_s": throughput(runner.timed_steps, exp.batch_size, runner.train_s),
+        # null when no step was timed (an epoch of one step: the step that compiled)
+        "samples_per_s": (throughput(runner.timed_steps, exp.batch_size, runner.train_s)
+                          if runner.timed_steps else None),
         "surrogate": repr(exp.surrogate), "dataset": exp.data.describe(),
         "model": str(exp.run.model["name"]), "encoder": str(exp.run.encoder["name"]), "T": exp.T,
         "seed": exp.seed,

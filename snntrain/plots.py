@@ -36,6 +36,23 @@ DPI = 100
 X_LABEL = "x = v − threshold"
 
 
+def image_path(text: str) -> Path:
+    """An ``--out`` image file for a plotting script (an argparse ``type``): a format
+    matplotlib writes, else one line listing them (``--out x.pdff`` was matplotlib's traceback
+    after the figure was drawn)."""
+    import argparse
+
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(text).suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise argparse.ArgumentTypeError(
+            f"{text}: " + (f".{suffix} is not an image format matplotlib writes" if suffix
+                           else "no file extension") + f"; use one of {', '.join(sorted(formats))}")
+    return Path(text)
+
+
 def _figure(width_in: float, height_in: float):
     from matplotlib.figure import Figure
 

@@ -1512,3 +1512,18 @@ def test_the_metric_note_stays_when_nothing_can_be_selected(tmp_path):
         "dataset.val_fraction > 0): no configuration can be selected. Note: ranked by best "
         "validation accuracy, not by the sweep's optimize_metric (test_accuracy): selecting on "
         "it would bias the number to quote.")
+
+
+def test_plot_scripts_refuse_an_image_format_matplotlib_does_not_write():
+    """``plot_surrogates.py --out x.pdff`` drew the figure, then ended in matplotlib's
+    traceback; the argparse type says it in one line, with the formats."""
+    import argparse
+
+    from snntrain.plots import image_path
+
+    assert image_path("a/b.PNG") == Path("a/b.PNG")
+    for text, said in (("x.pdff", "x.pdff: .pdff is not an image format matplotlib writes; "),
+                       ("x", "x: no file extension; ")):
+        with pytest.raises(argparse.ArgumentTypeError) as err:
+            image_path(text)
+        assert str(err.value).startswith(said + "use one of ") and "pdf, pgf, png" in str(err.value)

@@ -150,3 +150,17 @@ def test_a_fused_epoch_writes_no_mid_epoch_checkpoint(tmp_path):
     steps = train.build(cfg).steps_per_epoch
     train.train_and_evaluate(cfg, tmp_path)
     assert Checkpoints(tmp_path / "checkpoints", write=False).steps() == [steps]
+
+
+def test_a_run_whose_only_step_compiled_says_its_throughput_was_not_measured(tmp_path, capsys):
+    """An epoch of one step (the step that compiles, never timed): summary.json and the end
+    table said samples_per_s 0.0000, as if the run had not moved."""
+    from snntrain.progress import print_summary
+
+    cfg = compose("trainer.epochs=1", "trainer.batch_size=1294")
+    assert train.build(cfg).steps_per_epoch == 1
+    summary = train.train_and_evaluate(cfg, tmp_path)
+    assert summary["samples_per_s"] is None
+    assert json.loads((tmp_path / "summary.json").read_text())["samples_per_s"] is None
+    print_summary(summary)
+    assert "not measured (the only step compiled)" in capsys.readouterr().out
