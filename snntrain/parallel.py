@@ -45,6 +45,23 @@ def nearest_divisible(batch_size: int, n: int) -> list[int]:
     return [b for b in (below, below + n) if b > 0]
 
 
+def wants_distributed(cfg: Any) -> bool:
+    """Whether ``trainer.distributed`` (``cfg``: the trainer node) makes this a multi-process
+    run: ``true``; ``auto`` under a SLURM job of several tasks, a TPU pod or a JAX coordinator
+    in the environment (a TPU pod without SLURM was taken for one process before)."""
+    mode = cfg.get("distributed", False)
+    if mode is None or mode is False or mode in ("false", "none"):
+        return False
+    if mode != "auto":
+        return True
+    try:
+        tasks = int(os.environ.get("SLURM_NTASKS") or 1)
+    except ValueError:
+        tasks = 1
+    return tasks > 1 or any(k in os.environ for k in ("TPU_WORKER_HOSTNAMES",
+                                                       "JAX_COORDINATOR_ADDRESS"))
+
+
 def maybe_initialize_distributed(cfg: Any) -> None:
     """Call ``jax.distributed.initialize`` for multi-host runs (``trainer.distributed``).
 
@@ -52,15 +69,9 @@ def maybe_initialize_distributed(cfg: Any) -> None:
     config when set, otherwise from the environment JAX recognises (SLURM, TPU pods, ...);
     ``auto`` initialises only when such an environment is detected.
     """
-    mode = cfg.get("distributed", False)
-    if mode is False or mode in ("false", "none"):
+    if not wants_distributed(cfg):
         return
-    env_detected = any(k in os.environ for k in ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES",
-                                                 "JAX_COORDINATOR_ADDRESS"))
-    if mode == "auto" and not env_detected:
-        return
-    if mode == "auto" and int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
-        return
+    mode = cfg.get("distributed")
     kwargs = {k: cfg.get(k) for k in ("coordinator_address", "num_processes", "process_id")
               if cfg.get(k) is not None}
     timeout = int(cfg.get("init_timeout_s", 300))

@@ -381,8 +381,9 @@ class Startup(Callback):
         _prepare_malloc(config)
         # (after the malloc policy, which must precede JAX's threads; not for a multi-host
         # run: its devices only after jax.distributed.initialize)
-        distributed = OmegaConf.select(config, "trainer.distributed", default=False)
-        local = distributed in (False, "false", "none", None)
+        from snntrain.parallel import wants_distributed
+
+        local = not wants_distributed(OmegaConf.select(config, "trainer", default=None) or {})
         if local and (msg := backend_error()) is not None:
             fail(msg)
         if not groups and out is not None:

@@ -175,3 +175,23 @@ parallel.DataParallel("sharded", devices=2)
     assert out.stderr.strip().splitlines() == [
         "note: trainer.parallel=none trains on one device; trainer.devices=2 is not used "
         "(trainer.parallel=sharded or pmap spreads the batch)"]
+
+
+@pytest.mark.parametrize(("mode", "env", "want"), [
+    (False, {}, False), ("false", {"SLURM_NTASKS": "4"}, False), (None, {}, False),
+    (True, {}, True), ("auto", {}, False), ("auto", {"SLURM_NTASKS": "1"}, False),
+    ("auto", {"SLURM_NTASKS": "4"}, True),
+    # a TPU pod or a JAX coordinator without SLURM: was taken for one process
+    ("auto", {"TPU_WORKER_HOSTNAMES": "a,b"}, True),
+    ("auto", {"JAX_COORDINATOR_ADDRESS": "h:1234"}, True),
+])
+def test_when_trainer_distributed_makes_a_multi_process_run(monkeypatch, mode, env, want):
+    """One rule for start-up (which locks the run directory and checks the backend only for
+    one process) and for jax.distributed.initialize."""
+    from snntrain import parallel as par
+
+    for k in ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "JAX_COORDINATOR_ADDRESS"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert par.wants_distributed({"distributed": mode}) is want
