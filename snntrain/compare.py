@@ -314,14 +314,15 @@ class AlphaRange:
                      if a != self.low and a not in self.unclaimed
                      and not any(min(a, self.low) < g < max(a, self.low) for g in blocked)]
             said = " and ".join(f"α={a:g}" for a in worse)
-            if not self.unclaimed:
-                if self.no_result:
-                    return (head + (f"; {said} {'is' if len(worse) == 1 else 'are'} worse"
-                                    if worse else "") + self._no_result_text())
-                return head + "; every neighbouring alpha is worse"
             worse_text = f"; {said} {'is' if len(worse) == 1 else 'are'} worse" if worse else ""
-            return (f"{head}{worse_text}; no claim can be made about {unclaimed} next to it "
-                    "(one seed)" + self._no_result_text())
+            if not self.unclaimed and not self.no_result:
+                worse_text = "; every neighbouring alpha is worse"
+            if self.unclaimed:
+                worse_text += f"; no claim can be made about {unclaimed} next to it (one seed)"
+            if self.at_edge:  # (a one-alpha range at the edge was not marked)
+                side = "smallest" if self.low == self.alphas[0] else "largest"
+                worse_text += f"; it is the {side} alpha scanned: the best may lie beyond"
+            return head + worse_text + self._no_result_text()
         edge = " (reaches the edge of the scan: the range may be wider)" if self.at_edge else ""
         text = head + f"; within noise for α from {self.low:g} to {self.high:g}{edge}"
         if self.unclaimed:

@@ -186,6 +186,10 @@ class MallocTrial:
                  + ", ".join(f"{c} {v:.2f} ms" for c, v in sorted(ms.items(), key=lambda x: x[1]))
                  + f"; page faults per step default {faults.get('default', 0)}, heap "
                  + f"{faults.get('heap', 0)}"
+                 + (f"; heap is faster here only by the trial's shared arena: default kept, "
+                    f"as under {MIN_FAULTS} page faults per step"
+                    if self.choice == "default" and ms.get("heap", math.inf) < ms.get(
+                        "default", 0.0) * (1.0 - MARGIN) else "")
                  + (f"; cached in {path})" if self.cache else ")"))
 
 

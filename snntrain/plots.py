@@ -173,6 +173,8 @@ def plot_accuracy_vs_alpha(
     metric = metric or Metric("best_val_accuracy")
     fig = _figure(12, 4.5)
     axes = fig.subplots(1, 2, sharey=metric.is_accuracy)
+    for ax in axes:  # (a shared axis hid the right panel's numbers)
+        ax.tick_params(labelleft=True)
     series = list(dict.fromkeys(r.series for r in rows))
     # the alphas that have results: a failed alpha (e.g. an invalid -1) took half the axis
     alphas = sorted({r.key["alpha"] for r in rows if r.key["alpha"] is not None and r.completed})
@@ -317,6 +319,8 @@ def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
     nr, nc = _grid(len(series), 3)
     fig = _figure(4 * nc, 3 * nr)
     axes = np.atleast_1d(fig.subplots(nr, nc, squeeze=False, sharey=True)).ravel()
+    for ax in axes:  # every panel with its numbers (the shared axis hid all but the first's)
+        ax.tick_params(labelleft=True)
     for ax, s in zip(axes, series, strict=False):
         group = [r for r in rows if r.series == s and r.completed]
         n_epochs, handles, styles = 0, [], {}

@@ -50,6 +50,7 @@ from snntrain.compare import (
     pareto_front,
     rank,
     selection_metric,
+    welch,
 )
 from snntrain.runs import (
     COMPLETED,
@@ -171,7 +172,8 @@ def verdict_lines(
         lines = ["No run has completed: no configuration can be selected."]
     else:
         lines = _verdict(ranked, metric, ranges)
-    cheap = cheapest_line(ranked, synops_means(ranked, metric, cost_split), cost_split or "")
+    cheap = cheapest_line(ranked, synops_means(ranked, metric, cost_split), cost_split or "",
+                          metric.at_best_val_epoch)
     if cheap:
         at = next(
             (i for i, v in enumerate(lines) if v.startswith(("Test accuracy", "Alpha scan"))),
@@ -219,11 +221,14 @@ def si(value: float, std: float = math.nan, unit: str = "", space: str = "") -> 
     return f"{value / k:.3g}{p}{unit}{spread}"
 
 
-def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str) -> str:
+def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str,
+                  at_best_val: bool = False) -> str:
     """The verdict's line on cost: the configuration with the fewest synaptic operations per
     example (``ops[i]``, mean over seeds of ``ranked[i]``) among the selected one and those
     within noise of it (:func:`snntrain.compare.cheapest_within_noise`), and its ratio to the
-    selected one's; ``""`` when there is no such choice."""
+    selected one's, claimed only when the Welch interval of the seeds' operation counts
+    excludes 0 and the ratio is below 0.995 (a 1.00× "saving", or one within the seeds'
+    spread, was stated as one); ``""`` when there is no such choice."""
     i = cheapest_within_noise(ranked, ops)
     if i is None:
         return ""
@@ -231,10 +236,19 @@ def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str) ->
     where = f", {split} split" if split else ""
     head = "Cheapest in synaptic operations within noise of the selected configuration:"
     if i != sel:
-        return (
-            f"{head} {ranked[i].row.label}, {ops[i] / ops[sel]:.2f}× its synaptic operations per "
-            f"example ({si(ops[i])} vs {si(ops[sel])}{where})."
-        )
+        label, times = ranked[i].row.label, f"{ops[i] / ops[sel]:.2f}×"
+        counts = f"{si(ops[i])} vs {si(ops[sel])}{where}"
+        mine, theirs = (ranked[j].row.cost_values("synops", split, at_best_val) for j in (i, sel))
+        if len(mine) < 2 or len(theirs) < 2:
+            return (f"{head} {label}, {times} its synaptic operations per example ({counts}); "
+                    "one seed, so no interval: it may be noise.")
+        d = welch(mine, theirs)
+        if d.high >= 0 or ops[i] / ops[sel] >= 0.995:
+            return (f"No configuration within noise of the selected one needs clearly fewer "
+                    f"synaptic operations: the fewest, {label}, needs {times} ({counts}), "
+                    "within the seeds' spread.")
+        return (f"{head} {label}, {times} its synaptic operations per example ({counts}; 95% "
+                f"interval of the difference {si(d.low)} to {si(d.high)}).")
     others = [
         ops[j] / ops[sel]
         for j, e in enumerate(ranked)

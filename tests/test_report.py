@@ -876,10 +876,21 @@ def test_cheapest_within_noise_on_fixed_numbers():
     assert [e.within_noise for e in ranked] == [True, True, None, False]
     assert ops == pytest.approx([1000, 710, 50, 100])
     assert compare.cheapest_within_noise(ranked, ops) == 1
+    _, low, high, _ = _welch_by_hand([700, 720, 690, 730], [900, 1000, 1100])
+    assert high < 0  # clearly fewer: claimed, with the interval
     assert report.cheapest_line(ranked, ops, "val") == (
         "Cheapest in synaptic operations within noise of the selected configuration: close, "
-        "0.71× its synaptic operations per example (710 vs 1k, val split)."
+        f"0.71× its synaptic operations per example (710 vs 1k, val split; 95% interval of the "
+        f"difference {report.si(low)} to {report.si(high)})."
     )
+    # Fewer on average but within the seeds' spread (or 1.00×): stated as a saving before.
+    for close_ops, said in (([700, 990, 1200, 800], "0.92× (922 vs 1k, val split)"),
+                            ([998, 999, 998, 999], "1.00× (998 vs 1k, val split)")):
+        ranked, ops = _ranked_with_costs({"winner": (WINNER, [900, 1000, 1100]),
+                                          "close": (CLOSE, close_ops)})
+        assert report.cheapest_line(ranked, ops, "val") == (
+            "No configuration within noise of the selected one needs clearly fewer synaptic "
+            f"operations: the fewest, close, needs {said}, within the seeds' spread.")
     # The selected one is itself the cheapest: the line says so, with what the others need.
     ranked, ops = _ranked_with_costs(
         {"winner": (WINNER, [500] * 3), "close": (CLOSE, [700, 720, 690, 730])}
@@ -981,7 +992,8 @@ def test_cost_columns_are_seed_means_at_the_best_val_epoch_and_old_runs_stay_emp
     verdict = (out / "verdict.txt").read_text()
     assert (
         "Cheapest in synaptic operations within noise of the selected configuration: erf, α=1, "
-        "0.70× its synaptic operations per example (710 vs 1.01k, val split).\n"
+        "0.70× its synaptic operations per example (710 vs 1.01k, val split; 95% interval of "
+        "the difference"
     ) in verdict
     md = (out / "summary.md").read_text()
     assert "| synaptic ops / example (val) | energy / example (val) |" in md
@@ -1236,7 +1248,7 @@ def test_an_alpha_next_to_the_best_with_one_seed_is_not_called_worse(tmp_path):
         "Test accuracy of the selected configuration, the number to quote: 90.00 ± 0.00 % "
         "(3 seeds; test took no part in the selection).",
         "Alpha scan, sigmoid: best α = 2 (95.00 ± 1.00 %, 3 seeds); no claim can be made about "
-        "α=4 next to it (one seed).",
+        "α=4 next to it (one seed); it is the smallest alpha scanned: the best may lie beyond.",
     ]
     metric = compare.Metric("best_val_accuracy")
     # one side worse, the other not comparable
