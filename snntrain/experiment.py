@@ -241,13 +241,27 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
             raise ConfigError(str(e)) from None
         params = nnx.split(model, nnx.Param, ...)[1]
         tx = optim.from_config(run.optimizer, total_steps=_warmup_steps(run) + 2)
+        # what shapes the state must match the checkpoint (another cfg than the run's: one
+        # line naming the key, not an orbax error read as a corrupt checkpoint)
+        mine = {f"param {k}": v for k, v in ckpt_lib.shapes_of(params).items()}
+        mine["optimizer settings"] = {k: v for k, v in plain(run.optimizer).items() if k != "lr"}
+        theirs = {k: saved.get(k, "<missing>") for k in mine}
+        if theirs != mine:
+            step = ckpts.steps()[-1]
+            raise ckpt_lib.IncompatibleCheckpoint(
+                f"checkpoint {ckpts.directory / str(step)} is from another config than the one "
+                f"given: {ckpt_lib.describe_difference(theirs, mine, 'checkpoint has')}")
         target, fp = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), saved
     else:  # a checkpoint from before the model's input was recorded
         exp = build(cfg)
         model, target, fp = exp.model(), exp.init_state(), fingerprint(exp)
     restored = ckpts.restore(target, fp)
     if restored is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
+        member = run_dir.absolute().parent.name == "members"
+        raise FileNotFoundError(
+            f"no checkpoint in {run_dir / 'checkpoints'}" + (
+                f" (a population member's are its population's: snntrain.population.params_of("
+                f"'{run_dir.absolute().parent.parent}')['{run_dir.name}'])" if member else ""))
     return model, restored[0].params
 
 

@@ -275,7 +275,8 @@ def epoch_record(progress: RunProgress, val: dict[str, float] | None, test: dict
     run has a validation split, also its best accuracy so far) and ``test_*``."""
     epoch = progress.epoch + 1  # epochs are numbered from 1 in records and messages
     record = {"step": progress.step, "epoch": epoch, "split": "epoch", **progress.end_epoch(),
-              "samples_per_s": samples_per_s}
+              # null when no step of the epoch was timed (one step, which compiled)
+              "samples_per_s": samples_per_s or None}
     progress.last_epoch = record
     if val is not None:
         record.update({f"val_{k}": v for k, v in val.items()})
@@ -302,7 +303,12 @@ def resume_command(run_dir: Path) -> str:
     """The command that continues this run: the same arguments, in the same directory
     (``hydra.run.dir``; for a multirun job its sweep's ``hydra.sweep.dir``, where the rerun
     sweep finds each job's directory again: finished jobs say ``nothing to train``)."""
+    from snntrain.startup import started_from_the_command_line
+
     run_dir = Path(run_dir).absolute()
+    if not started_from_the_command_line() and not _under_hydra():
+        # train_and_evaluate called by a script or notebook: its argv is that program's
+        return f"train_and_evaluate(<the same config>, {str(run_dir)!r}) again"
     key, where = "hydra.run.dir", run_dir
     if _multirun():
         key, where = "hydra.sweep.dir", run_dir.parent
@@ -311,6 +317,15 @@ def resume_command(run_dir: Path) -> str:
     quoted = str(where).replace("\\", "\\\\").replace('"', '\\"')  # Hydra's string grammar
     return " ".join(["python -m snntrain", *map(shlex.quote, args),
                      shlex.quote(f'{key}="{quoted}"')])
+
+
+def _under_hydra() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.initialized()
+    except ImportError:
+        return False
 
 
 def _multirun() -> bool:

@@ -1062,7 +1062,8 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         for run in runs:
             if run.status == "training":
                 run.rec = _recorder(run, group_name, say)
-                run.rec.resume_at(start_step)
+                run.rec.resume_at(start_step, epoch_open=(
+                    run.progress.batch_in_epoch >= group.base.steps_per_epoch))
                 if start_step == 0:
                     run.rec.log_surrogate(run.exp.surrogate)
         runner = GroupRunner(group, state, malloc_trial)
@@ -1106,7 +1107,9 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
             s = json.loads((d / "summary.json").read_text())
         except (OSError, ValueError):
             s = {}
-        rows.append({"member": m.name, "values": m.values, "status": s.get("status"),
+        rows.append({"member": m.name, "values": m.values,
+                     # (a later group of a pre-empted population: null before)
+                     "status": s.get("status") or ("not started" if not d.is_dir() else None),
                      metric: s.get(metric), "best_val_accuracy": s.get("best_val_accuracy"),
                      "test_accuracy": s.get("test_accuracy"),
                      "diverged_at_step": s.get("diverged_at_step")})

@@ -64,11 +64,13 @@ from snntrain.runs import (
     Row,
     Run,
     cost_split,
+    execution_keys_varying,
     find_runs,
     format_value,
     group_runs,
     load_run,
     mean_std,
+    members_not_started,
     surrogate_scale,
 )
 
@@ -163,6 +165,7 @@ def verdict_lines(
     ranges: Sequence[AlphaRange] = (),
     runs: Sequence[Run] = (),
     cost_split: str | None = None,
+    not_started: dict[Path, list[str]] | None = None,
 ) -> list[str]:
     """The conclusion in plain sentences: selected configuration, what is within noise of it,
     what is worse, the cheapest in synaptic operations among those within noise (costs measured
@@ -183,6 +186,13 @@ def verdict_lines(
     scale = _scale_warning([e.row for e in ranked if e.rank is not None])
     if scale:
         lines.append(scale)
+    if varying := execution_keys_varying(runs):
+        one = len(varying) == 1
+        lines.append(f"{', '.join(varying)} {'varies' if one else 'vary'} across these runs, "
+                     f"but {'it changes' if one else 'they change'} only how a run is computed "
+                     "or where its data lies, not its results: runs differing only in "
+                     f"{'it' if one else 'them'} are one configuration (compare speed or memory "
+                     "with scripts/bench.py).")
     tasks = sorted({str(r.config.get("dataset", {}).get("name")) for r in runs
                     if r.config and isinstance(r.config.get("dataset"), dict)})
     if len(tasks) > 1:  # first: nothing above compares like with like
@@ -190,6 +200,14 @@ def verdict_lines(
                      "together below, but accuracies on different datasets are not comparable: "
                      "report each dataset's runs apart (python -m snntrain.report <its "
                      "directories>).")
+    if not_started:  # no directory, so no run: the means are of the started members only
+        k = sum(map(len, not_started.values()))
+        lines.append(
+            f"Not started: {k} member{'s' if k != 1 else ''} of "
+            + "; ".join(f"{d} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                        for d, names in not_started.items())
+            + ": the selection above is among the others only; rerun the population's command "
+            "to train them.")
     n = Counter(r.status for r in runs)
     failed, running, diverged, preempted = n[FAILED], n[RUNNING], n[DIVERGED], n[PREEMPTED]
     if failed or running or diverged or preempted or n[DUPLICATE]:
@@ -629,7 +647,7 @@ def make_report(
     ranked = rank(rows, metric)
     ranges = alpha_ranges(rows, metric)
     where = cost_split(runs)
-    verdict = verdict_lines(ranked, metric, ranges, runs, where)
+    verdict = verdict_lines(ranked, metric, ranges, runs, where, members_not_started(paths))
     table = ranked_table(columns, ranked, metric, target, split, where)
     (out / "verdict.txt").write_text("\n".join(verdict) + "\n")
     write_csv(out / "summary.csv", columns, table)

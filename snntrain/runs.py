@@ -61,8 +61,11 @@ IGNORED_KEYS = (
     "trainer.process_id",
     "trainer.devices",
     "trainer.parallel",
-    # how a run is computed or where its data lies, not what it computes (the same values: as
-    # experiment.MODEL_COMPUTATION_KEYS and DATA_LOCATION_KEYS, which a resume may change)
+)
+# how a run is computed or where its data lies, not what it computes (the same values: as
+# experiment.MODEL_COMPUTATION_KEYS and DATA_LOCATION_KEYS, which a resume may change); the
+# report says when a sweep varies one (a timing sweep's runs are one configuration)
+EXECUTION_KEYS = (
     "trainer.remat",
     "trainer.fused_epoch",
     "model.remat_chunk",
@@ -73,6 +76,7 @@ IGNORED_KEYS = (
     "dataset.in_memory",
     "dataset.download",
 )
+IGNORED_KEYS += EXECUTION_KEYS
 SHORT_NAMES = {"model.name": "model", "dataset.name": "dataset"}
 # Per-example cost of a network (snntrain.synops), as the report names it -> the epoch-record
 # keys (after the ``val_`` / ``test_`` prefix) that are summed to give it.
@@ -124,6 +128,30 @@ def population_axes(config: dict[str, Any]) -> list[str]:
 def natural_key(p: Path | str) -> list[Any]:
     """Sort key that orders ``run-2`` before ``run-10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
+
+
+def members_not_started(paths: Iterable[str | Path]) -> dict[Path, list[str]]:
+    """The members of the populations under ``paths`` that have not started (a later group
+    of a pre-empted population), by population directory, from its ``summary.json``: they have
+    no directory, so no run of theirs is found."""
+    out: dict[Path, list[str]] = {}
+    for root in map(Path, paths):
+        for dirpath, dirnames, _ in os.walk(root):
+            d = Path(dirpath)
+            if not (d / "members").is_dir():
+                continue
+            dirnames.clear()
+            try:
+                rows = json.loads((d / "summary.json").read_text()).get("members") or []
+            except (OSError, ValueError, AttributeError):
+                continue
+            names = [r.get("member") for r in rows if isinstance(r, dict)
+                     and isinstance(r.get("member"), str) and r.get("status") in (None,
+                                                                                  "not started")
+                     and not (d / "members" / r["member"]).is_dir()]
+            if names:
+                out[d.resolve()] = names
+    return out
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -550,6 +578,14 @@ class Row:
             m, sd, _ = mean_std(self.cost_values(name, split, at_best_val) if split else [])
             out[f"{name}_mean"], out[f"{name}_std"] = m, sd
         return out
+
+
+def execution_keys_varying(runs: Sequence[Run]) -> list[str]:
+    """The :data:`EXECUTION_KEYS` whose value differs among ``runs`` (ignored in grouping)."""
+    flat = [flatten(r.config) for r in runs if r.config]
+    missing = object()
+    return [k for k in EXECUTION_KEYS
+            if len({_hashable(f.get(k, missing)) for f in flat}) > 1]
 
 
 def _is_ignored(key: str) -> bool:

@@ -107,10 +107,12 @@ class MetricsFile:
         self._f = None
         self._good = 0  # the file's length after the last complete line
 
-    def truncate_after(self, step: int) -> None:
-        """Keep the lines of steps up to ``step``; a line cut by a kill or a full disk (no
-        longer JSON) is dropped. Done in place when only the file's end goes
-        (no second copy: it works on a disk that is still nearly full)."""
+    def truncate_after(self, step: int, epoch_open: bool = False) -> None:
+        """Keep the lines of steps up to ``step`` (but the epoch record of ``step`` when
+        ``epoch_open``: the checkpoint was saved before that epoch's evaluation, which the
+        resumed run records again); a line cut by a kill or a full disk (no longer JSON) is
+        dropped. Done in place when only the file's end goes (no second copy: it works on a
+        disk that is still nearly full)."""
         if not self.path.exists():
             return
         try:
@@ -122,7 +124,8 @@ class MetricsFile:
                     rec = json.loads(line)
                 except ValueError:  # cut by a kill or a full disk (or undecodable bytes)
                     continue
-                if isinstance(rec, dict) and rec.get("step", 0) <= step:
+                if isinstance(rec, dict) and rec.get("step", 0) <= step and not (
+                        epoch_open and rec.get("step") == step and rec.get("split") == "epoch"):
                     keep.append(line if line.endswith(b"\n") else line + b"\n")
             if keep == lines[:len(keep)]:
                 size = sum(map(len, keep))
@@ -406,10 +409,13 @@ class RunRecorder:
         if logger is not None:
             self.wandb = Wandb(logger, self.run_dir, config, wandb_run_id(self.run_dir), say)
 
-    def resume_at(self, step: int) -> None:
-        """Drop records written after ``step`` (the checkpoint being resumed)."""
+    def resume_at(self, step: int, epoch_open: bool = False) -> None:
+        """Drop records written after ``step`` (the checkpoint being resumed), and its epoch
+        record when the checkpoint holds that epoch unevaluated (``epoch_open``: saved by a
+        signal on the epoch's last step; a kill after the resumed run recorded the epoch, but
+        before its save, left the record twice)."""
         if self.enabled:
-            self.metrics.truncate_after(step)
+            self.metrics.truncate_after(step, epoch_open)
 
     def log(self, record: dict[str, Any]) -> None:
         if self.enabled:

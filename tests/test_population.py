@@ -497,6 +497,10 @@ def test_equal_values_give_equal_members_and_alphas_differ(tmp_path):
         population.params_of(a)
     with pytest.raises(ValueError, match="holds a population: snntrain.population.params_of"):
         params_of(tmp_path)
+    with pytest.raises(FileNotFoundError, match=re.escape(  # (was a bare "no checkpoint")
+            f"(a population member's are its population's: snntrain.population.params_of("
+            f"'{tmp_path}')['{a.name}'])")):
+        params_of(a)
 
 
 def test_lr_and_neuron_axes_equal_their_solo_runs(tmp_path):

@@ -430,6 +430,10 @@ def test_resume_command_parses_as_hydra_overrides(tmp_path, monkeypatch):
                   parser.parse_overrides([w for w in words[3:] if w != "-m"])}
         assert parsed[key] == str(where.absolute())
         assert parsed["trainer.population.seed"] == [0, 1]
+    # train_and_evaluate from a script: its own arguments were printed as overrides
+    monkeypatch.setattr("sys.argv", ["myscript.py", "term11", str(tmp_path)])
+    assert lifecycle.resume_command(run_dir) == (
+        f"train_and_evaluate(<the same config>, {str(run_dir.absolute())!r}) again")
 
 
 # ---- ranking, verdicts, alpha ranges -------------------------------------------------------
@@ -1471,6 +1475,12 @@ def test_how_a_run_is_computed_or_where_its_data_lies_does_not_split_a_configura
     assert sorted((r.key["surrogate"], r.stats(0.9)["n"]) for r in rows) == [
         ("arctan", 4), ("sigmoid", 4)]
     assert "trainer.remat" not in columns and "dataset.data_dir" not in columns
+    verdict = (report.make_report([tmp_path / "a", tmp_path / "b"], tmp_path / "rep")
+               / "verdict.txt").read_text()
+    assert ("trainer.remat, model.remat_chunk, dataset.data_dir vary across these runs, but "
+            "they change only how a run is computed or where its data lies, not its results: "
+            "runs differing only in them are one configuration (compare speed or memory with "
+            "scripts/bench.py).") in verdict
 
 
 def test_runs_on_different_datasets_are_said_not_comparable_first(tmp_path):
@@ -1539,3 +1549,22 @@ def test_plot_scripts_refuse_an_image_format_matplotlib_does_not_write():
         with pytest.raises(argparse.ArgumentTypeError) as err:
             image_path(text)
         assert str(err.value).startswith(said + "use one of ") and "pdf, pgf, png" in str(err.value)
+
+
+def test_members_of_a_preempted_population_that_never_started_are_named(tmp_path):
+    """A population with chunk=1 pre-empted in its first group: the later members have no
+    directory, so the report named a winner among the started ones without a word of them."""
+    pop = tmp_path / "pop"
+    write_run(pop / "members" / "0-surrogate=sigmoid", {"name": "sigmoid", "alpha": 4.0}, 0,
+              [0.5], [0.5], {"lif0": 0.1}, 1.0)
+    (pop / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
+    rows = [{"member": "0-surrogate=sigmoid", "status": "completed"},
+            {"member": "1-surrogate=arctan", "status": None},  # as written before this stop
+            {"member": "2-surrogate=erf", "status": "not started"}]
+    (pop / "summary.json").write_text(json.dumps({"status": "preempted", "members": rows}))
+    assert runs.members_not_started([tmp_path]) == {
+        pop.resolve(): ["1-surrogate=arctan", "2-surrogate=erf"]}
+    out = report.make_report([tmp_path], tmp_path / "rep")
+    assert (f"Not started: 2 members of {pop.resolve()} (1-surrogate=arctan, 2-surrogate=erf): "
+            "the selection above is among the others only; rerun the population's command to "
+            "train them.") in (out / "verdict.txt").read_text()

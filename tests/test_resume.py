@@ -432,6 +432,10 @@ def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_
         m.setattr(train, "Signals", SignalOnLastStep)
         with pytest.raises(Preempted):
             train.train_and_evaluate(cfg, tmp_path)
+    # a resumed attempt killed after recording the epoch, before its save: the record is there,
+    # the checkpoint still holds the epoch unevaluated (the next resume recorded it twice)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": steps, "epoch": 1, "split": "epoch", "killed": True}) + "\n")
     done = train.train_and_evaluate(cfg, tmp_path)
     assert done["status"] == "completed" and done["steps"] == steps
     meta = json.loads((tmp_path / "checkpoints" / str(steps) / "meta" / "metadata").read_text())
@@ -440,6 +444,7 @@ def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_
     assert again["test_accuracy"] == done["test_accuracy"]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["split"] == "epoch"] == [1]
+    assert not any(r.get("killed") for r in records)
 
 
 def test_a_runs_parameters_load_without_its_data(tmp_path):
@@ -461,3 +466,12 @@ def test_a_runs_parameters_load_without_its_data(tmp_path):
     got = params_of(run)
     assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), want, got))
     assert export.main([str(run), "--nir", str(tmp_path / "m.nir")]) == 0
+    # a config other than the run's: one line, not "corrupt ... no checkpoint"
+    from snntrain.checkpoint import IncompatibleCheckpoint
+
+    other = compose("dataset=arrays", f"dataset.path={tmp_path / 'mine.npz'}",
+                    "model.hidden=[64]", "model.neuron.reset=zero")
+    with pytest.raises(IncompatibleCheckpoint, match=r"is from another config than the one "
+                       r"given: param \['fc0'\]\['bias'\].value: checkpoint has \[32, "
+                       r"'float32'\], this run has \[64, 'float32'\]$"):
+        params_of(run, other)

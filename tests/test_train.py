@@ -162,5 +162,7 @@ def test_a_run_whose_only_step_compiled_says_its_throughput_was_not_measured(tmp
     summary = train.train_and_evaluate(cfg, tmp_path)
     assert summary["samples_per_s"] is None
     assert json.loads((tmp_path / "summary.json").read_text())["samples_per_s"] is None
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["samples_per_s"] for r in records if r["split"] == "epoch"] == [None]
     print_summary(summary)
     assert "not measured (the only step compiled)" in capsys.readouterr().out
