@@ -604,9 +604,14 @@ def check_groups(run: RunConfig) -> None:
     with named("model.neuron", neuron or {}):
         neurons.from_config(neuron)
 
-    from snntrain import data, optim, synops
+    from snntrain import data, events, optim, synops
 
     _keys("dataset", run.dataset, data.LOADERS, run.dataset["name"], given=("seed",))
+    if run.dataset["name"] in events.LOADERS:  # binning, augmentation: before any data is read
+        try:
+            events.check_settings(**events.dataset_settings(dict(run.dataset), run.T))
+        except events.EventDataError as e:
+            raise ConfigError(str(e)) from None
 
     o = run.optimizer
     _keys("optimizer", o, optim.OPTIMIZERS, o["name"], given=("learning_rate",),

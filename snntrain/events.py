@@ -611,6 +611,30 @@ def _as_augment(augment: Any) -> Augment:
     return Augment(**augment)
 
 
+def check_settings(T: Any, binning: dict[str, Any], augment: Any, cache: Any = True,
+                   in_memory: Any = "auto") -> tuple[Binning, Augment]:
+    """An event dataset's binning, augmentation and storage settings, checked without its data
+    (by :func:`snntrain.config.check_groups` at start-up, before the run directory exists, and
+    by :func:`build_splits`); a bad one is a one-line :class:`EventDataError`."""
+    b = Binning(T=T, **binning)
+    aug = _as_augment(augment)
+    if not (isinstance(in_memory, bool) or in_memory == "auto"):
+        raise EventDataError(f"dataset.in_memory={in_memory!r} is invalid: must be auto, true "
+                             "or false")
+    flag("cache", cache)
+    return b, aug
+
+
+def dataset_settings(dataset: dict[str, Any], T: Any) -> dict[str, Any]:
+    """The :func:`check_settings` arguments of a ``dataset`` config node (``T``: the run's)."""
+    binning = {k: dataset[k] for k in ("dt_ms", "origin", "binary", "downsample", "polarity")
+               if k in dataset}
+    if binning.get("downsample") is not None:
+        binning["downsample"] = _ds(binning["downsample"])
+    return dict(T=dataset.get("T", T), binning=binning, augment=dataset.get("augment"),
+                cache=dataset.get("cache", True), in_memory=dataset.get("in_memory", "auto"))
+
+
 def build_splits(
     name: str,
     splits: dict[str, Reader],
@@ -629,11 +653,7 @@ def build_splits(
     """Bin (or load the cache of) every split and return them as :class:`Splits` of
     :class:`Frames` (``val``: the ``valid`` split if there is one, else carved from train with
     ``seed``)."""
-    b = Binning(T=T, **binning)
-    aug = _as_augment(augment)
-    if not (isinstance(in_memory, bool) or in_memory == "auto"):
-        raise EventDataError(f"dataset.in_memory={in_memory!r} is invalid: must be auto, true "
-                             "or false")
+    b, aug = check_settings(T, binning, augment, cache, in_memory)
     where = None
     if flag("cache", cache):
         where = Path(os.path.expanduser(str(cache_dir))) if cache_dir else default_cache_dir

@@ -129,6 +129,15 @@ PARSE_CASES = [
 
 # ---- caught by config.check_groups (the registries: JAX, but no data and no compile) ---------
 GROUP_CASES = [
+    # event-data settings were checked only while loading the data: behind "not found" when
+    # it was missing, and after the run directory was made when it was there
+    ("dataset=shd dataset.binary=no", "dataset.binary='no' is not a boolean; valid: true, false"),
+    ("dataset=shd dataset.augment.channel_shift=1.5", "dataset.augment.channel_shift=1.5 is "
+                                                      "invalid: must be an integer >= 0"),
+    ("dataset=nmnist dataset.origin=bogus", "dataset.origin='bogus' is invalid: must be one of "
+                                            "first, zero"),
+    ("dataset=dvs_gesture dataset.dt_ms=-1", "dataset.dt_ms=-1 is invalid: must be > 0 or null"),
+    ("dataset=shd dataset.cache=maybe", "dataset.cache='maybe' is not a boolean"),
     # weight decay under adam or sgd was accepted and silently not applied
     ("+optimizer.weight_decay=0.5", "optimizer.weight_decay=0.5 is decoupled weight decay, "
                                     "which only optimizer=adamw applies; optimizer=adam would "
