@@ -103,7 +103,9 @@ def test_preempted_on_an_epochs_last_step_resumes_exactly(reference, tmp_path, m
     monkeypatch.setattr(runstate.DivergencePolicy, "accept", accept)
     with pytest.raises(runstate.Preempted, match=f"at step {SPE} ") as info:
         train.train_and_evaluate(compose(*RUN), tmp_path)
-    assert "hydra.run.dir=" in str(info.value)
+    # (called from Python, not the command line: the hint is the call, not pytest's argv)
+    assert f"to resume, run: train_and_evaluate(<the same config>, '{tmp_path}') again" in str(
+        info.value)
     monkeypatch.undo()
     from snntrain.checkpoint import Checkpoints
 
