@@ -61,7 +61,7 @@ import tarfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -603,6 +603,9 @@ def _as_augment(augment: Any) -> Augment:
     if isinstance(augment, Augment):
         return augment
     fields = {f.name for f in dataclasses.fields(Augment)}
+    if not isinstance(augment, Mapping):  # (dataset.augment=0: "'int' object is not iterable")
+        raise EventDataError(f"dataset.augment={augment!r} is invalid: must be null or a "
+                             f"mapping of {', '.join(sorted(fields))}")
     bad = sorted(set(augment) - fields)
     if bad:
         raise EventDataError(

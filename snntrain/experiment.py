@@ -167,10 +167,7 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     # the settings that shape the optimizer's state: a resume with another one cannot read it
     # (orbax's tree mismatch read as a corrupt checkpoint, and the run restarted from step 0)
     opt = exp.run.optimizer
-    fp["optimizer"] = {"name": str(opt["name"]), "schedule": str(opt.get("schedule", "constant")),
-                       "grad_clip": "set" if opt.get("grad_clip") else "null",
-                       **({"momentum": "set" if opt.get("momentum") else "null"}
-                          if "momentum" in opt else {})}
+    fp["optimizer"] = _optimizer_state_shape(opt)
     if fp["optimizer"]["schedule"] != "constant":
         # the schedule decays over the whole run: another trainer.epochs is another schedule
         fp["optimizer"][SCHEDULE_STEPS] = exp.total_steps
@@ -187,6 +184,14 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
 
 
 MODEL_INPUT = "model input"
+
+
+def _optimizer_state_shape(opt: Any) -> dict[str, str]:
+    """The optimizer settings that shape its state (a checkpoint's must match to be read)."""
+    return {"name": str(opt["name"]), "schedule": str(opt.get("schedule", "constant")),
+            "grad_clip": "set" if opt.get("grad_clip") else "null",
+            **({"momentum": "set" if opt.get("momentum") else "null"} if "momentum" in opt
+               else {})}
 
 
 # model keys that choose how the model is computed, not what it computes: may change on resume
@@ -244,8 +249,11 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
         # what shapes the state must match the checkpoint (another cfg than the run's: one
         # line naming the key, not an orbax error read as a corrupt checkpoint)
         mine = {f"param {k}": v for k, v in ckpt_lib.shapes_of(params).items()}
-        mine["optimizer settings"] = {k: v for k, v in plain(run.optimizer).items() if k != "lr"}
+        mine["optimizer"] = _optimizer_state_shape(run.optimizer)  # (not b1, eps, ...)
         theirs = {k: saved.get(k, "<missing>") for k in mine}
+        if isinstance(theirs["optimizer"], dict):
+            theirs["optimizer"] = {k: v for k, v in theirs["optimizer"].items()
+                                   if k != SCHEDULE_STEPS}
         if theirs != mine:
             step = ckpts.steps()[-1]
             raise ckpt_lib.IncompatibleCheckpoint(

@@ -301,31 +301,25 @@ def check_epochs_left(requested: int, trained: int, step: int, where: Path | str
 
 def resume_command(run_dir: Path) -> str:
     """The command that continues this run: the same arguments, in the same directory
-    (``hydra.run.dir``; for a multirun job its sweep's ``hydra.sweep.dir``, where the rerun
-    sweep finds each job's directory again: finished jobs say ``nothing to train``)."""
-    from snntrain.startup import started_from_the_command_line
+    (``hydra.run.dir``; for a multirun job the sweep's command as recorded at its start, in its
+    ``hydra.sweep.dir``, where the rerun sweep finds each job's directory again: finished jobs
+    say ``nothing to train``). Called from another program (a script, a notebook, one's own
+    Hydra app), the call to make again: that program's argv is not snntrain's."""
+    from snntrain.startup import started_from_the_command_line, sweep_command
 
     run_dir = Path(run_dir).absolute()
-    if not started_from_the_command_line() and not _under_hydra():
-        # train_and_evaluate called by a script or notebook: its argv is that program's
-        return f"train_and_evaluate(<the same config>, {str(run_dir)!r}) again"
-    key, where = "hydra.run.dir", run_dir
+    key, where, args = "hydra.run.dir", run_dir, None
     if _multirun():
         key, where = "hydra.sweep.dir", run_dir.parent
-    args = [a for a in sys.argv[1:]
-            if not a.lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+        args = sweep_command(where)  # (inside a submitit job, argv is submitit's)
+    if args is None and started_from_the_command_line():
+        args = [a for a in sys.argv[1:]
+                if not a.lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    if args is None:
+        return f"train_and_evaluate(<the same config>, {str(run_dir)!r}) again"
     quoted = str(where).replace("\\", "\\\\").replace('"', '\\"')  # Hydra's string grammar
     return " ".join(["python -m snntrain", *map(shlex.quote, args),
                      shlex.quote(f'{key}="{quoted}"')])
-
-
-def _under_hydra() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.initialized()
-    except ImportError:
-        return False
 
 
 def _multirun() -> bool:

@@ -262,9 +262,10 @@ def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str,
                     "one seed, so no interval: it may be noise.")
         d = welch(mine, theirs)
         if d.high >= 0 or ops[i] / ops[sel] >= 0.995:
+            why = "within the seeds' spread" if d.high >= 0 else "under 0.5% fewer"
             return (f"No configuration within noise of the selected one needs clearly fewer "
                     f"synaptic operations: the fewest, {label}, needs {times} ({counts}), "
-                    "within the seeds' spread.")
+                    f"{why}.")
         return (f"{head} {label}, {times} its synaptic operations per example ({counts}; 95% "
                 f"interval of the difference {si(d.low)} to {si(d.high)}).")
     others = [

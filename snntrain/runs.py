@@ -583,9 +583,8 @@ class Row:
 def execution_keys_varying(runs: Sequence[Run]) -> list[str]:
     """The :data:`EXECUTION_KEYS` whose value differs among ``runs`` (ignored in grouping)."""
     flat = [flatten(r.config) for r in runs if r.config]
-    missing = object()
-    return [k for k in EXECUTION_KEYS
-            if len({_hashable(f.get(k, missing)) for f in flat}) > 1]
+    # (among the runs that have the key: an MLP has no model.conv_method to vary)
+    return [k for k in EXECUTION_KEYS if len({_hashable(f[k]) for f in flat if k in f}) > 1]
 
 
 def _is_ignored(key: str) -> bool:

@@ -302,6 +302,18 @@ def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:
 SWEEP_RECORD = ".snntrain_sweep.json"  # a sweep's overrides (an Optuna sweep has no multirun.yaml)
 
 
+def sweep_command(sweep_dir: Path) -> list[str] | None:
+    """The arguments of the sweep recorded in ``sweep_dir`` (``-m``, Hydra's own overrides,
+    the task's), without its directory; None when none is recorded."""
+    import json
+
+    try:
+        record = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())
+        return ["-m", *map(str, record.get("hydra", [])), *map(str, record["task"])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def _sweep_record(sweep_dir: Path) -> list[str] | None:
     """The overrides of the sweep in ``sweep_dir`` (ours, else Hydra's ``multirun.yaml``)."""
     import json
@@ -327,9 +339,14 @@ def record_sweep(config: DictConfig, sweep_dir: str) -> None:
     if path.exists():
         return
     task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=None) or []]
+    # Hydra's own (hydra/launcher=..., hydra.sweeper....): with task, the sweep's command, which
+    # a pre-empted job prints to resume (its argv inside a submitit job is submitit's)
+    own = [str(o) for o in OmegaConf.select(config, "hydra.overrides.hydra", default=None) or []
+           if not str(o).lstrip("+").startswith(("hydra.run.dir=", "hydra.sweep.dir=",
+                                                 "hydra.mode="))]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"task": task}) + "\n")
+        path.write_text(json.dumps({"task": task, "hydra": own}) + "\n")
     except OSError:  # (check_output_dir said it is writable; a race is Hydra's to report)
         pass
 

@@ -138,6 +138,8 @@ GROUP_CASES = [
                                             "first, zero"),
     ("dataset=dvs_gesture dataset.dt_ms=-1", "dataset.dt_ms=-1 is invalid: must be > 0 or null"),
     ("dataset=shd dataset.cache=maybe", "dataset.cache='maybe' is not a boolean"),
+    ("dataset=shd dataset.augment=0", "dataset.augment=0 is invalid: must be null or a mapping "
+                                      "of channel_shift, drop, jitter_ms, time_shift_ms"),
     # weight decay under adam or sgd was accepted and silently not applied
     ("+optimizer.weight_decay=0.5", "optimizer.weight_decay=0.5 is decoupled weight decay, "
                                     "which only optimizer=adamw applies; optimizer=adam would "

@@ -430,6 +430,15 @@ def test_resume_command_parses_as_hydra_overrides(tmp_path, monkeypatch):
                   parser.parse_overrides([w for w in words[3:] if w != "-m"])}
         assert parsed[key] == str(where.absolute())
         assert parsed["trainer.population.seed"] == [0, 1]
+    # a multirun job under submitit: argv is submitit's; the sweep's command is its record
+    (tmp_path / ".snntrain_sweep.json").write_text(json.dumps(
+        {"task": ["seed=0,1", "logger=none"], "hydra": ["hydra/launcher=submitit_local"]}))
+    monkeypatch.setattr("sys.argv", ["/x/submitit/core/_submit.py", "/s/.submitit/%j"])
+    monkeypatch.setattr(lifecycle, "_multirun", lambda: True)
+    assert shlex.split(lifecycle.resume_command(tmp_path / "0-seed=0")) == [
+        "python", "-m", "snntrain", "-m", "hydra/launcher=submitit_local", "seed=0,1",
+        "logger=none", f'hydra.sweep.dir="{tmp_path.absolute()}"']
+    monkeypatch.undo()
     # train_and_evaluate from a script: its own arguments were printed as overrides
     monkeypatch.setattr("sys.argv", ["myscript.py", "term11", str(tmp_path)])
     assert lifecycle.resume_command(run_dir) == (
@@ -888,13 +897,19 @@ def test_cheapest_within_noise_on_fixed_numbers():
         f"difference {report.si(low)} to {report.si(high)})."
     )
     # Fewer on average but within the seeds' spread (or 1.00×): stated as a saving before.
-    for close_ops, said in (([700, 990, 1200, 800], "0.92× (922 vs 1k, val split)"),
-                            ([998, 999, 998, 999], "1.00× (998 vs 1k, val split)")):
+    for close_ops, said in (([700, 990, 1200, 800], "0.92× (922 vs 1k, val split), within the "
+                                                    "seeds' spread"),
+                            ([998, 999, 998, 999], "1.00× (998 vs 1k, val split), within the "
+                                                   "seeds' spread")):
         ranked, ops = _ranked_with_costs({"winner": (WINNER, [900, 1000, 1100]),
                                           "close": (CLOSE, close_ops)})
         assert report.cheapest_line(ranked, ops, "val") == (
             "No configuration within noise of the selected one needs clearly fewer synaptic "
-            f"operations: the fewest, close, needs {said}, within the seeds' spread.")
+            f"operations: the fewest, close, needs {said}.")
+    ranked, ops = _ranked_with_costs({"winner": (WINNER, [1000, 1000.1, 1000.2]),
+                                      "close": (CLOSE, [997, 997.1, 997.2, 997.3])})
+    assert report.cheapest_line(ranked, ops, "val").endswith(
+        "needs 1.00× (997 vs 1k, val split), under 0.5% fewer.")  # (the interval excludes 0)
     # The selected one is itself the cheapest: the line says so, with what the others need.
     ranked, ops = _ranked_with_costs(
         {"winner": (WINNER, [500] * 3), "close": (CLOSE, [700, 720, 690, 730])}
@@ -1463,7 +1478,8 @@ def test_how_a_run_is_computed_or_where_its_data_lies_does_not_split_a_configura
     assert not runs._is_ignored("dataset.path") and not runs._is_ignored("trainer.dtype")
     scores = {("sigmoid", 1.0): [(0.95, 0.9), (0.96, 0.9)], ("arctan", 1.0): [(0.91, 0.9),
                                                                              (0.92, 0.9)]}
-    _config_sweep(tmp_path / "a", scores)
+    _config_sweep(tmp_path / "a", scores, **{  # (a composed config has every key)
+        "trainer.remat": False, "dataset.data_dir": "~/data", "model.remat_chunk": 0})
     _config_sweep(tmp_path / "b", {k: v for k, v in scores.items()}, **{
         "trainer.remat": True, "dataset.data_dir": "/scratch/data", "model.remat_chunk": 4})
     for num in range(4):  # the second sweep's seeds are 2 and 3
@@ -1475,6 +1491,11 @@ def test_how_a_run_is_computed_or_where_its_data_lies_does_not_split_a_configura
     assert sorted((r.key["surrogate"], r.stats(0.9)["n"]) for r in rows) == [
         ("arctan", 4), ("sigmoid", 4)]
     assert "trainer.remat" not in columns and "dataset.data_dir" not in columns
+    # a key some runs lack does not vary (an MLP has no model.conv_method)
+    mlp = runs.Run(Path("a"), "completed", config={"model": {"name": "mlp"}})
+    conv = runs.Run(Path("b"), "completed", config={"model": {"name": "conv",
+                                                              "conv_method": "auto"}})
+    assert runs.execution_keys_varying([mlp, conv]) == []
     verdict = (report.make_report([tmp_path / "a", tmp_path / "b"], tmp_path / "rep")
                / "verdict.txt").read_text()
     assert ("trainer.remat, model.remat_chunk, dataset.data_dir vary across these runs, but "

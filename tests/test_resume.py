@@ -475,3 +475,8 @@ def test_a_runs_parameters_load_without_its_data(tmp_path):
                        r"given: param \['fc0'\]\['bias'\].value: checkpoint has \[32, "
                        r"'float32'\], this run has \[64, 'float32'\]$"):
         params_of(run, other)
+    # a value that does not shape the optimizer's state still reads the parameters
+    same = compose("dataset=arrays", f"dataset.path={tmp_path / 'mine.npz'}",
+                   "model.neuron.reset=zero", "+optimizer.b1=0.8")
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), want,
+                                     params_of(run, same)))
