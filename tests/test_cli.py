@@ -205,6 +205,7 @@ def test_the_base_install_trains_without_any_optional_extra(tmp_path):
         "'snntrain[nir]' (in a checkout: pip install -e '.[nir]')")
 
 
+@pytest.mark.slow
 def test_a_population_into_a_closed_pipe_still_writes_its_report(tmp_path):
     """`python -m snntrain ... | head -1`: rich's console ended the run with SystemExit(1) at
     the summary, before a population's report was written. It goes quiet instead."""

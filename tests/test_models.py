@@ -711,6 +711,7 @@ def test_remat_keeps_activation_memory_bounded_in_T():
     assert temp_bytes(32, False) >= 3 * base
 
 
+@pytest.mark.slow
 def test_remat_between_one_and_two_blocks_needs_less_memory_than_none():
     """T = 30 in blocks of 25 (one block and a remainder) needed 1.4x the memory of no remat
     (the digits MLP: 27.6 against 19.9 MiB); it now runs as two halves of 15 steps, with the

@@ -733,6 +733,7 @@ def test_resume_never_sets_a_populations_earlier_training_aside(tmp_path, capsys
     assert [_summary(m)["epochs"] for m in _member_dirs(tmp_path)] == [2, 2]
 
 
+@pytest.mark.slow
 def test_a_population_resumed_from_another_directory_names_it(tmp_path, capsys):
     """trainer.resume=<another population's directory>: the line said it resumed "in" the new
     run's own (empty) checkpoints; it names the directory restored from, as a solo run's does.

@@ -255,6 +255,7 @@ def test_jit_and_config_errors():
         synops.energy_from_config({"add_pj": 1.0})
 
 
+@pytest.mark.slow
 def test_a_conv_nets_dense_layer_counts_every_block_under_remat_with_direct_input():
     """encoder=direct, trainer.remat with T over model.remat_chunk: a conv net's fc0 (which
     reads spikes at every step; only conv0 reads the direct input once) was counted for the
