@@ -305,7 +305,7 @@ def resume_command(run_dir: Path) -> str:
     ``hydra.sweep.dir``, where the rerun sweep finds each job's directory again: finished jobs
     say ``nothing to train``). Called from another program (a script, a notebook, one's own
     Hydra app), the call to make again: that program's argv is not snntrain's."""
-    from snntrain.startup import started_from_the_command_line, sweep_command
+    from snntrain.paths import started_from_the_command_line, sweep_command
 
     run_dir = Path(run_dir).absolute()
     key, where, args = "hydra.run.dir", run_dir, None

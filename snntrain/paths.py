@@ -5,7 +5,9 @@ checkout), and how run directories are named: ``${snntrain.stamp:}`` and
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -71,3 +73,29 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+# ---- how this process was started, and the sweep it belongs to ----------------------------
+
+
+def started_from_the_command_line() -> bool:
+    """True under ``python -m snntrain`` and the ``snntrain`` script; False when some other
+    program imported :mod:`snntrain.__main__` and calls its ``main`` (a notebook kernel, say),
+    whose process must not be replaced by the huge-page restart."""
+    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return arg0.name == "snntrain" or (
+        arg0.name == "__main__.py" and arg0.parent.name == "snntrain"
+    )
+
+
+SWEEP_RECORD = ".snntrain_sweep.json"  # a sweep's overrides (an Optuna sweep has no multirun.yaml)
+
+
+def sweep_command(sweep_dir: Path) -> list[str] | None:
+    """The arguments of the sweep recorded in ``sweep_dir`` (``-m``, Hydra's own overrides,
+    the task's), without its directory; None when none is recorded."""
+    try:
+        record = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())
+        return ["-m", *map(str, record.get("hydra", [])), *map(str, record["task"])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

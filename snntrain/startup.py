@@ -37,6 +37,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from snntrain.config import ConfigError, UnresolvedConfig, check_groups, parse
+from snntrain.paths import SWEEP_RECORD, started_from_the_command_line  # noqa: F401 - re-exported
 
 ERROR_EXIT_CODE = 2
 
@@ -206,16 +207,6 @@ def _one_line(text: str) -> str:
     return "; ".join(x.strip() for x in text.strip().splitlines() if x.strip())
 
 
-def started_from_the_command_line() -> bool:
-    """True under ``python -m snntrain`` and the ``snntrain`` script; False when some other
-    program imported :mod:`snntrain.__main__` and calls its ``main`` (a notebook kernel, say),
-    whose process must not be replaced by the huge-page restart."""
-    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
-    return arg0.name == "snntrain" or (
-        arg0.name == "__main__.py" and arg0.parent.name == "snntrain"
-    )
-
-
 def check_output_dir(path: str | Path) -> None:
     """Raise :class:`ConfigError` unless ``path`` is, or could be made, a writable directory.
 
@@ -297,21 +288,6 @@ def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:
     return (f"{sweep_dir} holds another sweep ({' '.join(old) or 'no overrides'}); this one "
             f"would mix its runs into that sweep's report: give it its own directory, e.g. "
             f"hydra.sweep.dir={sweep_dir}-2")
-
-
-SWEEP_RECORD = ".snntrain_sweep.json"  # a sweep's overrides (an Optuna sweep has no multirun.yaml)
-
-
-def sweep_command(sweep_dir: Path) -> list[str] | None:
-    """The arguments of the sweep recorded in ``sweep_dir`` (``-m``, Hydra's own overrides,
-    the task's), without its directory; None when none is recorded."""
-    import json
-
-    try:
-        record = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())
-        return ["-m", *map(str, record.get("hydra", [])), *map(str, record["task"])]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
 
 
 def _sweep_record(sweep_dir: Path) -> list[str] | None:
