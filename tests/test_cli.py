@@ -19,7 +19,7 @@ def test_cli_end_to_end_with_offline_wandb(tmp_path):
     assert 0.0 < summary["test_accuracy"] <= 1.0
     assert any((tmp_path / "checkpoints").iterdir())
     assert "test_accuracy" in p.stdout  # the final table
-    from test_sweeps import read_wandb_run
+    from _wandb import read_wandb_run
 
     runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1

@@ -596,7 +596,7 @@ def test_wandb_keeps_a_train_record_and_the_epoch_record_of_one_step_and_the_sum
     """wandb merges what is logged at one step: a train record and the epoch record of the
     same step (digits: steps 110, 220, ...) kept only the epoch's "split"; and the last row,
     committed at finish, overwrote the summary (samples_per_s, plus split and epoch)."""
-    from test_sweeps import read_wandb_run, wandb_records
+    from _wandb import finished_wandb_file, read_wandb_run, wandb_records
 
     rec = writers.RunRecorder(tmp_path, {"seed": 0}, {"mode": "offline", "project": "t",
                                                       "name": "wandb"})
@@ -608,7 +608,7 @@ def test_wandb_keeps_a_train_record_and_the_epoch_record_of_one_step_and_the_sum
              "samples_per_s": 90.0})
     rec.finish({"status": "completed", "samples_per_s": 123.0, "epochs": 2,
                 "cost": {"synops": 5.0}})
-    run_file = next(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    run_file = finished_wandb_file(tmp_path)
     rows = [{k: json.loads(i.value_json) for i in r.history.item
              if not (k := i.key or "/".join(i.nested_key)).startswith("_")}
             for r in wandb_records(run_file) if r.WhichOneof("record_type") == "history"]

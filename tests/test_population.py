@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 from _compare import assert_same_run
+from _wandb import finished_wandb_file, wandb_records
 from _workers import cli, popen
 from conftest import compose
 from omegaconf import OmegaConf
@@ -392,30 +393,9 @@ def test_report_of_a_population_equals_the_solo_runs(mixed, tmp_path):
         [{k: v for k, v in r.items() if k not in drop} for r in table_s]
 
 
-def _wandb_records(path: Path):
-    """The protobuf records of a ``.wandb`` file: a 7-byte header, then LevelDB-log blocks of
-    32 KiB whose records carry a 7-byte header (crc32, length, type: 1 full, 2 first,
-    3 middle, 4 last)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    raw, pos, parts = path.read_bytes(), 7, b""
-    while pos + 7 <= len(raw):
-        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
-            pos += 32768 - pos % 32768
-            continue
-        length, kind = int.from_bytes(raw[pos + 4:pos + 6], "little"), raw[pos + 6]
-        parts += raw[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):
-            rec = pb.Record()
-            rec.ParseFromString(parts)
-            parts = b""
-            yield rec
-
-
 def _wandb_run_record(member: Path):
-    path = next((member / "wandb").glob("offline-run-*/run-*.wandb"))
-    for rec in _wandb_records(path):
+    path = finished_wandb_file(member)
+    for rec in wandb_records(path):
         if rec.WhichOneof("record_type") == "run":
             return rec.run
     raise AssertionError(f"no run record in {path}")

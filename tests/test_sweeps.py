@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-import struct
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 import yaml
+from _wandb import read_wandb_run
 from _workers import cli
 
 from snntrain import report
@@ -331,57 +331,6 @@ def test_wandb_sweep_definition_gives_valid_hydra_overrides():
 
 
 # ---- a real multirun ----------------------------------------------------------------------
-
-
-def wandb_records(path: Path):
-    """The protobuf records of a wandb ``.wandb`` file (LevelDB-log framing, 32 KiB blocks).
-
-    wandb 0.31 writes no ``files/config.yaml`` for offline runs; run, config and summary live
-    only in this file.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B", "not a wandb run file"
-    pos, block, buf = 7, 32768, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:  # block trailer
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if kind == 0 and length == 0:
-            pos += left
-            continue
-        chunk = data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        buf = chunk if kind in (1, 2) else buf + chunk  # FULL/FIRST start a record
-        if kind in (1, 4):  # FULL/LAST end it
-            record = pb.Record()
-            record.ParseFromString(buf)
-            yield record
-
-
-def read_wandb_run(run_file: Path) -> dict:
-    """group, tags, config, summary and history keys of an offline wandb run."""
-    out = {"config": {}, "summary": {}, "history_keys": set()}
-    for r in wandb_records(run_file):
-        kind = r.WhichOneof("record_type")
-        if kind == "run":
-            out.update(group=r.run.run_group, tags=list(r.run.tags), name=r.run.display_name)
-            out["config"].update({i.key: json.loads(i.value_json) for i in r.run.config.update})
-        elif kind == "config":
-            out["config"].update({i.key: json.loads(i.value_json) for i in r.config.update})
-        elif kind == "summary":
-            out["summary"].update(
-                {
-                    (i.key or "/".join(i.nested_key)): json.loads(i.value_json)
-                    for i in r.summary.update
-                }
-            )
-        elif kind == "history":
-            out["history_keys"] |= {i.key or i.nested_key[0] for i in r.history.item}
-    return out
 
 
 GRID = {("sigmoid", 1.0), ("sigmoid", 2.0), ("softsign", 1.0), ("softsign", 2.0)}
