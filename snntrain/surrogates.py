@@ -188,15 +188,18 @@ class Normalized(Surrogate):
     def __post_init__(self) -> None:
         if not isinstance(self.base, Surrogate):
             raise ValueError(f"Normalized: base must be a Surrogate, got {self.base!r}")
-        try:
-            value = float(self.base.integral())
-        except (TypeError, jax.errors.ConcretizationTypeError):
+        integral = self.base.integral()
+        if isinstance(integral, jax.core.Tracer):
             return  # traced parameters: nothing to check
-        if not (math.isfinite(value) and value > 0):
+        values = np.asarray(integral, dtype=float)  # array parameters: every element
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            value = values[bad].flat[0]
+            where = "" if values.ndim == 0 else f" at index {np.argwhere(bad)[0].tolist()}"
             raise ValueError(
                 f"{type(self.base).__name__}: normalize=true needs a finite, positive integral "
-                f"of g'(x), but {self.base!r} has {value:g}; these can be normalized (at their "
-                f"defaults): {_finite_names()}"
+                f"of g'(x), but {self.base!r} has {value:g}{where}; these can be normalized (at "
+                f"their defaults): {_finite_names()}"
             )
 
     @property

@@ -883,6 +883,19 @@ def test_normalizing_an_infinite_integral_says_which_can(name):
     assert "sigmoid" in text and name not in text.split("defaults): ")[1].split(", ")
 
 
+def test_normalizing_array_parameters_checks_every_element():
+    """An array parameter (the README's vmap sweep) skipped the check: the α=1 member of
+    ``QPseudoSpike(alpha=[1, 2]).normalized()`` had I = inf, so its gradient was all 0."""
+    with pytest.raises(ValueError, match=r"^QPseudoSpike: normalize=true needs a finite, "
+                       r"positive integral of g'\(x\), but QPseudoSpike\(alpha=Array\(\[1\., 2\.\]"
+                       r".* has inf at index \[0\]; these can be normalized"):
+        S.QPseudoSpike(alpha=jnp.array([1.0, 2.0])).normalized()
+    n = S.QPseudoSpike(alpha=jnp.array([2.0, 3.0])).normalized()  # every element finite
+    g = jax.vmap(lambda s: s.surrogate_grad(jnp.float32(0.5)))(n)
+    want = [S.QPseudoSpike(a).normalized().surrogate_grad(jnp.float32(0.5)) for a in (2.0, 3.0)]
+    np.testing.assert_allclose(g, want, rtol=1e-6)
+
+
 def test_q_pseudo_spike_paper_against_its_closed_form():
     """(1 + 2|x|/(α−1))^(−α) through the spike, for several α, and its g is the antiderivative."""
     with jax.enable_x64(True):
