@@ -549,10 +549,32 @@ def _keys(prefix: str, d: Mapping[str, Any], registry: Any, name: str,
         except ConfigError as e:  # another <prefix>.name kept the old one's parameters
             if not _overridden(f"{prefix}.name"):
                 raise
-            group = prefix.replace(".", "/")
-            raise ConfigError(f"{e} (to switch {prefix}.name, pick the config with "
-                              f"{group}={name}: it brings that {prefix.split('.')[-1]}'s "
-                              "parameters)") from None
+            raise ConfigError(f"{e} ({_switch_hint(prefix, name)})") from None
+    if _overridden(f"{prefix}.name"):
+        _no_kept_values(prefix, d, name)
+
+
+def _switch_hint(prefix: str, name: str) -> str:
+    return (f"to switch {prefix}.name, pick the config with {prefix.replace('.', '/')}={name}: "
+            f"it brings that {prefix.split('.')[-1]}'s parameters")
+
+
+def _no_kept_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
+    """``surrogate.name=sigmoid`` (for ``surrogate=sigmoid``) kept the chosen config's values
+    (fast_sigmoid's alpha=25, not sigmoid's 4) without a word: a value ``conf/<group>/<name>``
+    sets otherwise, not given on the command line, is refused."""
+    path = CONFIG_DIR / prefix.replace(".", "/") / f"{name}.yaml"
+    if not path.is_file():
+        return
+    shipped = OmegaConf.to_container(OmegaConf.load(path))
+    for k, v in d.items():
+        want = shipped.get(k, v)
+        if (k == "name" or want == v or _overridden(f"{prefix}.{k}")
+                or (isinstance(want, str) and "${" in want)):
+            continue
+        raise ConfigError(f"{prefix}.{k}={_show(v)} is not {prefix}={name}'s value ({_show(want)})"
+                          f": it was kept from the config chosen before {prefix}.name={name} "
+                          f"({_switch_hint(prefix, name)}, or set {prefix}.{k} too)")
 
 
 def _overridden(key: str) -> bool:

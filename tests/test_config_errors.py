@@ -263,6 +263,30 @@ def test_a_beta_of_null_under_tau_is_valid():
         assert cell.decay == math.exp(-1 / 10)
 
 
+def test_another_name_on_the_command_line_keeps_no_other_configs_value(monkeypatch):
+    """surrogate.name=sigmoid trained Sigmoid(alpha=25.0) (fast_sigmoid's alpha; sigmoid's is
+    4) and optimizer.name=sgd adam's lr 0.002 (sgd's is 0.1), without a word."""
+    def check(*overrides):
+        monkeypatch.setattr("sys.argv", ["snntrain", *overrides])
+        return config.validate(_compose(*overrides))
+
+    with pytest.raises(ConfigError) as err:
+        check("surrogate.name=sigmoid")
+    assert str(err.value) == (
+        "surrogate.alpha=25.0 is not surrogate=sigmoid's value (4.0): it was kept from the "
+        "config chosen before surrogate.name=sigmoid (to switch surrogate.name, pick the config "
+        "with surrogate=sigmoid: it brings that surrogate's parameters, or set surrogate.alpha "
+        "too)")
+    with pytest.raises(ConfigError, match=r"^optimizer.lr=0.002 is not optimizer=sgd's value "
+                       r"\(0.1\): it was kept"):
+        check("optimizer.name=sgd")
+    # what the user set, or the values the named config has anyway, pass
+    assert check("surrogate.name=sigmoid", "surrogate.alpha=25").surrogate["alpha"] == 25
+    assert check("surrogate=sigmoid", "surrogate.name=sigmoid").surrogate["alpha"] == 4.0
+    assert check("surrogate.name=fast_sigmoid").surrogate["alpha"] == 25.0
+    assert check("optimizer=sgd", "optimizer.name=sgd").optimizer["lr"] == 0.1
+
+
 def test_another_neuron_name_on_the_command_line_points_to_its_config(monkeypatch):
     """model.neuron.name=if kept the lif's beta and blamed it ("unknown key model.neuron.beta");
     the line now says to pick the neuron with model/neuron=if. Only when the command line set
