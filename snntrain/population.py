@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import itertools
 import json
 import sys
@@ -48,6 +49,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snntrain import checkpoint as ckpt_lib
+from snntrain import config as config_lib
 from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError, RefusedConfig
@@ -275,8 +277,14 @@ def _combinations(found: dict[str, list[Any]], mode: str) -> list[dict[str, Any]
     raise ConfigError(f"{KEY}.mode={mode!r} is invalid: must be one of {', '.join(MODES)}")
 
 
+@functools.cache
+def _shipped(path: Path) -> Any:
+    """A ``conf/`` file's contents, read once per process (a fresh copy for each use)."""
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
 def _default_population() -> DictConfig:
-    return OmegaConf.load(CONFIG_DIR / "trainer" / "default.yaml").population
+    return OmegaConf.create(_shipped(CONFIG_DIR / "trainer" / "default.yaml")["population"])
 
 
 def _surrogate_group(name: Any) -> DictConfig:
@@ -285,7 +293,7 @@ def _surrogate_group(name: Any) -> DictConfig:
     if not isinstance(name, str) or not path.is_file():
         raise ConfigError(f"{KEY}.surrogate.name={name!r} is invalid: must be one of "
                           f"{', '.join(surrogates.available())}")
-    return OmegaConf.load(path)
+    return OmegaConf.create(_shipped(path))
 
 
 def member_config(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
@@ -316,6 +324,16 @@ def members(cfg: DictConfig) -> list[Member]:
     _check_not_set_twice(found, cfg)
     combos = _combinations(found, str(mode))
     return [Member(k, values, member_config(cfg, values)) for k, values in enumerate(combos)]
+
+
+def check_members(cfg: DictConfig) -> list[Member]:
+    """:func:`members`, each member's values checked as its solo run's would be at start-up
+    (:func:`snntrain.config.parse`: no JAX); the builders check the rest."""
+    ms = members(cfg)
+    for m in ms:
+        with _named_member(m):
+            config_lib.parse(m.cfg)
+    return ms
 
 
 def _task_overrides() -> list[str]:
@@ -459,12 +477,19 @@ def _build_member(m: Member) -> Experiment:
     cfg = copy.deepcopy(m.cfg)
     with open_dict(cfg):
         cfg.trainer.parallel, cfg.trainer.devices = "none", None  # (no "devices unused" note)
-    try:
+    with _named_member(m):
         exp = build(cfg)
         loaded = nir_params(exp)  # trainer.init_from: every member starts from the graph
+    return exp if loaded is None else dataclasses.replace(exp, params=loaded)
+
+
+@contextlib.contextmanager
+def _named_member(m: Member) -> Iterator[None]:
+    """A member's configuration or data error as one line naming the member."""
+    try:
+        yield
     except (ConfigError, data_lib.DatasetError, ValueError) as e:
         raise ConfigError(f"{KEY} member {m.name}: {e}") from None
-    return exp if loaded is None else dataclasses.replace(exp, params=loaded)
 
 
 def _check_compatible(group_members: list[Member], exps: list[Experiment]) -> None:
@@ -877,7 +902,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     run_dir = lifecycle.resolve_run_dir(cfg, run_dir)
     status = "completed"
     with rundir.RunLock(run_dir):
-        ms = members(cfg)
+        ms = check_members(cfg)  # a bad value first, not "trained with other settings"
         _check_earlier_attempt(cfg, run_dir)
         finished = writers.completed_summary(run_dir / "summary.json") is not None
         if not finished:  # a finished run's config stays its members' (saved on training on)

@@ -365,6 +365,10 @@ class Startup(Callback):
                 remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
             if groups and run is not None:
                 check_groups(run)
+                from snntrain import population
+
+                if population.is_population(config):
+                    population.check_members(config)  # before the run directory exists
             if started_from_the_command_line():
                 from snntrain.hostenv import malloc_mode
 

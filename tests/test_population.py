@@ -457,6 +457,23 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
         train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
 
 
+def test_a_bad_member_value_is_named_before_an_earlier_attempt_or_a_run_directory(tmp_path):
+    """A bad value in a population directory of another population was blamed on that ("holds
+    a population trained with other settings: ... it has None, this run has [0.1, 'abc']"),
+    and from the command line it left a run directory with a failed summary.json."""
+    run = tmp_path / "run"
+    (run / "members").mkdir(parents=True)
+    OmegaConf.save(compose(f"{POP}.seed=[3]"), run / "config.yaml")
+    want = ("trainer.population member 1-optimizer.lr=abc: optimizer.lr='abc' is invalid: "
+            "must be a finite number > 0.0")
+    with pytest.raises(ConfigError) as e:
+        train_and_evaluate(compose(f"{POP}.optimizer.lr=[0.1,abc]"), run)
+    assert str(e.value) == want
+    p = cli("logger=none", f"{POP}.optimizer.lr=[0.1,abc]", f"hydra.run.dir={tmp_path / 'new'}")
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == f"snntrain: error: {want}"
+    assert not (tmp_path / "new").exists()
+
+
 def test_equal_values_give_equal_members_and_alphas_differ(tmp_path):
     cfg = compose(f"{POP}.surrogate.alpha=[4,4,8]", "surrogate=sigmoid")
     train_and_evaluate(cfg, tmp_path)
