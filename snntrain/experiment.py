@@ -146,11 +146,7 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
     fp.update({"dataset": exp.data.name.split(":")[0], "train examples": len(exp.data.train),
                "batch_size": exp.batch_size, "seed": exp.seed,
-               "surrogate": repr(exp.surrogate), "T": exp.T,
-               "neuron": dict(exp.run.model.get("neuron") or {}),
-               # what the model computes (readout, norm, pooling, ...), not how
-               "model": {k: v for k, v in plain(exp.run.model).items()
-                         if k not in (*MODEL_COMPUTATION_KEYS, "neuron")},
+               "T": exp.T, **_what_the_model_computes(exp.run, exp.surrogate),
                "encoder": dict(exp.run.encoder),
                # what the data is and how it is read (binning, augmentation, splits), not
                # where it lies: a copy in another data_dir or cache resumes
@@ -184,6 +180,14 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
 
 
 MODEL_INPUT = "model input"
+
+
+def _what_the_model_computes(run: Any, surrogate: surrogates.Surrogate) -> dict[str, Any]:
+    """The fingerprint's surrogate, neuron and model (readout, norm, pooling, ...): what the
+    model computes, not how (:data:`MODEL_COMPUTATION_KEYS`)."""
+    return {"surrogate": repr(surrogate), "neuron": dict(run.model.get("neuron") or {}),
+            "model": {k: v for k, v in plain(run.model).items()
+                      if k not in (*MODEL_COMPUTATION_KEYS, "neuron")}}
 
 
 def _optimizer_state_shape(opt: Any) -> dict[str, str]:
@@ -250,6 +254,9 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
         # line naming the key, not an orbax error read as a corrupt checkpoint)
         mine = {f"param {k}": v for k, v in ckpt_lib.shapes_of(params).items()}
         mine["optimizer"] = _optimizer_state_shape(run.optimizer)  # (not b1, eps, ...)
+        # and the model's dynamics: the weights in a model with another beta or threshold
+        # (exported to NIR) gave other spikes without a word
+        mine.update(_what_the_model_computes(run, surrogates.from_config(run.surrogate)))
         theirs = {k: saved.get(k, "<missing>") for k in mine}
         if isinstance(theirs["optimizer"], dict):
             theirs["optimizer"] = {k: v for k, v in theirs["optimizer"].items()
@@ -258,7 +265,7 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
             step = ckpts.steps()[-1]
             raise ckpt_lib.IncompatibleCheckpoint(
                 f"checkpoint {ckpts.directory / str(step)} is from another config than the one "
-                f"given: {ckpt_lib.describe_difference(theirs, mine, 'checkpoint has')}")
+                f"given: {ckpt_lib.describe_difference(theirs, mine, 'checkpoint has', 'cfg has')}")
         target, fp = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), saved
     else:  # a checkpoint from before the model's input was recorded
         exp = build(cfg)

@@ -12,7 +12,7 @@ import pytest
 from _workers import cli, popen
 from conftest import compose
 
-from snntrain import train
+from snntrain import experiment, train
 from snntrain.checkpoint import Checkpoints
 from snntrain.errors import Refused
 from snntrain.train import params_of
@@ -472,9 +472,15 @@ def test_a_runs_parameters_load_without_its_data(tmp_path):
     other = compose("dataset=arrays", f"dataset.path={tmp_path / 'mine.npz'}",
                     "model.hidden=[64]", "model.neuron.reset=zero")
     with pytest.raises(IncompatibleCheckpoint, match=r"is from another config than the one "
-                       r"given: param \['fc0'\]\['bias'\].value: checkpoint has \[32, "
-                       r"'float32'\], this run has \[64, 'float32'\]$"):
+                       r"given: model.hidden: checkpoint has \[32\], cfg has \[64\]$"):
         params_of(run, other)
+    # nor other dynamics: the weights in a model with another beta gave other spikes (NIR)
+    other = compose("dataset=arrays", f"dataset.path={tmp_path / 'mine.npz'}",
+                    "model.neuron.reset=zero", "model.neuron.beta=0.5")
+    for load in (params_of, experiment.model_of):
+        with pytest.raises(IncompatibleCheckpoint, match=r"is from another config than the one "
+                           r"given: model.neuron.beta: checkpoint has 0.9, cfg has 0.5$"):
+            load(run, other)
     # a value that does not shape the optimizer's state still reads the parameters
     same = compose("dataset=arrays", f"dataset.path={tmp_path / 'mine.npz'}",
                    "model.neuron.reset=zero", "+optimizer.b1=0.8")
