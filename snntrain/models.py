@@ -410,6 +410,8 @@ class SNN(nnx.Module):
         out_TxBxC, carry["readout"] = self.readout.trace(
             s_TxBxN, spike_fn, remat, carry.get("readout")
         )
+        if self.readout.mode == "spike_count":  # a spiking layer too: rates, counts, rate_reg
+            _record(aux, "readout", out_TxBxC)
         return out_TxBxC, carry, aux
 
     def trace(

@@ -538,6 +538,14 @@ def test_readouts_reduce_the_trace_over_time():
     s_out, logits = both(counts, x)
     assert set(np.unique(np.asarray(s_out))) == {0.0, 1.0}
     np.testing.assert_allclose(logits, 0.5 * s_out.sum(0))
+    # the spiking output layer is a layer like the others: its rate, spikes (and rate_reg);
+    # they were left out of firing_rates, spikes/total and the regulariser
+    for remat in (False, True):
+        counts.remat_chunk = 2
+        aux = jax.jit(lambda m, x, r=remat: m(x, spike, r)[1])(counts, x)
+        np.testing.assert_allclose(aux["spike_counts"]["readout"], s_out.sum((0, 2)), rtol=1e-6)
+        np.testing.assert_allclose(aux["rates"]["readout"], s_out.mean((0, 2)), rtol=1e-6)
+        assert set(aux["rates"]) == {"lif0", "readout"}
     with pytest.raises(ValueError, match="unknown readout"):
         models.create("mlp", (8, 8, 1), 5, seed=2, readout="rate")
 
