@@ -552,6 +552,7 @@ def _keys(prefix: str, d: Mapping[str, Any], registry: Any, name: str,
             raise ConfigError(f"{e} ({_switch_hint(prefix, name)})") from None
     if _overridden(f"{prefix}.name"):
         _no_kept_values(prefix, d, name)
+    _no_deleted_values(prefix, d, name)
 
 
 def _switch_hint(prefix: str, name: str) -> str:
@@ -577,16 +578,30 @@ def _no_kept_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
                           f"({_switch_hint(prefix, name)}, or set {prefix}.{k} too)")
 
 
-def _overridden(key: str) -> bool:
+def _no_deleted_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
+    """``~model.neuron.beta`` ran with the code's default, which config.yaml did not record."""
+    path = CONFIG_DIR / prefix.replace(".", "/") / f"{name}.yaml"
+    if not path.is_file():
+        return
+    shipped = OmegaConf.to_container(OmegaConf.load(path))
+    for k, v in shipped.items():
+        if k not in d and k != "defaults" and _overridden(f"{prefix}.{k}", deleted=True):
+            raise ConfigError(f"~{prefix}.{k} deletes a value the run needs (the code's default "
+                              f"would run, unrecorded in config.yaml): set {prefix}.{k}=<value> "
+                              f"instead ({prefix.replace('.', '/')}={name} has {_show(v)})")
+
+
+def _overridden(key: str, deleted: bool = False) -> bool:
     """Whether this Hydra job's command line (before Hydra has started: ``sys.argv``) sets
-    ``key``."""
+    ``key`` (``deleted``: deletes it, ``~key``)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         task = list(HydraConfig.get().overrides.task)
     except (ImportError, ValueError):
         task = sys.argv[1:]
-    return any(o.lstrip("+~").split("=", 1)[0] == key for o in task)
+    return any(o.lstrip("+~").split("=", 1)[0] == key and (o.startswith("~") or not deleted)
+               for o in task)
 
 
 def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:

@@ -287,6 +287,19 @@ def test_another_name_on_the_command_line_keeps_no_other_configs_value(monkeypat
     assert check("optimizer=sgd", "optimizer.name=sgd").optimizer["lr"] == 0.1
 
 
+def test_deleting_a_groups_value_is_refused(monkeypatch):
+    """~model.neuron.beta ran with the code's default beta, which config.yaml did not record."""
+    for key, has in (("model.neuron.beta", "model/neuron=lif has 0.9"),
+                     ("surrogate.alpha", "surrogate=fast_sigmoid has 25.0"),
+                     ("optimizer.lr", "optimizer=adam has 0.002")):
+        monkeypatch.setattr("sys.argv", ["snntrain", f"~{key}"])
+        with pytest.raises(ConfigError) as err:
+            config.validate(_compose(f"~{key}"))
+        assert str(err.value) == (
+            f"~{key} deletes a value the run needs (the code's default would run, unrecorded "
+            f"in config.yaml): set {key}=<value> instead ({has})")
+
+
 def test_another_neuron_name_on_the_command_line_points_to_its_config(monkeypatch):
     """model.neuron.name=if kept the lif's beta and blamed it ("unknown key model.neuron.beta");
     the line now says to pick the neuron with model/neuron=if. Only when the command line set
