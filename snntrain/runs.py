@@ -251,12 +251,12 @@ def load_run(
         if summary_path.is_file():  # it ended before its members started (a bad value)
             return _read_summary(run, summary_path, now, stale_after_s)
         age = now - last_activity(run_dir)
+        run.reason = (f"a population ({', '.join(axes)}) whose members have not started (no "
+                      f"members/ yet, last write {ago(age)} ago)")
         if age < stale_after_s:
             run.status = RUNNING
-        run.reason = (
-            f"a population ({', '.join(axes)}) whose members have not "
-            f"started (no members/ yet, last write {ago(age)} ago); rerun its command to train it"
-        )
+        else:
+            run.reason += "; rerun its command to train it"
         return run
     if not summary_path.is_file():
         age = now - last_activity(run_dir)
@@ -271,6 +271,18 @@ def load_run(
         return run
     _read_summary(run, summary_path, now, stale_after_s)
     if run.reason:
+        return run
+    want, had = (run.config.get("trainer") or {}).get("epochs"), run.summary.get("epochs")
+    if isinstance(want, int) and isinstance(had, int) and want > had:
+        # a completed run trained on (more trainer.epochs): its summary is the old one until
+        # the run ends; killed, it stays so (a completed summary is never overwritten)
+        age = now - last_activity(run_dir)
+        done = (f"trained on from its {had} completed epochs to trainer.epochs={want}: epoch "
+                f"{len(run.epochs)}/{want}, last write {ago(age)} ago")
+        if age < stale_after_s:
+            run.status, run.reason = RUNNING, done
+        else:
+            run.reason = f"{done} (killed or crashed; rerun its command to go on)"
         return run
     if not metrics.is_file():
         run.reason = "metrics.jsonl is missing"

@@ -237,6 +237,30 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
     assert str(ok) not in md.split("## Runs not in the means")[1]
 
 
+def test_a_completed_run_trained_on_is_running_or_killed_not_completed(tmp_path):
+    """A completed 1-epoch run resumed with trainer.epochs=30 keeps its old summary.json until
+    it ends: the report counted it as a completed 30-epoch run with its 1-epoch numbers (and
+    named it the winner), and after a kill for good."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    live = write_run(tmp_path / "live", s, 0, [0.2, 0.5, 0.9], [0.2, 0.5, 0.9], {}, 1.0)
+    summary = json.loads((live / "summary.json").read_text())
+    (live / "summary.json").write_text(json.dumps({**summary, "epochs": 1}))
+    cfg = yaml.safe_load((live / "config.yaml").read_text())
+    cfg["trainer"]["epochs"] = 30
+    (live / "config.yaml").write_text(yaml.safe_dump(cfg))
+    shutil.copytree(live, tmp_path / "dead")
+    old = time.time() - 3 * 3600
+    for dirpath, _, files in os.walk(tmp_path / "dead"):
+        for f in [*files, "."]:
+            os.utime(os.path.join(dirpath, f), (old, old))
+    a, b = runs.load_run(live), runs.load_run(tmp_path / "dead")
+    assert (a.status, a.reason) == ("running", "trained on from its 1 completed epochs to "
+                                    "trainer.epochs=30: epoch 3/30, last write 0 s ago")
+    assert b.status == "failed" and b.reason == (
+        "trained on from its 1 completed epochs to trainer.epochs=30: epoch 3/30, last write "
+        "3.0 h ago (killed or crashed; rerun its command to go on)")
+
+
 def test_pngs_are_images_of_the_expected_size_and_in_the_html(sweep, tmp_path):
     root, _ = sweep
     out = report.make_report([root], tmp_path / "rep")
@@ -1191,6 +1215,11 @@ def test_population_killed_before_its_members_started_is_no_configuration(tmp_pa
     assert by_name["1-pop"].status == "failed" and by_name["1-pop"].unstarted_population
     assert by_name["1-pop"].reason.startswith(
         "a population (seed, surrogate.name) whose members have not started")
+    assert by_name["1-pop"].reason.endswith("ago); rerun its command to train it")
+    live = runs.load_run(dead, now=old + 1)  # starting up: not told to be rerun
+    assert live.status == "running" and live.reason == (
+        "a population (seed, surrogate.name) whose members have not started (no members/ yet, "
+        "last write 1 s ago)")
     assert not by_name["0-solo"].unstarted_population
     columns, rows = runs.group_runs(list(by_name.values()))
     assert columns == ["surrogate", "alpha"]  # no trainer.population.* column
