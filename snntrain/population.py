@@ -206,6 +206,35 @@ def sweep_conflict(argv: list[str]) -> ConfigError | None:
                                       default=None) if path.is_file() else None
             for key in params or {}:
                 swept.setdefault(str(key), f"{key} (sampled by hparams_search={o.value()})")
+    return _sweep_collision(swept, targets)
+
+
+def sweep_conflict_in(config: DictConfig) -> ConfigError | None:
+    """:func:`sweep_conflict` for the composed config of a multirun (Hydra's
+    ``on_multirun_start``): also the sweeps and axes an ``experiment=`` file sets
+    (``hydra.sweeper.params``; a ``trainer.population`` axis), which the command line does
+    not show (every job of ``-m experiment=alpha_scan 'trainer.population.seed=[0,1]'``
+    failed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        targets = set(axes(config))
+    except ConfigError:
+        return None  # the job's own check names it
+    if not targets:
+        return None
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    swept = {str(k): f"{k}={v} (hydra.sweeper.params)" for k, v in params.items()}
+    try:
+        task = OverridesParser.create().parse_overrides(
+            list(OmegaConf.select(config, "hydra.overrides.task", default=None) or []))
+    except Exception:  # noqa: BLE001 - Hydra has parsed them already
+        task = []
+    swept.update({o.key_or_group: o.input_line for o in task if o.is_sweep_override()})
+    return _sweep_collision(swept, targets)
+
+
+def _sweep_collision(swept: dict[str, str], targets: set[str]) -> ConfigError | None:
     for key, what in swept.items():
         if (collision := _collision(key, targets)) is not None:
             return ConfigError(

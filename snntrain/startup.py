@@ -358,6 +358,12 @@ class Startup(Callback):
             if out is not None and dir_key == "hydra.sweep.dir" and (
                     msg := another_sweep(config, out)) is not None:
                 raise ConfigError(msg)
+            if dir_key == "hydra.sweep.dir" and OmegaConf.select(
+                    config, "trainer.population", default=None) is not None:
+                from snntrain.population import sweep_conflict_in
+
+                if (err := sweep_conflict_in(config)) is not None:
+                    raise err
             if out is not None:
                 check_output_dir(out)
                 from snntrain.rundir import remember_hydra_files

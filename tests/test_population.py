@@ -138,6 +138,23 @@ def test_a_key_a_sweep_varies_and_an_axis_sets_is_refused_before_the_sweep():
         assert population.sweep_conflict(fine) is None, fine
 
 
+def test_a_sweep_or_an_axis_an_experiment_file_sets_is_refused_before_the_sweep(tmp_path):
+    """-m experiment=alpha_scan 'trainer.population.seed=[0,1]' (the sweep in the experiment's
+    hydra.sweeper.params) and -m experiment=alpha_scan_population seed=0,1 (the axis in the
+    file) started every job, and each failed ("seed is set twice")."""
+    for args, want in (
+            (("experiment=alpha_scan", f"{POP}.seed=[0,1]"),
+             "seed=0,1,2 (hydra.sweeper.params) varies seed across the sweep's jobs, and the "
+             f"population axis {POP}.seed sets it in every member"),
+            (("experiment=alpha_scan_population", "seed=0,1"),
+             f"seed=0,1 varies seed across the sweep's jobs, and the population axis {POP}.seed "
+             "sets it in every member")):
+        p = cli("-m", *args, "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+        assert p.returncode == 2, p.stderr[-2000:]
+        assert p.stderr.strip().splitlines()[-1].startswith(f"snntrain: error: {want}")
+        assert not (tmp_path / "sweep").exists()
+
+
 def test_a_sweeper_receives_the_best_configurations_mean_over_seeds():
     """Optuna over a population with a seed axis optimised the luckiest seed (the best
     member's value); it now gets what the report selects: the best mean over seeds."""
