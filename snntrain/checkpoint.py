@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,13 @@ def checkpoints_in(path: Path) -> Path:
     return inner
 
 
+def _json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except ValueError:  # (a corrupt meta is replaced)
+        return None
+
+
 class Checkpoints:
     """The checkpoints of one run directory (only the main process writes)."""
 
@@ -131,7 +139,7 @@ class Checkpoints:
         does not evaluate and record that epoch again."""
         path = self.directory / str(step) / "meta" / "metadata"  # orbax's JsonSave item
         try:
-            if not path.is_file() or json.loads(path.read_text()) == meta:
+            if not path.is_file() or _json_or_none(path) == meta:
                 return
             tmp = path.with_name(f".metadata.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(meta))
@@ -194,7 +202,7 @@ class Checkpoints:
                 meta = self.read_meta(s)
             except Exception as e:  # noqa: BLE001
                 say(f"checkpoint {self.directory / str(s)} is unreadable "
-                    f"({type(e).__name__}); trying the previous one")
+                    f"({type(e).__name__}){self._set_aside(s)}; trying the previous one")
                 continue
             saved_fp = dict(meta.get("fingerprint", {}))
             if isinstance(saved_fp.get("dataset"), str):  # "arrays:a.npz" before: the file's
@@ -219,11 +227,27 @@ class Checkpoints:
                     state=ocp.args.StandardRestore(abstract)))["state"]
             except Exception as e:  # noqa: BLE001
                 say(f"checkpoint {self.directory / str(s)} is corrupt or truncated "
-                    f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
-                    "trying the previous one")
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+                    f"{self._set_aside(s)}; trying the previous one")
                 continue
             return state, meta
         return None
+
+    def _set_aside(self, step: int) -> str:
+        """Rename an unreadable checkpoint ``step`` to ``<step>.unreadable-<time>`` (kept;
+        orbax ignores it), so that the run saves that step again in full: it was taken for
+        saved, so a run resumed from an earlier one ended "completed" without its final
+        parameters on disk, or failed at that step on every rerun (a corrupt meta)."""
+        if not self.write:
+            return ""
+        path = self.directory / str(step)
+        new = path.with_name(f"{step}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            path.rename(new)
+            self.manager.reload()
+        except OSError:
+            return ""
+        return f"; set aside as {new.name}"
 
     def close(self) -> None:
         """Wait for the save in flight (raising if it failed), then release orbax's threads."""

@@ -111,6 +111,27 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
         exp.init_state(), train.fingerprint(exp), messages.append)
     assert meta["step"] == steps[0]
     assert any("corrupt or truncated" in m for m in messages), messages
+    # kept, but out of the way: the run saves that step again in full
+    aside = [p.name for p in (tmp_path / "checkpoints").iterdir() if ".unreadable-" in p.name]
+    assert len(aside) == 1 and aside[0].startswith(f"{steps[-1]}.unreadable-")
+    assert f"set aside as {aside[0]}" in messages[0]
+    assert Checkpoints(tmp_path / "checkpoints").steps() == steps[:1]
+
+
+def test_a_corrupt_newest_meta_is_saved_again_and_the_run_goes_on(tmp_path):
+    """A corrupt meta/metadata in the newest checkpoint: the rerun fell back to the one before,
+    then failed at that step on every rerun ("saving checkpoint 11 ... failed
+    (JSONDecodeError)"); a corrupt state was never saved again (a completed run without its
+    final parameters on disk)."""
+    cfg = ("trainer.checkpoint_every=4", "trainer.keep_checkpoints=10")
+    train.train_and_evaluate(compose(*cfg, "trainer.epochs=1"), tmp_path / "a")
+    newest = Checkpoints(tmp_path / "a" / "checkpoints").steps()[-1]
+    (tmp_path / "a" / "checkpoints" / str(newest) / "meta" / "metadata").write_text("{not json")
+    summary = train.train_and_evaluate(compose(*cfg, "trainer.epochs=2"), tmp_path / "a")
+    train.train_and_evaluate(compose(*cfg, "trainer.epochs=2"), tmp_path / "b")
+    assert summary["status"] == "completed"
+    assert newest in Checkpoints(tmp_path / "a" / "checkpoints").steps()
+    _assert_same_params(tmp_path / "b", tmp_path / "a")
 
 
 @pytest.mark.slow
