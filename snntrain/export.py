@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         require_nir()
         if not (run / "config.yaml").exists():
             raise ConfigError(f"{run / 'config.yaml'} not found: RUN_DIR must be a run directory")
-        cfg = OmegaConf.load(run / "config.yaml")
+        try:
+            cfg = OmegaConf.load(run / "config.yaml")
+        except Exception as e:  # noqa: BLE001 - YAML's errors: no common base to name
+            raise ConfigError(f"{run / 'config.yaml'} is not readable YAML ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
         graph = to_nir(_trained(run, cfg), cfg, dt=args.dt)
     except (ConfigError, CheckpointError, FileNotFoundError, ImportError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)

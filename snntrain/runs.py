@@ -192,7 +192,7 @@ def read_metrics(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None, int]:
     """(epoch records, train records, number of the first unreadable line or None, lines)."""
     epochs, steps, bad = [], [], None
-    lines = path.read_text().splitlines()
+    lines = path.read_text(errors="replace").splitlines()  # (bytes not UTF-8: a bad line)
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue

@@ -402,6 +402,15 @@ def test_cli_exports_a_trained_run(tmp_path, capsys):
     assert "use model.neuron.reset=zero" in capsys.readouterr().err
 
 
+def test_a_config_yaml_that_is_not_yaml_is_one_line(tmp_path, capsys):
+    """A hand-edited config.yaml with a YAML error ended in yaml.parser's traceback."""
+    (tmp_path / "config.yaml").write_text("model:\n  hidden:\n  - 32\n - 8\n")
+    assert export.main([str(tmp_path), "--nir", str(tmp_path / "m.nir")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"snntrain: error: {tmp_path / 'config.yaml'} is not readable YAML "
+                          "(ParserError: ") and err.count("\n") == 1
+
+
 def test_init_from_a_file_that_is_not_nir_names_the_key(tmp_path):
     from conftest import compose
 

@@ -203,6 +203,9 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
     lines = (broken / "metrics.jsonl").read_text().splitlines()
     lines[1] = lines[1][:20]
     (broken / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    binary = write_run(root / "6-binary", s, 6, [0.9], [0.9], {"lif0": 0.1}, 1.0)
+    with open(binary / "metrics.jsonl", "ab") as f:  # UnicodeDecodeError: a traceback
+        f.write(b"\xff\xfe garbage\n")
     (root / "5-nosummary-json").mkdir()
     (root / "5-nosummary-json" / "config.yaml").write_text(yaml.safe_dump({"seed": 5}))
     (root / "5-nosummary-json" / "summary.json").write_text("{not json")
@@ -215,7 +218,9 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
         "3-running": "running",
         "4-broken": "failed",
         "5-nosummary-json": "failed",
+        "6-binary": "failed",
     }
+    assert by_name["6-binary"].reason == "metrics.jsonl line 3 is not JSON"
     assert "diverged" in by_name["1-diverged"].reason
     assert "no summary.json" in by_name["2-dead"].reason
     assert "line 2" in by_name["4-broken"].reason
@@ -224,11 +229,11 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
     assert out == root / "report"
     _, table = report.summarize(list(by_name.values()))
     sig = next(r for r in table if r["surrogate"] == "sigmoid")
-    assert (sig["n"], sig["n_failed"], sig["n_diverged"], sig["n_running"]) == (1, 2, 1, 1)
+    assert (sig["n"], sig["n_failed"], sig["n_diverged"], sig["n_running"]) == (1, 3, 1, 1)
     assert sig["test_accuracy_mean"] == 0.9 and np.isnan(sig["test_accuracy_std"])
     md = (out / "summary.md").read_text()
     html = (out / "index.html").read_text()
-    assert "Not in the means: 1 diverged, 3 failed and 1 running of 6 runs" in md
+    assert "Not in the means: 1 diverged, 4 failed and 1 running of 7 runs" in md
     assert "**diverged** `" in md
     for name in by_name:
         if name != "0-ok":
