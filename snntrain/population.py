@@ -972,7 +972,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 if status == "preempted":
                     break
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
-        summary = done or population_summary(cfg, run_dir, ms, status, t_start)
+        summary = ({**done, "run_dir": str(run_dir.absolute())} if done
+                   else population_summary(cfg, run_dir, ms, status, t_start))
         if summary["completed"] == 0 and summary["diverged"] == len(ms):
             status = summary["status"] = "diverged"  # as a solo run that diverged
         if done is None:  # a finished population run again keeps its record (its wall time)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -315,6 +316,11 @@ def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, 
     assert "nothing to train" in capsys.readouterr().err
     assert again == json.loads(before["summary.json"]) and again["steps"] == first["steps"]
     assert _files(tmp_path) == before
+    # a copy of the directory, run again: its summary names the copy (the report of the
+    # finished run went to the original's directory)
+    copy = tmp_path.with_name(f"{tmp_path.name}-copy")
+    shutil.copytree(tmp_path, copy)
+    assert train.train_and_evaluate(compose("trainer.epochs=1"), copy)["run_dir"] == str(copy)
     more = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
     assert more["epochs"] == 2 and more["steps"] == 2 * first["steps"]
     with pytest.raises(train.ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* "
