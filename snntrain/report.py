@@ -194,7 +194,8 @@ def verdict_lines(
                      f"{'it' if one else 'them'} are one configuration (compare speed or memory "
                      "with scripts/bench.py).")
     tasks = sorted({str(r.config.get("dataset", {}).get("name")) for r in runs
-                    if r.config and isinstance(r.config.get("dataset"), dict)})
+                    if r.status == COMPLETED and r.config  # (the ranked runs: not a failed one)
+                    and isinstance(r.config.get("dataset"), dict)})
     if len(tasks) > 1:  # first: nothing above compares like with like
         lines.insert(0, f"These runs are on {len(tasks)} datasets ({', '.join(tasks)}), ranked "
                      "together below, but accuracies on different datasets are not comparable: "

@@ -1551,6 +1551,11 @@ def test_runs_on_different_datasets_are_said_not_comparable_first(tmp_path):
         "snntrain.report <its directories>).")
     out = report.make_report([tmp_path / "a"], tmp_path / "rep1")
     assert "datasets" not in (out / "verdict.txt").read_text()
+    # a failed run on another dataset is not ranked: nothing to warn about
+    write_run(tmp_path / "c" / "0", {"name": "sigmoid", "alpha": 1.0}, 0, [0.1], [0.1], {},
+              1.0, status="failed", **{"dataset.name": "mnist"})
+    out = report.make_report([tmp_path / "a", tmp_path / "c"], tmp_path / "rep2")
+    assert "datasets" not in (out / "verdict.txt").read_text()
 
 
 def test_the_accuracy_plot_shows_every_error_bar_whole(tmp_path, monkeypatch):
