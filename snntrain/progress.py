@@ -297,8 +297,8 @@ def print_summary(
         if v is not None:
             table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
         elif key == "samples_per_s" and key in summary:
-            table.add_row(key, "not measured (no step of this attempt was timed: the only "
-                               "one compiled, or it trained none)")
+            # (the only step compiled, or a resume trained none)
+            table.add_row(key, "not measured (no step timed this attempt)")
     for name, rate in (summary.get("firing_rates") or {}).items():
         table.add_row(f"firing rate {name}", f"{rate:.4f}")
     cost = summary.get("cost") or {}
