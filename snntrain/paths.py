@@ -96,6 +96,7 @@ def sweep_command(sweep_dir: Path) -> list[str] | None:
     the task's), without its directory; None when none is recorded."""
     try:
         record = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())
-        return ["-m", *map(str, record.get("hydra", [])), *map(str, record["task"])]
+        return [*map(str, record.get("config", [])), "-m", *map(str, record.get("hydra", [])),
+                *map(str, record["task"])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

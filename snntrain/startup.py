@@ -306,6 +306,27 @@ def _sweep_record(sweep_dir: Path) -> list[str] | None:
     return None if old is None else [str(o) for o in old]
 
 
+def config_flags(config: DictConfig) -> list[str]:
+    """Where the sweep's config came from, as the flags that say it (``--config-dir``,
+    ``--config-path``, ``--config-name``): a resume command without them composed another
+    config ("experiment=mine: no such option")."""
+    from snntrain.paths import CONFIG_DIR
+
+    flags = []
+    for source in OmegaConf.select(config, "hydra.runtime.config_sources", default=None) or []:
+        where = f"{source.get('schema')}://{source.get('path')}"
+        if source.get("provider") == "command-line":
+            flags += ["--config-dir", str(source.get("path"))]
+        elif source.get("provider") == "main" and Path(str(source.get("path"))).resolve() != (
+                CONFIG_DIR.resolve()):
+            flags += ["--config-path", where if source.get("schema") != "file"
+                      else str(source.get("path"))]
+    name = OmegaConf.select(config, "hydra.job.config_name", default=None)
+    if name not in (None, "config"):
+        flags += ["--config-name", str(name)]
+    return flags
+
+
 def record_sweep(config: DictConfig, sweep_dir: str) -> None:
     """Write ``<sweep_dir>/.snntrain_sweep.json`` (the sweep's overrides, for
     :func:`another_sweep`) if it is not there yet; a sweep directory is made anyway."""
@@ -322,7 +343,8 @@ def record_sweep(config: DictConfig, sweep_dir: str) -> None:
                                                  "hydra.mode="))]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"task": task, "hydra": own}) + "\n")
+        path.write_text(json.dumps({"task": task, "hydra": own,
+                                    "config": config_flags(config)}) + "\n")
     except OSError:  # (check_output_dir said it is writable; a race is Hydra's to report)
         pass
 

@@ -467,6 +467,24 @@ def test_resume_command_parses_as_hydra_overrides(tmp_path, monkeypatch):
     assert shlex.split(lifecycle.resume_command(tmp_path / "0-seed=0")) == [
         "python", "-m", "snntrain", "-m", "hydra/launcher=submitit_local", "seed=0,1",
         "logger=none", f'hydra.sweep.dir="{tmp_path.absolute()}"']
+    # --config-dir (or -cn): without it the command composed another config
+    from omegaconf import OmegaConf
+
+    from snntrain.paths import CONFIG_DIR
+    from snntrain.startup import config_flags
+
+    hydra = {"runtime": {"config_sources": [
+        {"path": "hydra.conf", "schema": "pkg", "provider": "hydra"},
+        {"path": str(CONFIG_DIR), "schema": "file", "provider": "main"},
+        {"path": "/my/conf", "schema": "file", "provider": "command-line"}]},
+        "job": {"config_name": "mine"}}
+    flags = config_flags(OmegaConf.create({"hydra": hydra}))
+    assert flags == ["--config-dir", "/my/conf", "--config-name", "mine"]
+    (tmp_path / ".snntrain_sweep.json").write_text(json.dumps(
+        {"task": ["seed=0,1"], "hydra": [], "config": flags}))
+    assert shlex.split(lifecycle.resume_command(tmp_path / "0-seed=0")) == [
+        "python", "-m", "snntrain", "--config-dir", "/my/conf", "--config-name", "mine", "-m",
+        "seed=0,1", f'hydra.sweep.dir="{tmp_path.absolute()}"']
     monkeypatch.undo()
     # train_and_evaluate from a script: its own arguments were printed as overrides
     monkeypatch.setattr("sys.argv", ["myscript.py", "term11", str(tmp_path)])
