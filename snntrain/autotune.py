@@ -38,7 +38,7 @@ def cache_path() -> Path:
     return Path(root) / "autotune.json"
 
 
-def load_cache(path: Path) -> dict[str, Any]:
+def load_cache(path: Path, quiet: bool = False) -> dict[str, Any]:
     try:
         table = json.loads(path.read_text())
         if not isinstance(table, dict):
@@ -47,14 +47,15 @@ def load_cache(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        print(f"snntrain: ignoring the unreadable autotune cache {path} ({e}); it will be "
-              "rewritten", file=sys.stderr)
+        if not quiet:
+            print(f"snntrain: ignoring the unreadable autotune cache {path} ({e}); it will be "
+                  "rewritten", file=sys.stderr)
         return {}
 
 
 def store_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
     try:
-        table = load_cache(path)
+        table = load_cache(path, quiet=True)  # (said when it was read for the lookup)
         table[key] = entry
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -193,6 +193,13 @@ def _neuron_problems(cell: Any) -> list[str]:
     return problems
 
 
+def _first(values: np.ndarray, n: int = 3) -> str:
+    """``[0.9 0.91 0.9]``, or ``[0.9 0.91 0.9 ...] (4 values)`` when there are more."""
+    flat = np.asarray(values).ravel()
+    shown = np.array2string(flat[:n], precision=6)
+    return shown if flat.size <= n else f"{shown[:-1]} ...] ({flat.size} values)"
+
+
 def _neuron_cell(layer: Any, name: str) -> Any:
     cell = layer.neuron
     if problems := _neuron_problems(cell):
@@ -463,7 +470,7 @@ def _load_neuron(model: Any, step: dict, node: Any, layer: Any, dt: float,
                            "model.readout=spike_count")
         b = float(model.readout.beta)
         if not np.allclose(beta, b, rtol=1e-6, atol=0):
-            raise NIRError(f"{name}: the graph's output decay {beta.ravel()[:3]} differs from "
+            raise NIRError(f"{name}: the graph's output decay {_first(beta)} differs from "
                            f"model.readout_beta={b}; set model.readout_beta to it")
         return
     cell = _neuron_cell(layer, name)
@@ -485,12 +492,12 @@ def _load_neuron(model: Any, step: dict, node: Any, layer: Any, dt: float,
     elif not np.allclose(beta, defaults.get("beta", 1.0), rtol=1e-6, atol=0):
         fix = ("set model.neuron.beta or model.learn_beta=true" if "beta" in defaults
                else "use model/neuron=lif (the IF neuron has no beta)")
-        raise NIRError(f"{name}: the graph's beta {beta.ravel()[:3]} differs from the model's "
+        raise NIRError(f"{name}: the graph's beta {_first(beta)} differs from the model's "
                        f"fixed {defaults.get('beta', 1.0)}; {fix}")
     if layer.learn_threshold:
         _set(layer.threshold, theta)
     elif not np.allclose(theta, defaults["threshold"], rtol=1e-6, atol=0):
-        raise NIRError(f"{name}: the graph's threshold {theta.ravel()[:3]} differs from the "
+        raise NIRError(f"{name}: the graph's threshold {_first(theta)} differs from the "
                        f"model's {defaults['threshold']}; set model.neuron.threshold or "
                        "model.learn_threshold=true")
 

@@ -188,9 +188,18 @@ def test_time_constants_and_dt():
     np.testing.assert_allclose(g.nodes["out_neurons"].tau, 1.0)  # readout beta 0.5
     assert isinstance(g.nodes["out_neurons"], nir.LI)
     export.from_nir(g, m)  # dt from the metadata
-    with pytest.raises(export.NIRError, match=r"lif0: the graph's beta .* differs from the "
-                       r"model's fixed 0.8; set model.neuron.beta or model.learn_beta=true"):
+    with pytest.raises(export.NIRError, match=r"^lif0: the graph's beta \[0.6 0.6 0.6\] "
+                       r"differs from the model's fixed 0.8; set model.neuron.beta or "
+                       r"model.learn_beta=true$"):  # (1 - dt / tau at dt 1)
         export.from_nir(g, m, dt=1.0)
+
+
+def test_a_long_list_of_values_in_a_message_says_it_is_cut():
+    """The first 3 of 4 per-channel betas were printed as if they were all."""
+    from snntrain.nirgraph import _first
+
+    assert _first(np.array([0.9, 0.91, 0.92, 0.93])) == "[0.9  0.91 0.92 ...] (4 values)"
+    assert _first(np.array([0.9, 0.91])) == "[0.9  0.91]"
 
 
 def test_foreign_graph_loads_and_means_the_same():
