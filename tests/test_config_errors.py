@@ -319,6 +319,7 @@ def test_another_neuron_name_on_the_command_line_points_to_its_config(monkeypatc
                               "reset, tau, threshold")
 
 
+@pytest.mark.slow
 def test_every_shipped_group_config_passes():
     """No false alarms: every shipped choice of every group validates."""
     for group in ("surrogate", "model", "encoder", "optimizer", "logger", "dataset"):

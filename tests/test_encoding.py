@@ -113,7 +113,8 @@ def test_rate_8bit_draws_match_their_quantised_probability():
 
 @pytest.mark.parametrize(
     "encoder",
-    [encoding.Rate(), encoding.Rate(resolution=32), encoding.Latency(), encoding.Latency("log")],
+    [encoding.Rate(), pytest.param(encoding.Rate(resolution=32), marks=pytest.mark.slow),
+     encoding.Latency(), encoding.Latency("log")],
     ids=["rate8", "rate32", "latency", "latency-log"],
 )
 def test_a_window_of_steps_equals_the_same_steps_of_the_whole_code(encoder):

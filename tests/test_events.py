@@ -579,6 +579,7 @@ def test_resume_refuses_other_binning_or_other_events_and_accepts_a_copy(tmp_pat
     assert again["steps"] == 2 * first["steps"]
 
 
+@pytest.mark.slow
 def test_fused_epoch_on_binned_events_equals_the_per_step_loop(tmp_path):
     """``trainer.fused_epoch`` keeps the binned counts on the device (as stored: uint8) and
     gathers each batch there: the same steps as the per-step loop, which reads float32 counts

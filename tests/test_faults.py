@@ -621,6 +621,7 @@ def test_wandb_keeps_a_train_record_and_the_epoch_record_of_one_step_and_the_sum
     assert summary["cost"] == {"synops": 5.0} and "split" not in summary
 
 
+@pytest.mark.slow
 def test_a_backend_this_machine_lacks_is_one_line(tmp_path):
     """JAX_PLATFORMS=cuda on a machine without a GPU ended in a traceback with a bare
     AssertionError (gpu, tpu: JAX's RuntimeError), recorded as the run's error."""

@@ -75,7 +75,8 @@ def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
     np.testing.assert_array_equal(window, expected)
 
 
-@pytest.mark.parametrize(("k", "c", "o", "p"), [(5, 3, 4, 2), (3, 2, 5, 1), (2, 2, 3, 3)])
+@pytest.mark.parametrize(("k", "c", "o", "p"), [(5, 3, 4, 2), (3, 2, 5, 1), pytest.param(
+    2, 2, 3, 3, marks=pytest.mark.slow)])
 def test_pooled_gemm_value_and_gradients_equal_autodiffs(k, c, o, p):
     """``pooled_gemm`` (its backward multiplies by the kernel built transposed) returns the
     value and gradients of autodiff through ``pooled_kernel(w, p) @ patches``: the same
@@ -324,7 +325,8 @@ def _small(name, **kw):
     return models.create(kind, in_shape, 5, seed=1, **{**cfg, **kw}), in_shape
 
 
-@pytest.mark.parametrize("name", ["mlp", "recurrent", pytest.param("conv", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", [pytest.param("mlp", marks=pytest.mark.slow), "recurrent",
+                                  pytest.param("conv", marks=pytest.mark.slow)])
 def test_causality_no_gradient_from_future_inputs(name):
     """d out[t] / d x[t'] is exactly 0 for t' > t (and not identically 0 for t' <= t)."""
     model, in_shape = _small(name)
@@ -345,7 +347,7 @@ def test_causality_no_gradient_from_future_inputs(name):
         pytest.param("conv_pool_after", 2, False, marks=pytest.mark.slow),  # ~15 s each
         pytest.param("conv_alif_learn", 4, False, marks=pytest.mark.slow),
         ("mlp", 4, True),
-        ("conv", 2, True),
+        pytest.param("conv", 2, True, marks=pytest.mark.slow),
     ],
 )
 def test_remat_gives_the_same_values_and_gradients(name, chunk, rate):
@@ -379,7 +381,9 @@ def test_remat_gives_the_same_values_and_gradients(name, chunk, rate):
     assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 0
 
 
-@pytest.mark.parametrize("encoder", [encoding.Rate(), encoding.Latency()], ids=["rate", "latency"])
+@pytest.mark.parametrize("encoder", [encoding.Rate(), pytest.param(encoding.Latency(),
+                                                                  marks=pytest.mark.slow)],
+                         ids=["rate", "latency"])
 def test_conv_draws_a_lazy_input_step_by_step_with_the_same_values(encoder):
     """``ConvSNN`` draws an ``Encoded`` input one step at a time (``draw_per_step``, so XLA
     stores the code once instead of redrawing it in every patch slice): logits, aux and
@@ -464,7 +468,8 @@ def _reference_trace(model, x_TxBx):
     return jnp.stack(out)
 
 
-@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in (
+    "conv_pool_after", "conv_s2d_pool_after") else n for n in SMALL])  # (pool-first twins stay)
 def test_layer_batched_model_equals_step_by_step_loop(name):
     model, in_shape = _small(name)
     x = _input(in_shape, seed=3)

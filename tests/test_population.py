@@ -530,6 +530,7 @@ def test_lr_and_neuron_axes_equal_their_solo_runs(tmp_path):
         _assert_params_equal(saved[m.name], params_of(tmp_path / m.name))
 
 
+@pytest.mark.slow
 def test_lr_axis_with_a_cosine_schedule_equals_solo_runs(tmp_path):
     """Per-member rates under ``optimizer.schedule=cosine`` with warm-up: the schedule is
     evaluated with the member's traced peak rate, the solo run's operations on the same
@@ -726,6 +727,7 @@ def test_a_population_and_a_solo_run_resume_under_the_same_model_rule():
     assert remat == base and readout["model"] == {**base["model"], "readout": "spike_count"}
 
 
+@pytest.mark.slow
 def test_resume_never_sets_a_populations_earlier_training_aside(tmp_path, capsys):
     """trainer.resume=never on a population directory kept the old step 22 beside the new
     step 11 (a later rerun found it), and replaced the members' records without a word."""

@@ -221,6 +221,7 @@ def test_conv_same_padding_model_by_hand():
     assert m["sparsity/lif0"] == pytest.approx(1 - 2 / 18)
 
 
+@pytest.mark.slow
 def test_conv_valid_pool_before_neuron_by_hand():
     """4x4 image, 3x3 VALID conv (2x2 outputs), max pool 2 before the neuron: input rows and
     columns have fan-out [1, 2, 2, 1]. Spikes at (0, 0), (1, 2) and (3, 3) give 1 + 4 + 1 = 6
