@@ -70,6 +70,7 @@ from snntrain.runs import (
     group_runs,
     load_run,
     mean_std,
+    members_missing,
     members_not_started,
     surrogate_scale,
 )
@@ -166,6 +167,7 @@ def verdict_lines(
     runs: Sequence[Run] = (),
     cost_split: str | None = None,
     not_started: dict[Path, list[str]] | None = None,
+    missing: dict[Path, list[str]] | None = None,
 ) -> list[str]:
     """The conclusion in plain sentences: selected configuration, what is within noise of it,
     what is worse, the cheapest in synaptic operations among those within noise (costs measured
@@ -209,6 +211,15 @@ def verdict_lines(
                         for d, names in not_started.items())
             + ": the selection above is among the others only; rerun the population's command "
             "to train them.")
+    if missing:  # trained, but their directories are gone
+        k = sum(map(len, missing.values()))
+        lines.append(
+            f"Missing: {k} member{'s' if k != 1 else ''} of "
+            + "; ".join(f"{d} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                        for d, names in missing.items())
+            + f": the population's summary.json records {'them' if k != 1 else 'it'} as "
+            f"trained, but {'their directories are' if k != 1 else 'its directory is'} gone: "
+            "the selection above is among the others only.")
     n = Counter(r.status for r in runs)
     failed, running, diverged, preempted = n[FAILED], n[RUNNING], n[DIVERGED], n[PREEMPTED]
     if failed or running or diverged or preempted or n[DUPLICATE]:
@@ -649,7 +660,8 @@ def make_report(
     ranked = rank(rows, metric)
     ranges = alpha_ranges(rows, metric)
     where = cost_split(runs)
-    verdict = verdict_lines(ranked, metric, ranges, runs, where, members_not_started(paths))
+    verdict = verdict_lines(ranked, metric, ranges, runs, where, members_not_started(paths),
+                            members_missing(paths))
     table = ranked_table(columns, ranked, metric, target, split, where)
     (out / "verdict.txt").write_text("\n".join(verdict) + "\n")
     write_csv(out / "summary.csv", columns, table)

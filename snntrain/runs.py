@@ -134,6 +134,17 @@ def members_not_started(paths: Iterable[str | Path]) -> dict[Path, list[str]]:
     """The members of the populations under ``paths`` that have not started (a later group
     of a pre-empted population), by population directory, from its ``summary.json``: they have
     no directory, so no run of theirs is found."""
+    return _members_without_directory(paths, started=False)
+
+
+def members_missing(paths: Iterable[str | Path]) -> dict[Path, list[str]]:
+    """The members a population's ``summary.json`` records as started (completed, diverged,
+    ...) whose directory is gone: the report ranked the others without a word."""
+    return _members_without_directory(paths, started=True)
+
+
+def _members_without_directory(paths: Iterable[str | Path], started: bool
+                               ) -> dict[Path, list[str]]:
     out: dict[Path, list[str]] = {}
     for root in map(Path, paths):
         for dirpath, dirnames, _ in os.walk(root):
@@ -146,8 +157,8 @@ def members_not_started(paths: Iterable[str | Path]) -> dict[Path, list[str]]:
             except (OSError, ValueError, AttributeError):
                 continue
             names = [r.get("member") for r in rows if isinstance(r, dict)
-                     and isinstance(r.get("member"), str) and r.get("status") in (None,
-                                                                                  "not started")
+                     and isinstance(r.get("member"), str)
+                     and (r.get("status") not in (None, "not started")) == started
                      and not (d / "members" / r["member"]).is_dir()]
             if names:
                 out[d.resolve()] = names

@@ -1646,3 +1646,12 @@ def test_members_of_a_preempted_population_that_never_started_are_named(tmp_path
     assert (f"Not started: 2 members of {pop.resolve()} (1-surrogate=arctan, 2-surrogate=erf): "
             "the selection above is among the others only; rerun the population's command to "
             "train them.") in (out / "verdict.txt").read_text()
+    assert runs.members_missing([tmp_path]) == {}
+    # a trained member whose directory was deleted: the others were ranked without a word
+    rows.append({"member": "3-surrogate=boxcar", "status": "completed"})
+    (pop / "summary.json").write_text(json.dumps({"status": "preempted", "members": rows}))
+    assert runs.members_missing([tmp_path]) == {pop.resolve(): ["3-surrogate=boxcar"]}
+    out = report.make_report([tmp_path], tmp_path / "rep2")
+    assert (f"Missing: 1 member of {pop.resolve()} (3-surrogate=boxcar): the population's "
+            "summary.json records it as trained, but its directory is gone: the selection "
+            "above is among the others only.") in (out / "verdict.txt").read_text()
