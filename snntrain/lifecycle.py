@@ -257,6 +257,12 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
     source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(
         ckpt_lib.checkpoints_in(Path(resume)), write=False)
     restored = source.restore(state, fp, say)
+    if restored is not None and resume == "auto" and restored[1].get("step"):
+        lost = [d.name for d in run_dirs if not (d / "metrics.jsonl").is_file()]
+        if lost:  # (a directory deleted by hand: training goes on, its records do not)
+            say(f"{', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}: no metrics.jsonl, "
+                f"so the records before step {restored[1]['step']} are lost; training goes on "
+                "from the checkpoint")
     if restored is None:
         if resume != "auto":
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "

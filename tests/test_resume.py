@@ -321,6 +321,12 @@ def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, 
     copy = tmp_path.with_name(f"{tmp_path.name}-copy")
     shutil.copytree(tmp_path, copy)
     assert train.train_and_evaluate(compose("trainer.epochs=1"), copy)["run_dir"] == str(copy)
+    # its metrics.jsonl deleted by hand, then trained on: said, not silent
+    (copy / "metrics.jsonl").unlink()
+    capsys.readouterr()
+    train.train_and_evaluate(compose("trainer.epochs=2"), copy)
+    assert (f"{copy.name}: no metrics.jsonl, so the records before step {first['steps']} are "
+            "lost; training goes on from the checkpoint") in capsys.readouterr().err
     more = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
     assert more["epochs"] == 2 and more["steps"] == 2 * first["steps"]
     with pytest.raises(train.ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* "
