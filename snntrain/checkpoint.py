@@ -102,6 +102,7 @@ class Checkpoints:
                                              item_names=("state", "meta"))
         self._in_flight: int | None = None
         self._started: int | None = None  # the step of the last save started
+        self.set_aside: list[int] = []  # unreadable steps renamed by restore
         self._closed = False
 
     def steps(self) -> list[int]:
@@ -247,6 +248,7 @@ class Checkpoints:
             self.manager.reload()
         except OSError:
             return ""
+        self.set_aside.append(step)
         return f"; set aside as {new.name}"
 
     def close(self) -> None:

@@ -267,8 +267,8 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
         if resume != "auto":
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "
                               f"{source.directory}")
-        if ckpts.steps():
-            n = len(ckpts.steps())
+        if ckpts.steps() or ckpts.set_aside:
+            n = len(ckpts.steps()) + len(ckpts.set_aside)
             ckpts = set_aside_earlier(ckpts, run_dirs, say, f"no usable checkpoint in "
                                       f"{ckpts.directory} ({n} found, none readable): starting "
                                       "from step 0")
