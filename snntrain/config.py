@@ -562,33 +562,63 @@ def _switch_hint(prefix: str, name: str) -> str:
 
 def _no_kept_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
     """``surrogate.name=sigmoid`` (for ``surrogate=sigmoid``) kept the chosen config's values
-    (fast_sigmoid's alpha=25, not sigmoid's 4) without a word: a value ``conf/<group>/<name>``
-    sets otherwise, not given on the command line, is refused."""
-    path = CONFIG_DIR / prefix.replace(".", "/") / f"{name}.yaml"
-    if not path.is_file():
-        return
+    (fast_sigmoid's alpha=25, not sigmoid's 4) without a word: a value the config chosen before
+    set, which ``conf/<group>/<name>`` sets otherwise, not given on the command line, is
+    refused (an experiment's or a population member's own value is no leftover)."""
+    group = prefix.replace(".", "/")
+    before, path = _chosen_file(group), CONFIG_DIR / group / f"{name}.yaml"
+    if before is None or not path.is_file():
+        return  # (a user's own config directory: not ours to judge)
+    was = OmegaConf.to_container(OmegaConf.load(before))
+    bases = [e for e in was.get("defaults", []) if isinstance(e, str) and e != "_self_"]
+    if was.get("name", bases[0] if bases else before.stem) == name:
+        return  # no switch (conv_vgg's name is conv's: its defaults list starts from conv)
     shipped = OmegaConf.to_container(OmegaConf.load(path))
     for k, v in d.items():
         want = shipped.get(k, v)
-        if (k == "name" or want == v or _overridden(f"{prefix}.{k}")
+        if (k == "name" or want == v or was.get(k) != v or _overridden(f"{prefix}.{k}")
                 or (isinstance(want, str) and "${" in want)):
             continue
-        raise ConfigError(f"{prefix}.{k}={_show(v)} is not {prefix}={name}'s value ({_show(want)})"
-                          f": it was kept from the config chosen before {prefix}.name={name} "
-                          f"({_switch_hint(prefix, name)}, or set {prefix}.{k} too)")
+        raise ConfigError(f"{prefix}.{k}={_show(v)} is not {group}={name}'s value ({_show(want)})"
+                          f": it was kept from {group}={before.stem}, chosen before "
+                          f"{prefix}.name={name} ({_switch_hint(prefix, name)}, or set "
+                          f"{prefix}.{k} too)")
 
 
 def _no_deleted_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
     """``~model.neuron.beta`` ran with the code's default, which config.yaml did not record."""
-    path = CONFIG_DIR / prefix.replace(".", "/") / f"{name}.yaml"
-    if not path.is_file():
+    group = prefix.replace(".", "/")
+    path = _chosen_file(group)
+    if path is None:
         return
     shipped = OmegaConf.to_container(OmegaConf.load(path))
     for k, v in shipped.items():
         if k not in d and k != "defaults" and _overridden(f"{prefix}.{k}", deleted=True):
             raise ConfigError(f"~{prefix}.{k} deletes a value the run needs (the code's default "
                               f"would run, unrecorded in config.yaml): set {prefix}.{k}=<value> "
-                              f"instead ({prefix.replace('.', '/')}={name} has {_show(v)})")
+                              f"instead ({group}={path.stem} has {_show(v)})")
+
+
+def _chosen_file(group: str) -> Path | None:
+    """``conf/<group>/<option>.yaml`` of the option this run composed for ``group``
+    (``surrogate``, ``model/neuron``): Hydra's record of its choices in a Hydra job, else the
+    command line's ``group=option`` or the defaults lists; None if not a shipped file."""
+    choice = None
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get(group)
+    except (ImportError, ValueError):
+        given = [o.split("=", 1)[1] for o in sys.argv[1:]
+                 if "=" in o and o.lstrip("+").split("=", 1)[0] == group]
+        parent, _, leaf = group.rpartition("/")
+        owner = (CONFIG_DIR / "config.yaml" if not parent
+                 else _chosen_file(parent))  # model/neuron: the chosen model's defaults
+        defaults = OmegaConf.load(owner).get("defaults", []) if owner is not None else []
+        listed = [e[leaf] for e in defaults if OmegaConf.is_dict(e) and leaf in e]
+        choice = given[-1] if given else (listed[0] if listed else None)
+    path = CONFIG_DIR / group / f"{choice}.yaml"
+    return path if isinstance(choice, str) and path.is_file() else None
 
 
 def _overridden(key: str, deleted: bool = False) -> bool:

@@ -256,7 +256,10 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
         mine["optimizer"] = _optimizer_state_shape(run.optimizer)  # (not b1, eps, ...)
         # and the model's dynamics: the weights in a model with another beta or threshold
         # (exported to NIR) gave other spikes without a word
-        mine.update(_what_the_model_computes(run, surrogates.from_config(run.surrogate)))
+        # (not the surrogate: it shapes gradients only, and the weights may be studied under
+        # another one)
+        mine.update({k: v for k, v in _what_the_model_computes(
+            run, surrogates.from_config(run.surrogate)).items() if k != "surrogate"})
         theirs = {k: saved.get(k, "<missing>") for k in mine}
         if isinstance(theirs["optimizer"], dict):
             theirs["optimizer"] = {k: v for k, v in theirs["optimizer"].items()

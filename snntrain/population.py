@@ -230,7 +230,11 @@ def sweep_conflict_in(config: DictConfig) -> ConfigError | None:
             list(OmegaConf.select(config, "hydra.overrides.task", default=None) or []))
     except Exception:  # noqa: BLE001 - Hydra has parsed them already
         task = []
-    swept.update({o.key_or_group: o.input_line for o in task if o.is_sweep_override()})
+    for o in task:  # the command line's value replaces the file's sweep of that key
+        if o.is_sweep_override():
+            swept[o.key_or_group] = o.input_line
+        else:
+            swept.pop(o.key_or_group, None)
     return _sweep_collision(swept, targets)
 
 

@@ -273,10 +273,10 @@ def test_another_name_on_the_command_line_keeps_no_other_configs_value(monkeypat
     with pytest.raises(ConfigError) as err:
         check("surrogate.name=sigmoid")
     assert str(err.value) == (
-        "surrogate.alpha=25.0 is not surrogate=sigmoid's value (4.0): it was kept from the "
-        "config chosen before surrogate.name=sigmoid (to switch surrogate.name, pick the config "
-        "with surrogate=sigmoid: it brings that surrogate's parameters, or set surrogate.alpha "
-        "too)")
+        "surrogate.alpha=25.0 is not surrogate=sigmoid's value (4.0): it was kept from "
+        "surrogate=fast_sigmoid, chosen before surrogate.name=sigmoid (to switch "
+        "surrogate.name, pick the config with surrogate=sigmoid: it brings that surrogate's "
+        "parameters, or set surrogate.alpha too)")
     with pytest.raises(ConfigError, match=r"^optimizer.lr=0.002 is not optimizer=sgd's value "
                        r"\(0.1\): it was kept"):
         check("optimizer.name=sgd")
@@ -285,6 +285,12 @@ def test_another_name_on_the_command_line_keeps_no_other_configs_value(monkeypat
     assert check("surrogate=sigmoid", "surrogate.name=sigmoid").surrogate["alpha"] == 4.0
     assert check("surrogate.name=fast_sigmoid").surrogate["alpha"] == 25.0
     assert check("optimizer=sgd", "optimizer.name=sgd").optimizer["lr"] == 0.1
+    # no leftover (false refusals of the first version): an experiment's own values, no
+    # switch at all (conv_vgg's name is conv), a value the config chosen before did not set
+    assert check("experiment=shd_recurrent", "model.neuron.name=lif", "optimizer.name=adam",
+                 "dataset.data_dir=/nowhere").optimizer["lr"] == 2e-4
+    assert check("model=conv_vgg", "model.name=conv").model["channels"][0] == 32
+    assert check("surrogate.name=sigmoid", "surrogate.alpha=4").surrogate["alpha"] == 4
 
 
 def test_deleting_a_groups_value_is_refused(monkeypatch):

@@ -153,6 +153,13 @@ def test_a_sweep_or_an_axis_an_experiment_file_sets_is_refused_before_the_sweep(
         assert p.returncode == 2, p.stderr[-2000:]
         assert p.stderr.strip().splitlines()[-1].startswith(f"snntrain: error: {want}")
         assert not (tmp_path / "sweep").exists()
+    # the command line's seed=0 replaces the file's sweep of seed: not "varies seed"
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"trainer": {"population": {"seed": [0, 1]}}, "hydra": {
+        "sweeper": {"params": {"seed": "0,1,2", "surrogate.alpha": "1,2"}},
+        "overrides": {"task": ["experiment=alpha_scan", "seed=0"]}}})
+    assert population.sweep_conflict_in(config) is None
 
 
 def test_a_sweeper_receives_the_best_configurations_mean_over_seeds():

@@ -519,3 +519,8 @@ def test_a_runs_parameters_load_without_its_data(tmp_path):
                    "model.neuron.reset=zero", "+optimizer.b1=0.8")
     assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), want,
                                      params_of(run, same)))
+    # nor another surrogate: it shapes the gradients only (the weights studied under another)
+    same = compose("dataset=arrays", f"dataset.path={tmp_path / 'mine.npz'}",
+                   "model.neuron.reset=zero", "surrogate=arctan")
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), want,
+                                     params_of(run, same)))
