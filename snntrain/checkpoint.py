@@ -76,6 +76,11 @@ def checkpoints_in(path: Path) -> Path:
     return inner
 
 
+def _cut(text: str, n: int = 160) -> str:
+    """``text`` up to ``n`` characters, cut at a space (with "...")."""
+    return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " ..."
+
+
 def _json_or_none(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -228,7 +233,7 @@ class Checkpoints:
                     state=ocp.args.StandardRestore(abstract)))["state"]
             except Exception as e:  # noqa: BLE001
                 say(f"checkpoint {self.directory / str(s)} is corrupt or truncated "
-                    f"({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+                    f"({type(e).__name__}: {_cut(str(e).splitlines()[0] if str(e) else '')})"
                     f"{self._set_aside(s)}; trying the previous one")
                 continue
             return state, meta

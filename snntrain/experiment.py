@@ -240,7 +240,7 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
         raise ValueError(f"{run_dir} holds a population: snntrain.population.params_of(run_dir) "
                          "gives every member's parameters")  # (was a resume hint)
     ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", write=False)
-    saved = _newest_fingerprint(ckpts)
+    saved = newest_fingerprint(ckpts)
     if MODEL_INPUT in saved:  # the model alone, as it was built: the data is not needed
         run = validate(cfg)
         try:
@@ -283,7 +283,7 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
     return model, restored[0].params
 
 
-def _newest_fingerprint(ckpts: ckpt_lib.Checkpoints) -> dict[str, Any]:
+def newest_fingerprint(ckpts: ckpt_lib.Checkpoints) -> dict[str, Any]:
     """The fingerprint of the newest readable checkpoint (empty: none)."""
     for step in ckpts.steps()[::-1]:
         try:

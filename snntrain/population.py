@@ -53,7 +53,13 @@ from snntrain import config as config_lib
 from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError, RefusedConfig
-from snntrain.experiment import MODEL_COMPUTATION_KEYS, Experiment, build, fingerprint
+from snntrain.experiment import (
+    MODEL_COMPUTATION_KEYS,
+    Experiment,
+    build,
+    fingerprint,
+    newest_fingerprint,
+)
 from snntrain.nirgraph import nir_params
 from snntrain.paths import CONFIG_DIR
 from snntrain.population_step import (
@@ -1060,7 +1066,11 @@ def _saved_groups(run_dir: Path) -> Iterator[tuple[ckpt_lib.Checkpoints, dict[st
     for directory in rundir.checkpoint_dirs(run_dir):
         ckpts = ckpt_lib.Checkpoints(directory, write=False)
         try:
-            yield ckpts, ckpts.read_meta(ckpts.steps()[-1])["fingerprint"]
+            fp = newest_fingerprint(ckpts)  # (an unreadable newest meta gave a traceback)
+            if not fp:
+                raise ckpt_lib.CheckpointError(
+                    f"no readable checkpoint in {directory} ({len(ckpts.steps())} found)")
+            yield ckpts, fp
         finally:
             ckpts.close()
 
@@ -1248,7 +1258,11 @@ def params_of(run_dir: str | Path) -> dict[str, Any]:
         lr_varies = any("optimizer.lr" in by_name[n].values for n in fp["members"])
         target = {f"program{i}": initial_state([exps[j] for j in idx], lr_varies)
                   for i, idx in enumerate(fp["programs"])}
-        state, _ = ckpts.restore(target, fp)
+        restored = ckpts.restore(target, fp)
+        if restored is None:
+            raise ckpt_lib.CheckpointError(
+                f"no readable checkpoint in {ckpts.directory} ({len(ckpts.steps())} found)")
+        state = restored[0]
         for i, idx in enumerate(fp["programs"]):
             params = state[f"program{i}"]["train"].params
             for j, k in enumerate(idx):

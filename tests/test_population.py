@@ -162,6 +162,24 @@ def test_a_sweep_or_an_axis_an_experiment_file_sets_is_refused_before_the_sweep(
     assert population.sweep_conflict_in(config) is None
 
 
+def test_params_of_falls_back_over_an_unreadable_newest_checkpoint(tmp_path):
+    """A corrupt newest meta made population.params_of (and the export of a member) end in a
+    JSONDecodeError traceback; a solo run's falls back to the previous checkpoint."""
+    from snntrain.checkpoint import CheckpointError
+
+    run = tmp_path / "pop"
+    train_and_evaluate(compose(f"{POP}.seed=[0,1]", "trainer.checkpoint_every=4",
+                               "trainer.keep_checkpoints=10"), run)
+    steps = sorted(int(d.name) for d in (run / "checkpoints").iterdir() if d.name.isdigit())
+    (run / "checkpoints" / str(steps[-1]) / "meta" / "metadata").write_text("{bad")
+    assert sorted(population.params_of(run)) == ["0-seed=0", "1-seed=1"]
+    for step in steps:
+        (run / "checkpoints" / str(step) / "meta" / "metadata").write_text("{bad")
+    with pytest.raises(CheckpointError, match=r"^no readable checkpoint in .*checkpoints \("
+                       rf"{len(steps)} found\)$"):
+        population.params_of(run)
+
+
 def test_a_sweeper_receives_the_best_configurations_mean_over_seeds():
     """Optuna over a population with a seed axis optimised the luckiest seed (the best
     member's value); it now gets what the report selects: the best mean over seeds."""
