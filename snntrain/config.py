@@ -16,6 +16,7 @@ gets the closest valid one suggested.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
 import functools
@@ -510,6 +511,17 @@ def _no_unknown_nested(prefix: str, d: Mapping[str, Any], valid: Mapping[str, An
 
 
 @functools.cache
+def _read_shipped(path: Path) -> Any:
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
+def shipped(path: Path) -> Any:
+    """A ``conf/`` file's contents as plain containers, read once per process (a fresh copy
+    for each call: callers may change it)."""
+    return copy.deepcopy(_read_shipped(Path(path)))
+
+
+@functools.cache
 def _shipped_keys(group: str) -> dict[str, Any]:
     """The keys of every ``conf/<group>/*.yaml``, nested (for a group with no class to ask:
     any of them may be set whichever is chosen, e.g. an experiment's ``logger.tags``)."""
@@ -569,13 +581,13 @@ def _no_kept_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
     before, path = _chosen_file(group), CONFIG_DIR / group / f"{name}.yaml"
     if before is None or not path.is_file():
         return  # (a user's own config directory: not ours to judge)
-    was = OmegaConf.to_container(OmegaConf.load(before))
+    was = shipped(before)
     bases = [e for e in was.get("defaults", []) if isinstance(e, str) and e != "_self_"]
     if was.get("name", bases[0] if bases else before.stem) == name:
         return  # no switch (conv_vgg's name is conv's: its defaults list starts from conv)
-    shipped = OmegaConf.to_container(OmegaConf.load(path))
+    now = shipped(path)
     for k, v in d.items():
-        want = shipped.get(k, v)
+        want = now.get(k, v)
         if (k == "name" or want == v or was.get(k) != v or _overridden(f"{prefix}.{k}")
                 or (isinstance(want, str) and "${" in want)):
             continue
@@ -591,8 +603,7 @@ def _no_deleted_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
     path = _chosen_file(group)
     if path is None:
         return
-    shipped = OmegaConf.to_container(OmegaConf.load(path))
-    for k, v in shipped.items():
+    for k, v in shipped(path).items():
         if k not in d and k != "defaults" and _overridden(f"{prefix}.{k}", deleted=True):
             raise ConfigError(f"~{prefix}.{k} deletes a value the run needs (the code's default "
                               f"would run, unrecorded in config.yaml): set {prefix}.{k}=<value> "
@@ -614,8 +625,8 @@ def _chosen_file(group: str) -> Path | None:
         parent, _, leaf = group.rpartition("/")
         owner = (CONFIG_DIR / "config.yaml" if not parent
                  else _chosen_file(parent))  # model/neuron: the chosen model's defaults
-        defaults = OmegaConf.load(owner).get("defaults", []) if owner is not None else []
-        listed = [e[leaf] for e in defaults if OmegaConf.is_dict(e) and leaf in e]
+        defaults = shipped(owner).get("defaults", []) if owner is not None else []
+        listed = [e[leaf] for e in defaults if isinstance(e, dict) and leaf in e]
         choice = given[-1] if given else (listed[0] if listed else None)
     path = CONFIG_DIR / group / f"{choice}.yaml"
     return path if isinstance(choice, str) and path.is_file() else None

@@ -146,7 +146,7 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
     fp = {f"param {k}": v for k, v in ckpt_lib.shapes_of(exp.params).items()}
     fp.update({"dataset": exp.data.name.split(":")[0], "train examples": len(exp.data.train),
                "batch_size": exp.batch_size, "seed": exp.seed,
-               "T": exp.T, **_what_the_model_computes(exp.run, exp.surrogate),
+               "surrogate": repr(exp.surrogate), "T": exp.T, **_model_dynamics(exp.run),
                "encoder": dict(exp.run.encoder),
                # what the data is and how it is read (binning, augmentation, splits), not
                # where it lies: a copy in another data_dir or cache resumes
@@ -182,10 +182,10 @@ def fingerprint(exp: Experiment) -> dict[str, Any]:
 MODEL_INPUT = "model input"
 
 
-def _what_the_model_computes(run: Any, surrogate: surrogates.Surrogate) -> dict[str, Any]:
-    """The fingerprint's surrogate, neuron and model (readout, norm, pooling, ...): what the
-    model computes, not how (:data:`MODEL_COMPUTATION_KEYS`)."""
-    return {"surrogate": repr(surrogate), "neuron": dict(run.model.get("neuron") or {}),
+def _model_dynamics(run: Any) -> dict[str, Any]:
+    """The fingerprint's neuron and model (readout, norm, pooling, ...): what the model's
+    forward pass computes, not how (:data:`MODEL_COMPUTATION_KEYS`)."""
+    return {"neuron": dict(run.model.get("neuron") or {}),
             "model": {k: v for k, v in plain(run.model).items()
                       if k not in (*MODEL_COMPUTATION_KEYS, "neuron")}}
 
@@ -258,8 +258,7 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
         # (exported to NIR) gave other spikes without a word
         # (not the surrogate: it shapes gradients only, and the weights may be studied under
         # another one)
-        mine.update({k: v for k, v in _what_the_model_computes(
-            run, surrogates.from_config(run.surrogate)).items() if k != "surrogate"})
+        mine.update(_model_dynamics(run))
         theirs = {k: saved.get(k, "<missing>") for k in mine}
         if isinstance(theirs["optimizer"], dict):
             theirs["optimizer"] = {k: v for k, v in theirs["optimizer"].items()

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import functools
 import itertools
 import json
 import sys
@@ -316,14 +315,9 @@ def _combinations(found: dict[str, list[Any]], mode: str) -> list[dict[str, Any]
     raise ConfigError(f"{KEY}.mode={mode!r} is invalid: must be one of {', '.join(MODES)}")
 
 
-@functools.cache
-def _shipped(path: Path) -> Any:
-    """A ``conf/`` file's contents, read once per process (a fresh copy for each use)."""
-    return OmegaConf.to_container(OmegaConf.load(path))
-
-
 def _default_population() -> DictConfig:
-    return OmegaConf.create(_shipped(CONFIG_DIR / "trainer" / "default.yaml")["population"])
+    return OmegaConf.create(config_lib.shipped(CONFIG_DIR / "trainer" / "default.yaml")[
+        "population"])
 
 
 def _surrogate_group(name: Any) -> DictConfig:
@@ -332,7 +326,7 @@ def _surrogate_group(name: Any) -> DictConfig:
     if not isinstance(name, str) or not path.is_file():
         raise ConfigError(f"{KEY}.surrogate.name={name!r} is invalid: must be one of "
                           f"{', '.join(surrogates.available())}")
-    return OmegaConf.create(_shipped(path))
+    return OmegaConf.create(config_lib.shipped(path))
 
 
 def member_config(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
@@ -982,8 +976,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 if status == "preempted":
                     break
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
-        summary = ({**done, "run_dir": str(run_dir.absolute())} if done
-                   else population_summary(cfg, run_dir, ms, status, t_start))
+        summary = done or population_summary(cfg, run_dir, ms, status, t_start)
         if summary["completed"] == 0 and summary["diverged"] == len(ms):
             status = summary["status"] = "diverged"  # as a solo run that diverged
         if done is None:  # a finished population run again keeps its record (its wall time)

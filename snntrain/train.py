@@ -249,9 +249,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             state, progress, ckpts = restore_or_start(exp, ckpts, say)
             if progress.epoch == exp.epochs and (
                     done := writers.completed_summary(run_dir / "summary.json")) is not None:
-                # a finished run run again: its record stays as it was (but a copy of the
-                # directory is where it is now: the report went to the original's)
-                return {**done, "run_dir": str(run_dir.absolute())}
+                return done  # a finished run run again: its record stays as it was
             # only now: a resume refused above leaves the run's config.yaml and wandb run alone
             rec = writers.RunRecorder(run_dir, config, wandb_settings(cfg), enabled=dp.is_main,
                                       say=say)

@@ -466,12 +466,15 @@ def kept_summary(path: Path, trained_to: Any) -> bool:
 
 
 def completed_summary(path: Path) -> dict[str, Any] | None:
-    """The ``summary.json`` at ``path`` if it records a completed run, else None."""
+    """The ``summary.json`` at ``path`` if it records a completed run, else None; its
+    ``run_dir`` is the directory it was read from (a copy of the run's names the copy)."""
     try:
         summary = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-    return summary if isinstance(summary, dict) and summary.get("status") == "completed" else None
+    if not (isinstance(summary, dict) and summary.get("status") == "completed"):
+        return None
+    return {**summary, "run_dir": str(Path(path).parent.absolute())}
 
 
 # ---- wandb names for sweeps ---------------------------------------------------------------
