@@ -236,6 +236,9 @@ class Checkpoints:
                     f"({type(e).__name__}: {_cut(str(e).splitlines()[0] if str(e) else '')})"
                     f"{self._set_aside(s)}; trying the previous one")
                 continue
+            if s != steps[0]:  # (export said only "trying the previous one", and wrote it)
+                say(f"using checkpoint {self.directory / str(s)}, the newest readable one "
+                    f"(not step {steps[0]})")
             return state, meta
         return None
 

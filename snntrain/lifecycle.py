@@ -217,7 +217,8 @@ def set_aside_earlier(ckpts: ckpt_lib.Checkpoints, run_dirs: list[Path], say, wh
     start from step 0; the fresh :class:`Checkpoints` of the same directory."""
     directory = ckpts.directory
     ckpts.close()
-    moved = [p for p in [rundir.set_aside(directory)]
+    empty = directory.is_dir() and not any(directory.iterdir())  # (made by this attempt)
+    moved = [p for p in [None if empty else rundir.set_aside(directory)]
              + [rundir.set_aside(d / f) for d in run_dirs for f in RECORD_FILES] if p]
     shown = ", ".join(os.path.relpath(p, directory.parent) for p in moved[:4])
     say(f"{why}; kept the earlier files as {shown}" + (f" and {len(moved) - 4} more"

@@ -715,7 +715,8 @@ def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Check
     the group's position, and every member's progress and status (from the checkpoint)."""
     state = group.init_state()
     restored, ckpts, where = lifecycle.restore(ckpts, state, group.fingerprint(),
-                                               group.base.run.trainer.resume,
+                                               _group_source(str(group.base.run.trainer.resume),
+                                                             ckpts.directory),
                                                [r.run_dir for r in runs], say)
     if restored is None:
         return state, RunProgress(), ckpts
@@ -948,6 +949,11 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         size, first = plan_groups(cfg, ms, by_type=by_type)
         starts = list(range(0, len(ms), size))
         _check_groups(cfg, run_dir, [[m.name for m in ms[s:s + size]] for s in starts])
+        if str(cfg.trainer.resume) == "never" and rundir.has_checkpoints(run_dir):
+            # all at once: another grouping's checkpoints (the top level's, or a group this
+            # run does not have) were left to be refused on the next resume
+            kept = rundir.set_aside(run_dir / "checkpoints")
+            _say(f"trainer.resume=never: kept the earlier checkpoints as {kept.name}")
         trial = malloctune.for_run(malloc_signature(cfg), say=_say)
         trained = False
         with lifecycle.Signals() as signals:
@@ -1072,19 +1078,41 @@ def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> N
     """Refuse to go on with checkpoints written for other groups of members (another
     ``chunk``, or ``auto`` deciding otherwise on this machine): their state would not be found
     and the members would silently start over."""
-    if str(cfg.trainer.resume) == "never":
+    resume = str(cfg.trainer.resume)
+    source = run_dir if resume == "auto" else _resumed_run_dir(resume)
+    if source is None:
         return
     try:
-        earlier = [fp["members"] for _, fp in _saved_groups(run_dir)]
+        earlier = [fp["members"] for _, fp in _saved_groups(source)]
     except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
         return
     if any(list(group) not in planned for group in earlier):
         raise RefusedConfig(
-            f"the checkpoints in {run_dir / 'checkpoints'} hold groups of {len(earlier[0])} "
+            f"the checkpoints in {source / 'checkpoints'} hold groups of {len(earlier[0])} "
             f"members; this run trains groups of {len(planned[0])} ({KEY}.chunk="
             f"{_setting(cfg, 'chunk') or 'null'}): set {KEY}.chunk={len(earlier[0])} to resume "
-            "them, or "
-            "trainer.resume=never to start over")
+            "them, or " + ("trainer.resume=never to start over" if resume == "auto" else
+                           "resume another run"))
+
+
+def _resumed_run_dir(resume: str) -> Path | None:
+    """The run directory ``trainer.resume=<path>`` names (the path, or the run holding the
+    ``checkpoints/`` directory it names); None for ``never`` or a directory of steps alone."""
+    if resume == "never":
+        return None
+    where = ckpt_lib.checkpoints_in(Path(resume))
+    return where.parent if where.name == "checkpoints" else None
+
+
+def _group_source(resume: str, ckpt_dir: Path) -> str:
+    """``trainer.resume`` for the group saving in ``ckpt_dir``: a path to a chunked
+    population is its ``checkpoints/group<g>`` (the population's top level has no steps: "no
+    readable checkpoint" was all it said)."""
+    source = _resumed_run_dir(resume) if resume != "auto" else None
+    if source is None or ckpt_dir.name == "checkpoints":
+        return resume
+    group = source / "checkpoints" / ckpt_dir.name
+    return str(group) if group.is_dir() else resume
 
 
 def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -107,31 +108,40 @@ class MetricsFile:
         self._f = None
         self._good = 0  # the file's length after the last complete line
 
-    def truncate_after(self, step: int, epoch_open: bool = False) -> None:
+    def truncate_after(self, step: int, epoch_open: bool = False) -> Path | None:
         """Keep the lines of steps up to ``step`` (but the epoch record of ``step`` when
         ``epoch_open``: the checkpoint was saved before that epoch's evaluation, which the
         resumed run records again); a line cut by a kill or a full disk (no longer JSON) is
         dropped. Done in place when only the file's end goes (no second copy: it works on a
-        disk that is still nearly full)."""
+        disk that is still nearly full). Lines that are not JSON before the file's last one
+        (damaged, not cut by a kill) are kept in ``metrics.jsonl.unreadable-<time>``, whose
+        path is returned (they were dropped without a word)."""
         if not self.path.exists():
-            return
+            return None
+        kept_aside = None
         try:
             data = self.path.read_bytes()
             lines = data.splitlines(keepends=True)
-            keep = []
-            for line in lines:
+            keep, bad = [], []
+            for i, line in enumerate(lines):
                 try:
                     rec = json.loads(line)
                 except ValueError:  # cut by a kill or a full disk (or undecodable bytes)
+                    if i < len(lines) - 1 and line.strip():
+                        bad.append(line if line.endswith(b"\n") else line + b"\n")
                     continue
                 if isinstance(rec, dict) and rec.get("step", 0) <= step and not (
                         epoch_open and rec.get("step") == step and rec.get("split") == "epoch"):
                     keep.append(line if line.endswith(b"\n") else line + b"\n")
+            if bad:
+                kept_aside = self.path.with_name(
+                    f"{self.path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+                kept_aside.write_bytes(b"".join(bad))
             if keep == lines[:len(keep)]:
                 size = sum(map(len, keep))
                 if size < len(data):
                     os.truncate(self.path, size)
-                return
+                return kept_aside
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
             try:
                 tmp.write_bytes(b"".join(keep))
@@ -141,6 +151,7 @@ class MetricsFile:
                     tmp.unlink()
         except OSError as e:
             raise WriteFailed(self.path, e) from None
+        return kept_aside
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line, flushed. Raises :class:`WriteFailed` naming the file
@@ -414,8 +425,11 @@ class RunRecorder:
         record when the checkpoint holds that epoch unevaluated (``epoch_open``: saved by a
         signal on the epoch's last step; a kill after the resumed run recorded the epoch, but
         before its save, left the record twice)."""
-        if self.enabled:
-            self.metrics.truncate_after(step, epoch_open)
+        if self.enabled and (aside := self.metrics.truncate_after(step, epoch_open)):
+            n = aside.read_bytes().count(b"\n")
+            self.say(f"{self.metrics.path}: {n} line{'s' if n > 1 else ''} before its end "
+                     f"{'are' if n > 1 else 'is'} not JSON (damaged): kept in {aside.name}, "
+                     "left out of the run's records")
 
     def log(self, record: dict[str, Any]) -> None:
         if self.enabled:

@@ -164,13 +164,17 @@ def test_resume_drops_a_half_written_last_line_in_place(tmp_path):
     good = [{"step": s, "split": "train"} for s in (1, 2, 3, 4)]
     path.write_text("".join(json.dumps(r) + "\n" for r in good) + '{"step": 5, "spl')
     inode = path.stat().st_ino
-    writers.MetricsFile(path).truncate_after(3)
+    assert writers.MetricsFile(path).truncate_after(3) is None  # (a cut end: nothing kept)
     assert _lines(path) == good[:3]
     assert path.stat().st_ino == inode  # cut in place: no second copy on a nearly full disk
-    # a cut line in the middle (an older attempt's), and one cut right before its newline
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
+    # a damaged line in the middle is kept aside (it was dropped without a word), and one
+    # cut right before its newline
     path.write_text('{"step": 1}\n{"step": 2, "x\n{"step": 3}\n{"step": 4}')
-    writers.MetricsFile(path).truncate_after(10)
+    aside = writers.MetricsFile(path).truncate_after(10)
     assert _lines(path) == [{"step": 1}, {"step": 3}, {"step": 4}]
+    assert aside.name.startswith("metrics.jsonl.unreadable-")
+    assert aside.read_text() == '{"step": 2, "x\n'
     m = writers.MetricsFile(path)
     m.write({"step": 5})
     m.close()
@@ -290,3 +294,14 @@ def test_an_abandoned_saves_stragglers_print_nothing(tmp_path):
     for noise in ("Event loop is closed", "call_soon_threadsafe", "Task was destroyed"):
         assert noise not in p.stderr, p.stderr
     assert "ValueError: kept" in p.stderr  # other unraisable exceptions still show
+
+
+def test_resume_says_where_a_damaged_metrics_line_is_kept(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n\xff{"step": 2}\n{"step": 3}\n')
+    said = []
+    rec = writers.RunRecorder(tmp_path, {"seed": 0}, None, say=said.append)
+    rec.resume_at(3)
+    aside = next(tmp_path.glob("metrics.jsonl.unreadable-*"))
+    assert said == [f"{tmp_path / 'metrics.jsonl'}: 1 line before its end is not JSON "
+                    f"(damaged): kept in {aside.name}, left out of the run's records"]
+    assert _lines(tmp_path / "metrics.jsonl") == [{"step": 1}, {"step": 3}]

@@ -731,6 +731,22 @@ def test_resuming_with_other_groups_is_refused(tmp_path):
         train_and_evaluate(compose(*pop, "trainer.epochs=2"), tmp_path)
     summary = train_and_evaluate(compose(pop[0], f"{POP}.chunk=2", "trainer.epochs=2"), tmp_path)
     assert summary["completed"] == 2 and not (tmp_path / "checkpoints" / "group0").exists()
+    # trainer.resume=never with other groups sets every earlier checkpoint aside (the top
+    # level's were left, and the next resume was refused as "groups of 2")
+    train_and_evaluate(compose(*pop, "trainer.epochs=1", "trainer.resume=never"), tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["group0", "group1"]
+    assert len(list(tmp_path.glob("checkpoints.set-aside-*"))) == 1
+    summary = train_and_evaluate(compose(*pop, "trainer.epochs=2"), tmp_path)
+    assert summary["completed"] == 2
+    # trainer.resume=<a chunked population>: each group from its group's checkpoints (it said
+    # "no readable checkpoint"); the members go on as they would in their own directory
+    other = tmp_path.parent / f"{tmp_path.name}-from"
+    train_and_evaluate(compose(*pop, "trainer.epochs=3", f"trainer.resume={tmp_path}"), other)
+    train_and_evaluate(compose(*pop, "trainer.epochs=3"), tmp_path)
+    for a, b in zip(_member_dirs(tmp_path), _member_dirs(other), strict=True):
+        epoch2 = [r["step"] for r in _records(a) if r["split"] == "epoch"][1]
+        assert _records(b)[0]["step"] > epoch2 and _records(b) == [
+            r for r in _records(a) if r["step"] > epoch2]
 
 
 def test_a_population_and_a_solo_run_resume_under_the_same_model_rule():

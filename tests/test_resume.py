@@ -116,6 +116,8 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
     aside = [p.name for p in (tmp_path / "checkpoints").iterdir() if ".unreadable-" in p.name]
     assert len(aside) == 1 and aside[0].startswith(f"{steps[-1]}.unreadable-")
     assert f"set aside as {aside[0]}" in messages[0]
+    assert messages[1:] == [f"using checkpoint {tmp_path / 'checkpoints' / str(steps[0])}, the "
+                            f"newest readable one (not step {steps[-1]})"]
     assert Checkpoints(tmp_path / "checkpoints").steps() == steps[:1]
 
 
