@@ -40,18 +40,24 @@ def run(cfg: DictConfig) -> float | None:
     except ConfigError as e:
         return _failed(e)
     from snntrain.checkpoint import CheckpointError
+    from snntrain.lifecycle import resolve_run_dir
     from snntrain.train import TrainingError, train_and_evaluate
 
-    try:
-        summary = train_and_evaluate(cfg)
+    run_dir = None  # (the unfinished run it continues, not Hydra's new directory: a failure
+    try:  # was recorded there, after that directory had been removed)
+        from snntrain.parallel import maybe_initialize_distributed
+
+        maybe_initialize_distributed(cfg.trainer)  # (before resolve_run_dir asks jax)
+        run_dir = resolve_run_dir(cfg, None)
+        summary = train_and_evaluate(cfg, run_dir)
     except (ConfigError, TrainingError, CheckpointError) as e:
-        return _failed(e)
+        return _failed(e, run_dir)
     except Exception as e:
         from snntrain.lifecycle import out_of_memory
 
         if (oom := out_of_memory(e)) is not None:
-            return _failed(oom)
-        _record_failure(e)
+            return _failed(oom, run_dir)
+        _record_failure(e, run_dir)
         raise
     from snntrain.progress import print_summary
     from snntrain.report import silence_stdout
@@ -70,7 +76,7 @@ def run(cfg: DictConfig) -> float | None:
     return summary.get(metric)
 
 
-def _failed(e: Exception) -> None:
+def _failed(e: Exception, run_dir: Path | None = None) -> None:
     """Report ``e`` in one line, record it in ``summary.json``, and exit.
 
     In a multirun the line names the job and its directory, and the sweep goes on: the job
@@ -86,17 +92,18 @@ def _failed(e: Exception) -> None:
     from snntrain.errors import Refused
 
     hc = HydraConfig.get()
+    run_dir = run_dir or Path(hc.runtime.output_dir)
     if isinstance(e, Refused):  # the directory is another attempt's: leave its records as they were
         from snntrain.rundir import restore_hydra_files
 
-        restore_hydra_files(hc.runtime.output_dir)
+        restore_hydra_files(run_dir)
         preempted = False
     else:
-        preempted = _record_failure(e)
+        preempted = _record_failure(e, run_dir)
     where = ""
     if hc.mode == RunMode.MULTIRUN:
         overrides = ",".join(hc.overrides.task) or "no overrides"
-        where = f"job {hc.job.num} ({overrides}) in {hc.runtime.output_dir}: "
+        where = f"job {hc.job.num} ({overrides}) in {run_dir}: "
     # a pre-emption is not an error: the run saved its place and says how to continue it; a
     # divergence is a result of the configuration (a sweep counts it so, and goes on)
     from snntrain.runstate import Diverged
@@ -108,9 +115,9 @@ def _failed(e: Exception) -> None:
     sys.exit(getattr(e, "exit_code", 2))
 
 
-def _record_failure(e: BaseException) -> bool:
-    """Leave ``summary.json`` with the status and the error, so reports list the run as failed
-    (a pre-empted run wrote its own: True)."""
+def _record_failure(e: BaseException, run_dir: Path | None = None) -> bool:
+    """Leave ``<run_dir>/summary.json`` (Hydra's output directory by default) with the status
+    and the error, so reports list the run as failed (a pre-empted run wrote its own: True)."""
     from hydra.core.hydra_config import HydraConfig
 
     from snntrain.config import ConfigError
@@ -126,7 +133,7 @@ def _record_failure(e: BaseException) -> bool:
             status = "diverged"
             if e.step is not None:  # as a population's diverged member records it
                 where = {"diverged_at_step": e.step, "steps": e.step}
-    path = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
+    path = Path(run_dir or HydraConfig.get().runtime.output_dir) / "summary.json"
     # A completed run's record stays, and so does one this attempt wrote with this status (a
     # population whose members all diverged); an earlier attempt's "preempted" (or "failed")
     # must not outlive this attempt's failure.

@@ -258,6 +258,12 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
     source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(
         ckpt_lib.checkpoints_in(Path(resume)), write=False)
     restored = source.restore(state, fp, say)
+    if (restored is not None and resume != "auto" and has_earlier(ckpts, run_dirs)
+            and source.directory.resolve() != ckpts.directory.resolve()):
+        # this directory's own earlier training: its steps were kept with only their meta
+        # replaced (another training's parameters under this one's record), its records mixed
+        ckpts = set_aside_earlier(ckpts, run_dirs, say, f"trainer.resume={resume}: going on "
+                                  f"from step {restored[1].get('step')} of {source.directory}")
     if restored is not None and resume == "auto" and restored[1].get("step"):
         lost = [d.name for d in run_dirs if not (d / "metrics.jsonl").is_file()]
         if lost:  # (a directory deleted by hand: training goes on, its records do not)

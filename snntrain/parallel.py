@@ -69,8 +69,8 @@ def maybe_initialize_distributed(cfg: Any) -> None:
     config when set, otherwise from the environment JAX recognises (SLURM, TPU pods, ...);
     ``auto`` initialises only when such an environment is detected.
     """
-    if not wants_distributed(cfg):
-        return
+    if not wants_distributed(cfg) or jax.distributed.is_initialized():  # (called twice: by
+        return  # the CLI before it names the run's directory, and by train_and_evaluate)
     mode = cfg.get("distributed")
     kwargs = {k: cfg.get(k) for k in ("coordinator_address", "num_processes", "process_id")
               if cfg.get(k) is not None}

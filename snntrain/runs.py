@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from snntrain.rundir import HYDRA_SUBDIR, LOCK_NAME
+
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
 DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration, not an error
 PREEMPTED = "preempted"  # stopped by a signal with a checkpoint: rerunning its command resumes it
@@ -220,14 +222,19 @@ def read_metrics(
 
 
 def last_activity(run_dir: Path) -> float:
-    """The newest modification time of anything in ``run_dir`` (seconds since the epoch)."""
-    newest = run_dir.stat().st_mtime
-    for dirpath, _, filenames in os.walk(run_dir):
+    """The newest modification time of what a run writes in ``run_dir`` (seconds since the
+    epoch). Not the start-up lock, Hydra's ``.hydra/`` files or its log: an attempt refused at
+    start touches those too, and a dead pre-empted run then read as running for 30 minutes."""
+    newest = 0.0  # (not the directory's own: a start-up's write probe changes it)
+    for dirpath, dirnames, filenames in os.walk(run_dir):
+        if dirpath == str(run_dir):
+            dirnames[:] = [d for d in dirnames if d != HYDRA_SUBDIR]
+            filenames = [f for f in filenames if f != LOCK_NAME and not f.endswith(".log")]
         for name in filenames:
             # A live run may delete a file (an old checkpoint) while we walk.
             with contextlib.suppress(OSError):
                 newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
-    return newest
+    return newest or run_dir.stat().st_mtime
 
 
 def ago(seconds: float) -> str:
@@ -323,13 +330,14 @@ def _read_summary(run: Run, summary_path: Path, now: float, stale_after_s: float
         run.reason, run.summary = "summary.json is not a JSON object", {}
         return run
     status = run.summary.get("status")
-    if status == "preempted":
-        # Requeued and resumed: the new attempt writes after the old summary.json.
-        written = last_activity(run_dir)
-        if written > summary_path.stat().st_mtime + 1 and now - written < stale_after_s:
-            run.status, run.reason = RUNNING, f"resumed after pre-emption, epoch {len(run.epochs)}"
-        else:
-            run.status, run.reason = PREEMPTED, resume_hint(run_dir)
+    written = (last_activity(run_dir) if status in ("preempted", "failed") else 0.0)
+    if written > summary_path.stat().st_mtime + 1 and now - written < stale_after_s:
+        # requeued or rerun, and resumed: the new attempt writes after the old summary.json
+        run.status, run.reason = RUNNING, (
+            f"resumed after {'pre-emption' if status == 'preempted' else 'a failure'}, epoch "
+            f"{len(run.epochs)}")
+    elif status == "preempted":
+        run.status, run.reason = PREEMPTED, resume_hint(run_dir)
     elif status != COMPLETED:
         error = run.summary.get("error")
         run.reason = f"status {status!r}" + (f": {error}" if error else "")

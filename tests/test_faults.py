@@ -319,6 +319,17 @@ def test_rerunning_the_same_command_continues_its_unfinished_run(tmp_path):
     (first,) = (tmp_path / "outputs" / "runs").glob("*/*")
     summary = json.loads((first / "summary.json").read_text())
     writers.write_json(first / "summary.json", {**summary, "status": "preempted"})
+    # a continued run that fails records it in its own directory (it went into Hydra's new
+    # one, removed by then: the dead run kept "preempted" and was listed as running)
+    (first / "metrics.jsonl").rename(tmp_path / "metrics.jsonl")
+    (first / "metrics.jsonl").mkdir()  # unwritable
+    p = cli(*TINY_CLI, cwd=tmp_path)
+    assert p.returncode != 0 and f"continuing the unfinished run of the same command in {first}" \
+        in p.stderr, p.stderr[-2000:]
+    failed = json.loads((first / "summary.json").read_text())
+    assert failed["status"] == "failed" and "metrics.jsonl" in failed["error"]
+    (first / "metrics.jsonl").rmdir()
+    (tmp_path / "metrics.jsonl").rename(first / "metrics.jsonl")
     p = cli(*TINY_CLI, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"continuing the unfinished run of the same command in {first}" in p.stderr

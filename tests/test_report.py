@@ -428,6 +428,22 @@ def test_preempted_run_is_preempted_until_it_resumes(tmp_path, capsys):
         f.write(json.dumps({"split": "train", "step": 11, "epoch": 2}) + "\n")
     run = runs.load_run(run_dir)
     assert run.status == "running" and "resumed" in run.reason
+    # an attempt refused at start touches only its lock, .hydra/ and its log (and probes the
+    # directory): the run stays pre-empted (it read as running for 30 minutes)
+    os.utime(run_dir / "metrics.jsonl", (old, old))
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    for name in (".lock", ".hydra/overrides.yaml", "snntrain.log", ".write_test1"):
+        (run_dir / name).write_text("x")
+    (run_dir / ".write_test1").unlink()
+    assert runs.load_run(run_dir).status == "preempted"
+    # a failed run rerun (it continues, as a pre-empted one) is running while it writes
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "failed"}))
+    os.utime(run_dir / "summary.json", (old, old))
+    assert runs.load_run(run_dir).status == "failed"
+    (run_dir / "metrics.jsonl").touch()
+    run = runs.load_run(run_dir)
+    assert run.status == "running" and run.reason == "resumed after a failure, epoch 1"
     # a multirun job resumes by rerunning its sweep in its directory (a plain rerun of `-m`
     # starts a new sweep)
     sweep = tmp_path / "sweep"

@@ -434,6 +434,18 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
             f"{tmp_path / 'a' / 'checkpoints'}") in capsys.readouterr().err
     straight = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path / "c")
     assert on["steps"] == straight["steps"] and on["test_accuracy"] == straight["test_accuracy"]
+    # into a directory holding another training (lr 0.01): its step-22 parameters were kept
+    # under this run's meta, and its metrics.jsonl mixed with this run's; they are set aside
+    train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path / "d")
+    capsys.readouterr()
+    train.train_and_evaluate(compose("trainer.epochs=2", f"trainer.resume={tmp_path / 'a'}"),
+                             tmp_path / "d")
+    assert (f"trainer.resume={tmp_path / 'a'}: going on from step {first['steps']} of "
+            f"{tmp_path / 'a' / 'checkpoints'}; kept the earlier files as checkpoints.set-aside-"
+            ) in capsys.readouterr().err
+    _assert_same_params(tmp_path / "b", tmp_path / "d")
+    assert (tmp_path / "d" / "metrics.jsonl").read_text().count('"step"') == \
+        (tmp_path / "b" / "metrics.jsonl").read_text().count('"step"')
 
 
 def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_path, monkeypatch):
