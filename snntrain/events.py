@@ -280,7 +280,10 @@ def bin_events(
         dt_us = fractions.Fraction(repr(float(binning.dt_ms))) * 1000
         b = np.floor(rel * dt_us.denominator / dt_us.numerator)
         inside = (b >= 0) & (b < T)
-    itype = np.int32 if n * T * step < 2**31 else np.int64
+    # (the downsampling products below reach sensor x frame: a 100,000-channel sensor
+    # overflowed int32 and put events in the wrong channel and bin)
+    small = n * T * step < 2**31 and max(sensor) * max(frame) < 2**31
+    itype = np.int32 if small else np.int64
     b = np.where(inside, b, 0).astype(itype)
     idx = (sid.astype(itype) * T + b) * step
     x = cat("x").astype(itype)[finite]
@@ -356,6 +359,12 @@ def _cache_ok(x: np.ndarray, meta: Any, shape: tuple[int, ...]) -> bool:
             and meta["in_window"] + meta["nonfinite"] <= meta["events"])
 
 
+def _total(x: np.ndarray) -> int:
+    """The sum of a binned tensor (one pass; recorded with the cache to find damaged bytes,
+    which the shape and header checks let through: a damaged cache was trained on)."""
+    return int(x.sum(dtype=np.uint64))
+
+
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
 
 
@@ -396,9 +405,15 @@ def binned(
                 x = np.load(path, mmap_mode="r", allow_pickle=False)
                 meta = json.loads(meta_path.read_text())
                 if _cache_ok(x, meta, shape):
-                    return x, meta
-            except (OSError, ValueError, EOFError):  # unreadable (or empty): bin again
-                pass
+                    total = _total(x)
+                    if meta.get("total", total) == total:  # (older caches: no total)
+                        return x, meta
+                    log.warning("%s: the cached %s does not add up to its record (%d events, "
+                                "its .json says %d): damaged, binning again", tag, path.name,
+                                total, meta["total"])
+            except (OSError, ValueError, EOFError) as e:  # unreadable (or empty): bin again
+                log.warning("%s: the cached %s is unreadable (%s): binning again", tag,
+                            path.name, type(e).__name__)
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
             _remove_stale(cache_dir)
@@ -421,6 +436,7 @@ def binned(
         stats["dtype"] = np.dtype(out.dtype).name
         if path is None:
             return out, stats
+        stats["total"] = _total(out)
         out.flush()
         del out
         os.replace(tmp, path)

@@ -153,10 +153,11 @@ class Splits:
         )
 
 
-def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, fraction: float, seed: int, key: str = "split fraction"
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """``(rest, held)`` row indices with ``round(fraction * n)`` seeded rows held out."""
-    if not 0.0 <= fraction < 1.0:
-        raise DatasetError(f"split fraction must be in [0, 1), got {fraction}")
+    if not 0.0 <= fraction < 1.0:  # (from Python: the command line checks it first)
+        raise DatasetError(f"{key}={fraction} is invalid: must be >= 0 and < 1")
     order = np.random.default_rng(seed).permutation(n)
     n_held = int(round(fraction * n))
     return order[n_held:], order[:n_held]
@@ -165,7 +166,7 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 def val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(rest, held)`` of :func:`split_indices` for ``val``; a note (``snntrain: note: ...``
     on the command line) when ``val_fraction`` of ``n`` rounds to no sample."""
-    rest, held = split_indices(n, val_fraction, seed)
+    rest, held = split_indices(n, val_fraction, seed, "dataset.val_fraction")
     if not len(rest):  # (a run "completed" 0 steps and chose by an untrained model)
         raise DatasetError(f"dataset.val_fraction={val_fraction:g} of {n} training samples "
                            f"leaves no sample to train on: it must be less than "
@@ -179,7 +180,7 @@ def val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.
 def carve_test(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`split_indices` for the test split carved from ``n`` samples; raises
     :class:`DatasetError` naming ``dataset.test_fraction`` when it holds no sample."""
-    rest, held = split_indices(n, test_fraction, seed)
+    rest, held = split_indices(n, test_fraction, seed, "dataset.test_fraction")
     if not len(held):
         raise DatasetError(f"dataset.test_fraction={test_fraction:g} of {n} samples is no test "
                            f"sample: it must be more than {0.5 / n:.2g}")

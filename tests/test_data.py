@@ -8,6 +8,7 @@ dataset prepared in a temporary directory from PNG bytes (which tfds writes with
 import importlib.util
 import inspect
 import io
+import re
 import sys
 import time
 from pathlib import Path
@@ -708,3 +709,14 @@ def test_every_dataset_config_names_a_loader_and_only_its_parameters():
 def test_reading_tfds_datasets_does_not_import_tensorflow():
     """Everything above (mocked and prepared tfds datasets) ran without TensorFlow."""
     assert HAS_TF or "tensorflow" not in sys.modules
+
+
+def test_a_fraction_out_of_range_from_python_names_its_key():
+    """From Python (the command line checks first) it said "split fraction must be in [0, 1)"."""
+    from snntrain.sources import DatasetError
+
+    for kw, key in (({"val_fraction": 1.0}, "dataset.val_fraction=1.0"),
+                    ({"val_fraction": -0.1}, "dataset.val_fraction=-0.1")):
+        with pytest.raises(DatasetError, match=rf"^{re.escape(key)} is invalid: must be >= 0 "
+                                               "and < 1$"):
+            data.load("digits", seed=0, **kw)

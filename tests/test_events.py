@@ -211,6 +211,14 @@ def test_downsample_and_polarity():
     binary = events.bin_events([cam], (34, 34, 2), events.Binning(T=1, downsample=(1,),
                                                                   binary=True))[0]
     assert binary.reshape(-1).tolist() == [1, 1]
+    # a wide sensor (a flattened camera): channel x frame overflowed int32 (events went to
+    # the wrong channel and bin, or a traceback); 100,000 channels -> 50,000: c // 2
+    wide = {"t": np.array([0.0, 10.0, 20.0]), "x": np.array([99999, 60000, 5])}
+    f = events.bin_events([wide], (100000,), events.Binning(T=2, downsample=(50000,)))[0][0]
+    assert np.argwhere(f).tolist() == [[0, 49999], [1, 2], [1, 30000]]
+    f = events.bin_events([{"t": np.array([0.0, 1.0]), "x": np.array([49999, 3])}], (50000,),
+                          events.Binning(T=1))[0][0, 0]
+    assert f[49999] == f[3] == 1 and f.sum() == 2
 
 
 # ---- loading, caching, resuming -------------------------------------------------------------

@@ -153,6 +153,26 @@ def test_a_cache_of_another_dtype_or_without_stats_is_binned_again(tmp_path):
     assert json.loads(meta.read_text())["events"] == 6 * 60
 
 
+def test_a_cache_with_damaged_bytes_is_binned_again(tmp_path, caplog):
+    """Bytes damaged in the cached tensor's data passed the shape and header checks, and the
+    damaged counts were trained on; the cache records its total now."""
+    make_shd(tmp_path)
+    kw = dict(T=3, data_dir=str(tmp_path), val_fraction=0.0)
+    want = _all(data.load("shd", **kw).test)
+    npy = next((tmp_path / "SHD" / "snntrain_cache").glob("shd_test_*.npy"))
+    assert json.loads(npy.with_suffix(".json").read_text())["total"] == int(want.sum())
+    raw = bytearray(npy.read_bytes())
+    raw[-20:] = b"\x09" * 20
+    npy.write_bytes(raw)
+    with caplog.at_level(logging.WARNING, logger="snntrain.events"):
+        got = _all(data.load("shd", **kw).test)
+    np.testing.assert_array_equal(got, want)
+    damaged = int(want.sum()) - int(want.reshape(-1)[-20:].sum()) + 9 * 20
+    assert f"does not add up to its record ({damaged} events, its .json says " \
+        f"{int(want.sum())}): damaged, binning again" in caplog.text
+    np.testing.assert_array_equal(np.load(npy), want)  # and cached again
+
+
 # ---- 4. negative HDF5 times; the window note without dt_ms -----------------------------
 
 
@@ -541,15 +561,17 @@ def test_prepare_with_a_damaged_archive(tmp_path, capsys):
 # ---- stop 32: an empty cache file, text times, dt on bin borders ---------------------------
 
 
-def test_an_empty_cache_file_is_binned_again(tmp_path):
+def test_an_empty_cache_file_is_binned_again(tmp_path, caplog):
     """A 0-byte cached .npy (a crash right after the rename) raised numpy's ``EOFError: No data
-    left in file`` on every later run; it is binned again, as a truncated one is."""
+    left in file`` on every later run; it is binned again, as a truncated one is (saying so)."""
     make_shd(tmp_path)
     kw = dict(T=3, data_dir=str(tmp_path), val_fraction=0.0)
     want = _all(data.load("shd", **kw).test)
     npy = next((tmp_path / "SHD" / "snntrain_cache").glob("shd_test_*.npy"))
     npy.write_bytes(b"")
-    np.testing.assert_array_equal(_all(data.load("shd", **kw).test), want)
+    with caplog.at_level(logging.WARNING, logger="snntrain.events"):
+        np.testing.assert_array_equal(_all(data.load("shd", **kw).test), want)
+    assert f"the cached {npy.name} is unreadable (EOFError): binning again" in caplog.text
     assert npy.stat().st_size > 0
 
 
