@@ -144,7 +144,8 @@ class Difference:
 def welch(x: Sequence[float], ref: Sequence[float], confidence: float = CONFIDENCE) -> Difference:
     """Welch's t interval for mean(x) − mean(ref); both need two values or more.
 
-    With no spread on either side the interval is the difference itself (df NaN).
+    With no spread on either side there is no interval (low, high and df NaN): two seeds
+    that each gave the same count of examples say nothing of the seeds' variance.
     """
     from scipy import stats
 
@@ -153,7 +154,7 @@ def welch(x: Sequence[float], ref: Sequence[float], confidence: float = CONFIDEN
         raise ValueError("Welch's t needs at least two values on each side")
     diff = float(x.mean() - ref.mean())
     if x.var() == 0 and ref.var() == 0:
-        return Difference(diff, diff, diff, math.nan, confidence)
+        return Difference(diff, math.nan, math.nan, math.nan, confidence)
     with warnings.catch_warnings():
         # scipy warns of "catastrophic cancellation" when the values are equal up to float
         # rounding (accuracies of the same count of examples); the interval is then as narrow
@@ -194,7 +195,9 @@ class Ranked:
             return True
         if self.diff is None:
             return None
-        return self.tied or self.diff.contains_zero
+        if self.tied:
+            return True
+        return None if math.isnan(self.diff.df) else self.diff.contains_zero
 
 
 def _no_claim(n: int, n_ref: int) -> str:
@@ -208,12 +211,13 @@ def verdict(diff: Difference | None, metric: Metric, n: int, n_ref: int) -> str:
     """Plain words for one comparison with the selected configuration."""
     if diff is None:
         return _no_claim(n, n_ref)
+    if math.isnan(diff.df):  # (it said "worse by 0.7 points (no spread over seeds)")
+        return (f"{metric.points(abs(diff.diff))} apart, but neither varies over its seeds: "
+                "no interval, no claim can be made")
     if diff.contains_zero:
         return "within noise"
     worse = diff.diff < 0 if metric.higher_is_better else diff.diff > 0
     word = "worse" if worse else "better"
-    if math.isnan(diff.df):
-        return f"{word} by {metric.points(abs(diff.diff))} (no spread over seeds)"
     return f"{word} by {metric.points(abs(diff.diff), False)} ± {metric.points(diff.half_width)}"
 
 

@@ -273,24 +273,32 @@ def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str,
             return (f"{head} {label}, {times} its synaptic operations per example ({counts}); "
                     "one seed, so no interval: it may be noise.")
         d = welch(mine, theirs)
-        if d.high >= 0 or ops[i] / ops[sel] >= 0.995:
-            why = "within the seeds' spread" if d.high >= 0 else "under 0.5% fewer"
+        if not d.high < 0 or ops[i] / ops[sel] >= 0.995:  # (no interval: NaN)
+            why = "within the seeds' spread" if not d.high < 0 else "under 0.5% fewer"
             return (f"No configuration within noise of the selected one needs clearly fewer "
                     f"synaptic operations: the fewest, {label}, needs {times} ({counts}), "
                     f"{why}.")
         return (f"{head} {label}, {times} its synaptic operations per example ({counts}; 95% "
                 f"interval of the difference {si(d.low)} to {si(d.high)}).")
-    others = [
-        ops[j] / ops[sel]
-        for j, e in enumerate(ranked)
-        if j != sel and e.rank is not None and e.within_noise and math.isfinite(ops[j])
-    ]
+    near = [j for j, e in enumerate(ranked)
+            if j != sel and e.rank is not None and e.within_noise and math.isfinite(ops[j])]
+    others = [ops[j] / ops[sel] for j in near]
     need = (
         f"the other one within noise of it needs {others[0]:.2f}× as many"
         if len(others) == 1
         else f"the {len(others)} within noise of it need {min(others):.2f}× to "
         f"{max(others):.2f}× as many"
     )
+    # the same test as for another configuration's saving (a 1.00x "cheapest" was stated)
+    nxt = min(near, key=lambda j: ops[j])
+    mine, theirs = (ranked[j].row.cost_values("synops", split, at_best_val) for j in (sel, nxt))
+    d = welch(mine, theirs) if len(mine) >= 2 and len(theirs) >= 2 else None
+    if d is None or not d.high < 0 or ops[sel] / ops[nxt] >= 0.995:
+        why = ("one seed, so no interval" if d is None else "within the seeds' spread"
+               if not d.high < 0 else "under 0.5% fewer")
+        return (f"No configuration within noise of the selected one needs clearly fewer "
+                f"synaptic operations: the selected one needs the fewest ({si(ops[sel])} per "
+                f"example{where}), and {need}, {why}.")
     return f"{head} the selected one itself ({si(ops[sel])} per example{where}; {need})."
 
 
@@ -399,6 +407,8 @@ def _diff_cell(r: dict[str, Any], metric: Metric) -> str:
     if math.isnan(r["diff_mean"]):
         return "—"
     k = 100 if metric.is_accuracy else 1
+    if math.isnan(r["diff_low"]):  # neither side varies over its seeds
+        return f"{k * r['diff_mean']:+.2f} (no interval)"
     text = f"{k * r['diff_mean']:+.2f} [{k * r['diff_low']:+.2f}, {k * r['diff_high']:+.2f}]"
     return text + ("" if math.isnan(r["diff_df"]) else f", df {r['diff_df']:.1f}")
 

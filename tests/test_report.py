@@ -570,6 +570,17 @@ def test_welch_interval_and_verdict_match_a_hand_computation(tmp_path):
     assert verdict.startswith("Selected by best validation accuracy (mean over seeds): sigmoid")
     assert "Within noise of it" in verdict and "erf, α=1" in verdict
     assert f"\nWorse: arctan, α=1 (worse by 2.5 ± {half:.1f} points).\n" in verdict
+    # no spread on either side (each seed the same count of examples): no interval, and no
+    # claim (it said "worse by 0.7 points (no spread over seeds)", shown as [-0.69, -0.69])
+    root = _config_sweep(tmp_path / "flat", {("sigmoid", 1.0): [(0.5, 0.9)] * 2,
+                                             ("arctan", 1.0): [(71 / 144, 0.9)] * 2})
+    out = report.make_report([root], tmp_path / "rep-flat")
+    row = {r["surrogate"]: r for r in _csv_rows(out)}["arctan"]
+    assert row["verdict"] == ("0.7 points apart, but neither varies over its seeds: no "
+                              "interval, no claim can be made")
+    assert row["diff_low"] == row["diff_high"] == "" and "Worse" not in (
+        out / "verdict.txt").read_text()
+    assert "-0.69 (no interval)" in (out / "summary.md").read_text()
 
 
 def test_ranking_selects_on_validation_never_on_test(tmp_path):
@@ -982,6 +993,15 @@ def test_cheapest_within_noise_on_fixed_numbers():
         "the selected one itself (500 per example, val split; the other one within noise of it "
         "needs 1.42× as many)."
     )
+    # ... when that is clear: the same test as for another's saving (it said "the selected one
+    # itself (5.36k ...; the 2 within noise of it need 1.00× to 1.00× as many)")
+    ranked, ops = _ranked_with_costs(
+        {"winner": (WINNER, [5361, 5326, 5396]), "close": (CLOSE, [5378, 5329, 5427, 5378])}
+    )
+    assert report.cheapest_line(ranked, ops, "val") == (
+        "No configuration within noise of the selected one needs clearly fewer synaptic "
+        "operations: the selected one needs the fewest (5.36k per example, val split), and the "
+        "other one within noise of it needs 1.00× as many, within the seeds' spread.")
     # Nothing within noise, or the winner's cost unknown: no choice, no line.
     ranked, ops = _ranked_with_costs({"winner": (WINNER, [1] * 3), "worse": (WORSE, [1] * 4)})
     assert compare.cheapest_within_noise(ranked, ops) is None
@@ -1227,7 +1247,7 @@ def test_the_verdict_names_the_whole_configuration(tmp_path, capsys):
     alpha: the verdict names the configuration to quote."""
     s = {"name": "arctan", "alpha": 2.17}
     for seed in (0, 1):
-        for lr, v in ((3.50233e34, 0.1), (0.002, 0.9)):
+        for lr, v in ((3.50233e34, 0.1 + 0.01 * seed), (0.002, 0.9 + 0.01 * seed)):
             write_run(tmp_path / f"lr{lr}-{seed}", s, seed, [v], [v], {"lif0": 0.1}, 1.0,
                       **{"optimizer.lr": lr, "model.neuron.beta": 0.953542 if lr > 1 else 0.5})
     assert report.main([str(tmp_path)]) == 0
