@@ -393,11 +393,18 @@ def _chain(graph: nir.NIRGraph) -> tuple[list[tuple[str, Any]], dict[str, list[t
     return chain, rec_of
 
 
-def _set(param: Any, value: np.ndarray) -> None:
+def _set(param: Any, value: np.ndarray, axes: tuple[int, ...] | None = None) -> None:
+    """``param[...] = value``; ``value`` is the graph's weight transposed by ``axes`` (a
+    wrong shape is said in the graph's layout: it was quoted in ours, (4, 6) for a (6, 4))."""
     old = param[...]
     value = np.asarray(value)
     if value.shape != old.shape:
-        raise NIRError(f"shape {value.shape} does not fit the model's {old.shape}")
+        if axes is None:
+            raise NIRError(f"shape {value.shape} does not fit the model's {old.shape}")
+        back = np.argsort(axes)  # our layout -> the graph's
+        graph, model = (tuple(sh[i] for i in back) for sh in (value.shape, old.shape))
+        raise NIRError(f"the graph's weight has shape {graph}, the model needs {model} (NIR's "
+                       f"layout: {'out x in' if len(axes) == 2 else 'out x in x H x W'})")
     param[...] = jnp.asarray(value, old.dtype)
 
 
@@ -600,7 +607,7 @@ def _from_nir(graph: Any, model: Any, dt: float | None, dt_from: str) -> nnx.Sta
                     w_ours = np.empty_like(w)
                     w_ours[:, _chw_to_ours(step["chw"])] = w
                     w = w_ours
-                _set(lin.kernel, w.T)
+                _set(lin.kernel, w.T, (1, 0))
                 bias = node.bias if isinstance(node, nir.Affine) else np.zeros(w.shape[0])
                 _set(lin.bias, bias)
             elif op in ("neuron", "readout"):
@@ -645,7 +652,7 @@ def _load_rec(model: Any, step: dict, gname: str, recs: list[tuple[str, Any]]) -
         return
     rec = recs[0][1]
     w = np.asarray(rec.weight, np.float64)
-    _set(getattr(model, step["rec"]).kernel, w.T)
+    _set(getattr(model, step["rec"]).kernel, w.T, (1, 0))
     if isinstance(rec, nir.Affine) and rec.bias is not None:
         fc = _module(model, step["feeds"][0])
         old = np.asarray(fc.bias[...], np.float64)
@@ -678,7 +685,7 @@ def _load_conv(model: Any, step: dict, node: nir.Conv2d) -> None:
         raise NIRError(f"{name}: the graph's padding is {'SAME' if same else 'VALID'}; set "
                        f"model.padding={'SAME' if same else 'VALID'}")
     conv = getattr(model, name)
-    _set(conv.kernel, w.transpose(2, 3, 1, 0))
+    _set(conv.kernel, w.transpose(2, 3, 1, 0), (2, 3, 1, 0))
     _set(conv.bias, np.zeros(w.shape[0]) if node.bias is None else node.bias)
 
 

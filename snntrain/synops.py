@@ -216,12 +216,15 @@ def finalize(
     mine = ("synops/", "spikes/", "updates/")
     out = {k: float(v) / n for k, v in totals.items() if k.startswith(mine)}
     spiking = [k.split("/", 1)[1] for k in out if k.startswith("spikes/")]
-    out["spikes/total"] = sum(out[f"spikes/{k}"] for k in spiking)
-    out["updates/total"] = sum(v for k, v in out.items() if k.startswith("updates/"))
     for k in spiking:
         u = out.get(f"updates/{k}", 0.0)
         out[f"sparsity/{k}"] = 1.0 - out[f"spikes/{k}"] / u if u else 0.0
-    u_spiking = sum(out.get(f"updates/{k}", 0.0) for k in spiking)
+    # the hidden layers' (NeuroBench leaves the output layer out): a spike_count readout has
+    # its own spikes/readout and sparsity/readout, not in the totals (it was counted there)
+    hidden = [k for k in spiking if k != "readout"]
+    out["spikes/total"] = sum(out[f"spikes/{k}"] for k in hidden)
+    out["updates/total"] = sum(v for k, v in out.items() if k.startswith("updates/"))
+    u_spiking = sum(out.get(f"updates/{k}", 0.0) for k in hidden)
     out["sparsity/total"] = 1.0 - out["spikes/total"] / u_spiking if u_spiking else 0.0
     acs, macs = out.get("synops/total/acs", 0.0), out.get("synops/total/macs", 0.0)
     synaptic = acs * e.ac_pj + macs * e.mac_pj

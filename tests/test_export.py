@@ -324,6 +324,11 @@ def test_import_mismatches():
     wide = models.MLP((4,), 2, hidden=[3, 3], neuron=neuron_cfg(reset="zero"), rngs=nnx.Rngs(0))
     with pytest.raises(export.NIRError, match=r"do not match the model's \[fc0 \(affine\)"):
         export.from_nir(export.to_nir(mlp), wide)
+    # another width: said in the graph's layout (it quoted (4, 6) for the graph's (6, 4))
+    six = models.MLP((4,), 2, hidden=[6], neuron=neuron_cfg(reset="zero"), rngs=nnx.Rngs(0))
+    with pytest.raises(export.NIRError, match=r"^fc0 \(NIR node .*\): the graph's weight has "
+                       r"shape \(6, 4\), the model needs \(3, 4\) \(NIR's layout: out x in\)$"):
+        export.from_nir(export.to_nir(six), mlp)
     sub = models.MLP((4,), 2, hidden=[3], neuron=neuron_cfg(reset="subtract"), rngs=nnx.Rngs(0))
     with pytest.raises(export.NIRError, match=r"use model.neuron.reset=zero"):
         export.from_nir(export.to_nir(mlp), sub)

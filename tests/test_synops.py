@@ -88,6 +88,17 @@ def test_dense_counts_by_hand(reset, hidden_spikes):
     assert m["energy/ann_uj"] == pytest.approx(10 * 4.6e-6)
 
 
+def test_a_spiking_readout_is_not_in_the_hidden_totals():
+    """model.readout=spike_count records the output layer's spikes (spikes/readout); the
+    totals are the hidden layers' as documented (NeuroBench), and they counted it."""
+    m = synops.finalize({"spikes/lif0": 40.0, "spikes/readout": 10.0, "updates/lif0": 200.0,
+                         "updates/readout": 50.0}, 2)
+    assert m["spikes/total"] == m["spikes/lif0"] == 20.0 and m["spikes/readout"] == 5.0
+    assert m["sparsity/total"] == m["sparsity/lif0"] == pytest.approx(1 - 40 / 200)
+    assert m["sparsity/readout"] == pytest.approx(1 - 10 / 50)
+    assert m["updates/total"] == 125.0  # every neuron update, the readout's included
+
+
 @pytest.mark.slow
 def test_recurrent_counts_and_chunked_remat_agree():
     """rec0 sees s_{t-1}: the hidden spikes of steps 0..T-2 (subtract: a and b fire at t0 and
