@@ -55,13 +55,16 @@ CONFIG_KEY = {"dataset settings": "dataset", "neuron": "model.neuron",
 
 
 def describe_difference(saved: dict, current: dict, had: str = "checkpoint has",
-                        has: str = "this run has") -> str:
+                        has: str = "this run has", top: bool = True) -> str:
     """One line naming what differs between two :func:`shapes_of` / fingerprint dicts."""
     # a config's name first: "surrogate.name: ... has fast_sigmoid", not its alpha
     for key in sorted(set(saved) | set(current), key=lambda k: (k != "name", k)):
         a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
         if a != b and isinstance(a, dict) and isinstance(b, dict):  # model.neuron.beta: ...
-            return f"{CONFIG_KEY.get(key, key)}.{describe_difference(a, b, had, has)}"
+            # (the fingerprint's names at the top only: trainer.population.neuron.beta was
+            # named trainer.population.model.neuron.beta)
+            name = CONFIG_KEY.get(key, key) if top else key
+            return f"{name}.{describe_difference(a, b, had, has, top=False)}"
         if a != b:
             return f"{key}: {had} {a}, {has} {b}"
     return "no difference"

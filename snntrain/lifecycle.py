@@ -264,12 +264,6 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
         # replaced (another training's parameters under this one's record), its records mixed
         ckpts = set_aside_earlier(ckpts, run_dirs, say, f"trainer.resume={resume}: going on "
                                   f"from step {restored[1].get('step')} of {source.directory}")
-    if restored is not None and resume == "auto" and restored[1].get("step"):
-        lost = [d.name for d in run_dirs if not (d / "metrics.jsonl").is_file()]
-        if lost:  # (a directory deleted by hand: training goes on, its records do not)
-            say(f"{', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}: no metrics.jsonl, "
-                f"so the records before step {restored[1]['step']} are lost; training goes on "
-                "from the checkpoint")
     if restored is None:
         if resume != "auto":
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "

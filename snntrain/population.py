@@ -69,7 +69,7 @@ from snntrain.population_step import (
     initial_state,
 )
 from snntrain.progress import Progress
-from snntrain.runs import POPULATION_SETTINGS
+from snntrain.runs import POPULATION_SETTINGS, no_number
 from snntrain.runstate import Diverged, DivergencePolicy, Preempted, RunProgress
 
 KEY = "trainer.population"
@@ -1153,7 +1153,8 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
             if run.status == "training":
                 run.rec = _recorder(run, group_name, say)
                 run.rec.resume_at(start_step, epoch_open=(
-                    run.progress.batch_in_epoch >= group.base.steps_per_epoch))
+                    run.progress.batch_in_epoch >= group.base.steps_per_epoch), epochs=(
+                    run.progress.epoch if group.base.run.trainer.resume == "auto" else 0))
                 if start_step == 0:
                     run.rec.log_surrogate(run.exp.surrogate)
         runner = GroupRunner(group, state, malloc_trial)
@@ -1197,9 +1198,13 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
             s = json.loads((d / "summary.json").read_text())
         except (OSError, ValueError):
             s = {}
+        status = s.get("status") or ("not started" if not d.is_dir() else None)
+        if status == "completed" and (why := no_number(s)) is not None:
+            status = "diverged"  # as the report counts it (its counts disagreed with the report's)
+            s = {**s, "diverged": why}
         rows.append({"member": m.name, "values": m.values,
                      # (a later group of a pre-empted population: null before)
-                     "status": s.get("status") or ("not started" if not d.is_dir() else None),
+                     "status": status, **({"reason": s["diverged"]} if "diverged" in s else {}),
                      metric: s.get(metric), "best_val_accuracy": s.get("best_val_accuracy"),
                      "test_accuracy": s.get("test_accuracy"),
                      "diverged_at_step": s.get("diverged_at_step")})

@@ -308,11 +308,8 @@ def load_run(
         run.reason = f"metrics.jsonl line {bad} is not JSON"
     else:
         run.status = COMPLETED
-        bad = next(((k, v) for k in RESULT_KEYS if (v := as_float(run.summary.get(k))) is not None
-                    and not math.isfinite(v)), None)
-        if bad is not None:  # finished (trainer.on_nan=skip_step), but its result is no number
-            run.status = DIVERGED
-            run.reason = f"completed, but its {bad[0]} is {bad[1]}: counted as diverged"
+        if (why := no_number(run.summary)) is not None:
+            run.status, run.reason = DIVERGED, f"{why}: counted as diverged"
     return run
 
 
@@ -389,6 +386,15 @@ def _hydra_settings(run_dir: Path) -> dict[str, Any]:
 
 
 # ---- numbers ------------------------------------------------------------------------------
+
+
+def no_number(summary: dict[str, Any]) -> str | None:
+    """``completed, but its val_loss is nan`` for a finished run (``trainer.on_nan=skip_step``)
+    whose result is no number, which counts as diverged (the report, a population's summary);
+    None when every result is a number."""
+    bad = next(((k, v) for k in RESULT_KEYS if (v := as_float(summary.get(k))) is not None
+                and not math.isfinite(v)), None)
+    return None if bad is None else f"completed, but its {bad[0]} is {bad[1]}"
 
 
 def as_float(v: Any) -> float | None:

@@ -254,7 +254,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             rec = writers.RunRecorder(run_dir, config, wandb_settings(cfg), enabled=dp.is_main,
                                       say=say)
             start_step = progress.step
-            rec.resume_at(start_step, epoch_open=progress.batch_in_epoch >= exp.steps_per_epoch)
+            rec.resume_at(start_step, epoch_open=progress.batch_in_epoch >= exp.steps_per_epoch,
+                          epochs=progress.epoch if exp.run.trainer.resume == "auto" else 0)
             if start_step == 0:
                 rec.log_surrogate(exp.surrogate)
             Runner = FusedRunner if exp.run.trainer.fused_epoch else StepRunner

@@ -153,6 +153,14 @@ class MetricsFile:
             raise WriteFailed(self.path, e) from None
         return kept_aside
 
+    def epoch_records(self) -> int:
+        """How many epoch records the file holds (0: no file)."""
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except OSError:
+            return 0
+        return sum(1 for line in lines if b'"split": "epoch"' in line)
+
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line, flushed. Raises :class:`WriteFailed` naming the file
         when it cannot be written; the file is then cut back to its last complete line."""
@@ -420,16 +428,26 @@ class RunRecorder:
         if logger is not None:
             self.wandb = Wandb(logger, self.run_dir, config, wandb_run_id(self.run_dir), say)
 
-    def resume_at(self, step: int, epoch_open: bool = False) -> None:
+    def resume_at(self, step: int, epoch_open: bool = False, epochs: int = 0) -> None:
         """Drop records written after ``step`` (the checkpoint being resumed), and its epoch
         record when the checkpoint holds that epoch unevaluated (``epoch_open``: saved by a
         signal on the epoch's last step; a kill after the resumed run recorded the epoch, but
-        before its save, left the record twice)."""
-        if self.enabled and (aside := self.metrics.truncate_after(step, epoch_open)):
+        before its save, left the record twice). Says so when fewer than the ``epochs``
+        closed by ``step`` have their record (the file deleted or damaged by hand)."""
+        if not self.enabled:
+            return
+        if aside := self.metrics.truncate_after(step, epoch_open):
             n = aside.read_bytes().count(b"\n")
             self.say(f"{self.metrics.path}: {n} line{'s' if n > 1 else ''} before its end "
                      f"{'are' if n > 1 else 'is'} not JSON (damaged): kept in {aside.name}, "
                      "left out of the run's records")
+        have = self.metrics.epoch_records()
+        if have < epochs:  # (a deleted file: said even when no record was due; a damaged
+            path = self.metrics.path  # one: nothing)
+            what = (f"{path} is missing" if not path.exists() else
+                    f"{path} holds {have} of the {epochs} epoch records")
+            self.say(f"{what}, so records before step {step} are lost; training goes on from "
+                     "the checkpoint")
 
     def log(self, record: dict[str, Any]) -> None:
         if self.enabled:

@@ -305,3 +305,17 @@ def test_resume_says_where_a_damaged_metrics_line_is_kept(tmp_path):
     assert said == [f"{tmp_path / 'metrics.jsonl'}: 1 line before its end is not JSON "
                     f"(damaged): kept in {aside.name}, left out of the run's records"]
     assert _lines(tmp_path / "metrics.jsonl") == [{"step": 1}, {"step": 3}]
+
+
+def test_resume_says_lost_records_only_when_records_were_due(tmp_path):
+    """A population group resumed at step 8 said "no metrics.jsonl, so the records before step
+    8 are lost" for members that had logged nothing yet (no epoch closed, trainer.log_every
+    10): their records were complete."""
+    said = []
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    writers.RunRecorder(tmp_path / "a", {"seed": 0}, None, say=said.append).resume_at(8, epochs=0)
+    assert said == []
+    writers.RunRecorder(tmp_path / "b", {"seed": 0}, None, say=said.append).resume_at(30, epochs=1)
+    assert said == [f"{tmp_path / 'b' / 'metrics.jsonl'} is missing, so records before step 30 "
+                    "are lost; training goes on from the checkpoint"]

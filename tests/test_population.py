@@ -766,6 +766,14 @@ def test_a_population_and_a_solo_run_resume_under_the_same_model_rule():
             ((), ("model.remat_chunk=3",), ("model.readout=spike_count",)))
     base, remat, readout = solo
     assert remat == base and readout["model"] == {**base["model"], "readout": "spike_count"}
+    # the refusal names the population's key (it said trainer.population.model.neuron.beta)
+    from snntrain.checkpoint import describe_difference
+
+    old, new = invariants(), invariants(f"{POP}.neuron.beta=[0.9]")
+    assert describe_difference(old, new, "it has") == \
+        f"{POP}.neuron.beta: it has None, this run has [0.9]"
+    assert describe_difference({"neuron": {"beta": 0.9}}, {"neuron": {"beta": 0.5}}) == \
+        "model.neuron.beta: checkpoint has 0.9, this run has 0.5"
 
 
 @pytest.mark.slow
@@ -810,3 +818,17 @@ def test_a_population_resumed_from_another_directory_names_it(tmp_path, capsys):
         with pytest.raises(ConfigError, match=rf"^trainer.resume={tmp_path / 'empty'}: no "
                            rf"readable checkpoint in {tmp_path / 'empty'}$"):
             train_and_evaluate(cfg, tmp_path / "c")
+
+
+def test_a_member_whose_result_is_no_number_is_diverged_in_the_populations_summary(tmp_path):
+    """trainer.on_nan=skip_step: a member that ends with a NaN loss counts as diverged in the
+    population's summary.json, as the report counts it (it said "2 completed")."""
+    summary = train_and_evaluate(compose("trainer.on_nan=skip_step",
+                                         f"{POP}.optimizer.lr=[1e-3,1e38]"), tmp_path)
+    assert (summary["completed"], summary["diverged"]) == (1, 1)
+    bad = summary["members"][1]
+    assert bad["status"] == "diverged" and bad["reason"].startswith("completed, but its ")
+    assert _summary(_member_dirs(tmp_path)[1])["status"] == "completed"  # (its own record)
+    assert summary["best_member"] == "0-optimizer.lr=0.001"
+    runs = [report.load_run(d) for d in _member_dirs(tmp_path)]
+    assert [r.status for r in runs] == ["completed", "diverged"]

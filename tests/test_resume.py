@@ -327,8 +327,13 @@ def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, 
     (copy / "metrics.jsonl").unlink()
     capsys.readouterr()
     train.train_and_evaluate(compose("trainer.epochs=2"), copy)
-    assert (f"{copy.name}: no metrics.jsonl, so the records before step {first['steps']} are "
+    assert (f"{copy / 'metrics.jsonl'} is missing, so records before step {first['steps']} are "
             "lost; training goes on from the checkpoint") in capsys.readouterr().err
+    # damaged by hand (cut inside its first line): said too (it was dropped without a word)
+    (copy / "metrics.jsonl").write_bytes((copy / "metrics.jsonl").read_bytes()[:150])
+    train.train_and_evaluate(compose("trainer.epochs=3"), copy)
+    assert (f"{copy / 'metrics.jsonl'} holds 0 of the 2 epoch records, so records before step "
+            f"{2 * first['steps']} are lost") in capsys.readouterr().err
     more = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
     assert more["epochs"] == 2 and more["steps"] == 2 * first["steps"]
     with pytest.raises(train.ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* "
