@@ -197,6 +197,7 @@ def plot_accuracy_vs_alpha(
         (metric.key, _pct(metric), f"{metric.title} (selects)", f"{metric.title}{unit}"),
         ("test_accuracy", 100.0, "final test accuracy", "final test accuracy %"),
     )
+    no_result: set[float] = set()
     for ax, (key, scale, title, ylabel) in zip(axes, panels, strict=True):
         for i, s in enumerate(series):
             pts = []
@@ -205,9 +206,19 @@ def plot_accuracy_vs_alpha(
                     m, sd, _ = mean_std(vals)
                     pts.append((r.key["alpha"], m, sd))
             with_a = sorted(p for p in pts if p[0] is not None)
+            # alphas of the series inside its range with no result (every seed diverged or
+            # failed): the line breaks there and an x marks them (it ran straight through)
+            gaps = sorted({r.key["alpha"] for r in rows if r.series == s and with_a
+                           and r.key["alpha"] is not None and not r.values(key)
+                           and with_a[0][0] < r.key["alpha"] < with_a[-1][0]})
+            no_result.update(gaps)
             # 10 colours, then the next marker / line style: >10 series stay distinguishable.
             color, marker, ls = f"C{i % 10}", "os^Dv"[i // 10 % 5], ("--", ":", "-.")[i // 10 % 3]
+            if gaps:
+                ax.plot(shifted(np.asarray(gaps), s), [0.03] * len(gaps), marker="x", ms=9,
+                        mew=2, color=color, ls="none", transform=ax.get_xaxis_transform())
             if with_a:
+                with_a = sorted(with_a + [(g, math.nan, math.nan) for g in gaps])
                 a, m, sd = map(np.asarray, zip(*with_a, strict=True))
                 ax.errorbar(
                     shifted(a, s),
@@ -242,8 +253,9 @@ def plot_accuracy_vs_alpha(
             ax.set_xlim(left=alphas[0] - 0.3 * positive[0])
         elif log:
             ax.set_xscale("log")
-        if 0 < len(alphas) <= 8:  # label the alphas that were run; else the default ticks
-            ax.set_xticks(alphas, [f"{a:g}" for a in alphas])
+        ticks = sorted(set(alphas) | no_result)
+        if 0 < len(ticks) <= 8:  # label the alphas that were run; else the default ticks
+            ax.set_xticks(ticks, [f"{a:g}" for a in ticks])
             ax.minorticks_off()
         else:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -252,14 +264,13 @@ def plot_accuracy_vs_alpha(
         ax.set_title(title)
         ax.grid(alpha=0.3)
     _legend(fig, axes, fontsize=7, loc="best", framealpha=0.8)
-    if ranges:
-        axes[0].text(
-            0.01,
-            0.01,
-            "★ best α; band: α within noise of it (95% Welch CI)",
-            transform=axes[0].transAxes,
+    if ranges or no_result:  # below the axes (inside them the legend could cover it)
+        fig.supxlabel(
+            "; ".join((["★ best α; band: α within noise of it (95% Welch CI)"] if ranges else [])
+                      + (["×: α with no result (diverged or failed)"] if no_result else [])),
+            x=0.01,
+            ha="left",
             fontsize=7,
-            va="bottom",
         )
     fig.savefig(path)
 
@@ -440,14 +451,10 @@ def plot_surrogate_gradients(path: Path, rows: Sequence[Row], x_range: float = 2
                     label=(label or "defaults") + (f"\n{scale}" if scale else ""),
                 )
             except Exception as e:  # noqa: BLE001 - a report must not die on one config
-                ax.text(
-                    0.5,
-                    0.5,
-                    f"cannot evaluate:\n{type(e).__name__}",
-                    ha="center",
-                    transform=ax.transAxes,
-                    fontsize=7,
-                )
+                # in the legend, naming the configuration (it was written across the middle
+                # of the panel, over the other curves, naming none)
+                ax.plot([], [], color=f"C{j % 10}", marker="x", ls="none",
+                        label=f"{label or 'defaults'}: cannot evaluate ({type(e).__name__})")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(X_LABEL, fontsize=8)
         ax.set_ylabel("$g'(x)$", fontsize=8)

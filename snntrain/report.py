@@ -657,11 +657,26 @@ def make_report(
         paths = [paths]
     paths = [Path(p) for p in paths]
     out = Path(out) if out is not None else paths[0] / "report"
-    run_dirs = [d for d in find_runs(paths) if not d.is_relative_to(out.resolve())]
+    for p in paths:  # (a typo was read as a directory of no runs, with the others reported)
+        if not p.is_dir():
+            why = "not a directory" if p.exists() else "no such directory"
+            raise FileNotFoundError(f"{p}: {why}")
+    found = find_runs(paths)
+    run_dirs = [d for d in found if not d.is_relative_to(out.resolve())]
+    if not run_dirs and found:  # (it said "no run directories")
+        raise FileNotFoundError(
+            f"the {len(found)} run directories under {', '.join(map(str, paths))} are inside "
+            f"the report's directory {out} (--out), which is never read for runs: choose an "
+            "--out outside them")
     if not run_dirs:
         raise FileNotFoundError(
             f"no run directories (with config.yaml) under {', '.join(map(str, paths))}"
         )
+    if empty := [str(p) for p in paths if not any(d.is_relative_to(p.resolve()) or
+                                                  p.resolve().is_relative_to(d)
+                                                  for d in run_dirs)]:
+        raise FileNotFoundError(f"no run directories (with config.yaml) under {', '.join(empty)} "
+                                "(the other paths have some)")
     now = time.time()
     runs = [load_run(d, now, stale_after_s) for d in run_dirs]
     out.mkdir(parents=True, exist_ok=True)
@@ -717,7 +732,7 @@ def scans_alpha(rows: Sequence[Row]) -> bool:
     bars do not, and is not drawn."""
     alphas: dict[str, set] = {}
     for r in rows:
-        if r.key["alpha"] is not None:
+        if r.key["alpha"] is not None and r.completed:  # (a failed alpha drew one point)
             alphas.setdefault(r.series, set()).add(r.key["alpha"])
     return any(len(a) >= 2 for a in alphas.values())
 

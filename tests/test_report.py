@@ -1691,3 +1691,69 @@ def test_members_of_a_preempted_population_that_never_started_are_named(tmp_path
     assert (f"Missing: 1 member of {pop.resolve()} (3-surrogate=boxcar): the population's "
             "summary.json records it as trained, but its directory is gone: the selection "
             "above is among the others only.") in (out / "verdict.txt").read_text()
+
+
+def test_a_path_that_is_no_run_directory_is_an_error(tmp_path, capsys):
+    """A mistyped PATH beside a real one was ignored (and listed as a source); --out holding
+    the runs said "no run directories"."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    write_run(tmp_path / "sweep" / "0", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0)
+    (tmp_path / "empty").mkdir()
+    for args, said in (
+        ([tmp_path / "sweep", tmp_path / "typo"], f"{tmp_path / 'typo'}: no such directory"),
+        ([tmp_path / "sweep" / "0" / "config.yaml"],
+         f"{tmp_path / 'sweep' / '0' / 'config.yaml'}: not a directory"),
+        ([tmp_path / "sweep", tmp_path / "empty"], "no run directories (with config.yaml) under "
+         f"{tmp_path / 'empty'} (the other paths have some)"),
+        ([tmp_path / "sweep", "--out", tmp_path], f"the 1 run directories under "
+         f"{tmp_path / 'sweep'} are inside the report's directory {tmp_path} (--out), which is "
+         "never read for runs: choose an --out outside them"),
+    ):
+        assert report.main([str(a) for a in args]) == 2
+        assert capsys.readouterr().err.strip() == f"snntrain-report: error: {said}"
+
+
+def test_the_alpha_plot_marks_an_alpha_with_no_result(tmp_path, monkeypatch):
+    """Every seed at alpha 2 diverged: the line ran straight from 1 to 4 with no tick at 2, a
+    smooth curve; it breaks there now, an x marks it, and the tick is kept. A scan whose only
+    other alpha failed drew one point per panel."""
+    s = {("sigmoid", a): [(0.5 + 0.01 * a + 0.001 * k, 0.5) for k in range(2)] for a in (1, 4, 8)}
+    root = _config_sweep(tmp_path / "s", s)
+    for seed in range(2):
+        write_run(root / f"d{seed}", {"name": "sigmoid", "alpha": 2.0}, seed, [0.1], [0.1],
+                  {"lif0": 0.1}, 1.0, status="diverged")
+    figures = []
+    real = plots._figure
+    monkeypatch.setattr(plots, "_figure", lambda *a, **k: figures.append(real(*a, **k))
+                        or figures[-1])
+    out = report.make_report([root], tmp_path / "rep")
+    assert (out / "accuracy_vs_alpha.png").is_file()
+    ax = next(f.axes[0] for f in figures if f.axes[0].get_xlabel() == "surrogate α")
+    line = next(ln for ln in ax.get_lines() if ln.get_marker() == "o")
+    x, y = line.get_data()
+    assert list(x) == [1, 2, 4, 8] and np.isnan(y[1]) and not np.isnan(y[[0, 2, 3]]).any()
+    (cross,) = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert list(cross.get_xdata()) == [2.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
+    assert "×: α with no result" in ax.figure.get_supxlabel()
+    # only one alpha with results: no scan to draw
+    one = _config_sweep(tmp_path / "one", {("sigmoid", 4.0): [(0.5, 0.5), (0.6, 0.5)]})
+    write_run(one / "bad", {"name": "sigmoid", "alpha": -1.0}, 0, [0.1], [0.1], {"lif0": 0.1},
+              1.0, status="failed")
+    assert not (report.make_report([one], tmp_path / "rep1") / "accuracy_vs_alpha.png").exists()
+
+
+def test_a_surrogate_that_cannot_be_drawn_is_named_in_the_legend(tmp_path, monkeypatch):
+    """sigmoid alpha=-1 (a failed job): "cannot evaluate: ValueError" was written across the
+    middle of the panel, over the alpha=4 curve, naming no configuration."""
+    root = _config_sweep(tmp_path / "s", {("sigmoid", 4.0): [(0.5, 0.5)],
+                                          ("sigmoid", -1.0): [(0.5, 0.5)]})
+    _, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
+    figures = []
+    real = plots._figure
+    monkeypatch.setattr(plots, "_figure", lambda *a, **k: figures.append(real(*a, **k))
+                        or figures[-1])
+    plots.plot_surrogate_gradients(tmp_path / "g.png", rows)
+    ax = figures[0].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "alpha=-1: cannot evaluate (ValueError)" in labels and not ax.texts
