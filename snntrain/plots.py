@@ -471,6 +471,34 @@ def plot_surrogate_gradients(path: Path, rows: Sequence[Row], x_range: float = 2
     fig.savefig(path)
 
 
+def _label_places(ax: Any, labels: list[tuple[str, float, float]]
+                  ) -> list[tuple[str, float, float, tuple[int, int]]]:
+    """Each label's offset (points) from its point: beside it, clear of the Pareto ring and
+    inside the axes, and, greedily, of the labels placed before it (configurations of nearly
+    the same cost and accuracy piled their labels on one another, unreadable)."""
+    to_axes = ax.transData + ax.transAxes.inverted()
+    px = ax.figure.dpi / 72  # pixels per point
+    placed: list[tuple[float, float, float, float]] = []  # boxes in pixels
+    out = []
+    for text, x, y in labels:
+        side = -1 if to_axes.transform((x, y))[0] > 0.7 else 1
+        X, Y = ax.transData.transform((x, y))
+        w, h = 3.3 * len(text) * px, 7 * px  # (6-point text)
+        best, best_cost = None, math.inf
+        for dy in (7, -12, 16, -21, 25, -30):
+            x0 = X + side * 9 * px - (w if side < 0 else 0)
+            box = (x0, Y + dy * px, x0 + w, Y + dy * px + h)
+            cost = sum(max(0.0, min(box[2], b[2]) - max(box[0], b[0]))
+                       * max(0.0, min(box[3], b[3]) - max(box[1], b[1])) for b in placed)
+            if cost < best_cost:
+                best, best_cost = (box, dy), cost
+            if cost == 0:
+                break
+        placed.append(best[0])
+        out.append((text, x, y, (side * 9, best[1])))
+    return out
+
+
 def plot_accuracy_vs_synops(
     path: Path, rows: Sequence[Row], metric: Metric | None = None, split: str = "val"
 ) -> None:
@@ -537,11 +565,9 @@ def plot_accuracy_vs_synops(
         right = max(p[1] + (0.0 if math.isnan(p[2]) else p[2]) for p in pts)
         ax.set_xlim(0, 1.12 * right)  # distances from 0 are the ratios of the costs
     ax.xaxis.set_major_formatter(eng)
-    to_axes = ax.transData + ax.transAxes.inverted()
-    for text, x, y in labels:  # beside the point, clear of the Pareto ring, inside the axes
-        left = to_axes.transform((x, y))[0] > 0.7
-        ax.annotate(text, (x, y), xytext=(-9 if left else 9, 7), textcoords="offset points",
-                    fontsize=6, ha="right" if left else "left")
+    for text, x, y, (dx, dy) in _label_places(ax, labels):
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=6,
+                    ha="right" if dx < 0 else "left")
     handles = [
         Line2D([], [], color=colors[n], marker="os^Dv"[i // 10 % 5], ls="none", label=n)
         for i, n in enumerate(names)

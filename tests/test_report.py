@@ -1757,3 +1757,18 @@ def test_a_surrogate_that_cannot_be_drawn_is_named_in_the_legend(tmp_path, monke
     ax = figures[0].axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "alpha=-1: cannot evaluate (ValueError)" in labels and not ax.texts
+
+
+def test_labels_of_nearby_configurations_do_not_pile_up():
+    """Six configurations at nearly the same cost and accuracy: their "α=1"/"α=4" labels were
+    all drawn at the same offset, on one another."""
+    fig = plots._figure(8, 5.5)
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    labels = [("α=1", 50.0, 50.0), ("α=4", 50.2, 50.1), ("α=1", 50.1, 49.9), ("α=9", 10.0, 10.0)]
+    places = plots._label_places(ax, labels)
+    offsets = [p[3] for p in places]
+    assert len(set(offsets[:3])) == 3  # three nearby labels, three places
+    assert offsets[0] == offsets[3] == (9, 7)  # a label alone keeps the first place
+    assert plots._label_places(ax, [("α=2", 90.0, 50.0)])[0][3] == (-9, 7)  # right: to the left
