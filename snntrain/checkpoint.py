@@ -111,6 +111,9 @@ class Checkpoints:
         self._in_flight: int | None = None
         self._started: int | None = None  # the step of the last save started
         self.set_aside: list[int] = []  # unreadable steps renamed by restore
+        # saved with every step: ``resumed_from``, the checkpoints (trainer.resume=<path>)
+        # this run's training started from (a rerun of its command goes on with its own)
+        self.lineage: dict[str, str] = {}
         self._closed = False
 
     def steps(self) -> list[int]:
@@ -126,7 +129,7 @@ class Checkpoints:
         self.poll(wait=True)
         # a snapshot: the save is asynchronous, and the caller goes on mutating its dicts
         # (the epoch's running sums), which would otherwise be written as of a later step
-        meta = json.loads(json.dumps(meta))
+        meta = json.loads(json.dumps({**meta, **self.lineage}))
         if step in self.manager.all_steps():
             self._replace_meta(step, meta)
             return

@@ -255,15 +255,20 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
             ckpts = set_aside_earlier(ckpts, run_dirs, say,
                                       "trainer.resume=never: starting from step 0")
         return None, ckpts, ckpts.directory
-    source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(
-        ckpt_lib.checkpoints_in(Path(resume)), write=False)
+    origin = None if resume == "auto" else ckpt_lib.checkpoints_in(Path(resume)).resolve()
+    if origin is not None and (origin == ckpts.directory.resolve()
+                               or _started_from(ckpts) == str(origin)):
+        resume = "auto"  # its own directory, or this run's own training from that checkpoint
+    source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(origin, write=False)
     restored = source.restore(state, fp, say)
-    if (restored is not None and resume != "auto" and has_earlier(ckpts, run_dirs)
-            and source.directory.resolve() != ckpts.directory.resolve()):
+    if restored is not None and resume != "auto" and has_earlier(ckpts, run_dirs):
         # this directory's own earlier training: its steps were kept with only their meta
         # replaced (another training's parameters under this one's record), its records mixed
         ckpts = set_aside_earlier(ckpts, run_dirs, say, f"trainer.resume={resume}: going on "
                                   f"from step {restored[1].get('step')} of {source.directory}")
+    if restored is not None:  # (a rerun of a run started from another's checkpoint: its own)
+        ckpts.lineage = ({"resumed_from": str(origin)} if resume != "auto" else
+                         {k: v for k, v in restored[1].items() if k == "resumed_from"})
     if restored is None:
         if resume != "auto":
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "
@@ -274,6 +279,17 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
                                       f"{ckpts.directory} ({n} found, none readable): starting "
                                       "from step 0")
     return restored, ckpts, source.directory
+
+
+def _started_from(ckpts: ckpt_lib.Checkpoints) -> str | None:
+    """The checkpoints a run directory's own training started from (``trainer.resume=<path>``
+    recorded in its newest readable step), if any."""
+    for step in ckpts.steps()[::-1]:
+        try:
+            return ckpts.read_meta(step).get("resumed_from")
+        except Exception:  # noqa: BLE001 - unreadable: restore says so and tries the previous
+            continue
+    return None
 
 
 def epoch_record(progress: RunProgress, val: dict[str, float] | None, test: dict[str, float],

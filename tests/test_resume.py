@@ -451,6 +451,15 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
     _assert_same_params(tmp_path / "b", tmp_path / "d")
     assert (tmp_path / "d" / "metrics.jsonl").read_text().count('"step"') == \
         (tmp_path / "b" / "metrics.jsonl").read_text().count('"step"')
+    # the same command again (as after a pre-emption, or to train on) goes on with the run's
+    # own training from that checkpoint, not from the checkpoint again
+    capsys.readouterr()
+    train.train_and_evaluate(compose("trainer.epochs=3", f"trainer.resume={tmp_path / 'a'}"),
+                             tmp_path / "d")
+    err = capsys.readouterr().err
+    assert (f"resuming from step {2 * first['steps']} (epoch 3, batch 0 of {first['steps']}) "
+            f"in {tmp_path / 'd' / 'checkpoints'}") in err and "set-aside" not in err
+    assert len(list((tmp_path / "d").glob("checkpoints.set-aside-*"))) == 1
 
 
 def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_path, monkeypatch):
