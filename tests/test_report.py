@@ -511,6 +511,15 @@ def test_resume_command_parses_as_hydra_overrides(tmp_path, monkeypatch):
 # ---- ranking, verdicts, alpha ranges -------------------------------------------------------
 
 
+def _keep_figures(monkeypatch) -> list:
+    """The figures the plots draw (a list filled as they are made)."""
+    figures = []
+    real = plots._figure
+    monkeypatch.setattr(plots, "_figure", lambda *a, **k: figures.append(real(*a, **k))
+                        or figures[-1])
+    return figures
+
+
 def _config_sweep(root: Path, configs: dict, **config) -> Path:
     """One run per (surrogate, alpha, seed): ``configs[(name, alpha)] = [(val, test), ...]``."""
     num = 0
@@ -1621,10 +1630,7 @@ def test_the_accuracy_plot_shows_every_error_bar_whole(tmp_path, monkeypatch):
         ("sigmoid", 1.0): [(0.9, 0.95), (0.9, 0.96), (0.9, 0.30)],
         ("arctan", 1.0): [(0.9, 0.90), (0.9, 0.91)]})
     _, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
-    figures = []
-    real = plots._figure
-    monkeypatch.setattr(plots, "_figure", lambda *a, **k: figures.append(real(*a, **k))
-                        or figures[-1])
+    figures = _keep_figures(monkeypatch)
     plots.plot_accuracy_by_config(tmp_path / "acc.png", rows)
     (ax,) = figures[0].axes
     mean, std = statistics.mean([95, 96, 30]), statistics.stdev([95, 96, 30])
@@ -1722,10 +1728,7 @@ def test_the_alpha_plot_marks_an_alpha_with_no_result(tmp_path, monkeypatch):
     for seed in range(2):
         write_run(root / f"d{seed}", {"name": "sigmoid", "alpha": 2.0}, seed, [0.1], [0.1],
                   {"lif0": 0.1}, 1.0, status="diverged")
-    figures = []
-    real = plots._figure
-    monkeypatch.setattr(plots, "_figure", lambda *a, **k: figures.append(real(*a, **k))
-                        or figures[-1])
+    figures = _keep_figures(monkeypatch)
     out = report.make_report([root], tmp_path / "rep")
     assert (out / "accuracy_vs_alpha.png").is_file()
     ax = next(f.axes[0] for f in figures if f.axes[0].get_xlabel() == "surrogate α")
@@ -1749,10 +1752,7 @@ def test_a_surrogate_that_cannot_be_drawn_is_named_in_the_legend(tmp_path, monke
     root = _config_sweep(tmp_path / "s", {("sigmoid", 4.0): [(0.5, 0.5)],
                                           ("sigmoid", -1.0): [(0.5, 0.5)]})
     _, rows = runs.group_runs([runs.load_run(d) for d in runs.find_runs([root])])
-    figures = []
-    real = plots._figure
-    monkeypatch.setattr(plots, "_figure", lambda *a, **k: figures.append(real(*a, **k))
-                        or figures[-1])
+    figures = _keep_figures(monkeypatch)
     plots.plot_surrogate_gradients(tmp_path / "g.png", rows)
     ax = figures[0].axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
