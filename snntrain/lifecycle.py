@@ -266,9 +266,12 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
         # replaced (another training's parameters under this one's record), its records mixed
         ckpts = set_aside_earlier(ckpts, run_dirs, say, f"trainer.resume={resume}: going on "
                                   f"from step {restored[1].get('step')} of {source.directory}")
-    if restored is not None:  # (a rerun of a run started from another's checkpoint: its own)
-        ckpts.lineage = ({"resumed_from": str(origin)} if resume != "auto" else
-                         {k: v for k, v in restored[1].items() if k == "resumed_from"})
+    if restored is not None:  # (a rerun of a run started from another's checkpoint: its own;
+        # the epochs before resumed_at_epoch are recorded in the other run's directory)
+        ckpts.lineage = ({"resumed_from": str(origin),
+                          "resumed_at_epoch": int(restored[1].get("epoch", 0))}
+                         if resume != "auto" else
+                         {k: v for k, v in restored[1].items() if k in LINEAGE})
     if restored is None:
         if resume != "auto":
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "
@@ -279,6 +282,18 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
                                       f"{ckpts.directory} ({n} found, none readable): starting "
                                       "from step 0")
     return restored, ckpts, source.directory
+
+
+LINEAGE = ("resumed_from", "resumed_at_epoch")
+
+
+def own_epochs(progress: RunProgress, ckpts: ckpt_lib.Checkpoints, resume: str) -> int:
+    """The closed epochs whose records this run's ``metrics.jsonl`` should hold after a resume
+    (0 unless it resumed its own checkpoints: a run started from another's has the epochs
+    after the one it started at)."""
+    if str(resume) != "auto":
+        return 0
+    return progress.epoch - int(ckpts.lineage.get("resumed_at_epoch", 0))
 
 
 def _started_from(ckpts: ckpt_lib.Checkpoints) -> str | None:

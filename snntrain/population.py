@@ -1153,8 +1153,8 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
             if run.status == "training":
                 run.rec = _recorder(run, group_name, say)
                 run.rec.resume_at(start_step, epoch_open=(
-                    run.progress.batch_in_epoch >= group.base.steps_per_epoch), epochs=(
-                    run.progress.epoch if group.base.run.trainer.resume == "auto" else 0))
+                    run.progress.batch_in_epoch >= group.base.steps_per_epoch),
+                    epochs=lifecycle.own_epochs(run.progress, ckpts, group.base.run.trainer.resume))
                 if start_step == 0:
                     run.rec.log_surrogate(run.exp.surrogate)
         runner = GroupRunner(group, state, malloc_trial)
@@ -1198,13 +1198,13 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
             s = json.loads((d / "summary.json").read_text())
         except (OSError, ValueError):
             s = {}
-        status = s.get("status") or ("not started" if not d.is_dir() else None)
-        if status == "completed" and (why := no_number(s)) is not None:
-            status = "diverged"  # as the report counts it (its counts disagreed with the report's)
-            s = {**s, "diverged": why}
+        outcome = s.get("status") or ("not started" if not d.is_dir() else None)
+        why = no_number(s) if outcome == "completed" else None
+        if why is not None:  # as the report counts it (its counts disagreed with the report's)
+            outcome = "diverged"
         rows.append({"member": m.name, "values": m.values,
                      # (a later group of a pre-empted population: null before)
-                     "status": status, **({"reason": s["diverged"]} if "diverged" in s else {}),
+                     "status": outcome, **({"reason": why} if why else {}),
                      metric: s.get(metric), "best_val_accuracy": s.get("best_val_accuracy"),
                      "test_accuracy": s.get("test_accuracy"),
                      "diverged_at_step": s.get("diverged_at_step")})

@@ -274,7 +274,7 @@ def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str,
                     "one seed, so no interval: it may be noise.")
         d = welch(mine, theirs)
         if not d.high < 0 or ops[i] / ops[sel] >= 0.995:  # (no interval: NaN)
-            why = "within the seeds' spread" if not d.high < 0 else "under 0.5% fewer"
+            why = _why_no_saving(d)
             return (f"No configuration within noise of the selected one needs clearly fewer "
                     f"synaptic operations: the fewest, {label}, needs {times} ({counts}), "
                     f"{why}.")
@@ -294,12 +294,21 @@ def cheapest_line(ranked: Sequence[Ranked], ops: Sequence[float], split: str,
     mine, theirs = (ranked[j].row.cost_values("synops", split, at_best_val) for j in (sel, nxt))
     d = welch(mine, theirs) if len(mine) >= 2 and len(theirs) >= 2 else None
     if d is None or not d.high < 0 or ops[sel] / ops[nxt] >= 0.995:
-        why = ("one seed, so no interval" if d is None else "within the seeds' spread"
-               if not d.high < 0 else "under 0.5% fewer")
+        why = _why_no_saving(d)
         return (f"No configuration within noise of the selected one needs clearly fewer "
                 f"synaptic operations: the selected one needs the fewest ({si(ops[sel])} per "
                 f"example{where}), and {need}, {why}.")
     return f"{head} the selected one itself ({si(ops[sel])} per example{where}; {need})."
+
+
+def _why_no_saving(d: Any) -> str:
+    """Why a cheaper configuration's saving is not claimed (``d``: the Welch difference of
+    the operation counts, None for one seed)."""
+    if d is None:
+        return "one seed, so no interval"
+    if math.isnan(d.df):  # (it said "within the seeds' spread" of counts that never varied)
+        return "the same counts on every seed, so no interval"
+    return "within the seeds' spread" if not d.high < 0 else "under 0.5% fewer"
 
 
 def _scale_warning(rows: Sequence[Any]) -> str:

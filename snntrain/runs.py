@@ -227,8 +227,8 @@ def last_activity(run_dir: Path) -> float:
     start touches those too, and a dead pre-empted run then read as running for 30 minutes."""
     newest = 0.0  # (not the directory's own: a start-up's write probe changes it)
     for dirpath, dirnames, filenames in os.walk(run_dir):
-        if dirpath == str(run_dir):
-            dirnames[:] = [d for d in dirnames if d != HYDRA_SUBDIR]
+        if dirpath == str(run_dir):  # (nor report/: a report of the run itself writes it)
+            dirnames[:] = [d for d in dirnames if d not in (HYDRA_SUBDIR, "report")]
             filenames = [f for f in filenames if f != LOCK_NAME and not f.endswith(".log")]
         for name in filenames:
             # A live run may delete a file (an old checkpoint) while we walk.

@@ -40,6 +40,7 @@ from snntrain.lifecycle import (
     check_epochs_left,
     epoch_record,
     last_good,
+    own_epochs,
     resolve_run_dir,
     restore,
     resume_command,
@@ -255,7 +256,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                                       say=say)
             start_step = progress.step
             rec.resume_at(start_step, epoch_open=progress.batch_in_epoch >= exp.steps_per_epoch,
-                          epochs=progress.epoch if exp.run.trainer.resume == "auto" else 0)
+                          epochs=own_epochs(progress, ckpts, exp.run.trainer.resume))
             if start_step == 0:
                 rec.log_surrogate(exp.surrogate)
             Runner = FusedRunner if exp.run.trainer.fused_epoch else StepRunner

@@ -444,10 +444,10 @@ class RunRecorder:
         have = self.metrics.epoch_records()
         if have < epochs:  # (a deleted file: said even when no record was due; a damaged
             path = self.metrics.path  # one: nothing)
-            what = (f"{path} is missing" if not path.exists() else
-                    f"{path} holds {have} of the {epochs} epoch records")
-            self.say(f"{what}, so records before step {step} are lost; training goes on from "
-                     "the checkpoint")
+            what = (f"{path} is missing: its records up to step {step} are lost"
+                    if not path.exists() else f"{path} holds {have} of the {epochs} epoch "
+                    f"records up to step {step}: the missing ones are lost")
+            self.say(f"{what}; training goes on from the checkpoint")
 
     def log(self, record: dict[str, Any]) -> None:
         if self.enabled:

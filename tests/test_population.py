@@ -826,6 +826,7 @@ def test_a_member_whose_result_is_no_number_is_diverged_in_the_populations_summa
     summary = train_and_evaluate(compose("trainer.on_nan=skip_step",
                                          f"{POP}.optimizer.lr=[1e-3,1e38]"), tmp_path)
     assert (summary["completed"], summary["diverged"]) == (1, 1)
+    assert summary["status"] == "completed"  # the population's (it became the last member's)
     bad = summary["members"][1]
     assert bad["status"] == "diverged" and bad["reason"].startswith("completed, but its ")
     assert _summary(_member_dirs(tmp_path)[1])["status"] == "completed"  # (its own record)

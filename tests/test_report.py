@@ -432,7 +432,9 @@ def test_preempted_run_is_preempted_until_it_resumes(tmp_path, capsys):
     # directory): the run stays pre-empted (it read as running for 30 minutes)
     os.utime(run_dir / "metrics.jsonl", (old, old))
     (run_dir / ".hydra").mkdir(exist_ok=True)
-    for name in (".lock", ".hydra/overrides.yaml", "snntrain.log", ".write_test1"):
+    (run_dir / "report").mkdir()  # (and a report of the run itself)
+    for name in (".lock", ".hydra/overrides.yaml", "snntrain.log", ".write_test1",
+                 "report/index.html"):
         (run_dir / name).write_text("x")
     (run_dir / ".write_test1").unlink()
     assert runs.load_run(run_dir).status == "preempted"
@@ -1011,6 +1013,11 @@ def test_cheapest_within_noise_on_fixed_numbers():
         "No configuration within noise of the selected one needs clearly fewer synaptic "
         "operations: the selected one needs the fewest (5.36k per example, val split), and the "
         "other one within noise of it needs 1.00× as many, within the seeds' spread.")
+    # counts that never vary over the seeds: no interval (it said "within the seeds' spread")
+    ranked, ops = _ranked_with_costs({"winner": (WINNER, [2000, 2000, 2000]),
+                                      "close": (CLOSE, [1000, 1000, 1000, 1000])})
+    assert report.cheapest_line(ranked, ops, "val").endswith(
+        "needs 0.50× (1k vs 2k, val split), the same counts on every seed, so no interval.")
     # Nothing within noise, or the winner's cost unknown: no choice, no line.
     ranked, ops = _ranked_with_costs({"winner": (WINNER, [1] * 3), "worse": (WORSE, [1] * 4)})
     assert compare.cheapest_within_noise(ranked, ops) is None

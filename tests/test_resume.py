@@ -327,13 +327,13 @@ def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, 
     (copy / "metrics.jsonl").unlink()
     capsys.readouterr()
     train.train_and_evaluate(compose("trainer.epochs=2"), copy)
-    assert (f"{copy / 'metrics.jsonl'} is missing, so records before step {first['steps']} are "
+    assert (f"{copy / 'metrics.jsonl'} is missing: its records up to step {first['steps']} are "
             "lost; training goes on from the checkpoint") in capsys.readouterr().err
     # damaged by hand (cut inside its first line): said too (it was dropped without a word)
     (copy / "metrics.jsonl").write_bytes((copy / "metrics.jsonl").read_bytes()[:150])
     train.train_and_evaluate(compose("trainer.epochs=3"), copy)
-    assert (f"{copy / 'metrics.jsonl'} holds 0 of the 2 epoch records, so records before step "
-            f"{2 * first['steps']} are lost") in capsys.readouterr().err
+    assert (f"{copy / 'metrics.jsonl'} holds 0 of the 2 epoch records up to step "
+            f"{2 * first['steps']}: the missing ones are lost") in capsys.readouterr().err
     more = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
     assert more["epochs"] == 2 and more["steps"] == 2 * first["steps"]
     with pytest.raises(train.ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* "
@@ -460,6 +460,11 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
     assert (f"resuming from step {2 * first['steps']} (epoch 3, batch 0 of {first['steps']}) "
             f"in {tmp_path / 'd' / 'checkpoints'}") in err and "set-aside" not in err
     assert len(list((tmp_path / "d").glob("checkpoints.set-aside-*"))) == 1
+    # and with trainer.resume=auto: its records start at epoch 2, none are lost (it said "holds
+    # 2 of the 3 epoch records")
+    train.train_and_evaluate(compose("trainer.epochs=4"), tmp_path / "d")
+    err = capsys.readouterr().err
+    assert "resuming from step" in err and "lost" not in err
 
 
 def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_path, monkeypatch):
