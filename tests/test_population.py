@@ -833,3 +833,20 @@ def test_a_member_whose_result_is_no_number_is_diverged_in_the_populations_summa
     assert summary["best_member"] == "0-optimizer.lr=0.001"
     runs = [report.load_run(d) for d in _member_dirs(tmp_path)]
     assert [r.status for r in runs] == ["completed", "diverged"]
+
+
+def test_the_population_status_is_not_a_members(tmp_path):
+    """A loop variable over the members took the status's name: a pre-empted chunked population
+    was recorded 'not started' (its last member's), one ending on a diverged member 'diverged',
+    and a plain rerun did not continue it."""
+    cfg = compose(f"{POP}.seed=[0,1]")
+    ms = population.members(cfg)
+    (tmp_path / "members" / ms[0].name).mkdir(parents=True)
+    (tmp_path / "members" / ms[0].name / "summary.json").write_text('{"status": "preempted"}')
+    summary = population.population_summary(cfg, tmp_path, ms, "preempted", time.time())
+    assert summary["status"] == "preempted"
+    assert [r["status"] for r in summary["members"]] == ["preempted", "not started"]
+    (tmp_path / "members" / ms[1].name).mkdir()
+    (tmp_path / "members" / ms[1].name / "summary.json").write_text('{"status": "diverged"}')
+    assert population.population_summary(cfg, tmp_path, ms, "completed", 0)["status"] == \
+        "completed"
