@@ -220,26 +220,13 @@ def sweep_conflict_in(config: DictConfig) -> ConfigError | None:
     (``hydra.sweeper.params``; a ``trainer.population`` axis), which the command line does
     not show (every job of ``-m experiment=alpha_scan 'trainer.population.seed=[0,1]'``
     failed)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
         targets = set(axes(config))
     except ConfigError:
         return None  # the job's own check names it
     if not targets:
         return None
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    swept = {str(k): f"{k}={v} (hydra.sweeper.params)" for k, v in params.items()}
-    try:
-        task = OverridesParser.create().parse_overrides(
-            list(OmegaConf.select(config, "hydra.overrides.task", default=None) or []))
-    except Exception:  # noqa: BLE001 - Hydra has parsed them already
-        task = []
-    for o in task:  # the command line's value replaces the file's sweep of that key
-        if o.is_sweep_override():
-            swept[o.key_or_group] = o.input_line
-        else:
-            swept.pop(o.key_or_group, None)
+    swept = {k: quote for k, (quote, _) in config_lib.swept_in(config).items()}
     return _sweep_collision(swept, targets)
 
 

@@ -36,7 +36,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from snntrain.config import ConfigError, UnresolvedConfig, check_groups, parse
+from snntrain.config import (
+    ConfigError,
+    UnresolvedConfig,
+    check_groups,
+    parse,
+    sweep_lacking_key,
+)
 from snntrain.paths import SWEEP_RECORD, started_from_the_command_line  # noqa: F401 - re-exported
 
 ERROR_EXIT_CODE = 2
@@ -379,6 +385,8 @@ class Startup(Callback):
             out = _output_dir(config, dir_key)
             if out is not None and dir_key == "hydra.sweep.dir" and (
                     msg := another_sweep(config, out)) is not None:
+                raise ConfigError(msg)
+            if dir_key == "hydra.sweep.dir" and (msg := sweep_lacking_key(config)):
                 raise ConfigError(msg)
             if dir_key == "hydra.sweep.dir" and OmegaConf.select(
                     config, "trainer.population", default=None) is not None:

@@ -236,6 +236,33 @@ def test_optuna_config_composes():
             assert build_surrogate(job.surrogate).alpha == pytest.approx(a)
 
 
+def test_a_searched_group_option_without_a_searched_key_is_refused():
+    """``surrogate=choice(sigmoid,straight_through)`` beside Optuna's surrogate.alpha: Hydra's
+    multi-line error ended the whole search at the first trial drawing straight_through."""
+    from omegaconf import OmegaConf
+
+    from snntrain.config import sweep_lacking_key
+
+    if not _optuna_installed():
+        _register_optuna_stub()
+    cfg = compose(["hparams_search=optuna"], hydra=True)
+    assert sweep_lacking_key(cfg) is None  # the shipped search: every candidate has an alpha
+    OmegaConf.update(cfg, "hydra.overrides.task",
+                     ["hparams_search=optuna", "surrogate=choice(sigmoid,straight_through)"])
+    assert sweep_lacking_key(cfg) == (
+        "surrogate.alpha=tag(log, interval(0.5, 16)) (hydra.sweeper.params) varies "
+        "surrogate.alpha, but surrogate=straight_through (surrogate=choice(sigmoid,"
+        "straight_through)) has no alpha: every job drawing it would fail; vary surrogate over "
+        "options that have alpha, or leave surrogate.alpha out")
+    # a fixed surrogate.alpha on the command line takes the key out of the search (and a
+    # fixed alpha-less surrogate is the composition check's)
+    OmegaConf.update(cfg, "hydra.overrides.task",
+                     ["surrogate=choice(sigmoid,straight_through)", "surrogate.alpha=2"])
+    assert sweep_lacking_key(cfg) is None
+    for experiment in EXPERIMENTS:  # the shipped sweeps
+        assert sweep_lacking_key(compose([f"experiment={experiment}"], hydra=True)) is None
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not _optuna_installed(), reason="needs the `sweep` extra (pip install -e '.[sweep]')"
