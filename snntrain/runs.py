@@ -354,8 +354,15 @@ def resume_hint(run_dir: Path) -> str:
     ``.hydra/hydra.yaml`` says ``mode: MULTIRUN`` or names a sweeper other than the basic one
     (an Optuna study writes no ``multirun.yaml``). The sweep's command itself is not recorded
     (a job's ``hydra.overrides.task`` holds its own values, not the sweep's), so the hint names
-    it rather than spelling it out."""
+    it rather than spelling it out. A population member resumes with its population (its
+    own directory has no checkpoints: rerun there, it trained a new run from step 0)."""
     run_dir = Path(run_dir).absolute()
+    if run_dir.parent.name == "members" and (run_dir.parent.parent / "config.yaml").is_file():
+        pop = run_dir.parent.parent
+        how = resume_hint(pop).removeprefix("pre-empted; ")
+        if how == "rerun its command to resume it":
+            how = "rerun the population's command to resume it"
+        return f"pre-empted with its population {pop}; {how}"
     sweep = run_dir.parent
     hydra = _hydra_settings(run_dir)
     sweeper = str((hydra.get("sweeper") or {}).get("_target_") or "")

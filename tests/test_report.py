@@ -454,6 +454,16 @@ def test_preempted_run_is_preempted_until_it_resumes(tmp_path, capsys):
     assert runs.load_run(job, now=time.time() + 3600).reason == (
         f'pre-empted; rerun its sweep\'s command with hydra.sweep.dir="{sweep.absolute()}" to '
         "resume it")
+    # a population member resumes with its population (rerun in the member's directory, its
+    # command trained a new run from step 0 there); a population in a sweep, with the sweep
+    for pop, how in ((tmp_path / "pop", "rerun the population's command to resume it"),
+                     (sweep / "1-pop", f"rerun its sweep's command with hydra.sweep.dir="
+                                       f'"{sweep.absolute()}" to resume it')):
+        member = write_run(pop / "members" / "0-seed=0", s, 0, [0.5], [0.5], {"lif0": 0.1}, 1.0,
+                           status="preempted")
+        (pop / "config.yaml").write_text("seed: 0\n")
+        assert runs.load_run(member, now=time.time() + 3600).reason == (
+            f"pre-empted with its population {pop.absolute()}; {how}")
 
 
 def test_resume_command_parses_as_hydra_overrides(tmp_path, monkeypatch):
