@@ -113,7 +113,8 @@ class Checkpoints:
         self.set_aside: list[int] = []  # unreadable steps renamed by restore
         # saved with every step: ``resumed_from``, the checkpoints (trainer.resume=<path>)
         # this run's training started from (a rerun of its command goes on with its own)
-        self.lineage: dict[str, str] = {}
+        self.lineage: dict[str, Any] = {}
+        self.own = False  # restored from its own steps (lifecycle.restore)
         self._closed = False
 
     def steps(self) -> list[int]:

@@ -721,10 +721,11 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
 # ---- what a multirun varies ----------------------------------------------------------------
 
 
-def swept_in(config: DictConfig) -> dict[str, tuple[str, Any]]:
+def swept_in(params: Mapping[str, Any], task: list[str]) -> dict[str, tuple[str, Any]]:
     """Every key a multirun varies, ``{key: (the sweep as written, its parsed override)}``:
-    ``hydra.sweeper.params`` (an experiment's or Optuna's search space) and the command line's
-    sweeps, which replace the file's (a plain value on the command line drops it)."""
+    ``params`` (``hydra.sweeper.params``: an experiment's or Optuna's search space) and the
+    command line's sweeps (``task``), which replace the file's (a plain value on the command
+    line drops it)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -735,10 +736,9 @@ def swept_in(config: DictConfig) -> dict[str, tuple[str, Any]]:
         except Exception:  # noqa: BLE001 - Hydra says what is wrong with it
             return None
 
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     swept = {str(k): (f"{k}={v} (hydra.sweeper.params)", parsed(f"{k}={v}"))
-             for k, v in params.items()}
-    for line in OmegaConf.select(config, "hydra.overrides.task", default=None) or []:
+             for k, v in (params or {}).items()}
+    for line in task:
         if (o := parsed(line)) is None:
             continue
         if o.is_sweep_override():
@@ -748,28 +748,7 @@ def swept_in(config: DictConfig) -> dict[str, tuple[str, Any]]:
     return swept
 
 
-def sweep_lacking_key(config: DictConfig) -> str | None:
-    """One line when a multirun varies a config group and a key of it that one of the group's
-    options does not have (``surrogate=choice(sigmoid,straight_through)`` beside Optuna's
-    ``surrogate.alpha``): every job drawing that option would fail to compose, and Hydra's
-    error ended the whole sweep at its first such trial."""
-    swept = swept_in(config)
-    for group, (quote, o) in swept.items():
-        if o is None or not (CONFIG_DIR / group).is_dir():
-            continue
-        try:
-            options = [str(v) for v in o.sweep_string_iterator()]
-        except Exception:  # noqa: BLE001 - an interval: not a choice of options
-            continue
-        for key, (key_quote, _) in swept.items():
-            if not key.startswith(f"{group}."):
-                continue
-            sub = key[len(group) + 1:].split(".")[0]
-            for v in options:
-                path = CONFIG_DIR / group / f"{v}.yaml"
-                node = shipped(path) if path.is_file() else None
-                if isinstance(node, dict) and "defaults" not in node and sub not in node:
-                    return (f"{key_quote} varies {key}, but {group}={v} ({quote}) has no "
-                            f"{sub}: every job drawing it would fail; vary {group} over "
-                            f"options that have {sub}, or leave {key} out")
-    return None
+def swept_in_config(config: DictConfig) -> dict[str, tuple[str, Any]]:
+    """:func:`swept_in` of a composed multirun config (Hydra's ``on_multirun_start``)."""
+    return swept_in(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {},
+                    list(OmegaConf.select(config, "hydra.overrides.task", default=None) or []))

@@ -256,8 +256,8 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
                                       "trainer.resume=never: starting from step 0")
         return None, ckpts, ckpts.directory
     origin = None if resume == "auto" else ckpt_lib.checkpoints_in(Path(resume)).resolve()
-    if origin is not None and (origin == ckpts.directory.resolve()
-                               or _started_from(ckpts) == str(origin)):
+    if origin is not None and (origin == ckpts.directory.resolve() or _started_from(ckpts) in (
+            str(origin), str(origin / "checkpoints"))):  # (the other's checkpoints/ deleted)
         resume = "auto"  # its own directory, or this run's own training from that checkpoint
     source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(origin, write=False)
     restored = source.restore(state, fp, say)
@@ -266,6 +266,7 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
         # replaced (another training's parameters under this one's record), its records mixed
         ckpts = set_aside_earlier(ckpts, run_dirs, say, f"trainer.resume={resume}: going on "
                                   f"from step {restored[1].get('step')} of {source.directory}")
+    ckpts.own = resume == "auto"  # (what own_epochs counts)
     if restored is not None:  # (a rerun of a run started from another's checkpoint: its own;
         # the epochs before resumed_at_epoch are recorded in the other run's directory)
         ckpts.lineage = ({"resumed_from": str(origin),
@@ -287,11 +288,12 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
 LINEAGE = ("resumed_from", "resumed_at_epoch")
 
 
-def own_epochs(progress: RunProgress, ckpts: ckpt_lib.Checkpoints, resume: str) -> int:
-    """The closed epochs whose records this run's ``metrics.jsonl`` should hold after a resume
-    (0 unless it resumed its own checkpoints: a run started from another's has the epochs
-    after the one it started at)."""
-    if str(resume) != "auto":
+def own_epochs(progress: RunProgress, ckpts: ckpt_lib.Checkpoints) -> int:
+    """The closed epochs whose records this run's ``metrics.jsonl`` should hold after
+    :func:`restore` (0 unless it resumed its own checkpoints, which a rerun of
+    ``trainer.resume=<path>`` does too: a run started from another's has the epochs after the
+    one it started at)."""
+    if not getattr(ckpts, "own", False):
         return 0
     return progress.epoch - int(ckpts.lineage.get("resumed_at_epoch", 0))
 

@@ -226,7 +226,7 @@ def sweep_conflict_in(config: DictConfig) -> ConfigError | None:
         return None  # the job's own check names it
     if not targets:
         return None
-    swept = {k: quote for k, (quote, _) in config_lib.swept_in(config).items()}
+    swept = {k: quote for k, (quote, _) in config_lib.swept_in_config(config).items()}
     return _sweep_collision(swept, targets)
 
 
@@ -1141,7 +1141,7 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                 run.rec = _recorder(run, group_name, say)
                 run.rec.resume_at(start_step, epoch_open=(
                     run.progress.batch_in_epoch >= group.base.steps_per_epoch),
-                    epochs=lifecycle.own_epochs(run.progress, ckpts, group.base.run.trainer.resume))
+                    epochs=lifecycle.own_epochs(run.progress, ckpts))
                 if start_step == 0:
                     run.rec.log_surrogate(run.exp.surrogate)
         runner = GroupRunner(group, state, malloc_trial)

@@ -41,7 +41,7 @@ from snntrain.config import (
     UnresolvedConfig,
     check_groups,
     parse,
-    sweep_lacking_key,
+    swept_in,
 )
 from snntrain.paths import SWEEP_RECORD, started_from_the_command_line  # noqa: F401 - re-exported
 
@@ -71,7 +71,10 @@ def composition_error(argv: list[str]) -> str | None:
     (``--cfg``, ``--help``, ...) are left to Hydra."""
     flags = [a for a in argv if a.startswith("-")]
     if flags and set(flags) <= set(MULTIRUN_FLAGS):
-        runs, shown = sweep_samples([a for a in argv if a not in MULTIRUN_FLAGS])
+        task = [a for a in argv if a not in MULTIRUN_FLAGS]
+        if (msg := sweep_key_error({}, task)) is not None:  # (said "write +model.hidden=...")
+            return msg
+        runs, shown = sweep_samples(task)
         for run in runs:
             if (msg := _composition_error(run, shown)) is not None:
                 return msg
@@ -202,6 +205,98 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
     except Exception:  # noqa: BLE001 - anything else: Hydra composes again and says it
         return None
     return None
+
+
+def sweep_key_error(params: Any, task: list[str]) -> str | None:
+    """One line when a multirun varies a key that a config group's option (swept, or fixed on
+    the command line) does not have: ``surrogate=choice(sigmoid,straight_through)`` beside
+    Optuna's ``surrogate.alpha``, ``model=mlp,conv`` beside ``model.hidden``,
+    ``model/neuron=choice(if,lif)`` beside ``model.neuron.beta``. Every job drawing that option
+    fails to compose, and Hydra's error ended an Optuna search at its first such trial. Each
+    option of a swept group is composed with one value of every other swept key (``params``:
+    ``hydra.sweeper.params``; ``task``: the command line's overrides)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    from snntrain.paths import CONFIG_DIR
+
+    swept = swept_in(params, task)
+    fixed = [a for a in task if not a.startswith("-") and a.split("=", 1)[0] not in swept
+             and not _is_sweep(a)]
+    groups: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    for key, (_, o) in swept.items():
+        if o is None:
+            return None  # Hydra says what is wrong with it
+        if (CONFIG_DIR / key).is_dir():
+            groups[key] = _options(o, CONFIG_DIR / key)
+        elif (v := _one_value(o)) is not None:
+            values[key] = v
+    if not values:
+        return None
+
+    def failure(overrides: list[str]) -> str | None:
+        try:
+            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+                compose("config", overrides=overrides)
+        except ConfigCompositionException as e:
+            bad = re.search(r"Could not override '([^']+)'", str(e))
+            if bad and "is not in struct" in str(e.__cause__ or ""):
+                return bad.group(1)
+        except Exception:  # noqa: BLE001 - not this check's: Hydra says it
+            return None
+        return None
+
+    first = {g: opts[0] for g, opts in groups.items() if opts}
+    base = fixed + [f"{k}={v}" for k, v in values.items()]
+
+    def prefix(group: str) -> str:
+        return group.replace("/", ".") + "."
+
+    def said(key: str, picks: dict[str, str]) -> str:
+        owner = max((g for g in picks if key.startswith(prefix(g))), key=len, default=None)
+        if owner is None:  # a key no job's config has (a group fixed to an option without it)
+            return (f"{swept[key][0]} varies {key}, which this config does not have: every "
+                    f"job would fail; to add a key it does not have, write +{key}=...")
+        return (f"{swept[key][0]} varies {key}, but {owner}={picks[owner]} "
+                f"({swept[owner][0]}) has no {key.removeprefix(prefix(owner))}: every job "
+                f"drawing it would fail; vary {owner} over options that have it, or leave "
+                f"{key} out")
+
+    trials = [first] + [{**first, g: o} for g, opts in groups.items()
+                        if any(k.startswith(prefix(g)) for k in values) for o in opts[1:]]
+    for picks in trials:
+        if (key := failure(base + [f"{g}={v}" for g, v in picks.items()])) in values:
+            return said(key, picks)
+    return None
+
+
+def _is_sweep(arg: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_overrides([arg])[0].is_sweep_override()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _options(o: Any, group_dir: Path) -> list[str]:
+    """The options a sweep of a config group takes (a ``glob`` over the group's files)."""
+    try:
+        return [str(v) for v in o.sweep_string_iterator()]
+    except Exception:  # noqa: BLE001 - a glob: filtered from the group's options
+        value = o.value()
+        names = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        return list(value.filter(names)) if hasattr(value, "filter") else []
+
+
+def _one_value(o: Any) -> str | None:
+    """One value a swept key takes (an interval's start)."""
+    try:
+        return next(iter(o.sweep_string_iterator()), None)
+    except Exception:  # noqa: BLE001 - an interval: its start
+        start = getattr(o.value(), "start", None)
+        return None if start is None else str(start)
 
 
 def _keys_of(cfg: Any, dotted: str) -> list[str]:
@@ -386,7 +481,9 @@ class Startup(Callback):
             if out is not None and dir_key == "hydra.sweep.dir" and (
                     msg := another_sweep(config, out)) is not None:
                 raise ConfigError(msg)
-            if dir_key == "hydra.sweep.dir" and (msg := sweep_lacking_key(config)):
+            if dir_key == "hydra.sweep.dir" and (msg := sweep_key_error(
+                    OmegaConf.select(config, "hydra.sweeper.params", default=None) or {},
+                    list(OmegaConf.select(config, "hydra.overrides.task", default=None) or []))):
                 raise ConfigError(msg)
             if dir_key == "hydra.sweep.dir" and OmegaConf.select(
                     config, "trainer.population", default=None) is not None:

@@ -256,7 +256,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                                       say=say)
             start_step = progress.step
             rec.resume_at(start_step, epoch_open=progress.batch_in_epoch >= exp.steps_per_epoch,
-                          epochs=own_epochs(progress, ckpts, exp.run.trainer.resume))
+                          epochs=own_epochs(progress, ckpts))
             if start_step == 0:
                 rec.log_surrogate(exp.surrogate)
             Runner = FusedRunner if exp.run.trainer.fused_epoch else StepRunner

@@ -444,7 +444,7 @@ class RunRecorder:
         have = self.metrics.epoch_records()
         if have < epochs:  # (a deleted file: said even when no record was due; a damaged
             path = self.metrics.path  # one: nothing)
-            what = (f"{path} is missing: its records up to step {step} are lost"
+            what = (f"{path} is missing: the records it held are lost"
                     if not path.exists() else f"{path} holds {have} of the {epochs} epoch "
                     f"records up to step {step}: the missing ones are lost")
             self.say(f"{what}; training goes on from the checkpoint")

@@ -317,5 +317,5 @@ def test_resume_says_lost_records_only_when_records_were_due(tmp_path):
     writers.RunRecorder(tmp_path / "a", {"seed": 0}, None, say=said.append).resume_at(8, epochs=0)
     assert said == []
     writers.RunRecorder(tmp_path / "b", {"seed": 0}, None, say=said.append).resume_at(30, epochs=1)
-    assert said == [f"{tmp_path / 'b' / 'metrics.jsonl'} is missing: its records up to step 30 "
-                    "are lost; training goes on from the checkpoint"]
+    assert said == [f"{tmp_path / 'b' / 'metrics.jsonl'} is missing: the records it held are "
+                    "lost; training goes on from the checkpoint"]

@@ -327,8 +327,8 @@ def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, 
     (copy / "metrics.jsonl").unlink()
     capsys.readouterr()
     train.train_and_evaluate(compose("trainer.epochs=2"), copy)
-    assert (f"{copy / 'metrics.jsonl'} is missing: its records up to step {first['steps']} are "
-            "lost; training goes on from the checkpoint") in capsys.readouterr().err
+    assert (f"{copy / 'metrics.jsonl'} is missing: the records it held are lost; training goes "
+            "on from the checkpoint") in capsys.readouterr().err
     # damaged by hand (cut inside its first line): said too (it was dropped without a word)
     (copy / "metrics.jsonl").write_bytes((copy / "metrics.jsonl").read_bytes()[:150])
     train.train_and_evaluate(compose("trainer.epochs=3"), copy)
@@ -465,6 +465,18 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
     train.train_and_evaluate(compose("trainer.epochs=4"), tmp_path / "d")
     err = capsys.readouterr().err
     assert "resuming from step" in err and "lost" not in err
+    # its epoch records damaged, then its own command again (the path): said (it was not,
+    # for any run started from another's checkpoint)
+    lines = (tmp_path / "d" / "metrics.jsonl").read_text().splitlines(keepends=True)
+    epochs = [i for i, x in enumerate(lines) if '"split": "epoch"' in x]
+    (tmp_path / "d" / "metrics.jsonl").write_text("".join(lines[:epochs[0] + 1]))
+    (tmp_path / "a" / "checkpoints").rename(tmp_path / "a" / "gone")  # (and the source's gone)
+    train.train_and_evaluate(compose("trainer.epochs=5", f"trainer.resume={tmp_path / 'a'}"),
+                             tmp_path / "d")
+    err = capsys.readouterr().err
+    assert (f"{tmp_path / 'd' / 'metrics.jsonl'} holds 1 of the 3 epoch records up to step "
+            f"{4 * first['steps']}: the missing ones are lost") in err
+    assert f"resuming from step {4 * first['steps']}" in err
 
 
 def test_a_signal_on_an_epochs_last_step_then_resume_records_the_epoch_once(tmp_path, monkeypatch):

@@ -237,30 +237,42 @@ def test_optuna_config_composes():
 
 
 def test_a_searched_group_option_without_a_searched_key_is_refused():
-    """``surrogate=choice(sigmoid,straight_through)`` beside Optuna's surrogate.alpha: Hydra's
-    multi-line error ended the whole search at the first trial drawing straight_through."""
-    from omegaconf import OmegaConf
-
-    from snntrain.config import sweep_lacking_key
+    """A multirun varying a key one option of a config group lacks: every job drawing that
+    option failed to compose, and Hydra's error ended an Optuna search at its first such
+    trial (``surrogate=choice(sigmoid,straight_through)`` beside Optuna's surrogate.alpha)."""
+    from snntrain.startup import sweep_key_error
 
     if not _optuna_installed():
         _register_optuna_stub()
-    cfg = compose(["hparams_search=optuna"], hydra=True)
-    assert sweep_lacking_key(cfg) is None  # the shipped search: every candidate has an alpha
-    OmegaConf.update(cfg, "hydra.overrides.task",
-                     ["hparams_search=optuna", "surrogate=choice(sigmoid,straight_through)"])
-    assert sweep_lacking_key(cfg) == (
+    optuna = dict(compose(["hparams_search=optuna"], hydra=True).hydra.sweeper.params)
+    assert sweep_key_error(optuna, ["hparams_search=optuna"]) is None  # every one has alpha
+    assert sweep_key_error(optuna, ["surrogate=choice(sigmoid,straight_through)"]) == (
         "surrogate.alpha=tag(log, interval(0.5, 16)) (hydra.sweeper.params) varies "
         "surrogate.alpha, but surrogate=straight_through (surrogate=choice(sigmoid,"
         "straight_through)) has no alpha: every job drawing it would fail; vary surrogate over "
-        "options that have alpha, or leave surrogate.alpha out")
-    # a fixed surrogate.alpha on the command line takes the key out of the search (and a
-    # fixed alpha-less surrogate is the composition check's)
-    OmegaConf.update(cfg, "hydra.overrides.task",
-                     ["surrogate=choice(sigmoid,straight_through)", "surrogate.alpha=2"])
-    assert sweep_lacking_key(cfg) is None
-    for experiment in EXPERIMENTS:  # the shipped sweeps
-        assert sweep_lacking_key(compose([f"experiment={experiment}"], hydra=True)) is None
+        "options that have it, or leave surrogate.alpha out")
+    # a group fixed to an option without the key; a nested group; options with defaults
+    # lists; a glob; the same for a command-line sweep (it said "write +model.hidden=...")
+    for params, task, want in (
+        (optuna, ["surrogate=straight_through"], "surrogate.alpha=tag(log, interval(0.5, 16)) "
+         "(hydra.sweeper.params) varies surrogate.alpha, which this config does not have"),
+        (optuna, ["model/neuron=choice(if,lif)"], "but model/neuron=if (model/neuron=choice("
+         "if,lif)) has no beta"),
+        ({}, ["model=mlp,conv", "model.hidden=[16],[32]"], "model.hidden=[16],[32] varies "
+         "model.hidden, but model=conv (model=mlp,conv) has no hidden"),
+        ({}, ["surrogate=glob(*)", "surrogate.alpha=1,2"], "has no alpha"),
+    ):
+        assert want in (sweep_key_error(params, task) or ""), task
+    # valid: a key every option has from the root config (surrogate.normalize), a fixed
+    # value that takes the key out of the search, the shipped experiments
+    assert sweep_key_error({}, ["surrogate=sigmoid,arctan", "surrogate.normalize=true,false"]
+                           ) is None
+    assert sweep_key_error(optuna, ["surrogate=choice(sigmoid,straight_through)",
+                                    "surrogate.alpha=2"]) is None
+    for experiment in EXPERIMENTS:
+        cfg = compose([f"experiment={experiment}"], hydra=True)
+        assert sweep_key_error(dict(cfg.hydra.sweeper.get("params") or {}),
+                               [f"experiment={experiment}"]) is None, experiment
 
 
 @pytest.mark.slow
