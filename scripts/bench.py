@@ -113,7 +113,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra Hydra override for every snntrain run, e.g. model.conv_method=lax (repeat)",
+        help="extra Hydra override for every snntrain run of the chosen workloads, e.g. "
+        "--workloads conv --override model.conv_method=lax (repeat); not of the shape (T, "
+        "batch size, layers, data), which the FLOP counts and hand-written references fix",
     )
     ap.add_argument(
         "--no-hugepages",
@@ -127,9 +129,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     from snntrain.startup import composition_error
 
-    if args.override and (msg := composition_error(list(args.override))) is not None:
-        ap.error(f"argument --override: {msg}")  # (a Hydra traceback after the GEMM peak)
+    for o in args.override:  # (T=5 printed 2.5x the GEMM peak: the FLOP count is T=25's)
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in SHAPE_KEYS or key.startswith(("dataset.", "dataset=")) or key == "dataset":
+            ap.error(f"argument --override: {key} sets the workload's shape, which its FLOP "
+                     "count and hand-written reference fix; valid: settings of how it runs "
+                     "(model.conv_method, encoder.generator, trainer.dtype, ...)")
+    for name in args.workloads if args.override else ():  # each workload's model (conv's
+        model = "model=conv" if name == "conv" else "model=mlp"  # conv_method was refused)
+        if (msg := composition_error([model, *args.override])) is not None:
+            ap.error(f"argument --override (workload {name}): {msg}")
     return args
+
+
+# overrides that change a workload's shape (its FLOP count and reference are fixed)
+SHAPE_KEYS = ("T", "trainer.batch_size", "model", "model.hidden", "model.channels",
+              "model.kernel_size", "model.pool", "model.dense", "model.padding", "model.name")
 
 
 def main(argv: list[str] | None = None) -> int:

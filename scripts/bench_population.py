@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sections", default=["steps", "types"],
                    type=cli.subset(("steps", "types", "e2e")), help="steps,types (and e2e)")
     p.add_argument("--e2e", action="store_true", help="also run the end-to-end comparison")
-    p.add_argument("--solo-runs", type=int, default=3, help="processes for the multirun estimate")
+    p.add_argument("--solo-runs", type=cli.positive_int, default=3,  # (0: ZeroDivisionError)
+                   help="processes for the multirun estimate")
     p.add_argument("--e2e-args", default="", help="extra overrides for both e2e sides")
     p.add_argument("--json", type=cli.json_path, default=None, help="write the rows here")
     args = p.parse_args(argv)

@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def main() -> None:
+    if len(sys.argv) < 4 or not sys.argv[2].isdigit() or not sys.argv[3].isdigit():
+        sys.exit("usage: python scripts/malloc_probe.py WORKLOAD STEPS ROUNDS [mallopt JSON]")
     name, steps, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     opts = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     libc = ctypes.CDLL("libc.so.6")

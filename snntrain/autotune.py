@@ -53,7 +53,9 @@ def load_cache(path: Path, quiet: bool = False) -> dict[str, Any]:
         return {}
 
 
-def store_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
+def store_cache(path: Path, key: str, entry: dict[str, Any]) -> str:
+    """Record ``entry`` under ``key``; the words for the tuning line: ``cached in <path>``, or
+    why not (a read-only home: tune again next time; it said "cached in" all the same)."""
     try:
         table = load_cache(path, quiet=True)  # (said when it was read for the lookup)
         table[key] = entry
@@ -61,8 +63,9 @@ def store_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home: tune again next time
+    except OSError as e:
+        return f"not cached: {path} cannot be written ({e.strerror or type(e).__name__})"
+    return f"cached in {path}"
 
 
 def cache_key(what: str, shapes: Sequence[Any]) -> str:
@@ -110,11 +113,11 @@ def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
         raise failed if failed is not None else ValueError(f"autotune {what}: no candidates")
     choice = min(times, key=times.get)
     _memory[key] = choice
-    store_cache(path, key,
-                {"choice": choice, "ms": {k: round(v * 1e3, 3) for k, v in times.items()}})
+    cached = store_cache(path, key, {"choice": choice,
+                                     "ms": {k: round(v * 1e3, 3) for k, v in times.items()}})
     print(f"snntrain: autotune {what} {shapes}: {choice} ("
           + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in sorted(times.items(), key=lambda x: x[1]))
-          + f"; cached in {path})", file=sys.stderr)
+          + f"; {cached})", file=sys.stderr)
     return choice
 
 

@@ -179,9 +179,8 @@ class MallocTrial:
         self._switch(self.choice)
         ms, path = self.medians_ms(), autotune.cache_path()
         faults = {c: int(statistics.median(v)) for c, v in self.faults.items() if v}
-        if self.cache:
-            autotune.store_cache(path, self.cache_key,
-                                 {"choice": self.choice, "ms": ms, "faults": faults})
+        cached = autotune.store_cache(path, self.cache_key, {
+            "choice": self.choice, "ms": ms, "faults": faults}) if self.cache else ""
         self.say(f"snntrain: autotune malloc: {self.choice} (median step "
                  + ", ".join(f"{c} {v:.2f} ms" for c, v in sorted(ms.items(), key=lambda x: x[1]))
                  + f"; page faults per step default {faults.get('default', 0)}, heap "
@@ -190,7 +189,7 @@ class MallocTrial:
                     f"as under {MIN_FAULTS} page faults per step"
                     if self.choice == "default" and ms.get("heap", math.inf) < ms.get(
                         "default", 0.0) * (1.0 - MARGIN) else "")
-                 + (f"; cached in {path})" if self.cache else ")"))
+                 + (f"; {cached})" if cached else ")"))
 
 
 def trial_on(run: Callable[[], Any]) -> MallocTrial:

@@ -44,6 +44,19 @@ def test_corrupt_cache_is_ignored_with_a_message(cache, capsys, monkeypatch):
     assert json.loads(cache.read_text())  # rewritten as valid JSON
 
 
+def test_an_unwritable_cache_is_said_not_cached(tmp_path, capsys, monkeypatch):
+    """A cache directory under a file: the line said "cached in ..." and nothing was written."""
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("SNNTRAIN_CACHE_DIR", str(tmp_path / "afile" / "sub"))
+    monkeypatch.setattr(autotune, "_memory", {})
+    monkeypatch.setattr(autotune, "_time", lambda fn, args, budget_s: 1.0)
+    autotune.fastest("op", [(2,)], {"a": jnp.sin}, lambda: autotune.random_args(((2,),
+                                                                                 jnp.float32)))
+    err = capsys.readouterr().err
+    assert f"; not cached: {tmp_path / 'afile' / 'sub' / 'autotune.json'} cannot be written (" \
+        in err and "cached in" not in err
+
+
 def test_when_every_candidate_fails_the_real_error_is_raised(cache):
     """A wrong input (3 channels into a conv built for 1) failed every formulation, and the
     autotuner said ``min() arg is an empty sequence``; the last candidate's error now rises."""

@@ -95,3 +95,16 @@ def test_bad_arguments_are_argparse_one_liners(capsys):
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_overrides_are_checked_against_the_chosen_workloads(capsys):
+    """--help's own example (model.conv_method=lax) was refused against the MLP's config, and
+    T=5 ran with T=25's FLOP count (2.5x the GEMM peak) and reference."""
+    args = bench.parse_args(["--workloads", "conv", "--override", "model.conv_method=lax"])
+    assert args.override == ["model.conv_method=lax"]
+    for argv, said in ((["--override", "model.conv_method=lax"], "(workload mlp): "
+                        "model.conv_method is not a config key"),
+                       (["--override", "T=5"], "T sets the workload's shape")):
+        with pytest.raises(SystemExit):
+            bench.parse_args(argv)
+        assert said in capsys.readouterr().err

@@ -51,6 +51,8 @@ def json_path(text: str) -> Path:
     path = Path(text)
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: directory {path.parent} does not exist")
+    if path.is_dir():  # (an IsADirectoryError after the whole run)
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name")
     return path
 
 
