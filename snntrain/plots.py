@@ -13,6 +13,7 @@ Every axis is labelled; a legend sits inside its axes, or below them when it has
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,12 @@ def image_path(text: str) -> Path:
         raise argparse.ArgumentTypeError(
             f"{text}: " + (f".{suffix} is not an image format matplotlib writes" if suffix
                            else "no file extension") + f"; use one of {', '.join(sorted(formats))}")
+    parent = Path(text).absolute().parent
+    while not parent.exists():  # (a file on the way, or an unwritable place: a traceback
+        parent = parent.parent  # after the figure was drawn)
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(
+            f"{text}: {parent} is {'not a directory' if not parent.is_dir() else 'not writable'}")
     return Path(text)
 
 

@@ -1688,6 +1688,18 @@ def test_plot_scripts_refuse_an_image_format_matplotlib_does_not_write():
         assert str(err.value).startswith(said + "use one of ") and "pdf, pgf, png" in str(err.value)
 
 
+def test_plot_scripts_refuse_an_out_under_a_file(tmp_path):
+    """``--out afile/s.png``: FileExistsError after the figure was drawn."""
+    import argparse
+
+    from snntrain.plots import image_path
+
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"afile is not a directory$"):
+        image_path(str(tmp_path / "afile" / "sub" / "s.png"))
+    assert image_path(str(tmp_path / "new" / "s.png")) == tmp_path / "new" / "s.png"
+
+
 def test_members_of_a_preempted_population_that_never_started_are_named(tmp_path):
     """A population with chunk=1 pre-empted in its first group: the later members have no
     directory, so the report named a winner among the started ones without a word of them."""

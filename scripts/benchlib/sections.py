@@ -69,7 +69,8 @@ def memory_section(ws: dict[str, Workload], names: list[str], steps: int) -> dic
     return out
 
 
-def devices_section(n: int, npz: Path, steps: int) -> dict[str, Any]:
+def devices_section(n: int, npz: Path, steps: int,
+                    names: tuple[str, ...] = ("mlp", "conv")) -> dict[str, Any]:
     """Re-run this script with ``--xla_force_host_platform_device_count=n`` set before JAX
     starts (appended to any XLA_FLAGS already set; nothing is unset)."""
     env = dict(os.environ)
@@ -85,6 +86,8 @@ def devices_section(n: int, npz: Path, steps: int) -> dict[str, Any]:
         str(npz),
         "--_steps",
         str(steps),
+        "--workloads",
+        ",".join(names),
     ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
@@ -93,7 +96,8 @@ def devices_section(n: int, npz: Path, steps: int) -> dict[str, Any]:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def devices_child(n: int, npz: Path, steps: int) -> dict[str, Any]:
+def devices_child(n: int, npz: Path, steps: int,
+                  names: tuple[str, ...] = ("mlp", "conv")) -> dict[str, Any]:
     import jax
 
     have = jax.local_device_count()
@@ -102,7 +106,7 @@ def devices_child(n: int, npz: Path, steps: int) -> dict[str, Any]:
         out["note"] = f"only {have} device(s) on {out['platform']}; 1-vs-{n} not measured"
         return out
     ws = workloads(npz)
-    for name in ("mlp", "conv"):
+    for name in names:  # the chosen of mlp and conv (it ran both whatever --workloads said)
         runners = []
         for mode, k in (("none", 1), ("sharded", n), ("pmap", n)):
             r, _ = snntrain_runner(
@@ -246,7 +250,8 @@ def direct_section(w: Workload, steps: int, rounds: int, gemm: float) -> dict:
 MALLOC_POLICIES = ("default", "heap", "hugepages")
 
 
-def malloc_section(names: list[str], measured: dict[str, Any]) -> dict[str, Any]:
+def malloc_section(names: list[str], measured: dict[str, Any],
+                   overrides: list[str] = ()) -> dict[str, Any]:
     """Re-run the workloads in one subprocess per forced malloc policy (``SNNTRAIN_MALLOC``:
     glibc ``default``, ``heap``, ``hugepages``; :mod:`snntrain.hostenv`), each with half the
     steps, and report steps/s and the gain over ``default``; ``measured`` (this run's
@@ -263,6 +268,7 @@ def malloc_section(names: list[str], measured: dict[str, Any]) -> dict[str, Any]
             path = Path(tmp) / f"{policy}.json"
             cmd = [sys.executable, SCRIPT, "--sections", "workloads", "--workloads"]
             cmd += [",".join(names), "--json", str(path), "--_steps-scale", "0.5"]
+            cmd += [f"--override={o}" for o in overrides]  # (the same runs as `measured`)
             res = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if res.returncode != 0 or not path.exists():
                 out[policy] = {"error": (res.stderr or res.stdout).strip().splitlines()[-1:]}
