@@ -275,8 +275,12 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
                          {k: v for k, v in restored[1].items() if k in LINEAGE})
     if restored is None:
         if resume != "auto":
+            groups = sorted(p.name for p in source.directory.glob("group*") if p.is_dir())
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "
-                              f"{source.directory}")
+                              f"{source.directory}" + (
+                                  f" (it holds a chunked population's groups, {groups[0]} ...: "
+                                  "only a population with the same members resumes it)"
+                                  if groups else ""))
         if ckpts.steps() or ckpts.set_aside:
             n = len(ckpts.steps()) + len(ckpts.set_aside)
             ckpts = set_aside_earlier(ckpts, run_dirs, say, f"no usable checkpoint in "
