@@ -786,8 +786,10 @@ def test_resume_never_sets_a_populations_earlier_training_aside(tmp_path, capsys
     capsys.readouterr()
     fresh = train_and_evaluate(compose(pop, "trainer.epochs=1", "trainer.resume=never"),
                                tmp_path)
-    assert ("trainer.resume=never: starting from step 0; kept the earlier files as "
-            "checkpoints.set-aside-") in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "trainer.resume=never: kept the earlier checkpoints as checkpoints.set-aside-" in err
+    assert ("trainer.resume=never: starting from step 0; kept the earlier files as members/"
+            ) in err
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [_summary(_member_dirs(tmp_path)[0])["steps"]] and fresh["completed"] == 2
     for m in _member_dirs(tmp_path):
