@@ -231,7 +231,7 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
         if (CONFIG_DIR / key).is_dir():
             groups[key] = _options(o, CONFIG_DIR / key)
         elif (v := _one_value(o)) is not None:
-            values[key] = v
+            values[key] = f"{o.get_key_element()}={v}"  # (+key=... stays an addition)
     if not values:
         return None
 
@@ -248,14 +248,16 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
         return None
 
     first = {g: opts[0] for g, opts in groups.items() if opts}
-    base = fixed + [f"{k}={v}" for k, v in values.items()]
+    base = fixed + list(values.values())
 
     def prefix(group: str) -> str:
         return group.replace("/", ".") + "."
 
     def said(key: str, picks: dict[str, str]) -> str:
         owner = max((g for g in picks if key.startswith(prefix(g))), key=len, default=None)
-        if owner is None:  # a key no job's config has (a group fixed to an option without it)
+        if owner is None:  # a key no job's config has (a group fixed to an option without
+            if key in dict(_keys_set(task)):  # it); the command line's: composition_error
+                return None  # names the keys there are
             return (f"{swept[key][0]} varies {key}, which this config does not have: every "
                     f"job would fail; to add a key it does not have, write +{key}=...")
         return (f"{swept[key][0]} varies {key}, but {owner}={picks[owner]} "
@@ -269,6 +271,11 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
         if (key := failure(base + [f"{g}={v}" for g, v in picks.items()])) in values:
             return said(key, picks)
     return None
+
+
+def _keys_set(task: list[str]) -> list[tuple[str, str]]:
+    """``(key, argument)`` of each override on the command line."""
+    return [(a.split("=", 1)[0].lstrip("+~"), a) for a in task if "=" in a]
 
 
 def _is_sweep(arg: str) -> bool:
