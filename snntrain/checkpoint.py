@@ -200,6 +200,16 @@ class Checkpoints:
         return self.manager.restore(step, args=ocp.args.Composite(
             meta=ocp.args.JsonRestore()))["meta"]
 
+    def newest_meta(self) -> dict[str, Any]:
+        """The meta of the newest readable checkpoint (empty: none; :meth:`restore` says
+        which are unreadable)."""
+        for step in self.steps()[::-1]:
+            try:
+                return dict(self.read_meta(step))
+            except Exception:  # noqa: BLE001 - unreadable: try the previous one
+                continue
+        return {}
+
     def restore(self, target: Any, fingerprint: dict[str, Any], say=print,
                 step: int | None = None) -> tuple[Any, dict[str, Any]] | None:
         """Restore the newest readable checkpoint into the structure of ``target``.

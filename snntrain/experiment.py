@@ -284,12 +284,7 @@ def _restored(run_dir: str | Path, cfg: DictConfig | None) -> tuple[nnx.Module, 
 
 def newest_fingerprint(ckpts: ckpt_lib.Checkpoints) -> dict[str, Any]:
     """The fingerprint of the newest readable checkpoint (empty: none)."""
-    for step in ckpts.steps()[::-1]:
-        try:
-            return dict(ckpts.read_meta(step).get("fingerprint", {}))
-        except Exception:  # noqa: BLE001 - unreadable: restore says so and tries the previous
-            continue
-    return {}
+    return dict(ckpts.newest_meta().get("fingerprint", {}))
 
 
 def _warmup_steps(run: Any) -> int:

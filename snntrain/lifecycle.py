@@ -256,8 +256,10 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
                                       "trainer.resume=never: starting from step 0")
         return None, ckpts, ckpts.directory
     origin = None if resume == "auto" else ckpt_lib.checkpoints_in(Path(resume)).resolve()
-    if origin is not None and (origin == ckpts.directory.resolve() or _started_from(ckpts) in (
-            str(origin), str(origin / "checkpoints"))):  # (the other's checkpoints/ deleted)
+    # (resumed_from names <run>/checkpoints, which checkpoints_in skips once it is deleted)
+    started = ckpts.newest_meta().get("resumed_from") if origin is not None else None
+    if origin is not None and (origin == ckpts.directory.resolve()
+                               or started in (str(origin), str(origin / "checkpoints"))):
         resume = "auto"  # its own directory, or this run's own training from that checkpoint
     source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(origin, write=False)
     restored = source.restore(state, fp, say)
@@ -297,20 +299,9 @@ def own_epochs(progress: RunProgress, ckpts: ckpt_lib.Checkpoints) -> int:
     :func:`restore` (0 unless it resumed its own checkpoints, which a rerun of
     ``trainer.resume=<path>`` does too: a run started from another's has the epochs after the
     one it started at)."""
-    if not getattr(ckpts, "own", False):
+    if not ckpts.own:
         return 0
     return progress.epoch - int(ckpts.lineage.get("resumed_at_epoch", 0))
-
-
-def _started_from(ckpts: ckpt_lib.Checkpoints) -> str | None:
-    """The checkpoints a run directory's own training started from (``trainer.resume=<path>``
-    recorded in its newest readable step), if any."""
-    for step in ckpts.steps()[::-1]:
-        try:
-            return ckpts.read_meta(step).get("resumed_from")
-        except Exception:  # noqa: BLE001 - unreadable: restore says so and tries the previous
-            continue
-    return None
 
 
 def epoch_record(progress: RunProgress, val: dict[str, float] | None, test: dict[str, float],

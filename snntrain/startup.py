@@ -221,8 +221,7 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
     from snntrain.paths import CONFIG_DIR
 
     swept = swept_in(params, task)
-    fixed = [a for a in task if not a.startswith("-") and a.split("=", 1)[0] not in swept
-             and not _is_sweep(a)]
+    fixed = [a for a in task if not a.startswith("-") and not _is_sweep(a)]
     groups: dict[str, list[str]] = {}
     values: dict[str, str] = {}
     for key, (_, o) in swept.items():
@@ -256,8 +255,8 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
     def said(key: str, picks: dict[str, str]) -> str:
         owner = max((g for g in picks if key.startswith(prefix(g))), key=len, default=None)
         if owner is None:  # a key no job's config has (a group fixed to an option without
-            if key in dict(_keys_set(task)):  # it); the command line's: composition_error
-                return None  # names the keys there are
+            if any(a.split("=", 1)[0].lstrip("+~") == key for a in task):  # it); the
+                return None  # command line's: composition_error names the keys there are
             return (f"{swept[key][0]} varies {key}, which this config does not have: every "
                     f"job would fail; to add a key it does not have, write +{key}=...")
         return (f"{swept[key][0]} varies {key}, but {owner}={picks[owner]} "
@@ -272,10 +271,6 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
             return said(key, picks)
     return None
 
-
-def _keys_set(task: list[str]) -> list[tuple[str, str]]:
-    """``(key, argument)`` of each override on the command line."""
-    return [(a.split("=", 1)[0].lstrip("+~"), a) for a in task if "=" in a]
 
 
 def _is_sweep(arg: str) -> bool:
