@@ -1,9 +1,10 @@
 """Pick the fastest of several exact formulations on the machine a run is on, once.
 
 :func:`fastest` times each candidate (compiled, forward and backward) on the run's real shapes
-for a fraction of a second, keeps the winner, and remembers it per device kind, JAX version
-and shapes in ``$SNNTRAIN_CACHE_DIR`` (default ``~/.cache/snntrain``) ``/autotune.json``, so a
-later run on the same machine and shapes pays nothing. The choice is logged once per process.
+for a fraction of a second, keeps the winner, and remembers it per device kind (on a CPU: its
+model and core count), JAX version and shapes in ``$SNNTRAIN_CACHE_DIR`` (default
+``~/.cache/snntrain``) ``/autotune.json``, so a later run on the same machine and shapes pays
+nothing. The choice is logged once per process.
 ``SNNTRAIN_AUTOTUNE=0`` turns timing off (each caller then uses its own fixed rule). A corrupt
 cache file is ignored, with a message, and rewritten.
 
@@ -25,8 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snntrain import hostenv
+
 ENV_SWITCH = "SNNTRAIN_AUTOTUNE"
 _memory: dict[str, str] = {}
+_said: set[str] = set()  # unreadable caches already reported
 
 
 def enabled() -> bool:
@@ -47,7 +51,9 @@ def load_cache(path: Path, quiet: bool = False) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        if not quiet:
+        said = f"{path} {e}"  # once per process: start-up and the trial both read it
+        if not quiet and said not in _said:
+            _said.add(said)
             print(f"snntrain: ignoring the unreadable autotune cache {path} ({e}); it will be "
                   "rewritten", file=sys.stderr)
         return {}
@@ -69,8 +75,14 @@ def store_cache(path: Path, key: str, entry: dict[str, Any]) -> str:
 
 
 def cache_key(what: str, shapes: Sequence[Any]) -> str:
+    """The cache's key: device, JAX version, what is tuned and its shapes. On a CPU the device
+    kind is just ``cpu``, so the CPU model and the core count stand in for it: a home directory
+    shared by a cluster's mixed nodes must not hand one node's winner to another."""
     device = jax.devices()[0]
-    return f"{device.platform}:{device.device_kind}|jax {jax.__version__}|{what}|{shapes}"
+    kind = device.device_kind
+    if device.platform == "cpu":
+        kind = f"{hostenv.cpu_model()} x{os.cpu_count()}"
+    return f"{device.platform}:{kind}|jax {jax.__version__}|{what}|{shapes}"
 
 
 def _time(fn: Callable, args: tuple, budget_s: float, max_runs: int = 50) -> float:

@@ -54,11 +54,18 @@ def malloc_mode(env: dict[str, str] | None = None) -> str:
     if TUNABLE + "=1" in env.get("GLIBC_TUNABLES", ""):
         return "hugepages"
     mode = env.get(MODE_SWITCH, "").strip().lower()
+    old = env.get(ENV_SWITCH, "").strip()
+    if old not in ("", "0", "1"):  # "yes" was taken as auto without a word
+        raise ConfigError(f"{ENV_SWITCH}={old!r} is not 1 or 0 (the older switch; or set "
+                          f"{MODE_SWITCH} to one of {', '.join(MODES)})")
     if not mode:
-        mode = {"0": "default", "1": "hugepages"}.get(env.get(ENV_SWITCH, "").strip(), "auto")
+        mode = {"0": "default", "1": "hugepages"}.get(old, "auto")
     if mode not in MODES:
         raise ConfigError(f"{MODE_SWITCH}={mode!r} is not a malloc policy; valid: "
                           f"{', '.join(MODES)}")
+    if mode == "hugepages" and old == "0":  # the restart obeys the older switch: no huge pages
+        raise ConfigError(f"{MODE_SWITCH}=hugepages and {ENV_SWITCH}=0 disagree (the older "
+                          f"switch keeps huge pages off): unset {ENV_SWITCH}")
     return mode
 
 

@@ -44,6 +44,14 @@ def test_corrupt_cache_is_ignored_with_a_message(cache, capsys, monkeypatch):
     assert json.loads(cache.read_text())  # rewritten as valid JSON
 
 
+def test_an_unreadable_cache_is_reported_once_per_process(cache, capsys):
+    """Start-up (the cached malloc choice) and the malloc trial each read the cache: a run too
+    short to finish the trial said "ignoring the unreadable autotune cache" twice."""
+    cache.write_text("[1, 2]")
+    assert autotune.load_cache(cache) == {} and autotune.load_cache(cache) == {}
+    assert capsys.readouterr().err.count("ignoring the unreadable autotune cache") == 1
+
+
 def test_an_unwritable_cache_is_said_not_cached(tmp_path, capsys, monkeypatch):
     """A cache directory under a file: the line said "cached in ..." and nothing was written."""
     (tmp_path / "afile").write_text("")
@@ -118,3 +126,19 @@ def test_an_empty_block_is_not_timed(cache, monkeypatch):
     monkeypatch.setattr(autotune, "fastest", no_timing)
     assert convpool.tuned_method((1, 28, 28, 0), (5, 5, 1, 12), jnp.float32, "VALID", 2) == "rule"
     assert not cache.exists()
+
+
+def test_the_cache_key_names_the_cpu_model_and_cores(monkeypatch):
+    """On a CPU the device kind is just "cpu": a cache in a home directory shared by a
+    cluster's nodes handed one CPU model's winner to every other."""
+    from snntrain import hostenv
+
+    monkeypatch.setattr(hostenv, "cpu_model", lambda: "AMD EPYC 7763")
+    monkeypatch.setattr(autotune.os, "cpu_count", lambda: 8)
+    zen = autotune.cache_key("op", [(2,)])
+    assert zen.startswith("cpu:AMD EPYC 7763 x8|jax ")
+    monkeypatch.setattr(hostenv, "cpu_model", lambda: "Intel(R) Xeon(R) Platinum 8480+")
+    assert autotune.cache_key("op", [(2,)]) != zen
+    monkeypatch.setattr(hostenv, "cpu_model", lambda: "AMD EPYC 7763")
+    monkeypatch.setattr(autotune.os, "cpu_count", lambda: 2)
+    assert autotune.cache_key("op", [(2,)]) != zen

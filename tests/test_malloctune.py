@@ -44,6 +44,21 @@ def test_bad_malloc_mode_is_a_config_error_naming_the_choices():
         hostenv.malloc_mode({"SNNTRAIN_MALLOC": "fast"})
 
 
+def test_the_older_switch_is_checked_too():
+    """``SNNTRAIN_HUGEPAGES=yes`` was taken as ``auto``; with ``SNNTRAIN_MALLOC=hugepages``,
+    ``SNNTRAIN_HUGEPAGES=0`` stopped the restart while the run reported huge pages."""
+    with pytest.raises(ConfigError, match=r"^SNNTRAIN_HUGEPAGES='yes' is not 1 or 0 \(the "
+                       r"older switch; or set SNNTRAIN_MALLOC to one of auto, heap, default, "
+                       r"hugepages\)$"):
+        hostenv.malloc_mode({"SNNTRAIN_HUGEPAGES": "yes"})
+    with pytest.raises(ConfigError, match=r"^SNNTRAIN_MALLOC=hugepages and SNNTRAIN_HUGEPAGES=0 "
+                       r"disagree \(the older switch keeps huge pages off\): unset "
+                       r"SNNTRAIN_HUGEPAGES$"):
+        hostenv.malloc_mode({"SNNTRAIN_MALLOC": "hugepages", "SNNTRAIN_HUGEPAGES": "0"})
+    assert hostenv.malloc_mode({"SNNTRAIN_MALLOC": "hugepages", "SNNTRAIN_HUGEPAGES": "1"}) \
+        == "hugepages"
+
+
 class FakeClock:
     """A timer whose every step lasts ``ms[policy in force]`` milliseconds and page-faults
     ``faults[policy in force]`` times (default: 5000 under ``default``, 0 under ``heap``)."""
