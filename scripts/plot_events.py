@@ -98,16 +98,20 @@ def make_figure(data_dir: str | None = None, T: int = 16) -> Figure:
     return fig
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
+MAX_T = 10_000  # the figure is ~700 pixels wide; T = 10^6 binned 2.8 GB of frames for it
+
+
+def _steps(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_T:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer in [1, {MAX_T}] (the "
+                                         "figure shows one column per step)")
     return int(text)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", default=None, help="Tonic's save_to directory")
-    parser.add_argument("--T", type=_positive, default=16, help="time steps per sample")
+    parser.add_argument("--T", type=_steps, default=16, help="time steps per sample")
     parser.add_argument("--out", type=image_path, default="outputs/events.png")
     args = parser.parse_args(argv)
     out = Path(args.out)

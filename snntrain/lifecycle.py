@@ -368,7 +368,7 @@ def _multirun() -> bool:
 
 
 def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
-              run_dir: Path, t_start: float) -> dict[str, Any]:
+              run_dir: Path) -> dict[str, Any]:
     """``summary.json``: the last epoch's metrics, best validation, timing, what ran, where
     (``runner``: anything with ``train_s``, ``timed_steps`` and ``compile_s``, e.g. a
     ``train.StepRunner``)."""
@@ -385,7 +385,7 @@ def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
         "cost": {k[len("test_"):]: v for k, v in last.items()
                  if k.startswith(("test_synops/total/", "test_energy", "test_sparsity/total",
                                   "test_spikes/total"))},
-        "wall_time_s": time.time() - t_start, "train_time_s": runner.train_s,
+        **progress.time_spent(runner.train_s),  # earlier attempts' included
         "compile_time_s": runner.compile_s or 0.0,
         # null when no step was timed (an epoch of one step: the step that compiled)
         "samples_per_s": (throughput(runner.timed_steps, exp.batch_size, runner.train_s)

@@ -754,7 +754,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
     every = int(tcfg.checkpoint_every or 0)
 
     def save() -> None:
-        meta = position.to_meta(0, np.zeros(2, np.uint32), fp)  # the group's position;
+        meta = position.to_meta(0, np.zeros(2, np.uint32), fp, runner.train_s)  # the group's;
         # each member's (with its own seed and key) below
         meta["members"] = [r.to_meta(np.asarray(jax.random.PRNGKey(r.exp.seed))) for r in runs]
         ckpts.save(position.step, runner.state, meta)
@@ -964,8 +964,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 if len(starts) > 1:  # the epoch lines below start again at epoch 1
                     _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
                 status = _train_group(group, run_dir, ckpt_dir, group_name,
-                                      signals.received_any, t_start, t_group,
-                                      malloc_trial=trial)
+                                      signals.received_any, t_group, malloc_trial=trial)
                 if status == "preempted":
                     break
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
@@ -1124,7 +1123,7 @@ class _Timing:
 
 
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
-                 stop: Callable[[], bool], t_start: float, t_group: float, say=_say,
+                 stop: Callable[[], bool], t_group: float, say=_say,
                  malloc_trial: malloctune.MallocTrial | None = None) -> str:
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
                                  async_save=group.base.run.trainer.async_checkpointing)
@@ -1135,6 +1134,7 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
             e.run.trainer.on_nan, lambda: lifecycle.last_good(ckpts), _member_say(m.name, say))))
     try:
         state, position, ckpts = _restore_or_start(group, runs, ckpts, say)
+        position.started_at = t_group  # (the group's time: this attempt's and the earlier ones')
         start_step = position.step
         for run in runs:
             if run.status == "training":
@@ -1153,13 +1153,15 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
     # the member's share of its group's wall time, compile and data included as in a solo
     # run's (the group's was every member's: a report's sum over members counted it once per
     # member; then it left out the compile)
-    group_s = time.time() - t_group
+    spent = position.time_spent(runner.train_s)  # (earlier attempts' included)
+    group_s = spent["wall_time_s"]
     for j, run in enumerate(runs):
         if run.rec is None:
             continue
         final = "preempted" if status == "preempted" else "completed"
-        summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir, t_start)
+        summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir)
         summary["wall_time_s"] = group_s / len(runs)
+        summary["train_time_s"] = spent["train_time_s"]
         summary["compile_time_s"] = group.compile_s / len(runs)  # (so, below its wall time)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs),
                                  "group_wall_time_s": group_s,

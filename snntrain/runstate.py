@@ -4,7 +4,8 @@
 * :class:`RunProgress`: the one definition of a run's position, written into every checkpoint
   and read back on resume: the global ``step``, the ``epoch`` being trained (counted from 0),
   how many of its batches are done (``batch_in_epoch``), the epoch's running sums, the
-  best-validation history and the last epoch record (what the summary reports).
+  best-validation history, the last epoch record (what the summary reports) and the time the
+  run has taken (its earlier attempts' up to the checkpoint it resumed from, and this one's).
   ``batch_in_epoch == steps_per_epoch`` means the epoch's batches are done but its end (means,
   evaluation, epoch record) is not: a resumed run does it next.
 * :class:`DivergencePolicy`: what a non-finite step means (``trainer.on_nan``).
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import numpy as np
@@ -80,6 +82,15 @@ class RunProgress:
     best_val_epoch: int | None = None
     last_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)  # its epoch record
     skipped_steps: int = 0  # trainer.on_nan=skip_step: updates dropped so far
+    started_at: float = dataclasses.field(default_factory=time.time)  # this attempt's start
+    earlier_s: tuple[float, float] = (0.0, 0.0)  # wall, training s of the attempts before
+
+    def time_spent(self, train_s: float) -> dict[str, float]:
+        """``wall_time_s`` and ``train_time_s`` of the run so far: the earlier attempts' (up to
+        the checkpoint this one resumed from; a pre-empted seed reported only its last attempt)
+        and this attempt's (``train_s``: its timed training)."""
+        return {"wall_time_s": self.earlier_s[0] + time.time() - self.started_at,
+                "train_time_s": self.earlier_s[1] + train_s}
 
     def advance(self, n: int = 1) -> None:
         self.step += n
@@ -97,8 +108,12 @@ class RunProgress:
         if self.best_val_accuracy is None or accuracy > self.best_val_accuracy:
             self.best_val_accuracy, self.best_val_epoch = accuracy, epoch
 
-    def to_meta(self, seed: int, key: Any, fingerprint: dict[str, Any]) -> dict[str, Any]:
-        history = {"best_val_accuracy": self.best_val_accuracy}
+    def to_meta(self, seed: int, key: Any, fingerprint: dict[str, Any],
+                train_s: float | None = None) -> dict[str, Any]:
+        """The checkpoint's meta; with the time spent so far when ``train_s`` is given."""
+        history: dict[str, Any] = {"best_val_accuracy": self.best_val_accuracy}
+        if train_s is not None:
+            history.update(self.time_spent(train_s))
         if self.best_val_epoch is not None:
             history["best_val_epoch"] = self.best_val_epoch
         if self.skipped_steps:
@@ -114,7 +129,9 @@ class RunProgress:
         p = cls(int(meta["step"]), int(meta["epoch"]), int(meta["batch_in_epoch"]),
                 MetricSums.from_meta(meta.get("epoch_acc") or {}),
                 history.get("best_val_accuracy"), history.get("best_val_epoch"),
-                dict(meta.get("last_epoch") or {}), int(history.get("skipped_steps", 0)))
+                dict(meta.get("last_epoch") or {}), int(history.get("skipped_steps", 0)),
+                earlier_s=(float(history.get("wall_time_s", 0.0)),
+                           float(history.get("train_time_s", 0.0))))
         if p.step != p.epoch * steps_per_epoch + p.batch_in_epoch:
             raise ValueError(f"checkpoint position is inconsistent: step {p.step} is not epoch "
                              f"{p.epoch} x {steps_per_epoch} steps + batch {p.batch_in_epoch}")

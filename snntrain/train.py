@@ -248,6 +248,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                                      async_save=exp.run.trainer.async_checkpointing)
         try:
             state, progress, ckpts = restore_or_start(exp, ckpts, say)
+            progress.started_at = t_start  # (this attempt's time counts from its start)
             if progress.epoch == exp.epochs and (
                     done := writers.completed_summary(run_dir / "summary.json")) is not None:
                 return done  # a finished run run again: its record stays as it was
@@ -269,7 +270,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             ckpts.close()
         finally:
             ckpts.abandon()  # never leave orbax's threads running (they block the exit)
-        summary = summarize(exp, progress, runner, status, run_dir, t_start)
+        summary = summarize(exp, progress, runner, status, run_dir)
         rec.finish(summary)
     if status == "preempted":
         raise Preempted(f"received signal {signals.received}: saved a checkpoint at step "
@@ -289,7 +290,7 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
 
     def save() -> None:
         ckpts.save(progress.step, exp.parallel.unreplicate(runner.state),
-                   progress.to_meta(exp.seed, runner.key, fp))
+                   progress.to_meta(exp.seed, runner.key, fp, runner.train_s))
 
     with Progress(exp.total_steps, exp.steps_per_epoch, exp.parallel.is_main and tcfg.progress,
                   batch_size=exp.batch_size, epoch_lines=exp.parallel.is_main) as bar:

@@ -1700,6 +1700,19 @@ def test_plot_scripts_refuse_an_out_under_a_file(tmp_path):
     assert image_path(str(tmp_path / "new" / "s.png")) == tmp_path / "new" / "s.png"
 
 
+def test_plot_events_refuses_more_steps_than_a_figure_shows():
+    """``plot_events.py --T 1000000`` binned 2.8 GB of frames for a 700-pixel-wide figure."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "scripts/plot_events.py", "--T", "1000000"],
+                         capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert res.returncode == 2
+    assert res.stderr.splitlines()[-1] == (
+        "plot_events.py: error: argument --T: '1000000': must be an integer in [1, 10000] (the "
+        "figure shows one column per step)")
+
+
 def test_members_of_a_preempted_population_that_never_started_are_named(tmp_path):
     """A population with chunk=1 pre-empted in its first group: the later members have no
     directory, so the report named a winner among the started ones without a word of them."""

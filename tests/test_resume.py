@@ -584,3 +584,19 @@ def test_a_chunked_population_as_a_runs_resume_path_is_named(tmp_path):
                        r"population with the same members resumes it\)$"):
         lifecycle.restore(own, {}, {}, str(tmp_path / "pop"), [tmp_path / "run"], print)
     own.abandon()
+
+
+def test_a_resumed_run_counts_the_time_of_its_earlier_attempts(tmp_path):
+    """``wall_time_s`` and ``train_time_s`` covered the last attempt only: a pre-empted seed (or
+    one trained on with more epochs) showed less time than it took in the report's mean. Each
+    checkpoint records the time so far; the resumed attempt adds its own."""
+    first = train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    step = Checkpoints(tmp_path / "checkpoints").steps()[-1]
+    meta = json.loads((tmp_path / "checkpoints" / str(step) / "meta" / "metadata").read_text())
+    wall, trained = meta["history"]["wall_time_s"], meta["history"]["train_time_s"]
+    assert 0 < wall <= first["wall_time_s"] and 0 <= trained <= first["train_time_s"]
+    t0 = time.time()
+    more = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
+    attempt = time.time() - t0
+    assert wall + 0.5 * attempt < more["wall_time_s"] <= wall + attempt
+    assert more["train_time_s"] > trained
