@@ -55,6 +55,20 @@ def make_forward(exp):
     return forward
 
 
+def _global_mean(part: jax.Array, axis_name: str | None) -> jax.Array:
+    """The sum of every shard's ``part`` as a value, with this shard's own gradient only.
+
+    A penalty of the global mean (``loss.rate_reg``) differentiated through ``psum`` gave each
+    shard the whole batch's gradient, and the ``psum`` of the gradients then counted it once
+    per device (2 devices: twice the one-device gradient). With the other shards' parts held
+    constant, the summed shard gradients are the global mean's: ``g'(r) * sum_s dr_s``.
+    """
+    if axis_name is None:
+        return part
+    fixed = jax.lax.stop_gradient(part)
+    return par.psum(fixed, axis_name) + (part - fixed)
+
+
 def make_train_step(exp):
     """The training step: masked mean cross-entropy over the *global* batch, one optax update.
 
@@ -74,7 +88,7 @@ def make_train_step(exp):
             sums = batch_sums(logits_BxC, aux, batch)
             loss = sums["loss"] / count
             if reg.weight:
-                loss = loss + reg({k: par.psum(sums[f"rate/{k}"], axis_name) / count
+                loss = loss + reg({k: _global_mean(sums[f"rate/{k}"] / count, axis_name)
                                    for k in aux["rates"]})
             return loss, sums
 
