@@ -490,10 +490,18 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
             train_and_evaluate(compose(*pop, "trainer.epochs=2", override), run)
         assert named in str(e.value)
         assert (run / "config.yaml").read_bytes() == config
+    newest = (run / "checkpoints" / str(max(int(d.name) for d in (run / "checkpoints").iterdir()
+                                            if d.name.isdigit())) / "meta" / "metadata")
+    earlier = json.loads(newest.read_text())["history"]["wall_time_s"]
+    t0 = time.time()
     train_and_evaluate(compose(*pop, "trainer.epochs=2"), run)
+    attempt = time.time() - t0
     train_and_evaluate(compose(*pop, "trainer.epochs=2"), straight)
     for a, b in zip(_member_dirs(run), _member_dirs(straight), strict=True):
         assert _records(a) == _records(b) and _summary(a)["epochs"] == 2
+        # the group's time: the first attempt's (to its last checkpoint) and this one's
+        group_s = json.loads((a / "summary.json").read_text())["population"]["group_wall_time_s"]
+        assert earlier + 0.5 * attempt < group_s <= earlier + attempt
     with pytest.raises(ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* has "
                        r"trained 2 epochs \(step \d+\)"):
         train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
