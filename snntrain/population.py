@@ -40,6 +40,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from snntrain import data as data_lib
 from snntrain import lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.experiment import (
+    DATA_LOCATION_KEYS,
     MODEL_COMPUTATION_KEYS,
     Experiment,
     build,
@@ -941,6 +943,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
             # run does not have) were left to be refused on the next resume
             kept = rundir.set_aside(run_dir / "checkpoints")
             _say(f"trainer.resume=never: kept the earlier checkpoints as {kept.name}")
+        if str(cfg.trainer.resume) == "never":
+            _set_aside_other_members(run_dir, {m.name for m in ms})
         trial = malloctune.for_run(malloc_signature(cfg), say=_say)
         trained = False
         with lifecycle.Signals() as signals:
@@ -951,8 +955,10 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                     _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
                          f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
                     continue
-                if finished and not trained:  # trains on (more epochs): this is its config
-                    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+                # trains on (more epochs): this is its config, once the group's checkpoint
+                # has accepted it (a refused resume replaced it all the same)
+                accepted = (partial(OmegaConf.save, cfg, run_dir / "config.yaml", resolve=True)
+                            if finished and not trained else None)
                 # the group's wall time: the first trained group's from the start (the data,
                 # the plan and its compile), a later one's from its build
                 t_group = time.time() if trained else t_start
@@ -964,7 +970,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 if len(starts) > 1:  # the epoch lines below start again at epoch 1
                     _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
                 status = _train_group(group, run_dir, ckpt_dir, group_name,
-                                      signals.received_any, t_group, malloc_trial=trial)
+                                      signals.received_any, t_group, malloc_trial=trial,
+                                      accepted=accepted)
                 if status == "preempted":
                     break
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
@@ -981,6 +988,23 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                         f"{run_dir / 'checkpoints'}; to resume, run: "
                         f"{lifecycle.resume_command(run_dir)}")
     return summary
+
+
+def _set_aside_other_members(run_dir: Path, names: set[str]) -> None:
+    """Move an earlier population's members that this one does not have to
+    ``members.set-aside-<time>/`` (kept; the report reads ``members/`` only): with
+    ``trainer.resume=never`` and other axes they stayed, and the run's report chose one."""
+    members = run_dir / "members"
+    other = sorted(d for d in members.iterdir() if d.is_dir() and d.name not in names
+                   ) if members.is_dir() else []
+    if not other:
+        return
+    kept = members.with_name(f"members.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
+    kept.mkdir(exist_ok=True)
+    for d in other:
+        d.rename(kept / d.name)
+    _say(f"trainer.resume=never: kept {len(other)} earlier member"
+         f"{'s' if len(other) > 1 else ''} this population does not have in {kept.name}/")
 
 
 def trial_for_group(trial: malloctune.MallocTrial | None, members: int, size: int
@@ -1038,10 +1062,15 @@ def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
     return {"seed": c.get("seed"), "T": c.get("T"), "surrogate": c.get("surrogate"),
             "model": {k: v for k, v in c["model"].items() if k not in MODEL_COMPUTATION_KEYS},
             "encoder": c.get("encoder"), "dataset": c["dataset"].get("name"),
+            # as the fingerprint: what the data is (not where), what is minimised and how
+            # (a finished population rerun with loss.rate_reg.weight=0.5 reported the old
+            # members, trained with 0, as its own)
+            "dataset settings": {k: v for k, v in c["dataset"].items()
+                                 if k not in DATA_LOCATION_KEYS},
             "trainer.batch_size": c["trainer"].get("batch_size"),
-            "optimizer.name": c["optimizer"].get("name"),
-            "optimizer.schedule": c["optimizer"].get("schedule"),
-            "optimizer.grad_clip": "set" if c["optimizer"].get("grad_clip") else "null",
+            "trainer.dtype": c["trainer"].get("dtype"),
+            "optimizer": {k: v for k, v in c["optimizer"].items() if k != "lr"},
+            "loss": c.get("loss"),
             KEY: {k: v for k, v in pop.items() if k not in ("chunk", "vectorize", "mesh")}}
 
 
@@ -1124,7 +1153,10 @@ class _Timing:
 
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                  stop: Callable[[], bool], t_group: float, say=_say,
-                 malloc_trial: malloctune.MallocTrial | None = None) -> str:
+                 malloc_trial: malloctune.MallocTrial | None = None,
+                 accepted: Callable[[], Any] | None = None) -> str:
+    """Train one group of members from its checkpoint (or step 0); ``accepted`` is called once
+    the checkpoint is restored (its fingerprint matched), before anything is written."""
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
                                  async_save=group.base.run.trainer.async_checkpointing)
     runs = []
@@ -1134,6 +1166,8 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
             e.run.trainer.on_nan, lambda: lifecycle.last_good(ckpts), _member_say(m.name, say))))
     try:
         state, position, ckpts = _restore_or_start(group, runs, ckpts, say)
+        if accepted is not None:
+            accepted()
         position.started_at = t_group  # (the group's time: this attempt's and the earlier ones')
         start_step = position.step
         for run in runs:
@@ -1161,10 +1195,11 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         final = "preempted" if status == "preempted" else "completed"
         summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir)
         summary["wall_time_s"] = group_s / len(runs)
-        summary["train_time_s"] = spent["train_time_s"]
+        summary["train_time_s"] = spent["train_time_s"] / len(runs)  # shares, as wall time
         summary["compile_time_s"] = group.compile_s / len(runs)  # (so, below its wall time)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs),
                                  "group_wall_time_s": group_s,
+                                 "group_train_time_s": spent["train_time_s"],
                                  "group_compile_time_s": group.compile_s}
         mesh = next(p.mesh_shape for p in group.programs if j in p.index)
         if mesh != (1, 1):  # the member's program's devices (as device_info counts a run's)
@@ -1200,7 +1235,10 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
     done = [r for r in rows if r["status"] == "completed" and r[metric] is not None]
     best = _best_configuration(done, metric, lambda: _report_order(run_dir, done, metric))
     return {"status": status, "population": len(ms), "members": rows,
-            "completed": len(done), "diverged": sum(r["status"] == "diverged" for r in rows),
+            # (not only those with the metric: without a validation split, best_val_accuracy
+            # is null and "0 completed" was said of a population that completed)
+            "completed": sum(r["status"] == "completed" for r in rows),
+            "diverged": sum(r["status"] == "diverged" for r in rows),
             **best, "wall_time_s": time.time() - t_start,
             "run_dir": str(Path(run_dir).absolute())}
 

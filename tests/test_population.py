@@ -21,6 +21,7 @@ from conftest import compose
 from omegaconf import OmegaConf
 
 from snntrain import population, report
+from snntrain.checkpoint import IncompatibleCheckpoint
 from snntrain.config import ConfigError
 from snntrain.train import params_of, train_and_evaluate
 
@@ -860,3 +861,42 @@ def test_the_population_status_is_not_a_members(tmp_path):
     (tmp_path / "members" / ms[1].name / "summary.json").write_text('{"status": "diverged"}')
     assert population.population_summary(cfg, tmp_path, ms, "completed", 0)["status"] == \
         "completed"
+
+
+def test_a_finished_population_rerun_with_other_training_settings_is_refused(tmp_path):
+    """A finished population rerun with loss.rate_reg.weight=0.5 said "nothing to train" and
+    reported its members, trained with 0, as the new run's (a solo run refuses); a train-on
+    refused by the group's checkpoint (a cosine schedule over more epochs) replaced the
+    population's config.yaml all the same."""
+    pop = (f"{POP}.seed=[0,1]", "optimizer.schedule=cosine")
+    train_and_evaluate(compose(*pop), tmp_path)
+    config = (tmp_path / "config.yaml").read_bytes()
+    with pytest.raises(ConfigError, match=r"holds a population trained with other settings: "
+                       r"loss.rate_reg.weight: it has 0.0, this run has 0.5"):
+        train_and_evaluate(compose(*pop, "loss.rate_reg.weight=0.5"), tmp_path)
+    with pytest.raises(IncompatibleCheckpoint, match=r"schedule length .*: checkpoint has 21, "
+                       r"this run has 42"):
+        train_and_evaluate(compose(*pop, "trainer.epochs=2"), tmp_path)
+    assert (tmp_path / "config.yaml").read_bytes() == config
+
+
+def test_resume_never_sets_aside_the_members_this_population_does_not_have(tmp_path, capsys):
+    """trainer.resume=never with other axes left the earlier members in members/, and the
+    run's report chose one of them."""
+    train_and_evaluate(compose(f"{POP}.surrogate.alpha=[1,4]"), tmp_path)
+    capsys.readouterr()
+    summary = train_and_evaluate(compose(f"{POP}.seed=[0,1]", "trainer.resume=never",
+                                         "dataset.val_fraction=0"), tmp_path)
+    assert ("trainer.resume=never: kept 2 earlier members this population does not have in "
+            "members.set-aside-") in capsys.readouterr().err
+    assert [m.name for m in _member_dirs(tmp_path)] == ["0-seed=0", "1-seed=1"]
+    kept = next(tmp_path.glob("members.set-aside-*"))
+    assert sorted(d.name for d in kept.iterdir()) == ["0-surrogate.alpha=1",
+                                                      "1-surrogate.alpha=4"]
+    assert [r.name for r in report.find_runs([tmp_path])] == ["0-seed=0", "1-seed=1"]
+    # without a validation split every member completed ("0 completed" was said)
+    assert summary["completed"] == 2 and summary["best_val_accuracy"] is None
+    for m in _member_dirs(tmp_path):  # each member's share of the group's times
+        s = json.loads((m / "summary.json").read_text())
+        assert s["train_time_s"] == pytest.approx(s["population"]["group_train_time_s"] / 2)
+        assert s["wall_time_s"] == pytest.approx(s["population"]["group_wall_time_s"] / 2)
