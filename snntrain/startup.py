@@ -25,6 +25,7 @@ checked again by the task function, which records a failure in its ``summary.jso
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -216,6 +217,7 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
     option of a swept group is composed with one value of every other swept key (``params``:
     ``hydra.sweeper.params``; ``task``: the command line's overrides)."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import ConfigCompositionException
 
     from snntrain.paths import CONFIG_DIR
@@ -235,8 +237,13 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
         return None
 
     def failure(overrides: list[str]) -> str | None:
+        # inside the running sweep (on_multirun_start) Hydra is initialised already: a second
+        # initialize_config_dir raised, and the check passed every experiment's and Optuna's
+        # search space
+        running = GlobalHydra.instance().is_initialized()
         try:
-            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            with (contextlib.nullcontext() if running else
+                  initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3")):
                 compose("config", overrides=overrides)
         except ConfigCompositionException as e:
             bad = re.search(r"Could not override '([^']+)'", str(e))
@@ -252,8 +259,16 @@ def sweep_key_error(params: Any, task: list[str]) -> str | None:
     def prefix(group: str) -> str:
         return group.replace("/", ".") + "."
 
+    chosen = {k: v for k, eq, v in (a.partition("=") for a in fixed)
+              if eq and (CONFIG_DIR / k).is_dir()}  # the groups the command line fixes
+
     def said(key: str, picks: dict[str, str]) -> str:
         owner = max((g for g in picks if key.startswith(prefix(g))), key=len, default=None)
+        fixer = max((g for g in chosen if key.startswith(prefix(g))), key=len, default=None)
+        if owner is None and fixer is not None:  # experiment=alpha_scan surrogate=boxcar
+            return (f"{swept[key][0]} varies {key}, but {fixer}={chosen[fixer]} (command line) "
+                    f"has no {key.removeprefix(prefix(fixer))}: every job would fail; choose "
+                    f"a {fixer} that has it, or leave {key} out")
         if owner is None:  # a key no job's config has (a group fixed to an option without
             if any(a.split("=", 1)[0].lstrip("+~") == key for a in task):  # it); the
                 return None  # command line's: composition_error names the keys there are

@@ -255,7 +255,9 @@ def test_a_searched_group_option_without_a_searched_key_is_refused():
     # lists; a glob; the same for a command-line sweep (it said "write +model.hidden=...")
     for params, task, want in (
         (optuna, ["surrogate=straight_through"], "surrogate.alpha=tag(log, interval(0.5, 16)) "
-         "(hydra.sweeper.params) varies surrogate.alpha, which this config does not have"),
+         "(hydra.sweeper.params) varies surrogate.alpha, but surrogate=straight_through "
+         "(command line) has no alpha: every job would fail; choose a surrogate that has it, "
+         "or leave surrogate.alpha out"),
         (optuna, ["model/neuron=choice(if,lif)"], "but model/neuron=if (model/neuron=choice("
          "if,lif)) has no beta"),
         ({}, ["model=mlp,conv", "model.hidden=[16],[32]"], "model.hidden=[16],[32] varies "
@@ -273,6 +275,21 @@ def test_a_searched_group_option_without_a_searched_key_is_refused():
         cfg = compose([f"experiment={experiment}"], hydra=True)
         assert sweep_key_error(dict(cfg.hydra.sweeper.get("params") or {}),
                                [f"experiment={experiment}"]) is None, experiment
+
+
+def test_an_experiments_search_space_is_checked_inside_the_running_sweep(tmp_path):
+    """Called from the running sweep (on_multirun_start), the check's own Hydra initialisation
+    raised and was swallowed: ``-m experiment=alpha_scan surrogate=straight_through`` (the
+    README's "scan another surrogate") launched 21 jobs that each failed with Hydra's
+    multi-line error."""
+    p = cli("-m", "experiment=alpha_scan", "surrogate=straight_through", *TINY,
+            f"hydra.sweep.dir={tmp_path}")
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1] == (
+        "snntrain: error: surrogate.alpha=0.5,1,2,4,8,16,32 (hydra.sweeper.params) varies "
+        "surrogate.alpha, but surrogate=straight_through (command line) has no alpha: every "
+        "job would fail; choose a surrogate that has it, or leave surrogate.alpha out")
+    assert not any(tmp_path.glob("*/summary.json"))
 
 
 @pytest.mark.slow
