@@ -91,6 +91,10 @@ def build(cfg: DictConfig) -> Experiment:
         _note(f"note: no validation split (dataset.val_fraction="
               f"{run.dataset.get('val_fraction', 0)}): optimize_metric={run.optimize_metric} "
               "will be null, so sweepers and the report cannot select on it")
+    if trainer.fused_epoch and trainer.checkpoint_every:
+        _note(f"note: trainer.checkpoint_every={trainer.checkpoint_every} has no effect with "
+              "trainer.fused_epoch=true (an epoch is one compiled call): checkpoints are saved "
+              "at the end of each epoch")
     synapses = model.synapses() if run.metrics["synops"] and hasattr(model, "synapses") else None
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = data_lib.steps_per_epoch(len(data.train), batch_size)

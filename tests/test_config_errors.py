@@ -701,3 +701,20 @@ def test_no_validation_split_with_a_validation_metric_is_noted(caplog):
     assert caplog.messages == [
         "note: no validation split (dataset.val_fraction=0): optimize_metric="
         "best_val_accuracy will be null, so sweepers and the report cannot select on it"]
+
+
+def test_checkpoint_every_with_a_fused_epoch_is_noted(caplog):
+    """trainer.fused_epoch=true saves at epoch ends only: trainer.checkpoint_every=2 was
+    dropped without a word."""
+    import logging
+
+    from snntrain import experiment, train
+
+    experiment._note.cache_clear()
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        train.build(_compose("trainer.fused_epoch=true", "trainer.checkpoint_every=2"))
+        train.build(_compose("trainer.fused_epoch=true"))
+        train.build(_compose("trainer.checkpoint_every=2"))
+    assert caplog.messages == [
+        "note: trainer.checkpoint_every=2 has no effect with trainer.fused_epoch=true (an epoch "
+        "is one compiled call): checkpoints are saved at the end of each epoch"]
