@@ -66,7 +66,7 @@ def run(cfg: DictConfig) -> float | None:
         print_summary(summary)
     except BrokenPipeError:  # `... | head`: the reader has gone; the records are all written
         silence_stdout()
-    if "population" in summary:  # a population ends with its verdict, as a multirun does
+    if "population" in summary and _report_enabled():  # its verdict, as a multirun's
         from snntrain.callbacks import write_sweep_report
 
         try:
@@ -74,6 +74,16 @@ def run(cfg: DictConfig) -> float | None:
         except BrokenPipeError:
             silence_stdout()
     return summary.get(metric)
+
+
+def _report_enabled() -> bool:
+    """``hydra.callbacks.report.enabled`` (a population's report too: it was written anyway)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return bool(HydraConfig.get().callbacks.report.get("enabled", True))
+    except Exception:  # noqa: BLE001 - outside Hydra, or the callback removed: the default
+        return True
 
 
 def _failed(e: Exception, run_dir: Path | None = None) -> None:

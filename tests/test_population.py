@@ -900,3 +900,13 @@ def test_resume_never_sets_aside_the_members_this_population_does_not_have(tmp_p
         s = json.loads((m / "summary.json").read_text())
         assert s["train_time_s"] == pytest.approx(s["population"]["group_train_time_s"] / 2)
         assert s["wall_time_s"] == pytest.approx(s["population"]["group_wall_time_s"] / 2)
+
+
+def test_a_populations_report_follows_the_report_switch(tmp_path):
+    """hydra.callbacks.report.enabled=false stopped a multirun's report, not a population's."""
+    tiny = ("logger=none", "trainer.progress=false", "model.hidden=[8]", "T=4", f"{POP}.seed=[0,1]")
+    off = cli(*tiny, "hydra.callbacks.report.enabled=false", f"hydra.run.dir={tmp_path / 'off'}")
+    on = cli(*tiny, f"hydra.run.dir={tmp_path / 'on'}")
+    assert off.returncode == on.returncode == 0, off.stderr[-2000:] + on.stderr[-2000:]
+    assert not (tmp_path / "off" / "report").exists() and "report:" not in off.stdout
+    assert (tmp_path / "on" / "report" / "index.html").is_file()
