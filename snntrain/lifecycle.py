@@ -373,6 +373,8 @@ def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
     (``runner``: anything with ``train_s``, ``timed_steps`` and ``compile_s``, e.g. a
     ``train.StepRunner``)."""
     last = progress.last_epoch
+    spent = progress.time_spent(runner)  # earlier attempts' included
+    timed = spent.pop("timed_steps")
     return {
         "status": status, "steps": progress.step, "epochs": progress.epoch,
         "test_accuracy": last.get("test_accuracy"), "test_loss": last.get("test_loss"),
@@ -385,11 +387,10 @@ def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,
         "cost": {k[len("test_"):]: v for k, v in last.items()
                  if k.startswith(("test_synops/total/", "test_energy", "test_sparsity/total",
                                   "test_spikes/total"))},
-        **progress.time_spent(runner.train_s),  # earlier attempts' included
-        "compile_time_s": runner.compile_s or 0.0,
+        **spent,
         # null when no step was timed (an epoch of one step: the step that compiled)
-        "samples_per_s": (throughput(runner.timed_steps, exp.batch_size, runner.train_s)
-                          if runner.timed_steps else None),
+        "samples_per_s": (throughput(timed, exp.batch_size, spent["train_time_s"])
+                          if timed else None),
         "surrogate": repr(exp.surrogate), "dataset": exp.data.describe(),
         "model": str(exp.run.model["name"]), "encoder": str(exp.run.encoder["name"]), "T": exp.T,
         "seed": exp.seed,

@@ -72,7 +72,7 @@ from snntrain.population_step import (
 )
 from snntrain.progress import Progress
 from snntrain.runs import POPULATION_SETTINGS, no_number
-from snntrain.runstate import Diverged, DivergencePolicy, Preempted, RunProgress
+from snntrain.runstate import TIMES, Diverged, DivergencePolicy, Preempted, RunProgress
 
 KEY = "trainer.population"
 SETTINGS = POPULATION_SETTINGS
@@ -583,6 +583,10 @@ class GroupRunner(lifecycle.ChunkedEpoch):
         self.seeds = list(dict.fromkeys(seeds))
         self.source = {e.seed: e for e in group.exps}
 
+    @property
+    def compile_s(self) -> float:
+        return self.group.compile_s
+
     def batches(self, split: str, epoch: int, start: int, shuffle: bool) -> Iterator[list]:
         """Per step, each member's batch (members of one seed share it)."""
         base = self.group.base
@@ -756,7 +760,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
     every = int(tcfg.checkpoint_every or 0)
 
     def save() -> None:
-        meta = position.to_meta(0, np.zeros(2, np.uint32), fp, runner.train_s)  # the group's;
+        meta = position.to_meta(0, np.zeros(2, np.uint32), fp, runner)  # the group's;
         # each member's (with its own seed and key) below
         meta["members"] = [r.to_meta(np.asarray(jax.random.PRNGKey(r.exp.seed))) for r in runs]
         ckpts.save(position.step, runner.state, meta)
@@ -1144,13 +1148,6 @@ def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:
                           "trainer.resume=never or a new run directory)")
 
 
-class _Timing:
-    """What :func:`snntrain.lifecycle.summarize` reads from a runner."""
-
-    def __init__(self, train_s: float, timed_steps: int, compile_s: float):
-        self.train_s, self.timed_steps, self.compile_s = train_s, timed_steps, compile_s
-
-
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                  stop: Callable[[], bool], t_group: float, say=_say,
                  malloc_trial: malloctune.MallocTrial | None = None,
@@ -1183,24 +1180,21 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         ckpts.close()
     finally:
         ckpts.abandon()
-    timing = _Timing(runner.train_s, runner.timed_steps, group.compile_s)
-    # the member's share of its group's wall time, compile and data included as in a solo
-    # run's (the group's was every member's: a report's sum over members counted it once per
-    # member; then it left out the compile)
-    spent = position.time_spent(runner.train_s)  # (earlier attempts' included)
-    group_s = spent["wall_time_s"]
+    # the member's share of its group's times, compile and data included as in a solo run's
+    # (the group's was every member's: a report's sum over members counted it once per
+    # member; then it left out the compile); a resumed group's earlier attempts included
+    spent = position.time_spent(runner)
     for j, run in enumerate(runs):
         if run.rec is None:
             continue
         final = "preempted" if status == "preempted" else "completed"
-        summary = lifecycle.summarize(run.exp, run.progress, timing, final, run.run_dir)
-        summary["wall_time_s"] = group_s / len(runs)
-        summary["train_time_s"] = spent["train_time_s"] / len(runs)  # shares, as wall time
-        summary["compile_time_s"] = group.compile_s / len(runs)  # (so, below its wall time)
+        summary = lifecycle.summarize(run.exp, run.progress, runner, final, run.run_dir)
+        summary.update({k: spent[k] / len(runs) for k in TIMES if k != "timed_steps"})
+        summary["samples_per_s"] = (  # the member's own: its batch per group step
+            lifecycle.throughput(spent["timed_steps"], run.exp.batch_size, spent["train_time_s"])
+            if spent["timed_steps"] else None)
         summary["population"] = {"dir": str(run_dir.absolute()), "members": len(runs),
-                                 "group_wall_time_s": group_s,
-                                 "group_train_time_s": spent["train_time_s"],
-                                 "group_compile_time_s": group.compile_s}
+                                 **{f"group_{k}": spent[k] for k in TIMES if k != "timed_steps"}}
         mesh = next(p.mesh_shape for p in group.programs if j in p.index)
         if mesh != (1, 1):  # the member's program's devices (as device_info counts a run's)
             summary["device"].update(devices=mesh[0] * mesh[1], parallel="sharded",

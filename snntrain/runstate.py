@@ -70,6 +70,10 @@ class MetricSums:
         return cls(sums, float(sums.pop("count", 0.0)))
 
 
+# what a run's time is (summary.json; each checkpoint records them so far)
+TIMES = ("wall_time_s", "train_time_s", "compile_time_s", "timed_steps")
+
+
 @dataclasses.dataclass
 class RunProgress:
     """A run's position and the state the loop carries between epochs (see module doc)."""
@@ -83,14 +87,15 @@ class RunProgress:
     last_epoch: dict[str, Any] = dataclasses.field(default_factory=dict)  # its epoch record
     skipped_steps: int = 0  # trainer.on_nan=skip_step: updates dropped so far
     started_at: float = dataclasses.field(default_factory=time.time)  # this attempt's start
-    earlier_s: tuple[float, float] = (0.0, 0.0)  # wall, training s of the attempts before
+    earlier: dict[str, float] = dataclasses.field(default_factory=dict)  # :data:`TIMES` before
 
-    def time_spent(self, train_s: float) -> dict[str, float]:
-        """``wall_time_s`` and ``train_time_s`` of the run so far: the earlier attempts' (up to
-        the checkpoint this one resumed from; a pre-empted seed reported only its last attempt)
-        and this attempt's (``train_s``: its timed training)."""
-        return {"wall_time_s": self.earlier_s[0] + time.time() - self.started_at,
-                "train_time_s": self.earlier_s[1] + train_s}
+    def time_spent(self, runner: Any) -> dict[str, float]:
+        """:data:`TIMES` of the run so far: the earlier attempts' (up to the checkpoint this
+        one resumed from; a pre-empted seed reported only its last attempt) and this
+        attempt's (``runner``: its ``train_s``, ``compile_s`` and ``timed_steps``)."""
+        now = {"wall_time_s": time.time() - self.started_at, "train_time_s": runner.train_s,
+               "compile_time_s": runner.compile_s or 0.0, "timed_steps": runner.timed_steps}
+        return {k: self.earlier.get(k, 0) + v for k, v in now.items()}
 
     def advance(self, n: int = 1) -> None:
         self.step += n
@@ -109,11 +114,11 @@ class RunProgress:
             self.best_val_accuracy, self.best_val_epoch = accuracy, epoch
 
     def to_meta(self, seed: int, key: Any, fingerprint: dict[str, Any],
-                train_s: float | None = None) -> dict[str, Any]:
-        """The checkpoint's meta; with the time spent so far when ``train_s`` is given."""
+                runner: Any = None) -> dict[str, Any]:
+        """The checkpoint's meta; with the time spent so far when ``runner`` is given."""
         history: dict[str, Any] = {"best_val_accuracy": self.best_val_accuracy}
-        if train_s is not None:
-            history.update(self.time_spent(train_s))
+        if runner is not None:
+            history.update(self.time_spent(runner))
         if self.best_val_epoch is not None:
             history["best_val_epoch"] = self.best_val_epoch
         if self.skipped_steps:
@@ -130,8 +135,7 @@ class RunProgress:
                 MetricSums.from_meta(meta.get("epoch_acc") or {}),
                 history.get("best_val_accuracy"), history.get("best_val_epoch"),
                 dict(meta.get("last_epoch") or {}), int(history.get("skipped_steps", 0)),
-                earlier_s=(float(history.get("wall_time_s", 0.0)),
-                           float(history.get("train_time_s", 0.0))))
+                earlier={k: history[k] for k in TIMES if k in history})
         if p.step != p.epoch * steps_per_epoch + p.batch_in_epoch:
             raise ValueError(f"checkpoint position is inconsistent: step {p.step} is not epoch "
                              f"{p.epoch} x {steps_per_epoch} steps + batch {p.batch_in_epoch}")

@@ -290,7 +290,7 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
 
     def save() -> None:
         ckpts.save(progress.step, exp.parallel.unreplicate(runner.state),
-                   progress.to_meta(exp.seed, runner.key, fp, runner.train_s))
+                   progress.to_meta(exp.seed, runner.key, fp, runner))
 
     with Progress(exp.total_steps, exp.steps_per_epoch, exp.parallel.is_main and tcfg.progress,
                   batch_size=exp.batch_size, epoch_lines=exp.parallel.is_main) as bar:

@@ -593,10 +593,17 @@ def test_a_resumed_run_counts_the_time_of_its_earlier_attempts(tmp_path):
     first = train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
     step = Checkpoints(tmp_path / "checkpoints").steps()[-1]
     meta = json.loads((tmp_path / "checkpoints" / str(step) / "meta" / "metadata").read_text())
-    wall, trained = meta["history"]["wall_time_s"], meta["history"]["train_time_s"]
+    history = meta["history"]
+    wall, trained = history["wall_time_s"], history["train_time_s"]
     assert 0 < wall <= first["wall_time_s"] and 0 <= trained <= first["train_time_s"]
+    assert history["compile_time_s"] == first["compile_time_s"] > 0
+    assert history["timed_steps"] == first["steps"] - 1  # (the first step compiled)
     t0 = time.time()
     more = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
     attempt = time.time() - t0
     assert wall + 0.5 * attempt < more["wall_time_s"] <= wall + attempt
     assert more["train_time_s"] > trained
+    assert more["compile_time_s"] > history["compile_time_s"]  # both attempts compiled
+    # the samples of both attempts' timed steps over both attempts' training time
+    timed = history["timed_steps"] + first["steps"] - 1
+    assert more["samples_per_s"] == pytest.approx(timed * 64 / more["train_time_s"], rel=1e-9)
