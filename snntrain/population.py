@@ -285,6 +285,19 @@ def is_population(cfg: DictConfig) -> bool:
     return bool(axes(cfg))
 
 
+def unused_settings(cfg: DictConfig) -> str | None:
+    """The note for a run without population axes that sets how a population would be
+    trained (``mesh``, ``chunk``, ``vectorize``, ``mode=zip``): it trains as a normal run."""
+    set_ = [f"{KEY}.{k}={_setting(cfg, k)}" for k in ("mesh", "chunk", "vectorize")
+            if _setting(cfg, k) is not None]
+    if str(_setting(cfg, "mode") or "grid") != "grid":
+        set_.append(f"{KEY}.mode={_setting(cfg, 'mode')}")
+    if not set_ or is_population(cfg):
+        return None
+    return (f"snntrain: note: {', '.join(set_)} has no effect: no {KEY} axis is set (e.g. "
+            f"{KEY}.seed=[0,1,2]), so this is a normal run")
+
+
 def _setting(cfg: DictConfig, name: str) -> Any:
     return OmegaConf.select(cfg, f"{KEY}.{name}", default=None)
 

@@ -234,6 +234,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
 
     if population.is_population(cfg):  # trainer.population: many runs in one program
         return population.train_population(cfg, run_dir)
+    if (note := population.unused_settings(cfg)) is not None:
+        say_stderr(note)
     t_start = time.time()
     par.maybe_initialize_distributed(cfg.trainer)
     run_dir = resolve_run_dir(cfg, run_dir)

@@ -910,3 +910,12 @@ def test_a_populations_report_follows_the_report_switch(tmp_path):
     assert off.returncode == on.returncode == 0, off.stderr[-2000:] + on.stderr[-2000:]
     assert not (tmp_path / "off" / "report").exists() and "report:" not in off.stdout
     assert (tmp_path / "on" / "report" / "index.html").is_file()
+
+
+def test_population_settings_without_an_axis_are_noted(capsys):
+    """trainer.population.mesh=[3,1] without an axis trained a normal run without a word."""
+    assert population.unused_settings(compose(f"{POP}.mesh=[3,1]", f"{POP}.mode=zip")) == (
+        f"snntrain: note: {POP}.mesh=[3, 1], {POP}.mode=zip has no effect: no {POP} axis is "
+        f"set (e.g. {POP}.seed=[0,1,2]), so this is a normal run")
+    assert population.unused_settings(compose(f"{POP}.chunk=2", f"{POP}.seed=[0,1]")) is None
+    assert population.unused_settings(compose()) is None
