@@ -130,19 +130,13 @@ def _record_failure(e: BaseException, run_dir: Path | None = None) -> bool:
     and the error, so reports list the run as failed (a pre-empted run wrote its own: True)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from snntrain.config import ConfigError
+    from snntrain.runstate import Preempted, failure_record
     from snntrain.writers import WriteFailed, kept_summary, write_json
 
-    status, where = "failed", {}
-    if not isinstance(e, ConfigError):
-        from snntrain.train import Diverged, Preempted
-
-        if isinstance(e, Preempted):
-            return True
-        if isinstance(e, Diverged):
-            status = "diverged"
-            if e.step is not None:  # as a population's diverged member records it
-                where = {"diverged_at_step": e.step, "steps": e.step}
+    if isinstance(e, Preempted):
+        return True
+    record = failure_record(e)  # (as train_and_evaluate and a population's member record it)
+    status = record["status"]
     path = Path(run_dir or HydraConfig.get().runtime.output_dir) / "summary.json"
     # A completed run's record stays, and so does one this attempt wrote with this status (a
     # population whose members all diverged); an earlier attempt's "preempted" (or "failed")
@@ -156,7 +150,7 @@ def _record_failure(e: BaseException, run_dir: Path | None = None) -> bool:
     if kept != "completed" and not (kept == status != "failed"):
         # (on the full disk that may have caused the failure: its one line is the record)
         with contextlib.suppress(WriteFailed):
-            write_json(path, {"status": status, "error": f"{type(e).__name__}: {e}", **where})
+            write_json(path, record)
     return False
 
 

@@ -72,7 +72,14 @@ from snntrain.population_step import (
 )
 from snntrain.progress import Progress
 from snntrain.runs import POPULATION_SETTINGS, no_number
-from snntrain.runstate import TIMES, Diverged, DivergencePolicy, Preempted, RunProgress
+from snntrain.runstate import (
+    TIMES,
+    Diverged,
+    DivergencePolicy,
+    Preempted,
+    RunProgress,
+    failure_record,
+)
 
 KEY = "trainer.population"
 SETTINGS = POPULATION_SETTINGS
@@ -757,8 +764,7 @@ def _diverge(run: MemberRun, step: int, error: Diverged, say, left: int) -> None
     say(f"member {run.member.name} diverged at step {step}; frozen, "
         + (f"the other {left} go on" if left else "no member of this group is left"))
     if run.rec is not None:
-        run.rec.finish({"status": "diverged", "error": f"{type(error).__name__}: {error}",
-                        "diverged_at_step": step, "steps": step})
+        run.rec.finish(failure_record(Diverged(str(error), step=step)))
         run.rec = None
 
 
@@ -1189,7 +1195,13 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                 if start_step == 0:
                     run.rec.log_surrogate(run.exp.surrogate)
         runner = GroupRunner(group, state, malloc_trial)
-        status = train_group_epochs(group, runner, position, runs, ckpts, stop, say)
+        try:
+            status = train_group_epochs(group, runner, position, runs, ckpts, stop, say)
+        except Exception as e:  # each live member recorded as failed, its wandb run closed
+            for run in runs:
+                if run.rec is not None:
+                    run.rec.finish(failure_record(e))
+            raise
         ckpts.close()
     finally:
         ckpts.abandon()

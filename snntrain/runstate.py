@@ -36,6 +36,16 @@ class Diverged(TrainingError):
         self.step = step
 
 
+def failure_record(e: BaseException) -> dict[str, Any]:
+    """``summary.json`` of a run that stopped with ``e``: ``diverged`` (at its step, when
+    known) or ``failed``, with the error."""
+    where: dict[str, Any] = {}
+    if isinstance(e, Diverged) and e.step is not None:
+        where = {"diverged_at_step": e.step, "steps": e.step}
+    return {"status": "diverged" if isinstance(e, Diverged) else "failed",
+            "error": f"{type(e).__name__}: {e}", **where}
+
+
 class Preempted(TrainingError):
     exit_code = 75  # EX_TEMPFAIL: "try again"; a SLURM requeue resumes the run
 

@@ -58,6 +58,7 @@ from snntrain.runstate import (
     Preempted,
     RunProgress,
     TrainingError,
+    failure_record,
 )
 from snntrain.steps import TrainState, make_epoch_fn, make_eval_step, make_train_step
 
@@ -265,7 +266,12 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             Runner = FusedRunner if exp.run.trainer.fused_epoch else StepRunner
             runner = Runner(exp, dp.replicate(state), jax.random.PRNGKey(exp.seed))
             with Signals() as signals:
-                status = train_epochs(exp, runner, progress, rec, ckpts, signals.received_any, say)
+                try:
+                    status = train_epochs(exp, runner, progress, rec, ckpts,
+                                          signals.received_any, say)
+                except Exception as e:  # recorded and closed here, not only by the CLI: a
+                    rec.finish(failure_record(e))  # Python caller's diverged run read as
+                    raise  # running, and its open wandb run cost the next one its fallback
             if progress.skipped_steps:
                 say(f"{progress.skipped_steps} of {progress.step} steps were skipped (non-finite "
                     "loss or gradient, trainer.on_nan=skip_step): skipped_steps in summary.json")

@@ -607,3 +607,19 @@ def test_a_resumed_run_counts_the_time_of_its_earlier_attempts(tmp_path):
     # the samples of both attempts' timed steps over both attempts' training time
     timed = history["timed_steps"] + first["steps"] - 1
     assert more["samples_per_s"] == pytest.approx(timed * 64 / more["train_time_s"], rel=1e-9)
+
+
+def test_a_run_that_diverges_under_python_is_recorded_and_closed(tmp_path):
+    """train_and_evaluate raising Diverged left no summary.json (only the CLI wrote one), so
+    the report listed the run as running, and its wandb run stayed open."""
+    from snntrain import runs, writers
+    from snntrain.runstate import Diverged
+
+    open_before = writers.Wandb.open_runs
+    with pytest.raises(Diverged) as e:
+        train.train_and_evaluate(compose("optimizer.lr=1e38"), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == {"status": "diverged", "error": f"Diverged: {e.value}",
+                       "diverged_at_step": e.value.step, "steps": e.value.step}
+    assert runs.load_run(tmp_path).status == "diverged"
+    assert writers.Wandb.open_runs == open_before
