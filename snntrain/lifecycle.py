@@ -30,7 +30,7 @@ from snntrain import rundir, synops, writers
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, device_info
 from snntrain.registry import plain
-from snntrain.runstate import RunProgress, TrainingError
+from snntrain.runstate import TIMES, RunProgress, TrainingError
 
 # JAX logs, at INFO, each accelerator backend it did not find ("Unable to initialize backend
 # 'tpu'"); under Hydra's INFO logging that is noise on every CPU run.
@@ -269,6 +269,9 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
         ckpts = set_aside_earlier(ckpts, run_dirs, say, f"trainer.resume={resume}: going on "
                                   f"from step {restored[1].get('step')} of {source.directory}")
     ckpts.own = resume == "auto"  # (what own_epochs counts)
+    if restored is not None and not ckpts.own:  # the other run's time is its own, not this one's
+        history = restored[1].get("history") or {}
+        restored[1]["history"] = {k: v for k, v in history.items() if k not in TIMES}
     if restored is not None:  # (a rerun of a run started from another's checkpoint: its own;
         # the epochs before resumed_at_epoch are recorded in the other run's directory)
         ckpts.lineage = ({"resumed_from": str(origin),

@@ -439,6 +439,12 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
             f"{tmp_path / 'a' / 'checkpoints'}") in capsys.readouterr().err
     straight = train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path / "c")
     assert on["steps"] == straight["steps"] and on["test_accuracy"] == straight["test_accuracy"]
+    # the other run's time stays its own (it was counted in both directories)
+    assert on["compile_time_s"] < first["compile_time_s"] + on["wall_time_s"] / 2
+    step = Checkpoints(tmp_path / "b" / "checkpoints").steps()[-1]
+    history = json.loads((tmp_path / "b" / "checkpoints" / str(step) / "meta" / "metadata"
+                          ).read_text())["history"]
+    assert history["timed_steps"] == first["steps"] - 1  # this run's epoch only
     # into a directory holding another training (lr 0.01): its step-22 parameters were kept
     # under this run's meta, and its metrics.jsonl mixed with this run's; they are set aside
     train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path / "d")
