@@ -69,7 +69,9 @@ def composition_error(argv: list[str]) -> str | None:
     several lines ending in a hint about ``HYDRA_FULL_ERROR``; a multirun added "no finished
     runs" after it.) The overrides are composed once more here (about 0.1 s each): a single
     run's as given; a ``-m`` sweep's as the single runs of :func:`sweep_samples`. Other flags
-    (``--cfg``, ``--help``, ...) are left to Hydra."""
+    (``--cfg job``, ``--info``, ``--help``) are set aside first: their overrides are checked
+    alike (``--cfg job trainer.epoch=3`` printed Hydra's multi-line error)."""
+    argv = _without_show_flags(argv)
     flags = [a for a in argv if a.startswith("-")]
     if flags and set(flags) <= set(MULTIRUN_FLAGS):
         task = [a for a in argv if a not in MULTIRUN_FLAGS]
@@ -81,6 +83,30 @@ def composition_error(argv: list[str]) -> str | None:
                 return msg
         return None
     return None if flags else _composition_error(argv)
+
+
+# Hydra's flags that show something instead of running, with the values they take (None: any)
+SHOW_FLAGS: dict[str, tuple[str, ...] | None] = {
+    "--cfg": ("job", "hydra", "all"), "-c": ("job", "hydra", "all"),
+    "--info": ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"),
+    "-i": ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"),
+    "--package": None, "-p": None, "--resolve": (), "--help": (), "-h": (), "--hydra-help": ()}
+
+
+def _without_show_flags(argv: list[str]) -> list[str]:
+    """``argv`` without :data:`SHOW_FLAGS` and their values."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a in SHOW_FLAGS:
+            values = SHOW_FLAGS[a]
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            skip = nxt is not None and (values is None or nxt in values)
+            continue
+        out.append(a)
+    return out
 
 
 def sweep_samples(argv: list[str]) -> tuple[list[list[str]], dict[str, str]]:

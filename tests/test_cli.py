@@ -97,7 +97,15 @@ def test_composable_overrides_and_flags_are_left_to_hydra():
     from snntrain.startup import composition_error
 
     assert composition_error(["logger=none", "trainer.epochs=2", "+foo=1"]) is None
-    assert composition_error(["--cfg", "job", "trainer.epoch=1"]) is None  # Hydra says it
+    # --cfg/--info/--help: their overrides are checked as a run's (Hydra's multi-line error
+    # and status 1 before), the flags and their values left to Hydra
+    assert "did you mean trainer.epochs?" in composition_error(["--cfg", "job", "trainer.epoch=1"])
+    assert composition_error(["--help", "surrogate=nope"]).startswith("surrogate=nope: no such ")
+    assert composition_error(["-m", "--cfg", "job", "surrogate=sigmoid,nope"]).startswith(
+        "surrogate=nope: no such option")
+    for ok in (["--cfg", "job"], ["--info", "config", "seed=1"], ["-p", "trainer", "-c", "all"],
+               ["--info"], ["--hydra-help"], ["--cfg", "hydra", "--resolve", "seed=2"]):
+        assert composition_error(ok) is None, ok
     assert composition_error([]) is None
     import importlib.util
 
