@@ -14,18 +14,47 @@ import signal
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+from snntrain.paths import started_from_the_command_line
 
-from snntrain.config import moved_in_overrides
-from snntrain.paths import CONFIG_DIR
-from snntrain.progress import console_notes
-from snntrain.startup import (
-    MULTIRUN_FLAGS,
-    composition_error,
-    fail,
-    started_from_the_command_line,
-)
+
+def _interrupted(signum: object = signal.SIGINT, _frame: object = None) -> None:
+    """Ctrl-C or SIGTERM outside the training loop (which saves a checkpoint on the first):
+    one line and status 128 + the signal at once. Raised as KeyboardInterrupt in imports,
+    Hydra's callbacks or XLA's compiler, Ctrl-C left tracebacks, a half-imported JAX, and
+    sometimes a crash at exit; SIGTERM (a SLURM pre-emption while the data is binned) ended
+    the run with no word."""
+    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+    print(f"snntrain: {what}; checkpoints written before it are kept: rerun the command to "
+          "resume", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(INTERRUPTED_EXIT_CODE if signum != signal.SIGTERM else 128 + signal.SIGTERM)
+
+
+def _catch_signals() -> None:
+    """:func:`_interrupted` for SIGINT and SIGTERM, under ``python -m snntrain`` and the
+    ``snntrain`` script only: not when SIGINT is ignored (nohup, &) or another program (a
+    notebook kernel, whose interrupt must not end it) imported this module; the training
+    loop's own handler replaces it there. Installed before the imports below (Hydra, JAX:
+    about a second; a Ctrl-C in it gave a traceback, a SIGTERM no word)."""
+    if not started_from_the_command_line():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
+
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+_catch_signals()
+
+# after the signal handlers (the rest of the imports take about a second)
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from snntrain.config import moved_in_overrides  # noqa: E402
+from snntrain.paths import CONFIG_DIR  # noqa: E402
+from snntrain.progress import console_notes  # noqa: E402
+from snntrain.startup import MULTIRUN_FLAGS, composition_error, fail  # noqa: E402
 
 __all__ = ["main", "run", "started_from_the_command_line"]
 
@@ -165,9 +194,6 @@ def _last_step(metrics: Path) -> int | None:
                default=None)
 
 
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
-
-
 def flags_first(argv: list[str]) -> list[str]:
     """``argv`` with ``-m``/``--multirun`` moved in front of the overrides. Hydra's argparse
     takes overrides only on one side of it: ``snntrain seed=1 -m surrogate=a,b`` stopped
@@ -176,27 +202,8 @@ def flags_first(argv: list[str]) -> list[str]:
     return flags + [a for a in argv if a not in MULTIRUN_FLAGS]
 
 
-def _interrupted(signum: object = signal.SIGINT, _frame: object = None) -> None:
-    """Ctrl-C or SIGTERM outside the training loop (which saves a checkpoint on the first):
-    one line and status 128 + the signal at once. Raised as KeyboardInterrupt in imports,
-    Hydra's callbacks or XLA's compiler, Ctrl-C left tracebacks, a half-imported JAX, and
-    sometimes a crash at exit; SIGTERM (a SLURM pre-emption while the data is binned) ended
-    the run with no word."""
-    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
-    print(f"snntrain: {what}; checkpoints written before it are kept: rerun the command to "
-          "resume", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(INTERRUPTED_EXIT_CODE if signum != signal.SIGTERM else 128 + signal.SIGTERM)
-
-
 def main() -> None:
-    # not when SIGINT is ignored (nohup, &) or main() runs inside another program (a notebook
-    # kernel, whose interrupt must not end it); the loop's own handler replaces it there
-    if (started_from_the_command_line()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-        signal.signal(signal.SIGINT, _interrupted)
-    if started_from_the_command_line() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupted)
+    _catch_signals()  # (again: a caller may have reset them since the import)
     if any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in sys.argv[1:]):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--help | head`: no BrokenPipeError
     console_notes()

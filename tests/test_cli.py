@@ -236,3 +236,30 @@ def test_a_population_into_a_closed_pipe_still_writes_its_report(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "run" / "report" / "index.html").is_file()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["completed"] == 2
+
+
+IMPORT_ORDER = r"""
+import signal, sys
+sys.argv = [sys.argv[0].replace("-c", "") + "/snntrain/__main__.py"]
+seen = []
+
+
+class Finder:  # records the SIGINT handler when Hydra (the first heavy import) is imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "hydra" and not seen:
+            seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
+
+
+sys.meta_path.insert(0, Finder())
+import snntrain.__main__ as m
+print(seen[0] == (m._interrupted, m._interrupted))
+"""
+
+
+def test_a_signal_during_the_imports_gets_the_one_line_handler():
+    """Ctrl-C in the first second (Hydra's and JAX's imports, before main()) printed a
+    KeyboardInterrupt traceback, and SIGTERM ended the run without a word: the handlers are
+    now in place before the first heavy import."""
+    from _workers import python
+
+    assert python(IMPORT_ORDER).stdout.strip().splitlines()[-1] == "True"
