@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.no_hugepages:
         os.environ[hostenv.MODE_SWITCH] = "default"
-    hostenv.prepare()  # as the snntrain CLI does (auto: one arena; hugepages: restart)
+    cli.prepare_malloc()  # as the snntrain CLI does (auto: one arena; hugepages: restart)
 
     if args._devices_child:
         print(json.dumps(devices_child(args._devices_child, args._npz, args._steps,

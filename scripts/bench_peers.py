@@ -111,7 +111,7 @@ def summarize(best: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer-python", type=cli.executable,
                     help="python of an env with torch + snntorch/spikingjelly "
@@ -124,8 +124,8 @@ def main() -> int:
     ap.add_argument("--peer-malloc", choices=("default", "same"), default="default",
                     help="the peers' malloc: glibc untouched, or the policy snntrain chose")
     ap.add_argument("--json", type=cli.json_path, help="also write the results here")
-    args = ap.parse_args()
-    mode = hostenv.prepare()  # as the snntrain CLI does (auto: one arena; hugepages: restart)
+    args = ap.parse_args(argv)
+    mode = cli.prepare_malloc()  # as the snntrain CLI does (auto: one arena; hugepages: restart)
     info = machine_info()
     print(f"machine: {info['cpu']} ({info['cpu_count']} cores; flags: {info.get('cpu_flags')})")
     print(f"malloc: SNNTRAIN_MALLOC={mode}; peers: {args.peer_malloc}")

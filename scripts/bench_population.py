@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2e-args", default="", help="extra overrides for both e2e sides")
     p.add_argument("--json", type=cli.json_path, default=None, help="write the rows here")
     args = p.parse_args(argv)
-    print(f"malloc: SNNTRAIN_MALLOC={hostenv.prepare()}")  # as the CLI (auto: one arena)
+    print(f"malloc: SNNTRAIN_MALLOC={cli.prepare_malloc()}")  # as the CLI (auto: one arena)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     ks = args.ks
     sections = set(args.sections) | ({"e2e"} if args.e2e else set())

@@ -6,7 +6,7 @@ model and core count), JAX version and shapes in ``$SNNTRAIN_CACHE_DIR`` (defaul
 ``~/.cache/snntrain``) ``/autotune.json``, so a later run on the same machine and shapes pays
 nothing. The choice is logged once per process.
 ``SNNTRAIN_AUTOTUNE=0`` turns timing off (each caller then uses its own fixed rule). A corrupt
-cache file is ignored, with a message, and rewritten.
+cache file is ignored, with a message, and replaced by the next choice cached.
 
 The candidates must compute the same values (tests check every formulation the tuner may pick
 against a reference); only their speed may differ.
@@ -54,8 +54,8 @@ def load_cache(path: Path, quiet: bool = False) -> dict[str, Any]:
         said = f"{path} {e}"  # once per process: start-up and the trial both read it
         if not quiet and said not in _said:
             _said.add(said)
-            print(f"snntrain: ignoring the unreadable autotune cache {path} ({e}); it will be "
-                  "rewritten", file=sys.stderr)
+            print(f"snntrain: ignoring the unreadable autotune cache {path} ({e}); the next "
+                  "choice to be cached replaces it", file=sys.stderr)
         return {}
 
 

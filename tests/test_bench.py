@@ -97,6 +97,23 @@ def test_bad_arguments_are_argparse_one_liners(capsys):
         assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_a_bad_malloc_switch_is_one_line(capsys, monkeypatch):
+    """SNNTRAIN_HUGEPAGES=yes (refused since the CLI checks it) ended bench.py, bench_peers.py
+    and bench_population.py in a ConfigError traceback."""
+    import bench_peers
+    import bench_population
+
+    monkeypatch.setenv("SNNTRAIN_HUGEPAGES", "yes")
+    monkeypatch.delenv("SNNTRAIN_MALLOC", raising=False)
+    for main in (bench.main, bench_peers.main, bench_population.main):
+        with pytest.raises(SystemExit) as e:
+            main([])
+        assert e.value.code == 2
+        assert capsys.readouterr().err.endswith(
+            ": error: SNNTRAIN_HUGEPAGES='yes' is not 1 or 0 (the older switch; or set "
+            "SNNTRAIN_MALLOC to one of auto, heap, default, hugepages)\n")
+
+
 def test_overrides_are_checked_against_the_chosen_workloads(capsys):
     """--help's own example (model.conv_method=lax) was refused against the MLP's config, and
     T=5 ran with T=25's FLOP count (2.5x the GEMM peak) and reference."""

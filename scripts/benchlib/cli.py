@@ -5,8 +5,22 @@ silently skipped section."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from snntrain import hostenv
+from snntrain.errors import ConfigError
+
+
+def prepare_malloc() -> str:
+    """:func:`snntrain.hostenv.prepare`, as the CLI runs it at start-up; a bad
+    ``SNNTRAIN_MALLOC`` or ``SNNTRAIN_HUGEPAGES`` is one line and status 2 (a traceback)."""
+    try:
+        return hostenv.prepare()
+    except ConfigError as e:
+        print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def subset(valid: Sequence[str]) -> Callable[[str], list[str]]:
