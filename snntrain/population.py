@@ -969,12 +969,13 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         if str(cfg.trainer.resume) == "never":
             _set_aside_other_members(run_dir, {m.name for m in ms})
         trial = malloctune.for_run(malloc_signature(cfg), say=_say)
-        trained = False
+        trained, wall = False, 0.0  # the groups' times, earlier attempts' included
         with lifecycle.Signals() as signals:
             for g, start in enumerate(starts):
                 part = ms[start:start + size]
                 ckpt_dir = run_dir / "checkpoints" / (f"group{g}" if len(starts) > 1 else "")
                 if _group_done(run_dir, part, cfg):
+                    wall += _saved_wall_time(ckpt_dir)
                     _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
                          f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
                     continue
@@ -992,13 +993,14 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 trial = trial_for_group(trial, len(part), size)
                 if len(starts) > 1:  # the epoch lines below start again at epoch 1
                     _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
-                status = _train_group(group, run_dir, ckpt_dir, group_name,
-                                      signals.received_any, t_group, malloc_trial=trial,
-                                      accepted=accepted)
+                status, group_s = _train_group(group, run_dir, ckpt_dir, group_name,
+                                               signals.received_any, t_group,
+                                               malloc_trial=trial, accepted=accepted)
+                wall += group_s
                 if status == "preempted":
                     break
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
-        summary = done or population_summary(cfg, run_dir, ms, status, t_start)
+        summary = done or population_summary(cfg, run_dir, ms, status, wall)
         if summary["completed"] == 0 and summary["diverged"] == len(ms):
             status = summary["status"] = "diverged"  # as a solo run that diverged
         if done is None:  # a finished population run again keeps its record (its wall time)
@@ -1170,9 +1172,10 @@ def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                  stop: Callable[[], bool], t_group: float, say=_say,
                  malloc_trial: malloctune.MallocTrial | None = None,
-                 accepted: Callable[[], Any] | None = None) -> str:
+                 accepted: Callable[[], Any] | None = None) -> tuple[str, float]:
     """Train one group of members from its checkpoint (or step 0); ``accepted`` is called once
-    the checkpoint is restored (its fingerprint matched), before anything is written."""
+    the checkpoint is restored (its fingerprint matched), before anything is written. Returns
+    ``completed`` or ``preempted`` and the group's wall time (its earlier attempts' too)."""
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
                                  async_save=group.base.run.trainer.async_checkpointing)
     runs = []
@@ -1226,11 +1229,20 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                                      mesh={"members": mesh[0], "data": mesh[1]})
         run.rec.finish(summary)
         run.status = final
-    return status
+    return status, spent["wall_time_s"]
+
+
+def _saved_wall_time(ckpt_dir: Path) -> float:
+    """The wall time a group finished in an earlier attempt took (its newest checkpoint's)."""
+    ckpts = ckpt_lib.Checkpoints(ckpt_dir, write=False)
+    try:
+        return float((ckpts.newest_meta().get("history") or {}).get("wall_time_s", 0.0))
+    finally:
+        ckpts.close()
 
 
 def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status: str,
-                       t_start: float) -> dict[str, Any]:
+                       wall_time_s: float) -> dict[str, Any]:
     """``<run dir>/summary.json``: the status, every member's outcome, and the best
     configuration by ``optimize_metric`` (what a sweeper reads: :func:`_best_configuration`)."""
     metric = str(cfg.get("optimize_metric", "test_accuracy"))
@@ -1258,7 +1270,7 @@ def population_summary(cfg: DictConfig, run_dir: Path, ms: list[Member], status:
             # is null and "0 completed" was said of a population that completed)
             "completed": sum(r["status"] == "completed" for r in rows),
             "diverged": sum(r["status"] == "diverged" for r in rows),
-            **best, "wall_time_s": time.time() - t_start,
+            **best, "wall_time_s": wall_time_s,  # (every attempt's: as its members')
             "run_dir": str(Path(run_dir).absolute())}
 
 

@@ -503,6 +503,10 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
         # the group's time: the first attempt's (to its last checkpoint) and this one's
         group_s = json.loads((a / "summary.json").read_text())["population"]["group_wall_time_s"]
         assert earlier + 0.5 * attempt < group_s <= earlier + attempt
+    # the population's own record counts both attempts too (it said this attempt's only)
+    population_s = json.loads((run / "summary.json").read_text())["wall_time_s"]
+    assert population_s == pytest.approx(sum(json.loads((m / "summary.json").read_text())[
+        "wall_time_s"] for m in _member_dirs(run)))
     with pytest.raises(ConfigError, match=r"trainer.epochs=1, but the checkpoint in .* has "
                        r"trained 2 epochs \(step \d+\)"):
         train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
@@ -854,7 +858,7 @@ def test_the_population_status_is_not_a_members(tmp_path):
     ms = population.members(cfg)
     (tmp_path / "members" / ms[0].name).mkdir(parents=True)
     (tmp_path / "members" / ms[0].name / "summary.json").write_text('{"status": "preempted"}')
-    summary = population.population_summary(cfg, tmp_path, ms, "preempted", time.time())
+    summary = population.population_summary(cfg, tmp_path, ms, "preempted", 1.0)
     assert summary["status"] == "preempted"
     assert [r["status"] for r in summary["members"]] == ["preempted", "not started"]
     (tmp_path / "members" / ms[1].name).mkdir()
