@@ -458,9 +458,12 @@ class Placement:
             raise ConfigError(f"{KEY}.mesh={mesh!r} is invalid: must be [members, data] (two "
                               "integers >= 1) or null")
         if mesh[0] * mesh[1] != devices:
+            why = ("trainer.parallel=none" if tcfg.parallel == "none" else
+                   f"trainer.devices={'null' if wanted is None else wanted}, "
+                   f"trainer.parallel={tcfg.parallel}")
             raise ConfigError(f"{KEY}.mesh=[{mesh[0]},{mesh[1]}] uses {mesh[0] * mesh[1]} "
-                              f"devices, but {devices} are used (trainer.devices, "
-                              f"trainer.parallel); members x data must be {devices}")
+                              f"devices, but this run trains on {devices} ({why}); members x "
+                              f"data must be {devices}")
         return cls(devices, (mesh[0], mesh[1]))
 
     def mesh_for(self, k: int, batch_size: int) -> tuple[int, int]:

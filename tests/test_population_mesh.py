@@ -220,8 +220,11 @@ def test_every_groups_mesh_is_checked_before_the_first_trains():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    ([f"{POP}.mesh=[2,2]"], r"^trainer.population.mesh=\[2,2\] uses 4 devices, but 1 are used "
-                            r"\(trainer.devices, trainer.parallel\); members x data must be 1$"),
+    ([f"{POP}.mesh=[2,2]"], r"^trainer.population.mesh=\[2,2\] uses 4 devices, but this run "
+                            r"trains on 1 \(trainer.devices=null, trainer.parallel=auto\); "
+                            r"members x data must be 1$"),
+    ([f"{POP}.mesh=[1,4]", "trainer.parallel=none"], r"uses 4 devices, but this run trains on "
+                                                      r"1 \(trainer.parallel=none\); members"),
     ([f"{POP}.mesh=[2]"], r"^trainer.population.mesh=\[2\] is invalid: must be \[members, "
                           r"data\] \(two integers >= 1\) or null$"),
     ([f"{POP}.mesh=[1,0]"], r"mesh=\[1, 0\] is invalid"),
@@ -248,6 +251,6 @@ def test_cli_mesh_error_names_the_key(tmp_path):
             f"hydra.run.dir={tmp_path}", devices=4)
     assert p.returncode == 2, p.stderr[-2000:]
     assert p.stderr.strip().splitlines()[-1] == (
-        "snntrain: error: trainer.population.mesh=[3,1] uses 3 devices, but 4 are used "
-        "(trainer.devices, trainer.parallel); members x data must be 4")
+        "snntrain: error: trainer.population.mesh=[3,1] uses 3 devices, but this run trains "
+        "on 4 (trainer.devices=null, trainer.parallel=auto); members x data must be 4")
     assert "Traceback" not in p.stderr
