@@ -68,6 +68,7 @@ from snntrain.runs import (
     find_runs,
     format_value,
     group_runs,
+    jobs_not_started,
     load_run,
     mean_std,
     members_missing,
@@ -168,6 +169,7 @@ def verdict_lines(
     cost_split: str | None = None,
     not_started: dict[Path, list[str]] | None = None,
     missing: dict[Path, list[str]] | None = None,
+    jobs_missing: dict[Path, tuple[int, int]] | None = None,
 ) -> list[str]:
     """The conclusion in plain sentences: selected configuration, what is within noise of it,
     what is worse, the cheapest in synaptic operations among those within noise (costs measured
@@ -211,6 +213,12 @@ def verdict_lines(
                         for d, names in not_started.items())
             + ": the selection above is among the others only; rerun the population's command "
             "to train them.")
+    for d, (k, jobs) in (jobs_missing or {}).items():  # a sweep interrupted early, or running
+        live = any(r.status == RUNNING and d in r.path.resolve().parents for r in runs)
+        lines.append(f"Not started: {k} of the {jobs} jobs of the sweep in {d}: the selection "
+                     "above is among the others only; " + (
+                         "the sweep is still running." if live else "rerun the sweep's command "
+                         f"with hydra.sweep.dir={d} to run them."))
     if missing:  # trained, but their directories are gone
         k = sum(map(len, missing.values()))
         lines.append(
@@ -695,7 +703,7 @@ def make_report(
     ranges = alpha_ranges(rows, metric)
     where = cost_split(runs)
     verdict = verdict_lines(ranked, metric, ranges, runs, where, members_not_started(paths),
-                            members_missing(paths))
+                            members_missing(paths), jobs_not_started(paths))
     table = ranked_table(columns, ranked, metric, target, split, where)
     (out / "verdict.txt").write_text("\n".join(verdict) + "\n")
     write_csv(out / "summary.csv", columns, table)

@@ -139,6 +139,69 @@ def members_not_started(paths: Iterable[str | Path]) -> dict[Path, list[str]]:
     return _members_without_directory(paths, started=False)
 
 
+def sweep_jobs(sweep_dir: Path) -> int | None:
+    """How many jobs the multirun in ``sweep_dir`` launches, from its ``multirun.yaml``: the
+    basic sweeper's grid (its ``params`` and the command line's sweeps, as Hydra expands
+    them; a glob over this package's config groups), Optuna's ``n_trials``; None when that
+    cannot be told (another sweeper, a config directory of the user's own)."""
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.load(sweep_dir / "multirun.yaml")
+        sweeper = OmegaConf.select(cfg, "hydra.sweeper", default=None)
+        target = str(sweeper.get("_target_", ""))
+        if target.endswith("OptunaSweeper"):
+            return int(sweeper.get("n_trials"))
+        if not target.endswith("BasicSweeper"):
+            return None
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra._internal.utils import create_config_search_path
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from snntrain.paths import CONFIG_DIR
+
+        args = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+        args += [str(o) for o in OmegaConf.select(cfg, "hydra.overrides.task", default=[])]
+        loader = ConfigLoaderImpl(create_config_search_path(str(CONFIG_DIR)))  # (for a glob)
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(args)
+        batches = BasicSweeper.split_arguments(parsed, None)
+        return sum(len(b) for b in batches)
+    except Exception:  # noqa: BLE001 - not Hydra's record, or not one this can expand
+        return None
+
+
+def jobs_not_started(paths: Iterable[str | Path]) -> dict[Path, tuple[int, int]]:
+    """Per multirun directory under ``paths`` whose jobs did not all start (a sweep
+    interrupted in an early job): ``(not started, jobs)``. They have no directory, so the
+    report counted "of 1 runs" for a sweep of 2."""
+    out: dict[Path, tuple[int, int]] = {}
+    for root in map(Path, paths):
+        for dirpath, dirnames, _ in os.walk(root):
+            d = Path(dirpath)
+            if not (d / "multirun.yaml").is_file():
+                continue
+            dirnames.clear()
+            jobs = sweep_jobs(d)
+            started = _job_dirs(d)
+            if jobs is not None and started < jobs:
+                out[d.resolve()] = (jobs - started, jobs)
+    return out
+
+
+def _job_dirs(sweep_dir: Path) -> int:
+    """The job directories under ``sweep_dir`` (each has Hydra's ``.hydra/``), at any depth
+    (``hydra.sweep.subdir`` may nest them)."""
+    n = 0
+    for dirpath, dirnames, _ in os.walk(sweep_dir):
+        if dirpath != str(sweep_dir) and ".hydra" in dirnames:
+            n += 1
+            dirnames.clear()
+        else:
+            dirnames[:] = [x for x in dirnames if x not in (".hydra", "report")]
+    return n
+
+
 def members_missing(paths: Iterable[str | Path]) -> dict[Path, list[str]]:
     """The members a population's ``summary.json`` records as started (completed, diverged,
     ...) whose directory is gone: the report ranked the others without a word."""

@@ -1814,3 +1814,32 @@ def test_labels_of_nearby_configurations_do_not_pile_up():
     assert len(set(offsets[:3])) == 3  # three nearby labels, three places
     assert offsets[0] == offsets[3] == (9, 7)  # a label alone keeps the first place
     assert plots._label_places(ax, [("α=2", 90.0, 50.0)])[0][3] == (-9, 7)  # right: to the left
+
+
+def test_jobs_of_an_interrupted_sweep_that_never_started_are_named(tmp_path):
+    """A sweep interrupted in its first job: the report said "of 1 runs" for a sweep of 2
+    and never mentioned the job that did not start (it has no directory)."""
+    sweep = tmp_path / "sweep"
+    job = write_run(sweep / "0-seed=0", {"name": "sigmoid", "alpha": 4.0}, 0, [0.5], [0.5],
+                    {"lif0": 0.1}, 1.0)
+    (job / ".hydra").mkdir()
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                    "max_batch_size": None, "params": {"surrogate": "sigmoid,arctan"}},
+        "overrides": {"task": ["seed=0,1", "trainer.epochs=1"]}}}))
+    assert runs.sweep_jobs(sweep) == 4
+    assert runs.jobs_not_started([tmp_path]) == {sweep.resolve(): (3, 4)}
+    assert report.main([str(sweep), "--out", str(tmp_path / "r")]) == 0
+    verdict = (tmp_path / "r" / "verdict.txt").read_text()
+    assert (f"Not started: 3 of the 4 jobs of the sweep in {sweep.resolve()}: the selection "
+            "above is among the others only; rerun the sweep's command with "
+            f"hydra.sweep.dir={sweep.resolve()} to run them.") in verdict
+    # a glob over a group of ours is expanded as Hydra does; a grid that has all its jobs: none
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                    "params": None}, "overrides": {"task": ["surrogate=glob(*)", "seed=0"]}}}))
+    assert runs.sweep_jobs(sweep) == 22
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
+        "overrides": {"task": ["seed=0"]}}}))
+    assert runs.jobs_not_started([tmp_path]) == {}
