@@ -978,7 +978,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 part = ms[start:start + size]
                 ckpt_dir = run_dir / "checkpoints" / (f"group{g}" if len(starts) > 1 else "")
                 if _group_done(run_dir, part, cfg):
-                    wall += _saved_wall_time(ckpt_dir)
+                    wall += _finished_group_wall_time(run_dir, part, ckpt_dir)
                     _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
                          f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
                     continue
@@ -1206,7 +1206,8 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         except Exception as e:  # each live member recorded as failed, its wandb run closed
             for run in runs:
                 if run.rec is not None:
-                    run.rec.finish(failure_record(e))
+                    with contextlib.suppress(writers.WriteFailed):  # (the first error stays)
+                        run.rec.finish(failure_record(e))
             raise
         ckpts.close()
     finally:
@@ -1235,8 +1236,14 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
     return status, spent["wall_time_s"]
 
 
-def _saved_wall_time(ckpt_dir: Path) -> float:
-    """The wall time a group finished in an earlier attempt took (its newest checkpoint's)."""
+def _finished_group_wall_time(run_dir: Path, part: list[Member], ckpt_dir: Path) -> float:
+    """The wall time a group finished in an earlier attempt took: as its members recorded it
+    (``population.group_wall_time_s``), else its newest checkpoint's (every member diverged),
+    which leaves out the last evaluation."""
+    for m in part:
+        group = _member_summary(run_dir / "members" / m.name).get("population")
+        if isinstance(group, dict) and isinstance(group.get("group_wall_time_s"), float):
+            return group["group_wall_time_s"]
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, write=False)
     try:
         return float((ckpts.newest_meta().get("history") or {}).get("wall_time_s", 0.0))

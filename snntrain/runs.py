@@ -152,8 +152,9 @@ def sweep_jobs(sweep_dir: Path) -> int | None:
         target = str(sweeper.get("_target_", ""))
         if target.endswith("OptunaSweeper"):
             return int(sweeper.get("n_trials"))
-        if not target.endswith("BasicSweeper"):
-            return None
+        subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir")
+        if not target.endswith("BasicSweeper") or "hydra.job.num" not in str(subdir):
+            return None  # (a subdir without the job's number may give jobs one directory)
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra._internal.utils import create_config_search_path
@@ -190,11 +191,12 @@ def jobs_not_started(paths: Iterable[str | Path]) -> dict[Path, tuple[int, int]]
 
 
 def _job_dirs(sweep_dir: Path) -> int:
-    """The job directories under ``sweep_dir`` (each has Hydra's ``.hydra/``), at any depth
+    """The job directories under ``sweep_dir`` (Hydra's ``.hydra/`` or the run's own
+    ``config.yaml``: ``hydra.output_subdir=null`` leaves no ``.hydra/``), at any depth
     (``hydra.sweep.subdir`` may nest them)."""
     n = 0
-    for dirpath, dirnames, _ in os.walk(sweep_dir):
-        if dirpath != str(sweep_dir) and ".hydra" in dirnames:
+    for dirpath, dirnames, filenames in os.walk(sweep_dir):
+        if dirpath != str(sweep_dir) and (".hydra" in dirnames or "config.yaml" in filenames):
             n += 1
             dirnames.clear()
         else:

@@ -18,6 +18,7 @@ any checkpoint reproduces the uninterrupted run bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -270,8 +271,12 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                     status = train_epochs(exp, runner, progress, rec, ckpts,
                                           signals.received_any, say)
                 except Exception as e:  # recorded and closed here, not only by the CLI: a
-                    rec.finish(failure_record(e))  # Python caller's diverged run read as
-                    raise  # running, and its open wandb run cost the next one its fallback
+                    # Python caller's diverged run read as running, and its open wandb run
+                    # cost the next one its fallback (on a full disk the error stays the
+                    # write that failed first, not summary.json's)
+                    with contextlib.suppress(writers.WriteFailed):
+                        rec.finish(failure_record(e))
+                    raise
             if progress.skipped_steps:
                 say(f"{progress.skipped_steps} of {progress.step} steps were skipped (non-finite "
                     "loss or gradient, trainer.on_nan=skip_step): skipped_steps in summary.json")

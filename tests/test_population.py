@@ -923,3 +923,19 @@ def test_population_settings_without_an_axis_are_noted(capsys):
         f"set (e.g. {POP}.seed=[0,1,2]), so this is a normal run")
     assert population.unused_settings(compose(f"{POP}.chunk=2", f"{POP}.seed=[0,1]")) is None
     assert population.unused_settings(compose()) is None
+
+
+def test_a_populations_wall_time_adds_its_groups_earlier_and_now(tmp_path):
+    """A group finished in an earlier attempt counted only to its last checkpoint in the
+    population's wall_time_s (not its last evaluation): the population's record was shorter
+    than its members' shares added up."""
+    import shutil
+
+    pop = (f"{POP}.seed=[0,1]", f"{POP}.chunk=1")
+    train_and_evaluate(compose(*pop), tmp_path)
+    shutil.rmtree(tmp_path / "members" / "1-seed=1")  # group 2 to train again, group 1 done
+    shutil.rmtree(tmp_path / "checkpoints" / "group1")
+    summary = train_and_evaluate(compose(*pop), tmp_path)
+    shares = [json.loads((m / "summary.json").read_text())["wall_time_s"]
+              for m in _member_dirs(tmp_path)]
+    assert summary["wall_time_s"] == pytest.approx(sum(shares), rel=1e-9)

@@ -1823,12 +1823,18 @@ def test_jobs_of_an_interrupted_sweep_that_never_started_are_named(tmp_path):
     job = write_run(sweep / "0-seed=0", {"name": "sigmoid", "alpha": 4.0}, 0, [0.5], [0.5],
                     {"lif0": 0.1}, 1.0)
     (job / ".hydra").mkdir()
+    numbered = {"subdir": "${hydra.job.num}_${hydra.job.override_dirname}"}
     (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
         "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
                     "max_batch_size": None, "params": {"surrogate": "sigmoid,arctan"}},
-        "overrides": {"task": ["seed=0,1", "trainer.epochs=1"]}}}))
+        "sweep": numbered, "overrides": {"task": ["seed=0,1", "trainer.epochs=1"]}}}))
     assert runs.sweep_jobs(sweep) == 4
     assert runs.jobs_not_started([tmp_path]) == {sweep.resolve(): (3, 4)}
+    # a job without .hydra/ (hydra.output_subdir=null) has started: its config.yaml says so
+    write_run(sweep / "a" / "1-seed=1", {"name": "sigmoid", "alpha": 4.0}, 1, [0.5], [0.5],
+              {"lif0": 0.1}, 1.0)
+    assert runs.jobs_not_started([tmp_path]) == {sweep.resolve(): (2, 4)}
+    shutil.rmtree(sweep / "a")
     assert report.main([str(sweep), "--out", str(tmp_path / "r")]) == 0
     verdict = (tmp_path / "r" / "verdict.txt").read_text()
     assert (f"Not started: 3 of the 4 jobs of the sweep in {sweep.resolve()}: the selection "
@@ -1837,9 +1843,15 @@ def test_jobs_of_an_interrupted_sweep_that_never_started_are_named(tmp_path):
     # a glob over a group of ours is expanded as Hydra does; a grid that has all its jobs: none
     (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
         "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-                    "params": None}, "overrides": {"task": ["surrogate=glob(*)", "seed=0"]}}}))
+                    "params": None}, "sweep": numbered,
+        "overrides": {"task": ["surrogate=glob(*)", "seed=0"]}}}))
     assert runs.sweep_jobs(sweep) == 22
     (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
         "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
-        "overrides": {"task": ["seed=0"]}}}))
+        "sweep": numbered, "overrides": {"task": ["seed=0"]}}}))
     assert runs.jobs_not_started([tmp_path]) == {}
+    # jobs that may share a directory (hydra.sweep.subdir=same): not counted
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
+        "sweep": {"subdir": "same"}, "overrides": {"task": ["seed=0,1,2"]}}}))
+    assert runs.sweep_jobs(sweep) is None

@@ -629,3 +629,25 @@ def test_a_run_that_diverges_under_python_is_recorded_and_closed(tmp_path):
                        "diverged_at_step": e.value.step, "steps": e.value.step}
     assert runs.load_run(tmp_path).status == "diverged"
     assert writers.Wandb.open_runs == open_before
+
+
+def test_on_a_full_disk_the_error_names_the_write_that_failed_first(tmp_path, monkeypatch):
+    """Recording the failure wrote summary.json on the disk that was full, and its error
+    replaced the first one: "writing summary.json failed" instead of metrics.jsonl."""
+    import errno
+
+    from snntrain import writers
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+
+    def fail_metrics(*_a, **_k):
+        raise writers.WriteFailed(tmp_path / "metrics.jsonl", full)
+
+    def fail_json(path, _obj):
+        raise writers.WriteFailed(path, full)
+
+    monkeypatch.setattr(train, "train_epochs", fail_metrics)
+    monkeypatch.setattr(writers, "write_json", fail_json)
+    with pytest.raises(writers.WriteFailed) as e:
+        train.train_and_evaluate(compose(), tmp_path)
+    assert e.value.path == tmp_path / "metrics.jsonl"
