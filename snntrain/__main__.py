@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from snntrain.paths import started_from_the_command_line
+from snntrain import started_from_the_command_line
 
 
 def _interrupted(signum: object = signal.SIGINT, _frame: object = None) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
+
+from snntrain import started_from_the_command_line  # noqa: F401 - (kept importable here)
 
 _PACKAGE = Path(__file__).resolve().parent
 CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
@@ -76,16 +77,6 @@ register_resolvers()
 
 
 # ---- how this process was started, and the sweep it belongs to ----------------------------
-
-
-def started_from_the_command_line() -> bool:
-    """True under ``python -m snntrain`` and the ``snntrain`` script; False when some other
-    program imported :mod:`snntrain.__main__` and calls its ``main`` (a notebook kernel, say),
-    whose process must not be replaced by the huge-page restart."""
-    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
-    return arg0.name == "snntrain" or (
-        arg0.name == "__main__.py" and arg0.parent.name == "snntrain"
-    )
 
 
 SWEEP_RECORD = ".snntrain_sweep.json"  # a sweep's overrides (an Optuna sweep has no multirun.yaml)

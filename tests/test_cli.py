@@ -244,9 +244,9 @@ sys.argv = [sys.argv[0].replace("-c", "") + "/snntrain/__main__.py"]
 seen = []
 
 
-class Finder:  # records the SIGINT handler when Hydra (the first heavy import) is imported
+class Finder:  # records the handlers when OmegaConf or Hydra (the heavy imports) is imported
     def find_spec(self, name, path=None, target=None):
-        if name == "hydra" and not seen:
+        if name in ("omegaconf", "hydra") and not seen:
             seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
 
 
