@@ -71,7 +71,17 @@ def composition_error(argv: list[str]) -> str | None:
     run's as given; a ``-m`` sweep's as the single runs of :func:`sweep_samples`. Other flags
     (``--cfg job``, ``--info``, ``--help``) are set aside first: their overrides are checked
     alike (``--cfg job trainer.epoch=3`` printed Hydra's multi-line error)."""
-    argv = _without_show_flags(argv)
+    shown = _without_show_flags(argv)
+    modes = {a.split("=")[0] for a in argv if a.split("=")[0] in ("--cfg", "-c", "--info", "-i")
+             } | {a for a in argv if a in MULTIRUN_FLAGS}
+    if len(modes & {"--cfg", "-c"}) + len(modes & {"--info", "-i"}) + len(
+            modes & set(MULTIRUN_FLAGS)) > 1:  # (Hydra's ValueError traceback)
+        return (f"{', '.join(sorted(modes))}: Hydra does one of -m, --cfg and --info at a time; "
+                "drop the others")
+    if any(a.split("=")[0] in ("--hydra-help", "--info", "-i") for a in argv) and (
+            "--hydra-help" in argv or "plugins" in argv or "--info=plugins" in argv):
+        return None  # Hydra's own help and plugin list take no overrides: it ignores them
+    argv = shown
     flags = [a for a in argv if a.startswith("-")]
     if flags and set(flags) <= set(MULTIRUN_FLAGS):
         task = [a for a in argv if a not in MULTIRUN_FLAGS]
@@ -99,6 +109,8 @@ def _without_show_flags(argv: list[str]) -> list[str]:
     for i, a in enumerate(argv):
         if skip:
             skip = False
+            continue
+        if a.split("=")[0] in SHOW_FLAGS and "=" in a:  # --cfg=job
             continue
         if a in SHOW_FLAGS:
             values = SHOW_FLAGS[a]
