@@ -1186,6 +1186,7 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         d = rundir.prepare(run_dir / "members" / m.name)
         runs.append(MemberRun(m, e, d, RunProgress(), DivergencePolicy(
             e.run.trainer.on_nan, lambda: lifecycle.last_good(ckpts), _member_say(m.name, say))))
+    failed: Exception | None = None
     try:
         state, position, ckpts = _restore_or_start(group, runs, ckpts, say)
         if accepted is not None:
@@ -1203,15 +1204,17 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
         runner = GroupRunner(group, state, malloc_trial)
         try:
             status = train_group_epochs(group, runner, position, runs, ckpts, stop, say)
-        except Exception as e:  # each live member recorded as failed, its wandb run closed
-            for run in runs:
-                if run.rec is not None:
-                    with contextlib.suppress(writers.WriteFailed):  # (the first error stays)
-                        run.rec.finish(failure_record(e))
+        except Exception as e:  # each live member recorded as failed below
+            failed = e
             raise
         ckpts.close()
     finally:
         ckpts.abandon()
+        if failed is not None:  # (after the checkpoints are closed, as a solo run's)
+            for run in runs:
+                if run.rec is not None:
+                    with contextlib.suppress(writers.WriteFailed):  # (the first error stays)
+                        run.rec.finish(failure_record(failed))
     # the member's share of its group's times, compile and data included as in a solo run's
     # (the group's was every member's: a report's sum over members counted it once per
     # member; then it left out the compile); a resumed group's earlier attempts included

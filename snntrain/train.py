@@ -250,6 +250,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
             writers.save_config(run_dir, config)  # a run that fails to start is still listed
         ckpts = ckpt_lib.Checkpoints(run_dir / "checkpoints", exp.run.trainer.keep_checkpoints,
                                      async_save=exp.run.trainer.async_checkpointing)
+        failed: Exception | None = None
         try:
             state, progress, ckpts = restore_or_start(exp, ckpts, say)
             progress.started_at = t_start  # (this attempt's time counts from its start)
@@ -270,19 +271,20 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                 try:
                     status = train_epochs(exp, runner, progress, rec, ckpts,
                                           signals.received_any, say)
-                except Exception as e:  # recorded and closed here, not only by the CLI: a
-                    # Python caller's diverged run read as running, and its open wandb run
-                    # cost the next one its fallback (on a full disk the error stays the
-                    # write that failed first, not summary.json's)
-                    with contextlib.suppress(writers.WriteFailed):
-                        rec.finish(failure_record(e))
-                    raise
+                except Exception as e:  # recorded and closed below, not only by the CLI: a
+                    failed = e  # Python caller's diverged run read as running, and its open
+                    raise  # wandb run cost the next one its fallback
             if progress.skipped_steps:
                 say(f"{progress.skipped_steps} of {progress.step} steps were skipped (non-finite "
                     "loss or gradient, trainer.on_nan=skip_step): skipped_steps in summary.json")
             ckpts.close()
         finally:
             ckpts.abandon()  # never leave orbax's threads running (they block the exit)
+            if failed is not None:  # (after the checkpoints are closed: a WriteFailed says
+                # which are intact when first shown; on a full disk the first failed write
+                # stays the error, not summary.json's)
+                with contextlib.suppress(writers.WriteFailed):
+                    rec.finish(failure_record(failed))
         summary = summarize(exp, progress, runner, status, run_dir)
         rec.finish(summary)
     if status == "preempted":
