@@ -1027,7 +1027,7 @@ def _set_aside_other_members(run_dir: Path, names: set[str]) -> None:
                    ) if members.is_dir() else []
     if not other:
         return
-    kept = members.with_name(f"members.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
+    kept = rundir.aside_path(members)
     kept.mkdir(exist_ok=True)
     for d in other:
         d.rename(kept / d.name)

@@ -130,9 +130,14 @@ def set_aside(path: Path) -> Path | None:
     """Rename ``path`` to ``<name>.set-aside-<time>`` (kept, not deleted); return the new path."""
     if not path.exists():
         return None
-    new = path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
+    new = aside_path(path)
     path.rename(new)
     return new
+
+
+def aside_path(path: Path) -> Path:
+    """``<name>.set-aside-<time>`` beside ``path``: where :func:`set_aside` keeps it."""
+    return path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 # ---- resuming by default: the newest unfinished run of the same command -------------------

@@ -27,7 +27,7 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,17 +177,21 @@ def jobs_not_started(paths: Iterable[str | Path]) -> dict[Path, tuple[int, int]]
     interrupted in an early job): ``(not started, jobs)``. They have no directory, so the
     report counted "of 1 runs" for a sweep of 2."""
     out: dict[Path, tuple[int, int]] = {}
+    for d in _dirs_holding(paths, "multirun.yaml"):
+        jobs = sweep_jobs(d)
+        started = _job_dirs(d)
+        if jobs is not None and started < jobs:
+            out[d.resolve()] = (jobs - started, jobs)
+    return out
+
+
+def _dirs_holding(paths: Iterable[str | Path], name: str) -> Iterator[Path]:
+    """The directories under ``paths`` that hold ``name`` (not searched below them)."""
     for root in map(Path, paths):
         for dirpath, dirnames, _ in os.walk(root):
-            d = Path(dirpath)
-            if not (d / "multirun.yaml").is_file():
-                continue
-            dirnames.clear()
-            jobs = sweep_jobs(d)
-            started = _job_dirs(d)
-            if jobs is not None and started < jobs:
-                out[d.resolve()] = (jobs - started, jobs)
-    return out
+            if (Path(dirpath) / name).exists():
+                dirnames.clear()
+                yield Path(dirpath)
 
 
 def _job_dirs(sweep_dir: Path) -> int:
@@ -213,22 +217,17 @@ def members_missing(paths: Iterable[str | Path]) -> dict[Path, list[str]]:
 def _members_without_directory(paths: Iterable[str | Path], started: bool
                                ) -> dict[Path, list[str]]:
     out: dict[Path, list[str]] = {}
-    for root in map(Path, paths):
-        for dirpath, dirnames, _ in os.walk(root):
-            d = Path(dirpath)
-            if not (d / "members").is_dir():
-                continue
-            dirnames.clear()
-            try:
-                rows = json.loads((d / "summary.json").read_text()).get("members") or []
-            except (OSError, ValueError, AttributeError):
-                continue
-            names = [r.get("member") for r in rows if isinstance(r, dict)
-                     and isinstance(r.get("member"), str)
-                     and (r.get("status") not in (None, "not started")) == started
-                     and not (d / "members" / r["member"]).is_dir()]
-            if names:
-                out[d.resolve()] = names
+    for d in _dirs_holding(paths, "members"):
+        try:
+            rows = json.loads((d / "summary.json").read_text()).get("members") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        names = [r.get("member") for r in rows if isinstance(r, dict)
+                 and isinstance(r.get("member"), str)
+                 and (r.get("status") not in (None, "not started")) == started
+                 and not (d / "members" / r["member"]).is_dir()]
+        if names:
+            out[d.resolve()] = names
     return out
 
 
