@@ -11,9 +11,12 @@ Sections:
   in the same process (one compiled solo step called K times). Three layouts of the population
   step: ``map`` (``vectorize=1``: ``lax.map``, members one after another inside the program,
   bit-identical to solo), ``vmap`` (``vectorize=K``) and, for K > 4, ``vmap4`` (``lax.map``
-  of vmapped groups of 4). Reported per member-step, as the gain over solo (solo time x K /
-  population time); wall and process CPU time, each the best of several rounds (the machine
-  is shared: the best round is the least disturbed one).
+  of vmapped groups of 4); and ``split`` (what the CLI runs on a CPU: ``lax.map`` with the
+  members spread over the CPU split into one JAX device per core,
+  ``trainer.population.cpu_devices``; this program splits the CPU at start as the CLI does,
+  and the solo step keeps to one device as a solo run does). Reported per member-step, as the
+  gain over solo (solo time x K / population time); wall and process CPU time, each the best
+  of several rounds (the machine is shared: the best round is the least disturbed one).
 * ``types``: K members cycling through 4 surrogate types (sigmoid, arctan, erf, fast_sigmoid),
   as one program with the switch surrogate against one program per type (``by_type``), both
   with ``map`` and with ``vmap``.
@@ -140,6 +143,7 @@ def _solo_time(cfg, n: int, rounds: int) -> tuple[float, float, str]:
 def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
     from snntrain import population
 
+    split = hostenv.cpu_split()
     solo_w, solo_c, policy = _solo_time(_compose(), n, rounds)
     rows = [{"section": "steps", "layout": "solo", "K": 1, "ms_per_member_step": solo_w * 1e3,
              "cpu_ms_per_member_step": solo_c * 1e3, "malloc": policy}]
@@ -147,16 +151,21 @@ def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
     for k in ks:
         cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
         ms = population.members(cfg)
-        layouts = {"map": 1, "vmap": k} | ({"vmap4": 4} if k > 4 else {})
+        layouts = ({"map": 1, "vmap": k} | ({"vmap4": 4} if k > 4 else {})
+                   | ({"split": 1} if split > 1 and k > 1 else {}))
         for layout, vectorize in layouts.items():
             if layout == "vmap" and k == 1:
                 continue
-            group = population.build_group(ms, vectorize=vectorize, by_type=False)
+            placement = (population.Placement(split, members_only=True) if layout == "split"
+                         else population.Placement())
+            group = population.build_group(ms, vectorize=vectorize, by_type=False,
+                                           placement=placement, say=lambda _: None)
             w, c, policy = _population_time(group, max(1, n // k), rounds)
             rows.append({"section": "steps", "layout": layout, "K": k,
                          "ms_per_member_step": w / k * 1e3,
                          "cpu_ms_per_member_step": c / k * 1e3,
                          "gain_wall": solo_w * k / w, "gain_cpu": solo_c * k / c,
+                         "mesh": list(group.programs[0].mesh_shape),
                          "compile_s": group.compile_s, "malloc": policy})
             _print(rows[-1])
     return rows
@@ -245,8 +254,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="processes for the multirun estimate")
     p.add_argument("--e2e-args", default="", help="extra overrides for both e2e sides")
     p.add_argument("--json", type=cli.json_path, default=None, help="write the rows here")
+    p.add_argument("--no-split", action="store_true",
+                   help="do not split the CPU into devices (no 'split' layout)")
     args = p.parse_args(argv)
     print(f"malloc: SNNTRAIN_MALLOC={cli.prepare_malloc()}")  # as the CLI (auto: one arena)
+    if not args.no_split:  # as the CLI's start-up splits it for a population
+        hostenv.split_cpu(hostenv.usable_cores())
+    print(f"CPU devices: {hostenv.cpu_split() or 'not split'} (usable cores: "
+          f"{hostenv.usable_cores()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     ks = args.ks
     sections = set(args.sections) | ({"e2e"} if args.e2e else set())

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -166,6 +167,56 @@ def reexec_with_hugepages() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+
+
+# ---- the CPU as several JAX devices (population training) ------------------------------
+
+DEVICE_FLAG = "--xla_force_host_platform_device_count"
+SPLIT_MARK = "SNNTRAIN_CPU_DEVICES"  # set with DEVICE_FLAG when snntrain split the CPU itself
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask: a SLURM or taskset share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def device_count_flag(env: dict[str, str] | None = None) -> int | None:
+    """The CPU device count ``XLA_FLAGS`` sets (``--xla_force_host_platform_device_count``)."""
+    flags = (os.environ if env is None else env).get("XLA_FLAGS", "")
+    found = re.findall(re.escape(DEVICE_FLAG) + r"=(\d+)", flags)
+    return int(found[-1]) if found else None
+
+
+def backend_started() -> bool:
+    """Whether JAX has started its backends (XLA_FLAGS are read then, and only then)."""
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    return bridge is not None and bridge.backends_are_initialized()
+
+
+def split_cpu(n: int) -> bool:
+    """Make JAX's CPU backend ``n`` devices, each running its programs on its own thread, and
+    mark the split as snntrain's (:func:`cpu_split`), if ``n >= 2``, ``XLA_FLAGS`` does not
+    set a device count already and JAX's backends have not started; returns whether it did.
+
+    XLA:CPU runs one program's operations one after another (a small network's step keeps
+    1.7 of 2 cores busy); a population whose members are spread over several CPU devices runs
+    them side by side, each member's step exactly as on one device."""
+    if n < 2 or device_count_flag() is not None or backend_started():
+        return False
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""),
+                                                     f"{DEVICE_FLAG}={n}"]))
+    os.environ[SPLIT_MARK] = str(n)
+    return True
+
+
+def cpu_split() -> int:
+    """How many CPU devices :func:`split_cpu` made for this process (or its parent), else 0;
+    a solo run keeps to one of them, as it would without the split."""
+    mark = os.environ.get(SPLIT_MARK, "")
+    return int(mark) if mark.isdigit() and device_count_flag() == int(mark) else 0
 
 
 # ---- what the machine is (printed by the benchmarks, recorded with golden runs) ----------

@@ -89,9 +89,11 @@ def config_signature(cfg: Any, population: Any = None) -> str:
 
 
 def key(signature: str) -> str:
-    """The cache key: platform, JAX version, machine and step (no JAX call: see above)."""
+    """The cache key: platform, JAX version, machine, the CPU's device count (``XLA_FLAGS``:
+    a population's members side by side on a split CPU) and step (no JAX call: see above)."""
     platform = os.environ.get("JAX_PLATFORMS") or "default"
-    return f"{platform}|jax {version('jax')}|malloc|{machine()}|{signature}"
+    devices = hostenv.device_count_flag() or 1
+    return f"{platform}|jax {version('jax')}|malloc|{machine()}|cpu devices {devices}|{signature}"
 
 
 def choose(times_s: dict[str, list[float]], faults: dict[str, list[int]] | None = None,

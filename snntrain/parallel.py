@@ -29,6 +29,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from snntrain import hostenv
 from snntrain.errors import ConfigError
 
 MODES = ("auto", "none", "sharded", "pmap")
@@ -97,8 +98,9 @@ class DataParallel:
             logging.getLogger(__name__).info(
                 "note: trainer.parallel=none trains on one device; trainer.devices=%s is not "
                 "used (trainer.parallel=sharded or pmap spreads the batch)", devices)
-        if devices is None or devices in (0, "all"):
-            devices = len(local)
+        if devices is None or devices in (0, "all"):  # (one of the devices a population's
+            split = hostenv.cpu_split() and jax.default_backend() == "cpu"  # CPU split made)
+            devices = 1 if split else len(local)
         devices = int(devices)
         if not 1 <= devices <= len(local):
             raise ParallelError(f"trainer.devices={devices}: this process has {len(local)} "

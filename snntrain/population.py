@@ -24,7 +24,10 @@ whose loss or gradient becomes non-finite is frozen on the device and recorded a
 sequential groups, each one program, after checking that a group's step fits in memory.
 With several devices the program runs on a ``members x data`` mesh (:class:`Placement`:
 members split over one axis, each member's batch rows over the other; shape chosen from the
-device count, the members and the batch, or ``trainer.population.mesh=[m,d]``).
+device count, the members and the batch, or ``trainer.population.mesh=[m,d]``). On a CPU, the
+command line's start-up splits the cores into as many devices (``trainer.population.cpu_devices``,
+:func:`split_cpu`) and spreads the members over them, members only: each device runs its
+members' steps exactly as one device would, side by side with the others.
 As a solo run, a population chooses glibc's malloc policy on its first steps after compiling
 (:mod:`snntrain.malloctune`; one trial for the whole population, keyed by
 :func:`step_signature`).
@@ -51,7 +54,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snntrain import checkpoint as ckpt_lib
 from snntrain import config as config_lib
 from snntrain import data as data_lib
-from snntrain import lifecycle, malloctune, rundir, surrogates, writers
+from snntrain import hostenv, lifecycle, malloctune, rundir, surrogates, writers
 from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.experiment import (
     DATA_LOCATION_KEYS,
@@ -83,6 +86,7 @@ from snntrain.runstate import (
 
 KEY = "trainer.population"
 SETTINGS = POPULATION_SETTINGS
+PLACEMENT_SETTINGS = ("chunk", "vectorize", "mesh", "cpu_devices")  # how, not what, it trains
 MODES = ("grid", "zip")
 # trainer.population.<key> -> the member config key it sets (surrogate.* handled apart)
 AXES = {
@@ -297,6 +301,8 @@ def unused_settings(cfg: DictConfig) -> str | None:
     trained (``mesh``, ``chunk``, ``vectorize``, ``mode=zip``): it trains as a normal run."""
     set_ = [f"{KEY}.{k}={_setting(cfg, k)}" for k in ("mesh", "chunk", "vectorize")
             if _setting(cfg, k) is not None]
+    if _setting(cfg, "cpu_devices") not in (None, "auto"):
+        set_.append(f"{KEY}.cpu_devices={_setting(cfg, 'cpu_devices')}")
     if str(_setting(cfg, "mode") or "grid") != "grid":
         set_.append(f"{KEY}.mode={_setting(cfg, 'mode')}")
     if not set_ or is_population(cfg):
@@ -430,6 +436,7 @@ class Placement:
 
     devices: int = 1
     mesh: tuple[int, int] | None = None
+    members_only: bool = False  # the CPU split into devices (cpu_devices): no data axis
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Placement:
@@ -450,8 +457,9 @@ class Placement:
             raise ConfigError(f"trainer.devices={wanted}: this process has {local} local "
                               f"device(s); valid: 1..{local}")
         mesh = _setting(cfg, "mesh")
-        if mesh is None:
-            return cls(devices)
+        if mesh is None:  # (on devices split from the CPU a data axis would change the numbers)
+            return cls(devices, members_only=hostenv.cpu_split() > 0
+                       and jax.default_backend() == "cpu")
         mesh = list(mesh) if OmegaConf.is_list(mesh) or isinstance(mesh, list) else mesh
         if not (isinstance(mesh, list) and len(mesh) == 2 and all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in mesh)):
@@ -468,6 +476,8 @@ class Placement:
 
     def mesh_for(self, k: int, batch_size: int) -> tuple[int, int]:
         """The mesh shape of a program of ``k`` members (the asked one, checked)."""
+        if self.members_only:  # the most devices that divide the members, one member's step each
+            return max(m for m in range(1, self.devices + 1) if k % m == 0), 1
         if self.mesh is None:
             return choose_mesh(self.devices, k, batch_size)
         m, d = self.mesh
@@ -575,7 +585,10 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
     freeze = exps[0].run.trainer.on_nan == "stop"
     meshes = [placement.mesh_for(len(idx), exps[0].batch_size) for idx in parts]
     if placement.devices > 1:
-        how = f"{KEY}.mesh" if placement.mesh else f"auto; {KEY}.mesh=[members,data] overrides"
+        how = (f"{KEY}.mesh" if placement.mesh else
+               f"the CPU split into {placement.devices} devices, members side by side; "
+               f"{KEY}.cpu_devices=1 turns it off"
+               if placement.members_only else f"auto; {KEY}.mesh=[members,data] overrides")
         for idx, (m, d) in zip(parts, meshes, strict=True):
             say(f"population: {len(idx)} members, batch {exps[0].batch_size}, on a {m} x {d} "
                 f"mesh (members x data) of {m * d} of {placement.devices} devices ({how})")
@@ -853,6 +866,38 @@ def _chunk_size(cfg: DictConfig, n: int) -> int | str:
     return min(chunk, n)
 
 
+def cpu_devices(cfg: DictConfig) -> int:
+    """How many devices a population's start-up splits the CPU into
+    (``trainer.population.cpu_devices``; 1: none): ``auto`` is one per usable core when the
+    run leaves its devices to snntrain (``trainer.parallel=auto``, ``trainer.devices`` and
+    ``trainer.population.mesh`` null); an integer is taken as asked. Pure config: the split
+    must precede JAX's backend (:func:`split_cpu`)."""
+    n = _setting(cfg, "cpu_devices")
+    if n is None or n == "auto":
+        tcfg = cfg.trainer
+        default = (tcfg.get("parallel") == "auto" and tcfg.get("devices") is None
+                   and _setting(cfg, "mesh") is None)
+        return hostenv.usable_cores() if default and n == "auto" else 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"{KEY}.cpu_devices={n!r} is invalid: must be auto or an integer >= 1 "
+                          "(1: one device)")
+    return n
+
+
+def split_cpu(cfg: DictConfig) -> None:
+    """Before JAX's backend starts (the command line's start-up): for a population, split the
+    CPU into :func:`cpu_devices` devices (:func:`snntrain.hostenv.split_cpu`), whose members
+    then train side by side, each exactly as on one device (:class:`Placement`). An asked
+    count that ``XLA_FLAGS`` contradicts is refused; ``auto`` leaves a set count alone."""
+    if not is_population(cfg):
+        return
+    n, flag = cpu_devices(cfg), hostenv.device_count_flag()
+    if flag is not None and n > 1 and _setting(cfg, "cpu_devices") != "auto" and flag != n:
+        raise ConfigError(f"{KEY}.cpu_devices={n}: XLA_FLAGS already sets "
+                          f"{hostenv.DEVICE_FLAG}={flag}; unset it, or set {KEY}.cpu_devices=auto")
+    hostenv.split_cpu(n)
+
+
 def _vectorize(cfg: DictConfig) -> int | None:
     v = _setting(cfg, "vectorize")
     if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -1099,7 +1144,7 @@ def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
             "trainer.dtype": c["trainer"].get("dtype"),
             "optimizer": {k: v for k, v in c["optimizer"].items() if k != "lr"},
             "loss": c.get("loss"),
-            KEY: {k: v for k, v in pop.items() if k not in ("chunk", "vectorize", "mesh")}}
+            KEY: {k: v for k, v in pop.items() if k not in PLACEMENT_SETTINGS}}
 
 
 def _saved_groups(run_dir: Path) -> Iterator[tuple[ckpt_lib.Checkpoints, dict[str, Any]]]:

@@ -110,7 +110,8 @@ class Run:
         return self.config.get("seed")
 
 
-POPULATION_SETTINGS = ("mode", "chunk", "vectorize", "mesh")  # trainer.population: not axes
+# trainer.population: not axes
+POPULATION_SETTINGS = ("mode", "chunk", "vectorize", "mesh", "cpu_devices")
 
 
 def population_axes(config: dict[str, Any]) -> list[str]:

@@ -559,8 +559,10 @@ class Startup(Callback):
                     population.check_members(config)  # before the run directory exists
             if started_from_the_command_line():
                 from snntrain.hostenv import malloc_mode
+                from snntrain.population import split_cpu
 
                 malloc_mode()  # a bad SNNTRAIN_MALLOC is reported like a bad config value
+                split_cpu(config)  # (before JAX's backend starts)
         except ConfigError as e:
             fail(str(e))
         _prepare_malloc(config)

@@ -10,14 +10,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def env(devices: int = 1) -> dict[str, str]:
+def env(devices: int | None = 1) -> dict[str, str]:
+    """The environment of a worker with ``devices`` virtual CPU devices (None: as JAX and
+    snntrain choose, no device count in ``XLA_FLAGS``)."""
     e = dict(os.environ)
     e.update(JAX_PLATFORMS="cpu", WANDB_SILENT="true", HYDRA_FULL_ERROR="0",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    if devices is None:
+        del e["XLA_FLAGS"]
+        e.pop("SNNTRAIN_CPU_DEVICES", None)
     return e
 
 
-def cli(*args: str, devices: int = 1, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+def cli(*args: str, devices: int | None = 1, timeout: float = 300,
+        **kw) -> subprocess.CompletedProcess:
     """``python -m snntrain ARGS`` in a subprocess; returns the completed process."""
     return subprocess.run([sys.executable, "-m", "snntrain", *args], cwd=kw.pop("cwd", ROOT),
                           env=env(devices), capture_output=True, text=True, timeout=timeout, **kw)

@@ -67,7 +67,14 @@ def test_population_section_times_members_against_solo_steps(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     rows = json.loads(out.read_text())["population"]
     steps = {(r["layout"], r["K"]): r for r in rows if r["section"] == "steps"}
-    assert set(steps) == {("solo", 1), ("map", 1), ("map", 4), ("vmap", 4)}
+    from snntrain import hostenv
+
+    split = {("split", 4)} if hostenv.usable_cores() > 1 else set()
+    assert set(steps) == {("solo", 1), ("map", 1), ("map", 4), ("vmap", 4)} | split
+    cores = hostenv.usable_cores()
+    for r in steps.values():  # the CLI's layout on a CPU: members only, over the split CPU
+        want = [max(m for m in range(1, cores + 1) if r["K"] % m == 0), 1]
+        assert r.get("mesh", [1, 1]) == (want if r["layout"] == "split" else [1, 1]), r
     solo = steps["solo", 1]["ms_per_member_step"]
     for (layout, _k), r in steps.items():
         if layout != "solo":

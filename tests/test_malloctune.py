@@ -164,6 +164,11 @@ def test_cache_key_changes_with_the_step_and_machine_not_with_other_settings(mon
     monkeypatch.undo()
     monkeypatch.setattr(hostenv, "cpu_model", lambda: "Another CPU")
     assert malloctune.key(sig) != k
+    monkeypatch.undo()
+    assert malloctune.key(sig) == k
+    flags = os.environ.get("XLA_FLAGS", "")
+    monkeypatch.setenv("XLA_FLAGS", f"{flags} --xla_force_host_platform_device_count=7")
+    assert malloctune.key(sig) != k  # (a population on a CPU split into 7 devices)
 
 
 def test_cached_choice_is_used_and_a_new_key_tunes_again(cache_dir, monkeypatch):

@@ -9,6 +9,7 @@ rounding (see ``test_data_axis_layouts_equal_one_device_to_rounding``).
 
 import json
 
+import jax
 import numpy as np
 import pytest
 from _compare import assert_same_run
@@ -254,3 +255,103 @@ def test_cli_mesh_error_names_the_key(tmp_path):
         "snntrain: error: trainer.population.mesh=[3,1] uses 3 devices, but this run trains "
         "on 4 (trainer.devices=null, trainer.parallel=auto); members x data must be 4")
     assert "Traceback" not in p.stderr
+
+
+# ---- the CPU split into devices (trainer.population.cpu_devices) --------------------------
+
+SPLIT = r"""
+import json, os, sys
+from snntrain import hostenv
+split = hostenv.split_cpu(int(sys.argv[1]))
+import jax
+from snntrain.parallel import DataParallel
+print(json.dumps({"split": split, "devices": len(jax.devices()), "ours": hostenv.cpu_split(),
+                  "solo": DataParallel("auto").n_devices, "flags": os.environ["XLA_FLAGS"]}))
+"""
+
+
+@pytest.mark.parametrize("preset", [None, 1, 2])
+def test_split_cpu_only_where_nothing_set_the_devices(preset):
+    import subprocess
+    import sys
+
+    from _workers import ROOT, env
+
+    e = env(preset)
+    other = "--xla_cpu_enable_fast_math=false"  # (kept beside the count it adds)
+    e["XLA_FLAGS"] = " ".join(filter(None, [e.get("XLA_FLAGS"), other]))
+    p = subprocess.run([sys.executable, "-c", SPLIT, "3"], cwd=ROOT, env=e, text=True,
+                       capture_output=True, timeout=120, check=True)
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    if preset is None:  # split: 3 devices, and a solo run keeps to one of them
+        assert got == {"split": True, "devices": 3, "ours": 3, "solo": 1,
+                       "flags": "--xla_cpu_enable_fast_math=false "
+                                "--xla_force_host_platform_device_count=3"}
+    else:  # the user's count stands, and a solo run uses every device as before
+        assert got["split"] is False and got["ours"] == 0
+        assert got["devices"] == got["solo"] == preset
+
+
+def test_cpu_devices_setting():
+    from snntrain import hostenv
+
+    pop = f"{POP}.seed=[0,1]"
+    assert population.cpu_devices(compose(pop)) == hostenv.usable_cores()
+    for off in ("trainer.devices=1", "trainer.parallel=none", "trainer.parallel=sharded",
+                f"{POP}.mesh=[1,1]", f"{POP}.cpu_devices=1", f"{POP}.cpu_devices=null"):
+        assert population.cpu_devices(compose(pop, off)) == 1, off
+    assert population.cpu_devices(compose(pop, f"{POP}.cpu_devices=3")) == 3
+    for bad in ("0", "two", "1.5", "true"):
+        with pytest.raises(ConfigError, match=rf"^{POP}.cpu_devices=.* is invalid: must be "
+                                              r"auto or an integer >= 1 \(1: one device\)$"):
+            population.cpu_devices(compose(pop, f"{POP}.cpu_devices={bad}"))
+    assert population.Placement(2, members_only=True).mesh_for(6, 64) == (2, 1)
+    assert population.Placement(4, members_only=True).mesh_for(6, 64) == (3, 1)
+    assert population.Placement(2, members_only=True).mesh_for(3, 64) == (1, 1)
+    assert population.Placement(2).mesh_for(3, 64) == (1, 2)  # (a data axis: not exact)
+
+
+def _member_runs(d) -> dict:
+    timing = {"samples_per_s", "wall_time_s", "train_time_s", "compile_time_s"}
+    return {m.name: [{k: v for k, v in json.loads(x).items() if k not in timing}
+                     for x in (m / "metrics.jsonl").read_text().splitlines()]
+            for m in sorted((d / "members").iterdir())}
+
+
+def test_cli_population_runs_side_by_side_on_the_split_cpu_exactly(tmp_path):
+    """``python -m snntrain`` with a population and no device count in XLA_FLAGS splits the
+    CPU into one device per core and puts members only on them: the members' records and
+    parameters equal those of the same population on one device (tolerance 0: each device
+    runs its members' steps as one device does)."""
+    from snntrain import hostenv
+
+    args = ("logger=none", "trainer.progress=false", "trainer.epochs=1", "trainer.log_every=1",
+            f"{POP}.surrogate.alpha=[1,4]", f"{POP}.seed=[0,1]", "model.hidden=[32]")
+    split = cli(*args, f"hydra.run.dir={tmp_path}/split", devices=None)
+    one = cli(*args, f"{POP}.cpu_devices=1", f"hydra.run.dir={tmp_path}/one", devices=None)
+    assert split.returncode == 0 == one.returncode, split.stderr[-2000:] + one.stderr[-2000:]
+    m = max(d for d in range(1, min(hostenv.usable_cores(), 4) + 1) if 4 % d == 0)
+    if m > 1:
+        assert (f"population: 4 members, batch 128, on a {m} x 1 mesh (members x data) of {m} "
+                f"of {hostenv.usable_cores()} devices (the CPU split into "
+                f"{hostenv.usable_cores()} devices, members side by side; {POP}.cpu_devices=1 "
+                "turns it off)") in split.stderr
+    assert "mesh" not in one.stderr
+    runs, want = _member_runs(tmp_path / "split"), _member_runs(tmp_path / "one")
+    assert list(runs) == list(want) and len(runs) == 4
+    assert runs == want
+    got, ref = population.params_of(tmp_path / "split"), population.params_of(tmp_path / "one")
+    for name in ref:
+        for a, b in zip(jax.tree.leaves(got[name]), jax.tree.leaves(ref[name]), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert runs[list(runs)[0]][-1] != runs[list(runs)[1]][-1]  # the members differ
+
+
+def test_cli_cpu_devices_against_xla_flags_is_one_line(tmp_path):
+    p = cli("logger=none", f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=3",
+            f"hydra.run.dir={tmp_path}/r")
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"snntrain: error: {POP}.cpu_devices=3: XLA_FLAGS already sets "
+        f"--xla_force_host_platform_device_count=1; unset it, or set {POP}.cpu_devices=auto")
+    assert not (tmp_path / "r").exists()
