@@ -923,6 +923,9 @@ def test_population_settings_without_an_axis_are_noted(capsys):
         f"set (e.g. {POP}.seed=[0,1,2]), so this is a normal run")
     assert population.unused_settings(compose(f"{POP}.chunk=2", f"{POP}.seed=[0,1]")) is None
     assert population.unused_settings(compose()) is None
+    assert population.unused_settings(compose(f"{POP}.cpu_devices=2")) == (
+        f"snntrain: note: {POP}.cpu_devices=2 has no effect: no {POP} axis is set (e.g. "
+        f"{POP}.seed=[0,1,2]), so this is a normal run")
 
 
 def test_a_populations_wall_time_adds_its_groups_earlier_and_now(tmp_path):
