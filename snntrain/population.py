@@ -474,10 +474,15 @@ class Placement:
                               f"data must be {devices}")
         return cls(devices, (mesh[0], mesh[1]))
 
+    def pad_for(self, k: int) -> int:
+        """Copies of the last member that make ``k`` members fill a members-only mesh (the
+        split CPU's: 21 members on 2 devices train 22 rows, 11 per device)."""
+        return -k % self.mesh_for(k, 1)[0] if self.members_only else 0
+
     def mesh_for(self, k: int, batch_size: int) -> tuple[int, int]:
         """The mesh shape of a program of ``k`` members (the asked one, checked)."""
-        if self.members_only:  # the most devices that divide the members, one member's step each
-            return max(m for m in range(1, self.devices + 1) if k % m == 0), 1
+        if self.members_only:  # as few devices as give the fewest members per device
+            return -(-k // -(-k // min(self.devices, k))), 1
         if self.mesh is None:
             return choose_mesh(self.devices, k, batch_size)
         m, d = self.mesh
@@ -507,7 +512,18 @@ class Group:
         return self.exps[0]
 
     def init_state(self) -> dict[str, Any]:
-        return {f"program{i}": p.init for i, p in enumerate(self.programs)}
+        """The members' initial states, as checkpoints hold them (without padding rows)."""
+        return {f"program{i}": p.unpadded(p.init) for i, p in enumerate(self.programs)}
+
+    def place(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A state as checkpoints hold it, as the compiled steps take it (padding rows)."""
+        return {f"program{i}": p.put_members(state[f"program{i}"]) if p.pad else
+                state[f"program{i}"] for i, p in enumerate(self.programs)}
+
+    def unpadded(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The compiled steps' state as checkpoints hold it (the members' rows only)."""
+        return {f"program{i}": p.unpadded(state[f"program{i}"])
+                for i, p in enumerate(self.programs)}
 
     def memory(self) -> tuple[float, float]:
         """``(per member, shared)`` bytes of the compiled steps: the arguments grow with the
@@ -595,7 +611,7 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
     t0 = time.perf_counter()
     programs = [build_program(exps, idx, vectorize=min(vectorize, len(idx)),
                               lr_varies=lr_varies, neuron_varies=neuron_varies, freeze=freeze,
-                              mesh_shape=mesh)
+                              mesh_shape=mesh, pad=placement.pad_for(len(idx)))
                 for idx, mesh in zip(parts, meshes, strict=True)]
     return Group(group_members, exps, programs, vectorize, time.perf_counter() - t0, placement)
 
@@ -798,7 +814,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
         meta = position.to_meta(0, np.zeros(2, np.uint32), fp, runner)  # the group's;
         # each member's (with its own seed and key) below
         meta["members"] = [r.to_meta(np.asarray(jax.random.PRNGKey(r.exp.seed))) for r in runs]
-        ckpts.save(position.step, runner.state, meta)
+        ckpts.save(position.step, group.unpadded(runner.state), meta)
 
     def live() -> list[MemberRun]:
         return [r for r in runs if r.status == "training"]
@@ -1246,7 +1262,7 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                     epochs=lifecycle.own_epochs(run.progress, ckpts))
                 if start_step == 0:
                     run.rec.log_surrogate(run.exp.surrogate)
-        runner = GroupRunner(group, state, malloc_trial)
+        runner = GroupRunner(group, group.place(state), malloc_trial)
         try:
             status = train_group_epochs(group, runner, position, runs, ckpts, stop, say)
         except Exception as e:  # each live member recorded as failed below

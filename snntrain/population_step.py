@@ -191,20 +191,40 @@ class Program:
     init: Any
     memory: dict[str, int]
     mesh: jax.sharding.Mesh | None = None
+    pad: int = 0  # copies of the last member that fill the mesh's last device (not recorded)
 
     @property
     def mesh_shape(self) -> tuple[int, int]:
         return (1, 1) if self.mesh is None else (self.mesh.shape[MEMBERS],
                                                  self.mesh.shape[par.AXIS])
 
+    def padded(self, tree: Any) -> Any:
+        """A stacked tree of the program's ``K`` members with :attr:`pad` copies of the last
+        appended (the rows the compiled step takes)."""
+        if not self.pad:
+            return tree
+        return jax.tree.map(lambda x: np.concatenate([np.asarray(x)]
+                                                     + [np.asarray(x)[-1:]] * self.pad), tree)
+
+    def unpadded(self, tree: Any) -> Any:
+        """The ``K`` members' rows of a stacked tree (as checkpoints hold them: a run resumed
+        on another device count pads again)."""
+        if not self.pad:
+            return tree
+        return jax.tree.map(lambda x: np.asarray(x)[:len(self.index)], tree)
+
     def put_members(self, tree: Any) -> Any:
-        """Place a stacked per-member tree (leading axis ``K``) as the step expects it."""
+        """Place a stacked per-member tree (leading axis ``K``, or ``K`` + :attr:`pad`) as
+        the step expects it."""
+        if jax.tree.leaves(tree)[0].shape[0] == len(self.index):
+            tree = self.padded(tree)
         if self.mesh is None:
             return tree
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(MEMBERS)))
 
     def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Place the members' batches (``K x B x ...``): members and rows split."""
+        batch = self.padded(batch)
         if self.mesh is None:
             return batch
         return jax.device_put(batch, NamedSharding(self.mesh, PartitionSpec(MEMBERS, par.AXIS)))
@@ -224,15 +244,17 @@ def initial_state(exps: Sequence[Experiment], lr_varies: bool) -> dict[str, Any]
 
 def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: int,
                   lr_varies: bool, neuron_varies: bool, freeze: bool,
-                  mesh_shape: tuple[int, int] = (1, 1)) -> Program:
+                  mesh_shape: tuple[int, int] = (1, 1), pad: int = 0) -> Program:
     """Compile the train and evaluation steps of the members ``index`` of ``exps``.
 
     ``mesh_shape = (m, d)`` other than ``(1, 1)``: one ``jit(shard_map)`` over a
     ``members x data`` mesh (:func:`snntrain.parallel.shard_step`); each device maps the solo
     step over its ``K / m`` members on its ``B / d`` rows of their batches, and the
     gradients and metric sums are ``psum``-reduced over the data axis only (``d > 1``).
+    ``pad``: the step trains that many copies of the last member besides (so that ``m``
+    divides the rows; :attr:`Program.pad`), whose rows nothing reads.
     """
-    sub = [exps[i] for i in index]
+    sub = [exps[i] for i in index] + [exps[index[-1]]] * pad
     base, k = sub[0], len(sub)
     args: dict[str, Any] = {"surrogate": stack_surrogates([e.surrogate for e in sub])}
     if neuron_varies:
@@ -279,7 +301,7 @@ def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: in
                                   specs, (per_member, per_member), donate=(0,))
         eval_fn = par.shard_step(local(functools.partial(member_eval, axis_name=axis)), mesh,
                                  specs, per_member)
-    program = Program(index, args, keys, train_fn, eval_fn, init, {}, mesh)
+    program = Program(index, args, keys, train_fn, eval_fn, init, {}, mesh, pad)
     program.init, program.keys, program.args = (program.put_members(t) for t in (init, keys,
                                                                                  args))
     program.step = train_fn.lower(program.init, batch, program.keys, program.args).compile()

@@ -305,10 +305,13 @@ def test_cpu_devices_setting():
         with pytest.raises(ConfigError, match=rf"^{POP}.cpu_devices=.* is invalid: must be "
                                               r"auto or an integer >= 1 \(1: one device\)$"):
             population.cpu_devices(compose(pop, f"{POP}.cpu_devices={bad}"))
-    assert population.Placement(2, members_only=True).mesh_for(6, 64) == (2, 1)
-    assert population.Placement(4, members_only=True).mesh_for(6, 64) == (3, 1)
-    assert population.Placement(2, members_only=True).mesh_for(3, 64) == (1, 1)
+    # members only, as few devices as give the fewest members per device, padded to fill them
+    for devices, k, m, pad in ((2, 6, 2, 0), (4, 6, 3, 0), (2, 3, 2, 1), (2, 21, 2, 1),
+                               (4, 5, 3, 1), (8, 3, 3, 0), (2, 1, 1, 0)):
+        place = population.Placement(devices, members_only=True)
+        assert (place.mesh_for(k, 64), place.pad_for(k)) == ((m, 1), pad), (devices, k)
     assert population.Placement(2).mesh_for(3, 64) == (1, 2)  # (a data axis: not exact)
+    assert population.Placement(2).pad_for(3) == 0
 
 
 def _member_runs(d) -> dict:
@@ -326,19 +329,19 @@ def test_cli_population_runs_side_by_side_on_the_split_cpu_exactly(tmp_path):
     from snntrain import hostenv
 
     args = ("logger=none", "trainer.progress=false", "trainer.epochs=1", "trainer.log_every=1",
-            f"{POP}.surrogate.alpha=[1,4]", f"{POP}.seed=[0,1]", "model.hidden=[32]")
+            f"{POP}.surrogate.alpha=[1,4,2]", "model.hidden=[32]")
     split = cli(*args, f"hydra.run.dir={tmp_path}/split", devices=None)
     one = cli(*args, f"{POP}.cpu_devices=1", f"hydra.run.dir={tmp_path}/one", devices=None)
     assert split.returncode == 0 == one.returncode, split.stderr[-2000:] + one.stderr[-2000:]
-    m = max(d for d in range(1, min(hostenv.usable_cores(), 4) + 1) if 4 % d == 0)
-    if m > 1:
-        assert (f"population: 4 members, batch 128, on a {m} x 1 mesh (members x data) of {m} "
-                f"of {hostenv.usable_cores()} devices (the CPU split into "
-                f"{hostenv.usable_cores()} devices, members side by side; {POP}.cpu_devices=1 "
-                "turns it off)") in split.stderr
+    cores = hostenv.usable_cores()
+    m = population.Placement(cores, members_only=True).mesh_for(3, 128)[0]
+    if m > 1:  # (2 cores: 3 members and a copy of the last on 2 devices, 2 each)
+        assert (f"population: 3 members, batch 128, on a {m} x 1 mesh (members x data) of {m} "
+                f"of {cores} devices (the CPU split into {cores} devices, members side by "
+                f"side; {POP}.cpu_devices=1 turns it off)") in split.stderr
     assert "mesh" not in one.stderr
     runs, want = _member_runs(tmp_path / "split"), _member_runs(tmp_path / "one")
-    assert list(runs) == list(want) and len(runs) == 4
+    assert list(runs) == list(want) and len(runs) == 3
     assert runs == want
     got, ref = population.params_of(tmp_path / "split"), population.params_of(tmp_path / "one")
     for name in ref:
@@ -355,3 +358,40 @@ def test_cli_cpu_devices_against_xla_flags_is_one_line(tmp_path):
         f"snntrain: error: {POP}.cpu_devices=3: XLA_FLAGS already sets "
         f"--xla_force_host_platform_device_count=1; unset it, or set {POP}.cpu_devices=auto")
     assert not (tmp_path / "r").exists()
+
+
+# 3 members on a CPU split into 2 devices (a copy of the last member fills the second device),
+# sent SIGTERM after the checkpoint at step 7 and resumed on one device (no copy), against
+# the same population uninterrupted on the split CPU.
+RESUME_PADDED = RESUME.replace(
+    'f"{POP}.seed=[0,1]", f"{POP}.mesh=[2,2]"', 'f"{POP}.seed=[0,1,2]"').replace(
+    'f"{POP}.surrogate.alpha=[1,4]", ', '').replace(
+    'summary = train_and_evaluate(cfg, out / "cut")',
+    'summary = train_and_evaluate(compose(*cfg_args, "trainer.parallel=none"), out / "cut")'
+).replace('cfg = compose(', 'cfg_args = (').replace(
+    'out = Path(sys.argv[1])', 'cfg = compose(*cfg_args)\nout = Path(sys.argv[1])')
+
+
+@pytest.mark.slow
+def test_padded_split_saves_the_members_only_and_resumes_on_another_layout(tmp_path):
+    """Checkpoints hold the members' rows only, so a population trained with a padding copy
+    on the split CPU resumes on one device (or another core count) and equals the
+    uninterrupted run exactly."""
+    import subprocess
+    import sys
+
+    from _workers import ROOT, env
+
+    e = env(2)
+    e["SNNTRAIN_CPU_DEVICES"] = "2"  # (as the CLI's start-up splits it)
+    code = RESUME_PADDED.replace("sys.argv[1]", repr(str(tmp_path)))
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=e, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "population: 3 members, batch 64, on a 2 x 1 mesh" in p.stderr
+    assert "resuming 3 members from step" in p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["completed"] == 3
+    assert list(res["full"]) == list(res["cut"]) and len(res["full"]) == 3
+    for name, want in res["full"].items():
+        assert res["cut"][name] == want, name
