@@ -40,6 +40,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -908,10 +909,12 @@ def split_cpu(cfg: DictConfig) -> None:
     if not is_population(cfg):
         return
     n, flag = cpu_devices(cfg), hostenv.device_count_flag()
-    if flag is not None and n > 1 and _setting(cfg, "cpu_devices") != "auto" and flag != n:
+    asked = n > 1 and _setting(cfg, "cpu_devices") != "auto"
+    if asked and flag is not None and flag != n:
         raise ConfigError(f"{KEY}.cpu_devices={n}: XLA_FLAGS already sets "
                           f"{hostenv.DEVICE_FLAG}={flag}; unset it, or set {KEY}.cpu_devices=auto")
-    hostenv.split_cpu(n)
+    if not hostenv.split_cpu(n) and asked and flag == n and not hostenv.backend_started():
+        os.environ[hostenv.SPLIT_MARK] = str(n)  # the asked split, made by hand: members only
 
 
 def _vectorize(cfg: DictConfig) -> int | None:

@@ -395,3 +395,14 @@ def test_padded_split_saves_the_members_only_and_resumes_on_another_layout(tmp_p
     assert list(res["full"]) == list(res["cut"]) and len(res["full"]) == 3
     for name, want in res["full"].items():
         assert res["cut"][name] == want, name
+
+
+def test_cli_cpu_devices_equal_to_xla_flags_is_members_only(tmp_path):
+    """cpu_devices=2 with XLA_FLAGS setting 2 devices is the asked split: members only (the
+    automatic mesh put 3 members on a data axis, 1 x 2, which is not exact)."""
+    p = cli("logger=none", "trainer.progress=false", "trainer.epochs=1", "model.hidden=[16]",
+            f"{POP}.seed=[0,1,2]", f"{POP}.cpu_devices=2", f"hydra.run.dir={tmp_path}/r",
+            devices=2)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert ("population: 3 members, batch 128, on a 2 x 1 mesh (members x data) of 2 of 2 "
+            "devices (the CPU split into 2 devices") in p.stderr
