@@ -454,13 +454,22 @@ class Placement:
         wanted = tcfg.get("devices")
         devices = 1 if tcfg.parallel == "none" else (
             local if wanted in (None, 0, "all") else int(wanted))
+        cpu = jax.default_backend() == "cpu"
+        hint = (f"; on a CPU, {KEY}.cpu_devices=<n> splits the cores into n devices"
+                if cpu and not hostenv.cpu_split() and hostenv.device_count_flag() is None
+                else "")
         if not 1 <= devices <= local:
             raise ConfigError(f"trainer.devices={wanted}: this process has {local} local "
-                              f"device(s); valid: 1..{local}")
+                              f"device(s); valid: 1..{local}{hint}")
         mesh = _setting(cfg, "mesh")
-        if mesh is None:  # (on devices split from the CPU a data axis would change the numbers)
-            return cls(devices, members_only=hostenv.cpu_split() > 0
-                       and jax.default_backend() == "cpu")
+        n, asked = cpu_devices(cfg), _setting(cfg, "cpu_devices")  # (checked in every job)
+        if mesh is None and cpu and asked in (None, 1):  # off: one device, whatever XLA_FLAGS
+            return cls(1)
+        if mesh is None and cpu and hostenv.cpu_split():  # the split CPU: members only (a
+            # data axis would change the numbers; each device computes as one device does)
+            return cls(devices if asked == "auto" else min(devices, n), members_only=True)
+        if mesh is None:
+            return cls(devices)
         mesh = list(mesh) if OmegaConf.is_list(mesh) or isinstance(mesh, list) else mesh
         if not (isinstance(mesh, list) and len(mesh) == 2 and all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in mesh)):
@@ -472,7 +481,7 @@ class Placement:
                    f"trainer.parallel={tcfg.parallel}")
             raise ConfigError(f"{KEY}.mesh=[{mesh[0]},{mesh[1]}] uses {mesh[0] * mesh[1]} "
                               f"devices, but this run trains on {devices} ({why}); members x "
-                              f"data must be {devices}")
+                              f"data must be {devices}{hint}")
         return cls(devices, (mesh[0], mesh[1]))
 
     def pad_for(self, k: int) -> int:
@@ -889,24 +898,31 @@ def cpu_devices(cfg: DictConfig) -> int:
     run leaves its devices to snntrain (``trainer.parallel=auto``, ``trainer.devices`` and
     ``trainer.population.mesh`` null); an integer is taken as asked. Pure config: the split
     must precede JAX's backend (:func:`split_cpu`)."""
-    n = _setting(cfg, "cpu_devices")
+    n, tcfg = _setting(cfg, "cpu_devices"), cfg.trainer
     if n is None or n == "auto":
-        tcfg = cfg.trainer
         default = (tcfg.get("parallel") == "auto" and tcfg.get("devices") is None
                    and _setting(cfg, "mesh") is None)
         return hostenv.usable_cores() if default and n == "auto" else 1
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"{KEY}.cpu_devices={n!r} is invalid: must be auto or an integer >= 1 "
-                          "(1: one device)")
+    cores = hostenv.usable_cores()
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= cores:
+        raise ConfigError(f"{KEY}.cpu_devices={n!r} is invalid: must be auto, null or an integer "
+                          f"from 1 (one device) to {cores} (this process's usable cores)")
+    if n > 1 and tcfg.get("parallel") == "none":
+        raise ConfigError(f"{KEY}.cpu_devices={n} and trainer.parallel=none disagree (one "
+                          f"device); set trainer.parallel=auto, or leave {KEY}.cpu_devices=auto")
     return n
 
 
-def split_cpu(cfg: DictConfig) -> None:
+def split_cpu(cfg: DictConfig, swept: Iterable[str] = ()) -> None:
     """Before JAX's backend starts (the command line's start-up): for a population, split the
     CPU into :func:`cpu_devices` devices (:func:`snntrain.hostenv.split_cpu`), whose members
     then train side by side, each exactly as on one device (:class:`Placement`). An asked
-    count that ``XLA_FLAGS`` contradicts is refused; ``auto`` leaves a set count alone."""
-    if not is_population(cfg):
+    count that ``XLA_FLAGS`` contradicts is refused; ``auto`` leaves a set count alone.
+    ``swept``: a multirun's swept keys (its jobs are populations when it sweeps an axis)."""
+    axis_swept = any(k.lstrip("+~").startswith(f"{KEY}.")
+                     and k.lstrip("+~")[len(KEY) + 1:].split(".")[0] not in SETTINGS
+                     for k in swept)
+    if not (is_population(cfg) or axis_swept):
         return
     n, flag = cpu_devices(cfg), hostenv.device_count_flag()
     asked = n > 1 and _setting(cfg, "cpu_devices") != "auto"

@@ -512,6 +512,14 @@ def _output_dir(config: DictConfig, key: str) -> str | None:
         return None
 
 
+def _swept_keys(config: DictConfig) -> list[str]:
+    """The keys a multirun's command line and sweeper set (its jobs' values are not in the
+    sweep's own config)."""
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    return [o.split("=", 1)[0] for o in task] + [str(k) for k in params]
+
+
 class Startup(Callback):
     """Check the config and the output directory before Hydra creates anything (see above)."""
 
@@ -562,7 +570,7 @@ class Startup(Callback):
                 from snntrain.population import split_cpu
 
                 malloc_mode()  # a bad SNNTRAIN_MALLOC is reported like a bad config value
-                split_cpu(config)  # (before JAX's backend starts)
+                split_cpu(config, _swept_keys(config))  # (before JAX's backend starts)
         except ConfigError as e:
             fail(str(e))
         _prepare_malloc(config)

@@ -12,6 +12,7 @@ import json
 import jax
 import numpy as np
 import pytest
+import yaml
 from _compare import assert_same_run
 from _workers import cli, python
 from conftest import compose
@@ -223,7 +224,8 @@ def test_every_groups_mesh_is_checked_before_the_first_trains():
 @pytest.mark.parametrize("overrides, match", [
     ([f"{POP}.mesh=[2,2]"], r"^trainer.population.mesh=\[2,2\] uses 4 devices, but this run "
                             r"trains on 1 \(trainer.devices=null, trainer.parallel=auto\); "
-                            r"members x data must be 1$"),
+                            r"members x data must be 1; on a CPU, trainer.population."
+                            r"cpu_devices=<n> splits the cores into n devices$"),
     ([f"{POP}.mesh=[1,4]", "trainer.parallel=none"], r"uses 4 devices, but this run trains on "
                                                       r"1 \(trainer.parallel=none\); members"),
     ([f"{POP}.mesh=[2]"], r"^trainer.population.mesh=\[2\] is invalid: must be \[members, "
@@ -232,7 +234,8 @@ def test_every_groups_mesh_is_checked_before_the_first_trains():
     (["trainer.parallel=pmap"], r"^trainer.parallel=pmap is not supported with a population: "
                                 r"valid: auto, sharded .*, none$"),
     (["trainer.devices=3"], r"^trainer.devices=3: this process has 1 local device\(s\); "
-                            r"valid: 1..1$"),
+                            r"valid: 1..1; on a CPU, trainer.population.cpu_devices=<n> "
+                            r"splits the cores into n devices$"),
 ])
 def test_bad_placement_is_one_line(overrides, match):
     with pytest.raises(ConfigError, match=match):
@@ -300,11 +303,21 @@ def test_cpu_devices_setting():
     for off in ("trainer.devices=1", "trainer.parallel=none", "trainer.parallel=sharded",
                 f"{POP}.mesh=[1,1]", f"{POP}.cpu_devices=1", f"{POP}.cpu_devices=null"):
         assert population.cpu_devices(compose(pop, off)) == 1, off
-    assert population.cpu_devices(compose(pop, f"{POP}.cpu_devices=3")) == 3
-    for bad in ("0", "two", "1.5", "true"):
+    cores = hostenv.usable_cores()
+    assert population.cpu_devices(compose(pop, f"{POP}.cpu_devices={cores}")) == cores
+    assert population.cpu_devices(compose(pop, "trainer.devices=1", f"{POP}.cpu_devices=1")) == 1
+    for bad in ("0", "two", "1.5", "true", str(cores + 1)):
         with pytest.raises(ConfigError, match=rf"^{POP}.cpu_devices=.* is invalid: must be "
-                                              r"auto or an integer >= 1 \(1: one device\)$"):
+                                              rf"auto, null or an integer from 1 \(one device\) "
+                                              rf"to {cores} \(this process's usable cores\)$"):
             population.cpu_devices(compose(pop, f"{POP}.cpu_devices={bad}"))
+    if cores > 1:
+        with pytest.raises(ConfigError, match=rf"^{POP}.cpu_devices=2 and trainer.parallel=none "
+                                              r"disagree \(one device\); set "):
+            population.cpu_devices(compose(pop, f"{POP}.cpu_devices=2", "trainer.parallel=none"))
+    # the setting is checked where each job places its members (a multirun's own values)
+    with pytest.raises(ConfigError, match=rf"^{POP}.cpu_devices=0 is invalid"):
+        population.Placement.from_config(compose(pop, f"{POP}.cpu_devices=0"))
     # members only, as few devices as give the fewest members per device, padded to fill them
     for devices, k, m, pad in ((2, 6, 2, 0), (4, 6, 3, 0), (2, 3, 2, 1), (2, 21, 2, 1),
                                (4, 5, 3, 1), (8, 3, 3, 0), (2, 1, 1, 0)):
@@ -351,11 +364,15 @@ def test_cli_population_runs_side_by_side_on_the_split_cpu_exactly(tmp_path):
 
 
 def test_cli_cpu_devices_against_xla_flags_is_one_line(tmp_path):
-    p = cli("logger=none", f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=3",
+    from snntrain import hostenv
+
+    if hostenv.usable_cores() < 2:
+        pytest.skip("one usable core: cpu_devices=2 is refused as more than the cores")
+    p = cli("logger=none", f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=2",
             f"hydra.run.dir={tmp_path}/r")
     assert p.returncode == 2, p.stderr[-2000:]
     assert p.stderr.strip().splitlines()[-1] == (
-        f"snntrain: error: {POP}.cpu_devices=3: XLA_FLAGS already sets "
+        f"snntrain: error: {POP}.cpu_devices=2: XLA_FLAGS already sets "
         f"--xla_force_host_platform_device_count=1; unset it, or set {POP}.cpu_devices=auto")
     assert not (tmp_path / "r").exists()
 
@@ -406,3 +423,27 @@ def test_cli_cpu_devices_equal_to_xla_flags_is_members_only(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert ("population: 3 members, batch 128, on a 2 x 1 mesh (members x data) of 2 of 2 "
             "devices (the CPU split into 2 devices") in p.stderr
+
+
+def test_cli_multirun_of_populations_splits_and_honours_each_jobs_setting(tmp_path):
+    """A multirun that sweeps a population axis splits the CPU (its own config has no axis:
+    the jobs' values are not in it), and each job's cpu_devices is its own: 1 trains on one
+    device, auto on the split CPU."""
+    from snntrain import hostenv
+
+    p = cli("-m", "logger=none", "trainer.progress=false", "trainer.epochs=1",
+            "model.hidden=[16]", f"{POP}.seed=[0,1],[2,3]", f"{POP}.cpu_devices=auto,1",
+            f"hydra.sweep.dir={tmp_path}/m", devices=None)
+    assert p.returncode == 0, p.stderr[-3000:]
+    meshes = {}
+    for job in sorted((tmp_path / "m").iterdir()):
+        if not (job / "members").is_dir():
+            continue
+        setting = str(yaml.safe_load((job / "config.yaml").read_text())["trainer"][
+            "population"]["cpu_devices"])
+        for member in (job / "members").iterdir():
+            device = json.loads((member / "summary.json").read_text())["device"]
+            meshes.setdefault(setting, set()).add(json.dumps(device.get("mesh"), sort_keys=True))
+    split = hostenv.usable_cores() > 1
+    assert meshes == {"1": {"null"}, "auto": {json.dumps({"data": 1, "members": 2})
+                                               if split else "null"}}
