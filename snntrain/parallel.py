@@ -98,9 +98,9 @@ class DataParallel:
             logging.getLogger(__name__).info(
                 "note: trainer.parallel=none trains on one device; trainer.devices=%s is not "
                 "used (trainer.parallel=sharded or pmap spreads the batch)", devices)
-        if devices is None or devices in (0, "all"):  # (one of the devices a population's
-            split = hostenv.cpu_split() and jax.default_backend() == "cpu"  # CPU split made)
-            devices = 1 if split else len(local)
+        if devices is None or devices in (0, "all"):  # (null: one of the devices a
+            split = hostenv.cpu_split() and jax.default_backend() == "cpu"  # population's
+            devices = 1 if split and devices is None else len(local)  # CPU split made)
         devices = int(devices)
         if not 1 <= devices <= len(local):
             raise ParallelError(f"trainer.devices={devices}: this process has {len(local)} "
