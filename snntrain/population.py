@@ -75,7 +75,7 @@ from snntrain.population_step import (
     initial_state,
 )
 from snntrain.progress import Progress
-from snntrain.runs import POPULATION_SETTINGS, no_number
+from snntrain.runs import POPULATION_SETTINGS, no_number, population_axes
 from snntrain.runstate import (
     TIMES,
     Diverged,
@@ -465,9 +465,18 @@ class Placement:
         n, asked = cpu_devices(cfg), _setting(cfg, "cpu_devices")  # (checked in every job)
         if mesh is None and cpu and asked in (None, 1):  # off: one device, whatever XLA_FLAGS
             return cls(1)
+        if mesh is None and cpu and asked != "auto":  # (a multirun's job: its own count)
+            flag = hostenv.device_count_flag()
+            if flag is None:
+                raise ConfigError(f"{KEY}.cpu_devices={n}: JAX started before the CPU could be "
+                                  "split (from Python, call snntrain.hostenv.split_cpu("
+                                  f"{n}) before anything starts JAX); valid here: auto, 1")
+            if not hostenv.cpu_split() and flag != n:
+                raise _flag_conflict(n, flag)
+            return cls(min(devices, n), members_only=True)
         if mesh is None and cpu and hostenv.cpu_split():  # the split CPU: members only (a
             # data axis would change the numbers; each device computes as one device does)
-            return cls(devices if asked == "auto" else min(devices, n), members_only=True)
+            return cls(devices, members_only=True)
         if mesh is None:
             return cls(devices)
         mesh = list(mesh) if OmegaConf.is_list(mesh) or isinstance(mesh, list) else mesh
@@ -616,7 +625,8 @@ def build_group(group_members: list[Member], *, vectorize: int | None, by_type: 
                f"{KEY}.cpu_devices=1 turns it off"
                if placement.members_only else f"auto; {KEY}.mesh=[members,data] overrides")
         for idx, (m, d) in zip(parts, meshes, strict=True):
-            say(f"population: {len(idx)} members, batch {exps[0].batch_size}, on a {m} x {d} "
+            say(f"population: {len(idx)} member{'s' * (len(idx) != 1)}, batch "
+                f"{exps[0].batch_size}, on a {m} x {d} "
                 f"mesh (members x data) of {m * d} of {placement.devices} devices ({how})")
     t0 = time.perf_counter()
     programs = [build_program(exps, idx, vectorize=min(vectorize, len(idx)),
@@ -913,24 +923,40 @@ def cpu_devices(cfg: DictConfig) -> int:
     return n
 
 
-def split_cpu(cfg: DictConfig, swept: Iterable[str] = ()) -> None:
+def split_cpu(cfg: DictConfig, swept: dict[str, str] | None = None) -> None:
     """Before JAX's backend starts (the command line's start-up): for a population, split the
     CPU into :func:`cpu_devices` devices (:func:`snntrain.hostenv.split_cpu`), whose members
     then train side by side, each exactly as on one device (:class:`Placement`). An asked
     count that ``XLA_FLAGS`` contradicts is refused; ``auto`` leaves a set count alone.
-    ``swept``: a multirun's swept keys (its jobs are populations when it sweeps an axis)."""
-    axis_swept = any(k.lstrip("+~").startswith(f"{KEY}.")
-                     and k.lstrip("+~")[len(KEY) + 1:].split(".")[0] not in SETTINGS
+    ``swept``: a multirun's keys and values as written (its jobs are populations when it
+    sweeps an axis or a population's experiment; they may ask for their own count)."""
+    swept = {k.lstrip("+~"): v for k, v in (swept or {}).items()}
+    axis_swept = any(k.startswith(f"{KEY}.") and k[len(KEY) + 1:].split(".")[0] not in SETTINGS
                      for k in swept)
-    if not (is_population(cfg) or axis_swept):
+    if not (is_population(cfg) or axis_swept or _population_experiment(swept.get("experiment"))):
         return
     n, flag = cpu_devices(cfg), hostenv.device_count_flag()
+    if f"{KEY}.cpu_devices" in swept:  # the jobs choose: as many devices as they may ask for
+        n = hostenv.usable_cores()
     asked = n > 1 and _setting(cfg, "cpu_devices") != "auto"
     if asked and flag is not None and flag != n:
-        raise ConfigError(f"{KEY}.cpu_devices={n}: XLA_FLAGS already sets "
-                          f"{hostenv.DEVICE_FLAG}={flag}; unset it, or set {KEY}.cpu_devices=auto")
+        raise _flag_conflict(n, flag)
     if not hostenv.split_cpu(n) and asked and flag == n and not hostenv.backend_started():
         os.environ[hostenv.SPLIT_MARK] = str(n)  # the asked split, made by hand: members only
+
+
+def _flag_conflict(n: int, flag: int) -> ConfigError:
+    return ConfigError(f"{KEY}.cpu_devices={n}: XLA_FLAGS already sets {hostenv.DEVICE_FLAG}="
+                       f"{flag}; unset it, or set {KEY}.cpu_devices=auto")
+
+
+def _population_experiment(values: str | None) -> bool:
+    """Whether a multirun's ``experiment=a,b`` names an experiment that trains a population."""
+    for name in (values or "").split(","):
+        path = CONFIG_DIR / "experiment" / f"{name.strip()}.yaml"
+        if path.is_file() and population_axes(config_lib.shipped(path)):
+            return True
+    return False
 
 
 def _vectorize(cfg: DictConfig) -> int | None:
@@ -960,7 +986,8 @@ def step_signature(cfg: DictConfig) -> dict[str, Any]:
         vectorize = min(vectorize, size)
     mesh = _setting(cfg, "mesh")
     return {"members": size, "vectorize": vectorize,
-            "mesh": None if mesh is None else list(mesh), "axes": list(found)}
+            "mesh": None if mesh is None else list(mesh), "axes": list(found),
+            "cpu_devices": _setting(cfg, "cpu_devices")}
 
 
 def malloc_signature(cfg: DictConfig) -> str:
@@ -1070,12 +1097,13 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 # the plan and its compile), a later one's from its build
                 t_group = time.time() if trained else t_start
                 trained = True
+                if len(starts) > 1:  # the epoch lines below start again at epoch 1 (and a
+                    # later group's mesh line follows)
+                    _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
                 group = first if g == 0 else build_group(part, vectorize=first.vectorize,
                                                          by_type=by_type,
                                                          placement=first.placement)
                 trial = trial_for_group(trial, len(part), size)
-                if len(starts) > 1:  # the epoch lines below start again at epoch 1
-                    _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
                 status, group_s = _train_group(group, run_dir, ckpt_dir, group_name,
                                                signals.received_any, t_group,
                                                malloc_trial=trial, accepted=accepted)

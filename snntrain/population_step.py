@@ -216,7 +216,8 @@ class Program:
     def put_members(self, tree: Any) -> Any:
         """Place a stacked per-member tree (leading axis ``K``, or ``K`` + :attr:`pad`) as
         the step expects it."""
-        if jax.tree.leaves(tree)[0].shape[0] == len(self.index):
+        leaves = jax.tree.leaves(tree)  # (none: a surrogate without float parameters)
+        if self.pad and leaves and leaves[0].shape[0] == len(self.index):
             tree = self.padded(tree)
         if self.mesh is None:
             return tree

@@ -512,12 +512,13 @@ def _output_dir(config: DictConfig, key: str) -> str | None:
         return None
 
 
-def _swept_keys(config: DictConfig) -> list[str]:
-    """The keys a multirun's command line and sweeper set (its jobs' values are not in the
-    sweep's own config)."""
+def _swept_keys(config: DictConfig) -> dict[str, str]:
+    """The keys a multirun's command line and sweeper set, with their values as written (its
+    jobs' values are not in the sweep's own config)."""
     task = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    return [o.split("=", 1)[0] for o in task] + [str(k) for k in params]
+    return dict([tuple(o.split("=", 1)) for o in task if "=" in o]
+                + [(str(k), str(v)) for k, v in params.items()])
 
 
 class Startup(Callback):

@@ -447,3 +447,61 @@ def test_cli_multirun_of_populations_splits_and_honours_each_jobs_setting(tmp_pa
     split = hostenv.usable_cores() > 1
     assert meshes == {"1": {"null"}, "auto": {json.dumps({"data": 1, "members": 2})
                                                if split else "null"}}
+
+
+def test_a_surrogate_without_float_parameters_trains_as_a_population(tmp_path):
+    """straight_through has no float parameters: its stacked arguments have no leaves (the
+    padding check read the first leaf and raised IndexError for every population of it)."""
+    from snntrain.train import train_and_evaluate
+
+    s = train_and_evaluate(compose("surrogate=straight_through", f"{POP}.seed=[0,1]",
+                                   "trainer.epochs=1", "model.hidden=[16]"), tmp_path / "r")
+    assert s["completed"] == 2
+
+
+def test_split_decision_of_a_multirun(monkeypatch):
+    """A multirun splits the CPU when its jobs are populations: an axis fixed or swept, or an
+    experiment that trains one; a swept cpu_devices splits into the usable cores (each job then
+    places its members by its own value)."""
+    from snntrain import hostenv
+
+    calls = []
+    monkeypatch.setattr(hostenv, "split_cpu", lambda n: calls.append(n) or False)
+    monkeypatch.setattr(hostenv, "usable_cores", lambda: 4)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    for cfg, swept, want in (
+            (compose(), {"seed": "0,1"}, []),
+            (compose(), {f"{POP}.seed": "[0,1],[2,3]"}, [4]),
+            (compose(), {f"+{POP}.surrogate.beta": "[1,2],[3]"}, [4]),
+            (compose(), {f"{POP}.chunk": "1,2"}, []),
+            (compose(), {"experiment": "alpha_scan,quick"}, []),
+            (compose(), {"experiment": "quick,alpha_scan_population"}, [4]),
+            (compose(f"{POP}.seed=[0,1]", "trainer.devices=2"), {}, [1]),
+            (compose(f"{POP}.seed=[0,1]", "trainer.devices=2"),
+             {f"{POP}.cpu_devices": "2,1"}, [4])):
+        calls.clear()
+        population.split_cpu(cfg, swept)
+        assert calls == want, (swept, calls)
+
+
+def test_asked_cpu_devices_without_the_split_is_one_line(monkeypatch):
+    """From Python, JAX has started before snntrain could split the CPU: an integer
+    cpu_devices was ignored without a word; with XLA_FLAGS setting another count, a multirun's
+    job trained on the automatic (data-axis) mesh."""
+    from snntrain import hostenv
+
+    if hostenv.usable_cores() < 2:
+        pytest.skip("one usable core: cpu_devices=2 is refused as more than the cores")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv(hostenv.SPLIT_MARK, raising=False)
+    cfg = compose(f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=2")
+    with pytest.raises(ConfigError, match=rf"^{POP}.cpu_devices=2: JAX started before the CPU "
+                                          r"could be split \(from Python, call snntrain.hostenv"
+                                          r".split_cpu\(2\) before anything starts JAX\); "
+                                          r"valid here: auto, 1$"):
+        population.Placement.from_config(cfg)
+    monkeypatch.setenv("XLA_FLAGS", f"{hostenv.DEVICE_FLAG}=4")
+    with pytest.raises(ConfigError, match=rf"^{POP}.cpu_devices=2: XLA_FLAGS already sets "):
+        population.Placement.from_config(cfg)
+    assert population.Placement.from_config(compose(f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=1")
+                                            ) == population.Placement(1)
