@@ -100,7 +100,7 @@ def _stacked_batch(group, program) -> dict:
     per_member = [next(data_lib.batches(e.data.train, e.batch_size, seed=e.seed))
                   for e in group.exps]
     return program.put_batch(jax.device_put({k: np.stack([per_member[i][k]
-                                                          for i in program.index])
+                                                          for i in program.rows])
                                              for k in per_member[0]}))
 
 

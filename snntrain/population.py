@@ -536,7 +536,7 @@ class Group:
 
     def place(self, state: dict[str, Any]) -> dict[str, Any]:
         """A state as checkpoints hold it, as the compiled steps take it (padding rows)."""
-        return {f"program{i}": p.put_members(state[f"program{i}"]) if p.pad else
+        return {f"program{i}": p.put_members(p.padded(state[f"program{i}"])) if p.pad else
                 state[f"program{i}"] for i, p in enumerate(self.programs)}
 
     def unpadded(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -670,7 +670,7 @@ class GroupRunner(lifecycle.ChunkedEpoch):
             yield [by_seed[e.seed] for e in self.group.exps]
 
     def _stacked(self, per_member: list[dict], program: Program) -> dict[str, np.ndarray]:
-        return {name: np.stack([per_member[i][name] for i in program.index])
+        return {name: np.stack([per_member[i][name] for i in program.rows])
                 for name in per_member[0]}
 
     def step(self, per_member: list) -> list[dict[str, jax.Array]]:

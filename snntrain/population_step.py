@@ -198,6 +198,12 @@ class Program:
         return (1, 1) if self.mesh is None else (self.mesh.shape[MEMBERS],
                                                  self.mesh.shape[par.AXIS])
 
+    @property
+    def rows(self) -> list[int]:
+        """The member (position in the group) each row of the compiled step trains: the
+        program's members, then :attr:`pad` copies of the last."""
+        return padded_rows(self.index, self.pad)
+
     def padded(self, tree: Any) -> Any:
         """A stacked tree of the program's ``K`` members with :attr:`pad` copies of the last
         appended (the rows the compiled step takes)."""
@@ -214,21 +220,21 @@ class Program:
         return jax.tree.map(lambda x: np.asarray(x)[:len(self.index)], tree)
 
     def put_members(self, tree: Any) -> Any:
-        """Place a stacked per-member tree (leading axis ``K``, or ``K`` + :attr:`pad`) as
-        the step expects it."""
-        leaves = jax.tree.leaves(tree)  # (none: a surrogate without float parameters)
-        if self.pad and leaves and leaves[0].shape[0] == len(self.index):
-            tree = self.padded(tree)
+        """Place a stacked per-row tree (leading axis :attr:`rows`) as the step expects it."""
         if self.mesh is None:
             return tree
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(MEMBERS)))
 
     def put_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Place the members' batches (``K x B x ...``): members and rows split."""
-        batch = self.padded(batch)
+        """Place the rows' batches (``rows x B x ...``): rows and examples split."""
         if self.mesh is None:
             return batch
         return jax.device_put(batch, NamedSharding(self.mesh, PartitionSpec(MEMBERS, par.AXIS)))
+
+
+def padded_rows(index: list[int], pad: int) -> list[int]:
+    """``index`` with ``pad`` copies of its last member (see :attr:`Program.rows`)."""
+    return index + index[-1:] * pad
 
 
 def member_tx(exp: Experiment, lr_varies: bool) -> optax.GradientTransformation:
@@ -255,7 +261,7 @@ def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: in
     ``pad``: the step trains that many copies of the last member besides (so that ``m``
     divides the rows; :attr:`Program.pad`), whose rows nothing reads.
     """
-    sub = [exps[i] for i in index] + [exps[index[-1]]] * pad
+    sub = [exps[i] for i in padded_rows(index, pad)]
     base, k = sub[0], len(sub)
     args: dict[str, Any] = {"surrogate": stack_surrogates([e.surrogate for e in sub])}
     if neuron_varies:

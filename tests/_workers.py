@@ -35,9 +35,11 @@ def popen(*args: str, devices: int = 1, **kw) -> subprocess.Popen:
                             text=True, **kw)
 
 
-def python(code: str, devices: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``code`` with ``devices`` virtual CPU devices; raises with its stderr on failure."""
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(devices),
+def python(code: str, devices: int | None = 1, timeout: float = 300,
+           environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` with ``devices`` virtual CPU devices (and ``environ`` besides); raises with
+    its stderr on failure."""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(devices) | (environ or {}),
                        capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise AssertionError(f"subprocess failed ({p.returncode}):\n{p.stderr[-4000:]}")

@@ -167,12 +167,16 @@ print(json.dumps({"completed": summary["completed"], **res}))
 def test_resume_on_a_mesh_is_bit_identical(tmp_path):
     """The whole population's sharded state is saved by orbax and restored onto the mesh:
     the resumed members equal the uninterrupted ones exactly (same mesh, same operations)."""
-    code = RESUME.replace("sys.argv[1]", repr(str(tmp_path)))
-    p = python(code, devices=4, timeout=600)
-    assert "resuming 4 members from step" in p.stderr
+    p = python(RESUME.replace("sys.argv[1]", repr(str(tmp_path))), devices=4, timeout=600)
+    _assert_resumed_as_uninterrupted(p, 4)
+
+
+def _assert_resumed_as_uninterrupted(p, k: int) -> None:
+    """``RESUME``'s output: ``k`` members resumed, each equal to the uninterrupted run's."""
+    assert f"resuming {k} members from step" in p.stderr
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    assert res["completed"] == 4
-    assert list(res["full"]) == list(res["cut"]) and len(res["full"]) == 4
+    assert res["completed"] == k
+    assert list(res["full"]) == list(res["cut"]) and len(res["full"]) == k
     for name, want in res["full"].items():
         assert res["cut"][name] == want, name
 
@@ -394,24 +398,10 @@ def test_padded_split_saves_the_members_only_and_resumes_on_another_layout(tmp_p
     """Checkpoints hold the members' rows only, so a population trained with a padding copy
     on the split CPU resumes on one device (or another core count) and equals the
     uninterrupted run exactly."""
-    import subprocess
-    import sys
-
-    from _workers import ROOT, env
-
-    e = env(2)
-    e["SNNTRAIN_CPU_DEVICES"] = "2"  # (as the CLI's start-up splits it)
-    code = RESUME_PADDED.replace("sys.argv[1]", repr(str(tmp_path)))
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=e, capture_output=True,
-                       text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
+    p = python(RESUME_PADDED.replace("sys.argv[1]", repr(str(tmp_path))), devices=2,
+               timeout=600, environ={"SNNTRAIN_CPU_DEVICES": "2"})  # (as the CLI splits it)
     assert "population: 3 members, batch 64, on a 2 x 1 mesh" in p.stderr
-    assert "resuming 3 members from step" in p.stderr
-    res = json.loads(p.stdout.strip().splitlines()[-1])
-    assert res["completed"] == 3
-    assert list(res["full"]) == list(res["cut"]) and len(res["full"]) == 3
-    for name, want in res["full"].items():
-        assert res["cut"][name] == want, name
+    _assert_resumed_as_uninterrupted(p, 3)
 
 
 def test_cli_cpu_devices_equal_to_xla_flags_is_members_only(tmp_path):
