@@ -442,11 +442,16 @@ def test_cli_multirun_of_populations_splits_and_honours_each_jobs_setting(tmp_pa
 def test_a_surrogate_without_float_parameters_trains_as_a_population(tmp_path):
     """straight_through has no float parameters: its stacked arguments have no leaves (the
     padding check read the first leaf and raised IndexError for every population of it)."""
+    from snntrain.experiment import params_of
     from snntrain.train import train_and_evaluate
 
-    s = train_and_evaluate(compose("surrogate=straight_through", f"{POP}.seed=[0,1]",
-                                   "trainer.epochs=1", "model.hidden=[16]"), tmp_path / "r")
+    common = ("surrogate=straight_through", "trainer.epochs=1", "model.hidden=[16]")
+    s = train_and_evaluate(compose(*common, f"{POP}.seed=[0,1]"), tmp_path / "pop")
     assert s["completed"] == 2
+    train_and_evaluate(compose(*common, "seed=1"), tmp_path / "solo")
+    member, solo = population.params_of(tmp_path / "pop")["1-seed=1"], params_of(tmp_path / "solo")
+    for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(solo), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # (as trained alone)
 
 
 def test_split_decision_of_a_multirun(monkeypatch):
