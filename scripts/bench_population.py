@@ -16,7 +16,10 @@ Sections:
   ``trainer.population.cpu_devices``; this program splits the CPU at start as the CLI does,
   and the solo step keeps to one device as a solo run does). Reported per member-step, as the
   gain over solo (solo time x K / population time); wall and process CPU time, each the best
-  of several rounds (the machine is shared: the best round is the least disturbed one).
+  of several rounds (the machine is shared: the best round is the least disturbed one), and
+  ``gain_wall_median``, the median over rounds of the gain within a round. Every step is
+  compiled and warmed up first, then timed in rounds that run each step once, in turn (a
+  rotated order each round), so the machine's drift over minutes falls on all of them alike.
 * ``types``: K members cycling through 4 surrogate types (sigmoid, arctan, erf, fast_sigmoid),
   as one program with the switch surrogate against one program per type (``by_type``), both
   with ``map`` and with ``vmap``.
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,34 +65,55 @@ def _compose(*overrides: str):
                                             *overrides])
 
 
-def _time(call, state, n: int, rounds: int) -> tuple[float, float, str]:
-    """Best (wall, cpu) seconds per call over ``rounds`` rounds of ``n`` calls, and the malloc
-    policy they ran under: with ``SNNTRAIN_MALLOC=auto`` (the default) the CLI's trial
-    (:mod:`snntrain.malloctune`, not cached) first runs on these calls and its winner stays on
-    for the timing, as each run of this program would choose; else the forced policy."""
-    import jax
+class _Timed:
+    """A step to time in rounds interleaved with the others (the machine is shared and its
+    speed drifts over minutes, so ratios are taken between rounds run side by side).
 
-    from snntrain import malloctune
+    On creation the step is warmed up and, with ``SNNTRAIN_MALLOC=auto`` (the default), the
+    CLI's malloc trial (:mod:`snntrain.malloctune`, not cached) runs on its calls: its winner
+    is the policy this step is timed under, as each run would choose; else the forced policy.
+    """
 
-    state, out = call(state)
-    jax.block_until_ready(out)
-    policy = hostenv.malloc_mode()
-    if policy == "auto":
-        def run():
-            nonlocal state
-            state, out = call(state)
-            return out
+    def __init__(self, call, state, n: int):
+        import jax
 
-        policy = malloctune.trial_on(run).choice
-    best_w = best_c = float("inf")
-    for _ in range(rounds):
-        w, c = time.perf_counter(), time.process_time()
-        for _ in range(n):
-            state, out = call(state)
+        from snntrain import malloctune
+
+        self.call, self.state, self.n = call, state, n
+        self.state, out = call(state)
         jax.block_until_ready(out)
-        best_w = min(best_w, (time.perf_counter() - w) / n)
-        best_c = min(best_c, (time.process_time() - c) / n)
-    return best_w, best_c, policy
+        self.auto = hostenv.malloc_mode() == "auto"
+        self.policy = (malloctune.trial_on(self._once).choice if self.auto
+                       else hostenv.malloc_mode())
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
+
+    def _once(self):
+        self.state, out = self.call(self.state)
+        return out
+
+    def round(self) -> None:
+        """Time ``n`` calls under this step's malloc policy (seconds per call), after one
+        untimed call (which pays for the switch from the step timed before it: its policy,
+        the caches)."""
+        import jax
+
+        if self.auto:
+            hostenv.use_heap(self.policy == "heap")
+        jax.block_until_ready(self._once())
+        w, c = time.perf_counter(), time.process_time()
+        for _ in range(self.n):
+            out = self._once()
+        jax.block_until_ready(out)
+        self.walls.append((time.perf_counter() - w) / self.n)
+        self.cpus.append((time.process_time() - c) / self.n)
+
+
+def _interleave(timed: list[_Timed], rounds: int) -> None:
+    """``rounds`` rounds of every step, each round in a rotated order."""
+    for r in range(rounds):
+        for t in timed[r % len(timed):] + timed[:r % len(timed)]:
+            t.round()
 
 
 def _stacked_batch(group, program) -> dict:
@@ -104,8 +129,8 @@ def _stacked_batch(group, program) -> dict:
                                              for k in per_member[0]}))
 
 
-def _population_time(group, n: int, rounds: int) -> tuple[float, float, str]:
-    """Seconds per population step (all programs of ``group``)."""
+def _population_timed(group, n: int) -> _Timed:
+    """The population step (all programs of ``group``), ``n`` calls per round."""
     progs = group.programs
     batches = [_stacked_batch(group, p) for p in progs]
 
@@ -118,11 +143,11 @@ def _population_time(group, n: int, rounds: int) -> tuple[float, float, str]:
             out.append(m["loss"])
         return new, out
 
-    return _time(call, [p.init for p in progs], n, rounds)
+    return _Timed(call, [p.init for p in progs], n)
 
 
-def _solo_time(cfg, n: int, rounds: int) -> tuple[float, float, str]:
-    """Seconds per solo step, compiled exactly as a solo run compiles it."""
+def _solo_timed(cfg, n: int) -> _Timed:
+    """The solo step, compiled exactly as a solo run compiles it; ``n`` calls per round."""
     import jax
 
     from snntrain import data as data_lib
@@ -137,17 +162,25 @@ def _solo_time(cfg, n: int, rounds: int) -> tuple[float, float, str]:
     def call(state):
         return fn(state, batch, key, exp.surrogate)
 
-    return _time(call, exp.init_state(), n, rounds)
+    return _Timed(call, exp.init_state(), n)
+
+
+def _gains(t: _Timed, solo: _Timed, k: int) -> dict[str, float]:
+    """Gain over ``k`` solo steps: of the best rounds, and the median over rounds of the
+    ratio within each round (solo and population timed side by side)."""
+    return {"gain_wall": min(solo.walls) * k / min(t.walls),
+            "gain_cpu": min(solo.cpus) * k / min(t.cpus),
+            "gain_wall_median": statistics.median(s * k / w for s, w in zip(solo.walls,
+                                                                          t.walls, strict=True))}
 
 
 def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
     from snntrain import population
 
     split = hostenv.cpu_split()
-    solo_w, solo_c, policy = _solo_time(_compose(), n, rounds)
-    rows = [{"section": "steps", "layout": "solo", "K": 1, "ms_per_member_step": solo_w * 1e3,
-             "cpu_ms_per_member_step": solo_c * 1e3, "malloc": policy}]
-    _print(rows[-1])
+    solo = _solo_timed(_compose(), n)
+    timed: list[tuple[dict[str, Any], _Timed]] = [
+        ({"section": "steps", "layout": "solo", "K": 1}, solo)]
     for k in ks:
         cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
         ms = population.members(cfg)
@@ -160,21 +193,25 @@ def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
                          else population.Placement())
             group = population.build_group(ms, vectorize=vectorize, by_type=False,
                                            placement=placement, say=lambda _: None)
-            w, c, policy = _population_time(group, max(1, n // k), rounds)
-            rows.append({"section": "steps", "layout": layout, "K": k,
-                         "ms_per_member_step": w / k * 1e3,
-                         "cpu_ms_per_member_step": c / k * 1e3,
-                         "gain_wall": solo_w * k / w, "gain_cpu": solo_c * k / c,
-                         "mesh": list(group.programs[0].mesh_shape),
-                         "compile_s": group.compile_s, "malloc": policy})
-            _print(rows[-1])
+            timed.append(({"section": "steps", "layout": layout, "K": k,
+                           "mesh": list(group.programs[0].mesh_shape),
+                           "compile_s": group.compile_s},
+                          _population_timed(group, max(1, n // k))))
+    _interleave([t for _, t in timed], rounds)
+    rows = []
+    for row, t in timed:
+        k = row["K"]
+        rows.append(row | {"ms_per_member_step": min(t.walls) / k * 1e3,
+                           "cpu_ms_per_member_step": min(t.cpus) / k * 1e3,
+                           "malloc": t.policy} | ({} if t is solo else _gains(t, solo, k)))
+        _print(rows[-1])
     return rows
 
 
 def bench_types(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
     from snntrain import population
 
-    rows = []
+    timed: list[tuple[dict[str, Any], _Timed]] = []
     for k in [k for k in ks if k >= len(TYPES)]:
         names = ",".join(TYPES[i % len(TYPES)] for i in range(k))
         cfg = _compose("trainer.population.mode=zip",
@@ -184,13 +221,17 @@ def bench_types(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
         for vectorize, layout in ((1, "map"), (k, "vmap")):
             for by_type in (False, True):
                 group = population.build_group(ms, vectorize=vectorize, by_type=by_type)
-                w, c, policy = _population_time(group, max(1, n // k), rounds)
-                rows.append({"section": "types", "layout": layout,
-                             "programs": "by type" if by_type else "switch", "K": k,
-                             "ms_per_member_step": w / k * 1e3,
-                             "cpu_ms_per_member_step": c / k * 1e3,
-                             "compile_s": group.compile_s, "malloc": policy})
-                _print(rows[-1])
+                timed.append(({"section": "types", "layout": layout,
+                               "programs": "by type" if by_type else "switch", "K": k,
+                               "compile_s": group.compile_s},
+                              _population_timed(group, max(1, n // k))))
+    _interleave([t for _, t in timed], rounds)
+    rows = []
+    for row, t in timed:
+        rows.append(row | {"ms_per_member_step": min(t.walls) / row["K"] * 1e3,
+                           "cpu_ms_per_member_step": min(t.cpus) / row["K"] * 1e3,
+                           "malloc": t.policy})
+        _print(rows[-1])
     return rows
 
 
