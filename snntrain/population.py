@@ -379,10 +379,19 @@ def check_members(cfg: DictConfig) -> list[Member]:
     """:func:`members`, each member's values checked as its solo run's would be at start-up
     (:func:`snntrain.config.parse`: no JAX); the builders check the rest."""
     ms = members(cfg)
+    runs = []
     for m in ms:
         with _named_member(m):
-            config_lib.parse(m.cfg)
+            runs.append(config_lib.parse(m.cfg))
+    _refuse_fused(runs[0])
     return ms
+
+
+def _refuse_fused(run: Any) -> None:
+    """``trainer.fused_epoch`` runs one model's whole epoch in a scan: not a population's."""
+    if run.trainer.fused_epoch:
+        raise ConfigError(f"{KEY}: trainer.fused_epoch=true is not supported with a "
+                          "population; set trainer.fused_epoch=false")
 
 
 def _task_overrides() -> list[str]:
@@ -586,9 +595,7 @@ def _check_compatible(group_members: list[Member], exps: list[Experiment]) -> No
     base = exps[0]
     shapes = ckpt_lib.shapes_of(base.params)
     for m, e in zip(group_members, exps, strict=True):
-        if e.run.trainer.fused_epoch:
-            raise ConfigError(f"{KEY}: trainer.fused_epoch=true is not supported with a "
-                              "population; set trainer.fused_epoch=false")
+        _refuse_fused(e.run)
         diff = ckpt_lib.describe_difference(ckpt_lib.shapes_of(e.params), shapes)
         if diff != "no difference" or len(e.data.train) != len(base.data.train) or (
                 (e.data.val is None) != (base.data.val is None)):

@@ -56,6 +56,17 @@ def test_bad_values_give_one_line_errors(tmp_path, override, expected):
     assert "Traceback" not in p.stderr
 
 
+def test_a_fused_epoch_population_is_refused_before_its_run_directory(tmp_path):
+    """It was refused once the members were built, after the run directory, its config.yaml
+    and a failed summary.json were written (and wandb said to sync the members' runs)."""
+    p = cli("logger=none", "trainer.population.seed=[0,1]", "trainer.fused_epoch=true",
+            f"hydra.run.dir={tmp_path / 'run'}")
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr == ("snntrain: error: trainer.population: trainer.fused_epoch=true is not "
+                        "supported with a population; set trainer.fused_epoch=false\n")
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_group_choice_lists_choices(tmp_path):
     p = cli("surrogate=nope", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 2
