@@ -78,9 +78,15 @@ def composition_error(argv: list[str]) -> str | None:
             modes & set(MULTIRUN_FLAGS)) > 1:  # (Hydra's ValueError traceback)
         return (f"{', '.join(sorted(modes))}: Hydra does one of -m, --cfg and --info at a time; "
                 "drop the others")
-    if any(a.split("=")[0] in ("--hydra-help", "--info", "-i") for a in argv) and (
-            "--hydra-help" in argv or "plugins" in argv or "--info=plugins" in argv):
-        return None  # Hydra's own help and plugin list take no overrides: it ignores them
+    if "--hydra-help" in argv:  # Hydra's own help composes its hydra config alone
+        task = [a for a in shown if not a.startswith("-")
+                and not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+        return (f"{' '.join(task)}: --hydra-help shows Hydra's own help and takes only hydra.* "
+                "overrides; drop the others (python -m snntrain --help shows this program's "
+                "options)") if task else None
+    if any(a.split("=")[0] in ("--info", "-i") for a in argv) and (
+            "plugins" in argv or "--info=plugins" in argv):
+        return None  # Hydra's plugin list takes no overrides: it ignores them
     argv = shown
     flags = [a for a in argv if a.startswith("-")]
     if flags and set(flags) <= set(MULTIRUN_FLAGS):

@@ -118,9 +118,14 @@ def test_composable_overrides_and_flags_are_left_to_hydra():
         "--cfg, -m: Hydra does one of -m, --cfg and --info at a time; drop the others")
     for ok in (["--cfg", "job"], ["--info", "config", "seed=1"], ["-p", "trainer", "-c", "all"],
                ["--info"], ["--hydra-help"], ["--cfg", "hydra", "--resolve", "seed=2"],
-               # Hydra's plugin list and its own help ignore overrides
-               ["--info", "plugins", "trainer.epoch=3"], ["--info=plugins", "trainer.epoch=3"]):
+               # Hydra's plugin list ignores overrides; its own help takes hydra.* ones
+               ["--info", "plugins", "trainer.epoch=3"], ["--info=plugins", "trainer.epoch=3"],
+               ["--hydra-help", "hydra.job.name=x"]):
         assert composition_error(ok) is None, ok
+    # Hydra's own help with a task override ended in its ConfigCompositionException traceback
+    assert composition_error(["--hydra-help", "seed=1", "hydra.job.name=x"]) == (
+        "seed=1: --hydra-help shows Hydra's own help and takes only hydra.* overrides; drop "
+        "the others (python -m snntrain --help shows this program's options)")
     assert composition_error([]) is None
     import importlib.util
 
