@@ -53,6 +53,7 @@ from snntrain import hostenv
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("sigmoid", "arctan", "erf", "fast_sigmoid")
+LAYOUTS = ("map", "vmap", "vmap4", "split")
 
 
 def _compose(*overrides: str):
@@ -174,7 +175,8 @@ def _gains(t: _Timed, solo: _Timed, k: int) -> dict[str, float]:
                                                                           t.walls, strict=True))}
 
 
-def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
+def bench_steps(ks: list[int], n: int, rounds: int,
+                layouts: tuple[str, ...] = LAYOUTS) -> list[dict[str, Any]]:
     from snntrain import population
 
     split = hostenv.cpu_split()
@@ -184,10 +186,10 @@ def bench_steps(ks: list[int], n: int, rounds: int) -> list[dict[str, Any]]:
     for k in ks:
         cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
         ms = population.members(cfg)
-        layouts = ({"map": 1, "vmap": k} | ({"vmap4": 4} if k > 4 else {})
-                   | ({"split": 1} if split > 1 and k > 1 else {}))
-        for layout, vectorize in layouts.items():
-            if layout == "vmap" and k == 1:
+        vectorizes = ({"map": 1, "vmap": k} | ({"vmap4": 4} if k > 4 else {})
+                      | ({"split": 1} if split > 1 and k > 1 else {}))
+        for layout, vectorize in vectorizes.items():
+            if layout not in layouts or (layout == "vmap" and k == 1):
                 continue
             placement = (population.Placement(split, members_only=True) if layout == "split"
                          else population.Placement())
@@ -290,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="timing rounds (best is reported)")
     p.add_argument("--sections", default=["steps", "types"],
                    type=cli.subset(("steps", "types", "e2e")), help="steps,types (and e2e)")
+    p.add_argument("--layouts", default=list(LAYOUTS), type=cli.subset(LAYOUTS),
+                   help="the population layouts of the steps section (solo is always timed)")
     p.add_argument("--e2e", action="store_true", help="also run the end-to-end comparison")
     p.add_argument("--solo-runs", type=cli.positive_int, default=3,  # (0: ZeroDivisionError)
                    help="processes for the multirun estimate")
@@ -308,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = set(args.sections) | ({"e2e"} if args.e2e else set())
     rows: list[dict[str, Any]] = []
     if "steps" in sections:
-        rows += bench_steps(ks, args.steps, args.rounds)
+        rows += bench_steps(ks, args.steps, args.rounds, tuple(args.layouts))
     if "types" in sections:
         rows += bench_types(ks, args.steps, args.rounds)
     if "e2e" in sections:
