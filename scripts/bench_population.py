@@ -186,11 +186,14 @@ def bench_steps(ks: list[int], n: int, rounds: int,
     for k in ks:
         cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
         ms = population.members(cfg)
-        vectorizes = ({"map": 1, "vmap": k} | ({"vmap4": 4} if k > 4 else {})
-                      | ({"split": 1} if split > 1 and k > 1 else {}))
-        for layout, vectorize in vectorizes.items():
-            if layout not in layouts or (layout == "vmap" and k == 1):
+        skipped = {"vmap": "K = 1" if k == 1 else "", "vmap4": "K <= 4" if k <= 4 else "",
+                   "split": ("K = 1" if k == 1 else "" if split > 1 else
+                             "the CPU is not split (--no-split, or one usable core)")}
+        for layout in layouts:
+            if skipped.get(layout):
+                print(f"section=steps  layout={layout}  K={k}  not timed: {skipped[layout]}")
                 continue
+            vectorize = {"map": 1, "vmap": k, "vmap4": 4, "split": 1}[layout]
             placement = (population.Placement(split, members_only=True) if layout == "split"
                          else population.Placement())
             group = population.build_group(ms, vectorize=vectorize, by_type=False,

@@ -180,6 +180,10 @@ def _record_failure(e: BaseException, run_dir: Path | None = None) -> bool:
         # (on the full disk that may have caused the failure: its one line is the record)
         with contextlib.suppress(WriteFailed):
             write_json(path, record)
+    elif kept == "completed":  # and so do the .hydra/ files of the run it records
+        from snntrain.rundir import restore_hydra_files
+
+        restore_hydra_files(path.parent)
     return False
 
 
@@ -211,8 +215,10 @@ def main() -> None:
     if (err := moved_in_overrides(sys.argv[1:])) is not None:
         fail(str(err))
     if any(arg.lstrip("+").startswith("trainer.population.") for arg in sys.argv[1:]):
-        from snntrain.population import override_error, sweep_conflict, with_aliases
+        from snntrain.population import alias_conflict, override_error, sweep_conflict, with_aliases
 
+        if (err := alias_conflict(sys.argv[1:])) is not None:
+            fail(str(err))
         sys.argv[1:] = with_aliases(sys.argv[1:])
         if (err := override_error(sys.argv[1:]) or sweep_conflict(sys.argv[1:])) is not None:
             fail(str(err))

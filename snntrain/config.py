@@ -655,11 +655,13 @@ def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:
 STAND_IN_SHAPE, STAND_IN_CLASSES = (256, 256, 3), 10
 
 
-def check_groups(run: RunConfig) -> None:
+def check_groups(run: RunConfig, model: bool = True) -> None:
     """Check each group's keys against what its ``name`` accepts (its registry), and build
     each part once: surrogate, encoder, neuron, optimizer and cost metrics as they are, the
-    model abstractly (``nnx.eval_shape``) on a stand-in input. Imports JAX; loads no data,
-    allocates nothing. The lighter imports come first, so most errors come sooner.
+    model abstractly (``nnx.eval_shape``) on a stand-in input (not if ``model`` is false:
+    a population member whose model config another member's check built). Imports JAX;
+    loads no data, allocates nothing. The lighter imports come first, so most errors come
+    sooner.
 
     Raises:
       ConfigError: an unknown name or key (the closest valid one suggested), or a value the
@@ -701,6 +703,8 @@ def check_groups(run: RunConfig) -> None:
     with named("metrics.energy", run.metrics.get("energy") or {}):
         synops.energy_from_config(run.metrics.get("energy"))
 
+    if not model:
+        return
     from flax import nnx
 
     from snntrain import models

@@ -87,6 +87,20 @@ def maybe_initialize_distributed(cfg: Any) -> None:
             "trainer.distributed=false for one process") from None
 
 
+def local_count(devices: int | str | None) -> int:
+    """``trainer.devices`` as a number of this process's devices, checked: null is all of
+    them (one, in a process whose CPU a population split: a solo run keeps to one there)."""
+    local = jax.local_devices()
+    if devices is None or devices in (0, "all"):
+        split = hostenv.cpu_split() and jax.default_backend() == "cpu"
+        devices = 1 if split and devices is None else len(local)
+    devices = int(devices)
+    if not 1 <= devices <= len(local):
+        raise ParallelError(f"trainer.devices={devices}: this process has {len(local)} "
+                            f"local device(s); valid: 1..{len(local)}")
+    return devices
+
+
 class DataParallel:
     """Places batches and state on devices and compiles step functions for one mode."""
 
@@ -98,13 +112,7 @@ class DataParallel:
             logging.getLogger(__name__).info(
                 "note: trainer.parallel=none trains on one device; trainer.devices=%s is not "
                 "used (trainer.parallel=sharded or pmap spreads the batch)", devices)
-        if devices is None or devices in (0, "all"):  # (null: one of the devices a
-            split = hostenv.cpu_split() and jax.default_backend() == "cpu"  # population's
-            devices = 1 if split and devices is None else len(local)  # CPU split made)
-        devices = int(devices)
-        if not 1 <= devices <= len(local):
-            raise ParallelError(f"trainer.devices={devices}: this process has {len(local)} "
-                                f"local device(s); valid: 1..{len(local)}")
+        devices = local_count(devices)
         if mode == "auto":
             mode = "sharded" if devices > 1 or jax.process_count() > 1 else "none"
         if mode == "none" and devices > 1:

@@ -197,6 +197,19 @@ def with_aliases(overrides: list[str]) -> list[str]:
     return out
 
 
+def alias_conflict(overrides: list[str]) -> ConfigError | None:
+    """Both spellings of the surrogate axis (:func:`with_aliases`) on one command line: Hydra
+    kept the last and dropped the other's types without a word."""
+    given = [a for a in overrides if a.partition("=")[1] and a.partition("=")[0].lstrip("+")
+             in (f"{KEY}.surrogate", f"{KEY}.surrogate.name")
+             and not a.partition("=")[2].lstrip().startswith("{")]
+    if len(given) > 1:
+        return ConfigError(f"{' and '.join(given)} set the same axis ({KEY}.surrogate=[...] "
+                           f"is short for {KEY}.surrogate.name=[...]); give the surrogate "
+                           "types once")
+    return None
+
+
 def sweep_conflict(argv: list[str]) -> ConfigError | None:
     """The error for a key a sweep varies (``-m a=1,2``, or an Optuna search's parameters)
     that a population axis also sets (or, beside a ``surrogate.name`` axis, any
@@ -376,13 +389,21 @@ def members(cfg: DictConfig) -> list[Member]:
 
 
 def check_members(cfg: DictConfig) -> list[Member]:
-    """:func:`members`, each member's values checked as its solo run's would be at start-up
-    (:func:`snntrain.config.parse`: no JAX); the builders check the rest."""
+    """:func:`members`, each member's values checked as its solo run's are at start-up
+    (:func:`snntrain.config.validate`: its groups built, abstractly; once per distinct
+    member, seeds aside), before the run directory exists."""
     ms = members(cfg)
-    runs = []
+    runs, seen, models = [], set(), set()
     for m in ms:
         with _named_member(m):
             runs.append(config_lib.parse(m.cfg))
+            parts = OmegaConf.to_yaml(OmegaConf.masked_copy(m.cfg, ["surrogate", "model",
+                                                                    "optimizer"]))
+            model = OmegaConf.to_yaml(m.cfg.model)
+            if parts not in seen:
+                seen.add(parts)
+                config_lib.check_groups(runs[-1], model=model not in models)
+                models.add(model)
     _refuse_fused(runs[0])
     return ms
 
@@ -394,9 +415,13 @@ def _refuse_fused(run: Any) -> None:
                           "population; set trainer.fused_epoch=false")
 
 
-def _task_overrides() -> list[str]:
-    """This job's command-line overrides (a multirun's or Optuna's swept values included);
+def _task_overrides(cfg: DictConfig) -> list[str]:
+    """This job's command-line overrides (a multirun's or Optuna's swept values included):
+    ``cfg``'s own ``hydra`` node (at start-up, before Hydra's config is set), else Hydra's;
     empty outside Hydra."""
+    given = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if given is not None:
+        return list(given)
     try:
         from hydra.core.hydra_config import HydraConfig
 
@@ -409,7 +434,7 @@ def _check_not_set_twice(found: dict[str, list[Any]], cfg: DictConfig) -> None:
     """A value a population axis would silently replace: an override of the same key (also
     one swept by ``-m`` or Optuna, which would then record values nobody trained), or
     ``model.neuron.beta`` under ``model.neuron.tau`` (which overrides beta in every member)."""
-    for arg in _task_overrides():
+    for arg in _task_overrides(cfg):
         key, eq, value = arg.lstrip("+~").partition("=")
         collision = _collision(key, found) if eq else None
         if collision == "dropped":

@@ -164,6 +164,12 @@ def sweep_samples(argv: list[str]) -> tuple[list[list[str]], dict[str, str]]:
     return runs[:MAX_SWEEP_COMPOSES], shown
 
 
+def _population_hint(group: str) -> str:
+    """Where a population could vary what a list given to ``group`` asks for."""
+    return {"surrogate": " or a population (trainer.population.surrogate=[<a>,<b>])"}.get(
+        group, "")
+
+
 def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> str | None:
     """:func:`composition_error` of one run's overrides; ``shown``: the argument to quote for
     an override (a sweep's, for the single value tried)."""
@@ -184,6 +190,14 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose("config", overrides=overrides)
 
+    for arg in argv:  # trainer=[0,1] (a TypeError traceback inside Hydra), model=[mlp,conv]
+        key, eq, value = arg.partition("=")
+        key = key.lstrip("+~")
+        group = key.replace(".", "/")
+        if eq and value.lstrip().startswith("[") and key and (CONFIG_DIR / group).is_dir():
+            return (f"{shown.get(arg, arg)}: a config group takes the name of one of its "
+                    f"options, not a list; to train several, use a multirun (python -m snntrain "
+                    f"-m {group}=<a>,<b>){_population_hint(group)}")
     try:
         composed(list(argv))
     except MissingConfigException as e:
@@ -196,6 +210,12 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
         return _one_line(text)
     except ConfigCompositionException as e:
         cause = str(e.__cause__ or "")
+        node = re.search(r"Cannot merge DictConfig with ListConfig\s+full_key: ([\w.]+)", cause)
+        if node:  # trainer.population=[0,1]: a node given a list
+            key = node.group(1)
+            arg = next((a for a in argv if a.split("=", 1)[0].lstrip("+~") == key), key)
+            return (f"{shown.get(arg, arg)}: {key} is a config node, not a list; set its keys "
+                    f"one by one ({key}.<key>=<value>)")
         bad = re.search(r"Could not override '([^']+)'", str(e))
         if bad and "is not in struct" in cause:
             key = bad.group(1)
@@ -432,6 +452,23 @@ def backend_error() -> str | None:
     return None
 
 
+def device_error(config: DictConfig) -> str | None:
+    """One line for a run that asks for more devices than this process has
+    (``trainer.devices``; a population's ``trainer.population.mesh``, ``trainer.parallel``),
+    or None: before the run directory exists. Starts JAX's backend (after the CPU split and
+    the malloc policy, which must precede it)."""
+    from snntrain import parallel, population
+
+    try:
+        if population.is_population(config):
+            population.Placement.from_config(config)
+        else:
+            parallel.local_count(OmegaConf.select(config, "trainer.devices", default=None))
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
 def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:
     """A line refusing a sweep whose default directory already holds another sweep, or None.
 
@@ -572,12 +609,15 @@ class Startup(Callback):
 
                 if population.is_population(config):
                     population.check_members(config)  # before the run directory exists
+                else:  # (a value that could not work, even where it has no effect)
+                    population.cpu_devices(config)
             if started_from_the_command_line():
                 from snntrain.hostenv import malloc_mode
                 from snntrain.population import split_cpu
 
                 malloc_mode()  # a bad SNNTRAIN_MALLOC is reported like a bad config value
-                split_cpu(config, _swept_keys(config))  # (before JAX's backend starts)
+                split_cpu(config, _swept_keys(config)  # (before JAX's backend starts)
+                          if dir_key == "hydra.sweep.dir" else None)
         except ConfigError as e:
             fail(str(e))
         _prepare_malloc(config)
@@ -587,6 +627,8 @@ class Startup(Callback):
 
         local = not wants_distributed(OmegaConf.select(config, "trainer", default=None) or {})
         if local and (msg := backend_error()) is not None:
+            fail(msg)
+        if local and groups and run is not None and (msg := device_error(config)) is not None:
             fail(msg)
         if not groups and out is not None:
             record_sweep(config, out)

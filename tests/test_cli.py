@@ -56,15 +56,55 @@ def test_bad_values_give_one_line_errors(tmp_path, override, expected):
     assert "Traceback" not in p.stderr
 
 
-def test_a_fused_epoch_population_is_refused_before_its_run_directory(tmp_path):
-    """It was refused once the members were built, after the run directory, its config.yaml
-    and a failed summary.json were written (and wandb said to sync the members' runs)."""
-    p = cli("logger=none", "trainer.population.seed=[0,1]", "trainer.fused_epoch=true",
+@pytest.mark.parametrize(("overrides", "expected"), [
+    # refused once the members were built, after config.yaml and a failed summary.json
+    (["trainer.population.seed=[0,1]", "trainer.fused_epoch=true"],
+     "trainer.population: trainer.fused_epoch=true is not supported with a population; set "
+     "trainer.fused_epoch=false"),
+    # a member's value its builder refuses
+    (["trainer.population.neuron.beta=[0.5,2]"],
+     "trainer.population member 1-model.neuron.beta=2: model.neuron.beta=2 is invalid: LIF: "
+     "beta must be in (0, 1], got 2"),
+    # a value a surrogate axis drops (Hydra's config was not yet set at start-up)
+    (["trainer.population.surrogate.name=[sigmoid,arctan]", "surrogate.alpha=3"],
+     "surrogate.alpha=3 would be dropped"),
+    # more devices than the process has (a solo run; a population's mesh)
+    (["trainer.devices=5"], "trainer.devices=5: this process has 1 local device(s); valid: 1..1"),
+    # cpu_devices=1 is one device: a single run's own value was taken as swept by a multirun
+    # and split the CPU into every core, where the mesh then trained on two
+    (["trainer.population.seed=[0,1]", "trainer.population.cpu_devices=1",
+      "trainer.population.mesh=[2,1]"],
+     "trainer.population.mesh=[2,1] uses 2 devices, but this run trains on 1"),
+    # a value that cannot work, without an axis (a note that it had no effect, then a run)
+    (["trainer.population.cpu_devices=0"], "trainer.population.cpu_devices=0 is invalid"),
+    # both spellings of the surrogate axis: Hydra kept the last and dropped the other
+    (["trainer.population.surrogate=[sigmoid,arctan]", "trainer.population.surrogate.name=[erf]"],
+     "set the same axis (trainer.population.surrogate=[...] is short for "
+     "trainer.population.surrogate.name=[...]); give the surrogate types once"),
+])
+def test_refused_before_the_run_directory_exists(tmp_path, overrides, expected):
+    """Values checkable without data were refused only after the run directory, its
+    .hydra/ files, config.yaml and a failed summary.json had been written."""
+    p = cli("logger=none", "T=5", "model.hidden=[8]", *overrides,
             f"hydra.run.dir={tmp_path / 'run'}")
     assert p.returncode == 2, p.stderr[-2000:]
-    assert p.stderr == ("snntrain: error: trainer.population: trainer.fused_epoch=true is not "
-                        "supported with a population; set trainer.fused_epoch=false\n")
+    assert p.stderr.startswith("snntrain: error: ") and expected in p.stderr, p.stderr
+    assert len(p.stderr.splitlines()) == 1, p.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_attempt_on_a_completed_run_keeps_its_hydra_files(tmp_path):
+    """A config error found once the run started left the completed run's summary.json, but
+    Hydra's .hydra/ files then listed the refused attempt's overrides."""
+    run = tmp_path / "run"
+    base = ("logger=none", "T=5", "model.hidden=[8]", "trainer.epochs=1", f"hydra.run.dir={run}")
+    assert cli(*base).returncode == 0
+    before = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+    summary = (run / "summary.json").read_bytes()
+    p = cli(*base, "encoder=none")
+    assert p.returncode == 2 and "encoder" in p.stderr, p.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == before
+    assert (run / "summary.json").read_bytes() == summary
 
 
 def test_unknown_group_choice_lists_choices(tmp_path):
@@ -122,6 +162,19 @@ def test_composable_overrides_and_flags_are_left_to_hydra():
                ["--info", "plugins", "trainer.epoch=3"], ["--info=plugins", "trainer.epoch=3"],
                ["--hydra-help", "hydra.job.name=x"]):
         assert composition_error(ok) is None, ok
+    # a list for a group: Hydra's TypeError traceback (trainer), "appears more than once in
+    # the final defaults list" (model), or a merge of both surrogates' configs (surrogate)
+    assert composition_error(["trainer=[0,1]"]) == (
+        "trainer=[0,1]: a config group takes the name of one of its options, not a list; to "
+        "train several, use a multirun (python -m snntrain -m trainer=<a>,<b>)")
+    assert composition_error(["surrogate=[sigmoid,arctan]"]).endswith(
+        "(python -m snntrain -m surrogate=<a>,<b>) or a population "
+        "(trainer.population.surrogate=[<a>,<b>])")
+    assert "-m model/neuron=<a>,<b>" in composition_error(["model.neuron=[lif]"])
+    # a node given a list: "Error merging override ...; Cannot merge DictConfig with ListConfig"
+    assert composition_error(["trainer.population=[0,1]"]) == (
+        "trainer.population=[0,1]: trainer.population is a config node, not a list; set its "
+        "keys one by one (trainer.population.<key>=<value>)")
     # Hydra's own help with a task override ended in its ConfigCompositionException traceback
     assert composition_error(["--hydra-help", "seed=1", "hydra.job.name=x"]) == (
         "seed=1: --hydra-help shows Hydra's own help and takes only hydra.* overrides; drop "
