@@ -454,7 +454,7 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
             )
         t = cols["t"].astype(np.float64) * TIME_UNITS[time_unit]
         sid = np.repeat(np.arange(len(counts)), counts)
-        bad = np.flatnonzero(t < 0)
+        bad = np.flatnonzero(np.isfinite(t) & (t < 0))  # (-inf: dropped, as NaN and +inf)
         if len(bad):
             raise EventDataError(
                 f"{path}: sample {sid[bad[0]]} of {split} has a negative time "

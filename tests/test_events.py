@@ -637,3 +637,21 @@ def test_fused_epoch_names_what_it_cannot_hold(tmp_path, overrides, message):
     with pytest.raises(ConfigError) as info:
         train_and_evaluate(cfg, tmp_path / "run")
     assert str(info.value).startswith(message)
+
+
+def test_npz_minus_inf_times_are_dropped_and_counted_as_nan_and_inf(tmp_path, caplog):
+    """A -inf time in an .npz stopped the run as a negative time, while NaN and +inf (and
+    -inf in the HDF5 and DVS readers) are dropped and counted."""
+    path = tmp_path / "ninf.npz"
+    np.savez(path, t_train=[0.0, -np.inf, 20.0, np.nan, 5.0, np.inf, 6.0],
+             unit_train=[0, 1, 2, 0, 3, 3, 1], counts_train=[4, 3], labels_train=[0, 1],
+             t_test=[1.0, 2.0], unit_test=[1, 1], counts_test=[1, 1], labels_test=[1, 0],
+             sensor_size=[4])
+    with caplog.at_level(logging.INFO):
+        d = data.load("events", path=str(path), T=2, val_fraction=0.0, dt_ms=0.01)
+    frames = np.asarray(d.train.x)  # (sample, step, unit); times from each sample's first
+    # sample 0: t=0 us (unit 0) in step 0; t=20 us is past the window (2 steps of 10 us)
+    assert frames[0].tolist() == [[1, 0, 0, 0], [0, 0, 0, 0]]
+    # sample 1: t=5 us (unit 3) and 6 us (unit 1), both in step 0
+    assert frames[1].tolist() == [[0, 1, 0, 1], [0, 0, 0, 0]]
+    assert "dropped 3 events with non-finite timestamps" in caplog.text
