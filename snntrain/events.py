@@ -398,7 +398,9 @@ def binned(
     shape = (len(reader), int(binning.T), *binning.frame_shape(reader.sensor))
     path = meta_path = tmp = None
     if cache_dir is not None:
-        path = cache_dir / f"{tag}_{_cache_key(reader, binning)}.npy"
+        # (no ':' in the name: Windows and SMB/FAT mounts, a cluster's data_dir, refuse it)
+        safe = re.sub(r"[^\w.+-]", "-", tag)
+        path = cache_dir / f"{safe}_{_cache_key(reader, binning)}.npy"
         meta_path = path.with_suffix(".json")
         if path.exists() and meta_path.exists():
             try:

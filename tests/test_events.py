@@ -655,3 +655,6 @@ def test_npz_minus_inf_times_are_dropped_and_counted_as_nan_and_inf(tmp_path, ca
     # sample 1: t=5 us (unit 3) and 6 us (unit 1), both in step 0
     assert frames[1].tolist() == [[0, 1, 0, 1], [0, 0, 0, 0]]
     assert "dropped 3 events with non-finite timestamps" in caplog.text
+    # the cache's file names hold no ':' (the tag events:ninf.npz: Windows and SMB refuse it)
+    names = [f.name for f in (tmp_path / "snntrain_cache").iterdir()]
+    assert len(names) == 4 and not any(":" in n for n in names), names
