@@ -300,6 +300,8 @@ class GestureReader(FilesReader):
 
     def decode(self, path: Path) -> dict[str, np.ndarray]:
         try:
+            if not _is_npy(path):  # np.load would try it as a pickle, and advise allowing it
+                raise ValueError("no .npy header")
             a = np.load(path, allow_pickle=False)
         except Exception as e:  # a damaged header: TokenError, SyntaxError, MemoryError, ...
             raise EventDataError(

@@ -620,3 +620,14 @@ def test_the_python_api_checks_n_classes_of_event_data(tmp_path, n_classes):
     assert _one_line(err) == (f"dataset.n_classes={n_classes!r} is invalid: must be an integer "
                               ">= 1 or null (the largest label + 1)")
     assert data.load("events", path=str(tmp_path / "ev.npz"), T=2, n_classes=4.0).n_classes == 4
+
+
+def test_a_gesture_npy_of_garbage_does_not_advise_unpickling_it(tmp_path):
+    """numpy's own message advised loading the corrupt file with allow_pickle=True."""
+    make_gesture(tmp_path)
+    g = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_led" / "1.npy"
+    g.write_bytes(b"not an npy at all" * 10)
+    with pytest.raises(events.EventDataError) as err:
+        data.load("dvs_gesture", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == (f"{g}: not a readable .npy of events (ValueError: no .npy "
+                              "header); the file is truncated or corrupt: extract it again")
