@@ -308,7 +308,7 @@ def print_summary(
         table.add_row("synaptic ops / example (test)", f"{sum(ops):,.0f}")
     energy = cost.get("energy_uj")
     if isinstance(energy, (int, float)) and not isinstance(energy, bool):
-        table.add_row("energy µJ / example (test)", f"{energy:.4g}")
+        table.add_row("energy µJ / example (test)", f"{energy:#.4g}")  # 2.000, not 2
     console.print(table)
     if run_dir:
         files = written_files(run_dir)
