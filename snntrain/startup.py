@@ -404,8 +404,9 @@ def check_output_dir(path: str | Path) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".snntrain-write-test-", dir=base))
     except OSError as e:
-        raise ConfigError(
-            f"output directory {target} is not writable: {e.strerror} ({base})") from None
+        raise ConfigError(  # (/proc says ENOENT: the directory exists, nothing can be made)
+            f"output directory {target} is not writable: {e.strerror} (making a directory in "
+            f"{base})") from None
 
 
 def sweep_without_multirun(config: DictConfig) -> str | None:
