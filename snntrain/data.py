@@ -555,4 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from snntrain import hostenv
+
+    hostenv.exit_when_stuck_enabled = True  # a command line: a signal may end it
     sys.exit(main())

@@ -67,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from snntrain import hostenv
 from snntrain.event_formats import (
     EVENTS_EXTRA,
     EventDataError,
@@ -432,7 +433,8 @@ def binned(
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             else:
                 out = np.zeros(shape, dtype)
-            stats = _bin_into(out, reader, binning)
+            with hostenv.exit_when_stuck(f"binning {tag} (reading {reader.where})"):
+                stats = _bin_into(out, reader, binning)
             if stats is not None:
                 break
         stats["dtype"] = np.dtype(out.dtype).name
@@ -880,8 +882,9 @@ def prepare(name: str, data_dir: str | None = None) -> str:
     for split, reader in found.items():
         log.info("%s %s: reading and checking the events of %d samples", name, split,
                  len(reader))
-        for start in range(0, len(reader), 16):  # decoded and checked, as training would
-            reader.read(range(start, min(len(reader), start + 16)))
+        with hostenv.exit_when_stuck(f"reading {reader.where}"):
+            for start in range(0, len(reader), 16):  # decoded and checked, as training would
+                reader.read(range(start, min(len(reader), start + 16)))
     sizes = ", ".join(f"{s} {len(r)}" for s, r in found.items())
     return (f"{name}: ready in {base / folder} ({sizes}; every event read and checked). "
             f"Without internet elsewhere: copy {base} there and set dataset.data_dir=<copy>")

@@ -25,11 +25,15 @@ untouched) or ``hugepages``. The older ``SNNTRAIN_HUGEPAGES=1`` / ``=0`` still f
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
 import re
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from snntrain.errors import ConfigError
@@ -261,3 +265,77 @@ def thp_mode() -> str:
         return text[text.index("[") + 1:text.index("]")]
     except (OSError, ValueError):
         return "none"
+
+
+# ---- a signal while the main thread is stuck outside Python ---------------------------------
+
+# Set by the command lines (``python -m snntrain``, ``python -m snntrain.data prepare``), whose
+# process a signal may end: never in a notebook, whose kernel must outlive an interrupt.
+exit_when_stuck_enabled = False
+
+
+_handled = [0]  # signals a handler that goes on (the training loop's) has taken
+
+
+def signal_handled() -> None:
+    """Called by a signal handler that lets the main thread go on (it saves and stops at the
+    next step): :func:`exit_when_stuck` then leaves the process alone."""
+    _handled[0] += 1
+
+
+@contextlib.contextmanager
+def exit_when_stuck(what: str, grace_s: float = 3.0) -> Iterator[None]:
+    """While the main thread does ``what``: a SIGINT or SIGTERM whose Python handler has not
+    run ``grace_s`` seconds after it came (:func:`signal_handled`; a handler that ends the
+    process or raises needs no call) (the main thread stuck in C code: libhdf5 loops
+    forever on some damaged files, holding the thread that would run the handler) ends the
+    process in one line, as the handler would have outside the training loop.
+
+    Python writes the number of every signal it has a handler for to the fd given to
+    :func:`signal.set_wakeup_fd`, from C, whatever the main thread does; a thread reads it.
+    Only with :data:`exit_when_stuck_enabled`, in the main thread, and when no one else (an
+    asyncio loop) holds the wakeup fd."""
+    if not exit_when_stuck_enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:
+        old = -2
+    if old != -1:  # (someone else's: leave it)
+        if old >= 0:
+            signal.set_wakeup_fd(old)
+        os.close(r)
+        os.close(w)
+        yield
+        return
+    done, received = threading.Event(), 0
+
+    def watch() -> None:
+        nonlocal received
+        with contextlib.suppress(OSError):
+            while data := os.read(r, 1):
+                received += 1
+                if not done.wait(grace_s) and _handled[0] < received + handled_before:
+                    name = ("terminated (SIGTERM)" if data[0] == signal.SIGTERM else
+                            "interrupted (Ctrl-C)")
+                    print(f"snntrain: {name} while {what}, which has not returned to Python "
+                          f"in {grace_s:g} s (a damaged HDF5 file can make libhdf5 loop "
+                          "forever: if this happens again, check the file with h5dump or fetch "
+                          "it again); checkpoints written before it are kept",
+                          file=sys.stderr, flush=True)
+                    os._exit(128 + data[0])
+
+    handled_before = _handled[0]
+    thread = threading.Thread(target=watch, name="snntrain-exit-when-stuck", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        signal.set_wakeup_fd(-1)
+        os.close(w)  # (the reader sees EOF and ends)
+        thread.join(1.0)
+        os.close(r)

@@ -26,7 +26,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
-from snntrain import rundir, synops, writers
+from snntrain import hostenv, rundir, synops, writers
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, device_info
 from snntrain.registry import plain
@@ -194,6 +194,7 @@ class Signals:
         return self.received is not None
 
     def _handle(self, signum, _frame):
+        hostenv.signal_handled()
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.received = signum

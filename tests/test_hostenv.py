@@ -101,3 +101,40 @@ def test_heap_tunables_keep_a_freed_block_mapped_for_the_next_one():
     assert hostenv.tunables_for("hugepages") == "glibc.malloc.hugetlb=1"
     assert faults(hostenv.tunables_for("heap")) < 100
     assert faults("") > (64 << 20) // 4096 // 2
+
+
+_STUCK = """
+import signal, sys, time
+from snntrain import hostenv
+hostenv.exit_when_stuck_enabled = {enabled}
+signal.signal(signal.SIGTERM, {handler})
+with hostenv.exit_when_stuck("reading some.h5", grace_s=0.5):
+    print("ready", flush=True)
+    end = time.monotonic() + 4
+    while time.monotonic() < end:  # (a handler that does not take the signal: as if stuck)
+        pass
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("enabled", "handler", "ends"), [
+    (True, "lambda *a: None", True),  # the handler never took it: as if the thread were stuck
+    (True, "lambda *a: hostenv.signal_handled()", False),  # the training loop's: it goes on
+    (False, "lambda *a: None", False),  # not a command line (a notebook): never
+])
+def test_a_signal_no_handler_takes_ends_the_process_in_one_line(enabled, handler, ends):
+    """A damaged HDF5 file made libhdf5 loop forever in the main thread while binning, where
+    Python's signal handlers never ran: SIGTERM and Ctrl-C did nothing (kill -9 only)."""
+    p = subprocess.Popen([sys.executable, "-c", _STUCK.format(enabled=enabled, handler=handler)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(15)
+    out, err = p.communicate(timeout=60)
+    if ends:
+        assert p.returncode == 143 and "finished" not in out
+        assert err == ("snntrain: terminated (SIGTERM) while reading some.h5, which has not "
+                       "returned to Python in 0.5 s (a damaged HDF5 file can make libhdf5 "
+                       "loop forever: if this happens again, check the file with h5dump or "
+                       "fetch it again); checkpoints written before it are kept\n")
+    else:
+        assert p.returncode == 0 and out == "finished\n" and err == "", (p.returncode, err)
