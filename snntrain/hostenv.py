@@ -285,13 +285,13 @@ def signal_handled() -> None:
 
 @contextlib.contextmanager
 def exit_when_stuck(what: str, grace_s: float = 3.0) -> Iterator[None]:
-    """While the main thread does ``what``: a SIGINT or SIGTERM whose Python handler has not
-    run ``grace_s`` seconds after it came (:func:`signal_handled`; a handler that ends the
-    process or raises needs no call) (the main thread stuck in C code: libhdf5 loops
-    forever on some damaged files, holding the thread that would run the handler) ends the
-    process in one line, as the handler would have outside the training loop.
+    """While the main thread does ``what``: end the process in one line (as the command
+    line's handler would) when a SIGINT or SIGTERM has not been taken ``grace_s`` seconds
+    after it came: the main thread is stuck in C code (libhdf5 loops forever on some damaged
+    files), where Python's handlers never run. A handler that lets the thread go on marks
+    the signal taken (:func:`signal_handled`); one that exits or raises needs no mark.
 
-    Python writes the number of every signal it has a handler for to the fd given to
+    Python writes the number of each signal it has a handler for to the fd given to
     :func:`signal.set_wakeup_fd`, from C, whatever the main thread does; a thread reads it.
     Only with :data:`exit_when_stuck_enabled`, in the main thread, and when no one else (an
     asyncio loop) holds the wakeup fd."""
