@@ -89,11 +89,11 @@ def test_a_value_set_twice_is_refused(monkeypatch):
     without a word (Optuna then recorded an lr nobody trained); under model.neuron.tau a beta
     axis gave identical members labelled with different betas."""
     axis = f"{POP}.surrogate.alpha=[1,4]"
-    monkeypatch.setattr(population, "_task_overrides", lambda: ["surrogate.alpha=2", axis])
+    monkeypatch.setattr(population, "_task_overrides", lambda _cfg: ["surrogate.alpha=2", axis])
     with pytest.raises(ConfigError, match=r"^surrogate.alpha is set twice: by the override "
                        rf"surrogate.alpha=2 and by the population axis {POP}.surrogate.alpha"):
         population.members(compose("surrogate.alpha=2", axis))
-    monkeypatch.setattr(population, "_task_overrides", lambda: ["seed=3", "surrogate=erf"])
+    monkeypatch.setattr(population, "_task_overrides", lambda _cfg: ["seed=3", "surrogate=erf"])
     with pytest.raises(ConfigError, match=rf"^seed is set twice: .* axis {POP}.seed, which"):
         population.members(compose("seed=3", f"{POP}.seed=[0,1]"))
     with pytest.raises(ConfigError, match=rf"^surrogate is set twice: .* {POP}.surrogate.name"):
@@ -103,16 +103,16 @@ def test_a_value_set_twice_is_refused(monkeypatch):
     # (4 and 1), the population's config.yaml said 3 (and -m surrogate.alpha=1,8 trained the
     # same population twice)
     names = f"{POP}.surrogate.name=[sigmoid,arctan]"
-    monkeypatch.setattr(population, "_task_overrides", lambda: ["surrogate.alpha=3", names])
+    monkeypatch.setattr(population, "_task_overrides", lambda _cfg: ["surrogate.alpha=3", names])
     with pytest.raises(ConfigError, match=rf"^surrogate.alpha=3 would be dropped: the population "
                        rf"axis {POP}.surrogate.name gives every member its surrogate's own "
                        rf"config; vary it as an axis \({POP}.surrogate.alpha=\[3\]\)"):
         population.members(compose("surrogate.alpha=3", names))
     monkeypatch.setattr(population, "_task_overrides",
-                        lambda: ["surrogate.normalize=true", names])  # carried over: fine
+                        lambda _cfg: ["surrogate.normalize=true", names])  # carried over: fine
     assert [m.cfg.surrogate.normalize for m in population.members(
         compose("surrogate.normalize=true", names))] == [True, True]
-    monkeypatch.setattr(population, "_task_overrides", lambda: [])
+    monkeypatch.setattr(population, "_task_overrides", lambda _cfg: [])
     with pytest.raises(ConfigError, match=rf"^{POP}.neuron.beta cannot vary while "
                        r"model.neuron.tau=10 sets beta"):
         population.members(compose("model.neuron.tau=10", f"{POP}.neuron.beta=[0.5,0.9]"))
