@@ -1092,7 +1092,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     with rundir.RunLock(run_dir):
         ms = check_members(cfg)  # a bad value first, not "trained with other settings"
         _check_earlier_attempt(cfg, run_dir)
-        finished = writers.completed_summary(run_dir / "summary.json") is not None
+        never = str(cfg.trainer.resume) == "never"
+        finished = not never and writers.completed_summary(run_dir / "summary.json") is not None
         if not finished:  # a finished run's config stays its members' (saved on training on)
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         group_name = wandb_group(run_dir)
@@ -1103,13 +1104,15 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         size, first = plan_groups(cfg, ms, by_type=by_type)
         starts = list(range(0, len(ms), size))
         _check_groups(cfg, run_dir, [[m.name for m in ms[s:s + size]] for s in starts])
-        if str(cfg.trainer.resume) == "never" and rundir.has_checkpoints(run_dir):
+        if never and rundir.has_checkpoints(run_dir):
             # all at once: another grouping's checkpoints (the top level's, or a group this
             # run does not have) were left to be refused on the next resume
             kept = rundir.set_aside(run_dir / "checkpoints")
             _say(f"trainer.resume=never: kept the earlier checkpoints as {kept.name}")
-        if str(cfg.trainer.resume) == "never":
+        if never:  # (the population's own records too: they were replaced)
             _set_aside_other_members(run_dir, {m.name for m in ms})
+            for name in ("summary.json", "report"):
+                rundir.set_aside(run_dir / name)
         trial = malloctune.for_run(malloc_signature(cfg), say=_say)
         trained, wall = False, 0.0  # the groups' times, earlier attempts' included
         with lifecycle.Signals() as signals:

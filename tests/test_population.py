@@ -888,9 +888,13 @@ def test_resume_never_sets_aside_the_members_this_population_does_not_have(tmp_p
     """trainer.resume=never with other axes left the earlier members in members/, and the
     run's report chose one of them."""
     train_and_evaluate(compose(f"{POP}.surrogate.alpha=[1,4]"), tmp_path)
+    earlier = (tmp_path / "summary.json").read_bytes()
     capsys.readouterr()
     summary = train_and_evaluate(compose(f"{POP}.seed=[0,1]", "trainer.resume=never",
                                          "dataset.val_fraction=0"), tmp_path)
+    # the population's own summary is set aside too (it was replaced), and its config is new
+    assert next(tmp_path.glob("summary.json.set-aside-*")).read_bytes() == earlier
+    assert OmegaConf.load(tmp_path / "config.yaml").trainer.population.seed == [0, 1]
     assert ("trainer.resume=never: kept 2 earlier members this population does not have in "
             "members.set-aside-") in capsys.readouterr().err
     assert [m.name for m in _member_dirs(tmp_path)] == ["0-seed=0", "1-seed=1"]
