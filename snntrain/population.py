@@ -489,7 +489,8 @@ class Placement:
         devices = 1 if tcfg.parallel == "none" else (
             local if wanted in (None, 0, "all") else int(wanted))
         cpu = jax.default_backend() == "cpu"
-        hint = (f"; on a CPU, {KEY}.cpu_devices=<n> splits the cores into n devices"
+        hint = (f"; on a CPU, {KEY}.cpu_devices=<n> splits the cores into n devices "
+                f"(n up to {hostenv.usable_cores()} here)"
                 if cpu and not hostenv.cpu_split() and hostenv.device_count_flag() is None
                 else "")
         if not 1 <= devices <= local:
@@ -1031,6 +1032,27 @@ def malloc_signature(cfg: DictConfig) -> str:
     except ConfigError:
         extra = str(OmegaConf.select(cfg, "trainer.population"))
     return malloctune.config_signature(cfg, extra)
+
+
+def check_mesh(cfg: DictConfig, placement: Placement) -> None:
+    """Refuse an asked mesh (``trainer.population.mesh``) that a group of the members will
+    not divide, from the config alone (the command line's start-up, before the run
+    directory exists); with ``chunk=auto`` the groups are known after compiling."""
+    if placement.mesh is None:
+        return
+    n = len(_combinations(axes(cfg), str(_setting(cfg, "mode") or "grid")))
+    size = _chunk_size(cfg, n)
+    if size == "auto":
+        return
+    for start in range(0, n, size):
+        try:
+            placement.mesh_for(min(size, n - start), int(cfg.trainer.batch_size))
+        except ConfigError as e:
+            if start == 0:
+                raise
+            raise ConfigError(f"{e} (group {start // size} of {KEY}.chunk={size} has "
+                              f"{min(size, n - start)} members: choose a chunk or mesh that "
+                              "divides every group)") from None
 
 
 def _check_later_meshes(ms: list[Member], size: int, by_type: bool, placement: Placement,

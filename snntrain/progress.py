@@ -217,7 +217,8 @@ def what_ran(summary: Mapping[str, Any], config: Mapping[str, Any] | None = None
     model = config.get("model") or {}
     dataset = str(summary.get("dataset") or (config.get("dataset") or {}).get("name") or "?")
     if summary.get("population"):  # a population's summary: its members, not the base config
-        parts = [f"population of {summary['population']} members, {summary.get('completed', 0)} "
+        n = summary["population"]
+        parts = [f"population of {n} member{'s' * (n != 1)}, {summary.get('completed', 0)} "
                  f"completed, best {summary.get('best_member') or '-'}"]
     else:
         parts = [str(summary.get("surrogate") or (config.get("surrogate") or {}).get("name",

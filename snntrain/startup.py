@@ -455,14 +455,14 @@ def backend_error() -> str | None:
 
 def device_error(config: DictConfig) -> str | None:
     """One line for a run that asks for more devices than this process has
-    (``trainer.devices``; a population's ``trainer.population.mesh``, ``trainer.parallel``),
-    or None: before the run directory exists. Starts JAX's backend (after the CPU split and
-    the malloc policy, which must precede it)."""
+    (``trainer.devices``; a population's ``trainer.population.mesh``, ``trainer.parallel``)
+    or a mesh its members do not divide, or None: before the run directory exists. Starts
+    JAX's backend (after the CPU split and the malloc policy, which must precede it)."""
     from snntrain import parallel, population
 
     try:
         if population.is_population(config):
-            population.Placement.from_config(config)
+            population.check_mesh(config, population.Placement.from_config(config))
         else:
             parallel.local_count(OmegaConf.select(config, "trainer.devices", default=None))
     except ConfigError as e:

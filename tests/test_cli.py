@@ -93,6 +93,19 @@ def test_refused_before_the_run_directory_exists(tmp_path, overrides, expected):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_mesh_the_members_do_not_divide_is_refused_before_the_run_directory(tmp_path):
+    """It was refused when the group was built, after the run directory was written."""
+    p = cli("logger=none", "T=5", "model.hidden=[8]", "trainer.population.seed=[0,1,2]",
+            "trainer.population.mesh=[2,1]", "trainer.population.chunk=2",
+            f"hydra.run.dir={tmp_path / 'run'}", devices=2)
+    assert p.returncode == 2 and p.stderr == (
+        "snntrain: error: trainer.population.mesh=[2,1]: 1 members do not divide over 2 "
+        "devices on the members axis; valid: a divisor of 1 (group 1 of "
+        "trainer.population.chunk=2 has 1 members: choose a chunk or mesh that divides every "
+        "group)\n"), p.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_refused_attempt_on_a_completed_run_keeps_its_hydra_files(tmp_path):
     """A config error found once the run started left the completed run's summary.json, but
     Hydra's .hydra/ files then listed the refused attempt's overrides."""

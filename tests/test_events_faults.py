@@ -631,3 +631,29 @@ def test_a_gesture_npy_of_garbage_does_not_advise_unpickling_it(tmp_path):
         data.load("dvs_gesture", T=2, data_dir=str(tmp_path))
     assert _one_line(err) == (f"{g}: not a readable .npy of events (ValueError: no .npy "
                               "header); the file is truncated or corrupt: extract it again")
+
+
+_PREPARE = """
+import runpy, sys, time
+import snntrain.events as events
+def slow(*args, **kw):
+    print("ready", flush=True)
+    time.sleep(30)
+events.prepare = slow
+sys.argv = ["snntrain.data", "prepare", "shd", "--data_dir", "/nonexistent"]
+runpy.run_module("snntrain.data", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize(("signum", "said"), [(2, "interrupted (Ctrl-C)"),
+                                              (15, "terminated (SIGTERM)")])
+def test_prepare_stopped_by_a_signal_says_so_in_one_line(signum, said):
+    """Ctrl-C in prepare printed a KeyboardInterrupt traceback from inside h5py; SIGTERM ended
+    it without a word."""
+    p = subprocess.Popen([sys.executable, "-c", _PREPARE], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signum)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signum
+    assert err == f"snntrain: {said}; rerun the command to go on\n"
