@@ -1042,17 +1042,25 @@ def check_mesh(cfg: DictConfig, placement: Placement) -> None:
         return
     n = len(_combinations(axes(cfg), str(_setting(cfg, "mode") or "grid")))
     size = _chunk_size(cfg, n)
-    if size == "auto":
-        return
-    for start in range(0, n, size):
-        try:
-            placement.mesh_for(min(size, n - start), int(cfg.trainer.batch_size))
-        except ConfigError as e:
-            if start == 0:
-                raise
-            raise ConfigError(f"{e} (group {start // size} of {KEY}.chunk={size} has "
-                              f"{min(size, n - start)} members: choose a chunk or mesh that "
-                              "divides every group)") from None
+    if size != "auto":
+        _check_meshes(placement, {s // size: [min(size, n - s)] for s in range(0, n, size)},
+                      size, int(cfg.trainer.batch_size))
+
+
+def _check_meshes(placement: Placement, groups: dict[int, list[int]], size: int,
+                  batch_size: int) -> None:
+    """Refuse a group (``{index: its programs' member counts}``) whose programs do not fit
+    the mesh; a later group's error says which group and the chunk."""
+    for g, counts in groups.items():
+        for k in counts:
+            try:
+                placement.mesh_for(k, batch_size)
+            except ConfigError as e:
+                if g == 0:
+                    raise
+                raise ConfigError(f"{e} (group {g} of {KEY}.chunk={size} has {sum(counts)} "
+                                  "members: choose a chunk or mesh that divides every "
+                                  "group)") from None
 
 
 def _check_later_meshes(ms: list[Member], size: int, by_type: bool, placement: Placement,
@@ -1060,17 +1068,12 @@ def _check_later_meshes(ms: list[Member], size: int, by_type: bool, placement: P
     """Refuse, before the first group trains, a later group whose programs do not fit the
     asked mesh (the last group of a chunked population may be smaller: it was refused after
     the groups before it had trained, and the population recorded as failed)."""
+    groups = {}
     for start in range(size, len(ms), size):
-        part = ms[start:start + size]
-        kinds = [str(m.cfg.surrogate.name) for m in part]
-        counts = ([kinds.count(k) for k in dict.fromkeys(kinds)] if by_type else [len(part)])
-        for k in counts:
-            try:
-                placement.mesh_for(k, batch_size)
-            except ConfigError as e:
-                raise ConfigError(f"{e} (group {start // size} of {KEY}.chunk={size} has "
-                                  f"{len(part)} members: choose a chunk or mesh that divides "
-                                  "every group)") from None
+        kinds = [str(m.cfg.surrogate.name) for m in ms[start:start + size]]
+        groups[start // size] = ([kinds.count(k) for k in dict.fromkeys(kinds)] if by_type
+                                 else [len(kinds)])
+    _check_meshes(placement, groups, size, batch_size)
 
 
 def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say=_say
