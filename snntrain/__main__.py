@@ -9,42 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
-from snntrain import started_from_the_command_line
+from snntrain import hostenv, started_from_the_command_line  # (light: no JAX, no Hydra)
 
-
-def _interrupted(signum: object = signal.SIGINT, _frame: object = None) -> None:
-    """Ctrl-C or SIGTERM outside the training loop (which saves a checkpoint on the first):
-    one line and status 128 + the signal at once. Raised as KeyboardInterrupt in imports,
-    Hydra's callbacks or XLA's compiler, Ctrl-C left tracebacks, a half-imported JAX, and
-    sometimes a crash at exit; SIGTERM (a SLURM pre-emption while the data is binned) ended
-    the run with no word."""
-    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
-    print(f"snntrain: {what}; checkpoints written before it are kept: rerun the command to "
-          "resume", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(INTERRUPTED_EXIT_CODE if signum != signal.SIGTERM else 128 + signal.SIGTERM)
+# Ctrl-C or SIGTERM outside the training loop (which saves a checkpoint on the first)
+_interrupted = hostenv.stop_in_one_line(
+    "checkpoints written before it are kept: rerun the command to resume")
 
 
 def _catch_signals() -> None:
-    """:func:`_interrupted` for SIGINT and SIGTERM, under ``python -m snntrain`` and the
+    """:data:`_interrupted` for SIGINT and SIGTERM, under ``python -m snntrain`` and the
     ``snntrain`` script only: not when SIGINT is ignored (nohup, &) or another program (a
     notebook kernel, whose interrupt must not end it) imported this module; the training
     loop's own handler replaces it there. Installed before the imports below (Hydra, JAX:
     about a second; a Ctrl-C in it gave a traceback, a SIGTERM no word)."""
-    if not started_from_the_command_line():
-        return
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _interrupted)
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupted)
+    if started_from_the_command_line():
+        hostenv.catch_stop_signals(_interrupted)
 
 
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 _catch_signals()
 
 # after the signal handlers (the rest of the imports take about a second)
@@ -208,8 +193,6 @@ def flags_first(argv: list[str]) -> list[str]:
 
 def main() -> None:
     _catch_signals()  # (again: a caller may have reset them since the import)
-    from snntrain import hostenv
-
     hostenv.exit_when_stuck_enabled = started_from_the_command_line()
     if any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in sys.argv[1:]):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--help | head`: no BrokenPipeError

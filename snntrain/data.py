@@ -38,7 +38,6 @@ import logging
 import math
 import os
 import queue
-import signal
 import sys
 import threading
 import zipfile
@@ -555,20 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _stopped(signum: int, _frame: object = None) -> None:
-    """Ctrl-C or SIGTERM under ``python -m snntrain.data``: one line (a KeyboardInterrupt
-    traceback from inside h5py before, and no word for SIGTERM) and status 128 + signal."""
-    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
-    print(f"snntrain: {what}; rerun the command to go on", file=sys.stderr, flush=True)
-    os._exit(128 + signum)
-
-
 if __name__ == "__main__":
     from snntrain import hostenv
 
     hostenv.exit_when_stuck_enabled = True  # a command line: a signal may end it
-    for sig, default in ((signal.SIGINT, signal.default_int_handler),
-                         (signal.SIGTERM, signal.SIG_DFL)):
-        if signal.getsignal(sig) is default:  # (not an ignored SIGINT: nohup, &)
-            signal.signal(sig, _stopped)
+    hostenv.catch_stop_signals(hostenv.stop_in_one_line("rerun the command to go on"))
     sys.exit(main())

@@ -33,7 +33,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from snntrain.errors import ConfigError
@@ -267,6 +267,37 @@ def thp_mode() -> str:
         return "none"
 
 
+# ---- Ctrl-C and SIGTERM on the command lines -------------------------------------------------
+
+
+def signal_name(signum: int) -> str:
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+
+
+def stop_in_one_line(advice: str) -> Callable[..., None]:
+    """A SIGINT/SIGTERM handler for a command line: ``snntrain: interrupted (Ctrl-C);
+    <advice>`` (or ``terminated (SIGTERM)``) and status 128 + the signal at once. Raised as
+    KeyboardInterrupt in imports, Hydra's callbacks, XLA's compiler or h5py, Ctrl-C left
+    tracebacks, and SIGTERM (a SLURM pre-emption while the data is binned) ended the process
+    without a word."""
+
+    def stop(signum: int = signal.SIGINT, _frame: object = None) -> None:
+        print(f"snntrain: {signal_name(signum)}; {advice}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(128 + signum)
+
+    return stop
+
+
+def catch_stop_signals(handler: Callable[..., None]) -> None:
+    """``handler`` for SIGINT and SIGTERM where each has its default: not an ignored SIGINT
+    (``nohup``, ``&``), nor a handler someone else set."""
+    for sig, default in ((signal.SIGINT, signal.default_int_handler),
+                         (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(sig) is default:
+            signal.signal(sig, handler)
+
+
 # ---- a signal while the main thread is stuck outside Python ---------------------------------
 
 # Set by the command lines (``python -m snntrain``, ``python -m snntrain.data prepare``), whose
@@ -319,12 +350,10 @@ def exit_when_stuck(what: str, grace_s: float = 3.0) -> Iterator[None]:
             while data := os.read(r, 1):
                 received += 1
                 if not done.wait(grace_s) and _handled[0] < received + handled_before:
-                    name = ("terminated (SIGTERM)" if data[0] == signal.SIGTERM else
-                            "interrupted (Ctrl-C)")
-                    print(f"snntrain: {name} while {what}, which has not returned to Python "
-                          f"in {grace_s:g} s (a damaged HDF5 file can make libhdf5 loop "
-                          "forever: if this happens again, check the file with h5dump or fetch "
-                          "it again); checkpoints written before it are kept",
+                    print(f"snntrain: {signal_name(data[0])} while {what}, which has not "
+                          f"returned to Python in {grace_s:g} s (a damaged HDF5 file can make "
+                          "libhdf5 loop forever: if this happens again, check the file with "
+                          "h5dump or fetch it again); checkpoints written before it are kept",
                           file=sys.stderr, flush=True)
                     os._exit(128 + data[0])
 

@@ -51,7 +51,7 @@ import numpy as np
 from flax import nnx
 
 from snntrain import neurons as neurons_lib
-from snntrain.convpool import CONV_METHODS, conv_pool, max_pool
+from snntrain.convpool import CONV_METHODS, conv_pool, max_pool, time_major
 from snntrain.encoding import Encoded, Repeated, realize, window
 from snntrain.registry import Registry
 
@@ -834,7 +834,7 @@ class ConvSNN(SNN):
             if repeated and i == 0:
                 i_TxCxHxWxB = jnp.broadcast_to(z[None], (T, *z.shape))
             else:
-                i_TxCxHxWxB = jnp.moveaxis(z.reshape(*z.shape[:3], T, B), 3, 0)
+                i_TxCxHxWxB = time_major(z, T)
             s = self._spiking(f"lif{i}", i_TxCxHxWxB, spike_fn, remat, carry, aux, batch_axis=-1)
             h_CxHxWxN = jnp.moveaxis(s, 0, 3).reshape(*s.shape[1:4], T * B)
             if not self.pool_before_neuron:

@@ -138,3 +138,43 @@ def test_a_signal_no_handler_takes_ends_the_process_in_one_line(enabled, handler
                        "fetch it again); checkpoints written before it are kept\n")
     else:
         assert p.returncode == 0 and out == "finished\n" and err == "", (p.returncode, err)
+
+
+def test_an_ignored_sigint_stays_ignored_in_the_training_loop_and_the_command_lines():
+    """A run started with ``nohup`` or ``&`` ignores SIGINT (the shell's Ctrl-C is not for
+    it): the command lines' handlers left it alone, but the training loop's replaced it while
+    it trained, so a Ctrl-C meant for the foreground job stopped the background run. SIGTERM
+    is taken by both."""
+    import signal
+
+    from snntrain.lifecycle import Signals
+
+    old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with Signals() as s:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == s._handle
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        stop = hostenv.stop_in_one_line("advice")
+        hostenv.catch_stop_signals(stop)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is stop
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # (a terminal's run)
+        with Signals() as s:
+            assert signal.getsignal(signal.SIGINT) == s._handle
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
+
+
+@pytest.mark.parametrize("signum, said", [(2, "interrupted (Ctrl-C)"),
+                                          (15, "terminated (SIGTERM)")])
+def test_the_command_lines_stop_in_one_line_with_128_plus_the_signal(signum, said):
+    code = ("from snntrain import hostenv\n"
+            f"hostenv.stop_in_one_line('rerun it')({signum})\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 128 + signum
+    assert res.stderr == f"snntrain: {said}; rerun it\n"

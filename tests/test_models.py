@@ -75,6 +75,24 @@ def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
     np.testing.assert_array_equal(window, expected)
 
 
+def test_time_major_values_and_gradient_equal_the_transpose():
+    """``time_major`` (a conv block's output as the time loop reads it; on CPU its backward
+    is a loop over the time steps) equals ``jnp.moveaxis`` exactly, value and gradient, also
+    under ``vmap`` (population members) and inside ``jit``; a copy moves values unchanged."""
+    T, c, h, w, b = 3, 2, 4, 5, 6
+    kz, kg = jax.random.split(jax.random.PRNGKey(0))
+    z = jax.random.normal(kz, (c, h, w, T * b))
+    g = jax.random.normal(kg, (T, c, h, w, b))
+    plain = lambda z: jnp.moveaxis(z.reshape(c, h, w, T, b), 3, 0)  # noqa: E731
+    mine = jax.jit(lambda z, g: jax.vjp(lambda z: convpool.time_major(z, T), z)[1](g)[0])
+    ref = jax.jit(lambda z, g: jax.vjp(plain, z)[1](g)[0])
+    np.testing.assert_array_equal(convpool.time_major(z, T), plain(z))
+    np.testing.assert_array_equal(mine(z, g), ref(z, g))
+    assert float(jnp.abs(ref(z, g)).min()) > 0  # (every entry was written)
+    zs, gs = jnp.stack([z, 2 * z]), jnp.stack([g, -g])
+    np.testing.assert_array_equal(jax.vmap(mine)(zs, gs), jax.vmap(ref)(zs, gs))
+
+
 @pytest.mark.parametrize(("k", "c", "o", "p"), [(5, 3, 4, 2), (3, 2, 5, 1), pytest.param(
     2, 2, 3, 3, marks=pytest.mark.slow)])
 def test_pooled_gemm_value_and_gradients_equal_autodiffs(k, c, o, p):

@@ -222,6 +222,30 @@ def _max4(y_4xR):
 CONV_FORMULATIONS = ("chwn_s2d", "nhwc_s2d", "nhwc_im2col")
 
 
+def _time_major_fn(T: int):
+    """``C x H x W x (T*B) -> T x C x H x W x B`` whose backward is a loop over ``t`` (as
+    ``snntrain.convpool.time_major``: a plain transpose is fused into the pooling's gradient
+    by XLA:CPU, which then reads it element by element)."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_vjp
+    def time_major(z):
+        return jnp.moveaxis(z.reshape(*z.shape[:3], T, -1), 3, 0)
+
+    def bwd(_, g):
+        g_TxXxB = g.reshape(T, -1, g.shape[-1])
+
+        def put(t, out):
+            return jax.lax.dynamic_update_index_in_dim(out, g_TxXxB[t], t, 1)
+
+        out = jax.lax.fori_loop(0, T, put, jnp.zeros(g_TxXxB.shape[1:2] + (T, g.shape[-1])))
+        return (out.reshape(*g.shape[1:4], -1),)
+
+    time_major.defvjp(lambda z: (time_major(z), None), bwd)
+    return time_major
+
+
 def reference_conv(
     formulation: str = "chwn_s2d",
     channels=(12, 64),
@@ -268,13 +292,15 @@ def reference_conv(
         logits_BxC = _readout_mean(h.reshape(T, B, -1), w, b)
         return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, batch["y"]).mean()
 
+    time_major = _time_major_fn(T)
+
     def loss_chwn(params, batch, key):
         B = batch["x"].shape[0]
         x_HxWxB = batch["x"].reshape(B, hw, hw).transpose(1, 2, 0)
         h = _rate_levels(x_HxWxB[:, :, None], key, (hw, hw, T, B)).reshape(1, hw, hw, T * B)
         for w, b in params[:-1]:
             i = conv_pool_s2d_chwn(h, w) + b[:, None, None, None]  # C x H x W x (T*B)
-            i_TxCxHxWxB = jnp.moveaxis(i.reshape(*i.shape[:3], T, B), 3, 0)
+            i_TxCxHxWxB = time_major(i)
             h = jnp.moveaxis(_lif(spike, i_TxCxHxWxB), 0, 3).reshape(i.shape)
         w, b = params[-1]  # rows in (c, h, w) order: the same network up to a permutation
         c_T = _time_weights(T)
