@@ -165,10 +165,22 @@ def _resume(v: Any) -> str | None:
     return "auto, never or an existing checkpoints/ directory"
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at byte 0, 512, 1024, 2048, ... (a user block)
+
+
 def _nir_file(v: Any) -> str | None:
-    if v is None or (isinstance(v, str) and Path(v).expanduser().is_file()):
+    if v is None:
         return None
-    return "null or an existing .nir file"
+    if not (isinstance(v, str) and Path(v).expanduser().is_file()):
+        return "null or an existing .nir file"
+    try:
+        with open(Path(v).expanduser(), "rb") as fh:
+            head = fh.read(2048 + 8)
+    except OSError as e:
+        return f"a readable .nir file ({e.strerror})"
+    if not any(head[at:at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
+        return "a .nir file (NIR graphs are HDF5 files; this one is not)"
+    return None
 
 
 def _warmup(optimizer: Mapping) -> int:
@@ -687,6 +699,11 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     from snntrain import data, events, optim, synops
 
     _keys("dataset", run.dataset, data.LOADERS, run.dataset["name"], given=("seed",))
+    if run.dataset["name"] == "arrays":  # (its header: the arrays load after the run dir)
+        try:
+            data.check_arrays_file(run.dataset.get("path"))
+        except data.BadArrays as e:
+            raise ConfigError(str(e)) from None
     if run.dataset["name"] in events.LOADERS:  # binning, augmentation: before any data is read
         try:
             events.check_settings(**events.dataset_settings(dict(run.dataset), run.T))

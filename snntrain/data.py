@@ -154,10 +154,12 @@ def _check_labels_array(y: np.ndarray, key: str, path: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_npz(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _check_npz(path: str, keys: tuple[str, ...], load: bool = True
+               ) -> dict[str, np.ndarray]:
     """The arrays ``keys`` of the ``.npz`` at ``path``, each member's header checked against
     the bytes it holds before anything is allocated; any damage is one :class:`BadArrays`
-    line naming the file and the member."""
+    line naming the file and the member. ``load=False``: only that the file is an ``.npz``
+    holding ``keys`` (its zip directory is read, no member); returns ``{}``."""
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
@@ -185,7 +187,7 @@ def _check_npz(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
                 f"{path} is missing {', '.join(missing)}; it has "
                 f"{', '.join(members) or 'no arrays'}"
             )
-        return {k: _check_member(archive, members[k], path) for k in keys}
+        return {k: _check_member(archive, members[k], path) for k in keys} if load else {}
 
 
 def _check_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarray:
@@ -242,6 +244,17 @@ def _check_label_range(y: np.ndarray, path: str) -> None:
         )
 
 
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def check_arrays_file(path: str | None) -> None:
+    """``dataset=arrays``' file at start-up, before the run directory exists: an ``.npz``
+    holding :data:`ARRAY_KEYS` (only its zip directory is read; :func:`load_arrays` checks
+    the rest, and says when no path is given)."""
+    if path not in (None, "", "???"):
+        _check_npz(os.path.expanduser(str(path)), ARRAY_KEYS, load=False)
+
+
 def load_arrays(
     path: str | None = None,
     *,
@@ -265,7 +278,7 @@ def load_arrays(
     if normalize != "unit":
         raise DatasetError(f"dataset.normalize={normalize!r} is invalid: must be 'unit'")
     path = os.path.expanduser(str(path))
-    arrays = _check_npz(path, ("x_train", "y_train", "x_test", "y_test"))
+    arrays = _check_npz(path, ARRAY_KEYS)
     xs = {s: _check_images(arrays[f"x_{s}"], f"x_{s}", path) for s in ("train", "test")}
     ys = {s: _check_labels_array(arrays[f"y_{s}"], f"y_{s}", path) for s in ("train", "test")}
     for s in ("train", "test"):

@@ -552,6 +552,26 @@ def test_damaged_npz_gives_one_line_naming_file_and_member(tmp_path, case):
     assert str(err.value).startswith(path)
 
 
+@pytest.mark.parametrize("case", ["truncated", "missing member"])
+def test_an_arrays_file_that_is_no_npz_of_the_four_arrays_is_refused_before_the_run_dir(
+        tmp_path, case):
+    """Before: the run directory was made (``.hydra/``, a failed ``summary.json``) and then
+    the file was found to be no ``.npz`` of ``x_train, y_train, x_test, y_test``; its zip
+    directory is now read at start-up. A member's damage is found when it is read."""
+    make, expected = ARRAY_CASES[case]
+    path = make(tmp_path / "mine.npz")
+    with pytest.raises(ConfigError) as err:
+        config.check_groups(config.validate(compose("dataset=arrays", f"dataset.path={path}")),
+                            model=False)
+    _one_line(str(err.value), expected)
+    config.check_groups(config.validate(compose(  # (read only when the run reads it)
+        "dataset=arrays", f"dataset.path={_bad_crc(tmp_path / 'crc.npz')}")), model=False)
+    run_dir = tmp_path / "run"
+    p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
+            cwd=tmp_path)
+    assert p.returncode == 2 and expected in _last_line(p) and not run_dir.exists()
+
+
 def test_arrays_n_classes_zero_is_not_auto(tmp_path):
     np.savez(tmp_path / "ok.npz", **_arrays())
     with pytest.raises(data.BadArrays, match=r"^dataset\.n_classes=0 is invalid"):
@@ -624,13 +644,13 @@ def test_cli_unwritable_output_directory_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_cli_start_up_failure_after_the_directory_exists_says_why_in_summary(tmp_path):
-    path = _truncated(tmp_path / "mine.npz")
+    path = _label_ids(tmp_path / "mine.npz")  # (found when the arrays are read)
     run_dir = tmp_path / "run"
     p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
             cwd=tmp_path)
     assert p.returncode == 2
     line = _last_line(p)
-    assert line.startswith(f"snntrain: error: {path} is not a readable .npz file"), line
+    assert line.startswith(f"snntrain: error: {path}: labels span 1000..1002"), line
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and line[len("snntrain: error: "):] in summary["error"]
     # nothing trained: no metrics, no checkpoints, no config of a started run

@@ -432,8 +432,9 @@ def test_init_from_a_file_that_is_not_nir_names_the_key(tmp_path):
 
     not_nir = tmp_path / "weights.npz"
     np.savez(not_nir, w=np.zeros(3))
-    with pytest.raises(ConfigError, match=r"^trainer.init_from=.*weights.npz: not a readable NIR "
-                                          r"file \(NIR graphs are HDF5"):
+    with pytest.raises(ConfigError, match=r"^trainer.init_from='.*weights.npz' is invalid: must "
+                                          r"be a .nir file \(NIR graphs are HDF5 files; this "
+                                          r"one is not\)$"):
         train.train_and_evaluate(compose("model.neuron.reset=zero", "T=4", "model.hidden=[8]",
                                          f"trainer.init_from={not_nir}"), tmp_path / "init")
     assert not (tmp_path / "init" / "checkpoints").exists() or not any(
