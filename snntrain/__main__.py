@@ -22,10 +22,11 @@ _interrupted = hostenv.stop_in_one_line(
 
 def _catch_signals() -> None:
     """:data:`_interrupted` for SIGINT and SIGTERM, under ``python -m snntrain`` and the
-    ``snntrain`` script only: not when SIGINT is ignored (nohup, &) or another program (a
-    notebook kernel, whose interrupt must not end it) imported this module; the training
-    loop's own handler replaces it there. Installed before the imports below (Hydra, JAX:
-    about a second; a Ctrl-C in it gave a traceback, a SIGTERM no word)."""
+    ``snntrain`` script only: not when SIGINT is ignored (a background job of a script) or
+    another program (a notebook kernel, whose interrupt must not end it) imported this
+    module; the training loop's own handler replaces it there. Installed before the imports
+    below (Hydra, JAX: about a second; a Ctrl-C in it gave a traceback, a SIGTERM no
+    word)."""
     if started_from_the_command_line():
         hostenv.catch_stop_signals(_interrupted)
 

@@ -22,6 +22,7 @@ import difflib
 import functools
 import inspect
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -165,7 +166,7 @@ def _resume(v: Any) -> str | None:
     return "auto, never or an existing checkpoints/ directory"
 
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at byte 0, 512, 1024, 2048, ... (a user block)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at byte 0, 512, 1024, 2048, ... (after a user block)
 
 
 def _nir_file(v: Any) -> str | None:
@@ -175,12 +176,15 @@ def _nir_file(v: Any) -> str | None:
         return "null or an existing .nir file"
     try:
         with open(Path(v).expanduser(), "rb") as fh:
-            head = fh.read(2048 + 8)
+            size, at = os.fstat(fh.fileno()).st_size, 0
+            while at + 8 <= size:  # at 0, 512, 1024, 2048, ...
+                fh.seek(at)
+                if fh.read(8) == HDF5_SIGNATURE:
+                    return None
+                at = max(512, 2 * at)
     except OSError as e:
         return f"a readable .nir file ({e.strerror})"
-    if not any(head[at:at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
-        return "a .nir file (NIR graphs are HDF5 files; this one is not)"
-    return None
+    return "a .nir file (NIR graphs are HDF5 files; this one is not)"
 
 
 def _warmup(optimizer: Mapping) -> int:
@@ -699,11 +703,6 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     from snntrain import data, events, optim, synops
 
     _keys("dataset", run.dataset, data.LOADERS, run.dataset["name"], given=("seed",))
-    if run.dataset["name"] == "arrays":  # (its header: the arrays load after the run dir)
-        try:
-            data.check_arrays_file(run.dataset.get("path"))
-        except data.BadArrays as e:
-            raise ConfigError(str(e)) from None
     if run.dataset["name"] in events.LOADERS:  # binning, augmentation: before any data is read
         try:
             events.check_settings(**events.dataset_settings(dict(run.dataset), run.T))
@@ -730,6 +729,23 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     with named("model", run.model):  # abstractly (nothing allocated), on a stand-in input
         nnx.eval_shape(lambda: models.from_config(run.model, STAND_IN_SHAPE,
                                                   STAND_IN_CLASSES, 0))
+
+
+def check_files(run: RunConfig) -> None:
+    """The files a new run will read, at its start-up (not in :func:`validate`, which also
+    loads a finished run's parameters, whose data may have moved since): ``dataset=arrays``'
+    file must be an ``.npz`` holding its four arrays (only its zip directory is read).
+
+    Raises:
+      ConfigError: naming the file and what is wrong with it.
+    """
+    from snntrain import data
+
+    if run.dataset["name"] == "arrays":
+        try:
+            data.check_arrays_file(run.dataset.get("path"))
+        except data.BadArrays as e:
+            raise ConfigError(str(e)) from None
 
 
 def validate(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:

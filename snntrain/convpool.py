@@ -213,45 +213,52 @@ def _phase_max_bwd(y_Px: Array, g: Array) -> tuple[Array]:
 phase_max.defvjp(_phase_max_fwd, _phase_max_bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def time_major(z_CxHxWxN: Array, T: int) -> Array:
+def time_major(z_CxHxWxN: Array, T: int, B: int) -> Array:
     """``C x H x W x (T*B) -> T x C x H x W x B``: a conv block's output as the neuron's
     time loop reads it (``jnp.moveaxis``; values and gradients are the same).
 
-    On CPU its backward writes the gradient back in the examples-minor order one time step
-    per loop iteration, so it is stored once. As a plain transpose, XLA:CPU fused it into
-    its consumer, the pooling's gradient (:func:`phase_max`), which then read the
-    time-major array element by element for each of the ``pool^2`` phases: 23-31 of 30 ms
-    for the bench CONV's first layer and 13-17 of 15-19 ms for its second, against 7 and
-    3 ms with the loop (isolated, Zen 5, 2026-12-06); the whole step 1.26-1.30x faster.
+    On CPU (the default backend when traced) its backward writes the gradient back in the
+    examples-minor order one time step per loop iteration, so it is stored once. As a plain
+    transpose, XLA:CPU fused it into its consumer, the pooling's gradient
+    (:func:`phase_max`), which then read the time-major array element by element for each
+    of the ``pool^2`` phases: 23-31 of 30 ms for the bench CONV's first layer and 13-17 of
+    15-19 ms for its second, against 7 and 3 ms with the loop (isolated, Zen 5,
+    2026-12-06); the whole step 1.26-1.30x faster. (A ``custom_vjp``: no forward-mode
+    derivative through it on CPU, as through :func:`pooled_gemm` and :func:`phase_max`.)
     """
-    return _time_major(z_CxHxWxN, T)
-
-
-def _time_major(z_CxHxWxN: Array, T: int) -> Array:
-    c, h, w, n = z_CxHxWxN.shape
-    return jnp.moveaxis(z_CxHxWxN.reshape(c, h, w, T, n // T), 3, 0)
-
-
-def _time_major_fwd(z_CxHxWxN: Array, T: int) -> tuple[Array, None]:
-    return _time_major(z_CxHxWxN, T), None
-
-
-def _time_major_bwd(T: int, _: None, g_TxCxHxWxB: Array) -> tuple[Array]:
-    _, c, h, w, b = g_TxCxHxWxB.shape
     if jax.default_backend() != "cpu":  # (GPU/TPU: their transposes are fast)
-        return (jnp.moveaxis(g_TxCxHxWxB, 0, 3).reshape(c, h, w, T * b),)
-    g_TxXxB = g_TxCxHxWxB.reshape(T, c * h * w, b)
+        return _time_major(z_CxHxWxN, T, B)
+    return _time_major_stored(z_CxHxWxN, T, B)
+
+
+def _time_major(z_CxHxWxN: Array, T: int, B: int) -> Array:
+    return jnp.moveaxis(z_CxHxWxN.reshape(*z_CxHxWxN.shape[:3], T, B), 3, 0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _time_major_stored(z_CxHxWxN: Array, T: int, B: int) -> Array:
+    return _time_major(z_CxHxWxN, T, B)
+
+
+def _time_major_fwd(z_CxHxWxN: Array, T: int, B: int) -> tuple[Array, None]:
+    return _time_major(z_CxHxWxN, T, B), None
+
+
+def _time_major_bwd(T: int, B: int, _: None, g_TxCxHxWxB: Array) -> tuple[Array]:
+    c, h, w = g_TxCxHxWxB.shape[1:4]
+    if T == 0:  # (a zero-length window: nothing to write)
+        return (g_TxCxHxWxB.reshape(c, h, w, 0),)
+    g_TxXxB = g_TxCxHxWxB.reshape(T, c * h * w, B)
 
     def put(t: Array, out_XxTxB: Array) -> Array:
         step_XxB = jax.lax.dynamic_index_in_dim(g_TxXxB, t, 0, keepdims=False)
         return jax.lax.dynamic_update_index_in_dim(out_XxTxB, step_XxB, t, 1)
 
-    out_XxTxB = jax.lax.fori_loop(0, T, put, jnp.zeros((c * h * w, T, b), g_TxXxB.dtype))
-    return (out_XxTxB.reshape(c, h, w, T * b),)
+    out_XxTxB = jax.lax.fori_loop(0, T, put, jnp.zeros((c * h * w, T, B), g_TxXxB.dtype))
+    return (out_XxTxB.reshape(c, h, w, T * B),)
 
 
-time_major.defvjp(_time_major_fwd, _time_major_bwd)
+_time_major_stored.defvjp(_time_major_fwd, _time_major_bwd)
 
 
 def max_pool(x_NxHxWxC: Array, k: int) -> Array:

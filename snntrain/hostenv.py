@@ -291,7 +291,7 @@ def stop_in_one_line(advice: str) -> Callable[..., None]:
 
 def catch_stop_signals(handler: Callable[..., None]) -> None:
     """``handler`` for SIGINT and SIGTERM where each has its default: not an ignored SIGINT
-    (``nohup``, ``&``), nor a handler someone else set."""
+    (a job a script started with ``&``), nor a handler someone else set."""
     for sig, default in ((signal.SIGINT, signal.default_int_handler),
                          (signal.SIGTERM, signal.SIG_DFL)):
         if signal.getsignal(sig) is default:

@@ -187,7 +187,7 @@ class Signals:
     def __enter__(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
             if signal.getsignal(sig) is signal.SIG_IGN:
-                continue  # (an ignored SIGINT: nohup, &; the shell's Ctrl-C is not for it)
+                continue  # (ignored: a background job of a script; a Ctrl-C is not for it)
             with contextlib.suppress(ValueError):  # not the main thread (e.g. a notebook)
                 self._old[sig] = signal.signal(sig, self._handle)
         return self

@@ -834,7 +834,7 @@ class ConvSNN(SNN):
             if repeated and i == 0:
                 i_TxCxHxWxB = jnp.broadcast_to(z[None], (T, *z.shape))
             else:
-                i_TxCxHxWxB = time_major(z, T)
+                i_TxCxHxWxB = time_major(z, T, B)
             s = self._spiking(f"lif{i}", i_TxCxHxWxB, spike_fn, remat, carry, aux, batch_axis=-1)
             h_CxHxWxN = jnp.moveaxis(s, 0, 3).reshape(*s.shape[1:4], T * B)
             if not self.pool_before_neuron:

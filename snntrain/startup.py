@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from snntrain.config import (
     ConfigError,
     UnresolvedConfig,
+    check_files,
     check_groups,
     parse,
     swept_in,
@@ -606,6 +607,7 @@ class Startup(Callback):
                 remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
             if groups and run is not None:
                 check_groups(run)
+                check_files(run)
                 from snntrain import population
 
                 if population.is_population(config):

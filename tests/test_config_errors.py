@@ -561,11 +561,10 @@ def test_an_arrays_file_that_is_no_npz_of_the_four_arrays_is_refused_before_the_
     make, expected = ARRAY_CASES[case]
     path = make(tmp_path / "mine.npz")
     with pytest.raises(ConfigError) as err:
-        config.check_groups(config.validate(compose("dataset=arrays", f"dataset.path={path}")),
-                            model=False)
+        config.check_files(config.parse(compose("dataset=arrays", f"dataset.path={path}")))
     _one_line(str(err.value), expected)
-    config.check_groups(config.validate(compose(  # (read only when the run reads it)
-        "dataset=arrays", f"dataset.path={_bad_crc(tmp_path / 'crc.npz')}")), model=False)
+    config.check_files(config.parse(compose(  # (read only when the run reads it)
+        "dataset=arrays", f"dataset.path={_bad_crc(tmp_path / 'crc.npz')}")))
     run_dir = tmp_path / "run"
     p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
             cwd=tmp_path)

@@ -432,13 +432,23 @@ def test_init_from_a_file_that_is_not_nir_names_the_key(tmp_path):
 
     not_nir = tmp_path / "weights.npz"
     np.savez(not_nir, w=np.zeros(3))
-    with pytest.raises(ConfigError, match=r"^trainer.init_from='.*weights.npz' is invalid: must "
-                                          r"be a .nir file \(NIR graphs are HDF5 files; this "
-                                          r"one is not\)$"):
+    with pytest.raises(ConfigError, match=r"^trainer\.init_from='.*weights\.npz' is invalid: "
+                                          r"must be a \.nir file \(NIR graphs are HDF5 files; "
+                                          r"this one is not\)$"):
         train.train_and_evaluate(compose("model.neuron.reset=zero", "T=4", "model.hidden=[8]",
                                          f"trainer.init_from={not_nir}"), tmp_path / "init")
     assert not (tmp_path / "init" / "checkpoints").exists() or not any(
         (tmp_path / "init" / "checkpoints").iterdir())
+
+
+def test_init_from_accepts_an_hdf5_file_after_a_user_block(tmp_path):
+    """HDF5's signature sits at byte 0, 512, 1024, 2048, ... (after a user block)."""
+    from snntrain.config import HDF5_SIGNATURE, _nir_file
+
+    for at, ok in ((0, True), (4096, True), (100, False)):
+        path = tmp_path / f"at{at}.nir"
+        path.write_bytes(b"\0" * at + HDF5_SIGNATURE + b"\0" * 64)
+        assert (_nir_file(str(path)) is None) == ok, at
 
 
 @pytest.mark.slow

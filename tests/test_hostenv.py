@@ -141,7 +141,7 @@ def test_a_signal_no_handler_takes_ends_the_process_in_one_line(enabled, handler
 
 
 def test_an_ignored_sigint_stays_ignored_in_the_training_loop_and_the_command_lines():
-    """A run started with ``nohup`` or ``&`` ignores SIGINT (the shell's Ctrl-C is not for
+    """A run a script starts with ``&`` ignores SIGINT (the terminal's Ctrl-C is not for
     it): the command lines' handlers left it alone, but the training loop's replaced it while
     it trained, so a Ctrl-C meant for the foreground job stopped the background run. SIGTERM
     is taken by both."""

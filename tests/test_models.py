@@ -75,22 +75,48 @@ def test_pooled_kernel_places_each_phase_of_the_kernel_in_the_window():
     np.testing.assert_array_equal(window, expected)
 
 
-def test_time_major_values_and_gradient_equal_the_transpose():
+@pytest.mark.parametrize("T", [3, 0])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_time_major_values_and_gradient_equal_the_transpose(T, dtype):
     """``time_major`` (a conv block's output as the time loop reads it; on CPU its backward
-    is a loop over the time steps) equals ``jnp.moveaxis`` exactly, value and gradient, also
-    under ``vmap`` (population members) and inside ``jit``; a copy moves values unchanged."""
-    T, c, h, w, b = 3, 2, 4, 5, 6
+    is a loop over the time steps) equals ``jnp.moveaxis`` exactly, value and gradient (in
+    the input's dtype), also under ``vmap`` (population members) and for ``T = 0`` (the
+    zero-length window a remat chunking traces for the resting states); a copy moves values
+    unchanged."""
+    c, h, w, b = 2, 4, 5, 6
     kz, kg = jax.random.split(jax.random.PRNGKey(0))
-    z = jax.random.normal(kz, (c, h, w, T * b))
-    g = jax.random.normal(kg, (T, c, h, w, b))
+    z = jax.random.normal(kz, (c, h, w, T * b), dtype)
+    g = jax.random.normal(kg, (T, c, h, w, b), dtype)
     plain = lambda z: jnp.moveaxis(z.reshape(c, h, w, T, b), 3, 0)  # noqa: E731
-    mine = jax.jit(lambda z, g: jax.vjp(lambda z: convpool.time_major(z, T), z)[1](g)[0])
+    mine = jax.jit(lambda z, g: jax.vjp(lambda z: convpool.time_major(z, T, b), z)[1](g)[0])
     ref = jax.jit(lambda z, g: jax.vjp(plain, z)[1](g)[0])
-    np.testing.assert_array_equal(convpool.time_major(z, T), plain(z))
+    np.testing.assert_array_equal(convpool.time_major(z, T, b), plain(z))
+    assert mine(z, g).dtype == dtype
     np.testing.assert_array_equal(mine(z, g), ref(z, g))
-    assert float(jnp.abs(ref(z, g)).min()) > 0  # (every entry was written)
+    if T:
+        assert float(jnp.abs(mine(z, g)).min()) > 0  # (every entry was written)
     zs, gs = jnp.stack([z, 2 * z]), jnp.stack([g, -g])
     np.testing.assert_array_equal(jax.vmap(mine)(zs, gs), jax.vmap(ref)(zs, gs))
+
+
+def test_conv_remat_chunks_compile_and_equal_no_remat():
+    """``trainer.remat`` on a conv net: the chunked trace (whose zero-length first window
+    ``time_major`` must take) gives the loss and gradients of the plain trace."""
+    model = models.create("conv", (8, 8, 1), 10, seed=0, channels=[4, 8], remat_chunk=4)
+    graphdef, params = nnx.split(model, nnx.Param)
+    x = (jax.random.uniform(jax.random.PRNGKey(1), (10, 3, 8, 8, 1)) < 0.5).astype(jnp.float32)
+
+    def loss(params, remat):
+        return nnx.merge(graphdef, params)(x, spike, remat)[0].sum()
+
+    grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
+    (v0, g0), (v1, g1) = grad(params, False), grad(params, True)
+    np.testing.assert_allclose(v1, v0, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0), strict=True):
+        # (float32: the chunks sum each gradient over time in another order)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert float(jnp.abs(b).max()) > 1e-3
+    assert float(v0) != 0
 
 
 @pytest.mark.parametrize(("k", "c", "o", "p"), [(5, 3, 4, 2), (3, 2, 5, 1), pytest.param(

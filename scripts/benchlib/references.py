@@ -239,7 +239,8 @@ def _time_major_fn(T: int):
         def put(t, out):
             return jax.lax.dynamic_update_index_in_dim(out, g_TxXxB[t], t, 1)
 
-        out = jax.lax.fori_loop(0, T, put, jnp.zeros(g_TxXxB.shape[1:2] + (T, g.shape[-1])))
+        out = jax.lax.fori_loop(0, T, put, jnp.zeros((g_TxXxB.shape[1], T, g.shape[-1]),
+                                                         g.dtype))
         return (out.reshape(*g.shape[1:4], -1),)
 
     time_major.defvjp(lambda z: (time_major(z), None), bwd)
