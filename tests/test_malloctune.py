@@ -140,6 +140,12 @@ def test_choose_uses_medians_and_the_margin():
     times = {"default": [3.0, 3.0], "heap": [2.0, 2.0]}
     assert malloctune.choose(times, {"default": [0, 5000, 5000], "heap": [0]}) == "heap"
     assert malloctune.choose(times, {"default": [0, 0, 5000], "heap": [0]}) == "default"
+    # heavy faulting (CONV: ~60,000 per step): a small lead is the faults removed
+    close = {"default": [171.0, 171.0], "heap": [157.0, 157.0]}  # 8% (a CONV trial on Zen 5)
+    assert malloctune.choose(close, {"default": [60000], "heap": [0]}) == "heap"
+    assert malloctune.choose(close, {"default": [5000], "heap": [0]}) == "default"
+    assert malloctune.choose({"default": [171.0], "heap": [169.0]},
+                             {"default": [60000], "heap": [0]}) == "default"  # 1%
 
 
 def _cfg(*overrides):
