@@ -390,6 +390,28 @@ def _one_line(text: str) -> str:
     return "; ".join(x.strip() for x in text.strip().splitlines() if x.strip())
 
 
+def resume_error(resume: str, out: str | None) -> str | None:
+    """``trainer.resume=<path>`` holding no checkpoint at all (no step or group directory),
+    unless it is this run's own directory: refused before the run directory exists (the
+    checkpoints found are read later, where an unreadable one is refused)."""
+    if resume in ("auto", "never"):
+        return None
+    from snntrain.checkpoint import checkpoints_in
+
+    where = checkpoints_in(Path(resume).expanduser())
+    if out is not None and where.resolve() in (Path(out).resolve(),
+                                               (Path(out) / "checkpoints").resolve()):
+        return None
+    try:
+        if any(p.is_dir() and (p.name.isdigit() or p.name.startswith("group"))
+               for p in where.iterdir()):
+            return None
+    except OSError:
+        return None  # (unreadable: said where the checkpoints are read)
+    return f"trainer.resume={resume}: no checkpoint in {where} (auto, never or a directory " \
+           "holding a run's checkpoints)"
+
+
 def check_output_dir(path: str | Path) -> None:
     """Raise :class:`ConfigError` unless ``path`` is, or could be made, a writable directory.
 
@@ -608,6 +630,8 @@ class Startup(Callback):
             if groups and run is not None:
                 check_groups(run)
                 check_files(run)
+                if (msg := resume_error(run.trainer.resume, out)) is not None:
+                    raise ConfigError(msg)
                 from snntrain import population
 
                 if population.is_population(config):

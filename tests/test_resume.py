@@ -428,6 +428,31 @@ def test_skipped_steps_are_counted_and_survive_a_resume(tmp_path, capsys):
                                                            tmp_path / "clean")
 
 
+def test_resume_from_a_directory_without_checkpoints_is_refused_before_the_run_dir(tmp_path):
+    """trainer.resume=<a directory holding no checkpoint> made the run directory (.hydra/, a
+    failed summary.json) before saying so; its own run directory, empty, is allowed."""
+    from snntrain.startup import resume_error
+
+    empty = tmp_path / "empty"
+    (empty / "checkpoints" / "notes").mkdir(parents=True)
+    assert resume_error(str(empty), str(tmp_path / "run")) == (
+        f"trainer.resume={empty}: no checkpoint in {empty / 'checkpoints'} (auto, never or a "
+        "directory holding a run's checkpoints)")
+    assert resume_error(str(empty), str(empty)) is None  # (its own directory)
+    assert resume_error("auto", None) is None
+    (empty / "checkpoints" / "12").mkdir()
+    assert resume_error(str(empty), str(tmp_path / "run")) is None
+    other = tmp_path / "other"
+    other.mkdir()
+    p = cli("logger=none", f"trainer.resume={other}", f"hydra.run.dir={tmp_path / 'run'}",
+            cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"snntrain: error: trainer.resume={other}: no checkpoint in {other} (auto, never or a "
+        "directory holding a run's checkpoints)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_from_another_runs_directory(tmp_path, capsys):
     """trainer.resume=<run dir> (not <run dir>/checkpoints) said "no readable checkpoint
     there" and left a failed run; a run directory is read through its checkpoints/."""
