@@ -588,6 +588,20 @@ def _swept_keys(config: DictConfig) -> dict[str, str]:
                 + [(str(k), str(v)) for k, v in params.items()])
 
 
+def _swept(config: DictConfig) -> list[str]:
+    """The keys in which a multirun's jobs differ (a sweep on the command line, or a
+    sweeper's parameter), without ``+``/``~``; their values are not in the sweep's config."""
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    keys = [o.split("=", 1)[0] for o in task if _is_sweep(o)] + [str(k) for k in params]
+    return [k.lstrip("+~") for k in keys]
+
+
+def _varies(config: DictConfig, group: str) -> bool:
+    """Whether a multirun's jobs differ in ``group`` or any of its keys."""
+    return any(k.split(".")[0].split("@")[0] == group for k in _swept(config))
+
+
 class Startup(Callback):
     """Check the config and the output directory before Hydra creates anything (see above)."""
 
@@ -608,6 +622,11 @@ class Startup(Callback):
                 if "interpolation type hydra" not in str(e):
                     raise  # ${oops}, ${oc.env:NOPE}: before the run directory exists
                 run = None
+            except ConfigError as e:  # a required key the sweep gives each job: they check it
+                if not (dir_key == "hydra.sweep.dir" and any(
+                        str(e).startswith(f"{k} is required: ") for k in _swept(config))):
+                    raise
+                run = None
             out = _output_dir(config, dir_key)
             if out is not None and dir_key == "hydra.sweep.dir" and (
                     msg := another_sweep(config, out)) is not None:
@@ -627,6 +646,8 @@ class Startup(Callback):
                 from snntrain.rundir import remember_hydra_files
 
                 remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
+            if not groups and run is not None and not _varies(config, "dataset"):
+                check_files(run)  # (the one file every job would read)
             if groups and run is not None:
                 check_groups(run)
                 check_files(run)

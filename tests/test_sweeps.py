@@ -503,6 +503,44 @@ def test_multirun_ends_with_the_sweep_report(grid_sweep):
     assert f"report: {(out / 'index.html').resolve()}" in printed.splitlines()
 
 
+def _arrays_file(path: Path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.random((40, 8, 8), dtype=np.float32), y_train=np.arange(40) % 4,
+             x_test=rng.random((8, 8, 8), dtype=np.float32), y_test=np.arange(8) % 4)
+    return path
+
+
+def test_a_multirun_over_one_bad_arrays_file_is_refused_before_the_sweep_dir(tmp_path):
+    """Every job would read the same file: it is checked once, before the sweep directory
+    (before: each job made its directory and failed on it)."""
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    p = cli("-m", "logger=none", "dataset=arrays", f"dataset.path={junk}", "seed=1,2",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"snntrain: error: {junk} is not a readable .npz file (truncated or not a zip "
+        "archive: BadZipFile: File is not a zip file)")
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.slow
+def test_a_multirun_can_sweep_the_arrays_file(tmp_path):
+    """``dataset.path=a.npz,b.npz``: refused at the sweep's start as "dataset.path is
+    required" (the sweep's own config holds no job's value); each job now reads and checks
+    its own file."""
+    junk, ok = tmp_path / "junk.npz", _arrays_file(tmp_path / "ok.npz")
+    junk.write_bytes(b"not a zip")
+    sweep = tmp_path / "sweep"
+    p = cli("-m", "logger=none", "dataset=arrays", f"dataset.path={junk},{ok}", "T=2",
+            "model.hidden=[8]", "trainer.epochs=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert p.returncode != 0 and "1 job(s) of the sweep failed" in p.stderr
+    statuses = sorted(json.loads(s.read_text())["status"] for s in sweep.glob("*/summary.json"))
+    assert statuses == ["completed", "failed"]
+
+
 @pytest.mark.slow
 def test_a_failed_job_does_not_end_the_sweep(tmp_path):
     """The jobs after a failed one run (before, the sweep ended there although the README said
