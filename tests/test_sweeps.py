@@ -661,6 +661,8 @@ def test_help_is_our_own_page():
 def test_a_sweep_config_run_without_multirun_says_so():
     from snntrain.startup import sweep_without_multirun
 
+    if not _optuna_installed():  # (it passed only after test_optuna_config_composes had
+        _register_optuna_stub()  # registered the stand-in in the same pytest-xdist worker)
     note = sweep_without_multirun(compose(["experiment=surrogate_comparison"], hydra=True))
     assert note.startswith("this config defines a sweep over surrogate, seed") and "-m" in note
     assert "surrogate.alpha" in sweep_without_multirun(
