@@ -44,6 +44,7 @@ from snntrain.config import (
     check_groups,
     parse,
     swept_in,
+    swept_in_config,
 )
 from snntrain.paths import SWEEP_RECORD, started_from_the_command_line  # noqa: F401 - re-exported
 
@@ -588,18 +589,9 @@ def _swept_keys(config: DictConfig) -> dict[str, str]:
                 + [(str(k), str(v)) for k, v in params.items()])
 
 
-def _swept(config: DictConfig) -> list[str]:
-    """The keys in which a multirun's jobs differ (a sweep on the command line, or a
-    sweeper's parameter), without ``+``/``~``; their values are not in the sweep's config."""
-    task = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    keys = [o.split("=", 1)[0] for o in task if _is_sweep(o)] + [str(k) for k in params]
-    return [k.lstrip("+~") for k in keys]
-
-
 def _varies(config: DictConfig, group: str) -> bool:
     """Whether a multirun's jobs differ in ``group`` or any of its keys."""
-    return any(k.split(".")[0].split("@")[0] == group for k in _swept(config))
+    return any(k.split(".")[0].split("@")[0] == group for k in swept_in_config(config))
 
 
 class Startup(Callback):
@@ -624,7 +616,8 @@ class Startup(Callback):
                 run = None
             except ConfigError as e:  # a required key the sweep gives each job: they check it
                 if not (dir_key == "hydra.sweep.dir" and any(
-                        str(e).startswith(f"{k} is required: ") for k in _swept(config))):
+                        str(e).startswith(f"{k} is required: ")
+                        for k in swept_in_config(config))):
                     raise
                 run = None
             out = _output_dir(config, dir_key)
