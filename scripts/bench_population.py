@@ -14,7 +14,10 @@ Sections:
   of vmapped groups of 4); and ``split`` (what the CLI runs on a CPU: ``lax.map`` with the
   members spread over the CPU split into one JAX device per core,
   ``trainer.population.cpu_devices``; this program splits the CPU at start as the CLI does,
-  and the solo step keeps to one device as a solo run does). Reported per member-step, as the
+  and the solo step keeps to one device as a solo run does); and ``workers``
+  (``trainer.population.workers=auto``: one process per usable core, each pinned to its core
+  and running the ``lax.map`` step of its K / cores members; a round starts them together and
+  lasts until the last is done). Reported per member-step, as the
   gain over solo (solo time x K / population time); wall and process CPU time, each the best
   of several rounds (the machine is shared: the best round is the least disturbed one), and
   ``gain_wall_median``, the median over rounds of the gain within a round. Every step is
@@ -53,7 +56,7 @@ from snntrain import hostenv
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("sigmoid", "arctan", "erf", "fast_sigmoid")
-LAYOUTS = ("map", "vmap", "vmap4", "split")
+LAYOUTS = ("map", "vmap", "vmap4", "split", "workers")
 
 
 def _compose(*overrides: str):
@@ -166,6 +169,68 @@ def _solo_timed(cfg, n: int) -> _Timed:
     return _Timed(call, exp.init_state(), n)
 
 
+class _WorkersTimed:
+    """The ``workers`` layout: ``len(cores)`` processes (:func:`_serve`), each pinned to its
+    core with a group of ``k / len(cores)`` members; a round sends every one "go" and waits
+    for all (wall: the parent's clock; CPU: the workers' own, summed)."""
+
+    def __init__(self, k: int, n: int, cores: list[int]):
+        env = {key: v for key, v in os.environ.items() if key != hostenv.SPLIT_MARK}
+        env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                    if not f.startswith(hostenv.DEVICE_FLAG))
+        self.calls = max(1, n * len(cores) // k)
+        self.procs = [subprocess.Popen(
+            [sys.executable, __file__, "--serve", f"{core},{k // len(cores)},{self.calls}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            for core in cores]
+        ready = [json.loads(p.stdout.readline()) for p in self.procs]
+        self.policy = "/".join(r["malloc"] for r in ready)
+        self.compile_s = max(r["compile_s"] for r in ready)
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
+
+    def round(self) -> None:
+        w = time.perf_counter()
+        for p in self.procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        cpu = sum(float(p.stdout.readline()) for p in self.procs)
+        self.walls.append((time.perf_counter() - w) / self.calls)
+        self.cpus.append(cpu / self.calls)
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.stdin.close()
+            p.wait()
+
+
+def _serve(spec: str) -> int:
+    """A ``workers`` layout's process: ``core,members,calls``; pinned to its core before JAX
+    starts, it compiles its group, prints a JSON line, then times ``calls`` calls per "go"
+    line on stdin (printing their CPU seconds)."""
+    core, k, calls = map(int, spec.split(","))
+    os.sched_setaffinity(0, {core})
+    cli.prepare_malloc()
+    from snntrain import population
+
+    cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
+    group = population.build_group(population.members(cfg), vectorize=1, by_type=False,
+                                   say=lambda _: None)
+    timed = _population_timed(group, calls)
+    print(json.dumps({"malloc": timed.policy, "compile_s": group.compile_s}), flush=True)
+    import jax
+
+    if timed.auto:
+        hostenv.use_heap(timed.policy == "heap")
+    for _ in sys.stdin:  # (no untimed call first: the only step this process runs)
+        c = time.process_time()
+        for _ in range(calls):
+            out = timed._once()
+        jax.block_until_ready(out)
+        print(time.process_time() - c, flush=True)
+    return 0
+
+
 def _gains(t: _Timed, solo: _Timed, k: int) -> dict[str, float]:
     """Gain over ``k`` solo steps: of the best rounds, and the median over rounds of the
     ratio within each round (solo and population timed side by side)."""
@@ -177,7 +242,7 @@ def _gains(t: _Timed, solo: _Timed, k: int) -> dict[str, float]:
 
 def bench_steps(ks: list[int], n: int, rounds: int,
                 layouts: tuple[str, ...] = LAYOUTS) -> list[dict[str, Any]]:
-    from snntrain import population
+    from snntrain import population, workers
 
     split = hostenv.cpu_split()
     solo = _solo_timed(_compose(), n)
@@ -186,12 +251,22 @@ def bench_steps(ks: list[int], n: int, rounds: int,
     for k in ks:
         cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
         ms = population.members(cfg)
+        cores = workers.cores(population.worker_count(_compose(
+            "trainer.population.workers=auto")))
         skipped = {"vmap": "K = 1" if k == 1 else "", "vmap4": "K <= 4" if k <= 4 else "",
                    "split": ("K = 1" if k == 1 else "" if split > 1 else
-                             "the CPU is not split (--no-split, or one usable core)")}
+                             "the CPU is not split (--no-split, or one usable core)"),
+                   "workers": ("one usable core" if len(cores) < 2 else
+                               f"K not a multiple of {len(cores)} workers"
+                               if k % len(cores) else "")}
         for layout in layouts:
             if skipped.get(layout):
                 print(f"section=steps  layout={layout}  K={k}  not timed: {skipped[layout]}")
+                continue
+            if layout == "workers":
+                pool = _WorkersTimed(k, n, cores)
+                timed.append(({"section": "steps", "layout": layout, "K": k,
+                               "workers": len(cores), "compile_s": pool.compile_s}, pool))
                 continue
             vectorize = {"map": 1, "vmap": k, "vmap4": 4, "split": 1}[layout]
             placement = (population.Placement(split, members_only=True) if layout == "split"
@@ -203,6 +278,9 @@ def bench_steps(ks: list[int], n: int, rounds: int,
                            "compile_s": group.compile_s},
                           _population_timed(group, max(1, n // k))))
     _interleave([t for _, t in timed], rounds)
+    for _, t in timed:
+        if isinstance(t, _WorkersTimed):
+            t.close()
     rows = []
     for row, t in timed:
         k = row["K"]
@@ -304,7 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=cli.json_path, default=None, help="write the rows here")
     p.add_argument("--no-split", action="store_true",
                    help="do not split the CPU into devices (no 'split' layout)")
+    p.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # a workers process
     args = p.parse_args(argv)
+    if args.serve:
+        return _serve(args.serve)
     print(f"malloc: SNNTRAIN_MALLOC={cli.prepare_malloc()}")  # as the CLI (auto: one arena)
     if not args.no_split:  # as the CLI's start-up splits it for a population
         hostenv.split_cpu(hostenv.usable_cores())

@@ -216,6 +216,40 @@ def split_cpu(n: int) -> bool:
     return True
 
 
+WORKERS_MARK = "SNNTRAIN_WORKERS"  # the command line's choice of worker processes
+
+
+def mark_workers(n: int) -> bool:
+    """Let a population with ``trainer.population.workers=auto`` train in ``n`` worker
+    processes, one core each (:mod:`snntrain.workers`; the command line's start-up, in place
+    of :func:`split_cpu`), if ``n >= 2`` and this OS can pin a process to a core."""
+    if n < 2 or not hasattr(os, "sched_setaffinity") or not cpu_backend_expected():
+        return False
+    os.environ[WORKERS_MARK] = str(n)
+    return True
+
+
+ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin",
+                       "jax_rocm7_plugin", "libtpu")
+
+
+def cpu_backend_expected() -> bool:
+    """Whether JAX will train on the CPU, known before it starts: ``JAX_PLATFORMS`` says
+    ``cpu``, or no GPU/TPU plugin is installed."""
+    import importlib.util
+
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if platforms:
+        return platforms.split(",")[0].strip() == "cpu"
+    return not any(importlib.util.find_spec(m) is not None for m in ACCELERATOR_PLUGINS)
+
+
+def marked_workers() -> int:
+    """The worker processes :func:`mark_workers` chose for this process (or its parent), else 1."""
+    mark = os.environ.get(WORKERS_MARK, "")
+    return int(mark) if mark.isdigit() and int(mark) >= 1 else 1
+
+
 def cpu_split() -> int:
     """How many CPU devices :func:`split_cpu` made for this process (or its parent), else 0;
     a solo run keeps to one of them, as it would without the split."""

@@ -25,7 +25,9 @@ sequential groups, each one program, after checking that a group's step fits in 
 With several devices the program runs on a ``members x data`` mesh (:class:`Placement`:
 members split over one axis, each member's batch rows over the other; shape chosen from the
 device count, the members and the batch, or ``trainer.population.mesh=[m,d]``). On a CPU, the
-command line's start-up splits the cores into as many devices (``trainer.population.cpu_devices``,
+command line trains one group of members per core in worker processes, each pinned to its core
+(``trainer.population.workers``, :mod:`snntrain.workers`); with ``workers=null`` its start-up
+splits the cores into as many devices instead (``trainer.population.cpu_devices``,
 :func:`split_cpu`) and spreads the members over them, members only: each device runs its
 members' steps exactly as one device would, side by side with the others.
 As a solo run, a population chooses glibc's malloc policy on its first steps after compiling
@@ -55,7 +57,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snntrain import checkpoint as ckpt_lib
 from snntrain import config as config_lib
 from snntrain import data as data_lib
-from snntrain import hostenv, lifecycle, malloctune, rundir, surrogates, writers
+from snntrain import hostenv, lifecycle, malloctune, rundir, surrogates, workers, writers
 from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.experiment import (
     DATA_LOCATION_KEYS,
@@ -87,7 +89,8 @@ from snntrain.runstate import (
 
 KEY = "trainer.population"
 SETTINGS = POPULATION_SETTINGS
-PLACEMENT_SETTINGS = ("chunk", "vectorize", "mesh", "cpu_devices")  # how, not what, it trains
+# how, not what, it trains
+PLACEMENT_SETTINGS = ("chunk", "vectorize", "mesh", "cpu_devices", "workers")
 MODES = ("grid", "zip")
 # trainer.population.<key> -> the member config key it sets (surrogate.* handled apart)
 AXES = {
@@ -317,6 +320,8 @@ def unused_settings(cfg: DictConfig) -> str | None:
             if _setting(cfg, k) is not None]
     if _setting(cfg, "cpu_devices") not in (None, "auto"):
         set_.append(f"{KEY}.cpu_devices={_setting(cfg, 'cpu_devices')}")
+    if _setting(cfg, "workers") not in (None, 1, "auto"):
+        set_.append(f"{KEY}.workers={_setting(cfg, 'workers')}")
     if str(_setting(cfg, "mode") or "grid") != "grid":
         set_.append(f"{KEY}.mode={_setting(cfg, 'mode')}")
     if not set_ or is_population(cfg):
@@ -405,6 +410,7 @@ def check_members(cfg: DictConfig) -> list[Member]:
                 config_lib.check_groups(runs[-1], model=model not in models)
                 models.add(model)
     _refuse_fused(runs[0])
+    worker_count(cfg)
     return ms
 
 
@@ -855,10 +861,11 @@ def _diverge(run: MemberRun, step: int, error: Diverged, say, left: int) -> None
 
 def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
                        runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints,
-                       stop: Callable[[], bool], say) -> str:
+                       stop: Callable[[], bool], say, label: str = "") -> str:
     """Per epoch: train, evaluate, record, checkpoint every live member (as
     :func:`snntrain.train.train_epochs` for one run); ``completed`` (members that diverged
-    are recorded as such) or ``preempted``."""
+    are recorded as such) or ``preempted``. ``label``: a worker process's (its epoch lines
+    start with it, and it shows no progress bar: the console is shared)."""
     base = group.base
     tcfg, fp = base.run.trainer, group.fingerprint()
     every = int(tcfg.checkpoint_every or 0)
@@ -872,8 +879,9 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
     def live() -> list[MemberRun]:
         return [r for r in runs if r.status == "training"]
 
-    with Progress(base.total_steps, base.steps_per_epoch, enabled=bool(tcfg.progress),
-                  epoch_lines=jax.process_index() == 0) as bar:
+    with Progress(base.total_steps, base.steps_per_epoch,
+                  enabled=bool(tcfg.progress) and not label,
+                  epoch_lines=jax.process_index() == 0, label=label) as bar:
         bar.update(position.step, {})
         while position.epoch < base.epochs and live():
             for step, per_member in runner.epoch(position, stop):
@@ -926,7 +934,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
 def _chunk_size(cfg: DictConfig, n: int) -> int | str:
     chunk = _setting(cfg, "chunk")
     if chunk is None:
-        return n
+        return -(-n // worker_count(cfg))  # (one group per worker)
     if chunk == "auto":
         return "auto"
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -942,6 +950,12 @@ def cpu_devices(cfg: DictConfig) -> int:
     ``trainer.population.mesh`` null); an integer is taken as asked. Pure config: the split
     must precede JAX's backend (:func:`split_cpu`)."""
     n, tcfg = _setting(cfg, "cpu_devices"), cfg.trainer
+    if worker_count(cfg) > 1:  # the cores are the workers'
+        if n not in (None, "auto", 1):
+            raise ConfigError(f"{KEY}.cpu_devices={n} and {KEY}.workers="
+                              f"{_setting(cfg, 'workers')} both divide the CPU: set one of them "
+                              f"(cpu_devices=1, or workers=1)")
+        return 1
     if n is None or n == "auto":
         default = (tcfg.get("parallel") == "auto" and tcfg.get("devices") is None
                    and _setting(cfg, "mesh") is None)
@@ -953,6 +967,41 @@ def cpu_devices(cfg: DictConfig) -> int:
     if n > 1 and tcfg.get("parallel") == "none":
         raise ConfigError(f"{KEY}.cpu_devices={n} and trainer.parallel=none disagree (one "
                           f"device); set trainer.parallel=auto, or leave {KEY}.cpu_devices=auto")
+    return n
+
+
+def worker_count(cfg: DictConfig) -> int:
+    """How many worker processes train the population's groups side by side, one CPU core
+    each (``trainer.population.workers``; :mod:`snntrain.workers`): 1 (null) trains them in
+    this process; ``auto`` is the command line's choice (:func:`split_cpu`: one per usable
+    core when nothing else chose the devices; 1 from Python); an integer is taken as asked.
+    Pure config, no JAX."""
+    n, cores = _setting(cfg, "workers"), hostenv.usable_cores()
+    if n is None:
+        return 1
+    if n == "auto":
+        tcfg = cfg.trainer
+        chose = (_setting(cfg, "cpu_devices") not in (None, "auto")
+                 or _setting(cfg, "mesh") is not None or tcfg.get("parallel") != "auto"
+                 or tcfg.get("devices") is not None)
+        return 1 if chose else min(hostenv.marked_workers(), cores)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= cores:
+        raise ConfigError(f"{KEY}.workers={n!r} is invalid: must be auto, null or an integer "
+                          f"from 1 (this process) to {cores} (this process's usable cores)")
+    if n > 1 and _setting(cfg, "mesh") is not None:
+        raise ConfigError(f"{KEY}.workers={_setting(cfg, 'workers')} trains each group on one "
+                          f"core, without a mesh: unset {KEY}.mesh, or set {KEY}.workers=1")
+    return n
+
+
+def _workers_here(cfg: DictConfig) -> int:
+    """:func:`worker_count`, for this run's backend: worker processes train on CPU cores."""
+    n = worker_count(cfg)
+    if n > 1 and jax.default_backend() != "cpu":
+        if _setting(cfg, "workers") != "auto":
+            raise ConfigError(f"{KEY}.workers={n} trains on CPU cores, but this run's backend is "
+                              f"{jax.default_backend()}: set {KEY}.workers=null")
+        return 1
     return n
 
 
@@ -971,6 +1020,9 @@ def split_cpu(cfg: DictConfig, swept: dict[str, str] | None = None) -> None:
     n, flag = cpu_devices(cfg), hostenv.device_count_flag()
     if f"{KEY}.cpu_devices" in swept:  # the jobs choose: as many devices as they may ask for
         n = hostenv.usable_cores()
+    elif (n > 1 and _setting(cfg, "cpu_devices") == "auto" and _setting(cfg, "workers") == "auto"
+          and flag is None and hostenv.mark_workers(n)):
+        return  # worker processes, one core each, instead (faster: snntrain.workers)
     asked = n > 1 and _setting(cfg, "cpu_devices") != "auto"
     if asked and flag is not None and flag != n:
         raise _flag_conflict(n, flag)
@@ -1020,7 +1072,7 @@ def step_signature(cfg: DictConfig) -> dict[str, Any]:
     mesh = _setting(cfg, "mesh")
     return {"members": size, "vectorize": vectorize,
             "mesh": None if mesh is None else list(mesh), "axes": list(found),
-            "cpu_devices": _setting(cfg, "cpu_devices")}
+            "cpu_devices": _setting(cfg, "cpu_devices"), "workers": worker_count(cfg)}
 
 
 def malloc_signature(cfg: DictConfig) -> str:
@@ -1086,21 +1138,50 @@ def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say
     while True:
         group = build_group(ms[:size], vectorize=vectorize, by_type=by_type,
                             placement=placement, say=say)
-        (per_member, fixed), avail = group.memory(), available_memory()
-        need = fixed + size * per_member
-        if avail is None or need <= MEMORY_FRACTION * avail:
+        side = min(_workers_here(cfg), -(-len(ms) // size))  # groups trained at once
+        fits = _members_that_fit(group, size, side, refuse=chunk != "auto")
+        if fits is None:
             _check_later_meshes(ms, size, by_type, placement, group.exps[0].batch_size)
             return size, group
-        fits = int((MEMORY_FRACTION * avail - fixed) // per_member)
-        if chunk != "auto" or fits < 1 or fits >= size:
-            hint = (f"set {KEY}.chunk={fits} (or auto)" if fits >= 1
-                    else "even one member does not fit; make the model or batch smaller")
-            raise ConfigError(f"{KEY}: {size} members need about {_mib(need)} for their "
-                              f"training step ({_mib(per_member)} per member + {_mib(fixed)} "
-                              f"shared), but only {_mib(avail)} is available; {hint}")
-        say(f"population: {size} members need about {_mib(need)}, {_mib(avail)} available: "
-            f"training them in groups of {fits}")
+        say(f"population: {size} members need about {_mib(_need(group, size, side))}, "
+            f"{_mib(available_memory())} available: training them in groups of {fits}")
         size = fits
+
+
+def _need(group: Group, size: int, side: int) -> float:
+    """Bytes ``side`` groups of ``size`` members like ``group`` need at once."""
+    per_member, fixed = group.memory()
+    return side * (fixed + size * per_member)
+
+
+def _members_that_fit(group: Group, size: int, side: int, refuse: bool = True) -> int | None:
+    """None if ``side`` groups of ``size`` members (as ``group``, compiled) fit in memory at
+    once; else how many members per group would, or (``refuse``, or none would) a one-line
+    error with the numbers."""
+    (per_member, fixed), avail = group.memory(), available_memory()
+    per_member, fixed = side * per_member, side * fixed
+    need = fixed + size * per_member
+    if avail is None or need <= MEMORY_FRACTION * avail:
+        return None
+    fits = int((MEMORY_FRACTION * avail - fixed) // per_member)
+    if refuse or fits < 1 or fits >= size:
+        hint = (f"set {KEY}.chunk={fits} (or auto)" if fits >= 1
+                else "even one member does not fit; make the model or batch smaller")
+        at_once = f" ({side} workers' groups at once)" if side > 1 else ""
+        raise ConfigError(f"{KEY}: {size} members need about {_mib(need)} for their "
+                          f"training step{at_once} ({_mib(per_member)} per member + "
+                          f"{_mib(fixed)} shared), but only {_mib(avail)} is available; {hint}")
+    return fits
+
+
+def partition(ms: list[Member], size: int, strided: bool = False) -> list[list[Member]]:
+    """The groups of at most ``size`` members: consecutive slices (``chunk``), or for worker
+    processes ``strided``, member ``i`` in group ``i mod n``, so each worker gets a like mix
+    of the axes (a 66-member surrogate comparison in 2 contiguous halves trained 31 and 42 s:
+    the surrogates differ in cost)."""
+    n = -(-len(ms) // size)
+    return ([ms[g::n] for g in range(n)] if strided
+            else [ms[s:s + size] for s in range(0, len(ms), size)])
 
 
 def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
@@ -1121,14 +1202,17 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         finished = not never and writers.completed_summary(run_dir / "summary.json") is not None
         if not finished:  # a finished run's config stays its members' (saved on training on)
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        group_name = wandb_group(run_dir)
         logger = lifecycle.wandb_settings(cfg)
         if logger is not None and (notice := writers.offline_notice(
                 logger, f"{run_dir}/members/*/wandb/offline-run-*")) is not None:
             _say(notice)  # once for the population (the members' own lines are dropped)
-        size, first = plan_groups(cfg, ms, by_type=by_type)
-        starts = list(range(0, len(ms), size))
-        _check_groups(cfg, run_dir, [[m.name for m in ms[s:s + size]] for s in starts])
+        side = _workers_here(cfg)
+        if side > 1 and _setting(cfg, "chunk") != "auto":  # each worker compiles its own
+            size, first = int(_chunk_size(cfg, len(ms))), None
+        else:
+            size, first = plan_groups(cfg, ms, by_type=by_type)
+        parts = partition(ms, size, strided=side > 1)
+        _check_groups(cfg, run_dir, [[m.name for m in part] for part in parts])
         if never and rundir.has_checkpoints(run_dir):
             # all at once: another grouping's checkpoints (the top level's, or a group this
             # run does not have) were left to be refused on the next resume
@@ -1138,38 +1222,17 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
             _set_aside_other_members(run_dir, {m.name for m in ms})
             for name in ("summary.json", "report"):
                 rundir.set_aside(run_dir / name)
-        trial = malloctune.for_run(malloc_signature(cfg), say=_say)
-        trained, wall = False, 0.0  # the groups' times, earlier attempts' included
         with lifecycle.Signals() as signals:
-            for g, start in enumerate(starts):
-                part = ms[start:start + size]
-                ckpt_dir = run_dir / "checkpoints" / (f"group{g}" if len(starts) > 1 else "")
-                if _group_done(run_dir, part, cfg):
-                    wall += _finished_group_wall_time(run_dir, part, ckpt_dir)
-                    _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
-                         f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
-                    continue
-                # trains on (more epochs): this is its config, once the group's checkpoint
-                # has accepted it (a refused resume replaced it all the same)
-                accepted = (partial(OmegaConf.save, cfg, run_dir / "config.yaml", resolve=True)
-                            if finished and not trained else None)
-                # the group's wall time: the first trained group's from the start (the data,
-                # the plan and its compile), a later one's from its build
-                t_group = time.time() if trained else t_start
-                trained = True
-                if len(starts) > 1:  # the epoch lines below start again at epoch 1 (and a
-                    # later group's mesh line follows)
-                    _say(f"population: group {g + 1} of {len(starts)} ({_span(part)})")
-                group = first if g == 0 else build_group(part, vectorize=first.vectorize,
-                                                         by_type=by_type,
-                                                         placement=first.placement)
-                trial = trial_for_group(trial, len(part), size)
-                status, group_s = _train_group(group, run_dir, ckpt_dir, group_name,
-                                               signals.received_any, t_group,
-                                               malloc_trial=trial, accepted=accepted)
-                wall += group_s
-                if status == "preempted":
-                    break
+            if side > 1:
+                status, wall, trained = _train_in_workers(
+                    cfg, run_dir, parts, side, signals.received_any, t_start)
+                if trained and finished:  # (each group's checkpoint accepted it)
+                    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            else:
+                status, wall, trained = train_groups(
+                    cfg, run_dir, parts, range(len(parts)), signals.received_any, t_start,
+                    first=first, by_type=by_type, finished=finished,
+                    trial=malloctune.for_run(malloc_signature(cfg), say=_say))
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
         summary = done or population_summary(cfg, run_dir, ms, status, wall)
         if summary["completed"] == 0 and summary["diverged"] == len(ms):
@@ -1184,6 +1247,105 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                         f"{run_dir / 'checkpoints'}; to resume, run: "
                         f"{lifecycle.resume_command(run_dir)}")
     return summary
+
+
+def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
+                 gs: Iterable[int], stop: Callable[[], bool], t_start: float, *,
+                 first: Group | None = None, by_type: bool = False, finished: bool = False,
+                 trial: malloctune.MallocTrial | None = None, label: str = "", side: int = 1,
+                 ) -> tuple[str, float, bool]:
+    """Train the groups ``gs`` of ``parts`` (:func:`partition`) one after another (each from
+    its checkpoint; a group finished earlier is skipped); ``first``: group 0, compiled by
+    :func:`plan_groups` (else each is compiled here and, for the first, the memory of ``side``
+    such groups at once checked). Returns ``completed`` or ``preempted``, the groups' wall time
+    (earlier attempts' included) and whether any group trained. ``finished``: the population
+    had completed (its config.yaml is replaced once the first trained group accepts this)."""
+    say = _say if not label else (lambda msg: _say(f"{label}: {msg}"))
+    n_groups = len(parts)
+    vectorize = first.vectorize if first is not None else _vectorize(cfg)
+    placement = first.placement if first is not None else Placement.from_config(cfg)
+    status, wall, trained, checked = "completed", 0.0, False, False
+    for g in gs:
+        part = parts[g]
+        ckpt_dir = _group_dir(run_dir, g, n_groups)
+        if _group_done(run_dir, part, cfg):
+            wall += _finished_group_wall_time(run_dir, part, ckpt_dir)
+            say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
+                f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
+            continue
+        # trains on (more epochs): this is its config, once the group's checkpoint has
+        # accepted it (a refused resume replaced it all the same)
+        accepted = (partial(OmegaConf.save, cfg, run_dir / "config.yaml", resolve=True)
+                    if finished and not trained else None)
+        # the group's wall time: the first trained group's from the start (the data, the plan
+        # and its compile), a later one's from its build
+        t_group = time.time() if trained else t_start
+        trained = True
+        if n_groups > 1:  # the epoch lines below start again at epoch 1 (and a later
+            # group's mesh line follows)
+            _say(f"population: group {g + 1} of {n_groups} ({_span(part)})")
+        group = first if g == 0 and first is not None else build_group(
+            part, vectorize=vectorize, by_type=by_type, placement=placement, say=say)
+        if first is None and not checked:  # (the largest group: the first)
+            checked = _members_that_fit(group, len(part), side) is None
+        trial = trial_for_group(trial, len(part), len(parts[0]))
+        status, group_s = _train_group(group, run_dir, ckpt_dir, wandb_group(run_dir), stop,
+                                       t_group, say=say, malloc_trial=trial,
+                                       accepted=accepted, label=label)
+        wall += group_s
+        if status == "preempted":
+            break
+    return status, wall, trained
+
+
+def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]], side: int,
+                      stop: Callable[[], bool], t_start: float) -> tuple[str, float, bool]:
+    """:func:`train_groups` in ``side`` processes side by side, one core each
+    (:mod:`snntrain.workers`): the groups not finished earlier, dealt round-robin. Returns as
+    :func:`train_groups` does; the wall time is the slowest worker's (or this process's
+    since ``t_start``, if longer: the workers' start and exit)."""
+    left = []
+    for g, part in enumerate(parts):
+        if _group_done(run_dir, part, cfg):
+            _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
+                 f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
+        else:
+            left.append(g)
+    if not left:
+        return "completed", 0.0, False
+    job = copy.deepcopy(cfg)  # each worker: its groups of this size, in its process
+    with open_dict(job):
+        job.trainer.population.workers, job.trainer.population.cpu_devices = None, 1
+        job.trainer.population.chunk = len(parts[0])
+    assignments = [[left[i] for i in idx] for idx in workers.assign(len(left), side)]
+    codes = workers.run(OmegaConf.to_yaml(job, resolve=True), run_dir, assignments, t_start,
+                        len(parts), stop, _say)
+    walls = [sum(_finished_group_wall_time(run_dir, parts[g], _group_dir(run_dir, g, len(parts)))
+                 for g in groups) for groups in assignments]
+    status = "preempted" if workers.PREEMPTED in codes else "completed"
+    return status, max(*walls, time.time() - t_start), True
+
+
+def train_assigned(cfg: DictConfig, run_dir: Path, gs: list[int], n_groups: int,
+                   t_start: float, side: int, label: str) -> str:
+    """A worker process's part (:mod:`snntrain.workers`): the groups ``gs`` of the
+    ``n_groups`` strided groups (:func:`partition`) of the population ``cfg`` (its ``chunk``
+    the largest group's size), with ``side`` workers' groups in memory at once, under its own
+    signal handling; ``completed`` or ``preempted``."""
+    ms = members(cfg)
+    parts = partition(ms, int(_setting(cfg, "chunk")), strided=True)
+    if len(parts) != n_groups:
+        raise ConfigError(f"{KEY}: a worker found {len(parts)} groups, its parent {n_groups}")
+    with lifecycle.Signals() as signals:
+        status, _, _ = train_groups(
+            cfg, run_dir, parts, gs, signals.received_any, t_start, label=label, side=side,
+            trial=malloctune.for_run(malloc_signature(cfg), say=_say))
+    return status
+
+
+def _group_dir(run_dir: Path, g: int, n_groups: int) -> Path:
+    """Group ``g``'s checkpoints (the population's own directory when it is one group)."""
+    return run_dir / "checkpoints" / (f"group{g}" if n_groups > 1 else "")
 
 
 def _set_aside_other_members(run_dir: Path, names: set[str]) -> None:
@@ -1230,9 +1392,15 @@ def _member_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def _span(part: list[Member]) -> str:
-    """``members 0-... to 3-...`` or ``member 0-...``."""
-    return (f"member {part[0].name}" if len(part) == 1
-            else f"members {part[0].name} to {part[-1].name}")
+    """``members 0-... to 3-...``, ``member 0-...`` or, for a strided group (worker
+    processes), ``members 0-..., 2-..., ..., 8-... (5)``."""
+    if len(part) == 1:
+        return f"member {part[0].name}"
+    if [m.index for m in part] == list(range(part[0].index, part[-1].index + 1)):
+        return f"members {part[0].name} to {part[-1].name}"
+    shown = ([m.name for m in part] if len(part) <= 3
+             else [part[0].name, part[1].name, "...", part[-1].name])
+    return f"members {', '.join(shown)} ({len(part)})"
 
 
 def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
@@ -1343,7 +1511,8 @@ def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                  stop: Callable[[], bool], t_group: float, say=_say,
                  malloc_trial: malloctune.MallocTrial | None = None,
-                 accepted: Callable[[], Any] | None = None) -> tuple[str, float]:
+                 accepted: Callable[[], Any] | None = None, label: str = ""
+                 ) -> tuple[str, float]:
     """Train one group of members from its checkpoint (or step 0); ``accepted`` is called once
     the checkpoint is restored (its fingerprint matched), before anything is written. Returns
     ``completed`` or ``preempted`` and the group's wall time (its earlier attempts' too)."""
@@ -1371,7 +1540,8 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                     run.rec.log_surrogate(run.exp.surrogate)
         runner = GroupRunner(group, group.place(state), malloc_trial)
         try:
-            status = train_group_epochs(group, runner, position, runs, ckpts, stop, say)
+            status = train_group_epochs(group, runner, position, runs, ckpts, stop, say,
+                                        label=label)
         except Exception as e:  # each live member recorded as failed below
             failed = e
             raise

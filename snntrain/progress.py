@@ -74,8 +74,10 @@ class Progress:
         enabled: bool = True,
         batch_size: int | None = None,
         epoch_lines: bool | None = None,
+        label: str = "",
     ):
         self.total, self.spe, self.enabled = total_steps, max(steps_per_epoch, 1), enabled
+        self.label = label  # starts each epoch line (a population worker's group)
         # the one-line epoch summaries also print without the bar (trainer.progress=false: a
         # log file), but not on a multi-host run's other processes
         self.epoch_lines = enabled if epoch_lines is None else epoch_lines
@@ -168,7 +170,7 @@ class Progress:
         """Print the line of epoch ``epoch`` (counted from 1), then ``extra``."""
         if not self.epoch_lines:
             return
-        parts = [f"epoch {epoch:>3}"]
+        parts = [f"{self.label}: epoch {epoch:>3}" if self.label else f"epoch {epoch:>3}"]
         for key, label in (
             ("train_loss", "loss"),
             ("train_accuracy", "train"),

@@ -111,7 +111,7 @@ class Run:
 
 
 # trainer.population: not axes
-POPULATION_SETTINGS = ("mode", "chunk", "vectorize", "mesh", "cpu_devices")
+POPULATION_SETTINGS = ("mode", "chunk", "vectorize", "mesh", "cpu_devices", "workers")
 
 
 def population_axes(config: dict[str, Any]) -> list[str]:

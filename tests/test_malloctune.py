@@ -314,7 +314,8 @@ def test_population_signature_has_its_step_and_the_solo_one_is_unchanged():
     assert sig != old
     assert population.malloc_signature(population.members(pop)[1].cfg) == old  # a member: solo
     assert population.step_signature(pop) == {"members": 2, "vectorize": None, "mesh": None,
-                                              "axes": ["seed"], "cpu_devices": "auto"}
+                                              "axes": ["seed"], "cpu_devices": "auto",
+                                              "workers": 1}
     # one device and the split CPU are other programs: each its own malloc choice
     assert population.malloc_signature(_cfg(f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=1")) != sig
     for same in ([f"{POP}.seed=[3,4]"], [f"{POP}.seed=[0,1]", f"{POP}.chunk=2"],

@@ -347,7 +347,8 @@ def test_cli_population_runs_side_by_side_on_the_split_cpu_exactly(tmp_path):
     from snntrain import hostenv
 
     args = ("logger=none", "trainer.progress=false", "trainer.epochs=1", "trainer.log_every=1",
-            f"{POP}.surrogate.alpha=[1,4,2]", "model.hidden=[32]")
+            f"{POP}.surrogate.alpha=[1,4,2]", "model.hidden=[32]",
+            f"{POP}.workers=null")  # (the split, not worker processes)
     split = cli(*args, f"hydra.run.dir={tmp_path}/split", devices=None)
     one = cli(*args, f"{POP}.cpu_devices=1", f"hydra.run.dir={tmp_path}/one", devices=None)
     assert split.returncode == 0 == one.returncode, split.stderr[-2000:] + one.stderr[-2000:]
@@ -424,7 +425,7 @@ def test_cli_multirun_of_populations_splits_and_honours_each_jobs_setting(tmp_pa
 
     p = cli("-m", "logger=none", "trainer.progress=false", "trainer.epochs=1",
             "model.hidden=[16]", f"{POP}.seed=[0,1],[2,3]", f"{POP}.cpu_devices=auto,1",
-            f"hydra.sweep.dir={tmp_path}/m", devices=None)
+            f"{POP}.workers=null", f"hydra.sweep.dir={tmp_path}/m", devices=None)
     assert p.returncode == 0, p.stderr[-3000:]
     meshes = {}
     for job in sorted((tmp_path / "m").iterdir()):
@@ -463,6 +464,7 @@ def test_split_decision_of_a_multirun(monkeypatch):
 
     calls = []
     monkeypatch.setattr(hostenv, "split_cpu", lambda n: calls.append(n) or False)
+    monkeypatch.setattr(hostenv, "mark_workers", lambda n: False)  # (no worker processes)
     monkeypatch.setattr(hostenv, "usable_cores", lambda: 4)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     for cfg, swept, want in (
@@ -478,6 +480,42 @@ def test_split_decision_of_a_multirun(monkeypatch):
         calls.clear()
         population.split_cpu(cfg, swept)
         assert calls == want, (swept, calls)
+
+
+def test_worker_processes_replace_the_split_where_it_would_be_automatic(monkeypatch):
+    """``trainer.population.workers=auto`` (the default): where the command line would split
+    the CPU on its own, it chooses one worker process per core instead (and does not split);
+    an asked cpu_devices, a device count in XLA_FLAGS or workers=null keep the split's
+    rules."""
+    from snntrain import hostenv
+
+    splits, marks = [], []
+    monkeypatch.setattr(hostenv, "split_cpu", lambda n: splits.append(n) or False)
+    monkeypatch.setattr(hostenv, "mark_workers", lambda n: marks.append(n) or True)
+    monkeypatch.setattr(hostenv, "usable_cores", lambda: 4)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    for overrides, swept, want_marks, want_splits in (
+            ((f"{POP}.seed=[0,1]",), {}, [4], []),
+            ((), {f"{POP}.seed": "[0,1],[2,3]"}, [4], []),
+            ((f"{POP}.seed=[0,1]", f"{POP}.workers=null"), {}, [], [4]),
+            ((f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=2"), {}, [], [2]),
+            ((f"{POP}.seed=[0,1]",), {f"{POP}.cpu_devices": "2,1"}, [], [4]),
+            ((f"{POP}.seed=[0,1]", "trainer.devices=2"), {}, [], [1])):
+        splits.clear()
+        marks.clear()
+        population.split_cpu(compose(*overrides), swept)
+        assert (marks, splits) == (want_marks, want_splits), (overrides, swept)
+    monkeypatch.setenv("XLA_FLAGS", f"{hostenv.DEVICE_FLAG}=2")
+    marks.clear()
+    population.split_cpu(compose(f"{POP}.seed=[0,1]"), {})
+    assert marks == []
+    # what a worker count means at training time: auto follows the mark, from Python 1
+    monkeypatch.setattr(hostenv, "marked_workers", lambda: 2)
+    assert population.worker_count(compose(f"{POP}.seed=[0,1]")) == 2
+    assert population.worker_count(compose(f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=1")) == 1
+    assert population.cpu_devices(compose(f"{POP}.seed=[0,1]")) == 1  # (the cores: workers')
+    monkeypatch.setattr(hostenv, "marked_workers", lambda: 1)
+    assert population.worker_count(compose(f"{POP}.seed=[0,1]")) == 1
 
 
 def test_asked_cpu_devices_without_the_split_is_one_line(monkeypatch):

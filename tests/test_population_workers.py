@@ -1,0 +1,142 @@
+"""A population's groups trained in worker processes, one core each
+(``trainer.population.workers``): every member equals the same population trained in one
+process (which equals each member's solo run: tests/test_population.py) exactly, tolerance 0,
+since each worker trains its group with the same program a chunked population compiles."""
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from _workers import cli, popen
+from conftest import compose
+
+from snntrain import hostenv, population, workers
+from snntrain.config import ConfigError
+from snntrain.train import train_and_evaluate
+
+POP = "trainer.population"
+SMALL = ("logger=none", "trainer.progress=false", "trainer.epochs=2", "model.hidden=[16]",
+         "T=6", "trainer.batch_size=64")
+AXES = (f"{POP}.surrogate.name=[sigmoid,arctan]", f"{POP}.seed=[0,1]")
+two_cores = pytest.mark.skipif(hostenv.usable_cores() < 2, reason="needs 2 usable cores")
+
+
+def _member_dirs(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "members").iterdir(), key=lambda p: int(p.name.split("-")[0]))
+
+
+def _records(run_dir: Path) -> list[dict]:
+    timing = {"samples_per_s", "wall_time_s", "train_time_s", "compile_time_s"}
+    return [{k: v for k, v in json.loads(x).items() if k not in timing}
+            for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_groups_are_dealt_round_robin_to_at_most_one_worker_each():
+    assert workers.assign(5, 2) == [[0, 2, 4], [1, 3]]
+    assert workers.assign(1, 2) == [[0]]
+    assert workers.assign(3, 3) == [[0], [1], [2]]
+
+
+@two_cores
+def test_worker_settings_are_checked_in_one_line(monkeypatch):
+    cores = hostenv.usable_cores()
+    assert population.worker_count(compose(*AXES)) == 1  # auto, from Python: this process
+    monkeypatch.setenv(hostenv.WORKERS_MARK, str(cores))  # (as the command line marks it)
+    assert population.worker_count(compose(*AXES)) == cores
+    assert population.worker_count(compose(*AXES, f"{POP}.workers=null")) == 1
+    monkeypatch.delenv(hostenv.WORKERS_MARK)
+    # one group per worker (5 members on 2: groups of 3 and 2), unless chunk says otherwise
+    five = (f"{POP}.seed=[0,1,2,3,4]",)
+    assert population._chunk_size(compose(*five, f"{POP}.workers=2"), 5) == 3
+    assert population._chunk_size(compose(*five, f"{POP}.workers=2", f"{POP}.chunk=1"), 5) == 1
+    with pytest.raises(ConfigError, match=rf"^{POP}.workers={cores + 1} is invalid: must be "
+                                          rf"auto, null or an integer from 1 .* to {cores}"):
+        population.worker_count(compose(*AXES, f"{POP}.workers={cores + 1}"))
+    with pytest.raises(ConfigError, match=rf"{POP}.workers=2 trains each group on one core, "
+                                          rf"without a mesh: unset {POP}.mesh"):
+        population.check_members(compose(*AXES, f"{POP}.workers=2", f"{POP}.mesh=[1,1]"))
+    with pytest.raises(ConfigError, match=rf"{POP}.cpu_devices=2 and {POP}.workers=2 both "
+                                          "divide the CPU"):
+        population.cpu_devices(compose(*AXES, f"{POP}.workers=2", f"{POP}.cpu_devices=2"))
+    assert population.cpu_devices(compose(*AXES, f"{POP}.workers=2")) == 1  # (no split)
+    assert f"{POP}.workers=2 has no effect" in population.unused_settings(
+        compose(f"{POP}.workers=2"))
+
+
+@two_cores
+def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, capfd):
+    one = train_and_evaluate(compose(*SMALL, *AXES), tmp_path / "one")
+    both = train_and_evaluate(compose(*SMALL, *AXES, f"{POP}.workers=2"), tmp_path / "w")
+    err = capfd.readouterr().err
+    assert "population: 2 group(s) in 2 worker processes, one core each" in err
+    assert "group 1: epoch   2" in err and "group 2: epoch   2" in err
+    assert sorted(p.name for p in (tmp_path / "w" / "checkpoints").iterdir()) == \
+        ["group0", "group1"]
+    a, b = _member_dirs(tmp_path / "one"), _member_dirs(tmp_path / "w")
+    assert [d.name for d in a] == [d.name for d in b] and len(a) == 4
+    for x, y in zip(a, b, strict=True):
+        assert _records(x) == _records(y), x.name
+    saved_a, saved_b = population.params_of(tmp_path / "one"), population.params_of(tmp_path / "w")
+    for name in saved_a:
+        for p, q in zip(jax.tree.leaves(saved_a[name]), jax.tree.leaves(saved_b[name]),
+                        strict=True):
+            np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+    assert both["completed"] == 4 and both["status"] == "completed"
+    assert both["test_accuracy"] == one["test_accuracy"]
+    # the population's wall time: its slowest worker's and their start and exit, less than the
+    # groups' own times added (they trained side by side)
+    groups = {json.loads((d / "summary.json").read_text())["population"]["group_wall_time_s"]
+              for d in b}
+    assert len(groups) == 2 and max(groups) <= both["wall_time_s"] < sum(groups)
+    # the same command again: nothing left to train, no worker started
+    again = train_and_evaluate(compose(*SMALL, *AXES, f"{POP}.workers=2"), tmp_path / "w")
+    err = capfd.readouterr().err
+    assert "worker processes" not in err and err.count("nothing to train for members") == 2
+    assert again["test_accuracy"] == both["test_accuracy"]
+
+
+def test_a_worker_that_fails_stops_the_run_in_one_line(tmp_path):
+    t0 = time.time()
+    with pytest.raises(workers.WorkerFailed, match=r"^the worker training group\(s\) 0 of .* "
+                                                   r"stopped with exit status 1 \(its error is "
+                                                   r"above\)"):
+        workers.run("{not yaml", tmp_path, [[0]], t0, 1, lambda: False, lambda _: None)
+    assert time.time() - t0 < 60
+
+
+RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=3", "trainer.batch_size=32",
+       "model.hidden=[64]", "T=8", "trainer.checkpoint_every=7", "trainer.log_every=1",
+       *AXES, f"{POP}.workers=2")
+
+
+@two_cores
+@pytest.mark.slow
+def test_sigterm_stops_every_worker_at_a_checkpoint_and_the_run_resumes_bit_identically(
+        tmp_path):
+    full = tmp_path / "full"
+    p = cli(*RUN, f"hydra.run.dir={full}", devices=None)
+    assert p.returncode == 0, p.stderr[-3000:]
+    run_dir = tmp_path / "stopped"
+    proc = popen(*RUN, f"hydra.run.dir={run_dir}")
+    t0 = time.time()
+    while not all((run_dir / "checkpoints" / g).is_dir() and any(
+            c.name.isdigit() and int(c.name) >= 14 for c in (run_dir / "checkpoints" / g).iterdir())
+            for g in ("group0", "group1")):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() - t0 < 300
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, err[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "preempted"
+    assert all(json.loads((m / "summary.json").read_text())["status"] == "preempted"
+               for m in _member_dirs(run_dir))
+    p = cli(*RUN, f"hydra.run.dir={run_dir}", devices=None)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stderr.count("resuming 2 members from step") == 2
+    for a, b in zip(_member_dirs(full), _member_dirs(run_dir), strict=True):
+        assert _records(a) == _records(b), a.name
