@@ -239,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     if "population" in sections:  # issue 16: K members in one program against K solo runs
         print(f"\npopulation training, digits default network, K = {args.population_ks} "
               "(ms per member-step; gain = K solo steps / one population step; a process of "
-              "its own, whose CPU is split into devices as the CLI splits it for a population):",
+              "its own, whose CPU is split into devices as the CLI splits it with "
+              "trainer.population.workers=null, and the CLI's default worker processes, one per "
+              "core):",
               flush=True)
         results["population"] = population_section(args.population_ks, rounds,
                                                    args.population_e2e)
