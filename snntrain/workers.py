@@ -25,6 +25,7 @@ same console, each prefixed with its group.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -38,6 +39,9 @@ from snntrain.runstate import TrainingError
 
 PREEMPTED = 75  # a worker stopped by a signal after saving its checkpoint (EX_TEMPFAIL)
 POLL_S = 0.1
+# how a worker that a SIGTERM or Ctrl-C stopped before its training loop ends (one line, or the
+# signal itself before its handlers were set)
+STOPPED = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT}
 PR_SET_PDEATHSIG = 1
 
 
@@ -68,27 +72,31 @@ def run(config_yaml: str, run_dir: Path, assignments: list[list[int]], t_start: 
                repr(t_start), ",".join(map(str, groups)), str(n_groups),
                str(len(assignments))]
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True)
-        p.stdin.write(config_yaml)
-        p.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # (it ended at once: its status says)
+            p.stdin.write(config_yaml)
+            p.stdin.close()
         procs.append(p)
     say(f"population: {sum(map(len, assignments))} group(s) in {len(procs)} worker processes, "
         f"one core each (cores {', '.join(map(str, cores(len(procs))))}; "
         "trainer.population.workers=null trains in this process)")
-    forwarded = failed = False
+    forwarded = False
     while any(p.poll() is None for p in procs):
-        bad = [p for p in procs if p.returncode not in (None, 0, PREEMPTED)]
-        if (stop() or bad) and not forwarded:
-            forwarded, failed = True, bool(bad)
+        if not forwarded and (stop() or any(p.returncode not in (None, 0, PREEMPTED)
+                                            for p in procs)):
+            forwarded = True
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
         time.sleep(POLL_S)
     codes = [p.returncode for p in procs]
+    if stop():  # a worker the signal stopped before its training loop did (its line says so)
+        codes = [PREEMPTED if c in STOPPED else c for c in codes]
     bad = [(groups, c) for groups, c in zip(assignments, codes, strict=True)
            if c not in (0, PREEMPTED)]
-    if bad or failed:
-        groups, code = bad[0] if bad else (assignments[0], codes[0])
-        raise WorkerFailed(f"the worker training group(s) {', '.join(map(str, groups))} of "
+    if bad:
+        groups, code = bad[0]
+        shown = ", ".join(str(g + 1) for g in groups)
+        raise WorkerFailed(f"the worker training group(s) {shown} of "
                            f"{run_dir} stopped with exit status {code} (its error is above); "
                            "the others saved their checkpoints: rerun the command to resume")
     return codes

@@ -101,11 +101,21 @@ def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, cap
 
 def test_a_worker_that_fails_stops_the_run_in_one_line(tmp_path):
     t0 = time.time()
-    with pytest.raises(workers.WorkerFailed, match=r"^the worker training group\(s\) 0 of .* "
+    with pytest.raises(workers.WorkerFailed, match=r"^the worker training group\(s\) 1 of .* "
                                                    r"stopped with exit status 1 \(its error is "
                                                    r"above\)"):
         workers.run("{not yaml", tmp_path, [[0]], t0, 1, lambda: False, lambda _: None)
     assert time.time() - t0 < 60
+
+
+def test_workers_a_signal_stops_before_their_training_loop_are_preempted_not_failed(tmp_path):
+    """A SIGTERM or Ctrl-C that reaches the workers while they start (before their training
+    loop has a checkpoint to save) stops them with 128 + the signal (or the signal itself):
+    the run is pre-empted, not failed (it said "stopped with exit status 143 (its error is
+    above)")."""
+    codes = workers.run("{not yaml", tmp_path, [[0], [1]], time.time(), 2, lambda: True,
+                        lambda _: None)
+    assert codes == [workers.PREEMPTED] * 2
 
 
 RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=3", "trainer.batch_size=32",
