@@ -995,8 +995,11 @@ def worker_count(cfg: DictConfig) -> int:
 
 
 def _workers_here(cfg: DictConfig) -> int:
-    """:func:`worker_count`, for this run's backend: worker processes train on CPU cores."""
+    """:func:`worker_count`, for this run's backend: worker processes train on CPU cores (of
+    one host: a multi-process run is refused by :class:`Placement`)."""
     n = worker_count(cfg)
+    if n > 1 and jax.process_count() > 1:
+        return 1
     if n > 1 and jax.default_backend() != "cpu":
         if _setting(cfg, "workers") != "auto":
             raise ConfigError(f"{KEY}.workers={n} trains on CPU cores, but this run's backend is "
@@ -1466,12 +1469,16 @@ def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> N
     except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
         return
     if any(list(group) not in planned for group in earlier):
+        ask = (f"set {KEY}.workers as in that attempt (worker processes take every n-th member "
+               f"into a group, one process consecutive members)"
+               if len(earlier[0]) == len(planned[0]) else f"set {KEY}.chunk={len(earlier[0])}")
         raise RefusedConfig(
-            f"the checkpoints in {source / 'checkpoints'} hold groups of {len(earlier[0])} "
-            f"members; this run trains groups of {len(planned[0])} ({KEY}.chunk="
-            f"{_setting(cfg, 'chunk') or 'null'}): set {KEY}.chunk={len(earlier[0])} to resume "
-            "them, or " + ("trainer.resume=never to start over" if resume == "auto" else
-                           "resume another run"))
+            f"the checkpoints in {source / 'checkpoints'} hold other groups of members "
+            f"({len(earlier[0])} in the first) than this run trains ({len(planned[0])}; "
+            f"{KEY}.chunk={_setting(cfg, 'chunk') or 'null'}, {KEY}.workers="
+            f"{_setting(cfg, 'workers') or 'null'}): {ask} to resume them, or "
+            + ("trainer.resume=never to start over" if resume == "auto" else
+               "resume another run"))
 
 
 def _resumed_run_dir(resume: str) -> Path | None:

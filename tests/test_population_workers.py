@@ -97,6 +97,14 @@ def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, cap
     err = capfd.readouterr().err
     assert "worker processes" not in err and err.count("nothing to train for members") == 2
     assert again["test_accuracy"] == both["test_accuracy"]
+    # on in one process with groups of the same size: other members in each (consecutive, not
+    # every other one); refused, naming the setting, not restarted from step 0
+    with pytest.raises(ConfigError, match=rf"hold other groups of members \(2 in the first\) "
+                                          rf"than this run trains \(2; {POP}.chunk=2, "
+                                          rf"{POP}.workers=null\): set {POP}.workers as in "
+                                          "that attempt"):
+        train_and_evaluate(compose(*SMALL, *AXES, "trainer.epochs=3", f"{POP}.workers=null",
+                                   f"{POP}.chunk=2"), tmp_path / "w")
 
 
 def test_a_worker_that_fails_stops_the_run_in_one_line(tmp_path):
