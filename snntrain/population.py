@@ -1396,14 +1396,14 @@ def _member_summary(run_dir: Path) -> dict[str, Any]:
 
 def _span(part: list[Member]) -> str:
     """``members 0-... to 3-...``, ``member 0-...`` or, for a strided group (worker
-    processes), ``members 0-..., 2-..., ..., 8-... (5)``."""
+    processes), ``members 0-..., 2-...`` or ``members 0-..., 2-..., ..., 8-... (5)``."""
     if len(part) == 1:
         return f"member {part[0].name}"
     if [m.index for m in part] == list(range(part[0].index, part[-1].index + 1)):
         return f"members {part[0].name} to {part[-1].name}"
-    shown = ([m.name for m in part] if len(part) <= 3
-             else [part[0].name, part[1].name, "...", part[-1].name])
-    return f"members {', '.join(shown)} ({len(part)})"
+    if len(part) <= 3:
+        return f"members {', '.join(m.name for m in part)}"
+    return f"members {part[0].name}, {part[1].name}, ..., {part[-1].name} ({len(part)})"
 
 
 def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
