@@ -179,12 +179,23 @@ DEVICE_FLAG = "--xla_force_host_platform_device_count"
 SPLIT_MARK = "SNNTRAIN_CPU_DEVICES"  # set with DEVICE_FLAG when snntrain split the CPU itself
 
 
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask: a SLURM or taskset share)."""
+    """The cores this process may run on: its affinity mask (a SLURM or taskset share), at
+    most its cgroup's CPU quota rounded up (``docker --cpus=2`` on a 64-core host: 2)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path(CGROUP_CPU_MAX).read_text().split()[:2]
+        if quota != "max" and int(period) > 0:
+            n = min(n, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def device_count_flag(env: dict[str, str] | None = None) -> int | None:

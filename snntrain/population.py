@@ -102,6 +102,10 @@ AXES = {
 VARIABLE = "surrogate.name, surrogate.<float parameter>, seed, optimizer.lr, neuron.beta, " \
            "neuron.threshold"
 MEMORY_FRACTION = 0.9  # of MemAvailable a population may plan to use
+# a multirun that sweeps one of these chooses its jobs' devices: the CPU is split, as before
+# worker processes (each job then places its members by its own values)
+DEVICE_KEYS = {"trainer.devices", "trainer.parallel", f"{KEY}.mesh", f"{KEY}.cpu_devices",
+               f"{KEY}.workers"}
 
 
 def _say(msg: str) -> None:
@@ -934,7 +938,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
 def _chunk_size(cfg: DictConfig, n: int) -> int | str:
     chunk = _setting(cfg, "chunk")
     if chunk is None:
-        return -(-n // worker_count(cfg))  # (one group per worker)
+        return n
     if chunk == "auto":
         return "auto"
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -957,9 +961,7 @@ def cpu_devices(cfg: DictConfig) -> int:
                               f"(cpu_devices=1, or workers=1)")
         return 1
     if n is None or n == "auto":
-        default = (tcfg.get("parallel") == "auto" and tcfg.get("devices") is None
-                   and _setting(cfg, "mesh") is None)
-        return hostenv.usable_cores() if default and n == "auto" else 1
+        return hostenv.usable_cores() if n == "auto" and _devices_left_to_us(cfg) else 1
     cores = hostenv.usable_cores()
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= cores:
         raise ConfigError(f"{KEY}.cpu_devices={n!r} is invalid: must be auto, null or an integer "
@@ -970,24 +972,34 @@ def cpu_devices(cfg: DictConfig) -> int:
     return n
 
 
+def _devices_left_to_us(cfg: DictConfig) -> bool:
+    """Whether the run leaves its devices to snntrain (``trainer.parallel=auto``,
+    ``trainer.devices`` and ``trainer.population.mesh`` null): then ``cpu_devices=auto`` splits
+    the CPU, or ``workers=auto`` (with ``cpu_devices=auto``) trains in worker processes."""
+    tcfg = cfg.trainer
+    return (tcfg.get("parallel") == "auto" and tcfg.get("devices") is None
+            and _setting(cfg, "mesh") is None)
+
+
 def worker_count(cfg: DictConfig) -> int:
     """How many worker processes train the population's groups side by side, one CPU core
     each (``trainer.population.workers``; :mod:`snntrain.workers`): 1 (null) trains them in
     this process; ``auto`` is the command line's choice (:func:`split_cpu`: one per usable
-    core when nothing else chose the devices; 1 from Python); an integer is taken as asked.
-    Pure config, no JAX."""
+    core, at most :data:`snntrain.workers.AUTO_MAX`, where it would split the CPU; 1 from
+    Python); an integer is taken as asked. Pure config, no JAX."""
     n, cores = _setting(cfg, "workers"), hostenv.usable_cores()
     if n is None:
         return 1
     if n == "auto":
-        tcfg = cfg.trainer
-        chose = (_setting(cfg, "cpu_devices") not in (None, "auto")
-                 or _setting(cfg, "mesh") is not None or tcfg.get("parallel") != "auto"
-                 or tcfg.get("devices") is not None)
-        return 1 if chose else min(hostenv.marked_workers(), cores)
+        if _setting(cfg, "cpu_devices") != "auto" or not _devices_left_to_us(cfg):
+            return 1
+        return min(hostenv.marked_workers(), cores, workers.AUTO_MAX)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= cores:
         raise ConfigError(f"{KEY}.workers={n!r} is invalid: must be auto, null or an integer "
                           f"from 1 (this process) to {cores} (this process's usable cores)")
+    if n > 1 and not hasattr(os, "sched_setaffinity"):
+        raise ConfigError(f"{KEY}.workers={n}: this OS cannot pin a process to a core (Linux "
+                          f"only); valid here: null or auto (one process)")
     if n > 1 and _setting(cfg, "mesh") is not None:
         raise ConfigError(f"{KEY}.workers={_setting(cfg, 'workers')} trains each group on one "
                           f"core, without a mesh: unset {KEY}.mesh, or set {KEY}.workers=1")
@@ -1009,9 +1021,12 @@ def _workers_here(cfg: DictConfig) -> int:
 
 
 def split_cpu(cfg: DictConfig, swept: dict[str, str] | None = None) -> None:
-    """Before JAX's backend starts (the command line's start-up): for a population, split the
-    CPU into :func:`cpu_devices` devices (:func:`snntrain.hostenv.split_cpu`), whose members
-    then train side by side, each exactly as on one device (:class:`Placement`). An asked
+    """Before JAX's backend starts (the command line's start-up): for a population, choose
+    worker processes, one per core (``workers=auto`` where ``cpu_devices=auto`` would split:
+    :func:`snntrain.hostenv.mark_workers`; not when a multirun sweeps how the devices are
+    used, :data:`DEVICE_KEYS`, nor where JAX will not run on the CPU), or split the CPU into
+    :func:`cpu_devices` devices (:func:`snntrain.hostenv.split_cpu`), whose members then
+    train side by side, each exactly as on one device (:class:`Placement`). An asked
     count that ``XLA_FLAGS`` contradicts is refused; ``auto`` leaves a set count alone.
     ``swept``: a multirun's keys and values as written (its jobs are populations when it
     sweeps an axis or a population's experiment; they may ask for their own count)."""
@@ -1024,7 +1039,7 @@ def split_cpu(cfg: DictConfig, swept: dict[str, str] | None = None) -> None:
     if f"{KEY}.cpu_devices" in swept:  # the jobs choose: as many devices as they may ask for
         n = hostenv.usable_cores()
     elif (n > 1 and _setting(cfg, "cpu_devices") == "auto" and _setting(cfg, "workers") == "auto"
-          and flag is None and hostenv.mark_workers(n)):
+          and flag is None and not set(swept) & DEVICE_KEYS and hostenv.mark_workers(n)):
         return  # worker processes, one core each, instead (faster: snntrain.workers)
     asked = n > 1 and _setting(cfg, "cpu_devices") != "auto"
     if asked and flag is not None and flag != n:
@@ -1146,15 +1161,39 @@ def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say
         if fits is None:
             _check_later_meshes(ms, size, by_type, placement, group.exps[0].batch_size)
             return size, group
-        say(f"population: {size} members need about {_mib(_need(group, size, side))}, "
-            f"{_mib(available_memory())} available: training them in groups of {fits}")
+        say(f"population: {size} members do not fit in {_mib(available_memory())}: training "
+            f"them in groups of {fits}")
         size = fits
 
 
-def _need(group: Group, size: int, side: int) -> float:
-    """Bytes ``side`` groups of ``size`` members like ``group`` need at once."""
-    per_member, fixed = group.memory()
-    return side * (fixed + size * per_member)
+def _plan(cfg: DictConfig, run_dir: Path, ms: list[Member], side: int, by_type: bool
+          ) -> tuple[list[list[Member]], Group | None]:
+    """The population's groups (:func:`partition`) and, when compiled here, the first.
+
+    An earlier attempt's groups (its checkpoints name their members) are kept when
+    ``trainer.population.chunk`` is null or their size: a population resumes on another core
+    count, in one process or in workers, with the groups it has. Else: one group per worker
+    (each worker compiles its own), or :func:`plan_groups`'s; other groups than the
+    checkpoints' are refused (:func:`_check_groups`)."""
+    chunk = _setting(cfg, "chunk")
+    earlier = _earlier_groups(cfg, run_dir)
+    size = max(map(len, earlier)) if earlier else 0  # (the first group's: the largest)
+    if earlier and chunk in (None, size):
+        for strided in (False, True):
+            parts = partition(ms, size, strided)
+            if all(g in [[m.name for m in p] for p in parts] for g in earlier):
+                return parts, None
+    if side > 1 and chunk != "auto":
+        parts, first = partition(ms, int(chunk or -(-len(ms) // side)), strided=True), None
+    else:
+        size, first = plan_groups(cfg, ms, by_type=by_type)
+        parts = partition(ms, size, strided=side > 1)
+    _check_groups(cfg, run_dir, [[m.name for m in part] for part in parts])
+    return parts, first
+
+
+def _signal_said(signum: int | None) -> str:
+    return f"signal {signum}" if signum is not None else "a signal in a worker process"
 
 
 def _members_that_fit(group: Group, size: int, side: int, refuse: bool = True) -> int | None:
@@ -1210,12 +1249,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 logger, f"{run_dir}/members/*/wandb/offline-run-*")) is not None:
             _say(notice)  # once for the population (the members' own lines are dropped)
         side = _workers_here(cfg)
-        if side > 1 and _setting(cfg, "chunk") != "auto":  # each worker compiles its own
-            size, first = int(_chunk_size(cfg, len(ms))), None
-        else:
-            size, first = plan_groups(cfg, ms, by_type=by_type)
-        parts = partition(ms, size, strided=side > 1)
-        _check_groups(cfg, run_dir, [[m.name for m in part] for part in parts])
+        parts, first = _plan(cfg, run_dir, ms, side, by_type)
+        side = min(side, sum(not _group_done(run_dir, part, cfg) for part in parts))
         if never and rundir.has_checkpoints(run_dir):
             # all at once: another grouping's checkpoints (the top level's, or a group this
             # run does not have) were left to be refused on the next resume
@@ -1246,7 +1281,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         raise Diverged(f"every member of the population diverged ({len(ms)}; each "
                        f"members/<name>/summary.json says at which step): {run_dir}")
     if status == "preempted":
-        raise Preempted(f"received signal {signals.received}: saved a checkpoint in "
+        raise Preempted(f"received {_signal_said(signals.received)}: saved a checkpoint in "
                         f"{run_dir / 'checkpoints'}; to resume, run: "
                         f"{lifecycle.resume_command(run_dir)}")
     return summary
@@ -1267,14 +1302,12 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
     n_groups = len(parts)
     vectorize = first.vectorize if first is not None else _vectorize(cfg)
     placement = first.placement if first is not None else Placement.from_config(cfg)
-    status, wall, trained, checked = "completed", 0.0, False, False
+    status, wall, trained, size = "completed", 0.0, False, 0
     for g in gs:
         part = parts[g]
         ckpt_dir = _group_dir(run_dir, g, n_groups)
-        if _group_done(run_dir, part, cfg):
+        if _group_done(run_dir, part, cfg, say=say):
             wall += _finished_group_wall_time(run_dir, part, ckpt_dir)
-            say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
-                f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
             continue
         # trains on (more epochs): this is its config, once the group's checkpoint has
         # accepted it (a refused resume replaced it all the same)
@@ -1289,9 +1322,12 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
             _say(f"population: group {g + 1} of {n_groups} ({_span(part)})")
         group = first if g == 0 and first is not None else build_group(
             part, vectorize=vectorize, by_type=by_type, placement=placement, say=say)
-        if first is None and not checked:  # (the largest group: the first)
-            checked = _members_that_fit(group, len(part), side) is None
-        trial = trial_for_group(trial, len(part), len(parts[0]))
+        if not size:  # the first group this process trains: its memory (unless plan_groups
+            # checked it) and the malloc trial's group size
+            size = len(part)
+            if first is None:
+                _members_that_fit(group, size, side)
+        trial = trial_for_group(trial, len(part), size)
         status, group_s = _train_group(group, run_dir, ckpt_dir, wandb_group(run_dir), stop,
                                        t_group, say=say, malloc_trial=trial,
                                        accepted=accepted, label=label)
@@ -1305,43 +1341,37 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
                       stop: Callable[[], bool], t_start: float) -> tuple[str, float, bool]:
     """:func:`train_groups` in ``side`` processes side by side, one core each
     (:mod:`snntrain.workers`): the groups not finished earlier, dealt round-robin. Returns as
-    :func:`train_groups` does; the wall time is the slowest worker's (or this process's
-    since ``t_start``, if longer: the workers' start and exit)."""
-    left = []
-    for g, part in enumerate(parts):
-        if _group_done(run_dir, part, cfg):
-            _say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
-                 f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
-        else:
-            left.append(g)
-    if not left:
-        return "completed", 0.0, False
-    job = copy.deepcopy(cfg)  # each worker: its groups of this size, in its process
+    :func:`train_groups` does; the wall time is the slowest worker's (its groups' earlier
+    attempts included), or this process's since ``t_start`` if longer (the workers' start and
+    exit)."""
+    left = [g for g, part in enumerate(parts) if not _group_done(run_dir, part, cfg, say=_say)]
+    job = copy.deepcopy(cfg)  # (each worker: one process, one device)
     with open_dict(job):
         job.trainer.population.workers, job.trainer.population.cpu_devices = None, 1
-        job.trainer.population.chunk = len(parts[0])
     assignments = [[left[i] for i in idx] for idx in workers.assign(len(left), side)]
-    codes = workers.run(OmegaConf.to_yaml(job, resolve=True), run_dir, assignments, t_start,
-                        len(parts), stop, _say)
+    codes = workers.run(OmegaConf.to_yaml(job, resolve=True), run_dir,
+                        [[m.index for m in part] for part in parts], assignments, t_start,
+                        stop, _say)
     walls = [sum(_finished_group_wall_time(run_dir, parts[g], _group_dir(run_dir, g, len(parts)))
-                 for g in groups) for groups in assignments]
+                 for g in mine) for mine in assignments]
     status = "preempted" if workers.PREEMPTED in codes else "completed"
     return status, max(*walls, time.time() - t_start), True
 
 
-def train_assigned(cfg: DictConfig, run_dir: Path, gs: list[int], n_groups: int,
+def train_assigned(cfg: DictConfig, run_dir: Path, groups: list[list[int]], mine: list[int],
                    t_start: float, side: int, label: str) -> str:
-    """A worker process's part (:mod:`snntrain.workers`): the groups ``gs`` of the
-    ``n_groups`` strided groups (:func:`partition`) of the population ``cfg`` (its ``chunk``
-    the largest group's size), with ``side`` workers' groups in memory at once, under its own
-    signal handling; ``completed`` or ``preempted``."""
+    """A worker process's part (:mod:`snntrain.workers`): the groups ``mine`` of ``groups``
+    (the members' indices of each of the population's groups), with ``side`` workers' groups
+    in memory at once, under its own signal handling; ``completed`` or ``preempted``."""
     ms = members(cfg)
-    parts = partition(ms, int(_setting(cfg, "chunk")), strided=True)
-    if len(parts) != n_groups:
-        raise ConfigError(f"{KEY}: a worker found {len(parts)} groups, its parent {n_groups}")
+    if any(not 0 <= g < len(groups) for g in mine) or any(
+            not 0 <= i < len(ms) for g in mine for i in groups[g]):
+        raise ConfigError(f"{KEY}: a worker was given groups {mine} of {len(groups)}, "
+                          f"members of {len(ms)}: its parent's population differs")
+    parts = [[ms[i] for i in group] if g in mine else [] for g, group in enumerate(groups)]
     with lifecycle.Signals() as signals:
         status, _, _ = train_groups(
-            cfg, run_dir, parts, gs, signals.received_any, t_start, label=label, side=side,
+            cfg, run_dir, parts, mine, signals.received_any, t_start, label=label, side=side,
             trial=malloctune.for_run(malloc_signature(cfg), say=_say))
     return status
 
@@ -1406,9 +1436,18 @@ def _span(part: list[Member]) -> str:
     return f"members {part[0].name}, {part[1].name}, ..., {part[-1].name} ({len(part)})"
 
 
-def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
+def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig, say=None) -> bool:
     """A group whose members all finished in an earlier attempt: diverged, or completed
-    ``trainer.epochs`` (fewer: the group resumes to train on; more: refused, as a solo run)."""
+    ``trainer.epochs`` (fewer: the group resumes to train on; more: refused, as a solo run);
+    ``say`` tells a finished group so."""
+    done = _finished(run_dir, part, cfg)
+    if done and say is not None:
+        say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
+            f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
+    return done
+
+
+def _finished(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
     if str(cfg.trainer.resume) == "never":
         return False
     summaries = [_member_summary(run_dir / "members" / m.name) for m in part]
@@ -1462,23 +1501,28 @@ def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> N
     and the members would silently start over."""
     resume = str(cfg.trainer.resume)
     source = run_dir if resume == "auto" else _resumed_run_dir(resume)
-    if source is None:
-        return
-    try:
-        earlier = [fp["members"] for _, fp in _saved_groups(source)]
-    except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
-        return
-    if any(list(group) not in planned for group in earlier):
-        ask = (f"set {KEY}.workers as in that attempt (worker processes take every n-th member "
-               f"into a group, one process consecutive members)"
-               if len(earlier[0]) == len(planned[0]) else f"set {KEY}.chunk={len(earlier[0])}")
+    earlier = _earlier_groups(cfg, run_dir)
+    if earlier and any(list(group) not in planned for group in earlier):
         raise RefusedConfig(
-            f"the checkpoints in {source / 'checkpoints'} hold other groups of members "
-            f"({len(earlier[0])} in the first) than this run trains ({len(planned[0])}; "
-            f"{KEY}.chunk={_setting(cfg, 'chunk') or 'null'}, {KEY}.workers="
-            f"{_setting(cfg, 'workers') or 'null'}): {ask} to resume them, or "
-            + ("trainer.resume=never to start over" if resume == "auto" else
-               "resume another run"))
+            f"the checkpoints in {source / 'checkpoints'} hold groups of {len(earlier[0])} "
+            f"members; this run trains groups of {len(planned[0])} ({KEY}.chunk="
+            f"{_setting(cfg, 'chunk') or 'null'}): set {KEY}.chunk={len(earlier[0])} (or null) "
+            "to resume them, or " + ("trainer.resume=never to start over" if resume == "auto"
+                                     else "resume another run"))
+
+
+def _earlier_groups(cfg: DictConfig, run_dir: Path) -> list[list[str]] | None:
+    """The groups of members an earlier attempt saved checkpoints for (where this run
+    resumes from), the first group first; None: none, or unreadable (the restore says so)."""
+    resume = str(cfg.trainer.resume)
+    source = run_dir if resume == "auto" else _resumed_run_dir(resume)
+    if source is None:
+        return None
+    try:
+        saved = {ckpts.directory.name: list(fp["members"]) for ckpts, fp in _saved_groups(source)}
+    except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
+        return None
+    return [saved[k] for k in sorted(saved, key=lambda d: (len(d), d))] or None
 
 
 def _resumed_run_dir(resume: str) -> Path | None:

@@ -178,3 +178,16 @@ def test_the_command_lines_stop_in_one_line_with_128_plus_the_signal(signum, sai
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 128 + signum
     assert res.stderr == f"snntrain: {said}; rerun it\n"
+
+
+def test_usable_cores_are_the_affinity_at_most_the_cgroup_quota(tmp_path, monkeypatch):
+    """A container's CPU quota (cgroup v2 ``cpu.max``) caps the cores: ``docker --cpus=2`` on
+    a 64-core host split the CPU into (and would start workers for) 64."""
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    monkeypatch.setattr(hostenv, "CGROUP_CPU_MAX", str(cpu_max))
+    assert hostenv.usable_cores() == affinity  # (no file: the affinity)
+    for text, want in (("max 100000\n", affinity), ("150000 100000\n", min(affinity, 2)),
+                       ("50000 100000\n", 1), ("garbage\n", affinity)):
+        cpu_max.write_text(text)
+        assert hostenv.usable_cores() == want, text

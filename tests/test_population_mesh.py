@@ -500,7 +500,10 @@ def test_worker_processes_replace_the_split_where_it_would_be_automatic(monkeypa
             ((f"{POP}.seed=[0,1]", f"{POP}.workers=null"), {}, [], [4]),
             ((f"{POP}.seed=[0,1]", f"{POP}.cpu_devices=2"), {}, [], [2]),
             ((f"{POP}.seed=[0,1]",), {f"{POP}.cpu_devices": "2,1"}, [], [4]),
-            ((f"{POP}.seed=[0,1]", "trainer.devices=2"), {}, [], [1])):
+            ((f"{POP}.seed=[0,1]", "trainer.devices=2"), {}, [], [1]),
+            # a sweep over how the devices are used: the jobs choose theirs on the split CPU
+            ((f"{POP}.seed=[0,1]",), {"trainer.devices": "1,2"}, [], [4]),
+            ((f"{POP}.seed=[0,1]",), {f"{POP}.workers": "auto,null"}, [], [4])):
         splits.clear()
         marks.clear()
         population.split_cpu(compose(*overrides), swept)

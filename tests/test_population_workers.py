@@ -49,10 +49,11 @@ def test_worker_settings_are_checked_in_one_line(monkeypatch):
     assert population.worker_count(compose(*AXES)) == cores
     assert population.worker_count(compose(*AXES, f"{POP}.workers=null")) == 1
     monkeypatch.delenv(hostenv.WORKERS_MARK)
-    # one group per worker (5 members on 2: groups of 3 and 2), unless chunk says otherwise
-    five = (f"{POP}.seed=[0,1,2,3,4]",)
-    assert population._chunk_size(compose(*five, f"{POP}.workers=2"), 5) == 3
-    assert population._chunk_size(compose(*five, f"{POP}.workers=2", f"{POP}.chunk=1"), 5) == 1
+    # the members dealt in turn (5 members in groups of at most 3: 0, 2, 4 and 1, 3)
+    ms = population.members(compose(f"{POP}.seed=[0,1,2,3,4]"))
+    assert [[m.index for m in p] for p in population.partition(ms, 3, strided=True)] == \
+        [[0, 2, 4], [1, 3]]
+    assert [[m.index for m in p] for p in population.partition(ms, 3)] == [[0, 1, 2], [3, 4]]
     with pytest.raises(ConfigError, match=rf"^{POP}.workers={cores + 1} is invalid: must be "
                                           rf"auto, null or an integer from 1 .* to {cores}"):
         population.worker_count(compose(*AXES, f"{POP}.workers={cores + 1}"))
@@ -72,7 +73,7 @@ def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, cap
     one = train_and_evaluate(compose(*SMALL, *AXES), tmp_path / "one")
     both = train_and_evaluate(compose(*SMALL, *AXES, f"{POP}.workers=2"), tmp_path / "w")
     err = capfd.readouterr().err
-    assert "population: 2 group(s) in 2 worker processes, one core each" in err
+    assert "population: 2 groups in 2 worker processes, one core each" in err
     assert "group 1: epoch   2" in err and "group 2: epoch   2" in err
     assert sorted(p.name for p in (tmp_path / "w" / "checkpoints").iterdir()) == \
         ["group0", "group1"]
@@ -97,23 +98,37 @@ def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, cap
     err = capfd.readouterr().err
     assert "worker processes" not in err and err.count("nothing to train for members") == 2
     assert again["test_accuracy"] == both["test_accuracy"]
-    # on in one process with groups of the same size: other members in each (consecutive, not
-    # every other one); refused, naming the setting, not restarted from step 0
-    with pytest.raises(ConfigError, match=rf"hold other groups of members \(2 in the first\) "
-                                          rf"than this run trains \(2; {POP}.chunk=2, "
-                                          rf"{POP}.workers=null\): set {POP}.workers as in "
-                                          "that attempt"):
-        train_and_evaluate(compose(*SMALL, *AXES, "trainer.epochs=3", f"{POP}.workers=null",
-                                   f"{POP}.chunk=2"), tmp_path / "w")
+    # on for one more epoch in one process: each group from its checkpoint, as the workers
+    # grouped them (every other member), equal to the one-process population trained on
+    train_and_evaluate(compose(*SMALL, *AXES, "trainer.epochs=3"), tmp_path / "one")
+    capfd.readouterr()
+    train_and_evaluate(compose(*SMALL, *AXES, "trainer.epochs=3", f"{POP}.workers=null"),
+                       tmp_path / "w")
+    err = capfd.readouterr().err
+    assert err.count("resuming 2 members from step") == 2 and "worker processes" not in err
+    for x, y in zip(_member_dirs(tmp_path / "one"), _member_dirs(tmp_path / "w"), strict=True):
+        assert _records(x) == _records(y), x.name
 
 
-def test_a_worker_that_fails_stops_the_run_in_one_line(tmp_path):
+@two_cores
+def test_a_worker_that_fails_stops_the_others_at_once(tmp_path, capfd):
+    """One worker fails as it starts (a group its parent's population does not have) while
+    the other trains a long run: the other is stopped at once, saves its checkpoint and is
+    recorded as pre-empted; the run ends in one line naming the failed worker's group."""
+    from omegaconf import OmegaConf
+
+    cfg = compose(*SMALL, *AXES, "trainer.epochs=200", f"{POP}.workers=null",
+                  f"{POP}.cpu_devices=1")
     t0 = time.time()
-    with pytest.raises(workers.WorkerFailed, match=r"^the worker training group\(s\) 1 of .* "
-                                                   r"stopped with exit status 1 \(its error is "
-                                                   r"above\)"):
-        workers.run("{not yaml", tmp_path, [[0]], t0, 1, lambda: False, lambda _: None)
-    assert time.time() - t0 < 60
+    with pytest.raises(ConfigError, match=r"^the worker training group\(s\) 2 of .* stopped on a "
+                                          r"configuration error \(its line is above\)$"):
+        workers.run(OmegaConf.to_yaml(cfg, resolve=True), tmp_path, [[0, 2], [1, 9]],
+                    [[0], [1]], t0, lambda: False, lambda _: None)
+    assert time.time() - t0 < 60  # (not the 200 epochs)
+    assert "a worker was given groups [1] of 2, members of 4" in capfd.readouterr().err
+    for name in ("0-surrogate=sigmoid,seed=0", "2-surrogate=arctan,seed=0"):
+        summary = json.loads((tmp_path / "members" / name / "summary.json").read_text())
+        assert summary["status"] == "preempted" and summary["steps"] > 0
 
 
 def test_workers_a_signal_stops_before_their_training_loop_are_preempted_not_failed(tmp_path):
@@ -121,8 +136,9 @@ def test_workers_a_signal_stops_before_their_training_loop_are_preempted_not_fai
     loop has a checkpoint to save) stops them with 128 + the signal (or the signal itself):
     the run is pre-empted, not failed (it said "stopped with exit status 143 (its error is
     above)")."""
-    codes = workers.run("{not yaml", tmp_path, [[0], [1]], time.time(), 2, lambda: True,
-                        lambda _: None)
+    t0 = time.time()
+    codes = workers.run("{}", tmp_path, [[0], [1]], [[0], [1]], t0,
+                        lambda: time.time() - t0 > 0.8, lambda _: None)  # (in their imports)
     assert codes == [workers.PREEMPTED] * 2
 
 
