@@ -233,7 +233,8 @@ WORKERS_MARK = "SNNTRAIN_WORKERS"  # the command line's choice of worker process
 def mark_workers(n: int) -> bool:
     """Let a population with ``trainer.population.workers=auto`` train in ``n`` worker
     processes, one core each (:mod:`snntrain.workers`; the command line's start-up, in place
-    of :func:`split_cpu`), if ``n >= 2`` and this OS can pin a process to a core."""
+    of :func:`split_cpu`), if ``n >= 2``, this OS can pin a process to a core and JAX will run
+    on the CPU (:func:`cpu_backend_expected`)."""
     if n < 2 or not hasattr(os, "sched_setaffinity") or not cpu_backend_expected():
         return False
     os.environ[WORKERS_MARK] = str(n)

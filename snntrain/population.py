@@ -1248,7 +1248,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         if logger is not None and (notice := writers.offline_notice(
                 logger, f"{run_dir}/members/*/wandb/offline-run-*")) is not None:
             _say(notice)  # once for the population (the members' own lines are dropped)
-        side = _workers_here(cfg)
+        side = 1 if by_type else _workers_here(cfg)  # (by_type: one process's programs)
         parts, first = _plan(cfg, run_dir, ms, side, by_type)
         side = min(side, sum(not _group_done(run_dir, part, cfg) for part in parts))
         if never and rundir.has_checkpoints(run_dir):
