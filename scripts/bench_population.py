@@ -251,7 +251,7 @@ def bench_steps(ks: list[int], n: int, rounds: int,
     for k in ks:
         cfg = _compose(f"trainer.population.seed=[{','.join(map(str, range(k)))}]")
         ms = population.members(cfg)
-        cores = workers.cores(hostenv.usable_cores())  # (as the command line's auto)
+        cores = workers.cores(min(hostenv.usable_cores(), workers.AUTO_MAX))  # (as the CLI's auto)
         skipped = {"vmap": "K = 1" if k == 1 else "", "vmap4": "K <= 4" if k <= 4 else "",
                    "split": ("K = 1" if k == 1 else "" if split > 1 else
                              "the CPU is not split (--no-split, or one usable core)"),

@@ -68,9 +68,12 @@ def test_population_section_times_members_against_solo_steps(tmp_path):
     rows = json.loads(out.read_text())["population"]
     steps = {(r["layout"], r["K"]): r for r in rows if r["section"] == "steps"}
     from snntrain import hostenv
+    from snntrain.workers import AUTO_MAX
 
     split = {("split", 4)} if hostenv.usable_cores() > 1 else set()
-    assert set(steps) == {("solo", 1), ("map", 1), ("map", 4), ("vmap", 4)} | split
+    n = min(hostenv.usable_cores(), AUTO_MAX)  # the CLI's workers (K a multiple of them)
+    pool = {("workers", 4)} if n > 1 and 4 % n == 0 else set()
+    assert set(steps) == {("solo", 1), ("map", 1), ("map", 4), ("vmap", 4)} | split | pool
     cores = hostenv.usable_cores()
     for r in steps.values():  # the CLI's layout on a CPU: members only, over the split CPU
         want = [max(m for m in range(1, cores + 1) if r["K"] % m == 0), 1]
