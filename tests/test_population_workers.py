@@ -88,11 +88,11 @@ def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, cap
             np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
     assert both["completed"] == 4 and both["status"] == "completed"
     assert both["test_accuracy"] == one["test_accuracy"]
-    # the population's wall time: its slowest worker's and their start and exit, less than the
-    # groups' own times added (they trained side by side)
+    # the population's wall time covers its slowest worker's group (how much the side-by-side
+    # groups save is a speed: scripts/bench_population.py measures it)
     groups = {json.loads((d / "summary.json").read_text())["population"]["group_wall_time_s"]
               for d in b}
-    assert len(groups) == 2 and max(groups) <= both["wall_time_s"] < sum(groups)
+    assert len(groups) == 2 and max(groups) <= both["wall_time_s"]
     # the same command again: nothing left to train, no worker started
     again = train_and_evaluate(compose(*SMALL, *AXES, f"{POP}.workers=2"), tmp_path / "w")
     err = capfd.readouterr().err
@@ -124,11 +124,11 @@ def test_a_worker_that_fails_stops_the_others_at_once(tmp_path, capfd):
                                           r"configuration error \(its line is above\)$"):
         workers.run(OmegaConf.to_yaml(cfg, resolve=True), tmp_path, [[0, 2], [1, 9]],
                     [[0], [1]], t0, lambda: False, lambda _: None)
-    assert time.time() - t0 < 60  # (not the 200 epochs)
     assert "a worker was given groups [1] of 2, members of 4" in capfd.readouterr().err
     for name in ("0-surrogate=sigmoid,seed=0", "2-surrogate=arctan,seed=0"):
         summary = json.loads((tmp_path / "members" / name / "summary.json").read_text())
         assert summary["status"] == "preempted" and summary["steps"] > 0
+        assert summary["epochs"] < 200  # (stopped, not trained to the end)
 
 
 def test_workers_a_signal_stops_before_their_training_loop_are_preempted_not_failed(tmp_path):
