@@ -3,7 +3,8 @@
 ``trainer.population.workers`` (``auto``, the command line's default on a CPU: one per usable
 core, at most :data:`AUTO_MAX`) deals a population's members into groups (member ``i`` into
 group ``i mod n``; ``trainer.population.chunk`` sets the group size) and trains them in child
-processes, ``python -m snntrain.workers``, each pinned to one core before JAX starts: XLA:CPU
+processes, ``python -m snntrain.worker`` (:mod:`snntrain.worker`), each pinned to one core
+before JAX starts: XLA:CPU
 then sizes its thread pool and its programs for one core and runs each group's step without
 splitting operations between threads. Each group is trained exactly as a chunked population
 trains it in one process (its own ``checkpoints/group<g>``, its members' records under
@@ -26,7 +27,6 @@ write their lines to the same console, each epoch line prefixed with its group.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -48,7 +48,6 @@ STOPPED = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.S
 AUTO_MAX = 8  # workers=auto: each holds its own copy of the data and compiles its own program
 POLL_S = 0.1
 GRACE_S = 60.0  # for a worker told to stop (it saves a checkpoint first)
-PR_SET_PDEATHSIG = 1
 
 
 def assign(n_groups: int, workers: int) -> list[list[int]]:
@@ -79,7 +78,7 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
     procs: list[subprocess.Popen] = []
     try:
         for mine, core in zip(assignments, where, strict=True):
-            cmd = [sys.executable, "-m", "snntrain.workers", str(run_dir), str(core),
+            cmd = [sys.executable, "-m", "snntrain.worker", str(run_dir), str(core),
                    repr(t_start), ",".join(map(str, mine)), str(len(assignments)),
                    str(os.getpid())]
             p = subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True)
@@ -142,54 +141,3 @@ def _stop_all(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-
-
-def _die_with_parent(parent: int) -> None:
-    """SIGTERM when the parent process dies (Linux; elsewhere nothing); exits at once if it
-    has already died (before the request was in place)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        sys.exit(128 + signal.SIGTERM)
-
-
-def main(argv: list[str]) -> int:
-    """A worker: ``<run dir> <core> <t_start> <g,...> <workers> <parent pid>``, and on stdin
-    a JSON object with the population's config (YAML) and its groups (member indices).
-    Pinned to its core before JAX is imported."""
-    run_dir, core, t_start = Path(argv[0]), int(argv[1]), float(argv[2])
-    mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
-    os.sched_setaffinity(0, {core})
-    _die_with_parent(parent)
-    from snntrain import hostenv
-
-    hostenv.catch_stop_signals(hostenv.stop_in_one_line(
-        "checkpoints written before it are kept: rerun the command to resume"))
-    hostenv.exit_when_stuck_enabled = True  # (a command line: a signal may end it)
-    job = json.loads(sys.stdin.read())
-    from omegaconf import OmegaConf
-
-    from snntrain import malloctune, population
-    from snntrain.checkpoint import CheckpointError
-    from snntrain.errors import Refused
-
-    cfg = OmegaConf.create(job["config"])
-    malloctune.prepare_run(cfg, population.malloc_signature(cfg))
-    label = f"group {'+'.join(str(g + 1) for g in mine)}"
-    try:
-        status = population.train_assigned(cfg, run_dir, job["groups"], mine, t_start, side,
-                                           label)
-    except (ConfigError, TrainingError, CheckpointError) as e:
-        print(f"snntrain: error: {label}: {e}", file=sys.stderr, flush=True)
-        return (REFUSED if isinstance(e, Refused) else CONFIG if isinstance(e, ConfigError)
-                else getattr(e, "exit_code", 1))
-    except KeyboardInterrupt:  # a second Ctrl-C: the parent says it in one line
-        return 128 + signal.SIGINT
-    return PREEMPTED if status == "preempted" else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
