@@ -703,7 +703,11 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     from snntrain import data, events, optim, synops
 
     _keys("dataset", run.dataset, data.LOADERS, run.dataset["name"], given=("seed",))
-    if run.dataset["name"] in events.LOADERS:  # binning, augmentation: before any data is read
+    temporal = run.dataset["name"] in events.LOADERS  # (only event data is spikes already)
+    if (msg := encoder_mismatch(run.encoder["name"], run.dataset["name"], run.T,
+                                temporal)) is not None:
+        raise ConfigError(msg)
+    if temporal:  # binning, augmentation: before any data is read
         try:
             events.check_settings(**events.dataset_settings(dict(run.dataset), run.T))
         except events.EventDataError as e:
@@ -729,6 +733,22 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     with named("model", run.model):  # abstractly (nothing allocated), on a stand-in input
         nnx.eval_shape(lambda: models.from_config(run.model, STAND_IN_SHAPE,
                                                   STAND_IN_CLASSES, 0))
+
+
+def encoder_mismatch(encoder: str, dataset: str, T: int, temporal: bool,
+                     image_shape: tuple[int, ...] | None = None) -> str | None:
+    """Why ``encoder`` cannot feed ``dataset`` (None if it can): event data is spikes binned
+    into ``T`` steps already (``encoder=none``); images need an encoder. Before, a rate-coded
+    event dataset failed inside the compiled step with a reshape traceback, and an image
+    dataset through ``encoder=none`` was refused after the run directory existed."""
+    if temporal and encoder != "none":
+        return (f"encoder={encoder} cannot encode dataset={dataset}: its samples are spikes "
+                "binned into T steps already; use encoder=none (the event datasets' default)")
+    if not temporal and encoder == "none":  # (also when the first axis happens to be T)
+        shape = "" if image_shape is None else f" of shape {tuple(image_shape)}"
+        return (f"encoder=none passes samples through as spikes over T={T} steps, but "
+                f"dataset={dataset} holds images{shape}; use encoder=rate, latency or direct")
+    return None
 
 
 def check_files(run: RunConfig) -> None:

@@ -28,7 +28,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import encoding, models, optim, surrogates, synops
 from snntrain import parallel as par
-from snntrain.config import ConfigError, RunConfig, validate
+from snntrain.config import ConfigError, RunConfig, encoder_mismatch, validate
 from snntrain.losses import RateRegularizer
 from snntrain.registry import plain
 from snntrain.sources import content_hash
@@ -129,17 +129,11 @@ def _note(message: str) -> None:
 
 
 def _check_encoder_fits(encoder: Any, data: Any, run: Any) -> None:
-    """Event data is spikes already (``encoder=none``); images need an encoder (before, a
-    rate-coded event dataset failed inside the compiled step with a reshape traceback)."""
-    name, dataset = encoder.name, run.dataset["name"]
-    if data.temporal and name != "none":
-        raise ConfigError(f"encoder={name} cannot encode dataset={dataset}: its samples are "
-                          f"spikes binned into T steps already; use encoder=none (the event "
-                          "datasets' default)")
-    if not data.temporal and name == "none":  # (also when the first axis happens to be T)
-        raise ConfigError(f"encoder=none passes samples through as spikes over T={run.T} steps, "
-                          f"but dataset={dataset} holds images of shape {data.image_shape}; use "
-                          "encoder=rate, latency or direct")
+    """:func:`snntrain.config.encoder_mismatch` on the loaded data (a user's config built
+    without :func:`snntrain.config.check_groups`)."""
+    if (msg := encoder_mismatch(encoder.name, run.dataset["name"], run.T, data.temporal,
+                                data.image_shape)) is not None:
+        raise ConfigError(msg)
 
 
 def fingerprint(exp: Experiment) -> dict[str, Any]:

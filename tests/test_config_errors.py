@@ -226,6 +226,14 @@ GROUP_CASES = [
     ("optimizer=sgd +optimizer.b1=0.9", "unknown key optimizer.b1"),
     ("metrics.energy.ac_pj=-1", "metrics.energy.ac_pj=-1"),
     ("+model.neuron.kind=lif", "model.neuron.kind was renamed to model.neuron.name"),
+    # refused when the data was loaded, after the run directory existed
+    ("encoder=none", "encoder=none passes samples through as spikes over T=25 steps, but "
+                     "dataset=digits holds images; use encoder=rate, latency or direct"),
+    ("dataset=mnist encoder=none", "but dataset=mnist holds images"),
+    ("dataset=shd encoder=rate", "encoder=rate cannot encode dataset=shd: its samples are "
+                                 "spikes binned into T steps already; use encoder=none"),
+    ("dataset=events dataset.path=x.h5 encoder=latency", "encoder=latency cannot encode "
+                                                         "dataset=events"),
 ]
 
 
