@@ -869,7 +869,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
     """Per epoch: train, evaluate, record, checkpoint every live member (as
     :func:`snntrain.train.train_epochs` for one run); ``completed`` (members that diverged
     are recorded as such) or ``preempted``. ``label``: a worker process's (its epoch lines
-    start with it, and it shows no progress bar: the console is shared)."""
+    start with it, and its bar goes to the parent: :func:`snntrain.progress.relay_to`)."""
     base = group.base
     tcfg, fp = base.run.trainer, group.fingerprint()
     every = int(tcfg.checkpoint_every or 0)
@@ -1351,7 +1351,7 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
     assignments = [[left[i] for i in idx] for idx in workers.assign(len(left), side)]
     codes = workers.run(OmegaConf.to_yaml(job, resolve=True), run_dir,
                         [[m.index for m in part] for part in parts], assignments, t_start,
-                        stop, _say)
+                        stop, _say, bars=bool(cfg.trainer.progress))
     walls = [sum(_finished_group_wall_time(run_dir, parts[g], _group_dir(run_dir, g, len(parts)))
                  for g in mine) for mine in assignments]
     status = "preempted" if workers.PREEMPTED in codes else "completed"

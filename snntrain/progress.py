@@ -4,10 +4,15 @@ The bar reads ``epoch e/E ━━━ s/S loss … acc … 12,345 samples/s ETA 0:
 last is the time elapsed). Until the first step has compiled it says ``compiling…``;
 throughput and ETA are measured from the steps completed after that (wall time, evaluation
 included), so neither shows the compile time nor the spike of the first step after it.
+
+A population's worker processes (:mod:`snntrain.workers`) draw no bar of their own: each
+sends its bar's fields to the parent (:func:`relay_to`), whose :class:`WorkerBars` shows one
+bar per worker and prints the workers' lines above them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -52,6 +57,24 @@ def console_notes() -> None:
 
 COMPILING = "compiling…"
 MIN_RATE_S = 0.5  # seconds after compiling before the bar shows a rate
+RELAY_S = 0.25  # a worker sends its bar at most this often (and at its last step)
+_relay: Any = None  # a worker process's channel to its parent's bars (relay_to)
+
+
+def relay_to(stream: Any) -> None:
+    """Send the fields of every labelled :class:`Progress` bar (a population worker's) as
+    JSON lines to ``stream`` (its parent's :class:`WorkerBars` draws them); writes to a
+    reader that is gone are dropped."""
+    global _relay
+    _relay = stream
+
+
+def _send(fields: Mapping[str, Any]) -> None:
+    try:
+        _relay.write(json.dumps(fields) + "\n")
+        _relay.flush()
+    except (OSError, ValueError):  # the parent is gone (its SIGTERM comes: checkpoint first)
+        pass
 
 
 def _clock(seconds: float) -> str:
@@ -97,6 +120,7 @@ class Progress:
         self._start: int | None = None  # the step the bar started at (resume: not 0)
         self._compiled: tuple[int, float] | None = None  # (step, time) when compiling ended
         self._updates_after_compile = 0
+        self._relayed = -math.inf  # when the bar was last sent to the parent (a worker's)
         self.fields = {"loss": "-", "acc": "-", "speed": "-", "eta": "-"}
 
     def __enter__(self) -> Progress:
@@ -160,6 +184,14 @@ class Progress:
         return self._text()
 
     def update(self, step: int, metrics: dict[str, Any]) -> None:
+        if _relay is not None and self.label:  # a worker's: the parent draws it
+            now = time.time()
+            status = self.status(step, metrics, now)
+            if now - self._relayed >= RELAY_S or step >= self.total or status == COMPILING:
+                self._relayed = now
+                _send({"label": self.label, "step": step, "total": self.total,
+                       "epoch": self._epoch(step), "status": status})
+            return
         if not self.enabled or self._task is None:
             return
         self._bar.update(
@@ -185,6 +217,50 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self._bar.__exit__(*exc)
+
+
+class WorkerBars:
+    """The parent's console while a population trains in worker processes: a bar per worker
+    (``group 1+3  epoch e/E ━━━ s/S  loss … acc … samples/s ETA …``, from the fields each
+    relays: :func:`relay_to`) and, above them, the lines the workers print, as they come.
+    Without bars (``trainer.progress=false``) the lines alone."""
+
+    def __init__(self, workers: int, enabled: bool = True):
+        self.console = Console(stderr=True)
+        self._bars = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not enabled,
+            transient=False,
+        )
+        self._tasks = [self._bars.add_task(f"worker {w + 1}", total=None, epoch="-",
+                                           status="starting…") for w in range(workers)]
+
+    def __enter__(self) -> WorkerBars:
+        self._bars.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bars.__exit__(*exc)
+
+    def line(self, text: str) -> None:
+        """A line a worker printed."""
+        self.console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+    def relayed(self, worker: int, text: str) -> None:
+        """A line of worker ``worker``'s bar fields (JSON; anything else is ignored)."""
+        try:
+            f = json.loads(text)
+            self._bars.update(self._tasks[worker], description=str(f["label"]),
+                              total=int(f["total"]), completed=int(f["step"]),
+                              epoch=str(f["epoch"]), status=str(f["status"]))
+        except (ValueError, KeyError, TypeError, IndexError):
+            pass
 
 
 # ---- the end of a run ---------------------------------------------------------------------

@@ -7,12 +7,14 @@ and says how it ended by its exit status (:data:`snntrain.workers.PREEMPTED`, ``
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from snntrain.errors import ConfigError
 from snntrain.runstate import TrainingError
@@ -33,16 +35,41 @@ def _die_with_parent(parent: int) -> None:
         sys.exit(128 + signal.SIGTERM)
 
 
+class _ToParent:
+    """A stream to the parent's pipe whose writes are dropped once the parent is gone (its
+    SIGTERM follows: the worker must still save its checkpoint, not fail on a print)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str]) -> int:
-    """A worker: ``<run dir> <core> <t_start> <g,...> <workers> <parent pid>``, and on stdin
-    a JSON object with the population's config (YAML) and its groups (member indices).
+    """A worker: ``<run dir> <core> <t_start> <g,...> <workers> <parent pid> <progress fd>``,
+    and on stdin a JSON object with the population's config (YAML) and its groups (member
+    indices). Its output goes to the parent, and its bar's fields to ``<progress fd>``.
     Pinned to its core before JAX is imported."""
     run_dir, core, t_start = Path(argv[0]), int(argv[1]), float(argv[2])
     mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
     os.sched_setaffinity(0, {core})
     _die_with_parent(parent)
-    from snntrain import hostenv
+    sys.stdout.reconfigure(line_buffering=True)  # (a pipe: the parent shows lines as they come)
+    sys.stdout, sys.stderr = _ToParent(sys.stdout), _ToParent(sys.stderr)
+    from snntrain import hostenv, progress
 
+    progress.relay_to(os.fdopen(int(argv[6]), "w", buffering=1))
     hostenv.catch_stop_signals(hostenv.stop_in_one_line(
         "checkpoints written before it are kept: rerun the command to resume"))
     hostenv.exit_when_stuck_enabled = True  # (a command line: a signal may end it)

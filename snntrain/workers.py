@@ -20,8 +20,10 @@ one program alone.
 The parent (:func:`run`) holds the run directory's lock, waits for the workers, forwards a
 SIGTERM (or its own Ctrl-C) to them as SIGTERM (each saves a checkpoint and stops), stops the
 others when one fails (SIGKILL after :data:`GRACE_S` if one does not stop), and stops them all
-if it fails itself; a worker whose parent dies gets SIGTERM (``PR_SET_PDEATHSIG``). The workers
-write their lines to the same console, each epoch line prefixed with its group.
+if it fails itself; a worker whose parent dies gets SIGTERM (``PR_SET_PDEATHSIG``). The
+parent reads each worker's output (its lines, each epoch line prefixed with its group) and its
+progress (a pipe of its bar's fields), and shows them on its own console: the lines as they
+come, above one bar per worker (:class:`snntrain.progress.WorkerBars`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -37,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from snntrain.errors import ConfigError, RefusedConfig
+from snntrain.progress import WorkerBars
 from snntrain.runstate import TrainingError
 
 PREEMPTED = 75  # a worker stopped by a signal after saving its checkpoint (EX_TEMPFAIL)
@@ -48,6 +52,8 @@ STOPPED = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.S
 AUTO_MAX = 8  # workers=auto: each holds its own copy of the data and compiles its own program
 POLL_S = 0.1
 GRACE_S = 60.0  # for a worker told to stop (it saves a checkpoint first)
+DRAIN_S = 2.0  # reading the workers' last lines once they have ended (a process they
+# started, such as wandb's service, may hold their output open longer)
 
 
 def assign(n_groups: int, workers: int) -> list[list[int]]:
@@ -65,33 +71,44 @@ class WorkerFailed(TrainingError):
 
 
 def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: list[list[int]],
-        t_start: float, stop: Callable[[], bool], say: Callable[[str], None]) -> list[int]:
+        t_start: float, stop: Callable[[], bool], say: Callable[[str], None],
+        bars: bool = False) -> list[int]:
     """Start one worker per entry of ``assignments`` (its indices into ``groups``, the
     members' indices of each group), each pinned to its own core, and wait for them; return
     their exit codes (0, or :data:`PREEMPTED`). Once ``stop()`` is true every live worker gets
     SIGTERM (once). A worker that fails stops the others (SIGTERM: they save their
     checkpoints) and raises: :class:`~snntrain.errors.RefusedConfig` or
     :class:`~snntrain.errors.ConfigError` for a worker's refusal or configuration error (as
-    in one process), else :class:`WorkerFailed`."""
+    in one process), else :class:`WorkerFailed`. ``bars``: a progress bar per worker."""
     where = cores(len(assignments))
     job = json.dumps({"config": config_yaml, "groups": groups})
     procs: list[subprocess.Popen] = []
-    try:
-        for mine, core in zip(assignments, where, strict=True):
-            cmd = [sys.executable, "-m", "snntrain.worker", str(run_dir), str(core),
-                   repr(t_start), ",".join(map(str, mine)), str(len(assignments)),
-                   str(os.getpid())]
-            p = subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True)
-            procs.append(p)
-            with contextlib.suppress(BrokenPipeError):  # (it ended at once: its status says)
-                p.stdin.write(job)
-                p.stdin.close()
-        say(f"population: {len(groups)} groups in {len(procs)} worker processes, one core "
-            f"each (cores {', '.join(map(str, where))}; trainer.population.workers=null "
-            "trains in this process)")
-        codes = _wait(procs, stop)
-    finally:
-        _stop_all(procs)  # (this process failed or was interrupted: none trains on unwatched)
+    with WorkerBars(len(assignments), bars) as console, _Pipes() as pipes:
+        try:
+            for w, (mine, core) in enumerate(zip(assignments, where, strict=True)):
+                progress_r, progress_w = os.pipe()
+                cmd = [sys.executable, "-m", "snntrain.worker", str(run_dir), str(core),
+                       repr(t_start), ",".join(map(str, mine)), str(len(assignments)),
+                       str(os.getpid()), str(progress_w)]
+                try:
+                    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, pass_fds=(progress_w,))
+                finally:
+                    os.close(progress_w)  # (the worker's copy is its own)
+                procs.append(p)
+                pipes.add(p.stdout.fileno(), console.line)
+                pipes.add(progress_r, lambda text, w=w: console.relayed(w, text), owned=True)
+                with contextlib.suppress(BrokenPipeError):  # (it ended at once: its status says)
+                    p.stdin.write(job.encode())
+                    p.stdin.close()
+            say(f"population: {len(groups)} groups in {len(procs)} worker processes, one "
+                f"core each (cores {', '.join(map(str, where))}; "
+                "trainer.population.workers=null trains in this process)")
+            codes = _wait(procs, stop, pipes)
+        finally:
+            _stop_all(procs, pipes)  # (this process failed or was interrupted: none trains
+            # on unwatched)
+            pipes.drain(DRAIN_S)
     if stop():  # a worker the signal stopped before its training loop did (its line says so)
         codes = [PREEMPTED if c in STOPPED else c for c in codes]
     bad = [(mine, c) for mine, c in zip(assignments, codes, strict=True)
@@ -109,7 +126,69 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
     return codes
 
 
-def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool]) -> list[int]:
+class _Pipes:
+    """The workers' pipes read as lines, each handed to its reader as it completes (the
+    parent reads them while it waits, so no worker blocks on a full pipe)."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._partial: dict[int, bytes] = {}
+        self._owned: set[int] = set()
+
+    def __enter__(self) -> _Pipes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for key in list(self._sel.get_map().values()):
+            self._close(key.fd)
+        self._sel.close()
+
+    def add(self, fd: int, reader: Callable[[str], None], owned: bool = False) -> None:
+        os.set_blocking(fd, False)
+        self._sel.register(fd, selectors.EVENT_READ, reader)
+        self._partial[fd] = b""
+        if owned:
+            self._owned.add(fd)
+
+    def pump(self, timeout: float) -> bool:
+        """Read what is ready within ``timeout`` seconds; whether anything was."""
+        if not self._sel.get_map():
+            time.sleep(timeout)
+            return False
+        ready = self._sel.select(timeout)
+        for key, _ in ready:
+            try:
+                data = os.read(key.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            buf = self._partial[key.fd] + data
+            if data:
+                *lines, self._partial[key.fd] = buf.split(b"\n")
+            else:  # the end: its last line, if it had no newline
+                lines = [buf] if buf else []
+            for line in lines:
+                key.data(line.decode("utf-8", "replace").rstrip("\r"))
+            if not data:
+                self._close(key.fd)
+        return bool(ready)
+
+    def drain(self, seconds: float) -> None:
+        """Read until every pipe is closed, or nothing came for a moment, or ``seconds``."""
+        end = time.monotonic() + seconds
+        while self._sel.get_map() and time.monotonic() < end and self.pump(0.2):
+            pass
+
+    def _close(self, fd: int) -> None:
+        self._sel.unregister(fd)
+        self._partial.pop(fd, None)
+        if fd in self._owned:
+            self._owned.discard(fd)
+            os.close(fd)
+
+
+def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool], pipes: _Pipes) -> list[int]:
     """Every worker's exit status; all told to stop (SIGTERM) once ``stop()`` is true or one
     has failed, and killed if still running :data:`GRACE_S` later."""
     told = None
@@ -127,17 +206,19 @@ def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool]) -> list[int]:
             for p, live in zip(procs, alive, strict=True):
                 if live:
                     p.kill()
-        time.sleep(POLL_S)
+        pipes.pump(POLL_S)
 
 
-def _stop_all(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM to every worker still running, then wait for it (SIGKILL after GRACE_S)."""
+def _stop_all(procs: list[subprocess.Popen], pipes: _Pipes) -> None:
+    """SIGTERM to every worker still running, then wait for it, reading its output (SIGKILL
+    after GRACE_S)."""
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
+    end = time.monotonic() + GRACE_S
+    while any(p.poll() is None for p in procs) and time.monotonic() < end:
+        pipes.pump(POLL_S)
     for p in procs:
-        try:
-            p.wait(GRACE_S)
-        except subprocess.TimeoutExpired:
+        if p.poll() is None:
             p.kill()
             p.wait()

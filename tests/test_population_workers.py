@@ -142,7 +142,10 @@ def test_workers_a_signal_stops_before_their_training_loop_are_preempted_not_fai
     assert codes == [workers.PREEMPTED] * 2
 
 
-RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=3", "trainer.batch_size=32",
+# 12 epochs (about 490 steps): a group may start seconds after the other (its malloc trial,
+# a shared machine), and with 3 epochs the first had finished before the second reached
+# step 14 (its members then completed, not pre-empted)
+RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=12", "trainer.batch_size=32",
        "model.hidden=[64]", "T=8", "trainer.checkpoint_every=7", "trainer.log_every=1",
        *AXES, f"{POP}.workers=2")
 
@@ -174,3 +177,65 @@ def test_sigterm_stops_every_worker_at_a_checkpoint_and_the_run_resumes_bit_iden
     assert p.stderr.count("resuming 2 members from step") == 2
     for a, b in zip(_member_dirs(full), _member_dirs(run_dir), strict=True):
         assert _records(a) == _records(b), a.name
+
+
+def test_the_parent_reads_its_workers_lines_whole_and_their_last_line_without_newline():
+    """The workers' output reaches the parent through pipes it reads while it waits (its
+    console prints each line above the bars): lines split across reads arrive whole, and a
+    last line without a newline arrives when the pipe closes."""
+    import os
+
+    got: list[str] = []
+    r, w = os.pipe()
+    with workers._Pipes() as pipes:
+        pipes.add(r, got.append, owned=True)
+        os.write(w, "epoch 1  α\nepo".encode())
+        assert pipes.pump(1.0) and got == ["epoch 1  α"]
+        os.write(w, b"ch 2\r\nlast")
+        pipes.pump(1.0)
+        os.close(w)
+        pipes.drain(2.0)
+    assert got == ["epoch 1  α", "epoch 2", "last"]
+
+
+def test_a_workers_bar_is_relayed_to_the_parents_bars(monkeypatch):
+    """A worker draws no bar: its labelled bar sends its fields (at most every RELAY_S, and
+    at its last step) as JSON lines, which the parent's bar of that worker shows."""
+    import io
+
+    from snntrain import progress
+
+    sent = io.StringIO()
+    monkeypatch.setattr(progress, "_relay", sent)
+    bar = progress.Progress(40, 20, enabled=False, batch_size=8, label="group 1+3")
+    with bar:
+        bar.update(0, {})
+        bar.update(1, {"loss": 2.5, "accuracy": 0.25})  # (within RELAY_S: not sent)
+        bar.update(40, {"loss": 0.5, "accuracy": 0.75})  # the last step: sent
+    lines = [json.loads(x) for x in sent.getvalue().splitlines()]
+    assert [(x["step"], x["epoch"]) for x in lines] == [(0, "1/2"), (40, "2/2")]
+    assert lines[0] == {"label": "group 1+3", "step": 0, "total": 40, "epoch": "1/2",
+                        "status": progress.COMPILING}
+    assert lines[1]["status"].startswith("loss 0.500 acc 0.750")
+    bars = progress.WorkerBars(2, enabled=False)
+    with bars:
+        bars.relayed(1, json.dumps(lines[1]))
+        bars.relayed(0, "not a bar")  # (ignored)
+    task = bars._bars.tasks[1]
+    assert (task.description, task.completed, task.total, task.fields["epoch"]) == \
+        ("group 1+3", 40, 40, "2/2")
+    assert bars._bars.tasks[0].description == "worker 1"
+
+
+def test_a_worker_whose_parent_is_gone_goes_on_without_its_console():
+    """After the parent died, the worker's prints must not fail (its SIGTERM follows, and it
+    saves its checkpoint first): writes to the closed pipe are dropped."""
+    import os
+
+    from snntrain.worker import _ToParent
+
+    r, w = os.pipe()
+    os.close(r)
+    out = _ToParent(os.fdopen(w, "w", buffering=1))
+    assert out.write("stopped: saving a checkpoint\n") > 0
+    out.flush()
