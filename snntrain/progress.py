@@ -82,6 +82,13 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _bars(console: Console, enabled: bool, *lead: str) -> RichProgress:
+    """Rich bars ``<lead columns> ━━━ s/S <status> <elapsed>``."""
+    return RichProgress(*(TextColumn(text) for text in lead), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                        console=console, disable=not enabled, transient=False)
+
+
 class Progress:
     """Shows ``epoch e/E | step s/S | loss | acc | samples/s | ETA``; no bar when disabled.
 
@@ -106,16 +113,7 @@ class Progress:
         self.epoch_lines = enabled if epoch_lines is None else epoch_lines
         self.batch_size = batch_size
         self.console = Console(stderr=True)
-        self._bar = RichProgress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            disable=not enabled,
-            transient=False,
-        )
+        self._bar = _bars(self.console, enabled, "[bold]epoch {task.fields[epoch]}")
         self._task = None
         self._start: int | None = None  # the step the bar started at (resume: not 0)
         self._compiled: tuple[int, float] | None = None  # (step, time) when compiling ended
@@ -227,17 +225,8 @@ class WorkerBars:
 
     def __init__(self, workers: int, enabled: bool = True):
         self.console = Console(stderr=True)
-        self._bars = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            disable=not enabled,
-            transient=False,
-        )
+        self._bars = _bars(self.console, enabled, "[bold]{task.description}",
+                           "epoch {task.fields[epoch]}")
         self._tasks = [self._bars.add_task(f"worker {w + 1}", total=None, epoch="-",
                                            status="starting…") for w in range(workers)]
 
