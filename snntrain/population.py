@@ -1107,14 +1107,15 @@ def malloc_signature(cfg: DictConfig) -> str:
 def check_mesh(cfg: DictConfig, placement: Placement) -> None:
     """Refuse an asked mesh (``trainer.population.mesh``) that a group of the members will
     not divide, from the config alone (the command line's start-up, before the run
-    directory exists); with ``chunk=auto`` the groups are known after compiling."""
+    directory exists); with ``chunk=auto`` the first group (all the members: smaller groups
+    only if they do not fit, in multiples of the mesh's members axis) and the batch."""
     if placement.mesh is None:
         return
     n = len(_combinations(axes(cfg), str(_setting(cfg, "mode") or "grid")))
     size = _chunk_size(cfg, n)
-    if size != "auto":
-        _check_meshes(placement, {s // size: [min(size, n - s)] for s in range(0, n, size)},
-                      size, int(cfg.trainer.batch_size))
+    size = n if size == "auto" else size
+    _check_meshes(placement, {s // size: [min(size, n - s)] for s in range(0, n, size)},
+                  size, int(cfg.trainer.batch_size))
 
 
 def _check_meshes(placement: Placement, groups: dict[int, list[int]], size: int,
@@ -1158,6 +1159,14 @@ def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say
                             placement=placement, say=say)
         side = min(_workers_here(cfg), -(-len(ms) // size))  # groups trained at once
         fits = _members_that_fit(group, size, side, refuse=chunk != "auto")
+        if fits is not None and placement.mesh is not None:  # (groups the mesh divides)
+            m, d = placement.mesh
+            if fits < m:
+                raise ConfigError(f"{KEY}.mesh=[{m},{d}]: only {fits} member(s) fit in "
+                                  f"{_mib(available_memory())} at once, fewer than the {m} "
+                                  "devices of the members axis; use a smaller members axis, "
+                                  "model or batch")
+            fits -= fits % m
         if fits is None:
             _check_later_meshes(ms, size, by_type, placement, group.exps[0].batch_size)
             return size, group

@@ -114,8 +114,9 @@ def test_a_refused_attempt_on_a_completed_run_keeps_its_hydra_files(tmp_path):
     assert cli(*base).returncode == 0
     before = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
     summary = (run / "summary.json").read_bytes()
-    p = cli(*base, "encoder=none")
-    assert p.returncode == 2 and "encoder" in p.stderr, p.stderr[-2000:]
+    p = cli(*base, "surrogate=sigmoid")  # (refused once its checkpoint is read)
+    assert p.returncode == 2 and "is from an incompatible run: surrogate" in p.stderr, \
+        p.stderr[-2000:]
     assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == before
     assert (run / "summary.json").read_bytes() == summary
 

@@ -225,6 +225,50 @@ def test_every_groups_mesh_is_checked_before_the_first_trains():
     population._check_later_meshes(ms, 3, False, population.Placement(2, (2, 1)), 128)  # none
 
 
+AUTO_ON_MESH = r"""
+import json, sys
+sys.path.insert(0, "tests")
+from conftest import compose
+from snntrain import population
+
+POP = "trainer.population"
+cfg = compose(f"{POP}.seed=[0,1,2,3,4,5]", f"{POP}.mesh=[2,1]", f"{POP}.chunk=auto")
+ms = population.members(cfg)
+per_member, shared = population.build_group(
+    ms, vectorize=None, by_type=False, placement=population.Placement(2, (2, 1))).memory()
+out = {}
+for room in (3.5, 1.5):  # room for 3 members (groups of 2, not 3), then for 1 (< 2 devices)
+    population.available_memory = lambda: int((shared + room * per_member) / 0.9) + 1
+    try:
+        size, first = population.plan_groups(cfg, ms, say=lambda _: None)
+        out[room] = [size, len(first.members), first.programs[0].mesh_shape]
+    except population.ConfigError as e:
+        out[room] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_chunk_auto_on_an_asked_mesh_is_checked_at_start_and_groups_divide_over_it():
+    """With ``chunk=auto`` an asked mesh was not checked before the run (the groups are known
+    only after compiling), and a group size that fits in memory could be one its members
+    axis does not divide: now the first group (all the members) and the batch are checked
+    at start-up, and the size that fits is rounded down to a multiple of the members axis."""
+    with pytest.raises(ConfigError, match=r"^trainer.population.mesh=\[2,1\]: 3 members do not "
+                                          r"divide over 2 devices on the members axis"):
+        population.check_mesh(compose(f"{POP}.seed=[0,1,2]", f"{POP}.chunk=auto"),
+                              population.Placement(2, (2, 1)))
+    with pytest.raises(ConfigError, match=r"trainer.batch_size=30 does not divide over 4"):
+        population.check_mesh(compose(f"{POP}.seed=[0,1]", f"{POP}.chunk=auto",
+                                      "trainer.batch_size=30"), population.Placement(4, (1, 4)))
+    population.check_mesh(compose(f"{POP}.seed=[0,1]", f"{POP}.chunk=auto"),
+                          population.Placement(2, (2, 1)))
+    out = json.loads(python(AUTO_ON_MESH, devices=2).stdout.strip().splitlines()[-1])
+    assert out["3.5"] == [2, 2, [2, 1]]
+    assert out["1.5"].startswith("trainer.population.mesh=[2,1]: only 1 member(s) fit in ")
+    assert out["1.5"].endswith("fewer than the 2 devices of the members axis; use a smaller "
+                               "members axis, model or batch")
+
+
 @pytest.mark.parametrize("overrides, match", [
     ([f"{POP}.mesh=[2,2]"], r"^trainer.population.mesh=\[2,2\] uses 4 devices, but this run "
                             r"trains on 1 \(trainer.devices=null, trainer.parallel=auto\); "
