@@ -754,18 +754,24 @@ def encoder_mismatch(encoder: str, dataset: str, T: int, temporal: bool,
 def check_files(run: RunConfig) -> None:
     """The files a new run will read, at its start-up (not in :func:`validate`, which also
     loads a finished run's parameters, whose data may have moved since): ``dataset=arrays``'
-    file must be an ``.npz`` holding its four arrays (only its zip directory is read).
+    file must be an ``.npz`` holding its four arrays (only its zip directory is read); an
+    event dataset's split files must be in Tonic's layout under ``dataset.data_dir`` (found
+    and their headers read, as the loader does first: :func:`snntrain.events.readers`; before,
+    a missing dataset was reported after the run directory existed).
 
     Raises:
       ConfigError: naming the file and what is wrong with it.
     """
-    from snntrain import data
+    from snntrain import data, events
 
-    if run.dataset["name"] == "arrays":
-        try:
+    name = run.dataset["name"]
+    try:
+        if name == "arrays":
             data.check_arrays_file(run.dataset.get("path"))
-        except data.BadArrays as e:
-            raise ConfigError(str(e)) from None
+        elif name in events.DATASETS:
+            events.readers(name, run.dataset.get("data_dir"))
+    except (data.BadArrays, events.EventDataError) as e:
+        raise ConfigError(str(e)) from None
 
 
 def validate(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:

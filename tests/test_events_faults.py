@@ -657,3 +657,30 @@ def test_prepare_stopped_by_a_signal_says_so_in_one_line(signum, said):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 128 + signum
     assert err == f"snntrain: {said}; rerun the command to go on\n"
+
+
+def test_a_missing_event_dataset_is_refused_before_the_run_directory(tmp_path):
+    """Before: the run directory was made (``.hydra/``, a failed ``summary.json``), then the
+    loader found the split missing. The start-up now looks for the splits as the loader does
+    first (their headers read, no events)."""
+    from _workers import cli
+
+    from snntrain import config
+
+    def check(data_dir):
+        config.check_files(config.parse(compose("dataset=shd", f"dataset.data_dir={data_dir}")))
+
+    with pytest.raises(config.ConfigError, match=rf"^shd: shd_train.h5 not found in "
+                                                 rf"{tmp_path / 'SHD'}; on a machine with"):
+        check(tmp_path)
+    make_shd(tmp_path)
+    check(tmp_path)
+    (tmp_path / "SHD" / "shd_test.h5").write_bytes(b"not hdf5")
+    with pytest.raises(config.ConfigError, match=r"shd_test.h5 is not a readable HDF5 file"):
+        check(tmp_path)
+    run_dir = tmp_path / "run"
+    p = cli("logger=none", "dataset=shd", f"dataset.data_dir={tmp_path / 'none'}",
+            f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert p.returncode == 2 and not run_dir.exists(), p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        "snntrain: error: shd: shd_train.h5 not found in "), p.stderr[-2000:]
