@@ -211,7 +211,8 @@ class Progress:
                 parts.append(f"{label} {record[key]:.4f}")
         if extra:
             parts.append(extra)
-        self._bar.console.print("  ".join(parts), soft_wrap=True, highlight=False, markup=False)
+        self._bar.console.print("  ".join(parts), soft_wrap=True, highlight=False, markup=False,
+                                emoji=False)
 
     def __exit__(self, *exc) -> None:
         self._bar.__exit__(*exc)
@@ -239,7 +240,7 @@ class WorkerBars:
 
     def line(self, text: str) -> None:
         """A line a worker printed."""
-        self.console.print(text, soft_wrap=True, highlight=False, markup=False)
+        self.console.print(text, soft_wrap=True, highlight=False, markup=False, emoji=False)
 
     def relayed(self, worker: int, text: str) -> None:
         """A line of worker ``worker``'s bar fields (JSON; anything else is ignored)."""

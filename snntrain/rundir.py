@@ -102,6 +102,7 @@ class RunLock:
             return self
         if (held := _held.pop(_key(self.path.parent), None)) is not None:
             self._fd = held._fd  # taken at start-up by this process (hold)
+            _locked[_key(self.path.parent)] = self._fd
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -116,14 +117,26 @@ class RunLock:
         os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since "
                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         self._fd = fd
+        _locked[_key(self.path.parent)] = fd
         return self
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
+            _locked.pop(_key(self.path.parent), None)
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing the descriptor releases the lock
-            self._fd = None
+            os.close(self._fd)  # closing the descriptor releases the lock (if no child
+            self._fd = None  # process holds a copy: locked_fd)
+
+
+_locked: dict[Path, int] = {}  # the descriptors of the run directories this process locks
+
+
+def locked_fd(run_dir: str | Path) -> int | None:
+    """The descriptor of this process's lock on ``run_dir`` (None: not locked here). A child
+    process given a copy (``pass_fds``) holds the lock with it until it exits, also when this
+    process dies first (a population's workers, still saving their checkpoints)."""
+    return _locked.get(_key(Path(run_dir)))
 
 
 def set_aside(path: Path) -> Path | None:

@@ -45,8 +45,12 @@ class _ToParent:
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # (a closed stream; no encoding errors: backslashreplace)
             return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
 
     def flush(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -54,6 +58,18 @@ class _ToParent:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _output_to_parent(progress_fd: int) -> None:
+    """Print to the parent's pipes (UTF-8 lines, whatever the locale) and relay the progress
+    bar's fields to ``progress_fd``; all of it dropped once the parent is gone."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
+    sys.stdout, sys.stderr = _ToParent(sys.stdout), _ToParent(sys.stderr)
+    from snntrain import progress
+
+    os.set_inheritable(progress_fd, False)  # (not held open by a process it starts)
+    progress.relay_to(_ToParent(os.fdopen(progress_fd, "w", encoding="utf-8", buffering=1)))
 
 
 def main(argv: list[str]) -> int:
@@ -65,11 +81,8 @@ def main(argv: list[str]) -> int:
     mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
     os.sched_setaffinity(0, {core})
     _die_with_parent(parent)
-    sys.stdout.reconfigure(line_buffering=True)  # (a pipe: the parent shows lines as they come)
-    sys.stdout, sys.stderr = _ToParent(sys.stdout), _ToParent(sys.stderr)
-    from snntrain import hostenv, progress
-
-    progress.relay_to(os.fdopen(int(argv[6]), "w", buffering=1))
+    _output_to_parent(int(argv[6]))
+    from snntrain import hostenv
     hostenv.catch_stop_signals(hostenv.stop_in_one_line(
         "checkpoints written before it are kept: rerun the command to resume"))
     hostenv.exit_when_stuck_enabled = True  # (a command line: a signal may end it)

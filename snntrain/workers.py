@@ -41,6 +41,7 @@ from pathlib import Path
 
 from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.progress import WorkerBars
+from snntrain.rundir import locked_fd
 from snntrain.runstate import TrainingError
 
 PREEMPTED = 75  # a worker stopped by a signal after saving its checkpoint (EX_TEMPFAIL)
@@ -85,6 +86,9 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
     procs: list[subprocess.Popen] = []
     with WorkerBars(len(assignments), bars) as console, _Pipes() as pipes:
         try:
+            # (each worker holds a copy of the run directory's lock: it stays locked until
+            # the last worker has saved its checkpoint, also if this process is killed)
+            lock = locked_fd(run_dir)
             for w, (mine, core) in enumerate(zip(assignments, where, strict=True)):
                 progress_r, progress_w = os.pipe()
                 cmd = [sys.executable, "-m", "snntrain.worker", str(run_dir), str(core),
@@ -92,12 +96,17 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
                        str(os.getpid()), str(progress_w)]
                 try:
                     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, pass_fds=(progress_w,))
+                                         stderr=subprocess.STDOUT, pass_fds=(
+                                             progress_w, *([lock] if lock is not None else [])))
+                except BaseException:
+                    os.close(progress_r)
+                    raise
                 finally:
                     os.close(progress_w)  # (the worker's copy is its own)
                 procs.append(p)
-                pipes.add(p.stdout.fileno(), console.line)
-                pipes.add(progress_r, lambda text, w=w: console.relayed(w, text), owned=True)
+                pipes.add(p.stdout.fileno(), console.line, p.stdout.close)
+                pipes.add(progress_r, lambda text, w=w: console.relayed(w, text),
+                          lambda fd=progress_r: os.close(fd))
                 with contextlib.suppress(BrokenPipeError):  # (it ended at once: its status says)
                     p.stdin.write(job.encode())
                     p.stdin.close()
@@ -128,27 +137,31 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
 
 class _Pipes:
     """The workers' pipes read as lines, each handed to its reader as it completes (the
-    parent reads them while it waits, so no worker blocks on a full pipe)."""
+    parent reads them while it waits, so no worker blocks on a full pipe). A line rewritten
+    in place (``\r``, a download's progress) counts as its last version. A reader that fails
+    (a console that cannot print) loses that line, not the run's supervision."""
 
     def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
         self._partial: dict[int, bytes] = {}
-        self._owned: set[int] = set()
+        self._close_fd: dict[int, Callable[[], None]] = {}
 
     def __enter__(self) -> _Pipes:
         return self
 
     def __exit__(self, *exc) -> None:
         for key in list(self._sel.get_map().values()):
+            if self._partial.get(key.fd):  # (a last line whose pipe a grandchild holds open)
+                self._hand(key.data, self._partial[key.fd])
             self._close(key.fd)
         self._sel.close()
 
-    def add(self, fd: int, reader: Callable[[str], None], owned: bool = False) -> None:
+    def add(self, fd: int, reader: Callable[[str], None], close: Callable[[], None]) -> None:
+        """Read ``fd`` into ``reader`` (a line at a time); ``close`` it when it ends."""
         os.set_blocking(fd, False)
         self._sel.register(fd, selectors.EVENT_READ, reader)
         self._partial[fd] = b""
-        if owned:
-            self._owned.add(fd)
+        self._close_fd[fd] = close
 
     def pump(self, timeout: float) -> bool:
         """Read what is ready within ``timeout`` seconds; whether anything was."""
@@ -169,10 +182,16 @@ class _Pipes:
             else:  # the end: its last line, if it had no newline
                 lines = [buf] if buf else []
             for line in lines:
-                key.data(line.decode("utf-8", "replace").rstrip("\r"))
+                self._hand(key.data, line)
             if not data:
                 self._close(key.fd)
         return bool(ready)
+
+    @staticmethod
+    def _hand(reader: Callable[[str], None], line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1]
+        with contextlib.suppress(Exception):  # noqa: BLE001 - see the class's docstring
+            reader(text)
 
     def drain(self, seconds: float) -> None:
         """Read until every pipe is closed, or nothing came for a moment, or ``seconds``."""
@@ -183,9 +202,8 @@ class _Pipes:
     def _close(self, fd: int) -> None:
         self._sel.unregister(fd)
         self._partial.pop(fd, None)
-        if fd in self._owned:
-            self._owned.discard(fd)
-            os.close(fd)
+        with contextlib.suppress(OSError):
+            self._close_fd.pop(fd)()
 
 
 def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool], pipes: _Pipes) -> list[int]:
