@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,14 @@ from snntrain.sources import DatasetError, first_line
 
 EVENTS_EXTRA = "pip install 'snntrain[events]' (in a checkout: pip install -e '.[events]')"
 TIME_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def check_time_unit(time_unit: Any) -> None:
+    """``dataset.time_unit`` is one of :data:`TIME_UNITS` (a one-line :class:`EventDataError`)."""
+    if time_unit not in TIME_UNITS:
+        raise EventDataError(
+            f"dataset.time_unit={time_unit!r} is invalid: must be one of {', '.join(TIME_UNITS)}"
+        )
 
 
 class EventDataError(DatasetError):
@@ -386,10 +395,7 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
             "dataset.path is required with dataset=events, e.g. dataset=events "
             "dataset.path=/data/mine.npz"
         )
-    if time_unit not in TIME_UNITS:
-        raise EventDataError(
-            f"dataset.time_unit={time_unit!r} is invalid: must be one of {', '.join(TIME_UNITS)}"
-        )
+    check_time_unit(time_unit)
     path = Path(os.path.expanduser(str(path)))
     if path.is_file() and not zipfile.is_zipfile(path) and not _is_npy(path):
         # np.load would try it as a pickle and say "contains pickled (object) data"

@@ -75,6 +75,7 @@ from snntrain.event_formats import (
     HDF5Reader,
     NMNISTReader,
     Reader,
+    check_time_unit,
     read_npz,
 )
 from snntrain.sources import Splits, content_hash, first_line, n_classes_of, val_indices
@@ -635,7 +636,7 @@ def _as_augment(augment: Any) -> Augment:
 
 
 def check_settings(T: Any, binning: dict[str, Any], augment: Any, cache: Any = True,
-                   in_memory: Any = "auto") -> tuple[Binning, Augment]:
+                   in_memory: Any = "auto", time_unit: Any = "us") -> tuple[Binning, Augment]:
     """An event dataset's binning, augmentation and storage settings, checked without its data
     (by :func:`snntrain.config.check_groups` at start-up, before the run directory exists, and
     by :func:`build_splits`); a bad one is a one-line :class:`EventDataError`."""
@@ -645,6 +646,7 @@ def check_settings(T: Any, binning: dict[str, Any], augment: Any, cache: Any = T
         raise EventDataError(f"dataset.in_memory={in_memory!r} is invalid: must be auto, true "
                              "or false")
     flag("cache", cache)
+    check_time_unit(time_unit)  # (dataset=events: the unit of its files' t)
     return b, aug
 
 
@@ -655,7 +657,8 @@ def dataset_settings(dataset: dict[str, Any], T: Any) -> dict[str, Any]:
     if binning.get("downsample") is not None:
         binning["downsample"] = _ds(binning["downsample"])
     return dict(T=dataset.get("T", T), binning=binning, augment=dataset.get("augment"),
-                cache=dataset.get("cache", True), in_memory=dataset.get("in_memory", "auto"))
+                cache=dataset.get("cache", True), in_memory=dataset.get("in_memory", "auto"),
+                time_unit=dataset.get("time_unit", "us"))
 
 
 def build_splits(
@@ -820,9 +823,10 @@ def _ds(downsample) -> tuple[int, ...] | None:
     if downsample is None:
         return None
     values = [downsample] if isinstance(downsample, (int, float, str)) else list(downsample)
-    if not values or not all(_integral(v) for v in values):
+    if not values or not all(_integral(v) and float(v) >= 1 for v in values):
         raise EventDataError(
-            f"dataset.downsample={downsample!r} is invalid: must be a target size or [H, W]"
+            f"dataset.downsample={downsample!r} is invalid: must be a target size >= 1 or "
+            "[H, W]"
         )
     return tuple(int(v) for v in values)
 

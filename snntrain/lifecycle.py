@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from snntrain import checkpoint as ckpt_lib
 from snntrain import hostenv, rundir, synops, writers
-from snntrain.errors import ConfigError
+from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.experiment import Experiment, device_info
 from snntrain.registry import plain
 from snntrain.runstate import TIMES, RunProgress, TrainingError
@@ -227,6 +227,32 @@ def set_aside_earlier(ckpts: ckpt_lib.Checkpoints, run_dirs: list[Path], say, wh
     say(f"{why}; kept the earlier files as {shown}" + (f" and {len(moved) - 4} more"
                                                         if len(moved) > 4 else ""))
     return ckpt_lib.Checkpoints(directory, keep=ckpts.keep, async_save=ckpts.async_save)
+
+
+def check_kind(cfg: DictConfig, run_dir: Path, population: bool, say) -> None:
+    """Refuse to train a population in a single run's directory, or a single run in a
+    population's (each went on silently: the other's ``summary.json`` and ``config.yaml``
+    were replaced and its checkpoints and records left beside the new ones, and a report
+    then read the single run as a member); ``trainer.resume=never`` sets the other's files
+    aside (its checkpoints and records: the run's own start from step 0 does the rest)."""
+    if population:  # (a population of one group has its checkpoints where a run has them)
+        what, marks = "a single run", [run_dir / "metrics.jsonl"]
+    else:
+        what, marks = "a population", [run_dir / "members", *sorted(
+            (run_dir / "checkpoints").glob("group*"))]
+    found = next((p for p in marks if p.exists()), None)
+    if found is None:
+        return
+    if str(cfg.trainer.resume) != "never":
+        this = "a population" if population else "a single run"
+        raise RefusedConfig(f"{run_dir} holds {what} ({found.relative_to(run_dir)}), and this "
+                            f"is {this}: use a new run directory (hydra.run.dir), or "
+                            "trainer.resume=never to set its files aside")
+    moved = [p for name in (RECORD_FILES if population else ("members", "report"))
+             if (p := rundir.set_aside(run_dir / name)) is not None]
+    if moved:
+        say(f"trainer.resume=never: kept the earlier {what.split(' ', 1)[1]}'s files as "
+            f"{', '.join(p.name for p in moved)}")
 
 
 def has_earlier(ckpts: ckpt_lib.Checkpoints, run_dirs: list[Path]) -> bool:

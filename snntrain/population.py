@@ -1248,17 +1248,20 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     status = "completed"
     with rundir.RunLock(run_dir):
         ms = check_members(cfg)  # a bad value first, not "trained with other settings"
+        lifecycle.check_kind(cfg, run_dir, True, _say)
         _check_earlier_attempt(cfg, run_dir)
         never = str(cfg.trainer.resume) == "never"
         finished = not never and writers.completed_summary(run_dir / "summary.json") is not None
-        if not finished:  # a finished run's config stays its members' (saved on training on)
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        if not finished and not (run_dir / "config.yaml").exists():  # (a run that fails to
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # start is listed)
         logger = lifecycle.wandb_settings(cfg)
         if logger is not None and (notice := writers.offline_notice(
                 logger, f"{run_dir}/members/*/wandb/offline-run-*")) is not None:
             _say(notice)  # once for the population (the members' own lines are dropped)
         side = 1 if by_type else _workers_here(cfg)  # (by_type: one process's programs)
         parts, first = _plan(cfg, run_dir, ms, side, by_type)
+        if not finished:  # (its groups accepted; a finished run's config stays its members',
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # saved on training on)
         side = min(side, sum(not _group_done(run_dir, part, cfg) for part in parts))
         if never and rundir.has_checkpoints(run_dir):
             # all at once: another grouping's checkpoints (the top level's, or a group this

@@ -39,6 +39,7 @@ from snntrain.lifecycle import (
     ChunkedEpoch,
     Signals,
     check_epochs_left,
+    check_kind,
     epoch_record,
     last_good,
     own_epochs,
@@ -245,6 +246,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
         exp = build(cfg)
         dp = exp.parallel
         say = say_stderr if dp.is_main else (lambda _m: None)
+        if dp.is_main:
+            check_kind(cfg, run_dir, False, say)
         config = OmegaConf.to_container(cfg, resolve=True)
         if dp.is_main and not (run_dir / "config.yaml").exists():
             writers.save_config(run_dir, config)  # a run that fails to start is still listed

@@ -138,6 +138,12 @@ GROUP_CASES = [
                                             "first, zero"),
     ("dataset=dvs_gesture dataset.dt_ms=-1", "dataset.dt_ms=-1 is invalid: must be > 0 or null"),
     ("dataset=shd dataset.cache=maybe", "dataset.cache='maybe' is not a boolean"),
+    # refused when the data was read, after the run directory existed
+    ("dataset=events dataset.path=x.npz dataset.time_unit=ns", "dataset.time_unit='ns' is "
+                                                               "invalid: must be one of us, ms, s"),
+    ("dataset=shd dataset.downsample=0", "dataset.downsample=0 is invalid: must be a target "
+                                         "size >= 1 or [H, W]"),
+    ("dataset=nmnist dataset.downsample=[0,4]", "dataset.downsample=[0, 4] is invalid"),
     ("dataset=shd dataset.augment=0", "dataset.augment=0 is invalid: must be null or a mapping "
                                       "of channel_shift, drop, jitter_ms, time_shift_ms"),
     # weight decay under adam or sgd was accepted and silently not applied

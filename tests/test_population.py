@@ -946,3 +946,51 @@ def test_a_populations_wall_time_adds_its_groups_earlier_and_now(tmp_path):
     shares = [json.loads((m / "summary.json").read_text())["wall_time_s"]
               for m in _member_dirs(tmp_path)]
     assert summary["wall_time_s"] == pytest.approx(sum(shares), rel=1e-9)
+
+
+def test_a_population_and_a_single_run_do_not_share_a_run_directory(tmp_path):
+    """Each went on silently in the other's directory: a population replaced a single run's
+    summary.json and config.yaml and left its checkpoints beside the groups' (and the report
+    then read the single run as a member). Refused in one line, files untouched;
+    ``trainer.resume=never`` sets the other's files aside."""
+    from snntrain.errors import RefusedConfig
+
+    solo, pop = compose("trainer.epochs=1"), compose("trainer.epochs=1", f"{POP}.seed=[0,1]")
+    train_and_evaluate(solo, tmp_path / "solo")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "solo").iterdir() if p.is_file()}
+    with pytest.raises(RefusedConfig, match=rf"^{tmp_path / 'solo'} holds a single run "
+                       r"\(metrics.jsonl\), and this is a population: use a new run directory "
+                       r"\(hydra.run.dir\), or trainer.resume=never to set its files aside$"):
+        train_and_evaluate(pop, tmp_path / "solo")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "solo").iterdir() if p.is_file()} == \
+        before and not (tmp_path / "solo" / "members").exists()
+    summary = train_and_evaluate(compose("trainer.epochs=1", f"{POP}.seed=[0,1]",
+                                         "trainer.resume=never"), tmp_path / "solo")
+    assert summary["completed"] == 2
+    names = {p.name.split(".set-aside-")[0] for p in (tmp_path / "solo").iterdir()}
+    assert {"metrics.jsonl", "checkpoints", "summary.json", "members"} <= names
+    assert not (tmp_path / "solo" / "metrics.jsonl").exists()  # (set aside)
+
+    train_and_evaluate(pop, tmp_path / "pop")
+    with pytest.raises(RefusedConfig, match=r"holds a population \(members\), and this is a "
+                                            r"single run"):
+        train_and_evaluate(solo, tmp_path / "pop")
+    assert train_and_evaluate(compose("trainer.epochs=1", "trainer.resume=never"),
+                              tmp_path / "pop")["status"] == "completed"
+    assert not (tmp_path / "pop" / "members").exists()
+
+
+def test_a_refused_regrouping_leaves_the_populations_config_yaml(tmp_path):
+    """An interrupted population run again with another chunk is refused (its checkpoints
+    hold other groups), but its config.yaml was already replaced by the refused attempt's."""
+    from snntrain.errors import RefusedConfig
+
+    base = ("trainer.epochs=1", f"{POP}.seed=[0,1,2,3]")
+    train_and_evaluate(compose(*base, f"{POP}.chunk=2"), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "status": "preempted"}))
+    before = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(RefusedConfig, match=r"hold groups of 2 members; this run trains groups "
+                                            r"of 1"):
+        train_and_evaluate(compose(*base, f"{POP}.chunk=1"), tmp_path)
+    assert (tmp_path / "config.yaml").read_text() == before
