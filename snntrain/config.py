@@ -770,6 +770,9 @@ def check_files(run: RunConfig) -> None:
             data.check_arrays_file(run.dataset.get("path"))
         elif name in events.DATASETS:
             events.readers(name, run.dataset.get("data_dir"))
+        elif name == "events" and (path := run.dataset.get("path")) not in (None, "", "???") \
+                and not Path(os.path.expanduser(str(path))).is_file():
+            raise ConfigError(f"dataset.path={path}: no such file")
     except (data.BadArrays, events.EventDataError) as e:
         raise ConfigError(str(e)) from None
 

@@ -1153,7 +1153,8 @@ def plan_groups(cfg: DictConfig, ms: list[Member], *, by_type: bool = False, say
     (one line, with the numbers) a group whose step will not fit in memory."""
     chunk, vectorize = _chunk_size(cfg, len(ms)), _vectorize(cfg)
     placement = Placement.from_config(cfg)
-    size = len(ms) if chunk == "auto" else chunk
+    # auto: all the members, in one group per worker process when there are several
+    size = -(-len(ms) // _workers_here(cfg)) if chunk == "auto" else chunk
     while True:
         group = build_group(ms[:size], vectorize=vectorize, by_type=by_type,
                             placement=placement, say=say)
@@ -1197,6 +1198,9 @@ def _plan(cfg: DictConfig, run_dir: Path, ms: list[Member], side: int, by_type: 
     else:
         size, first = plan_groups(cfg, ms, by_type=by_type)
         parts = partition(ms, size, strided=side > 1)
+        if first is not None and [m.index for m in first.members] != [m.index
+                                                                     for m in parts[0]]:
+            first = None  # (compiled for the first members; workers' groups are dealt in turn)
     _check_groups(cfg, run_dir, [[m.name for m in part] for part in parts])
     return parts, first
 

@@ -236,6 +236,9 @@ class WorkerBars:
         return self
 
     def __exit__(self, *exc) -> None:
+        for task in self._tasks:  # (a worker that never trained: no bar left behind)
+            if self._bars.tasks[task].total is None:
+                self._bars.update(task, visible=False)
         self._bars.__exit__(*exc)
 
     def line(self, text: str) -> None:

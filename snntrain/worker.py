@@ -18,7 +18,7 @@ from typing import Any
 
 from snntrain.errors import ConfigError
 from snntrain.runstate import TrainingError
-from snntrain.workers import CONFIG, PREEMPTED, REFUSED
+from snntrain.workers import CONFIG, ERROR_PREFIX, PREEMPTED, REFUSED
 
 PR_SET_PDEATHSIG = 1
 
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
         status = population.train_assigned(cfg, run_dir, job["groups"], mine, t_start, side,
                                            label)
     except (ConfigError, TrainingError, CheckpointError) as e:
-        print(f"snntrain: error: {label}: {e}", file=sys.stderr, flush=True)
+        print(f"{ERROR_PREFIX}{label}: {e}", file=sys.stderr, flush=True)
         return (REFUSED if isinstance(e, Refused) else CONFIG if isinstance(e, ConfigError)
                 else getattr(e, "exit_code", 1))
     except KeyboardInterrupt:  # a second Ctrl-C: the parent says it in one line

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -52,6 +53,7 @@ REFUSED = 65  # a worker refused its attempt (another attempt's directory or che
 STOPPED = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT}
 AUTO_MAX = 8  # workers=auto: each holds its own copy of the data and compiles its own program
 POLL_S = 0.1
+ERROR_PREFIX = "snntrain: error: "  # a worker's error line (worker.py), recorded by the run
 GRACE_S = 60.0  # for a worker told to stop (it saves a checkpoint first)
 DRAIN_S = 2.0  # reading the workers' last lines once they have ended (a process they
 # started, such as wandb's service, may hold their output open longer)
@@ -84,6 +86,17 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
     where = cores(len(assignments))
     job = json.dumps({"config": config_yaml, "groups": groups})
     procs: list[subprocess.Popen] = []
+    errors: dict[int, str] = {}  # each worker's error line (what the run records as its own)
+
+    def _line(w: int, text: str) -> None:
+        console.line(text)
+        if text.startswith(ERROR_PREFIX):  # (without its "group 2: ")
+            errors[w] = re.sub(r"^group [0-9+]+: ", "", text[len(ERROR_PREFIX):])
+
+    def _failed(w: int) -> None:
+        say(f"population: the worker training group(s) {_groups(assignments[w])} failed; "
+            "stopping the others (each saves its checkpoint)")
+
     with WorkerBars(len(assignments), bars) as console, _Pipes() as pipes:
         try:
             # (each worker holds a copy of the run directory's lock: it stays locked until
@@ -104,7 +117,7 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
                 finally:
                     os.close(progress_w)  # (the worker's copy is its own)
                 procs.append(p)
-                pipes.add(p.stdout.fileno(), console.line, p.stdout.close)
+                pipes.add(p.stdout.fileno(), lambda text, w=w: _line(w, text), p.stdout.close)
                 pipes.add(progress_r, lambda text, w=w: console.relayed(w, text),
                           lambda fd=progress_r: os.close(fd))
                 with contextlib.suppress(BrokenPipeError):  # (it ended at once: its status says)
@@ -113,26 +126,33 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
             say(f"population: {len(groups)} groups in {len(procs)} worker processes, one "
                 f"core each (cores {', '.join(map(str, where))}; "
                 "trainer.population.workers=null trains in this process)")
-            codes = _wait(procs, stop, pipes)
+            codes = _wait(procs, stop, pipes, _failed)
         finally:
             _stop_all(procs, pipes)  # (this process failed or was interrupted: none trains
             # on unwatched)
             pipes.drain(DRAIN_S)
     if stop():  # a worker the signal stopped before its training loop did (its line says so)
         codes = [PREEMPTED if c in STOPPED else c for c in codes]
-    bad = [(mine, c) for mine, c in zip(assignments, codes, strict=True)
-           if c not in (0, PREEMPTED)]
+    bad = [(w, c) for w, c in enumerate(codes) if c not in (0, PREEMPTED)]
     if bad:  # the first that failed on its own, not one stopped because of it
-        mine, code = next((b for b in bad if b[1] not in STOPPED), bad[0])
-        what = (f"the worker training group(s) {', '.join(str(g + 1) for g in mine)} of "
-                f"{run_dir}")
+        w, code = next((b for b in bad if b[1] not in STOPPED), bad[0])
+        what = f"the worker training group(s) {_groups(assignments[w])} of {run_dir}"
+        said = errors.get(w)
         if code == REFUSED:
-            raise RefusedConfig(f"{what} was refused (its line is above)")
+            raise RefusedConfig(f"{what} was refused: {said}" if said else
+                                f"{what} was refused (its line is above)")
         if code == CONFIG:
-            raise ConfigError(f"{what} stopped on a configuration error (its line is above)")
-        raise WorkerFailed(f"{what} stopped with exit status {code} (its error is above); "
-                           "the others saved their checkpoints: rerun the command to resume")
+            raise ConfigError(f"{what} stopped on a configuration error: {said}" if said else
+                              f"{what} stopped on a configuration error (its line is above)")
+        raise WorkerFailed(f"{what} stopped with exit status {code} ("
+                           + (f"{said}" if said else "its error is above")
+                           + "); the others saved their checkpoints: rerun the command to "
+                           "resume")
     return codes
+
+
+def _groups(mine: list[int]) -> str:
+    return ", ".join(str(g + 1) for g in mine)
 
 
 class _Pipes:
@@ -206,16 +226,20 @@ class _Pipes:
             self._close_fd.pop(fd)()
 
 
-def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool], pipes: _Pipes) -> list[int]:
+def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool], pipes: _Pipes,
+          failed: Callable[[int], None]) -> list[int]:
     """Every worker's exit status; all told to stop (SIGTERM) once ``stop()`` is true or one
-    has failed, and killed if still running :data:`GRACE_S` later."""
+    has failed (``failed(its index)`` is called first), and killed if still running
+    :data:`GRACE_S` later."""
     told = None
     while True:
         alive = [p.poll() is None for p in procs]  # (every one polled: a later failure counts)
         if not any(alive):
             return [p.returncode for p in procs]
-        if told is None and (stop() or any(p.returncode not in (None, 0, PREEMPTED)
-                                           for p in procs)):
+        bad = [w for w, p in enumerate(procs) if p.returncode not in (None, 0, PREEMPTED)]
+        if told is None and (stop() or bad):
+            if bad and not stop() and any(alive):
+                failed(bad[0])
             told = time.monotonic()
             for p, live in zip(procs, alive, strict=True):
                 if live:

@@ -678,6 +678,10 @@ def test_a_missing_event_dataset_is_refused_before_the_run_directory(tmp_path):
     (tmp_path / "SHD" / "shd_test.h5").write_bytes(b"not hdf5")
     with pytest.raises(config.ConfigError, match=r"shd_test.h5 is not a readable HDF5 file"):
         check(tmp_path)
+    with pytest.raises(config.ConfigError, match=rf"^dataset.path={tmp_path}/no.npz: no such "
+                                                 "file$"):
+        config.check_files(config.parse(compose("dataset=events",
+                                                f"dataset.path={tmp_path}/no.npz")))
     run_dir = tmp_path / "run"
     p = cli("logger=none", "dataset=shd", f"dataset.data_dir={tmp_path / 'none'}",
             f"hydra.run.dir={run_dir}", cwd=tmp_path)

@@ -994,3 +994,17 @@ def test_a_refused_regrouping_leaves_the_populations_config_yaml(tmp_path):
                                             r"of 1"):
         train_and_evaluate(compose(*base, f"{POP}.chunk=1"), tmp_path)
     assert (tmp_path / "config.yaml").read_text() == before
+
+
+def test_chunk_auto_with_worker_processes_starts_from_one_group_per_worker(monkeypatch,
+                                                                           tmp_path):
+    """``chunk=auto`` planned one group of all the members, so a command line that had
+    chosen worker processes trained them all in one process on one core."""
+    monkeypatch.setattr(population, "_workers_here", lambda cfg: 2)
+    cfg = compose(f"{POP}.seed=[0,1,2,3,4]", f"{POP}.chunk=auto")
+    ms = population.members(cfg)
+    size, first = population.plan_groups(cfg, ms)
+    assert size == 3 and [m.index for m in first.members] == [0, 1, 2]
+    parts, first = population._plan(cfg, tmp_path, ms, 2, False)
+    assert [[m.index for m in p] for p in parts] == [[0, 2, 4], [1, 3]]
+    assert first is None  # (compiled for members 0-2, not group 0's: built again if needed)

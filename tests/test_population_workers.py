@@ -120,12 +120,16 @@ def test_a_worker_that_fails_stops_the_others_at_once(tmp_path, capfd):
 
     cfg = compose(*SMALL, *AXES, "trainer.epochs=200", f"{POP}.workers=null",
                   f"{POP}.cpu_devices=1")
-    t0 = time.time()
+    t0, said = time.time(), []
     with pytest.raises(ConfigError, match=r"^the worker training group\(s\) 2 of .* stopped on a "
-                                          r"configuration error \(its line is above\)$"):
+                                          r"configuration error: trainer.population: a worker "
+                                          r"was given groups \[1\] of 2, members of 4: its "
+                                          r"parent's population differs$"):
         workers.run(OmegaConf.to_yaml(cfg, resolve=True), tmp_path, [[0, 2], [1, 9]],
-                    [[0], [1]], t0, lambda: False, lambda _: None)
+                    [[0], [1]], t0, lambda: False, said.append)
     assert "a worker was given groups [1] of 2, members of 4" in capfd.readouterr().err
+    assert ("population: the worker training group(s) 2 failed; stopping the others (each "
+            "saves its checkpoint)") in said
     for name in ("0-surrogate=sigmoid,seed=0", "2-surrogate=arctan,seed=0"):
         path = tmp_path / "members" / name / "summary.json"
         if path.exists():  # (else it was stopped while it started: on a busy machine the
@@ -264,6 +268,7 @@ def test_a_workers_bar_is_relayed_to_the_parents_bars(monkeypatch):
     assert (task.description, task.completed, task.total, task.fields["epoch"]) == \
         ("group 1+3", 40, 40, "2/2")
     assert bars._bars.tasks[0].description == "worker 1"
+    assert not bars._bars.tasks[0].visible and bars._bars.tasks[1].visible  # (never relayed)
 
 
 def test_a_workers_output_reaches_the_parent_as_utf8_whatever_its_locale(capsys):
