@@ -43,6 +43,21 @@ def _trained(run: Path, cfg: Any) -> Any:
     return experiment.model_of(run, cfg)  # (built without the data: to_nir takes it as is)
 
 
+def _no_config(run: Path) -> str:
+    """Why ``run`` has no ``config.yaml``: a run that failed before training (its summary
+    says so), or no run directory."""
+    import json
+
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict) and summary.get("status") == "failed":
+        return (f"{run} holds a run that failed before it trained (nothing to export): "
+                f"{summary.get('error') or 'see its summary.json'}")
+    return f"{run / 'config.yaml'} not found: RUN_DIR must be a run directory"
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m snntrain.export RUN_DIR --nir model.nir``: export a trained run."""
     parser = argparse.ArgumentParser(prog="python -m snntrain.export",
@@ -59,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         require_nir()
         if not (run / "config.yaml").exists():
-            raise ConfigError(f"{run / 'config.yaml'} not found: RUN_DIR must be a run directory")
+            raise ConfigError(_no_config(run))
         try:
             cfg = OmegaConf.load(run / "config.yaml")
         except Exception as e:  # noqa: BLE001 - YAML's errors: no common base to name

@@ -410,6 +410,14 @@ def test_cli_exports_a_trained_run(tmp_path, capsys):
     assert capsys.readouterr().err == (f"snntrain: error: --nir {tmp_path / 'no' / 'm.nir'}: "
                                        f"cannot write it: directory {tmp_path / 'no'} does not "
                                        "exist\n")
+    failed = tmp_path / "failed"  # (a run that failed before it wrote its config)
+    failed.mkdir()
+    (failed / "summary.json").write_text(json.dumps({"status": "failed", "error":
+                                                     "ConfigError: dataset.path=x: no such file"}))
+    assert export.main([str(failed), "--nir", str(out)]) == 2
+    assert capsys.readouterr().err == (f"snntrain: error: {failed} holds a run that failed "
+                                       "before it trained (nothing to export): ConfigError: "
+                                       "dataset.path=x: no such file\n")
     bad = compose("T=4", "model.hidden=[8]")  # reset=subtract: refused with the fix
     train.train_and_evaluate(bad, tmp_path / "sub")
     assert export.main([str(tmp_path / "sub"), "--nir", str(out)]) == 2
