@@ -101,8 +101,7 @@ class Checkpoints:
         # orbax logs failures of its background threads with tracebacks; they are reported
         # here instead, in one line naming the checkpoint (see poll)
         logging.getLogger("absl").setLevel(logging.CRITICAL)
-        if write:
-            _quiet_abandoned_saves()
+        _quiet_abandoned_saves()  # (a restore's too: a corrupt checkpoint read)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=write, enable_async_checkpointing=async_save,
             read_only=not write)
@@ -309,8 +308,18 @@ class Checkpoints:
 # on the closed loop: TensorStore reports the RuntimeError "Event loop is closed" through
 # ``sys.unraisablehook`` (a bare traceback), and asyncio logs every failed write's task as
 # "Task exception was never retrieved" when it is collected. Both would follow the one line
-# that already reports the failed save (see Checkpoints.poll), so they are dropped; any other
-# unraisable exception or asyncio message still shows.
+# that already reports the failed save (see Checkpoints.poll), so they are dropped; so are the
+# failed reads of a corrupt checkpoint's restore (Checkpoints.restore says it in one line); any
+# other unraisable exception or asyncio message still shows.
+
+
+def _failed_read_straggler(u: Any) -> bool:
+    """An orbax coroutine that read an array of a corrupt checkpoint and failed after the
+    restore had already failed (and said so in one line): never awaited, its exception comes
+    through ``sys.unraisablehook`` when it is collected (hundreds of traceback lines)."""
+    code = getattr(u.object, "cr_code", None)
+    return code is not None and "orbax" in code.co_filename and isinstance(u.exc_value,
+                                                                           Exception)
 
 
 def _closed_loop_straggler(u: Any) -> bool:
@@ -352,7 +361,7 @@ def _quiet_abandoned_saves() -> None:
     previous = sys.unraisablehook
 
     def hook(u: Any) -> None:
-        if not _closed_loop_straggler(u):
+        if not (_closed_loop_straggler(u) or _failed_read_straggler(u)):
             previous(u)
 
     sys.unraisablehook = hook
