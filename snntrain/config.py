@@ -698,7 +698,13 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     if isinstance(neuron, Mapping) and "kind" not in neuron:  # (kind: from_config says)
         _keys("model.neuron", neuron, neurons.NEURONS, neuron.get("name"))
     with named("model.neuron", neuron or {}):
-        neurons.from_config(neuron)
+        cell = neurons.from_config(neuron)
+    if run.trainer.init_from:  # (refused when the graph was read, after the run directory)
+        from snntrain.nirgraph import neuron_problems
+
+        if problems := neuron_problems(cell):
+            raise ConfigError(f"trainer.init_from={run.trainer.init_from}: "
+                              f"{'; '.join(problems)}")
 
     from snntrain import data, events, optim, synops
 
@@ -730,6 +736,11 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     from snntrain import models
 
     _keys("model", run.model, models.MODELS, run.model["name"], given=("in_shape", "n_classes"))
+    if run.model["name"] == "conv" and run.dataset["name"] in ("shd", "ssc"):
+        # (refused when the model was built for the data, after the run directory existed)
+        raise ConfigError(f"model=conv needs H x W x C images, but dataset="
+                          f"{run.dataset['name']} gives a 1-D vector of channels per step; use "
+                          "model=mlp or model=recurrent")
     with named("model", run.model):  # abstractly (nothing allocated), on a stand-in input
         nnx.eval_shape(lambda: models.from_config(run.model, STAND_IN_SHAPE,
                                                   STAND_IN_CLASSES, 0))

@@ -158,7 +158,7 @@ def _neuron_refusals(model: Any) -> list[str]:
     """The neurons NIR cannot represent: one item per problem, naming every layer with it."""
     problems: dict[str, list[str]] = {}
     for name, layer in _neuron_layers(model):
-        for problem in _neuron_problems(layer.neuron):
+        for problem in neuron_problems(layer.neuron):
             problems.setdefault(problem, []).append(name)
     return [f"{', '.join(names)}: {problem}" for problem, names in problems.items()]
 
@@ -177,7 +177,7 @@ def _chw_to_ours(chw: tuple[int, int, int]) -> np.ndarray:
     return np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).ravel()
 
 
-def _neuron_problems(cell: Any) -> list[str]:
+def neuron_problems(cell: Any) -> list[str]:
     """Every reason NIR cannot represent the neuron ``cell``, each with the option to change
     (all of them: an ALIF with a subtractive reset needs both ``model/neuron=lif`` and
     ``model.neuron.reset=zero``)."""
@@ -202,7 +202,7 @@ def _first(values: np.ndarray, n: int = 3) -> str:
 
 def _neuron_cell(layer: Any, name: str) -> Any:
     cell = layer.neuron
-    if problems := _neuron_problems(cell):
+    if problems := neuron_problems(cell):
         raise NIRError(f"{name}: {'; '.join(problems)}")
     return cell
 

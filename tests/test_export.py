@@ -488,6 +488,10 @@ def test_cli_exports_a_population_member(tmp_path, capsys):
     # trainer.init_from in a population: every member starts from the graph, as its solo run
     # does (before, a population ignored the key without a word)
     common = ("model.neuron.reset=zero", "T=4", "model.hidden=[8]", f"trainer.init_from={out}")
+    from snntrain import config  # (a neuron NIR cannot hold: refused before the run directory)
+    with pytest.raises(ConfigError, match=rf"^trainer.init_from={out}: reset=subtract has no "
+                                          r"NIR equivalent .*; use model.neuron.reset=zero$"):
+        config.validate(compose(*common[1:]))
     pop = train.train_and_evaluate(compose(*common, "trainer.population.seed=[0,1]"),
                                    tmp_path / "from_nir")
     solo = train.train_and_evaluate(compose(*common, "seed=1"), tmp_path / "solo")
