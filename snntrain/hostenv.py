@@ -327,7 +327,12 @@ def stop_in_one_line(advice: str) -> Callable[..., None]:
     tracebacks, and SIGTERM (a SLURM pre-emption while the data is binned) ended the process
     without a word."""
 
+    said: list[int] = []
+
     def stop(signum: int = signal.SIGINT, _frame: object = None) -> None:
+        if said:  # a second signal while the first is said (a Ctrl-C, then the forwarded
+            return  # SIGTERM of a population's parent): one line, then the first's status
+        said.append(signum)
         print(f"snntrain: {signal_name(signum)}; {advice}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(128 + signum)

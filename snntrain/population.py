@@ -1297,8 +1297,10 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         raise Diverged(f"every member of the population diverged ({len(ms)}; each "
                        f"members/<name>/summary.json says at which step): {run_dir}")
     if status == "preempted":
-        raise Preempted(f"received {_signal_said(signals.received)}: saved a checkpoint in "
-                        f"{run_dir / 'checkpoints'}; to resume, run: "
+        saved = (f"saved a checkpoint in {run_dir / 'checkpoints'}"
+                 if rundir.has_checkpoints(run_dir)
+                 else "stopped before its first checkpoint (the rerun starts from step 0)")
+        raise Preempted(f"received {_signal_said(signals.received)}: {saved}; to resume, run: "
                         f"{lifecycle.resume_command(run_dir)}")
     return summary
 

@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from snntrain.errors import ConfigError
-from snntrain.runstate import TrainingError
-from snntrain.workers import CONFIG, ERROR_PREFIX, PREEMPTED, REFUSED
+# (snntrain's modules are imported in main, once a Ctrl-C or SIGTERM ends the worker in one
+# line: one while numpy or rich were imported printed their traceback through the parent)
 
 PR_SET_PDEATHSIG = 1
 
@@ -81,10 +80,15 @@ def main(argv: list[str]) -> int:
     mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
     os.sched_setaffinity(0, {core})
     _die_with_parent(parent)
-    _output_to_parent(int(argv[6]))
     from snntrain import hostenv
+
     hostenv.catch_stop_signals(hostenv.stop_in_one_line(
         "checkpoints written before it are kept: rerun the command to resume"))
+    _output_to_parent(int(argv[6]))
+    from snntrain.errors import ConfigError
+    from snntrain.runstate import TrainingError
+    from snntrain.workers import CONFIG, ERROR_PREFIX, PREEMPTED, REFUSED
+
     hostenv.exit_when_stuck_enabled = True  # (a command line: a signal may end it)
     job = json.loads(sys.stdin.read())
     from omegaconf import OmegaConf

@@ -37,7 +37,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from snntrain.errors import ConfigError, RefusedConfig
@@ -108,9 +108,13 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
                        repr(t_start), ",".join(map(str, mine)), str(len(assignments)),
                        str(os.getpid()), str(progress_w)]
                 try:
-                    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, pass_fds=(
-                                             progress_w, *([lock] if lock is not None else [])))
+                    with _without_sigint():  # (a Ctrl-C reaches a worker as this process's
+                        # SIGTERM only: one while it imported printed its traceback, and two
+                        # signals two lines)
+                        p = subprocess.Popen(
+                            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            pass_fds=(progress_w, *([lock] if lock is not None else [])))
                 except BaseException:
                     os.close(progress_r)
                     raise
@@ -136,19 +140,39 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
     bad = [(w, c) for w, c in enumerate(codes) if c not in (0, PREEMPTED)]
     if bad:  # the first that failed on its own, not one stopped because of it
         w, code = next((b for b in bad if b[1] not in STOPPED), bad[0])
-        what = f"the worker training group(s) {_groups(assignments[w])} of {run_dir}"
-        said = errors.get(w)
-        if code == REFUSED:
-            raise RefusedConfig(f"{what} was refused: {said}" if said else
-                                f"{what} was refused (its line is above)")
-        if code == CONFIG:
-            raise ConfigError(f"{what} stopped on a configuration error: {said}" if said else
-                              f"{what} stopped on a configuration error (its line is above)")
-        raise WorkerFailed(f"{what} stopped with exit status {code} ("
-                           + (f"{said}" if said else "its error is above")
-                           + "); the others saved their checkpoints: rerun the command to "
-                           "resume")
+        raise _failure(f"the worker training group(s) {_groups(assignments[w])} of {run_dir}",
+                       code, errors.get(w))
     return codes
+
+
+def _failure(what: str, code: int, said: str | None) -> Exception:
+    """The run's error for a worker that ended with ``code`` (its error line ``said``, if it
+    printed one): as in one process for a refusal or a configuration error."""
+    if code == REFUSED:
+        return RefusedConfig(f"{what} was refused: {said}" if said else
+                             f"{what} was refused (its line is above)")
+    if code == CONFIG:
+        return ConfigError(f"{what} stopped on a configuration error: {said}" if said else
+                           f"{what} stopped on a configuration error (its line is above)")
+    why = (said if said else f"killed by {signal.Signals(-code).name}" if code < 0 and
+           -code in signal.valid_signals() else "its error is above")
+    return WorkerFailed(f"{what} stopped with exit status {code} ({why}); the others saved "
+                        "their checkpoints: rerun the command to resume")
+
+
+@contextlib.contextmanager
+def _without_sigint() -> Iterator[None]:
+    """SIGINT ignored while a child process is started, so that it starts ignoring it (Python
+    keeps an ignored SIGINT; the child's handlers leave it so)."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the child gets the Ctrl-C as well
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _groups(mine: list[int]) -> str:

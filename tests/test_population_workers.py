@@ -307,3 +307,34 @@ def test_a_worker_whose_parent_is_gone_goes_on_without_its_console():
     out = _ToParent(os.fdopen(w, "w", buffering=1))
     assert out.write("stopped: saving a checkpoint\n") > 0
     out.flush()
+
+
+def test_a_worker_killed_by_a_signal_is_said_so():
+    """It said "(its error is above)", with nothing above."""
+    err = workers._failure("the worker training group(s) 2 of R", -9, None)
+    assert isinstance(err, workers.WorkerFailed) and str(err) == (
+        "the worker training group(s) 2 of R stopped with exit status -9 (killed by SIGKILL); "
+        "the others saved their checkpoints: rerun the command to resume")
+    assert "(MemoryError: x)" in str(workers._failure("w", 1, "MemoryError: x"))
+    assert "(its error is above)" in str(workers._failure("w", 1, None))
+
+
+def test_a_second_stop_signal_while_the_first_is_said_adds_nothing(monkeypatch, capsys):
+    """A worker's Ctrl-C line and the parent's forwarded SIGTERM came out joined on one line
+    (``... resumesnntrain: terminated (SIGTERM); ...``)."""
+    import builtins
+    import os
+
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    stop = hostenv.stop_in_one_line("advice")
+    real_print = builtins.print
+
+    def print_interrupted(*args, **kw):  # the SIGTERM arrives while the first line is printed
+        stop(signal.SIGTERM)
+        real_print(*args, **kw)
+
+    monkeypatch.setattr(builtins, "print", print_interrupted)
+    stop(signal.SIGINT)
+    assert capsys.readouterr().err == "snntrain: interrupted (Ctrl-C); advice\n"
+    assert exits == [128 + signal.SIGINT]
