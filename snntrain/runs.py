@@ -347,6 +347,8 @@ def load_run(
         done = f"epoch {len(run.epochs)}/{epochs}"
         if bad is not None and bad < n_lines:  # only a live run's last line may be cut
             run.reason = f"metrics.jsonl line {bad} is not JSON"
+        elif (ended := _population_ended(run_dir, now - age)) is not None:
+            run.reason = f"{done}; its population ended before it: {ended}"
         elif age < stale_after_s:
             run.status, run.reason = RUNNING, f"{done}, last write {ago(age)} ago"
         else:
@@ -376,6 +378,24 @@ def load_run(
         if (why := no_number(run.summary)) is not None:
             run.status, run.reason = DIVERGED, f"{why}: counted as diverged"
     return run
+
+
+def _population_ended(member_dir: Path, last_write: float) -> str | None:
+    """How the population of ``member_dir`` (``<population>/members/<name>``) ended, if its
+    ``summary.json`` was written after the member's last write: a member of a worker process
+    that was killed has no record of its own, and read as running for 30 minutes."""
+    if member_dir.parent.name != "members":
+        return None
+    path = member_dir.parent.parent / "summary.json"
+    try:
+        if path.stat().st_mtime < last_write:  # (an earlier attempt's: this one runs on)
+            return None
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") in (None, RUNNING):
+        return None
+    return f"{summary['status']}" + (f" ({summary['error']})" if summary.get("error") else "")
 
 
 def _read_summary(run: Run, summary_path: Path, now: float, stale_after_s: float) -> Run:

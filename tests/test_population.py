@@ -1008,3 +1008,24 @@ def test_chunk_auto_with_worker_processes_starts_from_one_group_per_worker(monke
     parts, first = population._plan(cfg, tmp_path, ms, 2, False)
     assert [[m.index for m in p] for p in parts] == [[0, 2, 4], [1, 3]]
     assert first is None  # (compiled for members 0-2, not group 0's: built again if needed)
+
+
+def test_a_member_left_without_its_record_by_its_population_reads_as_ended(tmp_path):
+    """A worker killed mid-run leaves its members without summary.json: the report listed them
+    as running (for 30 minutes) although the population had ended as failed."""
+    import os
+
+    from snntrain import runs
+
+    train_and_evaluate(compose("trainer.epochs=1", f"{POP}.seed=[0,1]"), tmp_path)
+    member = tmp_path / "members" / "1-seed=1"
+    (member / "summary.json").unlink()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (tmp_path / "summary.json").write_text(json.dumps({
+        **summary, "status": "failed", "error": "WorkerFailed: killed by SIGKILL"}))
+    run = runs.load_run(member)
+    assert run.status == runs.FAILED and run.reason == (
+        "epoch 1/1; its population ended before it: failed (WorkerFailed: killed by SIGKILL)")
+    later = time.time() + 60  # the population rerun: its member writes after that summary
+    os.utime(member / "metrics.jsonl", (later, later))
+    assert runs.load_run(member, now=later).status == runs.RUNNING
