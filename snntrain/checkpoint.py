@@ -65,8 +65,8 @@ def describe_difference(saved: dict, current: dict, had: str = "checkpoint has",
             # named trainer.population.model.neuron.beta)
             name = CONFIG_KEY.get(key, key) if top else key
             return f"{name}.{describe_difference(a, b, had, has, top=False)}"
-        if a != b:
-            return f"{key}: {had} {a}, {has} {b}"
+        if a != b:  # (YAML's null: a setting, or a population axis not set)
+            return f"{key}: {had} {'null' if a is None else a}, {has} {'null' if b is None else b}"
     return "no difference"
 
 

@@ -83,7 +83,10 @@ def _clock(seconds: float) -> str:
 
 
 def _bars(console: Console, enabled: bool, *lead: str) -> RichProgress:
-    """Rich bars ``<lead columns> ━━━ s/S <status> <elapsed>``."""
+    """Rich bars ``<lead columns> ━━━ s/S <status> <elapsed>`` (in a log, not a terminal,
+    at least 160 columns wide: 80 cut the step counts and times)."""
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
     return RichProgress(*(TextColumn(text) for text in lead), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                         console=console, disable=not enabled, transient=False)

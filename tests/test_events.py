@@ -556,7 +556,7 @@ def test_resume_refuses_other_binning_or_other_events_and_accepts_a_copy(tmp_pat
     first = run(1, tmp_path / "a.npz")
     for more, named in ((("dataset.binary=true",), "dataset.binary: checkpoint has "
                                                    "False, this run has True"),
-                        (("dataset.dt_ms=20",), "dataset.dt_ms: checkpoint has None, "
+                        (("dataset.dt_ms=20",), "dataset.dt_ms: checkpoint has null, "
                                                 "this run has 20")):
         with pytest.raises(CheckpointError, match="incompatible run") as e:
             run(2, tmp_path / "a.npz", *more)

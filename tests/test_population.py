@@ -514,7 +514,7 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
 
 def test_a_bad_member_value_is_named_before_an_earlier_attempt_or_a_run_directory(tmp_path):
     """A bad value in a population directory of another population was blamed on that ("holds
-    a population trained with other settings: ... it has None, this run has [0.1, 'abc']"),
+    a population trained with other settings: ... it has null, this run has [0.1, 'abc']"),
     and from the command line it left a run directory with a failed summary.json."""
     run = tmp_path / "run"
     (run / "members").mkdir(parents=True)
@@ -784,7 +784,7 @@ def test_a_population_and_a_solo_run_resume_under_the_same_model_rule():
 
     old, new = invariants(), invariants(f"{POP}.neuron.beta=[0.9]")
     assert describe_difference(old, new, "it has") == \
-        f"{POP}.neuron.beta: it has None, this run has [0.9]"
+        f"{POP}.neuron.beta: it has null, this run has [0.9]"
     assert describe_difference({"neuron": {"beta": 0.9}}, {"neuron": {"beta": 0.5}}) == \
         "model.neuron.beta: checkpoint has 0.9, this run has 0.5"
 
