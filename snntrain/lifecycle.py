@@ -237,9 +237,9 @@ def check_kind(cfg: DictConfig, run_dir: Path, population: bool, say) -> None:
     aside (its checkpoints and records: the run's own start from step 0 does the rest)."""
     if population:  # (a population of one group has its checkpoints where a run has them)
         what, marks = "a single run", [run_dir / "metrics.jsonl"]
-    else:
-        what, marks = "a population", [run_dir / "members", *sorted(
-            (run_dir / "checkpoints").glob("group*"))]
+    else:  # (a member's record: a refused population leaves its members' empty directories)
+        what, marks = "a population", [*sorted((run_dir / "members").glob("*/config.yaml")),
+                                        *sorted((run_dir / "checkpoints").glob("group*"))]
     found = next((p for p in marks if p.exists()), None)
     if found is None:
         return

@@ -972,8 +972,8 @@ def test_a_population_and_a_single_run_do_not_share_a_run_directory(tmp_path):
     assert not (tmp_path / "solo" / "metrics.jsonl").exists()  # (set aside)
 
     train_and_evaluate(pop, tmp_path / "pop")
-    with pytest.raises(RefusedConfig, match=r"holds a population \(members\), and this is a "
-                                            r"single run"):
+    with pytest.raises(RefusedConfig, match=r"holds a population \(members/0-seed=0/config.yaml\), "
+                                            r"and this is a single run"):
         train_and_evaluate(solo, tmp_path / "pop")
     assert train_and_evaluate(compose("trainer.epochs=1", "trainer.resume=never"),
                               tmp_path / "pop")["status"] == "completed"
