@@ -699,12 +699,9 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
         _keys("model.neuron", neuron, neurons.NEURONS, neuron.get("name"))
     with named("model.neuron", neuron or {}):
         cell = neurons.from_config(neuron)
-    if run.trainer.init_from:  # (refused when the graph was read, after the run directory)
-        from snntrain.nirgraph import neuron_problems
-
-        if problems := neuron_problems(cell):
-            raise ConfigError(f"trainer.init_from={run.trainer.init_from}: "
-                              f"{'; '.join(problems)}")
+    # (refused when the graph was read, after the run directory existed)
+    if run.trainer.init_from and (problems := neurons.nir_problems(cell)):
+        raise ConfigError(f"trainer.init_from={run.trainer.init_from}: {'; '.join(problems)}")
 
     from snntrain import data, events, optim, synops
 

@@ -322,6 +322,24 @@ def leaky_integrate(i_TxBxN: Array, beta: Array | float, v0: Array | None = None
     return v_TxBxN
 
 
+def nir_problems(cell: Any) -> list[str]:
+    """Every reason the Neuromorphic Intermediate Representation cannot hold the neuron
+    ``cell`` (:mod:`snntrain.nirgraph`), each with the option to change (all of them: an ALIF
+    with a subtractive reset needs both ``model/neuron=lif`` and ``model.neuron.reset=zero``).
+    Here, beside the neurons, so that the config check (``trainer.init_from``) needs no NIR
+    code."""
+    problems = []
+    if isinstance(cell, ALIF):
+        problems.append("ALIF's adaptive threshold has no NIR node; use model/neuron=lif")
+    elif not isinstance(cell, (LIF, IF)):
+        problems.append(f"neuron {type(cell).__name__} has no NIR node; use model/neuron=lif")
+    reset = getattr(cell, "reset", "zero")
+    if reset != "zero":
+        problems.append(f"reset={reset} has no NIR equivalent (NIR's neurons reset to v_reset); "
+                        "use model.neuron.reset=zero")
+    return problems
+
+
 NEURONS: Registry[Any] = Registry("neuron", {"lif": LIF, "if": IF, "alif": ALIF})
 
 

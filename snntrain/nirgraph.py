@@ -158,7 +158,7 @@ def _neuron_refusals(model: Any) -> list[str]:
     """The neurons NIR cannot represent: one item per problem, naming every layer with it."""
     problems: dict[str, list[str]] = {}
     for name, layer in _neuron_layers(model):
-        for problem in neuron_problems(layer.neuron):
+        for problem in neurons_lib.nir_problems(layer.neuron):
             problems.setdefault(problem, []).append(name)
     return [f"{', '.join(names)}: {problem}" for problem, names in problems.items()]
 
@@ -177,22 +177,6 @@ def _chw_to_ours(chw: tuple[int, int, int]) -> np.ndarray:
     return np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).ravel()
 
 
-def neuron_problems(cell: Any) -> list[str]:
-    """Every reason NIR cannot represent the neuron ``cell``, each with the option to change
-    (all of them: an ALIF with a subtractive reset needs both ``model/neuron=lif`` and
-    ``model.neuron.reset=zero``)."""
-    problems = []
-    if isinstance(cell, neurons_lib.ALIF):
-        problems.append("ALIF's adaptive threshold has no NIR node; use model/neuron=lif")
-    elif not isinstance(cell, (neurons_lib.LIF, neurons_lib.IF)):
-        problems.append(f"neuron {type(cell).__name__} has no NIR node; use model/neuron=lif")
-    reset = getattr(cell, "reset", "zero")
-    if reset != "zero":
-        problems.append(f"reset={reset} has no NIR equivalent (NIR's neurons reset to v_reset); "
-                        "use model.neuron.reset=zero")
-    return problems
-
-
 def _first(values: np.ndarray, n: int = 3) -> str:
     """``[0.9 0.91 0.9]``, or ``[0.9 0.91 0.9 ...] (4 values)`` when there are more."""
     flat = np.asarray(values).ravel()
@@ -202,7 +186,7 @@ def _first(values: np.ndarray, n: int = 3) -> str:
 
 def _neuron_cell(layer: Any, name: str) -> Any:
     cell = layer.neuron
-    if problems := neuron_problems(cell):
+    if problems := neurons_lib.nir_problems(cell):
         raise NIRError(f"{name}: {'; '.join(problems)}")
     return cell
 

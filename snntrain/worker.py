@@ -68,7 +68,7 @@ def _output_to_parent(progress_fd: int) -> None:
     from snntrain import progress
 
     os.set_inheritable(progress_fd, False)  # (not held open by a process it starts)
-    progress.relay_to(_ToParent(os.fdopen(progress_fd, "w", encoding="utf-8", buffering=1)))
+    progress.relay_to(os.fdopen(progress_fd, "w", encoding="utf-8", buffering=1))
 
 
 def main(argv: list[str]) -> int:
@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
     hostenv.catch_stop_signals(hostenv.stop_in_one_line(
         "checkpoints written before it are kept: rerun the command to resume"))
     _output_to_parent(int(argv[6]))
-    from snntrain.errors import ConfigError
+    from snntrain.errors import ConfigError, Refused
     from snntrain.runstate import TrainingError
     from snntrain.workers import CONFIG, ERROR_PREFIX, PREEMPTED, REFUSED
 
@@ -95,7 +95,6 @@ def main(argv: list[str]) -> int:
 
     from snntrain import malloctune, population
     from snntrain.checkpoint import CheckpointError
-    from snntrain.errors import Refused
 
     cfg = OmegaConf.create(job["config"])
     malloctune.prepare_run(cfg, population.malloc_signature(cfg))

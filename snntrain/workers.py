@@ -262,7 +262,7 @@ def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool], pipes: _Pipes
             return [p.returncode for p in procs]
         bad = [w for w, p in enumerate(procs) if p.returncode not in (None, 0, PREEMPTED)]
         if told is None and (stop() or bad):
-            if bad and not stop() and any(alive):
+            if bad and not stop():
                 failed(bad[0])
             told = time.monotonic()
             for p, live in zip(procs, alive, strict=True):
@@ -276,15 +276,6 @@ def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool], pipes: _Pipes
 
 
 def _stop_all(procs: list[subprocess.Popen], pipes: _Pipes) -> None:
-    """SIGTERM to every worker still running, then wait for it, reading its output (SIGKILL
-    after GRACE_S)."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    end = time.monotonic() + GRACE_S
-    while any(p.poll() is None for p in procs) and time.monotonic() < end:
-        pipes.pump(POLL_S)
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    """Every worker still running told to stop and waited for, its output read (SIGKILL after
+    :data:`GRACE_S`): :func:`_wait` with ``stop`` true."""
+    _wait(procs, lambda: True, pipes, lambda _w: None)
