@@ -733,11 +733,8 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     from snntrain import models
 
     _keys("model", run.model, models.MODELS, run.model["name"], given=("in_shape", "n_classes"))
-    if run.model["name"] == "conv" and run.dataset["name"] in ("shd", "ssc"):
-        # (refused when the model was built for the data, after the run directory existed)
-        raise ConfigError(f"model=conv needs H x W x C images, but dataset="
-                          f"{run.dataset['name']} gives a 1-D vector of channels per step; use "
-                          "model=mlp or model=recurrent")
+    if run.dataset["name"] in ("shd", "ssc"):  # (their sensor: (700,) channels)
+        _model_takes(run, (700,))
     with named("model", run.model):  # abstractly (nothing allocated), on a stand-in input
         nnx.eval_shape(lambda: models.from_config(run.model, STAND_IN_SHAPE,
                                                   STAND_IN_CLASSES, 0))
@@ -759,28 +756,43 @@ def encoder_mismatch(encoder: str, dataset: str, T: int, temporal: bool,
     return None
 
 
-def check_files(run: RunConfig) -> None:
+def _model_takes(run: RunConfig, sensor: tuple[int, ...] | None, where: str = "") -> None:
+    """Refuse ``model=conv`` on events of a 1-D sensor (channels, not an image). Before, it
+    was refused when the model was built for the data, after the run directory existed."""
+    if run.model["name"] == "conv" and sensor is not None and len(sensor) == 1:
+        raise ConfigError(f"model=conv needs H x W x C images, but dataset="
+                          f"{run.dataset['name']}{where} gives a 1-D vector of {sensor[0]} "
+                          "channels per step; use model=mlp or model=recurrent")
+
+
+def check_files(run: RunConfig, model: bool = True) -> None:
     """The files a new run will read, at its start-up (not in :func:`validate`, which also
     loads a finished run's parameters, whose data may have moved since): ``dataset=arrays``'
     file must be an ``.npz`` holding its four arrays (only its zip directory is read); an
     event dataset's split files must be in Tonic's layout under ``dataset.data_dir`` (found
     and their headers read, as the loader does first: :func:`snntrain.events.readers`; before,
-    a missing dataset was reported after the run directory existed).
+    a missing dataset was reported after the run directory existed). With ``model`` (the
+    run's model is known), its input must fit the events' sensor (``dataset=events``: read
+    from the file's ``sensor_size``).
 
     Raises:
       ConfigError: naming the file and what is wrong with it.
     """
-    from snntrain import data, events
+    from snntrain import data, event_formats, events
 
     name = run.dataset["name"]
     try:
         if name == "arrays":
             data.check_arrays_file(run.dataset.get("path"))
         elif name in events.DATASETS:
-            events.readers(name, run.dataset.get("data_dir"))
-        elif name == "events" and (path := run.dataset.get("path")) not in (None, "", "???") \
-                and not Path(os.path.expanduser(str(path))).is_file():
-            raise ConfigError(f"dataset.path={path}: no such file")
+            found = events.readers(name, run.dataset.get("data_dir"))
+            if model:
+                _model_takes(run, next(iter(found.values())).sensor)
+        elif name == "events" and (path := run.dataset.get("path")) not in (None, "", "???"):
+            if not Path(os.path.expanduser(str(path))).is_file():
+                raise ConfigError(f"dataset.path={path}: no such file")
+            if model:
+                _model_takes(run, event_formats.npz_sensor(path), f" ({path})")
     except (data.BadArrays, events.EventDataError) as e:
         raise ConfigError(str(e)) from None
 

@@ -378,6 +378,16 @@ def _npz_member(f, key: str, path: Path) -> np.ndarray:
         raise EventDataError(f"{path}: member {member} is corrupt ({first_line(e)})") from None
 
 
+def npz_sensor(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """The ``sensor_size`` of a :func:`read_npz` file, reading that member alone (a start-up
+    check; None if it cannot be read: :func:`read_npz` then says why)."""
+    try:
+        with np.load(os.path.expanduser(str(path)), allow_pickle=False) as f:
+            return tuple(int(v) for v in np.asarray(f["sensor_size"]).reshape(-1))
+    except Exception:  # noqa: BLE001 - any damage is read_npz's to report, in its words
+        return None
+
+
 def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]:
     """A user's events file (``dataset=events``): for each split ``s`` in ``train, test``
 

@@ -640,7 +640,8 @@ class Startup(Callback):
 
                 remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
             if not groups and run is not None and not _varies(config, "dataset"):
-                check_files(run)  # (the one file every job would read)
+                # (the one file every job would read; its model, if every job has it)
+                check_files(run, model=not _varies(config, "model"))
             if groups and run is not None:
                 check_groups(run)
                 check_files(run)

@@ -145,7 +145,8 @@ GROUP_CASES = [
                                          "size >= 1 or [H, W]"),
     ("dataset=nmnist dataset.downsample=[0,4]", "dataset.downsample=[0, 4] is invalid"),
     ("dataset=shd model=conv", "model=conv needs H x W x C images, but dataset=shd gives a 1-D "
-                               "vector of channels per step; use model=mlp or model=recurrent"),
+                               "vector of 700 channels per step; use model=mlp or "
+                               "model=recurrent"),
     ("dataset=shd dataset.augment=0", "dataset.augment=0 is invalid: must be null or a mapping "
                                       "of channel_shift, drop, jitter_ms, time_shift_ms"),
     # weight decay under adam or sgd was accepted and silently not applied

@@ -688,3 +688,38 @@ def test_a_missing_event_dataset_is_refused_before_the_run_directory(tmp_path):
     assert p.returncode == 2 and not run_dir.exists(), p.stderr[-2000:]
     assert p.stderr.strip().splitlines()[-1].startswith(
         "snntrain: error: shd: shd_train.h5 not found in "), p.stderr[-2000:]
+
+
+def test_a_conv_model_on_a_one_d_events_file_is_refused_before_the_run_directory(tmp_path):
+    """Before: ``model=conv`` on a ``dataset=events`` file of a ``[C]`` sensor was refused
+    when the model was built for the data, after the run directory existed. The start-up
+    reads the file's ``sensor_size`` (that member alone); a camera's file passes."""
+    from _workers import cli
+
+    from snntrain import config
+
+    make_npz(tmp_path / "chan.npz")  # sensor_size [64]
+    make_npz(tmp_path / "cam.npz", sensor_size=np.array([8, 8, 2]),
+             **{f"{k}_{s}": np.zeros(300, int) for k in ("x", "y", "p") for s in ("train", "test")},
+             unit_train=None, unit_test=None)
+
+    def check(name):
+        config.check_files(config.parse(compose("dataset=events", "model=conv",
+                                                f"dataset.path={tmp_path / name}",
+                                                tiny=False)))
+
+    expected = (f"model=conv needs H x W x C images, but dataset=events ({tmp_path}/chan.npz) "
+                "gives a 1-D vector of 64 channels per step; use model=mlp or model=recurrent")
+    with pytest.raises(config.ConfigError) as err:
+        check("chan.npz")
+    assert str(err.value) == expected
+    check("cam.npz")
+    config.check_files(config.parse(compose("dataset=events",
+                                            f"dataset.path={tmp_path}/chan.npz")))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    check("junk.npz")  # (no sensor read: the loader says what is wrong with the file)
+    run_dir = tmp_path / "run"
+    p = cli("logger=none", "dataset=events", "model=conv", f"dataset.path={tmp_path}/chan.npz",
+            f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert p.returncode == 2 and not run_dir.exists(), p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1] == f"snntrain: error: {expected}", p.stderr[-2000:]
