@@ -59,6 +59,7 @@ import re
 import socket
 import tarfile
 import threading
+import weakref
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -367,6 +368,11 @@ def _total(x: np.ndarray) -> int:
     return int(x.sum(dtype=np.uint64))
 
 
+# One in-memory copy of a split's binned tensor per process, however many seeds' splits (a
+# population's members of 3 seeds held 3) read it; the key holds the files' sizes and times.
+_HELD: weakref.WeakValueDictionary[tuple[str, str], np.ndarray] = weakref.WeakValueDictionary()
+_HELD_STATS: dict[tuple[str, str], dict[str, Any]] = {}
+
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
 
 
@@ -393,7 +399,7 @@ def _remove_stale(cache_dir: Path) -> None:
 
 
 def binned(
-    reader: Reader, binning: Binning, cache_dir: Path | None, tag: str
+    reader: Reader, binning: Binning, cache_dir: Path | None, tag: str, key: str | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(frames_NxTx..., stats)`` of one split: read from ``cache_dir`` if this binning of these
     files was cached (memory-mapped), else binned (and cached when ``cache_dir`` is writable)."""
@@ -402,7 +408,7 @@ def binned(
     if cache_dir is not None:
         # (no ':' in the name: Windows and SMB/FAT mounts, a cluster's data_dir, refuse it)
         safe = re.sub(r"[^\w.+-]", "-", tag)
-        path = cache_dir / f"{safe}_{_cache_key(reader, binning)}.npy"
+        path = cache_dir / f"{safe}_{key or _cache_key(reader, binning)}.npy"
         meta_path = path.with_suffix(".json")
         if path.exists() and meta_path.exists():
             try:
@@ -661,6 +667,20 @@ def dataset_settings(dataset: dict[str, Any], T: Any) -> dict[str, Any]:
                 time_unit=dataset.get("time_unit", "us"))
 
 
+def _say_binned(name: str, split: str, stats: dict[str, Any], b: Binning) -> None:
+    """The events a binning dropped (non-finite times) or left outside its window."""
+    if stats.get("nonfinite"):
+        log.info("%s %s: dropped %d events with non-finite timestamps", name, split,
+                 stats["nonfinite"])
+    outside = stats["events"] - stats["nonfinite"] - stats["in_window"]
+    if outside > 0:  # fixed-width bins crop: the window is T * dt_ms from the origin
+        window = (f"the {b.T * b.dt_ms:g} ms window (T={b.T} x dataset.dt_ms={b.dt_ms:g}, "
+                  f"dataset.origin={b.origin})" if b.dt_ms is not None else
+                  f"the window (dataset.dt_ms=null, dataset.origin={b.origin})")
+        log.info("%s %s: %d of %d events (%.1f%%) fall outside %s and are not used", name,
+                 split, outside, stats["events"], 100 * outside / stats["events"], window)
+
+
 def build_splits(
     name: str,
     splits: dict[str, Reader],
@@ -693,19 +713,17 @@ def build_splits(
     check_labels(splits, n_classes)
     sources = {}
     for split, reader in splits.items():
-        x, stats = binned(reader, b, where, f"{name}_{split}")
-        if stats.get("nonfinite"):
-            log.info("%s %s: dropped %d events with non-finite timestamps", name, split,
-                     stats["nonfinite"])
-        outside = stats["events"] - stats["nonfinite"] - stats["in_window"]
-        if outside > 0:  # fixed-width bins crop: the window is T * dt_ms from the origin
-            window = (f"the {b.T * b.dt_ms:g} ms window (T={b.T} x dataset.dt_ms={b.dt_ms:g}, "
-                      f"dataset.origin={b.origin})" if b.dt_ms is not None else
-                      f"the window (dataset.dt_ms=null, dataset.origin={b.origin})")
-            log.info("%s %s: %d of %d events (%.1f%%) fall outside %s and are not used", name,
-                     split, outside, stats["events"], 100 * outside / stats["events"], window)
-        if in_memory is True or (in_memory == "auto" and x.nbytes < IN_MEMORY_MAX_BYTES):
-            x = np.array(x)
+        tag, key = f"{name}_{split}", _cache_key(reader, b)
+        x = _HELD.get((tag, key)) if in_memory is not False else None
+        if x is not None:
+            stats = _HELD_STATS[tag, key]
+        else:
+            x, stats = binned(reader, b, where, tag, key)
+            if in_memory is True or (in_memory == "auto" and x.nbytes < IN_MEMORY_MAX_BYTES):
+                x = np.array(x)
+                x.flags.writeable = False  # (shared: another seed's splits read it too)
+                _HELD[tag, key], _HELD_STATS[tag, key] = x, stats
+        _say_binned(name, split, stats, b)
         sources[split] = (x, labels[split].astype(np.int32), reader, stats)
 
     def source(split: str, rows: np.ndarray, augmented: bool) -> Frames:

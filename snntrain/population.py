@@ -598,6 +598,14 @@ class Group:
         temp = sum(p.memory["temporaries"] for p in self.programs)
         return ((args + temp) / k, 0.0) if self.vectorize > 1 else (args / k, float(temp))
 
+    def data_bytes(self) -> int:
+        """Bytes of the members' data held in memory (each array once; members of one seed
+        share their splits, and event data is shared by every seed)."""
+        held = {}
+        for e in self.exps:
+            held.update(e.data.held())
+        return sum(held.values())
+
     def fingerprint(self) -> dict[str, Any]:
         fp = {k: v for k, v in fingerprint(self.base).items() if k != "seed"}
         fp["members"] = [m.name for m in self.members]
@@ -1212,9 +1220,11 @@ def _signal_said(signum: int | None) -> str:
 def _members_that_fit(group: Group, size: int, side: int, refuse: bool = True) -> int | None:
     """None if ``side`` groups of ``size`` members (as ``group``, compiled) fit in memory at
     once; else how many members per group would, or (``refuse``, or none would) a one-line
-    error with the numbers."""
+    error with the numbers. With ``side`` worker processes, each holds its own copy of the
+    data: this process's is in use already, the others' are counted."""
     (per_member, fixed), avail = group.memory(), available_memory()
-    per_member, fixed = side * per_member, side * fixed
+    data = (side - 1) * group.data_bytes()
+    per_member, fixed = side * per_member, side * fixed + data
     need = fixed + size * per_member
     if avail is None or need <= MEMORY_FRACTION * avail:
         return None
@@ -1223,9 +1233,11 @@ def _members_that_fit(group: Group, size: int, side: int, refuse: bool = True) -
         hint = (f"set {KEY}.chunk={fits} (or auto)" if fits >= 1
                 else "even one member does not fit; make the model or batch smaller")
         at_once = f" ({side} workers' groups at once)" if side > 1 else ""
+        copies = f", the other workers' data {_mib(data)}" if data else ""
         raise ConfigError(f"{KEY}: {size} members need about {_mib(need)} for their "
                           f"training step{at_once} ({_mib(per_member)} per member + "
-                          f"{_mib(fixed)} shared), but only {_mib(avail)} is available; {hint}")
+                          f"{_mib(fixed - data)} shared{copies}), but only {_mib(avail)} is "
+                          f"available; {hint}")
     return fits
 
 
@@ -1278,6 +1290,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 rundir.set_aside(run_dir / name)
         with lifecycle.Signals() as signals:
             if side > 1:
+                first = None  # (its data and program: the workers build their own)
                 status, wall, trained = _train_in_workers(
                     cfg, run_dir, parts, side, signals.received_any, t_start)
                 if trained and finished:  # (each group's checkpoint accepted it)

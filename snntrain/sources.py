@@ -145,6 +145,18 @@ class Splits:
     n_classes: int
     temporal: bool = False  # examples are already spikes over T steps (event data)
 
+    def held(self) -> dict[int, int]:
+        """``{id: bytes}`` of the arrays the splits hold in memory (each once: splits share
+        arrays; memory-mapped ones are the page cache's, shared by every process)."""
+        out = {}
+        for source in (self.train, self.val, self.test):
+            for v in getattr(source, "__dict__", {}).values():
+                while isinstance(v, np.ndarray) and isinstance(v.base, np.ndarray):
+                    v = v.base  # (a view: its array's bytes)
+                if isinstance(v, np.ndarray) and not isinstance(v, np.memmap):
+                    out[id(v)] = v.nbytes
+        return out
+
     def describe(self) -> str:
         val = len(self.val) if self.val is not None else 0
         return (

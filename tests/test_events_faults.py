@@ -146,6 +146,7 @@ def test_a_cache_of_another_dtype_or_without_stats_is_binned_again(tmp_path):
     got = data.load("shd", **kw).test
     np.testing.assert_array_equal(_all(got), want)
     assert got.x.dtype == np.uint8
+    del got  # (while a split is held in memory, another load shares it: no file is read)
     meta = npy.with_suffix(".json")
     np.save(npy, np.zeros(want.shape, np.uint8))
     meta.write_text(json.dumps({"dtype": "uint8"}))  # no event counts: not a finished binning
@@ -723,3 +724,26 @@ def test_a_conv_model_on_a_one_d_events_file_is_refused_before_the_run_directory
             f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert p.returncode == 2 and not run_dir.exists(), p.stderr[-2000:]
     assert p.stderr.strip().splitlines()[-1] == f"snntrain: error: {expected}", p.stderr[-2000:]
+
+
+def test_splits_of_several_seeds_share_one_copy_in_memory(tmp_path):
+    """A population's members of 3 seeds held 3 copies of the binned data (and binned it 3
+    times without a cache); they share one now, which the memory check counts once."""
+    make_shd(tmp_path)
+    kw = dict(T=3, data_dir=str(tmp_path), cache=False)
+    a, b = data.load("shd", **kw, seed=0), data.load("shd", **kw, seed=1)
+    assert a.train.x is b.train.x and a.val.x is a.train.x and a.test.x is b.test.x
+    assert not a.train.x.flags.writeable
+    assert not np.array_equal(a.val.rows, b.val.rows)  # (the seeds' own validation rows)
+    held = a.held()  # each array once (train and val share x and y)
+    assert sum(held.values()) == sum(v.nbytes for v in (
+        a.train.x, a.test.x, a.train.y, a.test.y, a.train.rows, a.val.rows, a.test.rows))
+    assert held[id(a.train.x)] == 12 * 3 * 700 and held[id(a.test.x)] == 6 * 3 * 700
+    mapped = data.load("shd", T=3, data_dir=str(tmp_path), in_memory=False)  # (read by index)
+    assert mapped.train.x is not a.train.x and isinstance(mapped.train.x, np.memmap)
+    assert id(mapped.train.x) not in mapped.held() and len(mapped.held()) == 5
+    fresh = data.load("shd", T=4, data_dir=str(tmp_path), cache=False)  # another binning
+    assert fresh.train.x.shape[1] == 4
+    del a, b
+    c = data.load("shd", **kw, seed=0)  # (none held: binned again)
+    np.testing.assert_array_equal(_all(c.test), _all(mapped.test))

@@ -351,6 +351,31 @@ def test_memory_check_refuses_with_numbers_or_chunks(monkeypatch):
     assert size == 2 and len(first.members) == 2 and "groups of 2" in messages[0]
 
 
+def test_the_memory_check_counts_the_other_workers_data(monkeypatch):
+    """Each worker process loads its members' data; the check counted the compiled steps
+    only. Members of one seed share their data, counted once."""
+    cfg = compose(f"{POP}.seed=[0,1]")
+    group = population.build_group(population.members(cfg), vectorize=1, by_type=False)
+    one = sum(group.exps[0].data.held().values())
+    assert one > 0 and group.data_bytes() == 2 * one  # (two seeds: two splits of digits)
+    same = population.build_group(population.members(compose(
+        f"{POP}.surrogate.name=[sigmoid,arctan]")), vectorize=1, by_type=False)
+    assert same.exps[0].data is same.exps[1].data and same.data_bytes() == one
+    per_member, shared = group.memory()
+    steps = 2 * (shared + 2 * per_member)  # two workers' steps, each of 2 members
+    monkeypatch.setattr(population, "available_memory",
+                        lambda: int((steps + group.data_bytes() / 2) / 0.9))
+    assert population._members_that_fit(group, 2, 1) is None
+    with pytest.raises(ConfigError, match=r"2 members need about .* MiB for their training "
+                                          r"step \(2 workers' groups at once\) \(.* MiB per "
+                                          r"member \+ .* MiB shared, the other workers' data "
+                                          r".* MiB\), but only"):
+        population._members_that_fit(group, 2, 2)
+    monkeypatch.setattr(population, "available_memory",
+                        lambda: int((steps + 1.01 * group.data_bytes()) / 0.9))
+    assert population._members_that_fit(group, 2, 2) is None
+
+
 @pytest.mark.parametrize("population_experiment, multirun_experiment", [
     pytest.param("surrogate_comparison_population", "surrogate_comparison", marks=pytest.mark.slow),
     ("alpha_scan_population", "alpha_scan"),
