@@ -37,7 +37,9 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -702,6 +704,20 @@ def _trainer_key(trainer: Any, key: str) -> Any:
     return getattr(trainer, key, None)
 
 
+@contextlib.contextmanager
+def _init_from_errors(path: Any) -> Iterator[None]:
+    """What reading ``trainer.init_from`` raises, as one-line :class:`ConfigError` s naming
+    the key."""
+    try:
+        yield
+    except OSError as e:  # h5py: "Unable to synchronously open file (file signature not found)"
+        raise ConfigError(f"trainer.init_from={path}: not a readable NIR file (NIR graphs are "
+                          f"HDF5, written by nir.write or python -m snntrain.export): {e}"
+                          ) from None
+    except (ImportError, ValueError) as e:  # NIRError too (a ConfigError, a ValueError)
+        raise ConfigError(f"trainer.init_from={path}: {e}") from None
+
+
 def nir_params(exp: Any) -> Any | None:
     """An experiment's model parameters read from the NIR graph ``trainer.init_from`` (None
     without one), with ``trainer.init_from_dt`` as the graph's ``dt`` when set (default: the
@@ -712,13 +728,46 @@ def nir_params(exp: Any) -> Any | None:
         return None
     dt = _trainer_key(exp.run.trainer, "init_from_dt")
     model = exp.model()
-    try:
+    with _init_from_errors(path):
         require_nir()
         nnx.update(model, _from_nir(_read(path), model, dt, "trainer.init_from_dt"))
-    except OSError as e:  # h5py: "Unable to synchronously open file (file signature not found)"
-        raise ConfigError(f"trainer.init_from={path}: not a readable NIR file (NIR graphs are "
-                          f"HDF5, written by nir.write or python -m snntrain.export): {e}"
-                          ) from None
-    except (ImportError, ValueError) as e:  # NIRError too (a ConfigError, a ValueError)
-        raise ConfigError(f"trainer.init_from={path}: {e}") from None
     return nnx.state(model, nnx.Param)
+
+
+def _graph_io(graph: Any, conv: bool) -> tuple[tuple[int, ...], int] | None:
+    """The input shape and class count of a model built for ``graph`` (``conv``: ``H x W x C``
+    from the graph's ``(C, H, W)`` input; else the first dense layer's inputs), None if the
+    graph does not say."""
+    chain, _ = _chain(graph)
+    dense = [n for _, n in chain if isinstance(n, (nir.Affine, nir.Linear))]
+    if not dense:
+        return None
+    n_classes = int(np.asarray(dense[-1].weight).shape[0])
+    if not conv:
+        return (int(np.asarray(dense[0].weight).shape[-1]),), n_classes
+    shape = next((np.asarray(v.input_type["input"]).reshape(-1)
+                  for v in _flat_graph(graph)[0].values() if isinstance(v, nir.Input)), None)
+    if shape is None or shape.size != 3:
+        return None
+    c, h, w = (int(d) for d in shape)
+    return (h, w, c), n_classes
+
+
+def check_init_from(run: Any) -> None:
+    """``trainer.init_from`` at start-up, before the run directory exists: the graph read and
+    loaded into the model built for the graph's own input size and class count (the data's
+    shape is checked against it when the data is loaded). Before, a graph whose layers, sizes
+    or fixed beta did not fit the model was refused after the run directory existed."""
+    path, dt = run.trainer.init_from, run.trainer.init_from_dt
+    if not path:
+        return
+    with _init_from_errors(path):
+        require_nir()
+        graph = _read(path)
+        if (io := _graph_io(graph, run.model["name"] == "conv")) is None:
+            return
+        try:
+            model = models.from_config(run.model, io[0], io[1], 0)
+        except Exception:  # noqa: BLE001 - a graph too small for the model: said at the load
+            return
+        _from_nir(graph, model, dt, "trainer.init_from_dt")

@@ -645,6 +645,13 @@ class Startup(Callback):
             if groups and run is not None:
                 check_groups(run)
                 check_files(run)
+                if run.trainer.init_from:  # (nir: imported only for it)
+                    from snntrain.nirgraph import check_init_from
+                    from snntrain.rundir import has_checkpoints
+
+                    if (out is None or str(run.trainer.resume) == "never"
+                            or not has_checkpoints(Path(out))):  # (a resumed run: its checkpoint)
+                        check_init_from(run)
                 if (msg := resume_error(run.trainer.resume, out)) is not None:
                     raise ConfigError(msg)
                 from snntrain import population

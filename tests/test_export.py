@@ -696,3 +696,47 @@ def test_alif_refusal_names_every_problem_at_once():
     assert str(e.value) == (
         "lif0: ALIF's adaptive threshold has no NIR node; use model/neuron=lif; reset=subtract "
         "has no NIR equivalent (NIR's neurons reset to v_reset); use model.neuron.reset=zero")
+
+
+def test_init_from_a_graph_that_does_not_fit_is_refused_before_the_run_directory(tmp_path):
+    """A graph of other layer sizes, or another fixed beta, than the model was refused when
+    the graph was loaded, after the run directory existed (a failed summary.json in it). The
+    start-up loads the graph into the model built for the graph's own input size."""
+    from _workers import cli
+    from conftest import compose
+
+    from snntrain import config, nirgraph
+
+    base = ("model.neuron.reset=zero", "model.hidden=[8]")
+    run = config.parse(compose(*base))
+    path = tmp_path / "digits.nir"
+    nir.write(path, export.to_nir(models.from_config(run.model, (8, 8, 1), 10, 0)))
+
+    def check(*more):
+        nirgraph.check_init_from(config.parse(compose(*base, f"trainer.init_from={path}",
+                                                      *more)))
+
+    check()  # (the graph of this very model)
+    with pytest.raises(ConfigError) as e:
+        check("model.hidden=[16]")
+    assert str(e.value) == (f"trainer.init_from={path}: fc0 (NIR node fc0): the graph's weight "
+                            "has shape (8, 64), the model needs (16, 64) (NIR's layout: out x in)")
+    with pytest.raises(ConfigError, match=rf"^trainer.init_from={path}: lif0: the graph's beta "
+                                          r"\[0.9 0.9 0.9 ...\] \(8 values\) differs from "
+                                          r"the model's fixed 0.5; set "
+                                          r"model.neuron.beta or model.learn_beta=true$"):
+        check("model.neuron.beta=0.5")
+    with pytest.raises(ConfigError, match=rf"^trainer.init_from={path}: the NIR graph's layers "
+                                          r"\[.*\] do not match the model's"):
+        check("model.hidden=[8,8]")
+    run_dir = tmp_path / "run"
+    p = cli(*base, "model.hidden=[16]", f"trainer.init_from={path}",
+            f"hydra.run.dir={run_dir}", "logger=none", cwd=tmp_path)
+    assert p.returncode == 2 and not run_dir.exists(), p.stderr[-2000:]
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        f"snntrain: error: trainer.init_from={path}: "), p.stderr[-2000:]
+    p = cli(*base, f"trainer.init_from={path}", "trainer.epochs=1", "T=4",
+            f"hydra.run.dir={run_dir}", "logger=none", "trainer.progress=false", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]  # (the graph that fits trains from it)
+    assert f"initialised the model from {path}" in p.stdout + p.stderr
