@@ -43,6 +43,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -1195,12 +1196,9 @@ def _plan(cfg: DictConfig, run_dir: Path, ms: list[Member], side: int, by_type: 
     checkpoints' are refused (:func:`_check_groups`)."""
     chunk = _setting(cfg, "chunk")
     earlier = _earlier_groups(cfg, run_dir)
-    size = max(map(len, earlier)) if earlier else 0  # (the first group's: the largest)
-    if earlier and chunk in (None, size):
-        for strided in (False, True):
-            parts = partition(ms, size, strided)
-            if all(g in [[m.name for m in p] for p in parts] for g in earlier):
-                return parts, None
+    if earlier and chunk != "auto" and (
+            parts := _grouping_holding(ms, earlier, chunk)) is not None:
+        return parts, None
     if side > 1 and chunk != "auto":
         parts, first = partition(ms, int(chunk or -(-len(ms) // side)), strided=True), None
     else:
@@ -1209,7 +1207,7 @@ def _plan(cfg: DictConfig, run_dir: Path, ms: list[Member], side: int, by_type: 
         if first is not None and [m.index for m in first.members] != [m.index
                                                                      for m in parts[0]]:
             first = None  # (compiled for the first members; workers' groups are dealt in turn)
-    _check_groups(cfg, run_dir, [[m.name for m in part] for part in parts])
+    _check_groups(cfg, run_dir, ms, parts)
     return parts, first
 
 
@@ -1526,34 +1524,64 @@ def _saved_groups(run_dir: Path) -> Iterator[tuple[ckpt_lib.Checkpoints, dict[st
             ckpts.close()
 
 
-def _check_groups(cfg: DictConfig, run_dir: Path, planned: list[list[str]]) -> None:
+def _check_groups(cfg: DictConfig, run_dir: Path, ms: list[Member],
+                  planned: list[list[Member]]) -> None:
     """Refuse to go on with checkpoints written for other groups of members (another
     ``chunk``, or ``auto`` deciding otherwise on this machine): their state would not be found
     and the members would silently start over."""
     resume = str(cfg.trainer.resume)
     source = run_dir if resume == "auto" else _resumed_run_dir(resume)
     earlier = _earlier_groups(cfg, run_dir)
-    if earlier and any(list(group) not in planned for group in earlier):
-        raise RefusedConfig(
-            f"the checkpoints in {source / 'checkpoints'} hold groups of {len(earlier[0])} "
-            f"members; this run trains groups of {len(planned[0])} ({KEY}.chunk="
-            f"{_setting(cfg, 'chunk') or 'null'}): set {KEY}.chunk={len(earlier[0])} (or null) "
-            "to resume them, or " + ("trainer.resume=never to start over" if resume == "auto"
-                                     else "resume another run"))
+    if not earlier or _holds(planned, earlier):
+        return
+    kept = _grouping_holding(ms, earlier, None)
+    fix = (f"set {KEY}.chunk=null to resume them in their groups" if kept is not None else
+           "they are not groups of this population's members")
+    raise RefusedConfig(
+        f"the checkpoints in {source / 'checkpoints'} hold other groups of members (sizes "
+        f"{', '.join(str(len(g)) for g in earlier.values())}) than this run trains (groups of "
+        f"{len(planned[0])}, {KEY}.chunk={_setting(cfg, 'chunk') or 'null'}): {fix}, or "
+        + ("trainer.resume=never to start over" if resume == "auto" else "resume another run"))
 
 
-def _earlier_groups(cfg: DictConfig, run_dir: Path) -> list[list[str]] | None:
+def _holds(parts: list[list[Member]], earlier: dict[str, list[str]]) -> bool:
+    """Whether ``parts`` puts each earlier group's members in the group whose checkpoints
+    they are (``checkpoints/group<g>``, or ``checkpoints/`` itself for one group)."""
+    for where, names in earlier.items():
+        g = 0 if where == "checkpoints" else int(where.removeprefix("group"))
+        if (where == "checkpoints") != (len(parts) == 1) or g >= len(parts) or (
+                [m.name for m in parts[g]] != names):
+            return False
+    return True
+
+
+def _grouping_holding(ms: list[Member], earlier: dict[str, list[str]],
+                      chunk: int | None) -> list[list[Member]] | None:
+    """A grouping (:func:`partition`, of size ``chunk`` if given, else the largest) that holds
+    the earlier groups; None if none does. The groups without checkpoints are free: their
+    members start from step 0 in any grouping. (A killed population may have saved a small
+    group and not yet its largest, whose size said nothing.)"""
+    for size in [int(chunk)] if chunk is not None else range(len(ms), 0, -1):
+        for strided in (False, True):
+            if _holds(parts := partition(ms, size, strided), earlier):
+                return parts
+    return None
+
+
+def _earlier_groups(cfg: DictConfig, run_dir: Path) -> dict[str, list[str]] | None:
     """The groups of members an earlier attempt saved checkpoints for (where this run
-    resumes from), the first group first; None: none, or unreadable (the restore says so)."""
+    resumes from), by their checkpoint directory's name (``group<g>``, or ``checkpoints``
+    for one group); None: none, or unreadable (the restore says so)."""
     resume = str(cfg.trainer.resume)
     source = run_dir if resume == "auto" else _resumed_run_dir(resume)
     if source is None:
         return None
     try:
-        saved = {ckpts.directory.name: list(fp["members"]) for ckpts, fp in _saved_groups(source)}
+        saved = {ckpts.directory.name: list(fp["members"]) for ckpts, fp in _saved_groups(source)
+                 if re.fullmatch(r"checkpoints|group\d+", ckpts.directory.name)}
     except Exception:  # noqa: BLE001 - unreadable: the group's restore says so
         return None
-    return [saved[k] for k in sorted(saved, key=lambda d: (len(d), d))] or None
+    return saved or None
 
 
 def _resumed_run_dir(resume: str) -> Path | None:

@@ -7,6 +7,7 @@ test allows float32 rounding (see ``test_vmapped_members_match_solo_to_rounding`
 """
 
 import json
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -1015,10 +1016,37 @@ def test_a_refused_regrouping_leaves_the_populations_config_yaml(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     (tmp_path / "summary.json").write_text(json.dumps({**summary, "status": "preempted"}))
     before = (tmp_path / "config.yaml").read_text()
-    with pytest.raises(RefusedConfig, match=r"hold groups of 2 members; this run trains groups "
-                                            r"of 1"):
+    with pytest.raises(RefusedConfig, match=r"hold other groups of members \(sizes 2, 2\) than "
+                                            r"this run trains \(groups of 1, trainer.population."
+                                            r"chunk=1\): set trainer.population.chunk=null to "
+                                            r"resume them in their groups, or trainer.resume="
+                                            r"never to start over$"):
         train_and_evaluate(compose(*base, f"{POP}.chunk=1"), tmp_path)
     assert (tmp_path / "config.yaml").read_text() == before
+
+
+def test_a_population_killed_before_its_largest_group_saved_resumes(tmp_path):
+    """The earlier groups' size was read from the largest group with a checkpoint: a
+    population killed after its group of 2 saved and before its group of 3 did could not be
+    resumed at all (every chunk was refused, the one that would work never named)."""
+    base = ("trainer.epochs=1", f"{POP}.seed=[0,1,2,3,4]")
+    train_and_evaluate(compose(*base, f"{POP}.chunk=3"), tmp_path)  # [0,1,2], [3,4]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "status": "preempted"}))
+    shutil.rmtree(tmp_path / "checkpoints" / "group0")  # (killed before it saved)
+    for m in ("0-seed=0", "1-seed=1", "2-seed=2"):
+        (tmp_path / "members" / m / "summary.json").unlink()
+    done = {m: (tmp_path / "members" / m / "summary.json").read_bytes()
+            for m in ("3-seed=3", "4-seed=4")}
+    summary = train_and_evaluate(compose(*base), tmp_path)  # chunk=null: the saved groups
+    assert summary["completed"] == 5
+    assert {m: (tmp_path / "members" / m / "summary.json").read_bytes()
+            for m in done} == done  # (finished: not trained again)
+    ms = population.members(compose(*base))
+    strided = population._grouping_holding(ms, {"group1": ["1-seed=1", "3-seed=3"]}, None)
+    assert [[m.index for m in p] for p in strided] == [[0, 2, 4], [1, 3]]  # (2 workers')
+    assert population._grouping_holding(ms, {"group1": ["1-seed=1", "3-seed=3"]}, 2) is None
+    assert population._grouping_holding(ms, {"checkpoints": ["0-seed=0"]}, None) is None
 
 
 def test_chunk_auto_with_worker_processes_starts_from_one_group_per_worker(monkeypatch,
