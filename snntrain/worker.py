@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     _output_to_parent(int(argv[6]))
     from snntrain.errors import ConfigError, Refused
     from snntrain.runstate import TrainingError
-    from snntrain.workers import CONFIG, ERROR_PREFIX, PREEMPTED, REFUSED
+    from snntrain.workers import CONFIG, ERROR_PREFIX, FAILED, PREEMPTED, REFUSED
 
     hostenv.exit_when_stuck_enabled = True  # (a command line: a signal may end it)
     job = json.loads(sys.stdin.read())
@@ -103,11 +103,20 @@ def main(argv: list[str]) -> int:
         status = population.train_assigned(cfg, run_dir, job["groups"], mine, t_start, side,
                                            label)
     except (ConfigError, TrainingError, CheckpointError) as e:
+        # (a training error's own exit status may be a refusal's or a config error's: a full
+        # disk, WriteFailed's 2, was reported as a configuration error)
         print(f"{ERROR_PREFIX}{label}: {e}", file=sys.stderr, flush=True)
         return (REFUSED if isinstance(e, Refused) else CONFIG if isinstance(e, ConfigError)
-                else getattr(e, "exit_code", 1))
+                else FAILED)
     except KeyboardInterrupt:  # a second Ctrl-C: the parent says it in one line
         return 128 + signal.SIGINT
+    except Exception as e:
+        from snntrain.lifecycle import out_of_memory
+
+        if (oom := out_of_memory(e)) is None:
+            raise  # (a fault of ours: its traceback)
+        print(f"{ERROR_PREFIX}{label}: {oom}", file=sys.stderr, flush=True)
+        return FAILED
     return PREEMPTED if status == "preempted" else 0
 
 

@@ -48,6 +48,7 @@ from snntrain.runstate import TrainingError
 PREEMPTED = 75  # a worker stopped by a signal after saving its checkpoint (EX_TEMPFAIL)
 CONFIG = 2  # a worker's configuration or data error (as the command line's exit status)
 REFUSED = 65  # a worker refused its attempt (another attempt's directory or checkpoints)
+FAILED = 1  # a worker's training failed (its error line says why: a full disk, memory, ...)
 # how a worker that a SIGTERM or Ctrl-C stopped before its training loop ends (one line, or the
 # signal itself before its handlers were set)
 STOPPED = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT}
@@ -135,11 +136,13 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
             _stop_all(procs, pipes)  # (this process failed or was interrupted: none trains
             # on unwatched)
             pipes.drain(DRAIN_S)
-    if stop():  # a worker the signal stopped before its training loop did (its line says so)
-        codes = [PREEMPTED if c in STOPPED else c for c in codes]
+    # a worker a signal stopped before its training loop (its line says so): pre-empted, as
+    # one stopped in it (a SIGTERM to one worker while it started failed the run, saying "its
+    # error is above")
+    codes = [PREEMPTED if c in STOPPED else c for c in codes]
     bad = [(w, c) for w, c in enumerate(codes) if c not in (0, PREEMPTED)]
     if bad:  # the first that failed on its own, not one stopped because of it
-        w, code = next((b for b in bad if b[1] not in STOPPED), bad[0])
+        w, code = bad[0]
         raise _failure(f"the worker training group(s) {_groups(assignments[w])} of {run_dir}",
                        code, errors.get(w))
     return codes
@@ -260,7 +263,8 @@ def _wait(procs: list[subprocess.Popen], stop: Callable[[], bool], pipes: _Pipes
         alive = [p.poll() is None for p in procs]  # (every one polled: a later failure counts)
         if not any(alive):
             return [p.returncode for p in procs]
-        bad = [w for w, p in enumerate(procs) if p.returncode not in (None, 0, PREEMPTED)]
+        bad = [w for w, p in enumerate(procs)
+               if p.returncode not in (None, 0, PREEMPTED) and p.returncode not in STOPPED]
         if told is None and (stop() or bad):
             if bad and not stop():
                 failed(bad[0])

@@ -149,6 +149,27 @@ def test_workers_a_signal_stops_before_their_training_loop_are_preempted_not_fai
     assert codes == [workers.PREEMPTED] * 2
 
 
+def test_workers_a_signal_from_elsewhere_stops_while_they_start_are_preempted(monkeypatch,
+                                                                             tmp_path):
+    """A SIGTERM to the workers alone (not to their parent) while they started failed the
+    run ("stopped with exit status 143 (its error is above)", nothing above), and one in
+    their training loop pre-empted it: both pre-empt it now."""
+    import subprocess
+    import threading
+
+    started, popen = [], subprocess.Popen
+
+    def recorded(*args, **kw):
+        started.append(popen(*args, **kw))
+        return started[-1]
+
+    monkeypatch.setattr(workers.subprocess, "Popen", recorded)
+    threading.Timer(0.5, lambda: [p.send_signal(signal.SIGTERM) for p in started]).start()
+    codes = workers.run("{}", tmp_path, [[0], [1]], [[0], [1]], time.time(), lambda: False,
+                        lambda _: None)
+    assert len(started) == 2 and codes == [workers.PREEMPTED] * 2
+
+
 RUN = ("logger=none", "trainer.progress=false", "trainer.epochs=3", "trainer.batch_size=32",
        "model.hidden=[64]", "T=8", "trainer.checkpoint_every=7", "trainer.log_every=1",
        *AXES, f"{POP}.workers=2")
@@ -338,3 +359,47 @@ def test_a_second_stop_signal_while_the_first_is_said_adds_nothing(monkeypatch, 
     stop(signal.SIGINT)
     assert capsys.readouterr().err == "snntrain: interrupted (Ctrl-C); advice\n"
     assert exits == [128 + signal.SIGINT]
+
+
+FULL_DISK = '''
+import builtins, errno
+if b"snntrain.worker" in open("/proc/self/cmdline", "rb").read():
+    _open = builtins.open
+
+    class _Full:
+        def __init__(self, f):
+            self.f = f
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    def _full_open(path, mode="r", *args, **kw):
+        f = _open(path, mode, *args, **kw)
+        return _Full(f) if str(path).endswith("metrics.jsonl") and "a" in mode else f
+
+    builtins.open = _full_open
+'''
+
+
+@two_cores
+def test_a_full_disk_in_a_worker_is_said_as_a_full_disk(tmp_path):
+    """A worker's WriteFailed (exit status 2, a full disk) was read as a configuration
+    error: "stopped on a configuration error", and summary.json said "ConfigError: ..."."""
+    import subprocess
+    import sys
+
+    from _workers import env
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(FULL_DISK)
+    run_dir = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "snntrain", *RUN, f"hydra.run.dir={run_dir}"],
+                       env=env(1) | {"PYTHONPATH": str(tmp_path / "site")}, capture_output=True,
+                       text=True, timeout=300)
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert "configuration error" not in last and "No space left on device" in last, last
+    assert last.startswith("snntrain: error: the worker training group(s) "), last
+    error = json.loads((run_dir / "summary.json").read_text())["error"]
+    assert not error.startswith("ConfigError") and "No space left on device" in error, error
