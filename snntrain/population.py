@@ -1276,7 +1276,10 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         parts, first = _plan(cfg, run_dir, ms, side, by_type)
         if not finished:  # (its groups accepted; a finished run's config stays its members',
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # saved on training on)
-        side = min(side, sum(not _group_done(run_dir, part, cfg) for part in parts))
+        # in workers also for one group left: a worker's arithmetic is one core's (XLA:CPU's
+        # matrix products split their sums by its threads), which this process's is not
+        left = sum(not _group_done(run_dir, part, cfg) for part in parts)
+        in_workers, side = side > 1 and left > 0, max(1, min(side, left))
         if never and rundir.has_checkpoints(run_dir):
             # all at once: another grouping's checkpoints (the top level's, or a group this
             # run does not have) were left to be refused on the next resume
@@ -1287,7 +1290,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
             for name in ("summary.json", "report"):
                 rundir.set_aside(run_dir / name)
         with lifecycle.Signals() as signals:
-            if side > 1:
+            if in_workers:
                 first = None  # (its data and program: the workers build their own)
                 status, wall, trained = _train_in_workers(
                     cfg, run_dir, parts, side, signals.received_any, t_start)

@@ -128,9 +128,9 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
                 with contextlib.suppress(BrokenPipeError):  # (it ended at once: its status says)
                     p.stdin.write(job.encode())
                     p.stdin.close()
-            say(f"population: {len(groups)} groups in {len(procs)} worker processes, one "
-                f"core each (cores {', '.join(map(str, where))}; "
-                "trainer.population.workers=null trains in this process)")
+            say(f"population: {len(groups)} groups in {len(procs)} worker process"
+                f"{'es' * (len(procs) != 1)}, one core each (cores {', '.join(map(str, where))};"
+                " trainer.population.workers=null trains in this process)")
             codes = _wait(procs, stop, pipes, _failed)
         finally:
             _stop_all(procs, pipes)  # (this process failed or was interrupted: none trains

@@ -292,6 +292,49 @@ def test_a_workers_bar_is_relayed_to_the_parents_bars(monkeypatch):
     assert not bars._bars.tasks[0].visible and bars._bars.tasks[1].visible  # (never relayed)
 
 
+# a network whose matrix products XLA:CPU splits by its threads (a solo run on two cores
+# differs from one on one core from step 40: the weight gradient's sums)
+WIDE = ("logger=none", "trainer.progress=false", "trainer.epochs=1", "model.hidden=[256]",
+        "T=40", "trainer.batch_size=16", *AXES)
+
+
+@two_cores
+def test_worker_members_are_bit_identical_to_their_runs_on_one_core(tmp_path):
+    """A worker runs on one core, whose arithmetic XLA:CPU chooses for one thread: its members
+    equal the population (so each member's solo run) trained on one core, to the bit. The
+    README had said: to the population in one process on every core (true only of networks
+    too small for XLA to split their products)."""
+    from _workers import python
+
+    train_and_evaluate(compose(*WIDE, f"{POP}.workers=2"), tmp_path / "w")
+    python("import os; os.sched_setaffinity(0, {0})\n"  # (before JAX starts)
+           "from conftest import compose\n"
+           "from snntrain.train import train_and_evaluate\n"
+           f"train_and_evaluate(compose(*{WIDE!r}, '{POP}.workers=null'), "
+           f"{str(tmp_path / 'one')!r})",
+           devices=None, environ={"PYTHONPATH": str(Path(__file__).parent)})
+    a, b = _member_dirs(tmp_path / "one"), _member_dirs(tmp_path / "w")
+    assert [d.name for d in a] == [d.name for d in b] and len(a) == 4
+    for x, y in zip(a, b, strict=True):
+        assert _records(x) == _records(y), x.name
+
+
+def test_one_group_left_of_a_population_in_workers_trains_in_a_worker(monkeypatch, tmp_path):
+    """With one group left to train it trained in the parent, on every core: another
+    arithmetic than the worker's, so a population resumed after its parent was killed was not
+    bit-identical to an uninterrupted one."""
+    calls = []
+    monkeypatch.setattr(population, "_workers_here", lambda cfg: 2)
+    monkeypatch.setattr(population, "_group_done", lambda run_dir, part, cfg, say=None: part[0]
+                        .index == 0)  # (group 0: members 0 and 2, finished)
+    monkeypatch.setattr(population, "_train_in_workers", lambda cfg, run_dir, parts, side, *a:
+                        calls.append(side) or ("completed", 1.0, True))
+    monkeypatch.setattr(population, "population_summary", lambda *a, **k: {
+        "completed": 4, "diverged": 0, "status": "completed"})
+    train_and_evaluate(compose(*SMALL, *AXES, f"{POP}.chunk=2"), tmp_path)
+    assert calls == [1]
+
+
 def test_a_workers_output_reaches_the_parent_as_utf8_whatever_its_locale(capsys):
     """A worker's lines were encoded in its locale's encoding (latin-1: 'loss α→β' arrived
     empty) and read as UTF-8; a line with ':b:' was printed as an emoji."""
