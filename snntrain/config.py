@@ -64,8 +64,19 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # (a value above it is inf where it is computed)
+
+
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and abs(v) <= FLOAT32_MAX)
+
+
+def _finite_text(v: Any) -> str:
+    """"a finite number", said "in float32" of a value only float64 holds (1e39)."""
+    big = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return "a finite number" + (f" (in float32: at most {FLOAT32_MAX:.4g} in size)" if big
+                                and abs(v) > FLOAT32_MAX else "")
 
 
 def integer(lo: int, hi: int | None = None, *, null: bool = False) -> Rule:
@@ -93,7 +104,7 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
             return None
         bounds = ([f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []) + (
             [f"{'<' if hi_open else '<='} {hi}"] if hi is not None else [])
-        return ("a finite number" + (" " + " and ".join(bounds) if bounds else "")
+        return (_finite_text(v) + (" " + " and ".join(bounds) if bounds else "")
                 + (" or null" if null else ""))
 
     return rule
@@ -145,7 +156,7 @@ def finite(*, null: bool = False) -> Rule:
 
     def rule(v: Any) -> str | None:
         return None if (v is None and null) or _is_number(v) else (
-            "a finite number" + (" or null" if null else ""))
+            _finite_text(v) + (" or null" if null else ""))
 
     return rule
 
@@ -298,6 +309,17 @@ GROUP_RULES: dict[str, Rule] = {
     "optimizer.weight_decay": number(0.0, lo_open=False),
     "optimizer.warmup_steps": integer(0),
     "optimizer.momentum": number(0.0, 1.0, lo_open=False, hi_open=True, null=True),
+    # optax's own parameters (before: a string or list failed inside optax's first update
+    # with a traceback, and b1=2 or nesterov=abc trained without a word)
+    "optimizer.b1": number(0.0, 1.0, lo_open=False, hi_open=True),
+    "optimizer.b2": number(0.0, 1.0, lo_open=False, hi_open=True),
+    "optimizer.eps": number(0.0, lo_open=False),
+    "optimizer.eps_root": number(0.0, lo_open=False),
+    "optimizer.nesterov": one_of(True, False),
+    "optimizer.mu_dtype": one_of(None, "float32", "bfloat16", "float16"),
+    "optimizer.accumulator_dtype": one_of(None, "float32", "bfloat16", "float16"),
+    "optimizer.mask": lambda v: None if v is None else (
+        "null (a mask of the parameters is set from Python, not a config value)"),
     "dataset.n_classes": integer(1, null=True),
     "dataset.T": integer(1),  # event datasets' time steps (the top-level T by default)
     "trainer.population.mode": one_of("grid", "zip"),

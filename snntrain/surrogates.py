@@ -78,13 +78,16 @@ def _checked(owner: str, field: str, value: Any, rule: str) -> Any:
     values = np.asarray(value)
     if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
         raise ValueError(f"{owner}: {field} must be a number, got {value!r}")
-    ok = np.isfinite(values)
+    # (1e39 is finite in float64 and inf in float32, where the surrogate computes)
+    ok = np.isfinite(values) & (np.abs(values) <= np.finfo(np.float32).max)
     if rule == "positive":
         ok &= values > 0
     elif rule == "nonnegative":
         ok &= values >= 0
     if not np.all(ok):
-        raise ValueError(f"{owner}: {field} must be {_RULES[rule]}, got {value!r}")
+        f32 = " in float32" if np.any(np.isfinite(values) & ~np.isfinite(
+            values.astype(np.float32))) else ""
+        raise ValueError(f"{owner}: {field} must be {_RULES[rule]}{f32}, got {value!r}")
     return value
 
 

@@ -31,6 +31,19 @@ def _compose(*overrides: str):
 # ---- caught by config.parse, before JAX is imported -------------------------------------
 # (overrides, what the one line must contain)
 PARSE_CASES = [
+    # optax's own parameters: a traceback inside optax's first update, or a silent run
+    ("+optimizer.b1=abc", "optimizer.b1='abc' is invalid: must be a finite number >= 0.0 and "
+                          "< 1.0"),
+    ("+optimizer.b1=2", "optimizer.b1=2 is invalid: must be a finite number >= 0.0 and < 1.0"),
+    ("+optimizer.eps=[1,2]", "optimizer.eps=[1, 2] is invalid: must be a finite number >= 0.0"),
+    ("optimizer=sgd +optimizer.nesterov=abc", "optimizer.nesterov='abc' is invalid: must be "
+                                              "one of true, false"),
+    ("+optimizer.b2=nan", "optimizer.b2=nan is invalid: must be a finite number >= 0.0"),
+    ("+optimizer.mu_dtype=float64", "optimizer.mu_dtype='float64' is invalid: must be one of "
+                                    "null, float32, bfloat16, float16"),
+    # finite in float64, inf in float32 (where it is computed): trained, or "diverged"
+    ("optimizer.lr=1e39", "optimizer.lr=1e+39 is invalid: must be a finite number (in float32: "
+                          "at most 3.403e+38 in size) > 0.0"),
     ("seed=-1", "seed=-1 is invalid: must be an integer >= 0"),
     # 2**64 was an OverflowError traceback; 2**32 wrapped onto seed 0's key
     ("seed=4294967296", "seed=4294967296 is invalid: must be an integer >= 0 and < 2147483648"),
@@ -156,6 +169,8 @@ GROUP_CASES = [
     ("optimizer=sgd +optimizer.weight_decay=0.5", "optimizer.weight_decay=0.5 is decoupled "
                                                   "weight decay, which only optimizer=adamw"),
     ("surrogate.alpha=0", "surrogate.alpha=0 is invalid: FastSigmoid: alpha must be finite"),
+    ("surrogate.alpha=1e39", "surrogate.alpha=1e+39 is invalid: FastSigmoid: alpha must be "
+                             "finite and > 0 in float32, got 1e+39"),
     ("+surrogate.gamma=2", "unknown key surrogate.gamma; valid: alpha"),
     ("surrogate.name=nope", "unknown surrogate 'nope'; valid: arctan, "),
     ("encoder.gain=-1", "encoder.gain=-1 is invalid: rate encoder: gain must be finite and > 0"),
