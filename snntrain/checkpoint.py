@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from snntrain.errors import Refused
+from snntrain.sources import content_hash
 
 
 class CheckpointError(RuntimeError):
@@ -91,6 +93,17 @@ def _json_or_none(path: Path) -> Any:
         return None
 
 
+def state_digest(state: Any) -> str | None:
+    """A hash of the state's arrays (dtype, shape and bytes, in tree order), saved with each
+    checkpoint and checked on restore: bytes damaged on disk were restored without a word
+    (the run then "diverged", blaming the learning rate). None where this process does not
+    hold every shard (multi-host)."""
+    leaves = jax.tree.leaves(state)
+    if any(isinstance(x, jax.Array) and not x.is_fully_addressable for x in leaves):
+        return None
+    return content_hash([np.asarray(x) for x in jax.device_get(leaves)])
+
+
 class Checkpoints:
     """The checkpoints of one run directory (only the main process writes)."""
 
@@ -130,6 +143,8 @@ class Checkpoints:
         # a snapshot: the save is asynchronous, and the caller goes on mutating its dicts
         # (the epoch's running sums), which would otherwise be written as of a later step
         meta = json.loads(json.dumps({**meta, **self.lineage}))
+        if (digest := state_digest(state)) is not None:
+            meta["state_digest"] = digest
         if step in self.manager.all_steps():
             self._replace_meta(step, meta)
             return
@@ -251,6 +266,11 @@ class Checkpoints:
                 say(f"checkpoint {self.directory / str(s)} is corrupt or truncated "
                     f"({type(e).__name__}: {_cut(str(e).splitlines()[0] if str(e) else '')})"
                     f"{self._set_aside(s)}; trying the previous one")
+                continue
+            if "state_digest" in meta and state_digest(state) not in (meta["state_digest"],
+                                                                      None):
+                say(f"checkpoint {self.directory / str(s)} is corrupt (its arrays differ from "
+                    f"the digest saved with them){self._set_aside(s)}; trying the previous one")
                 continue
             if s != steps[0]:  # (export said only "trying the previous one", and wrote it)
                 say(f"using checkpoint {self.directory / str(s)}, the newest readable one "

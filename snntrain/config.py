@@ -25,7 +25,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -402,18 +402,21 @@ def moved_in_overrides(overrides: list[str]) -> ConfigError | None:
 
 
 @contextlib.contextmanager
-def named(group: str, params: Mapping[str, Any]) -> Iterator[None]:
+def named(group: str, params: Mapping[str, Any], keys: Sequence[str] = ("name",)
+          ) -> Iterator[None]:
     """Re-raise a ``ValueError``/``TypeError`` of building ``group`` from ``params`` as a
     :class:`ConfigError` naming the key: ``model.neuron.beta=1.5 is invalid: LIF: beta must be
     in (0, 1], got 1.5``. The key is the first of ``params`` the message mentions; a message
     that already names a full key is kept as it is. ``params`` that are not a mapping (an
-    override ``model.neuron=alif`` replaced the node with a string) are named as such."""
+    override ``model.neuron=alif`` replaced the node with a string) are named as such, with
+    the node's ``keys``."""
     if not isinstance(params, Mapping):
         group_dir = group.replace(".", "/")
         pick = (f"choose one with {group_dir}=<option> or " if (CONFIG_DIR / group_dir).is_dir()
                 else "")
         raise ConfigError(f"{group}={_show(params)} is invalid: {group} is a config node, not a "
-                          f"value; {pick}set its keys ({group}.name=...)")
+                          f"value; {pick}set its keys ("
+                          + ", ".join(f"{group}.{k}=..." for k in keys) + ")")
     try:
         yield
     except ConfigError:
@@ -745,7 +748,8 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
         # a run longer than its warm-up (the run's own length is checked when it is built)
         optim.from_config(o, total_steps=_warmup(o) + 1)
 
-    with named("metrics.energy", run.metrics.get("energy") or {}):
+    with named("metrics.energy", run.metrics.get("energy") or {},
+               keys=[f.name for f in dataclasses.fields(synops.Energy)]):
         synops.energy_from_config(run.metrics.get("energy"))
 
     if not model:

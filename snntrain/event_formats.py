@@ -465,7 +465,12 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
             )
         if not len(counts):
             raise EventDataError(f"{path}: the {split} split is empty")
-        if counts.min() < 0 or counts.sum() != n_events:
+        if counts.min() < 0:  # (it said "sums to 2072 events ... but t has 2072")
+            raise EventDataError(
+                f"{path}: counts_{split} has a negative count ({counts.min()}, sample "
+                f"{int(np.argmin(counts))}); counts are the events of each sample, >= 0"
+            )
+        if counts.sum() != n_events:
             raise EventDataError(
                 f"{path}: counts_{split} sums to {counts.sum()} events (min {counts.min()}) but "
                 f"t_{split} has {n_events}; counts are the events of each sample"

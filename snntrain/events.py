@@ -724,6 +724,11 @@ def build_splits(
                 x.flags.writeable = False  # (shared: another seed's splits read it too)
                 _HELD[tag, key], _HELD_STATS[tag, key] = x, stats
         _say_binned(name, split, stats, b)
+        if not stats["in_window"]:  # (it trained on silence: exit 0, one line at most)
+            raise EventDataError(
+                f"{reader.where}: the {split} split has no events to bin ({stats['events']} "
+                f"events, {stats['nonfinite']} with non-finite times, the rest outside the "
+                "window): check the file, dataset.time_unit, dataset.dt_ms and dataset.origin")
         sources[split] = (x, labels[split].astype(np.int32), reader, stats)
 
     def source(split: str, rows: np.ndarray, augmented: bool) -> Frames:

@@ -104,9 +104,15 @@ class ChunkedEpoch:
 
 
 def out_of_memory(e: BaseException) -> TrainingError | None:
-    """XLA's ``RESOURCE_EXHAUSTED`` as one line naming what to shrink (None for any other
-    error). The checkpoints written before it stay."""
+    """XLA's ``RESOURCE_EXHAUSTED``, or the host's ``MemoryError`` (numpy's "Unable to
+    allocate 29.8 GiB for an array with shape ...": a traceback before), as one line naming
+    what to shrink (None for any other error). The checkpoints written before it stay."""
     text = str(e)
+    if isinstance(e, MemoryError):
+        return TrainingError(
+            f"out of host memory ({text.strip().splitlines()[0][:200] if text else 'MemoryError'}"
+            "): make T, trainer.batch_size, the model or the data (dataset.downsample, "
+            "dataset.in_memory=false) smaller")
     if not (isinstance(e, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in text):
         return None
     asked = re.search(r"allocating (\d+) bytes", text)

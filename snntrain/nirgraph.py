@@ -391,7 +391,13 @@ def _set(param: Any, value: np.ndarray, axes: tuple[int, ...] | None = None) -> 
         graph, model = (tuple(sh[i] for i in back) for sh in (value.shape, old.shape))
         raise NIRError(f"the graph's weight has shape {graph}, the model needs {model} (NIR's "
                        f"layout: {'out x in' if len(axes) == 2 else 'out x in x H x W'})")
-    param[...] = jnp.asarray(value, old.dtype)
+    with np.errstate(over="ignore"):
+        cast = np.asarray(value, np.dtype(old.dtype))
+    if not np.all(ok := np.isfinite(cast)):  # (a NaN weight trained as "diverged at step 1")
+        f32 = " in float32" if np.all(np.isfinite(value)) else ""
+        raise NIRError(f"the graph's values are not all finite ({int((~ok).sum())} of "
+                       f"{cast.size} are NaN or infinite{f32})")
+    param[...] = jnp.asarray(cast)
 
 
 def _per_channel(name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -439,6 +445,14 @@ def _dynamics(name: str, node: Any, shape: tuple[int, ...], dt: float, dt_from: 
         if np.any(np.asarray(node.v_reset) != 0):
             raise NIRError(f"{name}: v_reset != 0; snntrain's zero reset needs v_reset = 0")
         theta = _per_channel(name, node.v_threshold, shape)
+        if not np.all(np.isfinite(theta) & (theta > 0)):  # (as model.neuron.threshold)
+            bad = theta[~(np.isfinite(theta) & (theta > 0))]
+            raise NIRError(f"{name}: the graph's threshold {_first(bad)} is invalid: a "
+                           "threshold must be finite and > 0")
+    for what, a in (("tau", getattr(node, "tau", 1.0)), ("r", node.r),
+                    ("v_leak", getattr(node, "v_leak", 0.0))):
+        if not np.all(np.isfinite(np.asarray(a, np.float64))):
+            raise NIRError(f"{name}: the graph's {what} is not all finite")
     return beta, gain, leak, theta
 
 

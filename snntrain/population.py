@@ -1274,8 +1274,12 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
             _say(notice)  # once for the population (the members' own lines are dropped)
         side = 1 if by_type else _workers_here(cfg)  # (by_type: one process's programs)
         parts, first = _plan(cfg, run_dir, ms, side, by_type)
-        if not finished:  # (its groups accepted; a finished run's config stays its members',
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # saved on training on)
+        # a finished run's config, or one with checkpoints, stays until a group's checkpoint
+        # has accepted this one (a resume refused by the checkpoint's fingerprint, e.g. the
+        # cosine schedule's length, had replaced it all the same)
+        defer = finished or (not never and rundir.has_checkpoints(run_dir))
+        if not defer:
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         # in workers also for one group left: a worker's arithmetic is one core's (XLA:CPU's
         # matrix products split their sums by its threads), which this process's is not
         left = sum(not _group_done(run_dir, part, cfg) for part in parts)
@@ -1294,12 +1298,12 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 first = None  # (its data and program: the workers build their own)
                 status, wall, trained = _train_in_workers(
                     cfg, run_dir, parts, side, signals.received_any, t_start)
-                if trained and finished:  # (each group's checkpoint accepted it)
+                if trained and defer:  # (each group's checkpoint accepted it)
                     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
             else:
                 status, wall, trained = train_groups(
                     cfg, run_dir, parts, range(len(parts)), signals.received_any, t_start,
-                    first=first, by_type=by_type, finished=finished,
+                    first=first, by_type=by_type, finished=defer,
                     trial=malloctune.for_run(malloc_signature(cfg), say=_say))
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
         summary = done or population_summary(cfg, run_dir, ms, status, wall)
@@ -1329,7 +1333,8 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
     :func:`plan_groups` (else each is compiled here and, for the first, the memory of ``side``
     such groups at once checked). Returns ``completed`` or ``preempted``, the groups' wall time
     (earlier attempts' included) and whether any group trained. ``finished``: the population
-    had completed (its config.yaml is replaced once the first trained group accepts this)."""
+    had completed, or has checkpoints (its config.yaml is replaced once the first trained
+    group accepts this)."""
     say = _say if not label else (lambda msg: _say(f"{label}: {msg}"))
     n_groups = len(parts)
     vectorize = first.vectorize if first is not None else _vectorize(cfg)

@@ -291,9 +291,15 @@ def what_ran(summary: Mapping[str, Any], config: Mapping[str, Any] | None = None
     model = config.get("model") or {}
     dataset = str(summary.get("dataset") or (config.get("dataset") or {}).get("name") or "?")
     if summary.get("population"):  # a population's summary: its members, not the base config
-        n = summary["population"]
+        n, seeds = summary["population"], summary.get("best_seeds") or 0
+        best = summary.get("best_configuration")
+        # (the values below are the best configuration's means over its seeds: "best
+        # <member>" read as that member's own)
+        best = (f"best {summary.get('best_member') or '-'}" if seeds < 2 or not best else
+                f"{seeds} seeds of one configuration (their means below)"
+                if best.startswith("(") else f"best {best} (the mean of its {seeds} seeds below)")
         parts = [f"population of {n} member{'s' * (n != 1)}, {summary.get('completed', 0)} "
-                 f"completed, best {summary.get('best_member') or '-'}"]
+                 f"completed, {best}"]
     else:
         parts = [str(summary.get("surrogate") or (config.get("surrogate") or {}).get("name",
                                                                                       "?"))]

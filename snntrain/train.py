@@ -128,9 +128,12 @@ class FusedRunner(StepRunner):
 
     def __init__(self, exp: Experiment, state: TrainState, key: jax.Array):
         if exp.parallel.mode != "none":
-            raise ConfigError(f"trainer.fused_epoch=true needs one device; this run uses "
-                              f"{exp.parallel.n_devices} (trainer.parallel={exp.parallel.mode}): "
-                              "set trainer.devices=1 or trainer.fused_epoch=false")
+            # (it said "set trainer.devices=1" to a run on 1 device asked to shard)
+            devices = (f"{exp.parallel.n_devices} devices" if exp.parallel.n_devices > 1
+                       else "1 device")
+            raise ConfigError(f"trainer.fused_epoch=true runs without data parallelism; this run "
+                              f"has trainer.parallel={exp.parallel.mode} ({devices}): set "
+                              "trainer.parallel=none, or trainer.fused_epoch=false")
         x_all, y_all = data_lib.fused_arrays(exp.data.train, exp.data.name)
         self.exp, self.state, self.key = exp, state, key
         self.epoch_fn = jax.jit(make_epoch_fn(make_train_step(exp)), donate_argnums=(0,))

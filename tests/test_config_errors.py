@@ -169,6 +169,10 @@ GROUP_CASES = [
     ("optimizer=sgd +optimizer.weight_decay=0.5", "optimizer.weight_decay=0.5 is decoupled "
                                                   "weight decay, which only optimizer=adamw"),
     ("surrogate.alpha=0", "surrogate.alpha=0 is invalid: FastSigmoid: alpha must be finite"),
+    # (it said "set its keys (metrics.energy.name=...)", a key it does not have)
+    ("metrics.energy=3", "metrics.energy=3 is invalid: metrics.energy is a config node, not a "
+                         "value; set its keys (metrics.energy.ac_pj=..., metrics.energy.mac_pj"
+                         "=..., metrics.energy.update_pj=...)"),
     ("surrogate.alpha=1e39", "surrogate.alpha=1e+39 is invalid: FastSigmoid: alpha must be "
                              "finite and > 0 in float32, got 1e+39"),
     ("+surrogate.gamma=2", "unknown key surrogate.gamma; valid: alpha"),

@@ -439,6 +439,8 @@ NPZ_CASES = [
     ({"sensor_size": None}, "is missing sensor_size"),
     ({"unit_train": np.zeros(5, int)}, r"columns differ in length \(t_train 300, unit_train 5\)"),
     ({"counts_train": np.full(10, 29)}, "counts_train sums to 290 events"),
+    ({"counts_train": np.r_[31, -1, np.full(8, 30)]}, r"counts_train has a negative count "
+                                                      r"\(-1, sample 1\); counts are"),
     ({"labels_train": np.zeros(9, int)}, "counts_train has 10 samples but labels_train 9"),
     ({"t_train": np.r_[-1.0, np.zeros(299)]}, "sample 0 of train has a negative time"),
     ({"t_train": np.r_[np.zeros(40), 5.0, np.zeros(259)]}, "times of sample 1 of train decrease"),

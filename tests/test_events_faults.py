@@ -747,3 +747,22 @@ def test_splits_of_several_seeds_share_one_copy_in_memory(tmp_path):
     del a, b
     c = data.load("shd", **kw, seed=0)  # (none held: binned again)
     np.testing.assert_array_equal(_all(c.test), _all(mapped.test))
+
+
+@pytest.mark.parametrize("what", ["nan times", "no events", "outside the window"])
+def test_a_split_with_no_events_to_bin_is_refused(tmp_path, what):
+    """Every time NaN, or every count 0, trained on empty input with exit 0 (one line said
+    the NaN times were dropped, nothing said the rest)."""
+    n, k = 10, 30
+    change = {"nan times": {"t_test": np.full(n * k, np.nan)},
+              "no events": {"t_test": np.zeros(0), "unit_test": np.zeros(0, int),
+                            "counts_test": np.zeros(n, int)},
+              "outside the window": {}}[what]
+    make_npz(tmp_path / "e.npz", **change)
+    kw = dict(path=str(tmp_path / "e.npz"), T=4, cache=False)
+    if what == "outside the window":
+        kw.update(dt_ms=1.0, origin="zero", time_unit="s")  # (events at 0..1e5 s: none in 4 ms)
+    with pytest.raises(events.EventDataError) as e:
+        data.load("events", **kw)
+    assert _one_line(e).startswith(f"{tmp_path / 'e.npz'}") and "split has no events to bin (" \
+        in str(e.value), e.value

@@ -740,3 +740,35 @@ def test_init_from_a_graph_that_does_not_fit_is_refused_before_the_run_directory
             f"hydra.run.dir={run_dir}", "logger=none", "trainer.progress=false", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]  # (the graph that fits trains from it)
     assert f"initialised the model from {path}" in p.stdout + p.stderr
+
+
+def test_a_graph_with_values_no_model_could_hold_is_refused():
+    """A NaN weight loaded and the run "diverged at step 1" (blaming the learning rate); a
+    threshold of 0 loaded into a learned threshold, which model.neuron.threshold refuses."""
+    m = _zero_reset_mlp(learn_threshold=True)
+    g = export.to_nir(m)
+    w = np.array(g.nodes["fc0"].weight, np.float32)
+    w[1, 2] = np.nan
+    bad = nir.NIRGraph(nodes={**g.nodes, "fc0": nir.Affine(weight=w, bias=g.nodes["fc0"].bias)},
+                       edges=g.edges, type_check=False)
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(bad, m)
+    assert str(e.value) == ("fc0 (NIR node fc0): the graph's values are not all finite (1 of 12 "
+                            "are NaN or infinite)")
+    w64 = np.array(g.nodes["fc0"].weight, np.float64)
+    w64[1, 2] = 1e39  # (finite in float64)
+    big = nir.NIRGraph(nodes={**g.nodes, "fc0": nir.Affine(weight=w64, bias=g.nodes["fc0"].bias)},
+                       edges=g.edges, type_check=False)
+    with pytest.raises(export.NIRError, match=r"not all finite \(.* in float32\)$"):
+        export.from_nir(big, m)
+    lif = g.nodes["lif0"]
+    for theta in (0.0, np.nan):
+        node = nir.LIF(tau=lif.tau, r=lif.r, v_leak=lif.v_leak,
+                       v_threshold=np.full_like(lif.v_threshold, theta), v_reset=lif.v_reset)
+        zero = nir.NIRGraph(nodes={**g.nodes, "lif0": node}, edges=g.edges, type_check=False)
+        with pytest.raises(export.NIRError, match=r"^lif0: the graph's threshold \[.*\] is "
+                                                  r"invalid: a threshold must be finite and > "
+                                                  r"0$"):
+            export.from_nir(zero, m)
+    np.testing.assert_array_equal(  # (the graph as exported still loads)
+        export.from_nir(g, m)["fc0"]["kernel"][...], m.fc0.kernel[...])

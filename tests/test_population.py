@@ -1025,6 +1025,21 @@ def test_a_refused_regrouping_leaves_the_populations_config_yaml(tmp_path):
     assert (tmp_path / "config.yaml").read_text() == before
 
 
+def test_a_resume_its_checkpoints_refuse_leaves_the_populations_config_yaml(tmp_path):
+    """Refusals that come from a group's checkpoint (here the cosine schedule's length) came
+    after the population's config.yaml had been replaced by the refused attempt's."""
+    from snntrain.checkpoint import IncompatibleCheckpoint
+
+    base = (f"{POP}.seed=[0,1]", "optimizer.schedule=cosine")
+    train_and_evaluate(compose(*base, "trainer.epochs=1"), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "status": "preempted"}))
+    before = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(IncompatibleCheckpoint, match=r"schedule"):
+        train_and_evaluate(compose(*base, "trainer.epochs=2"), tmp_path)
+    assert (tmp_path / "config.yaml").read_text() == before
+
+
 def test_a_population_killed_before_its_largest_group_saved_resumes(tmp_path):
     """The earlier groups' size was read from the largest group with a checkpoint: a
     population killed after its group of 2 saved and before its group of 3 did could not be

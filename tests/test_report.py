@@ -1165,6 +1165,15 @@ def test_a_populations_closing_line_names_its_members_not_the_base_surrogate():
     assert what_ran(summary, config) == ("population of 6 members, 5 completed, best "
                                          "2-surrogate=arctan,seed=1 · model mlp [256] · digits "
                                          "· T=25")
+    # its values are the best configuration's means: "best <member>" read as the member's own
+    summary.update(best_configuration="surrogate=arctan", best_seeds=2)
+    assert what_ran(summary, config).startswith(
+        "population of 6 members, 5 completed, best surrogate=arctan (the mean of its 2 seeds "
+        "below) · ")
+    summary.update(best_configuration="(only the seed varies)", best_seeds=3)
+    assert what_ran(summary, config).startswith(
+        "population of 6 members, 5 completed, 3 seeds of one configuration (their means "
+        "below) · ")
 
 
 def test_no_alpha_plot_without_an_alpha_scan(tmp_path):

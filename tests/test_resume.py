@@ -121,6 +121,29 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
     assert Checkpoints(tmp_path / "checkpoints").steps() == steps[:1]
 
 
+def test_a_checkpoint_with_damaged_bytes_falls_back_to_the_previous(tmp_path):
+    """Bytes damaged inside a checkpoint's array data (its size intact) could be restored without
+    a word: the run then "diverged" at once, blaming the learning rate and calling the damaged
+    checkpoint its last good one. Each checkpoint's meta holds a digest of its arrays now."""
+    cfg = compose("trainer.epochs=2", "trainer.keep_checkpoints=3")
+    train.train_and_evaluate(cfg, tmp_path)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    newest = tmp_path / "checkpoints" / str(steps[-1])
+    messages = []
+    from snntrain.checkpoint import Checkpoints, state_digest
+
+    # readable, well-formed arrays that are not the ones saved with this meta (bytes damaged
+    # inside a compressed chunk that still decompresses read as such): the previous step's
+    shutil.rmtree(newest / "state")
+    shutil.copytree(tmp_path / "checkpoints" / str(steps[0]) / "state", newest / "state")
+    exp = train.build(cfg)
+    state, meta = Checkpoints(tmp_path / "checkpoints").restore(
+        exp.init_state(), train.fingerprint(exp), messages.append)
+    assert meta["step"] == steps[0] and state_digest(state) == meta["state_digest"]
+    assert messages[0].startswith(f"checkpoint {newest} is corrupt (its arrays differ from the "
+                                  "digest saved with them); set aside as "), messages
+
+
 def test_a_corrupt_newest_meta_is_saved_again_and_the_run_goes_on(tmp_path):
     """A corrupt meta/metadata in the newest checkpoint: the rerun fell back to the one before,
     then failed at that step on every rerun ("saving checkpoint 11 ... failed
