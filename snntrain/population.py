@@ -823,7 +823,8 @@ def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
         logger["group"] = logger.get("group") or group_name
         logger["reinit"] = "create_new"  # every member's run is open at once
     return writers.RunRecorder(run.run_dir, OmegaConf.to_container(run.member.cfg, resolve=True),
-                               logger, say=_member_say(run.member.name, say))
+                               logger, say=_member_say(run.member.name, say),
+                               say_changes=False)  # (the population says them once)
 
 
 def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints, say
@@ -1267,7 +1268,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         never = str(cfg.trainer.resume) == "never"
         finished = not never and writers.completed_summary(run_dir / "summary.json") is not None
         if not finished and not (run_dir / "config.yaml").exists():  # (a run that fails to
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # start is listed)
+            _save_config(cfg, run_dir)  # start is listed)
         logger = lifecycle.wandb_settings(cfg)
         if logger is not None and (notice := writers.offline_notice(
                 logger, f"{run_dir}/members/*/wandb/offline-run-*")) is not None:
@@ -1279,7 +1280,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         # cosine schedule's length, had replaced it all the same)
         defer = finished or (not never and rundir.has_checkpoints(run_dir))
         if not defer:
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            _save_config(cfg, run_dir)
         # in workers also for one group left: a worker's arithmetic is one core's (XLA:CPU's
         # matrix products split their sums by its threads), which this process's is not
         left = sum(not _group_done(run_dir, part, cfg) for part in parts)
@@ -1299,7 +1300,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 status, wall, trained = _train_in_workers(
                     cfg, run_dir, parts, side, signals.received_any, t_start)
                 if trained and defer:  # (each group's checkpoint accepted it)
-                    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+                    _save_config(cfg, run_dir)
             else:
                 status, wall, trained = train_groups(
                     cfg, run_dir, parts, range(len(parts)), signals.received_any, t_start,
@@ -1348,7 +1349,7 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
             continue
         # trains on (more epochs): this is its config, once the group's checkpoint has
         # accepted it (a refused resume replaced it all the same)
-        accepted = (partial(OmegaConf.save, cfg, run_dir / "config.yaml", resolve=True)
+        accepted = (partial(_save_config, cfg, run_dir)
                     if finished and not trained else None)
         # the group's wall time: the first trained group's from the start (the data, the plan
         # and its compile), a later one's from its build
@@ -1411,6 +1412,11 @@ def train_assigned(cfg: DictConfig, run_dir: Path, groups: list[list[int]], mine
             cfg, run_dir, parts, mine, signals.received_any, t_start, label=label, side=side,
             trial=malloctune.for_run(malloc_signature(cfg), say=_say))
     return status
+
+
+def _save_config(cfg: DictConfig, run_dir: Path) -> None:
+    """The population's ``config.yaml`` (an earlier one with other values kept and said)."""
+    writers.save_config(run_dir, OmegaConf.to_container(cfg, resolve=True), _say)
 
 
 def _group_dir(run_dir: Path, g: int, n_groups: int) -> Path:

@@ -94,7 +94,10 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
         if text.startswith(ERROR_PREFIX):  # (without its "group 2: ")
             errors[w] = re.sub(r"^group [0-9+]+: ", "", text[len(ERROR_PREFIX):])
 
+    first: list[int] = []  # the worker that failed first (the others may fail as they stop)
+
     def _failed(w: int) -> None:
+        first.append(w)
         say(f"population: the worker training group(s) {_groups(assignments[w])} failed; "
             "stopping the others (each saves its checkpoint)")
 
@@ -141,8 +144,8 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
     # error is above")
     codes = [PREEMPTED if c in STOPPED else c for c in codes]
     bad = [(w, c) for w, c in enumerate(codes) if c not in (0, PREEMPTED)]
-    if bad:  # the first that failed on its own, not one stopped because of it
-        w, code = bad[0]
+    if bad:  # the first that failed, which the line above named (not one that failed after)
+        w, code = next((b for b in bad if b[0] in first[:1]), bad[0])
         raise _failure(f"the worker training group(s) {_groups(assignments[w])} of {run_dir}",
                        code, errors.get(w))
     return codes

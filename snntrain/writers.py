@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -394,19 +394,66 @@ def wandb_run_id(run_dir: Path) -> str:
     return rid
 
 
-def save_config(run_dir: Path, config: dict[str, Any]) -> None:
-    """``<run_dir>/config.yaml``: the run's resolved config (what reports and exports read)."""
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, Mapping):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return {k.rstrip("."): v for k, v in out.items()}
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple]:
+    """``{dotted key: (old, new)}`` of the keys whose values differ (None: absent)."""
+    a, b = _flat(old), _flat(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def save_config(run_dir: Path, config: dict[str, Any], say=None) -> None:
+    """``<run_dir>/config.yaml``: the run's resolved config (what reports and exports read).
+    A run resumed with other values (``optimizer.lr``, ``trainer.epochs``: what a resume
+    accepts) keeps the earlier file as ``config.yaml.earlier-<time>`` and ``say`` s the
+    changes (if given): it was replaced, so the run's record named only the last values."""
     from omegaconf import OmegaConf
 
     path = Path(run_dir) / "config.yaml"
     tmp = path.with_suffix(".yaml.tmp")
     try:
+        if (kept := _keep_earlier(path, config)) is not None and say is not None:
+            changed, name = kept
+            shown = ", ".join(f"{k} {_yaml(a)} -> {_yaml(b)}"
+                              for k, (a, b) in list(changed.items())[:6])
+            more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+            say(f"resumed with other settings: {shown}{more} (the earlier config.yaml is kept "
+                f"as {name})")
         OmegaConf.save(OmegaConf.create(config), tmp)
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise WriteFailed(path, e) from None
+
+
+def _keep_earlier(path: Path, config: dict[str, Any]) -> tuple[dict[str, tuple], str] | None:
+    """The changes from ``path``'s config to ``config`` and the name the earlier file is kept
+    under (None: no file, unreadable, or the same values)."""
+    from omegaconf import OmegaConf
+
+    if not path.is_file():
+        return None
+    try:
+        old = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception:  # noqa: BLE001 - unreadable: nothing to compare (it is replaced)
+        return None
+    if not isinstance(old, dict) or not (changed := config_changes(old, config)):
+        return None
+    kept = path.with_name(f"config.yaml.earlier-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, kept)
+    return changed, kept.name
+
+
+def _yaml(v: Any) -> str:
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 class RunRecorder:
@@ -418,13 +465,13 @@ class RunRecorder:
     """
 
     def __init__(self, run_dir: Path, config: dict[str, Any], logger: dict[str, Any] | None,
-                 enabled: bool = True, say=print):
+                 enabled: bool = True, say=print, say_changes: bool = True):
         self.run_dir, self.enabled, self.say = Path(run_dir), enabled, say
         self.metrics = MetricsFile(self.run_dir / "metrics.jsonl")
         self.wandb: Wandb | None = None
         if not enabled:
             return
-        save_config(self.run_dir, config)
+        save_config(self.run_dir, config, say if say_changes else None)
         if logger is not None:
             self.wandb = Wandb(logger, self.run_dir, config, wandb_run_id(self.run_dir), say)
 

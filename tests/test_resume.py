@@ -699,3 +699,21 @@ def test_on_a_full_disk_the_error_names_the_write_that_failed_first(tmp_path, mo
     with pytest.raises(writers.WriteFailed) as e:
         train.train_and_evaluate(compose(), tmp_path)
     assert e.value.path == tmp_path / "metrics.jsonl"
+
+
+def test_a_run_resumed_with_other_settings_keeps_its_earlier_config(tmp_path, capfd):
+    """A resume with another optimizer.lr (which a resume accepts) replaced config.yaml: the
+    run's record named only the last rate, although its first epoch ran at the other."""
+    from omegaconf import OmegaConf
+
+    train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    before = (tmp_path / "config.yaml").read_text()
+    capfd.readouterr()
+    train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path)
+    kept = list(tmp_path.glob("config.yaml.earlier-*"))
+    assert len(kept) == 1 and kept[0].read_text() == before
+    assert OmegaConf.load(tmp_path / "config.yaml").optimizer.lr == 0.01
+    assert (f"resumed with other settings: optimizer.lr 0.002 -> 0.01, trainer.epochs 1 -> 2 "
+            f"(the earlier config.yaml is kept as {kept[0].name})") in capfd.readouterr().err
+    train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path)
+    assert len(list(tmp_path.glob("config.yaml.earlier-*"))) == 1  # (the same values: none)
