@@ -1103,14 +1103,18 @@ def step_signature(cfg: DictConfig) -> dict[str, Any]:
             "cpu_devices": _setting(cfg, "cpu_devices"), "workers": worker_count(cfg)}
 
 
-def malloc_signature(cfg: DictConfig) -> str:
+def malloc_signature(cfg: DictConfig, worker_groups: list[int] | None = None) -> str:
     """The malloc policy's step signature of a run's config
     (:func:`snntrain.malloctune.config_signature`), with :func:`step_signature` for a
-    population (a bad population setting is keyed by its text: the run reports it)."""
+    population (a bad population setting is keyed by its text: the run reports it);
+    ``worker_groups``: the sizes of a worker process's groups, which it trains on one core
+    (it was keyed as the whole population in one process)."""
     try:
         extra = step_signature(cfg) if is_population(cfg) else None
     except ConfigError:
         extra = str(OmegaConf.select(cfg, "trainer.population"))
+    if worker_groups is not None and isinstance(extra, dict):
+        extra = {**extra, "members": worker_groups, "worker": "one core"}
     return malloctune.config_signature(cfg, extra)
 
 
@@ -1347,6 +1351,9 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
         if _group_done(run_dir, part, cfg, say=say):
             wall += _finished_group_wall_time(run_dir, part, ckpt_dir)
             continue
+        if stop():  # (a signal as the group before finished: it compiled the next group and
+            status = "preempted"  # trained a step before saving, inside the grace time)
+            break
         # trains on (more epochs): this is its config, once the group's checkpoint has
         # accepted it (a refused resume replaced it all the same)
         accepted = (partial(_save_config, cfg, run_dir)
@@ -1410,7 +1417,8 @@ def train_assigned(cfg: DictConfig, run_dir: Path, groups: list[list[int]], mine
     with lifecycle.Signals() as signals:
         status, _, _ = train_groups(
             cfg, run_dir, parts, mine, signals.received_any, t_start, label=label, side=side,
-            trial=malloctune.for_run(malloc_signature(cfg), say=_say))
+            trial=malloctune.for_run(malloc_signature(cfg, [len(groups[g]) for g in mine]),
+                                     say=_say))
     return status
 
 

@@ -97,7 +97,8 @@ def main(argv: list[str]) -> int:
     from snntrain.checkpoint import CheckpointError
 
     cfg = OmegaConf.create(job["config"])
-    malloctune.prepare_run(cfg, population.malloc_signature(cfg))
+    malloctune.prepare_run(cfg, population.malloc_signature(
+        cfg, [len(job["groups"][g]) for g in mine if 0 <= g < len(job["groups"])]))
     label = f"group {'+'.join(str(g + 1) for g in mine)}"
     try:
         status = population.train_assigned(cfg, run_dir, job["groups"], mine, t_start, side,

@@ -1097,3 +1097,20 @@ def test_a_member_left_without_its_record_by_its_population_reads_as_ended(tmp_p
     later = time.time() + 60  # the population rerun: its member writes after that summary
     os.utime(member / "metrics.jsonl", (later, later))
     assert runs.load_run(member, now=later).status == runs.RUNNING
+
+
+def test_a_stop_as_a_group_finishes_starts_no_other_group(tmp_path):
+    """A signal that came as a group finished: the next group was built, compiled and
+    trained a step before it saved, inside the signal's grace time."""
+    import time
+
+    cfg = compose(f"{POP}.seed=[0,1,2,3]", f"{POP}.chunk=2")
+    ms = population.members(cfg)
+    parts = population.partition(ms, 2)
+    first_done = tmp_path / "members" / ms[1].name / "summary.json"
+    status, _, trained = population.train_groups(cfg, tmp_path, parts, range(2),
+                                                 first_done.exists, time.time())
+    assert status == "preempted" and trained
+    assert json.loads(first_done.read_text())["status"] == "completed"
+    assert not (tmp_path / "checkpoints" / "group1").exists()
+    assert not (tmp_path / "members" / ms[2].name).exists()

@@ -446,3 +446,14 @@ def test_a_full_disk_in_a_worker_is_said_as_a_full_disk(tmp_path):
     assert last.startswith("snntrain: error: the worker training group(s) "), last
     error = json.loads((run_dir / "summary.json").read_text())["error"]
     assert not error.startswith("ConfigError") and "No space left on device" in error, error
+
+
+def test_a_workers_malloc_choice_is_keyed_by_its_own_groups():
+    """A worker's cached malloc choice was keyed as the whole population in one process (the
+    same key as workers=null cpu_devices=1): the choice for 2 members on one core served 4 on
+    two cores, and the reverse."""
+    cfg = compose(*AXES)
+    whole = population.malloc_signature(cfg)
+    assert population.malloc_signature(cfg, [2]) not in (whole, population.malloc_signature(
+        cfg, [1, 1]))
+    assert population.malloc_signature(cfg, [2]) == population.malloc_signature(cfg, [2])
