@@ -163,8 +163,16 @@ def test_workers_a_signal_from_elsewhere_stops_while_they_start_are_preempted(mo
         started.append(popen(*args, **kw))
         return started[-1]
 
+    def stop_both():  # (once both have started: while they import)
+        t0 = time.time()
+        while len(started) < 2 and time.time() - t0 < 30:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        for p in started:
+            p.send_signal(signal.SIGTERM)
+
     monkeypatch.setattr(workers.subprocess, "Popen", recorded)
-    threading.Timer(0.5, lambda: [p.send_signal(signal.SIGTERM) for p in started]).start()
+    threading.Thread(target=stop_both, daemon=True).start()
     codes = workers.run("{}", tmp_path, [[0], [1]], [[0], [1]], time.time(), lambda: False,
                         lambda _: None)
     assert len(started) == 2 and codes == [workers.PREEMPTED] * 2
