@@ -101,6 +101,9 @@ def state_digest(state: Any) -> str | None:
     leaves = jax.tree.leaves(state)
     if any(isinstance(x, jax.Array) and not x.is_fully_addressable for x in leaves):
         return None
+    leaves = [jax.random.key_data(x) if jax.dtypes.issubdtype(getattr(x, "dtype", None),
+                                                              jax.dtypes.prng_key) else x
+              for x in leaves]  # (a typed PRNG key has no numpy form: its bits)
     return content_hash([np.asarray(x) for x in jax.device_get(leaves)])
 
 

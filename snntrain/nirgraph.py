@@ -759,12 +759,13 @@ def _graph_io(graph: Any, conv: bool) -> tuple[tuple[int, ...], int] | None:
     n_classes = int(np.asarray(dense[-1].weight).shape[0])
     if not conv:
         return (int(np.asarray(dense[0].weight).shape[-1]),), n_classes
-    shape = next((np.asarray(v.input_type["input"]).reshape(-1)
-                  for v in _flat_graph(graph)[0].values() if isinstance(v, nir.Input)), None)
-    if shape is None or shape.size != 3:
+    # the first convolution's own input: its (H, W) and its weight's input channels (the
+    # Input node's shape may be in another library's layout)
+    first = next((n for _, n in chain if isinstance(n, nir.Conv2d)), None)
+    if first is None or first.input_shape is None or np.asarray(first.weight).ndim != 4:
         return None
-    c, h, w = (int(d) for d in shape)
-    return (h, w, c), n_classes
+    h, w = (int(d) for d in np.asarray(first.input_shape).reshape(-1)[:2])
+    return (h, w, int(np.asarray(first.weight).shape[1])), n_classes
 
 
 def check_init_from(run: Any) -> None:

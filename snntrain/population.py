@@ -823,8 +823,8 @@ def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
         logger["group"] = logger.get("group") or group_name
         logger["reinit"] = "create_new"  # every member's run is open at once
     return writers.RunRecorder(run.run_dir, OmegaConf.to_container(run.member.cfg, resolve=True),
-                               logger, say=_member_say(run.member.name, say),
-                               say_changes=False)  # (the population says them once)
+                               logger, say=_member_say(run.member.name, say))
+    # (a member keeps no earlier config: its population keeps one and says the changes)
 
 
 def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints, say
@@ -1304,7 +1304,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
                 status, wall, trained = _train_in_workers(
                     cfg, run_dir, parts, side, signals.received_any, t_start)
                 if trained and defer:  # (each group's checkpoint accepted it)
-                    _save_config(cfg, run_dir)
+                    _save_config(cfg, run_dir, resumed=True)
             else:
                 status, wall, trained = train_groups(
                     cfg, run_dir, parts, range(len(parts)), signals.received_any, t_start,
@@ -1356,7 +1356,7 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
             break
         # trains on (more epochs): this is its config, once the group's checkpoint has
         # accepted it (a refused resume replaced it all the same)
-        accepted = (partial(_save_config, cfg, run_dir)
+        accepted = (partial(_save_config, cfg, run_dir, resumed=True)
                     if finished and not trained else None)
         # the group's wall time: the first trained group's from the start (the data, the plan
         # and its compile), a later one's from its build
@@ -1422,9 +1422,11 @@ def train_assigned(cfg: DictConfig, run_dir: Path, groups: list[list[int]], mine
     return status
 
 
-def _save_config(cfg: DictConfig, run_dir: Path) -> None:
-    """The population's ``config.yaml`` (an earlier one with other values kept and said)."""
-    writers.save_config(run_dir, OmegaConf.to_container(cfg, resolve=True), _say)
+def _save_config(cfg: DictConfig, run_dir: Path, resumed: bool = False) -> None:
+    """The population's ``config.yaml`` (``resumed``: an earlier one with other values kept
+    and said)."""
+    writers.save_config(run_dir, OmegaConf.to_container(cfg, resolve=True),
+                        _say if resumed else None)
 
 
 def _group_dir(run_dir: Path, g: int, n_groups: int) -> Path:

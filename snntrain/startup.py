@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import os
 import re
 import sys
@@ -589,6 +590,31 @@ def _swept_keys(config: DictConfig) -> dict[str, str]:
                 + [(str(k), str(v)) for k, v in params.items()])
 
 
+def _has_checkpoints(out: str | None) -> bool:
+    from snntrain.rundir import has_checkpoints
+
+    return out is not None and has_checkpoints(Path(out))
+
+
+def _check_init_from(config: DictConfig, run: Any) -> None:
+    """``trainer.init_from``'s graph loaded into the model (each member's, for a population:
+    a varying beta or threshold makes them differ from the base config's)."""
+    from snntrain import population
+    from snntrain.nirgraph import check_init_from  # (nir: imported only for it)
+
+    if not population.is_population(config):
+        return check_init_from(run)
+    seen = set()
+    for m in population.members(config):
+        member = parse(m.cfg)
+        key = json.dumps([member.model, member.trainer.init_from_dt], sort_keys=True,
+                         default=str)
+        if key not in seen:
+            seen.add(key)
+            check_init_from(member)
+    return None
+
+
 def _varies(config: DictConfig, group: str) -> bool:
     """Whether a multirun's jobs differ in ``group`` or any of its keys."""
     return any(k.split(".")[0].split("@")[0] == group for k in swept_in_config(config))
@@ -645,13 +671,10 @@ class Startup(Callback):
             if groups and run is not None:
                 check_groups(run)
                 check_files(run)
-                if run.trainer.init_from:  # (nir: imported only for it)
-                    from snntrain.nirgraph import check_init_from
-                    from snntrain.rundir import has_checkpoints
-
-                    if (out is None or str(run.trainer.resume) == "never"
-                            or not has_checkpoints(Path(out))):  # (a resumed run: its checkpoint)
-                        check_init_from(run)
+                if run.trainer.init_from and (str(run.trainer.resume) == "never" or (
+                        str(run.trainer.resume) == "auto" and not _has_checkpoints(out))):
+                    # (a resumed run reads its checkpoint, not the graph)
+                    _check_init_from(config, run)
                 if (msg := resume_error(run.trainer.resume, out)) is not None:
                     raise ConfigError(msg)
                 from snntrain import population

@@ -265,7 +265,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                 return done  # a finished run run again: its record stays as it was
             # only now: a resume refused above leaves the run's config.yaml and wandb run alone
             rec = writers.RunRecorder(run_dir, config, wandb_settings(cfg), enabled=dp.is_main,
-                                      say=say)
+                                      say=say, resumed=progress.step > 0)
             start_step = progress.step
             rec.resume_at(start_step, epoch_open=progress.batch_in_epoch >= exp.steps_per_epoch,
                           epochs=own_epochs(progress, ckpts))

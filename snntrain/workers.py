@@ -160,8 +160,9 @@ def _failure(what: str, code: int, said: str | None) -> Exception:
     if code == CONFIG:
         return ConfigError(f"{what} stopped on a configuration error: {said}" if said else
                            f"{what} stopped on a configuration error (its line is above)")
-    why = (said if said else f"killed by {signal.Signals(-code).name}" if code < 0 and
-           -code in signal.valid_signals() else "its error is above")
+    why = (said if said else f"killed by {signal.Signals(-code).name}" + (
+        " (the kernel's out-of-memory killer sends it, or a kill -9)" if code == -signal.SIGKILL
+        else "") if code < 0 and -code in signal.valid_signals() else "its error is above")
     return WorkerFailed(f"{what} stopped with exit status {code} ({why}); the others saved "
                         "their checkpoints: rerun the command to resume")
 

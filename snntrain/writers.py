@@ -403,23 +403,31 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return {k.rstrip("."): v for k, v in out.items()}
 
 
+# keys that change how a run is shown or resumed, not what it computes
+_NOT_CHANGES = ("logger.", "trainer.progress", "trainer.resume", "trainer.async_checkpointing",
+                "trainer.population.workers", "trainer.population.cpu_devices")
+
+
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple]:
-    """``{dotted key: (old, new)}`` of the keys whose values differ (None: absent)."""
+    """``{dotted key: (old, new)}`` of the keys whose values differ (None: absent), apart
+    from those that do not change what the run computes (the logger, the progress bar,
+    ``trainer.resume``, where a population's members run)."""
     a, b = _flat(old), _flat(new)
-    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
+            if a.get(k) != b.get(k) and not k.startswith(_NOT_CHANGES)}
 
 
 def save_config(run_dir: Path, config: dict[str, Any], say=None) -> None:
     """``<run_dir>/config.yaml``: the run's resolved config (what reports and exports read).
-    A run resumed with other values (``optimizer.lr``, ``trainer.epochs``: what a resume
-    accepts) keeps the earlier file as ``config.yaml.earlier-<time>`` and ``say`` s the
-    changes (if given): it was replaced, so the run's record named only the last values."""
+    With ``say`` (a resumed run), an earlier file with other values (``optimizer.lr``,
+    ``trainer.epochs``: what a resume accepts) is kept as ``config.yaml.earlier-<time>`` and
+    the changes said: it was replaced, so the run's record named only the last values."""
     from omegaconf import OmegaConf
 
     path = Path(run_dir) / "config.yaml"
     tmp = path.with_suffix(".yaml.tmp")
     try:
-        if (kept := _keep_earlier(path, config)) is not None and say is not None:
+        if say is not None and (kept := _keep_earlier(path, config)) is not None:
             changed, name = kept
             shown = ", ".join(f"{k} {_yaml(a)} -> {_yaml(b)}"
                               for k, (a, b) in list(changed.items())[:6])
@@ -447,7 +455,12 @@ def _keep_earlier(path: Path, config: dict[str, Any]) -> tuple[dict[str, tuple],
         return None
     if not isinstance(old, dict) or not (changed := config_changes(old, config)):
         return None
-    kept = path.with_name(f"config.yaml.earlier-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    kept = path.with_name(f"config.yaml.earlier-{stamp}")
+    n = 1
+    while kept.exists():  # (two resumes in one second)
+        n += 1
+        kept = path.with_name(f"config.yaml.earlier-{stamp}-{n}")
     os.replace(path, kept)
     return changed, kept.name
 
@@ -465,13 +478,13 @@ class RunRecorder:
     """
 
     def __init__(self, run_dir: Path, config: dict[str, Any], logger: dict[str, Any] | None,
-                 enabled: bool = True, say=print, say_changes: bool = True):
+                 enabled: bool = True, say=print, resumed: bool = False):
         self.run_dir, self.enabled, self.say = Path(run_dir), enabled, say
         self.metrics = MetricsFile(self.run_dir / "metrics.jsonl")
         self.wandb: Wandb | None = None
         if not enabled:
             return
-        save_config(self.run_dir, config, say if say_changes else None)
+        save_config(self.run_dir, config, say if resumed else None)
         if logger is not None:
             self.wandb = Wandb(logger, self.run_dir, config, wandb_run_id(self.run_dir), say)
 

@@ -43,7 +43,9 @@ PARSE_CASES = [
                                     "null, float32, bfloat16, float16"),
     # finite in float64, inf in float32 (where it is computed): trained, or "diverged"
     ("optimizer.lr=1e39", "optimizer.lr=1e+39 is invalid: must be a finite number (in float32: "
-                          "at most 3.403e+38 in size) > 0.0"),
+                          "1.175e-38 to 3.403e+38 in size, or 0) > 0.0"),
+    ("optimizer.lr=1e-50", "optimizer.lr=1e-50 is invalid: must be a finite number (in float32: "
+                           "1.175e-38 to 3.403e+38 in size, or 0) > 0.0"),
     ("seed=-1", "seed=-1 is invalid: must be an integer >= 0"),
     # 2**64 was an OverflowError traceback; 2**32 wrapped onto seed 0's key
     ("seed=4294967296", "seed=4294967296 is invalid: must be an integer >= 0 and < 2147483648"),

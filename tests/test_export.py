@@ -729,6 +729,18 @@ def test_init_from_a_graph_that_does_not_fit_is_refused_before_the_run_directory
     with pytest.raises(ConfigError, match=rf"^trainer.init_from={path}: the NIR graph's layers "
                                           r"\[.*\] do not match the model's"):
         check("model.hidden=[8,8]")
+    # a population: each member's model (a varying beta: the base config's may fit none)
+    from snntrain import startup
+
+    def check_population(betas):
+        cfg = compose(*base, f"trainer.init_from={path}", "model.neuron.beta=0.5",
+                      f"trainer.population.neuron.beta={betas}", "trainer.population.seed=[0,1]")
+        startup._check_init_from(cfg, config.parse(cfg))
+
+    check_population("[0.9]")
+    with pytest.raises(ConfigError, match=r"lif0: the graph's beta .* differs from the model's "
+                                          r"fixed 0.7"):
+        check_population("[0.9,0.7]")
     run_dir = tmp_path / "run"
     p = cli(*base, "model.hidden=[16]", f"trainer.init_from={path}",
             f"hydra.run.dir={run_dir}", "logger=none", cwd=tmp_path)

@@ -521,8 +521,15 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
                                             if d.name.isdigit())) / "meta" / "metadata")
     earlier = json.loads(newest.read_text())["history"]["wall_time_s"]
     t0 = time.time()
+    capsys.readouterr()
     train_and_evaluate(compose(*pop, "trainer.epochs=2"), run)
     attempt = time.time() - t0
+    # the earlier config kept and said once, by the population (its members keep none)
+    kept = list(run.glob("config.yaml.earlier-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == config
+    assert not list(run.glob("members/*/config.yaml.earlier-*"))
+    assert capsys.readouterr().err.count("resumed with other settings: trainer.epochs 1 -> 2") \
+        == 1
     train_and_evaluate(compose(*pop, "trainer.epochs=2"), straight)
     for a, b in zip(_member_dirs(run), _member_dirs(straight), strict=True):
         assert _records(a) == _records(b) and _summary(a)["epochs"] == 2

@@ -385,7 +385,8 @@ def test_a_worker_killed_by_a_signal_is_said_so():
     """It said "(its error is above)", with nothing above."""
     err = workers._failure("the worker training group(s) 2 of R", -9, None)
     assert isinstance(err, workers.WorkerFailed) and str(err) == (
-        "the worker training group(s) 2 of R stopped with exit status -9 (killed by SIGKILL); "
+        "the worker training group(s) 2 of R stopped with exit status -9 (killed by SIGKILL "
+        "(the kernel's out-of-memory killer sends it, or a kill -9)); "
         "the others saved their checkpoints: rerun the command to resume")
     assert "(MemoryError: x)" in str(workers._failure("w", 1, "MemoryError: x"))
     assert "(its error is above)" in str(workers._failure("w", 1, None))

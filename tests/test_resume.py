@@ -717,3 +717,11 @@ def test_a_run_resumed_with_other_settings_keeps_its_earlier_config(tmp_path, ca
             f"(the earlier config.yaml is kept as {kept[0].name})") in capfd.readouterr().err
     train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path)
     assert len(list(tmp_path.glob("config.yaml.earlier-*"))) == 1  # (the same values: none)
+    capfd.readouterr()
+    train.train_and_evaluate(compose("trainer.epochs=3", "optimizer.lr=0.01",
+                                     "trainer.progress=true"), tmp_path)
+    assert "resumed with other settings: trainer.epochs 2 -> 3 (the earlier" in \
+        capfd.readouterr().err  # (not the progress bar: it computes nothing)
+    train.train_and_evaluate(compose("trainer.epochs=1", "trainer.resume=never"), tmp_path)
+    assert len(list(tmp_path.glob("config.yaml.earlier-*"))) == 2  # (a new start: no resume)
+    assert "resumed with" not in capfd.readouterr().err
