@@ -762,7 +762,9 @@ def _graph_io(graph: Any, conv: bool) -> tuple[tuple[int, ...], int] | None:
     # the first convolution's own input: its (H, W) and its weight's input channels (the
     # Input node's shape may be in another library's layout)
     first = next((n for _, n in chain if isinstance(n, nir.Conv2d)), None)
-    if first is None or first.input_shape is None or np.asarray(first.weight).ndim != 4:
+    if first is None:  # (a dense graph for a conv model: refused by its layers, any input)
+        return (28, 28, 1), n_classes
+    if first.input_shape is None or np.asarray(first.weight).ndim != 4:
         return None
     h, w = (int(d) for d in np.asarray(first.input_shape).reshape(-1)[:2])
     return (h, w, int(np.asarray(first.weight).shape[1])), n_classes

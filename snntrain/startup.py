@@ -599,8 +599,8 @@ def _has_checkpoints(out: str | None) -> bool:
 def _check_init_from(config: DictConfig, run: Any) -> None:
     """``trainer.init_from``'s graph loaded into the model (each member's, for a population:
     a varying beta or threshold makes them differ from the base config's)."""
-    from snntrain import population
-    from snntrain.nirgraph import check_init_from  # (nir: imported only for it)
+    from snntrain import lifecycle, population  # noqa: F401 - (lifecycle: JAX's backend lines
+    from snntrain.nirgraph import check_init_from  # quiet; nir: imported only for it)
 
     if not population.is_population(config):
         return check_init_from(run)
@@ -671,10 +671,6 @@ class Startup(Callback):
             if groups and run is not None:
                 check_groups(run)
                 check_files(run)
-                if run.trainer.init_from and (str(run.trainer.resume) == "never" or (
-                        str(run.trainer.resume) == "auto" and not _has_checkpoints(out))):
-                    # (a resumed run reads its checkpoint, not the graph)
-                    _check_init_from(config, run)
                 if (msg := resume_error(run.trainer.resume, out)) is not None:
                     raise ConfigError(msg)
                 from snntrain import population
@@ -702,6 +698,15 @@ class Startup(Callback):
             fail(msg)
         if local and groups and run is not None and (msg := device_error(config)) is not None:
             fail(msg)
+        if local and groups and run is not None and run.trainer.init_from and (
+                str(run.trainer.resume) == "never" or (str(run.trainer.resume) == "auto"
+                                                       and not _has_checkpoints(out))):
+            # (a resumed run reads its checkpoint, not the graph; after the malloc policy and
+            # the CPU split, which must precede JAX's backend: loading the graph starts it)
+            try:
+                _check_init_from(config, run)
+            except ConfigError as e:
+                fail(str(e))
         if not groups and out is not None:
             record_sweep(config, out)
         if groups and out is not None and local:

@@ -85,8 +85,9 @@ def _checked(owner: str, field: str, value: Any, rule: str) -> Any:
     elif rule == "nonnegative":
         ok &= values >= 0
     if not np.all(ok):
-        f32 = " in float32" if np.any(np.isfinite(values) & ~np.isfinite(
-            values.astype(np.float32))) else ""
+        with np.errstate(over="ignore"):
+            f32 = " in float32" if np.any(np.isfinite(values) & ~np.isfinite(
+                values.astype(np.float32))) else ""
         raise ValueError(f"{owner}: {field} must be {_RULES[rule]}{f32}, got {value!r}")
     return value
 

@@ -131,7 +131,8 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
                 with contextlib.suppress(BrokenPipeError):  # (it ended at once: its status says)
                     p.stdin.write(job.encode())
                     p.stdin.close()
-            say(f"population: {len(groups)} groups in {len(procs)} worker process"
+            n = sum(map(len, assignments))  # (the groups left: a resume's may be fewer)
+            say(f"population: {n} group{'s' * (n != 1)} in {len(procs)} worker process"
                 f"{'es' * (len(procs) != 1)}, one core each (cores {', '.join(map(str, where))};"
                 " trainer.population.workers=null trains in this process)")
             codes = _wait(procs, stop, pipes, _failed)

@@ -729,6 +729,10 @@ def test_init_from_a_graph_that_does_not_fit_is_refused_before_the_run_directory
     with pytest.raises(ConfigError, match=rf"^trainer.init_from={path}: the NIR graph's layers "
                                           r"\[.*\] do not match the model's"):
         check("model.hidden=[8,8]")
+    with pytest.raises(ConfigError, match=r"do not match the model's \[conv0 \(conv\)"):
+        nirgraph.check_init_from(config.parse(compose(  # (a dense graph for a conv model)
+            "model=conv", "model.pool_mode=avg", "model.norm=none", "model.neuron.reset=zero",
+            f"trainer.init_from={path}", tiny=False)))
     # a population: each member's model (a varying beta: the base config's may fit none)
     from snntrain import startup
 
