@@ -772,8 +772,9 @@ def test_resuming_with_other_groups_is_refused(tmp_path):
     pop = (f"{POP}.surrogate.alpha=[1,4]", f"{POP}.chunk=1")
     train_and_evaluate(compose(pop[0], "trainer.epochs=1"), tmp_path)
     with pytest.raises(ConfigError, match=rf"^the checkpoints in {tmp_path / 'checkpoints'} hold "
-                       rf"groups of 2 members; this run trains groups of 1 \({POP}.chunk=1\): "
-                       rf"set {POP}.chunk=2 \(or null\) to resume them"):
+                       rf"other groups of members \(sizes 2\) than this run trains \(groups of "
+                       rf"1, {POP}.chunk=1\): set {POP}.chunk=null to resume them in their "
+                       r"groups, or trainer.resume=never to start over$"):
         train_and_evaluate(compose(*pop, "trainer.epochs=2"), tmp_path)
     summary = train_and_evaluate(compose(pop[0], f"{POP}.chunk=2", "trainer.epochs=2"), tmp_path)
     assert summary["completed"] == 2 and not (tmp_path / "checkpoints" / "group0").exists()
