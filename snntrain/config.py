@@ -65,22 +65,26 @@ def _is_int(v: Any) -> bool:
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # (a value above it is inf where it is computed)
-
-
 FLOAT32_TINY = 1.1754943508222875e-38  # (a nonzero value below it is 0 where it is computed)
 
 
+def _is_float64(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _in_float32(v: float) -> bool:
+    return v == 0 or FLOAT32_TINY <= abs(v) <= FLOAT32_MAX
+
+
 def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            and (v == 0 or FLOAT32_TINY <= abs(v) <= FLOAT32_MAX))
+    return _is_float64(v) and _in_float32(v)
 
 
 def _finite_text(v: Any) -> str:
     """"a finite number", said "in float32" of a value only float64 holds (1e39, 1e-50)."""
-    f64 = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     return "a finite number" + (
         f" (in float32: {FLOAT32_TINY:.4g} to {FLOAT32_MAX:.4g} in size, or 0)"
-        if f64 and v != 0 and not FLOAT32_TINY <= abs(v) <= FLOAT32_MAX else "")
+        if _is_float64(v) and not _in_float32(v) else "")
 
 
 def integer(lo: int, hi: int | None = None, *, null: bool = False) -> Rule:

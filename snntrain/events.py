@@ -722,6 +722,8 @@ def build_splits(
             if in_memory is True or (in_memory == "auto" and x.nbytes < IN_MEMORY_MAX_BYTES):
                 x = np.array(x)
                 x.flags.writeable = False  # (shared: another seed's splits read it too)
+                for gone in [k for k in _HELD_STATS if k not in _HELD]:  # (their arrays freed)
+                    del _HELD_STATS[gone]
                 _HELD[tag, key], _HELD_STATS[tag, key] = x, stats
         _say_binned(name, split, stats, b)
         if not stats["in_window"]:  # (it trained on silence: exit 0, one line at most)

@@ -822,9 +822,10 @@ def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
     if logger is not None:
         logger["group"] = logger.get("group") or group_name
         logger["reinit"] = "create_new"  # every member's run is open at once
+    # (not resumed=True: a member keeps no earlier config; its population keeps one and says
+    # the changes once)
     return writers.RunRecorder(run.run_dir, OmegaConf.to_container(run.member.cfg, resolve=True),
                                logger, say=_member_say(run.member.name, say))
-    # (a member keeps no earlier config: its population keeps one and says the changes)
 
 
 def _restore_or_start(group: Group, runs: list[MemberRun], ckpts: ckpt_lib.Checkpoints, say
@@ -1308,7 +1309,7 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
             else:
                 status, wall, trained = train_groups(
                     cfg, run_dir, parts, range(len(parts)), signals.received_any, t_start,
-                    first=first, by_type=by_type, finished=defer,
+                    first=first, by_type=by_type, resumed=defer,
                     trial=malloctune.for_run(malloc_signature(cfg), say=_say))
         done = None if trained else writers.completed_summary(run_dir / "summary.json")
         summary = done or population_summary(cfg, run_dir, ms, status, wall)
@@ -1330,14 +1331,14 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
 
 def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
                  gs: Iterable[int], stop: Callable[[], bool], t_start: float, *,
-                 first: Group | None = None, by_type: bool = False, finished: bool = False,
+                 first: Group | None = None, by_type: bool = False, resumed: bool = False,
                  trial: malloctune.MallocTrial | None = None, label: str = "", side: int = 1,
                  ) -> tuple[str, float, bool]:
     """Train the groups ``gs`` of ``parts`` (:func:`partition`) one after another (each from
     its checkpoint; a group finished earlier is skipped); ``first``: group 0, compiled by
     :func:`plan_groups` (else each is compiled here and, for the first, the memory of ``side``
     such groups at once checked). Returns ``completed`` or ``preempted``, the groups' wall time
-    (earlier attempts' included) and whether any group trained. ``finished``: the population
+    (earlier attempts' included) and whether any group trained. ``resumed``: the population
     had completed, or has checkpoints (its config.yaml is replaced once the first trained
     group accepts this)."""
     say = _say if not label else (lambda msg: _say(f"{label}: {msg}"))
@@ -1357,7 +1358,7 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
         # trains on (more epochs): this is its config, once the group's checkpoint has
         # accepted it (a refused resume replaced it all the same)
         accepted = (partial(_save_config, cfg, run_dir, resumed=True)
-                    if finished and not trained else None)
+                    if resumed and not trained else None)
         # the group's wall time: the first trained group's from the start (the data, the plan
         # and its compile), a later one's from its build
         t_group = time.time() if trained else t_start
