@@ -541,6 +541,11 @@ def _not_completed(runs: Sequence[Run]) -> list[Run]:
     return [r for r in runs if r.status != COMPLETED]
 
 
+def _damaged(runs: Sequence[Run]) -> list[Run]:
+    """Completed runs in the means whose records are damaged (a line of metrics.jsonl)."""
+    return [r for r in runs if r.status == COMPLETED and r.reason]
+
+
 def _counts(runs: Sequence[Run]) -> str:
     n = Counter(r.status for r in runs)
     return (
@@ -592,6 +597,9 @@ def write_markdown(
     if other:
         lines += ["", "## Runs not in the means", ""]
         lines += [f"- **{r.status}** `{r.path}`: {r.reason}" for r in other]
+    if damaged := _damaged(runs):
+        lines += ["", "## Runs in the means with damaged records", ""]
+        lines += [f"- `{r.path}`: {r.reason}" for r in damaged]
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text
@@ -627,6 +635,8 @@ def write_html(
         f"<li><b>{e(r.status)}</b> <code>{e(str(r.path))}</code>: {e(r.reason)}</li>"
         for r in _not_completed(runs)
     )
+    damaged = "".join(f"<li><code>{e(str(r.path))}</code>: {e(r.reason)}</li>"
+                      for r in _damaged(runs))
     figs = "\n".join(
         f'<figure><img src="{e(i)}" alt="{e(i)}"><figcaption>{e(i)}</figcaption></figure>'
         for i in images
@@ -647,6 +657,7 @@ selected one (★) first</caption>
 {rows}</table></div>
 <p class="notes">{e(_notes(metric, _has_cost(table)))}</p>
 {f"<h2>Runs not in the means</h2><ul>{other}</ul>" if other else ""}
+{f"<h2>Runs in the means with damaged records</h2><ul>{damaged}</ul>" if damaged else ""}
 <h2>Plots</h2>
 {figs}
 </body></html>

@@ -5,9 +5,9 @@ writes ``metrics.jsonl`` (one JSON object per logged train step, ``split: train`
 epoch, ``split: epoch``) and, when it ends, ``summary.json``. Nothing here needs wandb or the
 network, and nothing raises for a broken run: it becomes ``failed`` with the reason.
 
-A run is ``completed`` (``summary.json`` with status ``completed`` and a readable
-``metrics.jsonl``), ``running`` (no ``summary.json`` yet, written to within ``stale_after_s``)
-or ``failed`` (anything else).
+A run is ``completed`` (``summary.json`` with status ``completed`` and a ``metrics.jsonl``;
+a damaged line of it is the run's ``reason``, its numbers come from the summary), ``running``
+(no ``summary.json`` yet, written to within ``stale_after_s``) or ``failed`` (anything else).
 
 Configurations (:class:`Row`) are the surrogate (with any of its other parameters that vary
 within the sweep) × alpha × every other config value that varies across the runs, except the
@@ -371,12 +371,13 @@ def load_run(
         return run
     if not metrics.is_file():
         run.reason = "metrics.jsonl is missing"
-    elif bad is not None:
-        run.reason = f"metrics.jsonl line {bad} is not JSON"
-    else:
-        run.status = COMPLETED
-        if (why := no_number(run.summary)) is not None:
-            run.status, run.reason = DIVERGED, f"{why}: counted as diverged"
+        return run
+    run.status = COMPLETED
+    if (why := no_number(run.summary)) is not None:
+        run.status, run.reason = DIVERGED, f"{why}: counted as diverged"
+    elif bad is not None:  # its summary.json is whole: only its curves miss the line
+        run.reason = (f"metrics.jsonl line {bad} is not JSON: counted from its summary.json, "
+                      "its curves miss that line")
     return run
 
 

@@ -216,24 +216,28 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
         "1-diverged": "diverged",  # a result of its configuration, counted apart
         "2-dead": "failed",
         "3-running": "running",
-        "4-broken": "failed",
+        "4-broken": "completed",  # its summary.json is whole: a damaged line of its curves
         "5-nosummary-json": "failed",
-        "6-binary": "failed",
+        "6-binary": "completed",
     }
-    assert by_name["6-binary"].reason == "metrics.jsonl line 3 is not JSON"
+    assert by_name["6-binary"].reason == ("metrics.jsonl line 3 is not JSON: counted from its "
+                                          "summary.json, its curves miss that line")
     assert "diverged" in by_name["1-diverged"].reason
     assert "no summary.json" in by_name["2-dead"].reason
-    assert "line 2" in by_name["4-broken"].reason
+    assert by_name["4-broken"].reason.startswith("metrics.jsonl line 2 is not JSON")
 
     out = report.make_report([root])
     assert out == root / "report"
     _, table = report.summarize(list(by_name.values()))
     sig = next(r for r in table if r["surrogate"] == "sigmoid")
-    assert (sig["n"], sig["n_failed"], sig["n_diverged"], sig["n_running"]) == (1, 3, 1, 1)
-    assert sig["test_accuracy_mean"] == 0.9 and np.isnan(sig["test_accuracy_std"])
+    assert (sig["n"], sig["n_failed"], sig["n_diverged"], sig["n_running"]) == (3, 1, 1, 1)
+    assert sig["test_accuracy_mean"] == 0.9 and sig["test_accuracy_std"] == 0.0
     md = (out / "summary.md").read_text()
     html = (out / "index.html").read_text()
-    assert "Not in the means: 1 diverged, 4 failed and 1 running of 7 runs" in md
+    assert "Not in the means: 1 diverged, 2 failed and 1 running of 7 runs" in md
+    assert md.split("## Runs in the means with damaged records\n\n")[1].splitlines()[:2] == [
+        f"- `{by_name[n].path}`: {by_name[n].reason}" for n in ("4-broken", "6-binary")]
+    assert "<h2>Runs in the means with damaged records</h2>" in html
     assert "**diverged** `" in md
     for name in by_name:
         if name != "0-ok":
