@@ -1400,7 +1400,10 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
                         stop, _say, bars=bool(cfg.trainer.progress))
     walls = [sum(_finished_group_wall_time(run_dir, parts[g], _group_dir(run_dir, g, len(parts)))
                  for g in mine) for mine in assignments]
-    status = "preempted" if workers.PREEMPTED in codes else "completed"
+    # (a worker a signal stopped after its last group had finished, e.g. in its wandb runs'
+    # ending, trained everything all the same: the population had been recorded pre-empted)
+    status = ("preempted" if workers.PREEMPTED in codes and not all(
+        _finished(run_dir, parts[g], cfg, now=True) for g in left) else "completed")
     return status, max(*walls, time.time() - t_start), True
 
 
@@ -1501,8 +1504,9 @@ def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig, say=None) ->
     return done
 
 
-def _finished(run_dir: Path, part: list[Member], cfg: DictConfig) -> bool:
-    if str(cfg.trainer.resume) == "never":
+def _finished(run_dir: Path, part: list[Member], cfg: DictConfig, now: bool = False) -> bool:
+    """(``now``: trained by this attempt, also under ``trainer.resume=never``.)"""
+    if str(cfg.trainer.resume) == "never" and not now:
         return False
     summaries = [_member_summary(run_dir / "members" / m.name) for m in part]
     if any(s.get("status") not in ("completed", "diverged") for s in summaries):

@@ -343,6 +343,32 @@ def test_one_group_left_of_a_population_in_workers_trains_in_a_worker(monkeypatc
     assert calls == [1]
 
 
+def test_workers_a_signal_stops_after_their_groups_finished_leave_the_run_completed(
+        monkeypatch, tmp_path):
+    """A worker stopped by a signal (exit 75) after its last group had finished (in its wandb
+    runs' ending) recorded the whole population pre-empted; a group it had not finished
+    still pre-empts it."""
+    cfg = compose(*SMALL, *AXES, f"{POP}.chunk=2", f"{POP}.workers=null")
+    train_and_evaluate(cfg, tmp_path)  # (the members' records the workers write below)
+    parts = population.partition(population.members(cfg), 2)
+    paths = sorted((tmp_path / "members").glob("*/summary.json"))
+    done = {p: p.read_text() for p in paths}
+
+    def trained(finished):  # workers.run: writes the members' records, one stopped after
+        def run(*a, **k):
+            for p in finished:
+                p.write_text(done[p])
+            return [workers.PREEMPTED, 0]
+        return run
+
+    for finished, status in ((paths, "completed"), (paths[1:], "preempted")):
+        for p in paths:  # (before the workers: every group has members left to train)
+            p.write_text(json.dumps(json.loads(done[p]) | {"status": "preempted"}))
+        monkeypatch.setattr(population.workers, "run", trained(finished))
+        assert population._train_in_workers(cfg, tmp_path, parts, 2, lambda: False,
+                                            time.time())[0] == status
+
+
 def test_a_workers_output_reaches_the_parent_as_utf8_whatever_its_locale(capsys):
     """A worker's lines were encoded in its locale's encoding (latin-1: 'loss α→β' arrived
     empty) and read as UTF-8; a line with ':b:' was printed as an emoji."""
