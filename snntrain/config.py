@@ -69,7 +69,9 @@ FLOAT32_TINY = 1.1754943508222875e-38  # (a nonzero value below it is 0 where it
 
 
 def _is_float64(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    # (an int beyond float64, 10**400, raised OverflowError in math.isfinite: a traceback)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
+        abs(v) <= sys.float_info.max if isinstance(v, int) else math.isfinite(v))
 
 
 def _in_float32(v: float) -> bool:
@@ -84,16 +86,23 @@ def _finite_text(v: Any) -> str:
     """"a finite number", said "in float32" of a value only float64 holds (1e39, 1e-50)."""
     return "a finite number" + (
         f" (in float32: {FLOAT32_TINY:.4g} to {FLOAT32_MAX:.4g} in size, or 0)"
-        if _is_float64(v) and not _in_float32(v) else "")
+        if _is_float64(v) and not _in_float32(v)
+        or _is_int(v) and not _is_float64(v) else "")
+
+
+INT_MAX = 2**31  # no count, size or step of a run reaches it (10**400 trained on, or raised)
 
 
 def integer(lo: int, hi: int | None = None, *, null: bool = False) -> Rule:
-    """An int (not a bool) ``>= lo`` and ``< hi`` (or None)."""
+    """An int (not a bool) ``>= lo`` and ``< hi`` (or None); ``hi`` is at most
+    :data:`INT_MAX` (said only to a value above it)."""
 
     def rule(v: Any) -> str | None:
-        if (v is None and null) or (_is_int(v) and v >= lo and (hi is None or v < hi)):
+        top = INT_MAX if hi is None else min(hi, INT_MAX)
+        if (v is None and null) or (_is_int(v) and lo <= v < top):
             return None
-        return (f"an integer >= {lo}" + (f" and < {hi}" if hi is not None else "")
+        said = hi if hi is not None else top if _is_int(v) and v >= top else None
+        return (f"an integer >= {lo}" + (f" and < {said}" if said is not None else "")
                 + (" or null" if null else ""))
 
     return rule
@@ -360,6 +369,8 @@ def _show(v: Any) -> str:
     """``v`` as one types it in an override (``'abc'``, ``true``, ``null``, ``[1, 2]``)."""
     if isinstance(v, bool) or v is None:
         return {True: "true", False: "false", None: "null"}[v]
+    if _is_int(v) and abs(v) >= 10**24:  # (1000...0 of 400 digits: the line's length)
+        return f"{str(v)[:12]}...({len(str(abs(v)))} digits)"
     return repr(v) if isinstance(v, str) else str(v)
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -639,17 +640,29 @@ class RecurrentMLP(MLP):
     recurrent = True
 
 
+MAX_SIZE = 2**31 - 1  # an array dimension (10**400 raised OverflowError: a traceback)
+
+
 def _is_integer(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer()
+    return not isinstance(v, bool) and (isinstance(v, numbers.Integral) or (
+        isinstance(v, numbers.Real) and float(v).is_integer()))
 
 
 def _sizes(value: Any, rule: str, empty: bool = False) -> list[int]:
     """``value`` as a list of integers >= 1 (integral floats too), else ``ValueError(rule)``: a
     string "32" was read as the layers [3, 2] and 1.5 became 1."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
-            _is_integer(v) and v >= 1 for v in value) or not (value or empty):
-        raise ValueError(f"{rule}, got {value!r}")
+            _is_integer(v) and 1 <= v <= MAX_SIZE for v in value) or not (value or empty):
+        big = isinstance(value, Sequence) and any(
+            _is_integer(v) and v > MAX_SIZE for v in value)
+        raise ValueError(f"{rule}{f' and <= {MAX_SIZE}' * big}, got {_short(value)}")
     return [int(v) for v in value]
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` with an integer of more than 24 digits shortened."""
+    text = repr(value)
+    return re.sub(r"\d{25,}", lambda m: f"{m.group()[:12]}...({len(m.group())} digits)", text)
 
 
 def _per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:

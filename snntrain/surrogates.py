@@ -71,6 +71,10 @@ def _checked(owner: str, field: str, value: Any, rule: str) -> Any:
             raise ValueError(f"{owner}: {field} must be an integer >= 1 and <= {MAX_TERMS}, got "
                              f"{value!r}")
         return int(value)
+    if isinstance(value, numbers.Integral) and abs(value) > float(np.finfo(np.float32).max):
+        # (10**400 raised OverflowError in float(): a traceback)
+        raise ValueError(f"{owner}: {field} must be {_RULES[rule]} in float32, got "
+                         f"{str(value)[:12]}...({len(str(abs(value)))} digits)")
     if isinstance(value, numbers.Real):
         value = float(value)
     elif not isinstance(value, (np.ndarray, jax.Array)):

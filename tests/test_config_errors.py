@@ -49,6 +49,14 @@ PARSE_CASES = [
     ("seed=-1", "seed=-1 is invalid: must be an integer >= 0"),
     # 2**64 was an OverflowError traceback; 2**32 wrapped onto seed 0's key
     ("seed=4294967296", "seed=4294967296 is invalid: must be an integer >= 0 and < 2147483648"),
+    # an int beyond float64 (10**400) raised OverflowError: a traceback; one beyond 2**31
+    # trained on (epochs) or failed in the step (T)
+    (f"optimizer.lr=1{'0' * 400}", "optimizer.lr=100000000000...(401 digits) is invalid: "
+                                   "must be a finite number (in float32: 1.175e-38 to 3.403e+38 "
+                                   "in size, or 0) > 0.0"),
+    (f"trainer.epochs=1{'0' * 400}", "trainer.epochs=100000000000...(401 digits) is invalid: "
+                                     "must be an integer >= 1 and < 2147483648"),
+    ("T=2147483648", "T=2147483648 is invalid: must be an integer >= 1 and < 2147483648"),
     ("logger.name=abc", "logger.name='abc' is invalid: must be one of wandb, none"),
     ("logger=wandb logger.group=[1]", "logger.group=[1] is invalid: must be a non-empty string"),
     ("logger=wandb logger.run_name={a:1}", "logger.run_name={'a': 1} is invalid: must be a "),
@@ -177,6 +185,11 @@ GROUP_CASES = [
                          "=..., metrics.energy.update_pj=...)"),
     ("surrogate.alpha=1e39", "surrogate.alpha=1e+39 is invalid: FastSigmoid: alpha must be "
                              "finite and > 0 in float32, got 1e+39"),
+    (f"surrogate.alpha=1{'0' * 400}", "surrogate.alpha=100000000000...(401 digits) is invalid: "
+                                      "FastSigmoid: alpha must be finite and > 0 in float32, "
+                                      "got 100000000000...(401 digits)"),
+    (f"model.hidden=[1{'0' * 400}]", "model.hidden must be a non-empty list of sizes >= 1 and "
+                                     "<= 2147483647, got [100000000000...(401 digits)]"),
     ("+surrogate.gamma=2", "unknown key surrogate.gamma; valid: alpha"),
     ("surrogate.name=nope", "unknown surrogate 'nope'; valid: arctan, "),
     ("encoder.gain=-1", "encoder.gain=-1 is invalid: rate encoder: gain must be finite and > 0"),
@@ -272,14 +285,16 @@ def _one_line(msg: str, expected: str) -> None:
     assert expected in msg, msg
 
 
-@pytest.mark.parametrize(("overrides", "expected"), PARSE_CASES, ids=[c[0] for c in PARSE_CASES])
+@pytest.mark.parametrize(("overrides", "expected"), PARSE_CASES,
+                         ids=[c[0][:80] for c in PARSE_CASES])
 def test_parse_rejects_with_one_line_naming_the_key(overrides, expected):
     with pytest.raises(ConfigError) as err:
         config.parse(_compose(*overrides.split()))
     _one_line(str(err.value), expected)
 
 
-@pytest.mark.parametrize(("overrides", "expected"), GROUP_CASES, ids=[c[0] for c in GROUP_CASES])
+@pytest.mark.parametrize(("overrides", "expected"), GROUP_CASES,
+                         ids=[c[0][:80] for c in GROUP_CASES])
 def test_groups_reject_with_one_line_naming_the_key(overrides, expected):
     cfg = _compose(*overrides.split())
     with pytest.raises(ConfigError) as err:
@@ -288,6 +303,13 @@ def test_groups_reject_with_one_line_naming_the_key(overrides, expected):
 
 
 @pytest.mark.slow
+def test_an_integers_upper_bound_is_said_only_to_a_value_above_it():
+    rule = config.integer(1)
+    assert (rule(0), rule(1), rule(2**31 - 1)) == ("an integer >= 1", None, None)
+    assert rule(2**31) == "an integer >= 1 and < 2147483648"
+    assert config.integer(0, 10)(10) == "an integer >= 0 and < 10"
+
+
 def test_a_beta_of_null_under_tau_is_valid():
     """lif.yaml: tau, when set, overrides beta; beta=null beside it was refused."""
     import math
