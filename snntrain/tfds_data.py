@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import hashlib
 import importlib.util
+import json
 import logging
 import math
 import os
@@ -181,7 +183,7 @@ def network_problem(timeout: float = 3.0) -> str | None:
     proxy = urllib.request.getproxies().get("https")
     if proxy:
         url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        host, port = url.hostname or host, url.port or 80
+        host, port = url.hostname or host, url.port or (443 if url.scheme == "https" else 80)
     result: list[str | None] = []
 
     def attempt() -> None:
@@ -339,9 +341,14 @@ def _ready_builder(tfds_name: str, name: str, data_dir: str | None, download: bo
 
 
 def _cache_path(builder, split: str, src: Records) -> Path:
+    """The cache of ``split`` read as ``src`` reads it: keyed by everything that decides its
+    arrays (another ``dataset.label_key`` or ``image_key`` loaded the earlier key's arrays)."""
     h, w, c = src.image_shape
     key = "".join(ch if ch.isalnum() else "_" for ch in split)
     key += f"_{h}x{w}x{c}_offset{src.label_offset}" + ("_transposed" if src.transpose else "")
+    spec = json.dumps([split, src.image_key, src.label_key, [h, w, c], src.label_offset,
+                       src.transpose])
+    key += "_" + hashlib.sha256(spec.encode()).hexdigest()[:12]
     return Path(builder.data_dir) / "snntrain_cache" / f"{key}.npz"
 
 
@@ -352,8 +359,9 @@ def _in_memory(src: Records, builder, split: str, cache: bool) -> Arrays:
     if path is not None and path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                if f["x"].shape == (len(src), *src.image_shape):
-                    return Arrays(f["x"], f["y"])
+                if f["x"].shape == (len(src), *src.image_shape) and f["y"].shape == (len(src),):
+                    # (its labels checked as read: dataset.n_classes may have changed since)
+                    return Arrays(f["x"], _check_labels(f["y"], src))
         except (OSError, ValueError, KeyError):  # unreadable: rebuild it
             pass
     where = f" (cached in {path.parent} for the next run)" if path is not None else ""
@@ -459,7 +467,8 @@ def load_tfds(
     available = list(builder.info.splits)  # empty under tfds.testing.mock_data
     wanted = [s for s in (train_split, test_split) if s]
     for s in wanted:
-        if available and s.split("[")[0] not in available:
+        if available and any(p.split("[")[0].strip() not in available
+                             for p in s.split("+")):  # (tfds' "train+validation" too)
             raise DatasetError(f"{name} has no split {s!r}; splits: {', '.join(available)}")
     try:
         if _is_prepared(builder) and not _random_access(builder):

@@ -117,7 +117,8 @@ def _tiny_image(i: int) -> np.ndarray:
 
 
 class SnntrainTinyImages(tfds.core.GeneratorBasedBuilder):
-    """30 train + 10 test 6x5 grey images, 3 classes (label = id % 3); no download."""
+    """30 train + 10 test 6x5 grey images, 3 classes (label = id % 3; coarse_label = id % 2);
+    no download."""
 
     VERSION = tfds.core.Version("1.0.0")
     encode_png = True  # tfds needs TensorFlow to encode raw arrays itself
@@ -130,6 +131,7 @@ class SnntrainTinyImages(tfds.core.GeneratorBasedBuilder):
                 {
                     "image": tfds.features.Image(shape=(6, 5, 1)),
                     "label": tfds.features.ClassLabel(num_classes=3),
+                    "coarse_label": tfds.features.ClassLabel(num_classes=2),
                 }
             ),
         )
@@ -143,7 +145,7 @@ class SnntrainTinyImages(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, ids):
         for i in ids:
             image = _png(_tiny_image(i)) if self.encode_png else _tiny_image(i)
-            yield i, {"image": image, "label": i % 3}
+            yield i, {"image": image, "label": i % 3, "coarse_label": i % 2}
 
 
 @pytest.fixture
@@ -280,9 +282,18 @@ def test_real_dataset_cache_and_resize(tiny_dir):
     kw = dict(tfds_name="snntrain_tiny_images", data_dir=tiny_dir, seed=0)
     first = data.load("tfds", in_memory=True, **kw)
     cached = list((Path(tiny_dir) / "snntrain_tiny_images/1.0.0/snntrain_cache").iterdir())
-    assert sorted(p.name for p in cached) == ["test_6x5x1_offset0.npz", "train_6x5x1_offset0.npz"]
+    assert [p.name[:-len("_0123456789ab.npz")] for p in sorted(cached)] == [
+        "test_6x5x1_offset0", "train_6x5x1_offset0"]
     again = data.load("tfds", in_memory=True, **kw)
     np.testing.assert_array_equal(again.train.x, first.train.x)
+    # another label key is another cache (it loaded the cached labels of the first), and the
+    # cached labels are checked against dataset.n_classes (they were not: NaN loss, "diverged")
+    coarse = data.load("tfds", in_memory=True, label_key="coarse_label", **kw)
+    x, y = coarse.test[np.arange(len(coarse.test))]
+    np.testing.assert_array_equal(y, np.round(x[:, 0, 0, 0] * 255).astype(int) % 2)
+    assert len(list(cached[0].parent.iterdir())) == 4
+    with pytest.raises(data.DatasetError, match=r"label 2 \(stored 2\) is outside 0\.\.1"):
+        data.load("tfds", in_memory=True, n_classes=2, **kw)
     mem = data.load("tfds", in_memory=True, resize=[4, 4], **kw)
     disk = data.load("tfds", in_memory=False, resize=[4, 4], **kw)
     assert mem.image_shape == (4, 4, 1)
@@ -303,6 +314,11 @@ def test_real_dataset_errors(tiny_dir):
         data.load("tfds", tfds_nmae="mnist")
     carved = data.load("tfds", test_split=None, test_fraction=0.5, val_fraction=0, **kw)
     assert (len(carved.train), len(carved.test)) == (15, 15)
+    # tfds' split arithmetic (it was refused: "has no split 'train+test'")
+    summed = data.load("tfds", train_split="train+test[:5]", val_fraction=0, **kw)
+    assert (len(summed.train), len(summed.test)) == (35, 10)
+    with pytest.raises(data.DatasetError, match="has no split 'train\\+valid'; splits: train"):
+        data.load("tfds", train_split="train+valid", **kw)
 
 
 # ---- offline and failure behaviour ------------------------------------------------------
@@ -344,6 +360,20 @@ def test_network_probe_goes_through_the_https_proxy(monkeypatch):
     t0 = time.perf_counter()
     assert tfds_data.network_problem(timeout=2.0).startswith("cannot reach 127.0.0.1:9")
     assert time.perf_counter() - t0 < 5
+
+
+def test_network_probe_of_an_https_proxy_without_port_tries_443(monkeypatch):
+    tried = []
+
+    def connect(address, timeout):
+        tried.append(address)
+        raise OSError("refused")
+
+    monkeypatch.setattr(tfds_data.urllib.request, "getproxies",
+                        lambda: {"https": "https://proxy.example.org"})
+    monkeypatch.setattr(tfds_data.socket, "create_connection", connect)
+    assert tfds_data.network_problem(timeout=2.0) == "cannot reach proxy.example.org:443: refused"
+    assert tried == [("proxy.example.org", 443)]
 
 
 def test_prepare_cli_offline(tmp_path, monkeypatch, capsys):
