@@ -92,6 +92,7 @@ class Encoded:
     T: int  # the whole run's number of steps (latency codes depend on it)
     start: Any = 0
     length: int | None = None
+    dtype: Any = None  # of the drawn steps (None: x_Bx's); drawn from x_Bx as it is
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -111,20 +112,31 @@ class Encoded:
         :func:`snntrain.convpool.conv_pool`) redraws it each time; a loop's output is
         computed once and stored. A dense layer's GEMM reads its input once: no loop there.
         """
-        L = self.shape[0]
+        L, dtype = self.shape[0], self.dtype or self.x_Bx.dtype
         if L == 0:
-            return jnp.zeros(self.shape, self.x_Bx.dtype)
+            return jnp.zeros(self.shape, dtype)
         if per_step:
             def draw(t):
                 return self.encoder.steps(self.x_Bx, self.key_B, self.start + t, 1, self.T)[0]
 
-            return jax.lax.map(draw, jnp.arange(L))
-        return self.encoder.steps(self.x_Bx, self.key_B, self.start, L, self.T)
+            return jax.lax.map(draw, jnp.arange(L)).astype(dtype)
+        return self.encoder.steps(self.x_Bx, self.key_B, self.start, L, self.T).astype(dtype)
 
 
 jax.tree_util.register_dataclass(
-    Encoded, data_fields=["x_Bx", "key_B", "start"], meta_fields=["encoder", "T", "length"]
+    Encoded, data_fields=["x_Bx", "key_B", "start"],
+    meta_fields=["encoder", "T", "length", "dtype"]
 )
+
+
+def cast(x: Array | Repeated | Encoded, dtype: Any) -> Array | Repeated | Encoded:
+    """A time-major input whose steps are ``dtype`` (an :class:`Encoded` draws them from its
+    pixels as they are, then casts: spikes are exact in bfloat16, pixels are not)."""
+    if isinstance(x, Encoded):
+        return dataclasses.replace(x, dtype=dtype)
+    if isinstance(x, Repeated):
+        return Repeated(x.x_Bx.astype(dtype), x.T)
+    return x.astype(dtype)
 
 
 def realize(x: Array | Repeated | Encoded, per_step: bool = False) -> Array | Repeated:

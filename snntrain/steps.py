@@ -44,11 +44,14 @@ def make_forward(exp):
             params = jax.tree.map(lambda p: p.astype(dtype), params)
         model = nnx.merge(graphdef, params, rest)
         keys_B = encoding.example_keys(key, batch["index"])
-        x_Bx = batch["x"].astype(dtype)
+        # (encoded from the float32 pixels, then cast: bfloat16 pixels moved the rate code's
+        # probabilities by up to 1/343, not 1/512, and some latency spikes by a step)
+        x_Bx = batch["x"]
         if hasattr(encoder, "steps"):  # drawn by the model (each remat block its own steps),
             x_TxBx = encoding.Encoded(encoder, x_Bx, keys_B, T)  # which knows the code
         else:
             x_TxBx = encoder(x_Bx, keys_B, T)
+        x_TxBx = encoding.cast(x_TxBx, dtype)
         logits_BxC, aux = model(x_TxBx, surrogate, remat)
         return logits_BxC.astype(jnp.float32), aux
 

@@ -144,3 +144,32 @@ def test_rate_gain_must_be_a_positive_number(gain):
     message = f"rate encoder: gain must be finite and > 0, got {gain!r}"
     with pytest.raises(ValueError, match=re.escape(message)):
         encoding.get("rate", gain=gain)
+
+
+@pytest.mark.parametrize("encoder", ["rate", "latency encoder.mode=linear"])
+def test_bfloat16_compute_draws_the_float32_pixels_spikes(encoder, monkeypatch):
+    """The pixels were cast to bfloat16 before the encoder: the rate code's probabilities
+    moved by up to 1/343 (32 of 256 levels differed) and some latency spikes by a step. Spikes
+    are exact in bfloat16: the bfloat16 step now draws the float32 step's spikes."""
+    from conftest import compose
+    from flax import nnx
+
+    from snntrain import data, steps, train
+
+    drawn = []
+    for dtype in ("float32", "bfloat16"):
+        exp = train.build(compose(*f"encoder={encoder}".split(), f"trainer.dtype={dtype}",
+                                  "trainer.batch_size=256", "T=25"))
+        model = type(nnx.merge(exp.graphdef, exp.params, exp.rest))
+        if not drawn:  # (the model's input, as drawn)
+            call = model.__call__
+            monkeypatch.setattr(model, "__call__", lambda self, x, *a, call=call, **k: (
+                drawn.append(np.asarray(encoding.realize(x), np.float32)) or call(self, x, *a,
+                                                                                   **k)))
+        batch = next(data.batches(exp.data.train, exp.batch_size))
+        # (the digits' pixels, k / 16, are bfloat16 numbers: pixels k / 255 of a photo are not)
+        batch["x"] = (np.arange(batch["x"].size) % 256 / 255).astype(np.float32).reshape(
+            batch["x"].shape)
+        steps.make_forward(exp)(exp.params, batch, jax.random.key(3), exp.surrogate)
+    assert len(drawn) == 2 and drawn[0].shape == (25, 256, 8, 8, 1) and drawn[0].sum() > 0
+    np.testing.assert_array_equal(drawn[1], drawn[0])
