@@ -810,7 +810,38 @@ def _model_takes(run: RunConfig, sensor: tuple[int, ...] | None, where: str = ""
                           "channels per step; use model=mlp or model=recurrent")
 
 
-def check_files(run: RunConfig, model: bool = True) -> None:
+def data_shape(run: RunConfig, sensor: tuple[int, ...] | None = None
+               ) -> tuple[int, ...] | None:
+    """The shape of one step of the run's data, where the config (or the event files'
+    ``sensor``) says it before the data is loaded: digits, the named tfds datasets (their
+    ``image_shape``, or ``resize``) and event data; None where only the data says."""
+    from snntrain import events
+
+    d = run.dataset
+    if d["name"] == "digits":
+        return (8, 8, 1)
+    if sensor is not None:
+        binning = events.Binning(1, downsample=d.get("downsample"),
+                                 polarity=d.get("polarity", True))
+        return binning.frame_shape(sensor)
+    shape, resize = d.get("image_shape"), d.get("resize")
+    if d["name"] == "tfds" or not shape or len(shape) != 3:
+        return None
+    return (*map(int, resize), int(shape[-1])) if resize else tuple(map(int, shape))
+
+
+def _model_fits(run: RunConfig, shape: tuple[int, ...]) -> None:
+    """The model built for the data's ``shape`` (abstractly): a layer that does not fit it
+    (a kernel larger than a conv layer's input) was refused after the run directory existed."""
+    from flax import nnx
+
+    from snntrain import models
+
+    with named("model", run.model):
+        nnx.eval_shape(lambda: models.from_config(run.model, shape, STAND_IN_CLASSES, 0))
+
+
+def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
     """The files a new run will read, at its start-up (not in :func:`validate`, which also
     loads a finished run's parameters, whose data may have moved since): ``dataset=arrays``'
     file must be an ``.npz`` holding its four arrays (only its zip directory is read); an
@@ -818,28 +849,35 @@ def check_files(run: RunConfig, model: bool = True) -> None:
     and their headers read, as the loader does first: :func:`snntrain.events.readers`; before,
     a missing dataset was reported after the run directory existed). With ``model`` (the
     run's model is known), its input must fit the events' sensor (``dataset=events``: read
-    from the file's ``sensor_size``).
+    from the file's ``sensor_size``), and the model built for the data's shape where it is
+    known (:func:`data_shape`). Returns that shape, or None.
 
     Raises:
       ConfigError: naming the file and what is wrong with it.
     """
     from snntrain import data, event_formats, events
 
-    name = run.dataset["name"]
+    name, sensor = run.dataset["name"], None
     try:
         if name == "arrays":
             data.check_arrays_file(run.dataset.get("path"))
         elif name in events.DATASETS:
             found = events.readers(name, run.dataset.get("data_dir"))
+            sensor = next(iter(found.values())).sensor
             if model:
-                _model_takes(run, next(iter(found.values())).sensor)
+                _model_takes(run, sensor)
         elif name == "events" and (path := run.dataset.get("path")) not in (None, "", "???"):
             if not Path(os.path.expanduser(str(path))).is_file():
                 raise ConfigError(f"dataset.path={path}: no such file")
+            sensor = event_formats.npz_sensor(path)
             if model:
-                _model_takes(run, event_formats.npz_sensor(path), f" ({path})")
+                _model_takes(run, sensor, f" ({path})")
+        shape = data_shape(run, sensor)
     except (data.BadArrays, events.EventDataError) as e:
         raise ConfigError(str(e)) from None
+    if model and shape is not None:
+        _model_fits(run, shape)
+    return shape
 
 
 def validate(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:

@@ -383,9 +383,22 @@ def npz_sensor(path: str | os.PathLike) -> tuple[int, ...] | None:
     check; None if it cannot be read: :func:`read_npz` then says why)."""
     try:
         with np.load(os.path.expanduser(str(path)), allow_pickle=False) as f:
-            return tuple(int(v) for v in np.asarray(f["sensor_size"]).reshape(-1))
+            raw = np.asarray(f["sensor_size"])
     except Exception:  # noqa: BLE001 - any damage is read_npz's to report, in its words
         return None
+    return checked_sensor(path, raw)
+
+
+def checked_sensor(path: Any, sensor_size: Any) -> tuple[int, ...]:
+    """A file's ``sensor_size``: ``[C]`` or ``[W, H, P]``, positive integers."""
+    sensor = np.asarray(sensor_size).reshape(-1)
+    if len(sensor) not in (1, 3) or not np.issubdtype(sensor.dtype, np.integer) or (
+            sensor.min() < 1):
+        raise EventDataError(
+            f"{path}: sensor_size={sensor.tolist()} is invalid: must be [C] for (t, unit) "
+            "events or [W, H, P] for (t, x, y, p) events, positive integers"
+        )
+    return tuple(int(v) for v in sensor)
 
 
 def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]:
@@ -433,13 +446,7 @@ def read_npz(path: str | None, time_unit: str = "us") -> dict[str, ArraysReader]
         raise EventDataError(f"{path} is a single .npy array, not an .npz; {NPZ_EXAMPLE}")
     if "sensor_size" not in arrays:
         raise EventDataError(f"{path} is missing sensor_size ([C] or [W, H, P]); {NPZ_EXAMPLE}")
-    sensor = np.asarray(arrays["sensor_size"]).reshape(-1)
-    if len(sensor) not in (1, 3) or not np.issubdtype(sensor.dtype, np.integer) or (
-            sensor.min() < 1):
-        raise EventDataError(
-            f"{path}: sensor_size={sensor.tolist()} is invalid: must be [C] for (t, unit) "
-            "events or [W, H, P] for (t, x, y, p) events, positive integers"
-        )
+    sensor = np.asarray(checked_sensor(path, arrays["sensor_size"]))
     names = ("unit",) if len(sensor) == 1 else ("x", "y", "p")
     out = {}
     for split in ("train", "test"):

@@ -770,10 +770,11 @@ def _graph_io(graph: Any, conv: bool) -> tuple[tuple[int, ...], int] | None:
     return (h, w, int(np.asarray(first.weight).shape[1])), n_classes
 
 
-def check_init_from(run: Any) -> None:
+def check_init_from(run: Any, in_shape: tuple[int, ...] | None = None) -> None:
     """``trainer.init_from`` at start-up, before the run directory exists: the graph read and
-    loaded into the model built for the graph's own input size and class count (the data's
-    shape is checked against it when the data is loaded). Before, a graph whose layers, sizes
+    loaded into the model built for the data's ``in_shape`` (where it is known before the data
+    is loaded; else the graph's own input size, and the data's shape is checked against it
+    when the data is loaded) and the graph's class count. Before, a graph whose layers, sizes
     or fixed beta did not fit the model was refused after the run directory existed."""
     path, dt = run.trainer.init_from, run.trainer.init_from_dt
     if not path:
@@ -784,7 +785,7 @@ def check_init_from(run: Any) -> None:
         if (io := _graph_io(graph, run.model["name"] == "conv")) is None:
             return
         try:
-            model = models.from_config(run.model, io[0], io[1], 0)
+            model = models.from_config(run.model, in_shape or io[0], io[1], 0)
         except Exception:  # noqa: BLE001 - a graph too small for the model: said at the load
             return
         _from_nir(graph, model, dt, "trainer.init_from_dt")

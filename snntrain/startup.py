@@ -596,14 +596,15 @@ def _has_checkpoints(out: str | None) -> bool:
     return out is not None and has_checkpoints(Path(out))
 
 
-def _check_init_from(config: DictConfig, run: Any) -> None:
+def _check_init_from(config: DictConfig, run: Any, shape: tuple[int, ...] | None) -> None:
     """``trainer.init_from``'s graph loaded into the model (each member's, for a population:
-    a varying beta or threshold makes them differ from the base config's)."""
+    a varying beta or threshold makes them differ from the base config's), built for the
+    data's ``shape`` where it is known."""
     from snntrain import lifecycle, population  # noqa: F401 - (lifecycle: JAX's backend lines
     from snntrain.nirgraph import check_init_from  # quiet; nir: imported only for it)
 
     if not population.is_population(config):
-        return check_init_from(run)
+        return check_init_from(run, shape)
     seen = set()
     for m in population.members(config):
         member = parse(m.cfg)
@@ -611,7 +612,7 @@ def _check_init_from(config: DictConfig, run: Any) -> None:
                          default=str)
         if key not in seen:
             seen.add(key)
-            check_init_from(member)
+            check_init_from(member, shape)
     return None
 
 
@@ -668,9 +669,10 @@ class Startup(Callback):
             if not groups and run is not None and not _varies(config, "dataset"):
                 # (the one file every job would read; its model, if every job has it)
                 check_files(run, model=not _varies(config, "model"))
+            shape = None  # (of the data, where known before it is loaded)
             if groups and run is not None:
                 check_groups(run)
-                check_files(run)
+                shape = check_files(run)
                 if (msg := resume_error(run.trainer.resume, out)) is not None:
                     raise ConfigError(msg)
                 from snntrain import population
@@ -704,7 +706,7 @@ class Startup(Callback):
             # (a resumed run reads its checkpoint, not the graph; after the malloc policy and
             # the CPU split, which must precede JAX's backend: loading the graph starts it)
             try:
-                _check_init_from(config, run)
+                _check_init_from(config, run, shape)
             except ConfigError as e:
                 fail(str(e))
         if not groups and out is not None:

@@ -668,6 +668,39 @@ def test_cli_bad_value_fails_before_any_run_directory_exists(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no outputs/, no probe left behind
 
 
+def test_a_model_that_does_not_fit_the_datas_known_shape_is_refused_before_the_run_dir(
+        tmp_path):
+    """A conv kernel larger than a layer's input (digits are 8x8; mnist 28x28, from its
+    config: not loaded) and a 2-D events sensor were refused after the run directory existed
+    (the model was built for the data)."""
+    def check(*overrides):
+        return config.check_files(config.parse(_compose(*overrides)))
+
+    with pytest.raises(ConfigError) as e:
+        check("model=conv", "model.channels=[4,8,8]")
+    assert str(e.value) == ("model.kernel_size=5 is too large for conv layer 2's 2x2 input: "
+                            "with padding SAME at most 3")
+    assert check("model=conv") == (8, 8, 1)
+    assert check("dataset=mnist", "model=conv", "model.channels=[4,8,8]") == (28, 28, 1)
+    with pytest.raises(ConfigError, match="model.kernel_size=5 is too large for conv layer 4's "
+                                          "1x1 input"):
+        check("dataset=mnist", "model=conv", "model.channels=[4,8,8,8,8]")
+    assert check("dataset=tfds", "dataset.tfds_name=anything", "model=conv") is None
+    path = tmp_path / "flat.npz"
+    np.savez(path, sensor_size=np.array([34, 34]))
+    with pytest.raises(ConfigError, match=rf"^{path}: sensor_size=\[34, 34\] is invalid: must "
+                                          r"be \[C\] for \(t, unit\) events or \[W, H, P\]"):
+        check("dataset=events", f"dataset.path={path}")
+    np.savez(path, sensor_size=np.array([34, 20, 2]))  # (W, H, P), downsampled to H x W
+    assert check("dataset=events", f"dataset.path={path}", "dataset.downsample=[10,17]",
+                 "dataset.polarity=false") == (10, 17, 1)
+    p = cli("logger=none", "model=conv", "model.channels=[4,8,8]", cwd=tmp_path)
+    assert p.returncode == 2
+    assert _last_line(p) == ("snntrain: error: model.kernel_size=5 is too large for conv "
+                             "layer 2's 2x2 input: with padding SAME at most 3")
+    assert list(tmp_path.iterdir()) == [path]
+
+
 def test_cli_unresolvable_interpolation_fails_before_any_run_directory_exists(tmp_path):
     """It named the group (trainer) and left a run directory with a failed summary.json."""
     p = cli("logger=none", "trainer.epochs=${oops}", cwd=tmp_path)

@@ -739,7 +739,7 @@ def test_init_from_a_graph_that_does_not_fit_is_refused_before_the_run_directory
     def check_population(betas):
         cfg = compose(*base, f"trainer.init_from={path}", "model.neuron.beta=0.5",
                       f"trainer.population.neuron.beta={betas}", "trainer.population.seed=[0,1]")
-        startup._check_init_from(cfg, config.parse(cfg))
+        startup._check_init_from(cfg, config.parse(cfg), None)
 
     check_population("[0.9]")
     with pytest.raises(ConfigError, match=r"lif0: the graph's beta .* differs from the model's "
@@ -756,6 +756,29 @@ def test_init_from_a_graph_that_does_not_fit_is_refused_before_the_run_directory
             f"hydra.run.dir={run_dir}", "logger=none", "trainer.progress=false", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]  # (the graph that fits trains from it)
     assert f"initialised the model from {path}" in p.stdout + p.stderr
+
+
+def test_init_from_a_graph_for_another_input_size_is_refused_before_the_run_directory(
+        tmp_path):
+    """A graph of 4x4 inputs on the 8x8 digits was refused when the data was loaded, after
+    the run directory existed: the start-up knows the digits' shape and loads the graph into
+    the model built for it."""
+    from _workers import cli
+    from conftest import compose
+
+    from snntrain import config
+
+    base = ("model.neuron.reset=zero", "model.hidden=[8]")
+    path = tmp_path / "small.nir"
+    nir.write(path, export.to_nir(models.from_config(config.parse(compose(*base)).model,
+                                                     (4, 4, 1), 10, 0)))
+    run_dir = tmp_path / "run"
+    p = cli(*base, f"trainer.init_from={path}", f"hydra.run.dir={run_dir}", "logger=none",
+            cwd=tmp_path)
+    assert p.returncode == 2 and not run_dir.exists(), p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"snntrain: error: trainer.init_from={path}: fc0 (NIR node fc0): the graph's weight has "
+        "shape (8, 16), the model needs (8, 64) (NIR's layout: out x in)"), p.stderr[-2000:]
 
 
 def test_a_graph_with_values_no_model_could_hold_is_refused():
