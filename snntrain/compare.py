@@ -153,7 +153,9 @@ def welch(x: Sequence[float], ref: Sequence[float], confidence: float = CONFIDEN
     if x.size < 2 or ref.size < 2:
         raise ValueError("Welch's t needs at least two values on each side")
     diff = float(x.mean() - ref.mean())
-    if x.var() == 0 and ref.var() == 0:
+    # (equal up to rounding: the variance of three equal 100/144 is 1e-32, not 0, and gave an
+    # interval of +-3e-14 points, "worse")
+    if all(tied(v, x[0]) for v in x) and all(tied(v, ref[0]) for v in ref):
         return Difference(diff, math.nan, math.nan, math.nan, confidence)
     with warnings.catch_warnings():
         # scipy warns of "catastrophic cancellation" when the values are equal up to float
@@ -203,8 +205,9 @@ class Ranked:
 def _no_claim(n: int, n_ref: int) -> str:
     if n == 0:
         return "no completed run"
-    few = min(n, n_ref)
-    return f"{few} seed{'s' if few != 1 else ''}: no claim can be made"
+    if n_ref < n:  # (it said "1 seed" of a row of 2: the selected one's count)
+        return f"the selected one has {n_ref} seed{'s' if n_ref != 1 else ''}: no claim can be made"
+    return f"{n} seed{'s' if n != 1 else ''}: no claim can be made"
 
 
 def verdict(diff: Difference | None, metric: Metric, n: int, n_ref: int) -> str:
@@ -274,12 +277,14 @@ class AlphaRange:
     low: float | None  # the contiguous within-noise range around the best (None: no claim)
     high: float | None
     metric: Metric
-    # The alphas just outside the range that could not be compared with the best (one seed):
-    # the range stops there for want of seeds, not because they are worse.
+    # The alphas just outside the range that could not be compared with the best (one seed,
+    # or no spread over seeds on either side): the range stops there for want of seeds or
+    # spread, not because they are worse.
     unclaimed: list[float] = dataclasses.field(default_factory=list)
     # The alphas of the series with no value (every seed diverged, failed, ...) next to the
     # range, with what became of their runs: the range stops there (not an edge of the scan).
     no_result: list[tuple[float, str]] = dataclasses.field(default_factory=list)
+    flat: list[float] = dataclasses.field(default_factory=list)  # (unclaimed: no spread)
 
     @property
     def best_alpha(self) -> float:
@@ -296,6 +301,11 @@ class AlphaRange:
         return self.claim and (
             self.low == self.alphas[0] and not any(a < self.low for a in blocked)
             or self.high == self.alphas[-1] and not any(a > self.high for a in blocked))
+
+    def _why_unclaimed(self) -> str:
+        flat = sum(a in self.flat for a in self.unclaimed)
+        return ("one seed" if not flat else "no spread over seeds"
+                if flat == len(self.unclaimed) else "one seed, or no spread over seeds")
 
     def _no_result_text(self) -> str:
         return "".join(f"; α={a:g} has no completed run ({what}): the range stops there"
@@ -322,7 +332,8 @@ class AlphaRange:
             if not self.unclaimed and not self.no_result:
                 worse_text = "; every neighbouring alpha is worse"
             if self.unclaimed:
-                worse_text += f"; no claim can be made about {unclaimed} next to it (one seed)"
+                worse_text += (f"; no claim can be made about {unclaimed} next to it "
+                               f"({self._why_unclaimed()})")
             if self.at_edge:  # (a one-alpha range at the edge was not marked)
                 side = "smallest" if self.low == self.alphas[0] else "largest"
                 worse_text += f"; it is the {side} alpha scanned: the best may lie beyond"
@@ -330,8 +341,8 @@ class AlphaRange:
         edge = " (reaches the edge of the scan: the range may be wider)" if self.at_edge else ""
         text = head + f"; within noise for α from {self.low:g} to {self.high:g}{edge}"
         if self.unclaimed:
-            text += (f"; no claim can be made about {unclaimed} next to the range (one seed): "
-                     "it may be wider")
+            text += (f"; no claim can be made about {unclaimed} next to the range "
+                     f"({self._why_unclaimed()}): it may be wider")
         return text + self._no_result_text()
 
 
@@ -375,7 +386,10 @@ def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
         edges = (gap(alphas[lo], alphas[lo - 1] if lo > 0 else -math.inf),
                  gap(alphas[hi], alphas[hi + 1] if hi < len(alphas) - 1 else math.inf))
         no_result = [(g, _what_became(gaps[g])) for g in edges if g is not None]
-        out.append(AlphaRange(series, best, alphas, low, high, metric, unclaimed, no_result))
+        flat = [a for a, e in zip(alphas, by_alpha, strict=True)
+                if a in unclaimed and e.diff is not None]  # (two seeds or more: no spread)
+        out.append(AlphaRange(series, best, alphas, low, high, metric, unclaimed, no_result,
+                              flat))
     return out
 
 

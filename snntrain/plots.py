@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import textwrap
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ from snntrain.runs import (
 
 DPI = 100
 X_LABEL = "x = v − threshold"
+
+
+def _save(fig: Any, path: Path) -> None:
+    """``fig`` written to ``path``, without matplotlib's "constrained_layout not applied"
+    warning (long labels: the figure is written as laid out; it reached the report's
+    console above the verdict)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
+        fig.savefig(path)
 
 
 def image_path(text: str) -> Path:
@@ -154,7 +164,7 @@ def surrogate_curve_png(surrogate: Any, path: str | Path, x_range: float = 2.0) 
     ax.set_title(repr(surrogate), fontsize=8)
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -279,7 +289,7 @@ def plot_accuracy_vs_alpha(
             ha="left",
             fontsize=7,
         )
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | None = None) -> None:
@@ -321,7 +331,7 @@ def plot_accuracy_by_config(path: Path, rows: Sequence[Row], selected: Row | Non
     ax.set_xlabel("final test accuracy % (mean ± std over seeds)")
     ax.set_ylabel("configuration (ranked)", fontsize=8)
     ax.grid(alpha=0.3, axis="x")
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
@@ -386,7 +396,7 @@ def plot_learning_curves(path: Path, rows: Sequence[Row]) -> None:
             )
     for ax in axes[len(series) :]:
         ax.set_visible(False)
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_firing_rates(path: Path, rows: Sequence[Row]) -> None:
@@ -426,7 +436,7 @@ def plot_firing_rates(path: Path, rows: Sequence[Row]) -> None:
     ax.grid(alpha=0.3, axis="x")
     if layers:
         ax.legend(fontsize=7, loc="best", title="layer", title_fontsize=7)
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_surrogate_gradients(path: Path, rows: Sequence[Row], x_range: float = 2.0) -> None:
@@ -475,7 +485,7 @@ def plot_surrogate_gradients(path: Path, rows: Sequence[Row], x_range: float = 2
             ax.legend(fontsize=6, loc="upper left", framealpha=0.8)
     for ax in axes[len(by_name) :]:
         ax.set_visible(False)
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def _label_places(ax: Any, labels: list[tuple[str, float, float]]
@@ -603,4 +613,4 @@ def plot_accuracy_vs_synops(
         )
     _legend(fig, [ax], handles, fontsize=7, loc="best", framealpha=0.8, title="surrogate",
             title_fontsize=7)
-    fig.savefig(path)
+    _save(fig, path)

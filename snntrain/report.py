@@ -379,7 +379,10 @@ def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRan
     else:
         within = [e.row.label for e in others if e.within_noise]
         worse = [f"{e.row.label} ({e.verdict})" for e in others if e.within_noise is False]
-        unclaimed = [e.row.label for e in others if e.within_noise is None]
+        unclaimed = [e for e in others if e.within_noise is None]
+        one = [e.row.label for e in unclaimed if e.diff is None]
+        # (several seeds each, and neither side varies over them: it was said "one seed")
+        flat = [e.row.label for e in unclaimed if e.diff is not None]
         if within:
             lines.append(
                 "Within noise of it (the 95% Welch interval of the difference contains 0): "
@@ -388,16 +391,21 @@ def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRan
         elif not worse:  # nothing was compared: "none within noise" would be a claim
             lines.append(
                 "No other configuration could be compared with it: they have one seed each "
-                "(rerun them with more seeds, e.g. seed=0,1,2)."
-            )
+                "(rerun them with more seeds, e.g. seed=0,1,2)." if not flat else
+                "No other configuration could be compared with it (see below).")
         elif unclaimed:
-            lines.append("No other configuration with two seeds or more is within noise of it.")
+            lines.append("No other configuration that could be compared is within noise of it."
+                         if flat else
+                         "No other configuration with two seeds or more is within noise of it.")
         else:
             lines.append("No other configuration is within noise of it.")
         if worse:
             lines.append(f"Worse: {_listed(worse)}.")
-        if unclaimed:
-            lines.append(f"One seed, no claim can be made: {_listed(unclaimed)}.")
+        if one:
+            lines.append(f"One seed, no claim can be made: {_listed(one)}.")
+        if flat:
+            lines.append("No spread over seeds on either side (every seed gave the same "
+                         f"value), so no interval and no claim can be made: {_listed(flat)}.")
     test = mean_std(best.row.values("test_accuracy"))
     if test[2]:
         lines.append(

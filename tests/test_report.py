@@ -1224,7 +1224,9 @@ def test_welch_on_values_equal_up_to_rounding_is_quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # scipy's "Precision loss occurred" would raise here
         d = compare.welch([0.5, 0.5 + 1e-16, 0.5], [0.5, 0.5, 0.5 + 2e-16])
-    assert d.contains_zero and abs(d.high - d.low) < 1e-15
+        assert np.isnan(d.df) and np.isnan(d.low)  # (equal up to rounding: no spread)
+        d = compare.welch([0.5, 0.5 + 1e-9, 0.5], [0.5, 0.5, 0.5 + 2e-9])  # (a real spread)
+    assert d.contains_zero and abs(d.high - d.low) < 1e-7
 
 
 def test_a_seed_repeated_across_sweeps_counts_once(tmp_path, capsys):
@@ -1868,3 +1870,33 @@ def test_jobs_of_an_interrupted_sweep_that_never_started_are_named(tmp_path):
         "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
         "sweep": {"subdir": "same"}, "overrides": {"task": ["seed=0,1,2"]}}}))
     assert runs.sweep_jobs(sweep) is None
+
+
+def test_seeds_of_the_same_value_on_both_sides_give_no_interval_and_say_why():
+    """Three seeds each of 100/144 and 130/144: the variance of three equal values is 1e-32,
+    not 0, so the test of "no spread" missed it and the report said "worse by 20.8 ± 3.3e-14
+    points"; such rows were also listed as "One seed" (of 3 seeds), in the alpha scan too."""
+    d = compare.welch([100 / 144] * 3, [130 / 144] * 3)
+    assert np.isnan(d.low) and np.isnan(d.high) and np.isnan(d.df)
+    assert d.diff == pytest.approx(-30 / 144, abs=1e-15)
+    rows = _rows({("sigmoid", 1.0): [100 / 144] * 3, ("sigmoid", 2.0): [130 / 144] * 3,
+                  ("sigmoid", 4.0): [110 / 144] * 3, ("sigmoid", 8.0): [0.5]})
+    metric = compare.Metric("best_val_accuracy")
+    ranked = compare.rank(rows, metric)
+    assert [e.verdict for e in ranked] == [
+        "selected",
+        "13.9 points apart, but neither varies over its seeds: no interval, no claim can be made",
+        "20.8 points apart, but neither varies over its seeds: no interval, no claim can be made",
+        "1 seed: no claim can be made"]
+    (rng,) = compare.alpha_ranges(rows, metric)
+    assert rng.text() == ("sigmoid: best α = 2 (90.28 ± 0.00 %, 3 seeds); no claim can be made "
+                          "about α=1 and α=4 next to it (no spread over seeds)")
+    lines = report.verdict_lines(ranked, metric, [rng])
+    assert lines[1:4] == [
+        "No other configuration could be compared with it (see below).",
+        "One seed, no claim can be made: sigmoid, α=8.",
+        "No spread over seeds on either side (every seed gave the same value), so no interval "
+        "and no claim can be made: sigmoid, α=4; sigmoid, α=1."]
+    # the selected one with fewer seeds than a row: its count is said as its own
+    assert compare.verdict(None, metric, 2, 1) == ("the selected one has 1 seed: no claim can be "
+                                                   "made")
