@@ -331,7 +331,7 @@ class Readout(nnx.Module):
         smaller). Equal to the trace's reduction up to float rounding.
         """
         c_T = self.time_weights(s_TxBxN.shape[0])
-        s_BxN = jnp.einsum("t,tb...->b...", jnp.asarray(c_T, s_TxBxN.dtype), s_TxBxN)
+        s_BxN = _weighted_time_sum(np.asarray(c_T, s_TxBxN.dtype), s_TxBxN)
         out_BxC = self.linear(s_BxN)
         if self.linear.bias is not None:
             out_BxC = out_BxC + (c_T.sum() - 1.0) * self.linear.bias[...].astype(out_BxC.dtype)
@@ -641,6 +641,28 @@ class RecurrentMLP(MLP):
 
 
 MAX_SIZE = 2**31 - 1  # an array dimension (10**400 raised OverflowError: a traceback)
+
+
+def _weighted_time_sum(c_T: np.ndarray, s_TxBx: Array) -> Array:
+    """``sum_t c_t s_t`` (a product over time), whose gradient ``c_t g`` is written time-major.
+
+    The transpose of the product (XLA's own reverse pass) is the same outer product, but
+    XLA:CPU laid it out time-minor and copied it back to the scan's time-major layout: 0.9 of
+    7.5 ms of a profiled digits member-step. The values are the same products, to the bit.
+    """
+
+    @jax.custom_vjp
+    def weighted(s):
+        return jnp.einsum("t,tb...->b...", c_T, s)
+
+    def fwd(s):
+        return weighted(s), None
+
+    def bwd(_, g_Bx):
+        return (jnp.asarray(c_T).reshape((-1,) + (1,) * g_Bx.ndim) * g_Bx[None],)
+
+    weighted.defvjp(fwd, bwd)
+    return weighted(s_TxBx)
 
 
 def _is_integer(v: Any) -> bool:

@@ -815,6 +815,34 @@ def test_remat_with_a_lazy_rate_code_keeps_input_memory_bounded_in_T():
     assert temp_bytes(32, True, False) >= 3 * base
 
 
+def test_the_weighted_time_sum_equals_xlas_own_product_and_its_transpose_to_the_bit():
+    """The readout's ``sum_t c_t s_t`` has a hand-written reverse pass (XLA's laid the
+    gradient out time-minor and copied it back): values and gradients equal XLA's einsum and
+    its autodiff bitwise, under jit, under vmap (a population's members) and on conv-shaped
+    spikes."""
+    rng = np.random.default_rng(1)
+    c_T = models.Readout(12, 5, "membrane_mean", 0.9, rngs=nnx.Rngs(0)).time_weights(25)
+    c_T = np.asarray(c_T, np.float32)
+
+    def mine(s):
+        return models._weighted_time_sum(c_T, s)
+
+    def plain(s):
+        return jnp.einsum("t,tb...->b...", c_T, s)
+
+    for shape, members in (((25, 7, 12), False), ((25, 3, 4, 4, 2), False),
+                           ((4, 25, 7, 12), True)):
+        s = jnp.asarray(rng.random(shape) < 0.3, jnp.float32)
+        f, ref = (jax.vmap(mine), jax.vmap(plain)) if members else (mine, plain)
+        w = jnp.asarray(rng.normal(size=jax.eval_shape(ref, s).shape), jnp.float32)
+
+        def grad(fn):
+            return jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(fn(x)) * w)))(s)  # noqa: B023
+
+        np.testing.assert_array_equal(jax.jit(f)(s), jax.jit(ref)(s))
+        np.testing.assert_array_equal(grad(f), grad(ref))
+
+
 @pytest.mark.parametrize("mode", ["membrane_mean", "membrane_last"])
 @pytest.mark.parametrize("beta", [0.9, 1.0])
 def test_readout_logits_shortcut_equals_the_trace_reduction_with_gradients(mode, beta):
