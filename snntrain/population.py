@@ -1376,7 +1376,7 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
         trial = trial_for_group(trial, len(part), size)
         status, group_s = _train_group(group, run_dir, ckpt_dir, wandb_group(run_dir), stop,
                                        t_group, say=say, malloc_trial=trial,
-                                       accepted=accepted, label=label)
+                                       accepted=accepted, label=label, side=side)
         wall += group_s
         if status == "preempted":
             break
@@ -1650,11 +1650,12 @@ def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:
 def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                  stop: Callable[[], bool], t_group: float, say=_say,
                  malloc_trial: malloctune.MallocTrial | None = None,
-                 accepted: Callable[[], Any] | None = None, label: str = ""
+                 accepted: Callable[[], Any] | None = None, label: str = "", side: int = 1
                  ) -> tuple[str, float]:
     """Train one group of members from its checkpoint (or step 0); ``accepted`` is called once
-    the checkpoint is restored (its fingerprint matched), before anything is written. Returns
-    ``completed`` or ``preempted`` and the group's wall time (its earlier attempts' too)."""
+    the checkpoint is restored (its fingerprint matched), before anything is written; ``side``:
+    the groups trained side by side (worker processes). Returns ``completed`` or
+    ``preempted`` and the group's wall time (its earlier attempts' too)."""
     ckpts = ckpt_lib.Checkpoints(ckpt_dir, group.base.run.trainer.keep_checkpoints,
                                  async_save=group.base.run.trainer.async_checkpointing)
     runs = []
@@ -1694,14 +1695,17 @@ def _train_group(group: Group, run_dir: Path, ckpt_dir: Path, group_name: str,
                         run.rec.finish(failure_record(failed))
     # the member's share of its group's times, compile and data included as in a solo run's
     # (the group's was every member's: a report's sum over members counted it once per
-    # member; then it left out the compile); a resumed group's earlier attempts included
+    # member; then it left out the compile); a resumed group's earlier attempts included;
+    # with the groups of worker processes side by side, their share of it (the sum over the
+    # members of 2 workers was twice the time spent)
     spent = position.time_spent(runner)
+    shares = len(runs) * side
     for j, run in enumerate(runs):
         if run.rec is None:
             continue
         final = "preempted" if status == "preempted" else "completed"
         summary = lifecycle.summarize(run.exp, run.progress, runner, final, run.run_dir)
-        summary.update({k: spent[k] / len(runs) for k in TIMES if k != "timed_steps"})
+        summary.update({k: spent[k] / shares for k in TIMES if k != "timed_steps"})
         summary["samples_per_s"] = (  # the member's own: its batch per group step
             lifecycle.throughput(spent["timed_steps"], run.exp.batch_size, spent["train_time_s"])
             if spent["timed_steps"] else None)

@@ -93,6 +93,12 @@ def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, cap
     groups = {json.loads((d / "summary.json").read_text())["population"]["group_wall_time_s"]
               for d in b}
     assert len(groups) == 2 and max(groups) <= both["wall_time_s"]
+    # a member's times are its share of its group's, and of the two groups side by side: the
+    # members' sum is the time spent once (it was twice that: each worker's group counted)
+    for d in b:
+        s = json.loads((d / "summary.json").read_text())
+        for k in ("wall_time_s", "train_time_s", "compile_time_s"):
+            assert s[k] == pytest.approx(s["population"][f"group_{k}"] / (2 * 2)), (d.name, k)
     # the same command again: nothing left to train, no worker started
     again = train_and_evaluate(compose(*SMALL, *AXES, f"{POP}.workers=2"), tmp_path / "w")
     err = capfd.readouterr().err
