@@ -1535,7 +1535,13 @@ def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
             "trainer.dtype": c["trainer"].get("dtype"),
             "optimizer": {k: v for k, v in c["optimizer"].items() if k != "lr"},
             "loss": c.get("loss"),
-            KEY: {k: v for k, v in pop.items() if k not in PLACEMENT_SETTINGS}}
+            KEY: {k: v for k, v in pop.items() if k not in PLACEMENT_SETTINGS},
+            # a schedule over the whole run is another schedule for another length (its
+            # checkpoints refused it in each worker, after compiling, in several lines)
+            **({f"trainer.epochs (optimizer.schedule={schedule} decays over the whole run)":
+                c["trainer"].get("epochs")}
+               if (schedule := c["optimizer"].get("schedule", "constant")) != "constant"
+               else {})}
 
 
 def _saved_groups(run_dir: Path) -> Iterator[tuple[ckpt_lib.Checkpoints, dict[str, Any]]]:
