@@ -332,10 +332,18 @@ class Readout(nnx.Module):
         """
         c_T = self.time_weights(s_TxBxN.shape[0])
         s_BxN = _weighted_time_sum(np.asarray(c_T, s_TxBxN.dtype), s_TxBxN)
-        out_BxC = self.linear(s_BxN)
-        if self.linear.bias is not None:
-            out_BxC = out_BxC + (c_T.sum() - 1.0) * self.linear.bias[...].astype(out_BxC.dtype)
-        return out_BxC
+        kernel = self.linear.kernel[...].astype(s_BxN.dtype)
+        if self.linear.bias is None:
+            return s_BxN @ kernel
+        # the bias (its weight sum_k c_k) inside the product: the logits are the product's
+        # output, one array. Added after it, XLA:CPU computed the additions again inside each
+        # consumer (the loss's maximum, its exponentials), one with a fused multiply-add and
+        # one without: at |logits| ~ 1e31 (optimizer.lr=1e30) they differed by more than exp
+        # takes, and a population member's loss was inf or -inf where its solo run's was not
+        ones_Bx1 = jnp.full((s_BxN.shape[0], 1), c_T.sum(), s_BxN.dtype)
+        bias_1xC = self.linear.bias[...].astype(s_BxN.dtype)[None]
+        return (jnp.concatenate([s_BxN, ones_Bx1], -1)
+                @ jnp.concatenate([kernel, bias_1xC], 0))
 
     def reduce(self, out_TxBxC: Array) -> Array:
         """Logits from the trace: reduce over time."""

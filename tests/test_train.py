@@ -166,3 +166,30 @@ def test_a_run_whose_only_step_compiled_says_its_throughput_was_not_measured(tmp
     assert [r["samples_per_s"] for r in records if r["split"] == "epoch"] == [None]
     print_summary(summary)
     assert "not measured (no step timed this attempt)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_member_at_an_absurd_learning_rate_evaluates_as_its_solo_run(tmp_path):
+    """``optimizer.lr=1e30`` gives logits ~ 1e31: the population's evaluation (another
+    program than the solo run's) recorded val and test losses of NaN or -inf, and the
+    population called the member diverged while its own summary and its solo run said
+    completed. The readout's bias now goes into its product (one array of logits: XLA
+    computed the addition after it again in each consumer, with and without an FMA)."""
+    from snntrain import population
+
+    base = ("T=5", "model.hidden=[16]", "trainer.epochs=2")
+    pop = train.train_and_evaluate(compose(
+        *base, "trainer.population.optimizer.lr=[0.001,1e30]",
+        "trainer.population.seed=[0,1]"), tmp_path / "pop")
+    solo = train.train_and_evaluate(compose(*base, "optimizer.lr=1e30", "seed=0"),
+                                    tmp_path / "solo")
+    assert pop["completed"] == 4 and pop["diverged"] == 0 and solo["status"] == "completed"
+    member = tmp_path / "pop" / "members" / "2-optimizer.lr=1e+30,seed=0"
+    epochs = [json.loads(x) for x in (member / "metrics.jsonl").read_text().splitlines()
+              if '"split": "epoch"' in x]
+    want = [json.loads(x) for x in (tmp_path / "solo" / "metrics.jsonl").read_text()
+            .splitlines() if '"split": "epoch"' in x]
+    for got, exp_ in zip(epochs, want, strict=True):
+        for k in ("val_loss", "test_loss"):  # (1e31: the programs' rounding differs by 1e24)
+            assert got[k] == pytest.approx(exp_[k], rel=1e-2), k
+    assert population.is_population(compose(*base, "trainer.population.seed=[0,1]"))
