@@ -21,7 +21,6 @@ import dataclasses
 import difflib
 import functools
 import inspect
-import math
 import os
 import re
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from snntrain.errors import ConfigError
+from snntrain.errors import ConfigError, finite_float64
 from snntrain.paths import CONFIG_DIR
 
 
@@ -68,26 +67,20 @@ FLOAT32_MAX = 3.4028234663852886e38  # (a value above it is inf where it is comp
 FLOAT32_TINY = 1.1754943508222875e-38  # (a nonzero value below it is 0 where it is computed)
 
 
-def _is_float64(v: Any) -> bool:
-    # (an int beyond float64, 10**400, raised OverflowError in math.isfinite: a traceback)
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
-        abs(v) <= sys.float_info.max if isinstance(v, int) else math.isfinite(v))
-
-
 def _in_float32(v: float) -> bool:
     return v == 0 or FLOAT32_TINY <= abs(v) <= FLOAT32_MAX
 
 
 def _is_number(v: Any) -> bool:
-    return _is_float64(v) and _in_float32(v)
+    return finite_float64(v) and _in_float32(v)
 
 
 def _finite_text(v: Any) -> str:
     """"a finite number", said "in float32" of a value only float64 holds (1e39, 1e-50)."""
     return "a finite number" + (
         f" (in float32: {FLOAT32_TINY:.4g} to {FLOAT32_MAX:.4g} in size, or 0)"
-        if _is_float64(v) and not _in_float32(v)
-        or _is_int(v) and not _is_float64(v) else "")
+        if finite_float64(v) and not _in_float32(v)
+        or _is_int(v) and not finite_float64(v) else "")
 
 
 INT_MAX = 2**31  # no count, size or step of a run reaches it (10**400 trained on, or raised)

@@ -1,8 +1,20 @@
-"""The one exception every layer raises for a configuration that cannot work.
+"""The one exception every layer raises for a configuration that cannot work, and the test
+of a number every layer's checks share.
 
 The lowest module of the package (it imports nothing of snntrain), so that the config, the
 registry and every group's builders can raise it without importing each other.
 """
+
+import math
+import sys
+from typing import Any
+
+
+def finite_float64(v: Any) -> bool:
+    """A real number (not a bool) that float64 holds: finite (an int beyond float64,
+    10**400, raised OverflowError in math.isfinite: a traceback)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
+        abs(v) <= sys.float_info.max if isinstance(v, int) else math.isfinite(v))
 
 
 class ConfigError(ValueError):

@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from snntrain import hostenv
+from snntrain.errors import finite_float64
 from snntrain.event_formats import (
     EVENTS_EXTRA,
     EventDataError,
@@ -188,8 +189,7 @@ class Augment:
 
 def _number(v: Any) -> bool:
     """A finite real number (not a bool, not a string)."""
-    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            and math.isfinite(v))
+    return isinstance(v, (np.integer, np.floating)) and math.isfinite(v) or finite_float64(v)
 
 
 def _integral(v: Any) -> bool:

@@ -1403,7 +1403,7 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
     # (a worker a signal stopped after its last group had finished, e.g. in its wandb runs'
     # ending, trained everything all the same: the population had been recorded pre-empted)
     status = ("preempted" if workers.PREEMPTED in codes and not all(
-        _finished(run_dir, parts[g], cfg, now=True) for g in left) else "completed")
+        _finished(run_dir, parts[g], cfg, since=t_start) for g in left) else "completed")
     return status, max(*walls, time.time() - t_start), True
 
 
@@ -1504,9 +1504,15 @@ def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig, say=None) ->
     return done
 
 
-def _finished(run_dir: Path, part: list[Member], cfg: DictConfig, now: bool = False) -> bool:
-    """(``now``: trained by this attempt, also under ``trainer.resume=never``.)"""
-    if str(cfg.trainer.resume) == "never" and not now:
+def _finished(run_dir: Path, part: list[Member], cfg: DictConfig,
+              since: float | None = None) -> bool:
+    """(``since``: finished by the attempt that started then, also under
+    ``trainer.resume=never``: an earlier attempt's records, not yet set aside by a group this
+    attempt never reached, do not count.)"""
+    if since is not None and any(_written_before(run_dir / "members" / m.name / "summary.json",
+                                                 since) for m in part):
+        return False
+    if str(cfg.trainer.resume) == "never" and since is None:
         return False
     summaries = [_member_summary(run_dir / "members" / m.name) for m in part]
     if any(s.get("status") not in ("completed", "diverged") for s in summaries):
@@ -1517,10 +1523,19 @@ def _finished(run_dir: Path, part: list[Member], cfg: DictConfig, now: bool = Fa
     return not any(left)
 
 
+def _written_before(path: Path, t: float) -> bool:
+    try:
+        return path.stat().st_mtime < t
+    except OSError:
+        return True
+
+
 # What an earlier attempt in a population's directory must share with this one to go on with
 # it (what its members were trained with; a solo run's checkpoint fingerprint checks the same):
-# the rest (trainer.epochs, optimizer.lr, logger, devices, chunking) may change on resume.
-def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
+# the rest (trainer.epochs, optimizer.lr, logger, devices, chunking) may change on resume,
+# trainer.epochs not under a schedule over the whole run once checkpoints hold its place
+# (``schedule``).
+def _resume_invariants(cfg: DictConfig, schedule: bool = True) -> dict[str, Any]:
     c = OmegaConf.to_container(cfg, resolve=True)
     pop = c["trainer"]["population"]
     return {"seed": c.get("seed"), "T": c.get("T"), "surrogate": c.get("surrogate"),
@@ -1538,9 +1553,9 @@ def _resume_invariants(cfg: DictConfig) -> dict[str, Any]:
             KEY: {k: v for k, v in pop.items() if k not in PLACEMENT_SETTINGS},
             # a schedule over the whole run is another schedule for another length (its
             # checkpoints refused it in each worker, after compiling, in several lines)
-            **({f"trainer.epochs (optimizer.schedule={schedule} decays over the whole run)":
+            **({f"trainer.epochs (optimizer.schedule={kind} decays over the whole run)":
                 c["trainer"].get("epochs")}
-               if (schedule := c["optimizer"].get("schedule", "constant")) != "constant"
+               if schedule and (kind := c["optimizer"].get("schedule", "constant")) != "constant"
                else {})}
 
 
@@ -1646,7 +1661,8 @@ def _check_earlier_attempt(cfg: DictConfig, run_dir: Path) -> None:
     if str(cfg.trainer.resume) == "never" or not path.is_file() or not (
             run_dir / "members").is_dir():
         return
-    old, new = _resume_invariants(OmegaConf.load(path)), _resume_invariants(cfg)
+    saved = rundir.has_checkpoints(run_dir)  # (none: it starts from step 0, any length)
+    old, new = _resume_invariants(OmegaConf.load(path), saved), _resume_invariants(cfg, saved)
     if old != new:
         raise RefusedConfig(f"{run_dir} holds a population trained with other settings: "
                           f"{ckpt_lib.describe_difference(old, new, 'it has')} (use "

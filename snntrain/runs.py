@@ -377,7 +377,7 @@ def load_run(
         run.status, run.reason = DIVERGED, f"{why}: counted as diverged"
     elif bad is not None:  # its summary.json is whole: only its curves miss the line
         run.reason = (f"metrics.jsonl line {bad} is not JSON: counted from its summary.json, "
-                      "its curves miss that line")
+                      "its curves miss the lines that are not")
     return run
 
 

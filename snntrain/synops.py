@@ -52,7 +52,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,7 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from snntrain.errors import ConfigError
+from snntrain.errors import ConfigError, finite_float64
 
 Array = jax.Array
 
@@ -79,8 +78,7 @@ class Energy:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if not (ok and v >= 0):
+            if not (finite_float64(v) and v >= 0):
                 raise ConfigError(
                     f"metrics.energy.{f.name}={v!r} is invalid: must be a finite number >= 0"
                 )

@@ -357,13 +357,17 @@ def _in_memory(src: Records, builder, split: str, cache: bool) -> Arrays:
     writable (decoding PNGs takes ~0.2 ms per image; the cache loads in well under a second)."""
     path = _cache_path(builder, split, src) if cache and _is_prepared(builder) else None
     if path is not None and path.exists():
+        cached = None
         try:
             with np.load(path, allow_pickle=False) as f:
                 if f["x"].shape == (len(src), *src.image_shape) and f["y"].shape == (len(src),):
-                    # (its labels checked as read: dataset.n_classes may have changed since)
-                    return Arrays(f["x"], _check_labels(f["y"], src))
+                    cached = Arrays(f["x"], f["y"])
         except (OSError, ValueError, KeyError):  # unreadable: rebuild it
             pass
+        if cached is not None:  # (its labels checked as read: dataset.n_classes may have
+            # changed since; outside the try, which took the refusal for an unreadable file
+            # and decoded the whole split again before refusing it)
+            return Arrays(cached.x, _check_labels(cached.y, src))
     where = f" (cached in {path.parent} for the next run)" if path is not None else ""
     log.info("%s: decoding %d %s images into memory%s", src.name, len(src), split, where)
     arrays = src.load()

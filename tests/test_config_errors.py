@@ -188,6 +188,9 @@ GROUP_CASES = [
     (f"surrogate.alpha=1{'0' * 400}", "surrogate.alpha=100000000000...(401 digits) is invalid: "
                                       "FastSigmoid: alpha must be finite and > 0 in float32, "
                                       "got 100000000000...(401 digits)"),
+    (f"metrics.energy.ac_pj=1{'0' * 400}", "metrics.energy.ac_pj=1000"),
+    (f"dataset=shd dataset.dt_ms=1{'0' * 400}", "dataset.dt_ms=1000"),
+    (f"dataset=shd dataset.augment.jitter_ms=1{'0' * 400}", "dataset.augment.jitter_ms=1000"),
     (f"model.hidden=[1{'0' * 400}]", "model.hidden must be a non-empty list of sizes >= 1 and "
                                      "<= 2147483647, got [100000000000...(401 digits)]"),
     ("+surrogate.gamma=2", "unknown key surrogate.gamma; valid: alpha"),
@@ -302,7 +305,6 @@ def test_groups_reject_with_one_line_naming_the_key(overrides, expected):
     _one_line(str(err.value), expected)
 
 
-@pytest.mark.slow
 def test_an_integers_upper_bound_is_said_only_to_a_value_above_it():
     rule = config.integer(1)
     assert (rule(0), rule(1), rule(2**31 - 1)) == ("an integer >= 1", None, None)
@@ -310,6 +312,7 @@ def test_an_integers_upper_bound_is_said_only_to_a_value_above_it():
     assert config.integer(0, 10)(10) == "an integer >= 0 and < 10"
 
 
+@pytest.mark.slow
 def test_a_beta_of_null_under_tau_is_valid():
     """lif.yaml: tau, when set, overrides beta; beta=null beside it was refused."""
     import math

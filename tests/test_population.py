@@ -1046,6 +1046,11 @@ def test_a_resume_its_checkpoints_refuse_leaves_the_populations_config_yaml(tmp_
     with pytest.raises(ConfigError, match=r"schedule=cosine decays over the whole run"):
         train_and_evaluate(compose(*base, "trainer.epochs=2"), tmp_path)
     assert (tmp_path / "config.yaml").read_text() == before
+    # killed before its first checkpoint: nothing holds the schedule's place, it starts over
+    shutil.rmtree(tmp_path / "checkpoints")
+    for d in (tmp_path / "members").iterdir():
+        (d / "summary.json").unlink()
+    assert train_and_evaluate(compose(*base, "trainer.epochs=2"), tmp_path)["completed"] == 2
 
 
 def test_a_population_killed_before_its_largest_group_saved_resumes(tmp_path):

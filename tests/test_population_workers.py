@@ -4,6 +4,7 @@ process (which equals each member's solo run: tests/test_population.py) exactly,
 since each worker trains its group with the same program a chunked population compiles."""
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -372,7 +373,17 @@ def test_workers_a_signal_stops_after_their_groups_finished_leave_the_run_comple
             p.write_text(json.dumps(json.loads(done[p]) | {"status": "preempted"}))
         monkeypatch.setattr(population.workers, "run", trained(finished))
         assert population._train_in_workers(cfg, tmp_path, parts, 2, lambda: False,
-                                            time.time())[0] == status
+                                            time.time() - 1)[0] == status
+    # an earlier attempt's records of a group this attempt never reached (trainer.resume=
+    # never sets them aside only when the group starts) are not this attempt's training
+    for p in paths:
+        p.write_text(done[p])
+        os.utime(p, (time.time() - 100,) * 2)
+    monkeypatch.setattr(population.workers, "run", trained(paths[:1]))
+    assert population._train_in_workers(compose(*SMALL, *AXES, f"{POP}.chunk=2",
+                                                "trainer.resume=never"),
+                                        tmp_path, parts, 2, lambda: False,
+                                        time.time() - 10)[0] == "preempted"
 
 
 def test_a_workers_output_reaches_the_parent_as_utf8_whatever_its_locale(capsys):

@@ -221,7 +221,7 @@ def test_failed_and_running_runs_are_listed_not_averaged(tmp_path):
         "6-binary": "completed",
     }
     assert by_name["6-binary"].reason == ("metrics.jsonl line 3 is not JSON: counted from its "
-                                          "summary.json, its curves miss that line")
+                                          "summary.json, its curves miss the lines that are not")
     assert "diverged" in by_name["1-diverged"].reason
     assert "no summary.json" in by_name["2-dead"].reason
     assert by_name["4-broken"].reason.startswith("metrics.jsonl line 2 is not JSON")
