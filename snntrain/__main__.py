@@ -163,6 +163,11 @@ def _record_failure(e: BaseException, run_dir: Path | None = None) -> bool:
     if kept == "completed" and not kept_summary(path, _last_step(path.with_name("metrics.jsonl"))):
         kept = None  # it trained on past its completed record
     if kept != "completed" and not (kept == status != "failed"):
+        if kept == "preempted" and status == "failed":
+            # a pre-empted record's partial results stay beside this attempt's failure
+            # (a resume refused at run time, e.g. a batch that no longer divides over the
+            # devices, left a two-key record: epochs, best val accuracy and the rest were gone)
+            record = {**old, **record, "earlier_status": "preempted"}
         # (on the full disk that may have caused the failure: its one line is the record)
         with contextlib.suppress(WriteFailed):
             write_json(path, record)

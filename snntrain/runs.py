@@ -36,6 +36,7 @@ import numpy as np
 from snntrain.rundir import HYDRA_SUBDIR, LOCK_NAME
 
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
+RUN_KEYS = {"seed", "T", "surrogate", "model", "dataset", "trainer"}  # (a run's config has some)
 DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration, not an error
 PREEMPTED = "preempted"  # stopped by a signal with a checkpoint: rerunning its command resumes it
 DUPLICATE = "duplicate"  # a finished run repeating a configuration and seed already counted
@@ -321,6 +322,12 @@ def load_run(
         run.config = load_config(run_dir)
     except Exception as e:  # noqa: BLE001
         run.reason = f"config.yaml unreadable ({type(e).__name__})"
+        return run
+    if not isinstance(run.config, dict) or not RUN_KEYS & set(run.config):
+        # (an empty one, or "hello", was a completed run of surrogate "?", which the report
+        # could select; a YAML list raised AttributeError: a traceback)
+        run.reason, run.config = ("config.yaml holds no snntrain config (empty, not a mapping, "
+                                  f"or none of {', '.join(sorted(RUN_KEYS))})"), {}
         return run
     metrics = run_dir / "metrics.jsonl"
     bad, n_lines = None, 0

@@ -571,6 +571,7 @@ def test_a_failure_after_a_preemption_replaces_its_status(tmp_path, monkeypatch)
     from hydra.core.hydra_config import HydraConfig
 
     from snntrain.__main__ import _record_failure
+    from snntrain.errors import ConfigError
     from snntrain.train import Diverged
 
     hc = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(tmp_path)))
@@ -591,6 +592,12 @@ def test_a_failure_after_a_preemption_replaces_its_status(tmp_path, monkeypatch)
         "status": "diverged", "error": "Diverged: NaN at step 7", "diverged_at_step": 7,
         "steps": 7}
     assert status_after({"status": "preempted"}, RuntimeError("boom"))["status"] == "failed"
+    # a resume refused at run time (a batch that no longer divides over the devices) left a
+    # two-key record of a pre-empted run: its partial results stay beside the failure
+    assert status_after({"status": "preempted", "epochs": 3, "best_val_accuracy": 0.9},
+                        ConfigError("trainer.batch_size=128 does not divide")) == {
+        "status": "failed", "error": "ConfigError: trainer.batch_size=128 does not divide",
+        "epochs": 3, "best_val_accuracy": 0.9, "earlier_status": "preempted"}
     assert status_after({"status": "failed", "error": "old"}, RuntimeError("new"))["error"] == (
         "RuntimeError: new")
     completed = {"status": "completed", "steps": 22}

@@ -1900,3 +1900,22 @@ def test_seeds_of_the_same_value_on_both_sides_give_no_interval_and_say_why():
     # the selected one with fewer seeds than a row: its count is said as its own
     assert compare.verdict(None, metric, 2, 1) == ("the selected one has 1 seed: no claim can be "
                                                    "made")
+
+
+def test_a_run_whose_config_is_empty_or_not_a_mapping_is_failed(tmp_path):
+    """An empty config.yaml was a completed run of surrogate "?" (the report could select
+    it); a YAML list raised AttributeError (a traceback)."""
+    root = tmp_path / "sweep"
+    ok = write_run(root / "0-ok", {"name": "sigmoid", "alpha": 4.0}, 0, [0.9], [0.9],
+                   {"lif0": 0.1}, 1.0)
+    for name, text in (("1-empty", ""), ("2-list", "[1, 2]\n"), ("3-scalar", "hello\n")):
+        shutil.copytree(ok, root / name)
+        (root / name / "config.yaml").write_text(text)
+    by_name = {r.path.name: r for r in map(runs.load_run, runs.find_runs([root]))}
+    assert {k: (r.status, r.reason) for k, r in by_name.items() if k != "0-ok"} == {
+        k: ("failed", "config.yaml holds no snntrain config (empty, not a mapping, or none of "
+                      "T, dataset, model, seed, surrogate, trainer)")
+        for k in ("1-empty", "2-list", "3-scalar")}
+    out = report.make_report([root], tmp_path / "rep")
+    assert (out / "verdict.txt").read_text().startswith(
+        "Selected by best validation accuracy (mean over seeds): sigmoid, α=4")
