@@ -226,7 +226,11 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
             if key.startswith("hydra."):  # (compose() leaves Hydra's own node out)
                 return (f"{key} is not a key of Hydra's config; to add a key it does not have, "
                         f"write +{shown.get(arg, arg)}")
-            base = composed([a for a in argv if a != arg])
+            try:
+                base = composed([a for a in argv if a != arg])
+            except Exception:  # noqa: BLE001 - another override fails too (~trainer beside
+                # trainer.epochs=1 and trainer.progress=false): this one's line, not a traceback
+                return _one_line(f"{shown.get(arg, arg)} cannot be applied: {cause}")
             parent, _, leaf = key.rpartition(".")
             while parent and OmegaConf.select(base, parent) is None:  # trainer.populaton.seed
                 parent, _, leaf = parent.rpartition(".")  # names trainer.populaton
@@ -460,14 +464,25 @@ def backend_error() -> str | None:
     """One line when JAX cannot start the backend ``JAX_PLATFORMS`` names (a GPU or TPU run on
     a machine without one, or without the extra), else None: it was a traceback ending in a
     bare ``AssertionError`` (``cuda``) or JAX's RuntimeError (``gpu``, ``tpu``)."""
+    from snntrain.hostenv import DEVICE_FLAG
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    for v in re.findall(re.escape(DEVICE_FLAG) + r"=(\S*)", flags):
+        if not (v.isdigit() and int(v) >= 1):  # (0 and -3 were JAX's traceback; abc, XLA's
+            # 94-line flag listing and exit status 1)
+            return (f"XLA_FLAGS: {DEVICE_FLAG}={v} is invalid: must be an integer >= 1 (the "
+                    "number of CPU devices to simulate)")
     asked = os.environ.get("JAX_PLATFORMS", "")
-    if not asked.strip():
+    if not asked.strip() and not flags.strip():
         return None
     import jax
 
     try:
         jax.devices()
     except Exception as e:  # noqa: BLE001 - whatever the backend raises, said in one line
+        if not asked.strip():
+            return (f"XLA_FLAGS={flags!r}: JAX cannot start its CPU backend with them "
+                    f"({_one_line(str(e))}); fix or unset XLA_FLAGS")
         why = _one_line(str(e).split(" (set JAX_PLATFORMS=")[0]) or "no such backend here"
         accelerator = any(p.strip() in ("gpu", "cuda", "rocm", "tpu") for p in asked.split(","))
         fix = ("on a GPU machine install the extra, pip install 'snntrain[gpu]' (TPU: "

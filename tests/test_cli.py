@@ -146,6 +146,9 @@ def test_unknown_group_choice_lists_choices(tmp_path):
     (["model.neuron={a:1}"], "model.neuron={a:1}: model.neuron is a config group or node; set "
                              "its keys one by one (model.neuron.<key>=<value>) or pick an "
                              "option (model/neuron=<name>)"),
+    # two overrides of a deleted node: the handler's own second composition raised
+    (["trainer.epochs=1", "trainer.progress=false", "~trainer"],
+     "trainer.epochs=1 cannot be applied: Key 'trainer' is not in struct"),
     # not a group: no option to pick
     (["trainer.population.surrogate={name:[boxcar],width:[1]}"],
      "trainer.population.surrogate is a config group or node; set its keys one by one "
@@ -350,3 +353,22 @@ def test_a_signal_during_the_imports_gets_the_one_line_handler():
     from _workers import python
 
     assert python(IMPORT_ORDER).stdout.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.parametrize("count", ["0", "-3", "abc"])
+def test_a_bad_simulated_device_count_is_one_line_before_the_run_directory(tmp_path, count):
+    """XLA_FLAGS=--xla_force_host_platform_device_count=0 (or -3) was JAX's traceback (exit
+    1) and left a failed run directory; abc, XLA's 94-line listing of its flags."""
+    import subprocess
+    import sys
+
+    from _workers import ROOT, env
+
+    e = env(None) | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
+    p = subprocess.run([sys.executable, "-m", "snntrain", "logger=none",
+                        f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, env=e,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and not (tmp_path / "run").exists(), p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"snntrain: error: XLA_FLAGS: --xla_force_host_platform_device_count={count} is "
+        "invalid: must be an integer >= 1 (the number of CPU devices to simulate)")
