@@ -71,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     from snntrain.checkpoint import CheckpointError
 
     run = Path(args.run_dir)
+    target = Path(args.nir).expanduser()
     try:
         require_nir()
+        if target.is_file() and not _is_hdf5(target):  # (--nir <run>/config.yaml replaced the
+            # run's config with HDF5: it could be neither exported nor resumed after)
+            raise ConfigError(f"--nir {args.nir}: the file exists and is not a NIR (HDF5) "
+                              "file; not overwritten: choose another path")
         if not (run / "config.yaml").exists():
             raise ConfigError(_no_config(run))
         try:
@@ -81,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{run / 'config.yaml'} is not readable YAML ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
         graph = to_nir(_trained(run, cfg), cfg, dt=args.dt)
+        if (bad := _not_finite(graph)) is not None:  # (--dt 1.7e308 wrote tau = inf)
+            raise ConfigError(f"--dt {args.dt}: the graph's {bad} would not be finite at this "
+                              "dt; give the time step of the neurons' beta (their dt)")
     except (ConfigError, CheckpointError, FileNotFoundError, ImportError) as e:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2
@@ -96,7 +104,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snntrain: error: --nir {args.nir}: cannot write it: {problem}", file=sys.stderr)
         return 2
     print(f"wrote {args.nir}: {len(graph.nodes)} nodes, dt={graph.metadata['dt']}")
+    if (status := _status(run)) not in (None, "completed"):
+        print(f"note: {run} is {status} (its summary.json): the graph holds the parameters of "
+              "its last checkpoint", file=sys.stderr)
     return 0
+
+
+def _is_hdf5(path: Path) -> bool:
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(path))
+    except OSError:
+        return False
+
+
+def _not_finite(graph: Any) -> str | None:
+    """The first ``<node>.<parameter>`` of ``graph`` that is not finite, or None."""
+    import numpy as np
+
+    for name, node in graph.nodes.items():
+        for key, value in vars(node).items():
+            a = np.asarray(value) if isinstance(value, (np.ndarray, float, int)) else None
+            if a is not None and a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                return f"{name}.{key}"
+    return None
+
+
+def _status(run: Path) -> str | None:
+    import json
+
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary.get("status") if isinstance(summary, dict) else None
 
 
 if __name__ == "__main__":

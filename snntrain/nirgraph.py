@@ -215,7 +215,8 @@ def _spiking_node(name: str, beta: np.ndarray, theta: np.ndarray, dt: float, log
     if np.any(beta == 1.0):
         raise NIRError(f"{name}: some neurons have beta = 1 (no leak) and others not; NIR's LIF "
                        "needs tau = dt / (1 - beta) finite")
-    tau = dt / (1.0 - beta.astype(np.float64))
+    with np.errstate(over="ignore"):  # (a dt of 1e308: inf, refused by the export)
+        tau = dt / (1.0 - beta.astype(np.float64))
     meta = {} if logit is None else {"beta_logit": logit}
     return nir.LIF(tau=tau, r=tau / dt, v_leak=zeros, v_threshold=theta, v_reset=zeros,
                    metadata=meta)

@@ -418,6 +418,24 @@ def test_cli_exports_a_trained_run(tmp_path, capsys):
     assert capsys.readouterr().err == (f"snntrain: error: {failed} holds a run that failed "
                                        "before it trained (nothing to export): ConfigError: "
                                        "dataset.path=x: no such file\n")
+    # not over a file that is not NIR (--nir <run>/config.yaml replaced the run's config),
+    # nor at a dt whose time constants are infinite (tau = inf was written, refused on import)
+    config = (run / "config.yaml").read_bytes()
+    assert export.main([str(run), "--nir", str(run / "config.yaml")]) == 2
+    assert capsys.readouterr().err == (f"snntrain: error: --nir {run / 'config.yaml'}: the file "
+                                       "exists and is not a NIR (HDF5) file; not overwritten: "
+                                       "choose another path\n")
+    assert (run / "config.yaml").read_bytes() == config
+    assert export.main([str(run), "--nir", str(out), "--dt", "1.7e308"]) == 2
+    assert capsys.readouterr().err == ("snntrain: error: --dt 1.7e+308: the graph's lif0.tau "
+                                       "would not be finite at this dt; give the time step of "
+                                       "the neurons' beta (their dt)\n")
+    assert export.main([str(run), "--nir", str(out)]) == 0  # (over an earlier export: fine)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps(summary | {"status": "preempted"}))
+    assert export.main([str(run), "--nir", str(out)]) == 0
+    assert capsys.readouterr().err == (f"note: {run} is preempted (its summary.json): the graph "
+                                       "holds the parameters of its last checkpoint\n")
     bad = compose("T=4", "model.hidden=[8]")  # reset=subtract: refused with the fix
     train.train_and_evaluate(bad, tmp_path / "sub")
     assert export.main([str(tmp_path / "sub"), "--nir", str(out)]) == 2
