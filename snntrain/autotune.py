@@ -34,7 +34,18 @@ _said: set[str] = set()  # unreadable caches already reported
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1") != "0"
+    return os.environ.get(ENV_SWITCH, "1").strip() != "0"
+
+
+def check_switch() -> None:
+    """Refuse a value of ``SNNTRAIN_AUTOTUNE`` other than 1 or 0 (``false`` or ``off`` left
+    the timing on without a word)."""
+    from snntrain.errors import ConfigError
+
+    value = os.environ.get(ENV_SWITCH, "").strip()
+    if value not in ("", "0", "1"):
+        raise ConfigError(f"{ENV_SWITCH}={value!r} is not 1 or 0 (0 turns off the start-up "
+                          "timing of formulations and malloc policies)")
 
 
 def cache_path() -> Path:

@@ -68,6 +68,9 @@ def malloc_mode(env: dict[str, str] | None = None) -> str:
     if mode not in MODES:
         raise ConfigError(f"{MODE_SWITCH}={mode!r} is not a malloc policy; valid: "
                           f"{', '.join(MODES)}")
+    if old == "1" and mode != "hugepages":  # (heap beside it ran heap without a word)
+        raise ConfigError(f"{MODE_SWITCH}={mode} and {ENV_SWITCH}=1 disagree (the older switch "
+                          f"asks for huge pages): unset {ENV_SWITCH}")
     if mode == "hugepages" and old == "0":  # the restart obeys the older switch: no huge pages
         raise ConfigError(f"{MODE_SWITCH}=hugepages and {ENV_SWITCH}=0 disagree (the older "
                           f"switch keeps huge pages off): unset {ENV_SWITCH}")

@@ -37,6 +37,7 @@ from snntrain.rundir import HYDRA_SUBDIR, LOCK_NAME
 
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
 RUN_KEYS = {"seed", "T", "surrogate", "model", "dataset", "trainer"}  # (a run's config has some)
+GROUP_KEYS = ("surrogate", "model", "dataset", "trainer", "optimizer", "encoder")  # (mappings)
 DIVERGED = "diverged"  # its loss became NaN/Inf: a result of the configuration, not an error
 PREEMPTED = "preempted"  # stopped by a signal with a checkpoint: rerunning its command resumes it
 DUPLICATE = "duplicate"  # a finished run repeating a configuration and seed already counted
@@ -123,7 +124,8 @@ def population_axes(config: dict[str, Any]) -> list[str]:
             return [k for key, v in node.items() for k in leaves(v, f"{prefix}{key}.")]
         return [] if node is None else [prefix[:-1]]
 
-    pop = (config.get("trainer") or {}).get("population") or {}
+    trainer = config.get("trainer")  # (trainer: [1] in a hand-edited config: a traceback)
+    pop = (trainer.get("population") if isinstance(trainer, dict) else None) or {}
     if not isinstance(pop, dict):
         return []
     return leaves({k: v for k, v in pop.items() if k not in POPULATION_SETTINGS}, "")
@@ -323,11 +325,13 @@ def load_run(
     except Exception as e:  # noqa: BLE001
         run.reason = f"config.yaml unreadable ({type(e).__name__})"
         return run
-    if not isinstance(run.config, dict) or not RUN_KEYS & set(run.config):
+    if not isinstance(run.config, dict) or not RUN_KEYS & set(run.config) or any(
+            not isinstance(run.config[k], dict) for k in GROUP_KEYS if k in run.config):
         # (an empty one, or "hello", was a completed run of surrogate "?", which the report
         # could select; a YAML list raised AttributeError: a traceback)
         run.reason, run.config = ("config.yaml holds no snntrain config (empty, not a mapping, "
-                                  f"or none of {', '.join(sorted(RUN_KEYS))})"), {}
+                                  f"none of {', '.join(sorted(RUN_KEYS))}, or a group that is "
+                                  "not a mapping)"), {}
         return run
     metrics = run_dir / "metrics.jsonl"
     bad, n_lines = None, 0

@@ -701,6 +701,9 @@ class Startup(Callback):
                 from snntrain.population import split_cpu
 
                 malloc_mode()  # a bad SNNTRAIN_MALLOC is reported like a bad config value
+                from snntrain.autotune import check_switch
+
+                check_switch()
                 split_cpu(config, _swept_keys(config)  # (before JAX's backend starts)
                           if dir_key == "hydra.sweep.dir" else None)
         except ConfigError as e:

@@ -57,6 +57,26 @@ def test_the_older_switch_is_checked_too():
         hostenv.malloc_mode({"SNNTRAIN_MALLOC": "hugepages", "SNNTRAIN_HUGEPAGES": "0"})
     assert hostenv.malloc_mode({"SNNTRAIN_MALLOC": "hugepages", "SNNTRAIN_HUGEPAGES": "1"}) \
         == "hugepages"
+    # another policy beside the older switch's huge pages ran it without a word
+    with pytest.raises(ConfigError, match=r"^SNNTRAIN_MALLOC=heap and SNNTRAIN_HUGEPAGES=1 "
+                       r"disagree \(the older switch asks for huge pages\): unset "
+                       r"SNNTRAIN_HUGEPAGES$"):
+        hostenv.malloc_mode({"SNNTRAIN_MALLOC": "heap", "SNNTRAIN_HUGEPAGES": "1"})
+
+
+@pytest.mark.parametrize("value", ["false", "off", "maybe"])
+def test_the_autotune_switch_takes_1_or_0(monkeypatch, value):
+    """``SNNTRAIN_AUTOTUNE=false`` (or off) left the timing on without a word: only 0 is off."""
+    from snntrain import autotune
+
+    monkeypatch.setenv("SNNTRAIN_AUTOTUNE", value)
+    with pytest.raises(ConfigError, match=rf"^SNNTRAIN_AUTOTUNE='{value}' is not 1 or 0 \(0 "
+                       r"turns off the start-up timing of formulations and malloc policies\)$"):
+        autotune.check_switch()
+    for ok in ("0", "1", " 0 "):
+        monkeypatch.setenv("SNNTRAIN_AUTOTUNE", ok)
+        autotune.check_switch()
+    assert not autotune.enabled()  # (" 0 ": off, as 0)
 
 
 class FakeClock:

@@ -1908,14 +1908,16 @@ def test_a_run_whose_config_is_empty_or_not_a_mapping_is_failed(tmp_path):
     root = tmp_path / "sweep"
     ok = write_run(root / "0-ok", {"name": "sigmoid", "alpha": 4.0}, 0, [0.9], [0.9],
                    {"lif0": 0.1}, 1.0)
-    for name, text in (("1-empty", ""), ("2-list", "[1, 2]\n"), ("3-scalar", "hello\n")):
+    for name, text in (("1-empty", ""), ("2-list", "[1, 2]\n"), ("3-scalar", "hello\n"),
+                       ("4-trainer-list", "trainer: [1]\n")):
         shutil.copytree(ok, root / name)
         (root / name / "config.yaml").write_text(text)
     by_name = {r.path.name: r for r in map(runs.load_run, runs.find_runs([root]))}
     assert {k: (r.status, r.reason) for k, r in by_name.items() if k != "0-ok"} == {
-        k: ("failed", "config.yaml holds no snntrain config (empty, not a mapping, or none of "
-                      "T, dataset, model, seed, surrogate, trainer)")
-        for k in ("1-empty", "2-list", "3-scalar")}
+        k: ("failed", "config.yaml holds no snntrain config (empty, not a mapping, none of T, "
+                      "dataset, model, seed, surrogate, trainer, or a group that is not a "
+                      "mapping)")
+        for k in ("1-empty", "2-list", "3-scalar", "4-trainer-list")}
     out = report.make_report([root], tmp_path / "rep")
     assert (out / "verdict.txt").read_text().startswith(
         "Selected by best validation accuracy (mean over seeds): sigmoid, α=4")
