@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from snntrain.config import (
     ConfigError,
@@ -276,6 +276,38 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
         return _one_line(str(e))
     except Exception:  # noqa: BLE001 - anything else: Hydra composes again and says it
         return None
+    return None
+
+
+def sweep_range_error(config: DictConfig) -> str | None:
+    """One line for an Optuna search space or setting the sweeper would refuse with its
+    traceback (exit status 1): an ``interval`` whose low end is above its high end, a
+    ``tag(log, interval(...))`` reaching 0 or below, ``hydra.sweeper.direction`` other than
+    minimize / maximize, ``hydra.sweeper.n_trials`` below 1."""
+    from hydra.core.override_parser.types import IntervalSweep
+
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
+    for written, o in swept_in(params, task).values():
+        v = o.value() if o is not None else None
+        if not isinstance(v, IntervalSweep):
+            continue
+        if v.start > v.end:
+            return (f"{written}: the interval's low end {v.start:g} is above its high end "
+                    f"{v.end:g}; write interval(low, high)")
+        if "log" in v.tags and v.start <= 0:
+            return (f"{written}: a log interval needs a low end above 0 (it has {v.start:g}); "
+                    "drop tag(log, ...) or start above 0")
+    if "optuna" not in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+        return None
+    direction = OmegaConf.select(config, "hydra.sweeper.direction", default=None)
+    for d in direction if isinstance(direction, (list, ListConfig)) else [direction]:
+        if d is not None and str(d) not in ("minimize", "maximize"):
+            return (f"hydra.sweeper.direction={d} is invalid: must be minimize or maximize "
+                    "(snntrain sets it from optimize_metric)")
+    n = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
+    if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        return f"hydra.sweeper.n_trials={n} is invalid: must be an integer >= 1"
     return None
 
 
@@ -665,6 +697,8 @@ class Startup(Callback):
             out = _output_dir(config, dir_key)
             if out is not None and dir_key == "hydra.sweep.dir" and (
                     msg := another_sweep(config, out)) is not None:
+                raise ConfigError(msg)
+            if dir_key == "hydra.sweep.dir" and (msg := sweep_range_error(config)):
                 raise ConfigError(msg)
             if dir_key == "hydra.sweep.dir" and (msg := sweep_key_error(
                     OmegaConf.select(config, "hydra.sweeper.params", default=None) or {},

@@ -678,3 +678,32 @@ def test_the_multirun_flag_may_stand_anywhere():
     assert flags_first(["seed=1", "-m", "surrogate=a,b"]) == ["-m", "seed=1", "surrogate=a,b"]
     assert flags_first(["a=1", "--multirun"]) == ["--multirun", "a=1"]
     assert flags_first(["a=-m", "b=2"]) == ["a=-m", "b=2"]  # a value is not the flag
+
+
+def test_an_optuna_search_space_the_sweeper_would_refuse_is_one_line():
+    """interval(16,0.5), a log interval from 0 or below, direction=sideways and n_trials=0
+    ended in the Optuna sweeper's traceback (exit 1), or with n_trials=0 in "no trial of the
+    Optuna search completed (each failed job printed its reason above)" with no job run."""
+    from omegaconf import OmegaConf
+
+    from snntrain.startup import sweep_range_error
+
+    def error(params=None, task=(), **sweeper):
+        return sweep_range_error(OmegaConf.create({"hydra": {
+            "sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper."
+                        "OptunaSweeper", "direction": "maximize", "n_trials": 2,
+                        "params": params or {}, **sweeper},
+            "overrides": {"task": list(task)}}}))
+
+    assert error({"surrogate.alpha": "interval(1,8)"}) is None
+    assert error({"surrogate.alpha": "interval(16,0.5)"}) == (
+        "surrogate.alpha=interval(16,0.5) (hydra.sweeper.params): the interval's low end 16 is "
+        "above its high end 0.5; write interval(low, high)")
+    assert error(task=["optimizer.lr=tag(log,interval(0,1e-2))"]) == (
+        "optimizer.lr=tag(log,interval(0,1e-2)): a log interval needs a low end above 0 (it "
+        "has 0); drop tag(log, ...) or start above 0")
+    assert error(direction="sideways") == ("hydra.sweeper.direction=sideways is invalid: must "
+                                           "be minimize or maximize (snntrain sets it from "
+                                           "optimize_metric)")
+    assert error(n_trials=0) == "hydra.sweeper.n_trials=0 is invalid: must be an integer >= 1"
+    assert error(direction=["minimize", "maximize"]) is None
