@@ -145,6 +145,20 @@ def text(*, null: bool = False) -> Rule:
     return rule
 
 
+def address() -> Rule:
+    """``host:port`` (port 1..65535; an IPv6 host in brackets), or None: ``nohost`` reached
+    jax.distributed as "list index out of range"."""
+
+    def rule(v: Any) -> str | None:
+        m = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d+)", v) if isinstance(v, str) \
+            else None
+        if v is None or (m and 1 <= int(m.group(2)) <= 65535):
+            return None
+        return "host:port (a port from 1 to 65535) or null"
+
+    return rule
+
+
 def sizes(*, empty: bool = True, scalar: bool = False) -> Rule:
     """A list of integers >= 1 (layer widths, channels; ``empty``: may be ``[]``), or with
     ``scalar`` one such integer for every layer."""
@@ -230,7 +244,7 @@ class TrainerConfig:
     parallel: str = _field(one_of("auto", "none", "sharded", "pmap"))
     devices: int | str | None = _field(_devices)  # null or all: every local device
     distributed: bool | str = _field(one_of(True, False, "auto"))
-    coordinator_address: str | None = _field(text(null=True))
+    coordinator_address: str | None = _field(address())
     num_processes: int | None = _field(integer(1, null=True))
     process_id: int | None = _field(integer(0, null=True))
     init_timeout_s: int = _field(integer(1))

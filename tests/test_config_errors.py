@@ -57,6 +57,11 @@ PARSE_CASES = [
     (f"trainer.epochs=1{'0' * 400}", "trainer.epochs=100000000000...(401 digits) is invalid: "
                                      "must be an integer >= 1 and < 2147483648"),
     ("T=2147483648", "T=2147483648 is invalid: must be an integer >= 1 and < 2147483648"),
+    # jax.distributed said "list index out of range"; an impossible port trained on
+    ("trainer.coordinator_address=nohost", "trainer.coordinator_address='nohost' is invalid: "
+                                           "must be host:port (a port from 1 to 65535) or null"),
+    ("trainer.coordinator_address=localhost:99999", "trainer.coordinator_address='localhost:"
+                                                    "99999' is invalid: must be host:port"),
     ("logger.name=abc", "logger.name='abc' is invalid: must be one of wandb, none"),
     ("logger=wandb logger.group=[1]", "logger.group=[1] is invalid: must be a non-empty string"),
     ("logger=wandb logger.run_name={a:1}", "logger.run_name={'a': 1} is invalid: must be a "),
