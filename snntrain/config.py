@@ -31,7 +31,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from snntrain.errors import ConfigError, finite_float64
+from snntrain.errors import ConfigError, finite_float64, shortened
 from snntrain.paths import CONFIG_DIR
 
 
@@ -376,8 +376,8 @@ def _show(v: Any) -> str:
     """``v`` as one types it in an override (``'abc'``, ``true``, ``null``, ``[1, 2]``)."""
     if isinstance(v, bool) or v is None:
         return {True: "true", False: "false", None: "null"}[v]
-    if _is_int(v) and abs(v) >= 10**24:  # (1000...0 of 400 digits: the line's length)
-        return f"{str(v)[:12]}...({len(str(abs(v)))} digits)"
+    if _is_int(v):  # (1000...0 of 400 digits: the line's length)
+        return shortened(str(v))
     return repr(v) if isinstance(v, str) else str(v)
 
 

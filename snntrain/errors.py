@@ -6,8 +6,15 @@ registry and every group's builders can raise it without importing each other.
 """
 
 import math
+import re
 import sys
 from typing import Any
+
+
+def shortened(text: str) -> str:
+    """``text`` with each run of more than 24 digits cut to its first 12 and its length: a
+    value of 10**400 filled the one-line error with 401 digits."""
+    return re.sub(r"\d{25,}", lambda m: f"{m.group()[:12]}...({len(m.group())} digits)", text)
 
 
 def finite_float64(v: Any) -> bool:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,6 +53,7 @@ from flax import nnx
 from snntrain import neurons as neurons_lib
 from snntrain.convpool import CONV_METHODS, conv_pool, max_pool, time_major
 from snntrain.encoding import Encoded, Repeated, realize, window
+from snntrain.errors import shortened
 from snntrain.registry import Registry
 
 Array = jax.Array
@@ -685,14 +685,8 @@ def _sizes(value: Any, rule: str, empty: bool = False) -> list[int]:
             _is_integer(v) and 1 <= v <= MAX_SIZE for v in value) or not (value or empty):
         big = isinstance(value, Sequence) and any(
             _is_integer(v) and v > MAX_SIZE for v in value)
-        raise ValueError(f"{rule}{f' and <= {MAX_SIZE}' * big}, got {_short(value)}")
+        raise ValueError(f"{rule}{f' and <= {MAX_SIZE}' * big}, got {shortened(repr(value))}")
     return [int(v) for v in value]
-
-
-def _short(value: Any) -> str:
-    """``repr(value)`` with an integer of more than 24 digits shortened."""
-    text = repr(value)
-    return re.sub(r"\d{25,}", lambda m: f"{m.group()[:12]}...({len(m.group())} digits)", text)
 
 
 def _per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:

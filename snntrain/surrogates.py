@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy import special as jsp_special
 
+from snntrain.errors import shortened
 from snntrain.registry import Registry, plain
 
 Array = jax.Array
@@ -74,7 +75,7 @@ def _checked(owner: str, field: str, value: Any, rule: str) -> Any:
     if isinstance(value, numbers.Integral) and abs(value) > float(np.finfo(np.float32).max):
         # (10**400 raised OverflowError in float(): a traceback)
         raise ValueError(f"{owner}: {field} must be {_RULES[rule]} in float32, got "
-                         f"{str(value)[:12]}...({len(str(abs(value)))} digits)")
+                         f"{shortened(str(value))}")
     if isinstance(value, numbers.Real):
         value = float(value)
     elif not isinstance(value, (np.ndarray, jax.Array)):

@@ -394,15 +394,6 @@ def wandb_run_id(run_dir: Path) -> str:
     return rid
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, Mapping):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}."))
-    return {k.rstrip("."): v for k, v in out.items()}
-
-
 # keys that change how a run is shown or resumed, not what it computes
 _NOT_CHANGES = ("logger.", "trainer.progress", "trainer.resume", "trainer.async_checkpointing",
                 "trainer.population.workers", "trainer.population.cpu_devices")
@@ -412,7 +403,9 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
     """``{dotted key: (old, new)}`` of the keys whose values differ (None: absent), apart
     from those that do not change what the run computes (the logger, the progress bar,
     ``trainer.resume``, where a population's members run)."""
-    a, b = _flat(old), _flat(new)
+    from snntrain.runs import flatten
+
+    a, b = flatten(dict(old)), flatten(dict(new))
     return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
             if a.get(k) != b.get(k) and not k.startswith(_NOT_CHANGES)}
 
