@@ -175,8 +175,6 @@ def test_a_member_at_an_absurd_learning_rate_evaluates_as_its_solo_run(tmp_path)
     population called the member diverged while its own summary and its solo run said
     completed. The readout's bias now goes into its product (one array of logits: XLA
     computed the addition after it again in each consumer, with and without an FMA)."""
-    from snntrain import population
-
     base = ("T=5", "model.hidden=[16]", "trainer.epochs=2")
     pop = train.train_and_evaluate(compose(
         *base, "trainer.population.optimizer.lr=[0.001,1e30]",
@@ -192,4 +190,3 @@ def test_a_member_at_an_absurd_learning_rate_evaluates_as_its_solo_run(tmp_path)
     for got, exp_ in zip(epochs, want, strict=True):
         for k in ("val_loss", "test_loss"):  # (1e31: the programs' rounding differs by 1e24)
             assert got[k] == pytest.approx(exp_[k], rel=1e-2), k
-    assert population.is_population(compose(*base, "trainer.population.seed=[0,1]"))
