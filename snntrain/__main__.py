@@ -134,7 +134,9 @@ def _failed(e: Exception, run_dir: Path | None = None) -> None:
     from snntrain.runstate import Diverged
 
     label = "pre-empted" if preempted else "diverged" if isinstance(e, Diverged) else "error"
-    print(f"snntrain: {label}: {where}{e}", file=sys.stderr, flush=True)
+    from snntrain.errors import shortened
+
+    print(f"snntrain: {label}: {where}{shortened(str(e))}", file=sys.stderr, flush=True)
     if where and not preempted:
         return None
     sys.exit(getattr(e, "exit_code", 2))

@@ -228,12 +228,15 @@ class Checkpoints:
         return {}
 
     def restore(self, target: Any, fingerprint: dict[str, Any], say=print,
-                step: int | None = None) -> tuple[Any, dict[str, Any]] | None:
+                step: int | None = None,
+                hint: str = "use trainer.resume=never or a new run directory",
+                ) -> tuple[Any, dict[str, Any]] | None:
         """Restore the newest readable checkpoint into the structure of ``target``.
 
         Falls back to older checkpoints when the newest cannot be read (saying so); raises
         :class:`CheckpointError` when a checkpoint belongs to a different model/config.
-        Returns ``None`` when there is no checkpoint.
+        Returns ``None`` when there is no checkpoint. ``hint``: how to go on instead, said
+        after an incompatible checkpoint.
         """
         steps = [step] if step is not None else self.steps()[::-1]
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
@@ -260,8 +263,7 @@ class Checkpoints:
             if saved_fp != current:
                 raise IncompatibleCheckpoint(
                     f"checkpoint {self.directory / str(s)} is from an incompatible run: "
-                    f"{describe_difference(saved_fp, current)} "
-                    "(use trainer.resume=never or a new run directory)")
+                    f"{describe_difference(saved_fp, current)} ({hint})")
             try:
                 state = self.manager.restore(s, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract)))["state"]

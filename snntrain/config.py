@@ -201,6 +201,15 @@ def _resume(v: Any) -> str | None:
     return "auto, never or an existing checkpoints/ directory"
 
 
+def _data_dir(v: Any) -> str | None:
+    """A directory (it may not exist yet: a download creates it), or None: a file there was
+    reported as a dataset "not prepared in" it."""
+    if v is None or (isinstance(v, str) and v and not (
+            Path(v).expanduser().exists() and not Path(v).expanduser().is_dir())):
+        return None
+    return "a directory (not a file) or null"
+
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at byte 0, 512, 1024, 2048, ... (after a user block)
 
 
@@ -345,7 +354,8 @@ GROUP_RULES: dict[str, Rule] = {
     "optimizer.mask": lambda v: None if v is None else (
         "null (a mask of the parameters is set from Python, not a config value)"),
     "dataset.n_classes": integer(1, null=True),
-    "dataset.T": integer(1),  # event datasets' time steps (the top-level T by default)
+    "dataset.T": integer(1),
+    "dataset.data_dir": _data_dir,  # event datasets' time steps (the top-level T by default)
     "trainer.population.mode": one_of("grid", "zip"),
     "trainer.population.chunk": lambda v: None if v is None or v == "auto" or (
         _is_int(v) and v >= 1) else "an integer >= 1, auto or null",
@@ -543,6 +553,7 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
     trainer_keys = {f.name: f.name for f in dataclasses.fields(TrainerConfig)}
     _no_unknown("trainer", d["trainer"], trainer_keys)
     trainer = _typed(TrainerConfig, d["trainer"], "trainer", trainer_keys)
+    _check_trainer(trainer)
     _no_unknown("loss", d["loss"], {"rate_reg"})
     if isinstance(d["loss"].get("rate_reg"), Mapping):
         _no_unknown("loss.rate_reg", d["loss"]["rate_reg"], {"weight", "target"})
@@ -568,6 +579,25 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
 
 
 _ABSENT = object()
+MULTI_PROCESS_KEYS = ("coordinator_address", "num_processes", "process_id")
+
+
+def _check_trainer(t: TrainerConfig) -> None:
+    """``trainer`` keys that do nothing without another key (they were ignored without a
+    word: ``trainer.num_processes=2`` trained one process), and the process index range."""
+    if t.distributed is False:
+        for key in MULTI_PROCESS_KEYS:
+            if (v := getattr(t, key)) is not None:
+                raise ConfigError(f"trainer.{key}={_show(v)} is used only by a multi-process "
+                                  "run: set trainer.distributed=true (or auto), or drop it")
+    if t.init_from_dt is not None and not t.init_from:
+        raise ConfigError(f"trainer.init_from_dt={_show(t.init_from_dt)} is the dt of the graph "
+                          "in trainer.init_from, which is not set: set trainer.init_from=<a "
+                          ".nir file>, or drop it")
+    if None not in (t.num_processes, t.process_id) and t.process_id >= t.num_processes:
+        raise _invalid("trainer.process_id", t.process_id,
+                       f"an integer from 0 to {t.num_processes - 1} "
+                       f"(trainer.num_processes={t.num_processes})")
 
 
 def _no_unknown_nested(prefix: str, d: Mapping[str, Any], valid: Mapping[str, Any]) -> None:
@@ -862,7 +892,7 @@ def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
     Raises:
       ConfigError: naming the file and what is wrong with it.
     """
-    from snntrain import data, event_formats, events
+    from snntrain import data, event_formats, events, tfds_data
 
     name, sensor = run.dataset["name"], None
     try:
@@ -879,6 +909,9 @@ def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
             sensor = event_formats.npz_sensor(path)
             if model:
                 _model_takes(run, sensor, f" ({path})")
+        elif name in tfds_data.TFDS_DATASETS and (why := tfds_data.unprepared(
+                name, run.dataset.get("data_dir"), run.dataset.get("download", True))):
+            raise ConfigError(why)
         shape = data_shape(run, sensor)
     except (data.BadArrays, events.EventDataError) as e:
         raise ConfigError(str(e)) from None

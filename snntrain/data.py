@@ -540,6 +540,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "event datasets Tonic's save_to directory (default: ./data)",
     )
     args = parser.parse_args(argv)
+    if args.data_dir and os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+        print(f"snntrain.data: error: --data_dir {args.data_dir} is a file, not a directory",
+              file=sys.stderr)
+        return 2
     from snntrain.progress import console_notes
 
     console_notes()  # the download and decoding notes

@@ -297,7 +297,10 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
                                or started in (str(origin), str(origin / "checkpoints"))):
         resume = "auto"  # its own directory, or this run's own training from that checkpoint
     source = ckpts if resume == "auto" else ckpt_lib.Checkpoints(origin, write=False)
-    restored = source.restore(state, fp, say)
+    restored = source.restore(state, fp, say, hint=(
+        "use trainer.resume=never or a new run directory" if resume == "auto" else
+        f"trainer.resume={resume} continues a run of the same config: give that run's "
+        "values, or drop trainer.resume to train this config from step 0"))
     if restored is not None and resume != "auto" and has_earlier(ckpts, run_dirs):
         # this directory's own earlier training: its steps were kept with only their meta
         # replaced (another training's parameters under this one's record), its records mixed

@@ -101,6 +101,26 @@ def local_count(devices: int | str | None) -> int:
     return devices
 
 
+def resolved(mode: str, devices: int | str | None) -> tuple[str, int]:
+    """``trainer.parallel`` and ``trainer.devices`` as the mode and number of this process's
+    devices a run uses (``auto``: ``sharded`` over several, else ``none``, on one device)."""
+    devices = local_count(devices)
+    if mode == "auto":
+        mode = "sharded" if devices > 1 or jax.process_count() > 1 else "none"
+    return mode, 1 if mode == "none" else devices
+
+
+def split_error(batch_size: int, devices: int, processes: int = 1) -> str | None:
+    """Why ``trainer.batch_size`` cannot be split over ``devices`` x ``processes``, or None."""
+    n = devices * processes
+    if not batch_size or batch_size % n == 0:
+        return None
+    valid = ", ".join(map(str, nearest_divisible(batch_size, n)))
+    where = f"{devices} devices x {processes} processes" if processes > 1 else f"{n} devices"
+    return (f"trainer.batch_size={batch_size} does not divide over {where}; nearest valid "
+            f"sizes: {valid} (or set trainer.devices)")
+
+
 class DataParallel:
     """Places batches and state on devices and compiles step functions for one mode."""
 
@@ -112,23 +132,14 @@ class DataParallel:
             logging.getLogger(__name__).info(
                 "note: trainer.parallel=none trains on one device; trainer.devices=%s is not "
                 "used (trainer.parallel=sharded or pmap spreads the batch)", devices)
-        devices = local_count(devices)
-        if mode == "auto":
-            mode = "sharded" if devices > 1 or jax.process_count() > 1 else "none"
-        if mode == "none" and devices > 1:
-            devices = 1
+        mode, devices = resolved(mode, devices)
         self.mode = mode
         self.local_devices = local[:devices]
         self.process_count = jax.process_count()
         self.process_index = jax.process_index()
-        n_global = devices * self.process_count
-        self.n_devices = n_global
-        if batch_size and batch_size % n_global:
-            valid = ", ".join(map(str, nearest_divisible(batch_size, n_global)))
-            where = (f"{devices} devices x {self.process_count} processes"
-                     if self.process_count > 1 else f"{n_global} devices")
-            raise ParallelError(f"trainer.batch_size={batch_size} does not divide over {where}; "
-                                f"nearest valid sizes: {valid} (or set trainer.devices)")
+        self.n_devices = devices * self.process_count
+        if (msg := split_error(batch_size, devices, self.process_count)) is not None:
+            raise ParallelError(msg)
         self.batch_size = batch_size
         if mode in ("sharded", "pmap"):
             # pmap only ever sees this process's devices; the sharded mesh spans all processes.

@@ -53,10 +53,12 @@ ERROR_EXIT_CODE = 2
 
 
 def fail(message: str) -> None:
-    """Print ``snntrain: error: message`` and exit with status 2 (no sweep report at exit: a
-    sweep refused at its start has none of its own; it printed "no finished runs", or the
-    report of another sweep in its directory)."""
-    print(f"snntrain: error: {message}", file=sys.stderr, flush=True)
+    """Print ``snntrain: error: message`` (a 400-digit value shortened) and exit with status
+    2 (no sweep report at exit: a sweep refused at its start has none of its own; it printed
+    "no finished runs", or the report of another sweep in its directory)."""
+    from snntrain.errors import shortened
+
+    print(f"snntrain: error: {shortened(message)}", file=sys.stderr, flush=True)
     if (callbacks := sys.modules.get("snntrain.callbacks")) is not None:
         callbacks.cancel_reports()
     sys.exit(ERROR_EXIT_CODE)
@@ -205,10 +207,11 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
         composed(list(argv))
     except MissingConfigException as e:
         text = str(e)
-        found = re.search(r"Could not find '(.+)/([^/']+)'", text)
+        found = re.search(r"Could not find '(.+)/([^/']*)'", text)
         options = re.findall(r"^\t(\S+)$", text, re.M)
-        if found and options:
-            return (f"{found.group(1)}={found.group(2)}: no such option; valid: "
+        if found and options:  # (experiment= : an empty name)
+            what = "no such option" if found.group(2) else "an option name is required"
+            return (f"{found.group(1)}={found.group(2)}: {what}; valid: "
                     f"{', '.join(options)}")
         return _one_line(text)
     except ConfigCompositionException as e:
@@ -535,8 +538,12 @@ def device_error(config: DictConfig) -> str | None:
     try:
         if population.is_population(config):
             population.check_mesh(config, population.Placement.from_config(config))
-        else:
-            parallel.local_count(OmegaConf.select(config, "trainer.devices", default=None))
+        else:  # (a batch the devices do not divide was refused after the run directory)
+            _, devices = parallel.resolved(
+                str(OmegaConf.select(config, "trainer.parallel", default="auto")),
+                OmegaConf.select(config, "trainer.devices", default=None))
+            return parallel.split_error(
+                int(OmegaConf.select(config, "trainer.batch_size", default=0) or 0), devices)
     except ConfigError as e:
         return str(e)
     return None

@@ -262,22 +262,47 @@ def _prepare_cmd(name: str, root: str) -> str:
     return f"python -m snntrain.data prepare {name} --data_dir {root}"
 
 
+def _not_prepared(name: str, root: str, looked: Any, problem: str | None = None,
+                  fix: str | None = None) -> str:
+    """Why ``name`` cannot be loaded: not in ``root`` (``looked`` there) and ``dataset.download``
+    is false (no ``problem``), or there is no network (``problem``; ``fix``: what to do)."""
+    if problem is None:
+        return (f"{name} is not prepared in {root} (looked for {looked}) and "
+                f"dataset.download=false. Run `{_prepare_cmd(name, root)}` (on a machine with "
+                "internet, then copy the directory here), or set dataset.download=true")
+    fix = fix or (f"on a machine with internet run `{_prepare_cmd(name, 'DIR')}`, copy DIR here "
+                  "and set dataset.data_dir=<copy>")
+    return (f"{name} is not prepared in {root} (looked for {looked}) and there is no network to "
+            f"download it ({problem}): {fix}")
+
+
+def unprepared(name: str, data_dir: str | None, download: bool) -> str | None:
+    """Why the named tfds dataset (:data:`TFDS_DATASETS`) cannot be loaded, seen from the file
+    system alone (no tfds import, which costs seconds): no ``dataset_info.json`` under
+    ``<data_dir>/<tfds name>`` and no download (``download`` false, or no network); None if it
+    may load. At start-up: before, this was refused after the run directory existed."""
+    spec = TFDS_DATASETS.get(name)
+    root = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    if spec is None or "://" in str(root):  # (a bucket: tfds reads it, this does not)
+        return None
+    base, _, version = spec["tfds_name"].partition(":")
+    looked = Path(os.path.expanduser(str(root)), *base.split("/"), *([version] if version else []))
+    if looked.is_dir() and next(looked.rglob("dataset_info.json"), None) is not None:
+        return None
+    if not download:
+        return _not_prepared(name, str(root), looked)
+    problem = network_problem()
+    return None if problem is None else _not_prepared(name, str(root), looked, problem=problem)
+
+
 def _download_and_prepare(builder, name: str, cli: bool = False) -> None:
     """Download and prepare ``builder`` as array_record (random access without TensorFlow)."""
     root = data_root(builder)
     if not getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) and (
         problem := network_problem()
     ):
-        fix = (
-            f"run this on a machine with internet and copy {root} here"
-            if cli
-            else f"on a machine with internet run `{_prepare_cmd(name, 'DIR')}`, copy DIR here and "
-            "set dataset.data_dir=<copy>"
-        )
-        raise NotPrepared(
-            f"{name} is not prepared in {root} (looked for {builder.data_dir}) "
-            f"and there is no network to download it ({problem}): {fix}"
-        )
+        fix = f"run this on a machine with internet and copy {root} here" if cli else None
+        raise NotPrepared(_not_prepared(name, root, builder.data_dir, problem=problem, fix=fix))
     _tensorflow_off_gpu(load=True)
     try:
         builder.download_and_prepare(file_format="array_record")
@@ -330,11 +355,7 @@ def _ready_builder(tfds_name: str, name: str, data_dir: str | None, download: bo
     root = data_root(builder)
     if not _is_prepared(builder):
         if not download:
-            raise NotPrepared(
-                f"{name} is not prepared in {root} (looked for {builder.data_dir}) and "
-                f"dataset.download=false. Run `{_prepare_cmd(name, root)}` (on a machine with "
-                "internet, then copy the directory here), or set dataset.download=true"
-            )
+            raise NotPrepared(_not_prepared(name, root, builder.data_dir))
         _download_and_prepare(builder, name)
         builder = _builder(tfds_name, data_dir, name)  # re-read the info of the files written
     return builder

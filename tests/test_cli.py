@@ -137,6 +137,9 @@ def test_unknown_group_choice_lists_choices(tmp_path):
                           "+trainer.epoch=3"),
     (["logger=none", "sed=1"], "sed is not a config key (the config has: T, dataset, encoder,"),
     (["model/neuron=izhikevich"], "model/neuron=izhikevich: no such option; valid: alif, if, lif"),
+    # Hydra's own line ("Could not find 'experiment/'", options and search path on one line)
+    (["experiment="], "experiment=: an option name is required; valid: alpha_scan, "
+                      "alpha_scan_population, dvs_gesture_conv,"),
     (["seed=1", "a=[1,2"], "cannot parse the override 'a=[1,2': no viable alternative"),
     # Hydra's ValueError traceback ("Config group override must be a string or a list")
     (["logger=none", "model=null"], "model=null: a config group takes the name of one of its "

@@ -90,6 +90,20 @@ PARSE_CASES = [
     ("trainer.num_processes=0", "trainer.num_processes=0 is invalid"),
     ("trainer.process_id=-1", "trainer.process_id=-1 is invalid"),
     ("trainer.init_timeout_s=0", "trainer.init_timeout_s=0 is invalid"),
+    # keys that do nothing without another were ignored without a word (one process trained)
+    ("trainer.num_processes=2", "trainer.num_processes=2 is used only by a multi-process run: "
+                                "set trainer.distributed=true (or auto), or drop it"),
+    ("trainer.process_id=1", "trainer.process_id=1 is used only by a multi-process run"),
+    ("trainer.coordinator_address=h:1", "trainer.coordinator_address='h:1' is used only by a "
+                                        "multi-process run"),
+    ("trainer.distributed=true trainer.num_processes=2 trainer.process_id=2",
+     "trainer.process_id=2 is invalid: must be an integer from 0 to 1 "
+     "(trainer.num_processes=2)"),
+    ("trainer.init_from_dt=1e-4", "trainer.init_from_dt=0.0001 is the dt of the graph in "
+                                  "trainer.init_from, which is not set"),
+    # (a file there was reported as the dataset "not prepared in" it, after the run dir)
+    ("dataset=mnist dataset.data_dir=/dev/null", "dataset.data_dir='/dev/null' is invalid: "
+                                                 "must be a directory (not a file) or null"),
     ("trainer.checkpoint_every=-1", "trainer.checkpoint_every=-1 is invalid"),
     ("trainer.keep_checkpoints=0", "trainer.keep_checkpoints=0 is invalid"),
     ("trainer.async_checkpointing=maybe", "trainer.async_checkpointing='maybe' is invalid"),
@@ -315,6 +329,18 @@ def test_an_integers_upper_bound_is_said_only_to_a_value_above_it():
     assert (rule(0), rule(1), rule(2**31 - 1)) == ("an integer >= 1", None, None)
     assert rule(2**31) == "an integer >= 1 and < 2147483648"
     assert config.integer(0, 10)(10) == "an integer >= 0 and < 10"
+
+
+def test_every_error_line_shortens_a_huge_number(capsys):
+    """The builders' own messages (``rate encoder: resolution must be 8 or 32, got <401
+    digits>``) and Hydra's printed the value in full: every line is shortened where printed."""
+    from snntrain import startup
+
+    with pytest.raises(SystemExit) as e:
+        startup.fail(f"encoder.resolution={10**400} is invalid: ..., got {10**400}")
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("snntrain: error: encoder.resolution=100000000000...(401 "
+                                       "digits) is invalid: ..., got 100000000000...(401 digits)\n")
 
 
 @pytest.mark.slow
@@ -677,13 +703,16 @@ def test_cli_bad_value_fails_before_any_run_directory_exists(tmp_path):
 
 
 def test_a_model_that_does_not_fit_the_datas_known_shape_is_refused_before_the_run_dir(
-        tmp_path):
+        tmp_path, monkeypatch):
     """A conv kernel larger than a layer's input (digits are 8x8; mnist 28x28, from its
     config: not loaded) and a 2-D events sensor were refused after the run directory existed
     (the model was built for the data)."""
+    from snntrain import tfds_data
+
     def check(*overrides):
         return config.check_files(config.parse(_compose(*overrides)))
 
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: None)  # (mnist: downloadable)
     with pytest.raises(ConfigError) as e:
         check("model=conv", "model.channels=[4,8,8]")
     assert str(e.value) == ("model.kernel_size=5 is too large for conv layer 2's 2x2 input: "

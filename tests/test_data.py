@@ -17,6 +17,7 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from _workers import cli
 from conftest import compose
 from PIL import Image
 
@@ -755,3 +756,38 @@ def test_a_fraction_out_of_range_from_python_names_its_key():
         with pytest.raises(DatasetError, match=rf"^{re.escape(key)} is invalid: must be >= 0 "
                                                "and < 1$"):
             data.load("digits", seed=0, **kw)
+
+
+def test_an_unprepared_dataset_is_refused_before_the_run_directory(tmp_path, monkeypatch):
+    """From the file system alone (no tfds import), at start-up: a named tfds dataset with no
+    ``dataset_info.json`` under ``<data_dir>/<tfds name>`` and no way to download it was refused
+    only after the run directory (and its failure summary.json) existed."""
+    from snntrain import config
+
+    def check(*overrides):
+        return config.check_files(config.parse(compose("logger=none", *overrides, tiny=False)))
+
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: "cannot reach x:443: no route")
+    with pytest.raises(ConfigError) as err:
+        check("dataset=emnist_letters", f"dataset.data_dir={tmp_path}")
+    assert str(err.value) == (
+        f"emnist_letters is not prepared in {tmp_path} (looked for {tmp_path}/emnist/letters) "
+        "and there is no network to download it (cannot reach x:443: no route): on a machine "
+        "with internet run `python -m snntrain.data prepare emnist_letters --data_dir DIR`, copy "
+        "DIR here and set dataset.data_dir=<copy>")
+    with pytest.raises(ConfigError, match=r"dataset.download=false\. Run `python -m snntrain"):
+        check("dataset=mnist", f"dataset.data_dir={tmp_path}", "dataset.download=false")
+    # prepared (any version), or a network to download it: left to the loader
+    info = tmp_path / "mnist" / "3.0.1" / "dataset_info.json"
+    info.parent.mkdir(parents=True)
+    info.write_text("{}")
+    assert check("dataset=mnist", f"dataset.data_dir={tmp_path}") == (28, 28, 1)
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: None)
+    assert check("dataset=kmnist", f"dataset.data_dir={tmp_path}") == (28, 28, 1)
+    # through the command line: nothing is written
+    p = cli("logger=none", "dataset=kmnist", f"dataset.data_dir={tmp_path}",
+            "dataset.download=false", cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        f"snntrain: error: kmnist is not prepared in {tmp_path} (looked for {tmp_path}/kmnist)")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["mnist"]

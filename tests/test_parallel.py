@@ -104,12 +104,15 @@ def test_300_steps_on_4_devices_do_not_deadlock(tmp_path, mode):
 def test_batch_not_divisible_by_devices_is_one_line_error(tmp_path):
     from _workers import cli
 
-    p = cli("logger=none", "trainer.batch_size=30", f"hydra.run.dir={tmp_path}", devices=4)
+    p = cli("logger=none", "trainer.batch_size=30", f"hydra.run.dir={tmp_path / 'run'}",
+            devices=4)
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()
     assert err[-1] == ("snntrain: error: trainer.batch_size=30 does not divide over 4 devices; "
                        "nearest valid sizes: 28, 32 (or set trainer.devices)")
     assert "Traceback" not in p.stderr
+    # at start-up (it left a run directory with a failure summary.json)
+    assert not (tmp_path / "run").exists()
 
 
 MULTIHOST = r"""

@@ -14,7 +14,7 @@ from _workers import cli, popen
 from conftest import compose
 
 from snntrain import experiment, train
-from snntrain.checkpoint import Checkpoints
+from snntrain.checkpoint import CheckpointError, Checkpoints
 from snntrain.errors import Refused
 from snntrain.train import params_of
 
@@ -220,7 +220,6 @@ def test_disk_full_during_save_is_one_line_and_keeps_previous(tmp_path, monkeypa
 
     import orbax.checkpoint as ocp
 
-    from snntrain.checkpoint import CheckpointError
 
     cfg = compose("trainer.epochs=2", "trainer.async_checkpointing=false")
     calls = {"n": 0}
@@ -268,7 +267,6 @@ def test_a_refused_resume_names_what_changed_and_leaves_the_run_as_it_was(tmp_pa
     T, neuron or encoder is refused in one line naming the key, and the run's config.yaml,
     summary.json and metrics.jsonl stay byte for byte (before, the attempt rewrote config.yaml
     first, and a resume with another surrogate went on silently under the new name)."""
-    from snntrain.checkpoint import CheckpointError
 
     train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
     before = _files(tmp_path)
@@ -314,7 +312,6 @@ def test_more_epochs_under_a_cosine_schedule_are_refused(tmp_path):
     trainer.epochs=2 trained epoch 2 on a schedule that restarts half-way (a different training
     from a 2-epoch run, presented as one). It is refused, naming the schedule's length; the same
     length still resumes (here: nothing to train)."""
-    from snntrain.checkpoint import CheckpointError
 
     cosine = ("optimizer.schedule=cosine",)
     first = train.train_and_evaluate(compose(*cosine, "trainer.epochs=1"), tmp_path)
@@ -493,6 +490,14 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
     history = json.loads((tmp_path / "b" / "checkpoints" / str(step) / "meta" / "metadata"
                           ).read_text())["history"]
     assert history["timed_steps"] == first["steps"] - 1  # this run's epoch only
+    # another config from that run's checkpoint: the hint was "use trainer.resume=never"
+    with pytest.raises(CheckpointError) as e:
+        train.train_and_evaluate(compose("trainer.epochs=2", "T=7",
+                                         f"trainer.resume={tmp_path / 'a'}"), tmp_path / "e")
+    assert str(e.value).endswith(
+        f"T: checkpoint has 6, this run has 7 (trainer.resume={tmp_path / 'a'} continues a run "
+        "of the same config: give that run's values, or drop trainer.resume to train this "
+        "config from step 0)")
     # into a directory holding another training (lr 0.01): its step-22 parameters were kept
     # under this run's meta, and its metrics.jsonl mixed with this run's; they are set aside
     train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path / "d")
