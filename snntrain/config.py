@@ -202,12 +202,14 @@ def _resume(v: Any) -> str | None:
 
 
 def _data_dir(v: Any) -> str | None:
-    """A directory (it may not exist yet: a download creates it), or None: a file there was
-    reported as a dataset "not prepared in" it."""
-    if v is None or (isinstance(v, str) and v and not (
-            Path(v).expanduser().exists() and not Path(v).expanduser().is_dir())):
+    """A directory (it may not exist yet: a download creates it), or None (or ""): a file
+    there was reported as a dataset "not prepared in" it."""
+    if v is None or v == "":
         return None
-    return "a directory (not a file) or null"
+    if not isinstance(v, (str, int, os.PathLike)) or isinstance(v, bool):
+        return "a directory or null"
+    path = Path(str(v)).expanduser()
+    return "a directory (not a file) or null" if path.exists() and not path.is_dir() else None
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at byte 0, 512, 1024, 2048, ... (after a user block)
@@ -354,8 +356,8 @@ GROUP_RULES: dict[str, Rule] = {
     "optimizer.mask": lambda v: None if v is None else (
         "null (a mask of the parameters is set from Python, not a config value)"),
     "dataset.n_classes": integer(1, null=True),
-    "dataset.T": integer(1),
-    "dataset.data_dir": _data_dir,  # event datasets' time steps (the top-level T by default)
+    "dataset.T": integer(1),  # event datasets' time steps (the top-level T by default)
+    "dataset.data_dir": _data_dir,
     "trainer.population.mode": one_of("grid", "zip"),
     "trainer.population.chunk": lambda v: None if v is None or v == "auto" or (
         _is_int(v) and v >= 1) else "an integer >= 1, auto or null",
@@ -553,7 +555,6 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
     trainer_keys = {f.name: f.name for f in dataclasses.fields(TrainerConfig)}
     _no_unknown("trainer", d["trainer"], trainer_keys)
     trainer = _typed(TrainerConfig, d["trainer"], "trainer", trainer_keys)
-    _check_trainer(trainer)
     _no_unknown("loss", d["loss"], {"rate_reg"})
     if isinstance(d["loss"].get("rate_reg"), Mapping):
         _no_unknown("loss.rate_reg", d["loss"]["rate_reg"], {"weight", "target"})
@@ -582,14 +583,20 @@ _ABSENT = object()
 MULTI_PROCESS_KEYS = ("coordinator_address", "num_processes", "process_id")
 
 
-def _check_trainer(t: TrainerConfig) -> None:
-    """``trainer`` keys that do nothing without another key (they were ignored without a
-    word: ``trainer.num_processes=2`` trained one process), and the process index range."""
-    if t.distributed is False:
+def check_trainer(t: TrainerConfig) -> None:
+    """Refuse ``trainer`` keys that would do nothing without another (they were ignored
+    without a word: ``trainer.num_processes=2`` trained one process), and a process index out
+    of range. For a run about to train (:func:`snntrain.experiment.build`, the start-up), not
+    in :func:`parse`: a finished run's ``config.yaml`` is read as it was written."""
+    from snntrain.parallel import wants_distributed
+
+    if not wants_distributed(dataclasses.asdict(t)):
         for key in MULTI_PROCESS_KEYS:
             if (v := getattr(t, key)) is not None:
-                raise ConfigError(f"trainer.{key}={_show(v)} is used only by a multi-process "
-                                  "run: set trainer.distributed=true (or auto), or drop it")
+                raise ConfigError(
+                    f"trainer.{key}={_show(v)} is used only by a multi-process run: set "
+                    "trainer.distributed=true (auto finds one only under SLURM, on a TPU pod or "
+                    "with JAX_COORDINATOR_ADDRESS set), or drop it")
     if t.init_from_dt is not None and not t.init_from:
         raise ConfigError(f"trainer.init_from_dt={_show(t.init_from_dt)} is the dt of the graph "
                           "in trainer.init_from, which is not set: set trainer.init_from=<a "

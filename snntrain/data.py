@@ -540,9 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "event datasets Tonic's save_to directory (default: ./data)",
     )
     args = parser.parse_args(argv)
-    if args.data_dir and os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+    if args.data_dir and os.path.isfile(os.path.expanduser(args.data_dir)):
         print(f"snntrain.data: error: --data_dir {args.data_dir} is a file, not a directory",
-              file=sys.stderr)
+              file=sys.stderr)  # (it said the dataset was "not prepared in" it)
         return 2
     from snntrain.progress import console_notes
 

@@ -28,7 +28,7 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import encoding, models, optim, surrogates, synops
 from snntrain import parallel as par
-from snntrain.config import ConfigError, RunConfig, encoder_mismatch, validate
+from snntrain.config import ConfigError, RunConfig, check_trainer, encoder_mismatch, validate
 from snntrain.losses import RateRegularizer
 from snntrain.registry import plain
 from snntrain.sources import content_hash
@@ -76,6 +76,7 @@ class Experiment:
 def build(cfg: DictConfig) -> Experiment:
     """Everything a run needs, from a composed config (checked first: :func:`validate`)."""
     run = validate(cfg)
+    check_trainer(run.trainer)
     trainer, seed, batch_size = run.trainer, run.seed, run.trainer.batch_size
     try:
         dp = par.DataParallel(trainer.parallel, trainer.devices, batch_size)

@@ -300,7 +300,8 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
     restored = source.restore(state, fp, say, hint=(
         "use trainer.resume=never or a new run directory" if resume == "auto" else
         f"trainer.resume={resume} continues a run of the same config: give that run's "
-        "values, or drop trainer.resume to train this config from step 0"))
+        "values, or train this config from step 0 in a new run directory without "
+        "trainer.resume"))
     if restored is not None and resume != "auto" and has_earlier(ckpts, run_dirs):
         # this directory's own earlier training: its steps were kept with only their meta
         # replaced (another training's parameters under this one's record), its records mixed

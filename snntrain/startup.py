@@ -43,6 +43,7 @@ from snntrain.config import (
     UnresolvedConfig,
     check_files,
     check_groups,
+    check_trainer,
     parse,
     swept_in,
     swept_in_config,
@@ -728,6 +729,7 @@ class Startup(Callback):
             shape = None  # (of the data, where known before it is loaded)
             if groups and run is not None:
                 check_groups(run)
+                check_trainer(run.trainer)
                 shape = check_files(run)
                 if (msg := resume_error(run.trainer.resume, out)) is not None:
                     raise ConfigError(msg)

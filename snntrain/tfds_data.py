@@ -287,7 +287,10 @@ def unprepared(name: str, data_dir: str | None, download: bool) -> str | None:
         return None
     base, _, version = spec["tfds_name"].partition(":")
     looked = Path(os.path.expanduser(str(root)), *base.split("/"), *([version] if version else []))
-    if looked.is_dir() and next(looked.rglob("dataset_info.json"), None) is not None:
+    # (<version>/ or <config>/<version>/ below it; glob follows a linked version directory,
+    # which rglob does not)
+    if any(next(looked.glob(p), None) for p in ("dataset_info.json", "*/dataset_info.json",
+                                                 "*/*/dataset_info.json")):
         return None
     if not download:
         return _not_prepared(name, str(root), looked)

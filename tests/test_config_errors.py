@@ -90,17 +90,6 @@ PARSE_CASES = [
     ("trainer.num_processes=0", "trainer.num_processes=0 is invalid"),
     ("trainer.process_id=-1", "trainer.process_id=-1 is invalid"),
     ("trainer.init_timeout_s=0", "trainer.init_timeout_s=0 is invalid"),
-    # keys that do nothing without another were ignored without a word (one process trained)
-    ("trainer.num_processes=2", "trainer.num_processes=2 is used only by a multi-process run: "
-                                "set trainer.distributed=true (or auto), or drop it"),
-    ("trainer.process_id=1", "trainer.process_id=1 is used only by a multi-process run"),
-    ("trainer.coordinator_address=h:1", "trainer.coordinator_address='h:1' is used only by a "
-                                        "multi-process run"),
-    ("trainer.distributed=true trainer.num_processes=2 trainer.process_id=2",
-     "trainer.process_id=2 is invalid: must be an integer from 0 to 1 "
-     "(trainer.num_processes=2)"),
-    ("trainer.init_from_dt=1e-4", "trainer.init_from_dt=0.0001 is the dt of the graph in "
-                                  "trainer.init_from, which is not set"),
     # (a file there was reported as the dataset "not prepared in" it, after the run dir)
     ("dataset=mnist dataset.data_dir=/dev/null", "dataset.data_dir='/dev/null' is invalid: "
                                                  "must be a directory (not a file) or null"),
@@ -329,6 +318,73 @@ def test_an_integers_upper_bound_is_said_only_to_a_value_above_it():
     assert (rule(0), rule(1), rule(2**31 - 1)) == ("an integer >= 1", None, None)
     assert rule(2**31) == "an integer >= 1 and < 2147483648"
     assert config.integer(0, 10)(10) == "an integer >= 0 and < 10"
+
+
+TRAINER_CASES = [
+    # keys that do nothing without another were ignored without a word (one process trained)
+    ("trainer.num_processes=2", "trainer.num_processes=2 is used only by a multi-process run: "
+                                "set trainer.distributed=true (auto finds one only under SLURM"),
+    ("trainer.distributed=auto trainer.process_id=1",
+     "trainer.process_id=1 is used only by a multi-process run"),
+    ("trainer.coordinator_address=h:1", "trainer.coordinator_address='h:1' is used only by a "
+                                        "multi-process run"),
+    ("trainer.distributed=true trainer.num_processes=2 trainer.process_id=2",
+     "trainer.process_id=2 is invalid: must be an integer from 0 to 1 "
+     "(trainer.num_processes=2)"),
+    ("trainer.init_from_dt=1e-4", "trainer.init_from_dt=0.0001 is the dt of the graph in "
+                                  "trainer.init_from, which is not set"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), TRAINER_CASES,
+                         ids=[c[0] for c in TRAINER_CASES])
+def test_trainer_keys_that_would_do_nothing_are_refused_for_a_new_run(overrides, expected,
+                                                                       monkeypatch):
+    """... by check_trainer (start-up and build), not by parse: a finished run's config.yaml
+    that holds them (written before the check) still loads."""
+    for var in ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "JAX_COORDINATOR_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    run = config.parse(_compose(*overrides.split()))
+    with pytest.raises(ConfigError) as err:
+        config.check_trainer(run.trainer)
+    _one_line(str(err.value), expected)
+    monkeypatch.setenv("SLURM_NTASKS", "2")  # (auto: a multi-process run under SLURM)
+    config.check_trainer(config.parse(_compose("trainer.distributed=auto",
+                                               "trainer.num_processes=2")).trainer)
+
+
+def test_a_data_dir_is_any_existing_directory_or_none(tmp_path, monkeypatch, capsys):
+    """Refused only where a file is: a directory named by a number (Hydra gives an int), a
+    path object and "" (the loaders' null) were refused as files."""
+    rule = config.GROUP_RULES["dataset.data_dir"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "2024").mkdir()
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for ok in (None, "", 2024, tmp_path, str(tmp_path / "not_yet"), "~/2024"):
+        assert rule(ok) is None, ok
+    for bad in ("a_file", "~/a_file", tmp_path / "a_file"):
+        assert rule(bad) == "a directory (not a file) or null", bad
+    assert rule([1]) == "a directory or null"
+    # the command line's own check, with ~ expanded as the loader does
+    assert data.main(["prepare", "mnist", "--data_dir", "~/a_file"]) == 2
+    assert capsys.readouterr().err == ("snntrain.data: error: --data_dir ~/a_file is a file, "
+                                       "not a directory\n")
+
+
+def test_a_finished_run_with_keys_now_refused_at_start_up_still_loads(tmp_path):
+    """check_trainer is not in parse: a run written with trainer.num_processes=2 beside
+    distributed=false (refused for new runs since) loads and exports as before."""
+    from conftest import compose as tiny_compose
+
+    from snntrain import train
+
+    train.train_and_evaluate(tiny_compose("trainer.epochs=1"), tmp_path)
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    cfg["trainer"]["num_processes"] = 2
+    cfg["trainer"]["init_from_dt"] = 1e-4
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert train.params_of(tmp_path) is not None
 
 
 def test_every_error_line_shortens_a_huge_number(capsys):

@@ -782,6 +782,14 @@ def test_an_unprepared_dataset_is_refused_before_the_run_directory(tmp_path, mon
     info.parent.mkdir(parents=True)
     info.write_text("{}")
     assert check("dataset=mnist", f"dataset.data_dir={tmp_path}") == (28, 28, 1)
+    # a version directory linked in from a shared copy (rglob does not follow the link)
+    shared = tmp_path / "shared" / "3.0.0"
+    shared.mkdir(parents=True)
+    (shared / "dataset_info.json").write_text("{}")
+    (tmp_path / "emnist" / "letters").mkdir(parents=True)
+    (tmp_path / "emnist" / "letters" / "3.0.0").symlink_to(shared)
+    assert check("dataset=emnist_letters", f"dataset.data_dir={tmp_path}",
+                 "dataset.download=false") == (28, 28, 1)
     monkeypatch.setattr(tfds_data, "network_problem", lambda: None)
     assert check("dataset=kmnist", f"dataset.data_dir={tmp_path}") == (28, 28, 1)
     # through the command line: nothing is written
@@ -790,4 +798,4 @@ def test_an_unprepared_dataset_is_refused_before_the_run_directory(tmp_path, mon
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith(
         f"snntrain: error: kmnist is not prepared in {tmp_path} (looked for {tmp_path}/kmnist)")
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["mnist"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["emnist", "mnist", "shared"]

@@ -496,8 +496,8 @@ def test_resume_from_another_runs_directory(tmp_path, capsys):
                                          f"trainer.resume={tmp_path / 'a'}"), tmp_path / "e")
     assert str(e.value).endswith(
         f"T: checkpoint has 6, this run has 7 (trainer.resume={tmp_path / 'a'} continues a run "
-        "of the same config: give that run's values, or drop trainer.resume to train this "
-        "config from step 0)")
+        "of the same config: give that run's values, or train this config from step 0 in a new "
+        "run directory without trainer.resume)")
     # into a directory holding another training (lr 0.01): its step-22 parameters were kept
     # under this run's meta, and its metrics.jsonl mixed with this run's; they are set aside
     train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path / "d")
