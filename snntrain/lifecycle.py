@@ -227,8 +227,11 @@ def set_aside_earlier(ckpts: ckpt_lib.Checkpoints, run_dirs: list[Path], say, wh
     directory = ckpts.directory
     ckpts.close()
     empty = directory.is_dir() and not any(directory.iterdir())  # (made by this attempt)
+    # (its config.yaml and Hydra's files too: they were replaced by this attempt's, and the
+    # set-aside records were left without the config that made them)
     moved = [p for p in [None if empty else rundir.set_aside(directory)]
-             + [rundir.set_aside(d / f) for d in run_dirs for f in RECORD_FILES] if p]
+             + [rundir.set_aside(d / f) for d in run_dirs for f in (*RECORD_FILES, "config.yaml")]
+             + [rundir.set_aside_hydra_files(d) for d in run_dirs] if p]
     shown = ", ".join(os.path.relpath(p, directory.parent) for p in moved[:4])
     say(f"{why}; kept the earlier files as {shown}" + (f" and {len(moved) - 4} more"
                                                         if len(moved) > 4 else ""))

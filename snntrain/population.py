@@ -1271,6 +1271,12 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
         lifecycle.check_kind(cfg, run_dir, True, _say)
         _check_earlier_attempt(cfg, run_dir)
         never = str(cfg.trainer.resume) == "never"
+        if never and ((run_dir / "summary.json").exists() or rundir.has_checkpoints(run_dir)):
+            # (the earlier training's config and Hydra's files, which this one replaced)
+            kept = [p.name for p in (rundir.set_aside(run_dir / "config.yaml"),
+                                     rundir.set_aside_hydra_files(run_dir)) if p]
+            if kept:
+                _say(f"trainer.resume=never: kept the earlier {' and '.join(kept)}")
         finished = not never and writers.completed_summary(run_dir / "summary.json") is not None
         if not finished and not (run_dir / "config.yaml").exists():  # (a run that fails to
             _save_config(cfg, run_dir)  # start is listed)

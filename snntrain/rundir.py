@@ -58,6 +58,21 @@ def restore_hydra_files(run_dir: Path | str) -> bool:
     return True
 
 
+def set_aside_hydra_files(run_dir: Path | str) -> Path | None:
+    """Write what ``<run_dir>/.hydra/`` held before this attempt (:func:`remember_hydra_files`)
+    to ``.hydra.set-aside-<time>/``, beside an earlier training's other set-aside records
+    (Hydra has written this attempt's over them); None if nothing was there."""
+    folder = (Path(run_dir) / HYDRA_SUBDIR).absolute()
+    kept = {p: b for p, b in _hydra_files.items() if p.parent == folder}
+    if not kept:
+        return None
+    aside = aside_path(folder)
+    aside.mkdir()
+    for path, content in kept.items():
+        (aside / path.name).write_bytes(content)
+    return aside
+
+
 def prepare(run_dir: str | Path, probe_name: str = ".write_test") -> Path:
     """Create ``run_dir`` and check it is writable."""
     run_dir = Path(run_dir)

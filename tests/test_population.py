@@ -829,10 +829,17 @@ def test_resume_never_sets_a_populations_earlier_training_aside(tmp_path, capsys
     pop = f"{POP}.seed=[0,1]"
     train_and_evaluate(compose(pop, "trainer.epochs=2"), tmp_path)
     old = {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(tmp_path)}
+    old_configs = {m.name: (m / "config.yaml").read_bytes() for m in _member_dirs(tmp_path)}
+    old_config = (tmp_path / "config.yaml").read_bytes()
     capsys.readouterr()
     fresh = train_and_evaluate(compose(pop, "trainer.epochs=1", "trainer.resume=never"),
                                tmp_path)
     err = capsys.readouterr().err
+    # the configs of the training set aside stay with it (the new run's replaced them)
+    assert next(tmp_path.glob("config.yaml.set-aside-*")).read_bytes() == old_config
+    assert "epochs: 1" in (tmp_path / "config.yaml").read_text()
+    for m in _member_dirs(tmp_path):
+        assert next(m.glob("config.yaml.set-aside-*")).read_bytes() == old_configs[m.name]
     assert "trainer.resume=never: kept the earlier checkpoints as checkpoints.set-aside-" in err
     assert ("trainer.resume=never: starting from step 0; kept the earlier files as members/"
             ) in err

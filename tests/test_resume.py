@@ -419,10 +419,12 @@ def test_resume_never_sets_the_earlier_training_aside(tmp_path, capsys):
         "set-aside-" in err
     kept = {p.name.split(".set-aside-")[0]: p for p in tmp_path.iterdir()
             if ".set-aside-" in p.name}
-    assert set(kept) == {"checkpoints", "metrics.jsonl", "summary.json", "wandb"}
+    # (and its config.yaml, which the new run's replaced: the records kept had no config)
+    assert set(kept) == {"checkpoints", "metrics.jsonl", "summary.json", "wandb", "config.yaml"}
     assert (kept["wandb"] / "offline-run-old").is_dir()
-    assert kept["summary.json"].read_bytes() == old["summary.json"]
-    assert kept["metrics.jsonl"].read_bytes() == old["metrics.jsonl"]
+    for name in ("summary.json", "metrics.jsonl", "config.yaml"):
+        assert kept[name].read_bytes() == old[name], name
+    assert "lr: 0.01" in (tmp_path / "config.yaml").read_text()
     steps = train.ckpt_lib.Checkpoints(tmp_path / "checkpoints", write=False).steps()
     assert steps == [fresh["steps"]]  # only the new run's
     more = train.train_and_evaluate(compose("trainer.epochs=2", "optimizer.lr=0.01"), tmp_path)
@@ -730,3 +732,21 @@ def test_a_run_resumed_with_other_settings_keeps_its_earlier_config(tmp_path, ca
     train.train_and_evaluate(compose("trainer.epochs=1", "trainer.resume=never"), tmp_path)
     assert len(list(tmp_path.glob("config.yaml.earlier-*"))) == 2  # (a new start: no resume)
     assert "resumed with" not in capfd.readouterr().err
+
+
+def test_an_earlier_trainings_hydra_files_are_set_aside_with_it(tmp_path):
+    """Hydra writes this attempt's .hydra/ over the earlier training's before the run starts;
+    what it held is kept (in memory at start-up) and written beside the other set-aside
+    records."""
+    from snntrain import rundir
+
+    hydra = tmp_path / ".hydra"
+    hydra.mkdir()
+    (hydra / "overrides.yaml").write_text("- optimizer.lr=0.1\n")
+    rundir.remember_hydra_files(tmp_path)
+    (hydra / "overrides.yaml").write_text("- trainer.resume=never\n")  # as Hydra does
+    aside = rundir.set_aside_hydra_files(tmp_path)
+    assert aside.name.startswith(".hydra.set-aside-")
+    assert (aside / "overrides.yaml").read_text() == "- optimizer.lr=0.1\n"
+    assert (hydra / "overrides.yaml").read_text() == "- trainer.resume=never\n"
+    assert rundir.set_aside_hydra_files(tmp_path / "other") is None
