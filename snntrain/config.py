@@ -671,6 +671,21 @@ def _keys(prefix: str, d: Mapping[str, Any], registry: Any, name: str,
     _no_deleted_values(prefix, d, name)
 
 
+def no_overridden_decay(neuron: Mapping[str, Any],
+                        swept: Mapping[str, tuple[str, Any]] | None = None) -> None:
+    """``model.neuron.beta`` given beside ``tau`` (or ``rho`` beside ``tau_a``), which sets it:
+    the value was replaced without a word (a multirun over beta trained one network).
+    ``swept``: a multirun's swept keys (:func:`swept_in_config`), named as written."""
+    for decay, tau in (("beta", "tau"), ("rho", "tau_a")):
+        key = f"model.neuron.{decay}"
+        if neuron.get(tau) is not None and _overridden(key) and neuron.get(decay) is not None:
+            given = (swept[key][0] if swept and key in swept
+                     else f"{key}={_show(neuron[decay])}")
+            raise ConfigError(
+                f"{given} has no effect: model.neuron.{tau}={_show(neuron[tau])} sets {decay} = "
+                f"exp(-dt/{tau}); give one of them (model.neuron.{tau}=null to use {decay})")
+
+
 def _switch_hint(prefix: str, name: str) -> str:
     return (f"to switch {prefix}.name, pick the config with {prefix.replace('.', '/')}={name}: "
             f"it brings that {prefix.split('.')[-1]}'s parameters")
@@ -699,6 +714,12 @@ def _no_kept_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
                           f": it was kept from {group}={before.stem}, chosen before "
                           f"{prefix}.name={name} ({_switch_hint(prefix, name)}, or set "
                           f"{prefix}.{k} too)")
+    # (model.neuron.name=alif from lif: alif's rho, tau_a and b were the code's defaults,
+    # unrecorded in config.yaml)
+    if missing := [k for k in now if k not in d and k not in ("defaults", "name")]:
+        raise ConfigError(f"{prefix}.name={name} leaves out {group}={name}'s "
+                          f"{', '.join(missing)} (the code's defaults would run, unrecorded in "
+                          f"config.yaml): {_switch_hint(prefix, name)}")
 
 
 def _no_deleted_values(prefix: str, d: Mapping[str, Any], name: str) -> None:
@@ -783,8 +804,13 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
         encoding.from_config(run.encoder)
 
     neuron = run.model.get("neuron")
+    if neuron is None and _chosen_file("model/neuron") is not None:  # ~model.neuron, =null
+        raise ConfigError("model.neuron is deleted: the code's default neuron would run, "
+                          "unrecorded in config.yaml; pick one with model/neuron=<name> "
+                          f"({', '.join(neurons.NEURONS.names())})")
     if isinstance(neuron, Mapping) and "kind" not in neuron:  # (kind: from_config says)
         _keys("model.neuron", neuron, neurons.NEURONS, neuron.get("name"))
+        no_overridden_decay(neuron)
     with named("model.neuron", neuron or {}):
         cell = neurons.from_config(neuron)
     # (refused when the graph was read, after the run directory existed)

@@ -44,6 +44,7 @@ from snntrain.config import (
     check_files,
     check_groups,
     check_trainer,
+    no_overridden_decay,
     parse,
     swept_in,
     swept_in_config,
@@ -723,6 +724,9 @@ class Startup(Callback):
                 from snntrain.rundir import remember_hydra_files
 
                 remember_hydra_files(out, jobs=dir_key == "hydra.sweep.dir")
+            if not groups and run is not None and isinstance(run.model.get("neuron"), dict):
+                # (each job's own: refused at once)
+                no_overridden_decay(run.model["neuron"], swept_in_config(config))
             if not groups and run is not None and not _varies(config, "dataset"):
                 # (the one file every job would read; its model, if every job has it)
                 check_files(run, model=not _varies(config, "model"))

@@ -443,6 +443,43 @@ def test_another_name_on_the_command_line_keeps_no_other_configs_value(monkeypat
     assert check("surrogate.name=sigmoid", "surrogate.alpha=4").surrogate["alpha"] == 4
 
 
+def test_values_the_run_would_replace_or_leave_unrecorded_are_refused(monkeypatch):
+    """Each trained without a word (tester): a beta beside the tau that sets it (a multirun
+    over beta trained one network), a switched name that left out the new config's keys (ALIF's
+    rho and b were the code's defaults, unrecorded in config.yaml), a deleted neuron."""
+    def check(*overrides):
+        monkeypatch.setattr("sys.argv", ["snntrain", *overrides])
+        return config.validate(_compose(*overrides))
+
+    with pytest.raises(ConfigError) as err:
+        check("model.neuron.tau=5", "model.neuron.beta=0.5")
+    assert str(err.value) == ("model.neuron.beta=0.5 has no effect: model.neuron.tau=5 sets "
+                              "beta = exp(-dt/tau); give one of them (model.neuron.tau=null to "
+                              "use beta)")
+    with pytest.raises(ConfigError, match=r"^model.neuron.rho=0.1 has no effect: model.neuron"
+                                          r".tau_a=5 sets rho = exp\(-dt/tau_a\)"):
+        check("model/neuron=alif", "model.neuron.tau_a=5", "model.neuron.rho=0.1")
+    with pytest.raises(ConfigError) as err:
+        check("model.neuron.name=alif")
+    assert str(err.value) == (
+        "model.neuron.name=alif leaves out model/neuron=alif's rho, tau_a, b (the code's "
+        "defaults would run, unrecorded in config.yaml): to switch model.neuron.name, pick the "
+        "config with model/neuron=alif: it brings that neuron's parameters")
+    with pytest.raises(ConfigError, match=r"^encoder.name=rate leaves out encoder=rate's gain, "
+                                          r"resolution, generator"):
+        check("encoder=direct", "encoder.name=rate")
+    for deleted in ("~model.neuron", "model.neuron=null"):
+        with pytest.raises(ConfigError) as err:
+            check(deleted)
+        assert str(err.value) == ("model.neuron is deleted: the code's default neuron would run, "
+                                  "unrecorded in config.yaml; pick one with model/neuron=<name> "
+                                  "(alif, if, lif)")
+    # tau alone (beta from the config), tau with beta=null, and beta alone pass
+    assert check("model.neuron.tau=5").model["neuron"]["tau"] == 5
+    assert check("model.neuron.tau=5", "model.neuron.beta=null").model["neuron"]["beta"] is None
+    assert check("model.neuron.beta=0.5").model["neuron"]["beta"] == 0.5
+
+
 def test_deleting_a_groups_value_is_refused(monkeypatch):
     """~model.neuron.beta ran with the code's default beta, which config.yaml did not record."""
     for key, has in (("model.neuron.beta", "model/neuron=lif has 0.9"),
