@@ -346,7 +346,7 @@ def _bin_into(out: np.ndarray, reader: Reader, binning: Binning) -> dict[str, in
 
 def _cache_key(reader: Reader, binning: Binning) -> str:
     """Everything that changes the binned tensor: every :class:`Binning` field, the sensor,
-    the format and its options (``time_unit``), the files' names, sizes and times."""
+    the format and its options (``time_unit``), the files' names, sizes, times and inodes."""
     spec = {"version": CACHE_VERSION, "binning": dataclasses.asdict(binning),
             "sensor": [int(v) for v in reader.sensor], "format": type(reader).__name__,
             "options": reader.options(), "files": reader.fingerprint()}

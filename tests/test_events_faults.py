@@ -66,6 +66,27 @@ def test_every_binning_option_changes_the_cache_key(tmp_path):
             == events._cache_key(reader, events.Binning(**{**base, "downsample": [4]})))
 
 
+def test_a_file_replaced_with_the_same_size_and_time_is_binned_again(tmp_path):
+    """A file replaced by another of the same size and modification time (cp -p, rsync -a,
+    touch -r, tar) trained on the old file's cached events."""
+    path = tmp_path / "cam.npz"
+    make_npz(path)
+    kw = dict(path=str(path), T=5, dt_ms=50)
+    before = _all(data.load("events", **kw).test)
+    other = tmp_path / "other.npz"
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["t_test"] = np.full_like(arrays["t_test"], 5)  # every event in the first step
+    np.savez(other, **arrays)
+    assert other.stat().st_size == path.stat().st_size
+    st = path.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, path)
+    after = _all(data.load("events", **kw).test)
+    np.testing.assert_array_equal(after, _all(data.load("events", **kw, cache=False).test))
+    assert not np.array_equal(before, after) and after[:, 1:].sum() == 0
+
+
 def _npz_reader(path: Path, time_unit: str) -> Reader:
     from snntrain.event_formats import read_npz
 
