@@ -926,6 +926,8 @@ def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
       ConfigError: naming the file and what is wrong with it.
     """
     from snntrain import data, event_formats, events, tfds_data
+    from snntrain.event_formats import EventDataError
+    from snntrain.sources import class_count
 
     name, sensor = run.dataset["name"], None
     try:
@@ -940,6 +942,13 @@ def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
             if not Path(os.path.expanduser(str(path))).is_file():
                 raise ConfigError(f"dataset.path={path}: no such file")
             sensor = event_formats.npz_sensor(path)
+            labels = event_formats.npz_labels(path)
+            if sensor is None or labels is None:  # (damaged: read_npz says how, in one line)
+                event_formats.read_npz(path, run.dataset.get("time_unit", "us"))
+            else:  # (a single class or id-like labels were refused after the run directory)
+                class_count(labels, run.dataset.get("n_classes"),
+                            {s: f"{path} (labels_{s})" for s in labels}, EventDataError,
+                            note=False)
             if model:
                 _model_takes(run, sensor, f" ({path})")
         elif name in tfds_data.TFDS_DATASETS and (why := tfds_data.unprepared(

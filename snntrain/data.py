@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import difflib
 import functools
-import logging
 import math
 import os
 import queue
@@ -61,6 +60,7 @@ from snntrain.sources import (  # noqa: F401 - re-exported: the names callers kn
     Splits,
     TensorFlowMissing,
     UnknownDataset,
+    class_count,
     first_line,
     make_splits,
     n_classes_of,
@@ -229,21 +229,6 @@ def _check_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarra
         raise BadArrays(f"{where} is corrupt ({first_line(e)})") from None
 
 
-def _check_label_range(y: np.ndarray, path: str) -> None:
-    """Labels are class indices: with ``n_classes`` inferred as the largest label + 1, most of
-    ``0..max`` must occur (labels like 10**9 are ids, and would make a 10**9-way readout)."""
-    if not len(y) or y.min() < 0:
-        return  # reported below with the label span
-    top = int(y.max())
-    if top >= 1000 and len(np.unique(y)) * 2 <= top + 1:
-        raise BadArrays(
-            f"{path}: labels span {int(y.min())}..{top} but only {len(np.unique(y))} distinct "
-            "values occur; "
-            "labels must be class indices 0..n_classes-1 (remap them with "
-            "np.unique(y, return_inverse=True)[1], or set dataset.n_classes)"
-        )
-
-
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -294,25 +279,7 @@ def load_arrays(
         raise BadArrays(
             f"{path}: x_train is {xs['train'].dtype} but x_test {xs['test'].dtype}; use one dtype"
         )
-    y_all = np.concatenate([ys["train"], ys["test"]])
-    n_classes = n_classes_of(n_classes, BadArrays)
-    if n_classes is None:
-        _check_label_range(y_all, path)
-    n_classes = int(n_classes) if n_classes is not None else int(y_all.max()) + 1
-    if y_all.min() < 0 or y_all.max() >= n_classes:
-        raise BadArrays(
-            f"{path}: labels span {y_all.min()}..{y_all.max()}, outside "
-            f"0..{n_classes - 1} (dataset.n_classes={n_classes})"
-        )
-    if len(np.unique(ys["train"])) < 2:
-        raise BadArrays(f"{path}: y_train holds a single class ({int(ys['train'][0])}); a "
-                        "classifier needs at least two")
-    unseen = np.setdiff1d(ys["test"], ys["train"])
-    if len(unseen):
-        logging.getLogger(__name__).info(
-            "note: %s: y_test holds class(es) %s that y_train never shows (n_classes=%d); "
-            "the model cannot learn them", path, ", ".join(map(str, unseen[:10].tolist())),
-            n_classes)
+    n_classes = class_count(ys, n_classes, {s: f"{path} (y_{s})" for s in ys}, BadArrays)
     name = f"arrays:{Path(path).name}"
     return from_arrays(
         name,

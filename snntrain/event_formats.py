@@ -393,6 +393,17 @@ def npz_sensor(path: str | os.PathLike) -> tuple[int, ...] | None:
     return checked_sensor(path, raw)
 
 
+def npz_labels(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """The ``labels_<split>`` of a :func:`read_npz` file, reading those members alone (a
+    start-up check; None if they cannot be read: :func:`read_npz` then says why)."""
+    try:
+        with np.load(os.path.expanduser(str(path)), allow_pickle=False) as f:
+            return {s: _check_labels(np.asarray(f[f"labels_{s}"]), f"{path} (labels_{s})")
+                    for s in ("train", "test")}
+    except Exception:  # noqa: BLE001 - any damage is read_npz's to report, in its words
+        return None
+
+
 def checked_sensor(path: Any, sensor_size: Any) -> tuple[int, ...]:
     """A file's ``sensor_size``: ``[C]`` or ``[W, H, P]``, positive integers."""
     sensor = np.asarray(sensor_size).reshape(-1)

@@ -80,7 +80,7 @@ from snntrain.event_formats import (
     check_time_unit,
     read_npz,
 )
-from snntrain.sources import Splits, content_hash, first_line, n_classes_of, val_indices
+from snntrain.sources import Splits, class_count, content_hash, first_line, val_indices
 
 log = logging.getLogger(__name__)
 
@@ -707,10 +707,8 @@ def build_splits(
         if not len(reader):
             raise EventDataError(f"{reader.where}: the {split} split is empty (0 samples)")
     labels = {s: r.labels for s, r in splits.items()}
-    n_classes = n_classes_of(n_classes, EventDataError)
-    if n_classes is None:
-        n_classes = int(max(y.max() for y in labels.values())) + 1
-    check_labels(splits, n_classes)
+    n_classes = class_count(labels, n_classes, {s: r.where for s, r in splits.items()},
+                            EventDataError)
     sources = {}
     for split, reader in splits.items():
         tag, key = f"{name}_{split}", _cache_key(reader, b)
@@ -750,17 +748,6 @@ def build_splits(
     test = source("test", np.arange(len(splits["test"])), False)
     frame = b.frame_shape(splits["train"].sensor)
     return Splits(name, train, val, test, frame, n_classes, temporal=True)
-
-
-def check_labels(splits: dict[str, Reader], n_classes: int) -> None:
-    """Refuse labels outside ``0..n_classes-1`` in one line naming the split's file."""
-    for reader in splits.values():
-        y = reader.labels
-        if len(y) and (y.min() < 0 or y.max() >= n_classes):
-            raise EventDataError(
-                f"{reader.where}: labels span {y.min()}..{y.max()}, outside "
-                f"0..{n_classes - 1} (dataset.n_classes={n_classes})"
-            )
 
 
 def _load(name: str, data_dir, T, seed, val_fraction, cache, cache_dir, in_memory, augment,
@@ -907,7 +894,8 @@ def prepare(name: str, data_dir: str | None = None) -> str:
                 found = readers(name, base)
             except EventDataMissing:  # downloaded, not extracted
                 found = readers(name, base, extracted=_extract(root))
-    check_labels(found, DATASETS[name][2])
+    class_count({s: r.labels for s, r in found.items()}, DATASETS[name][2],
+                {s: r.where for s, r in found.items()}, EventDataError)
     for split, reader in found.items():
         log.info("%s %s: reading and checking the events of %d samples", name, split,
                  len(reader))

@@ -66,6 +66,44 @@ def n_classes_of(n_classes: Any, error: type[DatasetError] = DatasetError) -> in
     return int(n_classes)
 
 
+def class_count(ys: dict[str, np.ndarray], n_classes: Any, where: dict[str, str],
+                error: type[DatasetError] = DatasetError, note: bool = True) -> int:
+    """The class count of integer labels ``ys`` (per split, ``train`` among them; ``where``
+    names each split's file): ``n_classes`` as given, else the largest label + 1. Refused in
+    one line: labels outside ``0..n_classes-1``; with the count inferred, id-like labels (a span
+    from 0 to 1000 or more in which at most half the values occur: labels like 10**8 made a
+    10**8-way readout, reported as out of memory); a training split of a single class. Test
+    classes the training split never shows are noted (with ``note``)."""
+    n = n_classes_of(n_classes, error)
+    y_all = np.concatenate([np.asarray(y).ravel() for y in ys.values()])
+    if not len(y_all):
+        return n or 1
+    lo, top = int(y_all.min()), int(y_all.max())
+    first = where.get("train", next(iter(where.values())))
+    if n is None and lo >= 0 and top >= 1000 and len(np.unique(y_all)) * 2 <= top + 1:
+        raise error(f"{first}: labels span {lo}..{top} but only {len(np.unique(y_all))} "
+                    "distinct values occur; labels must be class indices 0..n_classes-1 "
+                    "(remap them with np.unique(y, return_inverse=True)[1], or set "
+                    "dataset.n_classes)")
+    n = top + 1 if n is None else n
+    for split, y in ys.items():
+        if len(y) and (y.min() < 0 or y.max() >= n):
+            raise error(f"{where[split]}: labels span {y.min()}..{y.max()}, outside "
+                        f"0..{n - 1} (dataset.n_classes={n})")
+    train = np.unique(ys["train"])
+    if len(train) < 2:
+        raise error(f"{where['train']}: the training labels hold a single class "
+                    f"({int(train[0])}); a classifier needs at least two")
+    unseen = np.setdiff1d(np.concatenate([np.asarray(y) for k, y in ys.items() if k != "train"]
+                                         or [np.zeros(0, int)]), train)
+    if len(unseen) and note:
+        log.info(
+            "note: %s: the test labels hold class(es) %s that the training labels never show "
+            "(n_classes=%d); the model cannot learn them", first,
+            ", ".join(map(str, unseen[:10].tolist())), n)
+    return n
+
+
 def first_line(e: BaseException) -> str:
     """``"<ExceptionType>: <first line of its message>"``, for one-line error messages."""
     text = str(e).strip().splitlines()

@@ -521,7 +521,8 @@ BAD_NPZ = {
     "just above 1": (_bad(x_test=np.full((20, 5, 4), 0.5, np.float32) + np.eye(1, 400).reshape(
         20, 5, 4).astype(np.float32) * np.float32(0.5000001)),
         r"x_test values span 0\.5\.\.1\.0000001\d* \(1 outside \[0, 1\]\)"),
-    "negative label": (_bad(y_test=np.full(20, -1)), r"labels span -1\.\.3, outside 0\.\.3"),
+    "negative label": (_bad(y_test=np.full(20, -1)),
+                       r"\(y_test\): labels span -1\.\.-1, outside 0\.\.3"),
     "value range": (
         _bad(x_test=np.full((20, 5, 4), 255.0, np.float32)),
         r"x_test values span 255\.0\.\.255\.0 \(400 outside \[0, 1\]\); float images must be "
@@ -550,7 +551,8 @@ BAD_NPZ = {
     ),
     # a 1-class classifier trained to test accuracy 1.0 without a word
     "single class": (_bad(y_train=np.zeros(50, int), y_test=np.zeros(20, int)),
-                     r"y_train holds a single class \(0\); a classifier needs at least two"),
+                     r"\(y_train\): the training labels hold a single class \(0\); a "
+                     r"classifier needs at least two"),
     # 8 x 3 x 8 x 8 was read as 3 x 8 images of 8 channels
     "channels first": (
         _bad(x_train=np.zeros((50, 3, 8, 8), np.uint8), x_test=np.zeros((20, 3, 8, 8), np.uint8)),
@@ -583,8 +585,9 @@ def test_a_test_class_missing_from_train_is_noted(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="snntrain"):
         splits = data.load("arrays", path=_npz(tmp_path / "a.npz", **arrays))
     assert splits.n_classes == 8
-    assert (f"note: {tmp_path / 'a.npz'}: y_test holds class(es) 3, 7 that y_train never "
-            "shows (n_classes=8); the model cannot learn them") in caplog.messages
+    assert (f"note: {tmp_path / 'a.npz'} (y_train): the test labels hold class(es) 3, 7 that "
+            "the training labels never show (n_classes=8); the model cannot learn them"
+            ) in caplog.messages
 
 
 def test_arrays_file_errors(tmp_path):

@@ -87,6 +87,31 @@ def test_a_file_replaced_with_the_same_size_and_time_is_binned_again(tmp_path):
     assert not np.array_equal(before, after) and after[:, 1:].sum() == 0
 
 
+def test_event_labels_are_checked_as_an_arrays_files_are(tmp_path, caplog):
+    """A single-class training split trained (test 0.45), and id-like labels {0, 10**8} made
+    a 10**8-way readout reported as "out of memory ... make the model smaller" (tester): the
+    checks dataset=arrays makes, from one function."""
+    path = tmp_path / "cam.npz"
+    make_npz(path, labels_train=np.zeros(10, int))
+    with pytest.raises(data.DatasetError) as err:
+        data.load("events", path=str(path), T=5, dt_ms=50)
+    assert _one_line(err).endswith(": the training labels hold a single class (0); a classifier "
+                                   "needs at least two")
+    with np.load(path) as z:
+        n_train, n_test = len(z["labels_train"]), len(z["labels_test"])
+    make_npz(path, labels_train=np.arange(n_train) % 2 * 10**8,
+             labels_test=np.arange(n_test) % 2 * 10**8)
+    with pytest.raises(data.DatasetError) as err:
+        data.load("events", path=str(path), T=5, dt_ms=50)
+    assert "labels span 0..100000000 but only 2 distinct values occur; labels must be class " \
+        "indices 0..n_classes-1" in _one_line(err)
+    make_npz(path, labels_train=np.arange(n_train) % 2, labels_test=np.full(n_test, 2))
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        assert data.load("events", path=str(path), T=5, dt_ms=50).n_classes == 3
+    assert any("the test labels hold class(es) 2 that the training labels never show" in m
+               for m in caplog.messages)
+
+
 def _npz_reader(path: Path, time_unit: str) -> Reader:
     from snntrain.event_formats import read_npz
 
@@ -787,3 +812,29 @@ def test_a_split_with_no_events_to_bin_is_refused(tmp_path, what):
         data.load("events", **kw)
     assert _one_line(e).startswith(f"{tmp_path / 'e.npz'}") and "split has no events to bin (" \
         in str(e.value), e.value
+
+
+def test_a_damaged_event_file_or_its_labels_are_refused_at_start_up(tmp_path):
+    """A truncated file, a single-class training split and id-like labels were refused only
+    after the run directory existed (its summary.json a failure)."""
+    from snntrain import config
+    from snntrain.config import ConfigError
+
+    def check(path):
+        return config.check_files(config.parse(compose("dataset=events",
+                                                       f"dataset.path={path}")))
+
+    path = tmp_path / "cam.npz"
+    make_npz(path)
+    assert check(path) == (64,)
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(ConfigError, match=r"cut.npz is not an .npz \(not a zip archive\)"):
+        check(tmp_path / "cut.npz")
+    make_npz(path, labels_train=np.zeros(10, int))
+    with pytest.raises(ConfigError) as err:
+        check(path)
+    assert _one_line(err) == (f"{path} (labels_train): the training labels hold a single "
+                              "class (0); a classifier needs at least two")
+    make_npz(path, labels_train=np.arange(10) % 2 * 10**8)
+    with pytest.raises(ConfigError, match=r"labels span 0\.\.100000000 but only"):
+        check(path)
