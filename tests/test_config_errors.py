@@ -821,7 +821,12 @@ def test_a_model_that_does_not_fit_the_datas_known_shape_is_refused_before_the_r
     with pytest.raises(ConfigError, match=rf"^{path}: sensor_size=\[34, 34\] is invalid: must "
                                           r"be \[C\] for \(t, unit\) events or \[W, H, P\]"):
         check("dataset=events", f"dataset.path={path}")
-    np.savez(path, sensor_size=np.array([34, 20, 2]))  # (W, H, P), downsampled to H x W
+    # (W, H, P), downsampled to H x W (a whole file: one of a sensor alone is refused)
+    events = {f"{k}_{s}": np.zeros(2, int) for k in ("t", "x", "y", "p") for s in ("train",
+                                                                                    "test")}
+    np.savez(path, sensor_size=np.array([34, 20, 2]), **events,
+             **{f"counts_{s}": np.array([1, 1]) for s in ("train", "test")},
+             **{f"labels_{s}": np.array([0, 1]) for s in ("train", "test")})
     assert check("dataset=events", f"dataset.path={path}", "dataset.downsample=[10,17]",
                  "dataset.polarity=false") == (10, 17, 1)
     p = cli("logger=none", "model=conv", "model.channels=[4,8,8]", cwd=tmp_path)

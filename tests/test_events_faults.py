@@ -764,7 +764,8 @@ def test_a_conv_model_on_a_one_d_events_file_is_refused_before_the_run_directory
     config.check_files(config.parse(compose("dataset=events",
                                             f"dataset.path={tmp_path}/chan.npz")))
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    check("junk.npz")  # (no sensor read: the loader says what is wrong with the file)
+    with pytest.raises(config.ConfigError, match=r"junk.npz is not an .npz \(not a zip "):
+        check("junk.npz")  # (the loader's words, at start-up: it was after the run directory)
     run_dir = tmp_path / "run"
     p = cli("logger=none", "dataset=events", "model=conv", f"dataset.path={tmp_path}/chan.npz",
             f"hydra.run.dir={run_dir}", cwd=tmp_path)
