@@ -74,6 +74,10 @@ def _decay(owner: str, name: str, value: float, tau: float | None, dt: float,
             raise ValueError(f"{owner}: {tau_name} and dt must be > 0, got {tau_name}={tau}, "
                              f"dt={dt}")
         value = math.exp(-float(dt) / float(tau))
+        if value == 0.0:  # (it blamed the config's beta, which tau had replaced)
+            raise ValueError(f"{owner}: {tau_name}={tau} with dt={dt} gives {name} = "
+                             f"exp(-dt/{tau_name}) = 0 (below the smallest float): "
+                             f"{tau_name} must be more than dt/745")
     if value is None:  # (beta: null is allowed when tau sets it)
         raise ValueError(f"{owner}: {name} must be a number in (0, 1] unless {tau_name} is set, "
                          "got None")

@@ -167,6 +167,14 @@ class DivergencePolicy:
     def accept(self, step: int, metrics: dict[str, float]) -> bool:
         if metrics.pop("finite"):
             return True
+        if self.on_nan == "stop" and step == 1:  # (it blamed the learning rate, which has not
+            # acted yet: the loss and gradient are those of the initial parameters)
+            raise Diverged(f"loss or gradient is NaN/Inf at step 1, before any update "
+                           f"(loss={metrics['loss']}, grad_norm={metrics['grad_norm']}): the "
+                           "initial network's, not the learning rate's; check the values that "
+                           "scale the loss or the network (loss.rate_reg.weight, "
+                           "model.readout_scale, the neuron's parameters) and the input",
+                           step=step)
         if self.on_nan == "stop":
             where = self.last_good() if self.last_good else "no checkpoint was written yet"
             raise Diverged(f"loss or gradient became NaN/Inf at step {step} "

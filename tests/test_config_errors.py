@@ -160,6 +160,12 @@ PARSE_CASES = [
 
 # ---- caught by config.check_groups (the registries: JAX, but no data and no compile) ---------
 GROUP_CASES = [
+    # a tau whose decay underflows blamed the config's beta, which tau replaces
+    ("model.neuron.tau=1e-30", "model.neuron.tau=1e-30 is invalid: LIF: tau=1e-30 with dt=1.0 "
+                               "gives beta = exp(-dt/tau) = 0 (below the smallest float): tau "
+                               "must be more than dt/745"),
+    ("model/neuron=alif model.neuron.tau_a=1e-30", "model.neuron.tau_a=1e-30 is invalid: ALIF: "
+                                                   "tau_a=1e-30 with dt=1.0 gives rho"),
     # event-data settings were checked only while loading the data: behind "not found" when
     # it was missing, and after the run directory was made when it was there
     ("dataset=shd dataset.binary=no", "dataset.binary='no' is not a boolean; valid: true, false"),

@@ -681,3 +681,22 @@ def test_a_multi_host_start_without_its_processes_is_one_line(tmp_path):
     assert line.endswith("start one process per task (under SLURM: srun), or set "
                          "trainer.coordinator_address, trainer.num_processes and "
                          "trainer.process_id, or trainer.distributed=false for one process")
+
+
+def test_a_first_step_that_is_not_finite_does_not_blame_the_learning_rate():
+    """At step 1 the loss and gradient are the initial parameters': "Lower optimizer.lr" sent
+    a user of loss.rate_reg.weight=1e30 after the wrong key (tester)."""
+    from snntrain.runstate import Diverged, DivergencePolicy
+
+    policy = DivergencePolicy("stop")
+    with pytest.raises(Diverged) as e:
+        policy.accept(1, {"finite": False, "loss": 2.5, "grad_norm": float("inf")})
+    assert str(e.value) == (
+        "loss or gradient is NaN/Inf at step 1, before any update (loss=2.5, grad_norm=inf): "
+        "the initial network's, not the learning rate's; check the values that scale the loss "
+        "or the network (loss.rate_reg.weight, model.readout_scale, the neuron's parameters) "
+        "and the input")
+    with pytest.raises(Diverged, match=r"at step 2 .*Lower optimizer.lr"):
+        policy.accept(2, {"finite": False, "loss": float("nan"), "grad_norm": float("nan")})
+    assert DivergencePolicy("skip_step", say=lambda _: None).accept(
+        1, {"finite": False, "loss": 1.0, "grad_norm": 1.0}) is False
