@@ -513,14 +513,33 @@ class Frames:
                      self.reader.sensor)
             for r, s in zip(rows, samples, strict=True)
         ]
-        return bin_events(moved, self.reader.sensor, self.binning, (lo, hi))[0].astype(
-            np.float32)
+        frames, kept, _ = bin_events(moved, self.reader.sensor, self.binning, (lo, hi))
+        _note_augment_loss(self, sum(len(m["t"]) for m in samples), int(kept.sum()))
+        return frames.astype(np.float32)
 
     def at_epoch(self, seed: int, epoch: int) -> Frames:
         """This source as epoch ``epoch`` of a run with ``seed`` reads it (augmentation draws)."""
         if self.augment is None or not self.augment.active:
             return self
         return dataclasses.replace(self, seed=int(seed), epoch=int(epoch))
+
+
+_NOTED_AUGMENT: set[str] = set()  # (the sources whose augmentation loss was said)
+
+
+def _note_augment_loss(source: Frames, events: int, kept: int, share: float = 0.25) -> None:
+    """Say once per split when augmentation leaves less than ``1 - share`` of a batch's events
+    in its window: a time shift beyond the samples' length cropped them all without a word
+    (``time_shift_ms=1e300`` trained on empty samples, at loss ln C)."""
+    where = str(source.reader.where)
+    if events and kept < (1 - share) * events and where not in _NOTED_AUGMENT:
+        _NOTED_AUGMENT.add(where)
+        a = source.augment
+        log.info("note: dataset.augment (time_shift_ms=%g, jitter_ms=%g, drop=%g, "
+                 "channel_shift=%d) left %d of a training batch's %d events (%.0f%%) in the "
+                 "samples' windows: events shifted out of the window or off the sensor are "
+                 "cropped", a.time_shift_ms, a.jitter_ms, a.drop, a.channel_shift, kept, events,
+                 100 * kept / events)
 
 
 # ---- the datasets -------------------------------------------------------------------------
