@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import pathlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -255,4 +256,53 @@ def psum(x: Any, axis_name: str | None) -> Any:
     return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
+def step_memory(train_ma: Any, eval_ma: Any = None) -> dict[str, int]:
+    """Bytes of the compiled steps: ``arguments`` (states, batches, keys: grow with the
+    members) and ``temporaries`` (the largest step's scratch and new outputs)."""
+    def get(ma, name):
+        return int(getattr(ma, name, 0) or 0) if ma is not None else 0
 
+    temp = max(get(train_ma, "temp_size_in_bytes") + get(train_ma, "output_size_in_bytes")
+               - get(train_ma, "alias_size_in_bytes"), get(eval_ma, "temp_size_in_bytes"))
+    return {"arguments": get(train_ma, "argument_size_in_bytes"), "temporaries": temp}
+
+
+def available_memory() -> int | None:
+    """Bytes a run may still use: the first device's limit on an accelerator, else Linux's
+    ``MemAvailable`` (None when unknown: no check)."""
+    device = jax.local_devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+MEMORY_FRACTION = 0.9  # of what is left that a run (or a population) may plan to use
+
+
+def memory_error(compiled: Any, what: str, devices: int = 1) -> str | None:
+    """Why the compiled ``what`` step cannot run here, or None: its temporaries (on a CPU
+    times its ``devices``, which share the host's memory) exceed :data:`MEMORY_FRACTION` of
+    what is left. Before, a model too large for the RAM was killed by the kernel: status 137,
+    no message, no summary (22.1 of 23.2 GiB left was killed)."""
+    try:
+        need = step_memory(compiled.memory_analysis())["temporaries"]
+    except Exception:  # noqa: BLE001 - no analysis from this backend: no check
+        return None
+    device = jax.local_devices()[0]
+    need *= devices if device.platform == "cpu" else 1
+    avail = available_memory()
+    if avail is None or need <= MEMORY_FRACTION * avail:
+        return None
+    return (f"out of memory on {device.device_kind}: the compiled {what} step needs "
+            f"{need / 2**30:,.1f} GiB of working memory, {avail / 2**30:,.1f} GiB is left "
+            f"(a run plans with {MEMORY_FRACTION:.0%} of it): "
+            "make the model (model.hidden, model.channels), trainer.batch_size or T smaller, or "
+            "set trainer.remat=true")

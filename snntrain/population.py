@@ -69,10 +69,10 @@ from snntrain.experiment import (
     newest_fingerprint,
 )
 from snntrain.nirgraph import nir_params
+from snntrain.parallel import MEMORY_FRACTION, available_memory
 from snntrain.paths import CONFIG_DIR
 from snntrain.population_step import (
     Program,
-    available_memory,
     build_program,
     choose_mesh,
     initial_state,
@@ -102,7 +102,6 @@ AXES = {
 }
 VARIABLE = "surrogate.name, surrogate.<float parameter>, seed, optimizer.lr, neuron.beta, " \
            "neuron.threshold"
-MEMORY_FRACTION = 0.9  # of MemAvailable a population may plan to use
 # a multirun that sweeps one of these chooses its jobs' devices: the CPU is split, as before
 # worker processes (each job then places its members by its own values)
 DEVICE_KEYS = {"trainer.devices", "trainer.parallel", f"{KEY}.mesh", f"{KEY}.cpu_devices",

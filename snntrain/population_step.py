@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -316,34 +315,6 @@ def build_program(exps: Sequence[Experiment], index: list[int], *, vectorize: in
                                  program.args).compile()
     # per device; on a CPU the mesh's virtual devices share the host's memory
     devices = 1 if mesh is None or mesh.devices.flat[0].platform != "cpu" else mesh.size
-    program.memory = {name: n * devices for name, n in memory(
+    program.memory = {name: n * devices for name, n in par.step_memory(
         program.step.memory_analysis(), program.eval.memory_analysis()).items()}
     return program
-
-
-def memory(train_ma: Any, eval_ma: Any) -> dict[str, int]:
-    """Bytes of the compiled steps: ``arguments`` (states, batches, keys: grow with the
-    members) and ``temporaries`` (the largest step's scratch and new outputs)."""
-    def get(ma, name):
-        return int(getattr(ma, name, 0) or 0) if ma is not None else 0
-
-    temp = max(get(train_ma, "temp_size_in_bytes") + get(train_ma, "output_size_in_bytes")
-               - get(train_ma, "alias_size_in_bytes"), get(eval_ma, "temp_size_in_bytes"))
-    return {"arguments": get(train_ma, "argument_size_in_bytes"), "temporaries": temp}
-
-
-def available_memory() -> int | None:
-    """Bytes a population may use: the first device's limit on an accelerator, else Linux's
-    ``MemAvailable`` (None when unknown: no check)."""
-    device = jax.local_devices()[0]
-    if device.platform != "cpu":
-        stats = device.memory_stats() or {}
-        if stats.get("bytes_limit"):
-            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None

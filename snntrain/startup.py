@@ -544,11 +544,30 @@ def device_error(config: DictConfig) -> str | None:
             _, devices = parallel.resolved(
                 str(OmegaConf.select(config, "trainer.parallel", default="auto")),
                 OmegaConf.select(config, "trainer.devices", default=None))
-            return parallel.split_error(
-                int(OmegaConf.select(config, "trainer.batch_size", default=0) or 0), devices)
+            batch = int(OmegaConf.select(config, "trainer.batch_size", default=0) or 0)
+            return parallel.split_error(batch, devices) or _time_loop_memory_error(config, batch)
     except ConfigError as e:
         return str(e)
     return None
+
+
+def _time_loop_memory_error(config: DictConfig, batch: int) -> str | None:
+    """A lower bound of the training step's memory: the first layer's ``T x B x N`` float32
+    currents (N: its width, 1 if not a dense layer). ``T=2147483647`` was killed by the kernel
+    while the model was built (status 137, no message); the compiled step's own estimate
+    (:func:`snntrain.parallel.memory_error`) comes later."""
+    from snntrain import parallel
+
+    T = OmegaConf.select(config, "dataset.T", default=None) or OmegaConf.select(
+        config, "T", default=1)
+    hidden = OmegaConf.select(config, "model.hidden", default=None)
+    width = hidden[0] if hidden and isinstance(hidden[0], int) else 1
+    need, avail = int(T) * batch * width * 4, parallel.available_memory()
+    if avail is None or need <= parallel.MEMORY_FRACTION * avail:
+        return None
+    return (f"out of memory: T={T} time steps of trainer.batch_size={batch} examples x {width} "
+            f"neurons need at least {need / 2**30:,.1f} GiB, {avail / 2**30:,.1f} GiB is left: "
+            "make T, trainer.batch_size or the model smaller")
 
 
 def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:

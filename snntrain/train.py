@@ -71,6 +71,17 @@ DIVERGED_EXIT_CODE = Diverged.exit_code
 # ---- epoch runners: the same (step, metrics) stream, two ways ------------------------------
 
 
+def _check_memory(fn: Any, args: tuple, devices: int) -> None:
+    """Compile ``fn`` for ``args`` ahead of its first call (which then finds it compiled: only
+    its tracing is paid twice) and refuse it if its working memory exceeds what is left."""
+    try:
+        compiled = fn.lower(*args).compile()
+    except Exception:  # noqa: BLE001 - the call itself reports what is wrong
+        return
+    if (msg := par.memory_error(compiled, "training", devices)) is not None:
+        raise TrainingError(msg)
+
+
 class StepRunner(ChunkedEpoch):
     """Train an epoch one compiled step at a time, fed by the host pipeline; metrics are
     fetched every ``min(20, log_every)`` steps (:class:`snntrain.lifecycle.ChunkedEpoch`)."""
@@ -91,6 +102,10 @@ class StepRunner(ChunkedEpoch):
                                             rows=dp.local_rows))
 
     def step(self, batch: Any) -> Any:
+        if self.compile_s is None and self.malloc_trial is None:  # the first: fits it?
+            _check_memory(self.train_fn, (self.state, batch, self.key, self.exp.surrogate),
+                          len(self.exp.parallel.local_devices))
+
         def run() -> Any:
             self.state, metrics = self.train_fn(self.state, batch, self.key, self.exp.surrogate)
             return metrics
@@ -150,6 +165,8 @@ class FusedRunner(StepRunner):
             t0 = time.perf_counter()
             self._compiled[shape] = self.epoch_fn.lower(*args).compile()
             self.compile_s = (self.compile_s or 0.0) + time.perf_counter() - t0
+            if (msg := par.memory_error(self._compiled[shape], "epoch")) is not None:
+                raise TrainingError(msg)
         return self._compiled[shape]
 
     def epoch(self, progress: RunProgress, stop: Callable[[], bool]

@@ -7,6 +7,7 @@ checkpoints in a fresh directory and must reproduce the rest of the run exactly.
 """
 
 import json
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -700,3 +701,38 @@ def test_a_first_step_that_is_not_finite_does_not_blame_the_learning_rate():
         policy.accept(2, {"finite": False, "loss": float("nan"), "grad_norm": float("nan")})
     assert DivergencePolicy("skip_step", say=lambda _: None).accept(
         1, {"finite": False, "loss": 1.0, "grad_norm": 1.0}) is False
+
+
+def test_a_step_too_large_for_the_memory_left_is_refused_before_it_runs(tmp_path, monkeypatch):
+    """model.hidden=[1000000] was killed by the kernel (status 137: no message, no summary);
+    the compiled step's working memory is compared with what is left (90% of it) first, and
+    a T whose time loop alone cannot fit is refused at start-up (it was killed while the model
+    was built)."""
+    import json
+
+    from conftest import compose
+
+    from snntrain import parallel, startup, train
+    from snntrain.runstate import TrainingError
+
+    monkeypatch.setattr(parallel, "available_memory", lambda: 2**10)  # 1 KiB left
+    with pytest.raises(TrainingError) as e:
+        train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    assert re.fullmatch(r"out of memory on cpu: the compiled training step needs [\d.,]+ GiB of "
+                        r"working memory, 0\.0 GiB is left \(a run plans with 90% of it\): make "
+                        r"the model \(model.hidden, model.channels\), trainer.batch_size or T "
+                        r"smaller, or set trainer.remat=true", str(e.value)), str(e.value)
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+    assert not (tmp_path / "metrics.jsonl").exists() or "loss" not in (
+        tmp_path / "metrics.jsonl").read_text()
+    monkeypatch.setattr(parallel, "available_memory", lambda: 2**40)  # 1 TiB: trains
+    assert train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path / "b")["status"] \
+        == "completed"
+    # the start-up's lower bound: T x B x the first layer's width, float32
+    monkeypatch.setattr(parallel, "available_memory", lambda: 2**30)
+    cfg = compose("T=100000", "trainer.batch_size=128", tiny=False)  # 100000*128*256*4: 12 GiB
+    assert startup._time_loop_memory_error(cfg, 128) == (
+        "out of memory: T=100000 time steps of trainer.batch_size=128 examples x 256 neurons "
+        "need at least 12.2 GiB, 1.0 GiB is left: make T, trainer.batch_size or the model "
+        "smaller")
+    assert startup._time_loop_memory_error(compose("T=25", tiny=False), 128) is None
