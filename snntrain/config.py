@@ -358,6 +358,7 @@ GROUP_RULES: dict[str, Rule] = {
     "dataset.n_classes": integer(1, null=True),
     "dataset.T": integer(1),  # event datasets' time steps (the top-level T by default)
     "dataset.data_dir": _data_dir,
+    "dataset.cache_dir": _data_dir,  # (a file there skipped the cache without a word)
     "trainer.population.mode": one_of("grid", "zip"),
     "trainer.population.chunk": lambda v: None if v is None or v == "auto" or (
         _is_int(v) and v >= 1) else "an integer >= 1, auto or null",
@@ -768,6 +769,34 @@ def _overridden(key: str, deleted: bool = False) -> bool:
         task = sys.argv[1:]
     return any(o.lstrip("+~").split("=", 1)[0] == key and (o.startswith("~") or not deleted)
                for o in task)
+
+
+def unused_values(run: RunConfig, data_shape: Sequence[int] = ()) -> list[str]:
+    """Notes for values given on the command line that this configuration does not use
+    (each trained bit for bit as without it, without a word): the readout's ``readout_scale``
+    (``spike_count`` only) and ``readout_beta`` (the membrane readouts), the latency code's
+    ``tau`` (``mode=log``), ``model.remat_chunk`` (``trainer.remat``), and
+    ``dataset.polarity`` on a sensor of channels (``data_shape`` of one dimension)."""
+    m, e, d = run.model, run.encoder, run.dataset
+    unused = [
+        ("model.readout_scale", m.get("readout") != "spike_count",
+         f"model.readout={m.get('readout')} (it scales model.readout=spike_count's counts)"),
+        ("model.readout_beta", m.get("readout") == "spike_count",
+         "model.readout=spike_count (it is the decay of the membrane readouts)"),
+        ("encoder.tau", e.get("name") == "latency" and e.get("mode") != "log",
+         f"encoder.mode={e.get('mode')} (it is the time constant of encoder.mode=log)"),
+        ("model.remat_chunk", not run.trainer.remat,
+         "trainer.remat=false (it splits the time loop of a rematerialised run)"),
+        ("dataset.polarity", len(data_shape) == 1,
+         f"dataset={d.get('name')}'s sensor of channels (it sums a camera's polarities)"),
+    ]
+    return [f"note: {key}={_show(_get_path(run, key))} has no effect with {why}"
+            for key, unused_here, why in unused if unused_here and _overridden(key)]
+
+
+def _get_path(run: RunConfig, key: str) -> Any:
+    group, _, rest = key.partition(".")
+    return getattr(run, group).get(rest)
 
 
 def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:

@@ -28,7 +28,14 @@ from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
 from snntrain import encoding, models, optim, surrogates, synops
 from snntrain import parallel as par
-from snntrain.config import ConfigError, RunConfig, check_trainer, encoder_mismatch, validate
+from snntrain.config import (
+    ConfigError,
+    RunConfig,
+    check_trainer,
+    encoder_mismatch,
+    unused_values,
+    validate,
+)
 from snntrain.losses import RateRegularizer
 from snntrain.registry import plain
 from snntrain.sources import content_hash
@@ -92,6 +99,8 @@ def build(cfg: DictConfig) -> Experiment:
         _note(f"note: no validation split (dataset.val_fraction="
               f"{run.dataset.get('val_fraction', 0)}): optimize_metric={run.optimize_metric} "
               "will be null, so sweepers and the report cannot select on it")
+    for note in unused_values(run, data.image_shape):
+        _note(note)
     if trainer.fused_epoch and trainer.checkpoint_every:
         _note(f"note: trainer.checkpoint_every={trainer.checkpoint_every} has no effect with "
               "trainer.fused_epoch=true (an epoch is one compiled call): checkpoints are saved "

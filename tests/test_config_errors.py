@@ -91,6 +91,8 @@ PARSE_CASES = [
     ("trainer.process_id=-1", "trainer.process_id=-1 is invalid"),
     ("trainer.init_timeout_s=0", "trainer.init_timeout_s=0 is invalid"),
     # (a file there was reported as the dataset "not prepared in" it, after the run dir)
+    ("dataset=shd dataset.cache_dir=/dev/null", "dataset.cache_dir='/dev/null' is invalid: "
+                                                "must be a directory (not a file) or null"),
     ("dataset=mnist dataset.data_dir=/dev/null", "dataset.data_dir='/dev/null' is invalid: "
                                                  "must be a directory (not a file) or null"),
     ("trainer.checkpoint_every=-1", "trainer.checkpoint_every=-1 is invalid"),
@@ -391,6 +393,37 @@ def test_a_finished_run_with_keys_now_refused_at_start_up_still_loads(tmp_path):
     cfg["trainer"]["init_from_dt"] = 1e-4
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert train.params_of(tmp_path) is not None
+
+
+def test_values_this_configuration_does_not_use_are_noted(monkeypatch):
+    """Each trained bit for bit as without it, without a word (tester); said only for values
+    given on the command line (the config files hold every key of a group)."""
+    def notes(*overrides, shape=(8, 8, 1)):
+        monkeypatch.setattr("sys.argv", ["snntrain", *overrides])
+        return config.unused_values(config.parse(_compose(*overrides)), shape)
+
+    assert notes("model.readout_scale=100") == [
+        "note: model.readout_scale=100 has no effect with model.readout=membrane_mean (it "
+        "scales model.readout=spike_count's counts)"]
+    assert notes("model.readout=spike_count", "model.readout_beta=0.3") == [
+        "note: model.readout_beta=0.3 has no effect with model.readout=spike_count (it is the "
+        "decay of the membrane readouts)"]
+    assert notes("encoder=latency", "encoder.tau=0.5") == [
+        "note: encoder.tau=0.5 has no effect with encoder.mode=linear (it is the time constant "
+        "of encoder.mode=log)"]
+    assert notes("model.remat_chunk=1")[0].startswith("note: model.remat_chunk=1 has no effect "
+                                                      "with trainer.remat=false")
+    assert notes("dataset=events", "dataset.path=x.npz", "dataset.polarity=false",
+                 shape=(16,)) == ["note: dataset.polarity=false has no effect with "
+                                  "dataset=events's sensor of channels (it sums a camera's "
+                                  "polarities)"]
+    # used, or not given: nothing to say
+    assert notes("model.readout=spike_count", "model.readout_scale=2") == []
+    assert notes("encoder=latency", "encoder.mode=log", "encoder.tau=0.5") == []
+    assert notes("trainer.remat=true", "model.remat_chunk=5") == []
+    assert notes("model.readout=spike_count") == []
+    assert notes("dataset=events", "dataset.path=x.npz", "dataset.polarity=false",
+                 shape=(8, 8, 2)) == []
 
 
 def test_every_error_line_shortens_a_huge_number(capsys):
