@@ -34,6 +34,7 @@ import argparse
 import dataclasses
 import difflib
 import functools
+import logging
 import math
 import os
 import queue
@@ -280,6 +281,11 @@ def load_arrays(
             f"{path}: x_train is {xs['train'].dtype} but x_test {xs['test'].dtype}; use one dtype"
         )
     n_classes = class_count(ys, n_classes, {s: f"{path} (y_{s})" for s in ys}, BadArrays)
+    if xs["train"].dtype == np.uint8 and int(xs["train"].max(initial=0)) <= 1:
+        logging.getLogger(__name__).info(  # (a tester's run on near-zero input, without a word)
+            "note: %s: x_train is uint8 with values 0 and 1 only, read as pixels k/255 (at "
+            "most 0.004: the rate code all but never spikes); store binary images as uint8 "
+            "0/255 or float32 0.0/1.0", path)
     name = f"arrays:{Path(path).name}"
     return from_arrays(
         name,

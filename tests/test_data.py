@@ -802,3 +802,23 @@ def test_an_unprepared_dataset_is_refused_before_the_run_directory(tmp_path, mon
     assert p.stderr.strip().splitlines()[-1].startswith(
         f"snntrain: error: kmnist is not prepared in {tmp_path} (looked for {tmp_path}/kmnist)")
     assert sorted(f.name for f in tmp_path.iterdir()) == ["emnist", "mnist", "shared"]
+
+
+def test_binary_uint8_images_are_noted(tmp_path, caplog):
+    """uint8 0/1 images are pixels 0 and 1/255: the rate code all but never spikes (a tester's
+    run on near-zero input, without a word)."""
+    import logging
+
+    arrays = _good()
+    arrays["x_train"] = (arrays["x_train"] > 127).astype(np.uint8)
+    arrays["x_test"] = (arrays["x_test"] > 127).astype(np.uint8)
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        data.load("arrays", path=_npz(tmp_path / "b.npz", **arrays))
+    assert [m for m in caplog.messages if "uint8 with values 0 and 1" in m] == [
+        f"note: {tmp_path / 'b.npz'}: x_train is uint8 with values 0 and 1 only, read as pixels "
+        "k/255 (at most 0.004: the rate code all but never spikes); store binary images as "
+        "uint8 0/255 or float32 0.0/1.0"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        data.load("arrays", path=_npz(tmp_path / "g.npz", **_good()))
+    assert not [m for m in caplog.messages if "uint8 with values 0 and 1" in m]
