@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import logging
 import os
 import re
 import sys
@@ -585,27 +586,35 @@ MULTI_PROCESS_KEYS = ("coordinator_address", "num_processes", "process_id")
 
 
 def check_trainer(t: TrainerConfig) -> None:
-    """Refuse ``trainer`` keys that would do nothing without another (they were ignored
-    without a word: ``trainer.num_processes=2`` trained one process), and a process index out
-    of range. For a run about to train (:func:`snntrain.experiment.build`, the start-up), not
-    in :func:`parse`: a finished run's ``config.yaml`` is read as it was written."""
+    """Refuse ``trainer`` values that ask for several processes in a run that has one (they
+    were ignored without a word: ``trainer.num_processes=2`` trained one process), and a
+    process index out of range; note values that only go unused (``init_from_dt`` without
+    ``init_from``, a coordinator address: a multirun may sweep their partner). For a run
+    about to train (:func:`snntrain.experiment.build`, the start-up), not in :func:`parse`: a
+    finished run's ``config.yaml`` is read as it was written."""
     from snntrain.parallel import wants_distributed
 
     if not wants_distributed(dataclasses.asdict(t)):
-        for key in MULTI_PROCESS_KEYS:
-            if (v := getattr(t, key)) is not None:
+        for key, single in (("num_processes", 1), ("process_id", 0)):
+            if (v := getattr(t, key)) not in (None, single):  # (1 and 0: one process's own)
                 raise ConfigError(
-                    f"trainer.{key}={_show(v)} is used only by a multi-process run: set "
-                    "trainer.distributed=true (auto finds one only under SLURM, on a TPU pod or "
-                    "with JAX_COORDINATOR_ADDRESS set), or drop it")
+                    f"trainer.{key}={_show(v)} asks for a multi-process run, and this one has "
+                    "one process: set trainer.distributed=true (auto finds several only under "
+                    "SLURM, on a TPU pod or with JAX_COORDINATOR_ADDRESS set), or drop it")
+        if t.coordinator_address is not None:
+            _note(f"note: trainer.coordinator_address={_show(t.coordinator_address)} has no "
+                  "effect in a one-process run (trainer.distributed)")
     if t.init_from_dt is not None and not t.init_from:
-        raise ConfigError(f"trainer.init_from_dt={_show(t.init_from_dt)} is the dt of the graph "
-                          "in trainer.init_from, which is not set: set trainer.init_from=<a "
-                          ".nir file>, or drop it")
+        _note(f"note: trainer.init_from_dt={_show(t.init_from_dt)} has no effect without "
+              "trainer.init_from (the graph it is the dt of)")
     if None not in (t.num_processes, t.process_id) and t.process_id >= t.num_processes:
         raise _invalid("trainer.process_id", t.process_id,
                        f"an integer from 0 to {t.num_processes - 1} "
                        f"(trainer.num_processes={t.num_processes})")
+
+
+def _note(message: str) -> None:
+    logging.getLogger("snntrain.config").info(message)
 
 
 def _no_unknown_nested(prefix: str, d: Mapping[str, Any], valid: Mapping[str, Any]) -> None:
@@ -676,15 +685,31 @@ def no_overridden_decay(neuron: Mapping[str, Any],
                         swept: Mapping[str, tuple[str, Any]] | None = None) -> None:
     """``model.neuron.beta`` given beside ``tau`` (or ``rho`` beside ``tau_a``), which sets it:
     the value was replaced without a word (a multirun over beta trained one network).
-    ``swept``: a multirun's swept keys (:func:`swept_in_config`), named as written."""
+    ``swept``: a multirun's swept keys (:func:`swept_in_config`), named as written. In a
+    multirun's job it is a note: the sweep's start refused a swept beta, and a job of a swept
+    tau (``-m model.neuron.tau=null,20``) uses the beta given in the others."""
     for decay, tau in (("beta", "tau"), ("rho", "tau_a")):
         key = f"model.neuron.{decay}"
         if neuron.get(tau) is not None and _overridden(key) and neuron.get(decay) is not None:
             given = (swept[key][0] if swept and key in swept
                      else f"{key}={_show(neuron[decay])}")
-            raise ConfigError(
-                f"{given} has no effect: model.neuron.{tau}={_show(neuron[tau])} sets {decay} = "
-                f"exp(-dt/{tau}); give one of them (model.neuron.{tau}=null to use {decay})")
+            msg = (f"{given} has no effect: model.neuron.{tau}={_show(neuron[tau])} sets "
+                   f"{decay} = exp(-dt/{tau}); give one of them (model.neuron.{tau}=null to use "
+                   f"{decay})")
+            if swept is None and _in_multirun_job():
+                _note(f"note: {msg}")
+                continue
+            raise ConfigError(msg)
+
+
+def _in_multirun_job() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except (ImportError, ValueError):
+        return False
 
 
 def _switch_hint(prefix: str, name: str) -> str:

@@ -552,22 +552,33 @@ def device_error(config: DictConfig) -> str | None:
 
 
 def _time_loop_memory_error(config: DictConfig, batch: int) -> str | None:
-    """A lower bound of the training step's memory: the first layer's ``T x B x N`` float32
-    currents (N: its width, 1 if not a dense layer). ``T=2147483647`` was killed by the kernel
-    while the model was built (status 137, no message); the compiled step's own estimate
-    (:func:`snntrain.parallel.memory_error`) comes later."""
+    """On a CPU, a lower bound of the training step's memory: the first layer's ``T x B x N``
+    currents in the compute dtype (N: its width, 1 if not a dense layer; under
+    ``trainer.remat`` one ``model.remat_chunk`` block of T), and the host's ``T``-long time
+    weights. ``T=2147483647`` was killed by the kernel while the model was built (status 137,
+    no message); the compiled step's own estimate (:func:`snntrain.parallel.memory_error`)
+    comes later."""
+    import jax
+
     from snntrain import parallel
 
-    T = OmegaConf.select(config, "dataset.T", default=None) or OmegaConf.select(
-        config, "T", default=1)
+    if jax.local_devices()[0].platform != "cpu":
+        return None
+    T = int(OmegaConf.select(config, "dataset.T", default=None)
+            or OmegaConf.select(config, "T", default=1))
     hidden = OmegaConf.select(config, "model.hidden", default=None)
     width = hidden[0] if hidden and isinstance(hidden[0], int) else 1
-    need, avail = int(T) * batch * width * 4, parallel.available_memory()
+    remat = OmegaConf.select(config, "trainer.remat", default=False) is True
+    chunk = OmegaConf.select(config, "model.remat_chunk", default=0) or T
+    steps = min(T, int(chunk)) if remat else T
+    size = 2 if OmegaConf.select(config, "trainer.dtype", default="float32") == "bfloat16" else 4
+    need, avail = max(steps * batch * width * size, T * 32), parallel.available_memory()
     if avail is None or need <= parallel.MEMORY_FRACTION * avail:
         return None
     return (f"out of memory: T={T} time steps of trainer.batch_size={batch} examples x {width} "
             f"neurons need at least {need / 2**30:,.1f} GiB, {avail / 2**30:,.1f} GiB is left: "
-            "make T, trainer.batch_size or the model smaller")
+            "make T, trainer.batch_size or the model smaller"
+            + ("" if remat else ", or set trainer.remat=true"))
 
 
 def another_sweep(config: DictConfig, sweep_dir: str) -> str | None:

@@ -329,25 +329,22 @@ def test_an_integers_upper_bound_is_said_only_to_a_value_above_it():
 
 
 TRAINER_CASES = [
-    # keys that do nothing without another were ignored without a word (one process trained)
-    ("trainer.num_processes=2", "trainer.num_processes=2 is used only by a multi-process run: "
-                                "set trainer.distributed=true (auto finds one only under SLURM"),
+    # values asking for several processes were ignored without a word (one process trained)
+    ("trainer.num_processes=2", "trainer.num_processes=2 asks for a multi-process run, and "
+                                "this one has one process: set trainer.distributed=true (auto "
+                                "finds several only under SLURM"),
     ("trainer.distributed=auto trainer.process_id=1",
-     "trainer.process_id=1 is used only by a multi-process run"),
-    ("trainer.coordinator_address=h:1", "trainer.coordinator_address='h:1' is used only by a "
-                                        "multi-process run"),
+     "trainer.process_id=1 asks for a multi-process run"),
     ("trainer.distributed=true trainer.num_processes=2 trainer.process_id=2",
      "trainer.process_id=2 is invalid: must be an integer from 0 to 1 "
      "(trainer.num_processes=2)"),
-    ("trainer.init_from_dt=1e-4", "trainer.init_from_dt=0.0001 is the dt of the graph in "
-                                  "trainer.init_from, which is not set"),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "expected"), TRAINER_CASES,
                          ids=[c[0] for c in TRAINER_CASES])
-def test_trainer_keys_that_would_do_nothing_are_refused_for_a_new_run(overrides, expected,
-                                                                       monkeypatch):
+def test_trainer_values_for_several_processes_are_refused_for_a_new_run(overrides, expected,
+                                                                          monkeypatch):
     """... by check_trainer (start-up and build), not by parse: a finished run's config.yaml
     that holds them (written before the check) still loads."""
     for var in ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "JAX_COORDINATOR_ADDRESS"):
@@ -356,9 +353,31 @@ def test_trainer_keys_that_would_do_nothing_are_refused_for_a_new_run(overrides,
     with pytest.raises(ConfigError) as err:
         config.check_trainer(run.trainer)
     _one_line(str(err.value), expected)
+
+
+def test_trainer_values_one_process_or_a_multirun_may_hold_pass(monkeypatch, caplog):
+    """One process's own values (num_processes=1, process_id=0: a SLURM script's one task),
+    auto under SLURM, and values that only go unused (a multirun may sweep their partner:
+    -m trainer.init_from=null,<graph> with one init_from_dt) get a note, not a refusal."""
+    import logging
+
+    for var in ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "JAX_COORDINATOR_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+
+    def check(*overrides):
+        config.check_trainer(config.parse(_compose(*overrides)).trainer)
+
+    with caplog.at_level(logging.INFO, logger="snntrain"):
+        check("trainer.distributed=auto", "trainer.num_processes=1", "trainer.process_id=0")
+        check("trainer.init_from_dt=1e-4")
+        check("trainer.coordinator_address=h:1")
+    assert caplog.messages == [
+        "note: trainer.init_from_dt=0.0001 has no effect without trainer.init_from (the graph "
+        "it is the dt of)",
+        "note: trainer.coordinator_address='h:1' has no effect in a one-process run "
+        "(trainer.distributed)"]
     monkeypatch.setenv("SLURM_NTASKS", "2")  # (auto: a multi-process run under SLURM)
-    config.check_trainer(config.parse(_compose("trainer.distributed=auto",
-                                               "trainer.num_processes=2")).trainer)
+    check("trainer.distributed=auto", "trainer.num_processes=2")
 
 
 def test_a_data_dir_is_any_existing_directory_or_none(tmp_path, monkeypatch, capsys):
@@ -513,6 +532,14 @@ def test_values_the_run_would_replace_or_leave_unrecorded_are_refused(monkeypatc
         assert str(err.value) == ("model.neuron is deleted: the code's default neuron would run, "
                                   "unrecorded in config.yaml; pick one with model/neuron=<name> "
                                   "(alif, if, lif)")
+    # in a multirun's job a note (-m model.neuron.tau=null,20 model.neuron.beta=0.8: the beta
+    # is the other job's); the sweep's start refuses a swept beta (swept: named as written)
+    monkeypatch.setattr(config, "_in_multirun_job", lambda: True)
+    check("model.neuron.tau=5", "model.neuron.beta=0.5")
+    with pytest.raises(ConfigError, match=r"^model.neuron.beta=0.5,0.9 has no effect"):
+        config.no_overridden_decay({"beta": 0.9, "tau": 5}, {
+            "model.neuron.beta": ("model.neuron.beta=0.5,0.9", None)})
+    monkeypatch.setattr(config, "_in_multirun_job", lambda: False)
     # tau alone (beta from the config), tau with beta=null, and beta alone pass
     assert check("model.neuron.tau=5").model["neuron"]["tau"] == 5
     assert check("model.neuron.tau=5", "model.neuron.beta=null").model["neuron"]["beta"] is None

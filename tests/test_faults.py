@@ -734,5 +734,8 @@ def test_a_step_too_large_for_the_memory_left_is_refused_before_it_runs(tmp_path
     assert startup._time_loop_memory_error(cfg, 128) == (
         "out of memory: T=100000 time steps of trainer.batch_size=128 examples x 256 neurons "
         "need at least 12.2 GiB, 1.0 GiB is left: make T, trainer.batch_size or the model "
-        "smaller")
+        "smaller, or set trainer.remat=true")
     assert startup._time_loop_memory_error(compose("T=25", tiny=False), 128) is None
+    # under remat one block of model.remat_chunk steps (it refused T=100000 that needs 1.5 GiB)
+    assert startup._time_loop_memory_error(compose("T=100000", "trainer.remat=true",
+                                                   tiny=False), 128) is None
