@@ -69,14 +69,14 @@ class Reader:
         return {}
 
     def fingerprint(self) -> list:
-        """Each file's name, size, times and inode (part of the cache key). The change time
-        and inode too: a file replaced by one of the same size and modification time (``cp
-        -p``, ``rsync -a``, ``touch -r``, a tar extract) kept the old events' cache; no user
-        command sets them back."""
+        """Each file's name, size and times (part of the cache key). The change time too: a
+        file replaced by one of the same size and modification time (``cp -p``, ``rsync -a``,
+        ``touch -r``, a tar extract) kept the old events' cache, and no command sets it back
+        (a ``chmod`` changes it as well: the split is binned once more)."""
         out = []
         for f in self.files():
             st = f.stat()
-            out.append([str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
+            out.append([str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns])
         return out
 
 

@@ -346,7 +346,7 @@ def _bin_into(out: np.ndarray, reader: Reader, binning: Binning) -> dict[str, in
 
 def _cache_key(reader: Reader, binning: Binning) -> str:
     """Everything that changes the binned tensor: every :class:`Binning` field, the sensor,
-    the format and its options (``time_unit``), the files' names, sizes, times and inodes."""
+    the format and its options (``time_unit``), the files' names, sizes and times."""
     spec = {"version": CACHE_VERSION, "binning": dataclasses.asdict(binning),
             "sensor": [int(v) for v in reader.sensor], "format": type(reader).__name__,
             "options": reader.options(), "files": reader.fingerprint()}
@@ -478,6 +478,7 @@ class Frames:
     augment: Augment | None = None
     seed: int = 0
     epoch: int = 0
+    checked: list = dataclasses.field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -514,7 +515,10 @@ class Frames:
             for r, s in zip(rows, samples, strict=True)
         ]
         frames, kept, _ = bin_events(moved, self.reader.sensor, self.binning, (lo, hi))
-        _note_augment_loss(self, sum(len(m["t"]) for m in samples), int(kept.sum()))
+        if not self.checked:  # (the first batch of this run's source: its epochs share it)
+            self.checked.append(True)
+            plain = bin_events(samples, self.reader.sensor, self.binning, (lo, hi))[1]
+            _note_augment_loss(self.augment, int(plain.sum()), int(kept.sum()))
         return frames.astype(np.float32)
 
     def at_epoch(self, seed: int, epoch: int) -> Frames:
@@ -524,22 +528,17 @@ class Frames:
         return dataclasses.replace(self, seed=int(seed), epoch=int(epoch))
 
 
-_NOTED_AUGMENT: set[str] = set()  # (the sources whose augmentation loss was said)
-
-
-def _note_augment_loss(source: Frames, events: int, kept: int, share: float = 0.25) -> None:
-    """Say once per split when augmentation leaves less than ``1 - share`` of a batch's events
-    in its window: a time shift beyond the samples' length cropped them all without a word
-    (``time_shift_ms=1e300`` trained on empty samples, at loss ln C)."""
-    where = str(source.reader.where)
-    if events and kept < (1 - share) * events and where not in _NOTED_AUGMENT:
-        _NOTED_AUGMENT.add(where)
-        a = source.augment
+def _note_augment_loss(a: Augment, plain: int, kept: int, share: float = 0.25) -> None:
+    """Say when augmentation leaves less than ``1 - share`` of the events a training batch has
+    in its windows without it (``plain``), beyond what ``drop`` removes on purpose: a time
+    shift beyond the samples' length cropped them all without a word (``time_shift_ms=1e300``
+    trained on empty samples, at loss ln C)."""
+    if plain and kept < (1 - share) * (1 - a.drop) * plain:
         log.info("note: dataset.augment (time_shift_ms=%g, jitter_ms=%g, drop=%g, "
-                 "channel_shift=%d) left %d of a training batch's %d events (%.0f%%) in the "
-                 "samples' windows: events shifted out of the window or off the sensor are "
-                 "cropped", a.time_shift_ms, a.jitter_ms, a.drop, a.channel_shift, kept, events,
-                 100 * kept / events)
+                 "channel_shift=%d) left %d of the %d events a training batch has in its "
+                 "windows without it (%.0f%%): events shifted out of the window or off the "
+                 "sensor are cropped", a.time_shift_ms, a.jitter_ms, a.drop, a.channel_shift,
+                 kept, plain, 100 * kept / plain)
 
 
 # ---- the datasets -------------------------------------------------------------------------

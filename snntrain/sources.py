@@ -79,9 +79,9 @@ def class_count(ys: dict[str, np.ndarray], n_classes: Any, where: dict[str, str]
     if not len(y_all):
         return n or 1
     lo, top = int(y_all.min()), int(y_all.max())
-    first = where.get("train", next(iter(where.values())))
+    holds_top = next(where[k] for k, y in ys.items() if len(y) and int(np.max(y)) == top)
     if n is None and lo >= 0 and top >= 1000 and len(np.unique(y_all)) * 2 <= top + 1:
-        raise error(f"{first}: labels span {lo}..{top} but only {len(np.unique(y_all))} "
+        raise error(f"{holds_top}: labels span {lo}..{top} but only {len(np.unique(y_all))} "
                     "distinct values occur; labels must be class indices 0..n_classes-1 "
                     "(remap them with np.unique(y, return_inverse=True)[1], or set "
                     "dataset.n_classes)")
@@ -94,13 +94,12 @@ def class_count(ys: dict[str, np.ndarray], n_classes: Any, where: dict[str, str]
     if len(train) < 2:
         raise error(f"{where['train']}: the training labels hold a single class "
                     f"({int(train[0])}); a classifier needs at least two")
-    unseen = np.setdiff1d(np.concatenate([np.asarray(y) for k, y in ys.items() if k != "train"]
-                                         or [np.zeros(0, int)]), train)
-    if len(unseen) and note:
-        log.info(
-            "note: %s: the test labels hold class(es) %s that the training labels never show "
-            "(n_classes=%d); the model cannot learn them", first,
-            ", ".join(map(str, unseen[:10].tolist())), n)
+    for split, y in ys.items():
+        unseen = np.setdiff1d(np.asarray(y), train) if split != "train" else []
+        if len(unseen) and note:
+            log.info("note: %s: the %s labels hold class(es) %s that the training labels "
+                     "never show (n_classes=%d); the model cannot learn them", where[split],
+                     split, ", ".join(map(str, unseen[:10].tolist())), n)
     return n
 
 

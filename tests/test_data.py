@@ -585,7 +585,7 @@ def test_a_test_class_missing_from_train_is_noted(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="snntrain"):
         splits = data.load("arrays", path=_npz(tmp_path / "a.npz", **arrays))
     assert splits.n_classes == 8
-    assert (f"note: {tmp_path / 'a.npz'} (y_train): the test labels hold class(es) 3, 7 that "
+    assert (f"note: {tmp_path / 'a.npz'} (y_test): the test labels hold class(es) 3, 7 that "
             "the training labels never show (n_classes=8); the model cannot learn them"
             ) in caplog.messages
 
