@@ -502,7 +502,7 @@ def _display_rows(
     for r in table:
         reach = (
             "—" if r["reached_target"] == 0 else f"{r['epochs_to_target_mean']:.1f}"
-        ) + f" ({r['reached_target']}/{r['n']})"
+        ) + f" ({r['reached_target']}/{r.get('target_of', r['n'])})"
         body.append(
             [
                 "—" if r["rank"] is None else ("★ 1" if r["rank"] == 1 else str(r["rank"])),

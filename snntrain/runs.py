@@ -383,12 +383,18 @@ def load_run(
     if not metrics.is_file():
         run.reason = "metrics.jsonl is missing"
         return run
+    if (why := not_a_result(run.summary)) is not None:  # (5 was averaged in: 297 %)
+        run.reason = f"summary.json is damaged: {why}"
+        return run
     run.status = COMPLETED
     if (why := no_number(run.summary)) is not None:
         run.status, run.reason = DIVERGED, f"{why}: counted as diverged"
     elif bad is not None:  # its summary.json is whole: only its curves miss the line
         run.reason = (f"metrics.jsonl line {bad} is not JSON: counted from its summary.json, "
                       "its curves miss the lines that are not")
+    elif not run.epochs:  # (its epochs-to-target counted as "not reached")
+        run.reason = ("metrics.jsonl holds no epoch record: counted from its summary.json, "
+                      "without curves or epochs to the target")
     return run
 
 
@@ -499,6 +505,22 @@ def no_number(summary: dict[str, Any]) -> str | None:
     bad = next(((k, v) for k in RESULT_KEYS if (v := as_float(summary.get(k))) is not None
                 and not math.isfinite(v)), None)
     return None if bad is None else f"completed, but its {bad[0]} is {bad[1]}"
+
+
+def not_a_result(summary: dict[str, Any]) -> str | None:
+    """Why a result of ``summary`` cannot be one (an accuracy outside [0, 1], a value that is
+    no number: a hand-edited or damaged file), or None. Absent and null values are allowed (no
+    validation split); NaN and Inf are :func:`no_number`'s (a diverged run)."""
+    for k in RESULT_KEYS:
+        v = summary.get(k)
+        if v is None:
+            continue
+        x = as_float(v)
+        if x is None:
+            return f"{k}={v!r} is not a number"
+        if "accuracy" in k and math.isfinite(x) and not 0.0 <= x <= 1.0:
+            return f"{k}={v!r} is not an accuracy (0 to 1)"
+    return None
 
 
 def as_float(v: Any) -> float | None:
@@ -679,7 +701,7 @@ class Row:
         done = self.completed
         best = mean_std([as_float(r.summary.get("best_val_accuracy")) for r in done])
         test = mean_std([as_float(r.summary.get("test_accuracy")) for r in done])
-        reach = [epochs_to_target(r.epochs, target, split) for r in done]
+        reach = [epochs_to_target(r.epochs, target, split) for r in done if r.epochs]
         rates = [
             np.mean(list(fr.values())) if (fr := r.summary.get("firing_rates")) else None
             for r in done
@@ -693,6 +715,7 @@ class Row:
             "test_accuracy_std": test[1],
             "epochs_to_target_mean": mean_std(reach)[0],
             "reached_target": sum(e is not None for e in reach),
+            "target_of": len(reach),  # (runs with epoch records)
             "firing_rate_mean": mean_std(rates)[0],
             "wall_time_s_mean": mean_std([as_float(r.summary.get("wall_time_s")) for r in done])[0],
             "n_failed": self.count(FAILED),

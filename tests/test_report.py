@@ -1921,3 +1921,31 @@ def test_a_run_whose_config_is_empty_or_not_a_mapping_is_failed(tmp_path):
     out = report.make_report([root], tmp_path / "rep")
     assert (out / "verdict.txt").read_text().startswith(
         "Selected by best validation accuracy (mean over seeds): sigmoid, α=4")
+
+
+def test_impossible_results_and_empty_records_are_damaged_not_averaged(tmp_path):
+    """A hand-edited best_val_accuracy of 5 was averaged in (297 %, and selected); a value
+    that is no number was dropped from the mean while the seed count kept it; an empty
+    metrics.jsonl counted as "not reached" in the epochs to the target (tester)."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    good = [write_run(tmp_path / f"g{i}", s, i, [0.5, 0.9], [0.5, 0.8], {"lif0": 0.1}, 1.0)
+            for i in range(2)]
+    for name, value in (("five", 5), ("text", "high"), ("flag", True)):
+        d = write_run(tmp_path / name, s, 7, [0.5, 0.9], [0.5, 0.8], {"lif0": 0.1}, 1.0)
+        summary = json.loads((d / "summary.json").read_text())
+        summary["best_val_accuracy"] = value
+        (d / "summary.json").write_text(json.dumps(summary))
+        run = runs.load_run(d)
+        assert run.status == runs.FAILED, name
+        assert run.reason == (f"summary.json is damaged: best_val_accuracy={value!r} is "
+                              + ("not an accuracy (0 to 1)" if name == "five" else
+                                 "not a number"))
+    empty = write_run(tmp_path / "empty", s, 3, [0.5, 0.9], [0.5, 0.8], {"lif0": 0.1}, 1.0)
+    (empty / "metrics.jsonl").write_text("")
+    run = runs.load_run(empty)
+    assert run.status == runs.COMPLETED and run.reason.startswith(
+        "metrics.jsonl holds no epoch record: counted from its summary.json")
+    row = runs.group_runs([runs.load_run(p) for p in [*good, empty]])[1][0]
+    stats = row.stats(0.85)
+    assert (stats["n"], stats["reached_target"], stats["target_of"]) == (3, 2, 2)
+    assert stats["best_val_accuracy_mean"] == pytest.approx(0.9)
