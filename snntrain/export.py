@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snntrain: error: {e}", file=sys.stderr)
         return 2
     problem = None
-    if not Path(args.nir).expanduser().parent.is_dir():
-        problem = f"directory {Path(args.nir).parent} does not exist"
+    parent = Path(args.nir).expanduser().parent
+    if not parent.is_dir():  # (a file there was said not to exist)
+        problem = (f"{Path(args.nir).parent} is a file, not a directory" if parent.exists()
+                   else f"directory {Path(args.nir).parent} does not exist")
     else:
         try:
             nir.write(args.nir, graph)

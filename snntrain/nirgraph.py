@@ -322,6 +322,25 @@ def to_nir(model_or_params: Any, cfg: Any = None, *, dt: float | None = None) ->
 # ---- import -----------------------------------------------------------------------------------
 
 
+def _same_readout(meta: dict, model: Any) -> None:
+    """Our own graph's readout (its metadata: NIR has no node for how the output is read over
+    time) must be the model's: ``spike_count`` with ``readout_scale`` 3 loaded into a model of
+    scale 1, or ``membrane_max`` into ``membrane_mean``, trained another network silently."""
+    readout = getattr(model, "readout", None)
+    if meta.get("source") != "snntrain" or readout is None or "readout" not in meta:
+        return
+    mode, scale = str(meta["readout"]), meta.get("readout_scale")
+    same_scale = mode != "spike_count" or scale is None or math.isclose(
+        float(scale), readout.scale, rel_tol=1e-6)
+    if mode != readout.mode or not same_scale:
+        given = f"model.readout={mode}" + (f" model.readout_scale={float(scale):g}"
+                                           if mode == "spike_count" and scale is not None else "")
+        raise NIRError(f"the graph was exported with {given}, this model has "
+                       f"model.readout={readout.mode}"
+                       + (f" model.readout_scale={readout.scale:g}" if readout.mode ==
+                          "spike_count" else "") + f": set {given}")
+
+
 def _flat_graph(graph: nir.NIRGraph) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Nodes and edges with every subgraph (e.g. a spyx / snnTorch RNN block) inlined."""
     nodes: dict[str, Any] = {}
@@ -571,6 +590,7 @@ def _from_nir(graph: Any, model: Any, dt: float | None, dt_from: str) -> nnx.Sta
         raise NIRError(f"dt = {dt!r} ({dt_from}) is not a number") from None
     if not (math.isfinite(dt) and dt > 0):
         raise NIRError(f"dt = {dt:g} ({dt_from}) is invalid: must be > 0")
+    _same_readout(meta, model)
     model = nnx.clone(model)
     plan, (chain, rec_of) = _plan(model), _chain(graph)
     names = [f"{n} ({type(v).__name__})" for n, v in chain]

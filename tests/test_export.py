@@ -4,6 +4,8 @@ gives our spikes, foreign graphs load, files pass nir.read(type_check=True), and
 represent is refused."""
 
 import json
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -829,3 +831,44 @@ def test_a_graph_with_values_no_model_could_hold_is_refused():
             export.from_nir(zero, m)
     np.testing.assert_array_equal(  # (the graph as exported still loads)
         export.from_nir(g, m)["fc0"]["kernel"][...], m.fc0.kernel[...])
+
+
+def test_our_graphs_readout_must_be_the_models(tmp_path):
+    """NIR has no node for how the output is read over time; our export records it in the
+    metadata. spike_count with readout_scale 3 loaded into a model of scale 1 (or membrane_max
+    into membrane_mean) trained another network without a word (tester)."""
+    def mlp(**kw):
+        return models.MLP((4,), 3, hidden=[5], rngs=nnx.Rngs(0),
+                          neuron=neuron_cfg(beta=0.8, reset="zero"), **kw)
+
+    graph = export.to_nir(mlp(readout="spike_count", readout_scale=3.0))
+    export.from_nir(graph, mlp(readout="spike_count", readout_scale=3.0))
+    with pytest.raises(export.NIRError) as e:
+        export.from_nir(graph, mlp(readout="spike_count"))
+    assert str(e.value) == (
+        "the graph was exported with model.readout=spike_count model.readout_scale=3, this "
+        "model has model.readout=spike_count model.readout_scale=1: set model.readout="
+        "spike_count model.readout_scale=3")
+    with pytest.raises(export.NIRError, match=r"^the graph was exported with model.readout="
+                                              r"membrane_max, this model has model.readout="
+                                              r"membrane_mean: set model.readout=membrane_max$"):
+        export.from_nir(export.to_nir(mlp(readout="membrane_max")), mlp())
+    # another library's graph (no snntrain metadata) is read as the model says
+    other = export.to_nir(mlp(readout="membrane_max"))
+    other.metadata = {"dt": 1.0}
+    export.from_nir(other, mlp())
+
+
+def test_export_into_a_path_under_a_file_says_so(tmp_path):
+    (tmp_path / "a.nir").write_text("")
+    run = tmp_path / "run"
+    from conftest import compose
+
+    from snntrain import train
+
+    train.train_and_evaluate(compose("trainer.epochs=1", "model.neuron.reset=zero"), run)
+    p = subprocess.run([sys.executable, "-m", "snntrain.export", str(run), "--nir",
+                        str(tmp_path / "a.nir" / "x.nir")], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip() == (f"snntrain: error: --nir {tmp_path}/a.nir/x.nir: cannot write it: "
+                                f"{tmp_path}/a.nir is a file, not a directory")
