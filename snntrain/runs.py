@@ -236,7 +236,8 @@ def _members_without_directory(paths: Iterable[str | Path], started: bool
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run directories under ``paths`` (a PATH may itself be one), sorted, without duplicates."""
+    """Run directories under ``paths`` (a PATH may itself be one): holding ``config.yaml``
+    (or Hydra's copy) or ``summary.json``; sorted, without duplicates."""
     found: set[Path] = set()
     for root in map(Path, paths):
         for dirpath, dirnames, _ in os.walk(root):
@@ -245,7 +246,8 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
                 dirnames[:] = ["members"]
             elif d.name != ".hydra" and (
                 (d / "config.yaml").is_file() or (d / ".hydra" / "config.yaml").is_file()
-            ):
+                or (d / "summary.json").is_file()  # (a run whose config.yaml is lost: listed
+            ):  # as failed; it was left out without a word)
                 found.add(d.resolve())
                 dirnames.clear()  # checkpoints/, wandb/ and .hydra/ hold no runs
             else:
@@ -324,6 +326,10 @@ def load_run(
         run.config = load_config(run_dir)
     except Exception as e:  # noqa: BLE001
         run.reason = f"config.yaml unreadable ({type(e).__name__})"
+        return run
+    if not run.config and not (run_dir / "config.yaml").exists() and not (
+            run_dir / ".hydra" / "config.yaml").exists():
+        run.reason = "config.yaml is missing (its summary.json is there)"
         return run
     if not isinstance(run.config, dict) or not RUN_KEYS & set(run.config) or any(
             not isinstance(run.config[k], dict) for k in GROUP_KEYS if k in run.config):

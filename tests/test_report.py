@@ -1949,3 +1949,17 @@ def test_impossible_results_and_empty_records_are_damaged_not_averaged(tmp_path)
     stats = row.stats(0.85)
     assert (stats["n"], stats["reached_target"], stats["target_of"]) == (3, 2, 2)
     assert stats["best_val_accuracy_mean"] == pytest.approx(0.9)
+
+
+def test_a_run_whose_config_is_lost_is_listed_as_failed(tmp_path):
+    """A run directory with its summary.json but no config.yaml was left out of the report
+    without a word (tester)."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    write_run(tmp_path / "a", s, 0, [0.5, 0.9], [0.5, 0.8], {"lif0": 0.1}, 1.0)
+    b = write_run(tmp_path / "b", s, 1, [0.5, 0.9], [0.5, 0.8], {"lif0": 0.1}, 1.0)
+    (b / "config.yaml").unlink()
+    found = runs.find_runs([tmp_path])
+    assert found == [(tmp_path / "a").resolve(), b.resolve()]
+    run = runs.load_run(b)
+    assert (run.status, run.reason) == (runs.FAILED, "config.yaml is missing (its summary.json "
+                                                     "is there)")
