@@ -117,10 +117,10 @@ def out_of_memory(e: BaseException) -> TrainingError | None:
         return None
     asked = re.search(r"allocating (\d+) bytes", text)
     size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB in one buffer)" if asked else ""
-    return TrainingError(
-        f"out of memory on {jax.devices()[0].device_kind}{size}: make the model (model.hidden, "
-        "model.channels), trainer.batch_size or T smaller, or set trainer.remat=true "
-        f"({text.strip().splitlines()[0][:160]})")
+    from snntrain.parallel import SHRINK
+
+    return TrainingError(f"out of memory on {jax.devices()[0].device_kind}{size}: {SHRINK} "
+                         f"({text.strip().splitlines()[0][:160]})")
 
 
 def say_stderr(msg: str) -> None:

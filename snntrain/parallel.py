@@ -285,6 +285,8 @@ def available_memory() -> int | None:
 
 
 MEMORY_FRACTION = 0.9  # of what is left that a run (or a population) may plan to use
+SHRINK = ("make the model (model.hidden, model.channels), trainer.batch_size or T smaller, or "
+          "set trainer.remat=true")  # (what every out-of-memory line advises)
 
 
 def memory_error(compiled: Any, what: str, devices: int = 1) -> str | None:
@@ -303,6 +305,4 @@ def memory_error(compiled: Any, what: str, devices: int = 1) -> str | None:
         return None
     return (f"out of memory on {device.device_kind}: the compiled {what} step needs "
             f"{need / 2**30:,.1f} GiB of working memory, {avail / 2**30:,.1f} GiB is left "
-            f"(a run plans with {MEMORY_FRACTION:.0%} of it): "
-            "make the model (model.hidden, model.channels), trainer.batch_size or T smaller, or "
-            "set trainer.remat=true")
+            f"(a run plans with {MEMORY_FRACTION:.0%} of it): {SHRINK}")
