@@ -945,7 +945,7 @@ def test_cli_start_up_failure_after_the_directory_exists_says_why_in_summary(tmp
             cwd=tmp_path)
     assert p.returncode == 2
     line = _last_line(p)
-    assert line.startswith(f"snntrain: error: {path}: labels span 1000..1002"), line
+    assert line.startswith(f"snntrain: error: {path} (y_train): labels span 1000..1002"), line
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and line[len("snntrain: error: "):] in summary["error"]
     # nothing trained: no metrics, no checkpoints, no config of a started run

@@ -253,9 +253,11 @@ def test_every_checkpoint_unreadable_starts_afresh_and_keeps_the_old_files(tmp_p
     assert "no usable checkpoint in" in err and "starting from step 0" in err
     assert "Traceback" not in err and "Exception ignored" not in err
     kept = sorted(p.name for p in tmp_path.iterdir() if ".set-aside-" in p.name)
-    assert [k.split(".set-aside-")[0] for k in kept] == ["checkpoints", "metrics.jsonl"]
+    # (its config.yaml with it: the set-aside records keep the config that made them)
+    assert [k.split(".set-aside-")[0] for k in kept] == ["checkpoints", "config.yaml",
+                                                         "metrics.jsonl"]
     assert _records(tmp_path) == reference
-    old = [json.loads(x) for x in (tmp_path / kept[1]).read_text().splitlines()]
+    old = [json.loads(x) for x in (tmp_path / kept[2]).read_text().splitlines()]
     assert [r["step"] for r in old] == [r["step"] for r in reference]
 
 
