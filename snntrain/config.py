@@ -582,16 +582,16 @@ def parse(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
 
 
 _ABSENT = object()
-MULTI_PROCESS_KEYS = ("coordinator_address", "num_processes", "process_id")
 
 
-def check_trainer(t: TrainerConfig) -> None:
+def check_trainer(t: TrainerConfig, notes: bool = True) -> None:
     """Refuse ``trainer`` values that ask for several processes in a run that has one (they
     were ignored without a word: ``trainer.num_processes=2`` trained one process), and a
     process index out of range; note values that only go unused (``init_from_dt`` without
     ``init_from``, a coordinator address: a multirun may sweep their partner). For a run
     about to train (:func:`snntrain.experiment.build`, the start-up), not in :func:`parse`: a
-    finished run's ``config.yaml`` is read as it was written."""
+    finished run's ``config.yaml`` is read as it was written. ``notes``: said (the start-up
+    checks without them: the run's build says them once)."""
     from snntrain.parallel import wants_distributed
 
     if not wants_distributed(dataclasses.asdict(t)):
@@ -601,10 +601,10 @@ def check_trainer(t: TrainerConfig) -> None:
                     f"trainer.{key}={_show(v)} asks for a multi-process run, and this one has "
                     "one process: set trainer.distributed=true (auto finds several only under "
                     "SLURM, on a TPU pod or with JAX_COORDINATOR_ADDRESS set), or drop it")
-        if t.coordinator_address is not None:
+        if t.coordinator_address is not None and notes:
             _note(f"note: trainer.coordinator_address={_show(t.coordinator_address)} has no "
                   "effect in a one-process run (trainer.distributed)")
-    if t.init_from_dt is not None and not t.init_from:
+    if t.init_from_dt is not None and not t.init_from and notes:
         _note(f"note: trainer.init_from_dt={_show(t.init_from_dt)} has no effect without "
               "trainer.init_from (the graph it is the dt of)")
     if None not in (t.num_processes, t.process_id) and t.process_id >= t.num_processes:

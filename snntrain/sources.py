@@ -79,9 +79,9 @@ def class_count(ys: dict[str, np.ndarray], n_classes: Any, where: dict[str, str]
     if not len(y_all):
         return n or 1
     lo, top = int(y_all.min()), int(y_all.max())
-    holds_top = next(where[k] for k, y in ys.items() if len(y) and int(np.max(y)) == top)
-    if n is None and lo >= 0 and top >= 1000 and len(np.unique(y_all)) * 2 <= top + 1:
-        raise error(f"{holds_top}: labels span {lo}..{top} but only {len(np.unique(y_all))} "
+    if n is None and lo >= 0 and top >= 1000 and (k := len(np.unique(y_all))) * 2 <= top + 1:
+        holds_top = next(where[s] for s, y in ys.items() if len(y) and int(np.max(y)) == top)
+        raise error(f"{holds_top}: labels span {lo}..{top} but only {k} "
                     "distinct values occur; labels must be class indices 0..n_classes-1 "
                     "(remap them with np.unique(y, return_inverse=True)[1], or set "
                     "dataset.n_classes)")

@@ -763,7 +763,7 @@ class Startup(Callback):
             shape = None  # (of the data, where known before it is loaded)
             if groups and run is not None:
                 check_groups(run)
-                check_trainer(run.trainer)
+                check_trainer(run.trainer, notes=False)  # (the build says its notes)
                 shape = check_files(run)
                 if (msg := resume_error(run.trainer.resume, out)) is not None:
                     raise ConfigError(msg)

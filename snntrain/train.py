@@ -102,7 +102,7 @@ class StepRunner(ChunkedEpoch):
                                             rows=dp.local_rows))
 
     def step(self, batch: Any) -> Any:
-        if self.compile_s is None and self.malloc_trial is None:  # the first: fits it?
+        if self.compile_s is None:  # the first step: does it fit?
             _check_memory(self.train_fn, (self.state, batch, self.key, self.exp.surrogate),
                           len(self.exp.parallel.local_devices))
 
