@@ -420,10 +420,13 @@ def _verdict(ranked: Sequence[Ranked], metric: Metric, ranges: Sequence[AlphaRan
 # ---- table output -------------------------------------------------------------------------
 
 
-def _pct(mean: float, std: float) -> str:
+def _pct(mean: float, std: float, k: int | None = None, n: int | None = None) -> str:
+    """``mean ± std`` in percent, with ``(k of n seeds)`` when only ``k`` of the row's ``n``
+    completed runs have the value."""
     if math.isnan(mean):
         return "—"
-    return f"{100 * mean:.2f}" + ("" if math.isnan(std) else f" ± {100 * std:.2f}")
+    part = "" if k is None or n is None or k >= n else f" ({k} of {n} seeds)"
+    return f"{100 * mean:.2f}" + ("" if math.isnan(std) else f" ± {100 * std:.2f}") + part
 
 
 def _diff_cell(r: dict[str, Any], metric: Metric) -> str:
@@ -508,11 +511,13 @@ def _display_rows(
                 "—" if r["rank"] is None else ("★ 1" if r["rank"] == 1 else str(r["rank"])),
                 *[format_value(r[c]) for c in columns],
                 str(r["n"]),
-                _pct(r["best_val_accuracy_mean"], r["best_val_accuracy_std"]),
+                _pct(r["best_val_accuracy_mean"], r["best_val_accuracy_std"],
+                     r.get("best_val_accuracy_n"), r["n"]),
                 *([metric.fmt(r["selection_mean"], r["selection_std"])] if own else []),
                 _diff_cell(r, metric),
                 r["verdict"],
-                _pct(r["test_accuracy_mean"], r["test_accuracy_std"]),
+                _pct(r["test_accuracy_mean"], r["test_accuracy_std"],
+                     r.get("test_accuracy_n"), r["n"]),
                 reach,
                 "—" if math.isnan(r["firing_rate_mean"]) else f"{r['firing_rate_mean']:.3f}",
                 _scale_cell(r["surrogate_peak"]),

@@ -719,6 +719,10 @@ class Row:
             "best_val_accuracy_std": best[1],
             "test_accuracy_mean": test[0],
             "test_accuracy_std": test[1],
+            # (how many seeds the means hold: a run without a validation split has no
+            # best_val_accuracy, and the seed count alone overstated the mean's support)
+            "best_val_accuracy_n": best[2],
+            "test_accuracy_n": test[2],
             "epochs_to_target_mean": mean_std(reach)[0],
             "reached_target": sum(e is not None for e in reach),
             "target_of": len(reach),  # (runs with epoch records)

@@ -1963,3 +1963,20 @@ def test_a_run_whose_config_is_lost_is_listed_as_failed(tmp_path):
     run = runs.load_run(b)
     assert (run.status, run.reason) == (runs.FAILED, "config.yaml is missing (its summary.json "
                                                      "is there)")
+
+
+def test_mean_over_fewer_seeds_than_the_row_says_so(tmp_path, capsys):
+    """A run without a validation split has no best_val_accuracy (null): the row's mean is over
+    the other seeds, and its cell says how many (the seed column alone said 3 of a mean of 2)."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    for seed, val in enumerate([0.6, 0.8, 0.7]):
+        write_run(tmp_path / f"r{seed}", s, seed, [val], [0.5 + seed / 10], {"lif0": 0.1}, 1.0)
+    summary = tmp_path / "r2" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "best_val_accuracy": None}))
+    assert report.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| ★ 1"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "3" in cells  # the seed column counts the completed runs
+    assert "70.00 ± 14.14 (2 of 3 seeds)" in cells  # mean and std of 0.6 and 0.8
+    assert "60.00 ± 10.00" in cells  # every seed has its test accuracy: no count shown
