@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import fractions
 import functools
+import glob
 import gzip
 import hashlib
 import json
@@ -344,13 +345,37 @@ def _bin_into(out: np.ndarray, reader: Reader, binning: Binning) -> dict[str, in
     return stats
 
 
-def _cache_key(reader: Reader, binning: Binning) -> str:
+def _cache_key(reader: Reader, binning: Binning, times: bool = True) -> str:
     """Everything that changes the binned tensor: every :class:`Binning` field, the sensor,
-    the format and its options (``time_unit``), the files' names, sizes and times."""
+    the format and its options (``time_unit``), the files' names, sizes and times.
+
+    ``times=False``: the files' names only, the same for every version of the files (their
+    caches' lineage: a cache of an earlier version can never be read again, since the change
+    time is in its key, and is removed when the new version's is written)."""
+    files = reader.fingerprint() if times else [f[0] for f in reader.fingerprint()]
     spec = {"version": CACHE_VERSION, "binning": dataclasses.asdict(binning),
             "sensor": [int(v) for v in reader.sensor], "format": type(reader).__name__,
-            "options": reader.options(), "files": reader.fingerprint()}
+            "options": reader.options(), "files": files}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _remove_superseded(path: Path, lineage: str) -> None:
+    """Remove the caches beside ``path`` of earlier versions of the same files and binning
+    (their ``.json`` records ``lineage``): each held a whole split that no run can read again
+    (a file replaced, or only ``chmod``-ed, left one behind each time)."""
+    prefix = path.stem.rsplit("_", 1)[0] + "_"
+    for meta_path in path.parent.glob(f"{glob.escape(prefix)}*.json"):
+        old = meta_path.with_suffix(".npy")
+        if old == path or meta_path.stem.rsplit("_", 1)[0] + "_" != prefix:
+            continue
+        try:
+            if json.loads(meta_path.read_text()).get("lineage") != lineage:
+                continue
+            old.unlink(missing_ok=True)  # (a process reading it keeps its mapping)
+            meta_path.unlink(missing_ok=True)
+        except (OSError, ValueError, AttributeError):
+            continue
+        log.info("removed %s: the cache of an earlier version of the same files", old.name)
 
 
 def _cache_ok(x: np.ndarray, meta: Any, shape: tuple[int, ...]) -> bool:
@@ -448,10 +473,12 @@ def binned(
         if path is None:
             return out, stats
         stats["total"] = _total(out)
+        stats["lineage"] = _cache_key(reader, binning, times=False)
         out.flush()
         del out
         os.replace(tmp, path)
         meta_path.write_text(json.dumps(stats))
+        _remove_superseded(path, stats["lineage"])
     except BaseException:  # a corrupt sample, Ctrl-C, ...: leave no temporary file behind
         if tmp is not None:
             tmp.unlink(missing_ok=True)

@@ -82,9 +82,17 @@ def test_a_file_replaced_with_the_same_size_and_time_is_binned_again(tmp_path):
     st = path.stat()
     os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.replace(other, path)
+    cache = tmp_path / "snntrain_cache"
+    data.load("events", **{**kw, "dt_ms": 25})  # another binning: its own lineage
+    assert len(list(cache.glob("*.npy"))) == 4
     after = _all(data.load("events", **kw).test)
     np.testing.assert_array_equal(after, _all(data.load("events", **kw, cache=False).test))
     assert not np.array_equal(before, after) and after[:, 1:].sum() == 0
+    # the earlier version's caches of this binning are gone (one more per change, for good:
+    # the change time in their keys can never come back), the other binning's stay
+    assert len(list(cache.glob("*.npy"))) == len(list(cache.glob("*.json"))) == 4
+    metas = [json.loads(f.read_text()) for f in cache.glob("*.json")]
+    assert len({m["lineage"] for m in metas}) == 2  # the 2 binnings (a split has its tag)
 
 
 def test_event_labels_are_checked_as_an_arrays_files_are(tmp_path, caplog):
