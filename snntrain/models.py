@@ -235,7 +235,7 @@ class SpikingNeurons(nnx.Module):
         return_carry: bool = False,
     ) -> Array | tuple[Array, Any]:
         """Spikes ``s_TxBxN`` (see :func:`snntrain.neurons.run` for the arguments)."""
-        p = self.params(i_TxBxN.dtype)
+        p = self.params(neurons_lib.state_dtype(i_TxBxN.dtype))
         return neurons_lib.run(
             self.neuron,
             p,
@@ -304,7 +304,8 @@ class Readout(nnx.Module):
         v_TxBxC = neurons_lib.leaky_integrate(i_TxBxC, self.beta, carry)
         if v_TxBxC.shape[0]:
             return v_TxBxC, v_TxBxC[-1]
-        return v_TxBxC, jnp.zeros(i_TxBxC.shape[1:], i_TxBxC.dtype) if carry is None else carry
+        return v_TxBxC, (jnp.zeros(i_TxBxC.shape[1:], v_TxBxC.dtype) if carry is None
+                         else carry)
 
     @property
     def linear_in_time(self) -> bool:
