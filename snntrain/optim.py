@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import optax
 
 from snntrain.errors import ConfigError
@@ -51,6 +52,19 @@ SCHEDULES: Registry[Any] = Registry(
 _OWN = ("lr", "schedule", "warmup_steps", "grad_clip", "weight_decay")
 
 
+def synaptic_weights(params: Any) -> Any:
+    """The weight-decay mask: True for the synaptic weights (every leaf under a ``kernel``:
+    dense, recurrent, conv and readout), False for biases, norm scales and the neurons'
+    ``beta_logit`` and ``threshold``, which decay would pull towards beta = 0.5 and a
+    threshold of 0 (a neuron firing at every step). The usual AdamW practice (Loshchilov &
+    Hutter 2019 decay weights; biases and norms are excluded in most JAX training code)."""
+    def is_kernel(path: tuple, _: Any) -> bool:
+        names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+        return "kernel" in names
+
+    return jax.tree_util.tree_map_with_path(is_kernel, params)
+
+
 def make(name: str = "adam", lr: Any = 1e-3, *, weight_decay: float = 0.0,
          grad_clip: float | None = None, schedule: str = "constant", total_steps: int = 1,
          warmup_steps: int = 0, **kwargs: Any) -> optax.GradientTransformation:
@@ -59,7 +73,8 @@ def make(name: str = "adam", lr: Any = 1e-3, *, weight_decay: float = 0.0,
     Args:
       name: ``adam`` | ``adamw`` | ``sgd`` (the optax transformation of that name).
       lr: peak learning rate (a float, or a traced scalar: a population member's rate).
-      weight_decay: decoupled weight decay (``adamw`` only).
+      weight_decay: decoupled weight decay (``adamw`` only), of the synaptic weights only
+        (:func:`synaptic_weights`).
       grad_clip: clip the global gradient norm to this value (``None``: no clipping).
       schedule: ``constant`` or ``cosine`` (warmup then cosine decay to 0 over the run).
       total_steps, warmup_steps: used by the cosine schedule.
@@ -69,8 +84,12 @@ def make(name: str = "adam", lr: Any = 1e-3, *, weight_decay: float = 0.0,
       ConfigError: an unknown optimizer, schedule or optax parameter (one line, valid ones
         listed).
     """
+    if "mask" in kwargs:
+        raise ConfigError("optimizer.mask cannot be set: weight decay applies to the synaptic "
+                          "weights (every 'kernel'); drop the key")
     if name == "adamw":
         kwargs["weight_decay"] = weight_decay
+        kwargs["mask"] = synaptic_weights
     elif weight_decay and name in OPTIMIZERS:  # (an unknown name is said below)
         raise ConfigError(f"optimizer.weight_decay={weight_decay} is decoupled weight decay, "
                           f"which only optimizer=adamw applies; optimizer={name} would ignore "
