@@ -333,7 +333,26 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
             ckpts = set_aside_earlier(ckpts, run_dirs, say, f"no usable checkpoint in "
                                       f"{ckpts.directory} ({n} found, none readable): starting "
                                       "from step 0")
+        elif ckpts.write and (found := _earlier_records(run_dirs)):
+            # (its checkpoints deleted to save disk: the records and config.yaml of another
+            # config were replaced without a word, and a finished run's summary.json was kept
+            # under the new config, which the report credited with the old result)
+            ckpts = set_aside_earlier(ckpts, run_dirs, say, f"no checkpoint in "
+                                      f"{ckpts.directory}, but {found} holds an earlier "
+                                      "training's record: starting from step 0")
     return restored, ckpts, source.directory
+
+
+def _earlier_records(run_dirs: list[Path]) -> str | None:
+    """The first record of an earlier training in ``run_dirs`` (``summary.json``, or a
+    ``metrics.jsonl`` that is not empty), relative to its run's directory's parent."""
+    for d in run_dirs:
+        for name in ("summary.json", "metrics.jsonl"):
+            p = d / name
+            with contextlib.suppress(OSError):
+                if p.is_file() and (name == "summary.json" or p.stat().st_size > 0):
+                    return str(p.relative_to(run_dirs[0].parent))
+    return None
 
 
 LINEAGE = ("resumed_from", "resumed_at_epoch")

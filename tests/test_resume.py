@@ -750,3 +750,32 @@ def test_an_earlier_trainings_hydra_files_are_set_aside_with_it(tmp_path):
     assert (aside / "overrides.yaml").read_text() == "- optimizer.lr=0.1\n"
     assert (hydra / "overrides.yaml").read_text() == "- trainer.resume=never\n"
     assert rundir.set_aside_hydra_files(tmp_path / "other") is None
+
+
+def test_a_finished_run_without_its_checkpoints_is_set_aside_not_overwritten(tmp_path, capsys):
+    """Checkpoints deleted to save disk, then the directory run again with another config: it
+    trained from step 0 and replaced config.yaml, metrics.jsonl and summary.json without a
+    word, and, stopped early, left the old run's completed summary.json under the new config,
+    which the report credited with the old result (tester). The earlier files are set aside
+    now, with a line saying so."""
+    train.train_and_evaluate(compose("trainer.epochs=1"), tmp_path)
+    old = _files(tmp_path)
+    shutil.rmtree(tmp_path / "checkpoints")
+    capsys.readouterr()
+    new = train.train_and_evaluate(compose("trainer.epochs=1", "model.hidden=[16]"), tmp_path)
+    err = capsys.readouterr().err
+    assert (f"no checkpoint in {tmp_path / 'checkpoints'}, but {tmp_path.name}/summary.json "
+            "holds an earlier training's record: starting from step 0; kept the earlier files "
+            "as ") in err
+    kept = {p.name.split(".set-aside-")[0]: p for p in tmp_path.iterdir()
+            if ".set-aside-" in p.name}
+    assert set(kept) == {"metrics.jsonl", "summary.json", "config.yaml"}
+    for name in kept:
+        assert kept[name].read_bytes() == old[name], name
+    assert "- 16" in (tmp_path / "config.yaml").read_text()
+    assert json.loads((tmp_path / "summary.json").read_text())["n_params"] == new["n_params"]
+    assert new["n_params"] != json.loads(old["summary.json"])["n_params"]
+    # a fresh directory, and a rerun of the new run with its checkpoints, set nothing aside
+    capsys.readouterr()
+    train.train_and_evaluate(compose("trainer.epochs=1", "model.hidden=[16]"), tmp_path)
+    assert "kept the earlier files" not in capsys.readouterr().err
