@@ -31,6 +31,41 @@ from snntrain import hostenv
 ENV_SWITCH = "SNNTRAIN_AUTOTUNE"
 _memory: dict[str, str] = {}
 _said: set[str] = set()  # unreadable caches already reported
+# A run's choices, keyed by what and shapes only (not the device): the ones this process made
+# (saved with each checkpoint) and the ones a resumed run made before (used instead of timing:
+# the formulations round differently, and a resume that chose another one on another node, a
+# cleared cache or SNNTRAIN_AUTOTUNE=0 was not the run it continued).
+_chosen: dict[str, str] = {}
+_pinned: dict[str, str] = {}
+
+
+def run_key(what: str, shapes: Sequence[Any]) -> str:
+    return json.dumps([what, [list(s) if isinstance(s, tuple) else s for s in shapes]])
+
+
+def record(what: str, shapes: Sequence[Any], choice: str) -> str:
+    """Note ``choice`` as this run's for ``what`` at ``shapes``; returns it."""
+    _chosen[run_key(what, shapes)] = choice
+    return choice
+
+
+def pinned(what: str, shapes: Sequence[Any]) -> str | None:
+    """The choice the run being resumed made for ``what`` at ``shapes`` (None: none)."""
+    return _pinned.get(run_key(what, shapes))
+
+
+def choices() -> dict[str, str]:
+    """The choices made in this process (a checkpoint's ``autotune`` meta)."""
+    return dict(_chosen)
+
+
+def pin(recorded: Any) -> None:
+    """Use ``recorded`` (a resumed checkpoint's :func:`choices`; None for a fresh start)
+    instead of timing or rules from now on in this process."""
+    _pinned.clear()
+    if isinstance(recorded, dict):
+        _pinned.update({k: v for k, v in recorded.items()
+                        if isinstance(k, str) and isinstance(v, str)})
 
 
 def enabled() -> bool:
@@ -113,14 +148,16 @@ def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
             make_args: Callable[[], tuple], budget_s: float = 0.3) -> str:
     """The name of the fastest candidate ``fn(*args) -> array`` (timed as value and gradient
     of its sum with respect to every argument), cached as described in the module doc."""
+    if (earlier := pinned(what, shapes)) in candidates:
+        return record(what, shapes, earlier)
     key = cache_key(what, shapes)
     if key in _memory:
-        return _memory[key]
+        return record(what, shapes, _memory[key])
     path = cache_path()
     entry = load_cache(path).get(key)
     if isinstance(entry, dict) and entry.get("choice") in candidates:
         _memory[key] = entry["choice"]
-        return entry["choice"]
+        return record(what, shapes, entry["choice"])
     with jax.ensure_compile_time_eval():
         args = make_args()
         times, failed = {}, None
@@ -141,7 +178,7 @@ def fastest(what: str, shapes: Sequence[Any], candidates: dict[str, Callable],
     print(f"snntrain: autotune {what} {shapes}: {choice} ("
           + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in sorted(times.items(), key=lambda x: x[1]))
           + f"; {cached})", file=sys.stderr)
-    return choice
+    return record(what, shapes, choice)
 
 
 def random_args(*shapes_dtypes: tuple[tuple[int, ...], Any], seed: int = 0) -> tuple:

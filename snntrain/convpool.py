@@ -136,11 +136,8 @@ def conv_pool(
     ho, wo = (h, w) if same else (h - k + 1, w - k + 1)
     if method == "auto":
         method = tuned_method(x.shape, w_KxKxCxO.shape, x.dtype, padding, pool)
-    if method == "rule" and jax.default_backend() != "cpu":
-        method = "lax"
     if method == "rule":
-        small = h * w <= 4 * k * k and h * w * c * ho * wo * o <= 4 * 2**20
-        method = "dense" if small else "s2d"
+        method = rule_method(x.shape, w_KxKxCxO.shape, padding)
     if method == "lax":
         dims = ("CHWN", "HWIO", "CHWN")
         y = jax.lax.conv_general_dilated(x, w_KxKxCxO, (1, 1), padding, dimension_numbers=dims)
@@ -281,13 +278,31 @@ def max_pool(x_NxHxWxC: Array, k: int) -> Array:
     return out
 
 
+def rule_method(x_shape: tuple, w_shape: tuple, padding: str) -> str:
+    """``rule``'s formulation: on CPU ``dense`` when ``H*W <= 4*k*k`` and the matrix is small,
+    else ``s2d``; on GPU/TPU ``lax``."""
+    if jax.default_backend() != "cpu":
+        return "lax"
+    c, h, w, _ = x_shape
+    k, o = w_shape[0], w_shape[3]
+    ho, wo = (h, w) if padding == "SAME" else (h - k + 1, w - k + 1)
+    small = h * w <= 4 * k * k and h * w * c * ho * wo * o <= 4 * 2**20
+    return "dense" if small else "s2d"
+
+
 def tuned_method(x_shape: tuple, w_shape: tuple, dtype, padding: str, pool: int) -> str:
     """The fastest exact formulation of :func:`conv_pool` for these shapes on this device
-    (``rule`` when autotuning is off)."""
+    (:func:`rule_method`'s when autotuning is off; a resumed run's earlier choice when it
+    made one: :func:`snntrain.autotune.pin`)."""
     from snntrain import autotune
 
-    if not autotune.enabled() or 0 in x_shape:  # (an empty block of time steps: no work)
+    if 0 in x_shape:  # (an empty block of time steps: no work)
         return "rule"
+    shapes = [tuple(x_shape), tuple(w_shape), str(jnp.dtype(dtype)), padding, pool]
+    if (earlier := autotune.pinned("conv_pool", shapes)) in TUNED:  # a resumed run's choice
+        return autotune.record("conv_pool", shapes, earlier)
+    if not autotune.enabled():
+        return autotune.record("conv_pool", shapes, rule_method(x_shape, w_shape, padding))
     c, h, w, _ = x_shape
     o = w_shape[3]
     candidates = {
@@ -295,7 +310,6 @@ def tuned_method(x_shape: tuple, w_shape: tuple, dtype, padding: str, pool: int)
         for m in TUNED
         if m != "dense" or o * h * w * c * h * w <= MAX_DENSE
     }
-    shapes = [tuple(x_shape), tuple(w_shape), str(jnp.dtype(dtype)), padding, pool]
     return autotune.fastest(
         "conv_pool", shapes, candidates,
         lambda: autotune.random_args((tuple(x_shape), dtype), (tuple(w_shape), dtype)))

@@ -25,8 +25,8 @@ import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from snntrain import autotune, hostenv, rundir, synops, writers
 from snntrain import checkpoint as ckpt_lib
-from snntrain import hostenv, rundir, synops, writers
 from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.experiment import Experiment, device_info
 from snntrain.registry import plain
@@ -320,6 +320,8 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
                           "resumed_at_epoch": int(restored[1].get("epoch", 0))}
                          if resume != "auto" else
                          {k: v for k, v in restored[1].items() if k in LINEAGE})
+    # (the formulations the continued run chose: the new attempt traces with them)
+    autotune.pin(None if restored is None else restored[1].get("autotune"))
     if restored is None:
         if resume != "auto":
             groups = sorted(p.name for p in source.directory.glob("group*") if p.is_dir())

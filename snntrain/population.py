@@ -55,10 +55,10 @@ import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from snntrain import autotune, hostenv, lifecycle, malloctune, rundir, surrogates, workers, writers
 from snntrain import checkpoint as ckpt_lib
 from snntrain import config as config_lib
 from snntrain import data as data_lib
-from snntrain import hostenv, lifecycle, malloctune, rundir, surrogates, workers, writers
 from snntrain.errors import ConfigError, RefusedConfig
 from snntrain.experiment import (
     DATA_LOCATION_KEYS,
@@ -888,6 +888,7 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
         meta = position.to_meta(0, np.zeros(2, np.uint32), fp, runner)  # the group's;
         # each member's (with its own seed and key) below
         meta["members"] = [r.to_meta(np.asarray(jax.random.PRNGKey(r.exp.seed))) for r in runs]
+        meta["autotune"] = autotune.choices()
         ckpts.save(position.step, group.unpadded(runner.state), meta)
 
     def live() -> list[MemberRun]:

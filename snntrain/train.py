@@ -27,9 +27,9 @@ from typing import Any
 import jax
 from omegaconf import DictConfig, OmegaConf
 
+from snntrain import autotune, malloctune, rundir, writers
 from snntrain import checkpoint as ckpt_lib
 from snntrain import data as data_lib
-from snntrain import malloctune, rundir, writers
 from snntrain import parallel as par
 from snntrain.errors import ConfigError
 from snntrain.experiment import Experiment, build, fingerprint, params_of
@@ -328,7 +328,8 @@ def train_epochs(exp: Experiment, runner: StepRunner, progress: RunProgress,
 
     def save() -> None:
         ckpts.save(progress.step, exp.parallel.unreplicate(runner.state),
-                   progress.to_meta(exp.seed, runner.key, fp, runner))
+                   {**progress.to_meta(exp.seed, runner.key, fp, runner),
+                    "autotune": autotune.choices()})
 
     with Progress(exp.total_steps, exp.steps_per_epoch, exp.parallel.is_main and tcfg.progress,
                   batch_size=exp.batch_size, epoch_lines=exp.parallel.is_main) as bar:
