@@ -795,7 +795,8 @@ class MemberRun:
 
 def wandb_group(run_dir: Path) -> str:
     """The wandb group of a population outside a multirun: ``[<experiment>_]<date>_<time>``
-    (the run directory's last two components)."""
+    (the run directory's last two components; the experiment from Hydra's config, which a
+    worker process does not have: its parent passes the group on)."""
     prefix = None
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -1339,14 +1340,16 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
                  gs: Iterable[int], stop: Callable[[], bool], t_start: float, *,
                  first: Group | None = None, by_type: bool = False, resumed: bool = False,
                  trial: malloctune.MallocTrial | None = None, label: str = "", side: int = 1,
-                 ) -> tuple[str, float, bool]:
+                 group_name: str | None = None) -> tuple[str, float, bool]:
     """Train the groups ``gs`` of ``parts`` (:func:`partition`) one after another (each from
     its checkpoint; a group finished earlier is skipped); ``first``: group 0, compiled by
     :func:`plan_groups` (else each is compiled here and, for the first, the memory of ``side``
     such groups at once checked). Returns ``completed`` or ``preempted``, the groups' wall time
     (earlier attempts' included) and whether any group trained. ``resumed``: the population
     had completed, or has checkpoints (its config.yaml is replaced once the first trained
-    group accepts this)."""
+    group accepts this). ``group_name``: the members' wandb group (else :func:`wandb_group`:
+    a worker process, without Hydra's config, is given its parent's)."""
+    group_name = group_name or wandb_group(run_dir)
     say = _say if not label else (lambda msg: _say(f"{label}: {msg}"))
     n_groups = len(parts)
     vectorize = first.vectorize if first is not None else _vectorize(cfg)
@@ -1380,7 +1383,7 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
             if first is None:
                 _members_that_fit(group, size, side)
         trial = trial_for_group(trial, len(part), size)
-        status, group_s = _train_group(group, run_dir, ckpt_dir, wandb_group(run_dir), stop,
+        status, group_s = _train_group(group, run_dir, ckpt_dir, group_name, stop,
                                        t_group, say=say, malloc_trial=trial,
                                        accepted=accepted, label=label, side=side)
         wall += group_s
@@ -1403,7 +1406,8 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
     assignments = [[left[i] for i in idx] for idx in workers.assign(len(left), side)]
     codes = workers.run(OmegaConf.to_yaml(job, resolve=True), run_dir,
                         [[m.index for m in part] for part in parts], assignments, t_start,
-                        stop, _say, bars=bool(cfg.trainer.progress))
+                        stop, _say, bars=bool(cfg.trainer.progress),
+                        wandb_group=wandb_group(run_dir))
     walls = [sum(_finished_group_wall_time(run_dir, parts[g], _group_dir(run_dir, g, len(parts)))
                  for g in mine) for mine in assignments]
     # (a worker a signal stopped after its last group had finished, e.g. in its wandb runs'
@@ -1414,10 +1418,11 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
 
 
 def train_assigned(cfg: DictConfig, run_dir: Path, groups: list[list[int]], mine: list[int],
-                   t_start: float, side: int, label: str) -> str:
+                   t_start: float, side: int, label: str, group_name: str | None = None) -> str:
     """A worker process's part (:mod:`snntrain.workers`): the groups ``mine`` of ``groups``
     (the members' indices of each of the population's groups), with ``side`` workers' groups
-    in memory at once, under its own signal handling; ``completed`` or ``preempted``."""
+    in memory at once, under its own signal handling; ``completed`` or ``preempted``.
+    ``group_name``: the members' wandb group, its parent's (:func:`wandb_group`)."""
     ms = members(cfg)
     if any(not 0 <= g < len(groups) for g in mine) or any(
             not 0 <= i < len(ms) for g in mine for i in groups[g]):
@@ -1427,6 +1432,7 @@ def train_assigned(cfg: DictConfig, run_dir: Path, groups: list[list[int]], mine
     with lifecycle.Signals() as signals:
         status, _, _ = train_groups(
             cfg, run_dir, parts, mine, signals.received_any, t_start, label=label, side=side,
+            group_name=group_name,
             trial=malloctune.for_run(malloc_signature(cfg, [len(groups[g]) for g in mine]),
                                      say=_say))
     return status

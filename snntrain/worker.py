@@ -73,9 +73,9 @@ def _output_to_parent(progress_fd: int) -> None:
 
 def main(argv: list[str]) -> int:
     """A worker: ``<run dir> <core> <t_start> <g,...> <workers> <parent pid> <progress fd>``,
-    and on stdin a JSON object with the population's config (YAML) and its groups (member
-    indices). Its output goes to the parent, and its bar's fields to ``<progress fd>``.
-    Pinned to its core before JAX is imported."""
+    and on stdin a JSON object with the population's config (YAML), its groups (member
+    indices) and its members' wandb group. Its output goes to the parent, and its bar's
+    fields to ``<progress fd>``. Pinned to its core before JAX is imported."""
     run_dir, core, t_start = Path(argv[0]), int(argv[1]), float(argv[2])
     mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
     os.sched_setaffinity(0, {core})
@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
     label = f"group {'+'.join(str(g + 1) for g in mine)}"
     try:
         status = population.train_assigned(cfg, run_dir, job["groups"], mine, t_start, side,
-                                           label)
+                                           label, job.get("wandb_group"))
     except (ConfigError, TrainingError, CheckpointError) as e:
         # (a training error's own exit status may be a refusal's or a config error's: a full
         # disk, WriteFailed's 2, was reported as a configuration error)

@@ -76,16 +76,17 @@ class WorkerFailed(TrainingError):
 
 def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: list[list[int]],
         t_start: float, stop: Callable[[], bool], say: Callable[[str], None],
-        bars: bool = False) -> list[int]:
+        bars: bool = False, wandb_group: str | None = None) -> list[int]:
     """Start one worker per entry of ``assignments`` (its indices into ``groups``, the
     members' indices of each group), each pinned to its own core, and wait for them; return
     their exit codes (0, or :data:`PREEMPTED`). Once ``stop()`` is true every live worker gets
     SIGTERM (once). A worker that fails stops the others (SIGTERM: they save their
     checkpoints) and raises: :class:`~snntrain.errors.RefusedConfig` or
     :class:`~snntrain.errors.ConfigError` for a worker's refusal or configuration error (as
-    in one process), else :class:`WorkerFailed`. ``bars``: a progress bar per worker."""
+    in one process), else :class:`WorkerFailed`. ``bars``: a progress bar per worker;
+    ``wandb_group``: the members' wandb group (a worker has no Hydra config to name it from)."""
     where = cores(len(assignments))
-    job = json.dumps({"config": config_yaml, "groups": groups})
+    job = json.dumps({"config": config_yaml, "groups": groups, "wandb_group": wandb_group})
     procs: list[subprocess.Popen] = []
     errors: dict[int, str] = {}  # each worker's error line (what the run records as its own)
 

@@ -509,3 +509,31 @@ def test_a_workers_malloc_choice_is_keyed_by_its_own_groups():
     assert population.malloc_signature(cfg, [2]) not in (whole, population.malloc_signature(
         cfg, [1, 1]))
     assert population.malloc_signature(cfg, [2]) == population.malloc_signature(cfg, [2])
+
+
+@two_cores
+def test_a_populations_wandb_group_in_workers_keeps_its_experiment(monkeypatch, tmp_path):
+    """``[<experiment>_]<date>_<time>``: a worker process, without Hydra's config, named its
+    members' group without the experiment (``experiment=alpha_scan_population`` in one
+    process, not in workers)."""
+    from _wandb import finished_wandb_file, read_wandb_run
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from snntrain.paths import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):  # (as the command line)
+        hydra_cfg = hydra_compose("config", return_hydra_config=True)
+    with open_dict(hydra_cfg):
+        hydra_cfg.hydra.runtime.choices.experiment = "alpha_scan"
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    HydraConfig.instance().set_config(hydra_cfg)
+    run_dir = tmp_path / "2026-12-07" / "17-09-19"
+    expected = "alpha_scan_2026-12-07_17-09-19"
+    assert population.wandb_group(run_dir) == expected  # (this process: Hydra's config)
+    train_and_evaluate(compose(*SMALL, f"{POP}.seed=[0,1]", "logger=wandb", "trainer.epochs=1",
+                               f"{POP}.workers=2"), run_dir)
+    groups = [read_wandb_run(finished_wandb_file(d))["group"] for d in _member_dirs(run_dir)]
+    assert groups == [expected, expected]
