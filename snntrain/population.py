@@ -938,9 +938,11 @@ def train_group_epochs(group: Group, runner: GroupRunner, position: RunProgress,
                     records[run.member.name] = lifecycle.epoch_record(
                         run.progress, val[k] if val else None, test[k], runner.samples_per_s)
                     run.rec.log(records[run.member.name])
-            bar.epoch_done(position.epoch, *_epoch_line(records, len(runs)))
+            means, extra = _epoch_line(records, len(runs))
+            bar.epoch_done(position.epoch, means, extra)
             save()
-            bar.update(position.step, {})
+            # the epoch's means, as a solo run's bar (not the last, padded batch's values)
+            bar.update(position.step, {**means, "samples_per_s": runner.samples_per_s})
     if live() and position.epoch < base.epochs:
         save()
         return "preempted"

@@ -587,6 +587,26 @@ def test_equal_values_give_equal_members_and_alphas_differ(tmp_path):
         params_of(a)
 
 
+def test_a_populations_bar_ends_each_epoch_at_its_members_epoch_means(monkeypatch, tmp_path):
+    """As a solo run's bar (the epoch record): the population's ended each epoch at its last,
+    padded batch's loss and accuracy (``acc 0.786``, 11 of 14 rows, in every group)."""
+    from snntrain.progress import Progress
+
+    calls = []
+    monkeypatch.setattr(Progress, "update", lambda self, step, m: calls.append((step, dict(m))))
+    cfg = compose(f"{POP}.seed=[0,1]", "trainer.epochs=2", f"{POP}.workers=null")
+    train_and_evaluate(cfg, tmp_path)
+    epochs = [[r for r in _records(d) if r["split"] == "epoch"] for d in _member_dirs(tmp_path)]
+    assert [len(e) for e in epochs] == [2, 2]
+    for a, b in zip(*epochs, strict=True):
+        step = a["step"]
+        last = [m for s, m in calls if s == step][-1]  # (the bar at the epoch's end)
+        assert last.get("train_loss") == pytest.approx((a["train_loss"] + b["train_loss"]) / 2)
+        assert last.get("train_accuracy") == pytest.approx(
+            (a["train_accuracy"] + b["train_accuracy"]) / 2)
+        assert "loss" not in last and "accuracy" not in last  # (no batch's values)
+
+
 def test_lr_and_neuron_axes_equal_their_solo_runs(tmp_path):
     cfg = compose(f"{POP}.mode=zip", f"{POP}.optimizer.lr=[2e-3,5e-3]",
                   f"{POP}.neuron.beta=[0.9,0.8]", f"{POP}.neuron.threshold=[1.0,0.7]",
