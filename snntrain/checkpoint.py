@@ -81,6 +81,18 @@ def checkpoints_in(path: Path) -> Path:
     return inner
 
 
+def one_step_error(resume: str) -> str | None:
+    """``trainer.resume=<run>/checkpoints/<step>``, one checkpoint step's directory (its
+    ``state``/``meta``): a run resumes from its newest readable checkpoint, so the run
+    directory or its ``checkpoints/`` is asked for (it said "no checkpoint in .../238")."""
+    path = Path(resume).expanduser()
+    if not (path.name.isdigit() and any((path / item).is_dir() for item in ("state", "meta"))):
+        return None
+    return (f"trainer.resume={resume}: {path} is one checkpoint step of {path.parent}; give "
+            "the run directory or its checkpoints/ directory (a run resumes from its newest "
+            "readable checkpoint)")
+
+
 def _cut(text: str, n: int = 160) -> str:
     """``text`` up to ``n`` characters, cut at a space (with "...")."""
     return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " ..."

@@ -324,6 +324,8 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
     autotune.pin(None if restored is None else restored[1].get("autotune"))
     if restored is None:
         if resume != "auto":
+            if (msg := ckpt_lib.one_step_error(resume)) is not None:
+                raise ConfigError(msg)
             groups = sorted(p.name for p in source.directory.glob("group*") if p.is_dir())
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "
                               f"{source.directory}" + (

@@ -435,12 +435,15 @@ def _one_line(text: str) -> str:
 
 def resume_error(resume: str, out: str | None) -> str | None:
     """``trainer.resume=<path>`` holding no checkpoint at all (no step or group directory),
-    unless it is this run's own directory: refused before the run directory exists (the
-    checkpoints found are read later, where an unreadable one is refused)."""
+    unless it is this run's own directory, or one checkpoint step's directory: refused before
+    the run directory exists (the checkpoints found are read later, where an unreadable one
+    is refused)."""
     if resume in ("auto", "never"):
         return None
-    from snntrain.checkpoint import checkpoints_in
+    from snntrain.checkpoint import checkpoints_in, one_step_error
 
+    if (msg := one_step_error(resume)) is not None:
+        return msg
     where = checkpoints_in(Path(resume).expanduser())
     if out is not None and where.resolve() in (Path(out).resolve(),
                                                (Path(out) / "checkpoints").resolve()):

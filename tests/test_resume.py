@@ -475,6 +475,26 @@ def test_resume_from_a_directory_without_checkpoints_is_refused_before_the_run_d
     assert not (tmp_path / "run").exists()
 
 
+def test_one_checkpoint_step_as_the_resume_path_asks_for_its_run(tmp_path):
+    """trainer.resume=<run>/checkpoints/<step> said "no checkpoint in .../<step>": a run
+    resumes from its newest readable checkpoint, so the run directory is asked for (at
+    start-up, and by the library)."""
+    from snntrain.startup import resume_error
+
+    train.train_and_evaluate(compose(), tmp_path / "a")
+    step = tmp_path / "a" / "checkpoints" / str(Checkpoints(tmp_path / "a" / "checkpoints")
+                                                 .steps()[-1])
+    want = (f"trainer.resume={step}: {step} is one checkpoint step of {step.parent}; give the "
+            "run directory or its checkpoints/ directory (a run resumes from its newest "
+            "readable checkpoint)")
+    assert resume_error(str(step), str(tmp_path / "b")) == want
+    with pytest.raises(train.ConfigError) as e:
+        train.train_and_evaluate(compose("trainer.epochs=2", f"trainer.resume={step}"),
+                                 tmp_path / "b")
+    assert str(e.value) == want
+    assert resume_error(str(step.parent), str(tmp_path / "b")) is None  # (its checkpoints)
+
+
 def test_resume_from_another_runs_directory(tmp_path, capsys):
     """trainer.resume=<run dir> (not <run dir>/checkpoints) said "no readable checkpoint
     there" and left a failed run; a run directory is read through its checkpoints/."""
