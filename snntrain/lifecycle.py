@@ -326,11 +326,12 @@ def restore(ckpts: ckpt_lib.Checkpoints, state: Any, fp: dict[str, Any], resume:
         if resume != "auto":
             if (msg := ckpt_lib.one_step_error(resume)) is not None:
                 raise ConfigError(msg)
+            # (a population's groups: chunked, or trained in worker processes)
             groups = sorted(p.name for p in source.directory.glob("group*") if p.is_dir())
             raise ConfigError(f"trainer.resume={resume}: no readable checkpoint in "
                               f"{source.directory}" + (
-                                  f" (it holds a chunked population's groups, {groups[0]} ...: "
-                                  "only a population with the same members resumes it)"
+                                  f" (it holds a population's groups, {groups[0]} ...: only "
+                                  "a population with the same members resumes it)"
                                   if groups else ""))
         if ckpts.steps() or ckpts.set_aside:
             n = len(ckpts.steps()) + len(ckpts.set_aside)

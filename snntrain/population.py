@@ -1658,9 +1658,9 @@ def _resumed_run_dir(resume: str) -> Path | None:
 
 
 def _group_source(resume: str, ckpt_dir: Path) -> str:
-    """``trainer.resume`` for the group saving in ``ckpt_dir``: a path to a chunked
-    population is its ``checkpoints/group<g>`` (the population's top level has no steps: "no
-    readable checkpoint" was all it said)."""
+    """``trainer.resume`` for the group saving in ``ckpt_dir``: a path to a population
+    trained in groups (chunked, or in worker processes) is its ``checkpoints/group<g>`` (the
+    population's top level has no steps: "no readable checkpoint" was all it said)."""
     source = _resumed_run_dir(resume) if resume != "auto" else None
     if source is None or ckpt_dir.name == "checkpoints":
         return resume

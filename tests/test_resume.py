@@ -652,17 +652,18 @@ def test_a_runs_parameters_load_without_its_data(tmp_path):
                                      params_of(run, same)))
 
 
-def test_a_chunked_population_as_a_runs_resume_path_is_named(tmp_path):
-    """trainer.resume=<a chunked population> for a solo run said only "no readable checkpoint
-    in .../checkpoints" (its steps are in checkpoints/group<g>/)."""
+def test_a_populations_groups_as_a_runs_resume_path_are_named(tmp_path):
+    """trainer.resume=<a population trained in groups> for a solo run said only "no readable
+    checkpoint in .../checkpoints" (its steps are in checkpoints/group<g>/), then called them
+    a chunked population's: worker processes' groups, not chunked, are the same."""
     from snntrain import lifecycle
     from snntrain.checkpoint import Checkpoints
 
     (tmp_path / "pop" / "checkpoints" / "group0" / "11").mkdir(parents=True)
     own = Checkpoints(tmp_path / "run" / "checkpoints")
     with pytest.raises(train.ConfigError, match=r"no readable checkpoint in .*pop/checkpoints "
-                       r"\(it holds a chunked population's groups, group0 \.\.\.: only a "
-                       r"population with the same members resumes it\)$"):
+                       r"\(it holds a population's groups, group0 \.\.\.: only a population "
+                       r"with the same members resumes it\)$"):
         lifecycle.restore(own, {}, {}, str(tmp_path / "pop"), [tmp_path / "run"], print)
     own.abandon()
 
