@@ -57,7 +57,6 @@ import logging
 import math
 import os
 import re
-import socket
 import tarfile
 import threading
 import weakref
@@ -398,12 +397,11 @@ def _total(x: np.ndarray) -> int:
 _HELD: weakref.WeakValueDictionary[tuple[str, str], np.ndarray] = weakref.WeakValueDictionary()
 _HELD_STATS: dict[tuple[str, str], dict[str, Any]] = {}
 
-_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
 
 
 def _tmp_path(path: Path) -> Path:
     """Where this thread writes ``path`` before renaming it: ``.<stem>.<host>.<pid>.<tid>.npy``."""
-    return path.with_name(f".{path.stem}.{_HOST}.{os.getpid()}.{threading.get_ident()}.npy")
+    return path.with_name(f".{path.stem}.{hostenv.HOST}.{os.getpid()}.{threading.get_ident()}.npy")
 
 
 def _remove_stale(cache_dir: Path) -> None:
@@ -413,14 +411,10 @@ def _remove_stale(cache_dir: Path) -> None:
         return
     for f in cache_dir.glob(".*.npy"):
         parts = f.name.rsplit(".", 4)
-        if len(parts) != 5 or parts[1] != _HOST or not parts[2].isdigit():
+        if len(parts) != 5 or parts[1] != hostenv.HOST or not parts[2].isdigit():
             continue
-        try:
-            os.kill(int(parts[2]), 0)
-        except ProcessLookupError:
+        if hostenv.process_gone(int(parts[2])):
             f.unlink(missing_ok=True)
-        except OSError:  # alive, another user's
-            pass
 
 
 def binned(

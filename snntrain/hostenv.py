@@ -422,3 +422,18 @@ def exit_when_stuck(what: str, grace_s: float = 3.0) -> Iterator[None]:
         os.close(w)  # (the reader sees EOF and ends)
         thread.join(1.0)
         os.close(r)
+
+
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", platform.node()) or "host"
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this host (one of another user's counts as
+    running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import html
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -41,6 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from snntrain import hostenv
 from snntrain.compare import (
     AlphaRange,
     Metric,
@@ -720,7 +723,39 @@ def make_report(
                                 "(the other paths have some)")
     now = time.time()
     runs = [load_run(d, now, stale_after_s) for d in run_dirs]
+    final, out = out, _staging(out)
+    try:
+        _write_report(out, runs, paths, target, split)
+        if out != final:  # each file replaced at once at the end (a report killed while it
+            # drew its plots left a verdict of the new runs beside the old runs' pages)
+            for f in sorted(out.iterdir()):
+                os.replace(f, final / f.name)
+    finally:
+        if out != final:
+            shutil.rmtree(out, ignore_errors=True)
+    return final
+
+
+def _staging(out: Path) -> Path:
+    """A new directory beside ``out`` to write the report into (``out`` itself when none can
+    be made); ``out`` is made too. Staging directories of reports killed before are removed
+    once their process is gone."""
     out.mkdir(parents=True, exist_ok=True)
+    mine = f".{out.name}.writing-{hostenv.HOST}-"
+    for old in out.parent.glob(f"{glob.escape(mine)}*"):
+        pid = old.name[len(mine):]
+        if pid.isdigit() and hostenv.process_gone(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    staging = out.parent / f"{mine}{os.getpid()}"
+    try:
+        staging.mkdir()
+    except OSError:
+        return out
+    return staging
+
+
+def _write_report(out: Path, runs: list[Run], paths: list[Path], target: float, split: str
+                  ) -> None:
     columns, rows = group_runs(runs)
     metric = selection_metric([r.config.get("optimize_metric") for r in runs if r.config])
     ranked = rank(rows, metric)
@@ -764,7 +799,6 @@ def make_report(
                 f"snntrain.report: could not draw {name}: {type(e).__name__}: {e}", file=sys.stderr
             )
     write_html(out / "index.html", columns, table, runs, metric, verdict, target, split, images)
-    return out
 
 
 def scans_alpha(rows: Sequence[Row]) -> bool:

@@ -180,7 +180,7 @@ def test_a_killed_binnings_temporary_file_is_removed_later(tmp_path):
     cache.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = events._HOST
+    host = events.hostenv.HOST
     stale = cache / f".shd_train_0123456789abcdef.{host}.{dead.pid}.7.npy"
     alive = cache / f".shd_train_0123456789abcdef.{host}.{os.getpid()}.7.npy"
     other_host = cache / f".shd_train_0123456789abcdef.not-{host}.{dead.pid}.7.npy"

@@ -511,6 +511,7 @@ def test_a_workers_malloc_choice_is_keyed_by_its_own_groups():
     assert population.malloc_signature(cfg, [2]) == population.malloc_signature(cfg, [2])
 
 
+@pytest.mark.slow  # (~50 s: two workers start, each with its wandb runs)
 @two_cores
 def test_a_populations_wandb_group_in_workers_keeps_its_experiment(monkeypatch, tmp_path):
     """``[<experiment>_]<date>_<time>``: a worker process, without Hydra's config, named its

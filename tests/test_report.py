@@ -1980,3 +1980,30 @@ def test_mean_over_fewer_seeds_than_the_row_says_so(tmp_path, capsys):
     assert "3" in cells  # the seed column counts the completed runs
     assert "70.00 ± 14.14 (2 of 3 seeds)" in cells  # mean and std of 0.6 and 0.8
     assert "60.00 ± 10.00" in cells  # every seed has its test accuracy: no count shown
+
+
+def test_a_report_stopped_while_it_draws_leaves_the_earlier_report_whole(tmp_path,
+                                                                         monkeypatch):
+    """A report killed while it drew its plots had written the new verdict.txt, summary.csv
+    and summary.md beside the old index.html and plots (tester). The new report's files are
+    written beside it and replace the old ones only when all are written; a staging directory
+    left by a killed report of this host is removed by the next one."""
+    s = {"name": "sigmoid", "alpha": 4.0}
+    write_run(tmp_path / "sweep" / "r0", s, 0, [0.6], [0.5], {"lif0": 0.1}, 1.0)
+    out = report.make_report(tmp_path / "sweep")
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    write_run(tmp_path / "sweep" / "r1", s, 1, [0.8], [0.7], {"lif0": 0.1}, 1.0)
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "plot_learning_curves", killed)
+    with pytest.raises(KeyboardInterrupt):
+        report.make_report(tmp_path / "sweep")
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert [p.name for p in (tmp_path / "sweep").iterdir() if p.name.startswith(".")] == []
+    monkeypatch.undo()
+    dead = tmp_path / "sweep" / f".report.writing-{report.hostenv.HOST}-999999999"
+    dead.mkdir()  # (no such pid)
+    report.make_report(tmp_path / "sweep")
+    assert "(2 seeds)" in (out / "verdict.txt").read_text() and not dead.exists()
