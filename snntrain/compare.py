@@ -195,11 +195,9 @@ class Ranked:
         """True / False against the selected one; None when no claim can be made."""
         if self.rank == 1:
             return True
-        if self.diff is None:
-            return None
-        if self.tied:
-            return True
-        return None if math.isnan(self.diff.df) else self.diff.contains_zero
+        if self.diff is None or math.isnan(self.diff.df):
+            return None  # (a tie with no spread over seeds was "within noise": no interval)
+        return self.tied or self.diff.contains_zero
 
 
 def _no_claim(n: int, n_ref: int) -> str:
@@ -254,7 +252,9 @@ def rank(rows: Sequence[Row], metric: Metric) -> list[Ranked]:
             e.tied = tied(e.mean, best.mean)
             if e.tied:  # a difference of rounding is no "better by 0.0 points"
                 e.verdict = "tied: the same mean as the selected one" + (
-                    "" if e.diff is not None else f" ({_no_claim(e.n, best.n)} about noise)"
+                    f" ({_no_claim(e.n, best.n)} about noise)" if e.diff is None
+                    else " (no spread over seeds: no interval)" if math.isnan(e.diff.df)
+                    else ""
                 )
             else:
                 e.verdict = verdict(e.diff, metric, e.n, best.n)
@@ -285,6 +285,7 @@ class AlphaRange:
     # range, with what became of their runs: the range stops there (not an edge of the scan).
     no_result: list[tuple[float, str]] = dataclasses.field(default_factory=list)
     flat: list[float] = dataclasses.field(default_factory=list)  # (unclaimed: no spread)
+    tied: list[float] = dataclasses.field(default_factory=list)  # (flat, the best's mean)
 
     @property
     def best_alpha(self) -> float:
@@ -304,6 +305,8 @@ class AlphaRange:
 
     def _why_unclaimed(self) -> str:
         flat = sum(a in self.flat for a in self.unclaimed)
+        if flat == len(self.unclaimed) and all(a in self.tied for a in self.unclaimed):
+            return "the same mean as the best, but no spread over seeds"
         return ("one seed" if not flat else "no spread over seeds"
                 if flat == len(self.unclaimed) else "one seed, or no spread over seeds")
 
@@ -388,8 +391,9 @@ def alpha_ranges(rows: Sequence[Row], metric: Metric) -> list[AlphaRange]:
         no_result = [(g, _what_became(gaps[g])) for g in edges if g is not None]
         flat = [a for a, e in zip(alphas, by_alpha, strict=True)
                 if a in unclaimed and e.diff is not None]  # (two seeds or more: no spread)
+        tied_flat = [a for a, e in zip(alphas, by_alpha, strict=True) if a in flat and e.tied]
         out.append(AlphaRange(series, best, alphas, low, high, metric, unclaimed, no_result,
-                              flat))
+                              flat, tied_flat))
     return out
 
 

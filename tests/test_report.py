@@ -2007,3 +2007,31 @@ def test_a_report_stopped_while_it_draws_leaves_the_earlier_report_whole(tmp_pat
     dead.mkdir()  # (no such pid)
     report.make_report(tmp_path / "sweep")
     assert "(2 seeds)" in (out / "verdict.txt").read_text() and not dead.exists()
+
+
+def test_configurations_tied_with_no_spread_are_not_called_within_noise(tmp_path):
+    """Every seed of each configuration the same 0.9931: the table said "+0.00 (no interval)"
+    but the verdict listed them "Within noise of it (the 95% Welch interval ... contains 0)"
+    and the alpha scan "within noise for α from 1 to 8": there is no interval."""
+    root = _config_sweep(tmp_path / "s", {
+        ("sigmoid", 1.0): [(0.9931, 0.99)] * 3, ("sigmoid", 2.0): [(0.9931, 0.99)] * 3,
+        ("sigmoid", 4.0): [(0.9931, 0.99)] * 3,
+        ("sigmoid", 8.0): [(0.98, 0.99), (0.97, 0.99), (0.99, 0.99)]})
+    out = report.make_report([root], tmp_path / "rep")
+    verdict = (out / "verdict.txt").read_text().splitlines()
+    assert verdict[2:4] == [
+        "Within noise of it (the 95% Welch interval of the difference contains 0): sigmoid, α=8.",
+        "No spread over seeds on either side (every seed gave the same value), so no interval "
+        "and no claim can be made: sigmoid, α=2; sigmoid, α=4.",
+    ]
+    assert verdict[-1] == (
+        "Alpha scan, sigmoid: best α = 1 (99.31 ± 0.00 %, 3 seeds); no claim can be made about "
+        "α=2 next to it (the same mean as the best, but no spread over seeds); it is the "
+        "smallest alpha scanned: the best may lie beyond.")
+    rows = {r["alpha"]: r for r in _csv_rows(out)}
+    assert rows["2.0"]["verdict"] == (
+        "tied: the same mean as the selected one (no spread over seeds: no interval)")
+    assert "| +0.00 (no interval) |" in (out / "summary.md").read_text()
+    ranked = compare.rank(_rows({("a", 1.0): [0.5, 0.5], ("b", 1.0): [0.5, 0.5]}),
+                          compare.Metric("best_val_accuracy"))
+    assert ranked[1].tied and ranked[1].within_noise is None
