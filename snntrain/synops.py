@@ -213,6 +213,13 @@ def finalize(
     n = max(float(n_examples), 1.0)
     mine = ("synops/", "spikes/", "updates/")
     out = {k: float(v) / n for k, v in totals.items() if k.startswith(mine)}
+    for kind in ("acs", "macs", "dense"):
+        # the layers' sums added in float64, not eval_sums' float32 total (346800 + 3763200 +
+        # 64000 dense operations per example were 4173999.955)
+        layers = [float(v) for k, v in totals.items() if k.startswith("synops/")
+                  and k.endswith(f"/{kind}") and k != f"synops/total/{kind}"]
+        if layers:
+            out[f"synops/total/{kind}"] = sum(layers) / n
     spiking = [k.split("/", 1)[1] for k in out if k.startswith("spikes/")]
     for k in spiking:
         u = out.get(f"updates/{k}", 0.0)

@@ -267,6 +267,24 @@ def test_jit_and_config_errors():
         synops.energy_from_config({"add_pj": 1.0})
 
 
+
+def test_the_total_dense_count_is_the_exact_sum_of_the_layers():
+    """model=conv on digits (8x8), T = 25, a test batch of 103: the layers' dense counts are
+    13872, 150528 and 2560 synapses x 25 steps per example (346800 + 3763200 + 64000), but
+    synops/total/dense was 4173999.84 (their float32 sum inside the evaluation step)."""
+    T, B = 25, 103
+    model = models.ConvSNN((8, 8, 1), 10, channels=[12, 64], kernel_size=5, norm="none",
+                           neuron=neuron_cfg(), conv_method="lax", rngs=nnx.Rngs(0))
+    assert [synops.connections(s) for s in model.synapses()] == [13872, 150528, 2560]
+    x = (jax.random.uniform(jax.random.PRNGKey(0), (T, B, 8, 8, 1)) < 0.3).astype(jnp.float32)
+    _, m = _metrics(model, x, np.ones(B, np.float32))
+    assert [m[f"synops/{k}/dense"] for k in ("conv0", "conv1", "readout")] == [
+        346800.0, 3763200.0, 64000.0]
+    assert m["synops/total/dense"] == 4174000.0
+    assert m["synops/total/acs"] == pytest.approx(
+        sum(m[f"synops/{k}/acs"] for k in ("conv0", "conv1", "readout")), rel=1e-12)
+
+
 @pytest.mark.slow
 def test_a_conv_nets_dense_layer_counts_every_block_under_remat_with_direct_input():
     """encoder=direct, trainer.remat with T over model.remat_chunk: a conv net's fc0 (which
