@@ -968,7 +968,7 @@ def _model_fits(run: RunConfig, shape: tuple[int, ...]) -> None:
 def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
     """The files a new run will read, at its start-up (not in :func:`validate`, which also
     loads a finished run's parameters, whose data may have moved since): ``dataset=arrays``'
-    file must be an ``.npz`` holding its four arrays (only its zip directory is read); an
+    file must pass every check of its loader (:func:`snntrain.data.check_arrays_file`); an
     event dataset's split files must be in Tonic's layout under ``dataset.data_dir`` (found
     and their headers read, as the loader does first: :func:`snntrain.events.readers`; before,
     a missing dataset was reported after the run directory existed). With ``model`` (the
@@ -986,7 +986,7 @@ def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
     name, sensor = run.dataset["name"], None
     try:
         if name == "arrays":
-            data.check_arrays_file(run.dataset.get("path"))
+            data.check_arrays_file(run.dataset.get("path"), run.dataset.get("n_classes"))
         elif name in events.DATASETS:
             found = events.readers(name, run.dataset.get("data_dir"))
             sensor = next(iter(found.values())).sensor

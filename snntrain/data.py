@@ -233,12 +233,37 @@ def _check_member(archive: zipfile.ZipFile, member: str, path: str) -> np.ndarra
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def check_arrays_file(path: str | None) -> None:
-    """``dataset=arrays``' file at start-up, before the run directory exists: an ``.npz``
-    holding :data:`ARRAY_KEYS` (only its zip directory is read; :func:`load_arrays` checks
-    the rest, and says when no path is given)."""
+def check_arrays_file(path: str | None, n_classes: Any = None) -> None:
+    """``dataset=arrays``' file at start-up, before the run directory exists: every check of
+    :func:`load_arrays` (it said x and y of different lengths, float pixels outside [0, 1],
+    float or negative labels after the run directory existed; :func:`load_arrays` says when
+    no path is given)."""
     if path not in (None, "", "???"):
-        _check_npz(os.path.expanduser(str(path)), ARRAY_KEYS, load=False)
+        _checked_arrays(os.path.expanduser(str(path)), n_classes, note=False)
+
+
+def _checked_arrays(path: str, n_classes: Any, note: bool = True
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """The images and labels of each split of the ``.npz`` at ``path``, and the class count;
+    raises :class:`BadArrays` naming what is wrong."""
+    arrays = _check_npz(path, ARRAY_KEYS)
+    xs = {s: _check_images(arrays[f"x_{s}"], f"x_{s}", path) for s in ("train", "test")}
+    ys = {s: _check_labels_array(arrays[f"y_{s}"], f"y_{s}", path) for s in ("train", "test")}
+    for s in ("train", "test"):
+        if len(xs[s]) != len(ys[s]):
+            raise BadArrays(f"{path}: x_{s} has {len(xs[s])} images but y_{s} {len(ys[s])} labels")
+        if not len(ys[s]):
+            raise BadArrays(f"{path}: the {s} split is empty")
+    if xs["train"].shape[1:] != xs["test"].shape[1:]:
+        raise BadArrays(
+            f"{path}: x_train images are {xs['train'].shape[1:]} but x_test {xs['test'].shape[1:]}"
+        )
+    if xs["train"].dtype != xs["test"].dtype:
+        raise BadArrays(
+            f"{path}: x_train is {xs['train'].dtype} but x_test {xs['test'].dtype}; use one dtype"
+        )
+    k = class_count(ys, n_classes, {s: f"{path} (y_{s})" for s in ys}, BadArrays, note=note)
+    return xs, ys, k
 
 
 def load_arrays(
@@ -264,23 +289,7 @@ def load_arrays(
     if normalize != "unit":
         raise DatasetError(f"dataset.normalize={normalize!r} is invalid: must be 'unit'")
     path = os.path.expanduser(str(path))
-    arrays = _check_npz(path, ARRAY_KEYS)
-    xs = {s: _check_images(arrays[f"x_{s}"], f"x_{s}", path) for s in ("train", "test")}
-    ys = {s: _check_labels_array(arrays[f"y_{s}"], f"y_{s}", path) for s in ("train", "test")}
-    for s in ("train", "test"):
-        if len(xs[s]) != len(ys[s]):
-            raise BadArrays(f"{path}: x_{s} has {len(xs[s])} images but y_{s} {len(ys[s])} labels")
-        if not len(ys[s]):
-            raise BadArrays(f"{path}: the {s} split is empty")
-    if xs["train"].shape[1:] != xs["test"].shape[1:]:
-        raise BadArrays(
-            f"{path}: x_train images are {xs['train'].shape[1:]} but x_test {xs['test'].shape[1:]}"
-        )
-    if xs["train"].dtype != xs["test"].dtype:
-        raise BadArrays(
-            f"{path}: x_train is {xs['train'].dtype} but x_test {xs['test'].dtype}; use one dtype"
-        )
-    n_classes = class_count(ys, n_classes, {s: f"{path} (y_{s})" for s in ys}, BadArrays)
+    xs, ys, n_classes = _checked_arrays(path, n_classes)
     if xs["train"].dtype == np.uint8 and int(xs["train"].max(initial=0)) <= 1:
         logging.getLogger(__name__).info(  # (a tester's run on near-zero input, without a word)
             "note: %s: x_train is uint8 with values 0 and 1 only, read as pixels k/255 (at "

@@ -812,18 +812,78 @@ def test_an_arrays_file_that_is_no_npz_of_the_four_arrays_is_refused_before_the_
         tmp_path, case):
     """Before: the run directory was made (``.hydra/``, a failed ``summary.json``) and then
     the file was found to be no ``.npz`` of ``x_train, y_train, x_test, y_test``; its zip
-    directory is now read at start-up. A member's damage is found when it is read."""
+    directory is now read at start-up, and so are its members."""
     make, expected = ARRAY_CASES[case]
     path = make(tmp_path / "mine.npz")
     with pytest.raises(ConfigError) as err:
         config.check_files(config.parse(compose("dataset=arrays", f"dataset.path={path}")))
     _one_line(str(err.value), expected)
-    config.check_files(config.parse(compose(  # (read only when the run reads it)
-        "dataset=arrays", f"dataset.path={_bad_crc(tmp_path / 'crc.npz')}")))
+    with pytest.raises(ConfigError, match="member x_train.npy is corrupt"):  # (read too)
+        config.check_files(config.parse(compose(
+            "dataset=arrays", f"dataset.path={_bad_crc(tmp_path / 'crc.npz')}")))
     run_dir = tmp_path / "run"
     p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
             cwd=tmp_path)
     assert p.returncode == 2 and expected in _last_line(p) and not run_dir.exists()
+
+
+
+def _short_labels(p: Path) -> Path:
+    arrays = _arrays()
+    arrays["y_train"] = arrays["y_train"][:-1]
+    np.savez(p, **arrays)
+    return p
+
+
+def _pixels_to_510(p: Path) -> Path:
+    arrays = _arrays()
+    arrays["x_train"] = arrays["x_train"].astype(np.float32) * 2  # 0..510: not [0, 1]
+    arrays["x_test"] = arrays["x_test"].astype(np.float32) / 255
+    np.savez(p, **arrays)
+    return p
+
+
+def _float_labels(p: Path) -> Path:
+    arrays = _arrays()
+    arrays["y_train"] = arrays["y_train"].astype(np.float64)
+    np.savez(p, **arrays)
+    return p
+
+
+def _negative_labels(p: Path) -> Path:
+    arrays = _arrays()
+    arrays["y_train"][3] = -1
+    np.savez(p, **arrays)
+    return p
+
+
+READ_ARRAY_CASES = {
+    "x and y lengths differ": (_short_labels, ": x_train has 30 images but y_train 29 labels"),
+    "float pixels up to 510": (_pixels_to_510, ": x_train values span 0.0..510.0 ("),
+    "float labels": (_float_labels, ": y_train has dtype float64; labels must be integers "
+                                    "(y.astype(int))"),
+    "negative labels": (_negative_labels, " (y_train): labels span -1..3, outside 0..3 "
+                                          "(dataset.n_classes=4)"),
+}
+
+
+@pytest.mark.parametrize("case", list(READ_ARRAY_CASES))
+def test_an_arrays_file_whose_arrays_are_malformed_is_refused_before_the_run_dir(tmp_path, case):
+    """x and y of different lengths, float pixels up to 510, float or negative labels: the
+    right line, but after the run directory existed (a failed ``summary.json``)."""
+    make, expected = READ_ARRAY_CASES[case]
+    path = make(tmp_path / "mine.npz")
+    with pytest.raises(data.BadArrays) as err:  # (the loader's own line, word for word)
+        data.load("arrays", path=str(path))
+    _one_line(str(err.value), f"{path}{expected}")
+    with pytest.raises(ConfigError) as err:
+        config.check_files(config.parse(compose("dataset=arrays", f"dataset.path={path}")))
+    _one_line(str(err.value), f"{path}{expected}")
+    run_dir = tmp_path / "run"
+    p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
+            cwd=tmp_path)
+    assert p.returncode == 2 and _last_line(p).startswith(f"snntrain: error: {path}{expected}")
+    assert not run_dir.exists() and not list(tmp_path.glob("outputs"))
 
 
 def test_arrays_n_classes_zero_is_not_auto(tmp_path):
@@ -939,13 +999,15 @@ def test_cli_unwritable_output_directory_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_cli_start_up_failure_after_the_directory_exists_says_why_in_summary(tmp_path):
-    path = _label_ids(tmp_path / "mine.npz")  # (found when the arrays are read)
+    path = tmp_path / "mine.npz"  # (30 training samples: found when the splits are made)
+    np.savez(path, **_arrays())
     run_dir = tmp_path / "run"
-    p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
-            cwd=tmp_path)
+    p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", "dataset.val_fraction=0.99",
+            f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert p.returncode == 2
     line = _last_line(p)
-    assert line.startswith(f"snntrain: error: {path} (y_train): labels span 1000..1002"), line
+    assert line.startswith("snntrain: error: dataset.val_fraction=0.99 of 30 training samples "
+                           "leaves no sample to train on"), line
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and line[len("snntrain: error: "):] in summary["error"]
     # nothing trained: no metrics, no checkpoints, no config of a started run
