@@ -216,9 +216,9 @@ def main() -> None:
         sys.argv[1:] = with_aliases(sys.argv[1:])
         if (err := override_error(sys.argv[1:]) or sweep_conflict(sys.argv[1:])) is not None:
             fail(str(err))
-    from snntrain.callbacks import guard_optuna, missing_sweep_extra
+    from snntrain.callbacks import guard_optuna, missing_slurm, missing_sweep_extra
 
-    if (msg := missing_sweep_extra(sys.argv[1:])) is not None:
+    if (msg := missing_sweep_extra(sys.argv[1:]) or missing_slurm(sys.argv[1:])) is not None:
         fail(msg)
     guard_optuna(sys.argv[1:])
     if (msg := composition_error(sys.argv[1:])) is not None:

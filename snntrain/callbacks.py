@@ -8,7 +8,8 @@ batch, so ``on_multirun_end`` never comes). A failing report never fails the swe
 one line saying how to make the report by hand.
 
 :func:`missing_sweep_extra` tells, before Hydra composes anything, that an override needs the
-optional ``sweep`` extra (the Optuna sweeper, the submitit launcher) that is not installed.
+optional ``sweep`` extra (the Optuna sweeper, the submitit launcher) that is not installed;
+:func:`missing_slurm`, that a SLURM launcher was picked on a machine without SLURM.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +56,24 @@ def missing_sweep_extra(argv: Sequence[str]) -> str | None:
         for prefix, (what, module) in NEEDS_EXTRA.items():
             if override.startswith(prefix) and not _installed(module):
                 return f"{override} needs {what}, which is not installed: {SWEEP_EXTRA}"
+    return None
+
+
+SLURM_LAUNCHERS = ("hydra/launcher=submitit_slurm", "hydra/launcher=slurm")
+
+
+def missing_slurm(argv: Sequence[str]) -> str | None:
+    """A one-line message when a multirun's ``argv`` picks a SLURM launcher on a machine
+    without SLURM: submitit's executor needs ``srun`` on the PATH (it raised "Could not detect
+    "srun"" in a 26-line traceback, after the sweep directory was made); None otherwise."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None  # (a single run uses no launcher)
+    for arg in argv:
+        override = arg.lstrip("+~").removeprefix("override ")
+        if override.startswith(SLURM_LAUNCHERS) and shutil.which("srun") is None:
+            return (f"{override} needs a SLURM cluster (submitit found no srun on this "
+                    "machine's PATH): run the sweep on the cluster's login node, or drop "
+                    "hydra/launcher to run its jobs here")
     return None
 
 

@@ -634,6 +634,37 @@ def test_missing_sweep_extra_is_one_line_naming_the_extra(monkeypatch):
     assert callbacks.missing_sweep_extra(["hparams_search=optuna"]) is None
 
 
+
+def test_a_slurm_launcher_off_the_cluster_is_one_line_and_no_sweep(monkeypatch, tmp_path):
+    """hydra/launcher=submitit_slurm on a machine without SLURM printed submitit's 26-line
+    traceback ("Could not detect "srun"") and then "no finished runs under
+    outputs/multirun/..., so no sweep report"."""
+    import shutil
+
+    from snntrain import callbacks
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    expected = ("hydra/launcher=submitit_slurm needs a SLURM cluster (submitit found no srun on "
+                "this machine's PATH): run the sweep on the cluster's login node, or drop "
+                "hydra/launcher to run its jobs here")
+    assert callbacks.missing_slurm(["-m", "hydra/launcher=submitit_slurm"]) == expected
+    assert callbacks.missing_slurm(["--multirun", "hydra/launcher=slurm_gpu"]).startswith(
+        "hydra/launcher=slurm_gpu needs a SLURM cluster (submitit found no srun")
+    assert callbacks.missing_slurm(["hydra/launcher=submitit_slurm"]) is None  # (no launcher)
+    assert callbacks.missing_slurm(["-m", "hydra/launcher=submitit_local"]) is None
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert callbacks.missing_slurm(["-m", "hydra/launcher=submitit_slurm"]) is None
+    monkeypatch.undo()
+    if shutil.which("srun") is not None or callbacks.missing_sweep_extra(
+            ["hydra/launcher=submitit_slurm"]) is not None:
+        pytest.skip("needs the submitit launcher installed and no SLURM on this machine")
+    p = cli("-m", "experiment=surrogate_comparison", "hydra/launcher=submitit_slurm",
+            "hydra.launcher.partition=x", "logger=none", cwd=tmp_path, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert p.stderr.strip().splitlines() == [f"snntrain: error: {expected}"]
+    assert "sweep report" not in p.stdout and not (tmp_path / "outputs").exists()
+
+
 def test_help_is_our_own_page():
     p = cli("--help", timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
