@@ -246,6 +246,25 @@ def _checked_arrays(path: str, n_classes: Any, note: bool = True
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
     """The images and labels of each split of the ``.npz`` at ``path``, and the class count;
     raises :class:`BadArrays` naming what is wrong."""
+    xs, ys = _read_arrays(path)
+    k = class_count(ys, n_classes, {s: f"{path} (y_{s})" for s in ys}, BadArrays, note=note)
+    return xs, ys, k
+
+
+# The last file read and checked, by its name, size and times: the start-up's check and the
+# run in the same process read it once (a large file was read twice).
+_LAST_READ: dict[tuple, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
+
+
+def _read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The checked images and labels of each split of the ``.npz`` at ``path``."""
+    try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _LAST_READ:
+        return _LAST_READ[key]
     arrays = _check_npz(path, ARRAY_KEYS)
     xs = {s: _check_images(arrays[f"x_{s}"], f"x_{s}", path) for s in ("train", "test")}
     ys = {s: _check_labels_array(arrays[f"y_{s}"], f"y_{s}", path) for s in ("train", "test")}
@@ -262,8 +281,10 @@ def _checked_arrays(path: str, n_classes: Any, note: bool = True
         raise BadArrays(
             f"{path}: x_train is {xs['train'].dtype} but x_test {xs['test'].dtype}; use one dtype"
         )
-    k = class_count(ys, n_classes, {s: f"{path} (y_{s})" for s in ys}, BadArrays, note=note)
-    return xs, ys, k
+    _LAST_READ.clear()
+    if key is not None:
+        _LAST_READ[key] = xs, ys
+    return xs, ys
 
 
 def load_arrays(
