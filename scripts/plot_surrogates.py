@@ -1,6 +1,7 @@
 """Plot every surrogate: g'(x) (solid) and g(x) (dashed) on x in [-2, 2], one panel each.
 
     python scripts/plot_surrogates.py [--out outputs/surrogates.png] [--normalize]
+    (with --normalize the default is outputs/surrogates_normalized.png)
 
 Surrogates with a steepness ``alpha`` are drawn at a few multiples of their own default alpha
 (defaults range from 0.1 to 100, so one absolute set of values would not fit them all); the
@@ -120,11 +121,15 @@ def make_figure(
 
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=image_path, default=Path("outputs/surrogates.png"))
+    parser.add_argument("--out", type=image_path, default=None,
+                        help="image file (default outputs/surrogates.png, with --normalize "
+                             "outputs/surrogates_normalized.png)")
     parser.add_argument(
         "--normalize", action="store_true", help="rescale every g' to unit integral (if finite)"
     )
     args = parser.parse_args(argv)
+    if args.out is None:  # (--normalize replaced the plain figure without a word)
+        args.out = Path(f"outputs/surrogates{'_normalized' if args.normalize else ''}.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     make_figure(normalize=args.normalize).savefig(args.out, dpi=100)
     print(args.out)
