@@ -1515,6 +1515,11 @@ def _group_done(run_dir: Path, part: list[Member], cfg: DictConfig, say=None) ->
     if done and say is not None:
         say(f"nothing to train for {_span(part)}: finished in an earlier attempt "
             f"(trainer.epochs={cfg.trainer.epochs}); raise it to train on")
+        for m in part:  # (a deleted record went unmentioned: the report then said "failed")
+            path = run_dir / "members" / m.name / "metrics.jsonl"
+            if not path.is_file():
+                say(f"{path} is missing: the records it held are lost (the member's "
+                    "summary.json stands)")
     return done
 
 

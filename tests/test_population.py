@@ -508,6 +508,13 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
     assert (run / "config.yaml").read_bytes() == config  # was rewritten with lr 0.005
     assert {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)} == before
     assert (run / "summary.json").read_bytes() == population_record  # its wall time too
+    lost = run / "members" / "1-surrogate.alpha=4" / "metrics.jsonl"
+    kept = lost.read_bytes()
+    lost.unlink()  # (a deleted record of a finished member went unmentioned; tester)
+    train_and_evaluate(compose(*pop, "trainer.epochs=1"), run)
+    assert (f"{lost} is missing: the records it held are lost (the member's summary.json "
+            "stands)") in capsys.readouterr().err
+    lost.write_bytes(kept)
     config = (run / "config.yaml").read_bytes()
     for override, named in (("T=7", "T: it has 6, this run has 7"),
                             ("surrogate=arctan", "surrogate.name: it has fast_sigmoid, this "
