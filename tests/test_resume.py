@@ -338,6 +338,12 @@ def test_a_finished_run_run_again_trains_nothing_and_keeps_its_record(tmp_path, 
     assert "nothing to train" in capsys.readouterr().err
     assert again == json.loads(before["summary.json"]) and again["steps"] == first["steps"]
     assert _files(tmp_path) == before
+    # another value that a resume would accept: said, not applied (it said "nothing to
+    # train" only; tester)
+    train.train_and_evaluate(compose("trainer.epochs=1", "optimizer.lr=0.01"), tmp_path)
+    assert ("this command's optimizer.lr=0.01 did not apply: the run had finished (its "
+            "config.yaml stays)") in capsys.readouterr().err
+    assert _files(tmp_path) == before
     # a copy of the directory, run again: its summary names the copy (the report of the
     # finished run went to the original's directory)
     copy = tmp_path.with_name(f"{tmp_path.name}-copy")
