@@ -879,6 +879,8 @@ def test_an_arrays_file_whose_arrays_are_malformed_is_refused_before_the_run_dir
     with pytest.raises(ConfigError) as err:
         config.check_files(config.parse(compose("dataset=arrays", f"dataset.path={path}")))
     _one_line(str(err.value), f"{path}{expected}")
+    if case != "x and y lengths differ":  # (the CLI's start-up is check_files, checked above)
+        return
     run_dir = tmp_path / "run"
     p = cli("logger=none", "dataset=arrays", f"dataset.path={path}", f"hydra.run.dir={run_dir}",
             cwd=tmp_path)

@@ -425,8 +425,8 @@ def test_remat_gives_the_same_values_and_gradients(name, chunk, rate):
     assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 0
 
 
-@pytest.mark.parametrize("readout", ["membrane_mean",
-                                     pytest.param("membrane_max", marks=pytest.mark.slow)])
+@pytest.mark.slow  # (~20 s each: T = 200; tests/test_neurons.py checks the decay quickly)
+@pytest.mark.parametrize("readout", ["membrane_mean", "membrane_max"])
 def test_bfloat16_remat_gives_the_logits_of_no_remat(readout):
     """In bfloat16 the remat blocks' readout trace decayed with beta rounded to bfloat16 while
     the time-weighted logits used the exact beta: at readout_beta 0.99 and T = 200 the two
