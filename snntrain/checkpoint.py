@@ -93,6 +93,22 @@ def one_step_error(resume: str) -> str | None:
             "readable checkpoint)")
 
 
+# orbax's message when a restore target's tree differs from the checkpoint's
+STRUCTURE_MISMATCH = "tree structures do not match"
+
+
+def _plain_path(path: tuple) -> tuple[str, ...]:
+    """A key path as plain strings: a NamedTuple field restored as a dict key is the same."""
+    return tuple(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
+
+def _key_data(x: Any) -> Any:
+    """A typed PRNG key's bits (as orbax saves them); any other leaf as it is."""
+    if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
+        return jax.random.key_data(x)
+    return x
+
+
 def _cut(text: str, n: int = 160) -> str:
     """``text`` up to ``n`` characters, cut at a space (with "...")."""
     return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " ..."
@@ -280,10 +296,15 @@ class Checkpoints:
                 state = self.manager.restore(s, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract)))["state"]
             except Exception as e:  # noqa: BLE001
-                say(f"checkpoint {self.directory / str(s)} is corrupt or truncated "
-                    f"({type(e).__name__}: {_cut(str(e).splitlines()[0] if str(e) else '')})"
-                    f"{self._set_aside(s)}; trying the previous one")
-                continue
+                # (a readable state of another nesting: by its arrays' paths)
+                state = (self._restore_by_paths(s, target, hint)
+                         if STRUCTURE_MISMATCH in str(e) else None)
+                if state is None:
+                    say(f"checkpoint {self.directory / str(s)} is corrupt or truncated "
+                        f"({type(e).__name__}: "
+                        f"{_cut(str(e).splitlines()[0] if str(e) else '')})"
+                        f"{self._set_aside(s)}; trying the previous one")
+                    continue
             if "state_digest" in meta and state_digest(state) not in (meta["state_digest"],
                                                                       None):
                 say(f"checkpoint {self.directory / str(s)} is corrupt (its arrays differ from "
@@ -294,6 +315,37 @@ class Checkpoints:
                     f"(not step {steps[0]})")
             return state, meta
         return None
+
+    def _restore_by_paths(self, step: int, target: Any, hint: str) -> Any:
+        """Checkpoint ``step``'s arrays in ``target``'s structure, matched by their paths, when
+        the two differ only in nodes that hold no array (AdamW's decay is wrapped in
+        ``optax.masked`` since synaptic-weights-only decay: an earlier run's checkpoint was
+        called corrupt, set aside, and the run started again from step 0). None when the
+        state cannot be read; :class:`IncompatibleCheckpoint` when its arrays differ."""
+        try:
+            raw = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore()))["state"]
+        except Exception:  # noqa: BLE001 - unreadable: said as corrupt by the caller
+            return None
+        saved = {_plain_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(raw)[0]}
+        flat, treedef = jax.tree_util.tree_flatten_with_path(target)
+        wanted = {_plain_path(p): _key_data(x) for p, x in flat}
+        differ = sorted(set(saved) ^ set(wanted)) or [
+            k for k, x in wanted.items() if np.shape(saved[k]) != np.shape(x)
+            or np.asarray(saved[k]).dtype != np.asarray(x).dtype]
+        if differ:
+            raise IncompatibleCheckpoint(
+                f"checkpoint {self.directory / str(step)} holds a training state of another "
+                f"structure (an earlier snntrain's?), first at {'/'.join(differ[0])} ({hint})")
+        leaves = []
+        for (path, x) in flat:
+            value = saved[_plain_path(path)]
+            if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
+                value = jax.random.wrap_key_data(jax.numpy.asarray(value),
+                                                 impl=jax.random.key_impl(x))
+            leaves.append(jax.device_put(value, x.sharding) if isinstance(x, jax.Array)
+                          else np.asarray(value))
+        return jax.tree_util.tree_unflatten(treedef, leaves)
 
     def _set_aside(self, step: int) -> str:
         """Rename an unreadable checkpoint ``step`` to ``<step>.unreadable-<time>`` (kept;

@@ -426,6 +426,20 @@ def resume_command(run_dir: Path) -> str:
                      shlex.quote(f'{key}="{quoted}"')])
 
 
+def say_not_applied(run_dir: Path, config: dict[str, Any], say) -> None:
+    """A finished run (or population) run again: name this command's values that differ from
+    its ``config.yaml`` (a rerun with another ``optimizer.lr`` said only "nothing to train"),
+    and put back Hydra's files (this command's were written over them)."""
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        old = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
+        changed = writers.config_changes(old, config)
+        if changed:
+            shown = ", ".join(f"{k}={b}" for k, (_a, b) in list(changed.items())[:4])
+            say(f"this command's {shown}{' ...' if len(changed) > 4 else ''} did not apply: "
+                "the run had finished (its config.yaml stays)")
+    rundir.restore_hydra_files(run_dir)
+
+
 def _multirun() -> bool:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -433,7 +447,9 @@ def _multirun() -> bool:
 
         return HydraConfig.get().mode == RunMode.MULTIRUN
     except (ImportError, ValueError):
-        return any(a in ("-m", "--multirun") for a in sys.argv[1:])
+        from snntrain.callbacks import multirun_requested
+
+        return multirun_requested(sys.argv[1:])
 
 
 def summarize(exp: Experiment, progress: RunProgress, runner: Any, status: str,

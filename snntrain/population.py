@@ -1326,6 +1326,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
             status = summary["status"] = "diverged"  # as a solo run that diverged
         if done is None:  # a finished population run again keeps its record (its wall time)
             writers.write_json(run_dir / "summary.json", summary)
+        else:  # (and says which of this command's values did not apply)
+            lifecycle.say_not_applied(run_dir, OmegaConf.to_container(cfg, resolve=True), _say)
     if status == "diverged":
         raise Diverged(f"every member of the population diverged ({len(ms)}; each "
                        f"members/<name>/summary.json says at which step): {run_dir}")
@@ -1377,6 +1379,11 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
         if n_groups > 1:  # the epoch lines below start again at epoch 1 (and a later
             # group's mesh line follows)
             _say(f"population: group {g + 1} of {n_groups} ({_span(part)})")
+        if (recorded := _recorded_choices(cfg, ckpt_dir)) is not None:
+            autotune.pin(recorded)  # (before the group is traced, as a solo run's resume)
+            if first is not None and any(autotune.choices().get(k, v) != v
+                                         for k, v in recorded.items()):
+                first = None  # (plan_groups traced it with other formulations)
         group = first if g == 0 and first is not None else build_group(
             part, vectorize=vectorize, by_type=by_type, placement=placement, say=say)
         if not size:  # the first group this process trains: its memory (unless plan_groups
@@ -1409,7 +1416,8 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
     codes = workers.run(OmegaConf.to_yaml(job, resolve=True), run_dir,
                         [[m.index for m in part] for part in parts], assignments, t_start,
                         stop, _say, bars=bool(cfg.trainer.progress),
-                        wandb_group=wandb_group(run_dir))
+                        wandb_group=writers.hydra_sweep_group() or wandb_group(run_dir),
+                        job_overrides=writers.sweep_job_overrides())
     walls = [sum(_finished_group_wall_time(run_dir, parts[g], _group_dir(run_dir, g, len(parts)))
                  for g in mine) for mine in assignments]
     # (a worker a signal stopped after its last group had finished, e.g. in its wandb runs'
@@ -1660,6 +1668,26 @@ def _resumed_run_dir(resume: str) -> Path | None:
         return None
     where = ckpt_lib.checkpoints_in(Path(resume))
     return where.parent if where.name == "checkpoints" else None
+
+
+def _recorded_choices(cfg: DictConfig, ckpt_dir: Path) -> dict[str, str] | None:
+    """The autotune choices (:func:`snntrain.autotune.choices`) in the newest checkpoint the
+    group saving in ``ckpt_dir`` resumes from, else None. A population's groups are traced
+    before their checkpoint is restored (:func:`plan_groups` sizes them), so the choices are
+    pinned from here: a resume with ``SNNTRAIN_AUTOTUNE=0`` or another cache had traced the
+    rule's formulation and recorded it as the run's."""
+    resume = str(cfg.trainer.resume)
+    if resume == "never":
+        return None
+    try:
+        source = (ckpt_dir if resume == "auto"
+                  else ckpt_lib.checkpoints_in(Path(_group_source(resume, ckpt_dir))))
+        if not source.is_dir():
+            return None
+        recorded = ckpt_lib.Checkpoints(source, write=False).newest_meta().get("autotune")
+    except (OSError, ValueError):
+        return None
+    return dict(recorded) if isinstance(recorded, dict) and recorded else None
 
 
 def _group_source(resume: str, ckpt_dir: Path) -> str:

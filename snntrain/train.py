@@ -46,6 +46,7 @@ from snntrain.lifecycle import (
     resolve_run_dir,
     restore,
     resume_command,
+    say_not_applied,
     say_stderr,
     split_means,
     summarize,
@@ -236,18 +237,6 @@ def restore_or_start(exp: Experiment, ckpts: ckpt_lib.Checkpoints, say
     return state, progress, ckpts
 
 
-def _say_not_applied(run_dir: Path, config: dict[str, Any], say) -> None:
-    """Name this command's values that differ from the finished run's ``config.yaml`` (a
-    rerun with another ``optimizer.lr`` said only "nothing to train")."""
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        old = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
-        changed = writers.config_changes(old, config)
-        if changed:
-            shown = ", ".join(f"{k}={b}" for k, (_a, b) in list(changed.items())[:4])
-            say(f"this command's {shown}{' ...' if len(changed) > 4 else ''} did not apply: "
-                "the run had finished (its config.yaml stays)")
-
-
 def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
     """A fresh start from a NIR graph's weights (``trainer.init_from``), else ``state``."""
     params = nir_params(exp)
@@ -293,9 +282,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> di
                     done := writers.completed_summary(run_dir / "summary.json")) is not None:
                 # a finished run run again: its record stays as it was, Hydra's files too
                 # (this command's were written over them), and other values are said
-                _say_not_applied(run_dir, config, say)
                 if dp.is_main:
-                    rundir.restore_hydra_files(run_dir)
+                    say_not_applied(run_dir, config, say)
                 return done
             # only now: a resume refused above leaves the run's config.yaml and wandb run alone
             rec = writers.RunRecorder(run_dir, config, wandb_settings(cfg), enabled=dp.is_main,

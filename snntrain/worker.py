@@ -97,6 +97,9 @@ def main(argv: list[str]) -> int:
     from snntrain.checkpoint import CheckpointError
 
     cfg = OmegaConf.create(job["config"])
+    from snntrain import writers
+
+    writers.inherit_sweep_job_overrides(job.get("job_overrides") or [])
     malloctune.prepare_run(cfg, population.malloc_signature(
         cfg, [len(job["groups"][g]) for g in mine if 0 <= g < len(job["groups"])]))
     label = f"group {'+'.join(str(g + 1) for g in mine)}"

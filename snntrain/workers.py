@@ -76,7 +76,8 @@ class WorkerFailed(TrainingError):
 
 def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: list[list[int]],
         t_start: float, stop: Callable[[], bool], say: Callable[[str], None],
-        bars: bool = False, wandb_group: str | None = None) -> list[int]:
+        bars: bool = False, wandb_group: str | None = None,
+        job_overrides: list[str] | None = None) -> list[int]:
     """Start one worker per entry of ``assignments`` (its indices into ``groups``, the
     members' indices of each group), each pinned to its own core, and wait for them; return
     their exit codes (0, or :data:`PREEMPTED`). Once ``stop()`` is true every live worker gets
@@ -84,9 +85,12 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
     checkpoints) and raises: :class:`~snntrain.errors.RefusedConfig` or
     :class:`~snntrain.errors.ConfigError` for a worker's refusal or configuration error (as
     in one process), else :class:`WorkerFailed`. ``bars``: a progress bar per worker;
-    ``wandb_group``: the members' wandb group (a worker has no Hydra config to name it from)."""
+    ``wandb_group``, ``job_overrides``: the members' wandb group and the multirun job's
+    overrides that name its runs (:func:`snntrain.writers.sweep_job_overrides`; a worker has
+    no Hydra config to find them in)."""
     where = cores(len(assignments))
-    job = json.dumps({"config": config_yaml, "groups": groups, "wandb_group": wandb_group})
+    job = json.dumps({"config": config_yaml, "groups": groups, "wandb_group": wandb_group,
+                      "job_overrides": job_overrides or []})
     procs: list[subprocess.Popen] = []
     errors: dict[int, str] = {}  # each worker's error line (what the run records as its own)
 

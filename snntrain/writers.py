@@ -344,16 +344,26 @@ def names_run(override: str) -> bool:
         ("surrogate.", "hydra.", "logger", "trainer.progress", "trainer.resume")))
 
 
+_INHERITED_OVERRIDES: list[str] = []  # a population worker's: its parent job's
+
+
+def inherit_sweep_job_overrides(overrides: list[str]) -> None:
+    """A population's worker process (no Hydra config): its parent's
+    :func:`sweep_job_overrides`, which name its members' wandb runs as the parent's would."""
+    _INHERITED_OVERRIDES[:] = [str(o) for o in overrides]
+
+
 def sweep_job_overrides() -> list[str]:
     """The overrides of the current Hydra multirun job that name it apart from the sweep's
-    other jobs in wandb (not the surrogate or seed: the name has them); [] outside one."""
+    other jobs in wandb (not the surrogate or seed: the name has them); [] outside one
+    (a population worker's: its parent's, :func:`inherit_sweep_job_overrides`)."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
         hc = HydraConfig.get()
     except (ImportError, ValueError):
-        return []
+        return list(_INHERITED_OVERRIDES)
     if hc.mode != RunMode.MULTIRUN:
         return []
     swept = _swept_keys(Path(hc.sweep.dir), hc.sweeper.get("params") or {})

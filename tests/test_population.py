@@ -503,8 +503,12 @@ def test_a_finished_population_run_again_trains_on_only_when_asked(tmp_path, cap
     capsys.readouterr()
     config = (run / "config.yaml").read_bytes()
     train_and_evaluate(compose(*pop, "trainer.epochs=1", "optimizer.lr=0.005"), run)
+    err = capsys.readouterr().err
     assert ("nothing to train for members 0-surrogate.alpha=1 to 1-surrogate.alpha=4: finished "
-            "in an earlier attempt (trainer.epochs=1)") in capsys.readouterr().err
+            "in an earlier attempt (trainer.epochs=1)") in err
+    # (said as for a solo run: it said only "nothing to train"; reviewer)
+    assert ("this command's optimizer.lr=0.005 did not apply: the run had finished (its "
+            "config.yaml stays)") in err
     assert (run / "config.yaml").read_bytes() == config  # was rewritten with lr 0.005
     assert {m.name: (m / "summary.json").read_bytes() for m in _member_dirs(run)} == before
     assert (run / "summary.json").read_bytes() == population_record  # its wall time too
@@ -1161,3 +1165,31 @@ def test_a_stop_as_a_group_finishes_starts_no_other_group(tmp_path):
     assert json.loads(first_done.read_text())["status"] == "completed"
     assert not (tmp_path / "checkpoints" / "group1").exists()
     assert not (tmp_path / "members" / ms[2].name).exists()
+
+
+@pytest.mark.slow  # (~30 s: two conv populations)
+def test_a_resumed_population_traces_with_the_formulations_its_checkpoint_recorded(
+        tmp_path, monkeypatch):
+    """A population's groups are traced before their checkpoint is restored (plan_groups
+    sizes them), so the conv formulations a checkpoint recorded were pinned too late: a resume
+    with SNNTRAIN_AUTOTUNE=0 (or another node's cache) traced the rule's choice and recorded it
+    as the run's (reviewer; a solo run's resume kept them). Here the checkpoint's record is
+    set to another formulation than the rule's: the resumed group uses it and records it."""
+    from snntrain import autotune
+    from snntrain.checkpoint import Checkpoints
+
+    monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "0")
+    monkeypatch.setattr(autotune, "_memory", {})
+    run = ("logger=none", "trainer.progress=false", "model=conv", "model.channels=[2,2]", "T=3",
+           "trainer.batch_size=64", f"{POP}.seed=[0,1]", "optimizer.schedule=constant")
+    train_and_evaluate(compose(*run, "trainer.epochs=1", tiny=False), tmp_path)
+    ckpts = tmp_path / "checkpoints"
+    step = max(int(d.name) for d in ckpts.iterdir() if d.name.isdigit())
+    meta_file = ckpts / str(step) / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    ruled = meta["autotune"]
+    assert ruled and all(v in ("s2d", "dense", "lax") for v in ruled.values())
+    other = {k: "lax" if v != "lax" else "dense" for k, v in ruled.items()}
+    meta_file.write_text(json.dumps({**meta, "autotune": other}))
+    train_and_evaluate(compose(*run, "trainer.epochs=2", tiny=False), tmp_path)
+    assert Checkpoints(ckpts, write=False).newest_meta()["autotune"] == other

@@ -538,3 +538,26 @@ def test_a_populations_wandb_group_in_workers_keeps_its_experiment(monkeypatch, 
                                f"{POP}.workers=2"), run_dir)
     groups = [read_wandb_run(finished_wandb_file(d))["group"] for d in _member_dirs(run_dir)]
     assert groups == [expected, expected]
+    # inside a multirun: the sweep's group, and the job's swept values in the members' names
+    # (workers named the group after the job's directory, and the jobs' members alike; tester)
+    from omegaconf import OmegaConf
+
+    from snntrain import writers
+
+    OmegaConf.set_readonly(hydra_cfg.hydra, False)
+    with open_dict(hydra_cfg):
+        hydra_cfg.hydra.mode = "MULTIRUN"
+        hydra_cfg.hydra.sweep.dir = str(tmp_path / "sweep")
+        hydra_cfg.hydra.sweeper.params = {"model.hidden": "[16],[32]"}
+        hydra_cfg.hydra.overrides.task = ["model.hidden=[16]"]
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    HydraConfig.instance().set_config(hydra_cfg)
+    sweep_group = writers.hydra_sweep_group()
+    assert sweep_group and writers.sweep_job_overrides() == ["model.hidden=[16]"]
+    job_dir = tmp_path / "sweep" / "0-model.hidden=_16_"
+    train_and_evaluate(compose(*SMALL, f"{POP}.seed=[0,1]", "logger=wandb", "trainer.epochs=1",
+                               f"{POP}.workers=2"), job_dir)
+    runs = [read_wandb_run(finished_wandb_file(d)) for d in _member_dirs(job_dir)]
+    assert [r["group"] for r in runs] == [sweep_group, sweep_group]
+    assert [r["name"] for r in runs] == [f"fast_sigmoid(alpha=25.0)-seed{s}-model.hidden=[16]"
+                                         for s in (0, 1)]

@@ -841,3 +841,45 @@ def test_a_resume_keeps_the_conv_formulations_its_run_chose(tmp_path, monkeypatc
     train.train_and_evaluate(compose(*run, "trainer.epochs=2", tiny=False), tmp_path / "b")
     assert _records(tmp_path / "a") == _records(tmp_path / "b")
     _assert_same_params(tmp_path / "a", tmp_path / "b")
+
+
+def test_a_checkpoint_of_an_earlier_state_nesting_resumes_by_its_arrays(tmp_path, monkeypatch,
+                                                                          capsys):
+    """AdamW's decay is wrapped in optax.masked since it decays the synaptic weights only, which
+    nests the optimizer state differently with the same arrays: an earlier run's checkpoint was
+    called "corrupt or truncated", set aside, and the run started again from step 0
+    (reviewer). It resumes now, its arrays matched by their paths; a state whose arrays differ
+    is refused in one line, not set aside."""
+    from snntrain import optim
+
+    run = ("optimizer=adamw", "optimizer.weight_decay=0.1", "optimizer.schedule=constant")
+    monkeypatch.setattr(optim, "synaptic_weights", None)  # the earlier AdamW: no mask
+    first = train.train_and_evaluate(compose(*run, "trainer.epochs=1"), tmp_path)
+    saved = Checkpoints(tmp_path / "checkpoints", write=False)
+    step = saved.steps()[-1]
+    exp = train.build(compose(*run, "trainer.epochs=1"))
+    old_state, _ = saved.restore(exp.init_state(), train.fingerprint(exp))
+    monkeypatch.undo()
+    exp = train.build(compose(*run, "trainer.epochs=2"))
+    state = exp.init_state()
+    assert jax.tree.structure(state) != jax.tree.structure(old_state)  # (the nesting differs)
+    restored, meta = Checkpoints(tmp_path / "checkpoints", write=False).restore(
+        state, train.fingerprint(exp))
+    assert meta["step"] == step == first["steps"]
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(old_state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    capsys.readouterr()
+    again = train.train_and_evaluate(compose(*run, "trainer.epochs=2"), tmp_path)
+    err = capsys.readouterr().err
+    assert "corrupt" not in err and f"resuming from step {step}" in err
+    assert again["steps"] == 2 * step
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if "unreadable" in p.name]
+    # arrays that differ (another state, the same fingerprint): refused, nothing set aside
+    other = Checkpoints(tmp_path / "other", async_save=False)
+    other.save(3, {"params": state.params}, {"step": 3, "fingerprint": train.fingerprint(exp)})
+    other.close()
+    with pytest.raises(CheckpointError, match=r"holds a training state of another structure "
+                                              r"\(an earlier snntrain's\?\), first at "):
+        Checkpoints(tmp_path / "other").restore(state, train.fingerprint(exp))
+    assert (tmp_path / "other" / "3").is_dir()

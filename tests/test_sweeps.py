@@ -650,6 +650,10 @@ def test_a_slurm_launcher_off_the_cluster_is_one_line_and_no_sweep(monkeypatch, 
     assert callbacks.missing_slurm(["-m", "hydra/launcher=submitit_slurm"]) == expected
     assert callbacks.missing_slurm(["--multirun", "hydra/launcher=slurm_gpu"]).startswith(
         "hydra/launcher=slurm_gpu needs a SLURM cluster (submitit found no srun")
+    # (Hydra's override for -m: it ran the launcher into submitit's traceback too)
+    assert callbacks.missing_slurm(["hydra.mode=MULTIRUN", "hydra/launcher=slurm_gpu"]
+                                   ).startswith("hydra/launcher=slurm_gpu needs a SLURM cluster")
+    assert callbacks.missing_slurm(["hydra.mode=RUN", "hydra/launcher=slurm_gpu"]) is None
     assert callbacks.missing_slurm(["hydra/launcher=submitit_slurm"]) is None  # (no launcher)
     assert callbacks.missing_slurm(["-m", "hydra/launcher=submitit_local"]) is None
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
