@@ -311,7 +311,12 @@ def load_arrays(
         raise DatasetError(f"dataset.normalize={normalize!r} is invalid: must be 'unit'")
     path = os.path.expanduser(str(path))
     xs, ys, n_classes = _checked_arrays(path, n_classes)
-    if xs["train"].dtype == np.uint8 and int(xs["train"].max(initial=0)) <= 1:
+    top = float(xs["train"].max(initial=0))
+    if top == 0:  # (said as binary images before, whatever the dtype: silent for float zeros)
+        logging.getLogger(__name__).info(
+            "note: %s: every pixel of x_train is 0: no encoder gives the network any input",
+            path)
+    elif xs["train"].dtype == np.uint8 and top <= 1:
         logging.getLogger(__name__).info(  # (a tester's run on near-zero input, without a word)
             "note: %s: x_train is uint8 with values 0 and 1 only, read as pixels k/255 (at "
             "most 0.004: the rate code all but never spikes); store binary images as uint8 "

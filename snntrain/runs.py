@@ -795,14 +795,15 @@ def group_runs(runs: Sequence[Run]) -> tuple[list[str], list[Row]]:
     runs = [r for r in runs if not r.unstarted_population]  # no configuration of its own
     flat = [flatten(r.config) for r in runs]
     known = [f for f in flat if f]  # a run with an unreadable config must not add columns
-    missing = object()
     keys = sorted({k for f in known for k in f})
+    # (a key one run lacks and another has as null does not vary: sgd's momentum: null beside
+    # adam, which has none, made a column of dashes named in every verdict line)
     varying = [
         k
         for k in keys
         if not k.startswith("surrogate.")
         and not _is_ignored(k)
-        and len({_hashable(f.get(k, missing)) for f in known}) > 1
+        and len({_hashable(f.get(k)) for f in known}) > 1
     ]
     # Surrogate parameters other than alpha that vary within one surrogate name.
     by_name: dict[Any, list[dict[str, Any]]] = {}

@@ -138,7 +138,8 @@ def run(config_yaml: str, run_dir: Path, groups: list[list[int]], assignments: l
                     p.stdin.close()
             n = sum(map(len, assignments))  # (the groups left: a resume's may be fewer)
             say(f"population: {n} group{'s' * (n != 1)} in {len(procs)} worker process"
-                f"{'es' * (len(procs) != 1)}, one core each (cores {', '.join(map(str, where))};"
+                f"{'es' * (len(procs) != 1)}, one core each (core{'s' * (len(where) != 1)} "
+                f"{', '.join(map(str, where))};"
                 " trainer.population.workers=null trains in this process)")
             codes = _wait(procs, stop, pipes, _failed)
         finally:

@@ -822,3 +822,13 @@ def test_binary_uint8_images_are_noted(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="snntrain"):
         data.load("arrays", path=_npz(tmp_path / "g.npz", **_good()))
     assert not [m for m in caplog.messages if "uint8 with values 0 and 1" in m]
+    # all zeros (uint8 or float): said as no input at all, not as binary images (tester)
+    for dtype in (np.uint8, np.float32):
+        arrays = _good(dtype=dtype)
+        arrays["x_train"] = np.zeros_like(arrays["x_train"])
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="snntrain"):
+            data.load("arrays", path=_npz(tmp_path / f"z{dtype.__name__}.npz", **arrays))
+        assert [m for m in caplog.messages if m.startswith("note: ")] == [
+            f"note: {tmp_path / f'z{dtype.__name__}.npz'}: every pixel of x_train is 0: no "
+            "encoder gives the network any input"]

@@ -353,6 +353,13 @@ def test_varying_config_values_become_columns(tmp_path):
         ("triangular(width=0.5)", 0.01, 1),
         ("triangular(width=1)", 0.001, 1),
     ]
+    # a key another run lacks, given as null (sgd's momentum: null beside adam's config, which
+    # has none), does not vary: it made a column of dashes named in every verdict line
+    write_run(root / "5", {"name": "sigmoid", "alpha": 1.0, "width": 3.0}, 1, [0.6], [0.5],
+              {"lif0": 0.1}, 1.0, **{"optimizer.momentum": None})
+    columns, table = report.summarize([runs.load_run(d) for d in runs.find_runs([root])])
+    assert columns == ["surrogate", "alpha", "optimizer.lr"]
+    assert [(r["surrogate"], r["n"]) for r in table][0] == ("sigmoid", 2)
 
 
 def test_cli(sweep, tmp_path, capsys):
