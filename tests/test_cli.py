@@ -106,6 +106,7 @@ def test_a_mesh_the_members_do_not_divide_is_refused_before_the_run_directory(tm
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_a_refused_attempt_on_a_completed_run_keeps_its_hydra_files(tmp_path):
     """A config error found once the run started left the completed run's summary.json, but
     Hydra's .hydra/ files then listed the refused attempt's overrides."""
@@ -291,6 +292,7 @@ def _without_extras(module: str, *argv: str):
                           capture_output=True, timeout=300)
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_the_base_install_trains_without_any_optional_extra(tmp_path):
     """README's first command (``pip install -e .``, then ``python -m snntrain``) must train
     without the extras. (Stop 26 broke it: the trainer imported the NIR module, which needed

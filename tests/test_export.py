@@ -718,6 +718,7 @@ def test_alif_refusal_names_every_problem_at_once():
         "has no NIR equivalent (NIR's neurons reset to v_reset); use model.neuron.reset=zero")
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_init_from_a_graph_that_does_not_fit_is_refused_before_the_run_directory(tmp_path):
     """A graph of other layer sizes, or another fixed beta, than the model was refused when
     the graph was loaded, after the run directory existed (a failed summary.json in it). The

@@ -67,6 +67,7 @@ RATE_REG = EQUIVALENCE.replace(
     '"loss.rate_reg.target=0.3")').replace("len(metrics) == 6", "len(metrics) == 2")
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_the_rate_penalty_gradient_does_not_grow_with_the_devices():
     """``loss.rate_reg`` on the global firing rate: differentiated through the ``psum``, every
     device got the whole penalty's gradient and the summed gradients counted it once per

@@ -139,6 +139,7 @@ def test_a_key_a_sweep_varies_and_an_axis_sets_is_refused_before_the_sweep():
         assert population.sweep_conflict(fine) is None, fine
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_a_sweep_or_an_axis_an_experiment_file_sets_is_refused_before_the_sweep(tmp_path):
     """-m experiment=alpha_scan 'trainer.population.seed=[0,1]' (the sweep in the experiment's
     hydra.sweeper.params) and -m experiment=alpha_scan_population seed=0,1 (the axis in the
@@ -983,6 +984,7 @@ def test_resume_never_sets_aside_the_members_this_population_does_not_have(tmp_p
         assert s["wall_time_s"] == pytest.approx(s["population"]["group_wall_time_s"] / 2)
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_a_populations_report_follows_the_report_switch(tmp_path):
     """hydra.callbacks.report.enabled=false stopped a multirun's report, not a population's."""
     tiny = ("logger=none", "trainer.progress=false", "model.hidden=[8]", "T=4", f"{POP}.seed=[0,1]")

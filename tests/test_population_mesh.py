@@ -248,6 +248,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_chunk_auto_on_an_asked_mesh_is_checked_at_start_and_groups_divide_over_it():
     """With ``chunk=auto`` an asked mesh was not checked before the run (the groups are known
     only after compiling), and a group size that fits in memory could be one its members
@@ -383,6 +384,7 @@ def _member_runs(d) -> dict:
             for m in sorted((d / "members").iterdir())}
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_cli_population_runs_side_by_side_on_the_split_cpu_exactly(tmp_path):
     """``python -m snntrain`` with a population and no device count in XLA_FLAGS splits the
     CPU into one device per core and puts members only on them: the members' records and
@@ -461,6 +463,7 @@ def test_cli_cpu_devices_equal_to_xla_flags_is_members_only(tmp_path):
             "devices (the CPU split into 2 devices") in p.stderr
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_cli_multirun_of_populations_splits_and_honours_each_jobs_setting(tmp_path):
     """A multirun that sweeps a population axis splits the CPU (its own config has no axis:
     the jobs' values are not in it), and each job's cpu_devices is its own: 1 trains on one

@@ -69,6 +69,7 @@ def test_worker_settings_are_checked_in_one_line(monkeypatch):
         compose(f"{POP}.workers=2"))
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 @two_cores
 def test_worker_groups_equal_the_population_trained_in_one_process(tmp_path, capfd):
     one = train_and_evaluate(compose(*SMALL, *AXES), tmp_path / "one")
@@ -477,6 +478,7 @@ if b"snntrain.worker" in open("/proc/self/cmdline", "rb").read():
 '''
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 @two_cores
 def test_a_full_disk_in_a_worker_is_said_as_a_full_disk(tmp_path):
     """A worker's WriteFailed (exit status 2, a full disk) was read as a configuration

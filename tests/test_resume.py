@@ -501,6 +501,7 @@ def test_one_checkpoint_step_as_the_resume_path_asks_for_its_run(tmp_path):
     assert resume_error(str(step.parent), str(tmp_path / "b")) is None  # (its checkpoints)
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_resume_from_another_runs_directory(tmp_path, capsys):
     """trainer.resume=<run dir> (not <run dir>/checkpoints) said "no readable checkpoint
     there" and left a failed run; a run directory is read through its checkpoints/."""

@@ -268,6 +268,7 @@ def test_jit_and_config_errors():
 
 
 
+@pytest.mark.slow  # (default run kept under ~10 minutes; CI runs it)
 def test_the_total_dense_count_is_the_exact_sum_of_the_layers():
     """model=conv on digits (8x8), T = 25, a test batch of 103: the layers' dense counts are
     13872, 150528 and 2560 synapses x 25 steps per example (346800 + 3763200 + 64000), but
