@@ -993,8 +993,11 @@ def check_files(run: RunConfig, model: bool = True) -> tuple[int, ...] | None:
             if model:
                 _model_takes(run, sensor)
         elif name == "events" and (path := run.dataset.get("path")) not in (None, "", "???"):
-            if not Path(os.path.expanduser(str(path))).is_file():
-                raise ConfigError(f"dataset.path={path}: no such file")
+            where = Path(os.path.expanduser(str(path)))
+            if not where.is_file():
+                raise ConfigError(f"dataset.path={path}: " + (
+                    "a directory; give the .npz file of events (dataset=events reads one file)"
+                    if where.is_dir() else "no such file"))
             sensor = event_formats.npz_sensor(path)
             labels = event_formats.npz_labels(path)
             if sensor is None or labels is None:  # (damaged: read_npz says how, in one line)

@@ -153,6 +153,14 @@ class HDF5Reader(Reader):
                     "spikes/times, spikes/units and labels); the file is corrupt or not an "
                     "SHD/SSC file"
                 )
+            for k in ("spikes/times", "spikes/units"):  # (a fixed-width N x M array was
+                # read as rows of events, its zero padding trained on as spikes at t = 0)
+                d = f[k]
+                if len(d.shape) != 1 or _h5py().check_vlen_dtype(d.dtype) is None:
+                    raise EventDataError(
+                        f"{self.path}: {k} is a {len(d.shape)}-D {d.dtype} array of shape "
+                        f"{tuple(d.shape)}; an SHD/SSC file has one variable-length array per "
+                        "sample (1-D, vlen): the file is not in the SHD/SSC layout")
             n = [len(f[k]) for k in ("spikes/times", "spikes/units", "labels")]
         except EventDataError:
             raise

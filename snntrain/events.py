@@ -928,7 +928,10 @@ def prepare(name: str, data_dir: str | None = None) -> str:
         try:
             found = readers(name, base, extracted=extracted)
         except EventDataMissing as missing:  # a split whose archive is not here: download
-            _download(name, base, missing if extracted else None)
+            # (what is missing is said when something is there: with shd_test.h5 alone, an
+            # offline prepare said only that it cannot download, not which file is missing)
+            partial = extracted or (root.is_dir() and any(root.iterdir()))
+            _download(name, base, missing if partial else None)
             try:
                 found = readers(name, base)
             except EventDataMissing:  # downloaded, not extracted

@@ -331,6 +331,23 @@ def test_hdf5_labels_of_another_shape_or_dtype(tmp_path, labels, what):
     assert _one_line(err) == f"{path}: labels has {what}; expected integers of shape (N,)"
 
 
+def test_an_hdf5_file_of_fixed_width_rows_is_refused(tmp_path):
+    """spikes/times and spikes/units as zero-padded N x M arrays (not SHD's one variable-length
+    array per sample) were read as rows of events: the padding trained as spikes at t = 0 on
+    channel 0 (tester)."""
+    make_shd(tmp_path)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spikes/times", data=np.array([[0.1, 0.5, 0, 0]] * 2, np.float32))
+        f.create_dataset("spikes/units", data=np.array([[5, 6, 0, 0]] * 2, np.uint16))
+        f.create_dataset("labels", data=np.array([0, 1], np.uint16))
+    with pytest.raises(events.EventDataError) as err:
+        data.load("shd", T=2, data_dir=str(tmp_path))
+    assert _one_line(err) == (
+        f"{path}: spikes/times is a 2-D float32 array of shape (2, 4); an SHD/SSC file has one "
+        "variable-length array per sample (1-D, vlen): the file is not in the SHD/SSC layout")
+
+
 def test_a_single_npy_as_the_events_file(tmp_path):
     """Before: ``'numpy.ndarray' object does not support the context manager protocol``."""
     np.save(tmp_path / "one.npy", np.zeros(3))
@@ -456,6 +473,27 @@ def _zip(archive: Path, member: Path, name: str) -> None:
     archive.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive, "w") as z:
         z.write(member, name)
+
+
+def test_prepare_offline_with_one_of_the_two_files_names_the_other(tmp_path, capsys,
+                                                                     monkeypatch):
+    """shd_test.h5 alone, offline: prepare said only that it cannot download, not that
+    shd_train.h5 is what is missing (a training run said it; tester)."""
+    from snntrain import tfds_data
+
+    monkeypatch.setattr(tfds_data, "network_problem", lambda: "cannot reach x:443: no route")
+    make_shd(tmp_path)
+    (tmp_path / "SHD" / "shd_train.h5").unlink()
+    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"error: shd: shd_train.h5 not found in {tmp_path / 'SHD'}; " in err, err
+    assert err.endswith("(cannot download here: cannot reach x:443: no route)"), err
+    # an empty directory: nothing was there, it cannot download (no file to name)
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    assert data.main(["prepare", "shd", "--data_dir", str(empty)]) == 2
+    assert (f"error: shd: cannot download into {empty} (cannot reach x:443: no route)"
+            in capsys.readouterr().err)
 
 
 def test_prepare_with_one_of_the_two_archives(tmp_path, capsys, monkeypatch):
@@ -639,8 +677,8 @@ def test_hdf5_times_that_are_not_numbers_name_the_file_and_sample(tmp_path, caps
         f["spikes/times"] = np.array([b"a", b"b", b"c"])
         f["spikes/units"] = np.array([1, 2, 3])
         f["labels"] = np.array([0, 1, 2])
-    line = (f"{path}: sample 0: spikes/times has dtype |S1; times must be numbers (seconds): "
-            "the file is corrupt")
+    line = (f"{path}: spikes/times is a 1-D |S1 array of shape (3,); an SHD/SSC file has one "
+            "variable-length array per sample (1-D, vlen): the file is not in the SHD/SSC layout")
     with pytest.raises(events.EventDataError) as err:
         data.load("shd", T=2, data_dir=str(tmp_path))
     assert _one_line(err) == line
@@ -737,6 +775,11 @@ def test_a_missing_event_dataset_is_refused_before_the_run_directory(tmp_path):
                                                  "file$"):
         config.check_files(config.parse(compose("dataset=events",
                                                 f"dataset.path={tmp_path}/no.npz")))
+    # a directory: said as one (it said "no such file"; tester)
+    with pytest.raises(config.ConfigError, match=rf"^dataset.path={tmp_path}: a directory; "
+                                                 r"give the .npz file of events \(dataset="
+                                                 r"events reads one file\)$"):
+        config.check_files(config.parse(compose("dataset=events", f"dataset.path={tmp_path}")))
     run_dir = tmp_path / "run"
     p = cli("logger=none", "dataset=shd", f"dataset.data_dir={tmp_path / 'none'}",
             f"hydra.run.dir={run_dir}", cwd=tmp_path)
