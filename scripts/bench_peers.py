@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workloads", default=["mlp", "conv", "mlp1024"],
                     type=cli.subset(("mlp", "conv", "mlp1024")), help="subset of mlp,conv,mlp1024")
     ap.add_argument("--rounds", type=cli.positive_int, default=3)
-    ap.add_argument("--seconds", type=float, default=3.0, help="per library, round, workload")
+    ap.add_argument("--seconds", type=cli.positive_float, default=3.0,
+                    help="per library, round, workload")
     ap.add_argument("--no-spyx", action="store_true", help="skip spyx")
     ap.add_argument("--peer-malloc", choices=("default", "same"), default="default",
                     help="the peers' malloc: glibc untouched, or the policy snntrain chose")

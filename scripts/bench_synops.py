@@ -22,14 +22,14 @@ from benchlib.evalcost import SECONDS, measure, print_synops
 from benchlib.workloads import Workload, synthetic_npz, workloads
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default=["mlp", "digits", "conv"],
                     type=cli.subset(("mlp", "digits", "conv", "digits_conv")),
                     help="subset of mlp,digits,conv,digits_conv")
-    ap.add_argument("--seconds", type=float, default=SECONDS, help="per workload")
+    ap.add_argument("--seconds", type=cli.positive_float, default=SECONDS, help="per workload")
     ap.add_argument("--json", type=cli.json_path)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         ws = workloads(synthetic_npz(Path(tmp) / "mnist_like.npz"))
         base = ["logger=none", "trainer.progress=false"]

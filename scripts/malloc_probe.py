@@ -31,14 +31,33 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+WORKLOADS = ("mlp", "conv", "digits", "population-vmap", "population-map")
+USAGE = ("usage: python scripts/malloc_probe.py WORKLOAD STEPS ROUNDS [mallopt JSON] "
+         f"(WORKLOAD: one of {', '.join(WORKLOADS)}; STEPS, ROUNDS: integers >= 1)")
+
+
+def _options(text: str) -> dict[str, int]:
+    """The mallopt JSON: ``{"<param>": <value>, ...}`` of integers (one line otherwise)."""
+    try:
+        opts = json.loads(text)
+        return {str(int(k)): int(v) for k, v in opts.items()}
+    except (ValueError, TypeError, AttributeError):
+        sys.exit(f"malloc_probe.py: {text!r} is no JSON object of integer mallopt pairs, e.g. "
+                 '\'{"-4": 0, "-1": 2147483647, "-8": 1}\'')
+
+
 def main() -> None:
-    if len(sys.argv) < 4 or not sys.argv[2].isdigit() or not sys.argv[3].isdigit():
-        sys.exit("usage: python scripts/malloc_probe.py WORKLOAD STEPS ROUNDS [mallopt JSON]")
-    name, steps, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    opts = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    args = sys.argv[1:]
+    if (len(args) not in (3, 4) or args[0] not in WORKLOADS or not args[1].isdigit()
+            or not args[2].isdigit() or min(int(args[1]), int(args[2])) < 1):
+        print(USAGE, file=sys.stderr if args[:1] not in (["-h"], ["--help"]) else sys.stdout)
+        sys.exit(0 if args[:1] in (["-h"], ["--help"]) else 2)
+    name, steps, rounds = args[0], int(args[1]), int(args[2])
+    opts = _options(args[3]) if len(args) > 3 else {}
     libc = ctypes.CDLL("libc.so.6")
     for k, v in opts.items():
-        assert libc.mallopt(int(k), int(v)) == 1, (k, v)
+        if libc.mallopt(int(k), int(v)) != 1:
+            sys.exit(f"malloc_probe.py: glibc refused mallopt({k}, {v})")
 
     import jax
     from benchlib.runners import snntrain_runner

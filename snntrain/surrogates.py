@@ -726,7 +726,8 @@ class SquarewaveFourierSeries(Surrogate):
 
     def integral(self) -> Any:
         """g' is periodic: its integral over the central lobe |x| <= T/(4n), where g rises
-        across the step, (4/π) Σ_{i=1..n} sin((2i−1)π/(2n))/(2i−1) (1.2004 for n = 2, → 1)."""
+        across the step, (4/π) Σ_{i=1..n} sin((2i−1)π/(2n))/(2i−1) (1.2004 for n = 2; it tends
+        to (2/π) Si(π) ≈ 1.1790, the Gibbs overshoot, as n grows)."""
         n = self.n
         return 4 / math.pi * sum(math.sin((2 * i - 1) * math.pi / (2 * n)) / (2 * i - 1)
                                  for i in range(1, n + 1))

@@ -76,6 +76,12 @@ def main(argv: list[str]) -> int:
     and on stdin a JSON object with the population's config (YAML), its groups (member
     indices) and its members' wandb group. Its output goes to the parent, and its bar's
     fields to ``<progress fd>``. Pinned to its core before JAX is imported."""
+    if len(argv) != 7 or not all(a.lstrip("-").replace(".", "", 1).replace(",", "").isdigit()
+                                 for a in argv[1:]):
+        print("usage: python -m snntrain.worker RUN_DIR CORE T_START GROUPS WORKERS PARENT_PID "
+              "PROGRESS_FD (a population's worker process, started by the population itself: "
+              "python -m snntrain 'trainer.population...=[...]')", file=sys.stderr)
+        return 2
     run_dir, core, t_start = Path(argv[0]), int(argv[1]), float(argv[2])
     mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
     os.sched_setaffinity(0, {core})

@@ -90,7 +90,9 @@ def test_population_section_times_members_against_solo_steps(tmp_path):
 def test_bad_arguments_are_argparse_one_liners(capsys):
     """An unknown section was skipped without a word; an unknown workload or population size
     ended in a traceback (KeyError, ConfigError)."""
+    import bench_peers
     import bench_population
+    import bench_synops
 
     for main, args, message in (
             (bench.main, ["--sections", "workloads,bogus"], "argument --sections: unknown "
@@ -101,10 +103,28 @@ def test_bad_arguments_are_argparse_one_liners(capsys):
              "'mlp2048'; valid: a comma-separated subset of mlp,conv,digits"),
             (bench_population.main, ["--ks", "1,0"], "argument --ks: '1,0': must be "
              "comma-separated integers >= 1"),
-            (bench_population.main, ["--sections", "steps,e3e"], "unknown 'e3e'")):
+            (bench_population.main, ["--sections", "steps,e3e"], "unknown 'e3e'"),
+            # (0 or -1 seconds timed 5 calls and printed a meaningless ratio; tester)
+            (bench_synops.main, ["--seconds", "-1"], "argument --seconds: '-1': must be a "
+             "number > 0"),
+            (bench_peers.main, ["--seconds", "0"], "argument --seconds: '0': must be a number "
+             "> 0")):
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_malloc_probe_bad_arguments_are_one_line():
+    """An unknown workload was a KeyError traceback, a bad mallopt JSON a JSONDecodeError."""
+    probe = [sys.executable, str(ROOT / "scripts" / "malloc_probe.py")]
+    for args, code, line in (
+            (["foo", "2", "1"], 2, "usage: python scripts/malloc_probe.py WORKLOAD STEPS "
+             "ROUNDS [mallopt JSON] (WORKLOAD: one of mlp, conv, digits, population-vmap, "
+             "population-map; STEPS, ROUNDS: integers >= 1)"),
+            (["digits", "8", "2", "notjson"], 1, "malloc_probe.py: 'notjson' is no JSON object "
+             "of integer mallopt pairs, e.g. '{\"-4\": 0, \"-1\": 2147483647, \"-8\": 1}'")):
+        res = subprocess.run([*probe, *args], capture_output=True, text=True, timeout=60)
+        assert (res.returncode, res.stderr.strip()) == (code, line)
 
 
 def test_a_bad_malloc_switch_is_one_line(capsys, monkeypatch):

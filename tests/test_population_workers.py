@@ -563,3 +563,16 @@ def test_a_populations_wandb_group_in_workers_keeps_its_experiment(monkeypatch, 
     assert [r["group"] for r in runs] == [sweep_group, sweep_group]
     assert [r["name"] for r in runs] == [f"fast_sigmoid(alpha=25.0)-seed{s}-model.hidden=[16]"
                                          for s in (0, 1)]
+
+
+def test_the_worker_entry_point_without_its_arguments_is_one_line():
+    """``python -m snntrain.worker --help`` (the README names the module) was an IndexError."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "snntrain.worker", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "usage: python -m snntrain.worker RUN_DIR CORE T_START GROUPS WORKERS PARENT_PID "
+        "PROGRESS_FD (a population's worker process, started by the population itself: "
+        "python -m snntrain 'trainer.population...=[...]')")

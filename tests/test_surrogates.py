@@ -804,6 +804,13 @@ def test_squarewave_integral_is_the_central_lobe():
             lobe = float(s.surrogate_fun(jnp.asarray(edge)) - s.surrogate_fun(jnp.asarray(-edge)))
             assert s.integral() == pytest.approx(lobe, rel=1e-12)
     assert S.SquarewaveFourierSeries(n=1).integral() == pytest.approx(4 / math.pi)
+    # many terms: the Gibbs overshoot (2/π) Si(π) ≈ 1.1790, not 1 (the docs said "→ 1")
+    from scipy.special import sici
+
+    gibbs = 2 / math.pi * sici(math.pi)[0]
+    assert S.SquarewaveFourierSeries(n=2).integral() == pytest.approx(1.2004, abs=1e-4)
+    assert S.SquarewaveFourierSeries(n=10).integral() == pytest.approx(1.1798, abs=1e-4)
+    assert S.SquarewaveFourierSeries(n=1000).integral() == pytest.approx(gibbs, abs=1e-6)
 
 
 @pytest.mark.parametrize(("name", "params"), CASES, ids=[f"{n}-{p}" for n, p in CASES])

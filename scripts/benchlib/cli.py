@@ -59,6 +59,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds: 0 or -1 timed 5 calls and printed a meaningless ratio)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number > 0")
+    return value
+
+
 def json_path(text: str) -> Path:
     """A file to write the results to, whose directory exists (checked before the run: a
     missing one was a traceback at the end, the whole run lost)."""
