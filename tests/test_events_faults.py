@@ -1,6 +1,7 @@
 """Event-data faults found by testing with files in the real formats: each test failed before
 its fix (silently wrong runs, tracebacks, leftover files, misleading messages)."""
 
+import importlib.util
 import json
 import logging
 import os
@@ -484,16 +485,21 @@ def test_prepare_offline_with_one_of_the_two_files_names_the_other(tmp_path, cap
     monkeypatch.setattr(tfds_data, "network_problem", lambda: "cannot reach x:443: no route")
     make_shd(tmp_path)
     (tmp_path / "SHD" / "shd_train.h5").unlink()
-    assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert f"error: shd: shd_train.h5 not found in {tmp_path / 'SHD'}; " in err, err
-    assert err.endswith("(cannot download here: cannot reach x:443: no route)"), err
+    for tonic in (True, False):  # (Tonic installed, or not: the events extra)
+        if not tonic:
+            monkeypatch.setitem(sys.modules, "tonic", None)
+        elif importlib.util.find_spec("tonic") is None:
+            continue
+        assert data.main(["prepare", "shd", "--data_dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"error: shd: shd_train.h5 not found in {tmp_path / 'SHD'}; " in err, err
+        assert err.endswith("(cannot download here: cannot reach x:443: no route)" if tonic
+                            else f"(downloading needs Tonic: {EVENTS_EXTRA})"), err
     # an empty directory: nothing was there, it cannot download (no file to name)
-    capsys.readouterr()
     empty = tmp_path / "empty"
     assert data.main(["prepare", "shd", "--data_dir", str(empty)]) == 2
-    assert (f"error: shd: cannot download into {empty} (cannot reach x:443: no route)"
-            in capsys.readouterr().err)
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: prepare shd downloads with Tonic: {EVENTS_EXTRA}")
 
 
 def test_prepare_with_one_of_the_two_archives(tmp_path, capsys, monkeypatch):
