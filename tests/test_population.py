@@ -1181,7 +1181,9 @@ def test_a_resumed_population_traces_with_the_formulations_its_checkpoint_record
     from snntrain.checkpoint import Checkpoints
 
     monkeypatch.setenv("SNNTRAIN_AUTOTUNE", "0")
-    monkeypatch.setattr(autotune, "_memory", {})
+    # (this process's choices only: an earlier test's conv shapes were recorded too)
+    for table in ("_memory", "_chosen", "_pinned"):
+        monkeypatch.setattr(autotune, table, {})
     run = ("logger=none", "trainer.progress=false", "model=conv", "model.channels=[2,2]", "T=3",
            "trainer.batch_size=64", f"{POP}.seed=[0,1]", "optimizer.schedule=constant")
     train_and_evaluate(compose(*run, "trainer.epochs=1", tiny=False), tmp_path)
