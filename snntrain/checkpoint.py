@@ -109,6 +109,11 @@ def _key_data(x: Any) -> Any:
     return x
 
 
+def _dtype(x: Any) -> np.dtype:
+    """A leaf's dtype without copying an array to the host."""
+    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
 def _cut(text: str, n: int = 160) -> str:
     """``text`` up to ``n`` characters, cut at a space (with "...")."""
     return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " ..."
@@ -332,7 +337,7 @@ class Checkpoints:
         wanted = {_plain_path(p): _key_data(x) for p, x in flat}
         differ = sorted(set(saved) ^ set(wanted)) or [
             k for k, x in wanted.items() if np.shape(saved[k]) != np.shape(x)
-            or np.asarray(saved[k]).dtype != np.asarray(x).dtype]
+            or _dtype(saved[k]) != _dtype(x)]
         if differ:
             raise IncompatibleCheckpoint(
                 f"checkpoint {self.directory / str(step)} holds a training state of another "

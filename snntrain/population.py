@@ -794,9 +794,12 @@ class MemberRun:
 
 
 def wandb_group(run_dir: Path) -> str:
-    """The wandb group of a population outside a multirun: ``[<experiment>_]<date>_<time>``
-    (the run directory's last two components; the experiment from Hydra's config, which a
-    worker process does not have: its parent passes the group on)."""
+    """The wandb group of a population's members: the sweep's inside a multirun
+    (:func:`snntrain.writers.hydra_sweep_group`), else ``[<experiment>_]<date>_<time>`` (the
+    run directory's last two components; the experiment from Hydra's config, which a worker
+    process does not have: its parent passes the group on)."""
+    if (sweep := writers.hydra_sweep_group()) is not None:
+        return sweep
     prefix = None
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -1416,7 +1419,7 @@ def _train_in_workers(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
     codes = workers.run(OmegaConf.to_yaml(job, resolve=True), run_dir,
                         [[m.index for m in part] for part in parts], assignments, t_start,
                         stop, _say, bars=bool(cfg.trainer.progress),
-                        wandb_group=writers.hydra_sweep_group() or wandb_group(run_dir),
+                        wandb_group=wandb_group(run_dir),
                         job_overrides=writers.sweep_job_overrides())
     walls = [sum(_finished_group_wall_time(run_dir, parts[g], _group_dir(run_dir, g, len(parts)))
                  for g in mine) for mine in assignments]

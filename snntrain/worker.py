@@ -76,8 +76,7 @@ def main(argv: list[str]) -> int:
     and on stdin a JSON object with the population's config (YAML), its groups (member
     indices) and its members' wandb group. Its output goes to the parent, and its bar's
     fields to ``<progress fd>``. Pinned to its core before JAX is imported."""
-    if len(argv) != 7 or not all(a.lstrip("-").replace(".", "", 1).replace(",", "").isdigit()
-                                 for a in argv[1:]):
+    if len(argv) != 7:
         print("usage: python -m snntrain.worker RUN_DIR CORE T_START GROUPS WORKERS PARENT_PID "
               "PROGRESS_FD (a population's worker process, started by the population itself: "
               "python -m snntrain 'trainer.population...=[...]')", file=sys.stderr)
