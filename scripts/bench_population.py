@@ -16,8 +16,9 @@ Sections:
   ``trainer.population.cpu_devices``; this program splits the CPU at start as the CLI does,
   and the solo step keeps to one device as a solo run does); and ``workers``
   (``trainer.population.workers=auto``: one process per usable core, each pinned to its core
-  and running the ``lax.map`` step of its K / cores members; a round starts them together and
-  lasts until the last is done). Reported per member-step, as the
+  and running the ``lax.map`` step of its K / cores members; a round makes one untimed call
+  in each, as for the other layouts, then starts their timed calls together and lasts until
+  the last is done). Reported per member-step, as the
   gain over solo (solo time x K / population time); wall and process CPU time, each the best
   of several rounds (the machine is shared: the best round is the least disturbed one), and
   ``gain_wall_median``, the median over rounds of the gain within a round. Every step is
@@ -190,11 +191,15 @@ class _WorkersTimed:
         self.cpus: list[float] = []
 
     def round(self) -> None:
-        w = time.perf_counter()
-        for p in self.procs:
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        cpu = sum(float(p.stdout.readline()) for p in self.procs)
+        """One untimed call in every worker first (as :meth:`_Timed.round` makes for the
+        in-process steps: the steps timed in between evicted the shared caches), then the
+        timed calls of all workers together."""
+        for cmd in ("warm", "go"):
+            w = time.perf_counter()
+            for p in self.procs:
+                p.stdin.write(cmd + "\n")
+                p.stdin.flush()
+            cpu = sum(float(p.stdout.readline()) for p in self.procs)
         self.walls.append((time.perf_counter() - w) / self.calls)
         self.cpus.append(cpu / self.calls)
 
@@ -206,8 +211,8 @@ class _WorkersTimed:
 
 def _serve(spec: str) -> int:
     """A ``workers`` layout's process: ``core,members,calls``; pinned to its core before JAX
-    starts, it compiles its group, prints a JSON line, then times ``calls`` calls per "go"
-    line on stdin (printing their CPU seconds)."""
+    starts, it compiles its group, prints a JSON line, then makes one untimed call per "warm"
+    line on stdin and times ``calls`` calls per "go" line (printing their CPU seconds)."""
     core, k, calls = map(int, spec.split(","))
     os.sched_setaffinity(0, {core})
     cli.prepare_malloc()
@@ -222,9 +227,9 @@ def _serve(spec: str) -> int:
 
     if timed.auto:
         hostenv.use_heap(timed.policy == "heap")
-    for _ in sys.stdin:  # (no untimed call first: the only step this process runs)
+    for line in sys.stdin:  # "warm": one untimed call; "go": the timed calls
         c = time.process_time()
-        for _ in range(calls):
+        for _ in range(1 if line.strip() == "warm" else calls):
             out = timed._once()
         jax.block_until_ready(out)
         print(time.process_time() - c, flush=True)
