@@ -275,15 +275,26 @@ def cpu_split() -> int:
 # ---- what the machine is (printed by the benchmarks, recorded with golden runs) ----------
 
 
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU model name (``/proc/cpuinfo``) with its family and model numbers, else what
+    ``platform`` knows. A virtual machine often names only the vendor's line ("AMD EPYC" for
+    Zen 3, 4 and 5 alike), and the caches keyed by it (conv formulations, malloc policy) must
+    not hand one generation's winner to another on a cluster's shared home directory."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        text = ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:  # (the first processor's)
+            fields[key.strip()] = value.strip()
+    name = fields.get("model name")
+    if not name:
+        return platform.processor() or platform.machine()
+    if fields.get("cpu family") and fields.get("model"):
+        return f"{name} (family {fields['cpu family']} model {fields['model']})"
+    return name
 
 
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16",

@@ -144,3 +144,20 @@ def test_the_cache_key_names_the_cpu_model_and_cores(monkeypatch):
     monkeypatch.setattr(hostenv, "cpu_model", lambda: "AMD EPYC 7763")
     monkeypatch.setattr(autotune.os, "cpu_count", lambda: 2)
     assert autotune.cache_key("op", [(2,)]) != zen
+
+
+def test_the_cpu_model_tells_generations_apart_that_share_a_name():
+    """A virtual machine's /proc/cpuinfo said "AMD EPYC" on Zen 3, Zen 4 and Zen 5 alike (with
+    the same SIMD flags on Zen 4 and 5), so the conv and malloc caches, keyed by that name, gave
+    one generation's winner to another; the family and model numbers now come with it."""
+    from snntrain import hostenv
+
+    def info(family: int, model: int) -> str:
+        return (f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\n"
+                f"model\t\t: {model}\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f\n\n"
+                "processor\t: 1\ncpu family\t: 99\nmodel\t\t: 99\nmodel name\t: AMD EPYC\n")
+
+    zen4, zen5 = hostenv.cpu_model(info(25, 17)), hostenv.cpu_model(info(26, 2))
+    assert zen4 == "AMD EPYC (family 25 model 17)"  # (the first processor's)
+    assert zen5 == "AMD EPYC (family 26 model 2)"
+    assert hostenv.cpu_model("model name\t: Some CPU\n") == "Some CPU"  # (no numbers given)
