@@ -33,7 +33,12 @@ class CheckpointError(RuntimeError):
 
 
 class IncompatibleCheckpoint(CheckpointError, Refused):
-    """The run directory's checkpoints are from a run with other settings."""
+    """The run directory's checkpoints are from a run with other settings. ``detail``: what
+    differs, without the path and the hint (said of a damaged checkpoint set aside)."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 def shapes_of(tree: Any) -> dict[str, list]:
@@ -126,18 +131,24 @@ def _json_or_none(path: Path) -> Any:
         return None
 
 
-def state_digest(state: Any) -> str | None:
-    """A hash of the state's arrays (dtype, shape and bytes, in tree order), saved with each
-    checkpoint and checked on restore: bytes damaged on disk were restored without a word
-    (the run then "diverged", blaming the learning rate). None where this process does not
-    hold every shard (multi-host)."""
-    leaves = jax.tree.leaves(state)
-    if any(isinstance(x, jax.Array) and not x.is_fully_addressable for x in leaves):
+def state_digest(state: Any, by_path: bool = False) -> str | None:
+    """A hash of the state's arrays (dtype, shape and bytes), saved with each checkpoint and
+    checked on restore: bytes damaged on disk were restored without a word (the run then
+    "diverged", blaming the learning rate). In tree order, or (``by_path``, saved since stop
+    46) each array with its plain key path in path order, which does not depend on the
+    nesting (a NamedTuple's fields and a dict's keys alike), so a state restored by its paths
+    into another nesting is checked too. None where this process does not hold every shard
+    (multi-host)."""
+    flat = jax.tree_util.tree_flatten_with_path(state)[0]
+    if any(isinstance(x, jax.Array) and not x.is_fully_addressable for _, x in flat):
         return None
-    leaves = [jax.random.key_data(x) if jax.dtypes.issubdtype(getattr(x, "dtype", None),
-                                                              jax.dtypes.prng_key) else x
-              for x in leaves]  # (a typed PRNG key has no numpy form: its bits)
-    return content_hash([np.asarray(x) for x in jax.device_get(leaves)])
+    if by_path:
+        flat = sorted(((_plain_path(p), x) for p, x in flat), key=lambda px: px[0])
+    arrays = [np.asarray(x) for x in jax.device_get([_key_data(x) for _, x in flat])]
+    if not by_path:  # (a typed PRNG key has no numpy form: its bits)
+        return content_hash(arrays)
+    return content_hash([part for (path, _), a in zip(flat, arrays, strict=True)
+                         for part in ("/".join(path), a)])
 
 
 class Checkpoints:
@@ -179,8 +190,8 @@ class Checkpoints:
         # a snapshot: the save is asynchronous, and the caller goes on mutating its dicts
         # (the epoch's running sums), which would otherwise be written as of a later step
         meta = json.loads(json.dumps({**meta, **self.lineage}))
-        if (digest := state_digest(state)) is not None:
-            meta["state_digest"] = digest
+        if (digest := state_digest(state, by_path=True)) is not None:
+            meta["state_digest_by_path"] = digest
         if step in self.manager.all_steps():
             self._replace_meta(step, meta)
             return
@@ -273,6 +284,7 @@ class Checkpoints:
         """
         steps = [step] if step is not None else self.steps()[::-1]
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        other: list[tuple[int, IncompatibleCheckpoint]] = []  # (another nesting's arrays)
         for s in steps:
             try:
                 meta = self.read_meta(s)
@@ -302,24 +314,57 @@ class Checkpoints:
                     state=ocp.args.StandardRestore(abstract)))["state"]
             except Exception as e:  # noqa: BLE001
                 # (a readable state of another nesting: by its arrays' paths)
-                state = (self._restore_by_paths(s, target, hint)
-                         if STRUCTURE_MISMATCH in str(e) else None)
-                if state is None:
+                try:
+                    state = (self._restore_by_paths(s, target, hint)
+                             if STRUCTURE_MISMATCH in str(e) else None)
+                except IncompatibleCheckpoint as why:  # (or a damaged one: an older
+                    other.append((s, why))              # checkpoint may restore)
+                    continue
+                if state is not None:
+                    say(f"checkpoint {self.directory / str(s)}: its state is nested as an "
+                        "earlier snntrain nested it (e.g. AdamW before its decay was limited "
+                        "to the synaptic weights); restored by its arrays' key paths, the "
+                        "training goes on under this snntrain's rules")
+                else:
                     say(f"checkpoint {self.directory / str(s)} is corrupt or truncated "
                         f"({type(e).__name__}: "
                         f"{_cut(str(e).splitlines()[0] if str(e) else '')})"
                         f"{self._set_aside(s)}; trying the previous one")
                     continue
-            if "state_digest" in meta and state_digest(state) not in (meta["state_digest"],
-                                                                      None):
+            if not self._digest_matches(s, meta, state):
                 say(f"checkpoint {self.directory / str(s)} is corrupt (its arrays differ from "
                     f"the digest saved with them){self._set_aside(s)}; trying the previous one")
                 continue
+            for newer, why in other:  # damaged after all: an older one restored
+                say(f"checkpoint {self.directory / str(newer)} is corrupt ({why.detail})"
+                    f"{self._set_aside(newer)}")
             if s != steps[0]:  # (export said only "trying the previous one", and wrote it)
                 say(f"using checkpoint {self.directory / str(s)}, the newest readable one "
                     f"(not step {steps[0]})")
             return state, meta
+        if other:  # no checkpoint restores: the newest's structure is another snntrain's
+            raise other[0][1]
         return None
+
+    def _digest_matches(self, step: int, meta: dict[str, Any], state: Any) -> bool:
+        """Whether ``state`` has the arrays ``meta``'s digest was taken of (True without a
+        digest, or multi-host). A checkpoint from before the digest by path holds one in its
+        own tree order, which a state of another nesting may not share (orbax restores a
+        dict's arrays into a NamedTuple's fields, in another order): failing in the target's
+        order, it is taken again of the checkpoint restored in its own nesting."""
+        if "state_digest_by_path" in meta:
+            return state_digest(state, by_path=True) in (meta["state_digest_by_path"], None)
+        if "state_digest" not in meta or state_digest(state) in (meta["state_digest"], None):
+            return True
+        try:
+            raw = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore()))["state"]
+        except Exception:  # noqa: BLE001 - unreadable: the digest cannot match
+            return False
+        flat = jax.tree_util.tree_flatten_with_path
+        return ({_plain_path(p) for p, _ in flat(raw)[0]} == {_plain_path(p) for p, _ in
+                                                             flat(state)[0]}
+                and state_digest(raw) == meta["state_digest"])
 
     def _restore_by_paths(self, step: int, target: Any, hint: str) -> Any:
         """Checkpoint ``step``'s arrays in ``target``'s structure, matched by their paths, when
@@ -339,9 +384,15 @@ class Checkpoints:
             k for k, x in wanted.items() if np.shape(saved[k]) != np.shape(x)
             or _dtype(saved[k]) != _dtype(x)]
         if differ:
+            where = "/".join(differ[0])
+            what = (f"{where} is not in this run's state" if differ[0] not in wanted else
+                    f"this run's {where} is not in it" if differ[0] not in saved else
+                    f"{where} is {np.shape(saved[differ[0]])} {_dtype(saved[differ[0]])} "
+                    f"there, {np.shape(wanted[differ[0]])} {_dtype(wanted[differ[0]])} here")
             raise IncompatibleCheckpoint(
                 f"checkpoint {self.directory / str(step)} holds a training state of another "
-                f"structure (an earlier snntrain's?), first at {'/'.join(differ[0])} ({hint})")
+                f"structure (an earlier snntrain's?): {what} ({hint})",
+                detail=f"its state's structure differs: {what}")
         leaves = []
         for (path, x) in flat:
             value = saved[_plain_path(path)]

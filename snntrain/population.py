@@ -1206,6 +1206,7 @@ def _plan(cfg: DictConfig, run_dir: Path, ms: list[Member], side: int, by_type: 
     count, in one process or in workers, with the groups it has. Else: one group per worker
     (each worker compiles its own), or :func:`plan_groups`'s; other groups than the
     checkpoints' are refused (:func:`_check_groups`)."""
+    autotune.pin(None)  # (an earlier run's in this process: train_groups pins each group's)
     chunk = _setting(cfg, "chunk")
     earlier = _earlier_groups(cfg, run_dir)
     if earlier and chunk != "auto" and (
@@ -1382,11 +1383,12 @@ def train_groups(cfg: DictConfig, run_dir: Path, parts: list[list[Member]],
         if n_groups > 1:  # the epoch lines below start again at epoch 1 (and a later
             # group's mesh line follows)
             _say(f"population: group {g + 1} of {n_groups} ({_span(part)})")
-        if (recorded := _recorded_choices(cfg, ckpt_dir)) is not None:
-            autotune.pin(recorded)  # (before the group is traced, as a solo run's resume)
-            if first is not None and any(autotune.choices().get(k, v) != v
-                                         for k, v in recorded.items()):
-                first = None  # (plan_groups traced it with other formulations)
+        recorded = _recorded_choices(cfg, ckpt_dir)
+        autotune.pin(recorded)  # (before the group is traced, as a solo run's resume; None:
+        # a fresh group times or rules anew, whatever an earlier run in this process pinned)
+        if recorded and first is not None and any(autotune.choices().get(k, v) != v
+                                                  for k, v in recorded.items()):
+            first = None  # (plan_groups traced it with other formulations)
         group = first if g == 0 and first is not None else build_group(
             part, vectorize=vectorize, by_type=by_type, placement=placement, say=say)
         if not size:  # the first group this process trains: its memory (unless plan_groups

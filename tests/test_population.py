@@ -1197,3 +1197,8 @@ def test_a_resumed_population_traces_with_the_formulations_its_checkpoint_record
     meta_file.write_text(json.dumps({**meta, "autotune": other}))
     train_and_evaluate(compose(*run, "trainer.epochs=2", tiny=False), tmp_path)
     assert Checkpoints(ckpts, write=False).newest_meta()["autotune"] == other
+    # a fresh population next in this process (a multirun's next job, a notebook) traced
+    # with the resumed one's pins and recorded them as its own (reviewer): the rule's again
+    train_and_evaluate(compose(*run, "trainer.epochs=1", tiny=False), tmp_path / "fresh")
+    assert Checkpoints(tmp_path / "fresh" / "checkpoints",
+                       write=False).newest_meta()["autotune"] == ruled

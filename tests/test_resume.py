@@ -6,15 +6,17 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from _workers import cli, popen
 from conftest import compose
 
 from snntrain import experiment, train
-from snntrain.checkpoint import CheckpointError, Checkpoints
+from snntrain.checkpoint import CheckpointError, Checkpoints, IncompatibleCheckpoint, state_digest
 from snntrain.errors import Refused
 from snntrain.train import params_of
 
@@ -130,7 +132,6 @@ def test_a_checkpoint_with_damaged_bytes_falls_back_to_the_previous(tmp_path):
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     newest = tmp_path / "checkpoints" / str(steps[-1])
     messages = []
-    from snntrain.checkpoint import Checkpoints, state_digest
 
     # readable, well-formed arrays that are not the ones saved with this meta (bytes damaged
     # inside a compressed chunk that still decompresses read as such): the previous step's
@@ -139,7 +140,8 @@ def test_a_checkpoint_with_damaged_bytes_falls_back_to_the_previous(tmp_path):
     exp = train.build(cfg)
     state, meta = Checkpoints(tmp_path / "checkpoints").restore(
         exp.init_state(), train.fingerprint(exp), messages.append)
-    assert meta["step"] == steps[0] and state_digest(state) == meta["state_digest"]
+    assert meta["step"] == steps[0]
+    assert state_digest(state, by_path=True) == meta["state_digest_by_path"]
     assert messages[0].startswith(f"checkpoint {newest} is corrupt (its arrays differ from the "
                                   "digest saved with them); set aside as "), messages
 
@@ -874,6 +876,7 @@ def test_a_checkpoint_of_an_earlier_state_nesting_resumes_by_its_arrays(tmp_path
     again = train.train_and_evaluate(compose(*run, "trainer.epochs=2"), tmp_path)
     err = capsys.readouterr().err
     assert "corrupt" not in err and f"resuming from step {step}" in err
+    assert "nested as an earlier snntrain nested it" in err  # (what the decay does now)
     assert again["steps"] == 2 * step
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if "unreadable" in p.name]
     # arrays that differ (another state, the same fingerprint): refused, nothing set aside
@@ -881,6 +884,83 @@ def test_a_checkpoint_of_an_earlier_state_nesting_resumes_by_its_arrays(tmp_path
     other.save(3, {"params": state.params}, {"step": 3, "fingerprint": train.fingerprint(exp)})
     other.close()
     with pytest.raises(CheckpointError, match=r"holds a training state of another structure "
-                                              r"\(an earlier snntrain's\?\), first at "):
+                                              r"\(an earlier snntrain's\?\): this run's "
+                                              r"opt_state/.* is not in it \(use "):
         Checkpoints(tmp_path / "other").restore(state, train.fingerprint(exp))
     assert (tmp_path / "other" / "3").is_dir()
+
+
+def _two_steps(directory, state, fingerprint=None):
+    """Checkpoints 1 and 2 of ``state`` (2 with each array + 1) in ``directory``."""
+    ckpt = Checkpoints(directory, async_save=False)
+    for step in (1, 2):
+        ckpt.save(step, jax.tree.map(lambda x, s=step: x + s - 1, state),
+                  {"step": step, "fingerprint": fingerprint or {}})
+    ckpt.close()
+
+
+def test_a_newest_checkpoint_with_a_damaged_tree_falls_back_to_the_one_before(tmp_path):
+    """A newest checkpoint whose tree metadata lost an entry went to the restore by paths
+    (another nesting), which called it another snntrain's state and stopped the run, telling
+    the user to start again (trainer.resume=never), although the checkpoint before it was
+    whole (reviewer). An older checkpoint that restores wins; the damaged one is set aside."""
+    state = {"params": {"w": jnp.ones((3, 2))}, "opt": {"count": jnp.zeros((), jnp.int32),
+                                                       "mu": jnp.zeros((3, 2))}}
+    _two_steps(tmp_path, state)
+    meta_file = tmp_path / "2" / "state" / "_METADATA"
+    meta = json.loads(meta_file.read_text())
+    lost = next(k for k in meta["tree_metadata"] if "count" in k)
+    del meta["tree_metadata"][lost]
+    meta_file.write_text(json.dumps(meta))
+    said = []
+    restored, meta = Checkpoints(tmp_path).restore(state, {}, said.append)
+    assert meta["step"] == 1
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert said[0].startswith(f"checkpoint {tmp_path / '2'} is corrupt (its state's structure "
+                              "differs: this run's opt/count is not in it); set aside as "), said
+    assert said[1] == (f"using checkpoint {tmp_path / '1'}, the newest readable one "
+                       "(not step 2)")
+    assert not (tmp_path / "2").exists()
+    # every checkpoint of that structure: refused in one line, nothing set aside
+    _two_steps(tmp_path / "all", {"params": state["params"]})
+    with pytest.raises(IncompatibleCheckpoint, match="this run's opt/count is not in it"):
+        Checkpoints(tmp_path / "all").restore(state, {})
+    assert (tmp_path / "all" / "1").is_dir() and (tmp_path / "all" / "2").is_dir()
+
+
+class _Fields(NamedTuple):  # (fields not in alphabetical order)
+    nu: jax.Array
+    mu: jax.Array
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_renested_state_whose_leaf_order_changed_restores_and_is_checked(tmp_path, legacy):
+    """After a restore by paths the digest was taken in the new nesting's leaf order, so a
+    re-nesting that reorders the same arrays (a dict's sorted keys becoming a NamedTuple's
+    fields) called the checkpoint corrupt and set it aside (reviewer). Checkpoints hold a
+    digest by path now; an earlier checkpoint's tree-order digest is checked in its own
+    nesting. A damaged array is still found either way."""
+    saved = {"params": jnp.ones(3), "opt": {"mu": jnp.zeros(3), "nu": jnp.full(3, 2.0)}}
+    _two_steps(tmp_path, saved)
+    if legacy:  # (a checkpoint from before the digest by path: the tree-order digest)
+        for step in (1, 2):
+            meta_file = tmp_path / str(step) / "meta" / "metadata"
+            meta = json.loads(meta_file.read_text())
+            del meta["state_digest_by_path"]
+            meta["state_digest"] = state_digest(jax.tree.map(lambda x, s=step: x + s - 1,
+                                                             saved))
+            meta_file.write_text(json.dumps(meta))
+    target = {"params": jnp.zeros(3), "opt": _Fields(nu=jnp.zeros(3), mu=jnp.zeros(3))}
+    said = []
+    state, meta = Checkpoints(tmp_path).restore(target, {}, said.append)
+    assert meta["step"] == 2 and not said
+    assert isinstance(state["opt"], _Fields)
+    np.testing.assert_array_equal(np.asarray(state["opt"].nu), np.full(3, 3.0))
+    np.testing.assert_array_equal(np.asarray(state["opt"].mu), np.ones(3))
+    # step 2's nu written over with step 1's (well-formed, the wrong bytes): found
+    shutil.rmtree(tmp_path / "2" / "state")
+    shutil.copytree(tmp_path / "1" / "state", tmp_path / "2" / "state")
+    state, meta = Checkpoints(tmp_path).restore(target, {}, said.append)
+    assert meta["step"] == 1 and said[0].startswith(
+        f"checkpoint {tmp_path / '2'} is corrupt (its arrays differ from the digest")
