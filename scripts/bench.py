@@ -59,7 +59,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchlib import cli, report
+from benchlib import WORKLOADS, cli, report
 from benchlib.evalcost import print_synops, synops_section
 from benchlib.machine import device_gemm_gflops, gemm_gflops, machine_info
 from benchlib.references import CONV_FORMULATIONS, check_conv_formulations
@@ -90,8 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the three workloads with few steps, no other section (< 1 minute)",
     )
     ap.add_argument("--json", type=cli.json_path, help="write the results to this file")
-    ap.add_argument("--workloads", default=["mlp", "conv", "digits"],
-                    type=cli.subset(("mlp", "conv", "digits")), help="comma-separated subset")
+    ap.add_argument("--workloads", default=list(WORKLOADS),
+                    type=cli.subset(WORKLOADS), help="comma-separated subset")
     ap.add_argument(
         "--devices",
         type=int,

@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import benchlib  # noqa: E402 - (its names only: no JAX before mallopt)
 
-
-WORKLOADS = ("mlp", "conv", "digits", "population-vmap", "population-map")
+POPULATION = {"population-vmap": 16, "population-map": 1}  # name -> vectorize (K = 16)
+WORKLOADS = (*benchlib.WORKLOADS, *POPULATION)
 USAGE = ("usage: python scripts/malloc_probe.py WORKLOAD STEPS ROUNDS [mallopt JSON] "
          f"(WORKLOAD: one of {', '.join(WORKLOADS)}; STEPS, ROUNDS: integers >= 1)")
 
@@ -40,7 +41,9 @@ def _options(text: str) -> dict[str, int]:
     """The mallopt JSON: ``{"<param>": <value>, ...}`` of integers (one line otherwise)."""
     try:
         opts = json.loads(text)
-        return {str(int(k)): int(v) for k, v in opts.items()}
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in opts.values()):
+            raise ValueError  # (true was taken for 1)
+        return {str(int(k)): v for k, v in opts.items()}
     except (ValueError, TypeError, AttributeError):
         sys.exit(f"malloc_probe.py: {text!r} is no JSON object of integer mallopt pairs, e.g. "
                  '\'{"-4": 0, "-1": 2147483647, "-8": 1}\'')
@@ -91,8 +94,6 @@ def main() -> None:
     print(json.dumps({"workload": name, "opts": opts, "tunables": os.environ.get(
         "GLIBC_TUNABLES", ""), "rates": rates, "minflt_per_step": flts}))
 
-
-POPULATION = {"population-vmap": 16, "population-map": 1}  # name -> vectorize (K = 16)
 
 
 def population_step(vectorize: int):

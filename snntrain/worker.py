@@ -76,20 +76,24 @@ def main(argv: list[str]) -> int:
     and on stdin a JSON object with the population's config (YAML), its groups (member
     indices) and its members' wandb group. Its output goes to the parent, and its bar's
     fields to ``<progress fd>``. Pinned to its core before JAX is imported."""
-    if len(argv) != 7:
+    try:
+        if len(argv) != 7:
+            raise ValueError
+        run_dir, core, t_start = Path(argv[0]), int(argv[1]), float(argv[2])
+        mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
+        progress_fd = int(argv[6])
+    except ValueError:  # (--help, or arguments of another kind: a traceback before)
         print("usage: python -m snntrain.worker RUN_DIR CORE T_START GROUPS WORKERS PARENT_PID "
               "PROGRESS_FD (a population's worker process, started by the population itself: "
               "python -m snntrain 'trainer.population...=[...]')", file=sys.stderr)
         return 2
-    run_dir, core, t_start = Path(argv[0]), int(argv[1]), float(argv[2])
-    mine, side, parent = [int(g) for g in argv[3].split(",")], int(argv[4]), int(argv[5])
     os.sched_setaffinity(0, {core})
     _die_with_parent(parent)
     from snntrain import hostenv
 
     hostenv.catch_stop_signals(hostenv.stop_in_one_line(
         "checkpoints written before it are kept: rerun the command to resume"))
-    _output_to_parent(int(argv[6]))
+    _output_to_parent(progress_fd)
     from snntrain.errors import ConfigError, Refused
     from snntrain.runstate import TrainingError
     from snntrain.workers import CONFIG, ERROR_PREFIX, FAILED, PREEMPTED, REFUSED

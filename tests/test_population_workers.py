@@ -566,13 +566,15 @@ def test_a_populations_wandb_group_in_workers_keeps_its_experiment(monkeypatch, 
 
 
 def test_the_worker_entry_point_without_its_arguments_is_one_line():
-    """``python -m snntrain.worker --help`` (the README names the module) was an IndexError."""
+    """``python -m snntrain.worker --help`` (the README names the module) was an IndexError;
+    seven arguments of the wrong kind, a ValueError (reviewer)."""
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "snntrain.worker", "--help"],
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 2 and res.stderr.strip() == (
-        "usage: python -m snntrain.worker RUN_DIR CORE T_START GROUPS WORKERS PARENT_PID "
-        "PROGRESS_FD (a population's worker process, started by the population itself: "
-        "python -m snntrain 'trainer.population...=[...]')")
+    for args in (["--help"], list("abcdefg")):
+        res = subprocess.run([sys.executable, "-m", "snntrain.worker", *args],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and res.stderr.strip() == (
+            "usage: python -m snntrain.worker RUN_DIR CORE T_START GROUPS WORKERS PARENT_PID "
+            "PROGRESS_FD (a population's worker process, started by the population itself: "
+            "python -m snntrain 'trainer.population...=[...]')"), args
