@@ -372,7 +372,7 @@ class Arctan(Surrogate):
     alpha: float = 1.0
 
     def surrogate_grad(self, x: Array) -> Array:
-        return self.alpha / (2 * (1 + (math.pi / 2 * self.alpha * x) ** 2))
+        return self.alpha / (2 * (1 + (math.pi / 2 * x * self.alpha) ** 2))  # (x = 0: no inf*0)
 
     def surrogate_fun(self, x: Array) -> Array:
         return jnp.arctan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
@@ -590,7 +590,7 @@ class ReluGrad(Surrogate):
     width: float = 1.0
 
     def surrogate_grad(self, x: Array) -> Array:
-        return jnp.maximum(self.alpha * self.width - self.alpha * jnp.abs(x), 0.0)
+        return self.alpha * jnp.maximum(self.width - jnp.abs(x), 0.0)  # (0 at |x| = width)
 
     def integral(self) -> Any:
         return self.alpha * self.width**2
@@ -691,8 +691,11 @@ class SlayerGrad(Surrogate):
 
 def _one_period(x: Array, period: Any) -> Array:
     """``x`` moved by whole periods into [-period/2, period/2] (exact there): ``(2i-1)ωx``
-    overflowed float32 for |x| > 1e34, and cos(inf) is NaN."""
-    return x - jnp.round(x / period) * period
+    overflowed float32 for |x| > 1e34, and cos(inf) is NaN. The remainder first (exact, and
+    below one period), so that ``x / period`` cannot overflow either (a period below 1 at
+    |x| ~ 3e38 gave NaN); then at most one period more (exact: Sterbenz)."""
+    r = jax.lax.rem(x, jnp.asarray(period, x.dtype))
+    return r - jnp.round(r / period) * period
 
 
 @_register

@@ -926,3 +926,24 @@ def test_q_pseudo_spike_is_accurate_at_large_alpha(name, denominator):
     want = (1 + 2 * np.abs(x.astype(np.float64)) / denominator) ** -1e3
     got = np.asarray(S.get(name, alpha=1e3).surrogate_grad(jnp.asarray(x)))
     np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def test_edge_values_of_the_numerical_auditor():
+    """Three derivatives that missed their closed form in float32 (numerical auditor):
+    squarewave_fourier_series with a period below 1 gave NaN at |x| ~ 3e38 (x / period
+    overflowed on the way into one period); relu_grad was 2.4e-7, not 0, at |x| = width
+    (alpha * width rounded apart from alpha * |x|); arctan at x = 0 with alpha = 3e38 gave NaN
+    (pi/2 * alpha overflowed, times 0)."""
+    big = jnp.array([3e38, -3e38], jnp.float32)
+    sq = S.SquarewaveFourierSeries(n=2, t_period=0.5)
+    g = sq.surrogate_grad(big)
+    assert np.all(np.isfinite(np.asarray(g)))
+    # 3e38 is a whole number of half-periods: the phase is 0
+    np.testing.assert_array_equal(np.asarray(g), np.asarray(sq.surrogate_grad(jnp.zeros(2))))
+    relu = S.ReluGrad(alpha=0.9, width=3.0)
+    np.testing.assert_array_equal(np.asarray(relu.surrogate_grad(jnp.array([3.0, -3.0, 5.0]))),
+                                  np.zeros(3, np.float32))
+    np.testing.assert_allclose(np.asarray(relu.surrogate_grad(jnp.array([2.0]))), [0.9],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(S.Arctan(alpha=3e38).surrogate_grad(
+        jnp.array([0.0]))), np.float32([1.5e38]))
