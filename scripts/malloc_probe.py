@@ -51,8 +51,8 @@ def _options(text: str) -> dict[str, int]:
 
 def main() -> None:
     args = sys.argv[1:]
-    if (len(args) not in (3, 4) or args[0] not in WORKLOADS or not args[1].isdigit()
-            or not args[2].isdigit() or min(int(args[1]), int(args[2])) < 1):
+    if (len(args) not in (3, 4) or args[0] not in WORKLOADS or not args[1].isdecimal()
+            or not args[2].isdecimal() or min(int(args[1]), int(args[2])) < 1):
         print(USAGE, file=sys.stderr if args[:1] not in (["-h"], ["--help"]) else sys.stdout)
         sys.exit(0 if args[:1] in (["-h"], ["--help"]) else 2)
     name, steps, rounds = args[0], int(args[1]), int(args[2])

@@ -62,18 +62,12 @@ def missing_sweep_extra(argv: Sequence[str]) -> str | None:
 SLURM_LAUNCHERS = ("hydra/launcher=submitit_slurm", "hydra/launcher=slurm")
 
 
-def multirun_requested(argv: Sequence[str]) -> bool:
-    """Whether the command line ``argv`` asks Hydra for a multirun: ``-m``, ``--multirun`` or
-    the override ``hydra.mode=MULTIRUN`` (any case)."""
-    return any(a in ("-m", "--multirun")
-               or a.lstrip("+~").replace(" ", "").lower() == "hydra.mode=multirun"
-               for a in argv)
-
-
 def missing_slurm(argv: Sequence[str]) -> str | None:
     """A one-line message when a multirun's ``argv`` picks a SLURM launcher on a machine
     without SLURM: submitit's executor needs ``srun`` on the PATH (it raised "Could not detect
     "srun"" in a 26-line traceback, after the sweep directory was made); None otherwise."""
+    from snntrain.startup import multirun_requested
+
     if not multirun_requested(argv):
         return None  # (a single run uses no launcher)
     for arg in argv:

@@ -314,7 +314,8 @@ def load_arrays(
     top = float(xs["train"].max(initial=0))
     if top == 0:  # (said as binary images before, whatever the dtype: silent for float zeros)
         logging.getLogger(__name__).info(
-            "note: %s: every pixel of x_train is 0: no encoder gives the network any input",
+            "note: %s: every pixel of x_train is 0: the rate and direct encoders give the "
+            "network no input (latency with threshold 0 fires every pixel at the last step)",
             path)
     elif xs["train"].dtype == np.uint8 and top <= 1:
         logging.getLogger(__name__).info(  # (a tester's run on near-zero input, without a word)

@@ -32,6 +32,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,17 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 MAX_SWEEP_COMPOSES = 32
 
 
+def _mode_override(arg: str) -> bool:
+    """Whether ``arg`` is the override ``hydra.mode=MULTIRUN`` (any case)."""
+    return arg.lstrip("+~").replace(" ", "").lower() == "hydra.mode=multirun"
+
+
+def multirun_requested(argv: Sequence[str]) -> bool:
+    """Whether the command line ``argv`` asks Hydra for a multirun: ``-m``, ``--multirun`` or
+    the override ``hydra.mode=MULTIRUN`` (any case)."""
+    return any(a in MULTIRUN_FLAGS or _mode_override(a) for a in argv)
+
+
 def composition_error(argv: list[str]) -> str | None:
     """One line for overrides Hydra cannot compose, or None: an unknown key given without
     ``+``, a group option that does not exist, a malformed override. (Hydra's own message is
@@ -96,8 +108,8 @@ def composition_error(argv: list[str]) -> str | None:
         return None  # Hydra's plugin list takes no overrides: it ignores them
     argv = shown
     flags = [a for a in argv if a.startswith("-")]
-    if flags and set(flags) <= set(MULTIRUN_FLAGS):
-        task = [a for a in argv if a not in MULTIRUN_FLAGS]
+    if set(flags) <= set(MULTIRUN_FLAGS) and multirun_requested(argv):  # (hydra.mode=MULTIRUN
+        task = [a for a in argv if a not in MULTIRUN_FLAGS and not _mode_override(a)]  # too)
         if (msg := sweep_key_error({}, task)) is not None:  # (said "write +model.hidden=...")
             return msg
         runs, shown = sweep_samples(task)

@@ -377,3 +377,17 @@ def test_a_bad_simulated_device_count_is_one_line_before_the_run_directory(tmp_p
     assert p.stderr.strip().splitlines()[-1] == (
         f"snntrain: error: XLA_FLAGS: --xla_force_host_platform_device_count={count} is "
         "invalid: must be an integer >= 1 (the number of CPU devices to simulate)")
+
+
+def test_hydra_mode_multirun_is_a_multirun_for_the_composition_check():
+    """``hydra.mode=MULTIRUN seed=0,1`` (Hydra runs both jobs) was composed as one run and
+    refused as "Ambiguous value for argument 'seed=0,1' ... add --multirun" (reviewer); its
+    jobs are checked as a sweep's now, and their errors still named."""
+    from snntrain.startup import composition_error, multirun_requested
+
+    for mode in ("hydra.mode=MULTIRUN", "hydra.mode=multirun", "+hydra.mode=MULTIRUN"):
+        assert multirun_requested([mode, "seed=0,1"])
+        assert composition_error([mode, "seed=0,1", "logger=none"]) is None, mode
+    assert "surrogate=nope" in composition_error(["hydra.mode=MULTIRUN", "surrogate=sigmoid,nope"])
+    assert "Ambiguous value" in composition_error(["seed=0,1"])  # (a single run's: Hydra's)
+    assert not multirun_requested(["hydra.mode=RUN", "seed=1"])

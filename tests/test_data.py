@@ -830,5 +830,6 @@ def test_binary_uint8_images_are_noted(tmp_path, caplog):
         with caplog.at_level(logging.INFO, logger="snntrain"):
             data.load("arrays", path=_npz(tmp_path / f"z{dtype.__name__}.npz", **arrays))
         assert [m for m in caplog.messages if m.startswith("note: ")] == [
-            f"note: {tmp_path / f'z{dtype.__name__}.npz'}: every pixel of x_train is 0: no "
-            "encoder gives the network any input"]
+            f"note: {tmp_path / f'z{dtype.__name__}.npz'}: every pixel of x_train is 0: the "
+            "rate and direct encoders give the network no input (latency with threshold 0 fires "
+            "every pixel at the last step)"]

@@ -846,6 +846,7 @@ def test_a_resume_keeps_the_conv_formulations_its_run_chose(tmp_path, monkeypatc
     _assert_same_params(tmp_path / "a", tmp_path / "b")
 
 
+@pytest.mark.slow  # (~30-50 s: two trainings)
 def test_a_checkpoint_of_an_earlier_state_nesting_resumes_by_its_arrays(tmp_path, monkeypatch,
                                                                           capsys):
     """AdamW's decay is wrapped in optax.masked since it decays the synaptic weights only, which
