@@ -201,6 +201,9 @@ def flags_first(argv: list[str]) -> list[str]:
 
 def main() -> None:
     _catch_signals()  # (again: a caller may have reset them since the import)
+    from snntrain import config
+
+    config.FROM_COMMAND_LINE = True  # (sys.argv holds the overrides until Hydra has them)
     hostenv.exit_when_stuck_enabled = started_from_the_command_line()
     if any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in sys.argv[1:]):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--help | head`: no BrokenPipeError

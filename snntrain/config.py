@@ -783,17 +783,40 @@ def _chosen_file(group: str) -> Path | None:
     return path if isinstance(choice, str) and path.is_file() else None
 
 
-def _overridden(key: str, deleted: bool = False) -> bool:
-    """Whether this Hydra job's command line (before Hydra has started: ``sys.argv``) sets
-    ``key`` (``deleted``: deletes it, ``~key``)."""
+# The overrides of a run started from Python (train_and_evaluate's ``overrides``); the command
+# line's are Hydra's, or ``sys.argv`` before Hydra has started (FROM_COMMAND_LINE).
+_GIVEN: list[str] = []
+FROM_COMMAND_LINE = False
+
+
+def command_overrides() -> list[str]:
+    """This run's overrides: the Hydra job's; before Hydra has started, the command line's
+    (``sys.argv``, only in ``python -m snntrain``: a script's own arguments are none of
+    them); from Python, those given to :func:`snntrain.train.train_and_evaluate`."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        task = list(HydraConfig.get().overrides.task)
+        return list(HydraConfig.get().overrides.task)
     except (ImportError, ValueError):
-        task = sys.argv[1:]
+        return list(sys.argv[1:]) if FROM_COMMAND_LINE else list(_GIVEN)
+
+
+@contextlib.contextmanager
+def given(overrides: Sequence[str] | None) -> Iterator[None]:
+    """Within: ``overrides`` are :func:`command_overrides` of a run started from Python."""
+    global _GIVEN
+    before, _GIVEN = _GIVEN, list(overrides or [])
+    try:
+        yield
+    finally:
+        _GIVEN = before
+
+
+def _overridden(key: str, deleted: bool = False) -> bool:
+    """Whether this run's overrides (:func:`command_overrides`) set ``key`` (``deleted``:
+    delete it, ``~key``)."""
     return any(o.lstrip("+~").split("=", 1)[0] == key and (o.startswith("~") or not deleted)
-               for o in task)
+               for o in command_overrides())
 
 
 def unused_values(run: RunConfig, data_shape: Sequence[int] = ()) -> list[str]:

@@ -427,17 +427,10 @@ def _refuse_fused(run: Any) -> None:
 
 def _task_overrides(cfg: DictConfig) -> list[str]:
     """This job's command-line overrides (a multirun's or Optuna's swept values included):
-    ``cfg``'s own ``hydra`` node (at start-up, before Hydra's config is set), else Hydra's;
-    empty outside Hydra."""
+    ``cfg``'s own ``hydra`` node (at start-up, before Hydra's config is set), else
+    :func:`snntrain.config.command_overrides` (Hydra's, or those given from Python)."""
     given = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
-    if given is not None:
-        return list(given)
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except (ImportError, ValueError):
-        return []
+    return list(given) if given is not None else config_lib.command_overrides()
 
 
 def _check_not_set_twice(found: dict[str, list[Any]], cfg: DictConfig) -> None:

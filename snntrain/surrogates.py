@@ -62,7 +62,9 @@ def _checked(owner: str, field: str, value: Any, rule: str) -> Any:
     """``value`` validated against ``rule`` (numbers made Python floats / ints); see the class."""
     if isinstance(value, jax.core.Tracer):
         return value  # traced (jit / vmap): nothing to check
-    if isinstance(value, (bool, np.bool_, str, bytes)):
+    if isinstance(value, (bool, np.bool_, str, bytes, list, tuple, dict, set)) or (
+            isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)):
+        # (a list or a complex passed, and the first gradient was a TypeError traceback)
         raise ValueError(f"{owner}: {field} must be a number, got {value!r}")
     if rule == "integer":
         ok = isinstance(value, numbers.Integral) or (
@@ -937,6 +939,9 @@ def get(name: str, **params: Any) -> Surrogate:
       ValueError: an unknown name (lists all names), an unknown parameter (names it and the
         valid ones) or an invalid value (names class, parameter and value).
     """
+    for k, v in params.items():  # (the class lets None through: a pytree's placeholder)
+        if v is None:
+            raise ValueError(f"{name}: {k} must be a number, got None")
     return REGISTRY.create(name, **params)
 
 

@@ -19,8 +19,9 @@ any checkpoint reproduces the uninterrupted run bit for bit.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -249,15 +250,40 @@ def _init_from(exp: Experiment, state: TrainState, say) -> TrainState:
 # ---- the loop ------------------------------------------------------------------------------
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None,
+                       overrides: Sequence[str] | None = None) -> dict[str, Any]:
     """Train the configured SNN, evaluate it, and write everything into ``run_dir``.
 
-    Returns the summary dict (also written to ``summary.json``).
+    ``overrides``: from Python, the overrides ``cfg`` was composed with, for the command
+    line's checks of values a run would replace or ignore (``model.neuron.beta`` under
+    ``model.neuron.tau``, ``surrogate.alpha`` beside a population's surrogate axis); the
+    command line gives Hydra's. Returns the summary dict (also written to ``summary.json``).
     """
+    from snntrain import config as config_lib
     from snntrain import population
 
-    if population.is_population(cfg):  # trainer.population: many runs in one program
-        return population.train_population(cfg, run_dir)
+    if isinstance(cfg, Mapping) and not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(dict(cfg))  # (a plain dict: an AttributeError from omegaconf)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"train_and_evaluate: cfg must be a composed config (hydra's compose, "
+                          f"or a dict of one), got {type(cfg).__name__}")
+    if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+        raise ConfigError(f"train_and_evaluate: run_dir must be a path, got {run_dir!r}")
+    if isinstance(overrides, str):
+        raise ConfigError(f"train_and_evaluate: overrides must be a list of strings, got "
+                          f"{overrides!r}")
+    with config_lib.given(overrides) if overrides is not None else contextlib.nullcontext():
+        if population.is_population(cfg):  # trainer.population: many runs in one program
+            population.check_members(cfg)  # (before the run directory exists)
+            return population.train_population(cfg, run_dir)
+        config_lib.validate(cfg)  # (a bad value: before the run directory exists)
+        return _train_solo(cfg, run_dir)
+
+
+def _train_solo(cfg: DictConfig, run_dir: str | Path | None) -> dict[str, Any]:
+    """:func:`train_and_evaluate` of one run."""
+    from snntrain import population
+
     if (note := population.unused_settings(cfg)) is not None:
         say_stderr(note)
     t_start = time.time()

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -419,6 +420,7 @@ def test_values_this_configuration_does_not_use_are_noted(monkeypatch):
     given on the command line (the config files hold every key of a group)."""
     def notes(*overrides, shape=(8, 8, 1)):
         monkeypatch.setattr("sys.argv", ["snntrain", *overrides])
+        monkeypatch.setattr("snntrain.config.FROM_COMMAND_LINE", True)
         return config.unused_values(config.parse(_compose(*overrides)), shape)
 
     assert notes("model.readout_scale=100") == [
@@ -476,6 +478,7 @@ def test_another_name_on_the_command_line_keeps_no_other_configs_value(monkeypat
     4) and optimizer.name=sgd adam's lr 0.002 (sgd's is 0.1), without a word."""
     def check(*overrides):
         monkeypatch.setattr("sys.argv", ["snntrain", *overrides])
+        monkeypatch.setattr("snntrain.config.FROM_COMMAND_LINE", True)
         return config.validate(_compose(*overrides))
 
     with pytest.raises(ConfigError) as err:
@@ -507,6 +510,7 @@ def test_values_the_run_would_replace_or_leave_unrecorded_are_refused(monkeypatc
     rho and b were the code's defaults, unrecorded in config.yaml), a deleted neuron."""
     def check(*overrides):
         monkeypatch.setattr("sys.argv", ["snntrain", *overrides])
+        monkeypatch.setattr("snntrain.config.FROM_COMMAND_LINE", True)
         return config.validate(_compose(*overrides))
 
     with pytest.raises(ConfigError) as err:
@@ -552,6 +556,7 @@ def test_deleting_a_groups_value_is_refused(monkeypatch):
                      ("surrogate.alpha", "surrogate=fast_sigmoid has 25.0"),
                      ("optimizer.lr", "optimizer=adam has 0.002")):
         monkeypatch.setattr("sys.argv", ["snntrain", f"~{key}"])
+        monkeypatch.setattr("snntrain.config.FROM_COMMAND_LINE", True)
         with pytest.raises(ConfigError) as err:
             config.validate(_compose(f"~{key}"))
         assert str(err.value) == (
@@ -565,6 +570,7 @@ def test_another_neuron_name_on_the_command_line_points_to_its_config(monkeypatc
     the name: an unknown key of its own gets no such advice."""
     cfg = _compose("model.neuron.name=if")
     monkeypatch.setattr("sys.argv", ["snntrain", "model.neuron.name=if"])
+    monkeypatch.setattr("snntrain.config.FROM_COMMAND_LINE", True)
     with pytest.raises(ConfigError) as err:
         config.validate(cfg)
     assert str(err.value) == (
@@ -572,6 +578,7 @@ def test_another_neuron_name_on_the_command_line_points_to_its_config(monkeypatc
         "model.neuron.name, pick the config with model/neuron=if: it brings that neuron's "
         "parameters)")
     monkeypatch.setattr("sys.argv", ["snntrain", "+model.neuron.foo=1"])
+    monkeypatch.setattr("snntrain.config.FROM_COMMAND_LINE", True)
     with pytest.raises(ConfigError) as err:
         config.validate(_compose("+model.neuron.foo=1"))
     assert str(err.value) == ("unknown key model.neuron.foo; valid: beta, detach_reset, dt, "
@@ -1097,3 +1104,40 @@ def test_checkpoint_every_with_a_fused_epoch_is_noted(caplog):
     assert caplog.messages == [
         "note: trainer.checkpoint_every=2 has no effect with trainer.fused_epoch=true (an epoch "
         "is one compiled call): checkpoints are saved at the end of each epoch"]
+
+
+def test_from_python_the_overrides_get_the_command_lines_checks(tmp_path, monkeypatch):
+    """From Python the checks of values a run would replace or ignore read sys.argv: the
+    script's own arguments (a script given 'model.neuron.beta=0.5' was refused), never the
+    overrides it composed, so model.neuron.beta=0.5 under tau=5 trained with beta =
+    exp(-1/5) and config.yaml said 0.5 (configuration tester). train_and_evaluate takes the
+    overrides now; a bad cfg or run_dir is one line, and a bad value makes no run directory."""
+    from omegaconf import OmegaConf
+
+    from snntrain.errors import ConfigError
+    from snntrain.train import train_and_evaluate
+
+    given = ["model.neuron.tau=5", "model.neuron.beta=0.5"]
+    with pytest.raises(ConfigError, match=r"^model\.neuron\.beta=0\.5 has no effect: "
+                                          r"model\.neuron\.tau=5 sets beta"):
+        train_and_evaluate(compose(*given), tmp_path / "a", overrides=given)
+    assert not (tmp_path / "a").exists()
+    pop = ["surrogate.alpha=3", "trainer.population.surrogate.name=[sigmoid,arctan]"]
+    with pytest.raises(ConfigError, match=r"^surrogate\.alpha=3 would be dropped"):
+        train_and_evaluate(compose(*pop), tmp_path / "b", overrides=pop)
+    assert not (tmp_path / "b").exists()
+    # a script's own arguments are not overrides
+    monkeypatch.setattr(sys, "argv", ["my_script.py", *given])
+    run = compose("model.neuron.tau=5", "trainer.epochs=1", "model.neuron.beta=0.9")
+    assert train_and_evaluate(run, tmp_path / "c")["status"] == "completed"
+    # a plain dict is a config; other arguments of the wrong kind are one line
+    assert train_and_evaluate(OmegaConf.to_container(run), tmp_path / "c")["status"] == (
+        "completed")
+    for args, message in (((run, 5), "run_dir must be a path, got 5"),
+                          (("x", tmp_path), "cfg must be a composed config"),
+                          ((run, tmp_path, "seed=1"), "overrides must be a list of strings")):
+        with pytest.raises(ConfigError, match=message):
+            train_and_evaluate(*args)
+    with pytest.raises(ConfigError, match=r"^trainer\.epochs=0 is invalid"):
+        train_and_evaluate(compose("trainer.epochs=0"), tmp_path / "d")
+    assert not (tmp_path / "d").exists()

@@ -947,3 +947,12 @@ def test_edge_values_of_the_numerical_auditor():
                                rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(S.Arctan(alpha=3e38).surrogate_grad(
         jnp.array([0.0]))), np.float32([1.5e38]))
+
+
+@pytest.mark.parametrize("value", [[1, -2], (1.0,), 1 + 2j, None])
+def test_a_parameter_that_is_no_number_is_refused_when_built(value):
+    """A list, a tuple, a complex number or None passed the build check and failed at the
+    first gradient with a TypeError traceback (configuration tester)."""
+    with pytest.raises(ValueError, match=r"^SoftSign: alpha must be a number, got |^softsign: "
+                                         r"alpha must be a number, got None$"):
+        S.get("softsign", alpha=value)
