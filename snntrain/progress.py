@@ -53,6 +53,9 @@ def console_notes() -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    # a handler that cannot write (wandb's log files on a full disk) printed a "--- Logging
+    # error ---" traceback for every record, dozens under the run's own one-line error
+    logging.raiseExceptions = False
 
 
 COMPILING = "compiling…"

@@ -104,6 +104,44 @@ def _key(run_dir: Path) -> Path:
     return Path(os.path.realpath(run_dir))
 
 
+def lock_ended(run_dir: Path) -> bool:
+    """Whether ``run_dir``'s lock says its run has ended: the lock file names this host and
+    no process holds it (``/proc/locks``: looked up, not taken, so a run starting at that
+    moment is not refused). False when unknown (no lock file, another host's, no
+    ``/proc/locks``): the report then judges by the age of the last write."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        words = path.read_text(errors="replace").split()
+        st = os.stat(path)
+        locks = Path("/proc/locks").read_text()
+    except OSError:
+        return False
+    if len(words) < 4 or words[0] != "process" or words[3] != socket.gethostname():
+        return False
+    me = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return not any(line.split()[1:2] == ["FLOCK"] and me in line.split()
+                   for line in locks.splitlines())
+
+
+def _holder_said(holder: str) -> str:
+    """The lock's holder as written (``process <pid> on <host> since ...``) and what to do. A
+    population's worker processes hold their parent's lock (inherited) and may go on saving
+    for a few seconds after the parent was killed: "stop it" named a process that no longer
+    existed (robustness tester)."""
+    words = holder.split()
+    if (len(words) > 3 and words[0] == "process" and words[1].isdecimal()
+            and words[3] == socket.gethostname()):
+        try:
+            os.kill(int(words[1]), 0)
+        except ProcessLookupError:
+            return (f"the worker processes of {holder} (that process has ended; they are "
+                    "finishing its checkpoints and stop within seconds): run again once they "
+                    "have")
+        except OSError:
+            pass  # (alive, another user's)
+    return f"{holder}; wait for it to end (or stop it)"
+
+
 class RunLock:
     """Exclusive, non-blocking lock on ``<run_dir>/.lock`` for the lifetime of a run."""
 
@@ -125,8 +163,8 @@ class RunLock:
         except OSError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RunDirBusy(f"run directory {self.path.parent} is in use by {holder}; wait "
-                             "for it to end (or stop it), or choose another hydra.run.dir"
+            raise RunDirBusy(f"run directory {self.path.parent} is in use by "
+                             f"{_holder_said(holder)}, or choose another hydra.run.dir"
                              ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since "

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from snntrain.rundir import HYDRA_SUBDIR, LOCK_NAME
+from snntrain.rundir import HYDRA_SUBDIR, LOCK_NAME, lock_ended
 
 COMPLETED, RUNNING, FAILED = "completed", "running", "failed"
 RUN_KEYS = {"seed", "T", "surrogate", "model", "dataset", "trainer"}  # (a run's config has some)
@@ -366,9 +366,9 @@ def load_run(
             run.reason = f"metrics.jsonl line {bad} is not JSON"
         elif (ended := _population_ended(run_dir, now - age)) is not None:
             run.reason = f"{done}; its population ended before it: {ended}"
-        elif age < stale_after_s:
+        elif age < stale_after_s and not lock_ended(run_dir):
             run.status, run.reason = RUNNING, f"{done}, last write {ago(age)} ago"
-        else:
+        else:  # (a dead run on this host: its lock is free, whatever the age)
             run.reason = f"no summary.json, {done}, last write {ago(age)} ago (killed or crashed)"
         return run
     _read_summary(run, summary_path, now, stale_after_s)

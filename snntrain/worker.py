@@ -94,6 +94,9 @@ def main(argv: list[str]) -> int:
     hostenv.catch_stop_signals(hostenv.stop_in_one_line(
         "checkpoints written before it are kept: rerun the command to resume"))
     _output_to_parent(progress_fd)
+    import logging
+
+    logging.raiseExceptions = False  # (as the command line's: progress.console_notes)
     from snntrain.errors import ConfigError, Refused
     from snntrain.runstate import TrainingError
     from snntrain.workers import CONFIG, ERROR_PREFIX, FAILED, PREEMPTED, REFUSED

@@ -391,3 +391,20 @@ def test_hydra_mode_multirun_is_a_multirun_for_the_composition_check():
     assert "surrogate=nope" in composition_error(["hydra.mode=MULTIRUN", "surrogate=sigmoid,nope"])
     assert "Ambiguous value" in composition_error(["seed=0,1"])  # (a single run's: Hydra's)
     assert not multirun_requested(["hydra.mode=RUN", "seed=1"])
+
+
+def test_a_logging_handler_that_cannot_write_prints_no_traceback():
+    """On a full disk wandb's log handlers printed a "--- Logging error ---" traceback for every
+    record, dozens under the run's one-line error (robustness tester): the command line's
+    logging setup (progress.console_notes, and the worker's) turns them off."""
+    import subprocess
+    import sys
+
+    code = ("import logging\n{setup}\nh = logging.StreamHandler(open('/dev/full', 'w'))\n"
+            "logging.getLogger('wandb').addHandler(h)\nlogging.getLogger('wandb').error('x')\n")
+    for setup, shown in (("", True),
+                         ("from snntrain.progress import console_notes; console_notes()", False)):
+        res = subprocess.run([sys.executable, "-c", code.format(setup=setup)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and ("--- Logging error ---" in res.stderr) == shown, (
+            setup, res.stderr[-500:])

@@ -741,3 +741,29 @@ def test_a_step_too_large_for_the_memory_left_is_refused_before_it_runs(tmp_path
     # under remat one block of model.remat_chunk steps (it refused T=100000 that needs 1.5 GiB)
     assert startup._time_loop_memory_error(compose("T=100000", "trainer.remat=true",
                                                    tiny=False), 128) is None
+
+
+def test_a_lock_whose_writer_has_ended_says_its_workers_are_finishing(tmp_path):
+    """A population's worker processes inherit their parent's lock and go on saving for a few
+    seconds after the parent was killed (kill -9): the rerun said the directory was in use by
+    the dead parent, "wait for it to end (or stop it)" (robustness tester)."""
+    import fcntl
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    for pid, said in ((dead, "(that process has ended; they are finishing its checkpoints"),
+                      (str(os.getpid()), "; wait for it to end (or stop it), or choose")):
+        fd = os.open(tmp_path / rundir.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # (the workers' inherited descriptor)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {pid} on {socket.gethostname()} since 2026-12-08 01:18:51\n"
+                 .encode())
+        with pytest.raises(rundir.RunDirBusy) as e, rundir.RunLock(tmp_path):
+            pass
+        os.close(fd)
+        assert said in str(e.value), str(e.value)
+        assert str(e.value).endswith("or choose another hydra.run.dir")

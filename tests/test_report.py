@@ -2042,3 +2042,28 @@ def test_configurations_tied_with_no_spread_are_not_called_within_noise(tmp_path
     ranked = compare.rank(_rows({("a", 1.0): [0.5, 0.5], ("b", 1.0): [0.5, 0.5]}),
                           compare.Metric("best_val_accuracy"))
     assert ranked[1].tied and ranked[1].within_noise is None
+
+
+def test_a_run_whose_lock_is_free_is_not_running_whatever_its_age(tmp_path):
+    """A run killed a moment ago (SIGKILL, the OOM killer) was listed as running for 30
+    minutes, with no word to resume it, although its lock was free (robustness tester). The
+    lock, looked up in /proc/locks (not taken: a run starting then is not refused), tells."""
+    import fcntl
+    import socket
+
+    from snntrain import rundir
+
+    s = {"name": "sigmoid", "alpha": 4.0}
+    run = write_run(tmp_path / "0-killed", s, 0, [0.4], [0.4], {"lif0": 0.1}, 1.0, status=None)
+    lock = run / rundir.LOCK_NAME
+    lock.write_text(f"process 1 on {socket.gethostname()} since 2026-12-08 01:18:51\n")
+    got = runs.load_run(run)
+    assert got.status != "running" and "killed or crashed" in got.reason, got.reason
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held: the run is alive
+    try:
+        assert runs.load_run(run).status == "running"
+    finally:
+        os.close(fd)
+    lock.write_text("process 1 on another-host since 2026-12-08 01:18:51\n")
+    assert runs.load_run(run).status == "running"  # (another host's: judged by the age)
