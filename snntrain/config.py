@@ -879,6 +879,12 @@ def check_groups(run: RunConfig, model: bool = True) -> None:
     _keys("encoder", run.encoder, encoding.ENCODERS, run.encoder["name"])
     with named("encoder", run.encoder):
         encoding.from_config(run.encoder)
+    steps = run.dataset.get("T")
+    if run.encoder["name"] == "none" and isinstance(steps, int) and steps != run.T:
+        # (found after binning both splits, with a failed run directory left behind)
+        raise ConfigError(f"dataset.T={steps} and T={run.T} differ: the events are binned "
+                          f"into dataset.T steps and encoder none feeds them as they are; "
+                          "set T alone (dataset.T follows it)")
 
     neuron = run.model.get("neuron")
     if neuron is None and _chosen_file("model/neuron") is not None:  # ~model.neuron, =null
