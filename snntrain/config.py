@@ -837,14 +837,38 @@ def unused_values(run: RunConfig, data_shape: Sequence[int] = ()) -> list[str]:
          "trainer.remat=false (it splits the time loop of a rematerialised run)"),
         ("dataset.polarity", len(data_shape) == 1,
          f"dataset={d.get('name')}'s sensor of channels (it sums a camera's polarities)"),
+        # (configuration tester: accepted, recorded, and without effect or word)
+        ("optimizer.nesterov", not run.optimizer.get("momentum"),
+         f"optimizer.momentum={run.optimizer.get('momentum')} (optax's sgd applies Nesterov's "
+         "correction to its momentum)"),
+        ("model.neuron.detach_reset", (m.get("neuron") or {}).get("reset") == "none",
+         "model.neuron.reset=none (there is no reset term to detach)"),
+        ("loss.rate_reg.target", not run.loss.rate_reg_weight,
+         "loss.rate_reg.weight=0 (it is the firing rate the regularizer pulls toward)"),
+        *((f"metrics.energy.{k}", not run.metrics.get("synops", True),
+           "metrics.synops=false (the energy is estimated from the synaptic operations)")
+          for k in (run.metrics.get("energy") or {})),
+        *((f"model.{k}", m.get("name") == "conv" and _no_pooling(m.get("pool")),
+           f"model.pool={m.get('pool')} (no layer pools)")
+          for k in ("pool_mode", "pool_before_neuron")),
     ]
     return [f"note: {key}={_show(_get_path(run, key))} has no effect with {why}"
             for key, unused_here, why in unused if unused_here and _overridden(key)]
 
 
+def _no_pooling(pool: Any) -> bool:
+    """Whether a conv model's ``pool`` (one window or one per layer) pools nowhere."""
+    return all(p == 1 for p in (pool if isinstance(pool, (list, tuple)) else [pool]))
+
+
 def _get_path(run: RunConfig, key: str) -> Any:
     group, _, rest = key.partition(".")
-    return getattr(run, group).get(rest)
+    value: Any = getattr(run, group)
+    if dataclasses.is_dataclass(value):  # (loss.rate_reg.target: LossConfig.rate_reg_target)
+        return getattr(value, rest.replace(".", "_"), None)
+    for part in rest.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 def _without(d: Mapping[str, Any], *drop: str) -> dict[str, Any]:

@@ -296,6 +296,42 @@ def _composition_error(argv: list[str], shown: dict[str, str] | None = None) -> 
     return None
 
 
+def sweep_value_error(config: DictConfig) -> str | None:
+    """One line for a value of a multirun's sweep that its key refuses (each job checked it
+    at its own start: ``trainer.batch_size=64,0`` trained job 0 and failed job 1, a typo in
+    the 37th value hours in; an Optuna ``interval`` whose ends are out of the key's range
+    failed every trial). Each value of every swept key that is no config group, and both
+    ends of an interval, go through :func:`snntrain.config.parse` and the groups' builders
+    (:func:`snntrain.config.check_groups`, the model aside) in the sweep's config."""
+    from hydra.core.override_parser.types import IntervalSweep
+
+    from snntrain.paths import CONFIG_DIR
+
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
+    base = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    for key, (written, o) in swept_in(params, task).items():
+        if o is None or (CONFIG_DIR / key.replace(".", "/")).is_dir():
+            continue  # (a group's options are composed: composition_error)
+        v = o.value()
+        try:
+            values = ([v.start, v.end] if isinstance(v, IntervalSweep)
+                      else list(o.sweep_iterator()))
+        except Exception:  # noqa: BLE001 - a sweep Hydra itself will refuse
+            continue
+        for value in values:
+            cfg = base.copy()
+            try:
+                OmegaConf.update(cfg, key, value, force_add=True)
+                check_groups(parse(cfg), model=False)  # (the neuron's, the surrogate's, ...)
+            except ConfigError as e:
+                if f"{key}=" in str(e):
+                    return f"{written}: {e}"
+            except Exception:  # noqa: BLE001 - another part's, said by the jobs
+                continue
+    return None
+
+
 def sweep_range_error(config: DictConfig) -> str | None:
     """One line for an Optuna search space or setting the sweeper would refuse with its
     traceback (exit status 1): an ``interval`` whose low end is above its high end, a
@@ -752,7 +788,8 @@ class Startup(Callback):
             if out is not None and dir_key == "hydra.sweep.dir" and (
                     msg := another_sweep(config, out)) is not None:
                 raise ConfigError(msg)
-            if dir_key == "hydra.sweep.dir" and (msg := sweep_range_error(config)):
+            if dir_key == "hydra.sweep.dir" and (msg := sweep_range_error(config)
+                                                  or sweep_value_error(config)):
                 raise ConfigError(msg)
             if dir_key == "hydra.sweep.dir" and (msg := sweep_key_error(
                     OmegaConf.select(config, "hydra.sweeper.params", default=None) or {},

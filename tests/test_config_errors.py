@@ -441,7 +441,25 @@ def test_values_this_configuration_does_not_use_are_noted(monkeypatch):
                  shape=(16,)) == ["note: dataset.polarity=false has no effect with "
                                   "dataset=events's sensor of channels (it sums a camera's "
                                   "polarities)"]
+    # accepted, recorded, without effect or word (configuration tester)
+    assert notes("optimizer=sgd", "+optimizer.nesterov=true") == [
+        "note: optimizer.nesterov=true has no effect with optimizer.momentum=None (optax's sgd "
+        "applies Nesterov's correction to its momentum)"]
+    assert notes("model.neuron.reset=none", "model.neuron.detach_reset=true") == [
+        "note: model.neuron.detach_reset=true has no effect with model.neuron.reset=none "
+        "(there is no reset term to detach)"]
+    assert notes("loss.rate_reg.target=0.3") == [
+        "note: loss.rate_reg.target=0.3 has no effect with loss.rate_reg.weight=0 (it is the "
+        "firing rate the regularizer pulls toward)"]
+    assert notes("metrics.synops=false", "metrics.energy.ac_pj=2") == [
+        "note: metrics.energy.ac_pj=2 has no effect with metrics.synops=false (the energy is "
+        "estimated from the synaptic operations)"]
+    assert notes("model=conv", "model.channels=[4]", "model.pool=1", "model.pool_mode=avg") == [
+        "note: model.pool_mode='avg' has no effect with model.pool=1 (no layer pools)"]
     # used, or not given: nothing to say
+    assert notes("optimizer=sgd", "optimizer.momentum=0.9", "+optimizer.nesterov=true") == []
+    assert notes("loss.rate_reg.weight=1", "loss.rate_reg.target=0.3") == []
+    assert notes("model=conv", "model.pool_mode=avg") == []
     assert notes("model.readout=spike_count", "model.readout_scale=2") == []
     assert notes("encoder=latency", "encoder.mode=log", "encoder.tau=0.5") == []
     assert notes("trainer.remat=true", "model.remat_chunk=5") == []

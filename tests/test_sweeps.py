@@ -742,3 +742,28 @@ def test_an_optuna_search_space_the_sweeper_would_refuse_is_one_line():
                                            "optimize_metric)")
     assert error(n_trials=0) == "hydra.sweeper.n_trials=0 is invalid: must be an integer >= 1"
     assert error(direction=["minimize", "maximize"]) is None
+
+
+def test_every_value_of_a_sweep_is_checked_before_its_first_job(tmp_path):
+    """Only a sweep's first value was checked at its start: ``trainer.batch_size=64,0``
+    trained job 0, then failed job 1 (a typo in a long sweep's 37th value, hours in), and an
+    Optuna interval out of the key's range failed every trial (configuration tester)."""
+    from conftest import compose
+    from omegaconf import OmegaConf
+
+    from snntrain.startup import sweep_value_error
+
+    res = cli("-m", "trainer.batch_size=64,0", "logger=none", "trainer.epochs=1",
+              f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "snntrain: error: trainer.batch_size=64,0: trainer.batch_size=0 is invalid: must be an "
+        "integer >= 1"], res.stderr[-2000:]
+    assert not (tmp_path / "sweep").exists()
+    cfg = compose()
+    OmegaConf.update(cfg, "hydra", {"overrides": {"task": ["surrogate.alpha=1,2"]}, "sweeper": {
+        "params": {"model.neuron.beta": "interval(0.5, 1.5)"}}}, force_add=True)
+    assert sweep_value_error(cfg) == (
+        "model.neuron.beta=interval(0.5, 1.5) (hydra.sweeper.params): model.neuron.beta=1.5 "
+        "is invalid: LIF: beta must be in (0, 1], got 1.5")
+    OmegaConf.update(cfg, "hydra.sweeper.params", {"model.neuron.beta": "interval(0.5, 0.9)"})
+    assert sweep_value_error(cfg) is None
