@@ -432,11 +432,15 @@ def save_config(run_dir: Path, config: dict[str, Any], say=None) -> None:
     try:
         if say is not None and (kept := _keep_earlier(path, config)) is not None:
             changed, name = kept
-            shown = ", ".join(f"{k} {_yaml(a)} -> {_yaml(b)}"
-                              for k, (a, b) in list(changed.items())[:6])
-            more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
-            say(f"resumed with other settings: {shown}{more} (the earlier config.yaml is kept "
-                f"as {name})")
+            if changed is None:
+                say(f"the earlier config.yaml could not be read as a config; it is kept as "
+                    f"{name}")
+            else:
+                shown = ", ".join(f"{k} {_yaml(a)} -> {_yaml(b)}"
+                                  for k, (a, b) in list(changed.items())[:6])
+                more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+                say(f"resumed with other settings: {shown}{more} (the earlier config.yaml is "
+                    f"kept as {name})")
         OmegaConf.save(OmegaConf.create(config), tmp)
         os.replace(tmp, path)
     except OSError as e:
@@ -445,18 +449,21 @@ def save_config(run_dir: Path, config: dict[str, Any], say=None) -> None:
         raise WriteFailed(path, e) from None
 
 
-def _keep_earlier(path: Path, config: dict[str, Any]) -> tuple[dict[str, tuple], str] | None:
-    """The changes from ``path``'s config to ``config`` and the name the earlier file is kept
-    under (None: no file, unreadable, or the same values)."""
+def _keep_earlier(path: Path, config: dict[str, Any]
+                  ) -> tuple[dict[str, tuple] | None, str] | None:
+    """The changes from ``path``'s config to ``config`` (None: it cannot be read as a config,
+    a hand edit's typo: it was replaced without a trace) and the name the earlier file is kept
+    under; None: no file, or the same values."""
     from omegaconf import OmegaConf
 
     if not path.is_file():
         return None
     try:
         old = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception:  # noqa: BLE001 - unreadable: nothing to compare (it is replaced)
-        return None
-    if not isinstance(old, dict) or not (changed := config_changes(old, config)):
+    except Exception:  # noqa: BLE001 - unreadable: kept as it is
+        old = None
+    changed = config_changes(old, config) if isinstance(old, dict) else None
+    if changed == {}:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     kept = path.with_name(f"config.yaml.earlier-{stamp}")

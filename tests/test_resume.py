@@ -762,6 +762,14 @@ def test_a_run_resumed_with_other_settings_keeps_its_earlier_config(tmp_path, ca
     train.train_and_evaluate(compose("trainer.epochs=1", "trainer.resume=never"), tmp_path)
     assert len(list(tmp_path.glob("config.yaml.earlier-*"))) == 2  # (a new start: no resume)
     assert "resumed with" not in capfd.readouterr().err
+    # a hand edit's typo made it unreadable: it was replaced without a trace (tester)
+    broken = (tmp_path / "config.yaml").read_text() + ": : bad [\n"
+    (tmp_path / "config.yaml").write_text(broken)
+    train.train_and_evaluate(compose("trainer.epochs=2"), tmp_path)
+    kept = sorted(set(tmp_path.glob("config.yaml.earlier-*")) - set(kept))
+    assert [k.read_text() for k in kept if k.read_text() == broken] == [broken]
+    assert ("the earlier config.yaml could not be read as a config; it is kept as "
+            "config.yaml.earlier-") in capfd.readouterr().err
 
 
 def test_an_earlier_trainings_hydra_files_are_set_aside_with_it(tmp_path):
