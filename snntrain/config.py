@@ -789,6 +789,15 @@ _GIVEN: list[str] = []
 FROM_COMMAND_LINE = False
 
 
+def in_hydra_job() -> bool:
+    """Whether a Hydra job is running (its config set): the command line's runs."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+    except ImportError:
+        return False
+    return HydraConfig.initialized()
+
+
 def command_overrides() -> list[str]:
     """This run's overrides: the Hydra job's; before Hydra has started, the command line's
     (``sys.argv``, only in ``python -m snntrain``: a script's own arguments are none of

@@ -272,11 +272,14 @@ def train_and_evaluate(cfg: DictConfig, run_dir: str | Path | None = None,
     if isinstance(overrides, str):
         raise ConfigError(f"train_and_evaluate: overrides must be a list of strings, got "
                           f"{overrides!r}")
+    from_python = not config_lib.in_hydra_job()  # (the command line's start-up checked it)
     with config_lib.given(overrides) if overrides is not None else contextlib.nullcontext():
         if population.is_population(cfg):  # trainer.population: many runs in one program
-            population.check_members(cfg)  # (before the run directory exists)
+            if from_python:
+                population.check_members(cfg)  # (before the run directory exists)
             return population.train_population(cfg, run_dir)
-        config_lib.validate(cfg)  # (a bad value: before the run directory exists)
+        if from_python:
+            config_lib.validate(cfg)  # (a bad value: before the run directory exists)
         return _train_solo(cfg, run_dir)
 
 
