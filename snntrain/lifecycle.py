@@ -127,17 +127,23 @@ def say_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def wandb_settings(cfg: DictConfig, others: Iterable[str] = ()) -> dict[str, Any] | None:
+def wandb_settings(cfg: DictConfig, others: Iterable[str] = (),
+                   member: bool = False) -> dict[str, Any] | None:
     """The logger group with the wandb run name, group and tags decided (None: no wandb).
 
     The default name is the surrogate and seed, then the multirun job's other overrides and
     ``others`` (``key=value``: a population member's other values), so that the runs of one
-    group have different names."""
+    group have different names. A ``logger.run_name`` given to a multirun's jobs or to a
+    population (``member``) starts the name and the default follows it: every member had
+    the one name (configuration tester)."""
     logger = plain(cfg.logger)
     if logger.get("name") == "none":
         return None
-    logger["name"] = logger.get("run_name") or writers.default_run_name(
-        plain(cfg.surrogate), int(cfg.seed), [*writers.sweep_job_overrides(), *others])
+    jobs = writers.sweep_job_overrides()
+    default = writers.default_run_name(plain(cfg.surrogate), int(cfg.seed), [*jobs, *others])
+    given = logger.get("run_name")
+    logger["name"] = (default if not given else
+                      f"{given}-{default}" if member or writers.in_multirun() else given)
     # A Hydra multirun is one wandb group named after the sweep; tags name what is compared.
     logger["group"] = logger.get("group") or writers.hydra_sweep_group()
     logger["tags"] = [*(logger.get("tags") or []), *writers.run_tags(cfg)]

@@ -814,7 +814,8 @@ def _member_say(name: str, say) -> Callable[[str], None]:
 
 def _recorder(run: MemberRun, group_name: str, say) -> writers.RunRecorder:
     logger = lifecycle.wandb_settings(run.member.cfg, [
-        f"{k}={v}" for k, v in run.member.values.items() if writers.names_run(f"{k}={v}")])
+        f"{k}={v}" for k, v in run.member.values.items() if writers.names_run(f"{k}={v}")],
+        member=True)
     if logger is not None:
         logger["group"] = logger.get("group") or group_name
         logger["reinit"] = "create_new"  # every member's run is open at once

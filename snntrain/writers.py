@@ -598,6 +598,17 @@ def sweep_group(sweep_dir: str | Path, prefix: str | None = None) -> str:
     return (f"{prefix}_{name}" if prefix else name)[:128]
 
 
+def in_multirun() -> bool:
+    """Whether this is a Hydra multirun's job."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except (ImportError, ValueError):
+        return False
+
+
 def hydra_sweep_group() -> str | None:
     """:func:`sweep_group` of the current Hydra multirun job; None outside a multirun."""
     try:

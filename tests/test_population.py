@@ -1202,3 +1202,17 @@ def test_a_resumed_population_traces_with_the_formulations_its_checkpoint_record
     train_and_evaluate(compose(*run, "trainer.epochs=1", tiny=False), tmp_path / "fresh")
     assert Checkpoints(tmp_path / "fresh" / "checkpoints",
                        write=False).newest_meta()["autotune"] == ruled
+
+
+def test_a_given_run_name_starts_every_members_wandb_name():
+    """logger.run_name given to a population named every member's wandb run the same
+    (configuration tester): the name starts each member's default name now; a single run's
+    is the name given."""
+    from snntrain import lifecycle
+
+    cfg = compose("logger=wandb", "logger.run_name=scan")
+    m = population.members(compose("logger=wandb", "logger.run_name=scan",
+                                   f"{POP}.surrogate.alpha=[2,4]"))
+    names = [lifecycle.wandb_settings(x.cfg, [], member=True)["name"] for x in m]
+    assert names == ["scan-fast_sigmoid(alpha=2)-seed0", "scan-fast_sigmoid(alpha=4)-seed0"]
+    assert lifecycle.wandb_settings(cfg)["name"] == "scan"
