@@ -161,6 +161,11 @@ def _target(key: str) -> str:
     if key.split(".")[0] not in _top_level_keys() | {"neuron"}:
         raise ConfigError(f"{KEY}.{key} is neither a population setting nor an axis: settings "
                           f"{', '.join(SETTINGS)}; axes {VARIABLE}")
+    if key in ("neuron.tau", "neuron.dt"):  # (it was said to change the model's shape)
+        raise ConfigError(f"{KEY}.{key} is not an axis: it only sets beta = exp(-dt/tau); vary "
+                          f"{KEY}.neuron.beta (the betas of the values you want), or use a "
+                          f"multirun (python -m snntrain -m {solo_key}=<a>,<b> ...) with the "
+                          f"population inside each job. Axes that can vary: {VARIABLE}")
     raise ConfigError(f"{KEY}.{key} cannot vary inside one program (it changes the data, the "
                       f"model's shape or the compiled step); use a multirun for it (python -m "
                       f"snntrain -m {solo_key}=<a>,<b> ...), with the population inside each "

@@ -270,7 +270,9 @@ def test_no_population_by_default():
     (f"+{POP}.model.hidden=[[16],[32]]", rf"{POP}.model.hidden cannot vary .*multirun"),
     (f"+{POP}.dataset.name=[digits,mnist]", rf"{POP}.dataset.name cannot vary"),
     (f"+{POP}.trainer.batch_size=[32,64]", rf"{POP}.trainer.batch_size cannot vary"),
-    (f"+{POP}.neuron.tau=[5,10]", rf"{POP}.neuron.tau cannot vary .* -m model.neuron.tau="),
+    (f"+{POP}.neuron.tau=[5,10]", rf"^{POP}.neuron.tau is not an axis: it only sets beta = "
+                                  rf"exp\(-dt/tau\); vary {POP}.neuron.beta .* -m "
+                                  rf"model.neuron.tau="),
     # an empty axis was skipped: the run trained one solo config without a word
     (f"{POP}.surrogate.alpha=[]", rf"{POP}.surrogate.alpha=\[\] is empty: give it at least one "
                                   "value, or null for no axis"),
