@@ -1223,6 +1223,24 @@ def _plan(cfg: DictConfig, run_dir: Path, ms: list[Member], side: int, by_type: 
     return parts, first
 
 
+def _repeated_note(ms: list[Member]) -> str | None:
+    """A note for members with the same values (``seed=[0,0]``): they train identically, and
+    the report counts such a run once; said only at the end before (configuration tester)."""
+    first: dict[str, int] = {}
+    repeats = []
+    for m in ms:
+        key = json.dumps(m.values, sort_keys=True, default=str)
+        if key in first:
+            repeats.append(f"{m.index} (= {first[key]})")
+        else:
+            first[key] = m.index
+    if not repeats:
+        return None
+    many = len(repeats) > 1
+    return (f"population: member{'s' * many} {', '.join(repeats)} repeat{'' if many else 's'} "
+            "another's values: they train identically, and the report counts one")
+
+
 def _signal_said(signum: int | None) -> str:
     return f"signal {signum}" if signum is not None else "a signal in a worker process"
 
@@ -1275,6 +1293,8 @@ def train_population(cfg: DictConfig, run_dir: str | Path | None = None,
     with rundir.RunLock(run_dir):
         ms = check_members(cfg)  # a bad value first, not "trained with other settings"
         lifecycle.check_kind(cfg, run_dir, True, _say)
+        if (note := _repeated_note(ms)) is not None:
+            _say(note)
         _check_earlier_attempt(cfg, run_dir)
         never = str(cfg.trainer.resume) == "never"
         if never and ((run_dir / "summary.json").exists() or rundir.has_checkpoints(run_dir)):

@@ -1218,3 +1218,13 @@ def test_a_given_run_name_starts_every_members_wandb_name():
     names = [lifecycle.wandb_settings(x.cfg, [], member=True)["name"] for x in m]
     assert names == ["scan-fast_sigmoid(alpha=2)-seed0", "scan-fast_sigmoid(alpha=4)-seed0"]
     assert lifecycle.wandb_settings(cfg)["name"] == "scan"
+
+
+def test_members_with_the_same_values_are_said_at_the_start():
+    """seed=[0,0] trained two identical members, said only by the final report ("repeating a
+    configuration's seed (counted once)") (configuration tester)."""
+    ms = population.members(compose(f"{POP}.seed=[0,1,0]", f"{POP}.optimizer.lr=[0.01]"))
+    assert population._repeated_note(ms) == (
+        "population: member 2 (= 0) repeats another's values: they train identically, and the "
+        "report counts one")
+    assert population._repeated_note(population.members(compose(f"{POP}.seed=[0,1]"))) is None
