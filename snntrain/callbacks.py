@@ -66,7 +66,7 @@ def missing_slurm(argv: Sequence[str]) -> str | None:
     """A one-line message when a multirun's ``argv`` picks a SLURM launcher on a machine
     without SLURM: submitit's executor needs ``srun`` on the PATH (it raised "Could not detect
     "srun"" in a 26-line traceback, after the sweep directory was made); None otherwise."""
-    from snntrain.startup import multirun_requested
+    from snntrain.paths import multirun_requested
 
     if not multirun_requested(argv):
         return None  # (a single run uses no launcher)

@@ -453,7 +453,7 @@ def _multirun() -> bool:
 
         return HydraConfig.get().mode == RunMode.MULTIRUN
     except (ImportError, ValueError):
-        from snntrain.startup import multirun_requested
+        from snntrain.paths import multirun_requested
 
         return multirun_requested(sys.argv[1:])
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from snntrain import started_from_the_command_line  # noqa: F401 - (kept importable here)
@@ -91,3 +92,19 @@ def sweep_command(sweep_dir: Path) -> list[str] | None:
                 *map(str, record["task"])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+# The command line's multirun (here, below every module that asks: startup, lifecycle,
+# callbacks).
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def is_multirun_mode(arg: str) -> bool:
+    """Whether ``arg`` is the override ``hydra.mode=MULTIRUN`` (any case)."""
+    return arg.lstrip("+~").replace(" ", "").lower() == "hydra.mode=multirun"
+
+
+def multirun_requested(argv: Sequence[str]) -> bool:
+    """Whether the command line ``argv`` asks Hydra for a multirun: ``-m``, ``--multirun`` or
+    the override ``hydra.mode=MULTIRUN`` (any case)."""
+    return any(a in MULTIRUN_FLAGS or is_multirun_mode(a) for a in argv)

@@ -32,7 +32,6 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,13 @@ from snntrain.config import (
     swept_in,
     swept_in_config,
 )
-from snntrain.paths import SWEEP_RECORD, started_from_the_command_line  # noqa: F401 - re-exported
+from snntrain.paths import (  # noqa: F401 - re-exported
+    MULTIRUN_FLAGS,
+    SWEEP_RECORD,
+    is_multirun_mode,
+    multirun_requested,
+    started_from_the_command_line,
+)
 
 ERROR_EXIT_CODE = 2
 
@@ -67,19 +72,7 @@ def fail(message: str) -> None:
     sys.exit(ERROR_EXIT_CODE)
 
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
 MAX_SWEEP_COMPOSES = 32
-
-
-def _mode_override(arg: str) -> bool:
-    """Whether ``arg`` is the override ``hydra.mode=MULTIRUN`` (any case)."""
-    return arg.lstrip("+~").replace(" ", "").lower() == "hydra.mode=multirun"
-
-
-def multirun_requested(argv: Sequence[str]) -> bool:
-    """Whether the command line ``argv`` asks Hydra for a multirun: ``-m``, ``--multirun`` or
-    the override ``hydra.mode=MULTIRUN`` (any case)."""
-    return any(a in MULTIRUN_FLAGS or _mode_override(a) for a in argv)
 
 
 def composition_error(argv: list[str]) -> str | None:
@@ -109,7 +102,7 @@ def composition_error(argv: list[str]) -> str | None:
     argv = shown
     flags = [a for a in argv if a.startswith("-")]
     if set(flags) <= set(MULTIRUN_FLAGS) and multirun_requested(argv):  # (hydra.mode=MULTIRUN
-        task = [a for a in argv if a not in MULTIRUN_FLAGS and not _mode_override(a)]  # too)
+        task = [a for a in argv if a not in MULTIRUN_FLAGS and not is_multirun_mode(a)]  # too)
         if (msg := sweep_key_error({}, task)) is not None:  # (said "write +model.hidden=...")
             return msg
         runs, shown = sweep_samples(task)
